@@ -1,0 +1,120 @@
+"""One error hierarchy for the whole ledger (STYLE.md §7).
+
+Every failure a user can cause or meet is a ``LedgerError``. Lower layers raise the most
+specific subclass; the boundaries translate exactly once: ``cli.main`` turns a
+``LedgerError`` into one line on stderr and a non-zero exit, ``node.grpc_errors`` turns it
+into a gRPC status code. Nothing else catches broadly.
+
+Each class carries ``grpc_code``: the name of the ``grpc.StatusCode`` it maps to, kept as a
+string so that this module imports nothing.
+"""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base of every Suyuan error. ``str(err)`` is a one-line, user-facing reason."""
+
+    grpc_code = "INTERNAL"
+    exit_code = 1
+
+
+class InputError(LedgerError):
+    """Malformed input: unparsable JSON or protobuf, missing or unknown fields, bad values."""
+
+    grpc_code = "INVALID_ARGUMENT"
+    exit_code = 2
+
+
+class TooLargeError(InputError):
+    """An envelope, block or field exceeds a configured size limit."""
+
+
+class ConfigError(InputError):
+    """A configuration or genesis file is invalid; the message names the field."""
+
+
+class KeyFileError(LedgerError):
+    """A key file cannot be read: wrong passphrase, loose permissions, bad format."""
+
+    grpc_code = "FAILED_PRECONDITION"
+    exit_code = 2
+
+
+class VerificationError(LedgerError):
+    """A signature, proof, certificate or hash does not verify."""
+
+    grpc_code = "UNAUTHENTICATED"
+    exit_code = 3
+
+
+class ChainMismatchError(VerificationError):
+    """Data belongs to another chain (chain id or genesis hash differ)."""
+
+    grpc_code = "INVALID_ARGUMENT"
+
+
+class MembershipError(VerificationError):
+    """A signer is not a member of the consortium, or lacks the role required."""
+
+    grpc_code = "PERMISSION_DENIED"
+
+
+class ReplayError(LedgerError):
+    """A record id or an author nonce was seen before."""
+
+    grpc_code = "ALREADY_EXISTS"
+
+
+class RuleError(LedgerError):
+    """A record breaks a traceability rule (custody, commissioning, recall...).
+
+    ``rule`` names the rule and ``code`` the trace code concerned, so callers can act.
+    """
+
+    grpc_code = "FAILED_PRECONDITION"
+
+    def __init__(self, rule: str, message: str, code: str = "") -> None:
+        self.rule = rule
+        self.code = code
+        where = f" (code {code})" if code else ""
+        super().__init__(f"rule {rule}: {message}{where}")
+
+
+class RulePermissionError(RuleError):
+    """A rule refuses the author's role or identity for this action."""
+
+    grpc_code = "PERMISSION_DENIED"
+
+
+class OverloadError(LedgerError):
+    """The node is at capacity (mempool full, rate limit); retry later."""
+
+    grpc_code = "RESOURCE_EXHAUSTED"
+
+
+class NotFoundError(LedgerError):
+    """A record, block or code is not known to this node."""
+
+    grpc_code = "NOT_FOUND"
+
+
+class StorageError(LedgerError):
+    """The store cannot be opened or written (disk full, other chain, unknown version)."""
+
+    grpc_code = "INTERNAL"
+    exit_code = 4
+
+
+class ReplicationError(LedgerError):
+    """A peer is unreachable or served data that does not verify."""
+
+    grpc_code = "UNAVAILABLE"
+    exit_code = 5
+
+
+class NodeUnavailableError(LedgerError):
+    """The node a command talks to cannot be reached or timed out."""
+
+    grpc_code = "UNAVAILABLE"
+    exit_code = 5
