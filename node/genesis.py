@@ -1,0 +1,296 @@
+"""The consortium's genesis: members, validators, consensus parameters, permissions.
+
+``genesis.json`` uses the field names of the ``Genesis`` message in proto/types.proto
+(snake_case). The chain's identity is ``genesis_hash``: SHA-256 over the canonical JSON form
+of the parsed document (keys sorted, no insignificant whitespace, UTF-8), so reformatting
+the file does not change the chain while any change of content does.
+
+Validation (``Genesis.from_dict``) refuses: unknown fields, duplicate member ids or public
+keys, unknown roles, validators that are not members, zero validators, bad key encodings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from node.errors import ConfigError
+from node.keys import validate_name
+
+FORMAT = "suyuan-genesis/1"
+ROLES = ("enterprise", "association", "regulator", "inspector", "auditor")
+
+
+@dataclass(frozen=True)
+class Member:
+    id: str
+    roles: tuple[str, ...]
+    public_key: bytes
+    display_name: str = ""
+    org_code: str = ""
+    x25519_key: bytes = b""
+
+    def has_role(self, *roles: str) -> bool:
+        return any(r in self.roles for r in roles)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "id": self.id,
+            "roles": list(self.roles),
+            "public_key": self.public_key.hex(),
+        }
+        if self.display_name:
+            d["display_name"] = self.display_name
+        if self.org_code:
+            d["org_code"] = self.org_code
+        if self.x25519_key:
+            d["x25519_key"] = self.x25519_key.hex()
+        return d
+
+
+@dataclass(frozen=True)
+class ConsensusParams:
+    """Timeouts grow linearly: step timeout at round r = base + delta * r."""
+
+    timeout_propose_ms: int = 1000
+    timeout_prevote_ms: int = 500
+    timeout_precommit_ms: int = 500
+    timeout_delta_ms: int = 500
+    max_block_records: int = 4000
+    max_block_bytes: int = 8 * 1024 * 1024
+    max_record_bytes: int = 64 * 1024
+    create_empty_blocks_interval_ms: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class Genesis:
+    chain_id: str
+    members: tuple[Member, ...]
+    validators: tuple[str, ...]
+    consensus: ConsensusParams = field(default_factory=ConsensusParams)
+    permissions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    genesis_time: str = ""
+    hash: bytes = b""  # filled by from_dict/build: SHA-256 of the canonical JSON form
+
+    # ------------------------------------------------------------------ lookups
+
+    def member(self, member_id: str) -> Member | None:
+        return self._by_id().get(member_id)
+
+    def _by_id(self) -> dict[str, Member]:
+        cache: dict[str, Member] | None = self.__dict__.get("_by_id_cache")
+        if cache is None:
+            cache = {m.id: m for m in self.members}
+            object.__setattr__(self, "_by_id_cache", cache)
+        return cache
+
+    def validator_keys(self) -> list[tuple[str, bytes]]:
+        """(member id, public key) of every validator, in genesis order."""
+        return [(v, self._by_id()[v].public_key) for v in self.validators]
+
+    def permission_table(self) -> dict[str, tuple[str, ...]]:
+        return dict(self.permissions)
+
+    # ------------------------------------------------------------------ (de)serialization
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "format": FORMAT,
+            "chain_id": self.chain_id,
+            "members": [m.to_dict() for m in self.members],
+            "validators": list(self.validators),
+            "consensus": self.consensus.to_dict(),
+        }
+        if self.genesis_time:
+            d["genesis_time"] = self.genesis_time
+        if self.permissions:
+            d["permissions"] = [{"biz_step": s, "roles": list(r)} for s, r in self.permissions]
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def build(
+        cls,
+        chain_id: str,
+        members: list[Member],
+        validators: list[str],
+        consensus: ConsensusParams | None = None,
+        permissions: list[tuple[str, tuple[str, ...]]] | None = None,
+        genesis_time: str = "",
+    ) -> Genesis:
+        """Construct and validate through the same path as a file, so hashes agree."""
+        draft = cls(
+            chain_id,
+            tuple(members),
+            tuple(validators),
+            consensus or ConsensusParams(),
+            tuple(permissions or ()),
+            genesis_time,
+        )
+        return cls.from_dict(draft.to_dict())
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> Genesis:
+        if not isinstance(doc, dict):
+            raise ConfigError("genesis: expected a JSON object")
+        _no_unknown(
+            doc,
+            {
+                "format",
+                "chain_id",
+                "genesis_time",
+                "members",
+                "validators",
+                "consensus",
+                "permissions",
+            },
+            "genesis",
+        )
+        if doc.get("format") != FORMAT:
+            raise ConfigError(f"genesis: 'format' must be {FORMAT!r}")
+        chain_id = doc.get("chain_id")
+        if not isinstance(chain_id, str) or not 0 < len(chain_id) <= 64:
+            raise ConfigError("genesis: 'chain_id' must be a string of 1-64 characters")
+        members_doc = doc.get("members")
+        if not isinstance(members_doc, list) or not members_doc:
+            raise ConfigError("genesis: 'members' must be a non-empty list")
+        members = [_member(m, i) for i, m in enumerate(members_doc)]
+        ids = [m.id for m in members]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ConfigError(f"genesis: duplicate member id(s): {', '.join(sorted(dup))}")
+        keys = [m.public_key for m in members]
+        if len(set(keys)) != len(keys):
+            raise ConfigError("genesis: two members share one public key")
+        validators = doc.get("validators")
+        if not isinstance(validators, list) or not validators:
+            raise ConfigError("genesis: at least one validator is required")
+        if len(set(validators)) != len(validators):
+            raise ConfigError("genesis: a validator is listed twice")
+        for v in validators:
+            if v not in ids:
+                raise ConfigError(f"genesis: validator {v!r} is not a member")
+        consensus = _consensus(doc.get("consensus", {}))
+        perms = _permissions(doc.get("permissions", []))
+        gtime = doc.get("genesis_time", "")
+        if not isinstance(gtime, str):
+            raise ConfigError("genesis: 'genesis_time' must be a string")
+        digest = hashlib.sha256(canonical_json(doc)).digest()
+        return cls(chain_id, tuple(members), tuple(validators), consensus, perms, gtime, digest)
+
+    @classmethod
+    def load(cls, path: Path) -> Genesis:
+        try:
+            text = path.read_bytes()
+        except FileNotFoundError as e:
+            raise ConfigError(f"{path}: no such genesis file") from e
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read ({e.strerror})") from e
+        try:
+            doc = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: not valid JSON ({e})") from e
+        try:
+            return cls.from_dict(doc)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from e
+
+
+def canonical_json(doc: Any) -> bytes:
+    """Sorted keys, compact separators, UTF-8. Floats are refused upstream (ints only)."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _no_unknown(doc: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = set(doc) - allowed
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+
+
+def _member(doc: Any, i: int) -> Member:
+    where = f"genesis: members[{i}]"
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where}: expected an object")
+    _no_unknown(doc, {"id", "roles", "public_key", "display_name", "org_code", "x25519_key"}, where)
+    mid = doc.get("id")
+    if not isinstance(mid, str):
+        raise ConfigError(f"{where}: 'id' is missing")
+    try:
+        validate_name(mid)
+    except Exception as e:
+        raise ConfigError(f"{where}: {e}") from e
+    roles = doc.get("roles")
+    if not isinstance(roles, list) or not roles:
+        raise ConfigError(f"{where} ({mid}): 'roles' must be a non-empty list")
+    for r in roles:
+        if r not in ROLES:
+            raise ConfigError(f"{where} ({mid}): unknown role {r!r} (roles: {', '.join(ROLES)})")
+    if len(set(roles)) != len(roles):
+        raise ConfigError(f"{where} ({mid}): a role is listed twice")
+    pub = _hex(doc.get("public_key"), 32, f"{where} ({mid}): 'public_key'")
+    x = doc.get("x25519_key", "")
+    xkey = _hex(x, 32, f"{where} ({mid}): 'x25519_key'") if x else b""
+    name = doc.get("display_name", "")
+    org = doc.get("org_code", "")
+    if not isinstance(name, str) or not isinstance(org, str):
+        raise ConfigError(f"{where} ({mid}): 'display_name' and 'org_code' must be strings")
+    return Member(mid, tuple(roles), pub, name, org, xkey)
+
+
+def _hex(value: Any, size: int, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise ConfigError(f"{what} is missing")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError as e:
+        raise ConfigError(f"{what} is not hex") from e
+    if len(raw) != size:
+        raise ConfigError(f"{what} must be {size} bytes ({2 * size} hex digits)")
+    return raw
+
+
+def _consensus(doc: Any) -> ConsensusParams:
+    if not isinstance(doc, dict):
+        raise ConfigError("genesis: 'consensus' must be an object")
+    defaults = ConsensusParams().to_dict()
+    _no_unknown(doc, set(defaults), "genesis: consensus")
+    values: dict[str, int] = {}
+    for k, default in defaults.items():
+        v = doc.get(k, default)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ConfigError(f"genesis: consensus.{k} must be a non-negative integer")
+        values[k] = v
+    for k in ("max_block_records", "max_block_bytes", "max_record_bytes", "timeout_propose_ms"):
+        if values[k] == 0:
+            raise ConfigError(f"genesis: consensus.{k} must be positive")
+    return ConsensusParams(**values)
+
+
+def _permissions(doc: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    if not isinstance(doc, list):
+        raise ConfigError("genesis: 'permissions' must be a list")
+    out: list[tuple[str, tuple[str, ...]]] = []
+    seen: set[str] = set()
+    for i, p in enumerate(doc):
+        where = f"genesis: permissions[{i}]"
+        if not isinstance(p, dict):
+            raise ConfigError(f"{where}: expected an object")
+        _no_unknown(p, {"biz_step", "roles"}, where)
+        step, roles = p.get("biz_step"), p.get("roles")
+        if not isinstance(step, str) or not step:
+            raise ConfigError(f"{where}: 'biz_step' is missing")
+        if step in seen:
+            raise ConfigError(f"{where}: biz_step {step!r} listed twice")
+        seen.add(step)
+        if not isinstance(roles, list) or any(r not in ROLES for r in roles):
+            raise ConfigError(f"{where}: 'roles' must list roles from {', '.join(ROLES)}")
+        out.append((step, tuple(roles)))
+    return tuple(out)

@@ -1,0 +1,393 @@
+"""Trace records: the signed payload of every envelope.
+
+A record is UTF-8 JSON (the envelope's payload) with these fields::
+
+    format      "suyuan-record/1"
+    chain_id    the consortium's chain id          genesis   hex SHA-256 of genesis.json
+    author      member id of the first signer      nonce     unique per author (hex, 8-64 chars)
+    category    product family (CATEGORIES)        event     an EPCIS 2.0 event object
+    handoff     optional {"from": member, "to": member}: a custody handoff, signed by both
+    attributes  optional object of public attributes
+    sealed      optional object: attribute name -> base64 sealed box (for one member's key)
+    attachments optional list of {"name", "sha256" (hex), "media_type"?}
+
+Choices, written down: unknown *record* fields are refused (a signer must know what it
+signs); the EPCIS ``event`` is kept as given, extensions included, because EPCIS 2.0 is
+JSON-LD and extensible. The event must have a known ``type``, an ``eventTime`` and, where
+EPCIS requires it, an ``action``. The record's bytes are never re-serialized after signing.
+
+Verification (``verify_envelope``) runs these steps, each raising its own error:
+  (1) payload type and size; (2) parse the record; (3) chain id and genesis hash;
+  (4) every signature: no duplicate signer, signer is a member, Ed25519 valid over PAE;
+  (5) required signers present: the author, and for a handoff both parties; no others;
+  (6) the author holds a role allowed for the event's bizStep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import nacl.bindings
+import nacl.exceptions
+
+from node.envelope import PAYLOAD_TYPE, Envelope
+from node.errors import (
+    ChainMismatchError,
+    InputError,
+    MembershipError,
+    TooLargeError,
+    VerificationError,
+)
+from node.genesis import Genesis
+from node.keys import KeyPair
+from node.permissions import allowed_roles, bare_step
+
+FORMAT = "suyuan-record/1"
+EVENT_TYPES = (
+    "ObjectEvent",
+    "AggregationEvent",
+    "TransformationEvent",
+    "TransactionEvent",
+    "AssociationEvent",
+)
+_NEEDS_ACTION = {"ObjectEvent", "AggregationEvent", "TransactionEvent", "AssociationEvent"}
+ACTIONS = ("ADD", "OBSERVE", "DELETE")
+
+#: The policy's product families (important-product traceability).
+CATEGORIES = (
+    "meat",
+    "vegetables",
+    "herbs",
+    "infant-formula",
+    "meat-products",
+    "dairy",
+    "edible-oil",
+    "baijiu",
+    "drugs",
+    "pesticides",
+    "veterinary-drugs",
+    "feed",
+    "fertiliser",
+    "seeds",
+    "elevators",
+    "gas-cylinders",
+    "explosives",
+    "fireworks",
+    "precursor-chemicals",
+    "toxic-chemicals",
+    "other",
+)
+_FIELDS = {
+    "format",
+    "chain_id",
+    "genesis",
+    "author",
+    "nonce",
+    "category",
+    "event",
+    "handoff",
+    "attributes",
+    "sealed",
+    "attachments",
+}
+
+
+@dataclass(frozen=True)
+class TraceRecord:
+    chain_id: str
+    genesis: str
+    author: str
+    nonce: str
+    category: str
+    event: Mapping[str, Any]
+    handoff_from: str = ""
+    handoff_to: str = ""
+    attributes: Mapping[str, Any] | None = None
+    sealed: Mapping[str, str] | None = None
+    attachments: tuple[Mapping[str, str], ...] = ()
+
+    @property
+    def event_type(self) -> str:
+        return str(self.event.get("type", ""))
+
+    @property
+    def biz_step(self) -> str:
+        return str(self.event.get("bizStep", ""))
+
+    @property
+    def event_time(self) -> str:
+        return str(self.event.get("eventTime", ""))
+
+    @property
+    def is_handoff(self) -> bool:
+        return bool(self.handoff_to)
+
+    def required_signers(self) -> tuple[str, ...]:
+        if self.is_handoff:
+            return (self.author, self.handoff_to)
+        return (self.author,)
+
+    def codes(self) -> list[str]:
+        """Every trace code the event names, each once, in first-seen order."""
+        return list(dict.fromkeys(event_codes(self.event)))
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "format": FORMAT,
+            "chain_id": self.chain_id,
+            "genesis": self.genesis,
+            "author": self.author,
+            "nonce": self.nonce,
+            "category": self.category,
+            "event": dict(self.event),
+        }
+        if self.is_handoff:
+            d["handoff"] = {"from": self.handoff_from, "to": self.handoff_to}
+        if self.attributes:
+            d["attributes"] = dict(self.attributes)
+        if self.sealed:
+            d["sealed"] = dict(self.sealed)
+        if self.attachments:
+            d["attachments"] = [dict(a) for a in self.attachments]
+        return d
+
+    def to_payload(self) -> bytes:
+        """Canonical bytes to sign (sorted keys, compact). Only ever produced once."""
+        return json.dumps(
+            self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode("utf-8")
+
+    @classmethod
+    def from_payload(cls, payload: bytes) -> TraceRecord:
+        try:
+            doc = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise InputError(f"record: payload is not UTF-8 JSON ({e})") from e
+        return cls.from_dict(doc)
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> TraceRecord:
+        if not isinstance(doc, dict):
+            raise InputError("record: expected a JSON object")
+        unknown = set(doc) - _FIELDS
+        if unknown:
+            raise InputError(f"record: unknown field(s) {', '.join(sorted(unknown))}")
+        if doc.get("format") != FORMAT:
+            raise InputError(f"record: 'format' must be {FORMAT!r}")
+        for f in ("chain_id", "genesis", "author", "nonce", "category"):
+            if not isinstance(doc.get(f), str) or not doc[f]:
+                raise InputError(f"record: {f!r} is missing or not a string")
+        nonce = doc["nonce"]
+        if not 8 <= len(nonce) <= 64:
+            raise InputError("record: 'nonce' must be 8-64 characters")
+        if doc["category"] not in CATEGORIES:
+            raise InputError(
+                f"record: unknown category {doc['category']!r} (one of: {', '.join(CATEGORIES)})"
+            )
+        validate_event(doc.get("event"))
+        event: dict[str, Any] = doc["event"]
+        hf, ht = "", ""
+        if "handoff" in doc:
+            h = doc["handoff"]
+            if not isinstance(h, dict) or set(h) != {"from", "to"}:
+                raise InputError('record: \'handoff\' must be {"from": member, "to": member}')
+            hf, ht = h["from"], h["to"]
+            if not isinstance(hf, str) or not isinstance(ht, str) or not hf or not ht:
+                raise InputError("record: handoff members must be non-empty strings")
+            if hf != doc["author"]:
+                raise InputError("record: handoff 'from' must be the author")
+            if hf == ht:
+                raise InputError("record: a handoff needs two different members")
+        attrs = doc.get("attributes")
+        if attrs is not None and not isinstance(attrs, dict):
+            raise InputError("record: 'attributes' must be an object")
+        sealed = doc.get("sealed")
+        if sealed is not None and (
+            not isinstance(sealed, dict) or not all(isinstance(v, str) for v in sealed.values())
+        ):
+            raise InputError("record: 'sealed' must map names to base64 strings")
+        att = doc.get("attachments", [])
+        if not isinstance(att, list) or not all(
+            isinstance(a, dict)
+            and isinstance(a.get("sha256"), str)
+            and len(a["sha256"]) == 64
+            and isinstance(a.get("name"), str)
+            for a in att
+        ):
+            raise InputError("record: 'attachments' must be a list of {name, sha256 (hex)}")
+        return cls(
+            doc["chain_id"],
+            doc["genesis"],
+            doc["author"],
+            nonce,
+            doc["category"],
+            event,
+            hf,
+            ht,
+            attrs,
+            sealed,
+            tuple(att),
+        )
+
+
+def validate_event(event: Any) -> None:
+    """Minimal EPCIS 2.0 shape checks: a known type, an eventTime, an action if required."""
+    if not isinstance(event, dict):
+        raise InputError("record: 'event' must be an EPCIS event object")
+    etype = event.get("type")
+    if etype not in EVENT_TYPES:
+        raise InputError(f"event: unknown type {etype!r} (one of: {', '.join(EVENT_TYPES)})")
+    if not isinstance(event.get("eventTime"), str) or not event["eventTime"]:
+        raise InputError(f"event: {etype} has no 'eventTime'")
+    if etype in _NEEDS_ACTION and event.get("action") not in ACTIONS:
+        raise InputError(f"event: {etype} needs 'action' ADD, OBSERVE or DELETE")
+    for key in ("epcList", "childEPCs", "inputEPCList", "outputEPCList"):
+        v = event.get(key)
+        if v is not None and (not isinstance(v, list) or not all(isinstance(c, str) for c in v)):
+            raise InputError(f"event: {key!r} must be a list of strings")
+
+
+def _quantity_codes(items: Any) -> Iterator[str]:
+    if isinstance(items, list):
+        for q in items:
+            if isinstance(q, dict) and isinstance(q.get("epcClass"), str):
+                yield q["epcClass"]
+
+
+def event_codes(event: Mapping[str, Any]) -> Iterator[str]:
+    """Every identifier an EPCIS event names as an object: EPCs, classes, parent ids."""
+    if isinstance(event.get("parentID"), str):
+        yield event["parentID"]
+    for key in ("epcList", "childEPCs", "inputEPCList", "outputEPCList"):
+        v = event.get(key)
+        if isinstance(v, list):
+            yield from (c for c in v if isinstance(c, str))
+    for key in ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList"):
+        yield from _quantity_codes(event.get(key))
+
+
+def new_nonce() -> str:
+    return os.urandom(16).hex()
+
+
+def make_record(
+    genesis: Genesis,
+    author: str,
+    event: Mapping[str, Any],
+    *,
+    category: str = "other",
+    handoff_to: str = "",
+    attributes: Mapping[str, Any] | None = None,
+    nonce: str | None = None,
+) -> TraceRecord:
+    """A validated record ready to sign (runs the same checks as parsing)."""
+    draft = TraceRecord(
+        genesis.chain_id,
+        genesis.hash.hex(),
+        author,
+        nonce or new_nonce(),
+        category,
+        dict(event),
+        author if handoff_to else "",
+        handoff_to,
+        attributes,
+    )
+    return TraceRecord.from_dict(draft.to_dict())
+
+
+def sign_record(record: TraceRecord, key: KeyPair) -> Envelope:
+    """The author's envelope: payload bytes produced once, signed by ``key``."""
+    if key.name != record.author:
+        raise InputError(f"key {key.name!r} cannot sign a record authored by {record.author!r}")
+    env = Envelope(record.to_payload(), PAYLOAD_TYPE)
+    return env.with_signature(key.name, key.sign(env.signed_bytes()))
+
+
+def cosign(env: Envelope, key: KeyPair) -> Envelope:
+    """Add ``key``'s signature (the handoff receiver's countersignature)."""
+    return env.with_signature(key.name, key.sign(env.signed_bytes()))
+
+
+@dataclass(frozen=True)
+class VerifiedRecord:
+    record_id: bytes
+    record: TraceRecord
+    envelope: Envelope
+
+
+def verify_signature(public_key: bytes, message: bytes, sig: bytes) -> bool:
+    """Ed25519 check via libsodium's crypto_sign_open (PyNaCl has no detached verify)."""
+    if len(sig) != 64 or len(public_key) != 32:
+        return False
+    try:
+        nacl.bindings.crypto_sign_open(sig + message, public_key)
+    except nacl.exceptions.BadSignatureError:
+        return False
+    return True
+
+
+def verify_envelope(
+    env: Envelope,
+    genesis: Genesis,
+    *,
+    max_bytes: int | None = None,
+    require_all_signers: bool = True,
+) -> VerifiedRecord:
+    """Verify ``env`` against ``genesis``; steps (1)-(6) of the module docstring.
+
+    ``require_all_signers=False`` accepts a handoff offer that still lacks the receiver.
+    """
+    # (1) payload type and size
+    if env.payload_type != PAYLOAD_TYPE:
+        raise InputError(f"envelope: unsupported payloadType {env.payload_type!r}")
+    limit = max_bytes if max_bytes is not None else genesis.consensus.max_record_bytes
+    if len(env.payload) > limit:
+        raise TooLargeError(f"record: payload is {len(env.payload)} bytes, limit {limit}")
+    # (2) parse
+    record = TraceRecord.from_payload(env.payload)
+    # (3) chain
+    if record.chain_id != genesis.chain_id or record.genesis != genesis.hash.hex():
+        raise ChainMismatchError(
+            f"record: signed for chain {record.chain_id!r} ({record.genesis[:16]}...), "
+            f"not {genesis.chain_id!r} ({genesis.hash.hex()[:16]}...)"
+        )
+    # (4) signatures
+    if not env.signatures:
+        raise VerificationError("envelope: no signatures")
+    signed = env.signed_bytes()
+    seen: set[str] = set()
+    for s in env.signatures:
+        if s.keyid in seen:
+            raise VerificationError(f"envelope: {s.keyid!r} signed twice")
+        seen.add(s.keyid)
+        member = genesis.member(s.keyid)
+        if member is None:
+            raise MembershipError(f"signature by {s.keyid!r}: not a member of {genesis.chain_id}")
+        if not verify_signature(member.public_key, signed, s.sig):
+            raise VerificationError(f"signature by {s.keyid!r}: invalid")
+    # (5) who must (and may) sign
+    required = record.required_signers()
+    for r in required:
+        if r not in seen and (require_all_signers or r == record.author):
+            who = "receiver" if r == record.handoff_to else "author"
+            raise VerificationError(f"envelope: missing signature of the {who} {r!r}")
+    extra = seen - set(required)
+    if extra:
+        raise VerificationError(f"envelope: unexpected signer(s) {', '.join(sorted(extra))}")
+    if record.is_handoff and genesis.member(record.handoff_to) is None:
+        raise MembershipError(f"handoff receiver {record.handoff_to!r} is not a member")
+    # (6) role for this bizStep
+    author = genesis.member(record.author)
+    assert author is not None  # the author signed, and every signer is a member
+    roles = allowed_roles(record.biz_step, genesis.permission_table())
+    if not author.has_role(*roles):
+        step = bare_step(record.biz_step) or "(none)"
+        raise MembershipError(
+            f"author {record.author!r} ({', '.join(author.roles)}) may not record "
+            f"bizStep {step}: allowed roles {', '.join(roles)}"
+        )
+    return VerifiedRecord(env.record_id, record, env)
