@@ -102,9 +102,9 @@ class Envelope:
         for i, s in enumerate(sigs_doc):
             if not isinstance(s, dict) or set(s) - {"keyid", "sig"}:
                 raise InputError(f"envelope: signature {i} must be {{keyid, sig}}")
-            keyid = s.get("keyid")
-            if not isinstance(keyid, str) or not keyid:
-                raise InputError(f"envelope: signature {i} has no 'keyid'")
+            keyid = s.get("keyid", "")
+            if not isinstance(keyid, str):
+                raise InputError(f"envelope: signature {i} 'keyid' must be a string")
             sigs.append(Signature(keyid, _b64decode(s.get("sig"), f"signatures[{i}].sig")))
         return cls(payload, ptype, tuple(sigs))
 
@@ -121,9 +121,18 @@ def _b64decode(value: Any, what: str) -> bytes:
     if not isinstance(value, str):
         raise InputError(f"envelope: {what!r} is missing or not a string")
     try:
+        if "-" in value or "_" in value:  # DSSE: verifiers accept standard and URL-safe
+            return base64.urlsafe_b64decode(_strict_urlsafe(value))
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as e:
         raise InputError(f"envelope: {what!r} is not valid base64") from e
+
+
+def _strict_urlsafe(value: str) -> str:
+    allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=")
+    if not set(value) <= allowed or "+" in value or "/" in value:
+        raise ValueError("mixed base64 alphabets")
+    return value
 
 
 def leaf_bytes(payload_type: str, payload: bytes, signatures: Iterable[tuple[str, bytes]]) -> bytes:

@@ -361,6 +361,8 @@ def verify_envelope(
     signed = env.signed_bytes()
     seen: set[str] = set()
     for s in env.signatures:
+        if not s.keyid:
+            raise MembershipError("envelope: a signature has no keyid naming its member")
         if s.keyid in seen:
             raise VerificationError(f"envelope: {s.keyid!r} signed twice")
         seen.add(s.keyid)

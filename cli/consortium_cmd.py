@@ -1,0 +1,73 @@
+"""`suyuan consortium`: write a genesis file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import console, print_json, write_text_atomic
+from node.errors import ConfigError
+from node.genesis import ROLES, ConsensusParams, Genesis, Member
+from node.keys import read_public_info
+
+app = typer.Typer(help="Found a consortium: members, validators, genesis.", no_args_is_help=True)
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def parse_member(spec: str) -> Member:
+    """NAME:ROLES:KEY where ROLES is comma-separated and KEY a key file or a public key hex."""
+    parts = spec.split(":", 2)
+    if len(parts) != 3 or not all(parts):
+        raise ConfigError(f"--member {spec!r}: expected NAME:ROLES:KEYFILE")
+    name, roles_s, key = parts
+    roles = tuple(r.strip() for r in roles_s.split(","))
+    for r in roles:
+        if r not in ROLES:
+            raise ConfigError(f"--member {name}: unknown role {r!r} (roles: {', '.join(ROLES)})")
+    if _HEX64.match(key):
+        pub = key
+    else:
+        file_name, pub = read_public_info(Path(key))
+        if file_name != name:
+            raise ConfigError(f"--member {name}: key file {key} was created for {file_name!r}")
+    return Member(name, roles, bytes.fromhex(pub))
+
+
+@app.command("init")
+def init(
+    chain_id: Annotated[str, typer.Option("--chain-id", help="Name of the chain.")],
+    member: Annotated[
+        list[str],
+        typer.Option("--member", help="NAME:ROLES:KEYFILE (repeat). ROLES: " + ",".join(ROLES)),
+    ],
+    validator: Annotated[
+        list[str], typer.Option("--validator", help="Member that runs a validator (repeat).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Genesis file to write.")] = Path(
+        "genesis.json"
+    ),
+    timeout_propose_ms: Annotated[int, typer.Option(help="Base propose timeout.")] = 1000,
+    max_record_bytes: Annotated[int, typer.Option(help="Envelope size limit.")] = 65536,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Write genesis.json for a new consortium and print its chain identity (SHA-256)."""
+    if out.exists() and not force:
+        raise ConfigError(f"{out}: already exists (use --force to overwrite)")
+    members = [parse_member(m) for m in member]
+    params = ConsensusParams(
+        timeout_propose_ms=timeout_propose_ms, max_record_bytes=max_record_bytes
+    )
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    genesis = Genesis.build(chain_id, members, validator, params, genesis_time=now)
+    write_text_atomic(out, genesis.to_json())
+    if as_json:
+        print_json({"chain_id": chain_id, "genesis_hash": genesis.hash.hex(), "file": str(out)})
+    else:
+        console.print(f"chain {chain_id}: {len(members)} members, {len(validator)} validators")
+        console.print(f"genesis hash {genesis.hash.hex()} -> {out}")

@@ -1,0 +1,37 @@
+"""The `suyuan` command. Errors are turned into one line and an exit code here, only here."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from cli import consortium_cmd, keys_cmd, record_cmd
+from cli.common import err_console, print_json
+from node.errors import LedgerError
+
+app = typer.Typer(
+    name="suyuan",
+    help="Suyuan (溯源): a consortium ledger for important-product traceability.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(keys_cmd.app, name="keys")
+app.add_typer(consortium_cmd.app, name="consortium")
+app.add_typer(record_cmd.app, name="record")
+
+
+def run() -> None:
+    """Console entry point: one line on stderr and a non-zero exit for any LedgerError."""
+    try:
+        app()
+    except LedgerError as e:
+        err_console.print(f"error: {e}", markup=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+__all__ = ["app", "print_json", "run"]

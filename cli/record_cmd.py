@@ -1,0 +1,135 @@
+"""`suyuan record`: sign, countersign and verify trace records offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli.common import console, print_json, read_json_file, write_text_atomic
+from node.envelope import Envelope
+from node.errors import InputError, LedgerError
+from node.genesis import Genesis
+from node.keys import load_key_file
+from node.records import CATEGORIES, TraceRecord, cosign, make_record, sign_record, verify_envelope
+
+app = typer.Typer(help="Sign, countersign, verify and submit trace records.", no_args_is_help=True)
+
+
+def read_draft(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An EPCIS event, or a draft {"event", "category"?, "handoff_to"?, "attributes"?}."""
+    doc = read_json_file(path, "event")
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: expected a JSON object (an EPCIS event)")
+    if "event" in doc:
+        extra = set(doc) - {"event", "category", "handoff_to", "attributes"}
+        if extra:
+            raise InputError(f"{path}: unknown draft field(s) {', '.join(sorted(extra))}")
+        if not isinstance(doc["event"], dict):
+            raise InputError(f"{path}: 'event' must be an EPCIS event object")
+        return doc["event"], doc
+    if doc.get("type") == "EPCISDocument":
+        raise InputError(f"{path}: an EPCIS document; use `suyuan epcis import` for documents")
+    return doc, {}
+
+
+def load_envelope(path: Path) -> Envelope:
+    try:
+        return Envelope.from_json(path.read_bytes())
+    except FileNotFoundError as e:
+        raise InputError(f"{path}: no such envelope file") from e
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from e
+
+
+def build_envelope(
+    event_file: Path, key_file: Path, genesis: Genesis, category: str | None
+) -> Envelope:
+    event, draft = read_draft(event_file)
+    key = load_key_file(key_file)
+    if genesis.member(key.name) is None:
+        raise InputError(f"key {key.name!r} is not a member of chain {genesis.chain_id!r}")
+    record = make_record(
+        genesis,
+        key.name,
+        event,
+        category=category or str(draft.get("category", "other")),
+        handoff_to=str(draft.get("handoff_to", "")),
+        attributes=draft.get("attributes"),
+    )
+    return sign_record(record, key)
+
+
+CategoryOpt = Annotated[
+    str | None, typer.Option("--category", help="Product family: " + ", ".join(CATEGORIES))
+]
+
+
+@app.command("sign")
+def sign(
+    event_file: Annotated[Path, typer.Argument(help="EPCIS 2.0 event JSON (or a draft).")],
+    key: Annotated[Path, typer.Option("--key", help="Author's key file.")],
+    genesis: Annotated[Path, typer.Option("--genesis", help="The consortium's genesis.json.")],
+    out: Annotated[Path, typer.Option("--out", help="Envelope file to write.")],
+    category: CategoryOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Sign an EPCIS event as a trace record; writes a DSSE envelope. Nothing is submitted."""
+    env = build_envelope(event_file, key, Genesis.load(genesis), category)
+    write_text_atomic(out, env.to_json())
+    if as_json:
+        print_json({"record_id": env.record_id.hex(), "file": str(out)})
+    else:
+        console.print(f"record {env.record_id.hex()} -> {out}")
+
+
+@app.command("cosign")
+def cosign_cmd(
+    envelope: Annotated[Path, typer.Argument(help="Envelope to countersign.")],
+    key: Annotated[Path, typer.Option("--key", help="Countersigner's key file.")],
+    out: Annotated[Path, typer.Option("--out", help="Envelope file to write (may be the same).")],
+) -> None:
+    """Add your signature to an envelope (a handoff receiver countersigns)."""
+    env = load_envelope(envelope)
+    k = load_key_file(key)
+    record = TraceRecord.from_payload(env.payload)
+    if k.name not in record.required_signers():
+        raise InputError(
+            f"{k.name!r} is neither the author nor the handoff receiver of this record"
+        )
+    write_text_atomic(out, cosign(env, k).to_json())
+    console.print(f"record {env.record_id.hex()} countersigned by {k.name} -> {out}")
+
+
+@app.command("verify")
+def verify(
+    envelope: Annotated[Path, typer.Argument(help="Envelope to verify.")],
+    genesis: Annotated[Path, typer.Option("--genesis", help="The consortium's genesis.json.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Verify every signature offline. Exit 0 only if all are valid member signatures."""
+    g = Genesis.load(genesis)
+    try:
+        v = verify_envelope(load_envelope(envelope), g)
+    except LedgerError as e:
+        if as_json:
+            print_json({"valid": False, "error": str(e)})
+        raise
+    info: dict[str, Any] = {
+        "valid": True,
+        "record_id": v.record_id.hex(),
+        "author": v.record.author,
+        "signers": list(v.envelope.signers()),
+        "event_type": v.record.event_type,
+        "biz_step": v.record.biz_step,
+        "codes": v.record.codes(),
+        "chain_id": g.chain_id,
+    }
+    if as_json:
+        print_json(info)
+    else:
+        console.print(
+            f"valid: record {info['record_id']} by {v.record.author}, "
+            f"signed by {', '.join(info['signers'])}"
+        )

@@ -1,0 +1,56 @@
+import json
+
+import pytest
+
+from node.errors import ConfigError
+from node.genesis import Genesis
+from tests.fixtures import genesis, key
+
+
+def test_hash_is_stable_under_reformatting(tmp_path):
+    g = genesis()
+    doc = g.to_dict()
+    p = tmp_path / "g.json"
+    p.write_text(json.dumps(doc, indent=7, sort_keys=False))
+    assert Genesis.load(p).hash == g.hash
+    doc["chain_id"] = "other"
+    assert Genesis.from_dict(doc).hash != g.hash
+
+
+def test_validator_keys_in_order():
+    g = genesis()
+    assert [v for v, _ in g.validator_keys()] == ["v0", "v1", "v2", "v3"]
+    assert g.validator_keys()[0][1] == key("v0").public_key
+
+
+def _doc():
+    return genesis().to_dict()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (lambda d: d["members"].append(dict(d["members"][0])), "duplicate member"),
+        (
+            lambda d: d["members"][1].update(public_key=d["members"][0]["public_key"]),
+            "share one public key",
+        ),
+        (lambda d: d["members"][0].update(roles=["king"]), "unknown role"),
+        (lambda d: d.update(validators=[]), "at least one validator"),
+        (lambda d: d.update(validators=["nobody"]), "not a member"),
+        (lambda d: d.update(extra=1), "unknown field"),
+        (lambda d: d["members"][0].update(public_key="zz"), "not hex"),
+        (lambda d: d["consensus"].update(max_record_bytes=-1), "non-negative"),
+        (lambda d: d.update(format="x"), "format"),
+    ],
+)
+def test_invalid_genesis_refused(mutate, match):
+    d = _doc()
+    mutate(d)
+    with pytest.raises(ConfigError, match=match):
+        Genesis.from_dict(d)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such genesis"):
+        Genesis.load(tmp_path / "nope.json")

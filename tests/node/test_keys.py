@@ -1,0 +1,69 @@
+import json
+import os
+
+import pytest
+
+from node.errors import InputError, KeyFileError
+from node.keys import KeyPair, decode_key_file, encode_key_file, load_key_file, write_key_file
+
+
+def test_encrypted_round_trip(tmp_path):
+    k = KeyPair.generate("farm")
+    p = tmp_path / "farm.key"
+    write_key_file(p, k, "correct horse")
+    assert os.stat(p).st_mode & 0o777 == 0o600
+    back = load_key_file(p, "correct horse")
+    assert back.name == "farm"
+    assert back.public_key == k.public_key
+    assert b"seed" not in p.read_bytes()
+
+
+def test_wrong_passphrase_fails_cleanly(tmp_path):
+    p = tmp_path / "k.key"
+    write_key_file(p, KeyPair.generate("farm"), "right")
+    with pytest.raises(KeyFileError, match="wrong passphrase"):
+        load_key_file(p, "wrong")
+
+
+def test_passphrase_from_environment(tmp_path, monkeypatch):
+    p = tmp_path / "k.key"
+    write_key_file(p, KeyPair.generate("farm"), "from-env")
+    monkeypatch.setenv("SUYUAN_PASSPHRASE", "from-env")
+    assert load_key_file(p).name == "farm"
+
+
+def test_loose_permissions_refused(tmp_path):
+    p = tmp_path / "k.key"
+    write_key_file(p, KeyPair.generate("farm"), None)
+    os.chmod(p, 0o640)
+    with pytest.raises(KeyFileError, match="too open"):
+        load_key_file(p)
+
+
+def test_never_overwrites(tmp_path):
+    p = tmp_path / "k.key"
+    write_key_file(p, KeyPair.generate("farm"), None)
+    with pytest.raises(KeyFileError, match="already exists"):
+        write_key_file(p, KeyPair.generate("farm"), None)
+
+
+def test_unencrypted_round_trip_and_tamper():
+    k = KeyPair.generate("farm")
+    data = encode_key_file(k, None)
+    assert decode_key_file(data, None).public_key == k.public_key
+    doc = json.loads(data)
+    doc["public_key"] = "00" * 32
+    with pytest.raises(KeyFileError, match="does not match"):
+        decode_key_file(json.dumps(doc).encode(), None)
+
+
+@pytest.mark.parametrize("bad", [b"", b"not json", b"{}", b'{"format": "other"}'])
+def test_garbage_key_files(bad):
+    with pytest.raises(KeyFileError):
+        decode_key_file(bad, None)
+
+
+@pytest.mark.parametrize("name", ["", "Farm", "a b", "-x", "x" * 64, "农场"])
+def test_bad_names(name):
+    with pytest.raises(InputError):
+        KeyPair.generate(name)
