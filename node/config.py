@@ -1,0 +1,175 @@
+"""Node configuration: one TOML file per node.
+
+Example (relative paths are resolved against the config file's folder)::
+
+    member = "v0"                       # this node's member id (a validator, or not)
+    key_file = "keys/v0.key"
+    genesis = "genesis.json"
+    data_dir = "node0"                  # LMDB store, node log, pid file
+    listen = "127.0.0.1:26650"
+    peers = ["127.0.0.1:26651", "127.0.0.1:26652", "127.0.0.1:26653"]
+
+    [mempool]
+    max_records = 50000                 # beyond this, Submit answers RESOURCE_EXHAUSTED
+    max_bytes = 268435456
+
+    [limits]
+    max_record_bytes = 0                # 0: the genesis value
+    rate_limit_per_s = 0                # per-node submissions per second; 0: unlimited
+
+    [consensus]
+    proposal_wait_ms = 5                # let a block fill this long before proposing
+
+Unknown keys are refused with the field's name, so a typo never silently means a default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from node.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class MempoolConfig:
+    max_records: int = 50_000
+    max_bytes: int = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    max_record_bytes: int = 0
+    rate_limit_per_s: int = 0
+
+
+@dataclass(frozen=True)
+class ConsensusConfig:
+    proposal_wait_ms: int = 5
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    member: str
+    key_file: Path
+    genesis: Path
+    data_dir: Path
+    listen: str
+    peers: tuple[str, ...] = ()
+    mempool: MempoolConfig = field(default_factory=MempoolConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
+    source: Path | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> NodeConfig:
+        try:
+            doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as e:
+            raise ConfigError(f"{path}: no such config file") from e
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: cannot read config ({e})") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: invalid TOML ({e})") from e
+        try:
+            return cls.from_dict(doc, base=path.resolve().parent, source=path)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from e
+
+    @classmethod
+    def from_dict(
+        cls, doc: dict[str, Any], *, base: Path, source: Path | None = None
+    ) -> NodeConfig:
+        top = {
+            "member",
+            "key_file",
+            "genesis",
+            "data_dir",
+            "listen",
+            "peers",
+            "mempool",
+            "limits",
+            "consensus",
+        }
+        _unknown(doc, top, "")
+        for name in ("member", "key_file", "genesis", "data_dir", "listen"):
+            if not isinstance(doc.get(name), str) or not doc[name]:
+                raise ConfigError(f"field '{name}' is required (a string)")
+        listen = doc["listen"]
+        _check_address(listen, "listen")
+        peers = doc.get("peers", [])
+        if not isinstance(peers, list) or not all(isinstance(p, str) for p in peers):
+            raise ConfigError("field 'peers' must be a list of host:port strings")
+        for i, p in enumerate(peers):
+            _check_address(p, f"peers[{i}]")
+        if listen in peers:
+            raise ConfigError("field 'peers' lists this node's own listen address")
+        return cls(
+            member=doc["member"],
+            key_file=_path(base, doc["key_file"]),
+            genesis=_path(base, doc["genesis"]),
+            data_dir=_path(base, doc["data_dir"]),
+            listen=listen,
+            peers=tuple(peers),
+            mempool=MempoolConfig(**_section(doc, "mempool", MempoolConfig())),
+            limits=LimitsConfig(**_section(doc, "limits", LimitsConfig())),
+            consensus=ConsensusConfig(**_section(doc, "consensus", ConsensusConfig())),
+            source=source,
+        )
+
+    def to_toml(self) -> str:
+        """Render as TOML (absolute paths), the inverse of ``load``."""
+        lines = [
+            f"member = {_q(self.member)}",
+            f"key_file = {_q(str(self.key_file))}",
+            f"genesis = {_q(str(self.genesis))}",
+            f"data_dir = {_q(str(self.data_dir))}",
+            f"listen = {_q(self.listen)}",
+            "peers = [" + ", ".join(_q(p) for p in self.peers) + "]",
+        ]
+        for name, sec in (
+            ("mempool", self.mempool),
+            ("limits", self.limits),
+            ("consensus", self.consensus),
+        ):
+            lines.append(f"\n[{name}]")
+            lines += [f"{k} = {int(v)}" for k, v in sec.__dict__.items()]
+        return "\n".join(lines) + "\n"
+
+
+def _q(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _path(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+def _unknown(doc: dict[str, Any], allowed: set[str], where: str) -> None:
+    extra = set(doc) - allowed
+    if extra:
+        name = sorted(extra)[0]
+        raise ConfigError(f"unknown field '{where}{name}'")
+
+
+def _section(doc: dict[str, Any], name: str, defaults: Any) -> dict[str, int]:
+    sec = doc.get(name, {})
+    if not isinstance(sec, dict):
+        raise ConfigError(f"field '{name}' must be a table")
+    _unknown(sec, set(defaults.__dict__), f"{name}.")
+    out: dict[str, int] = {}
+    for k, default in defaults.__dict__.items():
+        v = sec.get(k, default)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ConfigError(f"field '{name}.{k}' must be a non-negative integer")
+        out[k] = v
+    return out
+
+
+def _check_address(addr: str, what: str) -> None:
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"field '{what}' must be host:port, got {addr!r}")
