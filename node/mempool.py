@@ -1,0 +1,90 @@
+"""Pending records, verified and waiting for a block.
+
+Invariants:
+  * every entry passed admission (signatures, membership, replay, rules at that time);
+  * an entry leaves only when committed, when a block shows it invalid, or when evicted
+    by ``drop``; record ids and (author, nonce) pairs are unique within the pool;
+  * ``take`` returns entries in arrival order within the count and byte limits.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from node.errors import OverloadError, ReplayError
+from node.records import VerifiedRecord
+from proto import types_pb2
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    record_id: bytes
+    envelope: types_pb2.Envelope
+    verified: VerifiedRecord
+    size: int
+    arrived: float  # monotonic seconds, for latency accounting
+
+
+class Mempool:
+    def __init__(self, max_records: int, max_bytes: int) -> None:
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[bytes, Pending] = OrderedDict()
+        self._nonces: dict[tuple[str, str], bytes] = {}
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, record_id: object) -> bool:
+        return record_id in self._items
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def nonce_pending(self, author: str, nonce: str) -> bool:
+        return (author, nonce) in self._nonces
+
+    def has_room(self, size: int) -> bool:
+        return len(self._items) < self.max_records and self._bytes + size <= self.max_bytes
+
+    def add(self, p: Pending) -> None:
+        """Add a verified record. Raises ReplayError or OverloadError; the pool is unchanged."""
+        if p.record_id in self._items:
+            raise ReplayError(f"record {p.record_id.hex()} is already pending")
+        key = (p.verified.record.author, p.verified.record.nonce)
+        if key in self._nonces:
+            raise ReplayError(f"nonce {key[1]!r} of {key[0]!r} is already pending")
+        if not self.has_room(p.size):
+            raise OverloadError(
+                f"mempool full ({len(self._items)} records, {self._bytes} bytes); retry later"
+            )
+        self._items[p.record_id] = p
+        self._nonces[key] = p.record_id
+        self._bytes += p.size
+
+    def get(self, record_id: bytes) -> Pending | None:
+        return self._items.get(record_id)
+
+    def take(self, max_records: int, max_bytes: int) -> list[Pending]:
+        out: list[Pending] = []
+        total = 0
+        for p in self._items.values():
+            if len(out) >= max_records or (out and total + p.size > max_bytes):
+                break
+            out.append(p)
+            total += p.size
+        return out
+
+    def remove(self, record_ids: Iterable[bytes]) -> None:
+        for rid in record_ids:
+            p = self._items.pop(rid, None)
+            if p is not None:
+                self._nonces.pop((p.verified.record.author, p.verified.record.nonce), None)
+                self._bytes -= p.size
+
+    def items(self) -> list[Pending]:
+        return list(self._items.values())
