@@ -1,0 +1,811 @@
+"""The custody engine: pure, deterministic rules that turn committed records into custody state.
+
+Every node derives the same state from the same log, because ``apply`` depends only on the
+view it is given, the record, its signers, the genesis and the record's log index: no clock,
+no randomness, no I/O, and iteration orders are those of the record (first-seen code order)
+or sorted. Codes are compared in canonical form (``node.epcis.normalize_code``: the URN and
+the Digital Link URI of one object are one code); epcClass quantities (lots, e.g.
+``urn:epc:class:lgtin:...``) are codes like any other.
+
+How an EPCIS event acts on custody (author = the record's author)
+=================================================================
+
+=====================================  ===================================================
+event                                  effect (and what must hold first)
+=====================================  ===================================================
+ObjectEvent ADD (any bizStep)          commission: each code is new ("commission-once");
+                                       author becomes commissioner and custodian
+ObjectEvent OBSERVE                    no custody change; author is the custodian
+                                       ("custody"), except inspection (below)
+ObjectEvent DELETE                     decommission: codes closed; author is custodian
+TransactionEvent (any action)          like OBSERVE (business-transaction link only)
+AggregationEvent / AssociationEvent    parent: new -> commissioned implicitly to the author;
+ADD                                    existing -> in the author's custody and active.
+                                       children: in the author's custody, active, not in
+                                       another container ("aggregated"); they get the
+                                       parent, the parent lists them
+AggregationEvent / AssociationEvent    children listed (or all, if none listed) must be
+DELETE                                 children of the parent ("aggregation"); detached
+AggregationEvent / AssociationEvent    like OBSERVE for the parent and the children
+OBSERVE
+TransformationEvent                    inputs: in the author's custody, active, not inside
+                                       a container. ``inputEPCList`` items are consumed
+                                       (closed); ``inputQuantityList`` classes (lots) are
+                                       partially consumed and stay active. outputs: new
+                                       ("commission-once"), commissioned to the author with
+                                       ``inputs`` = all inputs; each input lists the outputs
+any event with ``record.handoff``      custody transfer to ``handoff.to`` of the named codes
+                                       and everything inside them (children, recursively).
+                                       Only ObjectEvent OBSERVE/DELETE, AggregationEvent or
+                                       AssociationEvent OBSERVE, TransactionEvent ("handoff").
+                                       Author is custodian of every named code; a code
+                                       inside a container moves only with it
+                                       ("aggregated"); both parties signed
+                                       ("handoff-signatures")
+terminal: bizStep destroying,          named codes and their contents are closed (after a
+decommissioning, retail_selling,       handoff's transfer: handing over for destruction
+scrapping, or disposition destroyed,   leaves the receiver as the custodian of a closed
+disposed, retail_sold, dispensed       code)
+inspection: ObjectEvent/Aggregation    an ``inspector`` or ``regulator`` member may record
+OBSERVE, bizStep inspecting, sampling, it on codes it does not hold, also closed or
+sensor_reporting, no handoff           recalled ones; custody unchanged
+recall: disposition recalled or        only a ``regulator`` ("recall", permission); needs
+bizStep recalling                      not hold the codes; named codes and their contents
+                                       get ``recalled``; status becomes recalled unless
+                                       closed. Transformation outputs are NOT recalled
+                                       implicitly: the recall record names every affected
+                                       code (``node.trace.trace_forward`` gives the scope),
+                                       so each one's history shows the recall. Re-stating
+                                       disposition recalled on already recalled codes is
+                                       allowed to anyone who may act on them
+recalled codes                         may be observed and closed; a handoff only with
+                                       disposition returned or as a terminal destruction
+                                       ("recalled"); no transformation or aggregation
+closed codes                           nothing but inspection and recall ("closed")
+=====================================  ===================================================
+
+Not supported (refused with a rule name): events naming no code ("codes"), a code in two
+roles of one event ("duplicate-code"), TransformationEvents split across records by
+``transformationID`` (each record stands alone).
+
+Statuses: ``closed`` if closed; else ``recalled`` if recalled; else ``active``.
+
+Invariants of a state reached from the empty state through ``apply``:
+  * every code in ``children``/``inputs``/``outputs``/``parent`` has a state;
+  * ``c.parent == p``  <=>  ``c in state(p).children``; children share their parent's custodian;
+  * ``first_index <= last_index``; ``first_index`` is the commissioning record's log index.
+
+Persistence: ``CustodyUpdate.puts()`` yields ``(db, key, value)`` for the store's extra puts:
+``custody``: code -> ``encode_state``; ``edges_fwd``: upstream NUL downstream -> relation
+(``output`` | ``child``); ``edges_back``: downstream NUL upstream -> relation
+(``input`` | ``parent``); ``history``: code NUL u64be(log index) -> b"". Keys are UTF-8; a
+prefix scan on ``code NUL`` lists a code's edges or history in key (= log) order.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol
+
+from node.epcis import code_problem, normalize_code
+from node.errors import InputError, RuleError, RulePermissionError
+from node.genesis import Genesis
+from node.permissions import bare_step
+from node.records import TraceRecord
+
+Status = Literal["active", "closed", "recalled"]
+
+DB_CUSTODY = "custody"
+DB_EDGES_FWD = "edges_fwd"
+DB_EDGES_BACK = "edges_back"
+DB_HISTORY = "history"
+DATABASES = (DB_CUSTODY, DB_EDGES_FWD, DB_EDGES_BACK, DB_HISTORY)
+
+# Rule names (RuleError.rule).
+RULE_CODES = "codes"
+RULE_DUPLICATE = "duplicate-code"
+RULE_COMMISSION_ONCE = "commission-once"
+RULE_UNKNOWN = "unknown-code"
+RULE_CUSTODY = "custody"
+RULE_CLOSED = "closed"
+RULE_RECALLED = "recalled"
+RULE_RECALL = "recall"
+RULE_AGGREGATED = "aggregated"
+RULE_AGGREGATION = "aggregation"
+RULE_TRANSFORMATION = "transformation"
+RULE_HANDOFF = "handoff"
+RULE_HANDOFF_SIGNATURES = "handoff-signatures"
+RULE_MEMBER = "member"
+
+TERMINAL_STEPS = frozenset({"destroying", "decommissioning", "retail_selling", "scrapping"})
+TERMINAL_DISPOSITIONS = frozenset({"destroyed", "disposed", "retail_sold", "dispensed"})
+INSPECTION_STEPS = frozenset({"inspecting", "sampling", "sensor_reporting"})
+INSPECTION_ROLES = ("inspector", "regulator")
+RECALL_ROLES = ("regulator",)
+RECALL_STEP = "recalling"
+RECALL_DISPOSITION = "recalled"
+RETURN_DISPOSITIONS = frozenset({"returned"})
+
+_SEP = b"\x00"
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass(frozen=True)
+class CodeState:
+    """Custody state of one canonical trace code.
+
+    ``parent`` is the current container ("" if none) and ``children`` the current contents;
+    ``inputs`` are the codes this one was made from (set once, at its transformation) and
+    ``outputs`` the codes made from it (appended by later transformations).
+    ``first_index``/``last_index``: log indexes of the commissioning and the latest record
+    that named, moved, closed or recalled it.
+    """
+
+    code: str
+    commissioned_by: str
+    custodian: str
+    status: Status = "active"
+    parent: str = ""
+    children: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    first_index: int = 0
+    last_index: int = 0
+    disposition: str = ""
+    closed: bool = False
+    recalled: bool = False
+    is_class: bool = False  # an epcClass (lot / product class), not an instance
+
+    def with_flags(self, *, closed: bool | None = None, recalled: bool | None = None) -> CodeState:
+        c = self.closed if closed is None else closed
+        r = self.recalled if recalled is None else recalled
+        status: Status = "closed" if c else ("recalled" if r else "active")
+        return replace(self, closed=c, recalled=r, status=status)
+
+
+_STATE_KEYS = {
+    "code": "c",
+    "commissioned_by": "by",
+    "custodian": "cu",
+    "status": "s",
+    "parent": "p",
+    "children": "ch",
+    "inputs": "in",
+    "outputs": "out",
+    "first_index": "i0",
+    "last_index": "i1",
+    "disposition": "d",
+    "closed": "x",
+    "recalled": "r",
+    "is_class": "k",
+}
+_STATE_FIELDS = {v: k for k, v in _STATE_KEYS.items()}
+
+
+def encode_state(state: CodeState) -> bytes:
+    """Compact, sorted-key JSON of ``state``; defaults are omitted. Inverse: ``decode_state``."""
+    default = CodeState(state.code, "", "")
+    d: dict[str, Any] = {"c": state.code, "by": state.commissioned_by, "cu": state.custodian}
+    for name, short in _STATE_KEYS.items():
+        v = getattr(state, name)
+        if short not in d and v != getattr(default, name):
+            d[short] = list(v) if isinstance(v, tuple) else v
+    return json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode_state(data: bytes) -> CodeState:
+    """Parse ``encode_state`` output; a corrupt value raises ``InputError``."""
+    try:
+        d = json.loads(data)
+        kw: dict[str, Any] = {
+            _STATE_FIELDS[k]: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()
+        }
+        return CodeState(**kw)
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"custody: corrupt code state ({e})") from e
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A directed source edge: ``upstream`` is a source of ``downstream``.
+
+    ``kind`` "input": upstream was an input of the transformation that made downstream;
+    "parent": upstream is (or was) a container of downstream.
+    """
+
+    upstream: str
+    downstream: str
+    kind: Literal["input", "parent"]
+    log_index: int
+
+    @property
+    def forward_relation(self) -> str:
+        return "output" if self.kind == "input" else "child"
+
+
+def edge_key(a: str, b: str) -> bytes:
+    return a.encode() + _SEP + b.encode()
+
+
+def history_key(code: str, log_index: int) -> bytes:
+    return code.encode() + _SEP + struct.pack(">Q", log_index)
+
+
+def prefix(code: str) -> bytes:
+    """Key prefix of ``code``'s entries in ``edges_*`` and ``history``."""
+    return code.encode() + _SEP
+
+
+def split_key(key: bytes) -> tuple[str, bytes]:
+    """(code, rest) of an ``edges_*`` or ``history`` key."""
+    head, _, rest = key.partition(_SEP)
+    return head.decode(), rest
+
+
+# --------------------------------------------------------------------------- views
+
+
+class CustodyView(Protocol):
+    """Read access to committed custody state (the store adapter or ``InMemoryCustody``)."""
+
+    def get(self, code: str) -> CodeState | None: ...
+
+
+@dataclass(frozen=True)
+class CustodyUpdate:
+    """What one accepted record changes. ``states`` are complete new states (upserts)."""
+
+    log_index: int
+    states: Mapping[str, CodeState]
+    edges: tuple[Edge, ...]
+    touched: tuple[str, ...]  # codes whose history gains this record (named or moved)
+
+    def puts(self) -> Iterator[tuple[str, bytes, bytes]]:
+        """(db, key, value) for the store's extra puts, in a deterministic order."""
+        for code, st in self.states.items():
+            yield DB_CUSTODY, code.encode(), encode_state(st)
+        for e in self.edges:
+            yield DB_EDGES_FWD, edge_key(e.upstream, e.downstream), e.forward_relation.encode()
+            yield DB_EDGES_BACK, edge_key(e.downstream, e.upstream), e.kind.encode()
+        for code in self.touched:
+            yield DB_HISTORY, history_key(code, self.log_index), b""
+
+
+class OverlayView:
+    """``base`` plus uncommitted states laid over it (later records of a block see earlier)."""
+
+    def __init__(self, base: CustodyView) -> None:
+        self.base = base
+        self.pending: dict[str, CodeState] = {}
+
+    def get(self, code: str) -> CodeState | None:
+        st = self.pending.get(code)
+        return st if st is not None else self.base.get(code)
+
+    def add(self, update: CustodyUpdate) -> None:
+        self.pending.update(update.states)
+
+
+# --------------------------------------------------------------------------- apply
+
+
+@dataclass
+class _Work:
+    """Scratch state for one record: reads through ``changed`` to the view."""
+
+    view: CustodyView
+    index: int
+    changed: dict[str, CodeState] = field(default_factory=dict)
+    edges: list[Edge] = field(default_factory=list)
+    touched: dict[str, None] = field(default_factory=dict)
+
+    def get(self, code: str) -> CodeState | None:
+        st = self.changed.get(code)
+        return st if st is not None else self.view.get(code)
+
+    def need(self, code: str) -> CodeState:
+        st = self.get(code)
+        if st is None:
+            raise RuleError(RULE_UNKNOWN, "code was never commissioned", code)
+        return st
+
+    def put(self, st: CodeState) -> None:
+        self.changed[st.code] = replace(st, last_index=max(st.last_index, self.index))
+        self.touched[st.code] = None
+
+    def contents(self, code: str) -> list[str]:
+        """Codes inside ``code`` (children, recursively), depth-first in child order."""
+        out: list[str] = []
+        stack = list(reversed(self.need(code).children))
+        seen = {code}
+        while stack:
+            c = stack.pop()
+            if c in seen:
+                continue
+            seen.add(c)
+            out.append(c)
+            stack.extend(reversed(self.need(c).children))
+        return out
+
+
+@dataclass(frozen=True)
+class _Codes:
+    """The canonical codes an event names, by role, each list in first-seen order."""
+
+    objects: tuple[str, ...]  # epcList + quantityList (Object/Transaction), parent excluded
+    parent: str
+    children: tuple[str, ...]
+    inputs: tuple[str, ...]
+    consumed: frozenset[str]  # inputs given as instances (inputEPCList)
+    outputs: tuple[str, ...]
+    classes: frozenset[str]  # codes given as epcClass
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        head = (self.parent,) if self.parent else ()
+        return tuple(
+            dict.fromkeys((*head, *self.objects, *self.children, *self.inputs, *self.outputs))
+        )
+
+
+def _raw_list(event: Mapping[str, Any], key: str) -> list[str]:
+    v = event.get(key)
+    return [c for c in v if isinstance(c, str)] if isinstance(v, list) else []
+
+
+def _raw_classes(event: Mapping[str, Any], key: str) -> list[str]:
+    v = event.get(key)
+    if not isinstance(v, list):
+        return []
+    return [q["epcClass"] for q in v if isinstance(q, dict) and isinstance(q.get("epcClass"), str)]
+
+
+def _canon(raw: Iterable[str]) -> tuple[str, ...]:
+    out: dict[str, None] = {}
+    for c in raw:
+        problem = code_problem(c)
+        if problem:
+            raise RuleError(RULE_CODES, problem, c[:60])
+        out[normalize_code(c)] = None
+    return tuple(out)
+
+
+def event_roles(event: Mapping[str, Any]) -> _Codes:
+    """Split an event's identifiers by role and canonicalize them (raises on bad codes)."""
+    parent_raw = event.get("parentID")
+    parent = _canon([parent_raw])[0] if isinstance(parent_raw, str) else ""
+    objects = _canon(_raw_list(event, "epcList") + _raw_classes(event, "quantityList"))
+    children = _canon(_raw_list(event, "childEPCs") + _raw_classes(event, "childQuantityList"))
+    in_epcs = _canon(_raw_list(event, "inputEPCList"))
+    inputs = _canon([*in_epcs, *_raw_classes(event, "inputQuantityList")])
+    outputs = _canon(_raw_list(event, "outputEPCList") + _raw_classes(event, "outputQuantityList"))
+    classes = frozenset(
+        _canon(
+            _raw_classes(event, "quantityList")
+            + _raw_classes(event, "childQuantityList")
+            + _raw_classes(event, "inputQuantityList")
+            + _raw_classes(event, "outputQuantityList")
+        )
+    )
+    return _Codes(objects, parent, children, inputs, frozenset(in_epcs), outputs, classes)
+
+
+def canonical_codes(event: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every canonical code an event names (the keys its history is indexed under)."""
+    return event_roles(event).all
+
+
+def _check_roles(codes: _Codes, etype: str) -> None:
+    if not codes.all:
+        raise RuleError(
+            RULE_CODES,
+            "the event names no trace code (give epcList, quantityList, parentID, childEPCs, "
+            "inputs or outputs)",
+        )
+    groups = [codes.objects, codes.children, codes.inputs, codes.outputs]
+    if codes.parent:
+        groups.append((codes.parent,))
+    seen: set[str] = set()
+    for g in groups:
+        for c in g:
+            if c in seen:
+                raise RuleError(RULE_DUPLICATE, f"code appears twice in one {etype}", c)
+            seen.add(c)
+
+
+def apply(
+    view: CustodyView,
+    record: TraceRecord,
+    signers: Sequence[str],
+    genesis: Genesis,
+    log_index: int,
+) -> CustodyUpdate:
+    """Check every custody rule for ``record`` against ``view``; return its effects.
+
+    ``record`` is assumed verified (``node.records.verify_envelope``: signatures, membership,
+    bizStep role); ``signers`` are the envelope's signer ids, rechecked for handoffs.
+    ``log_index`` is the index the record gets in the log. Raises ``RuleError`` (or its
+    subclass ``RulePermissionError``) naming the rule and the code; never mutates ``view``.
+    """
+    author = genesis.member(record.author)
+    if author is None:
+        raise RulePermissionError(RULE_MEMBER, f"author {record.author!r} is not a member")
+    ev = record.event
+    etype = record.event_type
+    action = str(ev.get("action", ""))
+    step = bare_step(record.biz_step)
+    disposition = bare_disposition(str(ev.get("disposition", "")))
+    codes = event_roles(ev)
+    _check_roles(codes, etype)
+    w = _Work(view, log_index)
+
+    is_recall = disposition == RECALL_DISPOSITION or step == RECALL_STEP
+    terminal = step in TERMINAL_STEPS or disposition in TERMINAL_DISPOSITIONS
+    is_regulator = author.has_role(*RECALL_ROLES)
+    inspection = (
+        author.has_role(*INSPECTION_ROLES)
+        and step in INSPECTION_STEPS
+        and action == "OBSERVE"
+        and etype in ("ObjectEvent", "AggregationEvent", "AssociationEvent")
+        and not record.is_handoff
+    )
+
+    if record.is_handoff:
+        _check_handoff_shape(record, etype, action, signers, codes)
+
+    if is_recall and not is_regulator:
+        for c in codes.all:
+            st = w.get(c)
+            if st is None or not st.recalled:
+                raise RulePermissionError(
+                    RULE_RECALL,
+                    f"only a regulator may recall a code; {record.author!r} is not one",
+                    c,
+                )
+
+    # Regulator recall: no custody needed, applies to named codes and their contents.
+    if is_recall and is_regulator and not record.is_handoff and action != "ADD":
+        for c in codes.all:
+            st = w.need(c)
+            w.put(replace(st.with_flags(recalled=True), disposition=disposition or st.disposition))
+            for inner in w.contents(c):
+                w.put(w.need(inner).with_flags(recalled=True))
+        return _done(w)
+
+    if inspection:
+        for c in codes.all:
+            st = w.need(c)
+            w.put(replace(st, disposition=disposition or st.disposition))
+        return _done(w)
+
+    if etype == "TransformationEvent":
+        _transform(w, record.author, codes, disposition)
+    elif etype in ("AggregationEvent", "AssociationEvent") and action in ("ADD", "DELETE"):
+        if action == "ADD":
+            _aggregate(w, record.author, codes, disposition)
+        else:
+            _disaggregate(w, record.author, codes)
+    elif etype == "ObjectEvent" and action == "ADD":
+        for c in codes.all:
+            _commission(w, c, record.author, disposition, is_class=c in codes.classes)
+    else:
+        # OBSERVE-like acts (ObjectEvent OBSERVE/DELETE, Transaction, Aggregation OBSERVE).
+        named = codes.all
+        moving = _moving_set(w, named)
+        for c in named:
+            st = w.need(c)
+            _check_custodian(st, record.author, "act on")
+            _check_open(st)
+            if st.parent and st.parent not in moving:
+                raise RuleError(
+                    RULE_AGGREGATED,
+                    f"code is inside container {st.parent}; disaggregate it first or act on "
+                    "the container",
+                    c,
+                )
+        if etype == "ObjectEvent" and action == "DELETE":
+            terminal = True
+        if record.is_handoff:
+            exit_ok = disposition in RETURN_DISPOSITIONS or (
+                terminal and (step == "destroying" or disposition in ("destroyed", "disposed"))
+            )
+            for c in moving:
+                st = w.need(c)
+                if st.recalled and not exit_ok:
+                    raise RuleError(
+                        RULE_RECALLED,
+                        "a recalled code may only be handed off as a return (disposition "
+                        "returned) or for destruction (bizStep destroying)",
+                        c,
+                    )
+        for c in moving:
+            st = w.need(c)
+            if record.is_handoff:
+                st = replace(st, custodian=record.handoff_to)
+            if c in named and disposition:
+                st = replace(st, disposition=disposition)
+            w.put(st)
+    if terminal:
+        for c in _moving_set(w, codes.all):
+            w.put(w.need(c).with_flags(closed=True))
+    return _done(w)
+
+
+def bare_disposition(disposition: str) -> str:
+    """The CBV short name of a disposition (bare word, URN or GS1 web URI)."""
+    for p in ("urn:epcglobal:cbv:disp:", "https://ref.gs1.org/cbv/Disp-"):
+        if disposition.startswith(p):
+            return disposition[len(p) :]
+    return disposition
+
+
+def _done(w: _Work) -> CustodyUpdate:
+    return CustodyUpdate(w.index, dict(w.changed), tuple(w.edges), tuple(w.touched))
+
+
+def _check_handoff_shape(
+    record: TraceRecord, etype: str, action: str, signers: Sequence[str], codes: _Codes
+) -> None:
+    ok = (
+        (etype == "ObjectEvent" and action in ("OBSERVE", "DELETE"))
+        or (etype in ("AggregationEvent", "AssociationEvent") and action == "OBSERVE")
+        or etype == "TransactionEvent"
+    )
+    if not ok:
+        raise RuleError(
+            RULE_HANDOFF,
+            f"a handoff cannot be a {etype} {action}: record it first, then hand off the "
+            "codes with an ObjectEvent OBSERVE (e.g. bizStep shipping)",
+            codes.all[0],
+        )
+    for who in (record.author, record.handoff_to):
+        if who not in signers:
+            raise RulePermissionError(
+                RULE_HANDOFF_SIGNATURES, f"the handoff lacks the signature of {who!r}"
+            )
+
+
+def _check_custodian(st: CodeState, author: str, what: str) -> None:
+    if st.custodian != author:
+        raise RulePermissionError(
+            RULE_CUSTODY,
+            f"{author!r} may not {what} a code held by {st.custodian!r}",
+            st.code,
+        )
+
+
+def _check_open(st: CodeState) -> None:
+    if st.closed:
+        raise RuleError(RULE_CLOSED, "code is closed (destroyed, sold or consumed)", st.code)
+
+
+def _check_not_recalled(st: CodeState, what: str) -> None:
+    if st.recalled:
+        raise RuleError(
+            RULE_RECALLED, f"a recalled code cannot be {what}; return or destroy it", st.code
+        )
+
+
+def _moving_set(w: _Work, named: Sequence[str]) -> list[str]:
+    out: dict[str, None] = {}
+    for c in named:
+        out[c] = None
+        for inner in w.contents(c):
+            out[inner] = None
+    return list(out)
+
+
+def _commission(w: _Work, code: str, author: str, disposition: str, *, is_class: bool) -> None:
+    existing = w.get(code)
+    if existing is not None:
+        raise RuleError(
+            RULE_COMMISSION_ONCE,
+            f"code was already commissioned by {existing.commissioned_by!r} "
+            f"(log index {existing.first_index})",
+            code,
+        )
+    w.put(
+        CodeState(
+            code,
+            author,
+            author,
+            first_index=w.index,
+            last_index=w.index,
+            disposition=disposition,
+            is_class=is_class,
+        )
+    )
+
+
+def _transform(w: _Work, author: str, codes: _Codes, disposition: str) -> None:
+    if codes.parent or codes.objects or codes.children:
+        raise RuleError(RULE_TRANSFORMATION, "a TransformationEvent names only inputs and outputs")
+    for c in codes.inputs:
+        st = w.need(c)
+        _check_custodian(st, author, "transform")
+        _check_open(st)
+        _check_not_recalled(st, "transformed")
+        if st.parent:
+            raise RuleError(
+                RULE_AGGREGATED, f"input is inside container {st.parent}; disaggregate first", c
+            )
+    for c in codes.outputs:
+        _commission(w, c, author, disposition, is_class=c in codes.classes)
+        w.changed[c] = replace(w.changed[c], inputs=codes.inputs)
+    for c in codes.inputs:
+        st = w.need(c)
+        outs = tuple(dict.fromkeys((*st.outputs, *codes.outputs)))
+        st = replace(st, outputs=outs)
+        if c in codes.consumed:
+            st = st.with_flags(closed=True)
+        w.put(st)
+        for o in codes.outputs:
+            w.edges.append(Edge(c, o, "input", w.index))
+
+
+def _aggregate(w: _Work, author: str, codes: _Codes, disposition: str) -> None:
+    if not codes.parent:
+        raise RuleError(RULE_AGGREGATION, "an aggregation ADD needs a parentID", codes.all[0])
+    if codes.objects or codes.inputs or codes.outputs:
+        raise RuleError(RULE_AGGREGATION, "an aggregation names a parent and children only")
+    if not codes.children:
+        raise RuleError(RULE_AGGREGATION, "an aggregation ADD needs children", codes.parent)
+    parent = w.get(codes.parent)
+    if parent is None:
+        _commission(w, codes.parent, author, disposition, is_class=False)
+        parent = w.need(codes.parent)
+    else:
+        _check_custodian(parent, author, "pack into")
+        _check_open(parent)
+        _check_not_recalled(parent, "packed into")
+        if parent.parent:
+            # Keeps containment a forest that a container's move can follow.
+            raise RuleError(
+                RULE_AGGREGATED,
+                f"container is inside {parent.parent}; unpack it first",
+                parent.code,
+            )
+    for c in codes.children:
+        st = w.need(c)
+        _check_custodian(st, author, "pack")
+        _check_open(st)
+        _check_not_recalled(st, "packed")
+        if st.parent and st.parent != codes.parent:
+            raise RuleError(RULE_AGGREGATED, f"code is already inside {st.parent}", c)
+    new_children = tuple(dict.fromkeys((*parent.children, *codes.children)))
+    w.put(replace(parent, children=new_children))
+    for c in codes.children:
+        w.put(replace(w.need(c), parent=codes.parent))
+        w.edges.append(Edge(codes.parent, c, "parent", w.index))
+
+
+def _disaggregate(w: _Work, author: str, codes: _Codes) -> None:
+    if not codes.parent:
+        raise RuleError(RULE_AGGREGATION, "an aggregation DELETE needs a parentID", codes.all[0])
+    parent = w.need(codes.parent)
+    _check_custodian(parent, author, "unpack")
+    _check_open(parent)
+    removing = codes.children or parent.children
+    for c in removing:
+        if c not in parent.children:
+            raise RuleError(RULE_AGGREGATION, f"code is not inside {codes.parent}", c)
+    w.put(replace(parent, children=tuple(c for c in parent.children if c not in removing)))
+    for c in removing:
+        w.put(replace(w.need(c), parent=""))
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+@dataclass(frozen=True)
+class Refusal:
+    position: int  # index of the record within the block as given
+    error: RuleError
+
+
+@dataclass(frozen=True)
+class BlockUpdate:
+    """The custody outcome of a block: accepted updates in order, refusals by position.
+
+    Accepted records get consecutive log indexes from ``first_index`` in block order,
+    skipping refused ones, so a proposer that drops the refused records gets exactly the
+    updates a validator computes for the filtered block.
+    """
+
+    accepted: tuple[tuple[int, CustodyUpdate], ...]
+    refused: tuple[Refusal, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused
+
+    def states(self) -> dict[str, CodeState]:
+        """Final state of every code the block changed."""
+        out: dict[str, CodeState] = {}
+        for _, u in self.accepted:
+            out.update(u.states)
+        return out
+
+    def puts(self) -> list[tuple[str, bytes, bytes]]:
+        """Extra puts for the block's store transaction; each custody key written once."""
+        out: list[tuple[str, bytes, bytes]] = []
+        for code, st in self.states().items():
+            out.append((DB_CUSTODY, code.encode(), encode_state(st)))
+        for _, u in self.accepted:
+            out.extend(p for p in u.puts() if p[0] != DB_CUSTODY)
+        return out
+
+
+def apply_block(
+    view: CustodyView,
+    items: Sequence[tuple[TraceRecord, Sequence[str]]],
+    genesis: Genesis,
+    first_index: int,
+) -> BlockUpdate:
+    """Apply ``items`` ((record, signers), in block order) over an overlay of ``view``.
+
+    Each record sees the effects of the accepted records before it. A refused record has no
+    effect and is reported by position; ``view`` is never mutated.
+    """
+    overlay = OverlayView(view)
+    accepted: list[tuple[int, CustodyUpdate]] = []
+    refused: list[Refusal] = []
+    index = first_index
+    for pos, (record, signers) in enumerate(items):
+        try:
+            update = apply(overlay, record, signers, genesis, index)
+        except RuleError as e:
+            refused.append(Refusal(pos, e))
+            continue
+        overlay.add(update)
+        accepted.append((pos, update))
+        index += 1
+    return BlockUpdate(tuple(accepted), tuple(refused))
+
+
+# --------------------------------------------------------------------------- in memory
+
+
+class InMemoryCustody:
+    """Dict-backed custody state, edges and history: a ``CustodyView`` and a trace index.
+
+    ``commit`` applies updates in log order. Lookups return deterministic (sorted) orders
+    matching the LMDB key order of ``puts``.
+    """
+
+    def __init__(self) -> None:
+        self.states: dict[str, CodeState] = {}
+        self.fwd: dict[str, dict[str, str]] = {}
+        self.back: dict[str, dict[str, str]] = {}
+        self.log: dict[str, list[int]] = {}
+
+    def get(self, code: str) -> CodeState | None:
+        return self.states.get(code)
+
+    def commit(self, update: CustodyUpdate | BlockUpdate) -> None:
+        updates = [u for _, u in update.accepted] if isinstance(update, BlockUpdate) else [update]
+        for u in updates:
+            self.states.update(u.states)
+            for e in u.edges:
+                self.fwd.setdefault(e.upstream, {})[e.downstream] = e.forward_relation
+                self.back.setdefault(e.downstream, {})[e.upstream] = e.kind
+            for c in u.touched:
+                self.log.setdefault(c, []).append(u.log_index)
+
+    # trace index (node.trace.TraceIndex)
+    def state(self, code: str) -> CodeState | None:
+        return self.states.get(code)
+
+    def downstream(self, code: str) -> list[tuple[str, str]]:
+        return sorted(self.fwd.get(code, {}).items(), key=lambda kv: kv[0].encode())
+
+    def upstream(self, code: str) -> list[tuple[str, str]]:
+        return sorted(self.back.get(code, {}).items(), key=lambda kv: kv[0].encode())
+
+    def history(self, code: str, start: int, limit: int) -> list[int]:
+        return self.log.get(code, [])[start : start + limit]
