@@ -1,0 +1,261 @@
+"""A small synchronous client of a node's ``Ledger`` service (and its gRPC health check).
+
+``LedgerClient`` is what the CLI, the testnet and the multi-process tests use to talk to a
+node. It is the one place where ``grpc.RpcError`` becomes a ``LedgerError`` (STYLE.md §7):
+``map_rpc_error`` maps each status code to the matching subclass and keeps the server's
+details string as the message, so a refusal reads the same on the client as on the node.
+
+    UNAVAILABLE, DEADLINE_EXCEEDED  -> NodeUnavailableError (names the address)
+    INVALID_ARGUMENT                -> InputError
+    UNAUTHENTICATED                 -> VerificationError
+    PERMISSION_DENIED               -> MembershipError
+    ALREADY_EXISTS                  -> ReplayError
+    RESOURCE_EXHAUSTED              -> OverloadError
+    FAILED_PRECONDITION             -> RemoteRuleError (a RuleError; the server's message)
+    NOT_FOUND                       -> NotFoundError
+    anything else                   -> LedgerError naming the code
+
+Every call has a deadline (``timeout`` seconds, per call overridable); nothing retries.
+Addresses are ``host:port`` over an insecure channel (the local testnet uses 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from node.convert import envelope_to_proto
+from node.envelope import Envelope
+from node.errors import (
+    InputError,
+    LedgerError,
+    MembershipError,
+    NodeUnavailableError,
+    NotFoundError,
+    OverloadError,
+    ReplayError,
+    RuleError,
+    VerificationError,
+)
+from proto import consensus_pb2, services_pb2, services_pb2_grpc, types_pb2
+
+DEFAULT_TIMEOUT_S = 10.0
+_T = TypeVar("_T")
+_RULE_PREFIX = re.compile(r"^rule (?P<rule>[\w.-]+): ")
+
+
+class RemoteRuleError(RuleError):
+    """A node refused a record under a traceability rule (FAILED_PRECONDITION).
+
+    ``str(err)`` is the server's message unchanged; ``rule`` is parsed from its
+    ``"rule NAME: ..."`` prefix when present (empty otherwise).
+    """
+
+    def __init__(self, message: str) -> None:
+        m = _RULE_PREFIX.match(message)
+        self.rule = m.group("rule") if m else ""
+        self.code = ""
+        LedgerError.__init__(self, message)
+
+
+_BY_CODE: dict[grpc.StatusCode, Callable[[str], LedgerError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InputError,
+    grpc.StatusCode.UNAUTHENTICATED: VerificationError,
+    grpc.StatusCode.PERMISSION_DENIED: MembershipError,
+    grpc.StatusCode.ALREADY_EXISTS: ReplayError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: OverloadError,
+    grpc.StatusCode.FAILED_PRECONDITION: RemoteRuleError,
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+}
+
+
+def rpc_status(err: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
+    """(status code, details) of a failed call; UNKNOWN when the error carries none."""
+    code_fn, details_fn = getattr(err, "code", None), getattr(err, "details", None)
+    code = code_fn() if callable(code_fn) else None
+    details = details_fn() if callable(details_fn) else None
+    if not isinstance(code, grpc.StatusCode):
+        code = grpc.StatusCode.UNKNOWN
+    return code, details if isinstance(details, str) else ""
+
+
+def map_rpc_error(err: grpc.RpcError, address: str) -> LedgerError:
+    """The ``LedgerError`` for a failed call to the node at ``address``."""
+    code, details = rpc_status(err)
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        what = "timed out" if code is grpc.StatusCode.DEADLINE_EXCEEDED else "is unreachable"
+        return NodeUnavailableError(f"node {address} {what}" + (f": {details}" if details else ""))
+    factory = _BY_CODE.get(code)
+    if factory is not None:
+        return factory(details or f"refused by node {address} ({code.name})")
+    return LedgerError(f"node {address}: {code.name}" + (f": {details}" if details else ""))
+
+
+class LedgerClient:
+    """Synchronous typed calls to one node. Use as a context manager, or call ``close``."""
+
+    def __init__(self, address: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(address)
+        self._stub: Any = services_pb2_grpc.LedgerStub(self._channel)  # type: ignore[no-untyped-call]
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> LedgerClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _call(self, fn: Callable[..., Any], request: object, timeout: float | None) -> Any:
+        try:
+            return fn(request, timeout=self.timeout if timeout is None else timeout)
+        except grpc.RpcError as e:
+            raise map_rpc_error(e, self.address) from e
+
+    def _stream(
+        self, fn: Callable[..., Iterator[_T]], request: object, timeout: float | None
+    ) -> Iterator[_T]:
+        try:
+            yield from fn(request, timeout=self.timeout if timeout is None else timeout)
+        except grpc.RpcError as e:
+            raise map_rpc_error(e, self.address) from e
+
+    # ------------------------------------------------------------------ Ledger
+
+    def submit(
+        self, envelope: Envelope, wait: bool = False, timeout: float | None = None
+    ) -> services_pb2.SubmitResponse:
+        """Submit one envelope; with ``wait`` the answer comes once it is committed."""
+        req = services_pb2.SubmitRequest(envelope=envelope_to_proto(envelope), wait=wait)
+        resp: services_pb2.SubmitResponse = self._call(self._stub.Submit, req, timeout)
+        return resp
+
+    def submit_proto(
+        self, envelope: types_pb2.Envelope, wait: bool = False, timeout: float | None = None
+    ) -> services_pb2.SubmitResponse:
+        """Submit a protobuf envelope as is (tests use it to send malformed envelopes)."""
+        req = services_pb2.SubmitRequest(envelope=envelope, wait=wait)
+        resp: services_pb2.SubmitResponse = self._call(self._stub.Submit, req, timeout)
+        return resp
+
+    def get_record(
+        self, record_id: bytes, timeout: float | None = None
+    ) -> services_pb2.RecordResponse:
+        req = services_pb2.GetRecordRequest(record_id=record_id)
+        resp: services_pb2.RecordResponse = self._call(self._stub.GetRecord, req, timeout)
+        return resp
+
+    def status(self, timeout: float | None = None) -> services_pb2.StatusResponse:
+        req = services_pb2.StatusRequest()
+        resp: services_pb2.StatusResponse = self._call(self._stub.Status, req, timeout)
+        return resp
+
+    def get_block(self, height: int = 0, timeout: float | None = None) -> types_pb2.CommittedBlock:
+        """The committed block at ``height`` (0: the latest)."""
+        req = services_pb2.GetBlockRequest(height=height)
+        resp: types_pb2.CommittedBlock = self._call(self._stub.GetBlock, req, timeout)
+        return resp
+
+    def stream_blocks(
+        self, from_height: int = 0, to_height: int = 0, timeout: float | None = None
+    ) -> Iterator[types_pb2.CommittedBlock]:
+        """Committed blocks ``from_height..to_height`` inclusive (0, 0: all up to the head).
+
+        ``timeout`` bounds the whole stream, not each block.
+        """
+        req = services_pb2.StreamBlocksRequest(from_height=from_height, to_height=to_height)
+        return self._stream(self._stub.StreamBlocks, req, timeout)
+
+    def get_checkpoint(self, height: int = 0, timeout: float | None = None) -> types_pb2.Checkpoint:
+        req = services_pb2.GetCheckpointRequest(height=height)
+        resp: types_pb2.Checkpoint = self._call(self._stub.GetCheckpoint, req, timeout)
+        return resp
+
+    def prove(
+        self, record_id: bytes, since_size: int = 0, timeout: float | None = None
+    ) -> types_pb2.ProofBundle:
+        req = services_pb2.ProveRequest(record_id=record_id, since_size=since_size)
+        resp: types_pb2.ProofBundle = self._call(self._stub.Prove, req, timeout)
+        return resp
+
+    def trace_history(
+        self, code: str, limit: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> services_pb2.TraceResponse:
+        req = services_pb2.TraceRequest(code=code, limit=limit, page_token=page_token)
+        resp: services_pb2.TraceResponse = self._call(self._stub.TraceHistory, req, timeout)
+        return resp
+
+    def trace_back(
+        self,
+        code: str,
+        max_depth: int = 0,
+        limit: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> services_pb2.TraceResponse:
+        req = services_pb2.TraceRequest(
+            code=code, max_depth=max_depth, limit=limit, page_token=page_token
+        )
+        resp: services_pb2.TraceResponse = self._call(self._stub.TraceBack, req, timeout)
+        return resp
+
+    def trace_forward(
+        self,
+        code: str,
+        max_depth: int = 0,
+        limit: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> services_pb2.TraceResponse:
+        req = services_pb2.TraceRequest(
+            code=code, max_depth=max_depth, limit=limit, page_token=page_token
+        )
+        resp: services_pb2.TraceResponse = self._call(self._stub.TraceForward, req, timeout)
+        return resp
+
+    def list_evidence(self, timeout: float | None = None) -> list[consensus_pb2.Evidence]:
+        resp: services_pb2.ListEvidenceResponse = self._call(
+            self._stub.ListEvidence, services_pb2.ListEvidenceRequest(), timeout
+        )
+        return list(resp.evidence)
+
+    # ------------------------------------------------------------------ health
+
+    def healthy(self, service: str = "", timeout: float | None = None) -> bool:
+        """True when the node's gRPC health service answers SERVING for ``service``.
+
+        Never raises for an unreachable or not-yet-serving node: it answers False.
+        """
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        try:
+            resp = stub.Check(
+                health_pb2.HealthCheckRequest(service=service),
+                timeout=self.timeout if timeout is None else timeout,
+            )
+        except grpc.RpcError:
+            return False
+        return bool(resp.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "LedgerClient",
+    "RemoteRuleError",
+    "map_rpc_error",
+    "rpc_status",
+]

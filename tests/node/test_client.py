@@ -1,0 +1,136 @@
+"""LedgerClient against an in-process fake Ledger server: calls, and the one error mapping."""
+
+from __future__ import annotations
+
+from concurrent import futures
+
+import grpc
+import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from node import errors
+from node.client import LedgerClient, RemoteRuleError
+from node.envelope import Envelope, Signature
+from proto import services_pb2, services_pb2_grpc, types_pb2
+
+
+class FakeLedger(services_pb2_grpc.LedgerServicer):
+    """Submit answers with the status code named in the payload ("code:NAME")."""
+
+    def __init__(self) -> None:
+        self.seen: list[types_pb2.Envelope] = []
+
+    def Submit(self, request, context):
+        self.seen.append(request.envelope)
+        text = request.envelope.payload.decode()
+        if text.startswith("code:"):
+            name, _, msg = text[5:].partition(":")
+            context.abort(getattr(grpc.StatusCode, name), msg)
+        return services_pb2.SubmitResponse(
+            record_id=b"\x01" * 32, committed=request.wait, height=7, log_index=3
+        )
+
+    def Status(self, request, context):
+        return services_pb2.StatusResponse(chain_id="c", height=5, head_hash=b"\xab" * 32)
+
+    def GetRecord(self, request, context):
+        context.abort(grpc.StatusCode.NOT_FOUND, f"record {request.record_id.hex()} not found")
+
+    def StreamBlocks(self, request, context):
+        for h in range(1, 4):
+            yield types_pb2.CommittedBlock(certificate=types_pb2.CommitCertificate(height=h))
+        context.abort(grpc.StatusCode.INTERNAL, "disk on fire")
+
+
+@pytest.fixture
+def served():
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    fake = FakeLedger()
+    services_pb2_grpc.add_LedgerServicer_to_server(fake, server)
+    hs = health.HealthServicer()
+    hs.set("", health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(hs, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with LedgerClient(f"127.0.0.1:{port}", timeout=5) as c:
+            yield c, fake
+    finally:
+        server.stop(0).wait(5)
+
+
+def test_submit_sends_envelope_and_returns_response(served):
+    client, fake = served
+    env = Envelope(b"hello", signatures=(Signature("farm", b"s" * 64),))
+    resp = client.submit(env, wait=True)
+    assert (resp.committed, resp.height, resp.log_index) == (True, 7, 3)
+    assert fake.seen[0].payload == b"hello"
+    assert fake.seen[0].signatures[0].keyid == "farm"
+
+
+@pytest.mark.parametrize(
+    ("code", "cls"),
+    [
+        ("INVALID_ARGUMENT", errors.InputError),
+        ("UNAUTHENTICATED", errors.VerificationError),
+        ("PERMISSION_DENIED", errors.MembershipError),
+        ("ALREADY_EXISTS", errors.ReplayError),
+        ("RESOURCE_EXHAUSTED", errors.OverloadError),
+        ("FAILED_PRECONDITION", RemoteRuleError),
+        ("NOT_FOUND", errors.NotFoundError),
+        ("UNAVAILABLE", errors.NodeUnavailableError),
+    ],
+)
+def test_status_codes_map_to_ledger_errors_keeping_the_message(served, code, cls):
+    client, _ = served
+    with pytest.raises(cls) as ei:
+        client.submit(Envelope(f"code:{code}:because reasons".encode()))
+    assert type(ei.value) is cls
+    assert "because reasons" in str(ei.value)
+
+
+def test_failed_precondition_is_a_rule_error_with_the_rule_name(served):
+    client, _ = served
+    with pytest.raises(errors.RuleError) as ei:
+        client.submit(Envelope(b"code:FAILED_PRECONDITION:rule custody: not the custodian"))
+    assert ei.value.rule == "custody"
+    assert str(ei.value) == "rule custody: not the custodian"
+
+
+def test_unknown_code_is_plain_ledger_error(served):
+    client, _ = served
+    with pytest.raises(errors.LedgerError, match="INTERNAL: boom"):
+        client.submit(Envelope(b"code:INTERNAL:boom"))
+
+
+def test_status_and_not_found(served):
+    client, _ = served
+    assert client.status().height == 5
+    with pytest.raises(errors.NotFoundError, match="not found"):
+        client.get_record(b"\x02" * 32)
+
+
+def test_stream_errors_are_mapped_midway(served):
+    client, _ = served
+    got = []
+    with pytest.raises(errors.LedgerError, match="disk on fire"):
+        got.extend(b.certificate.height for b in client.stream_blocks())
+    assert got == [1, 2, 3]
+
+
+def test_health(served):
+    client, _ = served
+    assert client.healthy()
+    assert not client.healthy(service="no-such-service")
+
+
+def test_unreachable_node_names_the_address():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with LedgerClient(f"127.0.0.1:{port}", timeout=1) as c:
+        with pytest.raises(errors.NodeUnavailableError, match=f"127.0.0.1:{port}"):
+            c.status()
+        assert not c.healthy(timeout=0.5)
