@@ -46,6 +46,9 @@ terminal: bizStep destroying,          named codes and their contents are closed
 decommissioning, retail_selling,       handoff's transfer: handing over for destruction
 scrapping, or disposition destroyed,   leaves the receiver as the custodian of a closed
 disposed, retail_sold, dispensed       code)
+error declaration (any event with      no state change; author is the custodian or the
+``errorDeclaration``)                  commissioner of every code, or an inspector or
+                                       regulator ("custody")
 inspection: ObjectEvent/Aggregation    an ``inspector`` or ``regulator`` member may record
 OBSERVE, bizStep inspecting, sampling, it on codes it does not hold, also closed or
 sensor_reporting, no handoff           recalled ones; custody unchanged
@@ -86,11 +89,11 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
-from node.epcis import code_problem, normalize_code
+from node.epcis import EventCodes, check_event_codes, event_roles
 from node.errors import InputError, RuleError, RulePermissionError
 from node.genesis import Genesis
 from node.permissions import bare_step
@@ -333,91 +336,6 @@ class _Work:
         return out
 
 
-@dataclass(frozen=True)
-class _Codes:
-    """The canonical codes an event names, by role, each list in first-seen order."""
-
-    objects: tuple[str, ...]  # epcList + quantityList (Object/Transaction), parent excluded
-    parent: str
-    children: tuple[str, ...]
-    inputs: tuple[str, ...]
-    consumed: frozenset[str]  # inputs given as instances (inputEPCList)
-    outputs: tuple[str, ...]
-    classes: frozenset[str]  # codes given as epcClass
-
-    @property
-    def all(self) -> tuple[str, ...]:
-        head = (self.parent,) if self.parent else ()
-        return tuple(
-            dict.fromkeys((*head, *self.objects, *self.children, *self.inputs, *self.outputs))
-        )
-
-
-def _raw_list(event: Mapping[str, Any], key: str) -> list[str]:
-    v = event.get(key)
-    return [c for c in v if isinstance(c, str)] if isinstance(v, list) else []
-
-
-def _raw_classes(event: Mapping[str, Any], key: str) -> list[str]:
-    v = event.get(key)
-    if not isinstance(v, list):
-        return []
-    return [q["epcClass"] for q in v if isinstance(q, dict) and isinstance(q.get("epcClass"), str)]
-
-
-def _canon(raw: Iterable[str]) -> tuple[str, ...]:
-    out: dict[str, None] = {}
-    for c in raw:
-        problem = code_problem(c)
-        if problem:
-            raise RuleError(RULE_CODES, problem, c[:60])
-        out[normalize_code(c)] = None
-    return tuple(out)
-
-
-def event_roles(event: Mapping[str, Any]) -> _Codes:
-    """Split an event's identifiers by role and canonicalize them (raises on bad codes)."""
-    parent_raw = event.get("parentID")
-    parent = _canon([parent_raw])[0] if isinstance(parent_raw, str) else ""
-    objects = _canon(_raw_list(event, "epcList") + _raw_classes(event, "quantityList"))
-    children = _canon(_raw_list(event, "childEPCs") + _raw_classes(event, "childQuantityList"))
-    in_epcs = _canon(_raw_list(event, "inputEPCList"))
-    inputs = _canon([*in_epcs, *_raw_classes(event, "inputQuantityList")])
-    outputs = _canon(_raw_list(event, "outputEPCList") + _raw_classes(event, "outputQuantityList"))
-    classes = frozenset(
-        _canon(
-            _raw_classes(event, "quantityList")
-            + _raw_classes(event, "childQuantityList")
-            + _raw_classes(event, "inputQuantityList")
-            + _raw_classes(event, "outputQuantityList")
-        )
-    )
-    return _Codes(objects, parent, children, inputs, frozenset(in_epcs), outputs, classes)
-
-
-def canonical_codes(event: Mapping[str, Any]) -> tuple[str, ...]:
-    """Every canonical code an event names (the keys its history is indexed under)."""
-    return event_roles(event).all
-
-
-def _check_roles(codes: _Codes, etype: str) -> None:
-    if not codes.all:
-        raise RuleError(
-            RULE_CODES,
-            "the event names no trace code (give epcList, quantityList, parentID, childEPCs, "
-            "inputs or outputs)",
-        )
-    groups = [codes.objects, codes.children, codes.inputs, codes.outputs]
-    if codes.parent:
-        groups.append((codes.parent,))
-    seen: set[str] = set()
-    for g in groups:
-        for c in g:
-            if c in seen:
-                raise RuleError(RULE_DUPLICATE, f"code appears twice in one {etype}", c)
-            seen.add(c)
-
-
 def apply(
     view: CustodyView,
     record: TraceRecord,
@@ -441,7 +359,7 @@ def apply(
     step = bare_step(record.biz_step)
     disposition = bare_disposition(str(ev.get("disposition", "")))
     codes = event_roles(ev)
-    _check_roles(codes, etype)
+    check_event_codes(codes, etype)
     w = _Work(view, log_index)
 
     is_recall = disposition == RECALL_DISPOSITION or step == RECALL_STEP
@@ -458,10 +376,27 @@ def apply(
     if record.is_handoff:
         _check_handoff_shape(record, etype, action, signers, codes)
 
+    if isinstance(ev.get("errorDeclaration"), dict):
+        # An error declaration annotates an earlier event; records are immutable, so it
+        # changes no state (corrections are new records). The codes' stakeholders may file it.
+        for c in codes.all:
+            st = w.need(c)
+            if record.author not in (st.custodian, st.commissioned_by) and not author.has_role(
+                *INSPECTION_ROLES
+            ):
+                raise RulePermissionError(
+                    RULE_CUSTODY,
+                    f"{record.author!r} may not declare an error on a code it neither holds "
+                    "nor commissioned",
+                    c,
+                )
+            w.put(st)
+        return _done(w)
+
     if is_recall and not is_regulator:
         for c in codes.all:
-            st = w.get(c)
-            if st is None or not st.recalled:
+            known = w.get(c)
+            if known is None or not known.recalled:
                 raise RulePermissionError(
                     RULE_RECALL,
                     f"only a regulator may recall a code; {record.author!r} is not one",
@@ -549,7 +484,7 @@ def _done(w: _Work) -> CustodyUpdate:
 
 
 def _check_handoff_shape(
-    record: TraceRecord, etype: str, action: str, signers: Sequence[str], codes: _Codes
+    record: TraceRecord, etype: str, action: str, signers: Sequence[str], codes: EventCodes
 ) -> None:
     ok = (
         (etype == "ObjectEvent" and action in ("OBSERVE", "DELETE"))
@@ -622,7 +557,7 @@ def _commission(w: _Work, code: str, author: str, disposition: str, *, is_class:
     )
 
 
-def _transform(w: _Work, author: str, codes: _Codes, disposition: str) -> None:
+def _transform(w: _Work, author: str, codes: EventCodes, disposition: str) -> None:
     if codes.parent or codes.objects or codes.children:
         raise RuleError(RULE_TRANSFORMATION, "a TransformationEvent names only inputs and outputs")
     for c in codes.inputs:
@@ -648,7 +583,7 @@ def _transform(w: _Work, author: str, codes: _Codes, disposition: str) -> None:
             w.edges.append(Edge(c, o, "input", w.index))
 
 
-def _aggregate(w: _Work, author: str, codes: _Codes, disposition: str) -> None:
+def _aggregate(w: _Work, author: str, codes: EventCodes, disposition: str) -> None:
     if not codes.parent:
         raise RuleError(RULE_AGGREGATION, "an aggregation ADD needs a parentID", codes.all[0])
     if codes.objects or codes.inputs or codes.outputs:
@@ -684,7 +619,7 @@ def _aggregate(w: _Work, author: str, codes: _Codes, disposition: str) -> None:
         w.edges.append(Edge(codes.parent, c, "parent", w.index))
 
 
-def _disaggregate(w: _Work, author: str, codes: _Codes) -> None:
+def _disaggregate(w: _Work, author: str, codes: EventCodes) -> None:
     if not codes.parent:
         raise RuleError(RULE_AGGREGATION, "an aggregation DELETE needs a parentID", codes.all[0])
     parent = w.need(codes.parent)

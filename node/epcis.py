@@ -30,8 +30,15 @@ Import and export are documented on ``import_document`` and ``export_document``.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
+
+from node.errors import InputError, RuleError
+from node.records import CATEGORIES, EVENT_TYPES, TraceRecord, validate_event
 
 DL_BASE = "https://id.gs1.org"
 MAX_CODE_BYTES = 200  # keys of two codes must fit LMDB's 511-byte key limit
@@ -160,3 +167,276 @@ def code_problem(code: str) -> str:
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in code):
         return f"identifier contains control characters: {code!r}"
     return ""
+
+
+# --------------------------------------------------------------------------- codes by role
+
+
+@dataclass(frozen=True)
+class EventCodes:
+    """The canonical codes an event names, by role, each list in first-seen order."""
+
+    objects: tuple[str, ...]  # epcList + quantityList (Object/Transaction), parent excluded
+    parent: str
+    children: tuple[str, ...]
+    inputs: tuple[str, ...]
+    consumed: frozenset[str]  # inputs given as instances (inputEPCList)
+    outputs: tuple[str, ...]
+    classes: frozenset[str]  # codes given as epcClass
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        head = (self.parent,) if self.parent else ()
+        return tuple(
+            dict.fromkeys((*head, *self.objects, *self.children, *self.inputs, *self.outputs))
+        )
+
+
+def _raw_list(event: Mapping[str, Any], key: str) -> list[str]:
+    v = event.get(key)
+    return [c for c in v if isinstance(c, str)] if isinstance(v, list) else []
+
+
+def _raw_classes(event: Mapping[str, Any], key: str) -> list[str]:
+    v = event.get(key)
+    if not isinstance(v, list):
+        return []
+    return [q["epcClass"] for q in v if isinstance(q, dict) and isinstance(q.get("epcClass"), str)]
+
+
+def _canon(raw: Iterable[str]) -> tuple[str, ...]:
+    out: dict[str, None] = {}
+    for c in raw:
+        problem = code_problem(c)
+        if problem:
+            raise RuleError("codes", problem, c[:60])
+        out[normalize_code(c)] = None
+    return tuple(out)
+
+
+def event_roles(event: Mapping[str, Any]) -> EventCodes:
+    """Split an event's identifiers by role and canonicalize them (raises on bad codes)."""
+    parent_raw = event.get("parentID")
+    parent = _canon([parent_raw])[0] if isinstance(parent_raw, str) else ""
+    objects = _canon(_raw_list(event, "epcList") + _raw_classes(event, "quantityList"))
+    children = _canon(_raw_list(event, "childEPCs") + _raw_classes(event, "childQuantityList"))
+    in_epcs = _canon(_raw_list(event, "inputEPCList"))
+    inputs = _canon([*in_epcs, *_raw_classes(event, "inputQuantityList")])
+    outputs = _canon(_raw_list(event, "outputEPCList") + _raw_classes(event, "outputQuantityList"))
+    classes = frozenset(
+        _canon(
+            _raw_classes(event, "quantityList")
+            + _raw_classes(event, "childQuantityList")
+            + _raw_classes(event, "inputQuantityList")
+            + _raw_classes(event, "outputQuantityList")
+        )
+    )
+    return EventCodes(objects, parent, children, inputs, frozenset(in_epcs), outputs, classes)
+
+
+def canonical_codes(event: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every canonical code an event names (the keys its history is indexed under)."""
+    return event_roles(event).all
+
+
+def check_event_codes(codes: EventCodes, etype: str) -> None:
+    """Refuse an event naming no code, or one code in two roles (``RuleError``)."""
+    if not codes.all:
+        raise RuleError(
+            "codes",
+            "the event names no trace code (give epcList, quantityList, parentID, childEPCs, "
+            "inputs or outputs)",
+        )
+    groups = [codes.objects, codes.children, codes.inputs, codes.outputs]
+    if codes.parent:
+        groups.append((codes.parent,))
+    seen: set[str] = set()
+    for g in groups:
+        for c in g:
+            if c in seen:
+                raise RuleError(
+                    "duplicate-code",
+                    f"code is named in two roles of one {etype} (e.g. both input and output); "
+                    "give each code one role: a transformation's outputs must be new codes",
+                    c,
+                )
+            seen.add(c)
+
+
+# --------------------------------------------------------------------------- import
+
+EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
+SUYUAN_PREFIX = "suyuan"
+SUYUAN_NS = "urn:suyuan:epcis:"
+MAX_EVENT_BYTES = 60 * 1024  # leaves room for the record around it (limit 64 KiB)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """One event of an imported document: a record draft, or the reason it is refused.
+
+    ``event`` is the event to sign (``None`` if refused); ``codes`` its canonical codes.
+    """
+
+    position: int
+    event: dict[str, Any] | None
+    category: str
+    reason: str = ""
+    codes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.event is not None
+
+
+def document_events(doc: Any) -> tuple[list[Any], list[Any]]:
+    """(events, extra @context entries) of an EPCIS document, query document, event or list.
+
+    Raises ``InputError`` for anything else: the whole input is refused, not an event.
+    """
+    if isinstance(doc, list):
+        return list(doc), []
+    if not isinstance(doc, dict):
+        raise InputError("epcis: expected an EPCIS document, an event or a list of events")
+    dtype = doc.get("type")
+    ctx = doc.get("@context", [])
+    extra = [c for c in (ctx if isinstance(ctx, list) else [ctx]) if isinstance(c, dict)]
+    body = doc.get("epcisBody")
+    if dtype == "EPCISDocument":
+        events = body.get("eventList") if isinstance(body, dict) else None
+    elif dtype == "EPCISQueryDocument":
+        qr = body.get("queryResults") if isinstance(body, dict) else None
+        rb = qr.get("resultsBody") if isinstance(qr, dict) else None
+        events = rb.get("eventList") if isinstance(rb, dict) else None
+    elif dtype in EVENT_TYPES:
+        return [doc], []
+    else:
+        raise InputError(
+            f"epcis: unknown document type {dtype!r} (EPCISDocument, EPCISQueryDocument or an "
+            "event)"
+        )
+    if not isinstance(events, list):
+        where = (
+            "epcisBody.eventList"
+            if dtype == "EPCISDocument"
+            else ("epcisBody.queryResults.resultsBody.eventList")
+        )
+        raise InputError(f"epcis: {dtype} has no {where} list")
+    return events, extra
+
+
+def import_event(event: Any, position: int = 0, *, category: str = "other") -> ImportResult:
+    """Check one EPCIS event for use as a record's event (stateless checks only).
+
+    Refused, with a reason naming what to change: not an object; no known type, no
+    eventTime or no action (``node.records.validate_event``); an identifier that is empty,
+    too long or has control characters; no trace code at all (e.g. a sensor report that
+    does not name the product it measured); one code in two roles; too large for a record.
+    Custody rules (commissioned once, custodian...) are checked at submission, not here.
+    """
+    if not isinstance(event, dict):
+        return ImportResult(position, None, category, "the event is not a JSON object")
+    try:
+        validate_event(event)
+        roles = event_roles(event)
+        check_event_codes(roles, str(event["type"]))
+    except (InputError, RuleError) as e:
+        return ImportResult(position, None, category, _reason(e))
+    size = len(json.dumps(event, ensure_ascii=False).encode())
+    if size > MAX_EVENT_BYTES:
+        return ImportResult(
+            position,
+            None,
+            category,
+            f"the event is {size} bytes, over the {MAX_EVENT_BYTES}-byte limit for one "
+            "record: split its epcList or sensor reports over several events",
+        )
+    return ImportResult(position, dict(event), category, "", roles.all)
+
+
+def _reason(e: Exception) -> str:
+    if isinstance(e, RuleError) and e.rule == "codes" and not e.code:
+        return (
+            "the event names no trace code: add an epcList, quantityList, parentID/childEPCs "
+            "or input/output lists naming the product or lot it is about"
+        )
+    return str(e)
+
+
+def import_document(doc: Any, *, category: str = "other") -> list[ImportResult]:
+    """Every event of ``doc`` as a record draft or a per-event refusal, in document order.
+
+    ``doc`` is an EPCISDocument (``epcisBody.eventList``), an EPCISQueryDocument
+    (``epcisBody.queryResults.resultsBody.eventList``), a bare event or a list of events.
+    Namespace objects of the document's ``@context`` (vendor extensions such as
+    ``example:myField``) are copied into each accepted event that has no ``@context`` of
+    its own, so the signed event stays meaningful without its document. ``category`` (a
+    ``node.records.CATEGORIES`` value) applies to every draft.
+    """
+    if category not in CATEGORIES:
+        raise InputError(f"epcis: unknown category {category!r} (one of: {', '.join(CATEGORIES)})")
+    events, extra = document_events(doc)
+    out: list[ImportResult] = []
+    for i, ev in enumerate(events):
+        r = import_event(ev, i, category=category)
+        if r.event is not None and extra and "@context" not in r.event:
+            r = ImportResult(i, {"@context": list(extra), **r.event}, category, "", r.codes)
+        out.append(r)
+    return out
+
+
+# --------------------------------------------------------------------------- export
+
+
+@dataclass(frozen=True)
+class Committed:
+    """A committed record as exported: the record, its log index and record id."""
+
+    record: TraceRecord
+    log_index: int = -1
+    record_id: bytes = b""
+
+
+def export_event(item: Committed | TraceRecord) -> dict[str, Any]:
+    """The record's event as signed, plus Suyuan provenance in ``suyuan:`` extension fields.
+
+    Added: ``suyuan:author``, ``suyuan:category``, and when known ``suyuan:logIndex``,
+    ``suyuan:recordId`` (hex) and ``suyuan:handoff`` ({from, to}). Nothing is removed.
+    """
+    c = item if isinstance(item, Committed) else Committed(item)
+    rec = c.record
+    ev: dict[str, Any] = dict(rec.event)
+    ev[f"{SUYUAN_PREFIX}:author"] = rec.author
+    ev[f"{SUYUAN_PREFIX}:category"] = rec.category
+    if c.log_index >= 0:
+        ev[f"{SUYUAN_PREFIX}:logIndex"] = c.log_index
+    if c.record_id:
+        ev[f"{SUYUAN_PREFIX}:recordId"] = c.record_id.hex()
+    if rec.is_handoff:
+        ev[f"{SUYUAN_PREFIX}:handoff"] = {"from": rec.handoff_from, "to": rec.handoff_to}
+    return ev
+
+
+def export_document(
+    records: Iterable[Committed | TraceRecord],
+    *,
+    creation_date: str,
+    document_id: str = "",
+) -> dict[str, Any]:
+    """An EPCIS 2.0 JSON-LD EPCISDocument of ``records`` (e.g. a code's history, log order).
+
+    ``creation_date`` (RFC 3339) is passed in: this module reads no clock. The document's
+    ``@context`` is the EPCIS 2.0 context plus the ``suyuan`` namespace; events keep any
+    ``@context`` they were signed with. Validates against GS1's EPCIS-JSON-Schema.json.
+    """
+    events = [export_event(r) for r in records]
+    doc: dict[str, Any] = {
+        "@context": [EPCIS_CONTEXT, {SUYUAN_PREFIX: SUYUAN_NS}],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": creation_date,
+        "epcisBody": {"eventList": events},
+    }
+    if document_id:
+        doc["id"] = document_id
+    return doc

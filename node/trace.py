@@ -1,0 +1,233 @@
+"""Trace queries: history, back (sources) and forward (recall scope). Pure; answers from indexes.
+
+The node implements ``TraceIndex`` over its LMDB sub-databases (see ``node.custody``: the
+``custody``, ``edges_back``, ``edges_fwd`` and ``history`` key layout); tests use
+``node.custody.InMemoryCustody``. No query scans the log.
+
+Invariants of ``trace_back`` / ``trace_forward``:
+  * breadth-first from the root; each code appears once, at its shortest distance
+    (``depth``), reached ``via`` a code at ``depth - 1`` (so the nodes form a tree);
+  * neighbours are visited in the index's order (sorted by code bytes), so the sequence of
+    nodes is a deterministic function of the index, the root and ``max_depth``;
+  * cycle-safe (a visited set), depth-limited (``max_depth``), paged: ``limit`` nodes per
+    page and an opaque ``next_token`` that resumes exactly where the page ended, as long as
+    the index has not changed in between (a new block may shift later pages);
+  * the root is node 0 (depth 0, relation "self").
+
+Relations: back: "input" (an input of the transformation that made ``via``) and "parent"
+(a container ``via`` was packed into); forward: "output" and "child" (the inverses).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from node.custody import CodeState
+from node.epcis import normalize_code
+from node.errors import InputError, NotFoundError
+
+MAX_DEPTH = 64
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+
+Direction = Literal["back", "forward"]
+
+
+class TraceIndex(Protocol):
+    """What the queries need from the node's indexes (canonical codes throughout)."""
+
+    def state(self, code: str) -> CodeState | None: ...
+
+    def downstream(self, code: str) -> Sequence[tuple[str, str]]:
+        """(code, relation "output" | "child") pairs, sorted by code bytes."""
+        ...
+
+    def upstream(self, code: str) -> Sequence[tuple[str, str]]:
+        """(code, relation "input" | "parent") pairs, sorted by code bytes."""
+        ...
+
+    def history(self, code: str, start: int, limit: int) -> Sequence[int]:
+        """Log indexes of records naming or moving ``code``, ascending, from position start."""
+        ...
+
+
+@dataclass(frozen=True)
+class TraceNode:
+    code: str
+    depth: int
+    relation: str  # how it relates to ``via`` ("self" for the root)
+    via: str
+    custodian: str
+    status: str
+    commissioned_by: str
+    parent: str  # current container, "" if none
+    recalled: bool = False  # also true for a closed (e.g. sold) code that was recalled
+
+
+@dataclass(frozen=True)
+class TracePage:
+    root: str
+    direction: Direction
+    nodes: tuple[TraceNode, ...]
+    next_token: str  # "" when this is the last page
+    depth_limited: bool  # some codes lie beyond max_depth (not listed)
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    code: str
+    log_indexes: tuple[int, ...]
+    next_token: str
+
+
+def _token(**fields: Any) -> str:
+    raw = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _untoken(token: str, **expect: Any) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        d = json.loads(raw)
+        offset = d.pop("o")
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise InputError("trace: invalid page token") from e
+    if d != expect or not isinstance(offset, int) or offset < 0:
+        raise InputError("trace: the page token belongs to another query")
+    return offset
+
+
+def _check_limits(max_depth: int, limit: int) -> None:
+    if not 0 <= max_depth <= MAX_DEPTH:
+        raise InputError(f"trace: max_depth must be 0-{MAX_DEPTH}")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InputError(f"trace: limit must be 1-{MAX_LIMIT}")
+
+
+def _node(index: TraceIndex, code: str, depth: int, relation: str, via: str) -> TraceNode:
+    st = index.state(code)
+    if st is None:
+        return TraceNode(code, depth, relation, via, "", "unknown", "", "")
+    return TraceNode(
+        code,
+        depth,
+        relation,
+        via,
+        st.custodian,
+        st.status,
+        st.commissioned_by,
+        st.parent,
+        st.recalled,
+    )
+
+
+def walk(
+    index: TraceIndex, root: str, direction: Direction, max_depth: int
+) -> Iterator[TraceNode | None]:
+    """All nodes in BFS order; finally yields ``None`` if some code lies beyond max_depth."""
+    neighbours = index.upstream if direction == "back" else index.downstream
+    seen = {root}
+    queue: deque[tuple[str, int]] = deque([(root, 0)])
+    yield _node(index, root, 0, "self", "")
+    beyond = False
+    while queue:
+        code, depth = queue.popleft()
+        for nxt, relation in neighbours(code):
+            if nxt in seen:
+                continue
+            if depth + 1 > max_depth:
+                beyond = True
+                continue
+            seen.add(nxt)
+            yield _node(index, nxt, depth + 1, relation, code)
+            queue.append((nxt, depth + 1))
+    if beyond:
+        yield None
+
+
+def _trace(
+    index: TraceIndex,
+    code: str,
+    direction: Direction,
+    max_depth: int,
+    limit: int,
+    token: str,
+) -> TracePage:
+    _check_limits(max_depth, limit)
+    root = normalize_code(code)
+    if index.state(root) is None:
+        raise NotFoundError(f"trace: code {code!r} is not known")
+    offset = _untoken(token, r=root, d=direction, m=max_depth) if token else 0
+    nodes: list[TraceNode] = []
+    more = False
+    beyond = False
+    for i, n in enumerate(walk(index, root, direction, max_depth)):
+        if n is None:
+            beyond = True
+            break
+        if i < offset:
+            continue
+        if len(nodes) == limit:
+            more = True
+            break
+        nodes.append(n)
+    nxt = _token(r=root, d=direction, m=max_depth, o=offset + limit) if more else ""
+    return TracePage(root, direction, tuple(nodes), nxt, beyond)
+
+
+def trace_back(
+    index: TraceIndex,
+    code: str,
+    max_depth: int = MAX_DEPTH,
+    limit: int = DEFAULT_LIMIT,
+    token: str = "",
+) -> TracePage:
+    """The sources of ``code``: transformation inputs and containers, back to commissioning."""
+    return _trace(index, code, "back", max_depth, limit, token)
+
+
+def trace_forward(
+    index: TraceIndex,
+    code: str,
+    max_depth: int = MAX_DEPTH,
+    limit: int = DEFAULT_LIMIT,
+    token: str = "",
+) -> TracePage:
+    """Every downstream code of ``code`` with its custodian and status: the recall scope."""
+    return _trace(index, code, "forward", max_depth, limit, token)
+
+
+def history(
+    index: TraceIndex, code: str, limit: int = DEFAULT_LIMIT, token: str = ""
+) -> HistoryPage:
+    """Log indexes of every committed record naming (or moving) ``code``, in log order."""
+    _check_limits(0, limit)
+    root = normalize_code(code)
+    if index.state(root) is None:
+        raise NotFoundError(f"trace: code {code!r} is not known")
+    start = _untoken(token, r=root, d="history") if token else 0
+    got = list(index.history(root, start, limit + 1))
+    more = len(got) > limit
+    nxt = _token(r=root, d="history", o=start + limit) if more else ""
+    return HistoryPage(root, tuple(got[:limit]), nxt)
+
+
+def recall_scope(index: TraceIndex, code: str, max_depth: int = MAX_DEPTH) -> list[TraceNode]:
+    """Every node of the forward trace (all pages) that is not yet recalled, root included.
+
+    What a regulator's recall record should name (``suyuan recall``); large scopes should be
+    split over several records to respect the record size limit.
+    """
+    out: list[TraceNode] = []
+    token = ""
+    while True:
+        page = trace_forward(index, code, max_depth, MAX_LIMIT, token)
+        out.extend(n for n in page.nodes if not n.recalled and n.status != "unknown")
+        if not page.next_token:
+            return out
+        token = page.next_token
