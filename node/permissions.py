@@ -11,20 +11,80 @@ from collections.abc import Mapping
 
 _ALL_WRITERS = ("enterprise", "association", "regulator", "inspector")
 
-#: Sensible defaults for the policy's product families. Inspections and sampling are open
-#: to inspectors and regulators as well as the custodian; a recall is a regulator's act;
-#: auditors only read.
+_PRODUCERS = ("enterprise", "association")
+_INSPECTORS = ("enterprise", "inspector", "regulator")
+_OVERSEEN = ("enterprise", "regulator")
+
+#: Sensible defaults for the policy's product families, keyed by CBV 2.0 bizStep (bare).
+#: Production, logistics and sale are the custodian's acts: an enterprise, or an
+#: association submitting for its small members. Inspection, sampling and sensor reports are
+#: open to inspectors and regulators too (infant-formula batch tests, special-equipment
+#: inspections, veterinary checks). Holding, destruction, decommissioning and scrapping may
+#: also be a regulator's act (hazardous goods destroyed under supervision, a hold on a
+#: suspect batch); a recall (``recalling``, or disposition recalled under ``holding``) is a
+#: regulator's. Auditors only read. Custody rules (``node.custody``) apply on top: the role
+#: says who may write the step at all, custody says on which codes.
 DEFAULT_PERMISSIONS: Mapping[str, tuple[str, ...]] = {
-    "*": ("enterprise", "association"),
-    "inspecting": ("enterprise", "inspector", "regulator"),
-    "sampling": ("enterprise", "inspector", "regulator"),
-    "sensor_reporting": ("enterprise", "inspector", "regulator"),
+    "*": _PRODUCERS,
+    # creation and identification
+    "commissioning": _PRODUCERS,
+    "creating_class_instance": _PRODUCERS,
+    "encoding": _PRODUCERS,
+    # production and processing (farm, slaughter, plant, pharmacy, installer)
+    "killing": _PRODUCERS,
+    "assembling": _PRODUCERS,
+    "disassembling": _PRODUCERS,
+    "packing": _PRODUCERS,
+    "unpacking": _PRODUCERS,
+    "repackaging": _PRODUCERS,
+    "installing": _PRODUCERS,
+    "removing": _PRODUCERS,
+    "repairing": _PRODUCERS,
+    "replacing": _PRODUCERS,
+    # logistics
+    "shipping": _PRODUCERS,
+    "receiving": _PRODUCERS,
+    "accepting": _PRODUCERS,
+    "arriving": _PRODUCERS,
+    "departing": _PRODUCERS,
+    "loading": _PRODUCERS,
+    "unloading": _PRODUCERS,
+    "transporting": _PRODUCERS,
+    "staging_outbound": _PRODUCERS,
+    "consigning": _PRODUCERS,
+    "void_shipping": _PRODUCERS,
+    "picking": _PRODUCERS,
+    "collecting": _PRODUCERS,
+    "storing": _PRODUCERS,
+    "stocking": _PRODUCERS,
+    "stock_taking": _PRODUCERS,
+    "cycle_counting": _PRODUCERS,
+    "entering_exiting": _PRODUCERS,
+    "reserving": _PRODUCERS,
+    # sale and use
+    "retail_selling": _PRODUCERS,
+    "dispensing": _PRODUCERS,
+    # inspection and oversight
+    "inspecting": _INSPECTORS,
+    "sampling": _INSPECTORS,
+    "sensor_reporting": _INSPECTORS,
+    "holding": _OVERSEEN,
     "recalling": ("regulator",),
-    "holding": ("enterprise", "regulator"),
-    "destroying": ("enterprise", "regulator"),
-    "decommissioning": ("enterprise", "regulator"),
+    # end of life
+    "destroying": _OVERSEEN,
+    "decommissioning": _OVERSEEN,
+    "scrapping": _OVERSEEN,
     "other": _ALL_WRITERS,
 }
+
+
+def genesis_permissions() -> list[tuple[str, tuple[str, ...]]]:
+    """The defaults as a genesis ``permissions`` list (for ``Genesis.build`` / consortium init).
+
+    Writing them into the genesis freezes them for the chain, so a later change of these
+    defaults cannot change which records an existing chain accepts.
+    """
+    return sorted(DEFAULT_PERMISSIONS.items())
 
 
 def bare_step(biz_step: str) -> str:
