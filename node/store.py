@@ -1,0 +1,645 @@
+"""The node's durable state: one LMDB environment with named sub-databases.
+
+Layout (every integer key is 8-byte big-endian, so appends arrive in key order):
+
+=============  =========================================  =================================
+sub-database   key                                        value
+=============  =========================================  =================================
+meta           ``version`` / ``genesis`` / ``head``       format, chain identity, head
+sign           ``state``                                  consensus last-signed state
+blocks         height                                     first index, count, block hash,
+                                                          header bytes, certificate bytes
+block_ends     log index one past a block's last record   height (non-empty blocks only)
+envelopes      log index                                  serialized Envelope, as given
+ids            record id (32 bytes)                       log index
+nonces         SHA-256(author, nonce)[:16]                log index
+codes          trace code (UTF-8), dupsort                log indexes, ascending
+merkle         chunk number                               node hashes (node.merkle_store)
+custody ...    upper layers' keys                         upper layers' values
+=============  =========================================  =================================
+
+Invariants:
+
+* A block is written in ONE durable write transaction (``append_block``): after a crash the
+  store holds the whole block or none of it, and the head always names the last whole block.
+* Envelope and header bytes are stored once, exactly as given, and never re-serialized.
+* Stored Merkle nodes never change; the head's ``log_root`` is the fold of the frontier.
+* A full map never reaches the caller: the transaction is aborted, the map grown and the
+  whole transaction retried. Any other LMDB failure (disk full...) aborts the transaction,
+  leaves the store as it was and raises ``StorageError``.
+
+Threads: one writer thread plus any number of reader threads; every read method uses its
+own short read transaction. One ``Store`` per path per process (an LMDB rule).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import struct
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar, cast
+
+import lmdb
+
+from node import merkle
+from node.errors import InputError, NotFoundError, ReplayError, StorageError
+from node.merkle_store import Frontier, NodeReader, extend
+
+FORMAT_VERSION = 1
+ZERO_HASH = bytes(32)  # the head's block hash before the first block (prev_block_hash at 1)
+DEFAULT_MAP_SIZE = 1 << 30  # address space only; the file grows with the data
+EXTRA_DBS = ("custody", "edges", "evidence")  # pre-declared sub-databases for upper layers
+NONCE_KEY_SIZE = 16  # 128-bit truncated digest: accidental collision ~2^-64 at 2^32 records
+DEFAULT_PAGE = 1000
+_CORE_DBS = ("meta", "sign", "blocks", "block_ends", "envelopes", "ids", "nonces", "codes")
+_MERKLE_DB = "merkle"
+_MAX_CODE_KEY = 448  # longer codes are keyed by their SHA-256 (LMDB keys are <= 511 bytes)
+
+_U64 = struct.Struct(">Q")
+_HEAD = struct.Struct(">Q32sQ32s")
+_BLOCK = struct.Struct(">QI32sI")  # first index, record count, block hash, header length
+_VERSION = struct.Struct(">I")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Head:
+    """The last whole block and the log after it. ``height == 0``: no block yet."""
+
+    height: int
+    block_hash: bytes
+    log_size: int
+    log_root: bytes
+
+
+@dataclass(frozen=True)
+class BlockWrite:
+    """Everything one committed block adds to the store, written atomically.
+
+    Per-record sequences are parallel (same length, log order). ``leaf_data[i]`` is hashed
+    into the log (the node passes the serialized envelope). ``extra`` holds generic puts
+    ``(db, key, value)`` for upper layers (``value is None`` deletes ``key``).
+    """
+
+    height: int
+    block_hash: bytes
+    header_bytes: bytes
+    certificate_bytes: bytes
+    envelopes: Sequence[bytes]
+    record_ids: Sequence[bytes]
+    leaf_data: Sequence[bytes]
+    codes: Sequence[Sequence[str]]
+    nonces: Sequence[tuple[str, str]]
+    extra: Sequence[tuple[str, bytes, bytes | None]] = ()
+
+
+@dataclass(frozen=True)
+class StoredBlock:
+    """A stored block: exact header and certificate bytes, and its envelopes in order."""
+
+    height: int
+    block_hash: bytes
+    header_bytes: bytes
+    certificate_bytes: bytes
+    first_index: int
+    envelopes: tuple[bytes, ...]
+
+    def block_bytes(self) -> bytes:
+        """The serialized ``Block`` (proto/types.proto), built from the stored bytes."""
+        return _field(1, self.header_bytes) + b"".join(_field(2, e) for e in self.envelopes)
+
+    def committed_block_bytes(self) -> bytes:
+        """The serialized ``CommittedBlock``; no signed byte is re-serialized."""
+        return _field(1, self.block_bytes()) + _field(2, self.certificate_bytes)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def nonce_key(author: str, nonce: str) -> bytes:
+    """The replay-index key of an author's nonce (length-prefixed, so unambiguous)."""
+    a = author.encode()
+    digest = hashlib.sha256(_VERSION.pack(len(a)) + a + nonce.encode()).digest()
+    return digest[:NONCE_KEY_SIZE]
+
+
+def code_key(code: str) -> bytes:
+    """The code-index key of a trace code: its UTF-8, or a digest for very long codes."""
+    raw = code.encode()
+    if len(raw) <= _MAX_CODE_KEY:
+        return raw
+    return b"\x00sha256:" + hashlib.sha256(raw).digest()
+
+
+class _Gate:
+    """Readers share the map; growing it (``set_mapsize``) or closing excludes them."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._exclusive = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._exclusive = True
+            while self._readers:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+def _abort(txn: lmdb.Transaction) -> None:
+    with contextlib.suppress(lmdb.Error):  # already finished by a failed commit
+        txn.abort()
+
+
+def _get(txn: lmdb.Transaction, key: bytes, db: lmdb._Database) -> bytes | None:
+    """``txn.get`` typed for transactions opened without ``buffers`` (values are bytes)."""
+    return cast("bytes | None", txn.get(key, db=db))
+
+
+def _check_block(b: BlockWrite) -> None:
+    n = len(b.envelopes)
+    lengths = {len(b.record_ids), len(b.leaf_data), len(b.codes), len(b.nonces)}
+    if lengths != {n}:
+        raise InputError(f"block {b.height}: per-record sequences differ in length")
+    if len(b.block_hash) != merkle.HASH_SIZE or not b.header_bytes:
+        raise InputError(f"block {b.height}: needs a 32-byte hash and header bytes")
+    if any(len(r) != merkle.HASH_SIZE for r in b.record_ids):
+        raise InputError(f"block {b.height}: every record id must be 32 bytes")
+
+
+class Store:
+    """The LMDB-backed ledger state of one node. Create with ``Store.open``."""
+
+    def __init__(
+        self,
+        path: Path,
+        env: lmdb.Environment,
+        dbs: dict[str, lmdb._Database],
+        head: Head,
+        frontier: Frontier,
+        map_size: int,
+    ) -> None:
+        self._path = path
+        self._env = env
+        self._dbs = dbs
+        self._head = head
+        self._frontier = frontier
+        self._map_size = map_size
+        self._wlock = threading.Lock()
+        self._gate = _Gate()
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        genesis_hash: bytes,
+        *,
+        create: bool = True,
+        map_size: int = DEFAULT_MAP_SIZE,
+        extra_dbs: Sequence[str] = (),
+        max_readers: int = 254,
+    ) -> Store:
+        """Open (or create) the store in directory ``path`` for the chain ``genesis_hash``.
+
+        Raises:
+            StorageError: no store there (``create=False``), another chain's store, an
+                unknown format version, or LMDB cannot open it.
+        """
+        if len(genesis_hash) != merkle.HASH_SIZE:
+            raise InputError("genesis hash must be 32 bytes")
+        p = Path(path)
+        if not (p / "data.mdb").exists():
+            if not create:
+                raise StorageError(f"no store at {p}")
+            p.mkdir(parents=True, exist_ok=True)
+        names = (*_CORE_DBS, _MERKLE_DB, *EXTRA_DBS, *(n for n in extra_dbs if n))
+        try:
+            env = lmdb.open(
+                str(p),
+                map_size=map_size,
+                max_dbs=len(names) + 1,
+                max_readers=max_readers,
+                lock=True,
+                sync=True,
+                metasync=True,
+                readahead=False,
+                meminit=False,
+            )
+        except lmdb.Error as e:
+            raise StorageError(f"cannot open the store at {p}: {e}") from e
+        try:
+            dbs = {
+                n: env.open_db(n.encode(), dupsort=n == "codes", dupfixed=n == "codes")
+                for n in names
+            }
+            head = cls._load_or_init(env, dbs, p, genesis_hash)
+            with env.begin(db=dbs[_MERKLE_DB]) as txn:
+                frontier = NodeReader(lambda k: _get(txn, k, dbs[_MERKLE_DB])).frontier(
+                    head.log_size
+                )
+        except lmdb.Error as e:
+            env.close()
+            raise StorageError(f"cannot open the store at {p}: {e}") from e
+        except (KeyError, StorageError) as e:
+            env.close()
+            if isinstance(e, StorageError):
+                raise
+            raise StorageError(f"store at {p} is corrupt: Merkle node {e} missing") from e
+        if frontier.root != head.log_root:
+            env.close()
+            raise StorageError(f"store at {p} is corrupt: log root does not match the head")
+        return cls(p, env, dbs, head, frontier, env.info()["map_size"])
+
+    @staticmethod
+    def _load_or_init(
+        env: lmdb.Environment, dbs: dict[str, lmdb._Database], p: Path, genesis_hash: bytes
+    ) -> Head:
+        meta = dbs["meta"]
+        with env.begin(write=True, db=meta) as txn:
+            version = txn.get(b"version")
+            if version is None:
+                head = Head(0, ZERO_HASH, 0, merkle.EMPTY_ROOT)
+                txn.put(b"version", _VERSION.pack(FORMAT_VERSION))
+                txn.put(b"genesis", genesis_hash)
+                txn.put(b"head", _HEAD.pack(0, ZERO_HASH, 0, merkle.EMPTY_ROOT))
+                return head
+            if len(version) != _VERSION.size or _VERSION.unpack(version)[0] != FORMAT_VERSION:
+                raise StorageError(
+                    f"store at {p} has format version {version.hex()}, this node reads "
+                    f"version {FORMAT_VERSION}"
+                )
+            stored = txn.get(b"genesis")
+            if stored != genesis_hash:
+                theirs = stored.hex()[:16] if stored else "none"
+                raise StorageError(
+                    f"store at {p} belongs to another chain (genesis {theirs}..., "
+                    f"expected {genesis_hash.hex()[:16]}...)"
+                )
+            return Head(*_HEAD.unpack(cast(bytes, txn.get(b"head"))))
+
+    def close(self) -> None:
+        """Close the environment (idempotent); waits for running reads to finish."""
+        with self._wlock, self._gate.exclusive():
+            if not self._closed:
+                self._closed = True
+                self._env.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def map_size(self) -> int:
+        """The current LMDB map size in bytes (grows by itself)."""
+        return self._map_size
+
+    # ------------------------------------------------------------------ transactions
+
+    @contextmanager
+    def _read(self) -> Iterator[lmdb.Transaction]:
+        with self._gate.shared():
+            if self._closed:
+                raise StorageError("the store is closed")
+            with self._env.begin() as txn:
+                yield txn
+
+    def _write(self, work: Callable[[lmdb.Transaction], T]) -> T:
+        """Run ``work`` in one durable write transaction, growing the map when full."""
+        with self._wlock:
+            if self._closed:
+                raise StorageError("the store is closed")
+            while True:
+                txn = self._env.begin(write=True)
+                try:
+                    result = work(txn)
+                    txn.commit()
+                    return result
+                except lmdb.MapFullError:
+                    _abort(txn)
+                    self._grow()
+                except lmdb.Error as e:
+                    _abort(txn)
+                    hint = " (the disk is full)" if "No space" in str(e) else ""
+                    raise StorageError(
+                        f"cannot write the store at {self._path}{hint}: {e}; nothing was written"
+                    ) from e
+                except BaseException:
+                    _abort(txn)
+                    raise
+
+    def _grow(self) -> None:
+        new = self._map_size * 2
+        with self._gate.exclusive():
+            try:
+                self._env.set_mapsize(new)
+            except lmdb.Error as e:
+                raise StorageError(f"cannot grow the store map to {new} bytes: {e}") from e
+        self._map_size = self._env.info()["map_size"]
+
+    # ------------------------------------------------------------------ writes
+
+    def append_block(self, block: BlockWrite) -> None:
+        """Store one committed block atomically and durably.
+
+        Raises:
+            StorageError: ``block.height`` is not ``head().height + 1``, an unknown extra
+                sub-database, or the disk refuses the write. The store is unchanged.
+            ReplayError: a record id or (author, nonce) is already stored. Unchanged.
+            InputError: the block's sequences are inconsistent.
+        """
+        _check_block(block)
+        if block.height != self._head.height + 1:
+            raise StorageError(
+                f"block {block.height} does not follow the head (height {self._head.height})"
+            )
+        for name, _k, _v in block.extra:
+            if name not in self._dbs or name in _CORE_DBS or name == _MERKLE_DB:
+                raise StorageError(f"unknown extra sub-database {name!r}")
+        head, frontier = self._write(lambda txn: self._append_txn(txn, block))
+        self._frontier = frontier
+        self._head = head
+
+    def _append_txn(self, txn: lmdb.Transaction, b: BlockWrite) -> tuple[Head, Frontier]:
+        if b.height != self._head.height + 1:
+            raise StorageError(f"block {b.height} does not follow height {self._head.height}")
+        dbs = self._dbs
+        pack = _U64.pack
+        first = self._head.log_size
+        n = len(b.envelopes)
+        idx = [pack(i) for i in range(first, first + n)]
+        appended = extend(self._frontier, b.leaf_data)
+        front = appended.frontier
+
+        if n:
+            with txn.cursor(dbs["envelopes"]) as cur:
+                if cur.putmulti(list(zip(idx, b.envelopes, strict=True)), append=True)[1] != n:
+                    raise StorageError(f"log index {first} is already stored")
+            with txn.cursor(dbs["ids"]) as cur:
+                items = sorted(zip(b.record_ids, idx, strict=True))
+                if cur.putmulti(items, overwrite=False)[1] != n:
+                    raise ReplayError(f"block {b.height} repeats a stored record id")
+            with txn.cursor(dbs["nonces"]) as cur:
+                items = sorted(
+                    (nonce_key(a, nn), k) for (a, nn), k in zip(b.nonces, idx, strict=True)
+                )
+                if cur.putmulti(items, overwrite=False)[1] != n:
+                    raise ReplayError(f"block {b.height} repeats a stored author nonce")
+            pairs = sorted(
+                {(code_key(c), k) for cs, k in zip(b.codes, idx, strict=True) for c in cs}
+            )
+            if pairs:
+                with txn.cursor(dbs["codes"]) as cur:
+                    cur.putmulti(pairs)
+            txn.put(pack(first + n), pack(b.height), append=True, db=dbs["block_ends"])
+
+        merkle_db = dbs[_MERKLE_DB]
+        if appended.overwrite is not None:
+            txn.put(*appended.overwrite, db=merkle_db)
+        if appended.appends:
+            with txn.cursor(merkle_db) as cur:
+                if cur.putmulti(appended.appends, append=True)[1] != len(appended.appends):
+                    raise StorageError("Merkle node chunks out of order")
+
+        value = _BLOCK.pack(first, n, b.block_hash, len(b.header_bytes))
+        if not txn.put(
+            pack(b.height),
+            value + b.header_bytes + b.certificate_bytes,
+            append=True,
+            db=dbs["blocks"],
+        ):
+            raise StorageError(f"block {b.height} is already stored")
+        for name, key, val in b.extra:
+            if val is None:
+                txn.delete(key, db=dbs[name])
+            else:
+                txn.put(key, val, db=dbs[name])
+        head = Head(b.height, b.block_hash, front.size, front.root)
+        txn.put(
+            b"head",
+            _HEAD.pack(head.height, head.block_hash, head.log_size, head.log_root),
+            db=dbs["meta"],
+        )
+        return head, front
+
+    def put_sign_state(self, state: bytes) -> None:
+        """Durably record the consensus layer's last-signed state (fsynced on return)."""
+        self._write(lambda txn: txn.put(b"state", state, db=self._dbs["sign"]))
+
+    # ------------------------------------------------------------------ reads
+
+    def head(self) -> Head:
+        """The last whole block and the log after it."""
+        return self._head
+
+    def get_sign_state(self) -> bytes | None:
+        with self._read() as txn:
+            return _get(txn, b"state", self._dbs["sign"])
+
+    def get_block(self, height: int) -> StoredBlock | None:
+        """The block at ``height`` with its envelopes, or ``None``."""
+        with self._read() as txn:
+            value = _get(txn, _U64.pack(height), self._dbs["blocks"])
+            if value is None:
+                return None
+            first, n, block_hash, hlen = _BLOCK.unpack_from(value)
+            off = _BLOCK.size
+            envelopes: list[bytes] = []
+            if n:
+                with txn.cursor(self._dbs["envelopes"]) as cur:
+                    cur.set_key(_U64.pack(first))
+                    for _ in range(n):
+                        envelopes.append(cast(bytes, cur.value()))
+                        cur.next()
+        return StoredBlock(
+            height,
+            block_hash,
+            value[off : off + hlen],
+            value[off + hlen :],
+            first,
+            tuple(envelopes),
+        )
+
+    def get_envelope(self, record_id: bytes) -> bytes | None:
+        """The envelope bytes of a record, exactly as stored, or ``None``."""
+        with self._read() as txn:
+            index = _get(txn, record_id, self._dbs["ids"])
+            return None if index is None else _get(txn, index, self._dbs["envelopes"])
+
+    def get_envelope_at(self, log_index: int) -> bytes | None:
+        """The envelope at a log index, or ``None``."""
+        with self._read() as txn:
+            return _get(txn, _U64.pack(log_index), self._dbs["envelopes"])
+
+    def record_location(self, record_id: bytes) -> tuple[int, int] | None:
+        """``(log_index, height)`` of a stored record, or ``None``."""
+        with self._read() as txn:
+            raw = _get(txn, record_id, self._dbs["ids"])
+            if raw is None:
+                return None
+            index = _U64.unpack(raw)[0]
+            with txn.cursor(self._dbs["block_ends"]) as cur:
+                if not cur.set_range(_U64.pack(index + 1)):
+                    raise StorageError(f"store is corrupt: no block holds log index {index}")
+                return index, _U64.unpack(cast(bytes, cur.value()))[0]
+
+    def has_record(self, record_id: bytes) -> bool:
+        with self._read() as txn:
+            return _get(txn, record_id, self._dbs["ids"]) is not None
+
+    def nonce_seen(self, author: str, nonce: str) -> bool:
+        """Whether a stored record by ``author`` used ``nonce`` (survives restarts)."""
+        with self._read() as txn:
+            return _get(txn, nonce_key(author, nonce), self._dbs["nonces"]) is not None
+
+    def code_indexes(self, code: str, start: int = 0, limit: int = DEFAULT_PAGE) -> list[int]:
+        """Ascending log indexes ``>= start`` of records naming ``code``, at most ``limit``.
+
+        Page with ``start = last + 1``.
+        """
+        out: list[int] = []
+        if limit <= 0:
+            return out
+        with self._read() as txn, txn.cursor(self._dbs["codes"]) as cur:
+            if not cur.set_range_dup(code_key(code), _U64.pack(max(start, 0))):
+                return out
+            unpack = _U64.unpack
+            while True:
+                out.append(unpack(cast(bytes, cur.value()))[0])
+                if len(out) >= limit or not cur.next_dup():
+                    return out
+
+    def get(self, db: str, key: bytes) -> bytes | None:
+        """A value from an upper layer's sub-database."""
+        with self._read() as txn:
+            return _get(txn, key, self._extra_db(db))
+
+    def scan(
+        self, db: str, prefix: bytes, *, after: bytes = b"", limit: int = DEFAULT_PAGE
+    ) -> list[tuple[bytes, bytes]]:
+        """Items of an upper layer's sub-database whose key starts with ``prefix``, in key
+        order, starting after key ``after`` (for paging), at most ``limit``."""
+        out: list[tuple[bytes, bytes]] = []
+        with self._read() as txn, txn.cursor(self._extra_db(db)) as cur:
+            if not cur.set_range(max(prefix, after)):
+                return out
+            for key, value in cast("Iterator[tuple[bytes, bytes]]", iter(cur)):
+                if not key.startswith(prefix) or len(out) >= limit:
+                    break
+                if key != after:
+                    out.append((key, value))
+        return out
+
+    def _extra_db(self, name: str) -> lmdb._Database:
+        if name in _CORE_DBS or name == _MERKLE_DB or name not in self._dbs:
+            raise StorageError(f"unknown extra sub-database {name!r}")
+        return self._dbs[name]
+
+    # ------------------------------------------------------------------ the log
+
+    def _check_size(self, size: int) -> None:
+        if size < 0:
+            raise InputError(f"log size {size} is negative")
+        if size > self._head.log_size:
+            raise NotFoundError(
+                f"log size {size} is beyond this node's log ({self._head.log_size})"
+            )
+
+    @contextmanager
+    def _nodes(self) -> Iterator[NodeReader]:
+        with self._read() as txn:
+            db = self._dbs[_MERKLE_DB]
+            yield NodeReader(lambda key: _get(txn, key, db))
+
+    def frontier(self) -> Frontier:
+        """The log's current frontier (its perfect-subtree peaks), for previewing roots."""
+        return self._frontier
+
+    def preview_root(self, leaf_data: Sequence[bytes]) -> tuple[int, bytes]:
+        """(size, root) the log would have after appending ``leaf_data``; writes nothing."""
+        front = extend(self._frontier, leaf_data).frontier
+        return front.size, front.root
+
+    def leaf_hash_at(self, index: int) -> bytes:
+        """The stored leaf hash at ``index``. Raises ``NotFoundError`` past the log."""
+        self._check_size(index + 1)
+        with self._nodes() as nodes:
+            return nodes.node(0, index)
+
+    def log_root(self, size: int) -> bytes:
+        """The log's root at a past (or the current) size, in O(log n) reads."""
+        self._check_size(size)
+        if size == self._frontier.size:
+            return self._frontier.root
+        with self._nodes() as nodes:
+            return nodes.range_hash(0, size)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of leaf ``index`` in the log at ``size``."""
+        self._check_size(size)
+        if not 0 <= index < size:
+            raise InputError(f"leaf index {index} is outside a log of size {size}")
+        with self._nodes() as nodes:
+            return nodes.inclusion(index, size)
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        """RFC 9162 consistency proof from the log at ``size1`` to the log at ``size2``."""
+        self._check_size(size2)
+        if not 0 <= size1 <= size2:
+            raise InputError(f"no consistency proof from size {size1} to size {size2}")
+        with self._nodes() as nodes:
+            return nodes.consistency(size1, size2)

@@ -1,0 +1,402 @@
+"""node.store: the LMDB store and its persistent Merkle tree."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import lmdb
+import pymerkle
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node import merkle
+from node.errors import InputError, NotFoundError, ReplayError, StorageError
+from node.store import ZERO_HASH, BlockWrite, Store
+from proto import types_pb2
+from tests.node.store_workload import make_block
+from tests.node.test_merkle import (
+    assert_consistency_tampering_fails,
+    assert_inclusion_tampering_fails,
+)
+
+GENESIS = hashlib.sha256(b"genesis").digest()
+
+
+def fill(store: Store, seed: int, blocks: int, max_records: int = 300) -> list[bytes]:
+    """Append ``blocks`` workload blocks; return every leaf hash in log order."""
+    leaves: list[bytes] = []
+    for h in range(store.head().height + 1, store.head().height + 1 + blocks):
+        b = make_block(seed, h, max_records)
+        store.append_block(b)
+        leaves += [merkle.leaf_hash(d) for d in b.leaf_data]
+    return leaves
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(tmp_path / "db", GENESIS) as s:
+        yield s
+
+
+# ---------------------------------------------------------------- the Merkle tree on LMDB
+
+
+class _Log:
+    """One store of a few thousand leaves in uneven blocks, shared by the property tests."""
+
+    def __init__(self, path: Path) -> None:
+        self.store = Store.open(path, GENESIS, map_size=1 << 20)
+        self.leaves = fill(self.store, seed=7, blocks=30, max_records=200)
+        self.tree = pymerkle.InmemoryTree()
+        for h in range(1, 31):
+            for d in make_block(7, h, 200).leaf_data:
+                self.tree.append_entry(d)
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Log]:
+    lg = _Log(tmp_path_factory.mktemp("log") / "db")
+    yield lg
+    lg.store.close()
+
+
+def test_log_fixture_is_big_enough(log: _Log) -> None:
+    assert 2000 < log.store.head().log_size == len(log.leaves) == log.tree.get_size()
+
+
+@settings(derandomize=True, max_examples=200, deadline=None)
+@given(data=st.data())
+def test_lmdb_tree_agrees_with_reference_and_pymerkle(log: _Log, data: st.DataObject) -> None:
+    n = len(log.leaves)
+    size = data.draw(st.one_of(st.integers(1, 64), st.integers(1, n)), label="size")
+    index = data.draw(st.integers(0, size - 1), label="index")
+    size1 = data.draw(st.integers(1, size), label="size1")
+    s, leaves = log.store, log.leaves[:size]
+
+    root = s.log_root(size)
+    assert root == merkle.root(leaves) == log.tree.get_root(size)
+    assert s.leaf_hash_at(index) == leaves[index]
+
+    path = s.inclusion_proof(index, size)
+    assert path == merkle.inclusion_path(leaves, index)
+    assert log.tree.prove_inclusion(index + 1, size).path == [leaves[index], *path]
+    assert merkle.verify_inclusion(leaves[index], index, size, path, root)
+    assert_inclusion_tampering_fails(leaves[index], index, size, path, root)
+
+    root1 = s.log_root(size1)
+    cpath = s.consistency_proof(size1, size)
+    assert cpath == merkle.consistency_path(leaves, size1)
+    pymerkle.verify_consistency(root1, root, log.tree.prove_consistency(size1, size))
+    assert merkle.verify_consistency(size1, size, root1, root, cpath)
+    if size1 < size:
+        assert_consistency_tampering_fails(size1, size, root1, root, cpath)
+
+
+def test_every_size_of_a_small_log(store: Store) -> None:
+    leaves = fill(store, seed=3, blocks=12, max_records=9)
+    for size in range(len(leaves) + 1):
+        assert store.log_root(size) == merkle.root(leaves[:size])
+        for i in range(size):
+            assert store.inclusion_proof(i, size) == merkle.inclusion_path(leaves[:size], i)
+        for m in range(size + 1):
+            assert store.consistency_proof(m, size) == merkle.consistency_path(leaves[:size], m)
+
+
+def test_proofs_beyond_the_log_are_refused(store: Store) -> None:
+    fill(store, seed=1, blocks=2, max_records=5)
+    n = store.head().log_size
+    with pytest.raises(NotFoundError):
+        store.log_root(n + 1)
+    with pytest.raises(NotFoundError):
+        store.inclusion_proof(0, n + 1)
+    with pytest.raises(InputError):
+        store.inclusion_proof(n, n)
+    with pytest.raises(InputError):
+        store.consistency_proof(n, n - 1)
+    with pytest.raises(NotFoundError):
+        store.leaf_hash_at(n)
+
+
+# ---------------------------------------------------------------- blocks, records, indexes
+
+
+def test_empty_store_head(store: Store) -> None:
+    head = store.head()
+    assert (head.height, head.block_hash, head.log_size) == (0, ZERO_HASH, 0)
+    assert head.log_root == merkle.EMPTY_ROOT == store.log_root(0)
+    assert store.get_block(1) is None
+
+
+def test_blocks_records_and_indexes(store: Store) -> None:
+    blocks = [make_block(11, h, 40) for h in range(1, 6)]
+    for b in blocks:
+        store.append_block(b)
+    index = 0
+    for b in blocks:
+        got = store.get_block(b.height)
+        assert got is not None
+        assert got.header_bytes == b.header_bytes
+        assert got.certificate_bytes == b.certificate_bytes
+        assert got.block_hash == b.block_hash
+        assert got.first_index == index
+        assert list(got.envelopes) == list(b.envelopes)
+        for env, rid, (author, nonce) in zip(b.envelopes, b.record_ids, b.nonces, strict=True):
+            assert store.get_envelope(rid) == env
+            assert store.get_envelope_at(index) == env
+            assert store.record_location(rid) == (index, b.height)
+            assert store.has_record(rid)
+            assert store.nonce_seen(author, nonce)
+            index += 1
+    assert store.head().log_size == index
+    assert store.head().block_hash == blocks[-1].block_hash
+    assert not store.has_record(bytes(32))
+    assert store.record_location(bytes(32)) is None
+    assert store.get_envelope(bytes(32)) is None
+    assert store.get_envelope_at(index) is None
+    assert not store.nonce_seen("author-0", "never")
+    assert store.get("custody", b"last-height") == b"5"
+
+
+def test_code_index_lookup_and_paging(store: Store) -> None:
+    blocks = [make_block(5, h, 60) for h in range(1, 8)]
+    expected: dict[str, list[int]] = {}
+    index = 0
+    for b in blocks:
+        store.append_block(b)
+        for codes in b.codes:
+            for c in sorted(set(codes)):
+                expected.setdefault(c, []).append(index)
+            index += 1
+    for code, want in expected.items():
+        assert store.code_indexes(code) == want
+        paged: list[int] = []
+        start = 0
+        while page := store.code_indexes(code, start=start, limit=3):
+            paged += page
+            start = page[-1] + 1
+        assert paged == want
+        assert store.code_indexes(code, start=want[-1] + 1) == []
+    assert store.code_indexes("urn:code:unknown") == []
+    assert store.code_indexes("urn:code:1", limit=0) == []
+
+
+def test_long_codes_are_indexed(store: Store) -> None:
+    long_a, long_b = "x" * 600 + "a", "x" * 600 + "b"
+    b = _block(1, [b"e1", b"e2"], codes=[[long_a], [long_b, long_a]])
+    store.append_block(b)
+    assert store.code_indexes(long_a) == [0, 1]
+    assert store.code_indexes(long_b) == [1]
+
+
+def _block(height: int, envelopes: list[bytes], **kw: object) -> BlockWrite:
+    fields: dict[str, object] = {
+        "height": height,
+        "block_hash": hashlib.sha256(b"block%d" % height).digest(),
+        "header_bytes": b"header%d" % height,
+        "certificate_bytes": b"cert%d" % height,
+        "envelopes": envelopes,
+        "record_ids": [hashlib.sha256(e).digest() for e in envelopes],
+        "leaf_data": envelopes,
+        "codes": [[] for _ in envelopes],
+        "nonces": [("a", e.hex()) for e in envelopes],
+    }
+    fields.update(kw)
+    return BlockWrite(**fields)  # type: ignore[arg-type]
+
+
+def test_committed_block_bytes_are_the_proto_encoding(store: Store) -> None:
+    env = types_pb2.Envelope(payload=b'{"x":1}', payload_type="t")
+    env.signatures.add(keyid="m", sig=bytes(64))
+    header = types_pb2.BlockHeader(chain_id="c", height=1, log_size=2).SerializeToString()
+    cert = types_pb2.CommitCertificate(height=1, block_hash=bytes(32)).SerializeToString()
+    envs = [env.SerializeToString(), types_pb2.Envelope(payload=b"2").SerializeToString()]
+    store.append_block(_block(1, envs, header_bytes=header, certificate_bytes=cert))
+    got = store.get_block(1)
+    assert got is not None
+    parsed = types_pb2.CommittedBlock.FromString(got.committed_block_bytes())
+    assert parsed.block.header == header
+    assert [e.SerializeToString() for e in parsed.block.envelopes] == envs
+    assert parsed.certificate.SerializeToString() == cert
+    assert got.committed_block_bytes() == parsed.SerializeToString()
+    assert types_pb2.Block.FromString(got.block_bytes()) == parsed.block
+
+
+def test_empty_blocks(store: Store) -> None:
+    store.append_block(_block(1, []))
+    store.append_block(_block(2, [b"r"]))
+    store.append_block(_block(3, []))
+    assert store.head().height == 3
+    assert store.record_location(hashlib.sha256(b"r").digest()) == (0, 2)
+    b3 = store.get_block(3)
+    assert b3 is not None
+    assert b3.envelopes == ()
+    assert b3.first_index == 1
+
+
+# ---------------------------------------------------------------- refusals leave no trace
+
+
+def _snapshot(store: Store) -> tuple[object, ...]:
+    h = store.head()
+    return (h, store.get_block(h.height + 1), store.get_envelope_at(h.log_size))
+
+
+def test_wrong_height_is_refused_and_store_unchanged(store: Store) -> None:
+    fill(store, seed=2, blocks=3, max_records=5)
+    before = _snapshot(store)
+    for height in (1, 3, 5):
+        with pytest.raises(StorageError, match="does not follow"):
+            store.append_block(make_block(2, height, 5))
+    assert _snapshot(store) == before
+    store.append_block(make_block(2, 4, 5))
+    assert store.head().height == 4
+
+
+def test_replayed_record_id_or_nonce_refused_atomically(store: Store) -> None:
+    store.append_block(_block(1, [b"a", b"b"]))
+    before = _snapshot(store)
+    with pytest.raises(ReplayError, match="record id"):
+        store.append_block(_block(2, [b"c", b"a"]))
+    with pytest.raises(ReplayError, match="nonce"):
+        store.append_block(_block(2, [b"d"], nonces=[("a", b"a".hex())]))
+    with pytest.raises(ReplayError):
+        store.append_block(_block(2, [b"e", b"e"]))  # repeated inside one block
+    assert _snapshot(store) == before
+    assert not store.has_record(hashlib.sha256(b"c").digest())
+    assert not store.nonce_seen("a", b"c".hex())
+    store.append_block(_block(2, [b"c"]))
+    assert store.head().log_size == 3
+
+
+def test_inconsistent_block_is_refused(store: Store) -> None:
+    with pytest.raises(InputError):
+        store.append_block(_block(1, [b"a"], record_ids=[]))
+    with pytest.raises(InputError):
+        store.append_block(_block(1, [b"a"], record_ids=[b"short"]))
+    with pytest.raises(StorageError, match="unknown extra"):
+        store.append_block(_block(1, [b"a"], extra=[("ids", b"k", b"v")]))
+    assert store.head().height == 0
+
+
+# ---------------------------------------------------------------- open, reopen, grow
+
+
+def test_reopen_keeps_everything_and_continues(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    with Store.open(path, GENESIS) as s:
+        leaves = fill(s, seed=9, blocks=7, max_records=50)
+        head = s.head()
+        s.put_sign_state(b"h=7,r=0,step=precommit")
+    with Store.open(path, GENESIS, create=False) as s:
+        assert s.head() == head
+        assert s.get_sign_state() == b"h=7,r=0,step=precommit"
+        leaves += fill(s, seed=9, blocks=3, max_records=50)
+        assert s.log_root(len(leaves)) == merkle.root(leaves)
+        assert s.log_root(head.log_size) == head.log_root
+
+
+def test_other_chain_or_version_or_missing_store_refused(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    with pytest.raises(StorageError, match="no store"):
+        Store.open(path, GENESIS, create=False)
+    with Store.open(path, GENESIS) as s:
+        fill(s, seed=1, blocks=1, max_records=3)
+    with pytest.raises(StorageError, match="another chain"):
+        Store.open(path, hashlib.sha256(b"other").digest())
+    env = lmdb.open(str(path), max_dbs=20)
+    with env.begin(write=True, db=env.open_db(b"meta")) as txn:
+        txn.put(b"version", (99).to_bytes(4, "big"))
+    env.close()
+    with pytest.raises(StorageError, match="format version"):
+        Store.open(path, GENESIS)
+
+
+def test_map_grows_by_itself(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    with Store.open(path, GENESIS, map_size=64 * 1024) as s:
+        start = s.map_size
+        leaves = fill(s, seed=4, blocks=20, max_records=100)
+        assert s.map_size > start
+        assert s.log_root(len(leaves)) == merkle.root(leaves)
+        big = _block(21, [bytes(500_000)], nonces=[("a", "big")])  # one txn > the map
+        s.append_block(big)
+        assert s.get_envelope_at(len(leaves)) == bytes(500_000)
+    with Store.open(path, GENESIS, map_size=64 * 1024) as s:
+        assert s.head().height == 21
+
+
+def test_readers_run_while_the_writer_grows_the_map(tmp_path: Path) -> None:
+    errors: list[BaseException] = []
+    done = threading.Event()
+    with Store.open(tmp_path / "db", GENESIS, map_size=64 * 1024) as s:
+        s.append_block(make_block(6, 1, 20))
+
+        def reader(seed: int) -> None:
+            rng = random.Random(seed)
+            try:
+                while not done.is_set():
+                    head = s.head()
+                    n = head.log_size
+                    assert s.log_root(n) == head.log_root or s.head() != head
+                    if n:
+                        i = rng.randrange(n)
+                        size = rng.randint(i + 1, n)
+                        path = s.inclusion_proof(i, size)
+                        leaf = s.leaf_hash_at(i)
+                        assert merkle.verify_inclusion(leaf, i, size, path, s.log_root(size))
+                    done.wait(0.0005)  # pacing only: leave the GIL to the writer
+            except BaseException as e:  # reported to the main thread below
+                errors.append(e)
+
+        threads = [threading.Thread(target=reader, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            fill(s, seed=6, blocks=25, max_records=60)
+        finally:
+            done.set()
+            for t in threads:
+                t.join(timeout=30)
+        assert not any(t.is_alive() for t in threads)
+        assert s.map_size > 64 * 1024
+    assert errors == []
+
+
+def test_extra_databases(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "db", GENESIS, extra_dbs=["quarantine"]) as s:
+        s.append_block(
+            _block(
+                1,
+                [b"a"],
+                extra=[
+                    ("edges", b"p|c1", b""),
+                    ("edges", b"p|c2", b""),
+                    ("edges", b"q|c3", b""),
+                    ("quarantine", b"k", b"v"),
+                ],
+            )
+        )
+        s.append_block(_block(2, [], extra=[("quarantine", b"k", None)]))
+        assert s.get("quarantine", b"k") is None
+        assert [k for k, _ in s.scan("edges", b"p|")] == [b"p|c1", b"p|c2"]
+        assert [k for k, _ in s.scan("edges", b"p|", after=b"p|c1")] == [b"p|c2"]
+        assert s.scan("edges", b"p|", limit=1) == [(b"p|c1", b"")]
+        with pytest.raises(StorageError):
+            s.get("ids", b"x")
+        with pytest.raises(StorageError):
+            s.get("nope", b"x")
+
+
+def test_closed_store_refuses(tmp_path: Path) -> None:
+    s = Store.open(tmp_path / "db", GENESIS)
+    s.close()
+    s.close()
+    with pytest.raises(StorageError, match="closed"):
+        s.get_envelope_at(0)
+    with pytest.raises(StorageError, match="closed"):
+        s.append_block(_block(1, []))
