@@ -96,6 +96,22 @@ def extend(front: Frontier, leaf_data: Sequence[bytes]) -> Appended:
     return Appended(Frontier(n, tuple(stack), tail), overwrite, pieces)
 
 
+def preview(front: Frontier, leaf_data: Sequence[bytes]) -> tuple[int, bytes]:
+    """``(size, root)`` the log would have after appending ``leaf_data``; writes nothing."""
+    sha = hashlib.sha256
+    stack = list(front.peaks)
+    n = front.size
+    for data in leaf_data:
+        h = sha(b"\x00" + data).digest()
+        n += 1
+        m = n
+        while not m & 1:
+            h = sha(b"\x01" + stack.pop() + h).digest()
+            m >>= 1
+        stack.append(h)
+    return n, merkle.fold(stack)
+
+
 Reader = Callable[[bytes], bytes | None]
 """Reads one chunk by key (an LMDB ``txn.get`` bound to the Merkle sub-database)."""
 

@@ -49,7 +49,7 @@ import lmdb
 
 from node import merkle
 from node.errors import InputError, NotFoundError, ReplayError, StorageError
-from node.merkle_store import Frontier, NodeReader, extend
+from node.merkle_store import Frontier, NodeReader, extend, preview
 
 FORMAT_VERSION = 1
 ZERO_HASH = bytes(32)  # the head's block hash before the first block (prev_block_hash at 1)
@@ -610,9 +610,11 @@ class Store:
         return self._frontier
 
     def preview_root(self, leaf_data: Sequence[bytes]) -> tuple[int, bytes]:
-        """(size, root) the log would have after appending ``leaf_data``; writes nothing."""
-        front = extend(self._frontier, leaf_data).frontier
-        return front.size, front.root
+        """``(log_size, log_root)`` after appending ``leaf_data`` to the head; writes nothing.
+
+        Call from the writer thread (a proposer building the next block's header).
+        """
+        return preview(self._frontier, leaf_data)
 
     def leaf_hash_at(self, index: int) -> bytes:
         """The stored leaf hash at ``index``. Raises ``NotFoundError`` past the log."""

@@ -97,6 +97,17 @@ def test_lmdb_tree_agrees_with_reference_and_pymerkle(log: _Log, data: st.DataOb
         assert_consistency_tampering_fails(size1, size, root1, root, cpath)
 
 
+def test_preview_root_matches_the_append(store: Store) -> None:
+    fill(store, seed=8, blocks=3, max_records=20)
+    b = make_block(8, 4, 20)
+    before = store.head()
+    size, root = store.preview_root(b.leaf_data)
+    assert store.head() == before
+    store.append_block(b)
+    assert (size, root) == (store.head().log_size, store.head().log_root)
+    assert store.preview_root([]) == (size, root)
+
+
 def test_every_size_of_a_small_log(store: Store) -> None:
     leaves = fill(store, seed=3, blocks=12, max_records=9)
     for size in range(len(leaves) + 1):
