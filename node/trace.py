@@ -67,6 +67,7 @@ class TraceNode:
     commissioned_by: str
     parent: str  # current container, "" if none
     recalled: bool = False  # also true for a closed (e.g. sold) code that was recalled
+    is_class: bool = False  # a lot or product class (name it in a quantityList)
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ def _node(index: TraceIndex, code: str, depth: int, relation: str, via: str) -> 
         st.commissioned_by,
         st.parent,
         st.recalled,
+        st.is_class,
     )
 
 
