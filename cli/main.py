@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from cli import consortium_cmd, keys_cmd, record_cmd
+from cli import consortium_cmd, keys_cmd, node_cmd, record_cmd, testnet_cmd
 from cli.common import err_console, print_json
 from node.errors import LedgerError
 
@@ -20,6 +20,8 @@ app = typer.Typer(
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(consortium_cmd.app, name="consortium")
 app.add_typer(record_cmd.app, name="record")
+app.add_typer(node_cmd.app, name="node")
+app.add_typer(testnet_cmd.app, name="testnet")
 
 
 def run() -> None:

@@ -1,4 +1,4 @@
-"""`suyuan record`: sign, countersign and verify trace records offline."""
+"""`suyuan record`: sign, countersign and verify trace records offline; submit and fetch them."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from typing import Annotated, Any
 import typer
 
 from cli.common import console, print_json, read_json_file, write_text_atomic
+from cli.nodeaddr import NodeTarget, resolve_node
+from node.client import LedgerClient
+from node.convert import envelope_from_proto
 from node.envelope import Envelope
-from node.errors import InputError, LedgerError
+from node.errors import InputError, LedgerError, NodeUnavailableError
 from node.genesis import Genesis
 from node.keys import load_key_file
 from node.records import CATEGORIES, TraceRecord, cosign, make_record, sign_record, verify_envelope
@@ -133,3 +136,128 @@ def verify(
             f"valid: record {info['record_id']} by {v.record.author}, "
             f"signed by {', '.join(info['signers'])}"
         )
+
+
+NodeOpt = Annotated[
+    str | None,
+    typer.Option("--node", help="host:port (default: node 0 of ./testnet or $SUYUAN_TESTNET)."),
+]
+
+
+def _genesis_for(target: NodeTarget, genesis: Path | None) -> Genesis:
+    if genesis is not None:
+        return Genesis.load(genesis)
+    if target.genesis is None:
+        raise InputError(
+            f"--genesis is required: node {target.address} is not part of a local testnet"
+        )
+    return Genesis.load(target.genesis)
+
+
+@app.command("submit")
+def submit(
+    event_file: Annotated[
+        Path | None, typer.Argument(help="EPCIS 2.0 event JSON (or a draft) to sign and submit.")
+    ] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="Author's key file.")] = None,
+    envelope: Annotated[
+        Path | None,
+        typer.Option("--envelope", help="Submit an envelope signed elsewhere, as it is."),
+    ] = None,
+    genesis: Annotated[
+        Path | None,
+        typer.Option("--genesis", help="genesis.json to sign against (default: the testnet's)."),
+    ] = None,
+    node: NodeOpt = None,
+    category: CategoryOpt = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Return once committed.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait.")] = 30.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Sign EVENT.json with --key and submit it, or submit --envelope ENV.json as signed.
+
+    Prints the record id; with --wait also the height and log index once committed.
+    """
+    if (event_file is None) == (envelope is None):
+        raise InputError("give either EVENT.json (with --key) or --envelope ENV.json")
+    target = resolve_node(node)
+    if envelope is not None:
+        if key is not None or category is not None or genesis is not None:
+            raise InputError(
+                "--envelope is submitted as signed: --key, --category and --genesis do not apply"
+            )
+        env = load_envelope(envelope)
+    else:
+        assert event_file is not None
+        if key is None:
+            raise InputError("--key is required to sign EVENT.json")
+        env = build_envelope(event_file, key, _genesis_for(target, genesis), category)
+    with LedgerClient(target.address, timeout=timeout) as client:
+        resp = client.submit(env, wait=wait)
+    record_id = (resp.record_id or env.record_id).hex()
+    if wait and not resp.committed:
+        raise NodeUnavailableError(
+            f"record {record_id} was accepted by {target.address} but not committed in time"
+        )
+    info: dict[str, Any] = {
+        "record_id": record_id,
+        "node": target.address,
+        "committed": resp.committed,
+    }
+    if resp.committed:
+        info["height"] = resp.height
+        info["log_index"] = resp.log_index
+    if as_json:
+        print_json(info)
+    elif resp.committed:
+        console.print(
+            f"record {record_id} committed at height {resp.height}, log index {resp.log_index}"
+        )
+    else:
+        console.print(f"record {record_id} accepted by {target.address} (not yet committed)")
+
+
+def parse_record_id(text: str) -> bytes:
+    """A record id as 64 hex characters (SHA-256 of the payload)."""
+    try:
+        rid = bytes.fromhex(text)
+    except ValueError:
+        rid = b""
+    if len(rid) != 32:
+        raise InputError(f"record id must be 64 hex characters, got {text!r}")
+    return rid
+
+
+@app.command("get")
+def get(
+    record_id: Annotated[str, typer.Argument(help="Record id (64 hex characters).")],
+    node: NodeOpt = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait.")] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Fetch a committed record: where it is in the log, and its envelope."""
+    rid = parse_record_id(record_id)
+    target = resolve_node(node)
+    with LedgerClient(target.address, timeout=timeout) as client:
+        resp = client.get_record(rid)
+    i = resp.info
+    info: dict[str, Any] = {
+        "record_id": (i.record_id or rid).hex(),
+        "height": i.height,
+        "log_index": i.log_index,
+        "author": i.author,
+        "event_type": i.event_type,
+        "biz_step": i.biz_step,
+        "event_time": i.event_time,
+        "codes": list(i.codes),
+        "category": i.category,
+        "envelope": envelope_from_proto(resp.envelope).to_json_dict(),
+    }
+    if as_json:
+        print_json(info)
+        return
+    console.print(
+        f"record {info['record_id']} by {i.author} at height {i.height}, log index "
+        f"{i.log_index}: {i.event_type} {i.biz_step} {i.event_time} "
+        f"codes {', '.join(i.codes) or '-'}"
+    )

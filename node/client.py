@@ -103,7 +103,7 @@ class LedgerClient:
         self.address = address
         self.timeout = timeout
         self._channel = grpc.insecure_channel(address)
-        self._stub: Any = services_pb2_grpc.LedgerStub(self._channel)  # type: ignore[no-untyped-call]
+        self._stub: Any = services_pb2_grpc.LedgerStub(self._channel)  # type: ignore[no-untyped-call, unused-ignore]
 
     def close(self) -> None:
         self._channel.close()

@@ -1,0 +1,156 @@
+"""`suyuan testnet`: a local N-node consortium in one folder, with fault injection.
+
+A thin layer over ``testnet.net``; see that module for what each command guarantees.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import console, err_console, print_json
+from cli.nodeaddr import TESTNET_ENV
+from testnet import net
+from testnet.manifest import DEFAULT_CHAIN_ID
+
+app = typer.Typer(
+    help="Run a local N-node consortium: up, status, down, and faults by node index.",
+    no_args_is_help=True,
+)
+
+
+def _default_dir() -> Path:
+    return Path(os.environ.get(TESTNET_ENV) or "testnet")
+
+
+DirOpt = Annotated[
+    Path | None,
+    typer.Option("--dir", help=f"Testnet folder (default: ${TESTNET_ENV} or ./testnet)."),
+]
+IndexArg = Annotated[int, typer.Argument(help="Node index (0..N-1).", min=0)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", help="Seconds to wait for nodes to become healthy.")
+]
+
+
+def _table(directory: Path) -> Table:
+    t = Table(title=f"testnet {directory}")
+    for col in ("node", "member", "address", "pid", "state", "height", "head"):
+        t.add_column(col)
+    for s in net.status(directory):
+        state = "paused" if s.paused else ("running" if s.running else "stopped")
+        t.add_row(
+            str(s.index),
+            s.member,
+            s.address,
+            str(s.pid or "-"),
+            state,
+            "-" if s.height is None else str(s.height),
+            (s.head_hash or "-")[:16],
+        )
+    return t
+
+
+@app.command("up")
+def up(
+    nodes: Annotated[
+        int | None, typer.Option("--nodes", help="Number of validator nodes (default 4).", min=1)
+    ] = None,
+    directory: DirOpt = None,
+    base_port: Annotated[
+        int | None,
+        typer.Option("--base-port", help="Node i listens on 127.0.0.1:(P+i) (default 26650)."),
+    ] = None,
+    chain_id: Annotated[str, typer.Option("--chain-id", help="Chain id of a new testnet.")] = (
+        DEFAULT_CHAIN_ID
+    ),
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Replace a stopped testnet in DIR (deletes its data).")
+    ] = False,
+    timeout: TimeoutOpt = net.DEFAULT_UP_TIMEOUT_S,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create (or restart) the testnet in DIR, start every node and wait until all are healthy.
+
+    A stopped testnet in DIR is started again with its data; --fresh replaces it.
+    """
+    d = directory or _default_dir()
+    try:
+        net.up(d, nodes, base_port, chain_id=chain_id, fresh=fresh, timeout=timeout)
+    except net.TestnetStartError as e:
+        if e.log_tail:
+            err_console.print(f"--- last lines of node {e.index}'s log:", markup=False)
+            err_console.print(e.log_tail, markup=False, highlight=False)
+        raise
+    if as_json:
+        print_json({"dir": str(d.resolve()), "nodes": [s.to_dict() for s in net.status(d)]})
+        return
+    console.print(_table(d))
+    console.print(f"keys and genesis in {d.resolve()}; stop with: suyuan testnet down --dir {d}")
+
+
+@app.command("status")
+def status(directory: DirOpt = None, as_json: JsonOpt = False) -> None:
+    """Every node's process state, height and head hash."""
+    d = directory or _default_dir()
+    if as_json:
+        print_json([s.to_dict() for s in net.status(d)])
+    else:
+        console.print(_table(d))
+
+
+@app.command("down")
+def down(
+    directory: DirOpt = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds between SIGTERM and SIGKILL.")
+    ] = net.DEFAULT_STOP_TIMEOUT_S,
+) -> None:
+    """Stop every node of the testnet (SIGTERM, then SIGKILL after --timeout)."""
+    d = directory or _default_dir()
+    pids = net.down(d, timeout)
+    console.print(f"stopped {len(pids)} node(s)" + (f": pids {pids}" if pids else ""))
+
+
+@app.command("kill")
+def kill(index: IndexArg, directory: DirOpt = None) -> None:
+    """SIGKILL node I (a crash)."""
+    pid = net.kill(directory or _default_dir(), index)
+    console.print(f"node {index} (pid {pid}) killed")
+
+
+@app.command("pause")
+def pause(index: IndexArg, directory: DirOpt = None) -> None:
+    """SIGSTOP node I (it hangs: connections stay open, nothing answers)."""
+    pid = net.pause(directory or _default_dir(), index)
+    console.print(f"node {index} (pid {pid}) paused")
+
+
+@app.command("resume")
+def resume(index: IndexArg, directory: DirOpt = None) -> None:
+    """SIGCONT node I."""
+    pid = net.resume(directory or _default_dir(), index)
+    console.print(f"node {index} (pid {pid}) resumed")
+
+
+@app.command("restart")
+def restart(
+    index: IndexArg,
+    directory: DirOpt = None,
+    timeout: TimeoutOpt = net.DEFAULT_UP_TIMEOUT_S,
+) -> None:
+    """Stop node I if it runs, start it again with its data, and wait until healthy."""
+    d = directory or _default_dir()
+    try:
+        pid = net.restart(d, index, timeout)
+    except net.TestnetStartError as e:
+        if e.log_tail:
+            err_console.print(f"--- last lines of node {e.index}'s log:", markup=False)
+            err_console.print(e.log_tail, markup=False, highlight=False)
+        raise
+    console.print(f"node {index} restarted (pid {pid}) and healthy")

@@ -1,0 +1,299 @@
+"""A local testnet's files: keys, genesis, node configs and the manifest ``testnet.json``.
+
+Layout of a testnet directory ``DIR`` (everything here is written by ``create``)::
+
+    DIR/testnet.json            the manifest: nodes, addresses, paths, PIDs (atomic writes)
+    DIR/genesis.json            validators validator0..validator{N-1} + the demo members
+    DIR/keys/NAME.key           unencrypted, throwaway keys (validators and demo members)
+    DIR/configs/node{i}.toml    one NodeConfig per node (``NodeConfig.to_toml``)
+    DIR/node{i}/                the node's data directory; its log is DIR/node{i}/node.log
+
+Node ``i`` listens on ``127.0.0.1:(base_port + i)`` and lists every other node as a peer.
+Paths in the manifest and configs are absolute. This module does no process handling.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from node.config import NodeConfig
+from node.errors import ConfigError, InputError
+from node.genesis import ConsensusParams, Genesis, Member
+from node.keys import KeyPair, write_key_file
+
+MANIFEST_NAME = "testnet.json"
+FORMAT = "suyuan-testnet/1"
+DEFAULT_BASE_PORT = 26650
+DEFAULT_CHAIN_ID = "suyuan-testnet"
+MAX_NODES = 64
+
+DEMO_MEMBERS: dict[str, tuple[str, ...]] = {
+    "farm": ("enterprise",),
+    "slaughterhouse": ("enterprise",),
+    "processor": ("enterprise",),
+    "distributor": ("enterprise",),
+    "retailer": ("enterprise",),
+    "inspector": ("inspector",),
+    "regulator": ("regulator",),
+}
+VALIDATOR_ROLES = ("association",)
+
+# Local-network timeouts: a 4-node net on one machine commits well inside these.
+LOCAL_CONSENSUS = ConsensusParams(
+    timeout_propose_ms=1000,
+    timeout_prevote_ms=500,
+    timeout_precommit_ms=500,
+    timeout_delta_ms=500,
+)
+
+
+def validator_name(index: int) -> str:
+    return f"validator{index}"
+
+
+@dataclass(frozen=True)
+class NodeEntry:
+    """One node of the testnet as recorded in the manifest. ``pid`` is the last started."""
+
+    index: int
+    member: str
+    address: str
+    config: Path
+    data_dir: Path
+    log: Path
+    pid: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "member": self.member,
+            "address": self.address,
+            "config": str(self.config),
+            "data_dir": str(self.data_dir),
+            "log": str(self.log),
+            "pid": self.pid,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Any, where: str) -> NodeEntry:
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{where}: expected an object")
+        try:
+            pid = doc.get("pid")
+            if pid is not None and (not isinstance(pid, int) or isinstance(pid, bool)):
+                raise TypeError("pid")
+            return cls(
+                index=int(doc["index"]),
+                member=str(doc["member"]),
+                address=str(doc["address"]),
+                config=Path(doc["config"]),
+                data_dir=Path(doc["data_dir"]),
+                log=Path(doc["log"]),
+                pid=pid,
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"{where}: missing or invalid field {e}") from e
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The manifest of the testnet in ``dir`` (``dir/testnet.json``)."""
+
+    dir: Path
+    chain_id: str
+    base_port: int
+    nodes: tuple[NodeEntry, ...]
+    members: tuple[str, ...] = field(default=tuple(DEMO_MEMBERS))
+
+    @property
+    def path(self) -> Path:
+        return self.dir / MANIFEST_NAME
+
+    @property
+    def genesis(self) -> Path:
+        return self.dir / "genesis.json"
+
+    def key_file(self, member: str) -> Path:
+        return self.dir / "keys" / f"{member}.key"
+
+    def node(self, index: int) -> NodeEntry:
+        """The node with ``index``; an InputError names the valid range."""
+        if not 0 <= index < len(self.nodes):
+            raise InputError(
+                f"no node {index} in the testnet at {self.dir} (nodes 0..{len(self.nodes) - 1})"
+            )
+        return self.nodes[index]
+
+    def with_pid(self, index: int, pid: int | None) -> Manifest:
+        nodes = list(self.nodes)
+        nodes[index] = replace(nodes[index], pid=pid)
+        return replace(self, nodes=tuple(nodes))
+
+    def owned_paths(self) -> list[Path]:
+        """Every file and folder ``create`` wrote (what ``--fresh`` may delete)."""
+        paths = [self.path, self.genesis, self.dir / "keys", self.dir / "configs"]
+        return paths + [n.data_dir for n in self.nodes]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "chain_id": self.chain_id,
+            "base_port": self.base_port,
+            "genesis": str(self.genesis),
+            "members": list(self.members),
+            "nodes": [n.to_dict() for n in self.nodes],
+        }
+
+    def save(self) -> None:
+        """Write ``testnet.json`` atomically (temporary file, fsync, rename)."""
+        write_atomic(self.path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path) -> Manifest:
+        path = directory / MANIFEST_NAME
+        try:
+            doc = json.loads(path.read_bytes())
+        except FileNotFoundError as e:
+            raise InputError(f"no testnet in {directory} (no {MANIFEST_NAME})") from e
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{path}: unreadable testnet manifest ({e})") from e
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise ConfigError(f"{path}: not a testnet manifest (format is not {FORMAT!r})")
+        nodes = doc.get("nodes")
+        if not isinstance(nodes, list) or not nodes:
+            raise ConfigError(f"{path}: field 'nodes' must be a non-empty list")
+        entries = tuple(NodeEntry.from_dict(n, f"{path}: nodes[{i}]") for i, n in enumerate(nodes))
+        if [n.index for n in entries] != list(range(len(entries))):
+            raise ConfigError(f"{path}: node indexes must be 0..{len(entries) - 1} in order")
+        members = doc.get("members", list(DEMO_MEMBERS))
+        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+            raise ConfigError(f"{path}: field 'members' must be a list of names")
+        try:
+            return cls(
+                dir=directory.resolve(),
+                chain_id=str(doc["chain_id"]),
+                base_port=int(doc["base_port"]),
+                nodes=entries,
+                members=tuple(members),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"{path}: missing or invalid field {e}") from e
+
+
+def is_testnet_dir(directory: Path) -> bool:
+    """True when ``directory`` holds a testnet manifest."""
+    return (directory / MANIFEST_NAME).is_file()
+
+
+def check_dir_usable(directory: Path) -> None:
+    """Refuse a folder that exists and holds anything but a testnet.
+
+    Raises:
+        InputError: ``directory`` is a file, or a non-empty folder without a manifest
+            (for instance the repository's ``testnet/`` package).
+    """
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise InputError(f"{directory}: exists and is not a folder")
+    if is_testnet_dir(directory):
+        return
+    if any(directory.iterdir()):
+        raise InputError(
+            f"{directory}: folder is not empty and holds no testnet ({MANIFEST_NAME}); "
+            "choose a new or empty folder"
+        )
+
+
+def node_config(man: Manifest, index: int) -> NodeConfig:
+    """The config of node ``index``: its validator key, listen address and all other peers."""
+    me = man.nodes[index]
+    return NodeConfig(
+        member=me.member,
+        key_file=man.key_file(me.member),
+        genesis=man.genesis,
+        data_dir=me.data_dir,
+        listen=me.address,
+        peers=tuple(n.address for n in man.nodes if n.index != index),
+    )
+
+
+def plan(directory: Path, nodes: int, base_port: int, chain_id: str) -> Manifest:
+    """The manifest a new testnet would have (no files written)."""
+    if not 1 <= nodes <= MAX_NODES:
+        raise InputError(f"--nodes must be between 1 and {MAX_NODES}, got {nodes}")
+    if not 1024 <= base_port <= 65535 - nodes + 1:
+        raise InputError(
+            f"--base-port {base_port}: ports {base_port}..{base_port + nodes - 1} "
+            "must lie in 1024..65535"
+        )
+    d = directory.resolve()
+    entries = tuple(
+        NodeEntry(
+            index=i,
+            member=validator_name(i),
+            address=f"127.0.0.1:{base_port + i}",
+            config=d / "configs" / f"node{i}.toml",
+            data_dir=d / f"node{i}",
+            log=d / f"node{i}" / "node.log",
+        )
+        for i in range(nodes)
+    )
+    return Manifest(dir=d, chain_id=chain_id, base_port=base_port, nodes=entries)
+
+
+def create(
+    directory: Path,
+    nodes: int,
+    base_port: int = DEFAULT_BASE_PORT,
+    chain_id: str = DEFAULT_CHAIN_ID,
+) -> Manifest:
+    """Write keys, genesis, configs, data folders and the manifest of a new testnet.
+
+    Raises:
+        InputError: ``directory`` is not new or empty, or the arguments are out of range.
+    """
+    check_dir_usable(directory)
+    if is_testnet_dir(directory):
+        raise InputError(f"{directory}: already holds a testnet")
+    man = plan(directory, nodes, base_port, chain_id)
+    roles: dict[str, tuple[str, ...]] = {n.member: VALIDATOR_ROLES for n in man.nodes}
+    roles.update(DEMO_MEMBERS)
+    members = []
+    for name, member_roles in roles.items():
+        key = KeyPair.generate(name)
+        write_key_file(man.key_file(name), key, None)
+        members.append(Member(name, member_roles, key.public_key, display_name=name))
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    genesis = Genesis.build(
+        chain_id,
+        members,
+        [n.member for n in man.nodes],
+        consensus=LOCAL_CONSENSUS,
+        genesis_time=now,
+    )
+    write_atomic(man.genesis, genesis.to_json())
+    for n in man.nodes:
+        n.data_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(n.config, node_config(man, n.index).to_toml())
+    man.save()
+    return man
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file, fsync and rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,339 @@
+"""A local N-node consortium: bring it up, look at it, inject faults, take it down.
+
+Each operation takes the testnet directory (see ``testnet.manifest`` for its layout) and
+keeps the manifest's PIDs current, so any later command — in another process — can find
+and stop every node this module started.
+
+Decisions:
+  * ``up`` on a new or empty folder creates a testnet; on a stopped testnet it starts the
+    same nodes again, keeping keys, genesis and data; ``fresh=True`` first deletes what the
+    testnet wrote (only the paths it owns) and creates a new one. A running testnet, or a
+    folder holding anything else (such as the repository's ``testnet/`` package), is refused.
+  * "healthy" means the node answers ``grpc.health.v1.Health/Check`` for service ``""``
+    with SERVING. Waiting polls every 0.1 s up to a deadline; a node that exits while we
+    wait fails the wait at once, with the tail of its log.
+  * When ``up`` or ``restart`` fails, every process it started is stopped again.
+  * Faults go to one node by index: ``kill`` (SIGKILL), ``pause`` (SIGSTOP), ``resume``
+    (SIGCONT), ``restart`` (stop if running, start, wait healthy).
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from node.client import LedgerClient
+from node.errors import InputError, LedgerError, NodeUnavailableError
+from testnet import manifest as mf
+from testnet import procs
+from testnet.manifest import Manifest, NodeEntry
+
+DEFAULT_NODES = 4
+DEFAULT_UP_TIMEOUT_S = 60.0
+DEFAULT_STOP_TIMEOUT_S = 10.0
+_POLL_S = 0.1
+
+
+class TestnetStartError(NodeUnavailableError):
+    """A node did not become healthy. ``log_tail`` holds the end of its log."""
+
+    def __init__(self, message: str, index: int, log_tail: str) -> None:
+        super().__init__(message)
+        self.index = index
+        self.log_tail = log_tail
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """What ``status`` reports for one node. ``height`` is None when it did not answer."""
+
+    index: int
+    member: str
+    address: str
+    pid: int | None
+    running: bool
+    paused: bool
+    height: int | None
+    head_hash: str | None
+    log: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "member": self.member,
+            "address": self.address,
+            "pid": self.pid,
+            "running": self.running,
+            "paused": self.paused,
+            "height": self.height,
+            "head_hash": self.head_hash,
+            "log": str(self.log),
+        }
+
+
+# ---------------------------------------------------------------------- up / down
+
+
+def up(
+    directory: Path,
+    nodes: int | None = None,
+    base_port: int | None = None,
+    *,
+    chain_id: str = mf.DEFAULT_CHAIN_ID,
+    fresh: bool = False,
+    timeout: float = DEFAULT_UP_TIMEOUT_S,
+) -> Manifest:
+    """Create (or reuse) the testnet in ``directory``, start every node, wait until healthy.
+
+    Raises:
+        InputError: the folder is unusable, the testnet is already running, it has another
+            shape than asked for (without ``fresh``), or a port is taken.
+        TestnetStartError: a node exited or was not healthy within ``timeout`` seconds; all
+            nodes started here have been stopped again.
+    """
+    mf.check_dir_usable(directory)
+    if mf.is_testnet_dir(directory):
+        man = Manifest.load(directory)
+        running = [n.index for n in man.nodes if procs.is_ours(n.pid, n.config)]
+        if running:
+            raise InputError(
+                f"the testnet in {directory} is already running (nodes "
+                f"{', '.join(map(str, running))}); run `suyuan testnet down --dir {directory}`"
+            )
+        if fresh:
+            _wipe(man)
+            man = mf.create(
+                directory, nodes or DEFAULT_NODES, base_port or mf.DEFAULT_BASE_PORT, chain_id
+            )
+        else:
+            _check_same_shape(man, nodes, base_port)
+    else:
+        man = mf.create(
+            directory, nodes or DEFAULT_NODES, base_port or mf.DEFAULT_BASE_PORT, chain_id
+        )
+    busy = busy_addresses([n.address for n in man.nodes])
+    if busy:
+        raise InputError(f"port(s) in use on 127.0.0.1: {', '.join(busy)}; try --base-port")
+    return _start_and_wait(man, [n.index for n in man.nodes], timeout)
+
+
+def down(directory: Path, timeout: float = DEFAULT_STOP_TIMEOUT_S) -> list[int]:
+    """Stop every node (SIGTERM, then SIGKILL after ``timeout``); returns the PIDs stopped.
+
+    Raises:
+        NodeUnavailableError: a process survived SIGKILL (it is named).
+    """
+    man = Manifest.load(directory)
+    live = [(n.pid, n.config) for n in man.nodes if n.pid and procs.is_ours(n.pid, n.config)]
+    survivors = procs.stop_many(live, timeout)
+    for n in man.nodes:
+        if n.pid not in survivors:
+            man = man.with_pid(n.index, None)
+    man.save()
+    if survivors:
+        raise NodeUnavailableError(f"processes {survivors} did not stop, even on SIGKILL")
+    return [pid for pid, _ in live]
+
+
+# ---------------------------------------------------------------------- faults
+
+
+def kill(directory: Path, index: int) -> int:
+    """SIGKILL node ``index``; returns its PID. The manifest keeps the PID (not running)."""
+    man = Manifest.load(directory)
+    n = _running(man, index)
+    assert n.pid is not None
+    procs.send(n.pid, n.config, signal.SIGKILL)
+    if not procs.wait_gone(n.pid, n.config, 5.0):
+        raise NodeUnavailableError(f"node {index} (pid {n.pid}) survived SIGKILL")
+    return n.pid
+
+
+def pause(directory: Path, index: int) -> int:
+    """SIGSTOP node ``index`` (it keeps its sockets but answers nothing); returns its PID."""
+    n = _running(Manifest.load(directory), index)
+    assert n.pid is not None
+    procs.send(n.pid, n.config, signal.SIGSTOP)
+    _wait_until(lambda: procs.is_paused(n.pid), 5.0, f"node {index} did not stop on SIGSTOP")
+    return n.pid
+
+
+def resume(directory: Path, index: int) -> int:
+    """SIGCONT node ``index``; returns its PID."""
+    n = _running(Manifest.load(directory), index)
+    assert n.pid is not None
+    procs.send(n.pid, n.config, signal.SIGCONT)
+    _wait_until(lambda: not procs.is_paused(n.pid), 5.0, f"node {index} did not resume")
+    return n.pid
+
+
+def restart(directory: Path, index: int, timeout: float = DEFAULT_UP_TIMEOUT_S) -> int:
+    """Stop node ``index`` if it runs, start it again with its data, wait until healthy.
+
+    Returns the new PID. Raises ``TestnetStartError`` (the new process is stopped again).
+    """
+    man = Manifest.load(directory)
+    n = man.node(index)
+    if n.pid and procs.is_ours(n.pid, n.config) and not procs.stop(n.pid, n.config, timeout):
+        raise NodeUnavailableError(f"node {index} (pid {n.pid}) did not stop")
+    busy = busy_addresses([n.address])
+    if busy:
+        raise InputError(f"node {index}'s port is in use: {busy[0]}")
+    man = _start_and_wait(man.with_pid(index, None), [index], timeout)
+    pid = man.nodes[index].pid
+    assert pid is not None
+    return pid
+
+
+# ---------------------------------------------------------------------- status
+
+
+def status(directory: Path, rpc_timeout: float = 1.0) -> list[NodeStatus]:
+    """Process state of every node, and height/head from ``Ledger.Status`` when it answers."""
+    man = Manifest.load(directory)
+    out = []
+    for n in man.nodes:
+        running = procs.is_ours(n.pid, n.config)
+        paused = running and procs.is_paused(n.pid)
+        height: int | None = None
+        head: str | None = None
+        if running and not paused:
+            try:
+                with LedgerClient(n.address, timeout=rpc_timeout) as c:
+                    st = c.status()
+                height, head = int(st.height), st.head_hash.hex()
+            except LedgerError:
+                pass  # reported as height None: the node did not answer in time
+        out.append(
+            NodeStatus(
+                index=n.index,
+                member=n.member,
+                address=n.address,
+                pid=n.pid if running else None,
+                running=running,
+                paused=paused,
+                height=height,
+                head_hash=head,
+                log=n.log,
+            )
+        )
+    return out
+
+
+def busy_addresses(addresses: list[str]) -> list[str]:
+    """The ``127.0.0.1:PORT`` addresses that cannot be bound now (something listens)."""
+    busy = []
+    for addr in addresses:
+        host, _, port = addr.rpartition(":")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not busy
+            try:
+                s.bind((host, int(port)))
+            except OSError:
+                busy.append(addr)
+    return busy
+
+
+# ---------------------------------------------------------------------- internals
+
+
+def _start_and_wait(man: Manifest, indexes: list[int], timeout: float) -> Manifest:
+    started: list[NodeEntry] = []
+    ok = False
+    try:
+        for i in indexes:
+            n = man.nodes[i]
+            man = man.with_pid(i, procs.start_node(n.config, n.log, man.dir))
+            man.save()  # recorded at once: a crash of this process still leaves them findable
+            started.append(man.nodes[i])
+        wait_healthy(man, indexes, timeout)
+        ok = True
+        return man
+    finally:
+        if not ok:
+            procs.stop_many([(n.pid, n.config) for n in started if n.pid], 5.0)
+            for n in started:
+                man = man.with_pid(n.index, None)
+            man.save()
+
+
+def wait_healthy(man: Manifest, indexes: list[int], timeout: float) -> None:
+    """Poll each node's health until all are SERVING, at most ``timeout`` seconds.
+
+    Raises:
+        TestnetStartError: a node's process exited, or the deadline passed.
+    """
+    deadline = time.monotonic() + timeout
+    pending = list(indexes)
+    clients = {i: LedgerClient(man.nodes[i].address, timeout=1.0) for i in indexes}
+    try:
+        for _ in range(int(timeout / _POLL_S) + 2):
+            for i in list(pending):
+                n = man.nodes[i]
+                if not procs.is_ours(n.pid, n.config):
+                    raise TestnetStartError(
+                        f"node {i} ({n.member}) exited before it became healthy; log: {n.log}",
+                        i,
+                        procs.log_tail(n.log),
+                    )
+                left = deadline - time.monotonic()
+                if clients[i].healthy(timeout=max(0.05, min(1.0, left))):
+                    pending.remove(i)
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(_POLL_S)
+        i = pending[0]
+        n = man.nodes[i]
+        raise TestnetStartError(
+            f"node {i} ({n.member}) at {n.address} not healthy after {timeout:g}s; log: {n.log}",
+            i,
+            procs.log_tail(n.log),
+        )
+    finally:
+        for c in clients.values():
+            c.close()
+
+
+def _running(man: Manifest, index: int) -> NodeEntry:
+    n = man.node(index)
+    if not procs.is_ours(n.pid, n.config):
+        raise InputError(f"node {index} ({n.member}) is not running")
+    return n
+
+
+def _wait_until(cond: Callable[[], bool], timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() >= deadline:
+            raise NodeUnavailableError(message)
+        time.sleep(0.02)
+
+
+def _check_same_shape(man: Manifest, nodes: int | None, base_port: int | None) -> None:
+    if nodes is not None and nodes != len(man.nodes):
+        raise InputError(
+            f"{man.dir} holds a {len(man.nodes)}-node testnet; "
+            "omit --nodes to restart it, or pass --fresh to replace it"
+        )
+    if base_port is not None and base_port != man.base_port:
+        raise InputError(
+            f"{man.dir} uses base port {man.base_port}; "
+            "omit --base-port to restart it, or pass --fresh to replace it"
+        )
+
+
+def _wipe(man: Manifest) -> None:
+    """Delete only what the testnet wrote (``Manifest.owned_paths``)."""
+    for p in man.owned_paths():
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)

@@ -1,0 +1,173 @@
+"""Node processes of a local testnet: start, identify, signal and stop them, by PID.
+
+Every signal goes to one recorded PID, and only after ``is_ours`` has checked through
+``/proc/PID/cmdline`` that the process is still ``suyuan node start --config CONFIG`` for
+that node's config (a PID may have been reused). Linux only (``/proc``).
+
+Processes are started with ``start_new_session=True`` so a terminal's Ctrl-C does not reach
+them, with stdout and stderr appended to the node's log. Children of this process are
+reaped (``os.waitpid(WNOHANG)``) whenever their state is read, so a killed node never
+lingers as a zombie that looks alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from node.errors import ConfigError
+
+_POLL_S = 0.05
+
+
+def suyuan_script() -> Path:
+    """The ``suyuan`` console script of the running interpreter's environment."""
+    script = Path(sys.executable).with_name("suyuan")
+    if not script.exists():
+        raise ConfigError(f"{script}: the suyuan console script is not installed here")
+    return script
+
+
+def node_command(config: Path) -> list[str]:
+    return [str(suyuan_script()), "node", "start", "--config", str(config)]
+
+
+def start_node(config: Path, log: Path, cwd: Path) -> int:
+    """Start ``suyuan node start --config CONFIG`` in the background; returns its PID."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log.open("ab") as out:
+        out.write(f"--- suyuan testnet: starting node ({time.ctime()})\n".encode())
+        out.flush()
+        proc = subprocess.Popen(
+            node_command(config),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    return proc.pid
+
+
+def _reap(pid: int) -> None:
+    """Collect ``pid``'s exit status if it is our child and has exited."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+
+
+def proc_state(pid: int) -> str | None:
+    """The one-letter state from ``/proc/PID/stat`` (R, S, T, Z...), None if gone."""
+    _reap(pid)
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    # "pid (comm) S ...": comm may hold spaces and parentheses; the state follows the last ')'
+    rest = stat.rpartition(")")[2].split()
+    return rest[0] if rest else None
+
+
+def is_ours(pid: int | None, config: Path) -> bool:
+    """True when ``pid`` is a live (not zombie) ``suyuan node start --config CONFIG``."""
+    if pid is None or pid <= 0:
+        return False
+    state = proc_state(pid)
+    if state is None or state in ("Z", "X"):
+        return False
+    args = _cmdline(pid)
+    if not args:
+        return False
+    try:
+        i = args.index("--config")
+    except ValueError:
+        return False
+    return i + 1 < len(args) and args[i + 1] == str(config) and "start" in args[:i]
+
+
+def is_paused(pid: int | None) -> bool:
+    """True when ``pid`` is stopped (SIGSTOP)."""
+    return pid is not None and proc_state(pid) in ("T", "t")
+
+
+def send(pid: int, config: Path, sig: signal.Signals) -> bool:
+    """Send ``sig`` to ``pid`` if it is still our node; False when it was not (or is gone)."""
+    if not is_ours(pid, config):
+        return False
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_gone(pid: int, config: Path, timeout: float) -> bool:
+    """Poll until ``pid`` is no longer our live node, at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not is_ours(pid, config):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_POLL_S)
+
+
+def stop(pid: int, config: Path, timeout: float = 10.0) -> bool:
+    """SIGTERM (and SIGCONT, in case it is paused), wait up to ``timeout``, then SIGKILL.
+
+    Returns True when the process is gone; False only if it survived SIGKILL for 5 s.
+    """
+    if not send(pid, config, signal.SIGTERM):
+        return True
+    send(pid, config, signal.SIGCONT)  # a stopped process acts on SIGTERM only once resumed
+    if wait_gone(pid, config, timeout):
+        return True
+    send(pid, config, signal.SIGKILL)
+    return wait_gone(pid, config, 5.0)
+
+
+def stop_many(procs: list[tuple[int, Path]], timeout: float = 10.0) -> list[int]:
+    """Stop several nodes at once: SIGTERM (+SIGCONT) to all, one shared deadline, SIGKILL.
+
+    ``procs`` holds (pid, config) pairs. Returns the PIDs still alive afterwards (normally
+    none); PIDs that are not (or no longer) our nodes are left alone.
+    """
+    live = [(pid, cfg) for pid, cfg in procs if send(pid, cfg, signal.SIGTERM)]
+    for pid, cfg in live:
+        send(pid, cfg, signal.SIGCONT)
+    deadline = time.monotonic() + timeout
+    while live and time.monotonic() < deadline:
+        live = [(pid, cfg) for pid, cfg in live if is_ours(pid, cfg)]
+        if live:
+            time.sleep(_POLL_S)
+    for pid, cfg in live:
+        send(pid, cfg, signal.SIGKILL)
+    return [pid for pid, cfg in live if not wait_gone(pid, cfg, 5.0)]
+
+
+def log_tail(log: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a node log ("" when there is none)."""
+    try:
+        with log.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
