@@ -1,0 +1,307 @@
+"""The ledger one node keeps: admission, block building, block validation and commit.
+
+``ChainState`` ties the store, the genesis and the custody rules together. Every validator
+runs the same checks on every record (steps numbered in ``validate_block``), so an honest
+validator never prevotes a block an honest proposer would not have built.
+
+Invariants:
+  * a block is applied only after ``validate_block`` accepted it, or after its commit
+    certificate verified (block sync);
+  * a record is verified at most once per node: verified envelopes are remembered by the
+    SHA-256 of their leaf bytes (which cover payload and every signature);
+  * ``commit`` writes the block, its certificate, the log leaves, indexes and custody state
+    in one store transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from consensus.messages import block_hash_of
+from consensus.validators import ValidatorSet
+from node import custody
+from node.convert import envelope_from_proto
+from node.envelope import envelope_leaf_bytes
+from node.errors import InputError, LedgerError, ReplayError, RuleError, TooLargeError
+from node.genesis import Genesis
+from node.records import TraceRecord, VerifiedRecord, verify_envelope
+from node.store import BlockWrite, Head, Store
+from proto import types_pb2
+
+log = logging.getLogger("suyuan.chain")
+EXTRA_DBS = custody.DATABASES
+_CACHE_LIMIT = 200_000
+
+
+def records_hash(record_ids: Iterable[bytes]) -> bytes:
+    """SHA-256 over the concatenated record ids of a block, in block order."""
+    h = hashlib.sha256()
+    for rid in record_ids:
+        h.update(rid)
+    return h.digest()
+
+
+def leaf_key(pb: types_pb2.Envelope) -> tuple[bytes, bytes]:
+    """(leaf bytes, SHA-256 of them): the verification cache's key covers every signature."""
+    leaf = envelope_leaf_bytes(envelope_from_proto(pb))
+    return leaf, hashlib.sha256(leaf).digest()
+
+
+class StoreCustodyView:
+    """Committed custody state read from the store (a ``custody.CustodyView``)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def get(self, code: str) -> custody.CodeState | None:
+        raw = self.store.get(custody.DB_CUSTODY, code.encode())
+        return custody.decode_state(raw) if raw is not None else None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A block that passed validation, with everything ``commit`` needs."""
+
+    block: types_pb2.Block
+    block_hash: bytes
+    header: types_pb2.BlockHeader
+    verified: tuple[VerifiedRecord, ...]
+    leaves: tuple[bytes, ...]
+    update: custody.BlockUpdate
+
+
+@dataclass(frozen=True)
+class Dropped:
+    record_id: bytes
+    reason: LedgerError
+
+
+class ChainState:
+    def __init__(
+        self,
+        store: Store,
+        genesis: Genesis,
+        *,
+        max_record_bytes: int = 0,
+        verify_threads: int = 2,
+    ) -> None:
+        self.store = store
+        self.genesis = genesis
+        self.validators = ValidatorSet.from_pairs(genesis.validator_keys())
+        self.max_record_bytes = max_record_bytes or genesis.consensus.max_record_bytes
+        self.custody_view = StoreCustodyView(store)
+        self._cache: OrderedDict[bytes, VerifiedRecord] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=verify_threads, thread_name_prefix="verify")
+        self._prepared: dict[bytes, Prepared] = {}
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def head(self) -> Head:
+        return self.store.head()
+
+    # ------------------------------------------------------------------ records
+
+    def verify(self, pb: types_pb2.Envelope) -> VerifiedRecord:
+        """Steps (1)-(6) of ``node.records.verify_envelope``, cached. Thread-safe."""
+        size = pb.ByteSize()
+        if size > self.max_record_bytes + 1024:
+            raise TooLargeError(f"envelope is {size} bytes, limit {self.max_record_bytes}")
+        _, key = leaf_key(pb)
+        with self._cache_lock:
+            hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        v = verify_envelope(envelope_from_proto(pb), self.genesis, max_bytes=self.max_record_bytes)
+        with self._cache_lock:
+            self._cache[key] = v
+            while len(self._cache) > _CACHE_LIMIT:
+                self._cache.popitem(last=False)
+        return v
+
+    def verify_many(self, pbs: Sequence[types_pb2.Envelope]) -> list[VerifiedRecord | LedgerError]:
+        """Verify in the thread pool (libsodium releases the GIL); results in input order."""
+
+        def one(pb: types_pb2.Envelope) -> VerifiedRecord | LedgerError:
+            try:
+                return self.verify(pb)
+            except LedgerError as e:
+                return e
+
+        if len(pbs) < 64:
+            return [one(pb) for pb in pbs]
+        return list(self._pool.map(one, pbs, chunksize=64))
+
+    def check_fresh(self, v: VerifiedRecord) -> None:
+        """Replay protection against the committed log (the mempool checks pending ones)."""
+        if self.store.has_record(v.record_id):
+            raise ReplayError(f"record {v.record_id.hex()} is already committed")
+        if self.store.nonce_seen(v.record.author, v.record.nonce):
+            raise ReplayError(
+                f"nonce {v.record.nonce!r} of {v.record.author!r} was used by a committed record"
+            )
+
+    def check_rules(self, records: Sequence[VerifiedRecord]) -> custody.BlockUpdate:
+        """Custody rules for ``records`` in order, over the committed state."""
+        items = [(v.record, v.envelope.signers()) for v in records]
+        return custody.apply_block(
+            self.custody_view, items, self.genesis, self.store.head().log_size
+        )
+
+    # ------------------------------------------------------------------ blocks
+
+    def build_block(
+        self,
+        height: int,
+        round_: int,
+        proposer: str,
+        candidates: Sequence[tuple[types_pb2.Envelope, VerifiedRecord]],
+        time_ms: int,
+    ) -> tuple[types_pb2.Block, list[Dropped]]:
+        """A block of the candidates that still pass every rule, in order, and the rest."""
+        head = self.store.head()
+        if height != head.height + 1:
+            raise InputError(f"cannot build block {height} on head {head.height}")
+        dropped: list[Dropped] = []
+        fresh: list[tuple[types_pb2.Envelope, VerifiedRecord]] = []
+        seen_ids: set[bytes] = set()
+        seen_nonces: set[tuple[str, str]] = set()
+        for pb, v in candidates:
+            nonce = (v.record.author, v.record.nonce)
+            try:
+                if v.record_id in seen_ids or nonce in seen_nonces:
+                    raise ReplayError("repeated within the block")
+                self.check_fresh(v)
+            except LedgerError as e:
+                dropped.append(Dropped(v.record_id, e))
+                continue
+            seen_ids.add(v.record_id)
+            seen_nonces.add(nonce)
+            fresh.append((pb, v))
+        update = self.check_rules([v for _, v in fresh])
+        bad = {r.position for r in update.refused}
+        for r in update.refused:
+            dropped.append(Dropped(fresh[r.position][1].record_id, r.error))
+        kept = [item for i, item in enumerate(fresh) if i not in bad]
+        leaves = [leaf_key(pb)[0] for pb, _ in kept]
+        size, root = self.store.preview_root(leaves)
+        header = types_pb2.BlockHeader(
+            chain_id=self.genesis.chain_id,
+            genesis_hash=self.genesis.hash,
+            height=height,
+            round=round_,
+            time_ms=time_ms,
+            proposer=proposer,
+            prev_block_hash=head.block_hash,
+            log_size=size,
+            log_root=root,
+            num_records=len(kept),
+            records_hash=records_hash(v.record_id for _, v in kept),
+        )
+        block = types_pb2.Block(header=header.SerializeToString(), envelopes=[pb for pb, _ in kept])
+        return block, dropped
+
+    def validate_block(self, block: types_pb2.Block, *, verify_signatures: bool = True) -> Prepared:
+        """Check a proposed (or synced) block against the head; raise the first failure.
+
+        (1) the header parses; chain id and genesis hash are this chain's;
+        (2) height is head + 1 and prev_block_hash is the head's hash; proposer a validator;
+        (3) num_records and records_hash match the envelopes;
+        (4) every envelope verifies (size, signatures, membership, roles) — skipped for
+            blocks whose commit certificate was verified, if ``verify_signatures`` is False;
+        (5) no record id or author nonce repeats, in the block or in the log;
+        (6) the custody rules accept every record, in order;
+        (7) log_size and log_root are the log's after appending the block's leaves.
+        """
+        bh = block_hash_of(block)
+        cached = self._prepared.get(bh)
+        if cached is not None and cached.header.height == self.store.head().height + 1:
+            return cached
+        header = types_pb2.BlockHeader()
+        try:
+            header.ParseFromString(block.header)
+        except DecodeError as e:
+            raise InputError("block: header does not parse") from e
+        if header.chain_id != self.genesis.chain_id or header.genesis_hash != self.genesis.hash:
+            raise InputError("block: header is for another chain")
+        head = self.store.head()
+        if header.height != head.height + 1:
+            raise InputError(f"block: height {header.height}, expected {head.height + 1}")
+        if header.prev_block_hash != head.block_hash:
+            raise InputError("block: prev_block_hash is not the head's hash")
+        if header.proposer not in self.validators:
+            raise InputError(f"block: proposer {header.proposer!r} is not a validator")
+        n = len(block.envelopes)
+        if header.num_records != n:
+            raise InputError(f"block: num_records {header.num_records}, carries {n}")
+        if verify_signatures:
+            results = self.verify_many(block.envelopes)
+        else:
+            results = [self._parse_trusted(pb) for pb in block.envelopes]
+        verified: list[VerifiedRecord] = []
+        for i, r in enumerate(results):
+            if isinstance(r, LedgerError):
+                raise InputError(f"block: record {i}: {r}") from r
+            verified.append(r)
+        if header.records_hash != records_hash(v.record_id for v in verified):
+            raise InputError("block: records_hash does not match the envelopes")
+        ids = {v.record_id for v in verified}
+        nonces = {(v.record.author, v.record.nonce) for v in verified}
+        if len(ids) != n or len(nonces) != n:
+            raise InputError("block: a record id or author nonce repeats within the block")
+        for v in verified:
+            try:
+                self.check_fresh(v)
+            except ReplayError as e:
+                raise InputError(f"block: {e}") from e
+        update = self.check_rules(verified)
+        if update.refused:
+            refusal = update.refused[0]
+            err = refusal.error
+            raise RuleError(err.rule, f"block: record {refusal.position}: {err}", err.code)
+        leaves = tuple(leaf_key(pb)[0] for pb in block.envelopes)
+        size, root = self.store.preview_root(leaves)
+        if header.log_size != size or header.log_root != root:
+            raise InputError("block: log_size/log_root do not match the log after this block")
+        prepared = Prepared(block, bh, header, tuple(verified), leaves, update)
+        if len(self._prepared) > 64:
+            self._prepared.clear()
+        self._prepared[bh] = prepared
+        return prepared
+
+    def _parse_trusted(self, pb: types_pb2.Envelope) -> VerifiedRecord | LedgerError:
+        """Parse a certified block's record without re-checking its signatures."""
+        try:
+            env = envelope_from_proto(pb)
+            return VerifiedRecord(env.record_id, TraceRecord.from_payload(env.payload), env)
+        except LedgerError as e:
+            return e
+
+    def commit(self, prepared: Prepared, certificate: types_pb2.CommitCertificate) -> Head:
+        """Write the validated block and its certificate atomically; returns the new head."""
+        p = prepared
+        self.store.append_block(
+            BlockWrite(
+                height=p.header.height,
+                block_hash=p.block_hash,
+                header_bytes=bytes(p.block.header),
+                certificate_bytes=certificate.SerializeToString(),
+                envelopes=[pb.SerializeToString() for pb in p.block.envelopes],
+                record_ids=[v.record_id for v in p.verified],
+                leaf_data=p.leaves,
+                codes=[v.record.codes() for v in p.verified],
+                nonces=[(v.record.author, v.record.nonce) for v in p.verified],
+                extra=p.update.puts(),
+            )
+        )
+        self._prepared.clear()
+        return self.store.head()

@@ -1,0 +1,440 @@
+"""One participant's running node: the consensus driver around the pure replica.
+
+The driver owns one asyncio event queue. Everything that changes consensus or chain state
+happens on the single task that drains it (``_consensus_loop``): it steps the replica and
+executes the returned actions in order (``consensus.events`` documents them). In
+particular a ``PersistSignState`` is written durably (fsync) before any later action runs,
+so no vote leaves the process before the state that protects it is on disk.
+
+CPU-heavy work (signature checks, block validation, block writes) runs in worker threads;
+libsodium and LMDB release the GIL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf import json_format
+
+from consensus.events import (
+    Action,
+    BlockValidity,
+    Broadcast,
+    Commit,
+    Event,
+    EvidenceFound,
+    MessageReceived,
+    PersistSignState,
+    ProposalValue,
+    Relay,
+    RequestProposal,
+    RequestSync,
+    ScheduleTimeout,
+    SyncCommitted,
+    TimeoutFired,
+    ValidateBlock,
+)
+from consensus.evidence import evidence_key
+from consensus.messages import Message, Step, decode_message, encode_message
+from consensus.params import TimeoutParams
+from consensus.signing import Ed25519Signer
+from consensus.state import Replica
+from consensus.validators import ChainContext
+from node import custody
+from node.chain import ChainState
+from node.config import NodeConfig
+from node.errors import LedgerError, OverloadError, ReplayError
+from node.genesis import Genesis
+from node.keys import KeyPair
+from node.mempool import Mempool, Pending
+from node.peers import PeerLink
+from node.records import VerifiedRecord
+from node.store import Store
+from proto import consensus_pb2, services_pb2, types_pb2
+
+log = logging.getLogger("suyuan.node")
+VERSION = "0.1.0"
+_REBROADCAST_S = 1.0
+
+
+@dataclass(frozen=True)
+class Committed:
+    height: int
+    log_index: int
+
+
+class Node:
+    def __init__(self, config: NodeConfig, genesis: Genesis, key: KeyPair, store: Store) -> None:
+        self.config = config
+        self.genesis = genesis
+        self.key = key
+        self.store = store
+        self.chain = ChainState(store, genesis, max_record_bytes=config.limits.max_record_bytes)
+        self.mempool = Mempool(config.mempool.max_records, config.mempool.max_bytes)
+        self.ctx = ChainContext(self.chain.validators, genesis.hash, genesis.chain_id)
+        self.is_validator = key.name in self.chain.validators
+        c = genesis.consensus
+        self.params = TimeoutParams(
+            c.timeout_propose_ms, c.timeout_prevote_ms, c.timeout_precommit_ms, c.timeout_delta_ms
+        )
+        self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.peers = [
+            PeerLink(a, services_pb2.Hello(genesis_hash=genesis.hash, member=key.name))
+            for a in config.peers
+        ]
+        self.replica: Replica | None = None
+        self.syncing = False
+        self.evidence: dict[tuple[str, str, int, int, int], consensus_pb2.Evidence] = {}
+        self._waiters: dict[bytes, list[asyncio.Future[Committed]]] = {}
+        self._records_arrived = asyncio.Event()
+        self._proposing: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
+        self._pending_view = custody.OverlayView(self.chain.custody_view)
+        self._rate_window = (0.0, 0)
+        self._sync_task: asyncio.Task[None] | None = None
+        self.committed = asyncio.Event()  # set (and cleared) on every commit
+        self._evidence_path = config.data_dir / "evidence.jsonl"
+        self._load_evidence()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        head = self.store.head()
+        signer = Ed25519Signer(self.key.name, self.key.signing_key) if self.is_validator else None
+        self.replica = Replica(
+            self.ctx,
+            signer,
+            self.params,
+            height=head.height + 1,
+            sign_state=self.store.get_sign_state(),
+        )
+        for p in self.peers:
+            p.set_height(head.height)
+            p.start()
+        await self._execute(self.replica.start())
+        self._tasks.append(asyncio.create_task(self._consensus_loop(), name="consensus"))
+        self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        log.info(
+            "node %s started at height %d (validator=%s)",
+            self.key.name,
+            head.height,
+            self.is_validator,
+        )
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for t in [*self._tasks, self._proposing, self._sync_task]:
+            if t is not None:
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+        for p in self.peers:
+            await p.close()
+        self.chain.close()
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _consensus_loop(self) -> None:
+        assert self.replica is not None
+        while not self._stop.is_set():
+            ev = await self.events.get()
+            try:
+                actions = self.replica.step(ev)
+                await self._execute(actions)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("consensus event %s failed", type(ev).__name__)
+                raise
+
+    async def _execute(self, actions: Sequence[Action]) -> None:
+        loop = asyncio.get_running_loop()
+        for a in actions:
+            if isinstance(a, PersistSignState):
+                await loop.run_in_executor(None, self.store.put_sign_state, a.state.to_bytes())
+            elif isinstance(a, Broadcast | Relay):
+                self._broadcast(a.message)
+            elif isinstance(a, ScheduleTimeout):
+                ev = TimeoutFired(a.height, a.round, a.step)
+                loop.call_later(a.duration_ms / 1000, self.events.put_nowait, ev)
+            elif isinstance(a, RequestProposal):
+                self._start_proposal(a.height, a.round)
+            elif isinstance(a, ValidateBlock):
+                ok = await loop.run_in_executor(None, self._validate, a.block)
+                self.events.put_nowait(BlockValidity(a.block_hash, ok))
+            elif isinstance(a, Commit):
+                await self._commit(a.block, a.certificate)
+            elif isinstance(a, EvidenceFound):
+                self._add_evidence(a.evidence, gossip=True)
+            elif isinstance(a, RequestSync):
+                self._trigger_sync()
+
+    def _broadcast(self, msg: Message) -> None:
+        pb = encode_message(msg)
+        for p in self.peers:
+            p.send_consensus(pb)
+
+    def _validate(self, block: types_pb2.Block) -> bool:
+        try:
+            self.chain.validate_block(block)
+            return True
+        except LedgerError as e:
+            log.warning("refusing proposed block: %s", e)
+            return False
+
+    async def _commit(self, block: types_pb2.Block, cert: types_pb2.CommitCertificate) -> None:
+        loop = asyncio.get_running_loop()
+        head = self.store.head()
+        if cert.height <= head.height:
+            return  # already applied (e.g. by sync)
+        prepared = await loop.run_in_executor(
+            None, lambda: self.chain.validate_block(block, verify_signatures=False)
+        )
+        new_head = await loop.run_in_executor(None, self.chain.commit, prepared, cert)
+        ids = [v.record_id for v in prepared.verified]
+        self.mempool.remove(ids)
+        self._rebuild_pending_view()
+        for i, rid in enumerate(ids):
+            for fut in self._waiters.pop(rid, []):
+                if not fut.done():
+                    fut.set_result(Committed(new_head.height, head.log_size + i))
+        for p in self.peers:
+            p.set_height(new_head.height)
+        self.committed.set()
+        self.committed.clear()
+        if ids or new_head.height % 100 == 0:
+            log.info(
+                "committed height %d: %d records, log size %d",
+                new_head.height,
+                len(ids),
+                new_head.log_size,
+            )
+
+    # ------------------------------------------------------------------ proposing
+
+    def _start_proposal(self, height: int, round_: int) -> None:
+        if self._proposing is not None and not self._proposing.done():
+            self._proposing.cancel()
+        self._proposing = asyncio.create_task(self._propose(height, round_), name="propose")
+
+    async def _propose(self, height: int, round_: int) -> None:
+        """Wait (bounded) for records, then build the block and feed it to the replica."""
+        idle_wait = self.params.timeout(Step.PROPOSE, round_) * 0.6 / 1000
+        interval = self.genesis.consensus.create_empty_blocks_interval_ms / 1000
+        wait = min(idle_wait, interval) if interval else idle_wait
+        if not len(self.mempool):
+            self._records_arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._records_arrived.wait(), timeout=wait)
+        if len(self.mempool) and self.config.consensus.proposal_wait_ms:
+            await asyncio.sleep(self.config.consensus.proposal_wait_ms / 1000)  # batch window
+        c = self.genesis.consensus
+        taken = self.mempool.take(c.max_block_records, c.max_block_bytes)
+        loop = asyncio.get_running_loop()
+        block, dropped = await loop.run_in_executor(
+            None,
+            self.chain.build_block,
+            height,
+            round_,
+            self.key.name,
+            [(p.envelope, p.verified) for p in taken],
+            int(time.time() * 1000),
+        )
+        if dropped:
+            for d in dropped:
+                log.info(
+                    "dropping record %s from the mempool: %s", d.record_id.hex()[:16], d.reason
+                )
+                for fut in self._waiters.pop(d.record_id, []):
+                    if not fut.done():
+                        fut.set_exception(d.reason)
+            self.mempool.remove(d.record_id for d in dropped)
+            self._rebuild_pending_view()
+        self.events.put_nowait(ProposalValue(height, round_, block))
+
+    # ------------------------------------------------------------------ admission
+
+    def check_capacity(self, n: int = 1) -> None:
+        """RESOURCE_EXHAUSTED when the mempool or the rate limit is at its bound."""
+        if len(self.mempool) + n > self.mempool.max_records:
+            raise OverloadError(f"mempool full ({len(self.mempool)} records); retry later")
+        limit = self.config.limits.rate_limit_per_s
+        if limit:
+            now = time.monotonic()
+            start, count = self._rate_window
+            if now - start >= 1.0:
+                start, count = now, 0
+            if count + n > limit:
+                raise OverloadError(f"rate limit {limit} records/s reached; retry later")
+            self._rate_window = (start, count + n)
+
+    def admit(self, pb: types_pb2.Envelope, v: VerifiedRecord) -> bool:
+        """Add a verified record to the mempool after replay and rule checks.
+
+        Returns False if it was already pending (idempotent re-submission); raises the
+        rule's error otherwise.
+        """
+        if v.record_id in self.mempool:
+            return False
+        self.chain.check_fresh(v)
+        if self.mempool.nonce_pending(v.record.author, v.record.nonce):
+            raise ReplayError(f"nonce {v.record.nonce!r} of {v.record.author!r} is pending")
+        update = custody.apply(
+            self._pending_view,
+            v.record,
+            v.envelope.signers(),
+            self.genesis,
+            self.store.head().log_size + len(self.mempool),
+        )
+        self.mempool.add(Pending(v.record_id, pb, v, pb.ByteSize(), time.monotonic()))
+        self._pending_view.add(update)
+        self._records_arrived.set()
+        return True
+
+    def _rebuild_pending_view(self) -> None:
+        view = custody.OverlayView(self.chain.custody_view)
+        base = self.store.head().log_size
+        keep_out: list[bytes] = []
+        for i, p in enumerate(self.mempool.items()):
+            try:
+                view.add(
+                    custody.apply(
+                        view,
+                        p.verified.record,
+                        p.verified.envelope.signers(),
+                        self.genesis,
+                        base + i,
+                    )
+                )
+            except LedgerError as e:
+                log.info("record %s no longer passes the rules: %s", p.record_id.hex()[:16], e)
+                keep_out.append(p.record_id)
+                for fut in self._waiters.pop(p.record_id, []):
+                    if not fut.done():
+                        fut.set_exception(e)
+        self.mempool.remove(keep_out)
+        self._pending_view = view
+
+    def gossip(self, records: list[types_pb2.Envelope]) -> None:
+        if records:
+            for p in self.peers:
+                p.send_records(records)
+
+    def wait_for(self, record_id: bytes) -> asyncio.Future[Committed]:
+        fut: asyncio.Future[Committed] = asyncio.get_running_loop().create_future()
+        loc = self.store.record_location(record_id)
+        if loc is not None:
+            fut.set_result(Committed(loc[1], loc[0]))
+        else:
+            self._waiters.setdefault(record_id, []).append(fut)
+        return fut
+
+    # ------------------------------------------------------------------ peers
+
+    def on_peer_messages(self, msgs: Sequence[consensus_pb2.ConsensusMessage]) -> None:
+        for pb in msgs:
+            try:
+                msg = decode_message(pb)
+            except (LedgerError, ValueError) as e:
+                log.debug("undecodable consensus message: %s", e)
+                continue
+            self.events.put_nowait(MessageReceived(msg))
+
+    def _add_evidence(self, ev: consensus_pb2.Evidence, *, gossip: bool) -> None:
+        try:
+            key = evidence_key(ev)
+        except Exception:  # malformed evidence from the network is ignored
+            return
+        if key in self.evidence:
+            return
+        self.evidence[key] = ev
+        log.warning("equivocation evidence against %s", key[0])
+        with self._evidence_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(json_format.MessageToDict(ev)) + "\n")
+        if gossip:
+            for p in self.peers:
+                p.send_evidence(ev)
+
+    def on_peer_evidence(self, ev: consensus_pb2.Evidence) -> None:
+        from consensus.evidence import verify_evidence
+
+        if verify_evidence(ev, self.chain.validators, self.genesis.hash, self.genesis.chain_id):
+            self._add_evidence(ev, gossip=False)
+
+    def _load_evidence(self) -> None:
+        if not self._evidence_path.exists():
+            return
+        for line in self._evidence_path.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(Exception):
+                ev = json_format.ParseDict(json.loads(line), consensus_pb2.Evidence())
+                self.evidence[evidence_key(ev)] = ev
+
+    # ------------------------------------------------------------------ sync
+
+    def _trigger_sync(self) -> None:
+        if self._sync_task is None or self._sync_task.done():
+            self._sync_task = asyncio.create_task(self._sync(), name="sync")
+
+    async def _sync(self) -> None:
+        """Fetch certified blocks from the peer furthest ahead and feed them in order."""
+        from node.sync import sync_from_peers
+
+        self.syncing = True
+        try:
+            await sync_from_peers(self)
+        finally:
+            self.syncing = False
+
+    async def feed_synced(self, block: types_pb2.Block, cert: types_pb2.CommitCertificate) -> None:
+        self.events.put_nowait(SyncCommitted(block, cert))
+
+    async def _housekeeping(self) -> None:
+        """Re-broadcast our consensus messages; poll peers' heights to trigger sync."""
+        assert self.replica is not None
+        while not self._stop.is_set():
+            await asyncio.sleep(_REBROADCAST_S)  # periodic timer, not synchronisation
+            for m in self.replica.rebroadcast(own_only=True):
+                self._broadcast(m)
+            behind = any(p.info.height > self.store.head().height + 1 for p in self.peers)
+            if behind or self.replica.sync_needed() is not None:
+                self._trigger_sync()
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> services_pb2.StatusResponse:
+        head = self.store.head()
+        r = self.replica
+        return services_pb2.StatusResponse(
+            chain_id=self.genesis.chain_id,
+            genesis_hash=self.genesis.hash,
+            member=self.key.name,
+            height=head.height,
+            log_size=head.log_size,
+            head_hash=head.block_hash,
+            log_root=head.log_root,
+            round=r.round if r is not None else 0,
+            mempool_size=len(self.mempool),
+            peers=[
+                services_pb2.PeerInfo(
+                    address=p.address,
+                    member=p.info.member,
+                    height=p.info.height,
+                    connected=p.info.connected,
+                )
+                for p in self.peers
+            ],
+            syncing=self.syncing,
+            version=VERSION,
+        )
+
+
+def data_path(config: NodeConfig) -> Path:
+    return config.data_dir / "store"

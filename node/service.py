@@ -1,0 +1,321 @@
+"""gRPC servicers: the client-facing ``Ledger`` and the validator-facing ``Peer``.
+
+Handlers are thin: they translate protobuf to domain calls on the ``Node`` and let
+``node.grpc_errors`` turn a ``LedgerError`` into its status code. Nothing here changes
+chain state except through ``Node.admit`` (mempool) and the replica's event queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from node import trace
+from node.errors import InputError, LedgerError, NotFoundError, OverloadError
+from node.grpc_errors import rpc, rpc_stream, status_code
+from node.indexes import StoreTraceIndex
+from node.node import Node
+from node.records import TraceRecord
+from proto import services_pb2, services_pb2_grpc, types_pb2
+
+log = logging.getLogger("suyuan.rpc")
+Ctx = grpc.aio.ServicerContext[Any, Any]
+_WAIT_DEFAULT_S = 30.0
+_STREAM_CHUNK = 50
+
+
+def _record_info(node: Node, record_id: bytes, env: types_pb2.Envelope) -> types_pb2.RecordInfo:
+    loc = node.store.record_location(record_id)
+    info = types_pb2.RecordInfo(record_id=record_id)
+    if loc is not None:
+        info.log_index, info.height = loc
+    try:
+        rec = TraceRecord.from_payload(env.payload)
+    except LedgerError:
+        return info
+    info.author = rec.author
+    info.event_type = rec.event_type
+    info.biz_step = rec.biz_step
+    info.event_time = rec.event_time
+    info.category = rec.category
+    info.codes.extend(rec.codes())
+    return info
+
+
+def _record_id(raw: bytes) -> bytes:
+    if len(raw) != 32:
+        raise InputError("record_id must be 32 bytes (a SHA-256)")
+    return raw
+
+
+class LedgerService(services_pb2_grpc.LedgerServicer):
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.index = StoreTraceIndex(node.store)
+
+    # ------------------------------------------------------------------ submission
+
+    @rpc
+    async def Submit(self, request: services_pb2.SubmitRequest, context: Ctx) -> Any:  # noqa: N802
+        node = self.node
+        node.check_capacity()
+        loop = asyncio.get_running_loop()
+        pb = request.envelope
+        v = await loop.run_in_executor(None, node.chain.verify, pb)
+        if node.admit(pb, v):
+            node.gossip([pb])
+        resp = services_pb2.SubmitResponse(record_id=v.record_id)
+        if request.wait:
+            remaining = context.time_remaining()
+            timeout = _WAIT_DEFAULT_S if remaining is None else max(0.0, remaining - 0.05)
+            try:
+                done = await asyncio.wait_for(node.wait_for(v.record_id), timeout)
+            except TimeoutError:
+                return resp
+            resp.committed = True
+            resp.height = done.height
+            resp.log_index = done.log_index
+        return resp
+
+    async def SubmitStream(  # noqa: N802
+        self, request_iterator: AsyncIterator[services_pb2.SubmitBatch], context: Ctx
+    ) -> AsyncIterator[services_pb2.SubmitBatchResult]:
+        node = self.node
+        loop = asyncio.get_running_loop()
+        async for batch in request_iterator:
+            out = services_pb2.SubmitBatchResult(batch_id=batch.batch_id)
+            envs = list(batch.envelopes)
+            try:
+                node.check_capacity(len(envs))
+            except OverloadError as e:
+                for _pb in envs:
+                    out.results.append(
+                        services_pb2.SubmitResult(
+                            code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], message=str(e)
+                        )
+                    )
+                yield out
+                continue
+            results = await loop.run_in_executor(None, node.chain.verify_many, envs)
+            accepted: list[types_pb2.Envelope] = []
+            for pb, r in zip(envs, results, strict=True):
+                res = services_pb2.SubmitResult()
+                if isinstance(r, LedgerError):
+                    res.code, res.message = status_code(r).value[0], str(r)
+                else:
+                    res.record_id = r.record_id
+                    try:
+                        if node.admit(pb, r):
+                            accepted.append(pb)
+                    except LedgerError as e:
+                        res.code, res.message = status_code(e).value[0], str(e)
+                out.results.append(res)
+            node.gossip(accepted)
+            yield out
+
+    # ------------------------------------------------------------------ reads
+
+    @rpc
+    async def GetRecord(self, request: services_pb2.GetRecordRequest, context: Ctx) -> Any:  # noqa: N802
+        rid = _record_id(request.record_id)
+        raw = self.node.store.get_envelope(rid)
+        if raw is None:
+            pending = self.node.mempool.get(rid)
+            if pending is None:
+                raise NotFoundError(f"record {rid.hex()} is not known to this node")
+            return services_pb2.RecordResponse(
+                envelope=pending.envelope, info=_record_info(self.node, rid, pending.envelope)
+            )
+        env = types_pb2.Envelope.FromString(raw)
+        return services_pb2.RecordResponse(envelope=env, info=_record_info(self.node, rid, env))
+
+    def _committed_block(self, height: int) -> types_pb2.CommittedBlock:
+        head = self.node.store.head().height
+        h = height or head
+        stored = self.node.store.get_block(h) if 0 < h <= head else None
+        if stored is None:
+            raise NotFoundError(f"block {h} is not committed here (head is {head})")
+        return types_pb2.CommittedBlock.FromString(stored.committed_block_bytes())
+
+    @rpc
+    async def GetBlock(self, request: services_pb2.GetBlockRequest, context: Ctx) -> Any:  # noqa: N802
+        return self._committed_block(request.height)
+
+    @rpc_stream
+    async def StreamBlocks(  # noqa: N802
+        self, request: services_pb2.StreamBlocksRequest, context: Ctx
+    ) -> AsyncIterator[types_pb2.CommittedBlock]:
+        async for cb in _blocks(self.node, request.from_height, request.to_height):
+            yield cb
+
+    @rpc
+    async def GetCheckpoint(  # noqa: N802
+        self, request: services_pb2.GetCheckpointRequest, context: Ctx
+    ) -> Any:
+        cb = self._committed_block(request.height)
+        return types_pb2.Checkpoint(header=cb.block.header, certificate=cb.certificate)
+
+    @rpc
+    async def Status(self, request: services_pb2.StatusRequest, context: Ctx) -> Any:  # noqa: N802
+        return self.node.status()
+
+    @rpc
+    async def Prove(self, request: services_pb2.ProveRequest, context: Ctx) -> Any:  # noqa: N802
+        from node.proofs import build_bundle
+
+        return build_bundle(
+            self.node.store,
+            self.node.genesis,
+            _record_id(request.record_id),
+            since_size=request.since_size,
+        )
+
+    # ------------------------------------------------------------------ trace
+
+    def _infos(self, indexes: list[int]) -> list[types_pb2.RecordInfo]:
+        out = []
+        for i in indexes:
+            raw = self.node.store.get_envelope_at(i)
+            if raw is None:
+                continue
+            env = types_pb2.Envelope.FromString(raw)
+            rid = hashlib.sha256(env.payload).digest()
+            out.append(_record_info(self.node, rid, env))
+        return out
+
+    @rpc
+    async def TraceHistory(self, request: services_pb2.TraceRequest, context: Ctx) -> Any:  # noqa: N802
+        page = trace.history(
+            self.index, request.code, request.limit or trace.DEFAULT_LIMIT, request.page_token
+        )
+        return services_pb2.TraceResponse(
+            code=page.code,
+            records=self._infos(list(page.log_indexes)),
+            next_page_token=page.next_token,
+        )
+
+    async def _trace(self, request: services_pb2.TraceRequest, forward: bool) -> Any:
+        fn = trace.trace_forward if forward else trace.trace_back
+        page = fn(
+            self.index,
+            request.code,
+            request.max_depth or trace.MAX_DEPTH,
+            request.limit or trace.DEFAULT_LIMIT,
+            request.page_token,
+        )
+        return services_pb2.TraceResponse(
+            code=page.root,
+            nodes=[
+                services_pb2.TraceNode(
+                    code=n.code,
+                    relation=n.relation,
+                    depth=n.depth,
+                    parent_code=n.via,
+                    custodian=n.custodian,
+                    status=n.status,
+                    commissioned_by=n.commissioned_by,
+                )
+                for n in page.nodes
+            ],
+            next_page_token=page.next_token,
+            truncated=page.depth_limited,
+        )
+
+    @rpc
+    async def TraceBack(self, request: services_pb2.TraceRequest, context: Ctx) -> Any:  # noqa: N802
+        return await self._trace(request, forward=False)
+
+    @rpc
+    async def TraceForward(self, request: services_pb2.TraceRequest, context: Ctx) -> Any:  # noqa: N802
+        return await self._trace(request, forward=True)
+
+    @rpc
+    async def ListEvidence(  # noqa: N802
+        self, request: services_pb2.ListEvidenceRequest, context: Ctx
+    ) -> Any:
+        return services_pb2.ListEvidenceResponse(evidence=list(self.node.evidence.values()))
+
+
+async def _blocks(
+    node: Node, from_height: int, to_height: int
+) -> AsyncIterator[types_pb2.CommittedBlock]:
+    """Committed blocks from ``from_height`` to ``to_height`` (0: the head), in order."""
+    loop = asyncio.get_running_loop()
+    start = max(1, from_height)
+    head = node.store.head().height
+    end = min(to_height or head, head)
+    h = start
+    while h <= end:
+        hi = min(end, h + _STREAM_CHUNK - 1)
+        chunk = await loop.run_in_executor(None, _read_blocks, node, h, hi)
+        for raw in chunk:
+            yield types_pb2.CommittedBlock.FromString(raw)
+        h = hi + 1
+
+
+def _read_blocks(node: Node, lo: int, hi: int) -> list[bytes]:
+    out = []
+    for h in range(lo, hi + 1):
+        b = node.store.get_block(h)
+        if b is None:
+            break
+        out.append(b.committed_block_bytes())
+    return out
+
+
+class PeerService(services_pb2_grpc.PeerServicer):
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def Exchange(  # noqa: N802
+        self, request_iterator: AsyncIterator[services_pb2.PeerEnvelope], context: Ctx
+    ) -> services_pb2.PeerAck:
+        node = self.node
+        loop = asyncio.get_running_loop()
+        first = True
+        async for env in request_iterator:
+            if first:
+                first = False
+                if env.hello.genesis_hash != node.genesis.hash:
+                    await context.abort(
+                        grpc.StatusCode.FAILED_PRECONDITION, "peer is on another chain"
+                    )
+            if env.consensus:
+                node.on_peer_messages(env.consensus)
+            if env.records:
+                envs = list(env.records)
+                results = await loop.run_in_executor(None, node.chain.verify_many, envs)
+                for pb, r in zip(envs, results, strict=True):
+                    if isinstance(r, LedgerError):
+                        continue
+                    try:
+                        node.admit(pb, r)
+                    except LedgerError:
+                        continue
+            if env.HasField("evidence"):
+                node.on_peer_evidence(env.evidence)
+        return services_pb2.PeerAck(height=node.store.head().height)
+
+    @rpc_stream
+    async def GetBlocks(  # noqa: N802
+        self, request: services_pb2.GetBlocksRequest, context: Ctx
+    ) -> AsyncIterator[types_pb2.CommittedBlock]:
+        async for cb in _blocks(self.node, request.from_height, request.to_height):
+            yield cb
+
+    async def PeerStatus(self, request: services_pb2.Hello, context: Ctx) -> services_pb2.Hello:  # noqa: N802
+        node = self.node
+        for p in node.peers:
+            if p.info.member == request.member and request.member:
+                p.info.height = max(p.info.height, request.height)
+        return services_pb2.Hello(
+            genesis_hash=node.genesis.hash, member=node.key.name, height=node.store.head().height
+        )
+
+
+__all__ = ["LedgerService", "PeerService"]

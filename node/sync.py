@@ -1,0 +1,114 @@
+"""Block sync: a node that is behind fetches certified blocks from peers.
+
+Each block is checked before it reaches the replica: its commit certificate must verify
+against the genesis validators for exactly this height and this block's hash (one
+``require_certificate`` call: 2f+1 signature checks per block, not consensus). The chain
+link and log root are checked again when the block is applied (``ChainState.validate_block``).
+A peer that serves a block failing these checks, or the wrong height, is dropped for this
+round and the next peer is tried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+import grpc
+
+from consensus.certificate import require_certificate
+from consensus.messages import block_hash_of
+from node.errors import LedgerError, ReplicationError
+from proto import services_pb2
+
+if TYPE_CHECKING:
+    from node.node import Node
+
+log = logging.getLogger("suyuan.sync")
+_MAX_PASSES = 20
+_APPLY_TIMEOUT_S = 30.0
+
+
+async def _wait_applied(node: Node, height: int) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _APPLY_TIMEOUT_S
+    while node.store.head().height < height:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise ReplicationError(f"block {height} was not applied within {_APPLY_TIMEOUT_S}s")
+        try:
+            await asyncio.wait_for(node.committed.wait(), timeout=min(remaining, 0.5))
+        except TimeoutError:
+            continue
+
+
+async def sync_from_peers(node: Node) -> None:
+    """Catch up to the highest peer; returns when no peer is ahead or after bounded passes."""
+    for _ in range(_MAX_PASSES):
+        head = node.store.head().height
+        ahead = sorted(
+            (p for p in node.peers if p.info.height > head), key=lambda p: -p.info.height
+        )
+        if not ahead:
+            # heights learnt from status polls may be stale: ask each peer once
+            for p in node.peers:
+                try:
+                    reply = await p.stub.PeerStatus(
+                        services_pb2.Hello(
+                            genesis_hash=node.genesis.hash, member=node.key.name, height=head
+                        ),
+                        timeout=2.0,
+                    )
+                    p.info.height = reply.height
+                except grpc.aio.AioRpcError:
+                    continue
+            ahead = sorted(
+                (p for p in node.peers if p.info.height > head), key=lambda p: -p.info.height
+            )
+            if not ahead:
+                return
+        progressed = False
+        for peer in ahead:
+            try:
+                n = await _pull(node, peer.stub, peer.address)
+            except (grpc.aio.AioRpcError, LedgerError) as e:
+                log.warning("sync from %s failed: %s", peer.address, e)
+                peer.info.height = 0  # forget its claim until it answers again
+                continue
+            if n:
+                progressed = True
+                break
+        if not progressed:
+            return
+
+
+async def _pull(node: Node, stub: object, address: str) -> int:
+    start = node.store.head().height + 1
+    call = stub.GetBlocks(  # type: ignore[attr-defined]
+        services_pb2.GetBlocksRequest(from_height=start, to_height=0), timeout=300
+    )
+    n = 0
+    expected = start
+    async for cb in call:
+        cert, block = cb.certificate, cb.block
+        if cert.height != expected:
+            raise ReplicationError(f"{address} served height {cert.height}, expected {expected}")
+        require_certificate(
+            cert,
+            node.chain.validators,
+            node.genesis.hash,
+            node.genesis.chain_id,
+            expected_hash=block_hash_of(block),
+        )
+        if node.store.head().height >= expected:  # consensus got there first
+            expected += 1
+            continue
+        await node.feed_synced(block, cert)
+        await _wait_applied(node, expected)
+        n += 1
+        expected += 1
+        if n % 500 == 0:
+            log.info("synced to height %d from %s", expected - 1, address)
+    if n:
+        log.info("synced %d blocks from %s, now at height %d", n, address, expected - 1)
+    return n
