@@ -3,9 +3,10 @@
 Invariants (n >= 1):
 
 1. ``max_faulty(n) = f = floor((n - 1) / 3)``: the most Byzantine validators n tolerates.
-2. ``quorum(n) = n - f = floor(2n / 3) + 1`` ("2f+1" when n = 3f+1): the smallest q such that
-   any two q-sets intersect in more than f validators (2q - n >= f + 1), hence in at least
-   one honest one; and q <= n - f, so the honest validators alone can form a quorum.
+2. ``quorum(n) = floor(2n / 3) + 1 = n - f``, Tendermint's "more than two thirds" ("2f+1"
+   when n = 3f+1, where it is also the smallest size whose sets pairwise intersect in more
+   than f validators). Any two quorums intersect in at least f + 1 validators, hence in an
+   honest one; and q <= n - f, so the honest validators alone can form a quorum.
 3. ``skip_threshold(n) = f + 1``: any set that large contains at least one honest validator.
 
 This module is pure arithmetic (STYLE.md §4): ``tests/consensus/test_quorum.py`` checks it
@@ -28,7 +29,8 @@ def max_faulty(n: int) -> int:
 
 def quorum(n: int) -> int:
     """Return the quorum size (2f+1 for n = 3f+1; floor(2n/3)+1 in general)."""
-    return n - max_faulty(n)
+    max_faulty(n)  # validates n
+    return (2 * n) // 3 + 1
 
 
 def skip_threshold(n: int) -> int:

@@ -140,9 +140,12 @@ class Cluster:
         self.apply(to, actions)
         return actions
 
-    def flush(self, frm: int, to: list[int] | None = None) -> None:
-        """Deliver everything ``frm`` broadcast so far to ``to`` (default: all others)."""
-        msgs, self.nodes[frm].outbox = self.nodes[frm].outbox, []
+    def flush(self, frm: int, to: list[int] | None = None, only=None) -> None:
+        """Deliver what ``frm`` broadcast so far to ``to`` (default: all others); ``only``
+        filters the messages (the rest stay in the outbox)."""
+        box = self.nodes[frm].outbox
+        msgs = [m for m in box if only is None or only(m)]
+        self.nodes[frm].outbox = [m for m in box if m not in msgs]
         targets = to if to is not None else [j for j in range(len(self.nodes)) if j != frm]
         for m in msgs:
             for j in targets:

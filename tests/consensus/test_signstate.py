@@ -1,0 +1,59 @@
+"""SignState bytes and the double-sign guard."""
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from consensus.messages import Step
+from consensus.signstate import SignGuard, SignState
+from consensus.validators import BlockHash
+from node.errors import InputError
+
+hashes = st.one_of(st.none(), st.binary(min_size=32, max_size=32).map(BlockHash))
+
+
+@given(
+    st.integers(1, 2**64 - 1),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from(list(Step)),
+    hashes,
+    st.integers(-1, 2**31 - 1),
+    st.binary(min_size=64, max_size=64),
+    st.integers(-1, 2**31 - 1),
+    st.binary(min_size=32, max_size=32).map(BlockHash),
+)
+def test_roundtrip(h, r, step, bh, pol, sig, lr, lh):
+    assume(sig != bytes(64))  # all-zero means "no signature" on disk
+    s = SignState(h, r, step, bh, pol, sig, lr, lh if lr >= 0 else None)
+    data = s.to_bytes()
+    assert len(data) == 21 + 8 + 4 + 1 + 4 + 1 + 32 + 4 + 32 + 64
+    assert SignState.from_bytes(data) == s
+
+
+@pytest.mark.parametrize("data", [b"", b"x" * 171, b"suyuan/sign-state/v1\0" + bytes(150)])
+def test_garbage_rejected(data):
+    with pytest.raises(InputError):
+        SignState.from_bytes(data)
+
+
+A, B = BlockHash(bytes([1]) * 32), BlockHash(bytes([2]) * 32)
+
+
+def test_guard_orders_positions_and_allows_identical_resign():
+    g = SignGuard(SignState(5, 2, Step.PREVOTE, A, signature=b"s" * 64))
+    assert g.check(5, 2, Step.PREVOTE, A) == b"s" * 64  # identical re-sign
+    assert g.check(5, 2, Step.PREVOTE, B) is False  # conflicting
+    assert g.check(5, 2, Step.PREVOTE, None) is False
+    assert g.check(5, 2, Step.PROPOSE, A) is False  # earlier step
+    assert g.check(5, 1, Step.PRECOMMIT, A) is False  # earlier round
+    assert g.check(4, 9, Step.PRECOMMIT, A) is False  # earlier height
+    assert g.check(5, 2, Step.PRECOMMIT, B) is True
+    assert g.check(5, 3, Step.PROPOSE, B) is True
+    assert g.check(6, 0, Step.PROPOSE, B) is True
+    assert SignGuard(None).check(1, 0, Step.PROPOSE, A) is True
+
+
+def test_guard_never_moves_backwards():
+    g = SignGuard(SignState(5, 2, Step.PREVOTE, A))
+    with pytest.raises(RuntimeError):
+        g.record(SignState(5, 1, Step.PRECOMMIT, A))
