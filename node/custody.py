@@ -14,7 +14,9 @@ How an EPCIS event acts on custody (author = the record's author)
 event                                  effect (and what must hold first)
 =====================================  ===================================================
 ObjectEvent ADD (any bizStep)          commission: each code is new ("commission-once");
-                                       author becomes commissioner and custodian
+                                       author becomes commissioner and custodian; only
+                                       enterprise/association members commission codes
+                                       (also outputs, implicit parents: "commission-role")
 ObjectEvent OBSERVE                    no custody change; author is the custodian
                                        ("custody"), except inspection (below)
 ObjectEvent DELETE                     decommission: codes closed; author is custodian
@@ -122,12 +124,14 @@ RULE_TRANSFORMATION = "transformation"
 RULE_HANDOFF = "handoff"
 RULE_HANDOFF_SIGNATURES = "handoff-signatures"
 RULE_MEMBER = "member"
+RULE_COMMISSION_ROLE = "commission-role"
 
 TERMINAL_STEPS = frozenset({"destroying", "decommissioning", "retail_selling", "scrapping"})
 TERMINAL_DISPOSITIONS = frozenset({"destroyed", "disposed", "retail_sold", "dispensed"})
 INSPECTION_STEPS = frozenset({"inspecting", "sampling", "sensor_reporting"})
 INSPECTION_ROLES = ("inspector", "regulator")
 RECALL_ROLES = ("regulator",)
+COMMISSION_ROLES = ("enterprise", "association")
 RECALL_STEP = "recalling"
 RECALL_DISPOSITION = "recalled"
 RETURN_DISPOSITIONS = frozenset({"returned"})
@@ -303,6 +307,7 @@ class _Work:
 
     view: CustodyView
     index: int
+    may_commission: bool
     changed: dict[str, CodeState] = field(default_factory=dict)
     edges: list[Edge] = field(default_factory=list)
     touched: dict[str, None] = field(default_factory=dict)
@@ -360,7 +365,7 @@ def apply(
     disposition = bare_disposition(str(ev.get("disposition", "")))
     codes = event_roles(ev)
     check_event_codes(codes, etype)
-    w = _Work(view, log_index)
+    w = _Work(view, log_index, author.has_role(*COMMISSION_ROLES))
 
     is_recall = disposition == RECALL_DISPOSITION or step == RECALL_STEP
     terminal = step in TERMINAL_STEPS or disposition in TERMINAL_DISPOSITIONS
@@ -536,6 +541,12 @@ def _moving_set(w: _Work, named: Sequence[str]) -> list[str]:
 
 
 def _commission(w: _Work, code: str, author: str, disposition: str, *, is_class: bool) -> None:
+    if not w.may_commission:
+        raise RulePermissionError(
+            RULE_COMMISSION_ROLE,
+            f"only {' or '.join(COMMISSION_ROLES)} members commission codes; {author!r} is not one",
+            code,
+        )
     existing = w.get(code)
     if existing is not None:
         raise RuleError(

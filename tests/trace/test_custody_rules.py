@@ -1,0 +1,385 @@
+"""Each custody rule, accepted and refused, at the pure level with real signed records."""
+
+from __future__ import annotations
+
+import pytest
+
+from node.custody import (
+    DB_CUSTODY,
+    DB_EDGES_BACK,
+    DB_EDGES_FWD,
+    DB_HISTORY,
+    CodeState,
+    InMemoryCustody,
+    apply,
+    apply_block,
+    decode_state,
+    encode_state,
+    history_key,
+    split_key,
+)
+from node.epcis import normalize_code
+from node.errors import RuleError, RulePermissionError
+from tests.trace.helpers import GENESIS, Chain, event, signed
+
+URN = "urn:epc:id:sgtin:6901234.012345.1"
+DL = normalize_code(URN)  # https://id.gs1.org/01/06901234123456/21/1
+A, B, C = "local:farm:pig-001", "local:farm:pig-002", "local:farm:pig-003"
+CASE = "urn:epc:id:sscc:6903456.0000000101"
+LOT = "urn:epc:class:lgtin:6901234.012345.L1"
+
+
+def commission(chain: Chain, author: str, *codes: str) -> None:
+    chain.add(author, event(action="ADD", step="commissioning", epcList=list(codes)))
+
+
+def observe(step: str, *codes: str, **kw):
+    return event(step=step, epcList=list(codes), **kw)
+
+
+def raises(rule: str, code: str = "", perm: bool = False):
+    cls = RulePermissionError if perm else RuleError
+    match = rf"rule {rule}:"
+    return pytest.raises(cls, match=match + (".*" + code if code else ""))
+
+
+@pytest.fixture
+def chain() -> Chain:
+    return Chain()
+
+
+# ------------------------------------------------------------------ commissioning
+
+
+def test_commission_makes_author_commissioner_and_custodian(chain):
+    commission(chain, "farm", A)
+    st = chain.custody.get(A)
+    assert st is not None
+    assert (st.commissioned_by, st.custodian, st.status, st.first_index) == (
+        "farm",
+        "farm",
+        "active",
+        0,
+    )
+
+
+def test_code_is_commissioned_once(chain):
+    commission(chain, "farm", A)
+    with raises("commission-once", A):
+        commission(chain, "slaughterhouse", A)
+
+
+def test_urn_and_digital_link_are_one_code(chain):
+    commission(chain, "farm", URN)
+    with raises("commission-once"):
+        commission(chain, "farm", "https://example.com/01/06901234123456/21/1?linkType=all")
+    chain.add("farm", observe("shipping", DL), to="distributor")
+    assert chain.custody.get(DL).custodian == "distributor"
+
+
+def test_inspector_may_not_commission(chain):
+    with raises("commission-role", A, perm=True):
+        chain.add("inspector", event(action="ADD", step="inspecting", epcList=[A]))
+
+
+def test_event_without_codes_is_refused(chain):
+    with raises("codes"):
+        chain.add("farm", event(step="storing"))
+
+
+def test_code_in_two_roles_is_refused(chain):
+    commission(chain, "farm", A)
+    ev = event("TransformationEvent", None, "commissioning", inputEPCList=[A], outputEPCList=[A])
+    with raises("duplicate-code", A):
+        chain.add("farm", ev)
+
+
+# ------------------------------------------------------------------ custodian acts
+
+
+def test_only_custodian_acts(chain):
+    commission(chain, "farm", A)
+    chain.add("farm", observe("storing", A))
+    with raises("custody", A, perm=True):
+        chain.add("retailer", observe("storing", A))
+
+
+def test_unknown_code_is_refused(chain):
+    with raises("unknown-code", A):
+        chain.add("farm", observe("storing", A))
+
+
+def test_inspector_and_regulator_may_inspect_codes_they_do_not_hold(chain):
+    commission(chain, "farm", A)
+    chain.add("inspector", observe("inspecting", A, disposition="conformant"))
+    chain.add("regulator", observe("sampling", A))
+    st = chain.custody.get(A)
+    assert (st.custodian, st.disposition, st.last_index) == ("farm", "conformant", 2)
+
+
+def test_inspector_exception_is_only_for_inspections(chain):
+    commission(chain, "farm", A)
+    with raises("custody", A, perm=True):
+        chain.add("regulator", observe("holding", A))
+
+
+def test_terminal_event_closes_and_closed_refuses(chain):
+    commission(chain, "farm", A, B)
+    chain.add("farm", observe("retail_selling", A, disposition="retail_sold"))
+    chain.add("farm", event(action="DELETE", step="decommissioning", epcList=[B]))
+    assert chain.custody.get(A).status == "closed"
+    assert chain.custody.get(B).status == "closed"
+    with raises("closed", A):
+        chain.add("farm", observe("storing", A))
+    chain.add("inspector", observe("inspecting", A))  # a sold item may still be inspected
+
+
+# ------------------------------------------------------------------ handoff
+
+
+def test_handoff_moves_custody(chain):
+    commission(chain, "farm", A, B)
+    chain.add("farm", observe("shipping", A, B, disposition="in_transit"), to="slaughterhouse")
+    assert chain.custody.get(A).custodian == "slaughterhouse"
+    assert chain.custody.get(A).commissioned_by == "farm"
+    chain.add("slaughterhouse", observe("receiving", A))
+    with raises("custody", B, perm=True):
+        chain.add("farm", observe("shipping", B), to="retailer")
+
+
+def test_handoff_needs_both_signatures(chain):
+    commission(chain, "farm", A)
+    rec, _ = signed("farm", observe("shipping", A), to="slaughterhouse")
+    with raises("handoff-signatures", perm=True):
+        apply(chain.custody, rec, ("farm",), GENESIS, 1)
+
+
+def test_handoff_cannot_commission(chain):
+    with raises("handoff"):
+        chain.add("farm", event(action="ADD", step="commissioning", epcList=[A]), to="retailer")
+
+
+def test_recalled_code_refuses_handoff_except_return_or_destruction(chain):
+    commission(chain, "farm", A, B, C)
+    chain.add("regulator", observe("holding", A, B, C, disposition="recalled"))
+    assert chain.custody.get(A).status == "recalled"
+    assert chain.custody.get(A).custodian == "farm"
+    with raises("recalled", A):
+        chain.add("farm", observe("shipping", A), to="distributor")
+    chain.add("farm", observe("shipping", A, disposition="returned"), to="slaughterhouse")
+    assert chain.custody.get(A).custodian == "slaughterhouse"
+    chain.add("farm", observe("destroying", B, disposition="destroyed"), to="processor")
+    st = chain.custody.get(B)
+    assert (st.custodian, st.status, st.recalled) == ("processor", "closed", True)
+    chain.add("farm", observe("storing", C))  # may still be observed by its custodian
+    chain.add("farm", observe("destroying", C, disposition="destroyed"))
+    assert chain.custody.get(C).status == "closed"
+
+
+def test_only_regulator_recalls(chain):
+    commission(chain, "farm", A)
+    with raises("recall", A, perm=True):
+        chain.add("farm", observe("holding", A, disposition="recalled"))
+    with raises("recall", A, perm=True):
+        chain.add("inspector", observe("inspecting", A, disposition="recalled"))
+    chain.add("regulator", observe("holding", A, disposition="recalled"))
+    chain.add("farm", observe("storing", A, disposition="recalled"))  # re-stating is fine
+
+
+def test_recall_of_sold_code_keeps_it_closed(chain):
+    commission(chain, "farm", A)
+    chain.add("farm", observe("retail_selling", A, disposition="retail_sold"))
+    chain.add("regulator", observe("holding", A, disposition="recalled"))
+    st = chain.custody.get(A)
+    assert (st.status, st.recalled) == ("closed", True)
+
+
+# ------------------------------------------------------------------ transformation
+
+
+def test_transformation_consumes_instances_and_commissions_outputs(chain):
+    commission(chain, "farm", A, B)
+    chain.add("farm", event(action="ADD", step="commissioning", quantityList=[{"epcClass": LOT}]))
+    ev = event(
+        "TransformationEvent",
+        None,
+        "killing",
+        inputEPCList=[A, B],
+        inputQuantityList=[{"epcClass": LOT, "quantity": 2}],
+        outputEPCList=["local:carcass:1", "local:carcass:2"],
+    )
+    chain.add("farm", ev)
+    lot = normalize_code(LOT)
+    assert chain.custody.get(A).status == "closed"
+    assert chain.custody.get(lot).status == "active"  # lots are partially consumed
+    assert chain.custody.get(lot).is_class
+    out = chain.custody.get("local:carcass:1")
+    assert out.inputs == (A, B, lot)
+    assert out.commissioned_by == "farm"
+    assert chain.custody.get(A).outputs == ("local:carcass:1", "local:carcass:2")
+    assert chain.custody.upstream("local:carcass:1") == sorted(
+        [(A, "input"), (B, "input"), (lot, "input")]
+    )
+
+
+def test_transformation_inputs_must_be_in_authors_custody(chain):
+    commission(chain, "farm", A)
+    ev = event("TransformationEvent", None, "commissioning", inputEPCList=[A], outputEPCList=[B])
+    with raises("custody", A, perm=True):
+        chain.add("processor", ev)
+
+
+def test_transformation_output_must_be_new(chain):
+    commission(chain, "farm", A, B)
+    ev = event("TransformationEvent", None, "commissioning", inputEPCList=[A], outputEPCList=[B])
+    with raises("commission-once", B):
+        chain.add("farm", ev)
+
+
+def test_recalled_input_cannot_be_transformed(chain):
+    commission(chain, "farm", A)
+    chain.add("regulator", observe("holding", A, disposition="recalled"))
+    ev = event("TransformationEvent", None, "commissioning", inputEPCList=[A], outputEPCList=[B])
+    with raises("recalled", A):
+        chain.add("farm", ev)
+
+
+# ------------------------------------------------------------------ aggregation
+
+
+def pack(parent: str, *children: str):
+    return event("AggregationEvent", "ADD", "packing", parentID=parent, childEPCs=list(children))
+
+
+def unpack(parent: str, *children: str):
+    kw = {"childEPCs": list(children)} if children else {}
+    return event("AggregationEvent", "DELETE", "unpacking", parentID=parent, **kw)
+
+
+def test_children_move_with_their_container(chain):
+    commission(chain, "processor", A, B)
+    chain.add("processor", pack(CASE, A, B))
+    case = normalize_code(CASE)
+    assert chain.custody.get(case).children == (A, B)
+    assert chain.custody.get(case).commissioned_by == "processor"  # implicitly commissioned
+    assert chain.custody.get(A).parent == case
+    with raises("aggregated", A):
+        chain.add("processor", observe("shipping", A), to="distributor")
+    chain.add("processor", observe("shipping", CASE), to="distributor")
+    assert chain.custody.get(A).custodian == "distributor"
+    assert chain.custody.get(B).custodian == "distributor"
+    assert 2 in chain.custody.log[A]  # the move is in the child's history
+    chain.add("distributor", unpack(CASE, A))
+    assert chain.custody.get(A).parent == ""
+    assert chain.custody.get(case).children == (B,)
+    chain.add("distributor", observe("shipping", A), to="retailer")
+    chain.add("distributor", unpack(CASE))
+    assert chain.custody.get(B).parent == ""
+
+
+def test_child_already_in_another_container_is_refused(chain):
+    commission(chain, "processor", A)
+    chain.add("processor", pack(CASE, A))
+    with raises("aggregated", A):
+        chain.add("processor", pack("urn:epc:id:sscc:6903456.0000000102", A))
+
+
+def test_aggregation_shape_rules(chain):
+    commission(chain, "processor", A, B)
+    with raises("aggregation"):
+        chain.add("processor", event("AggregationEvent", "ADD", "packing", childEPCs=[A]))
+    chain.add("processor", pack(CASE, A))
+    with raises("aggregation", B):
+        chain.add("processor", unpack(CASE, B))
+
+
+def test_aggregation_needs_custody_of_children(chain):
+    commission(chain, "farm", A)
+    with raises("custody", A, perm=True):
+        chain.add("processor", pack(CASE, A))
+
+
+def test_nested_containers_move_together(chain):
+    pallet = "urn:epc:id:sscc:6903456.0000000900"
+    commission(chain, "processor", A)
+    chain.add("processor", pack(CASE, A))
+    chain.add("processor", pack(pallet, CASE))
+    chain.add("processor", observe("shipping", pallet), to="distributor")
+    assert chain.custody.get(A).custodian == "distributor"
+    chain.add("regulator", observe("holding", pallet, disposition="recalled"))
+    assert chain.custody.get(A).recalled  # a recall reaches a container's contents
+
+
+# ------------------------------------------------------------------ error declarations
+
+
+def test_error_declaration_changes_nothing_and_needs_a_stakeholder(chain):
+    commission(chain, "farm", A)
+    before = chain.custody.get(A)
+    decl = {"declarationTime": "2026-03-02T08:00:00+08:00", "reason": "incorrect_data"}
+    ev = event(action="ADD", step="commissioning", epcList=[A], errorDeclaration=decl)
+    chain.add("farm", ev)
+    after = chain.custody.get(A)
+    assert after == CodeState(**{**before.__dict__, "last_index": 1})
+    with raises("custody", A, perm=True):
+        chain.add("retailer", ev)
+
+
+# ------------------------------------------------------------------ blocks and persistence
+
+
+def test_block_sees_earlier_records_and_reports_refusals_by_position():
+    chain = Chain()
+    bu = chain.block(
+        [
+            ("farm", event(action="ADD", step="commissioning", epcList=[A]), ""),
+            ("farm", observe("shipping", A), "slaughterhouse"),
+            ("farm", observe("storing", A), ""),  # refused: no longer farm's
+            ("slaughterhouse", observe("receiving", A), ""),
+        ]
+    )
+    assert [p for p, _ in bu.accepted] == [0, 1, 3]
+    assert [r.position for r in bu.refused] == [2]
+    assert bu.refused[0].error.rule == "custody"
+    assert [u.log_index for _, u in bu.accepted] == [0, 1, 2]  # refused records get no index
+    assert not bu.ok
+    st = chain.custody.get(A)
+    assert st is not None
+    assert st.custodian == "slaughterhouse"
+
+
+def test_proposer_filtering_matches_validator():
+    items = [
+        ("farm", event(action="ADD", step="commissioning", epcList=[A, B]), ""),
+        ("retailer", observe("storing", A), ""),
+        ("farm", pack(CASE, A, B), ""),
+        ("farm", observe("shipping", CASE), "distributor"),
+    ]
+    recs = [signed(a, e, to=t) for a, e, t in items]
+    base = InMemoryCustody()
+    proposed = apply_block(base, recs, GENESIS, 10)
+    kept = [recs[p] for p, _ in proposed.accepted]
+    validated = apply_block(base, kept, GENESIS, 10)
+    assert validated.ok
+    assert validated.puts() == proposed.puts()
+    assert base.states == {}  # the view is never mutated
+
+
+def test_puts_layout_and_state_encoding():
+    chain = Chain()
+    commission(chain, "processor", A, B)
+    rec, signers = signed("processor", pack(CASE, A, B))
+    upd = apply(chain.custody, rec, signers, GENESIS, 7)
+    puts = list(upd.puts())
+    dbs = {db for db, _, _ in puts}
+    assert dbs == {DB_CUSTODY, DB_EDGES_FWD, DB_EDGES_BACK, DB_HISTORY}
+    case = normalize_code(CASE)
+    assert (DB_EDGES_FWD, f"{case}\x00{A}".encode(), b"child") in puts
+    assert (DB_EDGES_BACK, f"{A}\x00{case}".encode(), b"parent") in puts
+    assert (DB_HISTORY, history_key(A, 7), b"") in puts
+    assert split_key(history_key(A, 7)) == (A, (7).to_bytes(8, "big"))
+    for db, key, value in puts:
+        if db == DB_CUSTODY:
+            st = decode_state(value)
+            assert st.code == key.decode()
+            assert encode_state(st) == value
