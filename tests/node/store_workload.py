@@ -8,6 +8,8 @@ import random
 
 from node.store import BlockWrite
 
+GENESIS = hashlib.sha256(b"store-workload-genesis").digest()
+
 
 def make_block(seed: int, height: int, max_records: int = 300) -> BlockWrite:
     rng = random.Random(seed * 1_000_003 + height)
