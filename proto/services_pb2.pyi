@@ -153,7 +153,7 @@ class TraceRequest(_message.Message):
     def __init__(self, code: _Optional[str] = ..., max_depth: _Optional[int] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class TraceNode(_message.Message):
-    __slots__ = ("code", "relation", "depth", "parent_code", "custodian", "status", "commissioned_by")
+    __slots__ = ("code", "relation", "depth", "parent_code", "custodian", "status", "commissioned_by", "is_class", "recalled", "container")
     CODE_FIELD_NUMBER: _ClassVar[int]
     RELATION_FIELD_NUMBER: _ClassVar[int]
     DEPTH_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +161,9 @@ class TraceNode(_message.Message):
     CUSTODIAN_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     COMMISSIONED_BY_FIELD_NUMBER: _ClassVar[int]
+    IS_CLASS_FIELD_NUMBER: _ClassVar[int]
+    RECALLED_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
     code: str
     relation: str
     depth: int
@@ -168,7 +171,10 @@ class TraceNode(_message.Message):
     custodian: str
     status: str
     commissioned_by: str
-    def __init__(self, code: _Optional[str] = ..., relation: _Optional[str] = ..., depth: _Optional[int] = ..., parent_code: _Optional[str] = ..., custodian: _Optional[str] = ..., status: _Optional[str] = ..., commissioned_by: _Optional[str] = ...) -> None: ...
+    is_class: bool
+    recalled: bool
+    container: str
+    def __init__(self, code: _Optional[str] = ..., relation: _Optional[str] = ..., depth: _Optional[int] = ..., parent_code: _Optional[str] = ..., custodian: _Optional[str] = ..., status: _Optional[str] = ..., commissioned_by: _Optional[str] = ..., is_class: _Optional[bool] = ..., recalled: _Optional[bool] = ..., container: _Optional[str] = ...) -> None: ...
 
 class TraceResponse(_message.Message):
     __slots__ = ("code", "records", "nodes", "next_page_token", "truncated")
