@@ -1,0 +1,227 @@
+"""EPCIS 2.0 import of every shared GS1 example, identifier normalisation, schema-valid export."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from node.epcis import (
+    Committed,
+    check_digit,
+    digital_link,
+    document_events,
+    export_document,
+    import_document,
+    import_event,
+    normalize_code,
+)
+from node.errors import InputError
+from node.records import make_record
+from tests.trace.helpers import GENESIS, event
+
+EPCIS = Path(__file__).resolve().parents[3] / "shared" / "epcis"
+EXAMPLES = sorted((EPCIS / "JSON").rglob("*.json*"))
+
+#: Every refused example event, with the reason a user gets (what to change).
+REFUSED = {
+    # a sensor report at a read point that names no product, lot or container
+    "WithSensorData/SensorDataExample1b.jsonld#0": "names no trace code",
+    "WithSensorData/SensorDataExample3.jsonld#0": "names no trace code",
+    # the same lots listed as inputs and as outputs of one transformation
+    "WithFullCombinationOfFields/transformation_event_all_possible_fields.jsonld#0": (
+        "named in two roles"
+    ),
+}
+
+
+@cache
+def validator() -> jsonschema.Draft7Validator:
+    schema = json.loads((EPCIS / "EPCIS-JSON-Schema.json").read_text(encoding="utf-8"))
+    return jsonschema.Draft7Validator(schema)
+
+
+def load(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_the_examples_are_there():
+    assert len(EXAMPLES) == 47
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: str(p.relative_to(EPCIS / "JSON")))
+def test_every_example_event_imports_or_is_refused_with_a_reason(path):
+    name = str(path.relative_to(EPCIS / "JSON"))
+    results = import_document(load(path), category="other")
+    assert results, "no events found"
+    for r in results:
+        key = f"{name}#{r.position}"
+        if key in REFUSED:
+            assert not r.ok
+            assert REFUSED[key] in r.reason
+        else:
+            assert r.event is not None, f"{key}: {r.reason}"
+            assert r.codes
+            assert r.category == "other"
+            rec = make_record(GENESIS, "farm", r.event)  # a valid record draft
+            assert rec.codes()
+
+
+def test_all_event_types_sensor_data_and_error_declarations_import():
+    seen: set[str] = set()
+    sensor = declared = 0
+    for path in EXAMPLES:
+        for r in import_document(load(path)):
+            if r.event is not None:
+                seen.add(r.event["type"])
+                sensor += "sensorElementList" in r.event
+                declared += "errorDeclaration" in r.event
+    assert seen == {
+        "ObjectEvent",
+        "AggregationEvent",
+        "TransformationEvent",
+        "TransactionEvent",
+        "AssociationEvent",
+    }
+    assert sensor >= 15
+    assert declared >= 5
+
+
+def test_document_shapes():
+    ev = event(step="shipping", epcList=["urn:epc:id:sgtin:0614141.107346.2017"])
+    assert [r.ok for r in import_document(ev)] == [True]
+    assert [r.ok for r in import_document([ev, {"type": "Nope"}])] == [True, False]
+    query = load(EPCIS / "JSON" / "EPCISQueryDocument.jsonld")
+    assert len(document_events(query)[0]) == 2
+    with pytest.raises(InputError, match="unknown document type"):
+        import_document({"type": "Foo"})
+    with pytest.raises(InputError, match="eventList"):
+        import_document({"type": "EPCISDocument", "epcisBody": {}})
+    with pytest.raises(InputError, match="unknown category"):
+        import_document(ev, category="spaceships")
+
+
+def test_document_context_travels_with_each_event():
+    doc = load(EPCIS / "JSON" / "Example_9.6.1-ObjectEvent.jsonld")
+    r = import_document(doc, category="meat")[1]
+    assert r.event is not None
+    assert r.event["@context"] == [{"example": "http://ns.example.com/epcis/"}]
+    assert r.category == "meat"
+
+
+def test_refusal_reasons_are_actionable():
+    assert "not a JSON object" in import_event(3).reason
+    assert "eventTime" in import_event({"type": "ObjectEvent", "action": "ADD"}).reason
+    big = event(step="shipping", epcList=[f"local:x:{i:08d}" for i in range(5000)])
+    assert "split" in import_event(big).reason
+    assert "control characters" in import_event(event(epcList=["a\x00b"])).reason
+
+
+# ------------------------------------------------------------------ identifiers
+
+
+@pytest.mark.parametrize(
+    ("given", "canonical"),
+    [
+        ("urn:epc:id:sgtin:0614141.107346.2017", "https://id.gs1.org/01/10614141073464/21/2017"),
+        (
+            "urn:epc:class:lgtin:4012345.012345.998877",
+            "https://id.gs1.org/01/04012345123456/10/998877",
+        ),
+        ("urn:epc:idpat:sgtin:4012345.098765.*", "https://id.gs1.org/01/04012345987652"),
+        ("urn:epc:id:sscc:0614141.1234567890", "https://id.gs1.org/00/106141412345678908"),
+        ("urn:epc:id:sgln:0614141.00777.0", "https://id.gs1.org/414/0614141007776"),
+        ("urn:epc:id:sgln:0614141.00777.12", "https://id.gs1.org/414/0614141007776/254/12"),
+        ("urn:epc:id:giai:4000001.12345", "https://id.gs1.org/8004/400000112345"),
+        (
+            "https://example.com/shop/01/9506000134352/21/12345?17=260101",
+            "https://id.gs1.org/01/09506000134352/21/12345",
+        ),
+        (
+            "https://id.gs1.org/01/04012345123456/10/998877/21/7",
+            "https://id.gs1.org/01/04012345123456/21/7",
+        ),
+        (
+            "http://id.gs1.org/01/04012345123456/10/998877",
+            "https://id.gs1.org/01/04012345123456/10/998877",
+        ),
+        ("local:farm:pig-001", "local:farm:pig-001"),
+        ("urn:epc:id:sgtin:bad", "urn:epc:id:sgtin:bad"),
+    ],
+)
+def test_normalize_code(given, canonical):
+    assert normalize_code(given) == canonical
+    assert normalize_code(canonical) == canonical  # idempotent
+
+
+def test_digital_link_examples_match_their_urn_twins():
+    # GS1's examples state the same lots both ways (Example 9.6.3 with and without DL).
+    urn_doc = load(EPCIS / "JSON" / "Example_9.6.3-AggregationEvent.jsonld")
+    dl_doc = load(
+        EPCIS
+        / "JSON"
+        / "WithDigitalLinkID"
+        / "Example_9.6.3-AggregationEventWithDigitalLink.jsonld"
+    )
+    urn_codes = set(import_document(urn_doc)[0].codes)
+    dl_codes = set(import_document(dl_doc)[0].codes)
+    assert {
+        "https://id.gs1.org/01/04012345987652",
+        "https://id.gs1.org/01/04012345123456/10/998877",
+        "https://id.gs1.org/00/106141412345678908",
+    } <= urn_codes & dl_codes
+
+
+def test_digital_link_builder_for_qr_codes():
+    assert check_digit("629104150021") == "3"
+    assert (
+        digital_link("6291041500213", serial="A1") == "https://id.gs1.org/01/06291041500213/21/A1"
+    )
+    assert digital_link("06291041500213", lot="L7") == "https://id.gs1.org/01/06291041500213/10/L7"
+    with pytest.raises(ValueError, match="check digit"):
+        digital_link("6291041500214")
+
+
+# ------------------------------------------------------------------ export
+
+
+def test_export_of_every_imported_example_validates_against_the_schema():
+    records: list[Committed] = []
+    for path in EXAMPLES:
+        for r in import_document(load(path)):
+            if r.event is not None:
+                records.append(
+                    Committed(make_record(GENESIS, "farm", r.event), len(records), bytes(32))
+                )
+    doc = export_document(
+        records,
+        creation_date="2026-03-05T08:00:00Z",
+        document_id="urn:uuid:6e1d1b9a-0000-4000-8000-000000000001",
+    )
+    errors = list(validator().iter_errors(doc))
+    assert not errors, errors[0].message
+    assert doc["schemaVersion"] == "2.0"
+    assert len(doc["epcisBody"]["eventList"]) == len(records)
+    first = doc["epcisBody"]["eventList"][0]
+    assert first["suyuan:author"] == "farm"
+    assert first["suyuan:logIndex"] == 0
+    datetime.fromisoformat(doc["creationDate"])  # the schema's date-time format is not checked
+
+
+def test_the_validator_is_not_vacuous():
+    doc = export_document(
+        [make_record(GENESIS, "farm", event(epcList=["x"]))], creation_date="2026-03-05T08:00:00Z"
+    )
+    assert not list(validator().iter_errors(doc))
+    del doc["creationDate"]
+    assert list(validator().iter_errors(doc))
+    doc = export_document(
+        [make_record(GENESIS, "farm", event(epcList=["x"]))], creation_date="2026-03-05T08:00:00Z"
+    )
+    doc["epcisBody"]["eventList"][0]["action"] = "MAYBE"
+    assert list(validator().iter_errors(doc))
