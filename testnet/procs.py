@@ -83,6 +83,14 @@ def proc_state(pid: int) -> str | None:
     return rest[0] if rest else None
 
 
+def _matches(args: list[str], config: Path) -> bool:
+    try:
+        i = args.index("--config")
+    except ValueError:
+        return False
+    return i + 1 < len(args) and args[i + 1] == str(config) and "start" in args[:i]
+
+
 def is_ours(pid: int | None, config: Path) -> bool:
     """True when ``pid`` is a live (not zombie) ``suyuan node start --config CONFIG``."""
     if pid is None or pid <= 0:
@@ -91,13 +99,19 @@ def is_ours(pid: int | None, config: Path) -> bool:
     if state is None or state in ("Z", "X"):
         return False
     args = _cmdline(pid)
-    if not args:
-        return False
-    try:
-        i = args.index("--config")
-    except ValueError:
-        return False
-    return i + 1 < len(args) and args[i + 1] == str(config) and "start" in args[:i]
+    return args is not None and _matches(args, config)
+
+
+def is_gone(pid: int, config: Path) -> bool:
+    """True once ``pid`` has exited (or is a zombie, or is now some other program).
+
+    A process in the middle of exiting has an empty cmdline but is not gone yet.
+    """
+    state = proc_state(pid)
+    if state is None or state in ("Z", "X"):
+        return True
+    args = _cmdline(pid)
+    return bool(args) and args is not None and not _matches(args, config)
 
 
 def is_paused(pid: int | None) -> bool:
@@ -117,10 +131,10 @@ def send(pid: int, config: Path, sig: signal.Signals) -> bool:
 
 
 def wait_gone(pid: int, config: Path, timeout: float) -> bool:
-    """Poll until ``pid`` is no longer our live node, at most ``timeout`` seconds."""
+    """Poll until ``pid`` has exited (``is_gone``), at most ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        if not is_ours(pid, config):
+        if is_gone(pid, config):
             return True
         if time.monotonic() >= deadline:
             return False
@@ -152,7 +166,7 @@ def stop_many(procs: list[tuple[int, Path]], timeout: float = 10.0) -> list[int]
         send(pid, cfg, signal.SIGCONT)
     deadline = time.monotonic() + timeout
     while live and time.monotonic() < deadline:
-        live = [(pid, cfg) for pid, cfg in live if is_ours(pid, cfg)]
+        live = [(pid, cfg) for pid, cfg in live if not is_gone(pid, cfg)]
         if live:
             time.sleep(_POLL_S)
     for pid, cfg in live:

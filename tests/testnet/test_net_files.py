@@ -1,0 +1,138 @@
+"""Testnet files without processes: keys, genesis, configs, manifest, folder checks."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+
+from node.config import NodeConfig
+from node.errors import ConfigError, InputError
+from node.genesis import Genesis
+from node.keys import load_key_file
+from testnet import manifest as mf
+from testnet.net import _check_same_shape, busy_addresses
+
+
+def test_create_writes_keys_genesis_configs_and_manifest(tmp_path):
+    d = tmp_path / "net"
+    man = mf.create(d, 4, base_port=31000, chain_id="t-chain")
+    g = Genesis.load(d / "genesis.json")
+    assert g.chain_id == "t-chain"
+    assert g.validators == ("validator0", "validator1", "validator2", "validator3")
+    for v in g.validators:
+        assert g.member(v).roles == ("association",)
+    for name, roles in mf.DEMO_MEMBERS.items():
+        assert g.member(name).roles == roles
+        key = load_key_file(d / "keys" / f"{name}.key")
+        assert key.public_key == g.member(name).public_key
+        assert stat.S_IMODE((d / "keys" / f"{name}.key").stat().st_mode) == 0o600
+    assert g.consensus.timeout_propose_ms == 1000
+    assert g.consensus.timeout_prevote_ms == g.consensus.timeout_precommit_ms == 500
+    assert g.consensus.timeout_delta_ms == 500
+
+    for n in man.nodes:
+        cfg = NodeConfig.load(n.config)
+        assert cfg.member == f"validator{n.index}"
+        assert cfg.listen == f"127.0.0.1:{31000 + n.index}" == n.address
+        assert set(cfg.peers) == {m.address for m in man.nodes} - {n.address}
+        assert cfg.data_dir == d.resolve() / f"node{n.index}" == n.data_dir
+        assert cfg.genesis == d.resolve() / "genesis.json"
+        assert load_key_file(cfg.key_file).name == cfg.member
+        assert n.data_dir.is_dir()
+        assert n.log == n.data_dir / "node.log"
+        assert n.pid is None
+
+
+def test_manifest_round_trips_and_is_written_atomically(tmp_path):
+    man = mf.create(tmp_path / "net", 2, base_port=31100)
+    again = mf.Manifest.load(tmp_path / "net")
+    assert again == man
+    man2 = again.with_pid(1, 4242)
+    man2.save()
+    doc = json.loads((tmp_path / "net" / "testnet.json").read_text())
+    assert doc["format"] == "suyuan-testnet/1"
+    assert [n["pid"] for n in doc["nodes"]] == [None, 4242]
+    assert [n["address"] for n in doc["nodes"]] == ["127.0.0.1:31100", "127.0.0.1:31101"]
+    assert not [p for p in (tmp_path / "net").iterdir() if p.name.startswith(".")]
+
+
+def test_one_node_testnet_has_no_peers(tmp_path):
+    man = mf.create(tmp_path / "one", 1, base_port=31200)
+    assert NodeConfig.load(man.nodes[0].config).peers == ()
+
+
+def test_refuses_a_folder_with_other_files(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    with pytest.raises(InputError, match="holds no testnet"):
+        mf.create(tmp_path / "pkg", 4)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="not a folder"):
+        mf.check_dir_usable(tmp_path / "file")
+
+
+def test_refuses_the_repository_testnet_package():
+    import testnet
+
+    pkg = __import__("pathlib").Path(testnet.__file__).parent
+    with pytest.raises(InputError, match="holds no testnet"):
+        mf.check_dir_usable(pkg)
+
+
+def test_empty_folder_is_fine_and_existing_testnet_is_not_recreated(tmp_path):
+    (tmp_path / "empty").mkdir()
+    mf.create(tmp_path / "empty", 1, base_port=31300)
+    with pytest.raises(InputError, match="already holds a testnet"):
+        mf.create(tmp_path / "empty", 1, base_port=31300)
+
+
+@pytest.mark.parametrize(("nodes", "port"), [(0, 31000), (65, 31000), (4, 80), (4, 65534)])
+def test_out_of_range_arguments(tmp_path, nodes, port):
+    with pytest.raises(InputError):
+        mf.plan(tmp_path, nodes, port, "c")
+
+
+def test_node_index_out_of_range(tmp_path):
+    man = mf.create(tmp_path / "n", 2, base_port=31400)
+    with pytest.raises(InputError, match=r"nodes 0\.\.1"):
+        man.node(2)
+
+
+def test_damaged_manifest(tmp_path):
+    (tmp_path / "testnet.json").write_text('{"format": "other"}')
+    with pytest.raises(ConfigError, match="not a testnet manifest"):
+        mf.Manifest.load(tmp_path)
+    (tmp_path / "testnet.json").write_text("{nope")
+    with pytest.raises(ConfigError, match="unreadable"):
+        mf.Manifest.load(tmp_path)
+    with pytest.raises(InputError, match="no testnet"):
+        mf.Manifest.load(tmp_path / "missing")
+
+
+def test_reuse_must_keep_the_shape(tmp_path):
+    man = mf.create(tmp_path / "n", 2, base_port=31500)
+    _check_same_shape(man, None, None)
+    _check_same_shape(man, 2, 31500)
+    with pytest.raises(InputError, match="2-node testnet"):
+        _check_same_shape(man, 3, None)
+    with pytest.raises(InputError, match="base port 31500"):
+        _check_same_shape(man, None, 31600)
+
+
+def test_owned_paths_cover_everything_created(tmp_path):
+    man = mf.create(tmp_path / "n", 3, base_port=31600)
+    owned = set(man.owned_paths())
+    assert set((tmp_path / "n").resolve().iterdir()) <= owned
+
+
+def test_busy_addresses_detects_a_listener():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        addr = f"127.0.0.1:{s.getsockname()[1]}"
+        assert busy_addresses([addr]) == [addr]
+    assert busy_addresses([addr]) == []

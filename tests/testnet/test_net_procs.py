@@ -1,0 +1,144 @@
+"""Testnet process handling (up, status, faults, down) against fake node processes.
+
+The real node is exercised by the slow tests; these check the process side quickly: PIDs
+recorded, health waited for, faults applied by index, and nothing left running.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from node.errors import InputError
+from testnet import net, procs
+from tests.testnet.harness import free_base_port, pid_alive
+
+FAKE = Path(__file__).with_name("fake_node.py")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def fake_nodes(monkeypatch):
+    monkeypatch.setattr(
+        procs,
+        "node_command",
+        lambda config: [sys.executable, str(FAKE), "node", "start", "--config", str(config)],
+    )
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    started: list[int] = []
+    real_start = procs.start_node
+
+    def start(config, log, cwd):
+        pid = real_start(config, log, cwd)
+        started.append(pid)
+        return pid
+
+    monkeypatch.setattr(procs, "start_node", start)
+    yield started
+    for pid in started:  # belt and braces: nothing a test started may survive it
+        if pid_alive(pid):
+            os.kill(pid, 9)
+
+
+def test_up_status_faults_down(tmp_path, fake_nodes):
+    d = tmp_path / "net"
+    port = free_base_port(3)
+    man = net.up(d, 3, port, timeout=20)
+    pids = [n.pid for n in man.nodes]
+    assert all(pids)
+    assert len(set(pids)) == 3
+    st = net.status(d)
+    assert [s.running for s in st] == [True] * 3
+    assert [s.height for s in st] == [0, 0, 0]
+
+    with pytest.raises(InputError, match="already running"):
+        net.up(d, timeout=5)
+
+    net.pause(d, 1)
+    s1 = net.status(d)[1]
+    assert (s1.running, s1.paused, s1.height) == (True, True, None)
+    net.resume(d, 1)
+    assert net.status(d)[1].height == 0
+
+    assert net.kill(d, 2) == pids[2]
+    s2 = net.status(d)[2]
+    assert (s2.running, s2.pid, s2.height) == (False, None, None)
+    with pytest.raises(InputError, match="not running"):
+        net.pause(d, 2)
+
+    new = net.restart(d, 2, timeout=20)
+    assert new != pids[2]
+    assert net.status(d)[2].running
+
+    net.pause(d, 0)  # down must stop a paused node too
+    stopped = net.down(d, timeout=5)
+    assert sorted(stopped) == sorted([pids[0], pids[1], new])
+    assert not any(pid_alive(p) for p in fake_nodes)
+    assert [s.running for s in net.status(d)] == [False] * 3
+
+    # a stopped testnet comes up again with the same files
+    man2 = net.up(d, timeout=20)
+    assert [n.address for n in man2.nodes] == [n.address for n in man.nodes]
+    net.down(d, timeout=5)
+    assert not any(pid_alive(p) for p in fake_nodes)
+
+
+def test_fresh_replaces_a_stopped_testnet(tmp_path, fake_nodes):
+    d = tmp_path / "net"
+    net.up(d, 1, free_base_port(1), timeout=20)
+    net.down(d)
+    before = (d / "genesis.json").read_text()
+    with pytest.raises(InputError, match="--fresh"):
+        net.up(d, 2, timeout=5)
+    net.up(d, 2, free_base_port(2), fresh=True, timeout=20)
+    assert (d / "genesis.json").read_text() != before
+    net.down(d)
+    assert not any(pid_alive(p) for p in fake_nodes)
+
+
+def test_a_node_that_exits_fails_up_with_its_log_and_stops_the_others(
+    tmp_path, fake_nodes, monkeypatch
+):
+    monkeypatch.setenv("FAKE_NODE_MODE", "exit")
+    with pytest.raises(net.TestnetStartError, match="exited before it became healthy") as ei:
+        net.up(tmp_path / "net", 2, free_base_port(2), timeout=20)
+    assert "failing at start as asked" in ei.value.log_tail
+    assert not any(pid_alive(p) for p in fake_nodes)
+    assert all(n.pid is None for n in net.Manifest.load(tmp_path / "net").nodes)
+
+
+def test_an_unhealthy_node_fails_up_at_the_deadline(tmp_path, fake_nodes, monkeypatch):
+    monkeypatch.setenv("FAKE_NODE_MODE", "unhealthy")
+    with pytest.raises(net.TestnetStartError, match=r"not healthy after 2s"):
+        net.up(tmp_path / "net", 1, free_base_port(1), timeout=2)
+    assert not any(pid_alive(p) for p in fake_nodes)
+
+
+def test_down_escalates_to_sigkill(tmp_path, fake_nodes, monkeypatch):
+    monkeypatch.setenv("FAKE_NODE_MODE", "ignore-term")
+    net.up(tmp_path / "net", 1, free_base_port(1), timeout=20)
+    net.down(tmp_path / "net", timeout=0.5)
+    assert not any(pid_alive(p) for p in fake_nodes)
+
+
+def test_busy_port_is_refused_before_starting(tmp_path, fake_nodes):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(InputError, match="in use"):
+            net.up(tmp_path / "net", 1, port, timeout=5)
+    assert fake_nodes == []
+
+
+def test_a_reused_pid_is_never_signalled(tmp_path):
+    # our own PID is alive but is not a node of this config: nothing is sent to it
+    cfg = tmp_path / "node0.toml"
+    assert not procs.is_ours(os.getpid(), cfg)
+    assert not procs.send(os.getpid(), cfg, 9)
+    assert procs.stop(os.getpid(), cfg)
