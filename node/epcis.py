@@ -268,7 +268,10 @@ def check_event_codes(codes: EventCodes, etype: str) -> None:
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 SUYUAN_PREFIX = "suyuan"
 SUYUAN_NS = "urn:suyuan:epcis:"
-MAX_EVENT_BYTES = 60 * 1024  # leaves room for the record around it (limit 64 KiB)
+MAX_EVENT_BYTES = 60 * 1024
+_TZ = re.compile(
+    r"(Z|[+-][0-9]{2}:[0-9]{2})$"
+)  # leaves room for the record around it (limit 64 KiB)
 
 
 @dataclass(frozen=True)
@@ -401,11 +404,16 @@ def export_event(item: Committed | TraceRecord) -> dict[str, Any]:
     """The record's event as signed, plus Suyuan provenance in ``suyuan:`` extension fields.
 
     Added: ``suyuan:author``, ``suyuan:category``, and when known ``suyuan:logIndex``,
-    ``suyuan:recordId`` (hex) and ``suyuan:handoff`` ({from, to}). Nothing is removed.
+    ``suyuan:recordId`` (hex) and ``suyuan:handoff`` ({from, to}); ``eventTimeZoneOffset``
+    (required by EPCIS, not by Suyuan records) when missing, taken from ``eventTime``'s
+    offset ("+00:00" if it has none). Nothing is removed.
     """
     c = item if isinstance(item, Committed) else Committed(item)
     rec = c.record
     ev: dict[str, Any] = dict(rec.event)
+    if "eventTimeZoneOffset" not in ev:
+        m = _TZ.search(str(ev.get("eventTime", "")))
+        ev["eventTimeZoneOffset"] = "+00:00" if m is None or m.group(0) == "Z" else m.group(0)
     ev[f"{SUYUAN_PREFIX}:author"] = rec.author
     ev[f"{SUYUAN_PREFIX}:category"] = rec.category
     if c.log_index >= 0:
