@@ -26,6 +26,8 @@ ADD                                    existing -> in the author's custody and a
                                        children: in the author's custody, active, not in
                                        another container ("aggregated"); they get the
                                        parent, the parent lists them
+                                       (epcClass children, i.e. lots, move like
+                                       instances: a lot is in one container at a time)
 AggregationEvent / AssociationEvent    children listed (or all, if none listed) must be
 DELETE                                 children of the parent ("aggregation"); detached
 AggregationEvent / AssociationEvent    like OBSERVE for the parent and the children
@@ -89,6 +91,7 @@ prefix scan on ``code NUL`` lists a code's edges or history in key (= log) order
 
 from __future__ import annotations
 
+import bisect
 import json
 import struct
 from collections.abc import Iterator, Mapping, Sequence
@@ -754,4 +757,6 @@ class InMemoryCustody:
         return sorted(self.back.get(code, {}).items(), key=lambda kv: kv[0].encode())
 
     def history(self, code: str, start: int, limit: int) -> list[int]:
-        return self.log.get(code, [])[start : start + limit]
+        entries = self.log.get(code, [])
+        i = bisect.bisect_left(entries, start)
+        return entries[i : i + limit]

@@ -52,7 +52,10 @@ class TraceIndex(Protocol):
         ...
 
     def history(self, code: str, start: int, limit: int) -> Sequence[int]:
-        """Log indexes of records naming or moving ``code``, ascending, from position start."""
+        """Up to ``limit`` log indexes >= ``start`` of records naming or moving ``code``, ascending.
+
+        (LMDB: ``set_range(history_key(code, start))`` then iterate while the prefix matches.)
+        """
         ...
 
 
@@ -207,7 +210,10 @@ def trace_forward(
 def history(
     index: TraceIndex, code: str, limit: int = DEFAULT_LIMIT, token: str = ""
 ) -> HistoryPage:
-    """Log indexes of every committed record naming (or moving) ``code``, in log order."""
+    """Log indexes of every committed record naming (or moving) ``code``, in log order.
+
+    The page token holds the next log index, so paging is stable while blocks are added.
+    """
     _check_limits(0, limit)
     root = normalize_code(code)
     if index.state(root) is None:
@@ -215,7 +221,7 @@ def history(
     start = _untoken(token, r=root, d="history") if token else 0
     got = list(index.history(root, start, limit + 1))
     more = len(got) > limit
-    nxt = _token(r=root, d="history", o=start + limit) if more else ""
+    nxt = _token(r=root, d="history", o=got[limit - 1] + 1) if more else ""
     return HistoryPage(root, tuple(got[:limit]), nxt)
 
 
