@@ -190,6 +190,24 @@ class TraceResponse(_message.Message):
     truncated: bool
     def __init__(self, code: _Optional[str] = ..., records: _Optional[_Iterable[_Union[_types_pb2.RecordInfo, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[TraceNode, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
+class SignCheckpointRequest(_message.Message):
+    __slots__ = ("height",)
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    def __init__(self, height: _Optional[int] = ...) -> None: ...
+
+class CheckpointSignature(_message.Message):
+    __slots__ = ("validator", "height", "note", "signature")
+    VALIDATOR_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    validator: str
+    height: int
+    note: str
+    signature: bytes
+    def __init__(self, validator: _Optional[str] = ..., height: _Optional[int] = ..., note: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
 class ListEvidenceRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

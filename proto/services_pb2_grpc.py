@@ -95,6 +95,11 @@ class LedgerStub:
                 request_serializer=proto_dot_services__pb2.ListEvidenceRequest.SerializeToString,
                 response_deserializer=proto_dot_services__pb2.ListEvidenceResponse.FromString,
                 _registered_method=True)
+        self.SignCheckpoint = channel.unary_unary(
+                '/suyuan.v1.Ledger/SignCheckpoint',
+                request_serializer=proto_dot_services__pb2.SignCheckpointRequest.SerializeToString,
+                response_deserializer=proto_dot_services__pb2.CheckpointSignature.FromString,
+                _registered_method=True)
 
 
 class LedgerServicer:
@@ -172,6 +177,12 @@ class LedgerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SignCheckpoint(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -234,6 +245,11 @@ def add_LedgerServicer_to_server(servicer, server):
                     servicer.ListEvidence,
                     request_deserializer=proto_dot_services__pb2.ListEvidenceRequest.FromString,
                     response_serializer=proto_dot_services__pb2.ListEvidenceResponse.SerializeToString,
+            ),
+            'SignCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignCheckpoint,
+                    request_deserializer=proto_dot_services__pb2.SignCheckpointRequest.FromString,
+                    response_serializer=proto_dot_services__pb2.CheckpointSignature.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -560,6 +576,33 @@ class Ledger:
             '/suyuan.v1.Ledger/ListEvidence',
             proto_dot_services__pb2.ListEvidenceRequest.SerializeToString,
             proto_dot_services__pb2.ListEvidenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/suyuan.v1.Ledger/SignCheckpoint',
+            proto_dot_services__pb2.SignCheckpointRequest.SerializeToString,
+            proto_dot_services__pb2.CheckpointSignature.FromString,
             options,
             channel_credentials,
             insecure,
