@@ -43,8 +43,9 @@ any event with ``record.handoff``      custody transfer to ``handoff.to`` of the
                                        Only ObjectEvent OBSERVE/DELETE, AggregationEvent or
                                        AssociationEvent OBSERVE, TransactionEvent ("handoff").
                                        Author is custodian of every named code; a code
-                                       inside a container moves only with it
-                                       ("aggregated"); both parties signed
+                                       inside a container moves (or closes) only with it
+                                       ("aggregated"; observing it alone is fine); both
+                                       parties signed
                                        ("handoff-signatures")
 terminal: bizStep destroying,          named codes and their contents are closed (after a
 decommissioning, retail_selling,       handoff's transfer: handing over for destruction
@@ -440,19 +441,20 @@ def apply(
         # OBSERVE-like acts (ObjectEvent OBSERVE/DELETE, Transaction, Aggregation OBSERVE).
         named = codes.all
         moving = _moving_set(w, named)
+        if etype == "ObjectEvent" and action == "DELETE":
+            terminal = True
+        splits = record.is_handoff or terminal  # would take a code out of its container
         for c in named:
             st = w.need(c)
             _check_custodian(st, record.author, "act on")
             _check_open(st)
-            if st.parent and st.parent not in moving:
+            if splits and st.parent and st.parent not in moving:
                 raise RuleError(
                     RULE_AGGREGATED,
                     f"code is inside container {st.parent}; disaggregate it first or act on "
                     "the container",
                     c,
                 )
-        if etype == "ObjectEvent" and action == "DELETE":
-            terminal = True
         if record.is_handoff:
             exit_ok = disposition in RETURN_DISPOSITIONS or (
                 terminal and (step == "destroying" or disposition in ("destroyed", "disposed"))

@@ -265,10 +265,13 @@ def test_children_move_with_their_container(chain):
     assert chain.custody.get(A).parent == case
     with raises("aggregated", A):
         chain.add("processor", observe("shipping", A), to="distributor")
+    with raises("aggregated", A):
+        chain.add("processor", observe("retail_selling", A, disposition="retail_sold"))
+    chain.add("processor", observe("storing", A))  # observing a packed item is fine
     chain.add("processor", observe("shipping", CASE), to="distributor")
     assert chain.custody.get(A).custodian == "distributor"
     assert chain.custody.get(B).custodian == "distributor"
-    assert 2 in chain.custody.log[A]  # the move is in the child's history
+    assert 3 in chain.custody.log[A]  # the move is in the child's history
     chain.add("distributor", unpack(CASE, A))
     assert chain.custody.get(A).parent == ""
     assert chain.custody.get(case).children == (B,)
