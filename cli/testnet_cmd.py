@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from cli.common import console, err_console, print_json
@@ -39,9 +40,9 @@ TimeoutOpt = Annotated[
 
 
 def _table(directory: Path) -> Table:
-    t = Table(title=f"testnet {directory}")
+    t = Table(title=f"testnet {directory}", box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("node", "member", "address", "pid", "state", "height", "head"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=True)
     for s in net.status(directory):
         state = "paused" if s.paused else ("running" if s.running else "stopped")
         t.add_row(
@@ -51,7 +52,7 @@ def _table(directory: Path) -> Table:
             str(s.pid or "-"),
             state,
             "-" if s.height is None else str(s.height),
-            (s.head_hash or "-")[:16],
+            (s.head_hash or "-")[:12],
         )
     return t
 

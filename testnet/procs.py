@@ -23,6 +23,7 @@ from pathlib import Path
 from node.errors import ConfigError
 
 _POLL_S = 0.05
+_EXEC_WAIT_S = 5.0
 
 
 def suyuan_script() -> Path:
@@ -54,6 +55,14 @@ def start_node(config: Path, log: Path, cwd: Path) -> int:
             start_new_session=True,
             close_fds=True,
         )
+    # Until the child has exec'd, /proc/PID/cmdline is still ours (the parent's): wait for
+    # the node's command line, so that is_ours() is right from the start.
+    deadline = time.monotonic() + _EXEC_WAIT_S
+    while proc.poll() is None and time.monotonic() < deadline:
+        args = _cmdline(proc.pid)
+        if args and _matches(args, config):
+            break
+        time.sleep(0.005)
     return proc.pid
 
 
