@@ -6,7 +6,17 @@ import sys
 
 import typer
 
-from cli import consortium_cmd, keys_cmd, node_cmd, record_cmd, testnet_cmd
+from cli import (
+    consortium_cmd,
+    epcis_cmd,
+    handoff_cmd,
+    keys_cmd,
+    node_cmd,
+    recall_cmd,
+    record_cmd,
+    testnet_cmd,
+    trace_cmd,
+)
 from cli.common import err_console, print_json
 from node.errors import LedgerError
 
@@ -22,6 +32,10 @@ app.add_typer(consortium_cmd.app, name="consortium")
 app.add_typer(record_cmd.app, name="record")
 app.add_typer(node_cmd.app, name="node")
 app.add_typer(testnet_cmd.app, name="testnet")
+app.add_typer(handoff_cmd.app, name="handoff")
+app.add_typer(trace_cmd.app, name="trace")
+app.command("recall")(recall_cmd.recall)
+app.add_typer(epcis_cmd.app, name="epcis")
 
 
 def run() -> None:

@@ -1,98 +1,191 @@
-"""The README's main job.
+"""The README's main job: a local 4-node consortium and the farm-to-table story.
 
-For now an offline walk-through: create member keys and a genesis, sign a farm's
-commissioning record, have a handoff countersigned, and verify both envelopes, exactly as
-an auditor would with only the genesis file. (The 4-node consortium demo replaces this once
-nodes exist.)
+``python -m testnet.demo`` (what ``make demo`` runs):
+
+1. starts a fresh 4-validator testnet on 127.0.0.1 (keys, genesis, one process per node);
+2. runs the pig batch's way from farm to table (``testnet.scenario``): commissioning at the
+   farm, veterinary inspection, a handoff signed by both enterprises, slaughter and cutting
+   (transformations), QR-coded packages (their GS1 Digital Link URIs are printed), cases,
+   handoffs to a distributor and a supermarket, retail sales — each record signed by its
+   author's own key and submitted to a different node;
+3. an inspector finds contamination in one package: trace back to the farm batch, trace
+   forward from that batch to every affected package, and a regulator's recall;
+4. proves one record and verifies the proof offline with only the genesis file;
+5. stops every node it started (``--keep`` leaves the testnet running for you to explore).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import sys
 import tempfile
 from pathlib import Path
 
 from rich.console import Console
+from rich.tree import Tree
 
-from node.genesis import Genesis, Member
-from node.keys import KeyPair, write_key_file
+from node.client import LedgerClient
+from node.errors import LedgerError
+from node.genesis import Genesis
+from node.keys import KeyPair, load_key_file
+from node.recall import run_recall
 from node.records import cosign, make_record, sign_record, verify_envelope
+from proto import services_pb2
+from testnet import net
+from testnet.scenario import farm_to_table
 
-console = Console(highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
-def offline_walkthrough(workdir: Path) -> None:
-    """Keys -> genesis -> sign -> cosign -> verify, writing every file into ``workdir``."""
-    roles = {
-        "farm": ("enterprise",),
-        "slaughterhouse": ("enterprise",),
-        "inspector": ("inspector",),
-        "regulator": ("regulator", "association"),
-    }
-    keys = {name: KeyPair.generate(name) for name in roles}
-    for name, k in keys.items():
-        write_key_file(workdir / "keys" / f"{name}.key", k, None)
-    members = [Member(n, r, keys[n].public_key) for n, r in roles.items()]
-    genesis = Genesis.build("suyuan-demo", members, ["regulator"])
-    (workdir / "genesis.json").write_text(genesis.to_json(), encoding="utf-8")
-    console.print(f"[bold]genesis[/] chain suyuan-demo, identity {genesis.hash.hex()}")
+def _tree(title: str, root: str, nodes: list[services_pb2.TraceNode]) -> Tree:
+    tree = Tree(f"[bold]{title}[/] {root}")
+    where = {root: tree}
+    for n in nodes:
+        desc = f"[dim]{n.relation} · {n.custodian or '?'} · {n.status}[/]"
+        if n.depth == 0:
+            tree.label = f"[bold]{title}[/] {root}  {desc}"
+            continue
+        where[n.code] = where.get(n.parent_code, tree).add(f"{n.code}  {desc}")
+    return tree
 
-    batch = "urn:epc:class:lgtin:6901234.00001.PIG-2026-0301"
-    commission = make_record(
-        genesis,
-        "farm",
-        {
-            "type": "ObjectEvent",
-            "eventTime": "2026-03-01T08:00:00+08:00",
-            "eventTimeZoneOffset": "+08:00",
-            "action": "ADD",
-            "bizStep": "commissioning",
-            "disposition": "active",
-            "quantityList": [{"epcClass": batch, "quantity": 120, "uom": "H87"}],
-            "readPoint": {"id": "urn:epc:id:sgln:6901234.00001.0"},
-        },
-        category="meat",
-        attributes={"breed": "长白猪 Landrace", "farm": "示范养殖场"},
-    )
-    env = sign_record(commission, keys["farm"])
-    (workdir / "commission.json").write_text(env.to_json(), encoding="utf-8")
-    v = verify_envelope(env, genesis)
-    console.print(
-        f"[green]verified[/] commissioning {v.record_id.hex()[:16]}… by {v.record.author}"
-    )
 
-    handoff = make_record(
-        genesis,
-        "farm",
-        {
-            "type": "ObjectEvent",
-            "eventTime": "2026-06-01T06:00:00+08:00",
-            "eventTimeZoneOffset": "+08:00",
-            "action": "OBSERVE",
-            "bizStep": "shipping",
-            "disposition": "in_transit",
-            "quantityList": [{"epcClass": batch, "quantity": 120, "uom": "H87"}],
-        },
-        category="meat",
-        handoff_to="slaughterhouse",
-    )
-    offer = sign_record(handoff, keys["farm"])
-    both = cosign(offer, keys["slaughterhouse"])
-    (workdir / "handoff.json").write_text(both.to_json(), encoding="utf-8")
-    v = verify_envelope(both, genesis)
-    console.print(
-        f"[green]verified[/] handoff {v.record_id.hex()[:16]}… signed by "
-        f"{' + '.join(v.envelope.signers())}"
-    )
-    console.print(f"files in {workdir}: keys/, genesis.json, commission.json, handoff.json")
-    console.print(
-        "check them yourself: suyuan record verify "
-        f"{workdir / 'handoff.json'} --genesis {workdir / 'genesis.json'}"
-    )
+def run(directory: Path, base_port: int, keep: bool) -> None:
+    console.rule("[bold]Suyuan 溯源 — a 4-node consortium on this machine")
+    man = net.up(directory, 4, base_port, fresh=True)
+    try:
+        _story(directory, [n.address for n in man.nodes])
+    finally:
+        if keep:
+            console.print(
+                f"testnet left running in {directory}; stop it with: "
+                f"suyuan testnet down --dir {directory}"
+            )
+        else:
+            stopped = net.down(directory)
+            console.print(f"stopped {len(stopped)} node processes")
+
+
+def _story(directory: Path, addresses: list[str]) -> None:
+    genesis = Genesis.load(directory / "genesis.json")
+    keys: dict[str, KeyPair] = {}
+
+    def key(name: str) -> KeyPair:
+        if name not in keys:
+            keys[name] = load_key_file(directory / "keys" / f"{name}.key")
+        return keys[name]
+
+    clients = [LedgerClient(a, timeout=30) for a in addresses]
+    try:
+        console.print(f"chain [bold]{genesis.chain_id}[/], identity {genesis.hash.hex()}")
+        console.print(f"validators: {', '.join(genesis.validators)} at {', '.join(addresses)}\n")
+        sc = farm_to_table()
+        console.rule("farm to table")
+        committed: list[tuple[str, bytes]] = []
+        for i, d in enumerate(sc.drafts):
+            rec = make_record(
+                genesis,
+                d.author,
+                d.event,
+                category=d.category,
+                handoff_to=d.handoff_to,
+                attributes=dict(d.attributes) or None,
+            )
+            env = sign_record(rec, key(d.author))
+            if d.handoff_to:
+                env = cosign(env, key(d.handoff_to))
+            client = clients[i % len(clients)]
+            resp = client.submit(env, wait=True)
+            signers = " + ".join(env.signers())
+            console.print(
+                f"  [green]✓[/] h{resp.height:<4} #{resp.log_index:<3} {d.note}  "
+                f"[dim]({signers} via {client.address})[/]"
+            )
+            committed.append((d.note, env.record_id))
+        console.print("\nQR codes on the packages (GS1 Digital Link):")
+        for p in sc.packages:
+            sold = " (sold)" if p in sc.sold else ""
+            console.print(f"  {p}{sold}")
+
+        console.rule("contamination found in one package")
+        c0 = clients[0]
+        back = c0.trace_back(sc.contaminated)
+        console.print(_tree("trace back from", back.code, list(back.nodes)))
+        fwd = c0.trace_forward(sc.farm_batch)
+        console.print(_tree("trace forward from", fwd.code, list(fwd.nodes)))
+
+        console.rule("recall")
+        recall = run_recall(
+            c0,
+            genesis,
+            key("regulator"),
+            sc.farm_batch,
+            "Salmonella found in a sampled package",
+            category="meat-products",
+        )
+        for custodian, codes in recall.by_custodian().items():
+            console.print(f"  [bold]{custodian}[/] holds {len(codes)} affected code(s)")
+            for code in codes:
+                console.print(f"    {code}")
+        rid = recall.records[0]["record_id"] if recall.records else ""
+        console.print(
+            f"recall record {rid[:16]}… committed at height "
+            f"{recall.records[0]['height'] if recall.records else '-'}"
+        )
+
+        console.rule("proof for an auditor")
+        note, record_id = committed[2]
+        _prove(c0, genesis, record_id, note, directory)
+    finally:
+        for c in clients:
+            c.close()
+
+
+def _prove(
+    client: LedgerClient, genesis: Genesis, record_id: bytes, note: str, directory: Path
+) -> None:
+    try:
+        from node.verify import verify_bundle  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        verify_bundle = None
+    bundle = client.prove(record_id)
+    from google.protobuf import json_format
+
+    path = directory / "proof.json"
+    path.write_text(json.dumps(json_format.MessageToDict(bundle), indent=2) + "\n")
+    if verify_bundle is not None:
+        verify_bundle(bundle, genesis)
+        console.print(f"[green]verified offline[/]: '{note}' — {path}")
+    else:
+        from node.convert import envelope_from_proto
+
+        v = verify_envelope(envelope_from_proto(bundle.envelope), genesis)
+        console.print(
+            f"[green]envelope verified[/]: '{note}' signed by "
+            f"{' + '.join(v.envelope.signers())} — bundle {path}"
+        )
+    console.print(f"check it yourself: suyuan verify {path} --genesis {directory / 'genesis.json'}")
 
 
 def main() -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="suyuan-demo-"))
-    offline_walkthrough(workdir)
+    parser = argparse.ArgumentParser(
+        prog="python -m testnet.demo", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="testnet folder (default: a temp dir)"
+    )
+    parser.add_argument(
+        "--base-port", type=int, default=int(os.environ.get("SUYUAN_DEMO_PORT", "26750"))
+    )
+    parser.add_argument("--keep", action="store_true", help="leave the testnet running")
+    args = parser.parse_args()
+    directory = args.dir or Path(tempfile.mkdtemp(prefix="suyuan-demo-"))
+    try:
+        run(directory, args.base_port, args.keep)
+    except LedgerError as e:
+        console.print(f"[red]error:[/] {e}")
+        sys.exit(e.exit_code)
 
 
 if __name__ == "__main__":

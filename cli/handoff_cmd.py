@@ -1,0 +1,140 @@
+"""`suyuan handoff offer|accept`: a custody handoff signed by both enterprises."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli.common import console, print_json, write_text_atomic
+from cli.nodeaddr import resolve_node
+from cli.record_cmd import load_envelope
+from node.client import LedgerClient
+from node.errors import InputError, NodeUnavailableError
+from node.genesis import Genesis
+from node.keys import load_key_file
+from node.records import CATEGORIES, cosign, make_record, sign_record, verify_envelope
+
+app = typer.Typer(
+    help="Hand custody of codes to another member: offer, then accept.", no_args_is_help=True
+)
+
+NodeOpt = Annotated[
+    str | None,
+    typer.Option("--node", help="host:port (default: node 0 of ./testnet or $SUYUAN_TESTNET)."),
+]
+
+
+def _genesis(path: Path | None, node: str | None) -> Genesis:
+    if path is not None:
+        return Genesis.load(path)
+    target = resolve_node(node)
+    if target.genesis is None:
+        raise InputError("--genesis is required outside a local testnet")
+    return Genesis.load(target.genesis)
+
+
+def handoff_event(
+    codes: list[str],
+    classes: list[str],
+    when: str,
+    biz_step: str,
+    disposition: str,
+    read_point: str,
+) -> dict[str, Any]:
+    ev: dict[str, Any] = {
+        "type": "ObjectEvent",
+        "eventTime": when,
+        "eventTimeZoneOffset": "+00:00" if when.endswith("Z") else when[-6:],
+        "action": "OBSERVE",
+        "bizStep": biz_step,
+        "disposition": disposition,
+    }
+    if codes:
+        ev["epcList"] = codes
+    if classes:
+        ev["quantityList"] = [{"epcClass": c} for c in classes]
+    if read_point:
+        ev["readPoint"] = {"id": read_point}
+    return ev
+
+
+@app.command("offer")
+def offer(
+    codes: Annotated[list[str], typer.Argument(help="Codes to hand over (EPCs, Digital Links).")],
+    key: Annotated[Path, typer.Option("--key", help="Sender's key file (the custodian).")],
+    to: Annotated[str, typer.Option("--to", help="Receiving member id.")],
+    out: Annotated[Path, typer.Option("--out", help="Offer file to write (an envelope).")],
+    lot: Annotated[list[str] | None, typer.Option("--lot", help="Lot/class code (repeat).")] = None,
+    genesis: Annotated[Path | None, typer.Option("--genesis", help="genesis.json.")] = None,
+    category: Annotated[str, typer.Option("--category", help=", ".join(CATEGORIES))] = "other",
+    biz_step: Annotated[str, typer.Option("--biz-step", help="CBV bizStep.")] = "shipping",
+    disposition: Annotated[str, typer.Option("--disposition")] = "in_transit",
+    read_point: Annotated[str, typer.Option("--read-point", help="SGLN of the place.")] = "",
+    node: NodeOpt = None,
+) -> None:
+    """The sender signs a handoff record naming the receiver. Nothing is submitted."""
+    g = _genesis(genesis, node)
+    k = load_key_file(key)
+    if g.member(to) is None:
+        raise InputError(f"--to {to!r} is not a member of {g.chain_id!r}")
+    if not codes and not lot:
+        raise InputError("name at least one code to hand over")
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    event = handoff_event(list(codes), list(lot or []), now, biz_step, disposition, read_point)
+    rec = make_record(g, k.name, event, category=category, handoff_to=to)
+    env = sign_record(rec, k)
+    write_text_atomic(out, env.to_json())
+    console.print(f"offer {env.record_id.hex()} from {k.name} to {to} -> {out}")
+
+
+@app.command("accept")
+def accept(
+    offer_file: Annotated[Path, typer.Argument(help="The sender's offer.")],
+    key: Annotated[Path, typer.Option("--key", help="Receiver's key file.")],
+    genesis: Annotated[Path | None, typer.Option("--genesis", help="genesis.json.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also save the countersigned envelope.")
+    ] = None,
+    node: NodeOpt = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Return once committed.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The receiver checks the offer, countersigns it and submits it."""
+    g = _genesis(genesis, node)
+    env = load_envelope(offer_file)
+    k = load_key_file(key)
+    v = verify_envelope(env, g, require_all_signers=False)
+    if not v.record.is_handoff:
+        raise InputError(f"{offer_file}: not a handoff offer")
+    if v.record.handoff_to != k.name:
+        raise InputError(
+            f"{offer_file}: the offer names {v.record.handoff_to!r} as receiver, not {k.name!r}"
+        )
+    both = cosign(env, k) if k.name not in env.signers() else env
+    verify_envelope(both, g)
+    if out is not None:
+        write_text_atomic(out, both.to_json())
+    target = resolve_node(node)
+    with LedgerClient(target.address) as client:
+        resp = client.submit(both, wait=wait)
+    if wait and not resp.committed:
+        raise NodeUnavailableError(
+            f"handoff {both.record_id.hex()} accepted but not committed in time"
+        )
+    info = {
+        "record_id": both.record_id.hex(),
+        "from": v.record.author,
+        "to": k.name,
+        "codes": v.record.codes(),
+        "committed": resp.committed,
+    }
+    if resp.committed:
+        info |= {"height": resp.height, "log_index": resp.log_index}
+    if as_json:
+        print_json(info)
+    else:
+        state = f"committed at height {resp.height}" if resp.committed else "submitted"
+        console.print(f"handoff {info['record_id']} {v.record.author} -> {k.name} {state}")

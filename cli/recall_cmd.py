@@ -1,0 +1,62 @@
+"""`suyuan recall CODE`: a regulator's recall of a code and everything downstream of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import console, print_json
+from cli.nodeaddr import resolve_node
+from node.client import LedgerClient
+from node.errors import InputError
+from node.genesis import Genesis
+from node.keys import load_key_file
+from node.recall import run_recall
+from node.records import CATEGORIES
+
+
+def recall(
+    code: Annotated[str, typer.Argument(help="The code found unsafe (a lot, a package...).")],
+    key: Annotated[Path, typer.Option("--key", help="The regulator's key file.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded with the recall).")],
+    node: Annotated[str | None, typer.Option("--node", help="host:port.")] = None,
+    genesis: Annotated[Path | None, typer.Option("--genesis", help="genesis.json.")] = None,
+    category: Annotated[str, typer.Option("--category", help=", ".join(CATEGORIES))] = "other",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Commit a recall of CODE and every downstream code; print them by current custodian.
+
+    A recalled code refuses further handoffs except a return or its destruction.
+    """
+    target = resolve_node(node)
+    gpath = genesis or target.genesis
+    if gpath is None:
+        raise InputError("--genesis is required outside a local testnet")
+    g = Genesis.load(gpath)
+    k = load_key_file(key)
+    with LedgerClient(target.address, timeout=60) as client:
+        r = run_recall(client, g, k, code, reason, category=category)
+    affected = r.by_custodian()
+    if as_json:
+        print_json(
+            {
+                "code": r.root,
+                "reason": reason,
+                "records": r.records,
+                "affected": affected,
+                "already_recalled": [n.code for n in r.scope if n.recalled],
+                "truncated": r.truncated,
+            }
+        )
+        return
+    newly = sum(len(x["codes"]) for x in r.records)
+    console.print(
+        f"[bold red]recall[/] of {r.root}: {len(r.scope)} codes affected, "
+        f"{newly} newly recalled in {len(r.records)} record(s)"
+    )
+    for custodian, codes in affected.items():
+        console.print(f"  [bold]{custodian}[/] holds {len(codes)}:")
+        for c in codes:
+            console.print(f"    {c}")

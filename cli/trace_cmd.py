@@ -1,0 +1,197 @@
+"""`suyuan trace history|back|forward CODE`: where a code has been, came from, went to."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.tree import Tree
+
+from cli.common import console, print_json
+from cli.nodeaddr import resolve_node
+from node.client import LedgerClient
+from proto import services_pb2
+
+app = typer.Typer(
+    help="Trace a code: its history, its sources, everything downstream.", no_args_is_help=True
+)
+
+NodeOpt = Annotated[
+    str | None,
+    typer.Option("--node", help="host:port (default: node 0 of ./testnet or $SUYUAN_TESTNET)."),
+]
+DepthOpt = Annotated[int, typer.Option("--max-depth", help="Depth limit (0: server default).")]
+LimitOpt = Annotated[int, typer.Option("--limit", help="Page size (0: server default).")]
+PageOpt = Annotated[str, typer.Option("--page", help="Page token from a previous answer.")]
+AllOpt = Annotated[bool, typer.Option("--all", help="Follow page tokens to the end.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def node_dict(n: services_pb2.TraceNode) -> dict[str, Any]:
+    return {
+        "code": n.code,
+        "relation": n.relation,
+        "depth": n.depth,
+        "via": n.parent_code,
+        "custodian": n.custodian,
+        "status": n.status,
+        "commissioned_by": n.commissioned_by,
+        "is_class": n.is_class,
+        "recalled": n.recalled,
+        "container": n.container,
+    }
+
+
+def record_dict(r: Any) -> dict[str, Any]:
+    return {
+        "record_id": r.record_id.hex(),
+        "log_index": r.log_index,
+        "height": r.height,
+        "author": r.author,
+        "event_type": r.event_type,
+        "biz_step": r.biz_step,
+        "event_time": r.event_time,
+        "codes": list(r.codes),
+    }
+
+
+def fetch_graph(
+    client: LedgerClient,
+    code: str,
+    forward: bool,
+    max_depth: int,
+    limit: int,
+    page: str,
+    follow: bool,
+) -> tuple[str, list[services_pb2.TraceNode], str, bool]:
+    """Trace nodes, following page tokens when ``follow`` (bounded by the server's limits)."""
+    nodes: list[services_pb2.TraceNode] = []
+    fn = client.trace_forward if forward else client.trace_back
+    root, truncated = code, False
+    for _ in range(10_000):
+        resp = fn(code, max_depth=max_depth, limit=limit, page_token=page)
+        root = resp.code
+        nodes.extend(resp.nodes)
+        truncated = truncated or resp.truncated
+        page = resp.next_page_token
+        if not follow or not page:
+            break
+    return root, nodes, page, truncated
+
+
+def render_tree(root: str, nodes: list[services_pb2.TraceNode], title: str) -> Tree:
+    """A rich tree: every node under the code it was reached from."""
+    label = {n.code: n for n in nodes}
+    tree = Tree(f"[bold]{title}[/] {root}")
+    where: dict[str, Tree] = {root: tree}
+    for n in nodes:
+        if n.code == root and n.depth == 0:
+            tree.label = f"[bold]{title}[/] {root}  [dim]{_desc(n)}[/]"
+            continue
+        parent = where.get(n.parent_code, tree)
+        where[n.code] = parent.add(f"{n.code}  [dim]{n.relation} · {_desc(n)}[/]")
+    del label
+    return tree
+
+
+def _desc(n: services_pb2.TraceNode) -> str:
+    status = n.status + (" (was recalled)" if n.recalled and n.status != "recalled" else "")
+    who = f"custodian {n.custodian}" if n.custodian else "unknown"
+    return f"{who}, {status}"
+
+
+def _graph(
+    code: str,
+    forward: bool,
+    node: str | None,
+    max_depth: int,
+    limit: int,
+    page: str,
+    follow: bool,
+    as_json: bool,
+) -> None:
+    target = resolve_node(node)
+    with LedgerClient(target.address) as client:
+        root, nodes, nxt, truncated = fetch_graph(
+            client, code, forward, max_depth, limit, page, follow
+        )
+    if as_json:
+        print_json(
+            {
+                "code": root,
+                "direction": "forward" if forward else "back",
+                "nodes": [node_dict(n) for n in nodes],
+                "next_page_token": nxt,
+                "truncated": truncated,
+            }
+        )
+        return
+    console.print(render_tree(root, nodes, "forward from" if forward else "back from"))
+    if truncated:
+        console.print("[yellow]depth limit reached: raise --max-depth to see further[/]")
+    if nxt:
+        console.print(f"more: --page {nxt}  (or --all)")
+
+
+@app.command("back")
+def back(
+    code: Annotated[str, typer.Argument(help="Trace code (EPC URN, GS1 Digital Link, ...).")],
+    node: NodeOpt = None,
+    max_depth: DepthOpt = 0,
+    limit: LimitOpt = 0,
+    page: PageOpt = "",
+    follow: AllOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Where CODE came from: transformation inputs and containers, back to commissioning."""
+    _graph(code, False, node, max_depth, limit, page, follow, as_json)
+
+
+@app.command("forward")
+def forward(
+    code: Annotated[str, typer.Argument(help="Trace code.")],
+    node: NodeOpt = None,
+    max_depth: DepthOpt = 0,
+    limit: LimitOpt = 0,
+    page: PageOpt = "",
+    follow: AllOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Everything made from or packed with CODE, with its custodian: the recall scope."""
+    _graph(code, True, node, max_depth, limit, page, follow, as_json)
+
+
+@app.command("history")
+def history(
+    code: Annotated[str, typer.Argument(help="Trace code.")],
+    node: NodeOpt = None,
+    limit: LimitOpt = 0,
+    page: PageOpt = "",
+    follow: AllOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every committed event naming CODE, in log order."""
+    target = resolve_node(node)
+    records: list[Any] = []
+    root = code
+    with LedgerClient(target.address) as client:
+        for _ in range(10_000):
+            resp = client.trace_history(code, limit=limit, page_token=page)
+            root = resp.code
+            records.extend(resp.records)
+            page = resp.next_page_token
+            if not follow or not page:
+                break
+    if as_json:
+        print_json(
+            {"code": root, "records": [record_dict(r) for r in records], "next_page_token": page}
+        )
+        return
+    console.print(f"[bold]history of[/] {root}: {len(records)} events")
+    for r in records:
+        step = r.biz_step.rsplit(":", 1)[-1].rsplit("-", 1)[-1] or "-"
+        console.print(
+            f"  #{r.log_index:<6} {r.event_time:<28} {r.author:<16} {r.event_type:<20} {step}"
+        )
+    if page:
+        console.print(f"more: --page {page}  (or --all)")
