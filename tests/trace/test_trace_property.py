@@ -15,7 +15,7 @@ from node.records import make_record
 from node.trace import TraceNode, history, trace_back, trace_forward, walk
 from tests.trace.helpers import GENESIS, event
 
-SETTINGS = settings(max_examples=60, deadline=None, derandomize=True)
+SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None)
 
 
 def build_index(n: int, edges: list[tuple[int, int, Any]]) -> InMemoryCustody:
@@ -103,7 +103,7 @@ def test_trace_matches_brute_force_closure(g):
 
 
 @seed(20260305)
-@settings(max_examples=25, deadline=None, derandomize=True)
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
 @given(st.integers(0, 2**32 - 1))
 def test_engine_built_chains_match_reference(rng_seed):
     """Random fan-in/fan-out transformations through the real engine vs. the generating DAG."""
