@@ -1,7 +1,9 @@
 """Trace queries: history, back (sources) and forward (recall scope). Pure; answers from indexes.
 
-The node implements ``TraceIndex`` over its LMDB sub-databases (see ``node.custody``: the
-``custody``, ``edges_back``, ``edges_fwd`` and ``history`` key layout); tests use
+The node implements ``TraceIndex`` over its store (see ``node.custody`` for the layout):
+``state`` = ``decode_state(store.get("custody", code))``; ``downstream``/``upstream`` = a
+``store.scan("edges", edge_prefix(FWD|BACK, code))`` mapped through ``edge_target`` and the
+value (relation); ``history`` = ``store.code_indexes(code, start, limit)``. Tests use
 ``node.custody.InMemoryCustody``. No query scans the log.
 
 Invariants of ``trace_back`` / ``trace_forward``:
