@@ -26,7 +26,7 @@ def start(
     config: Annotated[Path, typer.Option("--config", help="The node's TOML config file.")],
 ) -> None:
     """Run a node in the foreground until SIGTERM or Ctrl-C."""
-    from node.main import run_node  # type: ignore[import-not-found, unused-ignore]
+    from node.main import run_node  # the server: imported only when a node is run
 
     run_node(config)
 
