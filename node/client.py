@@ -234,6 +234,14 @@ class LedgerClient:
         )
         return list(resp.evidence)
 
+    def sign_checkpoint(
+        self, height: int = 0, timeout: float | None = None
+    ) -> services_pb2.CheckpointSignature:
+        """The node's (a validator's) C2SP note signature over the checkpoint at ``height``."""
+        req = services_pb2.SignCheckpointRequest(height=height)
+        resp: services_pb2.CheckpointSignature = self._call(self._stub.SignCheckpoint, req, timeout)
+        return resp
+
     # ------------------------------------------------------------------ health
 
     def healthy(self, service: str = "", timeout: float | None = None) -> bool:

@@ -85,38 +85,88 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
     async def SubmitStream(  # noqa: N802
         self, request_iterator: AsyncIterator[services_pb2.SubmitBatch], context: Ctx
     ) -> AsyncIterator[services_pb2.SubmitBatchResult]:
+        """Batched submission; see SubmitBatchResult in proto/services.proto."""
+        out: asyncio.Queue[services_pb2.SubmitBatchResult | None] = asyncio.Queue()
+        waiters: set[asyncio.Task[None]] = set()
+
+        async def read() -> None:
+            try:
+                async for batch in request_iterator:
+                    result, accepted = await self._admit_batch(batch)
+                    await out.put(result)
+                    if batch.wait and accepted:
+                        t = asyncio.create_task(self._confirm(batch.batch_id, accepted, out))
+                        waiters.add(t)
+                        t.add_done_callback(waiters.discard)
+            finally:
+                if waiters:
+                    await asyncio.gather(*waiters, return_exceptions=True)
+                await out.put(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (item := await out.get()) is not None:
+                yield item
+        finally:
+            reader.cancel()
+            for t in list(waiters):
+                t.cancel()
+
+    async def _admit_batch(
+        self, batch: services_pb2.SubmitBatch
+    ) -> tuple[services_pb2.SubmitBatchResult, list[bytes]]:
         node = self.node
         loop = asyncio.get_running_loop()
-        async for batch in request_iterator:
-            out = services_pb2.SubmitBatchResult(batch_id=batch.batch_id)
-            envs = list(batch.envelopes)
-            try:
-                node.check_capacity(len(envs))
-            except OverloadError as e:
-                for _pb in envs:
-                    out.results.append(
-                        services_pb2.SubmitResult(
-                            code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], message=str(e)
-                        )
+        out = services_pb2.SubmitBatchResult(batch_id=batch.batch_id)
+        envs = list(batch.envelopes)
+        try:
+            node.check_capacity(len(envs))
+        except OverloadError as e:
+            code = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+            out.results.extend(services_pb2.SubmitResult(code=code, message=str(e)) for _ in envs)
+            return out, []
+        results = await loop.run_in_executor(None, node.chain.verify_many, envs)
+        accepted: list[types_pb2.Envelope] = []
+        ids: list[bytes] = []
+        for pb, r in zip(envs, results, strict=True):
+            res = services_pb2.SubmitResult()
+            if isinstance(r, LedgerError):
+                res.code, res.message = status_code(r).value[0], str(r)
+            else:
+                res.record_id = r.record_id
+                try:
+                    if node.admit(pb, r):
+                        accepted.append(pb)
+                    ids.append(r.record_id)
+                except LedgerError as e:
+                    res.code, res.message = status_code(e).value[0], str(e)
+            out.results.append(res)
+        node.gossip(accepted)
+        return out, ids
+
+    async def _confirm(
+        self,
+        batch_id: int,
+        ids: list[bytes],
+        out: asyncio.Queue[services_pb2.SubmitBatchResult | None],
+    ) -> None:
+        futs = [self.node.wait_for(rid) for rid in ids]
+        done = await asyncio.gather(*futs, return_exceptions=True)
+        res = services_pb2.SubmitBatchResult(batch_id=batch_id, committed=True)
+        for rid, d in zip(ids, done, strict=True):
+            if isinstance(d, LedgerError):
+                res.results.append(
+                    services_pb2.SubmitResult(
+                        record_id=rid, code=status_code(d).value[0], message=str(d)
                     )
-                yield out
-                continue
-            results = await loop.run_in_executor(None, node.chain.verify_many, envs)
-            accepted: list[types_pb2.Envelope] = []
-            for pb, r in zip(envs, results, strict=True):
-                res = services_pb2.SubmitResult()
-                if isinstance(r, LedgerError):
-                    res.code, res.message = status_code(r).value[0], str(r)
-                else:
-                    res.record_id = r.record_id
-                    try:
-                        if node.admit(pb, r):
-                            accepted.append(pb)
-                    except LedgerError as e:
-                        res.code, res.message = status_code(e).value[0], str(e)
-                out.results.append(res)
-            node.gossip(accepted)
-            yield out
+                )
+            elif isinstance(d, BaseException):
+                raise d
+            else:
+                res.results.append(
+                    services_pb2.SubmitResult(record_id=rid, height=d.height, log_index=d.log_index)
+                )
+        await out.put(res)
 
     # ------------------------------------------------------------------ reads
 
@@ -233,6 +283,16 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
     @rpc
     async def TraceForward(self, request: services_pb2.TraceRequest, context: Ctx) -> Any:  # noqa: N802
         return await self._trace(request, forward=True)
+
+    @rpc
+    async def SignCheckpoint(  # noqa: N802
+        self, request: services_pb2.SignCheckpointRequest, context: Ctx
+    ) -> Any:
+        from node.proofs import sign_checkpoint_note
+
+        return sign_checkpoint_note(
+            self.node.store, self.node.genesis, self.node.key, request.height
+        )
 
     @rpc
     async def ListEvidence(  # noqa: N802
