@@ -37,7 +37,7 @@ from node.store import BlockWrite, Head, Store
 from proto import types_pb2
 
 log = logging.getLogger("suyuan.chain")
-EXTRA_DBS = custody.DATABASES
+EXTRA_DBS = (custody.DB_CUSTODY, custody.DB_EDGES)
 _CACHE_LIMIT = 200_000
 
 
@@ -298,7 +298,7 @@ class ChainState:
                 envelopes=[pb.SerializeToString() for pb in p.block.envelopes],
                 record_ids=[v.record_id for v in p.verified],
                 leaf_data=p.leaves,
-                codes=[v.record.codes() for v in p.verified],
+                codes=p.update.codes(),
                 nonces=[(v.record.author, v.record.nonce) for v in p.verified],
                 extra=p.update.puts(),
             )

@@ -1,12 +1,12 @@
 """Store-backed trace index (``node.trace.TraceIndex``) over the custody sub-databases.
 
-Every lookup is a point read or a prefix scan of keys ``code NUL ...`` written by
-``custody.CustodyUpdate.puts``: queries never scan the log.
+Every lookup is a point read or a prefix scan (``custody`` states, ``edges`` keyed
+``FWD|BACK code NUL other``, and the store's code index for history): queries never scan
+the log.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 
 from node import custody
@@ -23,34 +23,15 @@ class StoreTraceIndex:
         raw = self.store.get(custody.DB_CUSTODY, code.encode())
         return custody.decode_state(raw) if raw is not None else None
 
-    def _edges(self, db: str, code: str) -> list[tuple[str, str]]:
-        out: list[tuple[str, str]] = []
-        for key, value in self.store.scan(db, custody.prefix(code), limit=_PAGE):
-            _, rest = custody.split_key(key)
-            out.append((rest.decode(), value.decode()))
-        return out
+    def _edges(self, tag: bytes, code: str) -> list[tuple[str, str]]:
+        rows = self.store.scan(custody.DB_EDGES, custody.edge_prefix(tag, code), limit=_PAGE)
+        return [(custody.edge_target(k), v.decode()) for k, v in rows]
 
     def downstream(self, code: str) -> Sequence[tuple[str, str]]:
-        return self._edges(custody.DB_EDGES_FWD, code)
+        return self._edges(custody.FWD, code)
 
     def upstream(self, code: str) -> Sequence[tuple[str, str]]:
-        return self._edges(custody.DB_EDGES_BACK, code)
+        return self._edges(custody.BACK, code)
 
     def history(self, code: str, start: int, limit: int) -> Sequence[int]:
-        pre = custody.prefix(code)
-        after = b""
-        skipped = 0
-        out: list[int] = []
-        # skip ``start`` entries page by page (bounded by the history's length)
-        while True:
-            rows = self.store.scan(custody.DB_HISTORY, pre, after=after, limit=_PAGE)
-            if not rows:
-                return out
-            for key, _ in rows:
-                if skipped < start:
-                    skipped += 1
-                    continue
-                out.append(struct.unpack(">Q", key[len(pre) :])[0])
-                if len(out) >= limit:
-                    return out
-            after = rows[-1][0]
+        return self.store.code_indexes(code, start, limit)

@@ -29,30 +29,38 @@ class SubmitResponse(_message.Message):
     def __init__(self, record_id: _Optional[bytes] = ..., committed: _Optional[bool] = ..., height: _Optional[int] = ..., log_index: _Optional[int] = ...) -> None: ...
 
 class SubmitBatch(_message.Message):
-    __slots__ = ("envelopes", "batch_id")
+    __slots__ = ("envelopes", "batch_id", "wait")
     ENVELOPES_FIELD_NUMBER: _ClassVar[int]
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
     envelopes: _containers.RepeatedCompositeFieldContainer[_types_pb2.Envelope]
     batch_id: int
-    def __init__(self, envelopes: _Optional[_Iterable[_Union[_types_pb2.Envelope, _Mapping]]] = ..., batch_id: _Optional[int] = ...) -> None: ...
+    wait: bool
+    def __init__(self, envelopes: _Optional[_Iterable[_Union[_types_pb2.Envelope, _Mapping]]] = ..., batch_id: _Optional[int] = ..., wait: _Optional[bool] = ...) -> None: ...
 
 class SubmitResult(_message.Message):
-    __slots__ = ("record_id", "code", "message")
+    __slots__ = ("record_id", "code", "message", "height", "log_index")
     RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
     record_id: bytes
     code: int
     message: str
-    def __init__(self, record_id: _Optional[bytes] = ..., code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+    height: int
+    log_index: int
+    def __init__(self, record_id: _Optional[bytes] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., height: _Optional[int] = ..., log_index: _Optional[int] = ...) -> None: ...
 
 class SubmitBatchResult(_message.Message):
-    __slots__ = ("batch_id", "results")
+    __slots__ = ("batch_id", "results", "committed")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    COMMITTED_FIELD_NUMBER: _ClassVar[int]
     batch_id: int
     results: _containers.RepeatedCompositeFieldContainer[SubmitResult]
-    def __init__(self, batch_id: _Optional[int] = ..., results: _Optional[_Iterable[_Union[SubmitResult, _Mapping]]] = ...) -> None: ...
+    committed: bool
+    def __init__(self, batch_id: _Optional[int] = ..., results: _Optional[_Iterable[_Union[SubmitResult, _Mapping]]] = ..., committed: _Optional[bool] = ...) -> None: ...
 
 class GetRecordRequest(_message.Message):
     __slots__ = ("record_id",)
