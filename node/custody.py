@@ -83,16 +83,18 @@ Invariants of a state reached from the empty state through ``apply``:
   * ``c.parent == p``  <=>  ``c in state(p).children``; children share their parent's custodian;
   * ``first_index <= last_index``; ``first_index`` is the commissioning record's log index.
 
-Persistence: ``BlockUpdate.puts()`` (or ``CustodyUpdate.puts()``) yields ``(db, key, value)``
-for the store's extra puts (open the store with ``extra_dbs=DATABASES``): ``custody``: code
--> ``encode_state``; ``edges_fwd``: upstream NUL downstream -> relation (``output`` |
-``child``); ``edges_back``: downstream NUL upstream -> kind (``input`` | ``parent``);
-``history``: code NUL u64be(log index) -> b"". Keys are UTF-8 canonical codes; a prefix scan
-on ``prefix(code)`` lists a code's edges or history in key (= log) order.
+Persistence: ``BlockUpdate.puts()`` yields ``(db, key, value)`` for the store's extra puts,
+in the two sub-databases ``node.store`` pre-declares: ``custody``: code -> ``encode_state``;
+``edges``: ``F`` upstream NUL downstream -> relation (``output`` | ``child``) and ``B``
+downstream NUL upstream -> kind (``input`` | ``parent``). Keys are UTF-8; a prefix scan on
+``edge_prefix(FWD|BACK, code)`` lists a code's neighbours in key order. History needs no
+extra database: ``BlockUpdate.codes()`` is ``BlockWrite.codes`` and the store's code index
+answers it (``puts(with_history=True)`` adds a ``history`` database for other stores).
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import struct
 from collections.abc import Iterator, Mapping, Sequence
@@ -108,10 +110,10 @@ from node.records import TraceRecord
 Status = Literal["active", "closed", "recalled"]
 
 DB_CUSTODY = "custody"  # code -> encode_state
-DB_EDGES_FWD = "edges_fwd"  # upstream NUL downstream -> relation ("output" | "child")
-DB_EDGES_BACK = "edges_back"  # downstream NUL upstream -> kind ("input" | "parent")
-DB_HISTORY = "history"  # code NUL u64be(log index) -> b""
-DATABASES = (DB_CUSTODY, DB_EDGES_FWD, DB_EDGES_BACK, DB_HISTORY)
+DB_EDGES = "edges"  # FWD code NUL downstream -> relation; BACK code NUL upstream -> kind
+DB_HISTORY = "history"  # optional: code NUL u64be(log index) -> b"" (see CustodyUpdate.puts)
+FWD = b"F"
+BACK = b"B"
 
 # Rule names (RuleError.rule).
 RULE_CODES = "codes"
@@ -239,22 +241,27 @@ class Edge:
         return "output" if self.kind == "input" else "child"
 
 
-def edge_key(a: str, b: str) -> bytes:
-    """``edges_fwd``/``edges_back`` key: a + NUL + b (UTF-8)."""
-    return a.encode() + _SEP + b.encode()
+def edge_key(tag: bytes, a: str, b: str) -> bytes:
+    """``edges`` key: ``tag`` (FWD or BACK) + a + NUL + b (UTF-8)."""
+    return tag + a.encode() + _SEP + b.encode()
+
+
+def edge_prefix(tag: bytes, code: str) -> bytes:
+    """Prefix of ``code``'s downstream (``FWD``) or upstream (``BACK``) entries in ``edges``."""
+    return tag + code.encode() + _SEP
+
+
+def edge_target(key: bytes) -> str:
+    """The other code of an ``edges`` key."""
+    return key.partition(_SEP)[2].decode()
 
 
 def history_key(code: str, log_index: int) -> bytes:
     return code.encode() + _SEP + struct.pack(">Q", log_index)
 
 
-def prefix(code: str) -> bytes:
-    """Key prefix of ``code``'s entries in ``edges_fwd``, ``edges_back`` and ``history``."""
-    return code.encode() + _SEP
-
-
 def split_key(key: bytes) -> tuple[str, bytes]:
-    """(code, rest) of an ``edges_*`` or ``history`` key."""
+    """(code, rest) of a ``history`` key."""
     head, _, rest = key.partition(_SEP)
     return head.decode(), rest
 
@@ -277,15 +284,21 @@ class CustodyUpdate:
     edges: tuple[Edge, ...]
     touched: tuple[str, ...]  # codes whose history gains this record (named or moved)
 
-    def puts(self) -> Iterator[tuple[str, bytes, bytes]]:
-        """(db, key, value) for the store's extra puts, in a deterministic order."""
+    def puts(self, *, with_history: bool = False) -> Iterator[tuple[str, bytes, bytes]]:
+        """(db, key, value) for the store's extra puts, in a deterministic order.
+
+        History is normally kept by the store's own code index (``BlockWrite.codes`` =
+        ``touched`` per record); ``with_history`` also emits ``history`` entries.
+        """
         for code, st in self.states.items():
             yield DB_CUSTODY, code.encode(), encode_state(st)
         for e in self.edges:
-            yield DB_EDGES_FWD, edge_key(e.upstream, e.downstream), e.forward_relation.encode()
-            yield DB_EDGES_BACK, edge_key(e.downstream, e.upstream), e.kind.encode()
-        for code in self.touched:
-            yield DB_HISTORY, history_key(code, self.log_index), b""
+            rel = e.forward_relation.encode()
+            yield DB_EDGES, edge_key(FWD, e.upstream, e.downstream), rel
+            yield DB_EDGES, edge_key(BACK, e.downstream, e.upstream), e.kind.encode()
+        if with_history:
+            for code in self.touched:
+                yield DB_HISTORY, history_key(code, self.log_index), b""
 
 
 class OverlayView:
@@ -683,17 +696,18 @@ class BlockUpdate:
             out.update(u.states)
         return out
 
-    def puts(self) -> list[tuple[str, bytes, bytes]]:
+    def puts(self, *, with_history: bool = False) -> list[tuple[str, bytes, bytes]]:
         """Extra puts for the block's store transaction; each custody key written once."""
         out: list[tuple[str, bytes, bytes]] = []
         for code, st in self.states().items():
             out.append((DB_CUSTODY, code.encode(), encode_state(st)))
         for _, u in self.accepted:
-            out.extend(p for p in u.puts() if p[0] != DB_CUSTODY)
+            out.extend(p for p in u.puts(with_history=with_history) if p[0] != DB_CUSTODY)
         return out
 
     def codes(self) -> list[tuple[str, ...]]:
-        """Per accepted record, in log order: the canonical codes whose history gains it."""
+        """Per accepted record, in log order: the codes whose history gains it
+        (``BlockWrite.codes``, so that ``Store.code_indexes`` answers ``history``)."""
         return [u.touched for _, u in self.accepted]
 
 
@@ -764,4 +778,6 @@ class InMemoryCustody:
         return sorted(self.back.get(code, {}).items(), key=lambda kv: kv[0].encode())
 
     def history(self, code: str, start: int, limit: int) -> list[int]:
-        return self.log.get(code, [])[start : start + limit]
+        entries = self.log.get(code, [])
+        i = bisect.bisect_left(entries, start)
+        return entries[i : i + limit]

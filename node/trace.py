@@ -1,8 +1,10 @@
 """Trace queries: history, back (sources) and forward (recall scope). Pure; answers from indexes.
 
-The node implements ``TraceIndex`` over its store (``node.indexes.StoreTraceIndex``: point
-reads of ``custody`` and prefix scans of ``edges_fwd``, ``edges_back`` and ``history``, the
-layout of ``node.custody``); tests use ``node.custody.InMemoryCustody``. No query scans the log.
+The node implements ``TraceIndex`` over its store (see ``node.custody`` for the layout):
+``state`` = ``decode_state(store.get("custody", code))``; ``downstream``/``upstream`` = a
+``store.scan("edges", edge_prefix(FWD|BACK, code))`` mapped through ``edge_target`` and the
+value (relation); ``history`` = ``store.code_indexes(code, start, limit)``. Tests use
+``node.custody.InMemoryCustody``. No query scans the log.
 
 Invariants of ``trace_back`` / ``trace_forward``:
   * breadth-first from the root; each code appears once, at its shortest distance
@@ -52,8 +54,10 @@ class TraceIndex(Protocol):
         ...
 
     def history(self, code: str, start: int, limit: int) -> Sequence[int]:
-        """Log indexes of records naming or moving ``code``, ascending: up to ``limit`` of
-        them, skipping the first ``start`` (a position in the code's history)."""
+        """Up to ``limit`` log indexes >= ``start`` of records naming or moving ``code``, ascending.
+
+        (LMDB: ``set_range(history_key(code, start))`` then iterate while the prefix matches.)
+        """
         ...
 
 
@@ -210,7 +214,7 @@ def history(
 ) -> HistoryPage:
     """Log indexes of every committed record naming (or moving) ``code``, in log order.
 
-    The page token holds a position; new records only append, so pages stay stable.
+    The page token holds the next log index, so paging is stable while blocks are added.
     """
     _check_limits(0, limit)
     root = normalize_code(code)
@@ -219,7 +223,7 @@ def history(
     start = _untoken(token, r=root, d="history") if token else 0
     got = list(index.history(root, start, limit + 1))
     more = len(got) > limit
-    nxt = _token(r=root, d="history", o=start + limit) if more else ""
+    nxt = _token(r=root, d="history", o=got[limit - 1] + 1) if more else ""
     return HistoryPage(root, tuple(got[:limit]), nxt)
 
 

@@ -5,18 +5,20 @@ from __future__ import annotations
 import pytest
 
 from node.custody import (
+    BACK,
     DB_CUSTODY,
-    DB_EDGES_BACK,
-    DB_EDGES_FWD,
+    DB_EDGES,
     DB_HISTORY,
+    FWD,
     CodeState,
     InMemoryCustody,
     apply,
     apply_block,
     decode_state,
+    edge_prefix,
+    edge_target,
     encode_state,
     history_key,
-    prefix,
     split_key,
 )
 from node.epcis import normalize_code
@@ -375,16 +377,18 @@ def test_puts_layout_and_state_encoding():
     commission(chain, "processor", A, B)
     rec, signers = signed("processor", pack(CASE, A, B))
     upd = apply(chain.custody, rec, signers, GENESIS, 7)
-    puts = list(upd.puts())
+    puts = list(upd.puts(with_history=True))
     dbs = {db for db, _, _ in puts}
-    assert dbs == {DB_CUSTODY, DB_EDGES_FWD, DB_EDGES_BACK, DB_HISTORY}
+    assert dbs == {DB_CUSTODY, DB_EDGES, DB_HISTORY}
+    assert {db for db, _, _ in upd.puts()} == {DB_CUSTODY, DB_EDGES}
     case = normalize_code(CASE)
-    assert (DB_EDGES_FWD, f"{case}\x00{A}".encode(), b"child") in puts
-    assert (DB_EDGES_BACK, f"{A}\x00{case}".encode(), b"parent") in puts
+    assert (DB_EDGES, f"F{case}\x00{A}".encode(), b"child") in puts
+    assert (DB_EDGES, f"B{A}\x00{case}".encode(), b"parent") in puts
     assert (DB_HISTORY, history_key(A, 7), b"") in puts
     assert split_key(history_key(A, 7)) == (A, (7).to_bytes(8, "big"))
-    fwd = [k for db, k, _ in puts if db == DB_EDGES_FWD and k.startswith(prefix(case))]
-    assert sorted(split_key(k)[1].decode() for k in fwd) == [A, B]
+    fwd = [k for db, k, _ in puts if db == DB_EDGES and k.startswith(edge_prefix(FWD, case))]
+    assert sorted(edge_target(k) for k in fwd) == [A, B]
+    assert not [k for _, k, _ in puts if k.startswith(edge_prefix(BACK, case))]
     for db, key, value in puts:
         if db == DB_CUSTODY:
             st = decode_state(value)
