@@ -68,7 +68,7 @@ from consensus.signing import Signer, sign_proposal, sign_vote, verify_message
 from consensus.signstate import SignGuard, SignState
 from consensus.validators import BlockHash, ChainContext, ValidatorId
 from consensus.votes import HeightLog
-from proto import consensus_pb2, types_pb2
+from proto import types_pb2
 
 __all__ = [
     "FUTURE_HEIGHTS_BUFFERED",
@@ -176,6 +176,13 @@ class Replica:
         ``stale_height``, ``duplicate``, ``equivocation``, ...)."""
         return dict(self._counters)
 
+    def retains(self, height: int, round_: int) -> bool:
+        """Whether a message for ``(height, round)`` received now would be kept in the log
+        (and so compared against later ones for equivocation)."""
+        if not self._height - PAST_HEIGHTS_KEPT <= height <= self._height + FUTURE_HEIGHTS_BUFFERED:
+            return False
+        return round_ <= self._round_limit(height)
+
     def sync_needed(self) -> int | None:
         """The height to fetch from if f+1 validators are seen >= ``SYNC_LAG`` heights ahead."""
         return self._height if self._sync_target() >= self._height + SYNC_LAG else None
@@ -192,9 +199,7 @@ class Replica:
         rounds = sorted({self._round, self._valid_round, self._locked_round} - {-1})
         out: list[Message] = []
         for r in rounds:
-            p = log.proposals.get(r)
-            if p is not None:
-                out.append(p)
+            out.extend(log.round_proposals(r))
             for t in (VoteType.PREVOTE, VoteType.PRECOMMIT):
                 if r != self._round and t == VoteType.PRECOMMIT:
                     continue
@@ -283,8 +288,9 @@ class Replica:
 
     def _request_buffered_validity(self) -> None:
         log = self._log(self._height)
-        for p in list(log.proposals.values()):
-            self._validity(log, p.block_hash)
+        for ps in list(log.proposals.values()):
+            for p in ps:
+                self._validity(log, p.block_hash)
 
     def _start_round(self, round_: int) -> None:
         self._round = round_
@@ -339,7 +345,7 @@ class Replica:
         self._persist(Step.PROPOSE, block_hash, pol_round, p.signature)
         log = self._log(self._height)
         log.validity.setdefault(block_hash, True)
-        if self._round not in log.proposals:
+        if log.first_proposal(self._round) is None:
             log.add_proposal(p)
         self._out.append(Broadcast(p))
 
@@ -351,7 +357,8 @@ class Replica:
         v = sign_vote(self._signer, self._ctx, vote_type, self._height, self._round, block_hash)
         self._persist(step, block_hash, -1, v.signature)
         log = self._log(self._height)
-        if log.existing_vote(v) is None:
+        values = log.vote_values(v)
+        if values is None or v.block_hash not in values:
             log.add_vote(v)
         self._out.append(Broadcast(v))
 
@@ -397,12 +404,22 @@ class Replica:
                 self._note_height(sender, h)
             return
         log = self._log(h)
-        existing: Message | None
+        same: list[Message]
         if isinstance(msg, Proposal):
-            existing = log.proposals.get(msg.round)
+            known = log.round_proposals(msg.round)
+            same = [
+                p for p in known if (p.block_hash, p.pol_round) == (msg.block_hash, msg.pol_round)
+            ]
+            first: Message | None = known[0] if known else None
         else:
-            existing = log.existing_vote(msg)
-        if existing is not None and existing == msg:
+            values = log.vote_values(msg)
+            same = (
+                []
+                if values is None
+                else [v for v in values.values() if v.block_hash == msg.block_hash]
+            )
+            first = None if values is None else next(iter(values.values()))
+        if same and same[0] == msg:
             self._counters["duplicate"] += 1
             return
         if msg.round > self._round_limit(h):
@@ -418,10 +435,20 @@ class Replica:
             if block_hash_of(msg.block) != msg.block_hash:
                 self._counters["bad_block_hash"] += 1
                 return
-        if existing is not None:
-            self._on_conflict(existing, msg)
+        if same:  # same content, another valid signature: nothing new
+            self._counters["duplicate"] += 1
             return
         self._note_height(sender, h)
+        if first is not None:
+            self._equivocation(first, msg)
+            storable = (
+                log.can_store_proposal(msg)
+                if isinstance(msg, Proposal)
+                else log.can_store_vote(msg)
+            )
+            if not storable:
+                self._counters["conflict_dropped"] += 1
+                return
         if isinstance(msg, Proposal):
             log.add_proposal(msg)
         else:
@@ -434,19 +461,13 @@ class Replica:
         if h == self._height and isinstance(msg, Proposal):
             self._validity(log, msg.block_hash)
 
-    def _on_conflict(self, existing: Message, msg: Message) -> None:
+    def _equivocation(self, first: Message, msg: Message) -> None:
+        """``msg`` conflicts with ``first`` (same signer and slot, different content)."""
         g, c = self._ctx.genesis_hash, self._ctx.chain_id
-        ev: consensus_pb2.Evidence
-        if isinstance(existing, Proposal) and isinstance(msg, Proposal):
-            if (existing.block_hash, existing.pol_round) == (msg.block_hash, msg.pol_round):
-                self._counters["duplicate"] += 1
-                return
-            ev = proposal_evidence(existing, msg, g, c)
-        elif isinstance(existing, Vote) and isinstance(msg, Vote):
-            if existing.block_hash == msg.block_hash:
-                self._counters["duplicate"] += 1
-                return
-            ev = vote_evidence(existing, msg, g, c)
+        if isinstance(first, Proposal) and isinstance(msg, Proposal):
+            ev = proposal_evidence(first, msg, g, c)
+        elif isinstance(first, Vote) and isinstance(msg, Vote):
+            ev = vote_evidence(first, msg, g, c)
         else:  # pragma: no cover - slots never mix kinds
             return
         self._counters["equivocation"] += 1
@@ -454,8 +475,6 @@ class Replica:
         if key not in self._evidence_keys:
             self._evidence_keys.add(key)
             self._out.append(EvidenceFound(ev))
-            # Gossip the conflicting message so other honest nodes see the equivocation too.
-            self._out.append(Relay(msg))
 
     def _note_height(self, sender: ValidatorId, height: int) -> None:
         if height <= self._seen_height.get(sender, 0):
@@ -546,20 +565,15 @@ class Replica:
 
     def _try_commit(self) -> bool:  # l.49
         log = self._log(self._height)
-        for r, block_hash in log.precommit_quorums.items():
-            block = log.blocks.get(block_hash)
-            if block is None or self._validity(log, block_hash) is not True:
-                continue
-            cert = make_certificate(
-                self._vs, self._height, r, block_hash, log.round_votes(r, VoteType.PRECOMMIT)
-            )
-            proposal = log.proposals.get(r)
-            if proposal is None or proposal.block_hash != block_hash:
-                proposal = next(
-                    (p for p in log.proposals.values() if p.block_hash == block_hash), None
-                )
-            self._decided(block, cert, proposal)
-            return True
+        for r, hashes in log.precommit_quorums.items():
+            for block_hash in hashes:
+                block = log.blocks.get(block_hash)
+                if block is None or self._validity(log, block_hash) is not True:
+                    continue
+                votes = log.round_votes(r, VoteType.PRECOMMIT)
+                cert = make_certificate(self._vs, self._height, r, block_hash, votes)
+                self._decided(block, cert, log.proposal_with(block_hash, r))
+                return True
         return False
 
     def _decided(
@@ -586,7 +600,7 @@ class Replica:
         if self._step != Step.PROPOSE:
             return False
         log = self._log(self._height)
-        p = log.proposals.get(self._round)
+        p = log.first_proposal(self._round)
         if p is None:
             return False
         v, vr = p.block_hash, p.pol_round
@@ -622,18 +636,22 @@ class Replica:
         if self._step == Step.PROPOSE or r in self._polka_done:
             return False
         log = self._log(self._height)
-        p = log.proposals.get(r)
-        if p is None or log.count(r, VoteType.PREVOTE, p.block_hash) < self._vs.quorum:
-            return False
-        if self._validity(log, p.block_hash) is not True:
-            return False
+        for p in log.round_proposals(r):
+            if log.count(r, VoteType.PREVOTE, p.block_hash) < self._vs.quorum:
+                continue
+            if self._validity(log, p.block_hash) is not True:
+                continue
+            self._on_polka(r, p)
+            return True
+        return False
+
+    def _on_polka(self, r: int, p: Proposal) -> None:
         self._polka_done.add(r)
         if self._step == Step.PREVOTE:
             self._locked_round, self._locked_hash = r, p.block_hash
             self._vote(VoteType.PRECOMMIT, p.block_hash)
             self._step = Step.PRECOMMIT
         self._valid_round, self._valid_hash, self._valid_block = r, p.block_hash, p.block
-        return True
 
     def _rule_nil_polka(self) -> bool:  # l.44
         if (

@@ -1,13 +1,19 @@
 """The message log of one height: proposals, votes and their tallies.
 
+Counting follows the paper: "2f+1 <PREVOTE, h, r, id(v)>" counts distinct validators that
+sent a prevote for v. A Byzantine validator that sends two different votes is counted for
+each value it sent, while honest validators only ever count once; quorum intersection still
+rules out two conflicting quorums in one round, and every honest node can verify a
+proof-of-lock that includes an equivocator's vote once gossip brings the vote to it.
+
 Invariants:
 
-1. At most one proposal per round and one vote per (round, type, validator) is kept: the
-   first valid one received. A later, different, validly signed one is an equivocation; it
-   is turned into evidence by the replica and never counted.
-2. Tallies count distinct validators: ``count(r, t, h)`` is the number of validators whose
-   kept vote of type ``t`` in round ``r`` is for ``h`` (``None`` = nil) and ``total(r, t)``
-   the number with any kept vote.
+1. Per (round, type, validator), at most ``MAX_VALUES`` values are stored, plus any value
+   that is the hash of a proposal known at this height (the values that matter), so an
+   equivocator cannot fill memory. Per round at most ``MAX_PROPOSALS`` proposals (the first
+   one drives the prevote; the others can still carry a polka or a decision).
+2. ``count(r, t, h)`` = number of validators with a stored vote of type t in round r for h
+   (``None`` = nil); ``total(r, t)`` = number of validators with any such vote.
 3. ``max_round[v]`` is the highest round of any validly signed message from ``v`` at this
    height, including rounds too far ahead to be stored; it drives the f+1 round skip.
 """
@@ -20,7 +26,10 @@ from consensus.messages import Proposal, Vote, VoteType
 from consensus.validators import BlockHash, ValidatorId
 from proto import types_pb2
 
-__all__ = ["HeightLog"]
+__all__ = ["MAX_PROPOSALS", "MAX_VALUES", "HeightLog"]
+
+MAX_VALUES = 2
+MAX_PROPOSALS = 3
 
 _Slot = tuple[int, VoteType]
 
@@ -31,44 +40,40 @@ class HeightLog:
     def __init__(self, height: int, quorum: int) -> None:
         self.height = height
         self._quorum = quorum
-        self.proposals: dict[int, Proposal] = {}
+        self.proposals: dict[int, list[Proposal]] = {}
         self.blocks: dict[BlockHash, types_pb2.Block] = {}
-        self.votes: dict[_Slot, dict[ValidatorId, Vote]] = {}
+        self.votes: dict[_Slot, dict[ValidatorId, dict[BlockHash | None, Vote]]] = {}
         self._tally: dict[_Slot, Counter[BlockHash | None]] = {}
         self.max_round: dict[ValidatorId, int] = {}
-        self.precommit_quorums: dict[int, BlockHash] = {}
+        self.precommit_quorums: dict[int, list[BlockHash]] = {}
         self.validity: dict[BlockHash, bool] = {}
         self.validating: set[BlockHash] = set()
 
-    def existing_vote(self, v: Vote) -> Vote | None:
+    # ------------------------------------------------------------ votes
+
+    def vote_values(self, v: Vote) -> dict[BlockHash | None, Vote] | None:
+        """What ``v.validator`` already voted in ``v``'s (round, type)."""
         slot = self.votes.get((v.round, v.type))
         return None if slot is None else slot.get(v.validator)
 
+    def can_store_vote(self, v: Vote) -> bool:
+        values = self.vote_values(v)
+        return values is None or len(values) < MAX_VALUES or v.block_hash in self.blocks
+
     def add_vote(self, v: Vote) -> None:
         key = (v.round, v.type)
-        slot = self.votes.setdefault(key, {})
-        assert v.validator not in slot
-        slot[v.validator] = v
+        values = self.votes.setdefault(key, {}).setdefault(v.validator, {})
+        assert v.block_hash not in values
+        values[v.block_hash] = v
         tally = self._tally.setdefault(key, Counter())
         tally[v.block_hash] += 1
         if (
             v.type == VoteType.PRECOMMIT
             and v.block_hash is not None
-            and tally[v.block_hash] >= self._quorum
+            and tally[v.block_hash] == self._quorum
         ):
-            self.precommit_quorums.setdefault(v.round, v.block_hash)
+            self.precommit_quorums.setdefault(v.round, []).append(v.block_hash)
         self.note_round(v.validator, v.round)
-
-    def add_proposal(self, p: Proposal) -> None:
-        assert p.round not in self.proposals
-        assert p.block is not None
-        self.proposals[p.round] = p
-        self.blocks.setdefault(p.block_hash, p.block)
-        self.note_round(p.proposer, p.round)
-
-    def note_round(self, validator: ValidatorId, round_: int) -> None:
-        if round_ > self.max_round.get(validator, -1):
-            self.max_round[validator] = round_
 
     def count(self, round_: int, vote_type: VoteType, block_hash: BlockHash | None) -> int:
         tally = self._tally.get((round_, vote_type))
@@ -79,7 +84,43 @@ class HeightLog:
         return 0 if slot is None else len(slot)
 
     def round_votes(self, round_: int, vote_type: VoteType) -> list[Vote]:
-        return list(self.votes.get((round_, vote_type), {}).values())
+        slot = self.votes.get((round_, vote_type), {})
+        return [v for values in slot.values() for v in values.values()]
+
+    # ------------------------------------------------------------ proposals
+
+    def first_proposal(self, round_: int) -> Proposal | None:
+        ps = self.proposals.get(round_)
+        return ps[0] if ps else None
+
+    def round_proposals(self, round_: int) -> list[Proposal]:
+        return self.proposals.get(round_, [])
+
+    def can_store_proposal(self, p: Proposal) -> bool:
+        return len(self.proposals.get(p.round, ())) < MAX_PROPOSALS
+
+    def add_proposal(self, p: Proposal) -> None:
+        assert p.block is not None
+        self.proposals.setdefault(p.round, []).append(p)
+        self.blocks.setdefault(p.block_hash, p.block)
+        self.note_round(p.proposer, p.round)
+
+    def proposal_with(self, block_hash: BlockHash, round_: int) -> Proposal | None:
+        """A proposal carrying ``block_hash``, preferring one from ``round_``."""
+        for p in self.proposals.get(round_, ()):
+            if p.block_hash == block_hash:
+                return p
+        for ps in self.proposals.values():
+            for p in ps:
+                if p.block_hash == block_hash:
+                    return p
+        return None
+
+    # ------------------------------------------------------------ rounds
+
+    def note_round(self, validator: ValidatorId, round_: int) -> None:
+        if round_ > self.max_round.get(validator, -1):
+            self.max_round[validator] = round_
 
     def skip_target(self, skip: int) -> int:
         """The highest round r such that at least ``skip`` validators sent messages at rounds

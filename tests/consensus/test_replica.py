@@ -426,7 +426,22 @@ def test_double_vote_becomes_evidence_once():
     s.deliver(b)
     s.deliver(s.vote(2, VoteType.PREVOTE, 1, 0, None))
     assert sum(isinstance(x, EvidenceFound) for x in s.log) == 1
-    assert s.r.counters["equivocation"] == 3
+    assert s.r.counters["equivocation"] == 2
+    assert s.r.counters["conflict_dropped"] == 1  # at most two values per validator and slot
+
+
+def test_an_equivocators_vote_counts_for_each_value_it_sent():
+    """Paper counting: "2f+1 <PREVOTE, h, r, id(v)>" counts senders of a prevote for v; an
+    equivocator's second vote, gossiped late, still completes a proof-of-lock."""
+    s = Solo()
+    v = s.block(1, 0, "v")
+    s.deliver(s.proposal(1, 0, v), validity=True)
+    s.deliver(s.vote(3, VoteType.PREVOTE, 1, 0, None))  # v3 told us nil ...
+    s.deliver(s.vote(1, VoteType.PREVOTE, 1, 0, block_hash_of(v)))
+    assert s.r.locked_round == -1
+    s.deliver(s.vote(3, VoteType.PREVOTE, 1, 0, block_hash_of(v)))  # ... and others v
+    assert s.r.locked_round == 0  # v0, v1, v3 prevoted v: a polka
+    assert any(isinstance(a, EvidenceFound) for a in s.log)
 
 
 def test_double_proposal_becomes_evidence_and_first_is_kept():
