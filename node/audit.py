@@ -1,0 +1,344 @@
+"""Audit of a whole chain: replay every committed block with nothing but the genesis file.
+
+``Auditor`` consumes ``CommittedBlock`` messages in height order (from a node's
+``Ledger.StreamBlocks``, or a store in tests and benchmarks) and checks, per block, in
+this order (the first failure stops the audit and names its height):
+
+  (1) header: parses, belongs to this chain (chain id, genesis hash), height is the
+      previous height + 1 (the first block is 1);
+  (2) link: ``prev_block_hash`` is the previous block's hash (32 zero bytes at height 1);
+  (3) certificate: >= 2f+1 distinct validators' valid precommits for SHA-256(header) at the
+      header's height and round; any bad signature fails it;
+  (4) contents: ``num_records`` and ``records_hash`` match the envelopes;
+  (5) envelopes: every envelope verifies (``node.records.verify_envelope``);
+  (6) replay: no record id and no (author, nonce) repeats anywhere in the log;
+  (7) rules: ``custody.apply_block`` over an ``InMemoryCustody`` refuses no record;
+  (8) log: ``log_size`` and ``log_root`` equal the RFC 9162 root recomputed from every
+      envelope's leaf bytes so far;
+  (9) checkpoint (optional, from an earlier audit): the block hash at each height the
+      checkpoint lists equals the one recorded then; at the checkpoint's height, the block
+      is the checkpoint's certified header (so the log is consistent with it — the
+      recomputed root over its log size is its root). The chain must reach that height.
+
+Envelope verification (signatures, the bound of an audit) runs in a thread pool while the
+main thread replays earlier blocks: libsodium releases the GIL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from consensus.certificate import verify_certificate
+from consensus.quorum import QuorumResult
+from consensus.validators import ValidatorSet
+from node import custody, merkle
+from node.chain import records_hash
+from node.convert import envelope_from_proto
+from node.envelope import envelope_leaf_bytes
+from node.errors import LedgerError, VerificationError
+from node.genesis import Genesis
+from node.records import VerifiedRecord, verify_envelope
+from node.verify import SavedCheckpoint, parse_header, require_checkpoint
+from proto import types_pb2
+
+_ZERO = bytes(32)
+_CHUNK = 256
+
+
+class AuditError(VerificationError):
+    """The chain failed an audit step; ``height`` is the block at fault (0: none)."""
+
+    def __init__(self, height: int, step: str, message: str) -> None:
+        self.height = height
+        self.step = step
+        super().__init__(f"audit failed at height {height} ({step}): {message}")
+
+
+@dataclass
+class AuditReport:
+    """What an audit saw. ``ok`` is False when it stopped at ``error``."""
+
+    blocks: int = 0
+    records: int = 0
+    height: int = 0
+    log_size: int = 0
+    log_root: bytes = merkle.EMPTY_ROOT
+    head_hash: bytes = _ZERO
+    seconds: float = 0.0
+    checkpoint_height: int = 0
+    error: AuditError | None = None
+    block_hashes: list[bytes] = field(default_factory=list)
+    last: types_pb2.CommittedBlock | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def records_per_second(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "blocks": self.blocks,
+            "records": self.records,
+            "height": self.height,
+            "log_size": self.log_size,
+            "log_root": self.log_root.hex(),
+            "head_hash": self.head_hash.hex(),
+            "seconds": round(self.seconds, 3),
+            "records_per_second": round(self.records_per_second, 1),
+            "checkpoint_height": self.checkpoint_height,
+            "error": None if self.error is None else str(self.error),
+            "failed_height": None if self.error is None else self.error.height,
+        }
+
+    def saved_checkpoint(self) -> SavedCheckpoint:
+        """The last audited certified header, with every block hash up to it."""
+        if self.last is None:
+            raise VerificationError("audit: no block to save a checkpoint of")
+        cp = types_pb2.Checkpoint(
+            header=self.last.block.header, certificate=self.last.certificate
+        )
+        return SavedCheckpoint(cp, tuple(self.block_hashes))
+
+
+_Verified = list[tuple[VerifiedRecord, bytes] | LedgerError]
+
+
+def _verify_chunk(pbs: Sequence[types_pb2.Envelope], genesis: Genesis) -> _Verified:
+    out: _Verified = []
+    for pb in pbs:
+        try:
+            env = envelope_from_proto(pb)
+            v = verify_envelope(env, genesis)
+            out.append((v, merkle.leaf_hash(envelope_leaf_bytes(env))))
+        except LedgerError as e:
+            out.append(e)
+    return out
+
+
+@dataclass
+class _Pending:
+    cb: types_pb2.CommittedBlock
+    header: types_pb2.BlockHeader | None
+    block_hash: bytes
+    cert: Future[QuorumResult]
+    chunks: list[Future[_Verified]]
+
+
+class Auditor:
+    """Feed committed blocks in order, then ``finish``. See the module docstring."""
+
+    def __init__(
+        self,
+        genesis: Genesis,
+        saved: SavedCheckpoint | None = None,
+        *,
+        threads: int = 4,
+        window: int = 16,
+        on_block: Callable[[AuditReport], None] | None = None,
+    ) -> None:
+        self.genesis = genesis
+        self.validators = ValidatorSet.from_pairs(genesis.validator_keys())
+        self.saved = saved
+        self.cp_height = 0
+        self.cp_hash = b""
+        if saved is not None:
+            res = require_checkpoint(saved.checkpoint, genesis)
+            self.cp_height, self.cp_hash = res.height, res.block_hash
+            if saved.block_hashes and (
+                len(saved.block_hashes) != res.height or saved.block_hashes[-1] != res.block_hash
+            ):
+                raise VerificationError(
+                    "audit checkpoint: block_hashes do not end at the checkpoint's header"
+                )
+        self.report = AuditReport(checkpoint_height=self.cp_height)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="audit")
+        self._window = window
+        self._pending: deque[_Pending] = deque()
+        self._custody = custody.InMemoryCustody()
+        self._ids: set[bytes] = set()
+        self._nonces: set[tuple[str, str]] = set()
+        self._stack: list[bytes] = []
+        self._on_block = on_block
+        self._t0 = time.perf_counter()
+
+    # ------------------------------------------------------------------ API
+
+    def feed(self, cb: types_pb2.CommittedBlock) -> None:
+        """Queue one block; raises ``AuditError`` as soon as an earlier block fails."""
+        raw = bytes(cb.block.header)
+        bh = hashlib.sha256(raw).digest()
+        envs = list(cb.block.envelopes)
+        g, vs = self.genesis, self.validators
+        cert_f = self._pool.submit(
+            verify_certificate, cb.certificate, vs, g.hash, g.chain_id, bh
+        )
+        chunks = [
+            self._pool.submit(_verify_chunk, envs[i : i + _CHUNK], g)
+            for i in range(0, len(envs), _CHUNK)
+        ]
+        self._pending.append(_Pending(cb, parse_header(raw), bh, cert_f, chunks))
+        while len(self._pending) > self._window:
+            self._process(self._pending.popleft())
+
+    def finish(self) -> AuditReport:
+        """Process what is queued and run the final checkpoint check; never raises."""
+        try:
+            while self._pending:
+                self._process(self._pending.popleft())
+            if self.report.height < self.cp_height:
+                raise AuditError(
+                    self.report.height + 1,
+                    "checkpoint",
+                    f"the chain ends at height {self.report.height}, before the "
+                    f"checkpoint's height {self.cp_height}: history was truncated",
+                )
+        except AuditError as e:
+            self.report.error = e
+        self.close()
+        return self.report
+
+    def fail(self, error: AuditError) -> AuditReport:
+        """Record ``error`` (raised by ``feed``) and stop."""
+        self.report.error = error
+        self.close()
+        return self.report
+
+    def close(self) -> None:
+        self.report.seconds = time.perf_counter() - self._t0
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # ------------------------------------------------------------------ one block
+
+    def _process(self, p: _Pending) -> None:
+        r = self.report
+        expected = r.height + 1
+        # (1) header
+        h = p.header
+        if h is None:
+            raise AuditError(expected, "header", "header does not parse")
+        if h.chain_id != self.genesis.chain_id or h.genesis_hash != self.genesis.hash:
+            raise AuditError(expected, "header", "header belongs to another chain")
+        if h.height != expected:
+            raise AuditError(expected, "header", f"got height {h.height}: heights not contiguous")
+        height = h.height
+        # (2) link
+        if not hmac.compare_digest(bytes(h.prev_block_hash), r.head_hash):
+            raise AuditError(height, "link", "prev_block_hash is not the previous block's hash")
+        # (3) certificate
+        cert = p.cb.certificate
+        q = p.cert.result()
+        if cert.height != height or cert.round != h.round or not q:
+            why = q.describe("certificate") if not q else "certificate is for another height"
+            raise AuditError(height, "certificate", why)
+        # (4) contents
+        envs = p.cb.block.envelopes
+        if h.num_records != len(envs):
+            raise AuditError(height, "contents", f"num_records {h.num_records}, {len(envs)} sent")
+        results: _Verified = []
+        for f in p.chunks:
+            results.extend(f.result())
+        # (5) envelopes
+        verified: list[VerifiedRecord] = []
+        leaves: list[bytes] = []
+        for i, res in enumerate(results):
+            if isinstance(res, LedgerError):
+                raise AuditError(height, "envelope", f"record {i}: {res}")
+            verified.append(res[0])
+            leaves.append(res[1])
+        if h.records_hash != records_hash(v.record_id for v in verified):
+            raise AuditError(height, "contents", "records_hash does not match the envelopes")
+        # (6) replay
+        for i, v in enumerate(verified):
+            nonce = (v.record.author, v.record.nonce)
+            if v.record_id in self._ids or nonce in self._nonces:
+                raise AuditError(height, "replay", f"record {i} ({v.record_id.hex()}) repeats")
+            self._ids.add(v.record_id)
+            self._nonces.add(nonce)
+        # (7) rules
+        update = custody.apply_block(
+            self._custody,
+            [(v.record, v.envelope.signers()) for v in verified],
+            self.genesis,
+            r.log_size,
+        )
+        if update.refused:
+            ref = update.refused[0]
+            raise AuditError(height, "rules", f"record {ref.position}: {ref.error}")
+        self._custody.commit(update)
+        # (8) log
+        size = r.log_size
+        stack = self._stack
+        node = merkle.node_hash
+        for leaf in leaves:
+            size += 1
+            acc, m = leaf, size
+            while not m & 1:
+                acc = node(stack.pop(), acc)
+                m >>= 1
+            stack.append(acc)
+        root = merkle.fold(stack)
+        if h.log_size != size or not hmac.compare_digest(bytes(h.log_root), root):
+            raise AuditError(
+                height, "log", f"header log ({h.log_size}) differs from the recomputed ({size})"
+            )
+        # (9) checkpoint
+        if height <= self.cp_height:
+            assert self.saved is not None
+            known = self.saved.block_hashes
+            if known and known[height - 1] != p.block_hash:
+                raise AuditError(
+                    height,
+                    "checkpoint",
+                    "history differs from the saved checkpoint: the log was rewritten "
+                    f"(first differing height {height})",
+                )
+            if height == self.cp_height and p.block_hash != self.cp_hash:
+                raise AuditError(
+                    height,
+                    "checkpoint",
+                    "the block at the checkpoint's height is not the checkpoint's header: "
+                    "the log was rewritten (two certified headers at one height)",
+                )
+        r.blocks += 1
+        r.records += len(verified)
+        r.height, r.log_size, r.log_root, r.head_hash = height, size, root, p.block_hash
+        r.block_hashes.append(p.block_hash)
+        r.last = p.cb
+        if self._on_block is not None:
+            self._on_block(r)
+
+
+def audit_blocks(
+    blocks: Any,
+    genesis: Genesis,
+    saved: SavedCheckpoint | None = None,
+    *,
+    threads: int = 4,
+    on_block: Callable[[AuditReport], None] | None = None,
+) -> AuditReport:
+    """Audit an iterable of ``CommittedBlock``; never raises an ``AuditError`` (it is in
+    the report), but an error of the iterable itself (a node going away) propagates."""
+    auditor = Auditor(genesis, saved, threads=threads, on_block=on_block)
+    try:
+        for cb in blocks:
+            auditor.feed(cb)
+    except AuditError as e:
+        return auditor.fail(e)
+    except BaseException:
+        auditor.close()
+        raise
+    return auditor.finish()
+
+
+__all__ = ["AuditError", "AuditReport", "Auditor", "audit_blocks"]
