@@ -105,9 +105,7 @@ class AuditReport:
         """The last audited certified header, with every block hash up to it."""
         if self.last is None:
             raise VerificationError("audit: no block to save a checkpoint of")
-        cp = types_pb2.Checkpoint(
-            header=self.last.block.header, certificate=self.last.certificate
-        )
+        cp = types_pb2.Checkpoint(header=self.last.block.header, certificate=self.last.certificate)
         return SavedCheckpoint(cp, tuple(self.block_hashes))
 
 
@@ -180,9 +178,7 @@ class Auditor:
         bh = hashlib.sha256(raw).digest()
         envs = list(cb.block.envelopes)
         g, vs = self.genesis, self.validators
-        cert_f = self._pool.submit(
-            verify_certificate, cb.certificate, vs, g.hash, g.chain_id, bh
-        )
+        cert_f = self._pool.submit(verify_certificate, cb.certificate, vs, g.hash, g.chain_id, bh)
         chunks = [
             self._pool.submit(_verify_chunk, envs[i : i + _CHUNK], g)
             for i in range(0, len(envs), _CHUNK)

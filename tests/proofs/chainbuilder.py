@@ -61,7 +61,9 @@ class ChainBuilder:
         )
         return sign_record(rec, key(author))
 
-    def handoff(self, code: str, sender: str = "farm", receiver: str = "slaughterhouse") -> Envelope:
+    def handoff(
+        self, code: str, sender: str = "farm", receiver: str = "slaughterhouse"
+    ) -> Envelope:
         rec = make_record(
             self.genesis,
             sender,
