@@ -171,4 +171,6 @@ class RunningTestnet:
                 return None
             return first
 
-        return wait_for(same, timeout, 0.2, f"nodes {idx} to agree on a head >= {min_height}")
+        head = wait_for(same, timeout, 0.2, f"nodes {idx} to agree on a head >= {min_height}")
+        assert head is not None
+        return head

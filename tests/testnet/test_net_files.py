@@ -22,11 +22,15 @@ def test_create_writes_keys_genesis_configs_and_manifest(tmp_path):
     assert g.chain_id == "t-chain"
     assert g.validators == ("validator0", "validator1", "validator2", "validator3")
     for v in g.validators:
-        assert g.member(v).roles == ("association",)
+        m = g.member(v)
+        assert m is not None
+        assert m.roles == ("association",)
     for name, roles in mf.DEMO_MEMBERS.items():
-        assert g.member(name).roles == roles
+        m = g.member(name)
+        assert m is not None
+        assert m.roles == roles
         key = load_key_file(d / "keys" / f"{name}.key")
-        assert key.public_key == g.member(name).public_key
+        assert key.public_key == m.public_key
         assert stat.S_IMODE((d / "keys" / f"{name}.key").stat().st_mode) == 0o600
     assert g.consensus.timeout_propose_ms == 1000
     assert g.consensus.timeout_prevote_ms == g.consensus.timeout_precommit_ms == 500

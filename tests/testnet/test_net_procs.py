@@ -7,6 +7,7 @@ recorded, health waited for, faults applied by index, and nothing left running.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from node.errors import InputError
 from testnet import net, procs
+from testnet.manifest import Manifest
 from tests.testnet.harness import free_base_port, pid_alive
 
 FAKE = Path(__file__).with_name("fake_node.py")
@@ -47,7 +49,7 @@ def test_up_status_faults_down(tmp_path, fake_nodes):
     d = tmp_path / "net"
     port = free_base_port(3)
     man = net.up(d, 3, port, timeout=20)
-    pids = [n.pid for n in man.nodes]
+    pids = [n.pid or 0 for n in man.nodes]
     assert all(pids)
     assert len(set(pids)) == 3
     st = net.status(d)
@@ -107,7 +109,7 @@ def test_a_node_that_exits_fails_up_with_its_log_and_stops_the_others(
         net.up(tmp_path / "net", 2, free_base_port(2), timeout=20)
     assert "failing at start as asked" in ei.value.log_tail
     assert not any(pid_alive(p) for p in fake_nodes)
-    assert all(n.pid is None for n in net.Manifest.load(tmp_path / "net").nodes)
+    assert all(n.pid is None for n in Manifest.load(tmp_path / "net").nodes)
 
 
 def test_an_unhealthy_node_fails_up_at_the_deadline(tmp_path, fake_nodes, monkeypatch):
@@ -140,5 +142,5 @@ def test_a_reused_pid_is_never_signalled(tmp_path):
     # our own PID is alive but is not a node of this config: nothing is sent to it
     cfg = tmp_path / "node0.toml"
     assert not procs.is_ours(os.getpid(), cfg)
-    assert not procs.send(os.getpid(), cfg, 9)
+    assert not procs.send(os.getpid(), cfg, signal.SIGKILL)
     assert procs.stop(os.getpid(), cfg)
