@@ -112,7 +112,7 @@ def test_status_and_not_found(served):
 
 def test_stream_errors_are_mapped_midway(served):
     client, _ = served
-    got = []
+    got: list[int] = []
     with pytest.raises(errors.LedgerError, match="disk on fire"):
         got.extend(b.certificate.height for b in client.stream_blocks())
     assert got == [1, 2, 3]
