@@ -1,15 +1,16 @@
 """The Merkle log's persistent layout on one LMDB sub-database, and its append step.
 
 Every *complete* perfect subtree ``(level, index)`` is hashed exactly once, when its last
-leaf arrives, and never changes afterwards. Nodes are numbered in that completion order
-(post-order): ``position(level, index)`` grows with every append, so the node stream is
-append-only. It is stored in chunks of ``CHUNK`` hashes under 8-byte big-endian chunk
-numbers; only the last, partial chunk is ever rewritten (once per block). A tree of ``n``
-leaves holds ``2n - popcount(n)`` nodes, about 64 bytes of hashes per leaf.
+leaf arrives, and never changes afterwards. Level ``l`` of a tree of ``n`` leaves holds
+``n >> l`` nodes; each level is an append-only stream of 32-byte hashes, stored in chunks of
+``CHUNK`` hashes under the key ``level (1 byte) || chunk number (8 bytes, big-endian)``.
+A full chunk is 4,064 bytes: exactly one 4 KiB LMDB overflow page, so hashes cost ~32.3
+bytes each whatever the B-tree's fill; ``2n`` nodes make ~65 bytes per leaf. Only the last,
+partial chunk of each level is ever rewritten (at most once per block and level).
 
-Any root, inclusion proof or consistency proof at a past size ``s <= n`` is a list of
-aligned ranges (``node.merkle``), each the fold of at most 64 stored perfect subtrees:
-O(log n) reads, no leaf rehashing.
+A root, inclusion proof or consistency proof at a past size ``s <= n`` is a list of aligned
+ranges (``node.merkle``), each the fold of at most 64 stored perfect subtrees: O(log n)
+reads, no leaf rehashing.
 """
 
 from __future__ import annotations
@@ -21,35 +22,30 @@ from dataclasses import dataclass
 
 from node import merkle
 
-CHUNK = 63  # 63 * 32 = 2016-byte values: two per 4 KiB LMDB page, never an overflow page
+CHUNK = 127  # hashes per chunk: 127 * 32 + 16-byte page header <= 4096
 _CHUNK_BYTES = CHUNK * merkle.HASH_SIZE
-_KEY = struct.Struct(">Q")
+_NODE_KEY = struct.Struct(">BQ")
 
 
-def node_count(size: int) -> int:
-    """Number of complete perfect subtrees (stored nodes) in a tree of ``size`` leaves."""
-    return 2 * size - size.bit_count()
-
-
-def position(level: int, index: int) -> int:
-    """Post-order position of node ``(level, index)``: how many nodes complete before it."""
-    end = (index + 1) << level  # the node completes when leaf end-1 is appended
-    top = (end & -end).bit_length() - 1  # the highest node completed by that append
-    return node_count(end) - 1 - (top - level)
+def chunk_key(level: int, chunk: int) -> bytes:
+    return _NODE_KEY.pack(level, chunk)
 
 
 @dataclass(frozen=True)
 class Frontier:
-    """The tree's right border: ``size`` leaves and the perfect subtrees covering them
-    (largest first), plus the hashes already in the last, partial chunk."""
+    """The tree's right border: ``size`` leaves, the perfect subtrees covering them
+    (``peaks``, largest first), and per level the hashes already in its partial chunk."""
 
     size: int
     peaks: tuple[bytes, ...]
-    tail: bytes
+    tails: tuple[bytes, ...]  # tails[level], for level < size.bit_length()
 
     @property
     def root(self) -> bytes:
         return merkle.fold(self.peaks)
+
+
+EMPTY = Frontier(0, (), ())
 
 
 @dataclass(frozen=True)
@@ -57,83 +53,93 @@ class Appended:
     """The result of ``extend``: the new frontier and the chunk puts that record it."""
 
     frontier: Frontier
-    overwrite: tuple[bytes, bytes] | None  # the previously partial chunk, rewritten
-    appends: list[tuple[bytes, bytes]]  # new chunks, keys ascending past every stored key
+    puts: list[tuple[bytes, bytes]]  # (chunk key, chunk value); overwrites partial chunks
 
 
-def extend(front: Frontier, leaf_data: Sequence[bytes]) -> Appended:
-    """Append leaves (their raw data; hashed here) to ``front``. Pure.
+def _peaks_by_level(front: Frontier) -> dict[int, bytes]:
+    n = front.size
+    levels = [lv for lv in range(n.bit_length() - 1, -1, -1) if n >> lv & 1]
+    return dict(zip(levels, front.peaks, strict=True))
 
-    Invariant: ``result.frontier.root`` is ``MTH`` of all leaves; the puts hold every node
-    completed by these leaves, in post-order, after the ``node_count(front.size)`` before.
+
+def extend(front: Frontier, leaf_data: Sequence[bytes], *, write: bool = True) -> Appended:
+    """Append leaves (raw data; hashed here) to ``front``. Pure; level by level, so the
+    hashing runs in list comprehensions rather than a per-leaf loop.
+
+    Invariant: ``result.frontier.root`` is ``MTH`` of all leaves, and ``result.puts`` (when
+    ``write``) stores every node these leaves complete.
     """
     if not leaf_data:
-        return Appended(front, None, [])
+        return Appended(front, [])
     sha = hashlib.sha256
-    out: list[bytes] = []
-    push = out.append
-    stack = list(front.peaks)
-    n = front.size
-    for data in leaf_data:
-        h = sha(b"\x00" + data).digest()
-        push(h)
-        n += 1
-        m = n
-        while not m & 1:
-            h = sha(b"\x01" + stack.pop() + h).digest()
-            push(h)
-            m >>= 1
-        stack.append(h)
-    buf = front.tail + b"".join(out)
-    first = node_count(front.size) // CHUNK
-    pieces = [
-        (_KEY.pack(first + j), buf[off : off + _CHUNK_BYTES])
-        for j, off in enumerate(range(0, len(buf), _CHUNK_BYTES))
-    ]
-    overwrite = pieces.pop(0) if front.tail and pieces else None
-    last = pieces[-1][1] if pieces else overwrite[1] if overwrite else b""
-    tail = last if len(last) < _CHUNK_BYTES else b""
-    return Appended(Frontier(n, tuple(stack), tail), overwrite, pieces)
+    old_peaks = _peaks_by_level(front)
+    tails = list(front.tails)
+    puts: list[tuple[bytes, bytes]] = []
+    new = [sha(b"\x00" + d).digest() for d in leaf_data]
+    peaks: dict[int, bytes] = {}
+    level, start = 0, front.size  # start: index of new[0] at this level (= old size >> level)
+    while new:
+        count = start + len(new)
+        if write:
+            if level == len(tails):
+                tails.append(b"")
+            buf = tails[level] + b"".join(new)
+            first = start // CHUNK
+            puts += [
+                (_NODE_KEY.pack(level, first + j), buf[off : off + _CHUNK_BYTES])
+                for j, off in enumerate(range(0, len(buf), _CHUNK_BYTES))
+            ]
+            used = count % CHUNK
+            tails[level] = buf[len(buf) - used * merkle.HASH_SIZE :] if used else b""
+        if count & 1:
+            peaks[level] = new[-1]
+        if start & 1:  # new[0] is a right child: its sibling is the old peak at this level
+            new = [old_peaks[level], *new]
+        it = iter(new)
+        new = [sha(b"\x01" + a + b).digest() for a, b in zip(it, it, strict=False)]
+        start >>= 1
+        level += 1
+    for lv, h in old_peaks.items():  # levels the new leaves did not reach keep their peak
+        if lv >= level:
+            peaks[lv] = h
+    size = front.size + len(leaf_data)
+    ordered = tuple(peaks[lv] for lv in range(size.bit_length() - 1, -1, -1) if size >> lv & 1)
+    return Appended(Frontier(size, ordered, tuple(tails) if write else ()), puts)
 
 
 def preview(front: Frontier, leaf_data: Sequence[bytes]) -> tuple[int, bytes]:
     """``(size, root)`` the log would have after appending ``leaf_data``; writes nothing."""
-    sha = hashlib.sha256
-    stack = list(front.peaks)
-    n = front.size
-    for data in leaf_data:
-        h = sha(b"\x00" + data).digest()
-        n += 1
-        m = n
-        while not m & 1:
-            h = sha(b"\x01" + stack.pop() + h).digest()
-            m >>= 1
-        stack.append(h)
-    return n, merkle.fold(stack)
+    after = extend(front, leaf_data, write=False).frontier
+    return after.size, after.root
 
 
-Reader = Callable[[bytes], bytes | None]
-"""Reads one chunk by key (an LMDB ``txn.get`` bound to the Merkle sub-database)."""
+Reader = Callable[[bytes], "bytes | memoryview | None"]
+"""Reads one chunk by key (an LMDB ``txn.get`` bound to the Merkle sub-database); a
+memoryview must stay valid while the ``NodeReader`` is used (same transaction)."""
 
 
 class NodeReader:
-    """Reads stored nodes through ``get``, caching chunks for one proof's lifetime."""
+    """Reads stored nodes through ``get``, caching chunks for one transaction."""
 
     def __init__(self, get: Reader) -> None:
         self._get = get
-        self._cache: dict[int, bytes] = {}
+        self._cache: dict[bytes, bytes | memoryview] = {}
+
+    def _chunk(self, key: bytes) -> bytes | memoryview:
+        value = self._cache.get(key)
+        if value is None:
+            value = self._get(key)
+            if value is None:
+                raise KeyError(key.hex())
+            self._cache[key] = value
+        return value
 
     def node(self, level: int, index: int) -> bytes:
         """The hash of the complete perfect subtree ``(level, index)``."""
-        chunk, offset = divmod(position(level, index), CHUNK)
-        value = self._cache.get(chunk)
-        if value is None:
-            value = self._get(_KEY.pack(chunk))
-            if value is None:
-                raise KeyError((level, index))
-            self._cache[chunk] = value = bytes(value)
+        chunk, offset = divmod(index, CHUNK)
+        value = self._chunk(_NODE_KEY.pack(level, chunk))
         start = offset * merkle.HASH_SIZE
-        h = value[start : start + merkle.HASH_SIZE]
+        h = bytes(value[start : start + merkle.HASH_SIZE])
         if len(h) != merkle.HASH_SIZE:
             raise KeyError((level, index))
         return h
@@ -145,14 +151,16 @@ class NodeReader:
     def frontier(self, size: int) -> Frontier:
         """Rebuild the frontier of a stored tree of ``size`` leaves (at open)."""
         peaks = tuple(self.node(lv, ix) for lv, ix in merkle.subtrees(0, size))
-        chunk, used = divmod(node_count(size), CHUNK)
-        tail = b""
-        if used:
-            value = self._get(_KEY.pack(chunk))
-            if value is None or len(value) < used * merkle.HASH_SIZE:
-                raise KeyError(("chunk", chunk))
-            tail = bytes(value)[: used * merkle.HASH_SIZE]
-        return Frontier(size, peaks, tail)
+        tails = []
+        for level in range(size.bit_length()):
+            chunk, used = divmod(size >> level, CHUNK)
+            tail = b""
+            if used:
+                tail = bytes(self._chunk(_NODE_KEY.pack(level, chunk))[: used * merkle.HASH_SIZE])
+                if len(tail) != used * merkle.HASH_SIZE:
+                    raise KeyError((level, chunk))
+            tails.append(tail)
+        return Frontier(size, peaks, tuple(tails))
 
     def inclusion(self, index: int, size: int) -> list[bytes]:
         return [self.range_hash(s, z) for s, z in merkle.inclusion_ranges(index, size)]

@@ -1,22 +1,28 @@
 """The node's durable state: one LMDB environment with named sub-databases.
 
-Layout (every integer key is 8-byte big-endian, so appends arrive in key order):
+Layout (integers are big-endian, so keys that grow are appended in key order):
 
-=============  =========================================  =================================
-sub-database   key                                        value
-=============  =========================================  =================================
-meta           ``version`` / ``genesis`` / ``head``       format, chain identity, head
-sign           ``state``                                  consensus last-signed state
-blocks         height                                     first index, count, block hash,
-                                                          header bytes, certificate bytes
-block_ends     log index one past a block's last record   height (non-empty blocks only)
-envelopes      log index                                  serialized Envelope, as given
-ids            record id (32 bytes)                       log index
-nonces         SHA-256(author, nonce)[:16]                log index
-codes          trace code (UTF-8), dupsort                log indexes, ascending
-merkle         chunk number                               node hashes (node.merkle_store)
-custody ...    upper layers' keys                         upper layers' values
-=============  =========================================  =================================
+============  ==========================================  ==================================
+sub-database  key                                         value
+============  ==========================================  ==================================
+meta          ``version`` / ``genesis`` / ``head``        format, chain identity, head
+sign          ``state``                                   consensus last-signed state
+blocks        height (8 bytes)                            ``_BLOCK`` fields, header bytes,
+                                                          certificate bytes, envelope end
+                                                          offsets, the envelopes back to back
+block_ends    log index one past a block's last record    height (non-empty blocks only)
+ids           record id (32 bytes)                        log index (8 bytes)
+nonces        len(author) || author || nonce (``nonce_key``)  empty
+codes         code || 0x00 || log index (``code_key``)     empty (keys sort by code, index)
+merkle        level || chunk (node.merkle_store)          127 node hashes per chunk
+custody ...   upper layers' keys                          upper layers' values
+============  ==========================================  ==================================
+
+Each envelope is stored once, inside its block's value (a run of overflow pages, so no
+per-record page slack); the log index of a record is found through ``ids`` and its block
+through ``block_ends``. Index keys are raw bytes, not digests, so that a block's inserts
+(one author's nonces, a range of serial codes) land on few B-tree pages: every page a
+transaction touches is copied and written at commit.
 
 Invariants:
 
@@ -40,10 +46,11 @@ import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import accumulate
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import lmdb
 
@@ -55,16 +62,16 @@ FORMAT_VERSION = 1
 ZERO_HASH = bytes(32)  # the head's block hash before the first block (prev_block_hash at 1)
 DEFAULT_MAP_SIZE = 1 << 30  # address space only; the file grows with the data
 EXTRA_DBS = ("custody", "edges", "evidence")  # pre-declared sub-databases for upper layers
-NONCE_KEY_SIZE = 16  # 128-bit truncated digest: accidental collision ~2^-64 at 2^32 records
+MAX_RAW_KEY = 400  # longer nonce or code keys are replaced by a digest (LMDB keys <= 511)
 DEFAULT_PAGE = 1000
-_CORE_DBS = ("meta", "sign", "blocks", "block_ends", "envelopes", "ids", "nonces", "codes")
+_CORE_DBS = ("meta", "sign", "blocks", "block_ends", "ids", "nonces", "codes")
 _MERKLE_DB = "merkle"
-_MAX_CODE_KEY = 448  # longer codes are keyed by their SHA-256 (LMDB keys are <= 511 bytes)
 
 _U64 = struct.Struct(">Q")
 _HEAD = struct.Struct(">Q32sQ32s")
-_BLOCK = struct.Struct(">QI32sI")  # first index, record count, block hash, header length
+_BLOCK = struct.Struct(">QI32sII")  # first index, count, block hash, header len, cert len
 _VERSION = struct.Struct(">I")
+_U32 = _VERSION
 
 T = TypeVar("T")
 
@@ -83,9 +90,9 @@ class Head:
 class BlockWrite:
     """Everything one committed block adds to the store, written atomically.
 
-    Per-record sequences are parallel (same length, log order). ``leaf_data[i]`` is hashed
-    into the log (the node passes the serialized envelope). ``extra`` holds generic puts
-    ``(db, key, value)`` for upper layers (``value is None`` deletes ``key``).
+    Per-record sequences are parallel (same length, log order). ``leaf_data[i]`` is what is
+    hashed into the log for record ``i`` (only its hash is stored). ``extra`` holds generic
+    puts ``(db, key, value)`` for upper layers (``value is None`` deletes ``key``).
     """
 
     height: int
@@ -135,18 +142,44 @@ def _field(number: int, payload: bytes) -> bytes:
 
 
 def nonce_key(author: str, nonce: str) -> bytes:
-    """The replay-index key of an author's nonce (length-prefixed, so unambiguous)."""
+    """The replay-index key of an author's nonce: ``len(author) || author || nonce``.
+
+    Raw bytes, so that one author's successive nonces (counters, timestamps) sort together
+    and a block's inserts touch few pages; a key that would be too long (or an author of 255+
+    bytes) becomes ``0xff || SHA-256(len(author), author, nonce)``.
+    """
     a = author.encode()
-    digest = hashlib.sha256(_VERSION.pack(len(a)) + a + nonce.encode()).digest()
-    return digest[:NONCE_KEY_SIZE]
+    key = bytes((len(a),)) + a + nonce.encode() if len(a) < 255 else b""
+    if not key or len(key) > MAX_RAW_KEY:
+        key = b"\xff" + hashlib.sha256(_U32.pack(len(a)) + a + nonce.encode()).digest()
+    return key
 
 
 def code_key(code: str) -> bytes:
-    """The code-index key of a trace code: its UTF-8, or a digest for very long codes."""
+    """The code-index key prefix of a trace code: ``code || 0x00``; each entry appends the
+    8-byte log index, so entries sort by code, then index. Raw, so codes sharing a prefix
+    (serial ranges) stay together; a code with NUL or too long becomes ``0x00 || SHA-256``."""
     raw = code.encode()
-    if len(raw) <= _MAX_CODE_KEY:
-        return raw
-    return b"\x00sha256:" + hashlib.sha256(raw).digest()
+    if b"\x00" in raw or len(raw) > MAX_RAW_KEY:
+        raw = b"\x00" + hashlib.sha256(raw).digest()
+    return raw + b"\x00"
+
+
+def _unpack_block(height: int, value: bytes | memoryview) -> tuple[StoredBlock, int, int]:
+    """A stored block value -> (block without envelopes, offsets start, envelopes start)."""
+    first, n, block_hash, hlen, clen = _BLOCK.unpack_from(value)
+    h0 = _BLOCK.size
+    c0 = h0 + hlen
+    o0 = c0 + clen
+    block = StoredBlock(height, block_hash, bytes(value[h0:c0]), bytes(value[c0:o0]), first, ())
+    return block, o0, o0 + 4 * n
+
+
+def _envelope_in(value: bytes | memoryview, offsets: int, data: int, i: int) -> bytes:
+    """Envelope ``i`` of a stored block value (see ``_unpack_block``)."""
+    end = data + _U32.unpack_from(value, offsets + 4 * i)[0]
+    start = data + (_U32.unpack_from(value, offsets + 4 * (i - 1))[0] if i else 0)
+    return bytes(value[start:end])
 
 
 class _Gate:
@@ -190,11 +223,6 @@ class _Gate:
 def _abort(txn: lmdb.Transaction) -> None:
     with contextlib.suppress(lmdb.Error):  # already finished by a failed commit
         txn.abort()
-
-
-def _get(txn: lmdb.Transaction, key: bytes, db: lmdb._Database) -> bytes | None:
-    """``txn.get`` typed for transactions opened without ``buffers`` (values are bytes)."""
-    return cast("bytes | None", txn.get(key, db=db))
 
 
 def _check_block(b: BlockWrite) -> None:
@@ -272,15 +300,10 @@ class Store:
         except lmdb.Error as e:
             raise StorageError(f"cannot open the store at {p}: {e}") from e
         try:
-            dbs = {
-                n: env.open_db(n.encode(), dupsort=n == "codes", dupfixed=n == "codes")
-                for n in names
-            }
+            dbs = {n: env.open_db(n.encode()) for n in names}
             head = cls._load_or_init(env, dbs, p, genesis_hash)
             with env.begin(db=dbs[_MERKLE_DB]) as txn:
-                frontier = NodeReader(lambda k: _get(txn, k, dbs[_MERKLE_DB])).frontier(
-                    head.log_size
-                )
+                frontier = NodeReader(txn.get).frontier(head.log_size)
         except lmdb.Error as e:
             env.close()
             raise StorageError(f"cannot open the store at {p}: {e}") from e
@@ -319,7 +342,10 @@ class Store:
                     f"store at {p} belongs to another chain (genesis {theirs}..., "
                     f"expected {genesis_hash.hex()[:16]}...)"
                 )
-            return Head(*_HEAD.unpack(cast(bytes, txn.get(b"head"))))
+            raw = txn.get(b"head")
+            if raw is None:
+                raise StorageError(f"store at {p} is corrupt: no head")
+            return Head(*_HEAD.unpack(raw))
 
     def close(self) -> None:
         """Close the environment (idempotent); waits for running reads to finish."""
@@ -351,11 +377,21 @@ class Store:
     # ------------------------------------------------------------------ transactions
 
     @contextmanager
-    def _read(self) -> Iterator[lmdb.Transaction]:
+    def _read(self) -> Iterator[lmdb.Transaction[bytes]]:
+        """A read transaction whose values are bytes."""
         with self._gate.shared():
             if self._closed:
                 raise StorageError("the store is closed")
             with self._env.begin() as txn:
+                yield txn
+
+    @contextmanager
+    def _view(self) -> Iterator[lmdb.Transaction[memoryview]]:
+        """A read transaction whose values are zero-copy memoryviews, valid inside it."""
+        with self._gate.shared():
+            if self._closed:
+                raise StorageError("the store is closed")
+            with self._env.begin(buffers=True) as txn:
                 yield txn
 
     def _write(self, work: Callable[[lmdb.Transaction], T]) -> T:
@@ -421,48 +457,41 @@ class Store:
         pack = _U64.pack
         first = self._head.log_size
         n = len(b.envelopes)
-        idx = [pack(i) for i in range(first, first + n)]
         appended = extend(self._frontier, b.leaf_data)
         front = appended.frontier
 
-        if n:
-            with txn.cursor(dbs["envelopes"]) as cur:
-                if cur.putmulti(list(zip(idx, b.envelopes, strict=True)), append=True)[1] != n:
-                    raise StorageError(f"log index {first} is already stored")
-            with txn.cursor(dbs["ids"]) as cur:
-                items = sorted(zip(b.record_ids, idx, strict=True))
-                if cur.putmulti(items, overwrite=False)[1] != n:
-                    raise ReplayError(f"block {b.height} repeats a stored record id")
-            with txn.cursor(dbs["nonces"]) as cur:
-                items = sorted(
-                    (nonce_key(a, nn), k) for (a, nn), k in zip(b.nonces, idx, strict=True)
-                )
-                if cur.putmulti(items, overwrite=False)[1] != n:
-                    raise ReplayError(f"block {b.height} repeats a stored author nonce")
-            pairs = sorted(
-                {(code_key(c), k) for cs, k in zip(b.codes, idx, strict=True) for c in cs}
+        ends = list(accumulate(map(len, b.envelopes)))
+        value = b"".join(
+            (
+                _BLOCK.pack(first, n, b.block_hash, len(b.header_bytes), len(b.certificate_bytes)),
+                b.header_bytes,
+                b.certificate_bytes,
+                struct.pack(f">{n}I", *ends),
+                *b.envelopes,
             )
-            if pairs:
+        )
+        if not txn.put(pack(b.height), value, append=True, db=dbs["blocks"]):
+            raise StorageError(f"block {b.height} is already stored")
+        if n:
+            idx = [pack(i) for i in range(first, first + n)]
+            with txn.cursor(dbs["ids"]) as cur:
+                if cur.putmulti(list(zip(b.record_ids, idx, strict=True)), overwrite=False)[1] != n:
+                    raise ReplayError(f"block {b.height} repeats a stored record id")
+            nonce_items = [(nonce_key(a, nn), b"") for a, nn in b.nonces]
+            with txn.cursor(dbs["nonces"]) as cur:
+                if cur.putmulti(nonce_items, overwrite=False)[1] != n:
+                    raise ReplayError(f"block {b.height} repeats a stored author nonce")
+            code_items = [
+                (code_key(c) + k, b"") for cs, k in zip(b.codes, idx, strict=True) for c in cs
+            ]
+            if code_items:
                 with txn.cursor(dbs["codes"]) as cur:
-                    cur.putmulti(pairs)
+                    cur.putmulti(code_items)
             txn.put(pack(first + n), pack(b.height), append=True, db=dbs["block_ends"])
 
-        merkle_db = dbs[_MERKLE_DB]
-        if appended.overwrite is not None:
-            txn.put(*appended.overwrite, db=merkle_db)
-        if appended.appends:
-            with txn.cursor(merkle_db) as cur:
-                if cur.putmulti(appended.appends, append=True)[1] != len(appended.appends):
-                    raise StorageError("Merkle node chunks out of order")
-
-        value = _BLOCK.pack(first, n, b.block_hash, len(b.header_bytes))
-        if not txn.put(
-            pack(b.height),
-            value + b.header_bytes + b.certificate_bytes,
-            append=True,
-            db=dbs["blocks"],
-        ):
-            raise StorageError(f"block {b.height} is already stored")
+        if appended.puts:
+            with txn.cursor(dbs[_MERKLE_DB]) as cur:
+                cur.putmulti(appended.puts)
         for name, key, val in b.extra:
             if val is None:
                 txn.delete(key, db=dbs[name])
@@ -488,63 +517,68 @@ class Store:
 
     def get_sign_state(self) -> bytes | None:
         with self._read() as txn:
-            return _get(txn, b"state", self._dbs["sign"])
+            return txn.get(b"state", db=self._dbs["sign"])
 
     def get_block(self, height: int) -> StoredBlock | None:
         """The block at ``height`` with its envelopes, or ``None``."""
-        with self._read() as txn:
-            value = _get(txn, _U64.pack(height), self._dbs["blocks"])
+        with self._view() as txn:
+            value = txn.get(_U64.pack(height), db=self._dbs["blocks"])
             if value is None:
                 return None
-            first, n, block_hash, hlen = _BLOCK.unpack_from(value)
-            off = _BLOCK.size
-            envelopes: list[bytes] = []
-            if n:
-                with txn.cursor(self._dbs["envelopes"]) as cur:
-                    cur.set_key(_U64.pack(first))
-                    for _ in range(n):
-                        envelopes.append(cast(bytes, cur.value()))
-                        cur.next()
-        return StoredBlock(
-            height,
-            block_hash,
-            value[off : off + hlen],
-            value[off + hlen :],
-            first,
-            tuple(envelopes),
-        )
+            block, offsets, data = _unpack_block(height, value)
+            n = (data - offsets) // 4
+            ends = struct.unpack_from(f">{n}I", value, offsets)
+            starts = (0, *ends[:-1]) if n else ()
+            envelopes = tuple(
+                bytes(value[data + a : data + z]) for a, z in zip(starts, ends, strict=True)
+            )
+        return replace(block, envelopes=envelopes)
+
+    def _envelope_at(self, txn: lmdb.Transaction[memoryview], index: int) -> bytes | None:
+        with txn.cursor(self._dbs["block_ends"]) as cur:
+            if not cur.set_range(_U64.pack(index + 1)):
+                return None
+            height = cur.value()
+        value = txn.get(height, db=self._dbs["blocks"])
+        if value is None:
+            raise StorageError(f"store is corrupt: block {_U64.unpack(height)[0]} is missing")
+        first = _U64.unpack_from(value)[0]
+        _block, offsets, data = _unpack_block(0, value)
+        return _envelope_in(value, offsets, data, index - first)
 
     def get_envelope(self, record_id: bytes) -> bytes | None:
         """The envelope bytes of a record, exactly as stored, or ``None``."""
-        with self._read() as txn:
-            index = _get(txn, record_id, self._dbs["ids"])
-            return None if index is None else _get(txn, index, self._dbs["envelopes"])
+        with self._view() as txn:
+            index = txn.get(record_id, db=self._dbs["ids"])
+            return None if index is None else self._envelope_at(txn, _U64.unpack(index)[0])
 
     def get_envelope_at(self, log_index: int) -> bytes | None:
         """The envelope at a log index, or ``None``."""
-        with self._read() as txn:
-            return _get(txn, _U64.pack(log_index), self._dbs["envelopes"])
+        with self._view() as txn:
+            if not 0 <= log_index < self._head.log_size:
+                return None
+            return self._envelope_at(txn, log_index)
 
     def record_location(self, record_id: bytes) -> tuple[int, int] | None:
         """``(log_index, height)`` of a stored record, or ``None``."""
         with self._read() as txn:
-            raw = _get(txn, record_id, self._dbs["ids"])
+            raw = txn.get(record_id, db=self._dbs["ids"])
             if raw is None:
                 return None
             index = _U64.unpack(raw)[0]
             with txn.cursor(self._dbs["block_ends"]) as cur:
                 if not cur.set_range(_U64.pack(index + 1)):
                     raise StorageError(f"store is corrupt: no block holds log index {index}")
-                return index, _U64.unpack(cast(bytes, cur.value()))[0]
+                return index, _U64.unpack(cur.value())[0]
 
     def has_record(self, record_id: bytes) -> bool:
         with self._read() as txn:
-            return _get(txn, record_id, self._dbs["ids"]) is not None
+            return txn.get(record_id, db=self._dbs["ids"]) is not None
 
     def nonce_seen(self, author: str, nonce: str) -> bool:
         """Whether a stored record by ``author`` used ``nonce`` (survives restarts)."""
         with self._read() as txn:
-            return _get(txn, nonce_key(author, nonce), self._dbs["nonces"]) is not None
+            return txn.get(nonce_key(author, nonce), db=self._dbs["nonces"]) is not None
 
     def code_indexes(self, code: str, start: int = 0, limit: int = DEFAULT_PAGE) -> list[int]:
         """Ascending log indexes ``>= start`` of records naming ``code``, at most ``limit``.
@@ -554,19 +588,23 @@ class Store:
         out: list[int] = []
         if limit <= 0:
             return out
+        prefix = code_key(code)
         with self._read() as txn, txn.cursor(self._dbs["codes"]) as cur:
-            if not cur.set_range_dup(code_key(code), _U64.pack(max(start, 0))):
+            if not cur.set_range(prefix + _U64.pack(max(start, 0))):
                 return out
             unpack = _U64.unpack
-            while True:
-                out.append(unpack(cast(bytes, cur.value()))[0])
-                if len(out) >= limit or not cur.next_dup():
-                    return out
+            for key in cur.iternext(values=False):
+                if len(key) != len(prefix) + 8 or not key.startswith(prefix):
+                    break
+                out.append(unpack(key[-8:])[0])
+                if len(out) >= limit:
+                    break
+        return out
 
     def get(self, db: str, key: bytes) -> bytes | None:
         """A value from an upper layer's sub-database."""
         with self._read() as txn:
-            return _get(txn, key, self._extra_db(db))
+            return txn.get(key, db=self._extra_db(db))
 
     def scan(
         self, db: str, prefix: bytes, *, after: bytes = b"", limit: int = DEFAULT_PAGE
@@ -577,7 +615,7 @@ class Store:
         with self._read() as txn, txn.cursor(self._extra_db(db)) as cur:
             if not cur.set_range(max(prefix, after)):
                 return out
-            for key, value in cast("Iterator[tuple[bytes, bytes]]", iter(cur)):
+            for key, value in iter(cur):
                 if not key.startswith(prefix) or len(out) >= limit:
                     break
                 if key != after:
@@ -601,9 +639,9 @@ class Store:
 
     @contextmanager
     def _nodes(self) -> Iterator[NodeReader]:
-        with self._read() as txn:
+        with self._view() as txn:
             db = self._dbs[_MERKLE_DB]
-            yield NodeReader(lambda key: _get(txn, key, db))
+            yield NodeReader(lambda key: txn.get(key, db=db))
 
     def frontier(self) -> Frontier:
         """The log's current frontier (its perfect-subtree peaks), for previewing roots."""
