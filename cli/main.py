@@ -7,11 +7,15 @@ import sys
 import typer
 
 from cli import (
+    audit_cmd,
+    checkpoint_cmd,
     consortium_cmd,
     epcis_cmd,
+    evidence_cmd,
     handoff_cmd,
     keys_cmd,
     node_cmd,
+    proof_cmd,
     recall_cmd,
     record_cmd,
     testnet_cmd,
@@ -36,6 +40,11 @@ app.add_typer(handoff_cmd.app, name="handoff")
 app.add_typer(trace_cmd.app, name="trace")
 app.command("recall")(recall_cmd.recall)
 app.add_typer(epcis_cmd.app, name="epcis")
+app.command("prove")(proof_cmd.prove)
+app.command("verify")(proof_cmd.verify)
+app.command("audit")(audit_cmd.audit)
+app.command("checkpoint")(checkpoint_cmd.checkpoint)
+app.add_typer(evidence_cmd.app, name="evidence")
 
 
 def run() -> None:

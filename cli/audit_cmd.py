@@ -1,0 +1,106 @@
+"""`suyuan audit`: stream every block from a node and replay the whole chain offline-style.
+
+The node is only a source of bytes: every check (``node.audit``: heights, links,
+certificates, envelopes, replay, custody rules, log root, checkpoint) uses the genesis file
+alone. A rich progress bar on a terminal; plain JSON with ``--json``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import console, print_json, write_text_atomic
+from cli.proof_cmd import JsonOpt, NodeOpt, load_checkpoint
+from node.audit import AuditReport, audit_blocks
+from node.errors import ChainMismatchError
+from node.genesis import Genesis
+
+
+def _summary(r: AuditReport) -> str:
+    return (
+        f"{r.blocks} blocks, {r.records} records, log size {r.log_size}, "
+        f"root {r.log_root.hex()[:16]}..., {r.seconds:.2f} s "
+        f"({r.records_per_second:,.0f} records/s)"
+    )
+
+
+def audit(
+    genesis: Annotated[Path, typer.Option("--genesis", help="The consortium's genesis.json.")],
+    node: NodeOpt = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", help="A checkpoint saved by an earlier audit (or exported)."),
+    ] = None,
+    save_checkpoint: Annotated[
+        Path | None,
+        typer.Option("--save-checkpoint", help="Write the audited head as a checkpoint here."),
+    ] = None,
+    threads: Annotated[int, typer.Option("--threads", help="Signature-check threads.")] = 4,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds for the stream.")] = 3600.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify every block, certificate, envelope, rule and log root of a node's chain."""
+    from cli.nodeaddr import resolve_node
+    from node.client import LedgerClient
+
+    g = Genesis.load(genesis)
+    saved = load_checkpoint(checkpoint) if checkpoint is not None else None
+    target = resolve_node(node)
+    with LedgerClient(target.address) as client:
+        status = client.status()
+        if status.genesis_hash != g.hash:
+            raise ChainMismatchError(
+                f"node {target.address} serves chain {status.chain_id!r} "
+                f"({status.genesis_hash.hex()[:16]}...), not {g.chain_id!r}"
+            )
+        head = status.height
+        blocks = client.stream_blocks(1, head, timeout=timeout) if head else iter(())
+        if as_json or not sys.stdout.isatty():
+            report = audit_blocks(blocks, g, saved, threads=threads)
+        else:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            with Progress(
+                TextColumn("audit"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("blocks  {task.fields[records]} records"),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("audit", total=head, records=0)
+
+                def tick(r: AuditReport) -> None:
+                    bar.update(task, completed=r.height, records=r.records)
+
+                report = audit_blocks(blocks, g, saved, threads=threads, on_block=tick)
+    if report.ok and save_checkpoint is not None and report.last is not None:
+        write_text_atomic(save_checkpoint, report.saved_checkpoint().to_json())
+    if as_json:
+        doc = report.to_dict()
+        doc["node"] = target.address
+        if save_checkpoint is not None and report.ok:
+            doc["saved_checkpoint"] = str(save_checkpoint)
+        print_json(doc)
+    if report.error is not None:
+        raise report.error
+    if not as_json:
+        console.print(f"audit passed: {_summary(report)}", markup=False)
+        if saved is not None:
+            console.print(
+                f"consistent with the checkpoint at height {report.checkpoint_height}",
+                markup=False,
+            )
+        if save_checkpoint is not None:
+            console.print(f"checkpoint at height {report.height} -> {save_checkpoint}")

@@ -1,0 +1,116 @@
+"""`suyuan evidence list|verify`: equivocation evidence nodes observed, checked offline.
+
+``list`` prints what a node kept (``Ledger.ListEvidence``); ``--json`` (or ``--out``) gives
+the ``ListEvidenceResponse`` JSON mapping, which ``verify`` accepts as is, as does a single
+``Evidence`` JSON object. ``verify`` needs only the genesis file
+(``consensus.evidence.check_evidence``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from google.protobuf import json_format
+
+from cli.common import console, print_json, write_text_atomic
+from cli.proof_cmd import JsonOpt, NodeOpt, read_bytes
+from consensus.evidence import check_evidence, evidence_key
+from consensus.validators import ValidatorSet
+from node.errors import InputError, VerificationError
+from node.genesis import Genesis
+from proto import consensus_pb2, services_pb2
+
+app = typer.Typer(
+    help="Equivocation evidence: list a node's, verify offline.", no_args_is_help=True
+)
+
+
+def _describe(ev: consensus_pb2.Evidence) -> dict[str, Any]:
+    kind, validator, height, round_, vtype = evidence_key(ev)
+    return {"kind": kind, "validator": validator, "height": height, "round": round_, "type": vtype}
+
+
+def parse_evidence_json(text: bytes) -> list[consensus_pb2.Evidence]:
+    """One ``Evidence`` object, or a ``ListEvidenceResponse`` ({"evidence": [...]})."""
+    try:
+        doc = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"evidence: not valid JSON ({e})") from e
+    try:
+        if isinstance(doc, dict) and set(doc) <= {"evidence"}:
+            resp = services_pb2.ListEvidenceResponse()
+            json_format.ParseDict(doc, resp, ignore_unknown_fields=False)
+            return list(resp.evidence)
+        ev = consensus_pb2.Evidence()
+        json_format.ParseDict(doc, ev, ignore_unknown_fields=False)
+    except (json_format.ParseError, ValueError, TypeError) as e:
+        raise InputError(f"evidence: not an Evidence JSON document ({e})") from e
+    return [ev]
+
+
+@app.command("list")
+def list_(
+    node: NodeOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also save as JSON here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the equivocation evidence a node has observed."""
+    from cli.nodeaddr import resolve_node
+    from node.client import LedgerClient
+
+    target = resolve_node(node)
+    with LedgerClient(target.address) as client:
+        evs = client.list_evidence()
+    resp = services_pb2.ListEvidenceResponse(evidence=evs)
+    doc = json_format.MessageToDict(resp, preserving_proto_field_name=True)
+    if out is not None:
+        write_text_atomic(out, json.dumps(doc, indent=2) + "\n")
+    if as_json:
+        print_json(doc)
+        return
+    if not evs:
+        console.print(f"no evidence on node {target.address}")
+    for ev in evs:
+        d = _describe(ev)
+        console.print(
+            f"{d['kind']} equivocation by {d['validator']} at height {d['height']} "
+            f"round {d['round']}",
+            markup=False,
+        )
+
+
+@app.command("verify")
+def verify(
+    file: Annotated[Path, typer.Argument(help="Evidence JSON (from `evidence list --json`).")],
+    genesis: Annotated[Path, typer.Option("--genesis", help="The consortium's genesis.json.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify equivocation evidence offline; exit 0 only if every item proves one."""
+    g = Genesis.load(genesis)
+    try:
+        evs = parse_evidence_json(read_bytes(file, "evidence"))
+    except InputError as e:
+        raise InputError(f"{file}: {e}") from e
+    if not evs:
+        raise InputError(f"{file}: holds no evidence")
+    vs = ValidatorSet.from_pairs(g.validator_keys())
+    results = []
+    for ev in evs:
+        reason = check_evidence(ev, vs, g.hash, g.chain_id)
+        results.append({**_describe(ev), "valid": not reason, "reason": reason})
+    if as_json:
+        print_json({"valid": all(r["valid"] for r in results), "evidence": results})
+    else:
+        for r in results:
+            status = "valid" if r["valid"] else f"INVALID ({r['reason']})"
+            console.print(
+                f"{r['kind']} equivocation by {r['validator']} at height {r['height']} "
+                f"round {r['round']}: {status}",
+                markup=False,
+            )
+    bad = [r for r in results if not r["valid"]]
+    if bad:
+        raise VerificationError(f"{file}: evidence {results.index(bad[0])}: {bad[0]['reason']}")

@@ -1,0 +1,136 @@
+"""`suyuan prove` (fetch a proof bundle from a node) and `suyuan verify` (check it offline).
+
+``verify`` needs only the bundle and the genesis file: no node, no network. It prints every
+numbered step of ``node.verify.verify_bundle``; on failure the one error line (printed by
+``cli.main``) names the first failed step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import console, print_json, write_text_atomic
+from node.errors import InputError, VerificationError
+from node.genesis import Genesis
+from node.verify import (
+    BundleResult,
+    SavedCheckpoint,
+    bundle_to_json,
+    parse_bundle_json,
+    parse_checkpoint_json,
+    verify_bundle,
+)
+
+NodeOpt = Annotated[
+    str | None,
+    typer.Option("--node", help="host:port (default: node 0 of ./testnet or $SUYUAN_TESTNET)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def read_bytes(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as e:
+        raise InputError(f"{path}: no such {what} file") from e
+    except OSError as e:
+        raise InputError(f"{path}: cannot read {what} ({e.strerror})") from e
+
+
+def load_checkpoint(path: Path) -> SavedCheckpoint:
+    try:
+        return parse_checkpoint_json(read_bytes(path, "checkpoint"))
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from e
+
+
+def parse_record_id(text: str) -> bytes:
+    try:
+        rid = bytes.fromhex(text)
+    except ValueError:
+        rid = b""
+    if len(rid) != 32:
+        raise InputError(f"record id must be 64 hex characters, got {text!r}")
+    return rid
+
+
+def prove(
+    record_id: Annotated[str, typer.Argument(help="Record id (64 hex characters).")],
+    out: Annotated[Path, typer.Option("--out", help="Bundle file to write (JSON).")],
+    node: NodeOpt = None,
+    since: Annotated[
+        Path | None,
+        typer.Option("--since", help="Also prove consistency with this checkpoint (JSON)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fetch the proof bundle of a committed record and write it as JSON."""
+    from cli.nodeaddr import resolve_node
+    from node.client import LedgerClient
+
+    rid = parse_record_id(record_id)
+    since_size = 0
+    if since is not None:
+        cp = load_checkpoint(since).checkpoint
+        from node.verify import parse_header
+
+        header = parse_header(bytes(cp.header))
+        if header is None:
+            raise InputError(f"{since}: the checkpoint's header does not parse")
+        since_size = header.log_size
+        if since_size == 0:
+            raise InputError(f"{since}: the checkpoint's log is empty")
+    target = resolve_node(node)
+    with LedgerClient(target.address) as client:
+        bundle = client.prove(rid, since_size=since_size)
+    write_text_atomic(out, bundle_to_json(bundle))
+    info = {
+        "record_id": rid.hex(),
+        "log_index": bundle.log_index,
+        "height": bundle.record_height,
+        "file": str(out),
+        "consistency_from": since_size or None,
+    }
+    if as_json:
+        print_json(info)
+    else:
+        console.print(
+            f"bundle for record {rid.hex()} (log index {bundle.log_index}, "
+            f"height {bundle.record_height}) -> {out}"
+        )
+
+
+def _print_steps(result: BundleResult) -> None:
+    for s in result.steps:
+        status = "skip" if s.ok is None else ("pass" if s.ok else "FAIL")
+        console.print(f"({s.number}) {s.name:<11} {status}  {s.message}", markup=False)
+
+
+def verify(
+    bundle_file: Annotated[Path, typer.Argument(help="Proof bundle (JSON) from `suyuan prove`.")],
+    genesis: Annotated[Path, typer.Option("--genesis", help="The consortium's genesis.json.")],
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", help="An older checkpoint the log must be consistent with."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify a proof bundle offline; exit 0 only if every step passes."""
+    g = Genesis.load(genesis)
+    try:
+        bundle = parse_bundle_json(read_bytes(bundle_file, "bundle"))
+    except InputError as e:
+        raise InputError(f"{bundle_file}: {e}") from e
+    cp = load_checkpoint(checkpoint).checkpoint if checkpoint is not None else None
+    result = verify_bundle(bundle, g, cp)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        _print_steps(result)
+    if not result:
+        raise VerificationError(f"{bundle_file}: {result.describe()}")
+    if not as_json:
+        console.print(f"valid: {result.describe()}", markup=False)
