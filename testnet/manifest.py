@@ -3,6 +3,7 @@
 Layout of a testnet directory ``DIR`` (everything here is written by ``create``)::
 
     DIR/testnet.json            the manifest: nodes, addresses, paths, PIDs (atomic writes)
+    DIR/.testnet.lock           flock(2) held while a command changes the testnet
     DIR/genesis.json            validators validator0..validator{N-1} + the demo members
     DIR/keys/NAME.key           unencrypted, throwaway keys (validators and demo members)
     DIR/configs/node{i}.toml    one NodeConfig per node (``NodeConfig.to_toml``)
@@ -27,6 +28,7 @@ from node.genesis import ConsensusParams, Genesis, Member
 from node.keys import KeyPair, write_key_file
 
 MANIFEST_NAME = "testnet.json"
+LOCK_NAME = ".testnet.lock"  # held by commands that change the testnet (testnet.net)
 FORMAT = "suyuan-testnet/1"
 DEFAULT_BASE_PORT = 26650
 DEFAULT_CHAIN_ID = "suyuan-testnet"
@@ -203,7 +205,7 @@ def check_dir_usable(directory: Path) -> None:
         raise InputError(f"{directory}: exists and is not a folder")
     if is_testnet_dir(directory):
         return
-    if any(directory.iterdir()):
+    if any(p.name != LOCK_NAME for p in directory.iterdir()):
         raise InputError(
             f"{directory}: folder is not empty and holds no testnet ({MANIFEST_NAME}); "
             "choose a new or empty folder"

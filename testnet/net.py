@@ -13,20 +13,27 @@ Decisions:
     with SERVING. Waiting polls every 0.1 s up to a deadline; a node that exits while we
     wait fails the wait at once, with the tail of its log.
   * When ``up`` or ``restart`` fails, every process it started is stopped again.
+  * Commands that change the testnet hold an exclusive flock on ``DIR/.testnet.lock``
+    (waiting at most ``LOCK_WAIT_S``), so two of them never interleave manifest updates;
+    ``status`` takes no lock.
   * Faults go to one node by index: ``kill`` (SIGKILL), ``pause`` (SIGSTOP), ``resume``
     (SIGCONT), ``restart`` (stop if running, start, wait healthy).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import functools
+import os
 import shutil
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from node.client import LedgerClient
 from node.errors import InputError, LedgerError, NodeUnavailableError
@@ -34,7 +41,10 @@ from testnet import manifest as mf
 from testnet import procs
 from testnet.manifest import Manifest, NodeEntry
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 DEFAULT_NODES = 4
+LOCK_WAIT_S = 120.0
 DEFAULT_UP_TIMEOUT_S = 60.0
 DEFAULT_STOP_TIMEOUT_S = 10.0
 _POLL_S = 0.1
@@ -77,6 +87,47 @@ class NodeStatus:
         }
 
 
+# ---------------------------------------------------------------------- locking
+
+
+@contextlib.contextmanager
+def locked(directory: Path, wait: float = LOCK_WAIT_S) -> Iterator[None]:
+    """Hold the testnet's exclusive lock (no-op while ``directory`` does not exist).
+
+    Raises:
+        InputError: another command held the lock for ``wait`` seconds.
+    """
+    if not directory.is_dir():
+        yield
+        return
+    fd = os.open(directory / mf.LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise InputError(
+                        f"the testnet in {directory} is busy: another suyuan testnet command "
+                        f"has held it for {wait:g}s"
+                    ) from None
+                time.sleep(_POLL_S)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _exclusive(fn: Callable[Concatenate[Path, _P], _R]) -> Callable[Concatenate[Path, _P], _R]:
+    @functools.wraps(fn)
+    def wrapper(directory: Path, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with locked(directory):
+            return fn(directory, *args, **kwargs)
+
+    return wrapper
+
+
 # ---------------------------------------------------------------------- up / down
 
 
@@ -97,6 +148,20 @@ def up(
         TestnetStartError: a node exited or was not healthy within ``timeout`` seconds; all
             nodes started here have been stopped again.
     """
+    mf.check_dir_usable(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with locked(directory):
+        return _up(directory, nodes, base_port, chain_id, fresh, timeout)
+
+
+def _up(
+    directory: Path,
+    nodes: int | None,
+    base_port: int | None,
+    chain_id: str,
+    fresh: bool,
+    timeout: float,
+) -> Manifest:
     mf.check_dir_usable(directory)
     if mf.is_testnet_dir(directory):
         man = Manifest.load(directory)
@@ -123,6 +188,7 @@ def up(
     return _start_and_wait(man, [n.index for n in man.nodes], timeout)
 
 
+@_exclusive
 def down(directory: Path, timeout: float = DEFAULT_STOP_TIMEOUT_S) -> list[int]:
     """Stop every node (SIGTERM, then SIGKILL after ``timeout``); returns the PIDs stopped.
 
@@ -144,6 +210,7 @@ def down(directory: Path, timeout: float = DEFAULT_STOP_TIMEOUT_S) -> list[int]:
 # ---------------------------------------------------------------------- faults
 
 
+@_exclusive
 def kill(directory: Path, index: int) -> int:
     """SIGKILL node ``index``; returns its PID. The manifest keeps the PID (not running)."""
     man = Manifest.load(directory)
@@ -155,6 +222,7 @@ def kill(directory: Path, index: int) -> int:
     return n.pid
 
 
+@_exclusive
 def pause(directory: Path, index: int) -> int:
     """SIGSTOP node ``index`` (it keeps its sockets but answers nothing); returns its PID."""
     n = _running(Manifest.load(directory), index)
@@ -164,6 +232,7 @@ def pause(directory: Path, index: int) -> int:
     return n.pid
 
 
+@_exclusive
 def resume(directory: Path, index: int) -> int:
     """SIGCONT node ``index``; returns its PID."""
     n = _running(Manifest.load(directory), index)
@@ -173,6 +242,7 @@ def resume(directory: Path, index: int) -> int:
     return n.pid
 
 
+@_exclusive
 def restart(directory: Path, index: int, timeout: float = DEFAULT_UP_TIMEOUT_S) -> int:
     """Stop node ``index`` if it runs, start it again with its data, wait until healthy.
 

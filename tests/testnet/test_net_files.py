@@ -140,3 +140,24 @@ def test_busy_addresses_detects_a_listener():
         addr = f"127.0.0.1:{s.getsockname()[1]}"
         assert busy_addresses([addr]) == [addr]
     assert busy_addresses([addr]) == []
+
+
+def test_commands_that_change_a_testnet_exclude_each_other(tmp_path):
+    from testnet.net import locked
+
+    mf.create(tmp_path / "n", 1, base_port=31700)
+    with (
+        locked(tmp_path / "n"),
+        pytest.raises(InputError, match="busy"),
+        locked(tmp_path / "n", wait=0.2),
+    ):
+        pass
+    with locked(tmp_path / "n", wait=0.2):
+        pass  # released again
+    mf.check_dir_usable(tmp_path / "n")
+
+
+def test_a_lock_file_alone_does_not_make_a_folder_foreign(tmp_path):
+    (tmp_path / "n").mkdir()
+    (tmp_path / "n" / mf.LOCK_NAME).write_text("")
+    mf.create(tmp_path / "n", 1, base_port=31800)
