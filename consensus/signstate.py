@@ -13,8 +13,11 @@ Invariants (``SignGuard``):
 3. The state also carries the lock (locked round and locked block hash). Forgetting a lock
    on restart would let an honest validator prevote against a value that may already be
    decided (the "amnesia" attack), so the lock is persisted with the precommit that sets it.
+4. It carries the signatures themselves (the last message and the last prevote at this
+   height), so a restarted validator can re-send exactly what it signed. Otherwise a vote
+   lost in flight at the crash could leave the others short of a quorum for ever.
 
-Byte layout of ``SignState.to_bytes()`` (fixed length, 113 bytes)::
+Byte layout of ``SignState.to_bytes()`` (fixed length, 274 bytes)::
 
     magic       21  b"suyuan/sign-state/v1\\0"
     height       8  u64 BE
@@ -26,6 +29,10 @@ Byte layout of ``SignState.to_bytes()`` (fixed length, 113 bytes)::
     lock_round   4  i32 BE (-1: not locked)
     lock_hash   32  zeros when not locked
     signature   64  the signature last produced
+    pv_round     4  i32 BE: round of the last prevote at this height (-1: none)
+    pv_has_hash  1  0 nil, 1 block
+    pv_hash     32  the last prevote's block hash (zeros for nil)
+    pv_sig      64  the last prevote's signature
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from node.errors import InputError
 __all__ = ["SignGuard", "SignState"]
 
 _MAGIC = b"suyuan/sign-state/v1\0"
-_BODY = struct.Struct(">QIBiB32si32s64s")
+_BODY = struct.Struct(">QIBiB32si32s64siB32s64s")
 _ZERO = bytes(HASH_LEN)
 
 
@@ -56,6 +63,9 @@ class SignState:
     signature: bytes = b""
     locked_round: int = -1
     locked_hash: BlockHash | None = None
+    prevote_round: int = -1
+    prevote_hash: BlockHash | None = None
+    prevote_signature: bytes = b""
 
     @property
     def position(self) -> tuple[int, int, int]:
@@ -73,6 +83,10 @@ class SignState:
             self.locked_round,
             self.locked_hash or _ZERO,
             self.signature.ljust(64, b"\0"),
+            self.prevote_round,
+            0 if self.prevote_hash is None else 1,
+            self.prevote_hash or _ZERO,
+            self.prevote_signature.ljust(64, b"\0"),
         )
 
     @classmethod
@@ -80,8 +94,11 @@ class SignState:
         """Parse ``to_bytes`` output. Raises ``InputError`` on anything else."""
         if len(data) != len(_MAGIC) + _BODY.size or not data.startswith(_MAGIC):
             raise InputError("sign state: bad length or magic")
-        h, r, step, pol, has_hash, bh, lr, lh, sig = _BODY.unpack(data[len(_MAGIC) :])
+        fields = _BODY.unpack(data[len(_MAGIC) :])
+        h, r, step, pol, has_hash, bh, lr, lh, sig, pvr, pv_has, pvh, pvs = fields
         if step not in (1, 2, 3) or has_hash not in (0, 1) or lr < -1 or pol < -1:
+            raise InputError("sign state: bad field value")
+        if pv_has not in (0, 1) or pvr < -1:
             raise InputError("sign state: bad field value")
         return cls(
             height=h,
@@ -92,6 +109,9 @@ class SignState:
             signature=sig if sig != bytes(64) else b"",
             locked_round=lr,
             locked_hash=BlockHash(lh) if lr >= 0 else None,
+            prevote_round=pvr,
+            prevote_hash=BlockHash(pvh) if pv_has else None,
+            prevote_signature=pvs if pvs != bytes(64) else b"",
         )
 
 

@@ -190,21 +190,29 @@ class Replica:
     def rebroadcast(self, own_only: bool = False) -> list[Message]:
         """Messages to resend on a timer (the network may have dropped them).
 
-        The current round's proposal and votes, the proposal and prevotes of the valid and
-        locked rounds (a proof-of-lock peers may need), and the last height's commit (its
-        proposal and precommits, so a peer one height behind can decide). With
-        ``own_only``, only this validator's own messages.
+        The current and previous rounds' proposals and votes (a peer still in the previous
+        round needs them to time out of it), the proposals and prevotes of the valid and
+        locked rounds (a proof-of-lock peers may need), every vote of our own at this
+        height, and the last height's commit (its proposal and precommits, so a peer one
+        height behind can decide). With ``own_only``, only this validator's own messages.
         """
         log = self._log(self._height)
-        rounds = sorted({self._round, self._valid_round, self._locked_round} - {-1})
+        r = self._round
         out: list[Message] = []
-        for r in rounds:
-            out.extend(log.round_proposals(r))
-            for t in (VoteType.PREVOTE, VoteType.PRECOMMIT):
-                if r != self._round and t == VoteType.PRECOMMIT:
-                    continue
-                out.extend(log.round_votes(r, t))
+        for rr in sorted({r, self._valid_round, self._locked_round} - {-1}):
+            out.extend(log.round_proposals(rr))
+            out.extend(log.round_votes(rr, VoteType.PREVOTE))
+        out.extend(log.round_votes(r, VoteType.PRECOMMIT))
+        if r > 0:
+            out.extend(log.round_proposals(r - 1))
+            out.extend(log.round_votes(r - 1, VoteType.PREVOTE))
+            out.extend(log.round_votes(r - 1, VoteType.PRECOMMIT))
+        if self._me is not None:  # every vote of our own at this height
+            for rr in range(r - 1):
+                for t in (VoteType.PREVOTE, VoteType.PRECOMMIT):
+                    out.extend(log.votes.get((rr, t), {}).get(self._me, {}).values())
         out.extend(self._last_commit)
+        out = list(dict.fromkeys(out))
         if own_only:
             out = [m for m in out if _sender(m) == self._me]
         return out
@@ -251,6 +259,7 @@ class Replica:
         self._valid_hash: BlockHash | None = None
         self._valid_block: types_pb2.Block | None = None
         self._awaiting_value = False
+        self._last_prevote: Vote | None = None
         self._prevote_wait: set[int] = set()
         self._precommit_wait: set[int] = set()
         self._polka_done: set[int] = set()
@@ -270,10 +279,50 @@ class Replica:
             if last.step == Step.PROPOSE:
                 self._schedule(Step.PROPOSE)
             self._counters["resumed"] += 1
+            self._resend_signed(last)
             self._request_buffered_validity()
             return
         self._start_round(0)
         self._request_buffered_validity()
+
+    def _resend_signed(self, last: SignState) -> None:
+        """Re-apply and re-send the votes the persisted state proves we signed (invariant 4
+        of ``consensus.signstate``): a vote lost at the crash must not stall the round."""
+        if self._me is None:
+            return
+        votes: list[Vote] = []
+        if last.prevote_round >= 0 and last.prevote_signature:
+            votes.append(
+                Vote(
+                    VoteType.PREVOTE,
+                    last.height,
+                    last.prevote_round,
+                    last.prevote_hash,
+                    self._me,
+                    last.prevote_signature,
+                )
+            )
+            self._last_prevote = votes[-1]
+        if last.step == Step.PRECOMMIT and last.signature:
+            votes.append(
+                Vote(
+                    VoteType.PRECOMMIT,
+                    last.height,
+                    last.round,
+                    last.block_hash,
+                    self._me,
+                    last.signature,
+                )
+            )
+        if not votes:
+            return
+        self._out.append(PersistSignState(last))
+        log = self._log(self._height)
+        for v in votes:
+            values = log.vote_values(v)
+            if values is None or v.block_hash not in values:
+                log.add_vote(v)
+            self._out.append(Broadcast(v))
 
     def _enter_height(self, height: int) -> None:
         self._final_round[self._height] = self._round
@@ -322,6 +371,7 @@ class Replica:
         return True
 
     def _persist(self, step: Step, block_hash: BlockHash | None, pol: int, sig: bytes) -> None:
+        pv = self._last_prevote
         state = SignState(
             self._height,
             self._round,
@@ -331,6 +381,9 @@ class Replica:
             sig,
             self._locked_round,
             self._locked_hash,
+            -1 if pv is None else pv.round,
+            None if pv is None else pv.block_hash,
+            b"" if pv is None else pv.signature,
         )
         self._guard.record(state)
         self._out.append(PersistSignState(state))
@@ -355,6 +408,8 @@ class Replica:
             return
         assert self._signer is not None
         v = sign_vote(self._signer, self._ctx, vote_type, self._height, self._round, block_hash)
+        if vote_type == VoteType.PREVOTE:
+            self._last_prevote = v
         self._persist(step, block_hash, -1, v.signature)
         log = self._log(self._height)
         values = log.vote_values(v)

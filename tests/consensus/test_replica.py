@@ -509,13 +509,23 @@ def test_restarted_proposer_does_not_propose_twice_differently():
     [req] = [a for a in out if isinstance(a, RequestProposal)]
     out = r.step(ProposalValue(1, 0, make_block(1, 0, "v1", "first")))
     assert kinds(out)[:2] == ["PersistSignState", "Broadcast"]
-    assert r.sign_state is not None
-    r2 = Replica(ctx, signers[1], PARAMS, 1, r.sign_state.to_bytes())
+    first = out[0]
+    assert isinstance(first, PersistSignState)
+    # Crash right after persisting the proposal (the broadcast may or may not have left).
+    r2 = Replica(ctx, signers[1], PARAMS, 1, first.state.to_bytes())
     out = r2.start()
     assert not any(isinstance(a, RequestProposal | Broadcast) for a in out)
     out = r2.step(ProposalValue(1, 0, make_block(1, 0, "v1", "second")))
     assert not any(isinstance(a, Broadcast) for a in out)
     assert req == RequestProposal(1, 0)
+    # Crash after the whole list: it re-sends its identical prevote, and no proposal.
+    assert r.sign_state is not None
+    r3 = Replica(ctx, signers[1], PARAMS, 1, r.sign_state.to_bytes())
+    resent = [a.message for a in r3.start() if isinstance(a, Broadcast)]
+    assert len(resent) == 1
+    assert isinstance(resent[0], Vote)
+    assert resent[0].type == VoteType.PREVOTE
+    assert resent[0].signature == r.sign_state.signature
 
 
 def test_sign_state_at_a_later_height_blocks_all_signing():

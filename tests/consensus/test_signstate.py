@@ -26,11 +26,11 @@ def test_roundtrip(h, r, step, bh, pol, sig, lr, lh):
     assume(sig != bytes(64))  # all-zero means "no signature" on disk
     s = SignState(h, r, step, bh, pol, sig, lr, lh if lr >= 0 else None)
     data = s.to_bytes()
-    assert len(data) == 21 + 8 + 4 + 1 + 4 + 1 + 32 + 4 + 32 + 64
+    assert len(data) == 21 + 8 + 4 + 1 + 4 + 1 + 32 + 4 + 32 + 64 + 4 + 1 + 32 + 64
     assert SignState.from_bytes(data) == s
 
 
-@pytest.mark.parametrize("data", [b"", b"x" * 171, b"suyuan/sign-state/v1\0" + bytes(150)])
+@pytest.mark.parametrize("data", [b"", b"x" * 274, b"suyuan/sign-state/v1\0" + bytes(253)])
 def test_garbage_rejected(data):
     with pytest.raises(InputError):
         SignState.from_bytes(data)
