@@ -1,4 +1,4 @@
-"""Testnet process handling (up, status, faults, down) against fake node processes.
+"""Testnet process handling (up, status, faults, down) against fake node processes (slow).
 
 The real node is exercised by the slow tests; these check the process side quickly: PIDs
 recorded, health waited for, faults applied by index, and nothing left running.
@@ -20,6 +20,8 @@ from tests.testnet.harness import free_base_port, pid_alive
 
 FAKE = Path(__file__).with_name("fake_node.py")
 ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture

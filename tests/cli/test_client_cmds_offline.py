@@ -1,0 +1,95 @@
+"""`record submit|get`, `node status`, `testnet status` argument handling: no node needed."""
+
+from __future__ import annotations
+
+import json
+
+from tests.cli.helpers import suyuan
+from tests.fixtures import object_event
+
+NO_TESTNET = "no --node given and no testnet found in ./testnet or $SUYUAN_TESTNET"
+
+
+def _env(tmp_path):
+    return {"SUYUAN_TESTNET": str(tmp_path / "nowhere")}
+
+
+def test_submit_needs_exactly_one_source(tmp_path):
+    res = suyuan("record", "submit", cwd=tmp_path, env=_env(tmp_path))
+    assert res.returncode == 2
+    assert "either EVENT.json" in res.stderr
+    (tmp_path / "e.json").write_text(json.dumps(object_event(["urn:x:1"])))
+    res = suyuan(
+        "record", "submit", "e.json", "--envelope", "e.json", cwd=tmp_path, env=_env(tmp_path)
+    )
+    assert res.returncode == 2
+    assert "either EVENT.json" in res.stderr
+
+
+def test_without_node_or_testnet_the_error_is_clear(tmp_path):
+    (tmp_path / "e.json").write_text(json.dumps(object_event(["urn:x:1"])))
+    for args in (
+        ("record", "submit", "e.json", "--key", "k.key"),
+        ("record", "get", "00" * 32),
+        ("node", "status"),
+    ):
+        res = suyuan(*args, cwd=tmp_path, env=_env(tmp_path))
+        assert res.returncode == 2, (args, res.stderr)
+        assert res.stderr.strip() == f"error: {NO_TESTNET}"
+
+
+def test_signing_for_an_explicit_node_needs_a_genesis(tmp_path):
+    (tmp_path / "e.json").write_text(json.dumps(object_event(["urn:x:1"])))
+    res = suyuan(
+        "record",
+        "submit",
+        "e.json",
+        "--key",
+        "k.key",
+        "--node",
+        "127.0.0.1:9",
+        cwd=tmp_path,
+        env=_env(tmp_path),
+    )
+    assert res.returncode == 2
+    assert "--genesis is required" in res.stderr
+
+
+def test_envelope_takes_no_signing_options(tmp_path):
+    res = suyuan(
+        "record",
+        "submit",
+        "--envelope",
+        "env.json",
+        "--key",
+        "k.key",
+        "--node",
+        "127.0.0.1:9",
+        cwd=tmp_path,
+        env=_env(tmp_path),
+    )
+    assert res.returncode == 2
+    assert "do not apply" in res.stderr
+
+
+def test_get_refuses_a_bad_record_id(tmp_path):
+    res = suyuan("record", "get", "xyz", "--node", "127.0.0.1:9", cwd=tmp_path)
+    assert res.returncode == 2
+    assert "64 hex characters" in res.stderr
+
+
+def test_unreachable_node_exits_5_naming_it(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = suyuan("node", "status", "--node", f"127.0.0.1:{port}", "--timeout", "1", cwd=tmp_path)
+    assert res.returncode == 5
+    assert f"127.0.0.1:{port}" in res.stderr
+
+
+def test_testnet_status_of_a_folder_without_testnet(tmp_path):
+    res = suyuan("testnet", "status", "--dir", str(tmp_path), cwd=tmp_path)
+    assert res.returncode == 2
+    assert "no testnet in" in res.stderr
