@@ -208,7 +208,23 @@ class ChainState:
             records_hash=records_hash(v.record_id for _, v in kept),
         )
         block = types_pb2.Block(header=header.SerializeToString(), envelopes=[pb for pb, _ in kept])
+        if not update.refused:  # our own proposal needs no second validation
+            self._remember(
+                Prepared(
+                    block,
+                    block_hash_of(block),
+                    header,
+                    tuple(v for _, v in kept),
+                    tuple(leaves),
+                    update,
+                )
+            )
         return block, dropped
+
+    def _remember(self, prepared: Prepared) -> None:
+        if len(self._prepared) > 64:
+            self._prepared.clear()
+        self._prepared[prepared.block_hash] = prepared
 
     def validate_block(self, block: types_pb2.Block, *, verify_signatures: bool = True) -> Prepared:
         """Check a proposed (or synced) block against the head; raise the first failure.
@@ -273,9 +289,7 @@ class ChainState:
         if header.log_size != size or header.log_root != root:
             raise InputError("block: log_size/log_root do not match the log after this block")
         prepared = Prepared(block, bh, header, tuple(verified), leaves, update)
-        if len(self._prepared) > 64:
-            self._prepared.clear()
-        self._prepared[bh] = prepared
+        self._remember(prepared)
         return prepared
 
     def _parse_trusted(self, pb: types_pb2.Envelope) -> VerifiedRecord | LedgerError:

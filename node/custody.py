@@ -200,15 +200,23 @@ _STATE_KEYS = {
 _STATE_FIELDS = {v: k for k, v in _STATE_KEYS.items()}
 
 
+_ALWAYS = ("code", "commissioned_by", "custodian")
+_OPTIONAL = tuple(
+    (name, short, getattr(CodeState("", "", ""), name))
+    for name, short in _STATE_KEYS.items()
+    if name not in _ALWAYS
+)
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def encode_state(state: CodeState) -> bytes:
     """Compact, sorted-key JSON of ``state``; defaults are omitted. Inverse: ``decode_state``."""
-    default = CodeState(state.code, "", "")
     d: dict[str, Any] = {"c": state.code, "by": state.commissioned_by, "cu": state.custodian}
-    for name, short in _STATE_KEYS.items():
+    for name, short, default in _OPTIONAL:
         v = getattr(state, name)
-        if short not in d and v != getattr(default, name):
+        if v != default:
             d[short] = list(v) if isinstance(v, tuple) else v
-    return json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(d).encode()
 
 
 def decode_state(data: bytes) -> CodeState:
@@ -292,6 +300,10 @@ class CustodyUpdate:
         """
         for code, st in self.states.items():
             yield DB_CUSTODY, code.encode(), encode_state(st)
+        yield from self.edge_puts(with_history=with_history)
+
+    def edge_puts(self, *, with_history: bool = False) -> Iterator[tuple[str, bytes, bytes]]:
+        """The puts of ``puts`` other than the code states."""
         for e in self.edges:
             rel = e.forward_relation.encode()
             yield DB_EDGES, edge_key(FWD, e.upstream, e.downstream), rel
@@ -702,7 +714,7 @@ class BlockUpdate:
         for code, st in self.states().items():
             out.append((DB_CUSTODY, code.encode(), encode_state(st)))
         for _, u in self.accepted:
-            out.extend(p for p in u.puts(with_history=with_history) if p[0] != DB_CUSTODY)
+            out.extend(u.edge_puts(with_history=with_history))
         return out
 
     def codes(self) -> list[tuple[str, ...]]:

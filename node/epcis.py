@@ -158,13 +158,16 @@ def normalize_code(code: str) -> str:
     return c
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def code_problem(code: str) -> str:
     """Why ``code`` cannot be a trace code, or "" if it can (checked on the raw string)."""
     if not code.strip():
         return "an identifier is empty"
     if len(code.encode("utf-8")) > MAX_CODE_BYTES:
         return f"identifier longer than {MAX_CODE_BYTES} bytes: {code[:40]}..."
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in code):
+    if _CONTROL.search(code):
         return f"identifier contains control characters: {code!r}"
     return ""
 

@@ -201,7 +201,11 @@ class Node:
         new_head = await loop.run_in_executor(None, self.chain.commit, prepared, cert)
         ids = [v.record_id for v in prepared.verified]
         self.mempool.remove(ids)
-        self._rebuild_pending_view()
+        if not len(self.mempool):
+            self._pending_view = custody.OverlayView(self.chain.custody_view)
+        else:  # committed state now answers for the codes this block changed
+            for code in prepared.update.states():
+                self._pending_view.pending.pop(code, None)
         for i, rid in enumerate(ids):
             for fut in self._waiters.pop(rid, []):
                 if not fut.done():

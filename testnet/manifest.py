@@ -45,12 +45,15 @@ DEMO_MEMBERS: dict[str, tuple[str, ...]] = {
 }
 VALIDATOR_ROLES = ("association",)
 
-# Local-network timeouts: a 4-node net on one machine commits well inside these.
+# Local-network timeouts. timeout_propose must cover building, sending and validating a
+# full block on a loaded 2-core machine (a 2,000-record block takes ~0.5 s to validate
+# there); a dead proposer costs one timeout_propose before the next round.
 LOCAL_CONSENSUS = ConsensusParams(
-    timeout_propose_ms=1000,
-    timeout_prevote_ms=500,
-    timeout_precommit_ms=500,
-    timeout_delta_ms=500,
+    timeout_propose_ms=3000,
+    timeout_prevote_ms=1000,
+    timeout_precommit_ms=1000,
+    timeout_delta_ms=1000,
+    max_block_records=2000,
 )
 
 
