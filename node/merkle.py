@@ -146,18 +146,21 @@ def consistency_path(leaf_hashes: Sequence[bytes], size1: int) -> list[bytes]:
 
 
 def _is_hash(value: object) -> bool:
-    return isinstance(value, bytes) and len(value) == HASH_SIZE
+    return type(value) is bytes and len(value) == HASH_SIZE
 
 
 def _is_size(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 64
+    return type(value) is int and 0 <= value < 1 << 64
 
 
 def _hashes(path: object) -> list[bytes] | None:
-    if not isinstance(path, Sequence) or isinstance(path, bytes | str) or len(path) > 128:
+    """``path`` as a list of 32-byte hashes, or ``None`` if it is anything else."""
+    if not isinstance(path, list | tuple) or len(path) > 128:
         return None
     items = list(path)
-    return items if all(_is_hash(p) for p in items) else None
+    if items and (set(map(type, items)) != {bytes} or set(map(len, items)) != {HASH_SIZE}):
+        return None
+    return items
 
 
 def verify_inclusion(
@@ -173,17 +176,18 @@ def verify_inclusion(
         or index >= tree_size
     ):
         return False
+    sha, one = _sha256, _NODE
     fn, sn, r = index, tree_size - 1, leaf_hash
     for p in proof:
         if sn == 0:
             return False
         if fn & 1 or fn == sn:
-            r = _sha256(_NODE + p + r).digest()
-            while not fn & 1 and fn != 0:
+            r = sha(one + p + r).digest()
+            while not fn & 1 and fn:
                 fn >>= 1
                 sn >>= 1
         else:
-            r = _sha256(_NODE + r + p).digest()
+            r = sha(one + r + p).digest()
         fn >>= 1
         sn >>= 1
     return sn == 0 and hmac.compare_digest(r, root)

@@ -137,7 +137,10 @@ class NodeReader:
     def node(self, level: int, index: int) -> bytes:
         """The hash of the complete perfect subtree ``(level, index)``."""
         chunk, offset = divmod(index, CHUNK)
-        value = self._chunk(_NODE_KEY.pack(level, chunk))
+        key = _NODE_KEY.pack(level, chunk)
+        value = self._cache.get(key)
+        if value is None:
+            value = self._chunk(key)
         start = offset * merkle.HASH_SIZE
         h = bytes(value[start : start + merkle.HASH_SIZE])
         if len(h) != merkle.HASH_SIZE:
@@ -146,6 +149,9 @@ class NodeReader:
 
     def range_hash(self, start: int, size: int) -> bytes:
         """``MTH`` of the aligned range ``[start, start+size)`` from its perfect subtrees."""
+        if size and not size & (size - 1):  # one perfect subtree: the common case in proofs
+            level = size.bit_length() - 1
+            return self.node(level, start >> level)
         return merkle.fold([self.node(lv, ix) for lv, ix in merkle.subtrees(start, size)])
 
     def frontier(self, size: int) -> Frontier:
