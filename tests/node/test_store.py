@@ -204,6 +204,24 @@ def test_long_codes_are_indexed(store: Store) -> None:
     assert store.code_indexes(long_b) == [1]
 
 
+def test_codes_that_prefix_each_other_or_need_digests(store: Store) -> None:
+    codes = ["", "a", "a\x00b", "ab", "é" * 300, "urn:x:1", "urn:x:10"]
+    b = _block(1, [b"e%d" % i for i in range(len(codes))], codes=[[c] for c in codes])
+    store.append_block(b)
+    for i, c in enumerate(codes):
+        assert store.code_indexes(c) == [i], repr(c)
+
+
+def test_nonce_keys_are_unambiguous(store: Store) -> None:
+    nonces = [("ab", "c"), ("a", "bc"), ("x" * 300, "n"), ("a", "n" * 600)]
+    envs = [b"r%d" % i for i in range(len(nonces))]
+    store.append_block(_block(1, envs, nonces=nonces))
+    for a, n in nonces:
+        assert store.nonce_seen(a, n)
+    assert not store.nonce_seen("abc", "")
+    assert not store.nonce_seen("a", "n" * 599)
+
+
 def _block(height: int, envelopes: list[bytes], **kw: object) -> BlockWrite:
     fields: dict[str, object] = {
         "height": height,
