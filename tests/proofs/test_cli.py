@@ -1,0 +1,90 @@
+"""`suyuan verify` and `suyuan evidence verify` as a user runs them: offline, exit codes,
+one error line naming the first failed step."""
+
+from __future__ import annotations
+
+import json
+
+from google.protobuf import json_format
+
+from consensus.evidence import vote_evidence
+from consensus.messages import VoteType
+from consensus.signing import sign_vote
+from node.verify import bundle_to_json, checkpoint_to_json
+from proto import services_pb2
+from tests.cli.helpers import suyuan
+
+
+def write(chain, tmp_path, bundle, name="b.json"):
+    (tmp_path / "genesis.json").write_text(chain.genesis.to_json())
+    p = tmp_path / name
+    p.write_text(bundle_to_json(bundle))
+    return p
+
+
+def test_verify_passes_and_reports_each_step(chain, tmp_path):
+    p = write(chain, tmp_path, chain.bundle(chain.hand))
+    r = suyuan("verify", str(p), "--genesis", "genesis.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for n in range(1, 7):
+        assert f"({n}) " in r.stdout
+    assert "valid: record" in r.stdout
+
+
+def test_verify_fails_with_one_line_naming_the_step(chain, tmp_path):
+    b = chain.bundle(chain.envs[0])
+    b.inclusion_path[0] = bytes(32)
+    p = write(chain, tmp_path, b)
+    r = suyuan("verify", str(p), "--genesis", "genesis.json", cwd=tmp_path)
+    assert r.returncode == 3
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "step 3 (inclusion) failed" in lines[0]
+
+
+def test_verify_json_and_checkpoint(chain, tmp_path):
+    p = write(chain, tmp_path, chain.bundle(chain.envs[4], since_size=3))
+    (tmp_path / "cp.json").write_text(checkpoint_to_json(chain.checkpoint(1)))
+    r = suyuan(
+        "verify",
+        str(p),
+        "--genesis",
+        "genesis.json",
+        "--checkpoint",
+        "cp.json",
+        "--json",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["valid"] is True
+    assert [s["status"] for s in doc["steps"]] == ["pass"] * 6
+
+
+def test_verify_refuses_a_bundle_of_another_format(chain, tmp_path):
+    b = chain.bundle(chain.envs[0])
+    b.format = "suyuan-proof/2"
+    p = write(chain, tmp_path, b)
+    r = suyuan("verify", str(p), "--genesis", "genesis.json", cwd=tmp_path)
+    assert r.returncode == 3
+    assert "step 1 (chain) failed" in r.stderr
+
+
+def test_evidence_verify(chain, tmp_path):
+    (tmp_path / "genesis.json").write_text(chain.genesis.to_json())
+    signer = chain.signers[1]
+    a = sign_vote(signer, chain.ctx, VoteType.PRECOMMIT, 5, 0, b"\x01" * 32)
+    b = sign_vote(signer, chain.ctx, VoteType.PRECOMMIT, 5, 0, b"\x02" * 32)
+    ev = vote_evidence(a, b, chain.genesis.hash, chain.genesis.chain_id)
+    doc = json_format.MessageToDict(
+        services_pb2.ListEvidenceResponse(evidence=[ev]), preserving_proto_field_name=True
+    )
+    (tmp_path / "ev.json").write_text(json.dumps(doc))
+    r = suyuan("evidence", "verify", "ev.json", "--genesis", "genesis.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "vote equivocation by v1 at height 5" in r.stdout
+    ev.duplicate_vote.b.signature = bytes(64)
+    (tmp_path / "bad.json").write_text(json_format.MessageToJson(ev))
+    r = suyuan("evidence", "verify", "bad.json", "--genesis", "genesis.json", cwd=tmp_path)
+    assert r.returncode == 3
+    assert "invalid signature" in r.stderr
