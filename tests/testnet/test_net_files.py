@@ -32,9 +32,7 @@ def test_create_writes_keys_genesis_configs_and_manifest(tmp_path):
         key = load_key_file(d / "keys" / f"{name}.key")
         assert key.public_key == m.public_key
         assert stat.S_IMODE((d / "keys" / f"{name}.key").stat().st_mode) == 0o600
-    assert g.consensus.timeout_propose_ms == 1000
-    assert g.consensus.timeout_prevote_ms == g.consensus.timeout_precommit_ms == 500
-    assert g.consensus.timeout_delta_ms == 500
+    assert g.consensus == mf.LOCAL_CONSENSUS
 
     for n in man.nodes:
         cfg = NodeConfig.load(n.config)
