@@ -8,6 +8,7 @@ import typer
 
 from cli import (
     audit_cmd,
+    bench_cmd,
     checkpoint_cmd,
     consortium_cmd,
     epcis_cmd,
@@ -40,6 +41,7 @@ app.add_typer(handoff_cmd.app, name="handoff")
 app.add_typer(trace_cmd.app, name="trace")
 app.command("recall")(recall_cmd.recall)
 app.add_typer(epcis_cmd.app, name="epcis")
+app.command("bench")(bench_cmd.bench)
 app.command("prove")(proof_cmd.prove)
 app.command("verify")(proof_cmd.verify)
 app.command("audit")(audit_cmd.audit)
