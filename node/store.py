@@ -542,9 +542,9 @@ class Store:
         value = txn.get(height, db=self._dbs["blocks"])
         if value is None:
             raise StorageError(f"store is corrupt: block {_U64.unpack(height)[0]} is missing")
-        first = _U64.unpack_from(value)[0]
-        _block, offsets, data = _unpack_block(0, value)
-        return _envelope_in(value, offsets, data, index - first)
+        first, n, _hash, hlen, clen = _BLOCK.unpack_from(value)
+        offsets = _BLOCK.size + hlen + clen
+        return _envelope_in(value, offsets, offsets + 4 * n, index - first)
 
     def get_envelope(self, record_id: bytes) -> bytes | None:
         """The envelope bytes of a record, exactly as stored, or ``None``."""
