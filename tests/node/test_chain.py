@@ -1,0 +1,126 @@
+"""ChainState: block building, the numbered validation steps, commit — on a real LMDB store."""
+
+from __future__ import annotations
+
+import pytest
+
+from consensus.messages import block_hash_of
+from node.chain import EXTRA_DBS, ChainState, leaf_key, records_hash
+from node.convert import envelope_to_proto
+from node.errors import InputError, LedgerError, RuleError
+from node.records import make_record, sign_record
+from node.store import Store
+from proto import types_pb2
+from tests.fixtures import genesis, key, object_event
+
+G = genesis()
+
+
+@pytest.fixture
+def chain(tmp_path):
+    store = Store.open(tmp_path / "s", G.hash, extra_dbs=EXTRA_DBS)
+    ch = ChainState(store, G)
+    yield ch
+    ch.close()
+    store.close()
+
+
+def rec(code: str, author: str = "farm", step: str = "commissioning", action: str = "ADD", **kw):
+    r = make_record(G, author, object_event([code], step, action), category="meat", **kw)
+    return envelope_to_proto(sign_record(r, key(author)))
+
+
+def candidates(ch: ChainState, pbs):
+    return [(pb, ch.verify(pb)) for pb in pbs]
+
+
+def cert_for(block: types_pb2.Block, height: int) -> types_pb2.CommitCertificate:
+    return types_pb2.CommitCertificate(height=height, block_hash=block_hash_of(block))
+
+
+def test_build_validate_commit(chain: ChainState) -> None:
+    block, dropped = chain.build_block(1, 0, "v1", candidates(chain, [rec("u:1"), rec("u:2")]), 1)
+    assert not dropped
+    chain._prepared.clear()  # validate as another validator would
+    p = chain.validate_block(block)
+    head = chain.commit(p, cert_for(block, 1))
+    assert head.height == 1
+    assert head.log_size == 2
+    assert chain.store.record_location(p.verified[0].record_id) == (0, 1)
+
+
+def test_proposer_drops_rule_breaking_and_replayed_records(chain: ChainState) -> None:
+    first = rec("u:1")
+    block, _ = chain.build_block(1, 0, "v1", candidates(chain, [first]), 1)
+    chain.commit(chain.validate_block(block), cert_for(block, 1))
+    again = rec("u:1")  # commission-once
+    foreign = rec("u:9", author="retailer", step="shipping", action="OBSERVE")  # unknown code
+    block2, dropped = chain.build_block(
+        2, 0, "v2", candidates(chain, [first, again, foreign, rec("u:3")]), 2
+    )
+    assert len(block2.envelopes) == 1
+    reasons = " ".join(str(d.reason) for d in dropped)
+    assert "already committed" in reasons
+    assert "commission-once" in reasons
+
+
+def _byzantine_block(chain: ChainState, pbs, **header_changes) -> types_pb2.Block:
+    """A block built honestly, then tampered with as a Byzantine proposer could."""
+    honest, _ = chain.build_block(chain.head().height + 1, 0, "v1", candidates(chain, pbs[:1]), 1)
+    header = types_pb2.BlockHeader.FromString(honest.header)
+    for k, v in header_changes.items():
+        setattr(header, k, v)
+    chain._prepared.clear()
+    return types_pb2.Block(header=header.SerializeToString(), envelopes=pbs)
+
+
+def test_honest_validators_refuse_a_block_with_a_rule_breaking_record(chain: ChainState) -> None:
+    block, _ = chain.build_block(1, 0, "v1", candidates(chain, [rec("u:1")]), 1)
+    chain.commit(chain.validate_block(block), cert_for(block, 1))
+    bad = rec("u:1")  # commissions u:1 a second time
+    ids = [chain.verify(bad).record_id]
+    size, root = chain.store.preview_root([leaf_key(bad)[0]])
+    forged = _byzantine_block(
+        chain, [bad], num_records=1, records_hash=records_hash(ids), log_size=size, log_root=root
+    )
+    with pytest.raises(RuleError, match="commission-once"):
+        chain.validate_block(forged)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"height": 5}, "height"),
+        ({"prev_block_hash": b"\x01" * 32}, "prev_block_hash"),
+        ({"chain_id": "other"}, "another chain"),
+        ({"proposer": "farm"}, "not a validator"),
+        ({"num_records": 2}, "num_records"),
+        ({"records_hash": b"\x00" * 32}, "records_hash"),
+        ({"log_root": b"\x00" * 32}, "log_root"),
+        ({"log_size": 7}, "log_size"),
+    ],
+)
+def test_header_fields_are_checked(chain: ChainState, change, match) -> None:
+    forged = _byzantine_block(chain, [rec("u:1")], **change)
+    with pytest.raises(LedgerError, match=match):
+        chain.validate_block(forged)
+
+
+def test_bad_signature_in_block_is_refused(chain: ChainState) -> None:
+    pb = rec("u:1")
+    block, _ = chain.build_block(1, 0, "v1", candidates(chain, [pb]), 1)
+    tampered = types_pb2.Block()
+    tampered.CopyFrom(block)
+    sig = bytearray(tampered.envelopes[0].signatures[0].sig)
+    sig[0] ^= 1
+    tampered.envelopes[0].signatures[0].sig = bytes(sig)
+    chain._prepared.clear()
+    with pytest.raises(InputError, match="invalid"):
+        chain.validate_block(tampered)
+
+
+def test_duplicate_record_within_a_block_is_refused(chain: ChainState) -> None:
+    pb = rec("u:1")
+    forged = _byzantine_block(chain, [pb, pb])
+    with pytest.raises(LedgerError):
+        chain.validate_block(forged)
