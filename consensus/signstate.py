@@ -48,6 +48,7 @@ __all__ = ["SignGuard", "SignState"]
 
 _MAGIC = b"suyuan/sign-state/v1\0"
 _BODY = struct.Struct(">QIBiB32si32s64siB32s64s")
+_BODY_V1_EARLY = struct.Struct(">QIBiB32si32s64s")  # 113-byte records, still readable
 _ZERO = bytes(HASH_LEN)
 
 
@@ -92,9 +93,15 @@ class SignState:
     @classmethod
     def from_bytes(cls, data: bytes) -> SignState:
         """Parse ``to_bytes`` output. Raises ``InputError`` on anything else."""
-        if len(data) != len(_MAGIC) + _BODY.size or not data.startswith(_MAGIC):
-            raise InputError("sign state: bad length or magic")
-        fields = _BODY.unpack(data[len(_MAGIC) :])
+        if not data.startswith(_MAGIC):
+            raise InputError("sign state: bad magic")
+        if len(data) == len(_MAGIC) + _BODY_V1_EARLY.size:
+            # The first layout (before the last prevote was kept): no prevote fields.
+            fields = (*_BODY_V1_EARLY.unpack(data[len(_MAGIC) :]), -1, 0, _ZERO, bytes(64))
+        elif len(data) == len(_MAGIC) + _BODY.size:
+            fields = _BODY.unpack(data[len(_MAGIC) :])
+        else:
+            raise InputError("sign state: bad length")
         h, r, step, pol, has_hash, bh, lr, lh, sig, pvr, pv_has, pvh, pvs = fields
         if step not in (1, 2, 3) or has_hash not in (0, 1) or lr < -1 or pol < -1:
             raise InputError("sign state: bad field value")

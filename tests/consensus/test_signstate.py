@@ -57,3 +57,12 @@ def test_guard_never_moves_backwards():
     g = SignGuard(SignState(5, 2, Step.PREVOTE, A))
     with pytest.raises(RuntimeError):
         g.record(SignState(5, 1, Step.PRECOMMIT, A))
+
+
+def test_early_113_byte_layout_still_reads():
+    import struct
+
+    body = struct.pack(">QIBiB32si32s64s", 5, 2, 3, -1, 1, A, 2, A, b"s" * 64)
+    s = SignState.from_bytes(b"suyuan/sign-state/v1\0" + body)
+    assert s == SignState(5, 2, Step.PRECOMMIT, A, -1, b"s" * 64, 2, A)
+    assert s.prevote_round == -1
