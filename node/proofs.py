@@ -16,6 +16,11 @@ and a new record to an older one.
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+
 from node.errors import InputError, NotFoundError
 from node.genesis import Genesis
 from node.keys import KeyPair
@@ -27,14 +32,43 @@ from proto import services_pb2, types_pb2
 __all__ = ["BUNDLE_FORMAT", "build_bundle", "sign_checkpoint_note"]
 
 
-def _block(store: Store, height: int) -> tuple[StoredBlock, types_pb2.BlockHeader]:
-    block = store.get_block(height)
+@dataclass(frozen=True)
+class _Certified:
+    header_bytes: bytes
+    certificate_bytes: bytes
+    header: types_pb2.BlockHeader
+
+
+_CACHE_LIMIT = 4096
+_cache: weakref.WeakKeyDictionary[Store, OrderedDict[int, _Certified]] = weakref.WeakKeyDictionary()
+_cache_lock = threading.Lock()
+
+
+def _block(store: Store, height: int) -> _Certified:
+    """The committed header and certificate at ``height``.
+
+    ``Store.get_block`` copies every envelope of the block (milliseconds for a full block),
+    so the (immutable, once committed) header and certificate are kept in a small LRU per
+    store: proving many records of one block reads the block once.
+    """
+    with _cache_lock:
+        per = _cache.setdefault(store, OrderedDict())
+        hit = per.get(height)
+        if hit is not None:
+            per.move_to_end(height)
+            return hit
+    block: StoredBlock | None = store.get_block(height)
     if block is None:
         raise NotFoundError(f"block {height} is not committed on this node")
     header = parse_header(block.header_bytes)
     if header is None:  # stored headers were validated before commit
         raise NotFoundError(f"block {height}'s stored header does not parse")
-    return block, header
+    got = _Certified(block.header_bytes, block.certificate_bytes, header)
+    with _cache_lock:
+        per[height] = got
+        while len(per) > _CACHE_LIMIT:
+            per.popitem(last=False)
+    return got
 
 
 def build_bundle(
@@ -50,7 +84,8 @@ def build_bundle(
     if loc is None:
         raise NotFoundError(f"record {record_id.hex()} is not committed on this node")
     index, height = loc
-    block, header = _block(store, height)
+    block = _block(store, height)
+    header = block.header
     raw = store.get_envelope_at(index)
     if raw is None:
         raise NotFoundError("the committed envelope is missing")
@@ -96,7 +131,7 @@ def sign_checkpoint_note(
     h = height or store.head().height
     if h < 1:
         raise NotFoundError("no block is committed yet")
-    _, header = _block(store, h)
+    header = _block(store, h).header
     org = origin(genesis.chain_id, genesis.hash)
     text = checkpoint_text(org, header.log_size, bytes(header.log_root))
     sig = sign_checkpoint(text, org, key)
