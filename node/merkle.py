@@ -82,11 +82,6 @@ def subtrees(start: int, size: int) -> list[tuple[int, int]]:
     return out
 
 
-def _split(n: int) -> int:
-    """The largest power of two strictly below ``n`` (``n >= 2``)."""
-    return 1 << ((n - 1).bit_length() - 1)
-
-
 def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
     """Ranges ``(start, size)`` whose ``MTH`` values form ``PATH(index, D[size])``, in order.
 
@@ -98,7 +93,7 @@ def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     start, n, m = 0, size, index
     while n > 1:
-        k = _split(n)
+        k = 1 << ((n - 1).bit_length() - 1)  # the largest power of two < n
         if m < k:
             out.append((start + k, n - k))
             n = k
@@ -121,7 +116,7 @@ def consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     start, m, n, whole = 0, size1, size2, True
     while m != n:
-        k = _split(n)
+        k = 1 << ((n - 1).bit_length() - 1)  # the largest power of two < n
         if m <= k:
             out.append((start + k, n - k))
             n = k

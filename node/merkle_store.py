@@ -169,7 +169,21 @@ class NodeReader:
         return Frontier(size, peaks, tuple(tails))
 
     def inclusion(self, index: int, size: int) -> list[bytes]:
-        return [self.range_hash(s, z) for s, z in merkle.inclusion_ranges(index, size)]
+        out: list[bytes] = []
+        get, pack = self._get, _NODE_KEY.pack
+        for start, width in merkle.inclusion_ranges(index, size):
+            if width & (width - 1):  # at most one range per proof is not a perfect subtree
+                out.append(self.range_hash(start, width))
+                continue
+            level = width.bit_length() - 1
+            chunk, offset = divmod(start >> level, CHUNK)
+            value = get(pack(level, chunk))
+            offset *= merkle.HASH_SIZE
+            h = bytes(value[offset : offset + merkle.HASH_SIZE]) if value is not None else b""
+            if len(h) != merkle.HASH_SIZE:
+                raise KeyError((level, start >> level))
+            out.append(h)
+        return out
 
     def consistency(self, size1: int, size2: int) -> list[bytes]:
         return [self.range_hash(s, z) for s, z in merkle.consistency_ranges(size1, size2)]

@@ -183,35 +183,46 @@ def _envelope_in(value: bytes | memoryview, offsets: int, data: int, i: int) -> 
 
 
 class _Gate:
-    """Readers share the map; growing it (``set_mapsize``) or closing excludes them."""
+    """Readers share the map; growing it (``set_mapsize``) or closing excludes them.
+
+    ``enter``/``leave`` are the hot path (every read): one uncontended lock each, and a
+    notification only when an exclusive holder is waiting.
+    """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())
         self._readers = 0
         self._exclusive = False
+        self._waiting = 0
 
-    @contextmanager
-    def shared(self) -> Iterator[None]:
+    def enter(self) -> None:
         with self._cond:
             while self._exclusive:
                 self._cond.wait()
             self._readers += 1
+
+    def leave(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            if self._waiting and not self._readers:
+                self._cond.notify_all()
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        self.enter()
         try:
             yield
         finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
+            self.leave()
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
         with self._cond:
-            while self._exclusive:
+            self._waiting += 1
+            while self._exclusive or self._readers:
                 self._cond.wait()
+            self._waiting -= 1
             self._exclusive = True
-            while self._readers:
-                self._cond.wait()
         try:
             yield
         finally:
@@ -637,11 +648,21 @@ class Store:
                 f"log size {size} is beyond this node's log ({self._head.log_size})"
             )
 
-    @contextmanager
-    def _nodes(self) -> Iterator[NodeReader]:
-        with self._view() as txn:
-            db = self._dbs[_MERKLE_DB]
-            yield NodeReader(lambda key: txn.get(key, db=db))
+    def _with_nodes(self, work: Callable[[NodeReader], T]) -> T:
+        """Run ``work`` on a NodeReader over one zero-copy read transaction (hot path: no
+        generator-based context managers)."""
+        gate = self._gate
+        gate.enter()
+        try:
+            if self._closed:
+                raise StorageError("the store is closed")
+            txn = self._env.begin(db=self._dbs[_MERKLE_DB], buffers=True)
+            try:
+                return work(NodeReader(txn.get))
+            finally:
+                txn.abort()
+        finally:
+            gate.leave()
 
     def frontier(self) -> Frontier:
         """The log's current frontier (its perfect-subtree peaks), for previewing roots."""
@@ -657,29 +678,25 @@ class Store:
     def leaf_hash_at(self, index: int) -> bytes:
         """The stored leaf hash at ``index``. Raises ``NotFoundError`` past the log."""
         self._check_size(index + 1)
-        with self._nodes() as nodes:
-            return nodes.node(0, index)
+        return self._with_nodes(lambda nodes: nodes.node(0, index))
 
     def log_root(self, size: int) -> bytes:
         """The log's root at a past (or the current) size, in O(log n) reads."""
         self._check_size(size)
         if size == self._frontier.size:
             return self._frontier.root
-        with self._nodes() as nodes:
-            return nodes.range_hash(0, size)
+        return self._with_nodes(lambda nodes: nodes.range_hash(0, size))
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         """RFC 9162 inclusion proof of leaf ``index`` in the log at ``size``."""
         self._check_size(size)
         if not 0 <= index < size:
             raise InputError(f"leaf index {index} is outside a log of size {size}")
-        with self._nodes() as nodes:
-            return nodes.inclusion(index, size)
+        return self._with_nodes(lambda nodes: nodes.inclusion(index, size))
 
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
         """RFC 9162 consistency proof from the log at ``size1`` to the log at ``size2``."""
         self._check_size(size2)
         if not 0 <= size1 <= size2:
             raise InputError(f"no consistency proof from size {size1} to size {size2}")
-        with self._nodes() as nodes:
-            return nodes.consistency(size1, size2)
+        return self._with_nodes(lambda nodes: nodes.consistency(size1, size2))
