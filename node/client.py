@@ -102,7 +102,11 @@ class LedgerClient:
     def __init__(self, address: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(address)
+        # a committed block may be up to max_block_bytes (8 MiB by default), above gRPC's
+        # 4 MiB default receive limit: GetBlock/StreamBlocks (audit) need the larger limit
+        self._channel = grpc.insecure_channel(
+            address, options=[("grpc.max_receive_message_length", 256 * 1024 * 1024)]
+        )
         self._stub: Any = services_pb2_grpc.LedgerStub(self._channel)  # type: ignore[no-untyped-call, unused-ignore]
 
     def close(self) -> None:
