@@ -19,7 +19,7 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -113,27 +113,38 @@ class ChainState:
 
     def verify(self, pb: types_pb2.Envelope) -> VerifiedRecord:
         """Steps (1)-(6) of ``node.records.verify_envelope``, cached. Thread-safe."""
+        return self.verify_leaf(pb)[0]
+
+    def verify_leaf(self, pb: types_pb2.Envelope) -> tuple[VerifiedRecord, bytes]:
+        """``verify`` plus the envelope's Merkle leaf bytes (the cache is keyed by their hash,
+        which covers the payload and every signature)."""
         size = pb.ByteSize()
         if size > self.max_record_bytes + 1024:
             raise TooLargeError(f"envelope is {size} bytes, limit {self.max_record_bytes}")
-        _, key = leaf_key(pb)
+        env = envelope_from_proto(pb)
+        leaf = envelope_leaf_bytes(env)
+        key = hashlib.sha256(leaf).digest()
         with self._cache_lock:
             hit = self._cache.get(key)
         if hit is not None:
-            return hit
-        v = verify_envelope(envelope_from_proto(pb), self.genesis, max_bytes=self.max_record_bytes)
+            return hit, leaf
+        v = verify_envelope(env, self.genesis, max_bytes=self.max_record_bytes)
         with self._cache_lock:
             self._cache[key] = v
             while len(self._cache) > _CACHE_LIMIT:
                 self._cache.popitem(last=False)
-        return v
+        return v, leaf
 
     def verify_many(self, pbs: Sequence[types_pb2.Envelope]) -> list[VerifiedRecord | LedgerError]:
         """Verify in the thread pool (libsodium releases the GIL); results in input order."""
+        return [r if isinstance(r, LedgerError) else r[0] for r in self._verify_leaves(pbs)]
 
-        def one(pb: types_pb2.Envelope) -> VerifiedRecord | LedgerError:
+    def _verify_leaves(
+        self, pbs: Sequence[types_pb2.Envelope]
+    ) -> list[tuple[VerifiedRecord, bytes] | LedgerError]:
+        def one(pb: types_pb2.Envelope) -> tuple[VerifiedRecord, bytes] | LedgerError:
             try:
-                return self.verify(pb)
+                return self.verify_leaf(pb)
             except LedgerError as e:
                 return e
 
@@ -166,8 +177,13 @@ class ChainState:
         proposer: str,
         candidates: Sequence[tuple[types_pb2.Envelope, VerifiedRecord]],
         time_ms: int,
+        *,
+        known_fresh: Callable[[bytes], bool] | None = None,
     ) -> tuple[types_pb2.Block, list[Dropped]]:
-        """A block of the candidates that still pass every rule, in order, and the rest."""
+        """A block of the candidates that still pass every rule, in order, and the rest.
+
+        ``known_fresh(record_id)`` true means the record is known not to be committed (it
+        is pending in this node's mempool), which spares the store lookups."""
         head = self.store.head()
         if height != head.height + 1:
             raise InputError(f"cannot build block {height} on head {head.height}")
@@ -180,7 +196,8 @@ class ChainState:
             try:
                 if v.record_id in seen_ids or nonce in seen_nonces:
                     raise ReplayError("repeated within the block")
-                self.check_fresh(v)
+                if known_fresh is None or not known_fresh(v.record_id):
+                    self.check_fresh(v)
             except LedgerError as e:
                 dropped.append(Dropped(v.record_id, e))
                 continue
@@ -226,7 +243,13 @@ class ChainState:
             self._prepared.clear()
         self._prepared[prepared.block_hash] = prepared
 
-    def validate_block(self, block: types_pb2.Block, *, verify_signatures: bool = True) -> Prepared:
+    def validate_block(
+        self,
+        block: types_pb2.Block,
+        *,
+        verify_signatures: bool = True,
+        known_fresh: Callable[[bytes], bool] | None = None,
+    ) -> Prepared:
         """Check a proposed (or synced) block against the head; raise the first failure.
 
         (1) the header parses; chain id and genesis hash are this chain's;
@@ -260,14 +283,16 @@ class ChainState:
         if header.num_records != n:
             raise InputError(f"block: num_records {header.num_records}, carries {n}")
         if verify_signatures:
-            results = self.verify_many(block.envelopes)
+            results = self._verify_leaves(block.envelopes)
         else:
             results = [self._parse_trusted(pb) for pb in block.envelopes]
         verified: list[VerifiedRecord] = []
+        leaf_list: list[bytes] = []
         for i, r in enumerate(results):
             if isinstance(r, LedgerError):
                 raise InputError(f"block: record {i}: {r}") from r
-            verified.append(r)
+            verified.append(r[0])
+            leaf_list.append(r[1])
         if header.records_hash != records_hash(v.record_id for v in verified):
             raise InputError("block: records_hash does not match the envelopes")
         ids = {v.record_id for v in verified}
@@ -275,6 +300,8 @@ class ChainState:
         if len(ids) != n or len(nonces) != n:
             raise InputError("block: a record id or author nonce repeats within the block")
         for v in verified:
+            if known_fresh is not None and known_fresh(v.record_id):
+                continue  # pending here: checked at admission, and not committed since
             try:
                 self.check_fresh(v)
             except ReplayError as e:
@@ -284,7 +311,7 @@ class ChainState:
             refusal = update.refused[0]
             err = refusal.error
             raise RuleError(err.rule, f"block: record {refusal.position}: {err}", err.code)
-        leaves = tuple(leaf_key(pb)[0] for pb in block.envelopes)
+        leaves = tuple(leaf_list)
         size, root = self.store.preview_root(leaves)
         if header.log_size != size or header.log_root != root:
             raise InputError("block: log_size/log_root do not match the log after this block")
@@ -292,11 +319,12 @@ class ChainState:
         self._remember(prepared)
         return prepared
 
-    def _parse_trusted(self, pb: types_pb2.Envelope) -> VerifiedRecord | LedgerError:
+    def _parse_trusted(self, pb: types_pb2.Envelope) -> tuple[VerifiedRecord, bytes] | LedgerError:
         """Parse a certified block's record without re-checking its signatures."""
         try:
             env = envelope_from_proto(pb)
-            return VerifiedRecord(env.record_id, TraceRecord.from_payload(env.payload), env)
+            rec = TraceRecord.from_payload(env.payload)
+            return VerifiedRecord(env.record_id, rec, env), envelope_leaf_bytes(env)
         except LedgerError as e:
             return e
 

@@ -53,7 +53,8 @@ async def serve(config: NodeConfig) -> None:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store.open(data_path(config), genesis.hash, extra_dbs=EXTRA_DBS)
     node = Node(config, genesis, key, store)
-    server = grpc.aio.server(options=GRPC_OPTIONS)
+    # no SO_REUSEPORT: a second node on a taken port must fail to bind, loudly
+    server = grpc.aio.server(options=[*GRPC_OPTIONS, ("grpc.so_reuseport", 0)])
     services_pb2_grpc.add_LedgerServicer_to_server(LedgerService(node), server)
     services_pb2_grpc.add_PeerServicer_to_server(PeerService(node), server)
     health_servicer = HealthServicer()

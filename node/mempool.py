@@ -86,5 +86,9 @@ class Mempool:
                 self._nonces.pop((p.verified.record.author, p.verified.record.nonce), None)
                 self._bytes -= p.size
 
+    def remove_nonces(self, nonces: Iterable[tuple[str, str]]) -> None:
+        """Drop pending records that use any of these (author, nonce) pairs."""
+        self.remove([rid for n in nonces if (rid := self._nonces.get(n)) is not None])
+
     def items(self) -> list[Pending]:
         return list(self._items.values())

@@ -150,7 +150,8 @@ def _is_size(value: object) -> bool:
 
 def _hashes(path: object) -> list[bytes] | None:
     """``path`` as a list of 32-byte hashes, or ``None`` if it is anything else."""
-    if not isinstance(path, list | tuple) or len(path) > 128:
+    # Any sequence of hashes will do (a list, or a protobuf repeated field), not bytes.
+    if not isinstance(path, Sequence) or isinstance(path, bytes | str) or len(path) > 128:
         return None
     items = list(path)
     if items and (set(map(type, items)) != {bytes} or set(map(len, items)) != {HASH_SIZE}):

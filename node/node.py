@@ -50,7 +50,7 @@ from consensus.validators import ChainContext
 from node import custody
 from node.chain import ChainState
 from node.config import NodeConfig
-from node.errors import LedgerError, OverloadError, ReplayError
+from node.errors import LedgerError, OverloadError, ReplayError, RuleError
 from node.genesis import Genesis
 from node.keys import KeyPair
 from node.mempool import Mempool, Pending
@@ -98,6 +98,7 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
         self._pending_view = custody.OverlayView(self.chain.custody_view)
+        self._unsettled: list[VerifiedRecord] = []
         self._rate_window = (0.0, 0)
         self._sync_task: asyncio.Task[None] | None = None
         self.committed = asyncio.Event()  # set (and cleared) on every commit
@@ -184,7 +185,7 @@ class Node:
 
     def _validate(self, block: types_pb2.Block) -> bool:
         try:
-            self.chain.validate_block(block)
+            self.chain.validate_block(block, known_fresh=self.mempool.__contains__)
             return True
         except LedgerError as e:
             log.warning("refusing proposed block: %s", e)
@@ -201,8 +202,13 @@ class Node:
         new_head = await loop.run_in_executor(None, self.chain.commit, prepared, cert)
         ids = [v.record_id for v in prepared.verified]
         self.mempool.remove(ids)
+        # a pending record whose nonce another committed record used can never commit
+        self.mempool.remove_nonces((v.record.author, v.record.nonce) for v in prepared.verified)
+        if self._unsettled:
+            self._unsettled = [v for v in self._unsettled if v.record_id in self.mempool]
         if not len(self.mempool):
             self._pending_view = custody.OverlayView(self.chain.custody_view)
+            self._unsettled = []
         else:  # committed state now answers for the codes this block changed
             for code in prepared.update.states():
                 self._pending_view.pending.pop(code, None)
@@ -243,14 +249,17 @@ class Node:
         c = self.genesis.consensus
         taken = self.mempool.take(c.max_block_records, c.max_block_bytes)
         loop = asyncio.get_running_loop()
+        in_pool = self.mempool.__contains__
         block, dropped = await loop.run_in_executor(
             None,
-            self.chain.build_block,
-            height,
-            round_,
-            self.key.name,
-            [(p.envelope, p.verified) for p in taken],
-            int(time.time() * 1000),
+            lambda: self.chain.build_block(
+                height,
+                round_,
+                self.key.name,
+                [(p.envelope, p.verified) for p in taken],
+                int(time.time() * 1000),
+                known_fresh=in_pool,
+            ),
         )
         if dropped:
             for d in dropped:
@@ -280,28 +289,55 @@ class Node:
                 raise OverloadError(f"rate limit {limit} records/s reached; retry later")
             self._rate_window = (start, count + n)
 
-    def admit(self, pb: types_pb2.Envelope, v: VerifiedRecord) -> bool:
+    def admit(self, pb: types_pb2.Envelope, v: VerifiedRecord, *, local: bool = True) -> bool:
         """Add a verified record to the mempool after replay and rule checks.
 
-        Returns False if it was already pending (idempotent re-submission); raises the
-        rule's error otherwise.
+        ``local`` records (submitted by a client of this node) are checked against the
+        custody rules over the committed state plus the pending records; records gossiped
+        by a peer were checked there, and every validator checks them again in the block,
+        so here they are queued unchecked and laid over the pending view only when a local
+        submission needs them (``_settle_gossip``). Returns False if already pending;
+        raises the rule's error otherwise.
         """
         if v.record_id in self.mempool:
             return False
         self.chain.check_fresh(v)
         if self.mempool.nonce_pending(v.record.author, v.record.nonce):
             raise ReplayError(f"nonce {v.record.nonce!r} of {v.record.author!r} is pending")
-        update = custody.apply(
+        if local:
+            try:
+                update = self._check_pending(v)
+            except RuleError:
+                if not self._unsettled:
+                    raise
+                self._settle_gossip()
+                update = self._check_pending(v)
+            self._pending_view.add(update)
+        else:
+            self._unsettled.append(v)
+        self.mempool.add(Pending(v.record_id, pb, v, pb.ByteSize(), time.monotonic()))
+        self._records_arrived.set()
+        return True
+
+    def _check_pending(self, v: VerifiedRecord) -> custody.CustodyUpdate:
+        return custody.apply(
             self._pending_view,
             v.record,
             v.envelope.signers(),
             self.genesis,
             self.store.head().log_size + len(self.mempool),
         )
-        self.mempool.add(Pending(v.record_id, pb, v, pb.ByteSize(), time.monotonic()))
-        self._pending_view.add(update)
-        self._records_arrived.set()
-        return True
+
+    def _settle_gossip(self) -> None:
+        """Lay the still unchecked gossiped records over the pending view, in arrival order."""
+        pending, self._unsettled = self._unsettled, []
+        for g in pending:
+            if g.record_id not in self.mempool:
+                continue
+            try:
+                self._pending_view.add(self._check_pending(g))
+            except LedgerError:
+                continue  # the block's validation decides; it only does not help here
 
     def _rebuild_pending_view(self) -> None:
         view = custody.OverlayView(self.chain.custody_view)

@@ -354,7 +354,7 @@ class PeerService(services_pb2_grpc.PeerServicer):
                     if isinstance(r, LedgerError):
                         continue
                     try:
-                        node.admit(pb, r)
+                        node.admit(pb, r, local=False)
                     except LedgerError:
                         continue
             if env.HasField("evidence"):
