@@ -99,6 +99,17 @@ def test_consistency_vectors(size1: int, size2: int, path: list[bytes]) -> None:
         assert_consistency_tampering_fails(size1, size2, ROOTS[size1], ROOTS[size2], path)
 
 
+def test_verifiers_accept_protobuf_repeated_fields() -> None:
+    from proto import types_pb2
+
+    index, size, path = INCLUSION[2]
+    bundle = types_pb2.ConsistencyProof(path=path)  # any message with a repeated bytes field
+    assert merkle.verify_inclusion(LEAF_HASHES[index], index, size, bundle.path, ROOTS[size])
+    size1, size2, cpath = CONSISTENCY[2]
+    bundle = types_pb2.ConsistencyProof(path=cpath)
+    assert merkle.verify_consistency(size1, size2, ROOTS[size1], ROOTS[size2], bundle.path)
+
+
 def test_consistency_edge_cases() -> None:
     e = merkle.EMPTY_ROOT
     assert merkle.verify_consistency(0, 0, e, e, [])
