@@ -174,3 +174,18 @@ def test_sweep_more_than_f_finds_violations_n7():
     results = [run_seed(seed, 7, 3) for seed in range(1, 21)]
     assert any("agreement" in r.violations for r in results)
     assert all(r.ok for r in results)
+
+
+def test_checker_catches_a_driver_that_does_not_persist(monkeypatch):
+    """Mutation: drop PersistSignState; crash-restarts then double-sign, and it is caught."""
+    import consensus.sim.world as world
+    from consensus.events import PersistSignState
+
+    original = world.World.execute
+
+    def forgetful(self, inst, actions):
+        return original(self, inst, [a for a in actions if not isinstance(a, PersistSignState)])
+
+    monkeypatch.setattr(world.World, "execute", forgetful)
+    caught = [s for s in range(1, 11) if "double_sign" in run_seed(s, 4, 0).violations]
+    assert caught
