@@ -8,7 +8,8 @@ details string as the message, so a refusal reads the same on the client as on t
     UNAVAILABLE, DEADLINE_EXCEEDED  -> NodeUnavailableError (names the address)
     INVALID_ARGUMENT                -> InputError
     UNAUTHENTICATED                 -> VerificationError
-    PERMISSION_DENIED               -> MembershipError
+    PERMISSION_DENIED               -> MembershipError (RemoteRulePermissionError, a
+                                       RuleError, when the message is "rule NAME: ...")
     ALREADY_EXISTS                  -> ReplayError
     RESOURCE_EXHAUSTED              -> OverloadError
     FAILED_PRECONDITION             -> RemoteRuleError (a RuleError; the server's message)
@@ -63,6 +64,12 @@ class RemoteRuleError(RuleError):
         LedgerError.__init__(self, message)
 
 
+class RemoteRulePermissionError(RemoteRuleError):
+    """A rule refused the author's role or identity (PERMISSION_DENIED with "rule NAME: ")."""
+
+    grpc_code = "PERMISSION_DENIED"
+
+
 _BY_CODE: dict[grpc.StatusCode, Callable[[str], LedgerError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InputError,
     grpc.StatusCode.UNAUTHENTICATED: VerificationError,
@@ -90,6 +97,8 @@ def map_rpc_error(err: grpc.RpcError, address: str) -> LedgerError:
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         what = "timed out" if code is grpc.StatusCode.DEADLINE_EXCEEDED else "is unreachable"
         return NodeUnavailableError(f"node {address} {what}" + (f": {details}" if details else ""))
+    if code is grpc.StatusCode.PERMISSION_DENIED and _RULE_PREFIX.match(details):
+        return RemoteRulePermissionError(details)  # a custody rule, not a bad signature
     factory = _BY_CODE.get(code)
     if factory is not None:
         return factory(details or f"refused by node {address} ({code.name})")
