@@ -269,6 +269,9 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
                     custodian=n.custodian,
                     status=n.status,
                     commissioned_by=n.commissioned_by,
+                    is_class=n.is_class,
+                    recalled=n.recalled,
+                    container=n.parent,
                 )
                 for n in page.nodes
             ],
