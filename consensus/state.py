@@ -219,6 +219,12 @@ class Replica:
 
     # ------------------------------------------------------------ entry points
 
+    def catch_up(
+        self, block: types_pb2.Block, certificate: types_pb2.CommitCertificate
+    ) -> list[Action]:
+        """Same as ``step(SyncCommitted(block, certificate))``."""
+        return self.step(SyncCommitted(block, certificate))
+
     def start(self) -> list[Action]:
         """Same as ``step(Start())``."""
         return self.step(Start())
