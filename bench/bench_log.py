@@ -54,6 +54,19 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def rss_now() -> str:
+    """Current resident memory split into anonymous (heap) and file-backed (LMDB's map)."""
+    fields = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("RssAnon", "RssFile")):
+                name, value, _unit = line.split()
+                fields[name.rstrip(":")] = int(value) / 1024
+    return (
+        f"anon {fields.get('RssAnon', 0):.0f} MiB + file-backed {fields.get('RssFile', 0):.0f} MiB"
+    )
+
+
 class Rate(NamedTuple):
     """Items per second of wall-clock time and of this process's CPU time. The machine is
     shared (other engineers' tests run on the same 2 vCPUs), so CPU-time rates are the
@@ -221,6 +234,7 @@ def main() -> None:
     per_db = disk_report(store, n)
     used_per_leaf = sum(v for _, v in per_db)
     log_part = sum(v for k, v in per_db if k in ("blocks", "block_ends", "ids", "merkle", "meta"))
+    rss_split = rss_now()
     store.close()
     rss_ours = rss_mib()
     shutil.rmtree(base / "store", ignore_errors=True)
@@ -297,7 +311,7 @@ def main() -> None:
         (
             "peak RSS after the store phases / at the end",
             f"{rss_ours:.0f} / {rss_mib():.0f} MiB",
-            "",
+            f"before closing the store: {rss_split}",
         ),
     ]
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
