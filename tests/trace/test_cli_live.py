@@ -1,0 +1,436 @@
+"""Traceability through the real `suyuan` CLI against a live 4-node testnet (issue #6).
+
+Every command runs the installed console script in a subprocess with
+``SUYUAN_TESTNET=<testnet dir>``, so it resolves node 0 and the genesis from the testnet,
+exactly as a user's shell would. Two testnet start-ups in all: one for custody, trace and
+recall (test_handoff_transform_trace_and_recall), one for EPCIS (test_epcis_import_export).
+
+The graph built by the first test (codes in URN form; the node answers in canonical form):
+
+    farm commissions F1 F2 F3;   farm -> slaughterhouse hands off F1 F2 (offer/accept)
+    slaughterhouse:  F1 + F2 -> C1 C2 C3      (TransformationEvent, killing)
+                     C1 -> K1 K2,  C2 -> K3   (TransformationEvent, cutting)
+    slaughterhouse -> processor: K1 K2 K3
+    processor:       K1 -> P1 P2,  K2 -> P3   (TransformationEvent, packaging)
+                     pack S1 = [P1 P2 P3]; unpack P3 from S1    (AggregationEvent ADD/DELETE)
+    processor -> distributor: S1 (and P1 P2 inside it)
+    regulator recalls C1:  slaughterhouse C1 | processor K1 K2 P3 | distributor P1 P2
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from node.epcis import normalize_code
+from tests.cli.helpers import suyuan
+from tests.testnet.conftest import testnet4  # noqa: F401 (the fixture)
+from tests.testnet.harness import RunningTestnet
+
+pytestmark = pytest.mark.slow
+
+EPCIS = Path(__file__).resolve().parents[3] / "shared" / "epcis"
+
+SG = "urn:epc:id:sgtin"
+F1, F2, F3 = (f"{SG}:6901234.012345.{n}" for n in (1, 2, 3))
+C1, C2, C3 = (f"{SG}:6902345.022222.{n}" for n in (101, 102, 103))
+K1, K2, K3 = (f"{SG}:6902345.033333.{n}" for n in (1, 2, 3))
+P1, P2, P3 = (f"{SG}:6903456.044444.{n}" for n in (11, 12, 13))
+S1 = "urn:epc:id:sscc:6903456.0000000101"
+
+
+def canon(*codes: str) -> set[str]:
+    return {normalize_code(c) for c in codes}
+
+
+class Cli:
+    """The `suyuan` script pointed at one testnet, from a scratch working directory."""
+
+    def __init__(self, tn: RunningTestnet, work: Path) -> None:
+        self.tn = tn
+        self.work = work
+        self.env = {"SUYUAN_TESTNET": str(tn.dir), "COLUMNS": "200"}
+        self._n = 0
+        self.offer_ids: dict[Path, str] = {}
+
+    def key(self, member: str) -> str:
+        return str(self.tn.dir / "keys" / f"{member}.key")
+
+    def run(self, *args: str, timeout: float = 90) -> Any:
+        return suyuan(*args, cwd=self.work, env=self.env, timeout=timeout)
+
+    def ok(self, *args: str) -> str:
+        r = self.run(*args)
+        assert r.returncode == 0, f"suyuan {' '.join(args)}: rc {r.returncode}\n{r.stderr}"
+        return str(r.stdout)
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.ok(*args, "--json"))
+
+    def refused(self, rc: int, *args: str) -> str:
+        """Run a command that must fail with exit ``rc`` and exactly one line on stderr."""
+        r = self.run(*args)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == rc, f"suyuan {' '.join(args)}: rc {r.returncode}\n{r.stderr}"
+        assert len(lines) == 1, r.stderr
+        assert r.stdout.strip() == "", r.stdout
+        return str(lines[0])
+
+    def draft(self, event: dict[str, Any], **extra: Any) -> Path:
+        self._n += 1
+        path = self.work / f"draft{self._n}.json"
+        path.write_text(json.dumps({"event": event, "category": "meat", **extra}))
+        return path
+
+    def submit(self, author: str, event: dict[str, Any]) -> dict[str, Any]:
+        info = self.json("record", "submit", str(self.draft(event)), "--key", self.key(author))
+        info2 = self.json("record", "get", info["record_id"])
+        assert info2["author"] == author
+        return dict(info)
+
+    def submit_wait(self, author: str, event: dict[str, Any]) -> dict[str, Any]:
+        args = ("record", "submit", str(self.draft(event)), "--key", self.key(author), "--wait")
+        info = self.json(*args)
+        assert info["committed"] is True
+        return dict(info)
+
+    def handoff(self, sender: str, receiver: str, *codes: str, extra: tuple[str, ...] = ()):
+        """Write the sender's offer; returns its path (the record id is ``offer_ids[path]``)."""
+        self._n += 1
+        offer = self.work / f"offer{self._n}-{sender}.json"
+        out = self.ok("handoff", "offer", *codes, "--key", self.key(sender), "--to", receiver,
+                      "--out", str(offer), *extra)  # fmt: skip
+        words = out.split()
+        assert words[0] == "offer", out
+        assert words[2:5] == ["from", sender, "to"], out
+        self.offer_ids[offer] = words[1]
+        return offer
+
+    def accept(self, offer: Path, receiver: str) -> dict[str, Any]:
+        info = self.json("handoff", "accept", str(offer), "--key", self.key(receiver), "--wait")
+        assert info["committed"] is True
+        return dict(info)
+
+    def history(self, code: str) -> list[dict[str, Any]]:
+        return list(self.json("trace", "history", code, "--all")["records"])
+
+    def graph(self, direction: str, code: str, *opts: str) -> dict[str, Any]:
+        return dict(self.json("trace", direction, code, *opts))
+
+    def custodian(self, code: str) -> str:
+        nodes = self.graph("forward", code, "--max-depth", "1")["nodes"]
+        assert nodes[0]["depth"] == 0
+        return str(nodes[0]["custodian"])
+
+
+def when(day: int, hour: int = 8) -> dict[str, str]:
+    return {
+        "eventTime": f"2026-03-{day:02d}T{hour:02d}:00:00+08:00",
+        "eventTimeZoneOffset": "+08:00",
+    }
+
+
+def commission(*codes: str, day: int = 1) -> dict[str, Any]:
+    ev = {"type": "ObjectEvent", **when(day), "action": "ADD", "bizStep": "commissioning",
+          "disposition": "active"}  # fmt: skip
+    return {**ev, "epcList": list(codes)} if codes else ev
+
+
+def transform(inputs: list[str], outputs: list[str], step: str, day: int) -> dict[str, Any]:
+    return {"type": "TransformationEvent", **when(day), "bizStep": step,
+            "inputEPCList": inputs, "outputEPCList": outputs}  # fmt: skip
+
+
+def aggregate(action: str, parent: str, children: list[str], step: str, day: int):
+    return {"type": "AggregationEvent", **when(day), "action": action, "bizStep": step,
+            "parentID": parent, "childEPCs": children}  # fmt: skip
+
+
+def by_depth(page: dict[str, Any]) -> dict[int, set[str]]:
+    out: dict[int, set[str]] = {}
+    for n in page["nodes"]:
+        out.setdefault(n["depth"], set()).add(n["code"])
+    return out
+
+
+def assert_tree(page: dict[str, Any]) -> None:
+    """Every node but the root is reached from a node listed one level closer."""
+    depth = {n["code"]: n["depth"] for n in page["nodes"]}
+    assert len(depth) == len(page["nodes"]), "a code is listed twice"
+    for n in page["nodes"][1:]:
+        assert depth[n["via"]] == n["depth"] - 1, n
+
+
+def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
+    cli = Cli(testnet4, tmp_path)
+
+    # ---- commissioning, and a two-party handoff ------------------------------------
+    cli.submit_wait("farm", commission(F1, F2, F3))
+    assert cli.custodian(F1) == "farm"
+    offer = cli.handoff("farm", "slaughterhouse", F1, F2)
+
+    # refused: the offer alone (the receiver has not signed), submitted as it is
+    line = cli.refused(3, "record", "submit", "--envelope", str(offer), "--wait")
+    assert "missing signature of the receiver 'slaughterhouse'" in line
+    # refused: an offer by someone who is not the custodian (a custody rule at the node)
+    bad = cli.handoff("processor", "slaughterhouse", F3)
+    line = cli.refused(1, "handoff", "accept", str(bad), "--key", cli.key("slaughterhouse"))
+    assert line.startswith("error: rule custody:"), line
+    assert "held by 'farm'" in line
+    # refused: the accept by someone other than the named receiver (checked before submit)
+    line = cli.refused(2, "handoff", "accept", str(offer), "--key", cli.key("processor"))
+    assert "names 'slaughterhouse' as receiver, not 'processor'" in line
+    # nothing of it was committed
+    for code in (F1, F2, F3):
+        assert len(cli.history(code)) == 1
+        assert cli.custodian(code) == "farm"
+    for rejected in (offer, bad):
+        line = cli.refused(1, "record", "get", cli.offer_ids[rejected])
+        assert "not found" in line or "not known" in line, line
+    # accepted by the named receiver: committed, custody moves
+    done = cli.accept(offer, "slaughterhouse")
+    assert (done["from"], done["to"]) == ("farm", "slaughterhouse")
+    hist = cli.history(F1)
+    assert [r["record_id"] for r in hist][-1] == done["record_id"]
+    assert [r["biz_step"].rsplit("-", 1)[-1].rsplit(":", 1)[-1] for r in hist] == [
+        "commissioning",
+        "shipping",
+    ]
+    assert cli.custodian(F1) == cli.custodian(F2) == "slaughterhouse"
+    assert cli.custodian(F3) == "farm"
+    assert cli.json("record", "get", cli.offer_ids[offer])["record_id"] == done["record_id"]
+    human = cli.ok("trace", "history", F1)
+    assert "2 events" in human
+    assert "shipping" in human
+
+    # ---- transformations, handoff, aggregation (pack and unpack) ---------------------
+    cli.submit_wait("slaughterhouse", transform([F1, F2], [C1, C2, C3], "killing", 2))
+    cli.submit_wait("slaughterhouse", transform([C1], [K1, K2], "commissioning", 3))
+    cli.submit_wait("slaughterhouse", transform([C2], [K3], "commissioning", 3))
+    cli.accept(cli.handoff("slaughterhouse", "processor", K1, K2, K3), "processor")
+    cli.submit_wait("processor", transform([K1], [P1, P2], "commissioning", 4))
+    cli.submit_wait("processor", transform([K2], [P3], "commissioning", 4))
+    cli.submit_wait("processor", aggregate("ADD", S1, [P1, P2, P3], "packing", 5))
+    cli.submit_wait("processor", aggregate("DELETE", S1, [P3], "unpacking", 5))
+    # a code inside a container moves only with it
+    inner = cli.handoff("processor", "distributor", P1)
+    line = cli.refused(1, "handoff", "accept", str(inner), "--key", cli.key("distributor"))
+    assert "rule aggregated:" in line
+    cli.accept(cli.handoff("processor", "distributor", S1), "distributor")
+    assert cli.custodian(P1) == cli.custodian(P2) == cli.custodian(S1) == "distributor"
+    assert cli.custodian(P3) == "processor"
+
+    # ---- trace back / forward against the expected graph -----------------------------
+    back = cli.graph("back", P1)
+    assert back["code"] == normalize_code(P1)
+    assert back["direction"] == "back"
+    assert by_depth(back) == {
+        0: canon(P1),
+        1: canon(K1, S1),
+        2: canon(C1),
+        3: canon(F1, F2),
+    }
+    assert_tree(back)
+    rel = {n["code"]: n["relation"] for n in back["nodes"]}
+    assert rel[normalize_code(K1)] == "input"
+    assert rel[normalize_code(S1)] == "parent"
+    assert back["nodes"][0]["container"] == normalize_code(S1)
+    assert back["truncated"] is False
+    assert back["next_page_token"] == ""
+    farm_nodes = [n for n in back["nodes"] if n["depth"] == 3]
+    assert {n["commissioned_by"] for n in farm_nodes} == {"farm"}
+    assert {n["status"] for n in farm_nodes} == {"closed"}  # consumed by the slaughter
+
+    fwd = cli.graph("forward", F1)
+    expected_fwd = {
+        0: canon(F1),
+        1: canon(C1, C2, C3),
+        2: canon(K1, K2, K3),
+        3: canon(P1, P2, P3),
+    }
+    assert by_depth(fwd) == expected_fwd
+    assert_tree(fwd)
+    assert {n["relation"] for n in fwd["nodes"][1:]} == {"output"}
+    cust = {n["code"]: n["custodian"] for n in fwd["nodes"]}
+    assert cust[normalize_code(P1)] == "distributor"
+    assert cust[normalize_code(K3)] == "processor"
+    assert by_depth(cli.graph("forward", S1)) == {0: canon(S1), 1: canon(P1, P2, P3)}
+
+    # paging: --limit N pages, --page TOKEN resumes, --all follows to the end
+    all_codes = [n["code"] for n in fwd["nodes"]]
+    assert len(all_codes) == 10
+    paged: list[str] = []
+    token, pages = "", 0
+    while True:
+        opts = ("--limit", "4") + (("--page", token) if token else ())
+        page = cli.graph("forward", F1, *opts)
+        assert len(page["nodes"]) <= 4
+        paged += [n["code"] for n in page["nodes"]]
+        pages += 1
+        token = page["next_page_token"]
+        if not token or pages > 5:
+            break
+    assert pages == 3
+    assert paged == all_codes
+    assert [n["code"] for n in cli.graph("forward", F1, "--limit", "3", "--all")["nodes"]] == (
+        all_codes
+    )
+    human = cli.ok("trace", "forward", F1, "--limit", "4")
+    assert "more: --page " in human
+    # depth limit: truncated flag, and the human hint
+    shallow = cli.graph("forward", F1, "--max-depth", "1")
+    assert by_depth(shallow) == {0: canon(F1), 1: canon(C1, C2, C3)}
+    assert shallow["truncated"] is True
+    assert cli.graph("forward", F1, "--max-depth", "3")["truncated"] is False
+    assert "depth limit reached" in cli.ok("trace", "back", P1, "--max-depth", "2")
+    cli.refused(1, "trace", "back", f"{SG}:6909999.099999.1")  # never commissioned
+
+    # ---- recall ---------------------------------------------------------------------
+    # a recall with a non-regulator key is refused (by the CLI, and by the node's rule)
+    line = cli.refused(2, "recall", C1, "--key", cli.key("farm"), "--reason", "test")
+    assert "not a regulator" in line
+    rogue = {**commission(F3), "action": "OBSERVE", "bizStep": "holding",
+             "disposition": "recalled"}  # fmt: skip
+    line = cli.refused(1, "record", "submit", str(cli.draft(rogue)), "--key", cli.key("farm"),
+                       "--wait")  # fmt: skip
+    assert "rule recall:" in line
+    assert "only a regulator" in line
+    assert cli.graph("forward", F3)["nodes"][0]["recalled"] is False
+
+    out = cli.ok("recall", C1, "--key", cli.key("regulator"), "--reason", "Salmonella in C1")
+    assert "6 codes affected, 6 newly recalled in 1 record(s)" in out
+    groups: dict[str, set[str]] = {}
+    current = ""
+    for ln in out.splitlines()[1:]:
+        if ln.startswith("    "):
+            groups[current].add(ln.strip())
+        elif " holds " in ln:
+            current = ln.split()[0]
+            groups[current] = set()
+    assert groups == {
+        "slaughterhouse": canon(C1),
+        "processor": canon(K1, K2, P3),
+        "distributor": canon(P1, P2),
+    }
+    scope = cli.graph("forward", C1, "--all")["nodes"]
+    assert {n["code"] for n in scope} == canon(C1, K1, K2, P1, P2, P3)
+    assert all(n["recalled"] for n in scope)
+    assert {n["code"]: n["status"] for n in scope}[normalize_code(P3)] == "recalled"
+    assert {n["code"]: n["status"] for n in scope}[normalize_code(C1)] == "closed"
+    assert len(cli.history(P3)) == 4  # made, packed, unpacked, recalled
+    # a second recall finds nothing new
+    again = cli.json("recall", C1, "--key", cli.key("regulator"), "--reason", "again")
+    assert again["records"] == []
+    assert len(again["already_recalled"]) == 6
+
+    # after the recall: a plain handoff of a recalled code is refused ...
+    ship = cli.handoff("processor", "distributor", P3)
+    line = cli.refused(1, "handoff", "accept", str(ship), "--key", cli.key("distributor"))
+    assert line.startswith("error: rule recalled:"), line
+    assert cli.custodian(P3) == "processor"
+    # ... a return is accepted
+    ret = cli.handoff("processor", "slaughterhouse", P3, extra=("--disposition", "returned"))
+    cli.accept(ret, "slaughterhouse")
+    assert cli.custodian(P3) == "slaughterhouse"
+    p3 = cli.graph("forward", P3)["nodes"][0]
+    assert (p3["status"], p3["recalled"]) == ("recalled", True)
+    # codes outside the recall scope are untouched
+    k3 = cli.graph("forward", K3)["nodes"][0]
+    assert (k3["status"], k3["recalled"], k3["custodian"]) == ("active", False, "processor")
+
+
+@cache
+def epcis_validator() -> jsonschema.Draft7Validator:
+    schema = json.loads((EPCIS / "EPCIS-JSON-Schema.json").read_text(encoding="utf-8"))
+    return jsonschema.Draft7Validator(schema)
+
+
+def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
+    """Shared GS1 examples imported event by event; a code's history exported schema-valid.
+
+    The examples only observe codes (none commissions one), so the test commissions them
+    first; 9.6.1 and 9.6.3 share two SGTINs on purpose (one pallet's story).
+    """
+    cli = Cli(testnet4, tmp_path)
+    ex = EPCIS / "JSON"
+    e2017, e2018 = f"{SG}:0614141.107346.2017", f"{SG}:0614141.107346.2018"
+    pallet = "urn:epc:id:sscc:0614141.1234567890"
+    farm = cli.key("farm")
+
+    # before commissioning: every event is refused (unknown codes), exit 1, nothing stored
+    r = cli.run("epcis", "import", str(ex / "Example_9.6.1-ObjectEvent.jsonld"), "--key", farm)
+    assert r.returncode == 1, r.stderr
+    assert r.stdout.count("refused") == 2
+    assert "0 of 2 events imported" in r.stdout
+    assert "unknown-code" in r.stdout
+    cli.refused(1, "trace", "history", e2017)
+
+    cli.submit_wait("farm", commission(e2017, e2018))
+    rep = cli.json("epcis", "import", str(ex / "Example_9.6.1-ObjectEvent.jsonld"), "--key", farm)
+    assert (rep["imported"], rep["refused"]) == (2, 0)
+    assert [e["status"] for e in rep["events"]] == ["imported", "imported"]
+    assert all(e["log_index"] > 0 and len(e["record_id"]) == 64 for e in rep["events"])
+    assert rep["events"][1]["codes"] == [normalize_code(e2018)]
+
+    # the aggregation example names a pallet nobody commissioned: refused, exit 1
+    agg = str(ex / "Example_9.6.3-AggregationEvent.jsonld")
+    r = cli.run("epcis", "import", agg, "--key", farm, "--json")
+    assert r.returncode == 1, r.stderr
+    rep = json.loads(r.stdout)
+    assert (rep["imported"], rep["refused"]) == (0, 1)
+    assert "rule unknown-code" in rep["events"][0]["reason"]
+    # once the pallet exists, packed with the two items and the two classes the document
+    # lists as its content, the same document imports
+    lots = ["urn:epc:idpat:sgtin:4012345.098765.*", "urn:epc:class:lgtin:4012345.012345.998877"]
+    cli.submit_wait("farm", {**commission(), "quantityList": [{"epcClass": c} for c in lots]})
+    packing = aggregate("ADD", pallet, [e2017, e2018], "packing", 2)
+    packing["childQuantityList"] = [{"epcClass": c} for c in lots]
+    cli.submit_wait("farm", packing)
+    out = cli.ok("epcis", "import", agg, "--key", farm)
+    assert "event   0: imported" in out
+    assert "1 of 1 events imported" in out
+
+    # an event naming no trace code is refused at import, before anything is signed
+    r = cli.run("epcis", "import", str(ex / "WithSensorData/SensorDataExample3.jsonld"),
+                "--key", farm)  # fmt: skip
+    assert r.returncode == 1
+    assert "names no trace code" in r.stdout
+    assert "0 of 1" in r.stdout
+
+    # a document with events whose codes are fresh imports in full into this testnet
+    pd = ex / "PersistentDisposition-example.jsonld"
+    doc = json.loads(pd.read_text(encoding="utf-8"))
+    codes = sorted({c for ev in doc["epcisBody"]["eventList"] for c in ev.get("epcList", [])})
+    cli.submit_wait("farm", commission(*codes))
+    rep = cli.json("epcis", "import", str(pd), "--key", farm)
+    assert (rep["imported"], rep["refused"]) == (2, 0)
+
+    # export: the code's whole committed history, schema-valid EPCIS 2.0
+    hist = cli.history(e2018)
+    assert len(hist) == 5  # commissioned, shipped, received, packed, observed on the pallet
+    out_file = tmp_path / "e2018.jsonld"
+    msg = cli.ok("epcis", "export", e2018, "--out", str(out_file))
+    assert f"5 events of {e2018} -> {out_file}" in msg
+    exported = json.loads(out_file.read_text(encoding="utf-8"))
+    errors = sorted(epcis_validator().iter_errors(exported), key=lambda e: list(e.path))
+    assert not errors, [f"{list(e.path)}: {e.message}" for e in errors[:5]]
+    assert exported["type"] == "EPCISDocument"
+    events = exported["epcisBody"]["eventList"]
+    assert [ev["type"] for ev in events] == [
+        "ObjectEvent",
+        "ObjectEvent",
+        "ObjectEvent",
+        "AggregationEvent",
+        "AggregationEvent",
+    ]
+    assert events[1]["bizStep"] == "shipping"
+    assert events[2]["bizStep"] == "receiving"
+    # stdout export is the same document shape
+    again = json.loads(cli.ok("epcis", "export", pallet))
+    assert not list(epcis_validator().iter_errors(again))
+    assert len(again["epcisBody"]["eventList"]) == 2
