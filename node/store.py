@@ -295,7 +295,9 @@ class Store:
             if not create:
                 raise StorageError(f"no store at {p}")
             p.mkdir(parents=True, exist_ok=True)
-        names = (*_CORE_DBS, _MERKLE_DB, *EXTRA_DBS, *(n for n in extra_dbs if n))
+        names = tuple(
+            dict.fromkeys((*_CORE_DBS, _MERKLE_DB, *EXTRA_DBS, *(n for n in extra_dbs if n)))
+        )
         try:
             env = lmdb.open(
                 str(p),
