@@ -1,0 +1,111 @@
+"""`python -m testnet.demo` end to end, as `make demo` runs it (issue #6).
+
+The demo runs in a subprocess on free ports in tmp_path, with a timeout. While it runs the
+test reads ``testnet.json`` to learn the node PIDs (the manifest forgets them at ``down``),
+and afterwards checks that none of them, and no process naming the folder, is alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from node.epcis import normalize_code
+from testnet.manifest import Manifest
+from testnet.scenario import farm_to_table
+from tests.testnet.harness import free_base_port, pid_alive, wait_for
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_TIMEOUT_S = 240.0
+
+
+def processes_naming(text: str) -> list[int]:
+    """PIDs of live processes whose command line mentions ``text``."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmd and pid_alive(int(entry.name)):
+            out.append(int(entry.name))
+    return out
+
+
+def section(out: str, start: str, end: str, after: int = 0) -> tuple[str, int]:
+    """The text from ``start`` (searched from ``after``) to ``end``, and where it ends."""
+    i = out.index(start, after)
+    j = out.index(end, i + len(start))
+    return out[i:j], j
+
+
+def test_demo_runs_end_to_end_and_stops_every_node(tmp_path):
+    d = tmp_path / "demo"
+    log = tmp_path / "demo.out"
+    pids: set[int] = set()
+    port = free_base_port(4)
+    with log.open("w") as f:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "testnet.demo", "--base-port", str(port), "--dir", str(d)],
+            cwd=ROOT,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        try:
+            deadline = time.monotonic() + DEMO_TIMEOUT_S
+            while proc.poll() is None:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"demo still running after {DEMO_TIMEOUT_S:g}s")
+                if (d / "testnet.json").exists():
+                    with contextlib.suppress(Exception):  # being rewritten: read it again
+                        pids.update(n.pid for n in Manifest.load(d).nodes if n.pid)
+                time.sleep(0.1)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+            stray = {p for p in pids if pid_alive(p)} | set(processes_naming(str(d)))
+            for p in stray:  # never leave a node behind, even when the demo failed
+                os.kill(p, signal.SIGKILL)
+    out = log.read_text(encoding="utf-8")
+    assert proc.returncode == 0, out[-3000:]
+    assert len(pids) == 4, f"saw node PIDs {sorted(pids)}"
+    assert not stray, f"processes left running after the demo: {sorted(stray)}"
+    assert "stopped 4 node processes" in out
+
+    sc = farm_to_table()
+    batch = normalize_code(sc.farm_batch)
+    packages = [normalize_code(p) for p in sc.packages]
+    contaminated = normalize_code(sc.contaminated)
+
+    assert out.count("  ✓ h") == len(sc.drafts)  # every record committed
+    for p in packages:  # the QR codes are printed
+        assert p in out
+    back, at = section(out, "trace back from", "trace forward from")
+    assert back.startswith(f"trace back from {contaminated}")
+    assert batch in back  # back to the farm batch
+    fwd, at = section(out, "trace forward from", " recall ", at)
+    assert fwd.startswith(f"trace forward from {batch}")
+    for p in packages:  # forward to every package made from it
+        assert p in fwd
+    recall, _ = section(out, " recall ", "proof for an auditor", at)
+    assert "recall record" in recall
+    assert "committed at height" in recall
+    recalled = {ln.strip() for ln in recall.splitlines() if ln.startswith("    ")}
+    assert set(packages) | {batch} <= recalled
+    assert "verified offline:" in out
+    assert (d / "proof.json").exists()
+    wait_for(lambda: not processes_naming(str(d)), 5, 0.1, "no process naming the demo dir")
