@@ -78,8 +78,8 @@ def test_demo_runs_end_to_end_and_stops_every_node(tmp_path):
                 proc.kill()
                 proc.wait(10)
             stray = {p for p in pids if pid_alive(p)} | set(processes_naming(str(d)))
-            for p in stray:  # never leave a node behind, even when the demo failed
-                os.kill(p, signal.SIGKILL)
+            for pid in stray:  # never leave a node behind, even when the demo failed
+                os.kill(pid, signal.SIGKILL)
     out = log.read_text(encoding="utf-8")
     assert proc.returncode == 0, out[-3000:]
     assert len(pids) == 4, f"saw node PIDs {sorted(pids)}"
