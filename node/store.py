@@ -294,7 +294,10 @@ class Store:
         if not (p / "data.mdb").exists():
             if not create:
                 raise StorageError(f"no store at {p}")
-            p.mkdir(parents=True, exist_ok=True)
+            try:
+                p.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StorageError(f"cannot create the store at {p}: {e.strerror}") from e
         names = tuple(
             dict.fromkeys((*_CORE_DBS, _MERKLE_DB, *EXTRA_DBS, *(n for n in extra_dbs if n)))
         )

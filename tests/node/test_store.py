@@ -345,6 +345,12 @@ def test_other_chain_or_version_or_missing_store_refused(tmp_path: Path) -> None
         Store.open(path, GENESIS)
 
 
+def test_unwritable_location_is_a_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(StorageError, match="cannot create"):
+        Store.open(tmp_path / "file" / "db", GENESIS)
+
+
 def test_map_grows_by_itself(tmp_path: Path) -> None:
     path = tmp_path / "db"
     with Store.open(path, GENESIS, map_size=64 * 1024) as s:
