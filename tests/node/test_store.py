@@ -96,6 +96,16 @@ def test_lmdb_tree_agrees_with_reference_and_pymerkle(log: _Log, data: st.DataOb
     if size1 < size:
         assert_consistency_tampering_fails(size1, size, root1, root, cpath)
 
+    # A size off by one, checked against the real root of that size, must fail too.
+    for other in (size - 1, size + 1):
+        if index < other <= n:
+            assert not merkle.verify_inclusion(leaves[index], index, other, path, s.log_root(other))
+        if size1 < other <= n and size1 != size:
+            assert not merkle.verify_consistency(size1, other, root1, s.log_root(other), cpath)
+    for other in (size1 - 1, size1 + 1):
+        if 0 < other < size and size1 != size:
+            assert not merkle.verify_consistency(other, size, s.log_root(other), root, cpath)
+
 
 def test_preview_root_matches_the_append(store: Store) -> None:
     fill(store, seed=8, blocks=3, max_records=20)
