@@ -228,6 +228,29 @@ def _status(address: str, timeout: float = STATUS_TIMEOUT_S) -> Any:
         return c.status()
 
 
+def source_info() -> dict[str, Any]:
+    """The git commit of the code under test and its modified files (None outside a checkout)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", "node", "consensus"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "modified": None}
+    return {"commit": head, "modified": [ln[3:] for ln in dirty if ln.strip()]}  # fmt: skip
+
+
 def _verify(opts: BenchOptions) -> dict[str, Any]:
     return measure_verify_per_core(seconds=opts.verify_seconds, repeats=opts.verify_repeats)
 
@@ -485,6 +508,7 @@ def run(opts: BenchOptions, progress: Progress = _noop) -> BenchReport:
     assert d is not None
     d = d.resolve()
     loadgens: list[_Loadgen] = []
+    node_pids: dict[int, tuple[int, Path]] = {}
     started = False
     sampler: Sampler | None = None
     report: dict[str, Any] = {}
@@ -498,6 +522,7 @@ def run(opts: BenchOptions, progress: Progress = _noop) -> BenchReport:
             _override_configs(man, opts)
             started = True
             man = net.up(d)
+            node_pids.update(_pids(man))
         else:
             if mf.is_testnet_dir(d) or (d.exists() and any(d.iterdir())):
                 raise InputError(f"{d}: not empty; pass --reuse to run on the testnet there")
@@ -505,6 +530,8 @@ def run(opts: BenchOptions, progress: Progress = _noop) -> BenchReport:
             _override_configs(man, opts)
             started = True
             man = net.up(d)
+            node_pids.update(_pids(man))
+        source = source_info()
         work = d / "bench"
         work.mkdir(exist_ok=True)
         n_nodes = len(man.nodes)
@@ -536,6 +563,7 @@ def run(opts: BenchOptions, progress: Progress = _noop) -> BenchReport:
         catchup: dict[str, Any] | None = None
         if opts.catchup:
             catchup = _catchup(d, work, opts, progress, loadgens)
+            node_pids.update(_pids(mf.Manifest.load(d)))
 
         progress("machine limit (after)", 0, 1, "")
         verify_after = _verify(opts)
@@ -590,6 +618,7 @@ def run(opts: BenchOptions, progress: Progress = _noop) -> BenchReport:
             "sign_seconds": load["sign_seconds"],
             "errors": load["errors"],
             "directory": str(d),
+            "source": source,
             "mempool_records": opts.mempool_records,
         }
         return BenchReport(report)
@@ -599,10 +628,18 @@ def run(opts: BenchOptions, progress: Progress = _noop) -> BenchReport:
         for lg in loadgens:
             lg.stop()
         if started and not opts.keep:
-            with contextlib.suppress(LedgerError):
+            with contextlib.suppress(LedgerError, OSError):
                 net.down(d)
+            # Also by the PIDs this run recorded, should the manifest have been replaced.
+            left = [(p, c) for p, c in node_pids.values() if procs.is_ours(p, c)]
+            if left:
+                procs.stop_many(left, 10.0)
         if created_tmp and not opts.keep:
             shutil.rmtree(d, ignore_errors=True)
+
+
+def _pids(man: mf.Manifest) -> dict[int, tuple[int, Path]]:
+    return {n.pid: (n.pid, n.config) for n in man.nodes if n.pid}
 
 
 def _brief(v: dict[str, Any]) -> dict[str, Any]:
