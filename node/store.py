@@ -186,7 +186,8 @@ class _Gate:
     """Readers share the map; growing it (``set_mapsize``) or closing excludes them.
 
     ``enter``/``leave`` are the hot path (every read): one uncontended lock each, and a
-    notification only when an exclusive holder is waiting.
+    notification only when an exclusive holder is waiting. Not re-entrant: a reader must
+    not enter again while inside (a waiting grower would block it).
     """
 
     def __init__(self) -> None:
@@ -197,7 +198,7 @@ class _Gate:
 
     def enter(self) -> None:
         with self._cond:
-            while self._exclusive:
+            while self._exclusive or self._waiting:  # a waiting grower goes first
                 self._cond.wait()
             self._readers += 1
 
