@@ -58,7 +58,7 @@ from node import merkle
 from node.errors import InputError, NotFoundError, ReplayError, StorageError
 from node.merkle_store import Frontier, NodeReader, extend, preview
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: the first layout of 80ef47c (post-order nodes, envelopes db)
 ZERO_HASH = bytes(32)  # the head's block hash before the first block (prev_block_hash at 1)
 DEFAULT_MAP_SIZE = 1 << 30  # address space only; the file grows with the data
 EXTRA_DBS = ("custody", "edges", "evidence")  # pre-declared sub-databases for upper layers
@@ -347,10 +347,11 @@ class Store:
                 txn.put(b"genesis", genesis_hash)
                 txn.put(b"head", _HEAD.pack(0, ZERO_HASH, 0, merkle.EMPTY_ROOT))
                 return head
-            if len(version) != _VERSION.size or _VERSION.unpack(version)[0] != FORMAT_VERSION:
+            found = _VERSION.unpack(version)[0] if len(version) == _VERSION.size else None
+            if found != FORMAT_VERSION:
                 raise StorageError(
-                    f"store at {p} has format version {version.hex()}, this node reads "
-                    f"version {FORMAT_VERSION}"
+                    f"store at {p} has format version {found if found is not None else '?'}, "
+                    f"this node reads version {FORMAT_VERSION}"
                 )
             stored = txn.get(b"genesis")
             if stored != genesis_hash:

@@ -351,7 +351,7 @@ def test_other_chain_or_version_or_missing_store_refused(tmp_path: Path) -> None
     with env.begin(write=True, db=env.open_db(b"meta")) as txn:
         txn.put(b"version", (99).to_bytes(4, "big"))
     env.close()
-    with pytest.raises(StorageError, match="format version"):
+    with pytest.raises(StorageError, match="format version 99, this node reads version 2"):
         Store.open(path, GENESIS)
 
 
