@@ -191,8 +191,9 @@ def main() -> None:
         "prove_cold_block": _percentiles(cold_ns),
         "verify": _percentiles(verify_ns),
         "json_parse_plus_verify": _percentiles(verify_json_ns),
-        "audit": [],
     }
+    audit_rows: list[dict[str, float]] = []
+    out["audit"] = audit_rows
     print(json.dumps({k: v for k, v in out.items() if k != "audit"}, indent=2), flush=True)
     if not args.skip_audit:
         for threads in [int(t) for t in args.threads.split(",")]:
@@ -212,7 +213,7 @@ def main() -> None:
                 "records_per_s": round(rep.records_per_second),
             }
             print(json.dumps(row), flush=True)
-            out["audit"].append(row)
+            audit_rows.append(row)
     store.close()
     if args.json:
         print(json.dumps(out, indent=2))

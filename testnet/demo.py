@@ -27,11 +27,12 @@ from rich.console import Console
 from rich.tree import Tree
 
 from node.client import LedgerClient
-from node.errors import LedgerError
+from node.errors import LedgerError, VerificationError
 from node.genesis import Genesis
 from node.keys import KeyPair, load_key_file
 from node.recall import run_recall
-from node.records import cosign, make_record, sign_record, verify_envelope
+from node.records import cosign, make_record, sign_record
+from node.verify import verify_bundle
 from proto import services_pb2
 from testnet import net
 from testnet.scenario import farm_to_table
@@ -145,26 +146,15 @@ def _story(directory: Path, addresses: list[str]) -> None:
 def _prove(
     client: LedgerClient, genesis: Genesis, record_id: bytes, note: str, directory: Path
 ) -> None:
-    try:
-        from node.verify import verify_bundle  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        verify_bundle = None
     bundle = client.prove(record_id)
     from google.protobuf import json_format
 
     path = directory / "proof.json"
     path.write_text(json.dumps(json_format.MessageToDict(bundle), indent=2) + "\n")
-    if verify_bundle is not None:
-        verify_bundle(bundle, genesis)
-        console.print(f"[green]verified offline[/]: '{note}' — {path}")
-    else:
-        from node.convert import envelope_from_proto
-
-        v = verify_envelope(envelope_from_proto(bundle.envelope), genesis)
-        console.print(
-            f"[green]envelope verified[/]: '{note}' signed by "
-            f"{' + '.join(v.envelope.signers())} — bundle {path}"
-        )
+    result = verify_bundle(bundle, genesis)
+    if not result:
+        raise VerificationError(f"the proof of '{note}' did not verify: {result.describe()}")
+    console.print(f"[green]verified offline[/]: '{note}' — {result.describe()} — {path}")
     console.print(f"check it yourself: suyuan verify {path} --genesis {directory / 'genesis.json'}")
 
 

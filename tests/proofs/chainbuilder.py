@@ -41,6 +41,9 @@ def nonce_for(code: str, salt: str = "") -> str:
 
 
 class ChainBuilder:
+    envs: list[Envelope]  # set by fixtures that build a chain
+    hand: Envelope
+
     def __init__(self, path: Path, genesis: Genesis | None = None) -> None:
         self.genesis = genesis or test_genesis()
         self.store = Store.open(path, self.genesis.hash, extra_dbs=EXTRA_DBS)

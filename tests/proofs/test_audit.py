@@ -52,6 +52,7 @@ def test_forked_history_fails_naming_the_first_differing_height(tmp_path):
         assert good.ok  # the fork is internally valid ...
         report = audit_blocks(b.committed_blocks(), b.genesis, saved)
         assert not report.ok  # ... but not the history the checkpoint saw
+        assert report.error is not None
         assert report.error.height == 3
         assert "first differing height 3" in str(report.error)
         # a plain checkpoint (no block hashes) still detects it at its own height

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from google.protobuf.descriptor import FieldDescriptor as FD
@@ -47,15 +48,19 @@ def _set(root: Message, path: Path_, value) -> None:
         getattr(msg, name)[idx] = value
 
 
+def _setter(path: Path_, value: object) -> Mutator:
+    return lambda b: _set(b, path, value)
+
+
 def _scalar_mutations(
-    fd: FD, value, path: Path_, bits: Callable[[int], list[int]]
+    fd: Any, value, path: Path_, bits: Callable[[int], list[int]]
 ) -> Iterator[tuple[str, Mutator]]:
     label = ".".join(n if i is None else f"{n}[{i}]" for n, i in path)
     if fd.type == FD.TYPE_BYTES:
         for k in bits(len(value) * 8):
             flipped = bytearray(value)
             flipped[k // 8] ^= 1 << (k % 8)
-            yield f"{label} bit {k}", lambda b, v=bytes(flipped): _set(b, path, v)
+            yield f"{label} bit {k}", _setter(path, bytes(flipped))
         yield f"{label} +byte", lambda b: _set(b, path, value + b"\x00")
         if value:
             yield f"{label} -byte", lambda b: _set(b, path, value[:-1])
@@ -63,10 +68,7 @@ def _scalar_mutations(
         for i in range(len(value)):
             c = value[i]
             other = "a" if c != "a" else "b"
-            yield (
-                f"{label} char {i}",
-                lambda b, v=value[:i] + other + value[i + 1 :]: _set(b, path, v),
-            )
+            yield f"{label} char {i}", _setter(path, value[:i] + other + value[i + 1 :])
         yield f"{label} +char", lambda b: _set(b, path, value + "x")
         yield f"{label} empty", lambda b: _set(b, path, "")
     elif fd.type in (FD.TYPE_UINT64, FD.TYPE_UINT32, FD.TYPE_INT64, FD.TYPE_INT32):
@@ -88,6 +90,7 @@ def _drop(path: Path_) -> Mutator:
 def _dup(path: Path_) -> Mutator:
     def run(b: types_pb2.ProofBundle) -> None:
         msg, name, idx = _parent(b, path)
+        assert idx is not None
         items = getattr(msg, name)
         vals = list(items)
         if vals and isinstance(vals[0], Message):
