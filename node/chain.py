@@ -33,7 +33,7 @@ from node.envelope import envelope_leaf_bytes
 from node.errors import InputError, LedgerError, ReplayError, RuleError, TooLargeError
 from node.genesis import Genesis
 from node.records import TraceRecord, VerifiedRecord, verify_envelope
-from node.store import BlockWrite, Head, Store
+from node.store import BlockWrite, Head, Store, StoreReader
 from proto import types_pb2
 
 log = logging.getLogger("suyuan.chain")
@@ -58,7 +58,7 @@ def leaf_key(pb: types_pb2.Envelope) -> tuple[bytes, bytes]:
 class StoreCustodyView:
     """Committed custody state read from the store (a ``custody.CustodyView``)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store | StoreReader) -> None:
         self.store = store
 
     def get(self, code: str) -> custody.CodeState | None:
@@ -173,20 +173,48 @@ class ChainState:
         parts = [pbs[i : i + size] for i in range(0, n, size)]
         return [r for rs in self._pool.map(chunk, parts) for r in rs]
 
-    def check_fresh(self, v: VerifiedRecord) -> None:
+    def check_fresh(self, v: VerifiedRecord, reader: StoreReader | None = None) -> None:
         """Replay protection against the committed log (the mempool checks pending ones)."""
-        if self.store.has_record(v.record_id):
+        if reader is None:
+            with self.store.reader() as r:
+                self.check_fresh(v, r)
+            return
+        if reader.has_record(v.record_id):
             raise ReplayError(f"record {v.record_id.hex()} is already committed")
-        if self.store.nonce_seen(v.record.author, v.record.nonce):
+        if reader.nonce_seen(v.record.author, v.record.nonce):
             raise ReplayError(
                 f"nonce {v.record.nonce!r} of {v.record.author!r} was used by a committed record"
             )
 
-    def check_rules(self, records: Sequence[VerifiedRecord]) -> custody.BlockUpdate:
+    def admission_checks(
+        self, pbs: Sequence[types_pb2.Envelope]
+    ) -> tuple[list[VerifiedRecord | LedgerError], int]:
+        """``verify_many`` plus replay checks against the log, in one read transaction.
+
+        Returns the results and the head height they were checked at: a caller that admits
+        them after another block was committed must check freshness again."""
+        results = self.verify_many(pbs)
+        height = self.store.head().height
+        with self.store.reader() as r:
+            for i, v in enumerate(results):
+                if isinstance(v, LedgerError):
+                    continue
+                try:
+                    self.check_fresh(v, r)
+                except ReplayError as e:
+                    results[i] = e
+        return results, height
+
+    def check_rules(
+        self, records: Sequence[VerifiedRecord], reader: StoreReader | None = None
+    ) -> custody.BlockUpdate:
         """Custody rules for ``records`` in order, over the committed state."""
         items = [(v.record, v.envelope.signers()) for v in records]
+        if reader is None:
+            with self.store.reader() as r:
+                return self.check_rules(records, r)
         return custody.apply_block(
-            self.custody_view, items, self.genesis, self.store.head().log_size
+            StoreCustodyView(reader), items, self.genesis, self.store.head().log_size
         )
 
     # ------------------------------------------------------------------ blocks
@@ -212,20 +240,21 @@ class ChainState:
         fresh: list[tuple[types_pb2.Envelope, VerifiedRecord]] = []
         seen_ids: set[bytes] = set()
         seen_nonces: set[tuple[str, str]] = set()
-        for pb, v in candidates:
-            nonce = (v.record.author, v.record.nonce)
-            try:
-                if v.record_id in seen_ids or nonce in seen_nonces:
-                    raise ReplayError("repeated within the block")
-                if known_fresh is None or not known_fresh(v.record_id):
-                    self.check_fresh(v)
-            except LedgerError as e:
-                dropped.append(Dropped(v.record_id, e))
-                continue
-            seen_ids.add(v.record_id)
-            seen_nonces.add(nonce)
-            fresh.append((pb, v))
-        update = self.check_rules([v for _, v in fresh])
+        with self.store.reader() as reader:
+            for pb, v in candidates:
+                nonce = (v.record.author, v.record.nonce)
+                try:
+                    if v.record_id in seen_ids or nonce in seen_nonces:
+                        raise ReplayError("repeated within the block")
+                    if known_fresh is None or not known_fresh(v.record_id):
+                        self.check_fresh(v, reader)
+                except LedgerError as e:
+                    dropped.append(Dropped(v.record_id, e))
+                    continue
+                seen_ids.add(v.record_id)
+                seen_nonces.add(nonce)
+                fresh.append((pb, v))
+            update = self.check_rules([v for _, v in fresh], reader)
         bad = {r.position for r in update.refused}
         for r in update.refused:
             dropped.append(Dropped(fresh[r.position][1].record_id, r.error))
@@ -320,14 +349,15 @@ class ChainState:
         nonces = {(v.record.author, v.record.nonce) for v in verified}
         if len(ids) != n or len(nonces) != n:
             raise InputError("block: a record id or author nonce repeats within the block")
-        for v in verified:
-            if known_fresh is not None and known_fresh(v.record_id):
-                continue  # pending here: checked at admission, and not committed since
-            try:
-                self.check_fresh(v)
-            except ReplayError as e:
-                raise InputError(f"block: {e}") from e
-        update = self.check_rules(verified)
+        with self.store.reader() as reader:
+            for v in verified:
+                if known_fresh is not None and known_fresh(v.record_id):
+                    continue  # pending here: checked at admission, and not committed since
+                try:
+                    self.check_fresh(v, reader)
+                except ReplayError as e:
+                    raise InputError(f"block: {e}") from e
+            update = self.check_rules(verified, reader)
         if update.refused:
             refusal = update.refused[0]
             err = refusal.error

@@ -289,19 +289,29 @@ class Node:
                 raise OverloadError(f"rate limit {limit} records/s reached; retry later")
             self._rate_window = (start, count + n)
 
-    def admit(self, pb: types_pb2.Envelope, v: VerifiedRecord, *, local: bool = True) -> bool:
+    def admit(
+        self,
+        pb: types_pb2.Envelope,
+        v: VerifiedRecord,
+        *,
+        local: bool = True,
+        fresh_at: int | None = None,
+    ) -> bool:
         """Add a verified record to the mempool after replay and rule checks.
 
         ``local`` records (submitted by a client of this node) are checked against the
         custody rules over the committed state plus the pending records; records gossiped
         by a peer were checked there, and every validator checks them again in the block,
         so here they are queued unchecked and laid over the pending view only when a local
-        submission needs them (``_settle_gossip``). Returns False if already pending;
-        raises the rule's error otherwise.
+        submission needs them (``_settle_gossip``). ``fresh_at`` is the head height at
+        which ``ChainState.admission_checks`` found the record fresh; the replay check
+        against the log is repeated only if a block was committed since. Returns False if
+        already pending; raises the rule's error otherwise.
         """
         if v.record_id in self.mempool:
             return False
-        self.chain.check_fresh(v)
+        if fresh_at is None or fresh_at != self.store.head().height:
+            self.chain.check_fresh(v)
         if self.mempool.nonce_pending(v.record.author, v.record.nonce):
             raise ReplayError(f"nonce {v.record.nonce!r} of {v.record.author!r} is pending")
         if local:
@@ -370,6 +380,9 @@ class Node:
 
     def wait_for(self, record_id: bytes) -> asyncio.Future[Committed]:
         fut: asyncio.Future[Committed] = asyncio.get_running_loop().create_future()
+        if record_id in self.mempool:  # pending, so not committed: ``_commit`` answers
+            self._waiters.setdefault(record_id, []).append(fut)
+            return fut
         loc = self.store.record_location(record_id)
         if loc is not None:
             fut.set_result(Committed(loc[1], loc[0]))

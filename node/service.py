@@ -125,7 +125,7 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
             code = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
             out.results.extend(services_pb2.SubmitResult(code=code, message=str(e)) for _ in envs)
             return out, []
-        results = await loop.run_in_executor(None, node.chain.verify_many, envs)
+        results, fresh_at = await loop.run_in_executor(None, node.chain.admission_checks, envs)
         accepted: list[types_pb2.Envelope] = []
         ids: list[bytes] = []
         for pb, r in zip(envs, results, strict=True):
@@ -135,7 +135,7 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
             else:
                 res.record_id = r.record_id
                 try:
-                    if node.admit(pb, r):
+                    if node.admit(pb, r, fresh_at=fresh_at):
                         accepted.append(pb)
                     ids.append(r.record_id)
                 except LedgerError as e:
@@ -352,12 +352,14 @@ class PeerService(services_pb2_grpc.PeerServicer):
                 node.on_peer_messages(env.consensus)
             if env.records:
                 envs = list(env.records)
-                results = await loop.run_in_executor(None, node.chain.verify_many, envs)
+                results, fresh_at = await loop.run_in_executor(
+                    None, node.chain.admission_checks, envs
+                )
                 for pb, r in zip(envs, results, strict=True):
                     if isinstance(r, LedgerError):
                         continue
                     try:
-                        node.admit(pb, r, local=False)
+                        node.admit(pb, r, local=False, fresh_at=fresh_at)
                     except LedgerError:
                         continue
             if env.HasField("evidence"):

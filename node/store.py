@@ -589,6 +589,15 @@ class Store:
                     raise StorageError(f"store is corrupt: no block holds log index {index}")
                 return index, _U64.unpack(cur.value())[0]
 
+    @contextmanager
+    def reader(self) -> Iterator[StoreReader]:
+        """One read transaction for many lookups (a block's or a batch's checks).
+
+        Inside it, use only the reader: the store's own read methods would enter the
+        growth gate again, which is not re-entrant."""
+        with self._read() as txn:
+            yield StoreReader(self, txn)
+
     def has_record(self, record_id: bytes) -> bool:
         with self._read() as txn:
             return txn.get(record_id, db=self._dbs["ids"]) is not None
@@ -707,3 +716,24 @@ class Store:
         if not 0 <= size1 <= size2:
             raise InputError(f"no consistency proof from size {size1} to size {size2}")
         return self._with_nodes(lambda nodes: nodes.consistency(size1, size2))
+
+
+class StoreReader:
+    """Lookups inside one read transaction of ``Store.reader`` (valid only inside it)."""
+
+    __slots__ = ("_ids", "_nonces", "_store", "_txn")
+
+    def __init__(self, store: Store, txn: lmdb.Transaction[bytes]) -> None:
+        self._store = store
+        self._txn = txn
+        self._ids = store._dbs["ids"]
+        self._nonces = store._dbs["nonces"]
+
+    def has_record(self, record_id: bytes) -> bool:
+        return self._txn.get(record_id, db=self._ids) is not None
+
+    def nonce_seen(self, author: str, nonce: str) -> bool:
+        return self._txn.get(nonce_key(author, nonce), db=self._nonces) is not None
+
+    def get(self, db: str, key: bytes) -> bytes | None:
+        return self._txn.get(key, db=self._store._extra_db(db))
