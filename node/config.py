@@ -10,8 +10,8 @@ Example (relative paths are resolved against the config file's folder)::
     peers = ["127.0.0.1:26651", "127.0.0.1:26652", "127.0.0.1:26653"]
 
     [mempool]
-    max_records = 50000                 # beyond this, Submit answers RESOURCE_EXHAUSTED
-    max_bytes = 268435456
+    max_records = 10000                 # beyond this, Submit answers RESOURCE_EXHAUSTED
+    max_bytes = 67108864                # (about 5 full blocks: bounds latency and memory)
 
     [limits]
     max_record_bytes = 0                # 0: the genesis value
@@ -35,8 +35,8 @@ from node.errors import ConfigError
 
 @dataclass(frozen=True)
 class MempoolConfig:
-    max_records: int = 50_000
-    max_bytes: int = 256 * 1024 * 1024
+    max_records: int = 10_000
+    max_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
