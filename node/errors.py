@@ -34,6 +34,10 @@ class ConfigError(InputError):
     """A configuration or genesis file is invalid; the message names the field."""
 
 
+class OutputError(InputError):
+    """An output file cannot be written (bad path, a directory, no permission, disk full)."""
+
+
 class KeyFileError(LedgerError):
     """A key file cannot be read: wrong passphrase, loose permissions, bad format."""
 

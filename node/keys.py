@@ -13,6 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import base64
+import contextlib
 import getpass
 import json
 import os
@@ -28,7 +29,7 @@ import nacl.secret
 import nacl.signing
 import nacl.utils
 
-from node.errors import InputError, KeyFileError
+from node.errors import InputError, KeyFileError, OutputError
 
 FORMAT = "suyuan-key/1"
 PASSPHRASE_ENV = "SUYUAN_PASSPHRASE"  # noqa: S105 (the variable name, not a secret)
@@ -164,21 +165,33 @@ def decode_key_file(data: bytes, passphrase: str | None, *, source: str = "key f
 
 
 def write_key_file(path: Path, key: KeyPair, passphrase: str | None) -> None:
-    """Write atomically with mode 0600; refuses to overwrite an existing file."""
+    """Write atomically with mode 0600; refuses to overwrite an existing file.
+
+    Raises:
+        KeyFileError: ``path`` already exists.
+        OutputError: the file cannot be written ("cannot write PATH: reason"); nothing is
+            left behind.
+    """
     if path.exists():
         raise KeyFileError(f"{path}: already exists; refusing to overwrite a key")
     data = encode_key_file(key, passphrase)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.link(tmp, path)  # fails if path appeared meanwhile: never clobbers a key
+        try:
+            os.link(tmp, path)  # fails if path appeared meanwhile: never clobbers a key
+        except FileExistsError as e:
+            raise KeyFileError(f"{path}: already exists; refusing to overwrite a key") from e
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from e
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def read_passphrase(*, confirm: bool = False, prompt: str = "Passphrase: ") -> str:

@@ -207,3 +207,40 @@ def test_bad_input_one_line(net, args, needle):
     assert needle in r.stderr
     assert "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+_INIT = [
+    "consortium",
+    "init",
+    "--chain-id",
+    "x",
+    "--member",
+    "farm:enterprise:farm.key",
+    "--validator",
+    "farm",
+]
+
+_SIGN = ["record", "sign", "ev.json", "--key", "farm.key", "--genesis", "genesis.json"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [*_INIT, "--out", "/proc/suyuan-g.json"],
+        [*_INIT, "--out", "genesis.json/x"],
+        [*_INIT, "--out", "outdir", "--force"],
+        [*_SIGN, "--out", "outdir"],
+        ["keys", "new", "x", "--unencrypted", "--out", "/proc/suyuan-x.key"],
+    ],
+)
+def test_failed_output_write_is_one_line_exit_2(net, args):
+    (net / "outdir").mkdir(exist_ok=True)
+    before = sorted(p.name for p in net.iterdir())
+    r = suyuan(*args, cwd=net)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "error: cannot write " in r.stderr
+    assert sorted(p.name for p in net.iterdir()) == before
+    assert (net / "outdir").is_dir()
+    assert not list((net / "outdir").iterdir())

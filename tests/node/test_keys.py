@@ -1,9 +1,10 @@
 import json
 import os
+from pathlib import Path
 
 import pytest
 
-from node.errors import InputError, KeyFileError
+from node.errors import InputError, KeyFileError, OutputError
 from node.keys import KeyPair, decode_key_file, encode_key_file, load_key_file, write_key_file
 
 
@@ -67,3 +68,11 @@ def test_garbage_key_files(bad):
 def test_bad_names(name):
     with pytest.raises(InputError):
         KeyPair.generate(name)
+
+
+def test_write_key_file_failure_is_one_output_error(tmp_path):
+    (tmp_path / "afile").write_text("keep")
+    for target in (Path("/proc/suyuan-x.key"), tmp_path / "afile" / "x.key"):
+        with pytest.raises(OutputError, match=rf"^cannot write {target}: \S"):
+            write_key_file(target, KeyPair.generate("farm"), None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no temp file
