@@ -42,6 +42,8 @@ def load_envelope(path: Path) -> Envelope:
         return Envelope.from_json(path.read_bytes())
     except FileNotFoundError as e:
         raise InputError(f"{path}: no such envelope file") from e
+    except OSError as e:
+        raise InputError(f"{path}: cannot read envelope ({e.strerror})") from e
     except InputError as e:
         raise InputError(f"{path}: {e}") from e
 

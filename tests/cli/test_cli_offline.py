@@ -156,6 +156,14 @@ def test_handoff_cosign_flow(net):
         (["record", "verify", "nope.json", "--genesis", "genesis.json"], "no such envelope"),
         (["record", "verify", "ev.json", "--genesis", "nope.json"], "no such genesis"),
         (
+            ["record", "verify", "outdir", "--genesis", "genesis.json"],
+            "outdir: cannot read envelope (Is a directory)",
+        ),
+        (
+            ["record", "cosign", "outdir", "--key", "farm.key", "--out", "o.json"],
+            "outdir: cannot read envelope (Is a directory)",
+        ),
+        (
             [
                 "record",
                 "sign",
@@ -202,8 +210,9 @@ def test_handoff_cosign_flow(net):
     ],
 )
 def test_bad_input_one_line(net, args, needle):
+    (net / "outdir").mkdir(exist_ok=True)
     r = suyuan(*args, cwd=net)
-    assert r.returncode != 0
+    assert r.returncode == 2
     assert needle in r.stderr
     assert "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
