@@ -17,8 +17,12 @@ JSON-LD and extensible. The event must have a known ``type``, an ``eventTime`` a
 EPCIS requires it, an ``action``. The record's bytes are never re-serialized after signing.
 
 Verification (``verify_envelope``) runs these steps, each raising its own error:
-  (1) payload type and size; (2) parse the record; (3) chain id and genesis hash;
-  (4) every signature: no duplicate signer, signer is a member, Ed25519 valid over PAE;
+  (1) payload type and size;
+  (2) every signature, over DSSE's PAE and before the payload is parsed: at least one,
+      each with a keyid, no duplicate signer, the keyid names a member of the genesis
+      (else ``MembershipError``), Ed25519 valid (else ``VerificationError``) -- so a
+      tampered payload fails as a bad signature, never as malformed JSON;
+  (3) parse the record (the signed bytes); (4) chain id and genesis hash;
   (5) required signers present: the author, and for a handoff both parties; no others;
   (6) the author holds a role allowed for the event's bizStep.
 """
@@ -347,15 +351,7 @@ def verify_envelope(
     limit = max_bytes if max_bytes is not None else genesis.consensus.max_record_bytes
     if len(env.payload) > limit:
         raise TooLargeError(f"record: payload is {len(env.payload)} bytes, limit {limit}")
-    # (2) parse
-    record = TraceRecord.from_payload(env.payload)
-    # (3) chain
-    if record.chain_id != genesis.chain_id or record.genesis != genesis.hash.hex():
-        raise ChainMismatchError(
-            f"record: signed for chain {record.chain_id!r} ({record.genesis[:16]}...), "
-            f"not {genesis.chain_id!r} ({genesis.hash.hex()[:16]}...)"
-        )
-    # (4) signatures
+    # (2) signatures over the PAE, before anything reads the payload
     if not env.signatures:
         raise VerificationError("envelope: no signatures")
     signed = env.signed_bytes()
@@ -371,6 +367,14 @@ def verify_envelope(
             raise MembershipError(f"signature by {s.keyid!r}: not a member of {genesis.chain_id}")
         if not verify_signature(member.public_key, signed, s.sig):
             raise VerificationError(f"signature by {s.keyid!r}: invalid")
+    # (3) parse
+    record = TraceRecord.from_payload(env.payload)
+    # (4) chain
+    if record.chain_id != genesis.chain_id or record.genesis != genesis.hash.hex():
+        raise ChainMismatchError(
+            f"record: signed for chain {record.chain_id!r} ({record.genesis[:16]}...), "
+            f"not {genesis.chain_id!r} ({genesis.hash.hex()[:16]}...)"
+        )
     # (5) who must (and may) sign
     required = record.required_signers()
     for r in required:

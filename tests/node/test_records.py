@@ -34,21 +34,35 @@ def _flip(data: bytes, bit: int) -> bytes:
     return bytes(b)
 
 
-def test_every_payload_bit_flip_fails():
+def test_every_payload_bit_flip_fails_verification():
+    """Signatures are checked before the payload is parsed (DSSE): a flipped bit anywhere in
+    the payload is a failed verification (exit 3), never "payload is not UTF-8 JSON"."""
     env = signed()
-    for bit in range(0, len(env.payload) * 8, 7):
+    assert len(env.payload) * 8 > 2000
+    for bit in range(len(env.payload) * 8):
         bad = replace(env, payload=_flip(env.payload, bit))
-        with pytest.raises((VerificationError, InputError)):
+        with pytest.raises(VerificationError, match="signature by 'farm': invalid"):
             verify_envelope(bad, G)
 
 
 def test_every_signature_bit_flip_fails():
-    env = signed()
-    sig = env.signatures[0]
-    for bit in range(len(sig.sig) * 8):
-        bad = replace(env, signatures=(Signature(sig.keyid, _flip(sig.sig, bit)),))
-        with pytest.raises(VerificationError):
-            verify_envelope(bad, G)
+    ev = object_event(["urn:x:1"], biz_step="shipping", action="OBSERVE")
+    env = cosign(signed(event=ev, handoff_to="slaughterhouse"), key("slaughterhouse"))
+    for i, sig in enumerate(env.signatures):
+        for bit in range(len(sig.sig) * 8):
+            sigs = list(env.signatures)
+            sigs[i] = Signature(sig.keyid, _flip(sig.sig, bit))
+            with pytest.raises(VerificationError, match=f"signature by {sig.keyid!r}: invalid"):
+                verify_envelope(replace(env, signatures=tuple(sigs)), G)
+
+
+def test_unknown_keyid_is_membership_error_before_parsing():
+    env = replace(signed(), payload=b"not json at all")
+    with pytest.raises(VerificationError, match="invalid"):
+        verify_envelope(env, G)
+    stranger = Envelope(b"not json", env.payload_type, (Signature("stranger", b"\0" * 64),))
+    with pytest.raises(MembershipError, match="'stranger': not a member"):
+        verify_envelope(stranger, G)
 
 
 def test_non_member_signature_fails():
