@@ -1,5 +1,6 @@
 """The offline CLI contract: keys, consortium init, record sign/cosign/verify."""
 
+import hashlib
 import json
 import os
 
@@ -35,7 +36,8 @@ def net(tmp_path_factory):
         cwd=d,
     )
     assert r.returncode == 0, r.stderr
-    assert len(json.loads(r.stdout)["genesis_hash"]) == 64
+    identity = json.loads(r.stdout)["genesis_hash"]
+    assert hashlib.sha256((d / "genesis.json").read_bytes()).hexdigest() == identity
     (d / "ev.json").write_text(json.dumps(object_event(["urn:epc:id:sgtin:0614141.107346.1"])))
     return d
 
@@ -45,6 +47,13 @@ def test_help_lists_groups(net):
     assert r.returncode == 0
     for group in ("keys", "consortium", "record"):
         assert group in r.stdout
+
+
+def test_init_prints_the_genesis_file_sha256_as_identity(net):
+    r = suyuan(*_INIT, "--out", "g-text.json", cwd=net)
+    assert r.returncode == 0, r.stderr
+    digest = hashlib.sha256((net / "g-text.json").read_bytes()).hexdigest()
+    assert f"chain identity (SHA-256 of g-text.json): {digest}" in r.stdout
 
 
 def test_keys_show(net):
