@@ -51,6 +51,7 @@ def load_envelope(path: Path) -> Envelope:
 def build_envelope(
     event_file: Path, key_file: Path, genesis: Genesis, category: str | None
 ) -> Envelope:
+    """Sign a draft as ``key_file``'s member, checked as ``record verify`` would check it."""
     event, draft = read_draft(event_file)
     key = load_key_file(key_file)
     if genesis.member(key.name) is None:
@@ -63,7 +64,11 @@ def build_envelope(
         handoff_to=str(draft.get("handoff_to", "")),
         attributes=draft.get("attributes"),
     )
-    return sign_record(record, key)
+    env = sign_record(record, key)
+    # Refuse what `record verify` would reject (role for the bizStep, a non-member receiver);
+    # only the receiver's countersignature may still be missing.
+    verify_envelope(env, genesis, require_all_signers=False)
+    return env
 
 
 CategoryOpt = Annotated[

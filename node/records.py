@@ -23,7 +23,8 @@ Verification (``verify_envelope``) runs these steps, each raising its own error:
       (else ``MembershipError``), Ed25519 valid (else ``VerificationError``) -- so a
       tampered payload fails as a bad signature, never as malformed JSON;
   (3) parse the record (the signed bytes); (4) chain id and genesis hash;
-  (5) required signers present: the author, and for a handoff both parties; no others;
+  (5) a handoff's receiver is a member; required signers present: the author, and for a
+      handoff both parties; no others;
   (6) the author holds a role allowed for the event's bizStep.
 """
 
@@ -376,6 +377,8 @@ def verify_envelope(
             f"not {genesis.chain_id!r} ({genesis.hash.hex()[:16]}...)"
         )
     # (5) who must (and may) sign
+    if record.is_handoff and genesis.member(record.handoff_to) is None:
+        raise MembershipError(f"handoff receiver {record.handoff_to!r} is not a member")
     required = record.required_signers()
     for r in required:
         if r not in seen and (require_all_signers or r == record.author):
@@ -384,8 +387,6 @@ def verify_envelope(
     extra = seen - set(required)
     if extra:
         raise VerificationError(f"envelope: unexpected signer(s) {', '.join(sorted(extra))}")
-    if record.is_handoff and genesis.member(record.handoff_to) is None:
-        raise MembershipError(f"handoff receiver {record.handoff_to!r} is not a member")
     # (6) role for this bizStep
     author = genesis.member(record.author)
     assert author is not None  # the author signed, and every signer is a member

@@ -98,6 +98,14 @@ def test_handoff_needs_both_signatures():
         cosign(both, key("farm"))
 
 
+def test_handoff_to_non_member_is_named_before_the_missing_signature():
+    ev = object_event(["urn:x:1"], biz_step="shipping", action="OBSERVE")
+    env = signed(event=ev, handoff_to="nobody")
+    for require_all in (True, False):
+        with pytest.raises(MembershipError, match="handoff receiver 'nobody' is not a member"):
+            verify_envelope(env, G, require_all_signers=require_all)
+
+
 def test_role_per_biz_step():
     auditor_env = signed(author="auditor")  # auditors only read
     with pytest.raises(MembershipError, match="may not record"):
