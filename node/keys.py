@@ -94,7 +94,9 @@ def _unb64(text: Any, what: str) -> bytes:
 
 
 def encode_key_file(key: KeyPair, passphrase: str | None) -> bytes:
-    """Serialize ``key``; ``passphrase=None`` writes the seed unencrypted."""
+    """Serialize ``key``; ``passphrase=None`` writes the seed unencrypted; ``""`` is refused."""
+    if passphrase is not None and not passphrase:
+        raise KeyFileError("empty passphrase; use --unencrypted for throwaway keys")
     doc: dict[str, Any] = {"format": FORMAT, "name": key.name, "public_key": key.public_hex}
     seed = bytes(key.signing_key)
     if passphrase is None:
@@ -195,9 +197,16 @@ def write_key_file(path: Path, key: KeyPair, passphrase: str | None) -> None:
 
 
 def read_passphrase(*, confirm: bool = False, prompt: str = "Passphrase: ") -> str:
-    """The passphrase from ``$SUYUAN_PASSPHRASE`` or, on a terminal, a prompt."""
+    """The passphrase from ``$SUYUAN_PASSPHRASE`` or, on a terminal, a prompt.
+
+    An empty passphrase is refused from either source (``KeyFileError``).
+    """
     env = os.environ.get(PASSPHRASE_ENV)
     if env is not None:
+        if not env:
+            raise KeyFileError(
+                f"empty passphrase in ${PASSPHRASE_ENV}; use --unencrypted for throwaway keys"
+            )
         return env
     if not sys.stdin.isatty():
         raise KeyFileError(f"no passphrase: set {PASSPHRASE_ENV} or run on a terminal")

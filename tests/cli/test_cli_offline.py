@@ -70,6 +70,14 @@ def test_encrypted_key_via_env(net):
     assert "seed" not in (net / "enc.key").read_text()
 
 
+def test_empty_passphrase_from_env_refused(net):
+    r = suyuan("keys", "new", "empty", "--out", "empty.key", cwd=net, env={"SUYUAN_PASSPHRASE": ""})
+    assert r.returncode == 2
+    assert "empty passphrase in $SUYUAN_PASSPHRASE" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (net / "empty.key").exists()
+
+
 def test_sign_and_verify(net):
     r = suyuan(
         "record",
