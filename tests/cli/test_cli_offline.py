@@ -1,5 +1,6 @@
 """The offline CLI contract: keys, consortium init, record sign/cosign/verify."""
 
+import base64
 import hashlib
 import json
 import os
@@ -293,3 +294,43 @@ def test_sign_refuses_what_verify_would_reject(net, draft, needle):
     assert needle in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert not (net / "refused.json").exists()
+
+
+def test_cosign_verifies_the_envelope_first(net):
+    """Regression: `record cosign` added a signature without checking the existing ones."""
+    draft = {
+        "event": object_event(["urn:x:c1"], "shipping", "OBSERVE"),
+        "handoff_to": "slaughterhouse",
+    }
+    (net / "c-draft.json").write_text(json.dumps(draft))
+    r = suyuan(*_SIGN[:2], "c-draft.json", *_SIGN[3:], "--out", "c-offer.json", cwd=net)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((net / "c-offer.json").read_text())
+    payload = bytearray(base64.b64decode(doc["payload"]))
+    payload[payload.index(b"urn:x:c1") + 7] = ord("2")  # the offer now names another code
+    doc["payload"] = base64.b64encode(bytes(payload)).decode()
+    (net / "c-tampered.json").write_text(json.dumps(doc))
+    cosign = ("record", "cosign", "--key", "slaughterhouse.key", "--out", "c-out.json")
+    r = suyuan(*cosign, "c-tampered.json", cwd=net)
+    assert r.returncode == 3
+    assert "signature by 'farm': invalid" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (net / "c-out.json").exists()
+    # not a handoff: nobody countersigns it
+    r = suyuan(*_SIGN, "--out", "c-plain.json", cwd=net)
+    assert r.returncode == 0, r.stderr
+    r = suyuan(*cosign, "c-plain.json", cwd=net)
+    assert r.returncode == 2
+    assert "not a handoff" in r.stderr
+    # the author is not the receiver
+    r = suyuan(
+        "record", "cosign", "c-offer.json", "--key", "farm.key", "--out", "c-out.json", cwd=net
+    )
+    assert r.returncode == 2
+    assert "names 'slaughterhouse' as receiver, not 'farm'" in r.stderr
+    assert not (net / "c-out.json").exists()
+    # the untampered offer, with an explicit --genesis
+    r = suyuan(*cosign, "c-offer.json", "--genesis", "genesis.json", cwd=net)
+    assert r.returncode == 0, r.stderr
+    r = suyuan("record", "verify", "c-out.json", "--genesis", "genesis.json", cwd=net)
+    assert r.returncode == 0, r.stderr
