@@ -166,6 +166,14 @@ def code_key(code: str) -> bytes:
     return raw + b"\x00"
 
 
+def _check_index(value: int, what: str) -> None:
+    """Heights and log indexes are unsigned 64-bit integers (keys are packed big-endian)."""
+    if not 0 <= value < 1 << 64:
+        raise InputError(
+            f"{what} {value} is negative" if value < 0 else f"{what} {value} is too large"
+        )
+
+
 def _unpack_block(height: int, value: bytes | memoryview) -> tuple[StoredBlock, int, int]:
     """A stored block value -> (block without envelopes, offsets start, envelopes start)."""
     first, n, block_hash, hlen, clen = _BLOCK.unpack_from(value)
@@ -563,7 +571,12 @@ class Store:
             return txn.get(b"state", db=self._dbs["sign"])
 
     def get_block(self, height: int) -> StoredBlock | None:
-        """The block at ``height`` with its envelopes, or ``None``."""
+        """The block at ``height`` with its envelopes, or ``None``.
+
+        Raises:
+            InputError: ``height`` is negative.
+        """
+        _check_index(height, "block height")
         with self._view() as txn:
             value = txn.get(_U64.pack(height), db=self._dbs["blocks"])
             if value is None:
@@ -627,13 +640,17 @@ class Store:
         """Ascending log indexes ``>= start`` of records naming ``code``, at most ``limit``.
 
         Page with ``start = last + 1``.
+
+        Raises:
+            InputError: ``start`` is negative.
         """
+        _check_index(start, "log index")
         out: list[int] = []
         if limit <= 0:
             return out
         prefix = code_key(code)
         with self._read() as txn, txn.cursor(self._dbs["codes"]) as cur:
-            if not cur.set_range(prefix + _U64.pack(max(start, 0))):
+            if not cur.set_range(prefix + _U64.pack(start)):
                 return out
             unpack = _U64.unpack
             for key in cur.iternext(values=False):
@@ -708,7 +725,13 @@ class Store:
         return preview(self._frontier, leaf_data)
 
     def leaf_hash_at(self, index: int) -> bytes:
-        """The stored leaf hash at ``index``. Raises ``NotFoundError`` past the log."""
+        """The stored leaf hash at ``index``.
+
+        Raises:
+            InputError: ``index`` is negative.
+            NotFoundError: ``index`` is past the log.
+        """
+        _check_index(index, "leaf index")
         self._check_size(index + 1)
         return self._with_nodes(lambda nodes: nodes.node(0, index))
 

@@ -502,3 +502,21 @@ def test_interrupted_creation_with_empty_sub_databases_opens_as_new(tmp_path: Pa
         fill(s, seed=2, blocks=1, max_records=3)
     with Store.open(path, GENESIS, create=False) as s:
         assert s.head().height == 1
+
+
+def test_negative_heights_and_indexes_are_input_errors(store: Store) -> None:
+    """Regression: get_block(-1) and leaf_hash_at(-1) raised a raw struct.error, and
+    code_indexes(start=-1) was silently read as 0."""
+    fill(store, seed=3, blocks=2, max_records=5)
+    with pytest.raises(InputError, match="block height -1 is negative"):
+        store.get_block(-1)
+    with pytest.raises(InputError, match="block height .* is too large"):
+        store.get_block(1 << 64)
+    with pytest.raises(InputError, match="leaf index -1 is negative"):
+        store.leaf_hash_at(-1)
+    with pytest.raises(InputError, match="log index -1 is negative"):
+        store.code_indexes("urn:x", start=-1)
+    with pytest.raises(NotFoundError):
+        store.leaf_hash_at(store.head().log_size)
+    assert store.get_block(0) is None
+    assert store.get_block(store.head().height + 1) is None
