@@ -510,7 +510,7 @@ def test_negative_heights_and_indexes_are_input_errors(store: Store) -> None:
     fill(store, seed=3, blocks=2, max_records=5)
     with pytest.raises(InputError, match="block height -1 is negative"):
         store.get_block(-1)
-    with pytest.raises(InputError, match="block height .* is too large"):
+    with pytest.raises(InputError, match=r"block height \d+ is too large"):
         store.get_block(1 << 64)
     with pytest.raises(InputError, match="leaf index -1 is negative"):
         store.leaf_hash_at(-1)
