@@ -168,8 +168,10 @@ class TraceRecord:
 
     @classmethod
     def from_payload(cls, payload: bytes) -> TraceRecord:
+        """Parse signed bytes. A key repeated in any JSON object is refused (``InputError``):
+        parsers that keep the first or the last value would read different records."""
         try:
-            doc = json.loads(payload)
+            doc = json.loads(payload, object_pairs_hook=_unique_keys)
         except (ValueError, UnicodeDecodeError) as e:
             raise InputError(f"record: payload is not UTF-8 JSON ({e})") from e
         return cls.from_dict(doc)
@@ -237,6 +239,16 @@ class TraceRecord:
             sealed,
             tuple(att),
         )
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` object hook: a dict, refusing a key that appears twice."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise InputError(f"record: duplicate key {k!r} in the payload JSON")
+        out[k] = v
+    return out
 
 
 def validate_event(event: Any) -> None:

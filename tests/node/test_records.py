@@ -160,3 +160,21 @@ def test_records_round_trip_property(codes, attrs):
     v = verify_envelope(Envelope.from_json(env.to_json()), G)
     assert v.record.codes() == list(dict.fromkeys(codes))
     assert (v.record.attributes or {}) == attrs
+
+
+@pytest.mark.parametrize(
+    ("dup", "key_name"),
+    [
+        (lambda p: p.replace(b'"author":"farm"', b'"author":"retailer","author":"farm"'), "author"),
+        (lambda p: p.replace(b'"type":"ObjectEvent"', b'"type":"X","type":"ObjectEvent"'), "type"),
+    ],
+)
+def test_duplicate_json_keys_in_payload_refused(dup, key_name):
+    """Regression: a payload with a repeated key was accepted (the last value won)."""
+    payload = dup(signed().payload)
+    assert payload != signed().payload
+    env = Envelope(payload).with_signature(
+        "farm", key("farm").sign(Envelope(payload).signed_bytes())
+    )
+    with pytest.raises(InputError, match=f"duplicate key '{key_name}'"):
+        verify_envelope(env, G)
