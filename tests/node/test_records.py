@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from node.envelope import Envelope, Signature
 from node.errors import ChainMismatchError, InputError, MembershipError, VerificationError
 from node.keys import KeyPair
-from node.records import TraceRecord, cosign, make_record, sign_record, verify_envelope
+from node.records import EVENT_TYPES, TraceRecord, cosign, make_record, sign_record, verify_envelope
 from tests.fixtures import epcis_events, genesis, key, object_event
 
 G = genesis()
@@ -140,6 +140,12 @@ def test_malformed_records_refused(mutate):
 
 
 EVENTS = list(epcis_events())
+
+
+def test_the_shared_epcis_examples_are_there():
+    """Without ../shared/epcis the parametrized test below would collect nothing and pass."""
+    assert len(EVENTS) >= 47, "../shared/epcis/JSON is missing or incomplete"
+    assert {e["type"] for _, e in EVENTS} == set(EVENT_TYPES)
 
 
 @pytest.mark.parametrize(("name", "event"), EVENTS, ids=[n for n, _ in EVENTS])
