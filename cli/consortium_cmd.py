@@ -51,8 +51,16 @@ def init(
     out: Annotated[Path, typer.Option("--out", help="Genesis file to write.")] = Path(
         "genesis.json"
     ),
-    timeout_propose_ms: Annotated[int, typer.Option(help="Base propose timeout.")] = 1000,
-    max_record_bytes: Annotated[int, typer.Option(help="Envelope size limit.")] = 65536,
+    timeout_propose_ms: Annotated[
+        int, typer.Option(help="Base propose timeout in milliseconds.")
+    ] = 1000,
+    max_record_bytes: Annotated[
+        int,
+        typer.Option(
+            help="Largest record payload in bytes (the signed record JSON, before base64; "
+            "signatures not counted)."
+        ),
+    ] = 65536,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:

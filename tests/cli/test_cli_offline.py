@@ -57,6 +57,13 @@ def test_init_prints_the_genesis_file_sha256_as_identity(net):
     assert f"chain identity (SHA-256 of g-text.json): {digest}" in r.stdout
 
 
+def test_init_help_says_the_limit_is_on_the_payload(net):
+    r = suyuan("consortium", "init", "--help", cwd=net, env={"COLUMNS": "200"})
+    assert r.returncode == 0
+    assert "Largest record payload in bytes" in r.stdout
+    assert "Envelope size limit" not in r.stdout
+
+
 def test_keys_show(net):
     r = suyuan("keys", "show", "farm.key", "--json", cwd=net)
     assert r.returncode == 0
