@@ -53,7 +53,7 @@ def write_text_atomic(path: Path, text: str, *, mode: int = 0o644) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from e
+        raise OutputError.writing(path, e) from e
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)

@@ -190,7 +190,7 @@ def write_key_file(path: Path, key: KeyPair, passphrase: str | None) -> None:
         except FileExistsError as e:
             raise KeyFileError(f"{path}: already exists; refusing to overwrite a key") from e
     except OSError as e:
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from e
+        raise OutputError.writing(path, e) from e
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)

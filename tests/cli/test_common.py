@@ -29,3 +29,10 @@ def test_write_text_atomic_failure_is_one_output_error(tmp_path):
 def test_write_text_atomic_writes(tmp_path):
     write_text_atomic(tmp_path / "sub" / "g.json", "x")
     assert (tmp_path / "sub" / "g.json").read_text() == "x"
+
+
+def test_write_under_a_file_names_the_file_that_is_not_a_directory(tmp_path):
+    (tmp_path / "genesis.json").write_text("{}")
+    for target in (tmp_path / "genesis.json" / "x", tmp_path / "genesis.json" / "y" / "z"):
+        with pytest.raises(OutputError, match=f"{tmp_path / 'genesis.json'} is not a directory"):
+            write_text_atomic(target, "{}")
