@@ -51,12 +51,24 @@ def init(
     out: Annotated[Path, typer.Option("--out", help="Genesis file to write.")] = Path(
         "genesis.json"
     ),
-    timeout_propose_ms: Annotated[int, typer.Option(help="Base propose timeout.")] = 1000,
-    max_record_bytes: Annotated[int, typer.Option(help="Envelope size limit.")] = 65536,
+    timeout_propose_ms: Annotated[
+        int, typer.Option(help="Base propose timeout in milliseconds.")
+    ] = 1000,
+    max_record_bytes: Annotated[
+        int,
+        typer.Option(
+            help="Largest record payload in bytes (the signed record JSON, before base64; "
+            "signatures not counted)."
+        ),
+    ] = 65536,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Write genesis.json for a new consortium and print its chain identity (SHA-256)."""
+    """Write genesis.json for a new consortium and print its chain identity.
+
+    The file is written as its canonical JSON (one line), so the identity printed is also
+    the file's SHA-256 (`sha256sum genesis.json`).
+    """
     if out.exists() and not force:
         raise ConfigError(f"{out}: already exists (use --force to overwrite)")
     members = [parse_member(m) for m in member]
@@ -70,4 +82,4 @@ def init(
         print_json({"chain_id": chain_id, "genesis_hash": genesis.hash.hex(), "file": str(out)})
     else:
         console.print(f"chain {chain_id}: {len(members)} members, {len(validator)} validators")
-        console.print(f"genesis hash {genesis.hash.hex()} -> {out}")
+        console.print(f"chain identity (SHA-256 of {out}): {genesis.hash.hex()}")

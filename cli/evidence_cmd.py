@@ -47,7 +47,8 @@ def parse_evidence_json(text: bytes) -> list[consensus_pb2.Evidence]:
         ev = consensus_pb2.Evidence()
         json_format.ParseDict(doc, ev, ignore_unknown_fields=False)
     except (json_format.ParseError, ValueError, TypeError) as e:
-        raise InputError(f"evidence: not an Evidence JSON document ({e})") from e
+        reason = " ".join(str(e).split())  # protobuf's messages span lines
+        raise InputError(f"evidence: not an Evidence JSON document ({reason})") from e
     return [ev]
 
 
@@ -90,8 +91,9 @@ def verify(
 ) -> None:
     """Verify equivocation evidence offline; exit 0 only if every item proves one."""
     g = Genesis.load(genesis)
+    data = read_bytes(file, "evidence")  # its errors name the file already
     try:
-        evs = parse_evidence_json(read_bytes(file, "evidence"))
+        evs = parse_evidence_json(data)
     except InputError as e:
         raise InputError(f"{file}: {e}") from e
     if not evs:

@@ -8,14 +8,14 @@ from typing import Annotated, Any
 import typer
 
 from cli.common import console, print_json, read_json_file, write_text_atomic
-from cli.nodeaddr import NodeTarget, resolve_node
+from cli.nodeaddr import NodeTarget, find_testnet, resolve_node
 from node.client import LedgerClient
 from node.convert import envelope_from_proto
 from node.envelope import Envelope
 from node.errors import InputError, LedgerError, NodeUnavailableError
 from node.genesis import Genesis
 from node.keys import load_key_file
-from node.records import CATEGORIES, TraceRecord, cosign, make_record, sign_record, verify_envelope
+from node.records import CATEGORIES, cosign, make_record, sign_record, verify_envelope
 
 app = typer.Typer(help="Sign, countersign, verify and submit trace records.", no_args_is_help=True)
 
@@ -42,6 +42,8 @@ def load_envelope(path: Path) -> Envelope:
         return Envelope.from_json(path.read_bytes())
     except FileNotFoundError as e:
         raise InputError(f"{path}: no such envelope file") from e
+    except OSError as e:
+        raise InputError(f"{path}: cannot read envelope ({e.strerror})") from e
     except InputError as e:
         raise InputError(f"{path}: {e}") from e
 
@@ -49,6 +51,7 @@ def load_envelope(path: Path) -> Envelope:
 def build_envelope(
     event_file: Path, key_file: Path, genesis: Genesis, category: str | None
 ) -> Envelope:
+    """Sign a draft as ``key_file``'s member, checked as ``record verify`` would check it."""
     event, draft = read_draft(event_file)
     key = load_key_file(key_file)
     if genesis.member(key.name) is None:
@@ -61,7 +64,11 @@ def build_envelope(
         handoff_to=str(draft.get("handoff_to", "")),
         attributes=draft.get("attributes"),
     )
-    return sign_record(record, key)
+    env = sign_record(record, key)
+    # Refuse what `record verify` would reject (role for the bizStep, a non-member receiver);
+    # only the receiver's countersignature may still be missing.
+    verify_envelope(env, genesis, require_all_signers=False)
+    return env
 
 
 CategoryOpt = Annotated[
@@ -87,21 +94,53 @@ def sign(
         console.print(f"record {env.record_id.hex()} -> {out}")
 
 
+def _cosign_genesis(path: Path | None) -> Genesis:
+    """``--genesis``; else ``./genesis.json``; else the local testnet's genesis."""
+    if path is not None:
+        return Genesis.load(path)
+    here = Path("genesis.json")
+    if here.exists():
+        return Genesis.load(here)
+    testnet = find_testnet()
+    if testnet is not None:
+        return Genesis.load(testnet / "genesis.json")
+    raise InputError(
+        "--genesis is required: the envelope's signatures are checked before countersigning"
+    )
+
+
 @app.command("cosign")
 def cosign_cmd(
     envelope: Annotated[Path, typer.Argument(help="Envelope to countersign.")],
     key: Annotated[Path, typer.Option("--key", help="Countersigner's key file.")],
     out: Annotated[Path, typer.Option("--out", help="Envelope file to write (may be the same).")],
+    genesis: Annotated[
+        Path | None,
+        typer.Option(
+            "--genesis",
+            help="The consortium's genesis.json (default: ./genesis.json, else the testnet's).",
+        ),
+    ] = None,
 ) -> None:
-    """Add your signature to an envelope (a handoff receiver countersigns)."""
+    """Countersign a handoff as its named receiver.
+
+    The envelope is verified first (every signature present must be a valid member
+    signature); a tampered or invalid envelope, or a key that is not the receiver's, is
+    refused and nothing is written.
+    """
+    g = _cosign_genesis(genesis)
     env = load_envelope(envelope)
+    v = verify_envelope(env, g, require_all_signers=False)
+    if not v.record.is_handoff:
+        raise InputError(f"{envelope}: not a handoff; only a handoff's receiver countersigns")
     k = load_key_file(key)
-    record = TraceRecord.from_payload(env.payload)
-    if k.name not in record.required_signers():
+    if k.name != v.record.handoff_to:
         raise InputError(
-            f"{k.name!r} is neither the author nor the handoff receiver of this record"
+            f"{envelope}: the handoff names {v.record.handoff_to!r} as receiver, not {k.name!r}"
         )
-    write_text_atomic(out, cosign(env, k).to_json())
+    both = cosign(env, k)
+    verify_envelope(both, g)  # the countersigner's key is the receiver's key in the genesis
+    write_text_atomic(out, both.to_json())
     console.print(f"record {env.record_id.hex()} countersigned by {k.name} -> {out}")
 
 

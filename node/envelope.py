@@ -7,7 +7,8 @@ Invariants:
   * record id = SHA-256(payload).
   * each signature signs ``pae(payload_type, payload)``; ``keyid`` is the member id.
   * the JSON form is DSSE's JSON envelope: ``payloadType``, ``payload`` (base64),
-    ``signatures: [{keyid, sig (base64)}]``; unknown fields are refused.
+    ``signatures: [{keyid, sig (base64)}]``; unknown fields are refused, and base64 must
+    be canonical (padded, zero padding bits), so one envelope has one JSON spelling.
   * the Merkle log's leaf bytes for an envelope are ``leaf_bytes(env)``: a fixed,
     length-prefixed encoding that does not depend on protobuf serialization.
 """
@@ -122,10 +123,16 @@ def _b64decode(value: Any, what: str) -> bytes:
         raise InputError(f"envelope: {what!r} is missing or not a string")
     try:
         if "-" in value or "_" in value:  # DSSE: verifiers accept standard and URL-safe
-            return base64.urlsafe_b64decode(_strict_urlsafe(value))
-        return base64.b64decode(value, validate=True)
+            raw = base64.urlsafe_b64decode(_strict_urlsafe(value))
+            canonical = base64.urlsafe_b64encode(raw).decode("ascii")
+        else:
+            raw = base64.b64decode(value, validate=True)
+            canonical = base64.b64encode(raw).decode("ascii")
     except (binascii.Error, ValueError) as e:
         raise InputError(f"envelope: {what!r} is not valid base64") from e
+    if canonical != value:  # non-zero padding bits: one byte string, one encoding
+        raise InputError(f"envelope: {what!r} is not canonical base64 (non-zero padding bits)")
+    return raw
 
 
 def _strict_urlsafe(value: str) -> str:

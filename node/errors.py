@@ -6,10 +6,12 @@ specific subclass; the boundaries translate exactly once: ``cli.main`` turns a
 into a gRPC status code. Nothing else catches broadly.
 
 Each class carries ``grpc_code``: the name of the ``grpc.StatusCode`` it maps to, kept as a
-string so that this module imports nothing.
+string so that this module imports nothing but the standard library.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 
 class LedgerError(Exception):
@@ -32,6 +34,20 @@ class TooLargeError(InputError):
 
 class ConfigError(InputError):
     """A configuration or genesis file is invalid; the message names the field."""
+
+
+class OutputError(InputError):
+    """An output file cannot be written (bad path, a directory, no permission, disk full)."""
+
+    @classmethod
+    def writing(cls, path: Path, e: OSError) -> OutputError:
+        """``cannot write PATH: reason`` for an ``OSError`` met while writing ``path``."""
+        reason = e.strerror or str(e)
+        if isinstance(e, FileExistsError | NotADirectoryError):
+            files = [p for p in reversed(path.parents) if p.exists() and not p.is_dir()]
+            if files:
+                reason = f"{files[0]} is not a directory"
+        return cls(f"cannot write {path}: {reason}")
 
 
 class KeyFileError(LedgerError):

@@ -3,7 +3,10 @@
 ``genesis.json`` uses the field names of the ``Genesis`` message in proto/types.proto
 (snake_case). The chain's identity is ``genesis_hash``: SHA-256 over the canonical JSON form
 of the parsed document (keys sorted, no insignificant whitespace, UTF-8), so reformatting
-the file does not change the chain while any change of content does.
+the file does not change the chain while any change of content does. ``to_json`` writes
+exactly those canonical bytes (one line, no trailing newline), so for a file written by
+``suyuan consortium init`` the file's own SHA-256 (``sha256sum genesis.json``) is the
+chain identity too.
 
 Validation (``Genesis.from_dict``) refuses: unknown fields, duplicate member ids or public
 keys, unknown roles, validators that are not members, zero validators, bad key encodings.
@@ -113,8 +116,14 @@ class Genesis:
             d["permissions"] = [{"biz_step": s, "roles": list(r)} for s, r in self.permissions]
         return d
 
+    def canonical_bytes(self) -> bytes:
+        """The canonical JSON form (``canonical_json``): for a genesis made by ``build`` or
+        read from a canonical file, ``SHA-256(canonical_bytes()) == hash``."""
+        return canonical_json(self.to_dict())
+
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        """The file form: exactly ``canonical_bytes()``, so the file's SHA-256 is the hash."""
+        return self.canonical_bytes().decode("utf-8")
 
     @classmethod
     def build(

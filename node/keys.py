@@ -13,6 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import base64
+import contextlib
 import getpass
 import json
 import os
@@ -28,7 +29,7 @@ import nacl.secret
 import nacl.signing
 import nacl.utils
 
-from node.errors import InputError, KeyFileError
+from node.errors import InputError, KeyFileError, OutputError
 
 FORMAT = "suyuan-key/1"
 PASSPHRASE_ENV = "SUYUAN_PASSPHRASE"  # noqa: S105 (the variable name, not a secret)
@@ -93,7 +94,9 @@ def _unb64(text: Any, what: str) -> bytes:
 
 
 def encode_key_file(key: KeyPair, passphrase: str | None) -> bytes:
-    """Serialize ``key``; ``passphrase=None`` writes the seed unencrypted."""
+    """Serialize ``key``; ``passphrase=None`` writes the seed unencrypted; ``""`` is refused."""
+    if passphrase is not None and not passphrase:
+        raise KeyFileError("empty passphrase; use --unencrypted for throwaway keys")
     doc: dict[str, Any] = {"format": FORMAT, "name": key.name, "public_key": key.public_hex}
     seed = bytes(key.signing_key)
     if passphrase is None:
@@ -164,27 +167,46 @@ def decode_key_file(data: bytes, passphrase: str | None, *, source: str = "key f
 
 
 def write_key_file(path: Path, key: KeyPair, passphrase: str | None) -> None:
-    """Write atomically with mode 0600; refuses to overwrite an existing file."""
+    """Write atomically with mode 0600; refuses to overwrite an existing file.
+
+    Raises:
+        KeyFileError: ``path`` already exists.
+        OutputError: the file cannot be written ("cannot write PATH: reason"); nothing is
+            left behind.
+    """
     if path.exists():
         raise KeyFileError(f"{path}: already exists; refusing to overwrite a key")
     data = encode_key_file(key, passphrase)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.link(tmp, path)  # fails if path appeared meanwhile: never clobbers a key
+        try:
+            os.link(tmp, path)  # fails if path appeared meanwhile: never clobbers a key
+        except FileExistsError as e:
+            raise KeyFileError(f"{path}: already exists; refusing to overwrite a key") from e
+    except OSError as e:
+        raise OutputError.writing(path, e) from e
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def read_passphrase(*, confirm: bool = False, prompt: str = "Passphrase: ") -> str:
-    """The passphrase from ``$SUYUAN_PASSPHRASE`` or, on a terminal, a prompt."""
+    """The passphrase from ``$SUYUAN_PASSPHRASE`` or, on a terminal, a prompt.
+
+    An empty passphrase is refused from either source (``KeyFileError``).
+    """
     env = os.environ.get(PASSPHRASE_ENV)
     if env is not None:
+        if not env:
+            raise KeyFileError(
+                f"empty passphrase in ${PASSPHRASE_ENV}; use --unencrypted for throwaway keys"
+            )
         return env
     if not sys.stdin.isatty():
         raise KeyFileError(f"no passphrase: set {PASSPHRASE_ENV} or run on a terminal")

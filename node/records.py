@@ -17,9 +17,14 @@ JSON-LD and extensible. The event must have a known ``type``, an ``eventTime`` a
 EPCIS requires it, an ``action``. The record's bytes are never re-serialized after signing.
 
 Verification (``verify_envelope``) runs these steps, each raising its own error:
-  (1) payload type and size; (2) parse the record; (3) chain id and genesis hash;
-  (4) every signature: no duplicate signer, signer is a member, Ed25519 valid over PAE;
-  (5) required signers present: the author, and for a handoff both parties; no others;
+  (1) payload type and size;
+  (2) every signature, over DSSE's PAE and before the payload is parsed: at least one,
+      each with a keyid, no duplicate signer, the keyid names a member of the genesis
+      (else ``MembershipError``), Ed25519 valid (else ``VerificationError``) -- so a
+      tampered payload fails as a bad signature, never as malformed JSON;
+  (3) parse the record (the signed bytes); (4) chain id and genesis hash;
+  (5) a handoff's receiver is a member; required signers present: the author, and for a
+      handoff both parties; no others;
   (6) the author holds a role allowed for the event's bizStep.
 """
 
@@ -163,8 +168,10 @@ class TraceRecord:
 
     @classmethod
     def from_payload(cls, payload: bytes) -> TraceRecord:
+        """Parse signed bytes. A key repeated in any JSON object is refused (``InputError``):
+        parsers that keep the first or the last value would read different records."""
         try:
-            doc = json.loads(payload)
+            doc = json.loads(payload, object_pairs_hook=_unique_keys)
         except (ValueError, UnicodeDecodeError) as e:
             raise InputError(f"record: payload is not UTF-8 JSON ({e})") from e
         return cls.from_dict(doc)
@@ -232,6 +239,16 @@ class TraceRecord:
             sealed,
             tuple(att),
         )
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` object hook: a dict, refusing a key that appears twice."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise InputError(f"record: duplicate key {k!r} in the payload JSON")
+        out[k] = v
+    return out
 
 
 def validate_event(event: Any) -> None:
@@ -347,15 +364,7 @@ def verify_envelope(
     limit = max_bytes if max_bytes is not None else genesis.consensus.max_record_bytes
     if len(env.payload) > limit:
         raise TooLargeError(f"record: payload is {len(env.payload)} bytes, limit {limit}")
-    # (2) parse
-    record = TraceRecord.from_payload(env.payload)
-    # (3) chain
-    if record.chain_id != genesis.chain_id or record.genesis != genesis.hash.hex():
-        raise ChainMismatchError(
-            f"record: signed for chain {record.chain_id!r} ({record.genesis[:16]}...), "
-            f"not {genesis.chain_id!r} ({genesis.hash.hex()[:16]}...)"
-        )
-    # (4) signatures
+    # (2) signatures over the PAE, before anything reads the payload
     if not env.signatures:
         raise VerificationError("envelope: no signatures")
     signed = env.signed_bytes()
@@ -371,7 +380,17 @@ def verify_envelope(
             raise MembershipError(f"signature by {s.keyid!r}: not a member of {genesis.chain_id}")
         if not verify_signature(member.public_key, signed, s.sig):
             raise VerificationError(f"signature by {s.keyid!r}: invalid")
+    # (3) parse
+    record = TraceRecord.from_payload(env.payload)
+    # (4) chain
+    if record.chain_id != genesis.chain_id or record.genesis != genesis.hash.hex():
+        raise ChainMismatchError(
+            f"record: signed for chain {record.chain_id!r} ({record.genesis[:16]}...), "
+            f"not {genesis.chain_id!r} ({genesis.hash.hex()[:16]}...)"
+        )
     # (5) who must (and may) sign
+    if record.is_handoff and genesis.member(record.handoff_to) is None:
+        raise MembershipError(f"handoff receiver {record.handoff_to!r} is not a member")
     required = record.required_signers()
     for r in required:
         if r not in seen and (require_all_signers or r == record.author):
@@ -380,8 +399,6 @@ def verify_envelope(
     extra = seen - set(required)
     if extra:
         raise VerificationError(f"envelope: unexpected signer(s) {', '.join(sorted(extra))}")
-    if record.is_handoff and genesis.member(record.handoff_to) is None:
-        raise MembershipError(f"handoff receiver {record.handoff_to!r} is not a member")
     # (6) role for this bizStep
     author = genesis.member(record.author)
     assert author is not None  # the author signed, and every signer is a member

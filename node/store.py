@@ -74,6 +74,7 @@ _VERSION = struct.Struct(">I")
 _U32 = _VERSION
 
 T = TypeVar("T")
+_EMPTY_HEAD = (0, ZERO_HASH, 0, merkle.EMPTY_ROOT)
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,14 @@ def code_key(code: str) -> bytes:
     if b"\x00" in raw or len(raw) > MAX_RAW_KEY:
         raw = b"\x00" + hashlib.sha256(raw).digest()
     return raw + b"\x00"
+
+
+def _check_index(value: int, what: str) -> None:
+    """Heights and log indexes are unsigned 64-bit integers (keys are packed big-endian)."""
+    if not 0 <= value < 1 << 64:
+        raise InputError(
+            f"{what} {value} is negative" if value < 0 else f"{what} {value} is too large"
+        )
 
 
 def _unpack_block(height: int, value: bytes | memoryview) -> tuple[StoredBlock, int, int]:
@@ -286,8 +295,10 @@ class Store:
         """Open (or create) the store in directory ``path`` for the chain ``genesis_hash``.
 
         Raises:
-            StorageError: no store there (``create=False``), another chain's store, an
-                unknown format version, or LMDB cannot open it.
+            StorageError: no store there (``create=False``), an LMDB database that is not
+                a Suyuan store, another chain's store, an unknown format version, or LMDB
+                cannot open it. What is there is read first, in a read-only transaction:
+                nothing is created in a store that is refused.
         """
         if len(genesis_hash) != merkle.HASH_SIZE:
             raise InputError("genesis hash must be 32 bytes")
@@ -317,8 +328,20 @@ class Store:
         except lmdb.Error as e:
             raise StorageError(f"cannot open the store at {p}: {e}") from e
         try:
-            dbs = {n: env.open_db(n.encode()) for n in names}
-            head = cls._load_or_init(env, dbs, p, genesis_hash)
+            new = cls._inspect(env, p, genesis_hash, names)
+            # Only a new store or one of this chain and version gets here: the sub-databases
+            # (and, for a new store, its meta) are created in one write transaction.
+            with env.begin(write=True) as txn:
+                dbs = {n: env.open_db(n.encode(), txn=txn) for n in names}
+                if new:
+                    txn.put(b"version", _VERSION.pack(FORMAT_VERSION), db=dbs["meta"])
+                    txn.put(b"genesis", genesis_hash, db=dbs["meta"])
+                    txn.put(b"head", _HEAD.pack(*_EMPTY_HEAD), db=dbs["meta"])
+            with env.begin(db=dbs["meta"]) as txn:
+                raw = txn.get(b"head")
+            if raw is None or len(raw) != _HEAD.size:
+                raise StorageError(f"store at {p} is corrupt: no head")
+            head = Head(*_HEAD.unpack(raw))
             with env.begin(db=dbs[_MERKLE_DB]) as txn:
                 frontier = NodeReader(txn.get).frontier(head.log_size)
         except lmdb.Error as e:
@@ -335,35 +358,45 @@ class Store:
         return cls(p, env, dbs, head, frontier, env.info()["map_size"])
 
     @staticmethod
-    def _load_or_init(
-        env: lmdb.Environment, dbs: dict[str, lmdb._Database], p: Path, genesis_hash: bytes
-    ) -> Head:
-        meta = dbs["meta"]
-        with env.begin(write=True, db=meta) as txn:
-            version = txn.get(b"version")
+    def _inspect(env: lmdb.Environment, p: Path, genesis_hash: bytes, names: Sequence[str]) -> bool:
+        """Look at what is at ``p`` in a read-only transaction, before anything is created.
+
+        Returns True for a new store: an empty environment, or only empty sub-databases of
+        our own names (a creation that was interrupted before its meta was written).
+
+        Raises:
+            StorageError: data that is not a Suyuan store (no format version), another
+                format version, or another chain's store.
+        """
+        ours = {n.encode() for n in names}
+        with env.begin() as txn:
+            found = list(txn.cursor().iternext(values=False))
+            version = stored = None
+            if b"meta" in found:
+                meta = env.open_db(b"meta", txn=txn, create=False)
+                version, stored = txn.get(b"version", db=meta), txn.get(b"genesis", db=meta)
             if version is None:
-                head = Head(0, ZERO_HASH, 0, merkle.EMPTY_ROOT)
-                txn.put(b"version", _VERSION.pack(FORMAT_VERSION))
-                txn.put(b"genesis", genesis_hash)
-                txn.put(b"head", _HEAD.pack(0, ZERO_HASH, 0, merkle.EMPTY_ROOT))
-                return head
-            found = _VERSION.unpack(version)[0] if len(version) == _VERSION.size else None
-            if found != FORMAT_VERSION:
-                raise StorageError(
-                    f"store at {p} has format version {found if found is not None else '?'}, "
-                    f"this node reads version {FORMAT_VERSION}"
-                )
-            stored = txn.get(b"genesis")
-            if stored != genesis_hash:
-                theirs = stored.hex()[:16] if stored else "none"
-                raise StorageError(
-                    f"store at {p} belongs to another chain (genesis {theirs}..., "
-                    f"expected {genesis_hash.hex()[:16]}...)"
-                )
-            raw = txn.get(b"head")
-            if raw is None:
-                raise StorageError(f"store at {p} is corrupt: no head")
-            return Head(*_HEAD.unpack(raw))
+                for name in found:
+                    db = env.open_db(name, txn=txn, create=False) if name in ours else None
+                    if db is None or txn.stat(db)["entries"]:
+                        raise StorageError(
+                            f"{p} holds an LMDB database that is not a Suyuan store "
+                            "(no format version); refusing to use it"
+                        )
+                return True
+        got = _VERSION.unpack(version)[0] if len(version) == _VERSION.size else None
+        if got != FORMAT_VERSION:
+            raise StorageError(
+                f"store at {p} has format version {got if got is not None else '?'}, "
+                f"this node reads version {FORMAT_VERSION}"
+            )
+        if stored != genesis_hash:
+            theirs = stored.hex()[:16] if stored else "none"
+            raise StorageError(
+                f"store at {p} belongs to another chain (genesis {theirs}..., "
+                f"expected {genesis_hash.hex()[:16]}...)"
+            )
+        return False
 
     def close(self) -> None:
         """Close the environment (idempotent); waits for running reads to finish."""
@@ -538,7 +571,12 @@ class Store:
             return txn.get(b"state", db=self._dbs["sign"])
 
     def get_block(self, height: int) -> StoredBlock | None:
-        """The block at ``height`` with its envelopes, or ``None``."""
+        """The block at ``height`` with its envelopes, or ``None``.
+
+        Raises:
+            InputError: ``height`` is negative.
+        """
+        _check_index(height, "block height")
         with self._view() as txn:
             value = txn.get(_U64.pack(height), db=self._dbs["blocks"])
             if value is None:
@@ -611,13 +649,17 @@ class Store:
         """Ascending log indexes ``>= start`` of records naming ``code``, at most ``limit``.
 
         Page with ``start = last + 1``.
+
+        Raises:
+            InputError: ``start`` is negative.
         """
+        _check_index(start, "log index")
         out: list[int] = []
         if limit <= 0:
             return out
         prefix = code_key(code)
         with self._read() as txn, txn.cursor(self._dbs["codes"]) as cur:
-            if not cur.set_range(prefix + _U64.pack(max(start, 0))):
+            if not cur.set_range(prefix + _U64.pack(start)):
                 return out
             unpack = _U64.unpack
             for key in cur.iternext(values=False):
@@ -692,7 +734,13 @@ class Store:
         return preview(self._frontier, leaf_data)
 
     def leaf_hash_at(self, index: int) -> bytes:
-        """The stored leaf hash at ``index``. Raises ``NotFoundError`` past the log."""
+        """The stored leaf hash at ``index``.
+
+        Raises:
+            InputError: ``index`` is negative.
+            NotFoundError: ``index`` is past the log.
+        """
+        _check_index(index, "leaf index")
         self._check_size(index + 1)
         return self._with_nodes(lambda nodes: nodes.node(0, index))
 

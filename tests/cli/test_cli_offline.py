@@ -1,5 +1,7 @@
 """The offline CLI contract: keys, consortium init, record sign/cosign/verify."""
 
+import base64
+import hashlib
 import json
 import os
 
@@ -35,7 +37,8 @@ def net(tmp_path_factory):
         cwd=d,
     )
     assert r.returncode == 0, r.stderr
-    assert len(json.loads(r.stdout)["genesis_hash"]) == 64
+    identity = json.loads(r.stdout)["genesis_hash"]
+    assert hashlib.sha256((d / "genesis.json").read_bytes()).hexdigest() == identity
     (d / "ev.json").write_text(json.dumps(object_event(["urn:epc:id:sgtin:0614141.107346.1"])))
     return d
 
@@ -45,6 +48,20 @@ def test_help_lists_groups(net):
     assert r.returncode == 0
     for group in ("keys", "consortium", "record"):
         assert group in r.stdout
+
+
+def test_init_prints_the_genesis_file_sha256_as_identity(net):
+    r = suyuan(*_INIT, "--out", "g-text.json", cwd=net)
+    assert r.returncode == 0, r.stderr
+    digest = hashlib.sha256((net / "g-text.json").read_bytes()).hexdigest()
+    assert f"chain identity (SHA-256 of g-text.json): {digest}" in r.stdout
+
+
+def test_init_help_says_the_limit_is_on_the_payload(net):
+    r = suyuan("consortium", "init", "--help", cwd=net, env={"COLUMNS": "200"})
+    assert r.returncode == 0
+    assert "Largest record payload in bytes" in r.stdout
+    assert "Envelope size limit" not in r.stdout
 
 
 def test_keys_show(net):
@@ -59,6 +76,14 @@ def test_encrypted_key_via_env(net):
     assert r.returncode == 0, r.stderr
     assert os.stat(net / "enc.key").st_mode & 0o777 == 0o600
     assert "seed" not in (net / "enc.key").read_text()
+
+
+def test_empty_passphrase_from_env_refused(net):
+    r = suyuan("keys", "new", "empty", "--out", "empty.key", cwd=net, env={"SUYUAN_PASSPHRASE": ""})
+    assert r.returncode == 2
+    assert "empty passphrase in $SUYUAN_PASSPHRASE" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (net / "empty.key").exists()
 
 
 def test_sign_and_verify(net):
@@ -156,6 +181,14 @@ def test_handoff_cosign_flow(net):
         (["record", "verify", "nope.json", "--genesis", "genesis.json"], "no such envelope"),
         (["record", "verify", "ev.json", "--genesis", "nope.json"], "no such genesis"),
         (
+            ["record", "verify", "outdir", "--genesis", "genesis.json"],
+            "outdir: cannot read envelope (Is a directory)",
+        ),
+        (
+            ["record", "cosign", "outdir", "--key", "farm.key", "--out", "o.json"],
+            "outdir: cannot read envelope (Is a directory)",
+        ),
+        (
             [
                 "record",
                 "sign",
@@ -202,8 +235,109 @@ def test_handoff_cosign_flow(net):
     ],
 )
 def test_bad_input_one_line(net, args, needle):
+    (net / "outdir").mkdir(exist_ok=True)
     r = suyuan(*args, cwd=net)
-    assert r.returncode != 0
+    assert r.returncode == 2
     assert needle in r.stderr
     assert "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+_INIT = [
+    "consortium",
+    "init",
+    "--chain-id",
+    "x",
+    "--member",
+    "farm:enterprise:farm.key",
+    "--validator",
+    "farm",
+]
+
+_SIGN = ["record", "sign", "ev.json", "--key", "farm.key", "--genesis", "genesis.json"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [*_INIT, "--out", "/proc/suyuan-g.json"],
+        [*_INIT, "--out", "genesis.json/x"],
+        [*_INIT, "--out", "outdir", "--force"],
+        [*_SIGN, "--out", "outdir"],
+        ["keys", "new", "x", "--unencrypted", "--out", "/proc/suyuan-x.key"],
+    ],
+)
+def test_failed_output_write_is_one_line_exit_2(net, args):
+    (net / "outdir").mkdir(exist_ok=True)
+    before = sorted(p.name for p in net.iterdir())
+    r = suyuan(*args, cwd=net)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "error: cannot write " in r.stderr
+    assert sorted(p.name for p in net.iterdir()) == before
+    assert (net / "outdir").is_dir()
+    assert not list((net / "outdir").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("draft", "needle"),
+    [
+        (
+            {"event": object_event(["urn:x:r1"], "recalling", "OBSERVE")},
+            "author 'farm' (enterprise) may not record bizStep recalling",
+        ),
+        (
+            {"event": object_event(["urn:x:r2"], "shipping", "OBSERVE"), "handoff_to": "nobody"},
+            "handoff receiver 'nobody' is not a member",
+        ),
+    ],
+)
+def test_sign_refuses_what_verify_would_reject(net, draft, needle):
+    """Regression: `record sign` wrote envelopes that `record verify` then rejected."""
+    (net / "bad-draft.json").write_text(json.dumps(draft))
+    r = suyuan(*_SIGN[:2], "bad-draft.json", *_SIGN[3:], "--out", "refused.json", cwd=net)
+    assert r.returncode == 3, r.stderr
+    assert needle in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (net / "refused.json").exists()
+
+
+def test_cosign_verifies_the_envelope_first(net):
+    """Regression: `record cosign` added a signature without checking the existing ones."""
+    draft = {
+        "event": object_event(["urn:x:c1"], "shipping", "OBSERVE"),
+        "handoff_to": "slaughterhouse",
+    }
+    (net / "c-draft.json").write_text(json.dumps(draft))
+    r = suyuan(*_SIGN[:2], "c-draft.json", *_SIGN[3:], "--out", "c-offer.json", cwd=net)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((net / "c-offer.json").read_text())
+    payload = bytearray(base64.b64decode(doc["payload"]))
+    payload[payload.index(b"urn:x:c1") + 7] = ord("2")  # the offer now names another code
+    doc["payload"] = base64.b64encode(bytes(payload)).decode()
+    (net / "c-tampered.json").write_text(json.dumps(doc))
+    cosign = ("record", "cosign", "--key", "slaughterhouse.key", "--out", "c-out.json")
+    r = suyuan(*cosign, "c-tampered.json", cwd=net)
+    assert r.returncode == 3
+    assert "signature by 'farm': invalid" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (net / "c-out.json").exists()
+    # not a handoff: nobody countersigns it
+    r = suyuan(*_SIGN, "--out", "c-plain.json", cwd=net)
+    assert r.returncode == 0, r.stderr
+    r = suyuan(*cosign, "c-plain.json", cwd=net)
+    assert r.returncode == 2
+    assert "not a handoff" in r.stderr
+    # the author is not the receiver
+    r = suyuan(
+        "record", "cosign", "c-offer.json", "--key", "farm.key", "--out", "c-out.json", cwd=net
+    )
+    assert r.returncode == 2
+    assert "names 'slaughterhouse' as receiver, not 'farm'" in r.stderr
+    assert not (net / "c-out.json").exists()
+    # the untampered offer, with an explicit --genesis
+    r = suyuan(*cosign, "c-offer.json", "--genesis", "genesis.json", cwd=net)
+    assert r.returncode == 0, r.stderr
+    r = suyuan("record", "verify", "c-out.json", "--genesis", "genesis.json", cwd=net)
+    assert r.returncode == 0, r.stderr

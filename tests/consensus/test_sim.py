@@ -120,6 +120,57 @@ def test_cli_json_and_exit_codes(capsys):
     capsys.readouterr()
 
 
+def test_cli_b_above_f_says_violations_are_expected(capsys):
+    assert main(["--nodes", "4", "--byzantine", "1", "--seeds", "1-1", "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["violations_expected"] is False
+    assert out.err == ""
+    assert main(["--nodes", "4", "--byzantine", "2", "--seeds", "1-1", "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["violations_expected"] is True
+    assert len(out.err.strip().splitlines()) == 1
+    assert "exceeds f = 1" in out.err
+    assert "violations are expected" in out.err
+
+
+def test_cli_expect_violations_failure_says_why(capsys):
+    assert main(["--nodes", "4", "--byzantine", "0", "--seeds", "1-1", "--expect-violations"]) == 3
+    err = capsys.readouterr().err
+    assert "--expect-violations: no run broke agreement" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--nodes", "1", "--byzantine", "0"], "--nodes 1: need at least 4"),
+        (["--nodes", "3", "--byzantine", "0"], "--nodes 3: need at least 4"),
+        (["--nodes", "4", "--byzantine", "5"], "--byzantine 5: must be between 0 and"),
+        (["--nodes", "4", "--byzantine", "-1"], "--byzantine -1: must be between 0 and"),
+        (["--k-heights", "0"], "--k-heights 0: must be at least 1"),
+        (["--nodes", "four"], "invalid int value: 'four'"),
+        (["--seeds", "a-b"], "--seeds 'a-b': expected ranges"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_cli_bad_arguments_one_line_exit_2(capsys, args, needle):
+    assert main([*args, "--seeds", "1-1"] if "--seeds" not in args else args) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err.count("\n") == 1
+    assert needle in out.err
+
+
+def test_cli_help_describes_every_option(capsys):
+    assert main(["--help"]) == 0
+    help_text = capsys.readouterr().out
+    for phrase in (
+        "validators in each run",
+        "Byzantine validators among them",
+        "liveness: heights",
+    ):
+        assert phrase in help_text
+
+
 def test_parse_seeds():
     assert parse_seeds("1-3,7,9-10") == [1, 2, 3, 7, 9, 10]
 

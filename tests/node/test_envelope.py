@@ -39,6 +39,25 @@ def test_url_safe_base64_accepted():
     assert Envelope.from_json_dict(doc).payload == raw
 
 
+def test_non_canonical_base64_refused():
+    """Regression: base64 with non-zero padding bits ("aGk=" and "aGl=" both decode to b"hi")
+    was accepted, so one envelope had several JSON spellings."""
+    assert base64.b64decode("aGl=") == b"hi"
+    for payload in ("aGl=", "aGm=", "aGn="):
+        with pytest.raises(InputError, match="'payload' is not canonical base64"):
+            Envelope.from_json_dict({"payloadType": "t", "payload": payload, "signatures": []})
+    sig = base64.b64encode(bytes(64)).decode()  # "AAAA...AA==": last char carries pad bits
+    bad_sig = sig[:-3] + "B=="
+    assert base64.b64decode(bad_sig) == bytes(64)
+    doc = {"payloadType": "t", "payload": "aGk=", "signatures": [{"keyid": "a", "sig": bad_sig}]}
+    with pytest.raises(InputError, match=r"'signatures\[0\]\.sig' is not canonical base64"):
+        Envelope.from_json_dict(doc)
+    url = base64.urlsafe_b64encode(b"\xfb\xff").decode()  # "-_8=": URL-safe alphabet
+    with pytest.raises(InputError, match="not canonical"):
+        Envelope.from_json_dict({"payloadType": "t", "payload": url[:-2] + "9=", "signatures": []})
+    assert Envelope.from_json_dict({"payloadType": "t", "payload": url, "signatures": []})
+
+
 @pytest.mark.parametrize(
     "doc",
     [

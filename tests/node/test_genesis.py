@@ -1,9 +1,10 @@
+import hashlib
 import json
 
 import pytest
 
 from node.errors import ConfigError
-from node.genesis import Genesis
+from node.genesis import ConsensusParams, Genesis, Member
 from tests.fixtures import genesis, key
 
 
@@ -15,6 +16,25 @@ def test_hash_is_stable_under_reformatting(tmp_path):
     assert Genesis.load(p).hash == g.hash
     doc["chain_id"] = "other"
     assert Genesis.from_dict(doc).hash != g.hash
+
+
+def test_written_file_sha256_is_the_chain_identity(tmp_path):
+    """Regression: the file used to be indented JSON, so `sha256sum genesis.json` differed
+    from the identity `consortium init` printed (SHA-256 of the canonical form)."""
+    farm = Member("farm", ("enterprise",), key("farm").public_key, display_name="养猪场")
+    g = Genesis.build(
+        "pork-cn",
+        [farm, Member("v0", ("association",), key("v0").public_key)],
+        ["v0"],
+        ConsensusParams(max_record_bytes=1000),
+        genesis_time="2026-03-01T00:00:00Z",
+    )
+    for gen in (g, genesis()):
+        p = tmp_path / "g.json"
+        p.write_text(gen.to_json(), encoding="utf-8")
+        assert hashlib.sha256(p.read_bytes()).digest() == gen.hash
+        assert p.read_bytes() == gen.canonical_bytes()
+        assert Genesis.load(p).hash == gen.hash
 
 
 def test_validator_keys_in_order():

@@ -1,10 +1,18 @@
 import json
 import os
+from pathlib import Path
 
 import pytest
 
-from node.errors import InputError, KeyFileError
-from node.keys import KeyPair, decode_key_file, encode_key_file, load_key_file, write_key_file
+from node.errors import InputError, KeyFileError, OutputError
+from node.keys import (
+    KeyPair,
+    decode_key_file,
+    encode_key_file,
+    load_key_file,
+    read_passphrase,
+    write_key_file,
+)
 
 
 def test_encrypted_round_trip(tmp_path):
@@ -67,3 +75,24 @@ def test_garbage_key_files(bad):
 def test_bad_names(name):
     with pytest.raises(InputError):
         KeyPair.generate(name)
+
+
+def test_write_key_file_failure_is_one_output_error(tmp_path):
+    (tmp_path / "afile").write_text("keep")
+    for target in (Path("/proc/suyuan-x.key"), tmp_path / "afile" / "x.key"):
+        with pytest.raises(OutputError, match=rf"^cannot write {target}: \S"):
+            write_key_file(target, KeyPair.generate("farm"), None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no temp file
+
+
+def test_empty_passphrase_refused_from_env_and_api(tmp_path, monkeypatch):
+    """Regression: SUYUAN_PASSPHRASE="" was accepted (the prompt refused it)."""
+    monkeypatch.setenv("SUYUAN_PASSPHRASE", "")
+    with pytest.raises(KeyFileError, match=r"empty passphrase in \$SUYUAN_PASSPHRASE"):
+        read_passphrase(confirm=True)
+    with pytest.raises(KeyFileError, match="empty passphrase"):
+        encode_key_file(KeyPair.generate("farm"), "")
+    p = tmp_path / "k.key"
+    write_key_file(p, KeyPair.generate("farm"), "nonempty")
+    with pytest.raises(KeyFileError, match="empty passphrase"):
+        load_key_file(p)  # the passphrase comes from the (empty) environment variable

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from node.envelope import Envelope, Signature
 from node.errors import ChainMismatchError, InputError, MembershipError, VerificationError
 from node.keys import KeyPair
-from node.records import TraceRecord, cosign, make_record, sign_record, verify_envelope
+from node.records import EVENT_TYPES, TraceRecord, cosign, make_record, sign_record, verify_envelope
 from tests.fixtures import epcis_events, genesis, key, object_event
 
 G = genesis()
@@ -34,21 +34,35 @@ def _flip(data: bytes, bit: int) -> bytes:
     return bytes(b)
 
 
-def test_every_payload_bit_flip_fails():
+def test_every_payload_bit_flip_fails_verification():
+    """Signatures are checked before the payload is parsed (DSSE): a flipped bit anywhere in
+    the payload is a failed verification (exit 3), never "payload is not UTF-8 JSON"."""
     env = signed()
-    for bit in range(0, len(env.payload) * 8, 7):
+    assert len(env.payload) * 8 > 2000
+    for bit in range(len(env.payload) * 8):
         bad = replace(env, payload=_flip(env.payload, bit))
-        with pytest.raises((VerificationError, InputError)):
+        with pytest.raises(VerificationError, match="signature by 'farm': invalid"):
             verify_envelope(bad, G)
 
 
 def test_every_signature_bit_flip_fails():
-    env = signed()
-    sig = env.signatures[0]
-    for bit in range(len(sig.sig) * 8):
-        bad = replace(env, signatures=(Signature(sig.keyid, _flip(sig.sig, bit)),))
-        with pytest.raises(VerificationError):
-            verify_envelope(bad, G)
+    ev = object_event(["urn:x:1"], biz_step="shipping", action="OBSERVE")
+    env = cosign(signed(event=ev, handoff_to="slaughterhouse"), key("slaughterhouse"))
+    for i, sig in enumerate(env.signatures):
+        for bit in range(len(sig.sig) * 8):
+            sigs = list(env.signatures)
+            sigs[i] = Signature(sig.keyid, _flip(sig.sig, bit))
+            with pytest.raises(VerificationError, match=f"signature by {sig.keyid!r}: invalid"):
+                verify_envelope(replace(env, signatures=tuple(sigs)), G)
+
+
+def test_unknown_keyid_is_membership_error_before_parsing():
+    env = replace(signed(), payload=b"not json at all")
+    with pytest.raises(VerificationError, match="invalid"):
+        verify_envelope(env, G)
+    stranger = Envelope(b"not json", env.payload_type, (Signature("stranger", b"\0" * 64),))
+    with pytest.raises(MembershipError, match="'stranger': not a member"):
+        verify_envelope(stranger, G)
 
 
 def test_non_member_signature_fails():
@@ -82,6 +96,14 @@ def test_handoff_needs_both_signatures():
         verify_envelope(cosign(both, key("retailer")), G)
     with pytest.raises(InputError, match="already carries"):
         cosign(both, key("farm"))
+
+
+def test_handoff_to_non_member_is_named_before_the_missing_signature():
+    ev = object_event(["urn:x:1"], biz_step="shipping", action="OBSERVE")
+    env = signed(event=ev, handoff_to="nobody")
+    for require_all in (True, False):
+        with pytest.raises(MembershipError, match="handoff receiver 'nobody' is not a member"):
+            verify_envelope(env, G, require_all_signers=require_all)
 
 
 def test_role_per_biz_step():
@@ -120,6 +142,12 @@ def test_malformed_records_refused(mutate):
 EVENTS = list(epcis_events())
 
 
+def test_the_shared_epcis_examples_are_there():
+    """Without ../shared/epcis the parametrized test below would collect nothing and pass."""
+    assert len(EVENTS) >= 47, "../shared/epcis/JSON is missing or incomplete"
+    assert {e["type"] for _, e in EVENTS} == set(EVENT_TYPES)
+
+
 @pytest.mark.parametrize(("name", "event"), EVENTS, ids=[n for n, _ in EVENTS])
 def test_every_shared_epcis_event_signs_and_verifies(name, event):
     env = signed(event=event)
@@ -138,3 +166,21 @@ def test_records_round_trip_property(codes, attrs):
     v = verify_envelope(Envelope.from_json(env.to_json()), G)
     assert v.record.codes() == list(dict.fromkeys(codes))
     assert (v.record.attributes or {}) == attrs
+
+
+@pytest.mark.parametrize(
+    ("dup", "key_name"),
+    [
+        (lambda p: p.replace(b'"author":"farm"', b'"author":"retailer","author":"farm"'), "author"),
+        (lambda p: p.replace(b'"type":"ObjectEvent"', b'"type":"X","type":"ObjectEvent"'), "type"),
+    ],
+)
+def test_duplicate_json_keys_in_payload_refused(dup, key_name):
+    """Regression: a payload with a repeated key was accepted (the last value won)."""
+    payload = dup(signed().payload)
+    assert payload != signed().payload
+    env = Envelope(payload).with_signature(
+        "farm", key("farm").sign(Envelope(payload).signed_bytes())
+    )
+    with pytest.raises(InputError, match=f"duplicate key '{key_name}'"):
+        verify_envelope(env, G)

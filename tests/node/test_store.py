@@ -445,3 +445,78 @@ def test_closed_store_refuses(tmp_path: Path) -> None:
         s.get_envelope_at(0)
     with pytest.raises(StorageError, match="closed"):
         s.append_block(_block(1, []))
+
+
+def _main_db_keys(path: Path) -> list[bytes]:
+    env = lmdb.open(str(path), max_dbs=20)
+    try:
+        with env.begin() as txn:
+            return list(txn.cursor().iternext(values=False))
+    finally:
+        env.close()
+
+
+def test_foreign_lmdb_directory_is_refused_untouched(tmp_path: Path) -> None:
+    """Regression: an LMDB directory holding someone else's data became a new Suyuan store."""
+    plain, named = tmp_path / "plain", tmp_path / "named"
+    env = lmdb.open(str(plain))
+    with env.begin(write=True) as txn:
+        txn.put(b"their-key", b"their value")
+    env.close()
+    env = lmdb.open(str(named), max_dbs=2)
+    with env.begin(write=True, db=env.open_db(b"orders")) as txn:
+        txn.put(b"1", b"x")
+    env.close()
+    for path, keys in ((plain, [b"their-key"]), (named, [b"orders"])):
+        with pytest.raises(StorageError, match="not a Suyuan store"):
+            Store.open(path, GENESIS)
+        assert _main_db_keys(path) == keys  # no sub-database, no meta was created
+
+
+def test_refused_store_gets_no_new_sub_databases(tmp_path: Path) -> None:
+    """Regression: another version's or another chain's store got our sub-databases created
+    before the refusal."""
+    for version, genesis, match in (
+        (1, GENESIS, "format version 1"),
+        (2, hashlib.sha256(b"other").digest(), "another chain"),
+    ):
+        path = tmp_path / f"v{version}"
+        env = lmdb.open(str(path), max_dbs=2)
+        with env.begin(write=True, db=env.open_db(b"meta")) as txn:
+            txn.put(b"version", version.to_bytes(4, "big"))
+            txn.put(b"genesis", genesis)
+        env.close()
+        with pytest.raises(StorageError, match=match):
+            Store.open(path, hashlib.sha256(b"mine").digest() if version == 2 else GENESIS)
+        assert _main_db_keys(path) == [b"meta"]
+
+
+def test_interrupted_creation_with_empty_sub_databases_opens_as_new(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    env = lmdb.open(str(path), max_dbs=4)
+    for name in (b"meta", b"blocks", b"ids"):
+        env.open_db(name)
+    env.close()
+    with Store.open(path, GENESIS) as s:
+        assert s.head().height == 0
+        fill(s, seed=2, blocks=1, max_records=3)
+    with Store.open(path, GENESIS, create=False) as s:
+        assert s.head().height == 1
+
+
+def test_negative_heights_and_indexes_are_input_errors(store: Store) -> None:
+    """Regression: get_block(-1) and leaf_hash_at(-1) raised a raw struct.error, and
+    code_indexes(start=-1) was silently read as 0."""
+    fill(store, seed=3, blocks=2, max_records=5)
+    with pytest.raises(InputError, match="block height -1 is negative"):
+        store.get_block(-1)
+    with pytest.raises(InputError, match=r"block height \d+ is too large"):
+        store.get_block(1 << 64)
+    with pytest.raises(InputError, match="leaf index -1 is negative"):
+        store.leaf_hash_at(-1)
+    with pytest.raises(InputError, match="log index -1 is negative"):
+        store.code_indexes("urn:x", start=-1)
+    with pytest.raises(NotFoundError):
+        store.leaf_hash_at(store.head().log_size)
+    assert store.get_block(0) is None
+    assert store.get_block(store.head().height + 1) is None

@@ -1,0 +1,38 @@
+"""cli.common file helpers: a failed write is one OutputError and leaves nothing behind."""
+
+from pathlib import Path
+
+import pytest
+
+from cli.common import write_text_atomic
+from node.errors import InputError, OutputError
+
+
+def _bad_targets(tmp_path: Path) -> list[Path]:
+    (tmp_path / "afile").write_text("keep")
+    (tmp_path / "adir").mkdir()
+    return [Path("/proc/suyuan-g.json"), tmp_path / "afile" / "x", tmp_path / "adir"]
+
+
+def test_write_text_atomic_failure_is_one_output_error(tmp_path):
+    for target in _bad_targets(tmp_path):
+        with pytest.raises(OutputError, match=rf"^cannot write {target}: \S") as info:
+            write_text_atomic(target, "{}")
+        assert isinstance(info.value, InputError)
+        assert info.value.exit_code == 2
+    assert (tmp_path / "afile").read_text() == "keep"
+    assert (tmp_path / "adir").is_dir()
+    assert list((tmp_path / "adir").iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "afile"]  # no temp file
+
+
+def test_write_text_atomic_writes(tmp_path):
+    write_text_atomic(tmp_path / "sub" / "g.json", "x")
+    assert (tmp_path / "sub" / "g.json").read_text() == "x"
+
+
+def test_write_under_a_file_names_the_file_that_is_not_a_directory(tmp_path):
+    (tmp_path / "genesis.json").write_text("{}")
+    for target in (tmp_path / "genesis.json" / "x", tmp_path / "genesis.json" / "y" / "z"):
+        with pytest.raises(OutputError, match=f"{tmp_path / 'genesis.json'} is not a directory"):
+            write_text_atomic(target, "{}")
