@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 
 from node import trace
-from node.errors import InputError, LedgerError, NotFoundError, OverloadError
+from node.errors import InputError, LedgerError, NotFoundError, OverloadError, TooLargeError
 from node.grpc_errors import rpc, rpc_stream, status_code
 from node.indexes import StoreTraceIndex
 from node.node import Node
@@ -47,6 +47,17 @@ def _record_info(node: Node, record_id: bytes, env: types_pb2.Envelope) -> types
     return info
 
 
+def _submit_size_error(node: Node, pb: types_pb2.Envelope) -> TooLargeError | None:
+    """This node's own record size limit (config ``limits.max_record_bytes``, at most the
+    genesis one), applied at Submit only: blocks are checked against the genesis limit."""
+    limit = node.config.limits.max_record_bytes
+    if limit and len(pb.payload) > limit:
+        return TooLargeError(
+            f"record: payload is {len(pb.payload)} bytes, this node's limit is {limit}"
+        )
+    return None
+
+
 def _record_id(raw: bytes) -> bytes:
     if len(raw) != 32:
         raise InputError("record_id must be 32 bytes (a SHA-256)")
@@ -66,6 +77,8 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
         node.check_capacity()
         loop = asyncio.get_running_loop()
         pb = request.envelope
+        if (too_large := _submit_size_error(node, pb)) is not None:
+            raise too_large
         v = await loop.run_in_executor(None, node.chain.verify, pb)
         if node.admit(pb, v):
             node.gossip([pb])
@@ -128,8 +141,9 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
         results = await loop.run_in_executor(None, node.chain.verify_many, envs)
         accepted: list[types_pb2.Envelope] = []
         ids: list[bytes] = []
-        for pb, r in zip(envs, results, strict=True):
+        for pb, verified in zip(envs, results, strict=True):
             res = services_pb2.SubmitResult()
+            r = _submit_size_error(node, pb) or verified
             if isinstance(r, LedgerError):
                 res.code, res.message = status_code(r).value[0], str(r)
             else:
