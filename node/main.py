@@ -22,9 +22,9 @@ from grpc_health.v1._async import HealthServicer
 
 from node.chain import EXTRA_DBS
 from node.config import NodeConfig
-from node.errors import ConfigError
+from node.errors import ConfigError, KeyFileError
 from node.genesis import Genesis
-from node.keys import load_key_file
+from node.keys import KeyPair, load_key_file
 from node.node import Node, data_path
 from node.peers import GRPC_OPTIONS
 from node.service import LedgerService, PeerService
@@ -43,14 +43,46 @@ def _setup_logging() -> None:
     )
 
 
-async def serve(config: NodeConfig) -> None:
-    genesis = Genesis.load(config.genesis)
-    key = load_key_file(config.key_file)
-    if genesis.member(key.name) is None:
-        raise ConfigError(f"key_file: {key.name!r} is not a member of {genesis.chain_id!r}")
+def check_start(config: NodeConfig) -> tuple[Genesis, KeyPair]:
+    """Load and cross-check what the config names; every refusal names its field.
+
+    The key file must belong to ``member``, a member of the genesis with the same public
+    key; ``limits.max_record_bytes`` may not exceed the genesis limit; ``data_dir`` must be
+    creatable.
+    """
+    try:
+        genesis = Genesis.load(config.genesis)
+    except ConfigError as e:
+        raise ConfigError(f"genesis: {e}") from e
+    try:
+        key = load_key_file(config.key_file)
+    except KeyFileError as e:
+        raise KeyFileError(f"key_file: {e}") from e
     if key.name != config.member:
         raise ConfigError(f"member: config says {config.member!r}, key file is {key.name!r}")
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    member = genesis.member(key.name)
+    if member is None:
+        raise ConfigError(f"key_file: {key.name!r} is not a member of {genesis.chain_id!r}")
+    if member.public_key != key.public_key:
+        raise ConfigError(
+            f"key_file: the public key of {config.key_file} is not {key.name!r}'s key in the "
+            f"genesis of {genesis.chain_id!r}"
+        )
+    limit = genesis.consensus.max_record_bytes
+    if config.limits.max_record_bytes > limit:
+        raise ConfigError(
+            f"limits.max_record_bytes: {config.limits.max_record_bytes} is above the "
+            f"genesis limit {limit} (a node may only be stricter at Submit)"
+        )
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"data_dir: cannot create {config.data_dir} ({e.strerror})") from e
+    return genesis, key
+
+
+async def serve(config: NodeConfig) -> None:
+    genesis, key = check_start(config)
     store = Store.open(data_path(config), genesis.hash, extra_dbs=EXTRA_DBS)
     node = Node(config, genesis, key, store)
     # no SO_REUSEPORT: a second node on a taken port must fail to bind, loudly
