@@ -24,6 +24,7 @@ from node.chain import EXTRA_DBS
 from node.config import NodeConfig
 from node.errors import ConfigError, KeyFileError
 from node.genesis import Genesis
+from node.grpc_errors import MalformedRequests
 from node.keys import KeyPair, load_key_file
 from node.node import Node, data_path
 from node.peers import GRPC_OPTIONS
@@ -86,7 +87,9 @@ async def serve(config: NodeConfig) -> None:
     store = Store.open(data_path(config), genesis.hash, extra_dbs=EXTRA_DBS)
     node = Node(config, genesis, key, store)
     # no SO_REUSEPORT: a second node on a taken port must fail to bind, loudly
-    server = grpc.aio.server(options=[*GRPC_OPTIONS, ("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(
+        options=[*GRPC_OPTIONS, ("grpc.so_reuseport", 0)], interceptors=[MalformedRequests()]
+    )
     services_pb2_grpc.add_LedgerServicer_to_server(LedgerService(node), server)
     services_pb2_grpc.add_PeerServicer_to_server(PeerService(node), server)
     health_servicer = HealthServicer()

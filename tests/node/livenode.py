@@ -20,6 +20,7 @@ import grpc
 from node.chain import EXTRA_DBS
 from node.config import NodeConfig
 from node.genesis import ConsensusParams, Genesis, Member
+from node.grpc_errors import MalformedRequests
 from node.node import Node, data_path
 from node.records import make_record, sign_record
 from node.service import LedgerService, PeerService
@@ -61,7 +62,7 @@ async def live_node(cfg: NodeConfig, genesis: Genesis) -> AsyncIterator[Live]:
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store.open(data_path(cfg), genesis.hash, extra_dbs=EXTRA_DBS)
     node = Node(cfg, genesis, key(cfg.member), store)
-    server = grpc.aio.server()
+    server = grpc.aio.server(interceptors=[MalformedRequests()])  # as node.main.serve
     services_pb2_grpc.add_LedgerServicer_to_server(LedgerService(node), server)
     services_pb2_grpc.add_PeerServicer_to_server(PeerService(node), server)
     port = server.add_insecure_port("127.0.0.1:0")

@@ -31,3 +31,28 @@ def test_config_record_limit_applies_at_submit_only(tmp_path: Path) -> None:
             live.node.chain.validate_block(block)
 
     run(body)
+
+
+def test_malformed_request_bytes_are_invalid_argument(tmp_path: Path) -> None:
+    g = genesis()
+    garbage = b"\x0a\xff\xff\xff"  # field 1, length-delimited, length runs past the end
+
+    async def body() -> None:
+        async with live_node(config(tmp_path, "v1"), g) as live:
+            ch = live.channel
+            for path in ("/suyuan.v1.Ledger/Submit", "/suyuan.v1.Ledger/GetRecord"):
+                raw = ch.unary_unary(path, None, None)
+                err = await rpc_error(raw(garbage, timeout=10))
+                assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err
+                assert "malformed" in (err.details() or "")
+            blocks = ch.unary_stream("/suyuan.v1.Ledger/StreamBlocks", None, None)
+            err = await rpc_error(blocks(garbage, timeout=10).read())
+            assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err
+            stream = ch.stream_stream("/suyuan.v1.Ledger/SubmitStream", None, None)
+            err = await rpc_error(stream(iter([garbage]), timeout=10).read())
+            assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err
+            # the server still answers well-formed requests
+            status = await live.stub.Status(services_pb2.StatusRequest(), timeout=10)
+            assert status.member == "v1"
+
+    run(body)
