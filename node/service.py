@@ -16,7 +16,14 @@ from typing import Any
 import grpc
 
 from node import trace
-from node.errors import InputError, LedgerError, NotFoundError, OverloadError, TooLargeError
+from node.errors import (
+    InputError,
+    LedgerError,
+    NotFoundError,
+    OverloadError,
+    ReplayError,
+    TooLargeError,
+)
 from node.grpc_errors import rpc, rpc_stream, status_code
 from node.indexes import StoreTraceIndex
 from node.node import Node
@@ -73,6 +80,12 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
 
     @rpc
     async def Submit(self, request: services_pb2.SubmitRequest, context: Ctx) -> Any:  # noqa: N802
+        """Check and queue one record; with ``wait``, answer once it is committed.
+
+        A record already committed, or already pending here, is a replay: ALREADY_EXISTS.
+        Except that resubmitting a pending record with ``wait`` (a client retrying after a
+        lost answer or a deadline) waits for its commit like the first submission.
+        """
         node = self.node
         node.check_capacity()
         loop = asyncio.get_running_loop()
@@ -82,6 +95,8 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
         v = await loop.run_in_executor(None, node.chain.verify, pb)
         if node.admit(pb, v):
             node.gossip([pb])
+        elif not request.wait:
+            raise ReplayError(f"record {v.record_id.hex()} is already pending")
         resp = services_pb2.SubmitResponse(record_id=v.record_id)
         if request.wait:
             remaining = context.time_remaining()
@@ -151,6 +166,8 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
                 try:
                     if node.admit(pb, r):
                         accepted.append(pb)
+                    elif not batch.wait:  # as Submit: a pending record again is a replay
+                        raise ReplayError(f"record {r.record_id.hex()} is already pending")
                     ids.append(r.record_id)
                 except LedgerError as e:
                     res.code, res.message = status_code(e).value[0], str(e)

@@ -56,3 +56,35 @@ def test_malformed_request_bytes_are_invalid_argument(tmp_path: Path) -> None:
             assert status.member == "v1"
 
     run(body)
+
+
+def test_replay_of_a_pending_record_is_already_exists(tmp_path: Path) -> None:
+    g = genesis()  # four validators, one running: nothing commits, records stay pending
+    env = signed(g, "urn:x:pending")
+
+    async def body() -> None:
+        async with live_node(config(tmp_path, "v1"), g) as live:
+            first = await live.stub.Submit(services_pb2.SubmitRequest(envelope=env), timeout=10)
+            assert len(live.node.mempool) == 1
+            err = await rpc_error(
+                live.stub.Submit(services_pb2.SubmitRequest(envelope=env), timeout=10)
+            )
+            assert err.code() == grpc.StatusCode.ALREADY_EXISTS
+            assert f"record {first.record_id.hex()} is already pending" in (err.details() or "")
+
+            # a batch says the same for that record
+            call = live.stub.SubmitStream(
+                iter([services_pb2.SubmitBatch(envelopes=[env], batch_id=7)]), timeout=10
+            )
+            result: services_pb2.SubmitBatchResult = await call.read()
+            call.cancel()
+            assert result.results[0].code == grpc.StatusCode.ALREADY_EXISTS.value[0]
+            # resubmitting with wait (a client retrying) still waits for the commit
+            again = await live.stub.Submit(
+                services_pb2.SubmitRequest(envelope=env, wait=True), timeout=1.0
+            )
+            assert again.record_id == first.record_id
+            assert not again.committed
+            assert len(live.node.mempool) == 1
+
+    run(body)
