@@ -19,7 +19,9 @@ EPCIS requires it, an ``action``. The record's bytes are never re-serialized aft
 Verification (``verify_envelope``) runs these steps, each raising its own error:
   (1) payload type and size; (2) parse the record; (3) chain id and genesis hash;
   (4) every signature: no duplicate signer, signer is a member, Ed25519 valid over PAE;
-  (5) required signers present: the author, and for a handoff both parties; no others;
+  (5) required signers present: the author, and for a handoff both parties; no others
+      (a handoff lacking one is UNAUTHENTICATED, its message naming the custody rule
+      ``handoff-signatures`` and the codes concerned);
   (6) the author holds a role allowed for the event's bizStep.
 """
 
@@ -376,7 +378,14 @@ def verify_envelope(
     for r in required:
         if r not in seen and (require_all_signers or r == record.author):
             who = "receiver" if r == record.handoff_to else "author"
-            raise VerificationError(f"envelope: missing signature of the {who} {r!r}")
+            if not record.is_handoff:
+                raise VerificationError(f"envelope: missing signature of the {who} {r!r}")
+            codes = record.codes()
+            named = ", ".join(codes[:5]) + (f" and {len(codes) - 5} more" if len(codes) > 5 else "")
+            raise VerificationError(
+                f"rule handoff-signatures: missing signature of the {who} {r!r} "
+                f"(code{'s' if len(codes) > 1 else ''} {named})"
+            )
     extra = seen - set(required)
     if extra:
         raise VerificationError(f"envelope: unexpected signer(s) {', '.join(sorted(extra))}")
