@@ -4,6 +4,8 @@ Start-up order: config -> genesis -> key -> store (refuses another chain's store
 server (Ledger, Peer, grpc.health.v1) -> consensus. Health turns SERVING only when all of
 it runs. On SIGTERM the server stops accepting, consensus stops, the store is closed; a
 SIGKILL at any instant loses nothing committed (every block is one durable transaction).
+If the consensus task fails, the reason is logged and ``serve`` raises ``LedgerError`` after
+the same clean stop, so the process exits non-zero.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from grpc_health.v1._async import HealthServicer
 
 from node.chain import EXTRA_DBS
 from node.config import NodeConfig
-from node.errors import ConfigError, KeyFileError
+from node.errors import ConfigError, KeyFileError, LedgerError
 from node.genesis import Genesis
 from node.grpc_errors import MalformedRequests
 from node.keys import KeyPair, load_key_file
@@ -105,6 +107,7 @@ async def serve(config: NodeConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await server.start()
+    failure = ""
     try:
         await node.start()
         await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -114,8 +117,10 @@ async def serve(config: NodeConfig) -> None:
         consensus = node._tasks[0]
         waiter = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({waiter, consensus}, return_when=asyncio.FIRST_COMPLETED)
-        if consensus in done and consensus.exception() is not None:
-            log.error("consensus stopped: %r", consensus.exception())
+        if consensus in done:  # it ends only with the node: anything else is a crash
+            exc = None if consensus.cancelled() else consensus.exception()
+            failure = repr(exc) if exc is not None else "it ended"
+            log.error("consensus stopped: %s; stopping the node", failure, exc_info=exc)
         waiter.cancel()
     finally:
         log.info("stopping")
@@ -126,6 +131,8 @@ async def serve(config: NodeConfig) -> None:
         with contextlib.suppress(FileNotFoundError):
             (config.data_dir / "node.pid").unlink()
         log.info("stopped")
+    if failure:
+        raise LedgerError(f"node stopped: its consensus task failed ({failure})")
 
 
 def run_node(config_path: Path) -> None:

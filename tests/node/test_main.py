@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from node.config import NodeConfig
 from node.errors import ConfigError, KeyFileError, LedgerError
 from node.keys import KeyPair, write_key_file
 from node.main import serve
+from node.node import Node
 from tests.fixtures import genesis, key
 
 
@@ -76,3 +79,23 @@ def test_record_limit_above_genesis(tmp_path: Path) -> None:
     err = _refusal(_setup(tmp_path, limits={"max_record_bytes": 64 * 1024 + 1}))
     assert isinstance(err, ConfigError)
     assert str(err).startswith("limits.max_record_bytes: 65537 is above the genesis limit 65536")
+
+
+def test_a_crashed_consensus_task_stops_the_node_with_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def crash(self: Node) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Node, "_consensus_loop", crash)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = _setup(tmp_path, listen=f"127.0.0.1:{port}")
+    with caplog.at_level(logging.ERROR, logger="suyuan.main"):
+        err = _refusal(cfg)
+    assert type(err) is LedgerError
+    assert err.exit_code != 0
+    assert "consensus task failed (RuntimeError('boom'))" in str(err)
+    assert "consensus stopped: RuntimeError('boom')" in caplog.text
+    assert not (cfg.data_dir / "node.pid").exists()  # stopped cleanly
