@@ -207,3 +207,36 @@ def test_bad_input_one_line(net, args, needle):
     assert needle in r.stderr
     assert "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["verify", "genesis.json", "--genesis", "genesis.json"],
+            "error: genesis.json: bundle: not a ProofBundle JSON document (Message type "
+            '"suyuan.v1.ProofBundle" has no field named "chain_id" at "ProofBundle".)',
+        ),
+        (
+            ["verify", "nope.json", "--genesis", "genesis.json"],
+            "error: nope.json: no such bundle file",
+        ),
+        (
+            ["evidence", "verify", "genesis.json", "--genesis", "genesis.json"],
+            "error: genesis.json: evidence: not an Evidence JSON document (Message type "
+            '"suyuan.v1.Evidence" has no field named "format" at "Evidence".)',
+        ),
+        (
+            ["evidence", "verify", "nope.json", "--genesis", "genesis.json"],
+            "error: nope.json: no such evidence file",
+        ),
+        (
+            ["verify", "nope.json", "--genesis", "genesis.json", "--checkpoint", "genesis.json"],
+            "error: nope.json: no such bundle file",
+        ),
+    ],
+)
+def test_file_errors_are_one_line_naming_the_path_once(net, args, expected):
+    r = suyuan(*args, cwd=net)
+    assert r.returncode == 2
+    assert r.stderr.strip() == expected
