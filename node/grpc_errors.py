@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -94,7 +95,8 @@ class MalformedRequests(_Interceptor):
 
     grpc's own deserialization failure surfaces as UNKNOWN before any handler runs, so
     every handler's deserializer is wrapped: an unparsable message becomes a marker that
-    the wrapped behaviour refuses (for streamed requests, when the handler reads it).
+    the wrapped behaviour refuses (for streamed requests, when the handler reads it from
+    its request iterator; every servicer here iterates, none uses ``context.read()``).
     """
 
     async def intercept_service(
@@ -122,6 +124,14 @@ class MalformedRequests(_Interceptor):
             return grpc.unary_unary_rpc_method_handler(_any(unary_unary), parse, out)
         if handler.unary_stream is not None:
             inner_us = handler.unary_stream
+            if not inspect.isasyncgenfunction(inner_us):  # writes with context.write
+
+                async def unary_write(request: Any, context: Any) -> None:
+                    if isinstance(request, _Malformed):
+                        await _refuse(method, request, context)
+                    await inner_us(request, context)
+
+                return grpc.unary_stream_rpc_method_handler(_any(unary_write), parse, out)
 
             async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
                 if isinstance(request, _Malformed):
@@ -145,6 +155,12 @@ class MalformedRequests(_Interceptor):
 
             return grpc.stream_unary_rpc_method_handler(_any(stream_unary), parse, out)
         inner_ss = handler.stream_stream
+        if not inspect.isasyncgenfunction(inner_ss):  # writes with context.write
+
+            async def stream_write(requests: AsyncIterator[Any], context: Any) -> None:
+                await inner_ss(checked(requests, context), context)
+
+            return grpc.stream_stream_rpc_method_handler(_any(stream_write), parse, out)
 
         async def stream_stream(requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
             async for item in inner_ss(checked(requests, context), context):

@@ -88,3 +88,34 @@ def test_replay_of_a_pending_record_is_already_exists(tmp_path: Path) -> None:
             assert len(live.node.mempool) == 1
 
     run(body)
+
+
+def test_interceptor_keeps_context_write_handlers_working() -> None:
+    """grpc.health's Watch writes with context.write (not an async generator)."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_health.v1._async import HealthServicer
+
+    from node.grpc_errors import MalformedRequests
+
+    async def body() -> None:
+        server = grpc.aio.server(interceptors=[MalformedRequests()])
+        hs = HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(hs, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            await hs.set("", health_pb2.HealthCheckResponse.SERVING)
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+                watch = health_pb2_grpc.HealthStub(ch).Watch(
+                    health_pb2.HealthCheckRequest(), timeout=10
+                )
+                first = await watch.read()
+                assert first.status == health_pb2.HealthCheckResponse.SERVING
+                watch.cancel()
+                raw = ch.unary_stream("/grpc.health.v1.Health/Watch", None, None)
+                err = await rpc_error(raw(b"\x0a\xff", timeout=10).read())
+                assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        finally:
+            await server.stop(0)
+
+    run(body)
