@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,7 @@ from cli.common import console, print_json, write_text_atomic
 from node.errors import ConfigError
 from node.genesis import ROLES, ConsensusParams, Genesis, Member
 from node.keys import read_public_info
+from node.permissions import genesis_permissions
 
 app = typer.Typer(help="Found a consortium: members, validators, genesis.", no_args_is_help=True)
 
@@ -38,6 +40,26 @@ def parse_member(spec: str) -> Member:
     return Member(name, roles, bytes.fromhex(pub))
 
 
+def read_permissions(path: Path) -> dict[str, tuple[str, ...]]:
+    """A --permissions file: a JSON object mapping bizSteps to lists of roles."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ConfigError(f"--permissions {path}: no such file") from e
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"--permissions {path}: not a JSON file ({e})") from e
+    if not isinstance(doc, dict):
+        raise ConfigError(f'--permissions {path}: expected {{"bizStep": ["role", ...]}}')
+    out: dict[str, tuple[str, ...]] = {}
+    for step, roles in doc.items():
+        if not isinstance(roles, list) or any(r not in ROLES for r in roles):
+            raise ConfigError(
+                f"--permissions {path}: {step!r} must list roles from {', '.join(ROLES)}"
+            )
+        out[step] = tuple(roles)
+    return out
+
+
 @app.command("init")
 def init(
     chain_id: Annotated[str, typer.Option("--chain-id", help="Name of the chain.")],
@@ -61,13 +83,22 @@ def init(
             "signatures not counted)."
         ),
     ] = 65536,
+    permissions: Annotated[
+        Path | None,
+        typer.Option(
+            "--permissions",
+            help='JSON object {"bizStep": ["role", ...]} laid over the default table.',
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Write genesis.json for a new consortium and print its chain identity.
 
     The file is written as its canonical JSON (one line), so the identity printed is also
-    the file's SHA-256 (`sha256sum genesis.json`).
+    the file's SHA-256 (`sha256sum genesis.json`). The genesis holds the whole
+    role-permission table (roles allowed per bizStep): the defaults of node/permissions.py,
+    with the steps of --permissions FILE replaced.
     """
     if out.exists() and not force:
         raise ConfigError(f"{out}: already exists (use --force to overwrite)")
@@ -75,8 +106,9 @@ def init(
     params = ConsensusParams(
         timeout_propose_ms=timeout_propose_ms, max_record_bytes=max_record_bytes
     )
+    table = genesis_permissions(read_permissions(permissions) if permissions else None)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    genesis = Genesis.build(chain_id, members, validator, params, genesis_time=now)
+    genesis = Genesis.build(chain_id, members, validator, params, table, genesis_time=now)
     write_text_atomic(out, genesis.to_json())
     if as_json:
         print_json({"chain_id": chain_id, "genesis_hash": genesis.hash.hex(), "file": str(out)})

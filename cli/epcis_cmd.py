@@ -14,7 +14,7 @@ from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
 from node.envelope import Envelope
 from node.epcis import Committed, export_document, import_document
-from node.errors import InputError, LedgerError
+from node.errors import InputError, LedgerError, NodeUnavailableError
 from node.genesis import Genesis
 from node.keys import load_key_file
 from node.records import CATEGORIES, TraceRecord, make_record, sign_record
@@ -38,7 +38,8 @@ def import_cmd(
     """Sign and submit each event of DOCUMENT as a record, in document order.
 
     Each event is reported as imported (with its record id and log index) or refused with
-    the reason. Exit 0 only if every event was imported.
+    the reason. Exit 0 only if every event was imported. An unreachable node stops the
+    import at once: one line, exit 5.
     """
     doc = read_json_file(document, "EPCIS document")
     results = import_document(doc, category=category)
@@ -68,6 +69,11 @@ def import_cmd(
                         }
                     else:
                         row["status"] = "ok (dry run)"
+                except NodeUnavailableError as e:  # no event after this one can succeed
+                    done = sum(1 for x in report if x["status"] != "refused")
+                    raise NodeUnavailableError(
+                        f"{e} (stopped at event {r.position}: {done} event(s) imported before)"
+                    ) from e
                 except LedgerError as e:
                     row |= {"status": "refused", "reason": str(e)}
             report.append(row)

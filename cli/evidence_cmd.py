@@ -19,7 +19,7 @@ from cli.common import console, print_json, write_text_atomic
 from cli.proof_cmd import JsonOpt, NodeOpt, read_bytes
 from consensus.evidence import check_evidence, evidence_key
 from consensus.validators import ValidatorSet
-from node.errors import InputError, VerificationError
+from node.errors import InputError, VerificationError, first_line
 from node.genesis import Genesis
 from proto import consensus_pb2, services_pb2
 
@@ -38,7 +38,7 @@ def parse_evidence_json(text: bytes) -> list[consensus_pb2.Evidence]:
     try:
         doc = json.loads(text)
     except (ValueError, UnicodeDecodeError) as e:
-        raise InputError(f"evidence: not valid JSON ({e})") from e
+        raise InputError(f"evidence: not valid JSON ({first_line(e)})") from e
     try:
         if isinstance(doc, dict) and set(doc) <= {"evidence"}:
             resp = services_pb2.ListEvidenceResponse()
@@ -47,8 +47,7 @@ def parse_evidence_json(text: bytes) -> list[consensus_pb2.Evidence]:
         ev = consensus_pb2.Evidence()
         json_format.ParseDict(doc, ev, ignore_unknown_fields=False)
     except (json_format.ParseError, ValueError, TypeError) as e:
-        reason = " ".join(str(e).split())  # protobuf's messages span lines
-        raise InputError(f"evidence: not an Evidence JSON document ({reason})") from e
+        raise InputError(f"evidence: not an Evidence JSON document ({first_line(e)})") from e
     return [ev]
 
 
@@ -91,7 +90,7 @@ def verify(
 ) -> None:
     """Verify equivocation evidence offline; exit 0 only if every item proves one."""
     g = Genesis.load(genesis)
-    data = read_bytes(file, "evidence")  # its errors name the file already
+    data = read_bytes(file, "evidence")  # its errors name the file
     try:
         evs = parse_evidence_json(data)
     except InputError as e:

@@ -41,8 +41,9 @@ def read_bytes(path: Path, what: str) -> bytes:
 
 
 def load_checkpoint(path: Path) -> SavedCheckpoint:
+    data = read_bytes(path, "checkpoint")  # its errors name the file
     try:
-        return parse_checkpoint_json(read_bytes(path, "checkpoint"))
+        return parse_checkpoint_json(data)
     except InputError as e:
         raise InputError(f"{path}: {e}") from e
 
@@ -120,8 +121,9 @@ def verify(
 ) -> None:
     """Verify a proof bundle offline; exit 0 only if every step passes."""
     g = Genesis.load(genesis)
+    data = read_bytes(bundle_file, "bundle")  # its errors name the file
     try:
-        bundle = parse_bundle_json(read_bytes(bundle_file, "bundle"))
+        bundle = parse_bundle_json(data)
     except InputError as e:
         raise InputError(f"{bundle_file}: {e}") from e
     cp = load_checkpoint(checkpoint).checkpoint if checkpoint is not None else None

@@ -10,10 +10,10 @@ import typer
 from cli.common import console, print_json
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
-from node.errors import InputError
+from node.errors import InputError, LedgerError
 from node.genesis import Genesis
 from node.keys import load_key_file
-from node.recall import run_recall
+from node.recall import RecallResult, run_recall
 from node.records import CATEGORIES
 
 
@@ -29,6 +29,10 @@ def recall(
     """Commit a recall of CODE and every downstream code; print them by current custodian.
 
     A recalled code refuses further handoffs except a return or its destruction.
+
+    If the forward trace stopped at the server's depth limit, the codes found are recalled
+    and reported, then the command fails (exit 1) with one line naming the deepest codes
+    reached: recall again from those to cover what lies further downstream.
     """
     target = resolve_node(node)
     gpath = genesis or target.genesis
@@ -48,8 +52,10 @@ def recall(
                 "affected": affected,
                 "already_recalled": [n.code for n in r.scope if n.recalled],
                 "truncated": r.truncated,
+                "frontier": r.frontier() if r.truncated else [],
             }
         )
+        _fail_if_truncated(r)
         return
     newly = sum(len(x["codes"]) for x in r.records)
     console.print(
@@ -60,3 +66,18 @@ def recall(
         console.print(f"  [bold]{custodian}[/] holds {len(codes)}:")
         for c in codes:
             console.print(f"    {c}")
+    _fail_if_truncated(r)
+
+
+def _fail_if_truncated(r: RecallResult) -> None:
+    if not r.truncated:
+        return
+    frontier = r.frontier()
+    shown = ", ".join(frontier[:5]) + (
+        f" and {len(frontier) - 5} more" if len(frontier) > 5 else ""
+    )
+    raise LedgerError(
+        f"recall of {r.root} is INCOMPLETE: the forward trace stopped at the depth limit; "
+        f"codes further downstream were not recalled. Recall again from the deepest codes "
+        f"reached: {shown}"
+    )

@@ -274,16 +274,22 @@ def get(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait.")] = 10.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Fetch a committed record: where it is in the log, and its envelope."""
+    """Fetch a record: where it is in the log (or that it is still pending), and its envelope.
+
+    A record the node holds in its mempool is "pending (not yet committed)"; with --json,
+    ``committed`` is false and ``height`` and ``log_index`` are null.
+    """
     rid = parse_record_id(record_id)
     target = resolve_node(node)
     with LedgerClient(target.address, timeout=timeout) as client:
         resp = client.get_record(rid)
     i = resp.info
+    committed = i.height > 0  # blocks start at height 1; a pending record has none
     info: dict[str, Any] = {
         "record_id": (i.record_id or rid).hex(),
-        "height": i.height,
-        "log_index": i.log_index,
+        "committed": committed,
+        "height": i.height if committed else None,
+        "log_index": i.log_index if committed else None,
         "author": i.author,
         "event_type": i.event_type,
         "biz_step": i.biz_step,
@@ -295,8 +301,12 @@ def get(
     if as_json:
         print_json(info)
         return
+    where = (
+        f"at height {i.height}, log index {i.log_index}"
+        if committed
+        else "pending (not yet committed)"
+    )
     console.print(
-        f"record {info['record_id']} by {i.author} at height {i.height}, log index "
-        f"{i.log_index}: {i.event_type} {i.biz_step} {i.event_time} "
-        f"codes {', '.join(i.codes) or '-'}"
+        f"record {info['record_id']} by {i.author} {where}: {i.event_type} {i.biz_step} "
+        f"{i.event_time} codes {', '.join(i.codes) or '-'}"
     )

@@ -101,10 +101,16 @@ class BlockValidity:
 class SyncCommitted:
     """Block ``certificate.height`` was committed elsewhere (block sync); the replica checks
     the certificate against the block's hash and, if it is for its current height, commits
-    and moves to the next height."""
+    and moves to the next height.
+
+    ``verified=True`` promises that ``consensus.certificate.verify_certificate`` already
+    accepted this certificate for this block's hash (block sync checks it before feeding);
+    the replica then skips the check.
+    """
 
     block: types_pb2.Block = field(compare=False, hash=False)
     certificate: types_pb2.CommitCertificate = field(compare=False, hash=False)
+    verified: bool = False
 
 
 Event = Start | MessageReceived | TimeoutFired | ProposalValue | BlockValidity | SyncCommitted

@@ -85,18 +85,13 @@ class Dropped:
 
 
 class ChainState:
-    def __init__(
-        self,
-        store: Store,
-        genesis: Genesis,
-        *,
-        max_record_bytes: int = 0,
-        verify_threads: int = 1,
-    ) -> None:
+    def __init__(self, store: Store, genesis: Genesis, *, verify_threads: int = 1) -> None:
         self.store = store
         self.genesis = genesis
         self.validators = ValidatorSet.from_pairs(genesis.validator_keys())
-        self.max_record_bytes = max_record_bytes or genesis.consensus.max_record_bytes
+        # the consensus limit: every node accepts the same blocks whatever its config says (a
+        # node's own, lower ``limits.max_record_bytes`` applies at Submit only)
+        self.max_record_bytes = genesis.consensus.max_record_bytes
         self.custody_view = StoreCustodyView(store)
         self._cache: OrderedDict[bytes, VerifiedRecord] = OrderedDict()
         self._cache_lock = threading.Lock()

@@ -14,7 +14,7 @@ Example (relative paths are resolved against the config file's folder)::
     max_bytes = 67108864                # (about 5 full blocks: bounds latency and memory)
 
     [limits]
-    max_record_bytes = 0                # 0: the genesis value
+    max_record_bytes = 0                # Submit only, <= genesis; 0: the genesis value
     rate_limit_per_s = 0                # per-node submissions per second; 0: unlimited
 
     [consensus]

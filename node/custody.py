@@ -66,7 +66,10 @@ bizStep recalling                      not hold the codes; named codes and their
                                        so each one's history shows the recall. Re-stating
                                        disposition recalled on already recalled codes is
                                        allowed to anyone who may act on them
-recalled codes                         may be observed and closed; a handoff only with
+recalled codes                         may be observed and destroyed, decommissioned or
+                                       scrapped; never sold or dispensed (bizStep
+                                       retail_selling or dispensing, disposition
+                                       retail_sold or dispensed); a handoff only with
                                        disposition returned or as a terminal destruction
                                        ("recalled"); no transformation or aggregation
 closed codes                           nothing but inspection and recall ("closed")
@@ -141,6 +144,8 @@ COMMISSION_ROLES = ("enterprise", "association")
 RECALL_STEP = "recalling"
 RECALL_DISPOSITION = "recalled"
 RETURN_DISPOSITIONS = frozenset({"returned"})
+SALE_STEPS = frozenset({"retail_selling", "dispensing"})  # refused on recalled codes
+SALE_DISPOSITIONS = frozenset({"retail_sold", "dispensed"})
 
 _SEP = b"\x00"
 
@@ -481,6 +486,16 @@ def apply(
                     "the container",
                     c,
                 )
+        sale = step in SALE_STEPS or disposition in SALE_DISPOSITIONS
+        if sale:
+            for c in moving:
+                if w.need(c).recalled:
+                    raise RuleError(
+                        RULE_RECALLED,
+                        "a recalled code may not be sold or dispensed; return it (a handoff "
+                        "with disposition returned) or destroy it",
+                        c,
+                    )
         if record.is_handoff:
             exit_ok = disposition in RETURN_DISPOSITIONS or (
                 terminal and (step == "destroying" or disposition in ("destroyed", "disposed"))

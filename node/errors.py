@@ -14,6 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of ``err``'s text: enough to act on, and error messages stay one line
+    (protobuf's JSON parse errors go on to list every field of the message)."""
+    text = str(err).strip()
+    return text.splitlines()[0].strip() if text else type(err).__name__
+
+
 class LedgerError(Exception):
     """Base of every Suyuan error. ``str(err)`` is a one-line, user-facing reason."""
 

@@ -4,6 +4,8 @@ Start-up order: config -> genesis -> key -> store (refuses another chain's store
 server (Ledger, Peer, grpc.health.v1) -> consensus. Health turns SERVING only when all of
 it runs. On SIGTERM the server stops accepting, consensus stops, the store is closed; a
 SIGKILL at any instant loses nothing committed (every block is one durable transaction).
+If the consensus task fails, the reason is logged and ``serve`` raises ``LedgerError`` after
+the same clean stop, so the process exits non-zero.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from grpc_health.v1._async import HealthServicer
 
 from node.chain import EXTRA_DBS
 from node.config import NodeConfig
-from node.errors import ConfigError
+from node.errors import ConfigError, KeyFileError, LedgerError
 from node.genesis import Genesis
-from node.keys import load_key_file
+from node.grpc_errors import MalformedRequests
+from node.keys import KeyPair, load_key_file
 from node.node import Node, data_path
 from node.peers import GRPC_OPTIONS
 from node.service import LedgerService, PeerService
@@ -43,18 +46,52 @@ def _setup_logging() -> None:
     )
 
 
-async def serve(config: NodeConfig) -> None:
-    genesis = Genesis.load(config.genesis)
-    key = load_key_file(config.key_file)
-    if genesis.member(key.name) is None:
-        raise ConfigError(f"key_file: {key.name!r} is not a member of {genesis.chain_id!r}")
+def check_start(config: NodeConfig) -> tuple[Genesis, KeyPair]:
+    """Load and cross-check what the config names; every refusal names its field.
+
+    The key file must belong to ``member``, a member of the genesis with the same public
+    key; ``limits.max_record_bytes`` may not exceed the genesis limit; ``data_dir`` must be
+    creatable.
+    """
+    try:
+        genesis = Genesis.load(config.genesis)
+    except ConfigError as e:
+        raise ConfigError(f"genesis: {e}") from e
+    try:
+        key = load_key_file(config.key_file)
+    except KeyFileError as e:
+        raise KeyFileError(f"key_file: {e}") from e
     if key.name != config.member:
         raise ConfigError(f"member: config says {config.member!r}, key file is {key.name!r}")
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    member = genesis.member(key.name)
+    if member is None:
+        raise ConfigError(f"key_file: {key.name!r} is not a member of {genesis.chain_id!r}")
+    if member.public_key != key.public_key:
+        raise ConfigError(
+            f"key_file: the public key of {config.key_file} is not {key.name!r}'s key in the "
+            f"genesis of {genesis.chain_id!r}"
+        )
+    limit = genesis.consensus.max_record_bytes
+    if config.limits.max_record_bytes > limit:
+        raise ConfigError(
+            f"limits.max_record_bytes: {config.limits.max_record_bytes} is above the "
+            f"genesis limit {limit} (a node may only be stricter at Submit)"
+        )
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"data_dir: cannot create {config.data_dir} ({e.strerror})") from e
+    return genesis, key
+
+
+async def serve(config: NodeConfig) -> None:
+    genesis, key = check_start(config)
     store = Store.open(data_path(config), genesis.hash, extra_dbs=EXTRA_DBS)
     node = Node(config, genesis, key, store)
     # no SO_REUSEPORT: a second node on a taken port must fail to bind, loudly
-    server = grpc.aio.server(options=[*GRPC_OPTIONS, ("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(
+        options=[*GRPC_OPTIONS, ("grpc.so_reuseport", 0)], interceptors=[MalformedRequests()]
+    )
     services_pb2_grpc.add_LedgerServicer_to_server(LedgerService(node), server)
     services_pb2_grpc.add_PeerServicer_to_server(PeerService(node), server)
     health_servicer = HealthServicer()
@@ -70,6 +107,7 @@ async def serve(config: NodeConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await server.start()
+    failure = ""
     try:
         await node.start()
         await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -79,8 +117,10 @@ async def serve(config: NodeConfig) -> None:
         consensus = node._tasks[0]
         waiter = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({waiter, consensus}, return_when=asyncio.FIRST_COMPLETED)
-        if consensus in done and consensus.exception() is not None:
-            log.error("consensus stopped: %r", consensus.exception())
+        if consensus in done:  # it ends only with the node: anything else is a crash
+            exc = None if consensus.cancelled() else consensus.exception()
+            failure = repr(exc) if exc is not None else "it ended"
+            log.error("consensus stopped: %s; stopping the node", failure, exc_info=exc)
         waiter.cancel()
     finally:
         log.info("stopping")
@@ -91,6 +131,8 @@ async def serve(config: NodeConfig) -> None:
         with contextlib.suppress(FileNotFoundError):
             (config.data_dir / "node.pid").unlink()
         log.info("stopped")
+    if failure:
+        raise LedgerError(f"node stopped: its consensus task failed ({failure})")
 
 
 def run_node(config_path: Path) -> None:

@@ -76,7 +76,7 @@ class Node:
         self.genesis = genesis
         self.key = key
         self.store = store
-        self.chain = ChainState(store, genesis, max_record_bytes=config.limits.max_record_bytes)
+        self.chain = ChainState(store, genesis)
         self.mempool = Mempool(config.mempool.max_records, config.mempool.max_bytes)
         self.ctx = ChainContext(self.chain.validators, genesis.hash, genesis.chain_id)
         self.is_validator = key.name in self.chain.validators

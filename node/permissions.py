@@ -1,8 +1,12 @@
 """Which roles may author which events (the genesis ``permissions`` table and its defaults).
 
 A bizStep is compared by its bare CBV name: ``"urn:epcglobal:cbv:bizstep:shipping"``,
-``"https://ref.gs1.org/cbv/BizStep-shipping"`` and ``"shipping"`` are the same step. A step
-missing from the genesis table falls back to ``DEFAULT_PERMISSIONS``, then to ``"*"``.
+``"https://ref.gs1.org/cbv/BizStep-shipping"`` and ``"shipping"`` are the same step.
+
+``consortium init`` and ``testnet up`` write the whole table (the defaults, optionally with
+overrides) into the genesis, so what a chain accepts does not depend on the software
+version: a step missing from a genesis table falls back to the table's own ``"*"``. Only a
+genesis without any table (written before tables were) uses ``DEFAULT_PERMISSIONS``.
 """
 
 from __future__ import annotations
@@ -78,13 +82,20 @@ DEFAULT_PERMISSIONS: Mapping[str, tuple[str, ...]] = {
 }
 
 
-def genesis_permissions() -> list[tuple[str, tuple[str, ...]]]:
-    """The defaults as a genesis ``permissions`` list (for ``Genesis.build`` / consortium init).
+def genesis_permissions(
+    overrides: Mapping[str, tuple[str, ...]] | None = None,
+) -> list[tuple[str, tuple[str, ...]]]:
+    """The defaults, with ``overrides`` (bare bizStep -> roles) laid over them, as a genesis
+    ``permissions`` list sorted by step (for ``Genesis.build``: deterministic, so the genesis
+    hash is too).
 
     Writing them into the genesis freezes them for the chain, so a later change of these
     defaults cannot change which records an existing chain accepts.
     """
-    return sorted(DEFAULT_PERMISSIONS.items())
+    table = dict(DEFAULT_PERMISSIONS)
+    for step, roles in (overrides or {}).items():
+        table[bare_step(step)] = tuple(roles)
+    return sorted(table.items())
 
 
 def bare_step(biz_step: str) -> str:
@@ -98,9 +109,9 @@ def bare_step(biz_step: str) -> str:
 def allowed_roles(biz_step: str, table: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
     """Roles allowed to author an event with ``biz_step`` ("" = no bizStep given)."""
     step = bare_step(biz_step) if biz_step else "*"
-    for t in (table, DEFAULT_PERMISSIONS):
-        if step in t:
-            return t[step]
-        if biz_step in t:
-            return t[biz_step]
-    return table.get("*", DEFAULT_PERMISSIONS["*"])
+    t = table or DEFAULT_PERMISSIONS  # no table: a genesis from before tables were written
+    if step in t:
+        return t[step]
+    if biz_step in t:
+        return t[biz_step]
+    return t.get("*", DEFAULT_PERMISSIONS["*"])

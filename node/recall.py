@@ -31,6 +31,11 @@ class RecallResult:
     records: list[dict[str, Any]] = field(default_factory=list)
     truncated: bool = False
 
+    def frontier(self) -> list[str]:
+        """The deepest codes reached: where a depth-limited scope stopped."""
+        deepest = max((n.depth for n in self.scope), default=0)
+        return sorted(n.code for n in self.scope if n.depth == deepest)
+
     def by_custodian(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = defaultdict(list)
         for n in self.scope:

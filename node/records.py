@@ -24,7 +24,8 @@ Verification (``verify_envelope``) runs these steps, each raising its own error:
       tampered payload fails as a bad signature, never as malformed JSON;
   (3) parse the record (the signed bytes); (4) chain id and genesis hash;
   (5) a handoff's receiver is a member; required signers present: the author, and for a
-      handoff both parties; no others;
+      handoff both parties; no others (a handoff lacking one is UNAUTHENTICATED, its
+      message naming the custody rule ``handoff-signatures`` and the codes concerned);
   (6) the author holds a role allowed for the event's bizStep.
 """
 
@@ -395,7 +396,14 @@ def verify_envelope(
     for r in required:
         if r not in seen and (require_all_signers or r == record.author):
             who = "receiver" if r == record.handoff_to else "author"
-            raise VerificationError(f"envelope: missing signature of the {who} {r!r}")
+            if not record.is_handoff:
+                raise VerificationError(f"envelope: missing signature of the {who} {r!r}")
+            codes = record.codes()
+            named = ", ".join(codes[:5]) + (f" and {len(codes) - 5} more" if len(codes) > 5 else "")
+            raise VerificationError(
+                f"rule handoff-signatures: missing signature of the {who} {r!r} "
+                f"(code{'s' if len(codes) > 1 else ''} {named})"
+            )
     extra = seen - set(required)
     if extra:
         raise VerificationError(f"envelope: unexpected signer(s) {', '.join(sorted(extra))}")

@@ -16,7 +16,14 @@ from typing import Any
 import grpc
 
 from node import trace
-from node.errors import InputError, LedgerError, NotFoundError, OverloadError
+from node.errors import (
+    InputError,
+    LedgerError,
+    NotFoundError,
+    OverloadError,
+    ReplayError,
+    TooLargeError,
+)
 from node.grpc_errors import rpc, rpc_stream, status_code
 from node.indexes import StoreTraceIndex
 from node.node import Node
@@ -47,6 +54,17 @@ def _record_info(node: Node, record_id: bytes, env: types_pb2.Envelope) -> types
     return info
 
 
+def _submit_size_error(node: Node, pb: types_pb2.Envelope) -> TooLargeError | None:
+    """This node's own record size limit (config ``limits.max_record_bytes``, at most the
+    genesis one), applied at Submit only: blocks are checked against the genesis limit."""
+    limit = node.config.limits.max_record_bytes
+    if limit and len(pb.payload) > limit:
+        return TooLargeError(
+            f"record: payload is {len(pb.payload)} bytes, this node's limit is {limit}"
+        )
+    return None
+
+
 def _record_id(raw: bytes) -> bytes:
     if len(raw) != 32:
         raise InputError("record_id must be 32 bytes (a SHA-256)")
@@ -62,13 +80,23 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
 
     @rpc
     async def Submit(self, request: services_pb2.SubmitRequest, context: Ctx) -> Any:  # noqa: N802
+        """Check and queue one record; with ``wait``, answer once it is committed.
+
+        A record already committed, or already pending here, is a replay: ALREADY_EXISTS.
+        Except that resubmitting a pending record with ``wait`` (a client retrying after a
+        lost answer or a deadline) waits for its commit like the first submission.
+        """
         node = self.node
         node.check_capacity()
         loop = asyncio.get_running_loop()
         pb = request.envelope
+        if (too_large := _submit_size_error(node, pb)) is not None:
+            raise too_large
         v = await loop.run_in_executor(None, node.chain.verify, pb)
         if node.admit(pb, v):
             node.gossip([pb])
+        elif not request.wait:
+            raise ReplayError(f"record {v.record_id.hex()} is already pending")
         resp = services_pb2.SubmitResponse(record_id=v.record_id)
         if request.wait:
             remaining = context.time_remaining()
@@ -128,8 +156,9 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
         results, fresh_at = await loop.run_in_executor(None, node.chain.admission_checks, envs)
         accepted: list[types_pb2.Envelope] = []
         ids: list[bytes] = []
-        for pb, r in zip(envs, results, strict=True):
+        for pb, verified in zip(envs, results, strict=True):
             res = services_pb2.SubmitResult()
+            r = _submit_size_error(node, pb) or verified
             if isinstance(r, LedgerError):
                 res.code, res.message = status_code(r).value[0], str(r)
             else:
@@ -137,6 +166,8 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
                 try:
                     if node.admit(pb, r, fresh_at=fresh_at):
                         accepted.append(pb)
+                    elif not batch.wait:  # as Submit: a pending record again is a replay
+                        raise ReplayError(f"record {r.record_id.hex()} is already pending")
                     ids.append(r.record_id)
                 except LedgerError as e:
                     res.code, res.message = status_code(e).value[0], str(e)

@@ -1,11 +1,19 @@
 """Block sync: a node that is behind fetches certified blocks from peers.
 
-Each block is checked before it reaches the replica: its commit certificate must verify
-against the genesis validators for exactly this height and this block's hash (one
-``require_certificate`` call: 2f+1 signature checks per block, not consensus). The chain
-link and log root are checked again when the block is applied (``ChainState.validate_block``).
+Each block is checked completely before it reaches the replica (``_check_block``, in a worker
+thread): its commit certificate must verify against the genesis validators for exactly this
+height and this block's hash (one ``require_certificate`` call: 2f+1 signature checks per
+block, not consensus), and its body must be the one the header commits to: num_records,
+records_hash, chain link, custody rules and the log size and root after it
+(``ChainState.validate_block`` without re-checking record signatures, which the certified
+log root covers). A certified header served with other envelopes is thus refused here, so
+a synced block never fails when the consensus loop applies it (the validation is cached and
+not repeated there, and the replica is told the certificate is verified).
+
 A peer that serves a block failing these checks, or the wrong height, is dropped for this
-round and the next peer is tried.
+round (its claimed height forgotten) and the next peer is tried. A peer whose pull brought
+nothing also loses its claimed height, so sync is not re-triggered every second by a stale
+or false claim; its next status answer restores it.
 """
 
 from __future__ import annotations
@@ -17,9 +25,10 @@ from typing import TYPE_CHECKING
 import grpc
 
 from consensus.certificate import require_certificate
+from consensus.events import SyncCommitted
 from consensus.messages import block_hash_of
 from node.errors import LedgerError, ReplicationError
-from proto import services_pb2
+from proto import services_pb2, types_pb2
 
 if TYPE_CHECKING:
     from node.node import Node
@@ -78,11 +87,25 @@ async def sync_from_peers(node: Node) -> None:
             if n:
                 progressed = True
                 break
+            peer.info.height = min(peer.info.height, node.store.head().height)
         if not progressed:
             return
 
 
+def _check_block(node: Node, block: types_pb2.Block, cert: types_pb2.CommitCertificate) -> None:
+    """Raise unless ``block`` is certified by ``cert`` and applies on the head."""
+    require_certificate(
+        cert,
+        node.chain.validators,
+        node.genesis.hash,
+        node.genesis.chain_id,
+        expected_hash=block_hash_of(block),
+    )
+    node.chain.validate_block(block, verify_signatures=False)
+
+
 async def _pull(node: Node, stub: object, address: str) -> int:
+    loop = asyncio.get_running_loop()
     start = node.store.head().height + 1
     call = stub.GetBlocks(  # type: ignore[attr-defined]
         services_pb2.GetBlocksRequest(from_height=start, to_height=0), timeout=300
@@ -93,17 +116,17 @@ async def _pull(node: Node, stub: object, address: str) -> int:
         cert, block = cb.certificate, cb.block
         if cert.height != expected:
             raise ReplicationError(f"{address} served height {cert.height}, expected {expected}")
-        require_certificate(
-            cert,
-            node.chain.validators,
-            node.genesis.hash,
-            node.genesis.chain_id,
-            expected_hash=block_hash_of(block),
-        )
         if node.store.head().height >= expected:  # consensus got there first
             expected += 1
             continue
-        await node.feed_synced(block, cert)
+        try:
+            await loop.run_in_executor(None, _check_block, node, block, cert)
+        except LedgerError as e:
+            if node.store.head().height >= expected:  # the head moved while checking
+                expected += 1
+                continue
+            raise ReplicationError(f"{address} served block {expected} that fails: {e}") from e
+        node.events.put_nowait(SyncCommitted(block, cert, verified=True))
         await _wait_applied(node, expected)
         n += 1
         expected += 1

@@ -50,7 +50,7 @@ from consensus.validators import ValidatorSet
 from node import merkle
 from node.convert import envelope_from_proto
 from node.envelope import envelope_leaf_bytes
-from node.errors import InputError, LedgerError, VerificationError
+from node.errors import InputError, LedgerError, VerificationError, first_line
 from node.genesis import Genesis
 from node.note import verify_checkpoint_note
 from node.records import verify_envelope
@@ -411,7 +411,7 @@ def parse_bundle_json(text: str | bytes) -> types_pb2.ProofBundle:
     try:
         json_format.Parse(text, bundle, ignore_unknown_fields=False)
     except (json_format.ParseError, ValueError, UnicodeDecodeError) as e:
-        raise InputError(f"bundle: not a ProofBundle JSON document ({e})") from e
+        raise InputError(f"bundle: not a ProofBundle JSON document ({first_line(e)})") from e
     return bundle
 
 
@@ -448,7 +448,7 @@ def parse_checkpoint_json(text: str | bytes) -> SavedCheckpoint:
     try:
         doc = json.loads(text)
     except (ValueError, UnicodeDecodeError) as e:
-        raise InputError(f"checkpoint: not valid JSON ({e})") from e
+        raise InputError(f"checkpoint: not valid JSON ({first_line(e)})") from e
     if not isinstance(doc, dict):
         raise InputError("checkpoint: expected a JSON object")
     hashes: tuple[bytes, ...] = ()
@@ -467,7 +467,7 @@ def parse_checkpoint_json(text: str | bytes) -> SavedCheckpoint:
     try:
         json_format.ParseDict(doc, cp, ignore_unknown_fields=False)
     except (json_format.ParseError, ValueError, TypeError) as e:
-        raise InputError(f"checkpoint: not a Checkpoint JSON document ({e})") from e
+        raise InputError(f"checkpoint: not a Checkpoint JSON document ({first_line(e)})") from e
     return SavedCheckpoint(cp, hashes)
 
 

@@ -26,6 +26,7 @@ from node.config import NodeConfig
 from node.errors import ConfigError, InputError
 from node.genesis import ConsensusParams, Genesis, Member
 from node.keys import KeyPair, write_key_file
+from node.permissions import genesis_permissions
 
 MANIFEST_NAME = "testnet.json"
 LOCK_NAME = ".testnet.lock"  # held by commands that change the testnet (testnet.net)
@@ -280,6 +281,7 @@ def create(
         members,
         [n.member for n in man.nodes],
         consensus=LOCAL_CONSENSUS,
+        permissions=genesis_permissions(),
         genesis_time=now,
     )
     write_atomic(man.genesis, genesis.to_json())

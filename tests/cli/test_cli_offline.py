@@ -341,3 +341,36 @@ def test_cosign_verifies_the_envelope_first(net):
     assert r.returncode == 0, r.stderr
     r = suyuan("record", "verify", "c-out.json", "--genesis", "genesis.json", cwd=net)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["verify", "genesis.json", "--genesis", "genesis.json"],
+            "error: genesis.json: bundle: not a ProofBundle JSON document (Message type "
+            '"suyuan.v1.ProofBundle" has no field named "chain_id" at "ProofBundle".)',
+        ),
+        (
+            ["verify", "nope.json", "--genesis", "genesis.json"],
+            "error: nope.json: no such bundle file",
+        ),
+        (
+            ["evidence", "verify", "genesis.json", "--genesis", "genesis.json"],
+            "error: genesis.json: evidence: not an Evidence JSON document (Message type "
+            '"suyuan.v1.Evidence" has no field named "format" at "Evidence".)',
+        ),
+        (
+            ["evidence", "verify", "nope.json", "--genesis", "genesis.json"],
+            "error: nope.json: no such evidence file",
+        ),
+        (
+            ["verify", "nope.json", "--genesis", "genesis.json", "--checkpoint", "genesis.json"],
+            "error: nope.json: no such bundle file",
+        ),
+    ],
+)
+def test_file_errors_are_one_line_naming_the_path_once(net, args, expected):
+    r = suyuan(*args, cwd=net)
+    assert r.returncode == 2
+    assert r.stderr.strip() == expected

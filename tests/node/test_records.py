@@ -106,6 +106,18 @@ def test_handoff_to_non_member_is_named_before_the_missing_signature():
             verify_envelope(env, G, require_all_signers=require_all)
 
 
+def test_one_signature_handoff_names_the_rule_and_the_codes():
+    ev = object_event(["urn:x:1", "urn:x:2"], biz_step="shipping", action="OBSERVE")
+    env = signed(event=ev, handoff_to="slaughterhouse")
+    with pytest.raises(VerificationError) as info:
+        verify_envelope(env, G)
+    assert type(info.value) is VerificationError  # UNAUTHENTICATED: a signature is missing
+    assert str(info.value) == (
+        "rule handoff-signatures: missing signature of the receiver 'slaughterhouse' "
+        "(codes urn:x:1, urn:x:2)"
+    )
+
+
 def test_role_per_biz_step():
     auditor_env = signed(author="auditor")  # auditors only read
     with pytest.raises(MembershipError, match="may not record"):

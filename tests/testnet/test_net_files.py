@@ -11,6 +11,7 @@ from node.config import NodeConfig
 from node.errors import ConfigError, InputError
 from node.genesis import Genesis
 from node.keys import load_key_file
+from node.permissions import DEFAULT_PERMISSIONS
 from testnet import manifest as mf
 from testnet.net import _check_same_shape, busy_addresses
 
@@ -20,6 +21,7 @@ def test_create_writes_keys_genesis_configs_and_manifest(tmp_path):
     man = mf.create(d, 4, base_port=31000, chain_id="t-chain")
     g = Genesis.load(d / "genesis.json")
     assert g.chain_id == "t-chain"
+    assert g.permission_table() == dict(DEFAULT_PERMISSIONS)  # the table is in the genesis
     assert g.validators == ("validator0", "validator1", "validator2", "validator3")
     for v in g.validators:
         m = g.member(v)

@@ -179,6 +179,31 @@ def test_recalled_code_refuses_handoff_except_return_or_destruction(chain):
     assert chain.custody.get(C).status == "closed"
 
 
+@pytest.mark.parametrize(
+    ("step", "disposition"),
+    [
+        ("retail_selling", "retail_sold"),
+        ("retail_selling", ""),
+        ("dispensing", "dispensed"),
+        ("dispensing", ""),
+        ("storing", "retail_sold"),
+    ],
+)
+def test_recalled_code_may_not_be_sold_or_dispensed(chain, step, disposition):
+    commission(chain, "farm", A, B, CASE)
+    chain.add("farm", event(action="ADD", etype="AggregationEvent", parentID=CASE, childEPCs=[B]))
+    chain.add("regulator", observe("holding", A, B, disposition="recalled"))
+    kw = {"disposition": disposition} if disposition else {}
+    with raises("recalled", A):
+        chain.add("farm", observe(step, A, **kw))
+    with raises("recalled", B):  # nor inside a container
+        chain.add("farm", observe(step, CASE, **kw))
+    assert chain.custody.get(A).status == "recalled"
+    chain.add("farm", observe("destroying", A, CASE, disposition="destroyed"))
+    assert chain.custody.get(A).status == "closed"
+    assert chain.custody.get(B).status == "closed"
+
+
 def test_only_regulator_recalls(chain):
     commission(chain, "farm", A)
     with raises("recall", A, perm=True):

@@ -1,0 +1,32 @@
+"""`suyuan epcis import` against a node that cannot be reached: one line, exit 5."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+from node.keys import write_key_file
+from tests.cli.helpers import suyuan
+from tests.fixtures import genesis, key, object_event
+
+
+def test_unreachable_node_stops_at_the_first_event(tmp_path: Path) -> None:
+    (tmp_path / "g.json").write_text(genesis().to_json())
+    write_key_file(tmp_path / "farm.key", key("farm"), None)
+    events = [object_event([f"urn:x:{i}"]) for i in range(3)]
+    doc = {"type": "EPCISDocument", "epcisBody": {"eventList": events}}
+    (tmp_path / "doc.jsonld").write_text(json.dumps(doc))
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = suyuan(
+        "epcis", "import", "doc.jsonld", "--key", "farm.key", "--genesis", "g.json",
+        "--node", f"127.0.0.1:{port}", cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 5, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: ")
+    assert "stopped at event 0: 0 event(s) imported before" in lines[0]
+    assert "refused" not in r.stdout

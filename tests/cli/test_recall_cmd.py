@@ -1,0 +1,70 @@
+"""`suyuan recall` when the forward trace hit the depth limit: report, then fail (exit 1)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import main as cli_main
+from cli import recall_cmd
+from node.errors import LedgerError
+from node.keys import write_key_file
+from node.recall import RecallResult
+from proto import services_pb2
+from tests.fixtures import genesis, key
+
+
+class _Client:
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        pass
+
+    def __enter__(self) -> _Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _scope(truncated: bool) -> RecallResult:
+    nodes = [services_pb2.TraceNode(code=f"urn:x:{d}", depth=d, custodian="farm") for d in range(4)]
+    return RecallResult("urn:x:0", nodes, [{"codes": ["urn:x:0"]}], truncated=truncated)
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> list[str]:
+    (tmp_path / "g.json").write_text(genesis().to_json())
+    write_key_file(tmp_path / "r.key", key("regulator"), None)
+    return [
+        "recall", "urn:x:0", "--key", str(tmp_path / "r.key"), "--reason", "test",
+        "--node", "127.0.0.1:9", "--genesis", str(tmp_path / "g.json"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_truncated_scope_is_reported_and_fails(
+    files: list[str], monkeypatch: pytest.MonkeyPatch, as_json: bool
+) -> None:
+    monkeypatch.setattr(recall_cmd, "LedgerClient", _Client)
+    monkeypatch.setattr(recall_cmd, "run_recall", lambda *a, **kw: _scope(True))
+    result = CliRunner().invoke(cli_main.app, [*files, *(["--json"] if as_json else [])])
+    assert isinstance(result.exception, LedgerError)  # cli.main.run: one line, exit 1
+    assert result.exception.exit_code == 1
+    assert "is INCOMPLETE" in str(result.exception)
+    assert "urn:x:3" in str(result.exception)  # the deepest code reached
+    if as_json:
+        doc = json.loads(result.stdout)
+        assert doc["truncated"] is True
+        assert doc["frontier"] == ["urn:x:3"]
+    else:
+        assert "4 codes affected" in result.stdout
+
+
+def test_complete_scope_succeeds(files: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recall_cmd, "LedgerClient", _Client)
+    monkeypatch.setattr(recall_cmd, "run_recall", lambda *a, **kw: _scope(False))
+    result = CliRunner().invoke(cli_main.app, files)
+    assert result.exit_code == 0, result.output

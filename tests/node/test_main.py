@@ -1,0 +1,101 @@
+"""``suyuan node start`` refuses a bad config before serving, naming the field (issue #5)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import socket
+from pathlib import Path
+
+import pytest
+
+from node.config import NodeConfig
+from node.errors import ConfigError, KeyFileError, LedgerError
+from node.keys import KeyPair, write_key_file
+from node.main import serve
+from node.node import Node
+from tests.fixtures import genesis, key
+
+
+def _setup(tmp_path: Path, **over: object) -> NodeConfig:
+    g = tmp_path / "genesis.json"
+    g.write_text(genesis().to_json())
+    if not (tmp_path / "v0.key").exists():
+        write_key_file(tmp_path / "v0.key", key("v0"), None)
+    doc: dict[str, object] = {
+        "member": "v0",
+        "key_file": "v0.key",
+        "genesis": "genesis.json",
+        "data_dir": "data",
+        "listen": "127.0.0.1:1",
+        **over,
+    }
+    return NodeConfig.from_dict(doc, base=tmp_path)
+
+
+def _refusal(cfg: NodeConfig) -> LedgerError:
+    with pytest.raises(LedgerError) as info:
+        asyncio.run(serve(cfg))
+    return info.value
+
+
+def test_key_with_a_members_name_but_another_public_key(tmp_path: Path) -> None:
+    cfg = _setup(tmp_path)
+    impostor = KeyPair.from_seed("v0", hashlib.sha256(b"not v0").digest())
+    write_key_file(tmp_path / "impostor.key", impostor, None)
+    err = _refusal(_setup(tmp_path, key_file="impostor.key"))
+    assert isinstance(err, ConfigError)
+    assert str(err).startswith("key_file: ")
+    assert "public key" in str(err)
+    assert not cfg.data_dir.exists()  # refused before anything was created
+
+
+def test_uncreatable_data_dir(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    err = _refusal(_setup(tmp_path, data_dir="file/data"))
+    assert isinstance(err, ConfigError)
+    assert str(err).startswith("data_dir: cannot create ")
+
+
+def test_missing_genesis_and_key_name_their_field(tmp_path: Path) -> None:
+    err = _refusal(_setup(tmp_path, genesis="nope.json"))
+    assert isinstance(err, ConfigError)
+    assert str(err).startswith("genesis: ")
+    err = _refusal(_setup(tmp_path, key_file="nope.key"))
+    assert isinstance(err, KeyFileError)
+    assert str(err).startswith("key_file: ")
+
+
+def test_non_member_key_and_member_mismatch(tmp_path: Path) -> None:
+    write_key_file(tmp_path / "stranger.key", key("stranger"), None)
+    err = _refusal(_setup(tmp_path, member="stranger", key_file="stranger.key"))
+    assert str(err).startswith("key_file: 'stranger' is not a member")
+    err = _refusal(_setup(tmp_path, member="v1"))
+    assert str(err).startswith("member: ")
+
+
+def test_record_limit_above_genesis(tmp_path: Path) -> None:
+    err = _refusal(_setup(tmp_path, limits={"max_record_bytes": 64 * 1024 + 1}))
+    assert isinstance(err, ConfigError)
+    assert str(err).startswith("limits.max_record_bytes: 65537 is above the genesis limit 65536")
+
+
+def test_a_crashed_consensus_task_stops_the_node_with_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def crash(self: Node) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Node, "_consensus_loop", crash)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = _setup(tmp_path, listen=f"127.0.0.1:{port}")
+    with caplog.at_level(logging.ERROR, logger="suyuan.main"):
+        err = _refusal(cfg)
+    assert type(err) is LedgerError
+    assert err.exit_code != 0
+    assert "consensus task failed (RuntimeError('boom'))" in str(err)
+    assert "consensus stopped: RuntimeError('boom')" in caplog.text
+    assert not (cfg.data_dir / "node.pid").exists()  # stopped cleanly
