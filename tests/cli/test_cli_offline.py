@@ -4,6 +4,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 
 import pytest
 
@@ -349,7 +350,7 @@ def test_cosign_verifies_the_envelope_first(net):
         (
             ["verify", "genesis.json", "--genesis", "genesis.json"],
             "error: genesis.json: bundle: not a ProofBundle JSON document (Message type "
-            '"suyuan.v1.ProofBundle" has no field named "chain_id" at "ProofBundle".)',
+            '"suyuan.v1.ProofBundle" has no field named "*" at "ProofBundle".)',
         ),
         (
             ["verify", "nope.json", "--genesis", "genesis.json"],
@@ -358,7 +359,7 @@ def test_cosign_verifies_the_envelope_first(net):
         (
             ["evidence", "verify", "genesis.json", "--genesis", "genesis.json"],
             "error: genesis.json: evidence: not an Evidence JSON document (Message type "
-            '"suyuan.v1.Evidence" has no field named "format" at "Evidence".)',
+            '"suyuan.v1.Evidence" has no field named "*" at "Evidence".)',
         ),
         (
             ["evidence", "verify", "nope.json", "--genesis", "genesis.json"],
@@ -371,6 +372,10 @@ def test_cosign_verifies_the_envelope_first(net):
     ],
 )
 def test_file_errors_are_one_line_naming_the_path_once(net, args, expected):
+    """One line, the path once; ``"*"`` stands for whichever unknown field protobuf names
+    first (it depends on the genesis file's key order)."""
     r = suyuan(*args, cwd=net)
     assert r.returncode == 2
-    assert r.stderr.strip() == expected
+    got = r.stderr.strip()
+    assert "\n" not in got
+    assert re.fullmatch(re.escape(expected).replace(re.escape('"*"'), '"[a-z_]+"'), got), got
