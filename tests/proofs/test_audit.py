@@ -4,6 +4,7 @@ by an earlier audit, naming the first differing height."""
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 
 import pytest
@@ -171,6 +172,7 @@ def test_worker_processes_report_exactly_what_threads_do(chain, damage):
     in_threads = audit_blocks(damaged(chain, damage), chain.genesis, processes=0)
     in_procs = audit_blocks(damaged(chain, damage), chain.genesis, processes=1, process_threshold=0)
     assert multiprocessing.active_children() == []
+    assert gc.isenabled()  # the audit's pause of the GC ended with it
     assert str(in_procs.error) == str(in_threads.error)
     assert in_procs.to_dict() | {"seconds": 0, "records_per_second": 0} == (
         in_threads.to_dict() | {"seconds": 0, "records_per_second": 0}
@@ -190,3 +192,4 @@ def test_worker_processes_stop_when_the_source_fails(chain):
     with pytest.raises(KeyboardInterrupt):
         audit_blocks(source(), chain.genesis, processes=2, process_threshold=0)
     assert multiprocessing.active_children() == []
+    assert gc.isenabled()
