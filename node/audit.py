@@ -189,9 +189,11 @@ def _verify_chunk(pbs: Sequence[types_pb2.Envelope], genesis: Genesis) -> _Verif
 
 
 def _worker_init(genesis: Genesis) -> None:
-    """Worker-process initializer: keep the genesis; leave Ctrl-C to the main process."""
+    """Worker-process initializer: keep the genesis; leave Ctrl-C to the main process;
+    no cyclic GC (a worker only makes short-lived, acyclic garbage)."""
     global _worker_genesis  # noqa: PLW0603 -- one genesis per worker process, set once
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.disable()
     _worker_genesis = genesis
 
 
