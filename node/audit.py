@@ -318,7 +318,9 @@ class Auditor:
             self._process(self._pending.popleft())
 
     def finish(self) -> AuditReport:
-        """Process what is queued and run the final checkpoint check; never raises."""
+        """Process what is queued and run the final checkpoint check. An ``AuditError`` goes
+        into the report; anything else (a worker process killed, ``KeyboardInterrupt``)
+        propagates. Either way the pools are closed first."""
         try:
             while self._pending:
                 self._process(self._pending.popleft())
@@ -331,7 +333,8 @@ class Auditor:
                 )
         except AuditError as e:
             self.report.error = e
-        self.close()
+        finally:
+            self.close()
         return self.report
 
     def fail(self, error: AuditError) -> AuditReport:
@@ -359,12 +362,15 @@ class Auditor:
     def _process_pool(self) -> ProcessPoolExecutor | None:
         """The worker-process pool, started on first need (None: use threads)."""
         if self._proc_pool is None and self._procs > 0 and self._fed >= self._proc_threshold:
-            self._proc_pool = ProcessPoolExecutor(
-                max_workers=self._procs,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_init,
-                initargs=(self.genesis,),
-            )
+            try:
+                self._proc_pool = ProcessPoolExecutor(
+                    max_workers=self._procs,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_worker_init,
+                    initargs=(self.genesis,),
+                )
+            except OSError:  # no POSIX semaphores (some sandboxes): stay on threads
+                self._procs = 0
         return self._proc_pool
 
     # ------------------------------------------------------------------ one block

@@ -165,12 +165,16 @@ def test_rule_violation_in_a_certified_block_is_caught(tmp_path):
         b.close()
 
 
+@pytest.mark.parametrize("threshold", [0, 3])
 @pytest.mark.parametrize("damage", ["none", "bad-envelope-sig", "drop-envelope", "cert-2f"])
-def test_worker_processes_report_exactly_what_threads_do(chain, damage):
-    """Forced onto worker processes (threshold 0), an audit ends in the same report, error
-    message included, and leaves no process behind."""
+def test_worker_processes_report_exactly_what_threads_do(chain, damage, threshold):
+    """On worker processes (from the first block with threshold 0; from block 2 with 3, so
+    the audit switches mid-chain), an audit ends in the same report, error message
+    included, and leaves no process behind."""
     in_threads = audit_blocks(damaged(chain, damage), chain.genesis, processes=0)
-    in_procs = audit_blocks(damaged(chain, damage), chain.genesis, processes=1, process_threshold=0)
+    in_procs = audit_blocks(
+        damaged(chain, damage), chain.genesis, processes=1, process_threshold=threshold
+    )
     assert multiprocessing.active_children() == []
     assert gc.isenabled()  # the audit's pause of the GC ended with it
     assert str(in_procs.error) == str(in_threads.error)
@@ -191,5 +195,20 @@ def test_worker_processes_stop_when_the_source_fails(chain):
 
     with pytest.raises(KeyboardInterrupt):
         audit_blocks(source(), chain.genesis, processes=2, process_threshold=0)
+    assert multiprocessing.active_children() == []
+    assert gc.isenabled()
+
+
+def test_worker_processes_stop_when_interrupted_while_finishing(chain):
+    """Ctrl-C while the queued blocks are replayed (here: in the progress callback, which
+    runs in ``finish`` for a chain shorter than the window) also stops every worker."""
+
+    def tick(report):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        audit_blocks(
+            chain.committed_blocks(), chain.genesis, processes=1, process_threshold=0, on_block=tick
+        )
     assert multiprocessing.active_children() == []
     assert gc.isenabled()
