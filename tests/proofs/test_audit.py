@@ -212,3 +212,24 @@ def test_worker_processes_stop_when_interrupted_while_finishing(chain):
         )
     assert multiprocessing.active_children() == []
     assert gc.isenabled()
+
+
+def test_records_cross_the_process_boundary_whole():
+    """Worker processes send records back as field tuples: every field survives."""
+    from node.audit import _record_fields
+    from node.records import TraceRecord
+
+    r = TraceRecord(
+        "chain",
+        "ab" * 32,
+        "farm",
+        "0123456789",
+        "meat",
+        {"type": "ObjectEvent", "epcList": ["urn:x:1"]},
+        "farm",
+        "plant",
+        {"grade": "A"},
+        {"price": "c2VhbGVk"},
+        ({"name": "cert.pdf", "sha256": "00" * 32},),
+    )
+    assert TraceRecord(*_record_fields(r)) == r
