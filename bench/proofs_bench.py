@@ -13,7 +13,8 @@ them; audit replays the custody rules itself). Then:
   ``Ledger.Prove``), and the same plus the JSON encoding the CLI writes;
 * verify: ``node.verify.verify_bundle`` on parsed bundles, and JSON parse + verify;
 * audit: ``node.audit.audit_blocks`` over every committed block read from the store (no
-  gRPC), for each thread count in ``--threads``.
+  gRPC), for each thread count in ``--threads``, with ``--processes`` worker processes
+  (default: one per CPU; 0: threads only, as before).
 """
 
 from __future__ import annotations
@@ -129,6 +130,9 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=None)
     ap.add_argument("--samples", type=int, default=2000)
     ap.add_argument("--threads", default="2,4")
+    ap.add_argument(
+        "--processes", type=int, default=None, help="audit worker processes (default: CPUs)"
+    )
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--skip-audit", action="store_true")
     ap.add_argument("--json", action="store_true")
@@ -204,10 +208,11 @@ def main() -> None:
                     assert b is not None
                     yield types_pb2.CommittedBlock.FromString(b.committed_block_bytes())
 
-            rep = audit_blocks(blocks(), g, threads=threads)
+            rep = audit_blocks(blocks(), g, threads=threads, processes=args.processes)
             assert rep.ok, rep.error
             row = {
                 "threads": threads,
+                "processes": (os.cpu_count() or 1) if args.processes is None else args.processes,
                 "records": rep.records,
                 "seconds": round(rep.seconds, 2),
                 "records_per_s": round(rep.records_per_second),

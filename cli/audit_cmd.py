@@ -39,7 +39,17 @@ def audit(
         Path | None,
         typer.Option("--save-checkpoint", help="Write the audited head as a checkpoint here."),
     ] = None,
-    threads: Annotated[int, typer.Option("--threads", help="Signature-check threads.")] = 4,
+    threads: Annotated[
+        int, typer.Option("--threads", help="Threads (certificates; envelopes of small chains).")
+    ] = 4,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            help="Envelope-checking worker processes for chains past a few thousand records "
+            "(default: one per CPU; 0: threads only).",
+        ),
+    ] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds for the stream.")] = 3600.0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -60,7 +70,7 @@ def audit(
         head = status.height
         blocks = client.stream_blocks(1, head, timeout=timeout) if head else iter(())
         if as_json or not sys.stdout.isatty():
-            report = audit_blocks(blocks, g, saved, threads=threads)
+            report = audit_blocks(blocks, g, saved, threads=threads, processes=processes)
         else:
             from rich.progress import (
                 BarColumn,
@@ -84,7 +94,9 @@ def audit(
                 def tick(r: AuditReport) -> None:
                     bar.update(task, completed=r.height, records=r.records)
 
-                report = audit_blocks(blocks, g, saved, threads=threads, on_block=tick)
+                report = audit_blocks(
+                    blocks, g, saved, threads=threads, processes=processes, on_block=tick
+                )
     if report.ok and save_checkpoint is not None and report.last is not None:
         write_text_atomic(save_checkpoint, report.saved_checkpoint().to_json())
     if as_json:

@@ -358,7 +358,11 @@ class _Work:
         return st
 
     def put(self, st: CodeState) -> None:
-        self.changed[st.code] = replace(st, last_index=max(st.last_index, self.index))
+        """Record ``st`` as changed, with ``last_index`` raised to this record's index (a
+        state already at or past it is kept as is: states are immutable)."""
+        if st.last_index < self.index:
+            st = replace(st, last_index=self.index)
+        self.changed[st.code] = st
         self.touched[st.code] = None
 
     def contents(self, code: str) -> list[str]:

@@ -37,7 +37,13 @@ class Member:
     x25519_key: bytes = b""
 
     def has_role(self, *roles: str) -> bool:
-        return any(r in self.roles for r in roles)
+        """True if the member holds any of ``roles`` (a loop: this is on every record's
+        path)."""
+        mine = self.roles
+        for r in roles:  # noqa: SIM110 -- any(genexpr) is ~3x slower on this hot path
+            if r in mine:
+                return True
+        return False
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {

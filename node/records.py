@@ -243,8 +243,12 @@ class TraceRecord:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``json.loads`` object hook: a dict, refusing a key that appears twice."""
-    out: dict[str, Any] = {}
+    """``json.loads`` object hook: a dict, refusing a key that appears twice (the common
+    case, no repeat, is one C-level ``dict`` call; the loop only names the repeated key)."""
+    out: dict[str, Any] = dict(pairs)
+    if len(out) == len(pairs):
+        return out
+    out = {}
     for k, v in pairs:
         if k in out:
             raise InputError(f"record: duplicate key {k!r} in the payload JSON")

@@ -4,10 +4,14 @@ by an earlier audit, naming the first differing height."""
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
+
 import pytest
 
 from node.audit import audit_blocks
 from node.verify import SavedCheckpoint, parse_checkpoint_json
+from proto import types_pb2
 from tests.proofs.chainbuilder import ChainBuilder
 
 
@@ -78,6 +82,26 @@ def test_truncated_history_fails(tmp_path):
         a.close()
 
 
+def damaged(chain: ChainBuilder, damage: str) -> list[types_pb2.CommittedBlock]:
+    """The chain's committed blocks with ``damage`` done to block 2."""
+    blocks = chain.committed_blocks()
+    if damage == "skip":
+        del blocks[1]
+    elif damage == "swap":
+        blocks[1], blocks[2] = blocks[2], blocks[1]
+    elif damage == "prev-hash":
+        h = types_pb2.BlockHeader.FromString(blocks[1].block.header)
+        h.prev_block_hash = bytes(32)
+        blocks[1].block.header = h.SerializeToString()
+    elif damage == "cert-2f":
+        del blocks[1].certificate.signatures[2:]
+    elif damage == "bad-envelope-sig":
+        blocks[1].block.envelopes[0].signatures[0].sig = bytes(64)
+    elif damage == "drop-envelope":
+        del blocks[1].block.envelopes[1]
+    return blocks
+
+
 @pytest.mark.parametrize(
     ("damage", "step", "height"),
     [
@@ -90,23 +114,7 @@ def test_truncated_history_fails(tmp_path):
     ],
 )
 def test_damage_is_reported_with_its_height(chain, damage, step, height):
-    blocks = chain.committed_blocks()
-    if damage == "skip":
-        del blocks[1]
-    elif damage == "swap":
-        blocks[1], blocks[2] = blocks[2], blocks[1]
-    elif damage == "prev-hash":
-        from proto import types_pb2
-
-        h = types_pb2.BlockHeader.FromString(blocks[1].block.header)
-        h.prev_block_hash = bytes(32)
-        blocks[1].block.header = h.SerializeToString()
-    elif damage == "cert-2f":
-        del blocks[1].certificate.signatures[2:]
-    elif damage == "bad-envelope-sig":
-        blocks[1].block.envelopes[0].signatures[0].sig = bytes(64)
-    elif damage == "drop-envelope":
-        del blocks[1].block.envelopes[1]
+    blocks = damaged(chain, damage)
     report = audit_blocks(blocks, chain.genesis)
     assert report.error is not None
     assert report.error.step == step, str(report.error)
@@ -155,3 +163,73 @@ def test_rule_violation_in_a_certified_block_is_caught(tmp_path):
         assert report.error.height == 1
     finally:
         b.close()
+
+
+@pytest.mark.parametrize("threshold", [0, 3])
+@pytest.mark.parametrize("damage", ["none", "bad-envelope-sig", "drop-envelope", "cert-2f"])
+def test_worker_processes_report_exactly_what_threads_do(chain, damage, threshold):
+    """On worker processes (from the first block with threshold 0; from block 2 with 3, so
+    the audit switches mid-chain), an audit ends in the same report, error message
+    included, and leaves no process behind."""
+    in_threads = audit_blocks(damaged(chain, damage), chain.genesis, processes=0)
+    in_procs = audit_blocks(
+        damaged(chain, damage), chain.genesis, processes=1, process_threshold=threshold
+    )
+    assert multiprocessing.active_children() == []
+    assert gc.isenabled()  # the audit's pause of the GC ended with it
+    assert str(in_procs.error) == str(in_threads.error)
+    assert in_procs.to_dict() | {"seconds": 0, "records_per_second": 0} == (
+        in_threads.to_dict() | {"seconds": 0, "records_per_second": 0}
+    )
+    assert in_procs.ok == (damage == "none")
+
+
+def test_worker_processes_stop_when_the_source_fails(chain):
+    """An error of the block source (a node going away, Ctrl-C) propagates, and every
+    worker process is stopped first."""
+    blocks = chain.committed_blocks()
+
+    def source():
+        yield from blocks[:2]
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        audit_blocks(source(), chain.genesis, processes=2, process_threshold=0)
+    assert multiprocessing.active_children() == []
+    assert gc.isenabled()
+
+
+def test_worker_processes_stop_when_interrupted_while_finishing(chain):
+    """Ctrl-C while the queued blocks are replayed (here: in the progress callback, which
+    runs in ``finish`` for a chain shorter than the window) also stops every worker."""
+
+    def tick(report):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        audit_blocks(
+            chain.committed_blocks(), chain.genesis, processes=1, process_threshold=0, on_block=tick
+        )
+    assert multiprocessing.active_children() == []
+    assert gc.isenabled()
+
+
+def test_records_cross_the_process_boundary_whole():
+    """Worker processes send records back as field tuples: every field survives."""
+    from node.audit import _record_fields
+    from node.records import TraceRecord
+
+    r = TraceRecord(
+        "chain",
+        "ab" * 32,
+        "farm",
+        "0123456789",
+        "meat",
+        {"type": "ObjectEvent", "epcList": ["urn:x:1"]},
+        "farm",
+        "plant",
+        {"grade": "A"},
+        {"price": "c2VhbGVk"},
+        ({"name": "cert.pdf", "sha256": "00" * 32},),
+    )
+    assert TraceRecord(*_record_fields(r)) == r
