@@ -11,6 +11,17 @@ import pytest
 from tests.cli.helpers import suyuan
 from tests.fixtures import object_event
 
+_INIT = [
+    "consortium",
+    "init",
+    "--chain-id",
+    "x",
+    "--member",
+    "farm:enterprise:farm.key",
+    "--validator",
+    "farm",
+]
+
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
@@ -218,21 +229,7 @@ def test_handoff_cosign_flow(net):
             ],
             "unknown role",
         ),
-        (
-            [
-                "consortium",
-                "init",
-                "--chain-id",
-                "x",
-                "--member",
-                "farm:enterprise:farm.key",
-                "--validator",
-                "farm",
-                "--out",
-                "genesis.json",
-            ],
-            "already exists",
-        ),
+        ([*_INIT, "--out", "genesis.json"], "already exists"),
     ],
 )
 def test_bad_input_one_line(net, args, needle):
@@ -243,17 +240,6 @@ def test_bad_input_one_line(net, args, needle):
     assert "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
-
-_INIT = [
-    "consortium",
-    "init",
-    "--chain-id",
-    "x",
-    "--member",
-    "farm:enterprise:farm.key",
-    "--validator",
-    "farm",
-]
 
 _SIGN = ["record", "sign", "ev.json", "--key", "farm.key", "--genesis", "genesis.json"]
 
