@@ -182,7 +182,7 @@ def _up(
         man = mf.create(
             directory, nodes or DEFAULT_NODES, base_port or mf.DEFAULT_BASE_PORT, chain_id
         )
-    busy = busy_addresses([n.address for n in man.nodes])
+    busy = _wait_ports_free([n.address for n in man.nodes], PORT_RELEASE_WAIT_S)
     if busy:
         raise InputError(f"port(s) in use on 127.0.0.1: {', '.join(busy)}; try --base-port")
     return _start_and_wait(man, [n.index for n in man.nodes], timeout)
@@ -294,6 +294,21 @@ def status(directory: Path, rpc_timeout: float = 1.0) -> list[NodeStatus]:
             )
         )
     return out
+
+
+#: How long ``up`` waits for its ports to be released (a testnet just stopped, or another
+#: process about to let go) before it refuses with "port(s) in use".
+PORT_RELEASE_WAIT_S = 5.0
+
+
+def _wait_ports_free(addresses: list[str], wait_s: float) -> list[str]:
+    """``busy_addresses`` polled until none is busy or ``wait_s`` passed; the last answer."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        busy = busy_addresses(addresses)
+        if not busy or time.monotonic() >= deadline:
+            return busy
+        time.sleep(0.1)  # polling the kernel's port table: there is no event to wait on
 
 
 def busy_addresses(addresses: list[str]) -> list[str]:
