@@ -273,7 +273,6 @@ def build(
         seconds = time.perf_counter() - t0
         head = store.head()
     finally:
-        b.chain.close()
         store.close()
     size = sum(f.stat().st_size for f in path.iterdir())
     return {"records": b.records, "chains": chains, "blocks": head.height,

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cli.common import console, print_json, write_text_atomic
+from cli.common import console, print_json, read_json_file, write_text_atomic
 from node.errors import ConfigError
 from node.genesis import ROLES, ConsensusParams, Genesis, Member
 from node.keys import read_public_info
@@ -42,12 +41,7 @@ def parse_member(spec: str) -> Member:
 
 def read_permissions(path: Path) -> dict[str, tuple[str, ...]]:
     """A --permissions file: a JSON object mapping bizSteps to lists of roles."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise ConfigError(f"--permissions {path}: no such file") from e
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"--permissions {path}: not a JSON file ({e})") from e
+    doc = read_json_file(path, "--permissions")
     if not isinstance(doc, dict):
         raise ConfigError(f'--permissions {path}: expected {{"bizStep": ["role", ...]}}')
     out: dict[str, tuple[str, ...]] = {}

@@ -139,7 +139,6 @@ class Node:
                     await t
         for p in self.peers:
             await p.close()
-        self.chain.close()
 
     # ------------------------------------------------------------------ the loop
 

@@ -21,7 +21,6 @@ def chain(tmp_path):
     store = Store.open(tmp_path / "s", G.hash, extra_dbs=EXTRA_DBS)
     ch = ChainState(store, G)
     yield ch
-    ch.close()
     store.close()
 
 

@@ -53,7 +53,6 @@ class ChainBuilder:
         self.signers = [Ed25519Signer(v, key(v).signing_key) for v in VALIDATORS]
 
     def close(self) -> None:
-        self.chain.close()
         self.store.close()
 
     # ------------------------------------------------------------------ records
