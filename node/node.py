@@ -54,7 +54,7 @@ from node.errors import LedgerError, OverloadError, ReplayError, RuleError
 from node.genesis import Genesis
 from node.keys import KeyPair
 from node.mempool import Mempool, Pending
-from node.peers import PeerLink
+from node.peers import PeerLink, consensus_item, evidence_item, records_item
 from node.records import VerifiedRecord
 from node.store import Store
 from proto import consensus_pb2, services_pb2, types_pb2
@@ -178,9 +178,11 @@ class Node:
                 self._trigger_sync()
 
     def _broadcast(self, msg: Message) -> None:
-        pb = encode_message(msg)
+        if not self.peers:
+            return
+        item = consensus_item(encode_message(msg))
         for p in self.peers:
-            p.send_consensus(pb)
+            p.send(item)
 
     def _validate(self, block: types_pb2.Block) -> bool:
         try:
@@ -373,9 +375,10 @@ class Node:
         self._pending_view = view
 
     def gossip(self, records: list[types_pb2.Envelope]) -> None:
-        if records:
+        if records and self.peers:
+            item = records_item(records)
             for p in self.peers:
-                p.send_records(records)
+                p.send(item)
 
     def wait_for(self, record_id: bytes) -> asyncio.Future[Committed]:
         fut: asyncio.Future[Committed] = asyncio.get_running_loop().create_future()
@@ -411,9 +414,10 @@ class Node:
         log.warning("equivocation evidence against %s", key[0])
         with self._evidence_path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(json_format.MessageToDict(ev)) + "\n")
-        if gossip:
+        if gossip and self.peers:
+            item = evidence_item(ev)
             for p in self.peers:
-                p.send_evidence(ev)
+                p.send_evidence(item)
 
     def on_peer_evidence(self, ev: consensus_pb2.Evidence) -> None:
         from consensus.evidence import verify_evidence

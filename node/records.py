@@ -172,7 +172,7 @@ class TraceRecord:
         """Parse signed bytes. A key repeated in any JSON object is refused (``InputError``):
         parsers that keep the first or the last value would read different records."""
         try:
-            doc = json.loads(payload, object_pairs_hook=_unique_keys)
+            doc = _DECODER.decode(payload.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as e:
             raise InputError(f"record: payload is not UTF-8 JSON ({e})") from e
         return cls.from_dict(doc)
@@ -254,6 +254,9 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise InputError(f"record: duplicate key {k!r} in the payload JSON")
         out[k] = v
     return out
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)  # one, not one per record
 
 
 def validate_event(event: Any) -> None:

@@ -51,10 +51,7 @@ class FakePeer:
         self.info = PeerInfo(address, member=address, height=height, connected=True)
         self.stub = _Stub(blocks, height)
 
-    def send_consensus(self, msg: object) -> None:
-        pass
-
-    def send_records(self, records: object) -> None:
+    def send(self, item: bytes) -> None:
         pass
 
     def send_evidence(self, ev: object) -> None:
