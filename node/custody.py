@@ -104,7 +104,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
-from node.epcis import EventCodes, check_event_codes, event_roles
+from node.epcis import EventCodes, check_event_codes
 from node.errors import InputError, RuleError, RulePermissionError
 from node.genesis import Genesis
 from node.permissions import bare_step
@@ -402,7 +402,7 @@ def apply(
     action = str(ev.get("action", ""))
     step = bare_step(record.biz_step)
     disposition = bare_disposition(str(ev.get("disposition", "")))
-    codes = event_roles(ev)
+    codes = record.roles
     check_event_codes(codes, etype)
     w = _Work(view, log_index, author.has_role(*COMMISSION_ROLES))
 

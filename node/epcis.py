@@ -30,6 +30,7 @@ Import and export are documented on ``import_document`` and ``export_document``.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -187,7 +188,7 @@ class EventCodes:
     outputs: tuple[str, ...]
     classes: frozenset[str]  # codes given as epcClass
 
-    @property
+    @functools.cached_property
     def all(self) -> tuple[str, ...]:
         head = (self.parent,) if self.parent else ()
         return tuple(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -84,8 +85,26 @@ def check_start(config: NodeConfig) -> tuple[Genesis, KeyPair]:
     return genesis, key
 
 
+#: Objects allocated between young-generation collections. CPython's default (700) made
+#: the cyclic GC the largest single cost of a loaded node: every record allocates dozens
+#: of short-lived objects, and each collection also walks the mempool's survivors.
+#: Measured with ``suyuan bench`` (4 nodes, open loop): 220 -> 174 us of CPU per record
+#: per node. Cycles are rare on the record path; they are still collected, just in
+#: bigger, rarer passes.
+GC_GEN0_THRESHOLD = 200_000
+
+
+def tune_gc() -> None:
+    """Move start-up objects out of the collector's sight and collect young objects rarely."""
+    gc.collect()
+    gc.freeze()
+    _, g1, g2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, g1, g2)
+
+
 async def serve(config: NodeConfig) -> None:
     genesis, key = check_start(config)
+    tune_gc()
     store = Store.open(data_path(config), genesis.hash, extra_dbs=EXTRA_DBS)
     node = Node(config, genesis, key, store)
     # no SO_REUSEPORT: a second node on a taken port must fail to bind, loudly

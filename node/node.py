@@ -17,7 +17,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +48,7 @@ from consensus.signing import Ed25519Signer
 from consensus.state import Replica
 from consensus.validators import ChainContext
 from node import custody
-from node.chain import ChainState
+from node.chain import ChainState, StoreCustodyView
 from node.config import NodeConfig
 from node.errors import LedgerError, OverloadError, ReplayError, RuleError
 from node.genesis import Genesis
@@ -56,7 +56,7 @@ from node.keys import KeyPair
 from node.mempool import Mempool, Pending
 from node.peers import PeerLink, consensus_item, evidence_item, records_item
 from node.records import VerifiedRecord
-from node.store import Store
+from node.store import Store, StoreReader
 from proto import consensus_pb2, services_pb2, types_pb2
 
 log = logging.getLogger("suyuan.node")
@@ -99,6 +99,7 @@ class Node:
         self._stop = asyncio.Event()
         self._pending_view = custody.OverlayView(self.chain.custody_view)
         self._unsettled: list[VerifiedRecord] = []
+        self._reader: StoreReader | None = None  # set inside ``admitting``
         self._rate_window = (0.0, 0)
         self._sync_task: asyncio.Task[None] | None = None
         self.committed = asyncio.Event()  # set (and cleared) on every commit
@@ -290,6 +291,20 @@ class Node:
                 raise OverloadError(f"rate limit {limit} records/s reached; retry later")
             self._rate_window = (start, count + n)
 
+    @contextlib.contextmanager
+    def admitting(self) -> Iterator[None]:
+        """One store read transaction for the ``admit`` calls of a batch (their replay and
+        custody lookups). Synchronous use only: no ``await`` inside, so no commit's
+        bookkeeping interleaves; pending states overlay whatever the snapshot holds."""
+        with self.store.reader() as r:
+            self._reader = r
+            self._pending_view.base = StoreCustodyView(r)
+            try:
+                yield
+            finally:
+                self._reader = None
+                self._pending_view.base = self.chain.custody_view
+
     def admit(
         self,
         pb: types_pb2.Envelope,
@@ -312,7 +327,7 @@ class Node:
         if v.record_id in self.mempool:
             return False
         if fresh_at is None or fresh_at != self.store.head().height:
-            self.chain.check_fresh(v)
+            self.chain.check_fresh(v, self._reader)
         if self.mempool.nonce_pending(v.record.author, v.record.nonce):
             raise ReplayError(f"nonce {v.record.nonce!r} of {v.record.author!r} is pending")
         if local:

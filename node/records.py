@@ -31,11 +31,12 @@ Verification (``verify_envelope``) runs these steps, each raising its own error:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nacl.bindings
 import nacl.exceptions
@@ -51,6 +52,9 @@ from node.errors import (
 from node.genesis import Genesis
 from node.keys import KeyPair
 from node.permissions import allowed_roles, bare_step
+
+if TYPE_CHECKING:
+    from node.epcis import EventCodes
 
 FORMAT = "suyuan-record/1"
 EVENT_TYPES = (
@@ -127,6 +131,15 @@ class TraceRecord:
     @property
     def event_time(self) -> str:
         return str(self.event.get("eventTime", ""))
+
+    @functools.cached_property
+    def roles(self) -> EventCodes:
+        """The event's canonical codes by role (``node.epcis.event_roles``), computed once
+        per record: admission and every block check read them. Raises ``RuleError`` on a
+        malformed code (not cached then)."""
+        from node.epcis import event_roles
+
+        return event_roles(self.event)
 
     @property
     def is_handoff(self) -> bool:

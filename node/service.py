@@ -156,12 +156,13 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
         results, fresh_at = await loop.run_in_executor(None, node.chain.admission_checks, envs)
         accepted: list[types_pb2.Envelope] = []
         ids: list[bytes] = []
-        for pb, verified in zip(envs, results, strict=True):
-            res = services_pb2.SubmitResult()
-            r = _submit_size_error(node, pb) or verified
-            if isinstance(r, LedgerError):
-                res.code, res.message = status_code(r).value[0], str(r)
-            else:
+        with node.admitting():  # one read transaction for the batch's lookups
+            for pb, verified in zip(envs, results, strict=True):
+                res = out.results.add()
+                r = _submit_size_error(node, pb) or verified
+                if isinstance(r, LedgerError):
+                    res.code, res.message = status_code(r).value[0], str(r)
+                    continue
                 res.record_id = r.record_id
                 try:
                     if node.admit(pb, r, fresh_at=fresh_at):
@@ -171,7 +172,6 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
                     ids.append(r.record_id)
                 except LedgerError as e:
                     res.code, res.message = status_code(e).value[0], str(e)
-            out.results.append(res)
         node.gossip(accepted)
         return out, ids
 
@@ -386,13 +386,14 @@ class PeerService(services_pb2_grpc.PeerServicer):
                 results, fresh_at = await loop.run_in_executor(
                     None, node.chain.admission_checks, envs
                 )
-                for pb, r in zip(envs, results, strict=True):
-                    if isinstance(r, LedgerError):
-                        continue
-                    try:
-                        node.admit(pb, r, local=False, fresh_at=fresh_at)
-                    except LedgerError:
-                        continue
+                with node.admitting():
+                    for pb, r in zip(envs, results, strict=True):
+                        if isinstance(r, LedgerError):
+                            continue
+                        try:
+                            node.admit(pb, r, local=False, fresh_at=fresh_at)
+                        except LedgerError:
+                            continue
             if env.HasField("evidence"):
                 node.on_peer_evidence(env.evidence)
         return services_pb2.PeerAck(height=node.store.head().height)
