@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -92,8 +91,7 @@ class ChainState:
         # node's own, lower ``limits.max_record_bytes`` applies at Submit only)
         self.max_record_bytes = genesis.consensus.max_record_bytes
         self.custody_view = StoreCustodyView(store)
-        self._cache: OrderedDict[bytes, VerifiedRecord] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self._cache: OrderedDict[bytes, tuple[VerifiedRecord, bytes]] = OrderedDict()
         self._prepared: dict[bytes, Prepared] = {}
 
     def head(self) -> Head:
@@ -106,24 +104,27 @@ class ChainState:
         return self.verify_leaf(pb)[0]
 
     def verify_leaf(self, pb: types_pb2.Envelope) -> tuple[VerifiedRecord, bytes]:
-        """``verify`` plus the envelope's Merkle leaf bytes (the cache is keyed by their hash,
-        which covers the payload and every signature)."""
-        size = pb.ByteSize()
-        if size > self.max_record_bytes + 1024:
-            raise TooLargeError(f"envelope is {size} bytes, limit {self.max_record_bytes}")
-        env = envelope_from_proto(pb)
-        leaf = envelope_leaf_bytes(env)
-        key = hashlib.sha256(leaf).digest()
-        with self._cache_lock:
-            hit = self._cache.get(key)
+        """``verify`` plus the envelope's Merkle leaf bytes.
+
+        The cache is keyed by the SHA-256 of the envelope's deterministic protobuf
+        encoding, which covers the payload, its type and every signature (and any unknown
+        field), so a hit is the same envelope byte for byte. Single dict operations are
+        atomic under the GIL; eviction may overshoot by a few entries under contention."""
+        raw = pb.SerializeToString(deterministic=True)
+        if len(raw) > self.max_record_bytes + 1024:
+            raise TooLargeError(f"envelope is {len(raw)} bytes, limit {self.max_record_bytes}")
+        key = hashlib.sha256(raw).digest()
+        hit = self._cache.get(key)
         if hit is not None:
-            return hit, leaf
+            return hit
+        env = envelope_from_proto(pb)
         v = verify_envelope(env, self.genesis, max_bytes=self.max_record_bytes)
-        with self._cache_lock:
-            self._cache[key] = v
-            while len(self._cache) > _CACHE_LIMIT:
-                self._cache.popitem(last=False)
-        return v, leaf
+        out = (v, envelope_leaf_bytes(env))
+        cache = self._cache
+        cache[key] = out
+        while len(cache) > _CACHE_LIMIT:
+            cache.popitem(last=False)
+        return out
 
     def verify_many(self, pbs: Sequence[types_pb2.Envelope]) -> list[VerifiedRecord | LedgerError]:
         """Verify in the thread pool (libsodium releases the GIL); results in input order."""

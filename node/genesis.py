@@ -106,6 +106,30 @@ class Genesis:
     def permission_table(self) -> dict[str, tuple[str, ...]]:
         return dict(self.permissions)
 
+    def roles_for_step(self, biz_step: str) -> tuple[str, ...]:
+        """``permissions.allowed_roles`` under this genesis's table, memoized per bizStep
+        (every record's verification asks)."""
+        cache: dict[str, tuple[str, ...]] | None = self.__dict__.get("_roles_cache")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_roles_cache", cache)
+        roles = cache.get(biz_step)
+        if roles is None:
+            from node.permissions import allowed_roles
+
+            roles = allowed_roles(biz_step, self.permission_table())
+            if len(cache) < 4096:  # bizSteps are a small vocabulary; bound it anyway
+                cache[biz_step] = roles
+        return roles
+
+    @property
+    def hash_hex(self) -> str:
+        cached: str | None = self.__dict__.get("_hash_hex")
+        if cached is None:
+            cached = self.hash.hex()
+            object.__setattr__(self, "_hash_hex", cached)
+        return cached
+
     # ------------------------------------------------------------------ (de)serialization
 
     def to_dict(self) -> dict[str, Any]:

@@ -468,12 +468,18 @@ class Node:
         self.events.put_nowait(SyncCommitted(block, cert))
 
     async def _housekeeping(self) -> None:
-        """Re-broadcast our consensus messages; poll peers' heights to trigger sync."""
+        """Re-broadcast our consensus messages when consensus stalled for a period (a
+        proposal carries its block: resending it every second under load cost more than
+        all other sends); poll peers' heights to trigger sync."""
         assert self.replica is not None
+        last = (-1, -1)
         while not self._stop.is_set():
             await asyncio.sleep(_REBROADCAST_S)  # periodic timer, not synchronisation
-            for m in self.replica.rebroadcast(own_only=True):
-                self._broadcast(m)
+            now = (self.store.head().height, self.replica.round)
+            if now == last:  # no commit and no new round for a whole period: resend
+                for m in self.replica.rebroadcast(own_only=True):
+                    self._broadcast(m)
+            last = now
             behind = any(p.info.height > self.store.head().height + 1 for p in self.peers)
             if behind or self.replica.sync_needed() is not None:
                 self._trigger_sync()

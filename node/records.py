@@ -51,7 +51,7 @@ from node.errors import (
 )
 from node.genesis import Genesis
 from node.keys import KeyPair
-from node.permissions import allowed_roles, bare_step
+from node.permissions import bare_step
 
 if TYPE_CHECKING:
     from node.epcis import EventCodes
@@ -404,7 +404,7 @@ def verify_envelope(
     # (3) parse
     record = TraceRecord.from_payload(env.payload)
     # (4) chain
-    if record.chain_id != genesis.chain_id or record.genesis != genesis.hash.hex():
+    if record.chain_id != genesis.chain_id or record.genesis != genesis.hash_hex:
         raise ChainMismatchError(
             f"record: signed for chain {record.chain_id!r} ({record.genesis[:16]}...), "
             f"not {genesis.chain_id!r} ({genesis.hash.hex()[:16]}...)"
@@ -430,7 +430,7 @@ def verify_envelope(
     # (6) role for this bizStep
     author = genesis.member(record.author)
     assert author is not None  # the author signed, and every signer is a member
-    roles = allowed_roles(record.biz_step, genesis.permission_table())
+    roles = genesis.roles_for_step(record.biz_step)
     if not author.has_role(*roles):
         step = bare_step(record.biz_step) or "(none)"
         raise MembershipError(
