@@ -36,7 +36,9 @@ from proto import types_pb2
 
 log = logging.getLogger("suyuan.chain")
 EXTRA_DBS = (custody.DB_CUSTODY, custody.DB_EDGES)
-_CACHE_LIMIT = 200_000
+# verified envelopes kept between admission and their block: well above the mempool bound
+# (10,000 by default); every entry is live heap that the cyclic GC walks
+_CACHE_LIMIT = 65_536
 
 
 def records_hash(record_ids: Iterable[bytes]) -> bytes:

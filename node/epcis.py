@@ -55,6 +55,7 @@ def check_digit(digits: str) -> str:
     return str((10 - total % 10) % 10)
 
 
+@functools.lru_cache(maxsize=65536)  # one product's codes share it: pure, so memoized
 def gtin14(company_prefix: str, item_ref: str) -> str:
     """GTIN-14 from an EPC company prefix and item reference (indicator digit first)."""
     body = item_ref[:1] + company_prefix + item_ref[1:]
@@ -218,8 +219,27 @@ def _canon(raw: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+_CODE_FIELDS = (
+    "parentID",
+    "epcList",
+    "quantityList",
+    "childEPCs",
+    "childQuantityList",
+    "inputEPCList",
+    "inputQuantityList",
+    "outputEPCList",
+    "outputQuantityList",
+)
+_NO_CODES: tuple[str, ...] = ()
+_EMPTY: frozenset[str] = frozenset()
+
+
 def event_roles(event: Mapping[str, Any]) -> EventCodes:
     """Split an event's identifiers by role and canonicalize them (raises on bad codes)."""
+    if "epcList" in event and not any(k in event for k in _CODE_FIELDS if k != "epcList"):
+        # the common shape (an ObjectEvent or TransactionEvent naming instances): one list
+        objects = _canon(_raw_list(event, "epcList"))
+        return EventCodes(objects, "", _NO_CODES, _NO_CODES, _EMPTY, _NO_CODES, _EMPTY)
     parent_raw = event.get("parentID")
     parent = _canon([parent_raw])[0] if isinstance(parent_raw, str) else ""
     objects = _canon(_raw_list(event, "epcList") + _raw_classes(event, "quantityList"))
