@@ -240,6 +240,10 @@ def event_roles(event: Mapping[str, Any]) -> EventCodes:
         # the common shape (an ObjectEvent or TransactionEvent naming instances): one list
         objects = _canon(_raw_list(event, "epcList"))
         return EventCodes(objects, "", _NO_CODES, _NO_CODES, _EMPTY, _NO_CODES, _EMPTY)
+    return _event_roles_general(event)
+
+
+def _event_roles_general(event: Mapping[str, Any]) -> EventCodes:
     parent_raw = event.get("parentID")
     parent = _canon([parent_raw])[0] if isinstance(parent_raw, str) else ""
     objects = _canon(_raw_list(event, "epcList") + _raw_classes(event, "quantityList"))

@@ -130,7 +130,11 @@ class PeerLink:
             parts: list[bytes] = []
             size = 0
             for it in items:
-                if not it.mergeable:
+                if not it.mergeable:  # sent alone, after what was queued before it
+                    if parts:
+                        self.info.sent += len(parts)
+                        yield b"".join(parts)
+                        parts, size = [], 0
                     yield it.raw
                     continue
                 if parts and size + len(it.raw) > _MAX_SEND_BYTES:

@@ -99,3 +99,18 @@ def test_a_crashed_consensus_task_stops_the_node_with_an_error(
     assert "consensus task failed (RuntimeError('boom'))" in str(err)
     assert "consensus stopped: RuntimeError('boom')" in caplog.text
     assert not (cfg.data_dir / "node.pid").exists()  # stopped cleanly
+
+
+def test_tune_gc_collects_young_objects_rarely_and_freezes_startup_objects() -> None:
+    import gc
+
+    from node.main import GC_GEN0_THRESHOLD, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == (GC_GEN0_THRESHOLD, before[1], before[2])
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -10,6 +10,8 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node.epcis import (
     Committed,
@@ -225,3 +227,36 @@ def test_the_validator_is_not_vacuous():
     )
     doc["epcisBody"]["eventList"][0]["action"] = "MAYBE"
     assert list(validator().iter_errors(doc))
+
+
+_CODE_SAMPLES = [
+    "urn:epc:id:sgtin:6901234.012345.1",
+    "urn:epc:id:sgtin:6901234.012345.1",  # repeated: kept once
+    "URN:EPC:ID:SGTIN:6901234.012345.2",
+    "https://id.gs1.org/01/06901234123450/21/7",
+    "http://example.com/path/01/6901234123450/21/8",
+    "urn:epc:id:sscc:6901234.0000000001",
+    "batch-42",
+    "  padded  ",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(_CODE_SAMPLES), min_size=1, max_size=6),
+    st.sampled_from([None, "parentID", "quantityList", "childEPCs", "outputEPCList"]),
+)
+def test_event_roles_fast_path_equals_the_general_one(codes, extra) -> None:
+    """The epcList-only shortcut must give exactly what the general split gives."""
+    from node.epcis import _event_roles_general, event_roles
+
+    ev: dict[str, Any] = {"type": "ObjectEvent", "epcList": list(codes)}
+    if extra == "quantityList":
+        ev[extra] = [{"epcClass": "urn:epc:class:lgtin:6901234.012345.L1", "quantity": 1}]
+    elif extra == "parentID":
+        ev[extra] = "urn:epc:id:sscc:6901234.0000000009"
+    elif extra is not None:
+        ev[extra] = ["urn:epc:id:sgtin:6901234.012345.99"]
+    fast, general = event_roles(ev), _event_roles_general(ev)
+    assert fast == general
+    assert fast.all == general.all

@@ -1,0 +1,88 @@
+"""PeerLink's send path: items serialized once, queued items sent as one merged message."""
+
+from __future__ import annotations
+
+import asyncio
+
+from node.peers import _MAX_SEND_BYTES, PeerLink, consensus_item, evidence_item, records_item
+from proto import consensus_pb2, services_pb2, types_pb2
+
+
+def _envelope(i: int) -> types_pb2.Envelope:
+    return types_pb2.Envelope(payload=b"r%d" % i, payload_type="t")
+
+
+def _vote(h: int) -> consensus_pb2.ConsensusMessage:
+    return consensus_pb2.ConsensusMessage(
+        vote=consensus_pb2.Vote(height=h, validator="v", signature=b"s%d" % h)
+    )
+
+
+def _drain(link: PeerLink, n: int) -> list[services_pb2.PeerEnvelope]:
+    """The first ``n`` messages the link's stream would send, parsed."""
+
+    async def run() -> list[bytes]:
+        gen = link._envelopes()
+        return [await gen.__anext__() for _ in range(n)]
+
+    return [services_pb2.PeerEnvelope.FromString(raw) for raw in asyncio.run(run())]
+
+
+def _link() -> PeerLink:
+    async def make() -> PeerLink:
+        link = PeerLink("127.0.0.1:9", services_pb2.Hello(member="me", height=7))
+        link.info.connected = True  # as after a successful PeerStatus
+        return link
+
+    return asyncio.run(make())
+
+
+def test_queued_items_are_sent_as_one_merged_message_in_order() -> None:
+    link = _link()
+    m1 = _vote(1)
+    m2 = _vote(2)
+    link.send(consensus_item(m1))
+    link.send(records_item([_envelope(1), _envelope(2)]))
+    link.send(consensus_item(m2))
+    link.send(records_item([_envelope(3)]))
+    hello, merged = _drain(link, 2)
+    assert hello.hello.member == "me"
+    assert hello.hello.height == 7
+    assert list(merged.consensus) == [m1, m2]
+    assert [e.payload for e in merged.records] == [b"r1", b"r2", b"r3"]
+
+
+def test_evidence_goes_alone_after_what_was_queued_before_it() -> None:
+    link = _link()
+    m1 = _vote(1)
+    ev = consensus_pb2.Evidence(
+        duplicate_vote=consensus_pb2.DuplicateVote(a=m1.vote, b=_vote(9).vote)
+    )
+    link.send(consensus_item(m1))
+    link.send_evidence(evidence_item(ev))
+    link.send_evidence(evidence_item(ev))
+    link.send(records_item([_envelope(1)]))
+    _, before, ev1, ev2, after = _drain(link, 5)
+    assert list(before.consensus) == [m1]
+    assert not before.HasField("evidence")
+    assert ev1.evidence == ev == ev2.evidence  # two evidences never merge into one
+    assert [e.payload for e in after.records] == [b"r1"]
+
+
+def test_a_message_never_exceeds_the_send_limit_unless_one_item_does() -> None:
+    link = _link()
+    big = [types_pb2.Envelope(payload=b"x" * 1_000_000, payload_type="t") for _ in range(12)]
+    for e in big:
+        link.send(records_item([e]))
+    msgs = _drain(link, 3)[1:]
+    sizes = [m.ByteSize() for m in msgs]
+    assert all(s <= _MAX_SEND_BYTES for s in sizes), sizes
+    assert sum(len(m.records) for m in msgs) == 12  # nothing split or lost
+
+
+def test_nothing_is_queued_while_disconnected() -> None:
+    link = _link()
+    link.info.connected = False
+    link.send(records_item([_envelope(1)]))
+    assert link.info.dropped == 1
+    assert link._queue.empty()
