@@ -351,7 +351,7 @@ def test_other_chain_or_version_or_missing_store_refused(tmp_path: Path) -> None
     with env.begin(write=True, db=env.open_db(b"meta")) as txn:
         txn.put(b"version", (99).to_bytes(4, "big"))
     env.close()
-    with pytest.raises(StorageError, match="format version 99, this node reads version 2"):
+    with pytest.raises(StorageError, match="format version 99, this node reads version 3"):
         Store.open(path, GENESIS)
 
 
@@ -520,3 +520,74 @@ def test_negative_heights_and_indexes_are_input_errors(store: Store) -> None:
         store.leaf_hash_at(store.head().log_size)
     assert store.get_block(0) is None
     assert store.get_block(store.head().height + 1) is None
+
+
+# ---------------------------------------------------------------- the ids sweep
+
+
+def _ids_in_db(store: Store) -> set[bytes]:
+    with store._read() as txn, txn.cursor(store._dbs["ids"]) as cur:
+        return {bytes(k) for k in cur.iternext(values=False)}
+
+
+def test_ids_sweep_every_id_answers_and_old_ones_are_written(tmp_path: Path) -> None:
+    """Each id is found at once (from memory while pending); after K more blocks it is in
+    the ``ids`` index itself. The store is reopened before every block, so every height
+    also checks that a restart rebuilds what was pending."""
+    from node.store import IDS_SWEEP_SLICES as K
+
+    path = tmp_path / "db"
+    blocks: list[BlockWrite] = []
+    for h in range(1, 3 * K + 5):
+        with Store.open(path, GENESIS) as store:
+            b = make_block(11, h, 60)
+            store.append_block(b)
+            blocks.append(b)
+            written = _ids_in_db(store)
+            for old in blocks[: max(0, h - K)]:
+                assert set(old.record_ids) <= written, f"height {h}: an old id is unwritten"
+        with Store.open(path, GENESIS) as store:
+            first = 0
+            for blk in blocks:
+                for i, rid in enumerate(blk.record_ids):
+                    assert store.record_location(rid) == (first + i, blk.height)
+                    assert store.has_record(rid)
+                first += len(blk.record_ids)
+
+
+def test_ids_sweep_refuses_a_repeated_id_pending_or_written(store: Store) -> None:
+    from node.store import IDS_SWEEP_SLICES as K
+
+    fill(store, seed=5, blocks=2, max_records=50)
+    pending = make_block(5, 2, 50).record_ids[0]
+    fill(store, seed=6, blocks=K + 1, max_records=50)
+    written = make_block(5, 1, 50).record_ids[0]
+    assert written in _ids_in_db(store)
+    for rid in (pending, written):
+        b = next(
+            blk
+            for seed in range(100, 200)
+            if (blk := make_block(seed, store.head().height + 1, 3)).record_ids
+        )
+        twice = BlockWrite(**{**b.__dict__, "record_ids": [rid, *b.record_ids[1:]]})
+        with pytest.raises(ReplayError):
+            store.append_block(twice)
+        assert store.head().height == b.height - 1  # nothing was written
+    assert store.record_location(pending) is not None
+
+
+def test_a_version_2_store_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    with Store.open(path, GENESIS) as store:
+        fill(store, seed=3, blocks=3, max_records=20)
+        ids = [r for h in (1, 2, 3) for r in make_block(3, h, 20).record_ids]
+    env = lmdb.open(str(path), max_dbs=20)
+    with env.begin(write=True, db=env.open_db(b"meta")) as txn:
+        txn.put(b"version", (2).to_bytes(4, "big"))
+    env.close()
+    with Store.open(path, GENESIS) as store:
+        assert all(store.has_record(r) for r in ids)
+    env = lmdb.open(str(path), max_dbs=20)
+    with env.begin(db=env.open_db(b"meta")) as txn:
+        assert txn.get(b"version") == (3).to_bytes(4, "big")
+    env.close()

@@ -131,7 +131,8 @@ def test_pause_ten_seconds_and_resume(testnet4: RunningTestnet) -> None:
 def test_stop_all_and_start_again_keeps_everything(testnet4: RunningTestnet) -> None:
     tn = testnet4
     ids = tn.submit_records(20, nodes=[0, 1, 2, 3], wait=True)
-    check_all(tn.addresses, ids)
+    # a node may acknowledge a block another has not applied yet: wait for all of them
+    wait_for(lambda: check_all(tn.addresses, ids), 60, 0.5, "records on every node")
     net.down(tn.dir)
     net.up(tn.dir, timeout=60)
     _ = tn.manifest
@@ -141,7 +142,7 @@ def test_stop_all_and_start_again_keeps_everything(testnet4: RunningTestnet) -> 
                 assert c.get_record(rid).info.log_index < 20
     more = tn.submit_records(5, nodes=[3], wait=True)
     tn.wait_same_head(timeout=60)
-    check_all(tn.addresses, ids + more)
+    wait_for(lambda: check_all(tn.addresses, ids + more), 60, 0.5, "records on every node")
 
 
 def test_node_that_missed_5000_records_catches_up_by_sync(testnet4: RunningTestnet) -> None:
