@@ -49,12 +49,6 @@ def records_hash(record_ids: Iterable[bytes]) -> bytes:
     return h.digest()
 
 
-def leaf_key(pb: types_pb2.Envelope) -> tuple[bytes, bytes]:
-    """(leaf bytes, SHA-256 of them): the verification cache's key covers every signature."""
-    leaf = envelope_leaf_bytes(envelope_from_proto(pb))
-    return leaf, hashlib.sha256(leaf).digest()
-
-
 class StoreCustodyView:
     """Committed custody state read from the store (a ``custody.CustodyView``)."""
 
@@ -129,7 +123,7 @@ class ChainState:
         return out
 
     def verify_many(self, pbs: Sequence[types_pb2.Envelope]) -> list[VerifiedRecord | LedgerError]:
-        """Verify in the thread pool (libsodium releases the GIL); results in input order."""
+        """Verify each envelope (``verify``), errors in place; results in input order."""
         return [r if isinstance(r, LedgerError) else r[0] for r in self._verify_leaves(pbs)]
 
     def _verify_leaves(
@@ -234,7 +228,7 @@ class ChainState:
         for r in update.refused:
             dropped.append(Dropped(fresh[r.position][1].record_id, r.error))
         kept = [item for i, item in enumerate(fresh) if i not in bad]
-        leaves = [leaf_key(pb)[0] for pb, _ in kept]
+        leaves = [envelope_leaf_bytes(v.envelope) for _, v in kept]  # no re-conversion
         size, root = self.store.preview_root(leaves)
         header = types_pb2.BlockHeader(
             chain_id=self.genesis.chain_id,

@@ -14,6 +14,7 @@ keys, unknown roles, validators that are not members, zero validators, bad key e
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -122,13 +123,10 @@ class Genesis:
                 cache[biz_step] = roles
         return roles
 
-    @property
+    @functools.cached_property
     def hash_hex(self) -> str:
-        cached: str | None = self.__dict__.get("_hash_hex")
-        if cached is None:
-            cached = self.hash.hex()
-            object.__setattr__(self, "_hash_hex", cached)
-        return cached
+        """``hash`` in hex, as records name their genesis (every verification compares)."""
+        return self.hash.hex()
 
     # ------------------------------------------------------------------ (de)serialization
 

@@ -29,9 +29,9 @@ thousand pages (at 1,000,000 records a 2,000-record block's commit wrote about 1
 pages and took 280 ms). Instead the id space is cut into ``IDS_SWEEP_SLICES`` slices by the
 id's first byte; the commit of block ``h`` writes the pending ids of slice ``h mod K``
 (those of every block since that slice's last turn) in one sorted ``putmulti``, touching
-only that slice's pages. Until its turn an id is answered from memory. After a restart the
-pending ids are recomputed from the last ``K`` blocks (an id is derived data: the SHA-256
-of its stored payload), so nothing is lost in a crash.
+only that slice's pages. Until its turn an id is answered from memory. Each block's ids
+are also kept in ``recent_ids`` (one value per block, appended) until the sweep has written
+them all, so a restart rebuilds the pending ones and nothing is lost in a crash.
 
 Index keys are raw bytes, not digests, so that a block's inserts
 (one author's nonces, a range of serial codes) land on few B-tree pages: every page a
@@ -126,16 +126,6 @@ class BlockWrite:
     extra: Sequence[tuple[str, bytes, bytes | None]] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class _Sweep:
-    """What one block's transaction did to ``ids``: the slice whose turn it was, the block's
-    first log index, and the ids written."""
-
-    slice: int
-    first: int
-    written: list[bytes]
-
-
 @dataclass(frozen=True)
 class StoredBlock:
     """A stored block: exact header and certificate bytes, and its envelopes in order."""
@@ -192,6 +182,12 @@ def code_key(code: str) -> bytes:
     if b"\x00" in raw or len(raw) > MAX_RAW_KEY:
         raw = b"\x00" + hashlib.sha256(raw).digest()
     return raw + b"\x00"
+
+
+def _id_slice(record_id: bytes) -> int:
+    """The sweep slice of a record id (by its first byte); slice ``h mod K`` is written
+    by the commit of block ``h``."""
+    return record_id[0] * IDS_SWEEP_SLICES >> 8
 
 
 def _check_index(value: int, what: str) -> None:
@@ -547,24 +543,25 @@ class Store:
         first = self._head.log_size
         self._mem.update(zip(ids, range(first, first + len(ids)), strict=True))
         try:
-            head, frontier, sweep = self._write(lambda txn: self._append_txn(txn, block))
+            head, frontier, written = self._write(lambda txn: self._append_txn(txn, block))
         except BaseException:
             for rid in ids:
                 self._mem.pop(rid, None)
             raise
         self._frontier = frontier
         self._head = head
-        self._after_sweep(block, sweep)
+        self._after_sweep(block, first, written)
 
-    def _after_sweep(self, b: BlockWrite, sweep: _Sweep) -> None:
+    def _after_sweep(self, b: BlockWrite, first: int, written: list[bytes]) -> None:
         """Memory side of a committed block's ids (``_append_txn`` left memory untouched, as
-        a retried transaction must)."""
-        self._pending[sweep.slice] = {}
-        for i, rid in enumerate(b.record_ids, sweep.first):
-            s = rid[0] * IDS_SWEEP_SLICES >> 8
-            if s != sweep.slice:
+        a retried transaction must): ``written`` are the ids its turn of the sweep wrote."""
+        turn = b.height % IDS_SWEEP_SLICES
+        self._pending[turn] = {}
+        for i, rid in enumerate(b.record_ids, first):
+            s = _id_slice(rid)
+            if s != turn:
                 self._pending[s][rid] = i
-        self._swept.append((b.height, sweep.written))
+        self._swept.append((b.height, written))
         while self._swept and self._swept[0][0] <= b.height - IDS_SWEEP_SLICES:
             for rid in self._swept.popleft()[1]:
                 self._mem.pop(rid, None)
@@ -581,7 +578,7 @@ class Store:
                 first = _U64.unpack_from(value)[0]
                 for i in range((len(value) - 8) // 32):
                     rid = value[8 + 32 * i : 40 + 32 * i]
-                    s = rid[0] * IDS_SWEEP_SLICES >> 8
+                    s = _id_slice(rid)
                     # written by the first block h' >= h with h' mod K == s, if any so far
                     if (s - h) % IDS_SWEEP_SLICES > top - h:
                         self._pending[s][rid] = first + i
@@ -596,7 +593,9 @@ class Store:
         raw = txn.get(record_id, db=self._dbs["ids"])
         return None if raw is None else _U64.unpack(raw)[0]
 
-    def _append_txn(self, txn: lmdb.Transaction, b: BlockWrite) -> tuple[Head, Frontier, _Sweep]:
+    def _append_txn(
+        self, txn: lmdb.Transaction, b: BlockWrite
+    ) -> tuple[Head, Frontier, list[bytes]]:
         if b.height != self._head.height + 1:
             raise StorageError(f"block {b.height} does not follow height {self._head.height}")
         dbs = self._dbs
@@ -625,7 +624,7 @@ class Store:
         turn = b.height % IDS_SWEEP_SLICES
         due = dict(self._pending[turn])
         for i, rid in enumerate(b.record_ids):
-            if rid[0] * IDS_SWEEP_SLICES >> 8 == turn:
+            if _id_slice(rid) == turn:
                 due[rid] = first + i
         if n:  # until the sweep has written them all: what a restart rebuilds from
             txn.put(pack(b.height), pack(first) + b"".join(b.record_ids), db=dbs["recent_ids"])
@@ -664,7 +663,7 @@ class Store:
             _HEAD.pack(head.height, head.block_hash, head.log_size, head.log_root),
             db=dbs["meta"],
         )
-        return head, front, _Sweep(turn, first, list(due))
+        return head, front, list(due)
 
     def put_sign_state(self, state: bytes) -> None:
         """Durably record the consensus layer's last-signed state (fsynced on return)."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from consensus.messages import block_hash_of
-from node.chain import EXTRA_DBS, ChainState, leaf_key, records_hash
-from node.convert import envelope_to_proto
+from node.chain import EXTRA_DBS, ChainState, records_hash
+from node.convert import envelope_from_proto, envelope_to_proto
+from node.envelope import envelope_leaf_bytes
 from node.errors import InputError, LedgerError, RuleError
 from node.records import make_record, sign_record
 from node.store import Store
@@ -78,7 +79,7 @@ def test_honest_validators_refuse_a_block_with_a_rule_breaking_record(chain: Cha
     chain.commit(chain.validate_block(block), cert_for(block, 1))
     bad = rec("u:1")  # commissions u:1 a second time
     ids = [chain.verify(bad).record_id]
-    size, root = chain.store.preview_root([leaf_key(bad)[0]])
+    size, root = chain.store.preview_root([envelope_leaf_bytes(envelope_from_proto(bad))])
     forged = _byzantine_block(
         chain, [bad], num_records=1, records_hash=records_hash(ids), log_size=size, log_root=root
     )
