@@ -28,11 +28,11 @@ from __future__ import annotations
 import struct
 from typing import Protocol
 
-from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey
 
 from consensus.messages import Message, Proposal, Vote, VoteType
 from consensus.validators import HASH_LEN, BlockHash, ChainContext, ValidatorId, ValidatorSet
+from node import ed25519
 from proto import types_pb2
 
 __all__ = [
@@ -192,14 +192,8 @@ def verify_signature(
     validators: ValidatorSet, validator: str, data: bytes, signature: bytes
 ) -> bool:
     """True iff ``validator`` is in the set and ``signature`` is its Ed25519 over ``data``."""
-    key = validators.verify_key(validator)
-    if key is None or len(signature) != 64:
-        return False
-    try:
-        key.verify(data, signature)
-    except BadSignatureError:
-        return False
-    return True
+    key = validators.public_key(validator)
+    return key is not None and ed25519.verify(key, data, signature)
 
 
 def verify_message(msg: Message, ctx: ChainContext) -> str | None:

@@ -25,9 +25,8 @@ from google.protobuf.message import DecodeError
 
 from consensus.messages import block_hash_of
 from consensus.validators import ValidatorSet
-from node import custody
+from node import compact, custody
 from node.convert import envelope_from_proto
-from node.envelope import envelope_leaf_bytes
 from node.errors import InputError, LedgerError, ReplayError, RuleError, TooLargeError
 from node.genesis import Genesis
 from node.records import TraceRecord, VerifiedRecord, verify_envelope
@@ -115,7 +114,7 @@ class ChainState:
             return hit
         env = envelope_from_proto(pb)
         v = verify_envelope(env, self.genesis, max_bytes=self.max_record_bytes)
-        out = (v, envelope_leaf_bytes(env))
+        out = (v, v.leaf)
         cache = self._cache
         cache[key] = out
         while len(cache) > _CACHE_LIMIT:
@@ -228,7 +227,7 @@ class ChainState:
         for r in update.refused:
             dropped.append(Dropped(fresh[r.position][1].record_id, r.error))
         kept = [item for i, item in enumerate(fresh) if i not in bad]
-        leaves = [envelope_leaf_bytes(v.envelope) for _, v in kept]  # no re-conversion
+        leaves = [v.leaf for _, v in kept]  # no re-conversion
         size, root = self.store.preview_root(leaves)
         header = types_pb2.BlockHeader(
             chain_id=self.genesis.chain_id,
@@ -256,6 +255,15 @@ class ChainState:
                 )
             )
         return block, dropped
+
+    def leaf_hashes(self, block: types_pb2.Block) -> list[bytes]:
+        """The leaf hashes of ``block``'s envelopes, in order (a compact proposal's body):
+        from the validated block's records when it is one (its header's log root covers
+        every leaf, so the block hash names them), else computed."""
+        p = self._prepared.get(block_hash_of(block))
+        if p is not None and len(p.verified) == len(block.envelopes):
+            return [v.leaf_hash for v in p.verified]
+        return [compact.envelope_leaf_hash(pb) for pb in block.envelopes]
 
     def _remember(self, prepared: Prepared) -> None:
         if len(self._prepared) > 64:
@@ -344,7 +352,8 @@ class ChainState:
         try:
             env = envelope_from_proto(pb)
             rec = TraceRecord.from_payload(env.payload)
-            return VerifiedRecord(env.record_id, rec, env), envelope_leaf_bytes(env)
+            v = VerifiedRecord(env.record_id, rec, env)
+            return v, v.leaf
         except LedgerError as e:
             return e
 

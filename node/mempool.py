@@ -4,7 +4,9 @@ Invariants:
   * every entry passed admission (signatures, membership, replay, rules at that time);
   * an entry leaves only when committed, when a block shows it invalid, or when evicted
     by ``drop``; record ids and (author, nonce) pairs are unique within the pool;
-  * ``take`` returns entries in arrival order within the count and byte limits.
+  * ``take`` returns entries in arrival order within the count and byte limits;
+  * ``by_leaf`` finds an entry by its envelope's Merkle leaf hash (payload and every
+    signature), the identity a compact proposal names records by.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Mempool:
         self.max_bytes = max_bytes
         self._items: OrderedDict[bytes, Pending] = OrderedDict()
         self._nonces: dict[tuple[str, str], bytes] = {}
+        self._by_leaf: dict[bytes, bytes] = {}
         self._bytes = 0
 
     def __len__(self) -> int:
@@ -64,10 +67,16 @@ class Mempool:
             )
         self._items[p.record_id] = p
         self._nonces[key] = p.record_id
+        self._by_leaf[p.verified.leaf_hash] = p.record_id
         self._bytes += p.size
 
     def get(self, record_id: bytes) -> Pending | None:
         return self._items.get(record_id)
+
+    def by_leaf(self, leaf_hash: bytes) -> Pending | None:
+        """The entry whose envelope has this Merkle leaf hash, if pending."""
+        rid = self._by_leaf.get(leaf_hash)
+        return self._items.get(rid) if rid is not None else None
 
     def take(self, max_records: int, max_bytes: int) -> list[Pending]:
         out: list[Pending] = []
@@ -84,6 +93,7 @@ class Mempool:
             p = self._items.pop(rid, None)
             if p is not None:
                 self._nonces.pop((p.verified.record.author, p.verified.record.nonce), None)
+                self._by_leaf.pop(p.verified.leaf_hash, None)
                 self._bytes -= p.size
 
     def remove_nonces(self, nonces: Iterable[tuple[str, str]]) -> None:

@@ -17,10 +17,13 @@ import contextlib
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+import grpc
 from google.protobuf import json_format
 
 from consensus.events import (
@@ -42,12 +45,12 @@ from consensus.events import (
     ValidateBlock,
 )
 from consensus.evidence import evidence_key
-from consensus.messages import Message, Step, decode_message, encode_message
+from consensus.messages import Message, Proposal, Step, decode_message, encode_message
 from consensus.params import TimeoutParams
 from consensus.signing import Ed25519Signer
 from consensus.state import Replica
 from consensus.validators import ChainContext
-from node import custody
+from node import compact, custody
 from node.chain import ChainState, StoreCustodyView
 from node.config import NodeConfig
 from node.errors import LedgerError, OverloadError, ReplayError, RuleError
@@ -62,6 +65,8 @@ from proto import consensus_pb2, services_pb2, types_pb2
 log = logging.getLogger("suyuan.node")
 VERSION = "0.1.0"
 _REBROADCAST_S = 1.0
+_FETCH_TIMEOUT_S = 5.0  # one GetRecords call to one peer
+_COMPACTS_KEPT = 16  # a few rounds' proposals
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,11 @@ class Node:
         self._reader: StoreReader | None = None  # set inside ``admitting``
         self._rate_window = (0.0, 0)
         self._sync_task: asyncio.Task[None] | None = None
+        self._fetching: dict[bytes, asyncio.Task[None]] = {}  # by block hash
+        # compact bodies received and the blocks rebuilt from them, by block hash: a relayed
+        # proposal goes out as it came, and a copy (relay, re-broadcast) is resolved once
+        self._compacts: OrderedDict[bytes, consensus_pb2.CompactBlock] = OrderedDict()
+        self._rebuilt: OrderedDict[bytes, types_pb2.Block] = OrderedDict()
         self.committed = asyncio.Event()  # set (and cleared) on every commit
         self._evidence_path = config.data_dir / "evidence.jsonl"
         self._load_evidence()
@@ -133,7 +143,7 @@ class Node:
 
     async def stop(self) -> None:
         self._stop.set()
-        for t in [*self._tasks, self._proposing, self._sync_task]:
+        for t in [*self._tasks, self._proposing, self._sync_task, *self._fetching.values()]:
             if t is not None:
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -181,9 +191,20 @@ class Node:
     def _broadcast(self, msg: Message) -> None:
         if not self.peers:
             return
-        item = consensus_item(encode_message(msg))
+        item = consensus_item(self._wire(msg))
         for p in self.peers:
             p.send(item)
+
+    def _wire(self, msg: Message) -> consensus_pb2.ConsensusMessage:
+        """A proposal goes out with its block compact (``node.compact``); votes as they are."""
+        if not isinstance(msg, Proposal) or msg.block is None:
+            return encode_message(msg)
+        pb = msg.to_proto(with_block=False)
+        c = self._compacts.get(msg.block_hash)
+        if c is None:
+            c = compact.to_compact(msg.block, self.chain.leaf_hashes(msg.block))
+        pb.compact.CopyFrom(c)
+        return consensus_pb2.ConsensusMessage(proposal=pb)
 
     def _validate(self, block: types_pb2.Block) -> bool:
         try:
@@ -413,10 +434,81 @@ class Node:
         for pb in msgs:
             try:
                 msg = decode_message(pb)
+                if isinstance(msg, Proposal) and pb.proposal.HasField("compact"):
+                    self._on_compact(msg, pb.proposal.compact)
+                    continue
             except (LedgerError, ValueError) as e:
                 log.debug("undecodable consensus message: %s", e)
                 continue
             self.events.put_nowait(MessageReceived(msg))
+
+    # ------------------------------------------------------------------ compact proposals
+
+    def _on_compact(self, msg: Proposal, c: consensus_pb2.CompactBlock) -> None:
+        """Rebuild a compact proposal's block from the mempool and pass it to the replica;
+        fetch what is missing first (only for the height being decided). Raises
+        ``InputError`` for a malformed compact block."""
+        block = self._rebuilt.get(msg.block_hash)
+        if block is not None:
+            self.events.put_nowait(MessageReceived(replace(msg, block=block)))
+            return
+        compact.check(c, msg.block_hash, self.genesis.consensus.max_block_records)
+        _keep(self._compacts, msg.block_hash, c)
+        slots, missing = compact.resolve(c, self._pending_envelope)
+        if not missing:
+            self._deliver(msg, c, slots)
+            return
+        if msg.height != self.store.head().height + 1 or msg.block_hash in self._fetching:
+            return  # another height (sync's business), or already being fetched
+        task = asyncio.create_task(self._fetch(msg, c, slots, missing), name="fetch records")
+        self._fetching[msg.block_hash] = task
+        task.add_done_callback(lambda _t: self._fetching.pop(msg.block_hash, None))
+
+    def _pending_envelope(self, leaf_hash: bytes) -> types_pb2.Envelope | None:
+        p = self.mempool.by_leaf(leaf_hash)
+        return p.envelope if p is not None else None
+
+    async def _fetch(
+        self,
+        msg: Proposal,
+        c: consensus_pb2.CompactBlock,
+        slots: compact.Slots,
+        missing: list[int],
+    ) -> None:
+        """Ask the proposer, then the other peers, for the missing envelopes."""
+        loop = asyncio.get_running_loop()
+        peers = sorted(self.peers, key=lambda p: p.info.member != msg.proposer)
+        for peer in peers:
+            if not missing:
+                break
+            req = services_pb2.GetRecordsRequest(leaf_hashes=[c.leaf_hashes[i] for i in missing])
+            try:
+                resp = await peer.stub.GetRecords(req, timeout=_FETCH_TIMEOUT_S)
+            except grpc.aio.AioRpcError as e:
+                log.info("GetRecords from %s failed: %s", peer.address, e.code().name)
+                continue
+            missing = await loop.run_in_executor(
+                None, compact.fill, c, slots, missing, resp.envelopes
+            )
+        if missing:
+            log.info(
+                "proposal %d/%d: %d of %d records not found at any peer",
+                msg.height,
+                msg.round,
+                len(missing),
+                len(slots),
+            )
+            return
+        self._deliver(msg, c, slots)
+
+    def _deliver(self, msg: Proposal, c: consensus_pb2.CompactBlock, slots: compact.Slots) -> None:
+        block = compact.assemble(c, slots)
+        _keep(self._rebuilt, msg.block_hash, block)
+        self.events.put_nowait(MessageReceived(replace(msg, block=block)))
+
+    def records_by_leaf(self, leaf_hashes: Sequence[bytes]) -> list[types_pb2.Envelope]:
+        """The pending envelopes with these leaf hashes (``Peer.GetRecords``)."""
+        return [e for h in leaf_hashes if (e := self._pending_envelope(h)) is not None]
 
     def _add_evidence(self, ev: consensus_pb2.Evidence, *, gossip: bool) -> None:
         try:
@@ -508,6 +600,13 @@ class Node:
             syncing=self.syncing,
             version=VERSION,
         )
+
+
+def _keep(cache: OrderedDict[bytes, Any], key: bytes, value: Any) -> None:
+    """Insert into a small FIFO cache of the last ``_COMPACTS_KEPT`` entries."""
+    cache[key] = value
+    while len(cache) > _COMPACTS_KEPT:
+        cache.popitem(last=False)
 
 
 def data_path(config: NodeConfig) -> Path:

@@ -38,10 +38,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import nacl.bindings
-import nacl.exceptions
-
-from node.envelope import PAYLOAD_TYPE, Envelope
+from node import ed25519
+from node.envelope import PAYLOAD_TYPE, Envelope, envelope_leaf_bytes
 from node.errors import (
     ChainMismatchError,
     InputError,
@@ -51,6 +49,7 @@ from node.errors import (
 )
 from node.genesis import Genesis
 from node.keys import KeyPair
+from node.merkle import leaf_hash
 from node.permissions import bare_step
 
 if TYPE_CHECKING:
@@ -356,16 +355,20 @@ class VerifiedRecord:
     record: TraceRecord
     envelope: Envelope
 
+    @functools.cached_property
+    def leaf(self) -> bytes:
+        """The envelope's Merkle leaf bytes (``node.envelope.envelope_leaf_bytes``)."""
+        return envelope_leaf_bytes(self.envelope)
+
+    @functools.cached_property
+    def leaf_hash(self) -> bytes:
+        """RFC 9162 leaf hash of ``leaf``: the envelope's identity in a compact block."""
+        return leaf_hash(self.leaf)
+
 
 def verify_signature(public_key: bytes, message: bytes, sig: bytes) -> bool:
-    """Ed25519 check via libsodium's crypto_sign_open (PyNaCl has no detached verify)."""
-    if len(sig) != 64 or len(public_key) != 32:
-        return False
-    try:
-        nacl.bindings.crypto_sign_open(sig + message, public_key)
-    except nacl.exceptions.BadSignatureError:
-        return False
-    return True
+    """Ed25519 check (``node.ed25519.verify``: libsodium's detached verify, GIL kept)."""
+    return ed25519.verify(public_key, message, sig)
 
 
 def verify_envelope(

@@ -379,8 +379,6 @@ class PeerService(services_pb2_grpc.PeerServicer):
                     await context.abort(
                         grpc.StatusCode.FAILED_PRECONDITION, "peer is on another chain"
                     )
-            if env.consensus:
-                node.on_peer_messages(env.consensus)
             if env.records:
                 envs = list(env.records)
                 results, fresh_at = await loop.run_in_executor(
@@ -394,6 +392,8 @@ class PeerService(services_pb2_grpc.PeerServicer):
                             node.admit(pb, r, local=False, fresh_at=fresh_at)
                         except LedgerError:
                             continue
+            if env.consensus:  # after the records: a compact proposal may name them
+                node.on_peer_messages(env.consensus)
             if env.HasField("evidence"):
                 node.on_peer_evidence(env.evidence)
         return services_pb2.PeerAck(height=node.store.head().height)
@@ -404,6 +404,18 @@ class PeerService(services_pb2_grpc.PeerServicer):
     ) -> AsyncIterator[types_pb2.CommittedBlock]:
         async for cb in _blocks(self.node, request.from_height, request.to_height):
             yield cb
+
+    @rpc
+    async def GetRecords(  # noqa: N802
+        self, request: services_pb2.GetRecordsRequest, context: Ctx
+    ) -> Any:
+        """Pending envelopes by Merkle leaf hash, for a peer resolving a compact proposal."""
+        limit = self.node.genesis.consensus.max_block_records
+        if len(request.leaf_hashes) > limit:
+            raise InputError(f"GetRecords: {len(request.leaf_hashes)} hashes, at most {limit}")
+        return services_pb2.GetRecordsResponse(
+            envelopes=self.node.records_by_leaf(request.leaf_hashes)
+        )
 
     async def PeerStatus(self, request: services_pb2.Hello, context: Ctx) -> services_pb2.Hello:  # noqa: N802
         node = self.node

@@ -25,25 +25,27 @@ _sym_db = _symbol_database.Default()
 from proto import types_pb2 as proto_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15proto/consensus.proto\x12\tsuyuan.v1\x1a\x11proto/types.proto\"\x96\x01\n\x08Proposal\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\r\n\x05round\x18\x02 \x01(\r\x12\x11\n\tpol_round\x18\x03 \x01(\x05\x12\x12\n\nblock_hash\x18\x04 \x01(\x0c\x12\x1f\n\x05\x62lock\x18\x05 \x01(\x0b\x32\x10.suyuan.v1.Block\x12\x10\n\x08proposer\x18\x06 \x01(\t\x12\x11\n\tsignature\x18\x07 \x01(\x0c\"\x82\x01\n\x04Vote\x12!\n\x04type\x18\x01 \x01(\x0e\x32\x13.suyuan.v1.VoteType\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\r\n\x05round\x18\x03 \x01(\r\x12\x12\n\nblock_hash\x18\x04 \x01(\x0c\x12\x11\n\tvalidator\x18\x05 \x01(\t\x12\x11\n\tsignature\x18\x06 \x01(\x0c\"\x82\x01\n\x08\x45vidence\x12\x32\n\x0e\x64uplicate_vote\x18\x01 \x01(\x0b\x32\x18.suyuan.v1.DuplicateVoteH\x00\x12:\n\x12\x64uplicate_proposal\x18\x02 \x01(\x0b\x32\x1c.suyuan.v1.DuplicateProposalH\x00\x42\x06\n\x04kind\"G\n\rDuplicateVote\x12\x1a\n\x01\x61\x18\x01 \x01(\x0b\x32\x0f.suyuan.v1.Vote\x12\x1a\n\x01\x62\x18\x02 \x01(\x0b\x32\x0f.suyuan.v1.Vote\"S\n\x11\x44uplicateProposal\x12\x1e\n\x01\x61\x18\x01 \x01(\x0b\x32\x13.suyuan.v1.Proposal\x12\x1e\n\x01\x62\x18\x02 \x01(\x0b\x32\x13.suyuan.v1.Proposal\"c\n\x10\x43onsensusMessage\x12\'\n\x08proposal\x18\x01 \x01(\x0b\x32\x13.suyuan.v1.ProposalH\x00\x12\x1f\n\x04vote\x18\x02 \x01(\x0b\x32\x0f.suyuan.v1.VoteH\x00\x42\x05\n\x03msg*A\n\x08VoteType\x12\x19\n\x15VOTE_TYPE_UNSPECIFIED\x10\x00\x12\x0b\n\x07PREVOTE\x10\x01\x12\r\n\tPRECOMMIT\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15proto/consensus.proto\x12\tsuyuan.v1\x1a\x11proto/types.proto\"\xc0\x01\n\x08Proposal\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\r\n\x05round\x18\x02 \x01(\r\x12\x11\n\tpol_round\x18\x03 \x01(\x05\x12\x12\n\nblock_hash\x18\x04 \x01(\x0c\x12\x1f\n\x05\x62lock\x18\x05 \x01(\x0b\x32\x10.suyuan.v1.Block\x12\x10\n\x08proposer\x18\x06 \x01(\t\x12\x11\n\tsignature\x18\x07 \x01(\x0c\x12(\n\x07\x63ompact\x18\x08 \x01(\x0b\x32\x17.suyuan.v1.CompactBlock\"3\n\x0c\x43ompactBlock\x12\x0e\n\x06header\x18\x01 \x01(\x0c\x12\x13\n\x0bleaf_hashes\x18\x02 \x03(\x0c\"\x82\x01\n\x04Vote\x12!\n\x04type\x18\x01 \x01(\x0e\x32\x13.suyuan.v1.VoteType\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\r\n\x05round\x18\x03 \x01(\r\x12\x12\n\nblock_hash\x18\x04 \x01(\x0c\x12\x11\n\tvalidator\x18\x05 \x01(\t\x12\x11\n\tsignature\x18\x06 \x01(\x0c\"\x82\x01\n\x08\x45vidence\x12\x32\n\x0e\x64uplicate_vote\x18\x01 \x01(\x0b\x32\x18.suyuan.v1.DuplicateVoteH\x00\x12:\n\x12\x64uplicate_proposal\x18\x02 \x01(\x0b\x32\x1c.suyuan.v1.DuplicateProposalH\x00\x42\x06\n\x04kind\"G\n\rDuplicateVote\x12\x1a\n\x01\x61\x18\x01 \x01(\x0b\x32\x0f.suyuan.v1.Vote\x12\x1a\n\x01\x62\x18\x02 \x01(\x0b\x32\x0f.suyuan.v1.Vote\"S\n\x11\x44uplicateProposal\x12\x1e\n\x01\x61\x18\x01 \x01(\x0b\x32\x13.suyuan.v1.Proposal\x12\x1e\n\x01\x62\x18\x02 \x01(\x0b\x32\x13.suyuan.v1.Proposal\"c\n\x10\x43onsensusMessage\x12\'\n\x08proposal\x18\x01 \x01(\x0b\x32\x13.suyuan.v1.ProposalH\x00\x12\x1f\n\x04vote\x18\x02 \x01(\x0b\x32\x0f.suyuan.v1.VoteH\x00\x42\x05\n\x03msg*A\n\x08VoteType\x12\x19\n\x15VOTE_TYPE_UNSPECIFIED\x10\x00\x12\x0b\n\x07PREVOTE\x10\x01\x12\r\n\tPRECOMMIT\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'proto.consensus_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VOTETYPE']._serialized_start=733
-  _globals['_VOTETYPE']._serialized_end=798
+  _globals['_VOTETYPE']._serialized_start=828
+  _globals['_VOTETYPE']._serialized_end=893
   _globals['_PROPOSAL']._serialized_start=56
-  _globals['_PROPOSAL']._serialized_end=206
-  _globals['_VOTE']._serialized_start=209
-  _globals['_VOTE']._serialized_end=339
-  _globals['_EVIDENCE']._serialized_start=342
-  _globals['_EVIDENCE']._serialized_end=472
-  _globals['_DUPLICATEVOTE']._serialized_start=474
-  _globals['_DUPLICATEVOTE']._serialized_end=545
-  _globals['_DUPLICATEPROPOSAL']._serialized_start=547
-  _globals['_DUPLICATEPROPOSAL']._serialized_end=630
-  _globals['_CONSENSUSMESSAGE']._serialized_start=632
-  _globals['_CONSENSUSMESSAGE']._serialized_end=731
+  _globals['_PROPOSAL']._serialized_end=248
+  _globals['_COMPACTBLOCK']._serialized_start=250
+  _globals['_COMPACTBLOCK']._serialized_end=301
+  _globals['_VOTE']._serialized_start=304
+  _globals['_VOTE']._serialized_end=434
+  _globals['_EVIDENCE']._serialized_start=437
+  _globals['_EVIDENCE']._serialized_end=567
+  _globals['_DUPLICATEVOTE']._serialized_start=569
+  _globals['_DUPLICATEVOTE']._serialized_end=640
+  _globals['_DUPLICATEPROPOSAL']._serialized_start=642
+  _globals['_DUPLICATEPROPOSAL']._serialized_end=725
+  _globals['_CONSENSUSMESSAGE']._serialized_start=727
+  _globals['_CONSENSUSMESSAGE']._serialized_end=826
 # @@protoc_insertion_point(module_scope)

@@ -1,8 +1,9 @@
 from proto import types_pb2 as _types_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -17,7 +18,7 @@ PREVOTE: VoteType
 PRECOMMIT: VoteType
 
 class Proposal(_message.Message):
-    __slots__ = ("height", "round", "pol_round", "block_hash", "block", "proposer", "signature")
+    __slots__ = ("height", "round", "pol_round", "block_hash", "block", "proposer", "signature", "compact")
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
     POL_ROUND_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +26,7 @@ class Proposal(_message.Message):
     BLOCK_FIELD_NUMBER: _ClassVar[int]
     PROPOSER_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    COMPACT_FIELD_NUMBER: _ClassVar[int]
     height: int
     round: int
     pol_round: int
@@ -32,7 +34,16 @@ class Proposal(_message.Message):
     block: _types_pb2.Block
     proposer: str
     signature: bytes
-    def __init__(self, height: _Optional[int] = ..., round: _Optional[int] = ..., pol_round: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., block: _Optional[_Union[_types_pb2.Block, _Mapping]] = ..., proposer: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    compact: CompactBlock
+    def __init__(self, height: _Optional[int] = ..., round: _Optional[int] = ..., pol_round: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., block: _Optional[_Union[_types_pb2.Block, _Mapping]] = ..., proposer: _Optional[str] = ..., signature: _Optional[bytes] = ..., compact: _Optional[_Union[CompactBlock, _Mapping]] = ...) -> None: ...
+
+class CompactBlock(_message.Message):
+    __slots__ = ("header", "leaf_hashes")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    LEAF_HASHES_FIELD_NUMBER: _ClassVar[int]
+    header: bytes
+    leaf_hashes: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, header: _Optional[bytes] = ..., leaf_hashes: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class Vote(_message.Message):
     __slots__ = ("type", "height", "round", "block_hash", "validator", "signature")

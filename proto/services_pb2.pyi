@@ -261,3 +261,15 @@ class GetBlocksRequest(_message.Message):
     from_height: int
     to_height: int
     def __init__(self, from_height: _Optional[int] = ..., to_height: _Optional[int] = ...) -> None: ...
+
+class GetRecordsRequest(_message.Message):
+    __slots__ = ("leaf_hashes",)
+    LEAF_HASHES_FIELD_NUMBER: _ClassVar[int]
+    leaf_hashes: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, leaf_hashes: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class GetRecordsResponse(_message.Message):
+    __slots__ = ("envelopes",)
+    ENVELOPES_FIELD_NUMBER: _ClassVar[int]
+    envelopes: _containers.RepeatedCompositeFieldContainer[_types_pb2.Envelope]
+    def __init__(self, envelopes: _Optional[_Iterable[_Union[_types_pb2.Envelope, _Mapping]]] = ...) -> None: ...

@@ -638,6 +638,11 @@ class PeerStub:
                 request_serializer=proto_dot_services__pb2.Hello.SerializeToString,
                 response_deserializer=proto_dot_services__pb2.Hello.FromString,
                 _registered_method=True)
+        self.GetRecords = channel.unary_unary(
+                '/suyuan.v1.Peer/GetRecords',
+                request_serializer=proto_dot_services__pb2.GetRecordsRequest.SerializeToString,
+                response_deserializer=proto_dot_services__pb2.GetRecordsResponse.FromString,
+                _registered_method=True)
 
 
 class PeerServicer:
@@ -662,6 +667,12 @@ class PeerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRecords(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PeerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -679,6 +690,11 @@ def add_PeerServicer_to_server(servicer, server):
                     servicer.PeerStatus,
                     request_deserializer=proto_dot_services__pb2.Hello.FromString,
                     response_serializer=proto_dot_services__pb2.Hello.SerializeToString,
+            ),
+            'GetRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRecords,
+                    request_deserializer=proto_dot_services__pb2.GetRecordsRequest.FromString,
+                    response_serializer=proto_dot_services__pb2.GetRecordsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -762,6 +778,33 @@ class Peer:
             '/suyuan.v1.Peer/PeerStatus',
             proto_dot_services__pb2.Hello.SerializeToString,
             proto_dot_services__pb2.Hello.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/suyuan.v1.Peer/GetRecords',
+            proto_dot_services__pb2.GetRecordsRequest.SerializeToString,
+            proto_dot_services__pb2.GetRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,

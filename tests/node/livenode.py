@@ -45,7 +45,7 @@ class Live:
     channel: grpc.aio.Channel
 
 
-def config(tmp_path: Path, member: str = "v0", **sections: dict[str, int]) -> NodeConfig:
+def config(tmp_path: Path, member: str = "v0", **sections: Any) -> NodeConfig:
     doc: dict[str, Any] = {
         "member": member,
         "key_file": "k",

@@ -1,0 +1,141 @@
+"""Compact proposals against real nodes (in-process, real gRPC on loopback): a validator
+lacking a proposal's records fetches them from its peers with Peer.GetRecords and hands the
+replica the proposer's block byte for byte; one that cannot find them delivers nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+
+from consensus.messages import block_hash_of
+from consensus.signing import Ed25519Signer, sign_proposal
+from node.chain import EXTRA_DBS, ChainState
+from node.compact import to_compact
+from node.node import Node
+from node.store import Store
+from proto import consensus_pb2, services_pb2, services_pb2_grpc, types_pb2
+from tests.fixtures import genesis, key
+from tests.node.livenode import Live, config, live_node, rpc_error, run, signed
+
+G = genesis()  # four validators; the live nodes never commit, so records stay pending
+
+
+def _proposal(
+    tmp_path: Path, live: Live, envs: list[types_pb2.Envelope]
+) -> tuple[consensus_pb2.Proposal, types_pb2.Block]:
+    """v1's compact proposal at height 1, round 0 (v1 proposes first) carrying ``envs``."""
+    store = Store.open(tmp_path / "proposer", G.hash, extra_dbs=EXTRA_DBS)
+    try:
+        ch = ChainState(store, G)
+        block, dropped = ch.build_block(1, 0, "v1", [(e, ch.verify(e)) for e in envs], 1)
+        assert not dropped
+        signer = Ed25519Signer("v1", key("v1").signing_key)
+        prop = sign_proposal(signer, live.node.ctx, 1, 0, -1, block_hash_of(block))
+        pb = prop.to_proto(with_block=False)
+        pb.compact.CopyFrom(to_compact(block, ch.leaf_hashes(block)))
+        return pb, block
+    finally:
+        store.close()
+
+
+async def _send(live: Live, proposal: consensus_pb2.Proposal) -> None:
+    peer = services_pb2_grpc.PeerStub(live.channel)
+    hello = services_pb2.Hello(genesis_hash=G.hash, member="v1", height=0)
+    msg = consensus_pb2.ConsensusMessage(proposal=proposal)
+    await peer.Exchange(
+        iter([services_pb2.PeerEnvelope(hello=hello), services_pb2.PeerEnvelope(consensus=[msg])]),
+        timeout=10,
+    )
+
+
+async def _until(cond: Callable[[], bool], what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while not cond():
+        assert loop.time() < deadline, f"timed out waiting until {what}"
+        await asyncio.sleep(0.02)  # poll the condition until the deadline
+
+
+def _fetched_and_gave_up(node: Node, bh: bytes) -> bool:
+    return bh in node._compacts and not node._fetching
+
+
+def test_missing_records_are_fetched_from_a_peer(tmp_path: Path) -> None:
+    envs = [signed(G, f"urn:live:{i}") for i in range(3)]
+
+    async def body() -> None:
+        async with live_node(config(tmp_path, "v3"), G) as holder:
+            for e in envs:  # pending at the holder only
+                await holder.stub.Submit(services_pb2.SubmitRequest(envelope=e), timeout=10)
+            cfg = config(tmp_path, "v2", peers=[holder.address])
+            async with live_node(cfg, G) as validator:
+                # one of the three is already in the validator's mempool, two are not
+                await validator.stub.Submit(
+                    services_pb2.SubmitRequest(envelope=envs[1]), timeout=10
+                )
+                pb, block = _proposal(tmp_path, validator, envs)
+                bh = block_hash_of(block)
+                await _send(validator, pb)
+                await _until(lambda: bh in validator.node._rebuilt, "the block is rebuilt")
+                rebuilt = validator.node._rebuilt[bh]
+                assert rebuilt.SerializeToString() == block.SerializeToString()
+
+    run(body)
+
+
+def test_records_no_peer_holds_deliver_nothing(tmp_path: Path) -> None:
+    envs = [signed(G, "urn:live:nowhere")]
+
+    async def body() -> None:
+        async with live_node(config(tmp_path, "v3"), G) as holder:  # holds nothing
+            cfg = config(tmp_path, "v2", peers=[holder.address])
+            async with live_node(cfg, G) as validator:
+                pb, block = _proposal(tmp_path, validator, envs)
+                bh = block_hash_of(block)
+                await _send(validator, pb)
+                await _until(lambda: _fetched_and_gave_up(validator.node, bh), "the fetch ends")
+                assert bh not in validator.node._rebuilt
+
+    run(body)
+
+
+def test_a_compact_block_that_is_not_the_signed_one_is_ignored(tmp_path: Path) -> None:
+    envs = [signed(G, "urn:live:x")]
+
+    async def body() -> None:
+        async with live_node(config(tmp_path, "v2"), G) as validator:
+            await validator.stub.Submit(services_pb2.SubmitRequest(envelope=envs[0]), timeout=10)
+            pb, block = _proposal(tmp_path, validator, envs)
+            pb.compact.header = pb.compact.header + b"\x00"  # no longer hashes to block_hash
+            await _send(validator, pb)
+            # the Exchange call returned: its messages were handled (no fetch was started)
+            assert block_hash_of(block) not in validator.node._compacts
+            assert not validator.node._rebuilt
+            assert not validator.node._fetching
+
+    run(body)
+
+
+def test_get_records_answers_pending_envelopes_by_leaf_hash(tmp_path: Path) -> None:
+    env = signed(G, "urn:live:get")
+
+    async def body() -> None:
+        async with live_node(config(tmp_path, "v2"), G) as live:
+            await live.stub.Submit(services_pb2.SubmitRequest(envelope=env), timeout=10)
+            lh = live.node.mempool.items()[0].verified.leaf_hash
+            peer = services_pb2_grpc.PeerStub(live.channel)
+            got = await peer.GetRecords(
+                services_pb2.GetRecordsRequest(leaf_hashes=[lh, b"\x07" * 32]), timeout=10
+            )
+            assert [e.SerializeToString() for e in got.envelopes] == [env.SerializeToString()]
+            too_many = [b"\x01" * 32] * (G.consensus.max_block_records + 1)
+            err = await rpc_error(
+                peer.GetRecords(services_pb2.GetRecordsRequest(leaf_hashes=too_many), timeout=10)
+            )
+            assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "at most" in (err.details() or "")
+
+    run(body)
