@@ -7,8 +7,8 @@ validator never prevotes a block an honest proposer would not have built.
 Invariants:
   * a block is applied only after ``validate_block`` accepted it, or after its commit
     certificate verified (block sync);
-  * a record is verified at most once per node: verified envelopes are remembered by the
-    SHA-256 of their leaf bytes (which cover payload and every signature);
+  * a record is verified once per node, at admission; a block rebuilt from the mempool
+    carries those results (``known``), matched by leaf hash (payload and every signature);
   * ``commit`` writes the block, its certificate, the log leaves, indexes and custody state
     in one store transaction.
 """
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -35,9 +34,12 @@ from proto import types_pb2
 
 log = logging.getLogger("suyuan.chain")
 EXTRA_DBS = (custody.DB_CUSTODY, custody.DB_EDGES)
-# verified envelopes kept between admission and their block: well above the mempool bound
-# (10,000 by default); every entry is live heap that the cyclic GC walks
-_CACHE_LIMIT = 65_536
+
+
+def _parse_trusted(pb: types_pb2.Envelope) -> VerifiedRecord:
+    """Parse a certified block's record without re-checking its signatures."""
+    env = envelope_from_proto(pb)
+    return VerifiedRecord(env.record_id, TraceRecord.from_payload(env.payload), env)
 
 
 def records_hash(record_ids: Iterable[bytes]) -> bytes:
@@ -86,7 +88,6 @@ class ChainState:
         # node's own, lower ``limits.max_record_bytes`` applies at Submit only)
         self.max_record_bytes = genesis.consensus.max_record_bytes
         self.custody_view = StoreCustodyView(store)
-        self._cache: OrderedDict[bytes, tuple[VerifiedRecord, bytes]] = OrderedDict()
         self._prepared: dict[bytes, Prepared] = {}
 
     def head(self) -> Head:
@@ -95,48 +96,27 @@ class ChainState:
     # ------------------------------------------------------------------ records
 
     def verify(self, pb: types_pb2.Envelope) -> VerifiedRecord:
-        """Steps (1)-(6) of ``node.records.verify_envelope``, cached. Thread-safe."""
-        return self.verify_leaf(pb)[0]
+        """Steps (1)-(6) of ``node.records.verify_envelope`` (envelope size limit first).
 
-    def verify_leaf(self, pb: types_pb2.Envelope) -> tuple[VerifiedRecord, bytes]:
-        """``verify`` plus the envelope's Merkle leaf bytes.
-
-        The cache is keyed by the SHA-256 of the envelope's deterministic protobuf
-        encoding, which covers the payload, its type and every signature (and any unknown
-        field), so a hit is the same envelope byte for byte. Single dict operations are
-        atomic under the GIL; eviction may overshoot by a few entries under contention."""
-        raw = pb.SerializeToString(deterministic=True)
-        if len(raw) > self.max_record_bytes + 1024:
-            raise TooLargeError(f"envelope is {len(raw)} bytes, limit {self.max_record_bytes}")
-        key = hashlib.sha256(raw).digest()
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        env = envelope_from_proto(pb)
-        v = verify_envelope(env, self.genesis, max_bytes=self.max_record_bytes)
-        out = (v, v.leaf)
-        cache = self._cache
-        cache[key] = out
-        while len(cache) > _CACHE_LIMIT:
-            cache.popitem(last=False)
-        return out
+        Not cached: a record is verified once per node, when it reaches the mempool;
+        blocks rebuilt from the mempool (``node.compact``) reuse those results."""
+        if pb.ByteSize() > self.max_record_bytes + 1024:
+            raise TooLargeError(f"envelope is {pb.ByteSize()} bytes, limit {self.max_record_bytes}")
+        return verify_envelope(
+            envelope_from_proto(pb), self.genesis, max_bytes=self.max_record_bytes
+        )
 
     def verify_many(self, pbs: Sequence[types_pb2.Envelope]) -> list[VerifiedRecord | LedgerError]:
-        """Verify each envelope (``verify``), errors in place; results in input order."""
-        return [r if isinstance(r, LedgerError) else r[0] for r in self._verify_leaves(pbs)]
-
-    def _verify_leaves(
-        self, pbs: Sequence[types_pb2.Envelope]
-    ) -> list[tuple[VerifiedRecord, bytes] | LedgerError]:
-        """Verify in the calling thread (callers already run off the event loop).
+        """Verify each envelope in the calling thread (callers already run off the event
+        loop), errors in place; results in input order.
 
         No thread pool: the Python part of a verification holds the GIL, and per-item
         thread hand-offs cost more CPU than they save when several nodes share the cores
         (measured: 183 us of CPU per record with a 2-thread pool per item, 88 us here)."""
-        out: list[tuple[VerifiedRecord, bytes] | LedgerError] = []
+        out: list[VerifiedRecord | LedgerError] = []
         for pb in pbs:
             try:
-                out.append(self.verify_leaf(pb))
+                out.append(self.verify(pb))
             except LedgerError as e:
                 out.append(e)
         return out
@@ -276,6 +256,7 @@ class ChainState:
         *,
         verify_signatures: bool = True,
         known_fresh: Callable[[bytes], bool] | None = None,
+        known: Sequence[VerifiedRecord | None] | None = None,
     ) -> Prepared:
         """Check a proposed (or synced) block against the head; raise the first failure.
 
@@ -283,7 +264,9 @@ class ChainState:
         (2) height is head + 1 and prev_block_hash is the head's hash; proposer a validator;
         (3) num_records and records_hash match the envelopes;
         (4) every envelope verifies (size, signatures, membership, roles) — skipped for
-            blocks whose commit certificate was verified, if ``verify_signatures`` is False;
+            blocks whose commit certificate was verified, if ``verify_signatures`` is False,
+            and for ``known[i]``, envelope ``i`` already verified by this node (a block
+            rebuilt from the mempool by leaf hash: the same bytes);
         (5) no record id or author nonce repeats, in the block or in the log;
         (6) the custody rules accept every record, in order;
         (7) log_size and log_root are the log's after appending the block's leaves.
@@ -309,17 +292,18 @@ class ChainState:
         n = len(block.envelopes)
         if header.num_records != n:
             raise InputError(f"block: num_records {header.num_records}, carries {n}")
-        if verify_signatures:
-            results = self._verify_leaves(block.envelopes)
-        else:
-            results = [self._parse_trusted(pb) for pb in block.envelopes]
+        check = self.verify if verify_signatures else _parse_trusted
+        if known is not None and len(known) != n:
+            raise ValueError("validate_block: one known entry per envelope")
         verified: list[VerifiedRecord] = []
-        leaf_list: list[bytes] = []
-        for i, r in enumerate(results):
-            if isinstance(r, LedgerError):
-                raise InputError(f"block: record {i}: {r}") from r
-            verified.append(r[0])
-            leaf_list.append(r[1])
+        for i, pb in enumerate(block.envelopes):
+            v = known[i] if known is not None else None
+            if v is None:
+                try:
+                    v = check(pb)
+                except LedgerError as e:
+                    raise InputError(f"block: record {i}: {e}") from e
+            verified.append(v)
         if header.records_hash != records_hash(v.record_id for v in verified):
             raise InputError("block: records_hash does not match the envelopes")
         ids = {v.record_id for v in verified}
@@ -339,23 +323,13 @@ class ChainState:
             refusal = update.refused[0]
             err = refusal.error
             raise RuleError(err.rule, f"block: record {refusal.position}: {err}", err.code)
-        leaves = tuple(leaf_list)
+        leaves = tuple(v.leaf for v in verified)
         size, root = self.store.preview_root(leaves)
         if header.log_size != size or header.log_root != root:
             raise InputError("block: log_size/log_root do not match the log after this block")
         prepared = Prepared(block, bh, header, tuple(verified), leaves, update)
         self._remember(prepared)
         return prepared
-
-    def _parse_trusted(self, pb: types_pb2.Envelope) -> tuple[VerifiedRecord, bytes] | LedgerError:
-        """Parse a certified block's record without re-checking its signatures."""
-        try:
-            env = envelope_from_proto(pb)
-            rec = TraceRecord.from_payload(env.payload)
-            v = VerifiedRecord(env.record_id, rec, env)
-            return v, v.leaf
-        except LedgerError as e:
-            return e
 
     def commit(self, prepared: Prepared, certificate: types_pb2.CommitCertificate) -> Head:
         """Write the validated block and its certificate atomically; returns the new head."""

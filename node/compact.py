@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 from node.convert import envelope_from_proto
 from node.envelope import envelope_leaf_bytes
@@ -32,6 +33,7 @@ HASH_LEN = 32
 MAX_HEADER_BYTES = 4096
 
 Slots = list[types_pb2.Envelope | None]
+T = TypeVar("T")
 
 
 def to_compact(block: types_pb2.Block, leaf_hashes: Sequence[bytes]) -> consensus_pb2.CompactBlock:
@@ -60,15 +62,14 @@ def check(compact: consensus_pb2.CompactBlock, block_hash: bytes, max_records: i
 
 
 def resolve(
-    compact: consensus_pb2.CompactBlock,
-    lookup: Callable[[bytes], types_pb2.Envelope | None],
-) -> tuple[Slots, list[int]]:
-    """Fill each slot from ``lookup(leaf_hash)``; returns the slots and the missing positions.
+    compact: consensus_pb2.CompactBlock, lookup: Callable[[bytes], T | None]
+) -> tuple[list[T | None], list[int]]:
+    """``lookup(leaf_hash)`` for each slot; returns the answers and the missing positions.
 
-    ``lookup`` must answer only envelopes whose leaf hash it computed itself (the mempool's
-    index does)."""
-    slots: Slots = [lookup(h) for h in compact.leaf_hashes]
-    return slots, [i for i, s in enumerate(slots) if s is None]
+    ``lookup`` must answer only for envelopes whose leaf hash this node computed itself
+    (the mempool's index does)."""
+    found = [lookup(h) for h in compact.leaf_hashes]
+    return found, [i for i, s in enumerate(found) if s is None]
 
 
 def fill(

@@ -45,7 +45,14 @@ from consensus.events import (
     ValidateBlock,
 )
 from consensus.evidence import evidence_key
-from consensus.messages import Message, Proposal, Step, decode_message, encode_message
+from consensus.messages import (
+    Message,
+    Proposal,
+    Step,
+    block_hash_of,
+    decode_message,
+    encode_message,
+)
 from consensus.params import TimeoutParams
 from consensus.signing import Ed25519Signer
 from consensus.state import Replica
@@ -112,6 +119,7 @@ class Node:
         # proposal goes out as it came, and a copy (relay, re-broadcast) is resolved once
         self._compacts: OrderedDict[bytes, consensus_pb2.CompactBlock] = OrderedDict()
         self._rebuilt: OrderedDict[bytes, types_pb2.Block] = OrderedDict()
+        self._known: OrderedDict[bytes, list[VerifiedRecord | None]] = OrderedDict()
         self.committed = asyncio.Event()  # set (and cleared) on every commit
         self._evidence_path = config.data_dir / "evidence.jsonl"
         self._load_evidence()
@@ -207,8 +215,9 @@ class Node:
         return consensus_pb2.ConsensusMessage(proposal=pb)
 
     def _validate(self, block: types_pb2.Block) -> bool:
+        known = self._known.get(block_hash_of(block))
         try:
-            self.chain.validate_block(block, known_fresh=self.mempool.__contains__)
+            self.chain.validate_block(block, known_fresh=self.mempool.__contains__, known=known)
             return True
         except LedgerError as e:
             log.warning("refusing proposed block: %s", e)
@@ -454,25 +463,24 @@ class Node:
             return
         compact.check(c, msg.block_hash, self.genesis.consensus.max_block_records)
         _keep(self._compacts, msg.block_hash, c)
-        slots, missing = compact.resolve(c, self._pending_envelope)
+        pending, missing = compact.resolve(c, self.mempool.by_leaf)
+        slots: compact.Slots = [p.envelope if p is not None else None for p in pending]
+        known = [p.verified if p is not None else None for p in pending]
         if not missing:
-            self._deliver(msg, c, slots)
+            self._deliver(msg, c, slots, known)
             return
         if msg.height != self.store.head().height + 1 or msg.block_hash in self._fetching:
             return  # another height (sync's business), or already being fetched
-        task = asyncio.create_task(self._fetch(msg, c, slots, missing), name="fetch records")
+        task = asyncio.create_task(self._fetch(msg, c, slots, known, missing), name="fetch")
         self._fetching[msg.block_hash] = task
         task.add_done_callback(lambda _t: self._fetching.pop(msg.block_hash, None))
-
-    def _pending_envelope(self, leaf_hash: bytes) -> types_pb2.Envelope | None:
-        p = self.mempool.by_leaf(leaf_hash)
-        return p.envelope if p is not None else None
 
     async def _fetch(
         self,
         msg: Proposal,
         c: consensus_pb2.CompactBlock,
         slots: compact.Slots,
+        known: list[VerifiedRecord | None],
         missing: list[int],
     ) -> None:
         """Ask the proposer, then the other peers, for the missing envelopes."""
@@ -499,16 +507,25 @@ class Node:
                 len(slots),
             )
             return
-        self._deliver(msg, c, slots)
+        self._deliver(msg, c, slots, known)
 
-    def _deliver(self, msg: Proposal, c: consensus_pb2.CompactBlock, slots: compact.Slots) -> None:
+    def _deliver(
+        self,
+        msg: Proposal,
+        c: consensus_pb2.CompactBlock,
+        slots: compact.Slots,
+        known: list[VerifiedRecord | None],
+    ) -> None:
+        """Hand the replica the rebuilt block; its validation reuses ``known`` (the records
+        this node verified at admission; fetched ones are ``None`` and are verified then)."""
         block = compact.assemble(c, slots)
         _keep(self._rebuilt, msg.block_hash, block)
+        _keep(self._known, msg.block_hash, known)
         self.events.put_nowait(MessageReceived(replace(msg, block=block)))
 
     def records_by_leaf(self, leaf_hashes: Sequence[bytes]) -> list[types_pb2.Envelope]:
         """The pending envelopes with these leaf hashes (``Peer.GetRecords``)."""
-        return [e for h in leaf_hashes if (e := self._pending_envelope(h)) is not None]
+        return [p.envelope for h in leaf_hashes if (p := self.mempool.by_leaf(h)) is not None]
 
     def _add_evidence(self, ev: consensus_pb2.Evidence, *, gossip: bool) -> None:
         try:
