@@ -36,7 +36,7 @@ log = logging.getLogger("suyuan.chain")
 EXTRA_DBS = (custody.DB_CUSTODY, custody.DB_EDGES)
 
 
-def _parse_trusted(pb: types_pb2.Envelope) -> VerifiedRecord:
+def parse_trusted(pb: types_pb2.Envelope) -> VerifiedRecord:
     """Parse a certified block's record without re-checking its signatures."""
     env = envelope_from_proto(pb)
     return VerifiedRecord(env.record_id, TraceRecord.from_payload(env.payload), env)
@@ -265,8 +265,10 @@ class ChainState:
         (3) num_records and records_hash match the envelopes;
         (4) every envelope verifies (size, signatures, membership, roles) — skipped for
             blocks whose commit certificate was verified, if ``verify_signatures`` is False,
-            and for ``known[i]``, envelope ``i`` already verified by this node (a block
-            rebuilt from the mempool by leaf hash: the same bytes);
+            and for ``known[i]``, envelope ``i`` already verified by this node. The caller
+            guarantees ``known[i]`` is the verification of exactly envelope ``i`` (a block
+            rebuilt from those very records by leaf hash); its leaf is what the log root
+            is checked against, and the block's envelopes are what commit stores;
         (5) no record id or author nonce repeats, in the block or in the log;
         (6) the custody rules accept every record, in order;
         (7) log_size and log_root are the log's after appending the block's leaves.
@@ -292,7 +294,7 @@ class ChainState:
         n = len(block.envelopes)
         if header.num_records != n:
             raise InputError(f"block: num_records {header.num_records}, carries {n}")
-        check = self.verify if verify_signatures else _parse_trusted
+        check = self.verify if verify_signatures else parse_trusted
         if known is not None and len(known) != n:
             raise ValueError("validate_block: one known entry per envelope")
         verified: list[VerifiedRecord] = []

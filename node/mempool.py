@@ -51,6 +51,10 @@ class Mempool:
     def nonce_pending(self, author: str, nonce: str) -> bool:
         return (author, nonce) in self._nonces
 
+    def room(self) -> int:
+        """How many more records fit (the record bound; bytes are checked on ``add``)."""
+        return max(0, self.max_records - len(self._items))
+
     def has_room(self, size: int) -> bool:
         return len(self._items) < self.max_records and self._bytes + size <= self.max_bytes
 

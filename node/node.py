@@ -55,7 +55,7 @@ from consensus.messages import (
 )
 from consensus.params import TimeoutParams
 from consensus.signing import Ed25519Signer
-from consensus.state import Replica
+from consensus.state import FUTURE_HEIGHTS_BUFFERED, Replica
 from consensus.validators import ChainContext
 from node import compact, custody
 from node.chain import ChainState, StoreCustodyView
@@ -64,7 +64,7 @@ from node.errors import LedgerError, OverloadError, ReplayError, RuleError
 from node.genesis import Genesis
 from node.keys import KeyPair
 from node.mempool import Mempool, Pending
-from node.peers import PeerLink, consensus_item, evidence_item, records_item
+from node.peers import PeerInfo, PeerLink, consensus_item, evidence_item, records_item
 from node.records import VerifiedRecord
 from node.store import Store, StoreReader
 from proto import consensus_pb2, services_pb2, types_pb2
@@ -74,6 +74,7 @@ VERSION = "0.1.0"
 _REBROADCAST_S = 1.0
 _FETCH_TIMEOUT_S = 5.0  # one GetRecords call to one peer
 _COMPACTS_KEPT = 16  # a few rounds' proposals
+_RECENT_BLOCKS = 4  # committed blocks whose envelopes Peer.GetRecords still serves
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,11 @@ class Node:
         )
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.peers = [
-            PeerLink(a, services_pb2.Hello(genesis_hash=genesis.hash, member=key.name))
+            PeerLink(
+                a,
+                services_pb2.Hello(genesis_hash=genesis.hash, member=key.name),
+                self._peer_connected,
+            )
             for a in config.peers
         ]
         self.replica: Replica | None = None
@@ -120,6 +125,10 @@ class Node:
         self._compacts: OrderedDict[bytes, consensus_pb2.CompactBlock] = OrderedDict()
         self._rebuilt: OrderedDict[bytes, types_pb2.Block] = OrderedDict()
         self._known: OrderedDict[bytes, list[VerifiedRecord | None]] = OrderedDict()
+        # the last few committed blocks' envelopes by leaf hash: a slower peer may still be
+        # resolving a proposal this node has committed (and dropped from its mempool)
+        self._recent: OrderedDict[bytes, types_pb2.Envelope] = OrderedDict()
+        self._recent_limit = _RECENT_BLOCKS * genesis.consensus.max_block_records
         self.committed = asyncio.Event()  # set (and cleared) on every commit
         self._evidence_path = config.data_dir / "evidence.jsonl"
         self._load_evidence()
@@ -215,7 +224,10 @@ class Node:
         return consensus_pb2.ConsensusMessage(proposal=pb)
 
     def _validate(self, block: types_pb2.Block) -> bool:
-        known = self._known.get(block_hash_of(block))
+        bh = block_hash_of(block)
+        # the records verified at admission stand for this block's envelopes only if it is
+        # the very block rebuilt from them (not another body under the same header)
+        known = self._known.get(bh) if self._rebuilt.get(bh) is block else None
         try:
             self.chain.validate_block(block, known_fresh=self.mempool.__contains__, known=known)
             return True
@@ -233,6 +245,10 @@ class Node:
         )
         new_head = await loop.run_in_executor(None, self.chain.commit, prepared, cert)
         ids = [v.record_id for v in prepared.verified]
+        recent = self._recent
+        recent.update(zip((v.leaf_hash for v in prepared.verified), block.envelopes, strict=True))
+        while len(recent) > self._recent_limit:
+            recent.popitem(last=False)
         self.mempool.remove(ids)
         # a pending record whose nonce another committed record used can never commit
         self.mempool.remove_nonces((v.record.author, v.record.nonce) for v in prepared.verified)
@@ -455,7 +471,7 @@ class Node:
 
     def _on_compact(self, msg: Proposal, c: consensus_pb2.CompactBlock) -> None:
         """Rebuild a compact proposal's block from the mempool and pass it to the replica;
-        fetch what is missing first (only for the height being decided). Raises
+        fetch what is missing first (for the heights the replica keeps). Raises
         ``InputError`` for a malformed compact block."""
         block = self._rebuilt.get(msg.block_hash)
         if block is not None:
@@ -469,8 +485,11 @@ class Node:
         if not missing:
             self._deliver(msg, c, slots, known)
             return
-        if msg.height != self.store.head().height + 1 or msg.block_hash in self._fetching:
-            return  # another height (sync's business), or already being fetched
+        deciding = self.store.head().height + 1
+        if not deciding <= msg.height <= deciding + FUTURE_HEIGHTS_BUFFERED:
+            return  # a height the replica would not keep (sync's business)
+        if msg.block_hash in self._fetching:
+            return
         task = asyncio.create_task(self._fetch(msg, c, slots, known, missing), name="fetch")
         self._fetching[msg.block_hash] = task
         task.add_done_callback(lambda _t: self._fetching.pop(msg.block_hash, None))
@@ -485,6 +504,7 @@ class Node:
     ) -> None:
         """Ask the proposer, then the other peers, for the missing envelopes."""
         loop = asyncio.get_running_loop()
+        wanted = len(missing)
         peers = sorted(self.peers, key=lambda p: p.info.member != msg.proposer)
         for peer in peers:
             if not missing:
@@ -500,13 +520,21 @@ class Node:
             )
         if missing:
             log.info(
-                "proposal %d/%d: %d of %d records not found at any peer",
+                "proposal %d/%d: %d of %d records not found at any peer; syncing",
                 msg.height,
                 msg.round,
                 len(missing),
                 len(slots),
             )
+            self._trigger_sync()  # most likely the others decided it already
             return
+        log.info(
+            "proposal %d/%d: fetched %d of its %d records from peers",
+            msg.height,
+            msg.round,
+            wanted,
+            len(slots),
+        )
         self._deliver(msg, c, slots, known)
 
     def _deliver(
@@ -524,8 +552,15 @@ class Node:
         self.events.put_nowait(MessageReceived(replace(msg, block=block)))
 
     def records_by_leaf(self, leaf_hashes: Sequence[bytes]) -> list[types_pb2.Envelope]:
-        """The pending envelopes with these leaf hashes (``Peer.GetRecords``)."""
-        return [p.envelope for h in leaf_hashes if (p := self.mempool.by_leaf(h)) is not None]
+        """The envelopes with these leaf hashes that are pending here or in one of the last
+        ``_RECENT_BLOCKS`` committed blocks (``Peer.GetRecords``)."""
+        out = []
+        for h in leaf_hashes:
+            p = self.mempool.by_leaf(h)
+            e = p.envelope if p is not None else self._recent.get(h)
+            if e is not None:
+                out.append(e)
+        return out
 
     def _add_evidence(self, ev: consensus_pb2.Evidence, *, gossip: bool) -> None:
         try:
@@ -558,6 +593,12 @@ class Node:
                 self.evidence[evidence_key(ev)] = ev
 
     # ------------------------------------------------------------------ sync
+
+    def _peer_connected(self, info: PeerInfo) -> None:
+        """A peer that is ahead on connecting (a restart after downtime): sync now, not at
+        the next housekeeping period."""
+        if self.replica is not None and info.height > self.store.head().height + 1:
+            self._trigger_sync()
 
     def _trigger_sync(self) -> None:
         if self._sync_task is None or self._sync_task.done():

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import grpc
@@ -73,10 +73,17 @@ class _Item:
 
 
 class PeerLink:
-    def __init__(self, address: str, hello: services_pb2.Hello) -> None:
+    def __init__(
+        self,
+        address: str,
+        hello: services_pb2.Hello,
+        on_connect: Callable[[PeerInfo], None] | None = None,
+    ) -> None:
+        """``on_connect(info)`` runs each time the peer answers its status (height known)."""
         self.address = address
         self.info = PeerInfo(address)
         self._hello = hello
+        self._on_connect = on_connect
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=_QUEUE_LIMIT)
         self._channel = grpc.aio.insecure_channel(address, options=GRPC_OPTIONS)
         self.stub = services_pb2_grpc.PeerStub(self._channel)
@@ -155,6 +162,8 @@ class PeerLink:
                 self.info.height = reply.height
                 self.info.connected = True
                 backoff = 0.05
+                if self._on_connect is not None:
+                    self._on_connect(self.info)
                 log.info(
                     "connected to %s (%s at height %d)", self.address, reply.member, reply.height
                 )

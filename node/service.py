@@ -379,8 +379,10 @@ class PeerService(services_pb2_grpc.PeerServicer):
                     await context.abort(
                         grpc.StatusCode.FAILED_PRECONDITION, "peer is on another chain"
                     )
-            if env.records:
-                envs = list(env.records)
+            # verify only what the mempool can take: the rest, if a block names it, is fetched
+            # (and verified once) then (node.compact)
+            envs = list(env.records)[: node.mempool.room()] if env.records else []
+            if envs:
                 results, fresh_at = await loop.run_in_executor(
                     None, node.chain.admission_checks, envs
                 )

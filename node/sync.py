@@ -1,14 +1,16 @@
 """Block sync: a node that is behind fetches certified blocks from peers.
 
-Each block is checked completely before it reaches the replica (``_check_block``, in a worker
-thread): its commit certificate must verify against the genesis validators for exactly this
-height and this block's hash (one ``require_certificate`` call: 2f+1 signature checks per
-block, not consensus), and its body must be the one the header commits to: num_records,
-records_hash, chain link, custody rules and the log size and root after it
-(``ChainState.validate_block`` without re-checking record signatures, which the certified
-log root covers). A certified header served with other envelopes is thus refused here, so
-a synced block never fails when the consensus loop applies it (the validation is cached and
-not repeated there, and the replica is told the certificate is verified).
+Each block is checked completely before it reaches the replica, in two worker-thread
+steps: ``_certified_records`` (its commit certificate must verify against the genesis
+validators for exactly this height and this block's hash, one ``require_certificate`` call:
+2f+1 signature checks per block, not consensus; and its records parse), which needs no
+head and so runs while the block before it is still being applied; then ``_check_block``
+on the head: the body must be the one the header commits to (num_records, records_hash,
+chain link, custody rules and the log size and root after it; ``ChainState.validate_block``
+without re-checking record signatures, which the certified log root covers). A certified
+header served with other envelopes is thus refused here, so a synced block never fails when
+the consensus loop applies it (the validation is cached and not repeated there, and the
+replica is told the certificate is verified).
 
 A peer that serves a block failing these checks, or the wrong height, is dropped for this
 round (its claimed height forgotten) and the next peer is tried. A peer whose pull brought
@@ -27,7 +29,9 @@ import grpc
 from consensus.certificate import require_certificate
 from consensus.events import SyncCommitted
 from consensus.messages import block_hash_of
-from node.errors import LedgerError, ReplicationError
+from node.chain import parse_trusted
+from node.errors import InputError, LedgerError, ReplicationError
+from node.records import VerifiedRecord
 from proto import services_pb2, types_pb2
 
 if TYPE_CHECKING:
@@ -92,8 +96,12 @@ async def sync_from_peers(node: Node) -> None:
             return
 
 
-def _check_block(node: Node, block: types_pb2.Block, cert: types_pb2.CommitCertificate) -> None:
-    """Raise unless ``block`` is certified by ``cert`` and applies on the head."""
+def _certified_records(
+    node: Node, block: types_pb2.Block, cert: types_pb2.CommitCertificate
+) -> list[VerifiedRecord | None]:
+    """The head-independent half of a block's check: its certificate, and its records
+    parsed (signatures not re-checked: the certified log root covers them). Runs while the
+    previous block is still being applied. Raises ``LedgerError``."""
     require_certificate(
         cert,
         node.chain.validators,
@@ -101,7 +109,18 @@ def _check_block(node: Node, block: types_pb2.Block, cert: types_pb2.CommitCerti
         node.genesis.chain_id,
         expected_hash=block_hash_of(block),
     )
-    node.chain.validate_block(block, verify_signatures=False)
+    out: list[VerifiedRecord | None] = []
+    for i, pb in enumerate(block.envelopes):
+        try:
+            out.append(parse_trusted(pb))
+        except LedgerError as e:
+            raise InputError(f"block: record {i}: {e}") from e
+    return out
+
+
+def _check_block(node: Node, block: types_pb2.Block, known: list[VerifiedRecord | None]) -> None:
+    """The rest, on the head: chain link, replay, custody rules, log size and root."""
+    node.chain.validate_block(block, verify_signatures=False, known=known)
 
 
 async def _pull(node: Node, stub: object, address: str) -> int:
@@ -120,18 +139,24 @@ async def _pull(node: Node, stub: object, address: str) -> int:
             expected += 1
             continue
         try:
-            await loop.run_in_executor(None, _check_block, node, block, cert)
+            # certificate and parse overlap the apply of the block before (fed, not awaited)
+            known = await loop.run_in_executor(None, _certified_records, node, block, cert)
+            await _wait_applied(node, expected - 1)
+            if node.store.head().height >= expected:
+                expected += 1
+                continue
+            await loop.run_in_executor(None, _check_block, node, block, known)
         except LedgerError as e:
             if node.store.head().height >= expected:  # the head moved while checking
                 expected += 1
                 continue
             raise ReplicationError(f"{address} served block {expected} that fails: {e}") from e
         node.events.put_nowait(SyncCommitted(block, cert, verified=True))
-        await _wait_applied(node, expected)
         n += 1
         expected += 1
         if n % 500 == 0:
             log.info("synced to height %d from %s", expected - 1, address)
+    await _wait_applied(node, expected - 1)
     if n:
         log.info("synced %d blocks from %s, now at height %d", n, address, expected - 1)
     return n

@@ -124,3 +124,30 @@ def test_duplicate_record_within_a_block_is_refused(chain: ChainState) -> None:
     forged = _byzantine_block(chain, [pb, pb])
     with pytest.raises(LedgerError):
         chain.validate_block(forged)
+
+
+def test_known_records_are_not_verified_again(chain: ChainState, monkeypatch) -> None:
+    pbs = [rec("u:k1"), rec("u:k2")]
+    block, _ = chain.build_block(1, 0, "v1", candidates(chain, pbs), 1)
+    known = [chain.verify(pb) for pb in block.envelopes]
+    chain._prepared.clear()
+
+    def no_verify(pb):
+        raise AssertionError("verified again")
+
+    monkeypatch.setattr(chain, "verify", no_verify)
+    p = chain.validate_block(block, known=known)
+    assert [v.record_id for v in p.verified] == [v.record_id for v in known]
+    chain._prepared.clear()
+    with pytest.raises(ValueError, match="one known entry per envelope"):
+        chain.validate_block(block, known=known[:1])
+
+
+def test_a_gap_in_known_is_verified(chain: ChainState) -> None:
+    good = rec("u:k3")
+    bad = rec("u:k4")
+    block, _ = chain.build_block(1, 0, "v1", candidates(chain, [good, bad]), 1)
+    block.envelopes[1].signatures[0].sig = bytes(64)  # the record nobody verified is forged
+    chain._prepared.clear()
+    with pytest.raises(InputError, match="record 1"):
+        chain.validate_block(block, known=[chain.verify(block.envelopes[0]), None])

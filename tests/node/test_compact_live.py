@@ -13,12 +13,12 @@ import grpc
 from consensus.messages import block_hash_of
 from consensus.signing import Ed25519Signer, sign_proposal
 from node.chain import EXTRA_DBS, ChainState
-from node.compact import to_compact
+from node.compact import envelope_leaf_hash, to_compact
 from node.node import Node
 from node.store import Store
 from proto import consensus_pb2, services_pb2, services_pb2_grpc, types_pb2
 from tests.fixtures import genesis, key
-from tests.node.livenode import Live, config, live_node, rpc_error, run, signed
+from tests.node.livenode import Live, config, live_node, rpc_error, run, signed, solo_genesis
 
 G = genesis()  # four validators; the live nodes never commit, so records stay pending
 
@@ -139,3 +139,49 @@ def test_get_records_answers_pending_envelopes_by_leaf_hash(tmp_path: Path) -> N
             assert "at most" in (err.details() or "")
 
     run(body)
+
+
+def test_get_records_still_serves_a_just_committed_block(tmp_path: Path) -> None:
+    # a slower validator may resolve a proposal after the others committed it
+    g = solo_genesis()
+    env = signed(g, "urn:live:committed")
+
+    async def body() -> None:
+        async with live_node(config(tmp_path, "v0"), g) as live:
+            resp = await live.stub.Submit(
+                services_pb2.SubmitRequest(envelope=env, wait=True), timeout=30
+            )
+            assert resp.committed
+            assert not live.node.mempool.items()
+            peer = services_pb2_grpc.PeerStub(live.channel)
+            got = await peer.GetRecords(
+                services_pb2.GetRecordsRequest(leaf_hashes=[envelope_leaf_hash(env)]), timeout=10
+            )
+            assert [e.SerializeToString() for e in got.envelopes] == [env.SerializeToString()]
+
+    run(body)
+
+
+def test_a_body_other_than_the_rebuilt_one_is_verified_in_full(tmp_path: Path) -> None:
+    # a Byzantine proposer could send the same header with other envelope bytes as a full
+    # block: the records this node verified must not stand in for them
+    envs = [signed(G, "urn:live:byz")]
+    cfg = config(tmp_path, "v2")
+    cfg.data_dir.mkdir(parents=True)
+    store = Store.open(cfg.data_dir / "store", G.hash, extra_dbs=EXTRA_DBS)
+    try:
+        node = Node(cfg, G, key("v2"), store)
+        prop = ChainState(Store.open(tmp_path / "p", G.hash, extra_dbs=EXTRA_DBS), G)
+        block, _ = prop.build_block(1, 0, "v1", [(e, prop.verify(e)) for e in envs], 1)
+        prop.store.close()
+        bh = block_hash_of(block)
+        node._rebuilt[bh] = block
+        node._known[bh] = [node.chain.verify(block.envelopes[0])]
+        forged = types_pb2.Block()
+        forged.CopyFrom(block)
+        forged.envelopes[0].signatures[0].sig = bytes(64)
+        assert block_hash_of(forged) == bh
+        assert node._validate(forged) is False
+        assert node._validate(block) is True
+    finally:
+        store.close()

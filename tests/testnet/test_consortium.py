@@ -26,22 +26,37 @@ def _height(tn: RunningTestnet, i: int) -> int:
 
 
 class Load:
-    """Submits records continuously (bounded in count and time) to the given nodes."""
+    """Submits records continuously (bounded in count and time) to the given nodes.
+
+    With ``hold_after=n`` it stops after ``n`` records until ``release()``: a test can let
+    a fault happen between the two parts however fast the nodes take the first."""
 
     def __init__(
-        self, tn: RunningTestnet, nodes: list[int], limit: int = 2000, seconds: float = 120
+        self,
+        tn: RunningTestnet,
+        nodes: list[int],
+        limit: int = 2000,
+        seconds: float = 120,
+        hold_after: int | None = None,
     ) -> None:
         self.tn, self.nodes, self.limit, self.seconds = tn, nodes, limit, seconds
+        self.hold_after = hold_after
         self.acked: list[bytes] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
+        self._released = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
+
+    def release(self) -> None:
+        self._released.set()
 
     def _run(self) -> None:
         clients = [self.tn.client(i, timeout=15) for i in self.nodes]
         deadline = time.monotonic() + self.seconds
         try:
             for k in range(self.limit):
+                if k == self.hold_after:
+                    self._released.wait(timeout=max(0.0, deadline - time.monotonic()))
                 if self._stop.is_set() or time.monotonic() > deadline:
                     return
                 env = self.tn.signed_record(
@@ -62,6 +77,7 @@ class Load:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
+        self._released.set()
         self._t.join(timeout=30)
 
 
@@ -74,13 +90,14 @@ def test_records_to_different_nodes_end_with_identical_heads(testnet4: RunningTe
 
 def test_sigkill_validator_under_load_then_catch_up(testnet4: RunningTestnet) -> None:
     tn = testnet4
-    with Load(tn, [0, 1, 2], limit=3000) as load:
+    with Load(tn, [0, 1, 2], limit=3000, hold_after=1500) as load:
         wait_for(lambda: len(load.acked) > 50, 60, 0.1, "load to start")
         net.kill(tn.dir, 3)
         h0 = _height(tn, 0)
         wait_for(lambda: _height(tn, 0) >= h0 + 3, 60, 0.2, "the other three to keep committing")
-        before = len(load.acked)
-        wait_for(lambda: len(load.acked) > before + 100, 60, 0.1, "submissions to go on")
+        wait_for(lambda: len(load.acked) >= 1500, 60, 0.1, "the first part of the load")
+        load.release()  # the rest is submitted with validator 3 down
+        wait_for(lambda: len(load.acked) > 1600, 60, 0.1, "submissions to go on")
     net.restart(tn.dir, 3)
     head = tn.wait_same_head(min_height=h0 + 3, timeout=90)
     assert head[0] >= h0 + 3

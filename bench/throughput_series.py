@@ -1,0 +1,114 @@
+"""Issue 8's benchmark series, one run after another, and the table BENCHMARKS.md keeps.
+
+    .venv/bin/python -m bench.throughput_series --out bench-results/   [--skip prefill4]
+
+Runs, in order: open4 (3 runs, open loop), half4 and over4 (half and twice the median
+open4 rate), open7, catchup4, pysyncobj and prefill4 (1,000,000 records first). Each run's
+``suyuan bench --json`` report is saved as OUT/NAME.json; the table is printed at the end
+(and re-printed from saved files with ``--table-only``). Runs are sequential: these are
+2-core machines, and anything running beside a benchmark is part of its figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+SUYUAN = [str(Path(sys.executable).with_name("suyuan"))]  # the venv's console script
+OPEN = ["--nodes", "4", "--records", "200000", "--seconds", "30"]
+
+
+def _a(text: str) -> list[str]:
+    return text.split()
+
+
+def _runs(median_open: float) -> list[tuple[str, list[str]]]:
+    half, double = round(median_open / 2), round(median_open * 2)
+    return [
+        ("half4", _a(f"--nodes 4 --records 100000 --seconds 30 --rate {half}")),
+        ("over4", _a(f"--nodes 4 --records 300000 --seconds 30 --window 400 --rate {double}")),
+        ("open7", _a("--nodes 7 --records 200000 --seconds 30")),
+        ("catchup4", _a("--nodes 4 --records 30000 --seconds 15 --catchup 100000")),
+        ("prefill4", [*OPEN, "--prefill", "1000000"]),
+    ]
+
+
+def _bench(out: Path, name: str, args: list[str]) -> dict[str, Any]:
+    cmd = [*SUYUAN, "bench", *args, "--json"]
+    print(f"== {name}: suyuan bench {' '.join(args)} --json", flush=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=3600)
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    report: dict[str, Any] = json.loads(done.stdout)
+    report["command"] = f"suyuan bench {' '.join(args)} --json"
+    (out / f"{name}.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def _pysyncobj(out: Path) -> None:
+    args = ["--nodes", "4", "--seconds", "20", "--record-bytes", "400", "--json"]
+    print(f"== pysyncobj: python -m bench.pysyncobj_bench {' '.join(args)}", flush=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.pysyncobj_bench", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    (out / "pysyncobj.json").write_text(done.stdout if done.returncode == 0 else "{}")
+
+
+def _cpu_per_record(r: dict[str, Any]) -> float:
+    nodes = r["per_node"]
+    cpu = float(sum(n["cpu_s_window"] for n in nodes))
+    return cpu / max(1, int(r["steady_window"]["records"])) / len(nodes)
+
+
+def table(out: Path) -> str:
+    rows = [
+        "| Run | committed/s | verify/core | ceiling | ratio | latency p50 / p95 / p99 "
+        "| CPU/record/node | peak RSS/node | Status max |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for path in sorted(out.glob("*.json"), key=lambda p: p.stat().st_mtime):
+        r = json.loads(path.read_text() or "{}")
+        if "committed_rps" not in r:
+            continue
+        lat = r["latency_ms"]
+        rows.append(
+            f"| {path.stem} | {r['committed_rps']:,.0f} | {r['verify_per_core_per_s'] / 1000:.1f}k "
+            f"| {r['ceiling_rps']:,.0f} | {r['ratio']:.3f} "
+            f"| {lat['p50'] / 1000:.2f} s / {lat['p95'] / 1000:.2f} s / {lat['p99'] / 1000:.2f} s "
+            f"| {_cpu_per_record(r) * 1e6:.0f} us "
+            f"| {max(n['peak_rss_mib'] for n in r['per_node']):.0f} MiB "
+            f"| {r['status_max_ms'] / 1000:.2f} s |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("bench-results"))
+    ap.add_argument("--skip", action="append", default=[], help="run name to skip")
+    ap.add_argument("--table-only", action="store_true")
+    a = ap.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    if not a.table_only:
+        opens = [_bench(a.out, f"open4-{i}", OPEN) for i in (1, 2, 3)]
+        median = statistics.median(r["committed_rps"] for r in opens)
+        for name, args in _runs(median):
+            if name not in a.skip:
+                _bench(a.out, name, args)
+        if "pysyncobj" not in a.skip:
+            _pysyncobj(a.out)
+    print(table(a.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
