@@ -15,8 +15,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NewType
 
-from nacl.signing import VerifyKey
-
 from consensus.quorum import max_faulty, quorum, skip_threshold
 
 __all__ = ["BlockHash", "ChainContext", "ValidatorId", "ValidatorSet"]
@@ -34,7 +32,6 @@ class ValidatorSet:
 
     members: tuple[tuple[ValidatorId, bytes], ...]
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
-    _keys: tuple[VerifyKey, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.members:
@@ -53,7 +50,6 @@ class ValidatorSet:
             index[vid] = i
             seen_keys.add(key)
         object.__setattr__(self, "_index", index)
-        object.__setattr__(self, "_keys", tuple(VerifyKey(k) for _, k in self.members))
 
     @classmethod
     def from_pairs(cls, pairs: Iterable[tuple[str, bytes]]) -> ValidatorSet:
@@ -96,10 +92,6 @@ class ValidatorSet:
     def public_key(self, validator: str) -> bytes | None:
         i = self._index.get(validator)
         return None if i is None else self.members[i][1]
-
-    def verify_key(self, validator: str) -> VerifyKey | None:
-        i = self._index.get(validator)
-        return None if i is None else self._keys[i]
 
     def proposer(self, height: int, round_: int) -> ValidatorId:
         """The proposer of ``(height, round)``: ``members[(height + round) % n]``."""

@@ -24,7 +24,8 @@ Envelope verification (5) -- signatures, record parsing and the membership/role 
 the bound of an audit -- runs off the main thread while it replays earlier blocks (steps
 1-4 and 6-9 are sequential and stay in the main process):
 
-* small chains use a thread pool (libsodium releases the GIL, but parsing does not);
+* small chains use a thread pool (its threads' signature checks release the GIL,
+  ``node.ed25519.release_gil_in_this_thread``; parsing does not);
 * once ``process_threshold`` records have been fed, later chunks go to a pool of
   ``processes`` worker processes (default ``os.cpu_count()``; 0 = never), started with the
   ``spawn`` method (safe next to gRPC's threads) and given the genesis once. A chunk is
@@ -66,7 +67,7 @@ from typing import Any
 from consensus.certificate import verify_certificate
 from consensus.quorum import QuorumResult
 from consensus.validators import ValidatorSet
-from node import custody, merkle
+from node import custody, ed25519, merkle
 from node.chain import records_hash
 from node.convert import envelope_from_proto
 from node.envelope import envelope_leaf_bytes
@@ -265,7 +266,11 @@ class Auditor:
                     "audit checkpoint: block_hashes do not end at the checkpoint's header"
                 )
         self.report = AuditReport(checkpoint_height=self.cp_height)
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="audit")
+        self._pool = ThreadPoolExecutor(
+            max_workers=threads,
+            thread_name_prefix="audit",
+            initializer=ed25519.release_gil_in_this_thread,  # these threads check in parallel
+        )
         self._procs = (os.cpu_count() or 1) if processes is None else processes
         self._proc_threshold = process_threshold
         self._proc_pool: ProcessPoolExecutor | None = None

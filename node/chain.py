@@ -37,7 +37,9 @@ EXTRA_DBS = (custody.DB_CUSTODY, custody.DB_EDGES)
 
 
 def parse_trusted(pb: types_pb2.Envelope) -> VerifiedRecord:
-    """Parse a certified block's record without re-checking its signatures."""
+    """Parse a certified block's record without re-checking its signatures (unknown
+    protobuf fields are discarded first, as ``ChainState.verify`` does)."""
+    pb.DiscardUnknownFields()
     env = envelope_from_proto(pb)
     return VerifiedRecord(env.record_id, TraceRecord.from_payload(env.payload), env)
 
@@ -99,7 +101,11 @@ class ChainState:
         """Steps (1)-(6) of ``node.records.verify_envelope`` (envelope size limit first).
 
         Not cached: a record is verified once per node, when it reaches the mempool;
-        blocks rebuilt from the mempool (``node.compact``) reuse those results."""
+        blocks rebuilt from the mempool (``node.proposals``) reuse those results.
+
+        Discards ``pb``'s unknown protobuf fields first: the leaf (and so the log) covers
+        only the known ones, and every node must store the same envelope bytes."""
+        pb.DiscardUnknownFields()
         if pb.ByteSize() > self.max_record_bytes + 1024:
             raise TooLargeError(f"envelope is {pb.ByteSize()} bytes, limit {self.max_record_bytes}")
         return verify_envelope(

@@ -3,11 +3,12 @@
 A block of 2,000 records is about 1 MB, and every record in it already reached each
 validator by mempool gossip. On the wire a proposal therefore carries a ``CompactBlock``:
 the header's exact bytes and, in block order, each envelope's RFC 9162 leaf hash, which
-covers the payload and every signature (equal hashes: the same envelope byte for byte). A
+covers payload type, payload and every signature (every field the node keeps: unknown
+protobuf fields are discarded when a record is verified, ``ChainState.verify``). A
 validator rebuilds the block from the envelopes it holds, fetches those it lacks
 (``Peer.GetRecords``), and only then hands the proposal with its whole block to the
-replica. What the replica validates, votes on and commits is the same ``types_pb2.Block``
-the proposer built; block hash, certificate and store are unchanged.
+replica (``node.proposals`` does the node's part). What the replica validates, votes on
+and commits is the block the proposer built; block hash and certificate are unchanged.
 
 Invariants:
   * ``check`` refuses a compact block whose header does not hash to the proposal's block

@@ -1,12 +1,16 @@
 """Ed25519 signature checks that keep the GIL: libsodium's detached verify, called directly.
 
 PyNaCl's bindings release the GIL around every libsodium call. A node checks thousands of
-signatures a second on a thread pool while its event loop runs, and on a machine whose
+signatures a second in worker threads while its event loop runs, and on a machine whose
 cores are already busy (several nodes, or other processes) each release hands the GIL to a
 waiting thread and each re-acquisition waits for it back: measured here, a check that
 costs 54 us of CPU took 5.1 ms of wall time beside one busy Python thread, and a 4-node
 testnet made about a dozen futex calls per record. Holding the GIL for the 54 us removes
 those hand-offs and loses no parallelism a busy machine had to give.
+
+A thread pool that exists to check signatures in parallel (the offline audit's) calls
+``release_gil_in_this_thread()`` once per worker thread: checks made in that thread then
+go through PyNaCl and release the GIL.
 
 This loads ``crypto_sign_verify_detached`` from the libsodium that PyNaCl itself ships
 (the same code and constant-time implementation; PyNaCl has initialised it on import) with
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -50,17 +55,27 @@ def _load_detached() -> Callable[..., Any] | None:
 
 
 _DETACHED = _load_detached()
+_local = threading.local()
 #: ``"detached"`` (GIL kept) or ``"pynacl"`` (the fallback); reported by ``suyuan bench``.
 METHOD = "detached" if _DETACHED is not None else "pynacl"
 
 
-def verify(public_key: bytes, message: bytes, sig: bytes) -> bool:
-    """True iff ``sig`` is a valid Ed25519 signature of ``message`` by ``public_key``."""
+def release_gil_in_this_thread() -> None:
+    """From now on, checks made in the calling thread release the GIL (PyNaCl's call)."""
+    _local.release = True
+
+
+Bytes = bytes | bytearray | memoryview
+
+
+def verify(public_key: Bytes, message: Bytes, sig: Bytes) -> bool:
+    """True iff ``sig`` is a valid Ed25519 signature of ``message`` by ``public_key``
+    (bytes-like arguments are copied to ``bytes`` first)."""
     if len(sig) != SIGNATURE_BYTES or len(public_key) != PUBLIC_KEY_BYTES:
         return False
-    if _DETACHED is None:
-        return _pynacl(public_key, message, sig)
-    return bool(_DETACHED(sig, message, len(message), public_key) == 0)
+    if _DETACHED is None or getattr(_local, "release", False):
+        return _pynacl(bytes(public_key), bytes(message), bytes(sig))
+    return bool(_DETACHED(bytes(sig), bytes(message), len(message), bytes(public_key)) == 0)
 
 
-__all__ = ["METHOD", "verify"]
+__all__ = ["METHOD", "release_gil_in_this_thread", "verify"]

@@ -17,13 +17,10 @@ import contextlib
 import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import grpc
 from google.protobuf import json_format
 
 from consensus.events import (
@@ -51,13 +48,12 @@ from consensus.messages import (
     Step,
     block_hash_of,
     decode_message,
-    encode_message,
 )
 from consensus.params import TimeoutParams
 from consensus.signing import Ed25519Signer
-from consensus.state import FUTURE_HEIGHTS_BUFFERED, Replica
+from consensus.state import Replica
 from consensus.validators import ChainContext
-from node import compact, custody
+from node import custody, proposals
 from node.chain import ChainState, StoreCustodyView
 from node.config import NodeConfig
 from node.errors import LedgerError, OverloadError, ReplayError, RuleError
@@ -72,9 +68,6 @@ from proto import consensus_pb2, services_pb2, types_pb2
 log = logging.getLogger("suyuan.node")
 VERSION = "0.1.0"
 _REBROADCAST_S = 1.0
-_FETCH_TIMEOUT_S = 5.0  # one GetRecords call to one peer
-_COMPACTS_KEPT = 16  # a few rounds' proposals
-_RECENT_BLOCKS = 4  # committed blocks whose envelopes Peer.GetRecords still serves
 
 
 @dataclass(frozen=True)
@@ -119,16 +112,7 @@ class Node:
         self._reader: StoreReader | None = None  # set inside ``admitting``
         self._rate_window = (0.0, 0)
         self._sync_task: asyncio.Task[None] | None = None
-        self._fetching: dict[bytes, asyncio.Task[None]] = {}  # by block hash
-        # compact bodies received and the blocks rebuilt from them, by block hash: a relayed
-        # proposal goes out as it came, and a copy (relay, re-broadcast) is resolved once
-        self._compacts: OrderedDict[bytes, consensus_pb2.CompactBlock] = OrderedDict()
-        self._rebuilt: OrderedDict[bytes, types_pb2.Block] = OrderedDict()
-        self._known: OrderedDict[bytes, list[VerifiedRecord | None]] = OrderedDict()
-        # the last few committed blocks' envelopes by leaf hash: a slower peer may still be
-        # resolving a proposal this node has committed (and dropped from its mempool)
-        self._recent: OrderedDict[bytes, types_pb2.Envelope] = OrderedDict()
-        self._recent_limit = _RECENT_BLOCKS * genesis.consensus.max_block_records
+        self.bodies = proposals.Bodies()  # compact proposals (node.proposals)
         self.committed = asyncio.Event()  # set (and cleared) on every commit
         self._evidence_path = config.data_dir / "evidence.jsonl"
         self._load_evidence()
@@ -160,7 +144,7 @@ class Node:
 
     async def stop(self) -> None:
         self._stop.set()
-        for t in [*self._tasks, self._proposing, self._sync_task, *self._fetching.values()]:
+        for t in [*self._tasks, self._proposing, self._sync_task, *self.bodies.tasks()]:
             if t is not None:
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -203,31 +187,17 @@ class Node:
             elif isinstance(a, EvidenceFound):
                 self._add_evidence(a.evidence, gossip=True)
             elif isinstance(a, RequestSync):
-                self._trigger_sync()
+                self.trigger_sync()
 
     def _broadcast(self, msg: Message) -> None:
         if not self.peers:
             return
-        item = consensus_item(self._wire(msg))
+        item = consensus_item(proposals.wire(self, msg))
         for p in self.peers:
             p.send(item)
 
-    def _wire(self, msg: Message) -> consensus_pb2.ConsensusMessage:
-        """A proposal goes out with its block compact (``node.compact``); votes as they are."""
-        if not isinstance(msg, Proposal) or msg.block is None:
-            return encode_message(msg)
-        pb = msg.to_proto(with_block=False)
-        c = self._compacts.get(msg.block_hash)
-        if c is None:
-            c = compact.to_compact(msg.block, self.chain.leaf_hashes(msg.block))
-        pb.compact.CopyFrom(c)
-        return consensus_pb2.ConsensusMessage(proposal=pb)
-
     def _validate(self, block: types_pb2.Block) -> bool:
-        bh = block_hash_of(block)
-        # the records verified at admission stand for this block's envelopes only if it is
-        # the very block rebuilt from them (not another body under the same header)
-        known = self._known.get(bh) if self._rebuilt.get(bh) is block else None
+        known = self.bodies.known_for(block_hash_of(block), block)
         try:
             self.chain.validate_block(block, known_fresh=self.mempool.__contains__, known=known)
             return True
@@ -245,10 +215,7 @@ class Node:
         )
         new_head = await loop.run_in_executor(None, self.chain.commit, prepared, cert)
         ids = [v.record_id for v in prepared.verified]
-        recent = self._recent
-        recent.update(zip((v.leaf_hash for v in prepared.verified), block.envelopes, strict=True))
-        while len(recent) > self._recent_limit:
-            recent.popitem(last=False)
+        self.bodies.committed((v.leaf_hash for v in prepared.verified), prepared.block)
         self.mempool.remove(ids)
         # a pending record whose nonce another committed record used can never commit
         self.mempool.remove_nonces((v.record.author, v.record.nonce) for v in prepared.verified)
@@ -460,107 +427,12 @@ class Node:
             try:
                 msg = decode_message(pb)
                 if isinstance(msg, Proposal) and pb.proposal.HasField("compact"):
-                    self._on_compact(msg, pb.proposal.compact)
+                    proposals.on_compact(self, msg, pb.proposal.compact)
                     continue
             except (LedgerError, ValueError) as e:
                 log.debug("undecodable consensus message: %s", e)
                 continue
             self.events.put_nowait(MessageReceived(msg))
-
-    # ------------------------------------------------------------------ compact proposals
-
-    def _on_compact(self, msg: Proposal, c: consensus_pb2.CompactBlock) -> None:
-        """Rebuild a compact proposal's block from the mempool and pass it to the replica;
-        fetch what is missing first (for the heights the replica keeps). Raises
-        ``InputError`` for a malformed compact block."""
-        block = self._rebuilt.get(msg.block_hash)
-        if block is not None:
-            self.events.put_nowait(MessageReceived(replace(msg, block=block)))
-            return
-        compact.check(c, msg.block_hash, self.genesis.consensus.max_block_records)
-        _keep(self._compacts, msg.block_hash, c)
-        pending, missing = compact.resolve(c, self.mempool.by_leaf)
-        slots: compact.Slots = [p.envelope if p is not None else None for p in pending]
-        known = [p.verified if p is not None else None for p in pending]
-        if not missing:
-            self._deliver(msg, c, slots, known)
-            return
-        deciding = self.store.head().height + 1
-        if not deciding <= msg.height <= deciding + FUTURE_HEIGHTS_BUFFERED:
-            return  # a height the replica would not keep (sync's business)
-        if msg.block_hash in self._fetching:
-            return
-        task = asyncio.create_task(self._fetch(msg, c, slots, known, missing), name="fetch")
-        self._fetching[msg.block_hash] = task
-        task.add_done_callback(lambda _t: self._fetching.pop(msg.block_hash, None))
-
-    async def _fetch(
-        self,
-        msg: Proposal,
-        c: consensus_pb2.CompactBlock,
-        slots: compact.Slots,
-        known: list[VerifiedRecord | None],
-        missing: list[int],
-    ) -> None:
-        """Ask the proposer, then the other peers, for the missing envelopes."""
-        loop = asyncio.get_running_loop()
-        wanted = len(missing)
-        peers = sorted(self.peers, key=lambda p: p.info.member != msg.proposer)
-        for peer in peers:
-            if not missing:
-                break
-            req = services_pb2.GetRecordsRequest(leaf_hashes=[c.leaf_hashes[i] for i in missing])
-            try:
-                resp = await peer.stub.GetRecords(req, timeout=_FETCH_TIMEOUT_S)
-            except grpc.aio.AioRpcError as e:
-                log.info("GetRecords from %s failed: %s", peer.address, e.code().name)
-                continue
-            missing = await loop.run_in_executor(
-                None, compact.fill, c, slots, missing, resp.envelopes
-            )
-        if missing:
-            log.info(
-                "proposal %d/%d: %d of %d records not found at any peer; syncing",
-                msg.height,
-                msg.round,
-                len(missing),
-                len(slots),
-            )
-            self._trigger_sync()  # most likely the others decided it already
-            return
-        log.info(
-            "proposal %d/%d: fetched %d of its %d records from peers",
-            msg.height,
-            msg.round,
-            wanted,
-            len(slots),
-        )
-        self._deliver(msg, c, slots, known)
-
-    def _deliver(
-        self,
-        msg: Proposal,
-        c: consensus_pb2.CompactBlock,
-        slots: compact.Slots,
-        known: list[VerifiedRecord | None],
-    ) -> None:
-        """Hand the replica the rebuilt block; its validation reuses ``known`` (the records
-        this node verified at admission; fetched ones are ``None`` and are verified then)."""
-        block = compact.assemble(c, slots)
-        _keep(self._rebuilt, msg.block_hash, block)
-        _keep(self._known, msg.block_hash, known)
-        self.events.put_nowait(MessageReceived(replace(msg, block=block)))
-
-    def records_by_leaf(self, leaf_hashes: Sequence[bytes]) -> list[types_pb2.Envelope]:
-        """The envelopes with these leaf hashes that are pending here or in one of the last
-        ``_RECENT_BLOCKS`` committed blocks (``Peer.GetRecords``)."""
-        out = []
-        for h in leaf_hashes:
-            p = self.mempool.by_leaf(h)
-            e = p.envelope if p is not None else self._recent.get(h)
-            if e is not None:
-                out.append(e)
-        return out
 
     def _add_evidence(self, ev: consensus_pb2.Evidence, *, gossip: bool) -> None:
         try:
@@ -597,10 +469,15 @@ class Node:
     def _peer_connected(self, info: PeerInfo) -> None:
         """A peer that is ahead on connecting (a restart after downtime): sync now, not at
         the next housekeeping period."""
-        if self.replica is not None and info.height > self.store.head().height + 1:
-            self._trigger_sync()
+        if self._stop.is_set() or self.replica is None:
+            return
+        if info.height > self.store.head().height + 1:
+            self.trigger_sync()
 
-    def _trigger_sync(self) -> None:
+    def trigger_sync(self) -> None:
+        """Start block sync unless it runs already (or the node is stopping)."""
+        if self._stop.is_set():
+            return
         if self._sync_task is None or self._sync_task.done():
             self._sync_task = asyncio.create_task(self._sync(), name="sync")
 
@@ -623,13 +500,13 @@ class Node:
         while not self._stop.is_set():
             await asyncio.sleep(_REBROADCAST_S)  # periodic timer, not synchronisation
             # every period, even while commits go on: a peer that lost our precommits (a
-            # dropped link) is one height behind and needs them to decide (measured: the
-            # 1 MB proposal resent each second costs no visible throughput)
+            # dropped link) is one height behind and needs them to decide (a proposal goes
+            # out compact, its body named by leaf hashes: about 70 kB at 2,000 records)
             for m in self.replica.rebroadcast(own_only=True):
                 self._broadcast(m)
             behind = any(p.info.height > self.store.head().height + 1 for p in self.peers)
             if behind or self.replica.sync_needed() is not None:
-                self._trigger_sync()
+                self.trigger_sync()
 
     # ------------------------------------------------------------------ status
 
@@ -658,13 +535,6 @@ class Node:
             syncing=self.syncing,
             version=VERSION,
         )
-
-
-def _keep(cache: OrderedDict[bytes, Any], key: bytes, value: Any) -> None:
-    """Insert into a small FIFO cache of the last ``_COMPACTS_KEPT`` entries."""
-    cache[key] = value
-    while len(cache) > _COMPACTS_KEPT:
-        cache.popitem(last=False)
 
 
 def data_path(config: NodeConfig) -> Path:

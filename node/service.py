@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 
-from node import trace
+from node import proposals, trace
 from node.errors import (
     InputError,
     LedgerError,
@@ -379,8 +379,11 @@ class PeerService(services_pb2_grpc.PeerServicer):
                     await context.abort(
                         grpc.StatusCode.FAILED_PRECONDITION, "peer is on another chain"
                     )
+            votes = [m for m in env.consensus if m.HasField("vote")]
+            if votes:  # votes need no records: do not keep them waiting for admission
+                node.on_peer_messages(votes)
             # verify only what the mempool can take: the rest, if a block names it, is fetched
-            # (and verified once) then (node.compact)
+            # (and verified once) then (node.proposals)
             envs = list(env.records)[: node.mempool.room()] if env.records else []
             if envs:
                 results, fresh_at = await loop.run_in_executor(
@@ -394,8 +397,9 @@ class PeerService(services_pb2_grpc.PeerServicer):
                             node.admit(pb, r, local=False, fresh_at=fresh_at)
                         except LedgerError:
                             continue
-            if env.consensus:  # after the records: a compact proposal may name them
-                node.on_peer_messages(env.consensus)
+            others = [m for m in env.consensus if not m.HasField("vote")]
+            if others:  # after the records: a compact proposal may name them
+                node.on_peer_messages(others)
             if env.HasField("evidence"):
                 node.on_peer_evidence(env.evidence)
         return services_pb2.PeerAck(height=node.store.head().height)
@@ -411,12 +415,13 @@ class PeerService(services_pb2_grpc.PeerServicer):
     async def GetRecords(  # noqa: N802
         self, request: services_pb2.GetRecordsRequest, context: Ctx
     ) -> Any:
-        """Pending envelopes by Merkle leaf hash, for a peer resolving a compact proposal."""
+        """Envelopes by Merkle leaf hash (pending, or in the last committed blocks), for a
+        peer resolving a compact proposal (``node.proposals.serve``)."""
         limit = self.node.genesis.consensus.max_block_records
         if len(request.leaf_hashes) > limit:
             raise InputError(f"GetRecords: {len(request.leaf_hashes)} hashes, at most {limit}")
         return services_pb2.GetRecordsResponse(
-            envelopes=self.node.records_by_leaf(request.leaf_hashes)
+            envelopes=proposals.serve(self.node, request.leaf_hashes)
         )
 
     async def PeerStatus(self, request: services_pb2.Hello, context: Ctx) -> services_pb2.Hello:  # noqa: N802

@@ -141,10 +141,13 @@ async def _pull(node: Node, stub: object, address: str) -> int:
         try:
             # certificate and parse overlap the apply of the block before (fed, not awaited)
             known = await loop.run_in_executor(None, _certified_records, node, block, cert)
-            await _wait_applied(node, expected - 1)
-            if node.store.head().height >= expected:
-                expected += 1
-                continue
+        except LedgerError as e:
+            raise ReplicationError(f"{address} served block {expected} that fails: {e}") from e
+        await _wait_applied(node, expected - 1)  # a local failure, not the peer's
+        if node.store.head().height >= expected:
+            expected += 1
+            continue
+        try:
             await loop.run_in_executor(None, _check_block, node, block, known)
         except LedgerError as e:
             if node.store.head().height >= expected:  # the head moved while checking

@@ -12,9 +12,11 @@ import grpc
 
 from consensus.messages import block_hash_of
 from consensus.signing import Ed25519Signer, sign_proposal
+from node import proposals
 from node.chain import EXTRA_DBS, ChainState
 from node.compact import envelope_leaf_hash, to_compact
 from node.node import Node
+from node.proposals import Rebuilt
 from node.store import Store
 from proto import consensus_pb2, services_pb2, services_pb2_grpc, types_pb2
 from tests.fixtures import genesis, key
@@ -59,8 +61,8 @@ async def _until(cond: Callable[[], bool], what: str) -> None:
         await asyncio.sleep(0.02)  # poll the condition until the deadline
 
 
-def _fetched_and_gave_up(node: Node, bh: bytes) -> bool:
-    return bh in node._compacts and not node._fetching
+def _gave_up_and_synced(node: Node) -> bool:
+    return node._sync_task is not None and not node.bodies.fetching
 
 
 def test_missing_records_are_fetched_from_a_peer(tmp_path: Path) -> None:
@@ -79,9 +81,11 @@ def test_missing_records_are_fetched_from_a_peer(tmp_path: Path) -> None:
                 pb, block = _proposal(tmp_path, validator, envs)
                 bh = block_hash_of(block)
                 await _send(validator, pb)
-                await _until(lambda: bh in validator.node._rebuilt, "the block is rebuilt")
-                rebuilt = validator.node._rebuilt[bh]
+                await _until(lambda: bh in validator.node.bodies.rebuilt, "the block is rebuilt")
+                rebuilt = validator.node.bodies.rebuilt[bh].block
                 assert rebuilt.SerializeToString() == block.SerializeToString()
+                known = validator.node.bodies.rebuilt[bh].known
+                assert [k is not None for k in known] == [False, True, False]
 
     run(body)
 
@@ -95,26 +99,44 @@ def test_records_no_peer_holds_deliver_nothing(tmp_path: Path) -> None:
             async with live_node(cfg, G) as validator:
                 pb, block = _proposal(tmp_path, validator, envs)
                 bh = block_hash_of(block)
+                assert validator.node._sync_task is None
                 await _send(validator, pb)
-                await _until(lambda: _fetched_and_gave_up(validator.node, bh), "the fetch ends")
-                assert bh not in validator.node._rebuilt
+                # the fetch found nothing at the one peer, so the node turned to sync
+                await _until(lambda: _gave_up_and_synced(validator.node), "the fetch ends")
+                assert bh not in validator.node.bodies.rebuilt
 
     run(body)
 
 
-def test_a_compact_block_that_is_not_the_signed_one_is_ignored(tmp_path: Path) -> None:
-    envs = [signed(G, "urn:live:x")]
+def test_compact_blocks_that_are_not_the_signed_one_are_ignored(tmp_path: Path) -> None:
+    envs = [signed(G, "urn:live:x"), signed(G, "urn:live:y")]
 
     async def body() -> None:
         async with live_node(config(tmp_path, "v2"), G) as validator:
-            await validator.stub.Submit(services_pb2.SubmitRequest(envelope=envs[0]), timeout=10)
-            pb, block = _proposal(tmp_path, validator, envs)
-            pb.compact.header = pb.compact.header + b"\x00"  # no longer hashes to block_hash
-            await _send(validator, pb)
-            # the Exchange call returned: its messages were handled (no fetch was started)
-            assert block_hash_of(block) not in validator.node._compacts
-            assert not validator.node._rebuilt
-            assert not validator.node._fetching
+            for e in envs:
+                await validator.stub.Submit(services_pb2.SubmitRequest(envelope=e), timeout=10)
+            good, block = _proposal(tmp_path, validator, envs[:1])
+            bh = block_hash_of(block)
+            bodies = validator.node.bodies
+            # a header that does not hash to the signed block hash
+            bad = consensus_pb2.Proposal()
+            bad.CopyFrom(good)
+            bad.compact.header = bad.compact.header + b"\x00"
+            # the signed proposal re-wrapped with another pending record's hash
+            other = consensus_pb2.Proposal()
+            other.CopyFrom(good)
+            other.compact.leaf_hashes[0] = validator.node.mempool.items()[1].verified.leaf_hash
+            # signed by a validator that is not this round's proposer
+            forged = consensus_pb2.Proposal()
+            forged.CopyFrom(good)
+            forged.proposer = "v2"
+            for wrong in (bad, other, forged):
+                await _send(validator, wrong)
+                # the Exchange call returned: its messages were handled
+                assert not bodies.rebuilt
+                assert not bodies.fetching
+            await _send(validator, good)  # and the real one still gets through
+            assert bodies.rebuilt[bh].block.SerializeToString() == block.SerializeToString()
 
     run(body)
 
@@ -131,6 +153,10 @@ def test_get_records_answers_pending_envelopes_by_leaf_hash(tmp_path: Path) -> N
                 services_pb2.GetRecordsRequest(leaf_hashes=[lh, b"\x07" * 32]), timeout=10
             )
             assert [e.SerializeToString() for e in got.envelopes] == [env.SerializeToString()]
+            twice = await peer.GetRecords(
+                services_pb2.GetRecordsRequest(leaf_hashes=[lh] * 50), timeout=10
+            )
+            assert len(twice.envelopes) == 1  # each hash answered once
             too_many = [b"\x01" * 32] * (G.consensus.max_block_records + 1)
             err = await rpc_error(
                 peer.GetRecords(services_pb2.GetRecordsRequest(leaf_hashes=too_many), timeout=10)
@@ -173,15 +199,35 @@ def test_a_body_other_than_the_rebuilt_one_is_verified_in_full(tmp_path: Path) -
         node = Node(cfg, G, key("v2"), store)
         prop = ChainState(Store.open(tmp_path / "p", G.hash, extra_dbs=EXTRA_DBS), G)
         block, _ = prop.build_block(1, 0, "v1", [(e, prop.verify(e)) for e in envs], 1)
-        prop.store.close()
         bh = block_hash_of(block)
-        node._rebuilt[bh] = block
-        node._known[bh] = [node.chain.verify(block.envelopes[0])]
+        c = to_compact(block, prop.leaf_hashes(block))
+        node.bodies.rebuilt[bh] = Rebuilt(block, [node.chain.verify(block.envelopes[0])], c)
         forged = types_pb2.Block()
         forged.CopyFrom(block)
         forged.envelopes[0].signatures[0].sig = bytes(64)
         assert block_hash_of(forged) == bh
         assert node._validate(forged) is False
         assert node._validate(block) is True
+    finally:
+        prop.store.close()
+        store.close()
+
+
+def test_a_full_block_that_cannot_be_named_compactly_is_relayed_as_it_came(
+    tmp_path: Path,
+) -> None:
+    # a peer's full-block proposal with a malformed envelope: relaying it must not raise in
+    # the consensus loop (the replica relays before it validates)
+    cfg = config(tmp_path, "v2")
+    cfg.data_dir.mkdir(parents=True)
+    store = Store.open(cfg.data_dir / "store", G.hash, extra_dbs=EXTRA_DBS)
+    try:
+        node = Node(cfg, G, key("v2"), store)
+        block = types_pb2.Block(header=b"h", envelopes=[types_pb2.Envelope(payload=b"x")])
+        signer = Ed25519Signer("v1", key("v1").signing_key)
+        prop = sign_proposal(signer, node.ctx, 1, 0, -1, block_hash_of(block), block)
+        out = proposals.wire(node, prop)
+        assert out.proposal.HasField("block")
+        assert not out.proposal.HasField("compact")
     finally:
         store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 
 import nacl.signing
 import pytest
@@ -42,8 +43,41 @@ def test_agrees_with_pynacl_on_valid_and_tampered_signatures() -> None:
 
 
 @pytest.mark.parametrize(("pk_len", "sig_len"), [(31, 64), (33, 64), (32, 63), (32, 65), (0, 0)])
-def test_wrong_lengths_are_refused_not_read(pk_len: int, sig_len: int) -> None:
+def test_wrong_lengths_are_refused_not_read(pk_len: int, sig_len: int, monkeypatch) -> None:
+    def never(*args):
+        raise AssertionError("libsodium was called with a short buffer")
+
+    monkeypatch.setattr(ed25519, "_DETACHED", never)
+    monkeypatch.setattr(ed25519, "_pynacl", never)
     assert ed25519.verify(b"\x01" * pk_len, b"msg", b"\x02" * sig_len) is False
+
+
+def test_bytes_like_arguments_are_accepted() -> None:
+    pk, msg, sig = _cases(random.Random(SEED + 2), 1)[0]
+    assert ed25519.verify(bytearray(pk), memoryview(msg), bytearray(sig))
+
+
+def test_a_thread_can_ask_for_the_gil_releasing_call(monkeypatch) -> None:
+    calls: list[str] = []
+    real = ed25519._pynacl
+
+    def counted(*a):
+        calls.append("pynacl")
+        return real(*a)
+
+    monkeypatch.setattr(ed25519, "_pynacl", counted)
+    pk, msg, sig = _cases(random.Random(SEED + 3), 1)[0]
+    assert ed25519.verify(pk, msg, sig)
+    assert calls == []  # this thread keeps the GIL
+
+    def worker() -> None:
+        ed25519.release_gil_in_this_thread()
+        assert ed25519.verify(pk, msg, sig)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join(timeout=10)
+    assert calls == ["pynacl"]
 
 
 def test_signatures_with_zero_bytes_are_passed_whole() -> None:

@@ -99,7 +99,7 @@ async def _sync_with(tmp_path: Path, b: ChainBuilder, peers: list[FakePeer]) -> 
     node = Node(cfg, b.genesis, key("v1"), store)
     await node.start()
     node.peers = peers  # type: ignore[assignment]
-    node._trigger_sync()
+    node.trigger_sync()
     assert node._sync_task is not None
     await asyncio.wait_for(node._sync_task, timeout=30)
     return node

@@ -1,0 +1,270 @@
+"""Compact proposals at one node: the wire form, rebuilding, fetching, serving.
+
+``node.compact`` holds the pure pieces; this module is the node's side (it reads the
+mempool, asks peers, feeds the replica). A proposal from a peer carrying a
+``CompactBlock`` is handled in this order:
+
+  (1) structure (``compact.check``) and the proposal's signature by the round's proposer,
+      before anything is looked up or fetched (an unsigned body costs one signature check);
+  (2) rebuilt from the mempool by leaf hash; what is missing is fetched with
+      ``Peer.GetRecords`` (the proposer first, then the other peers; only for the heights
+      the replica keeps; at most ``MAX_FETCHES`` at a time, one per body);
+  (3) the rebuilt body must agree with its header (``num_records`` and ``records_hash``)
+      before it is cached or delivered, so a relayer that re-wraps a signed proposal with
+      another body cannot make this node drop the real one;
+  (4) the replica gets the proposal with the whole block (``verified=True``).
+
+Invariants:
+  * the records verified at admission stand for a block's envelopes only for the very
+    block object rebuilt from them (``Bodies.known_for``); any other body under the same
+    header is verified in full;
+  * every cache is bounded: ``KEPT`` rebuilt and ``KEPT`` computed bodies, the envelopes
+    of the last ``RECENT_BLOCKS`` committed blocks, ``MAX_FETCHES`` fetches;
+  * ``GetRecords`` answers each hash once and at most ``max_block_bytes`` of envelopes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from consensus.events import MessageReceived
+from consensus.messages import Message, Proposal, encode_message
+from consensus.signing import verify_message
+from consensus.state import FUTURE_HEIGHTS_BUFFERED
+from node import compact
+from node.chain import records_hash
+from node.errors import InputError, LedgerError
+from node.records import VerifiedRecord
+from proto import consensus_pb2, services_pb2, types_pb2
+
+if TYPE_CHECKING:
+    from node.mempool import Mempool
+    from node.node import Node
+
+log = logging.getLogger("suyuan.proposals")
+KEPT = 8  # bodies per cache: a few rounds' proposals
+RECENT_BLOCKS = 4  # committed blocks whose envelopes GetRecords still serves
+MAX_FETCHES = 4
+FETCH_TIMEOUT_S = 5.0  # one GetRecords call to one peer
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    block: types_pb2.Block
+    known: list[VerifiedRecord | None]  # per envelope: verified at admission, or None
+    compact: consensus_pb2.CompactBlock
+
+
+def _keep(cache: OrderedDict[bytes, Any], key: bytes, value: Any) -> None:
+    cache[key] = value
+    while len(cache) > KEPT:
+        cache.popitem(last=False)
+
+
+class Bodies:
+    """The node's bounded caches of proposal bodies (event-loop state; ``known_for`` is
+    also called from worker threads and reads one immutable entry)."""
+
+    def __init__(self) -> None:
+        self.rebuilt: OrderedDict[bytes, Rebuilt] = OrderedDict()
+        self.wired: OrderedDict[bytes, tuple[types_pb2.Block, consensus_pb2.CompactBlock]] = (
+            OrderedDict()
+        )
+        self.fetching: dict[tuple[bytes, bytes], asyncio.Task[None]] = {}
+        self.recent: deque[dict[bytes, types_pb2.Envelope]] = deque(maxlen=RECENT_BLOCKS)
+
+    def known_for(self, block_hash: bytes, block: types_pb2.Block) -> list[VerifiedRecord | None]:
+        """The admission results standing for ``block``'s envelopes, or all None."""
+        r = self.rebuilt.get(block_hash)
+        if r is not None and r.block is block:
+            return r.known
+        return [None] * len(block.envelopes)
+
+    def committed(self, prepared_leaf_hashes: Iterable[bytes], block: types_pb2.Block) -> None:
+        self.recent.append(dict(zip(prepared_leaf_hashes, block.envelopes, strict=True)))
+
+    def envelope(self, mempool: Mempool, leaf_hash: bytes) -> types_pb2.Envelope | None:
+        p = mempool.by_leaf(leaf_hash)
+        if p is not None:
+            return p.envelope
+        for blk in reversed(self.recent):
+            e = blk.get(leaf_hash)
+            if e is not None:
+                return e
+        return None
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        return list(self.fetching.values())
+
+
+def wire(node: Node, msg: Message) -> consensus_pb2.ConsensusMessage:
+    """A proposal with its block goes out compact; votes, and a body this node cannot name
+    by leaf hashes (a peer's malformed full block, relayed), as they are."""
+    if not isinstance(msg, Proposal) or msg.block is None:
+        return encode_message(msg)
+    c = _compact_of(node, msg.block_hash, msg.block)
+    if c is None:
+        return encode_message(msg)
+    pb = msg.to_proto(with_block=False)
+    pb.compact.CopyFrom(c)
+    return consensus_pb2.ConsensusMessage(proposal=pb)
+
+
+def _compact_of(
+    node: Node, block_hash: bytes, block: types_pb2.Block
+) -> consensus_pb2.CompactBlock | None:
+    b = node.bodies
+    r = b.rebuilt.get(block_hash)
+    if r is not None and r.block is block:
+        return r.compact
+    w = b.wired.get(block_hash)
+    if w is not None and w[0] is block:
+        return w[1]
+    try:
+        c = compact.to_compact(block, node.chain.leaf_hashes(block))
+    except LedgerError as e:
+        log.debug("proposal body not sent compact: %s", e)
+        return None
+    _keep(b.wired, block_hash, (block, c))
+    return c
+
+
+def on_compact(node: Node, msg: Proposal, c: consensus_pb2.CompactBlock) -> None:
+    """Steps (1)-(4) of the module docstring. Raises ``InputError`` for a malformed or
+    unsigned compact proposal (the caller drops it)."""
+    b = node.bodies
+    r = b.rebuilt.get(msg.block_hash)
+    if r is not None and r.compact.leaf_hashes == c.leaf_hashes:
+        # a relayed or re-sent copy of a body rebuilt here: its signature (this copy's round,
+        # pol_round) is still the replica's to check
+        node.events.put_nowait(MessageReceived(replace(msg, block=r.block)))
+        return
+    compact.check(c, msg.block_hash, node.genesis.consensus.max_block_records)
+    if msg.proposer != node.chain.validators.proposer(msg.height, msg.round):
+        raise InputError(f"compact proposal: {msg.proposer!r} is not the round's proposer")
+    if verify_message(msg, node.ctx) is not None:
+        raise InputError("compact proposal: bad signature")
+    pending, missing = compact.resolve(c, node.mempool.by_leaf)
+    slots: compact.Slots = [p.envelope if p is not None else None for p in pending]
+    known = [p.verified if p is not None else None for p in pending]
+    if not missing:
+        _deliver(node, msg, c, slots, known)
+        return
+    deciding = node.store.head().height + 1
+    if not deciding <= msg.height <= deciding + FUTURE_HEIGHTS_BUFFERED:
+        return  # a height the replica would not keep (sync's business)
+    key = (msg.block_hash, hashlib.sha256(b"".join(c.leaf_hashes)).digest())
+    if key in b.fetching or len(b.fetching) >= MAX_FETCHES:
+        return  # being fetched, or enough fetches already: the 1 s re-broadcast comes back
+    task = asyncio.create_task(_fetch(node, msg, c, slots, known, missing), name="fetch")
+    b.fetching[key] = task
+    task.add_done_callback(lambda _t: b.fetching.pop(key, None))
+
+
+async def _fetch(
+    node: Node,
+    msg: Proposal,
+    c: consensus_pb2.CompactBlock,
+    slots: compact.Slots,
+    known: list[VerifiedRecord | None],
+    missing: list[int],
+) -> None:
+    """Ask the proposer, then the other peers, for the missing envelopes."""
+    loop = asyncio.get_running_loop()
+    wanted = len(missing)
+    for peer in sorted(node.peers, key=lambda p: p.info.member != msg.proposer):
+        if not missing:
+            break
+        req = services_pb2.GetRecordsRequest(leaf_hashes=[c.leaf_hashes[i] for i in missing])
+        try:
+            resp = await peer.stub.GetRecords(req, timeout=FETCH_TIMEOUT_S)
+            missing = await loop.run_in_executor(
+                None, compact.fill, c, slots, missing, resp.envelopes
+            )
+        except grpc.aio.AioRpcError as e:
+            log.info("GetRecords from %s failed: %s", peer.address, e.code().name)
+        except Exception:  # one peer's bad answer must not end the fetch
+            log.exception("GetRecords from %s: unusable answer", peer.address)
+    if missing:
+        log.info(
+            "proposal %d/%d: %d of %d records not found at any peer; syncing",
+            msg.height,
+            msg.round,
+            len(missing),
+            len(slots),
+        )
+        node.trigger_sync()  # most likely the others decided it already
+        return
+    log.info(
+        "proposal %d/%d: fetched %d of its %d records from peers",
+        msg.height,
+        msg.round,
+        wanted,
+        len(slots),
+    )
+    _deliver(node, msg, c, slots, known)
+
+
+def _agrees(header_bytes: bytes, block: types_pb2.Block, known: Sequence[Any]) -> bool:
+    """The body's record count and ids are the ones its header commits to."""
+    header = types_pb2.BlockHeader()
+    try:
+        header.ParseFromString(header_bytes)
+    except DecodeError:
+        return False
+    if header.num_records != len(block.envelopes):
+        return False
+    ids = (
+        k.record_id if k is not None else hashlib.sha256(pb.payload).digest()
+        for k, pb in zip(known, block.envelopes, strict=True)
+    )
+    return header.records_hash == records_hash(ids)
+
+
+def _deliver(
+    node: Node,
+    msg: Proposal,
+    c: consensus_pb2.CompactBlock,
+    slots: compact.Slots,
+    known: list[VerifiedRecord | None],
+) -> None:
+    block = compact.assemble(c, slots)
+    if not _agrees(c.header, block, known):
+        log.info("proposal %d/%d: body does not match its header; ignored", msg.height, msg.round)
+        return
+    _keep(node.bodies.rebuilt, msg.block_hash, Rebuilt(block, known, c))
+    # ``msg`` itself passed verify_message in on_compact
+    node.events.put_nowait(MessageReceived(replace(msg, block=block), verified=True))
+
+
+def serve(node: Node, leaf_hashes: Sequence[bytes]) -> list[types_pb2.Envelope]:
+    """``Peer.GetRecords``: each hash answered once, pending or recently committed, up to
+    ``max_block_bytes`` of envelopes (the asker tries another peer for the rest)."""
+    out: list[types_pb2.Envelope] = []
+    seen: set[bytes] = set()
+    size = 0
+    cap = node.genesis.consensus.max_block_bytes
+    for h in leaf_hashes:
+        if h in seen:
+            continue
+        seen.add(h)
+        e = node.bodies.envelope(node.mempool, h)
+        if e is None:
+            continue
+        size += e.ByteSize()
+        if size > cap:
+            break
+        out.append(e)
+    return out
+
+
+__all__ = ["Bodies", "Rebuilt", "on_compact", "serve", "wire"]
