@@ -128,14 +128,19 @@ class ChainState:
         return out
 
     def check_fresh(self, v: VerifiedRecord, reader: StoreReader | None = None) -> None:
-        """Replay protection against the committed log (the mempool checks pending ones)."""
+        """Replay protection against the committed log (the mempool checks pending ones).
+
+        One lookup for a fresh record: the record id is the SHA-256 of the payload, which
+        names the author and nonce, and every committed record's (author, nonce) is in the
+        nonce index, so an unused nonce means an uncommitted record. The id index (random
+        keys, one B-tree leaf page per lookup) is read only to name a repeat precisely."""
         if reader is None:
             with self.store.reader() as r:
                 self.check_fresh(v, r)
             return
-        if reader.has_record(v.record_id):
-            raise ReplayError(f"record {v.record_id.hex()} is already committed")
         if reader.nonce_seen(v.record.author, v.record.nonce):
+            if reader.has_record(v.record_id):
+                raise ReplayError(f"record {v.record_id.hex()} is already committed")
             raise ReplayError(
                 f"nonce {v.record.nonce!r} of {v.record.author!r} was used by a committed record"
             )

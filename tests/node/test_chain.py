@@ -151,3 +151,16 @@ def test_a_gap_in_known_is_verified(chain: ChainState) -> None:
     chain._prepared.clear()
     with pytest.raises(InputError, match="record 1"):
         chain.validate_block(block, known=[chain.verify(block.envelopes[0]), None])
+
+
+def test_check_fresh_names_a_repeat_and_a_reused_nonce(chain: ChainState) -> None:
+    """One nonce lookup answers a fresh record; a repeat is still named as one."""
+    first = rec("u:1", nonce="nonce-0001")
+    block, _ = chain.build_block(1, 0, "v1", candidates(chain, [first]), 1)
+    chain.commit(chain.validate_block(block), cert_for(block, 1))
+    with pytest.raises(LedgerError, match="already committed"):
+        chain.check_fresh(chain.verify(first))
+    other = rec("u:2", nonce="nonce-0001")  # another record, same author and nonce
+    with pytest.raises(LedgerError, match="nonce 'nonce-0001' of 'farm' was used"):
+        chain.check_fresh(chain.verify(other))
+    chain.check_fresh(chain.verify(rec("u:3", nonce="nonce-0002")))  # fresh: no error

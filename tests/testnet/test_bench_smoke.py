@@ -44,6 +44,7 @@ def test_bench_json_commits_every_record_and_stops_everything(tmp_path: Path) ->
     d = tmp_path / "net"
     suyuan = Path(sys.executable).with_name("suyuan")
     cmd = [str(suyuan), "bench", "--nodes", "4", "--records", "2000", "--json"]
+    cmd += ["--catchup", "1000"]
     cmd += ["--dir", str(d), "--base-port", str(free_base_port(4)), "--verify-seconds", "0.2"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -61,6 +62,12 @@ def test_bench_json_commits_every_record_and_stops_everything(tmp_path: Path) ->
     assert doc["record_bytes"] == 400
     assert doc["blocks"]["non_empty"]["count"] >= 1
     assert len(doc["per_node"]) == 4
+    c = doc["catchup"]  # timed from the killed node's own log, not its first answer
+    assert c["caught_up"] is True
+    assert c["log_size_at_kill"] == 2000
+    assert c["target_log_size"] == 3000
+    assert 2000 <= c["log_size_when_healthy"] <= 3000
+    assert c["catchup_rps"] == pytest.approx(1000 / c["restart_to_caught_up_s"])
     man = Manifest.load(d)
     assert all(n.pid is None or not pid_alive(n.pid) for n in man.nodes)
     assert _processes_naming(str(d)) == []
