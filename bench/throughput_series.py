@@ -4,8 +4,9 @@
 
 Runs, in order: open4 (3 runs, open loop), half4 and over4 (half and twice the median
 open4 rate), open7, catchup4, pysyncobj and prefill4 (1,000,000 records first). Each run's
-``suyuan bench --json`` report is saved as OUT/NAME.json; the table is printed at the end
-(and re-printed from saved files with ``--table-only``). Runs are sequential: these are
+``suyuan bench --json`` report is saved as OUT/NAME.json; the table of runs and the table of
+issue 8's targets are printed at the end (and re-printed from saved files with
+``--table-only``). Runs are sequential: these are
 2-core machines, and anything running beside a benchmark is part of its figures.
 """
 
@@ -91,6 +92,77 @@ def table(out: Path) -> str:
     return "\n".join(rows)
 
 
+def _load(out: Path, name: str) -> dict[str, Any] | None:
+    path = out / f"{name}.json"
+    if not path.exists():
+        return None
+    doc: dict[str, Any] = json.loads(path.read_text() or "{}")
+    return doc or None
+
+
+def targets(out: Path) -> str:
+    """Issue 8's targets, each with what the saved runs show (a run not made is skipped)."""
+    opens = [r for r in (_load(out, f"open4-{i}") for i in (1, 2, 3)) if r]
+    rows = ["| Target (issue 8) | Result |", "|---|---|"]
+    if opens:
+        ratios = sorted(r["ratio"] for r in opens)
+        rows.append(
+            f"| committed >= 0.7 x ceiling (below 0.5: not done) "
+            f"| {'met' if ratios[0] >= 0.7 else 'not met'}: {ratios[0]:.3f}-{ratios[-1]:.3f} |"
+        )
+    half = _load(out, "half4")
+    if half:
+        lat = half["latency_ms"]
+        ok = lat["p50"] <= 250 and lat["p99"] <= 1000
+        rows.append(
+            f"| at 50% of the max rate: p50 <= 250 ms, p99 <= 1 s "
+            f"| {'met' if ok else 'not met'}: p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms |"
+        )
+    over = _load(out, "over4")
+    if over:
+        ok = over["status_max_ms"] < 1000 and over["lost"] == 0 and over["resource_exhausted"] > 0
+        rss = max(n["peak_rss_mib"] for n in over["per_node"])
+        rows.append(
+            f"| 2x overload: Status < 1 s, RESOURCE_EXHAUSTED, bounded RSS, nothing lost "
+            f"| {'met' if ok else 'not met'}: {over['resource_exhausted']:,} refused, "
+            f"{over['accepted']:,} accepted, {over['committed']:,} committed, {over['lost']} lost, "
+            f"Status max {over['status_max_ms'] / 1000:.2f} s, RSS {rss:.0f} MiB |"
+        )
+    pre = _load(out, "prefill4")
+    if pre and opens:
+        base = statistics.median(r["committed_rps"] for r in opens)
+        base_ratio = statistics.median(r["ratio"] for r in opens)
+        change = pre["committed_rps"] / base - 1
+        rows.append(
+            f"| with 1,000,000 records, within 10% of an empty log "
+            f"| {'met' if change >= -0.10 else 'not met'}: {change:+.1%} "
+            f"({pre['committed_rps']:,.0f}/s against {base:,.0f}/s; ratio "
+            f"{pre['ratio']:.3f} against {base_ratio:.3f}, {pre['ratio'] / base_ratio - 1:+.1%}) |"
+        )
+    seven = _load(out, "open7")
+    if seven:
+        rows.append(
+            f"| 7 validators beside 4 | {seven['committed_rps']:,.0f}/s, ratio "
+            f"{seven['ratio']:.3f}, Status max {seven['status_max_ms'] / 1000:.2f} s |"
+        )
+    cu = _load(out, "catchup4")
+    if cu and cu.get("catchup"):
+        c = cu["catchup"]
+        rate, healthy = c.get("catchup_rps") or 0.0, c.get("catchup_rps_from_healthy") or 0.0
+        rows.append(
+            f"| catch-up of 100,000 records at >= 20,000/s "
+            f"| {'met' if rate >= 20000 else 'not met'}: {rate:,.0f}/s from restart "
+            f"({healthy:,.0f}/s from its first Status answer) |"
+        )
+    ps = _load(out, "pysyncobj")
+    if ps:
+        rows.append(
+            f"| PySyncObj, same session | {ps['committed_per_s']['median']:,.0f}/s "
+            "(unsigned, in-memory journal, Raft) |"
+        )
+    return "\n".join(rows)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("bench-results"))
@@ -107,6 +179,8 @@ def main() -> int:
         if "pysyncobj" not in a.skip:
             _pysyncobj(a.out)
     print(table(a.out))
+    print()
+    print(targets(a.out))
     return 0
 
 
