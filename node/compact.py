@@ -80,11 +80,15 @@ def fill(
     fetched: Iterable[types_pb2.Envelope],
 ) -> list[int]:
     """Put fetched envelopes into the ``missing`` slots whose hash they have; returns the
-    positions still missing. Malformed or unrequested envelopes are ignored."""
+    positions still missing. Malformed or unrequested envelopes are ignored; at most one
+    envelope per distinct hash wanted is looked at, and none once every slot is filled."""
     want: dict[bytes, list[int]] = {}
     for i in missing:
         want.setdefault(bytes(compact.leaf_hashes[i]), []).append(i)
-    for pb in fetched:
+    budget = len(want)
+    for k, pb in enumerate(fetched):
+        if not want or k >= budget:
+            break
         try:
             positions = want.pop(envelope_leaf_hash(pb), None)
         except InputError:

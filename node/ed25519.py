@@ -70,12 +70,13 @@ Bytes = bytes | bytearray | memoryview
 
 def verify(public_key: Bytes, message: Bytes, sig: Bytes) -> bool:
     """True iff ``sig`` is a valid Ed25519 signature of ``message`` by ``public_key``
-    (bytes-like arguments are copied to ``bytes`` first)."""
-    if len(sig) != SIGNATURE_BYTES or len(public_key) != PUBLIC_KEY_BYTES:
+    (bytes-like arguments are copied to ``bytes`` first; every length is a byte count)."""
+    pk, msg, sg = bytes(public_key), bytes(message), bytes(sig)
+    if len(sg) != SIGNATURE_BYTES or len(pk) != PUBLIC_KEY_BYTES:
         return False
     if _DETACHED is None or getattr(_local, "release", False):
-        return _pynacl(bytes(public_key), bytes(message), bytes(sig))
-    return bool(_DETACHED(bytes(sig), bytes(message), len(message), bytes(public_key)) == 0)
+        return _pynacl(pk, msg, sg)
+    return bool(_DETACHED(sg, msg, len(msg), pk) == 0)
 
 
 __all__ = ["METHOD", "release_gil_in_this_thread", "verify"]

@@ -22,7 +22,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf.message import DecodeError
 
+from node.errors import ReplicationError
 from proto import consensus_pb2, services_pb2, services_pb2_grpc, types_pb2
 
 log = logging.getLogger("suyuan.peers")
@@ -95,6 +97,36 @@ class PeerLink:
         )
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+
+    async def get_records(
+        self, leaf_hashes: list[bytes], max_bytes: int, timeout: float
+    ) -> list[types_pb2.Envelope]:
+        """``Peer.GetRecords``; an answer over ``max_bytes`` (the channel admits 256 MiB
+        for sync) is refused unparsed, and one with more envelopes than hashes asked is
+        cut there. Raises ``grpc.aio.AioRpcError``, or ``ReplicationError`` for an
+        oversize or unparsable answer."""
+        refused: list[str] = []
+
+        def parse(raw: bytes) -> services_pb2.GetRecordsResponse | None:
+            if len(raw) > max_bytes:
+                refused.append(f"an answer of {len(raw)} bytes (at most {max_bytes})")
+                return None
+            try:
+                return services_pb2.GetRecordsResponse.FromString(raw)
+            except DecodeError:
+                refused.append("an answer that does not parse")
+                return None
+
+        call = self._channel.unary_unary(
+            "/suyuan.v1.Peer/GetRecords",
+            request_serializer=services_pb2.GetRecordsRequest.SerializeToString,
+            response_deserializer=parse,
+        )
+        req = services_pb2.GetRecordsRequest(leaf_hashes=leaf_hashes)
+        resp = await call(req, timeout=timeout)
+        if resp is None:
+            raise ReplicationError(f"GetRecords from {self.info.address}: {refused[0]}")
+        return list(resp.envelopes[: len(leaf_hashes)])
 
     def set_height(self, height: int) -> None:
         self._hello.height = height

@@ -44,7 +44,7 @@ from node import compact
 from node.chain import records_hash
 from node.errors import InputError, LedgerError
 from node.records import VerifiedRecord
-from proto import consensus_pb2, services_pb2, types_pb2
+from proto import consensus_pb2, types_pb2
 
 if TYPE_CHECKING:
     from node.mempool import Mempool
@@ -184,14 +184,14 @@ async def _fetch(
     for peer in sorted(node.peers, key=lambda p: p.info.member != msg.proposer):
         if not missing:
             break
-        req = services_pb2.GetRecordsRequest(leaf_hashes=[c.leaf_hashes[i] for i in missing])
+        asked = [c.leaf_hashes[i] for i in missing]
         try:
-            resp = await peer.stub.GetRecords(req, timeout=FETCH_TIMEOUT_S)
-            missing = await loop.run_in_executor(
-                None, compact.fill, c, slots, missing, resp.envelopes
-            )
+            got = await peer.get_records(asked, _answer_cap(node), FETCH_TIMEOUT_S)
+            missing = await loop.run_in_executor(None, compact.fill, c, slots, missing, got)
         except grpc.aio.AioRpcError as e:
             log.info("GetRecords from %s failed: %s", peer.address, e.code().name)
+        except LedgerError as e:
+            log.info("%s", e)
         except Exception:  # one peer's bad answer must not end the fetch
             log.exception("GetRecords from %s: unusable answer", peer.address)
     if missing:
@@ -212,6 +212,13 @@ async def _fetch(
         len(slots),
     )
     _deliver(node, msg, c, slots, known)
+
+
+def _answer_cap(node: Node) -> int:
+    """The largest ``GetRecords`` answer taken from a peer: what ``serve`` sends at most
+    (``max_block_bytes`` of envelopes) plus protobuf framing."""
+    c = node.genesis.consensus
+    return c.max_block_bytes + 16 * c.max_block_records + 1024
 
 
 def _agrees(header_bytes: bytes, block: types_pb2.Block, known: Sequence[Any]) -> bool:

@@ -81,3 +81,15 @@ def test_to_compact_needs_one_hash_per_envelope() -> None:
     block, hashes = _block(2)
     with pytest.raises(ValueError, match="one leaf hash"):
         to_compact(block, hashes[:1])
+
+
+def test_fill_looks_at_no_more_envelopes_than_hashes_wanted() -> None:
+    block, hashes = _block(3)
+    c = to_compact(block, hashes)
+    pool = {hashes[0]: block.envelopes[0], hashes[2]: block.envelopes[2]}
+    slots, missing = resolve(c, pool.get)
+    assert missing == [1]
+    junk = signed(G, "urn:c:junk")
+    # one hash wanted: only the first envelope of the answer is looked at
+    assert fill(c, slots, missing, [junk, block.envelopes[1]]) == [1]
+    assert fill(c, slots, missing, [block.envelopes[1], junk]) == []

@@ -57,6 +57,19 @@ def test_bytes_like_arguments_are_accepted() -> None:
     assert ed25519.verify(bytearray(pk), memoryview(msg), bytearray(sig))
 
 
+def test_lengths_are_byte_counts_for_wide_memoryviews() -> None:
+    """A memoryview of 4-byte items: len() counts items, the check must cover every byte."""
+    import array
+
+    sk = nacl.signing.SigningKey(random.Random(SEED + 3).randbytes(32))
+    words = array.array("I", [1, 2, 3, 4])  # 16 bytes, len() == 4
+    head = bytes(memoryview(words).cast("B")[:4])
+    sig_of_head = sk.sign(head).signature
+    assert not ed25519.verify(bytes(sk.verify_key), memoryview(words), sig_of_head)
+    sig_of_all = sk.sign(bytes(memoryview(words).cast("B"))).signature
+    assert ed25519.verify(bytes(sk.verify_key), memoryview(words), sig_of_all)
+
+
 def test_a_thread_can_ask_for_the_gil_releasing_call(monkeypatch) -> None:
     calls: list[str] = []
     real = ed25519._pynacl

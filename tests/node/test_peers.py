@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc
+import pytest
+
+from node.errors import ReplicationError
 from node.peers import _MAX_SEND_BYTES, PeerLink, consensus_item, evidence_item, records_item
-from proto import consensus_pb2, services_pb2, types_pb2
+from proto import consensus_pb2, services_pb2, services_pb2_grpc, types_pb2
 
 
 def _envelope(i: int) -> types_pb2.Envelope:
@@ -86,3 +90,44 @@ def test_nothing_is_queued_while_disconnected() -> None:
     link.send(records_item([_envelope(1)]))
     assert link.info.dropped == 1
     assert link._queue.empty()
+
+
+class _Records(services_pb2_grpc.PeerServicer):
+    """A peer answering GetRecords with ``count`` envelopes of ``size`` bytes each."""
+
+    def __init__(self, count: int, size: int) -> None:
+        self.count, self.size = count, size
+
+    async def GetRecords(self, request, context):
+        return services_pb2.GetRecordsResponse(
+            envelopes=[
+                types_pb2.Envelope(payload=b"x" * self.size, payload_type="t")
+                for _ in range(self.count)
+            ]
+        )
+
+
+def _get_records(count: int, size: int, asked: int, max_bytes: int):
+    async def run():
+        server = grpc.aio.server()
+        services_pb2_grpc.add_PeerServicer_to_server(_Records(count, size), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        link = PeerLink(f"127.0.0.1:{port}", services_pb2.Hello(member="me"))
+        try:
+            return await link.get_records([b"h" * 32] * asked, max_bytes, timeout=10)
+        finally:
+            await link.close()
+            await server.stop(grace=None)
+
+    return asyncio.run(run())
+
+
+def test_get_records_keeps_at_most_one_envelope_per_hash_asked() -> None:
+    got = _get_records(count=10, size=100, asked=3, max_bytes=1 << 20)
+    assert len(got) == 3
+
+
+def test_get_records_refuses_an_oversize_answer_unparsed() -> None:
+    with pytest.raises(ReplicationError, match=r"an answer of \d+ bytes \(at most 1048576\)"):
+        _get_records(count=20, size=100_000, asked=20, max_bytes=1 << 20)  # ~2 MB > 1 MiB
