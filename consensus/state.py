@@ -183,6 +183,12 @@ class Replica:
             return False
         return round_ <= self._round_limit(height)
 
+    def seen_ahead(self) -> bool:
+        """f+1 validators (so at least one correct one) were seen at a later height: the
+        height being decided here was decided without this replica (the driver syncs if
+        that lasts)."""
+        return self._sync_target() > self._height
+
     def sync_needed(self) -> int | None:
         """The height to fetch from if f+1 validators are seen >= ``SYNC_LAG`` heights ahead."""
         return self._height if self._sync_target() >= self._height + SYNC_LAG else None

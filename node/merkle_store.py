@@ -62,9 +62,12 @@ def _peaks_by_level(front: Frontier) -> dict[int, bytes]:
     return dict(zip(levels, front.peaks, strict=True))
 
 
-def extend(front: Frontier, leaf_data: Sequence[bytes], *, write: bool = True) -> Appended:
-    """Append leaves (raw data; hashed here) to ``front``. Pure; level by level, so the
-    hashing runs in list comprehensions rather than a per-leaf loop.
+def extend(
+    front: Frontier, leaf_data: Sequence[bytes], *, write: bool = True, hashed: bool = False
+) -> Appended:
+    """Append leaves (raw data, hashed here; or their RFC 9162 leaf hashes if ``hashed``)
+    to ``front``. Pure; level by level, so the hashing runs in list comprehensions rather
+    than a per-leaf loop.
 
     Invariant: ``result.frontier.root`` is ``MTH`` of all leaves, and ``result.puts`` (when
     ``write``) stores every node these leaves complete.
@@ -75,7 +78,9 @@ def extend(front: Frontier, leaf_data: Sequence[bytes], *, write: bool = True) -
     old_peaks = _peaks_by_level(front)
     tails = list(front.tails)
     puts: list[tuple[bytes, bytes]] = []
-    new = [sha(b"\x00" + d).digest() for d in leaf_data]
+    new = (
+        [bytes(d) for d in leaf_data] if hashed else [sha(b"\x00" + d).digest() for d in leaf_data]
+    )
     peaks: dict[int, bytes] = {}
     level, start = 0, front.size  # start: index of new[0] at this level (= old size >> level)
     while new:
@@ -107,9 +112,12 @@ def extend(front: Frontier, leaf_data: Sequence[bytes], *, write: bool = True) -
     return Appended(Frontier(size, ordered, tuple(tails) if write else ()), puts)
 
 
-def preview(front: Frontier, leaf_data: Sequence[bytes]) -> tuple[int, bytes]:
-    """``(size, root)`` the log would have after appending ``leaf_data``; writes nothing."""
-    after = extend(front, leaf_data, write=False).frontier
+def preview(
+    front: Frontier, leaf_data: Sequence[bytes], *, hashed: bool = False
+) -> tuple[int, bytes]:
+    """``(size, root)`` the log would have after appending ``leaf_data`` (leaf hashes if
+    ``hashed``); writes nothing."""
+    after = extend(front, leaf_data, write=False, hashed=hashed).frontier
     return after.size, after.root
 
 

@@ -68,6 +68,8 @@ from proto import consensus_pb2, services_pb2, types_pb2
 log = logging.getLogger("suyuan.node")
 VERSION = "0.1.0"
 _REBROADCAST_S = 1.0
+#: Seconds f+1 validators may be seen past this node's head before it syncs the block.
+STUCK_SYNC_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class Node:
         ]
         self.replica: Replica | None = None
         self.syncing = False
+        self._ahead_since: tuple[int, float] | None = None  # (head, since) for ``_stuck``
         self.evidence: dict[tuple[str, str, int, int, int], consensus_pb2.Evidence] = {}
         self._waiters: dict[bytes, list[asyncio.Future[Committed]]] = {}
         self._records_arrived = asyncio.Event()
@@ -216,6 +219,7 @@ class Node:
         new_head = await loop.run_in_executor(None, self.chain.commit, prepared, cert)
         ids = [v.record_id for v in prepared.verified]
         self.bodies.committed((v.leaf_hash for v in prepared.verified), prepared.block)
+        proposals.release(self)
         self.mempool.remove(ids)
         # a pending record whose nonce another committed record used can never commit
         self.mempool.remove_nonces((v.record.author, v.record.nonce) for v in prepared.verified)
@@ -429,6 +433,9 @@ class Node:
                 if isinstance(msg, Proposal) and pb.proposal.HasField("compact"):
                     proposals.on_compact(self, msg, pb.proposal.compact)
                     continue
+                if isinstance(msg, Proposal) and msg.block is not None:
+                    proposals.on_full(self, msg)  # bound to its header like a compact one
+                    continue
             except (LedgerError, ValueError) as e:
                 log.debug("undecodable consensus message: %s", e)
                 continue
@@ -504,9 +511,27 @@ class Node:
             # out compact, its body named by leaf hashes: about 70 kB at 2,000 records)
             for m in self.replica.rebroadcast(own_only=True):
                 self._broadcast(m)
-            behind = any(p.info.height > self.store.head().height + 1 for p in self.peers)
-            if behind or self.replica.sync_needed() is not None:
+            head = self.store.head().height
+            behind = any(p.info.height > head + 1 for p in self.peers)
+            if behind or self.replica.sync_needed() is not None or self._stuck(head):
                 self.trigger_sync()
+
+    def _stuck(self, head: int) -> bool:
+        """f+1 validators were seen past ``head`` for ``STUCK_SYNC_S`` while it stayed:
+        they decided a block this node could not (its body never arrived, or its records
+        were not to be found), so sync fetches it certified."""
+        assert self.replica is not None
+        now = asyncio.get_running_loop().time()
+        if not self.replica.seen_ahead():
+            self._ahead_since = None
+            return False
+        if self._ahead_since is None or self._ahead_since[0] != head:
+            self._ahead_since = (head, now)
+            return False
+        if now - self._ahead_since[1] < STUCK_SYNC_S:
+            return False
+        self._ahead_since = None
+        return True
 
     # ------------------------------------------------------------------ status
 

@@ -2,24 +2,36 @@
 
 ``node.compact`` holds the pure pieces; this module is the node's side (it reads the
 mempool, asks peers, feeds the replica). A proposal from a peer carrying a
-``CompactBlock`` is handled in this order:
+``CompactBlock`` (or its whole block, which is named by the leaf hashes this node computes
+and handled the same way, ``on_full``) is handled in this order:
 
   (1) structure (``compact.check``) and the proposal's signature by the round's proposer,
       before anything is looked up or fetched (an unsigned body costs one signature check);
-  (2) rebuilt from the mempool by leaf hash; what is missing is fetched with
-      ``Peer.GetRecords`` (the proposer first, then the other peers; only for the heights
-      the replica keeps; at most ``MAX_FETCHES`` at a time, one per body);
-  (3) the rebuilt body must agree with its header (``num_records`` and ``records_hash``)
-      before it is cached or delivered, so a relayer that re-wraps a signed proposal with
-      another body cannot make this node drop the real one;
-  (4) the replica gets the proposal with the whole block (``verified=True``).
+  (2) bound to its header: the leaf hashes appended to this node's log must give the
+      header's log size and root (the header is what the proposer signed, and the root
+      covers every leaf in order). A proposal for a later height, whose parent's log is
+      not known yet, is held (``KEPT`` at most) and handled when the head gets there. A
+      body that is not the proposer's (a relayer re-wrapping a signed proposal) therefore
+      never reaches the replica, which would refuse the block for good and drop the real
+      body as a duplicate;
+  (3) rebuilt from the mempool (and the envelopes that came with it) by leaf hash; what is
+      missing is fetched with ``Peer.GetRecords`` (the proposer first, then the other
+      peers; at most ``MAX_FETCHES`` at a time, one per block; a fetch for a slot nearer
+      the replica's height and round displaces the furthest one); the answer is bounded;
+  (4) the rebuilt body must agree with its header's ``num_records`` and ``records_hash``;
+      the replica gets the proposal with the whole block (``verified=True``).
+
+A node that cannot rebuild a block the others decide (its records were at a proposer that
+crashed) syncs it once f+1 validators have been seen past its head for a while
+(``Node._stuck``); ``GetRecords`` also serves the envelopes of rebuilt bodies, so records
+one validator fetched can be fetched from it in turn.
 
 Invariants:
   * the records verified at admission stand for a block's envelopes only for the very
     block object rebuilt from them (``Bodies.known_for``); any other body under the same
     header is verified in full;
-  * every cache is bounded: ``KEPT`` rebuilt and ``KEPT`` computed bodies, the envelopes
-    of the last ``RECENT_BLOCKS`` committed blocks, ``MAX_FETCHES`` fetches;
+  * every cache is bounded: ``KEPT`` rebuilt, computed and held bodies, the envelopes of
+    the last ``RECENT_BLOCKS`` committed blocks, ``MAX_FETCHES`` fetches;
   * ``GetRecords`` answers each hash once and at most ``max_block_bytes`` of envelopes.
 """
 
@@ -31,7 +43,7 @@ import logging
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -39,10 +51,10 @@ from google.protobuf.message import DecodeError
 from consensus.events import MessageReceived
 from consensus.messages import Message, Proposal, encode_message
 from consensus.signing import verify_message
-from consensus.state import FUTURE_HEIGHTS_BUFFERED
 from node import compact
 from node.chain import records_hash
 from node.errors import InputError, LedgerError
+from node.merkle_store import preview
 from node.records import VerifiedRecord
 from proto import consensus_pb2, types_pb2
 
@@ -62,9 +74,13 @@ class Rebuilt:
     block: types_pb2.Block
     known: list[VerifiedRecord | None]  # per envelope: verified at admission, or None
     compact: consensus_pb2.CompactBlock
+    by_leaf: dict[bytes, types_pb2.Envelope]  # served to peers (records this node fetched)
 
 
-def _keep(cache: OrderedDict[bytes, Any], key: bytes, value: Any) -> None:
+K = TypeVar("K")
+
+
+def _keep(cache: OrderedDict[K, Any], key: K, value: Any) -> None:
     cache[key] = value
     while len(cache) > KEPT:
         cache.popitem(last=False)
@@ -79,7 +95,9 @@ class Bodies:
         self.wired: OrderedDict[bytes, tuple[types_pb2.Block, consensus_pb2.CompactBlock]] = (
             OrderedDict()
         )
-        self.fetching: dict[tuple[bytes, bytes], asyncio.Task[None]] = {}
+        self.fetching: dict[tuple[int, int, bytes], asyncio.Task[None]] = {}
+        # proposals for a later height, until the head reaches it (KEPT at most)
+        self.held: OrderedDict[tuple[int, int, bytes, bytes], Any] = OrderedDict()
         self.recent: deque[dict[bytes, types_pb2.Envelope]] = deque(maxlen=RECENT_BLOCKS)
 
     def known_for(self, block_hash: bytes, block: types_pb2.Block) -> list[VerifiedRecord | None]:
@@ -96,6 +114,10 @@ class Bodies:
         p = mempool.by_leaf(leaf_hash)
         if p is not None:
             return p.envelope
+        for r in reversed(self.rebuilt.values()):  # fetched ones are in no mempool
+            e = r.by_leaf.get(leaf_hash)
+            if e is not None:
+                return e
         for blk in reversed(self.recent):
             e = blk.get(leaf_hash)
             if e is not None:
@@ -138,9 +160,28 @@ def _compact_of(
     return c
 
 
-def on_compact(node: Node, msg: Proposal, c: consensus_pb2.CompactBlock) -> None:
-    """Steps (1)-(4) of the module docstring. Raises ``InputError`` for a malformed or
-    unsigned compact proposal (the caller drops it)."""
+def on_full(node: Node, msg: Proposal) -> None:
+    """A peer's proposal carrying its whole block: named by the leaf hashes this node
+    computes and handled as a compact one whose envelopes came with it (so its body is
+    bound to its header before the replica sees it). Raises ``InputError``."""
+    assert msg.block is not None
+    hashes = [compact.envelope_leaf_hash(pb) for pb in msg.block.envelopes]
+    c = compact.to_compact(msg.block, hashes)
+    on_compact(
+        node, replace(msg, block=None), c, dict(zip(hashes, msg.block.envelopes, strict=True))
+    )
+
+
+def on_compact(
+    node: Node,
+    msg: Proposal,
+    c: consensus_pb2.CompactBlock,
+    supplied: dict[bytes, types_pb2.Envelope] | None = None,
+) -> None:
+    """Steps (1)-(4) of the module docstring; ``supplied`` maps leaf hashes this node
+    computed to envelopes that came with the proposal. Raises ``InputError`` for a
+    malformed or unsigned compact proposal, or one whose leaf hashes do not give its
+    header's log root (the caller drops it)."""
     b = node.bodies
     r = b.rebuilt.get(msg.block_hash)
     if r is not None and r.compact.leaf_hashes == c.leaf_hashes:
@@ -153,21 +194,93 @@ def on_compact(node: Node, msg: Proposal, c: consensus_pb2.CompactBlock) -> None
         raise InputError(f"compact proposal: {msg.proposer!r} is not the round's proposer")
     if verify_message(msg, node.ctx) is not None:
         raise InputError("compact proposal: bad signature")
+    replica = node.replica
+    if replica is not None and not replica.retains(msg.height, msg.round):
+        return  # a height or round the replica would not keep (sync's business)
+    bound = _binds(node, msg.height, c)
+    if bound is None:
+        _hold(b, msg, c, supplied)  # a later height: bound when the head gets there
+        return
+    if not bound:
+        raise InputError("compact proposal: its leaf hashes do not give its header's log root")
     pending, missing = compact.resolve(c, node.mempool.by_leaf)
     slots: compact.Slots = [p.envelope if p is not None else None for p in pending]
     known = [p.verified if p is not None else None for p in pending]
+    if missing and supplied:
+        for i in missing:
+            slots[i] = supplied.get(bytes(c.leaf_hashes[i]))
+        missing = [i for i in missing if slots[i] is None]
     if not missing:
         _deliver(node, msg, c, slots, known)
         return
-    deciding = node.store.head().height + 1
-    if not deciding <= msg.height <= deciding + FUTURE_HEIGHTS_BUFFERED:
-        return  # a height the replica would not keep (sync's business)
-    key = (msg.block_hash, hashlib.sha256(b"".join(c.leaf_hashes)).digest())
-    if key in b.fetching or len(b.fetching) >= MAX_FETCHES:
-        return  # being fetched, or enough fetches already: the 1 s re-broadcast comes back
+    key = (msg.height, msg.round, msg.block_hash)  # bound: one leaf list per block hash
+    if key in b.fetching:
+        return  # being fetched: the 1 s re-broadcast comes back if it fails
+    if len(b.fetching) >= MAX_FETCHES:
+        now = (replica.height, replica.round) if replica is not None else (msg.height, 0)
+        furthest = max(b.fetching, key=lambda k: _distance(k, now))
+        if _distance(key, now) >= _distance(furthest, now):
+            return  # the fetches under way are for slots at least as near
+        b.fetching.pop(furthest).cancel()  # a stale or later-round one gives way
     task = asyncio.create_task(_fetch(node, msg, c, slots, known, missing), name="fetch")
     b.fetching[key] = task
-    task.add_done_callback(lambda _t: b.fetching.pop(key, None))
+
+    def done(t: asyncio.Task[None]) -> None:
+        if b.fetching.get(key) is t:
+            del b.fetching[key]
+
+    task.add_done_callback(done)
+
+
+def _distance(key: tuple[int, int, bytes], now: tuple[int, int]) -> tuple[int, int, int]:
+    """How far a fetch's proposal slot (height, round) is from the replica's: slots
+    already passed are the furthest, then later heights, then later rounds."""
+    h, r = key[0], key[1]
+    return (1 if (h, r) < now else 0, abs(h - now[0]), abs(r - now[1]))
+
+
+def _binds(node: Node, height: int, c: consensus_pb2.CompactBlock) -> bool | None:
+    """Whether ``c``'s leaf hashes, appended to this node's log, give its header's log
+    size and root (so they are the proposer's leaves, in order); None if the block is
+    not the next one here (its parent's log is not known yet). Raises ``InputError``."""
+    header = types_pb2.BlockHeader()
+    try:
+        header.ParseFromString(c.header)
+    except DecodeError as e:
+        raise InputError("compact proposal: header does not parse") from e
+    if header.height != height:
+        raise InputError(f"compact proposal: header height {header.height}, signed {height}")
+    head = node.store.head()
+    front = node.store.frontier()
+    if height != head.height + 1 or front.size != head.log_size:
+        return None  # a later block (or the head moved while this ran): decide later
+    if header.num_records != len(c.leaf_hashes):
+        return False
+    size, root = preview(front, c.leaf_hashes, hashed=True)
+    return size == header.log_size and root == header.log_root
+
+
+def _hold(
+    b: Bodies,
+    msg: Proposal,
+    c: consensus_pb2.CompactBlock,
+    supplied: dict[bytes, types_pb2.Envelope] | None,
+) -> None:
+    key = (msg.height, msg.round, msg.block_hash, hashlib.sha256(b"".join(c.leaf_hashes)).digest())
+    _keep(b.held, key, (msg, c, supplied))
+
+
+def release(node: Node) -> None:
+    """After a commit: handle the held proposals for the new next height, drop older ones."""
+    b = node.bodies
+    nxt = node.store.head().height + 1
+    for key in [k for k in b.held if k[0] <= nxt]:
+        msg, c, supplied = b.held.pop(key)
+        if key[0] == nxt:
+            try:
+                on_compact(node, msg, c, supplied)
+            except LedgerError as e:
+                log.debug("held proposal %d/%d dropped: %s", msg.height, msg.round, e)
 
 
 async def _fetch(
@@ -248,7 +361,8 @@ def _deliver(
     if not _agrees(c.header, block, known):
         log.info("proposal %d/%d: body does not match its header; ignored", msg.height, msg.round)
         return
-    _keep(node.bodies.rebuilt, msg.block_hash, Rebuilt(block, known, c))
+    by_leaf = dict(zip(c.leaf_hashes, block.envelopes, strict=True))
+    _keep(node.bodies.rebuilt, msg.block_hash, Rebuilt(block, known, c, by_leaf))
     # ``msg`` itself passed verify_message in on_compact
     node.events.put_nowait(MessageReceived(replace(msg, block=block), verified=True))
 

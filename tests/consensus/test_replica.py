@@ -580,6 +580,15 @@ def test_request_sync_when_f_plus_one_are_two_heights_ahead():
     assert s.r.sync_needed() == 1
 
 
+def test_seen_ahead_when_f_plus_one_are_one_height_ahead():
+    s = Solo()
+    s.deliver(s.vote(1, VoteType.PREVOTE, 2, 0, None))
+    assert not s.r.seen_ahead()  # one validator ahead may be a faulty one
+    s.deliver(s.vote(2, VoteType.PREVOTE, 2, 0, None))
+    assert s.r.seen_ahead()  # f+1: a correct one decided height 1 without us
+    assert s.r.sync_needed() is None  # only one height: the driver waits, then syncs
+
+
 def test_rebroadcast_own_and_last_commit():
     c = Cluster(4)
     c.start()

@@ -9,13 +9,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import grpc
+import pytest
 
-from consensus.messages import block_hash_of
+from consensus.events import MessageReceived
+from consensus.messages import Proposal, block_hash_of
 from consensus.signing import Ed25519Signer, sign_proposal
 from node import proposals
 from node.chain import EXTRA_DBS, ChainState
 from node.compact import envelope_leaf_hash, to_compact
-from node.node import Node
+from node.errors import InputError
+from node.node import STUCK_SYNC_S, Node
 from node.proposals import Rebuilt
 from node.store import Store
 from proto import consensus_pb2, services_pb2, services_pb2_grpc, types_pb2
@@ -201,7 +204,7 @@ def test_a_body_other_than_the_rebuilt_one_is_verified_in_full(tmp_path: Path) -
         block, _ = prop.build_block(1, 0, "v1", [(e, prop.verify(e)) for e in envs], 1)
         bh = block_hash_of(block)
         c = to_compact(block, prop.leaf_hashes(block))
-        node.bodies.rebuilt[bh] = Rebuilt(block, [node.chain.verify(block.envelopes[0])], c)
+        node.bodies.rebuilt[bh] = Rebuilt(block, [node.chain.verify(block.envelopes[0])], c, {})
         forged = types_pb2.Block()
         forged.CopyFrom(block)
         forged.envelopes[0].signatures[0].sig = bytes(64)
@@ -231,3 +234,118 @@ def test_a_full_block_that_cannot_be_named_compactly_is_relayed_as_it_came(
         assert not out.proposal.HasField("compact")
     finally:
         store.close()
+
+
+def _offline_node(tmp_path: Path) -> tuple[Node, ChainState]:
+    """A validator node that is not started (its replica is None), and a proposer's chain."""
+    cfg = config(tmp_path, "v2")
+    cfg.data_dir.mkdir(parents=True)
+    node = Node(cfg, G, key("v2"), Store.open(cfg.data_dir / "store", G.hash, extra_dbs=EXTRA_DBS))
+    return node, ChainState(Store.open(tmp_path / "p", G.hash, extra_dbs=EXTRA_DBS), G)
+
+
+def _signed_full(node: Node, height: int, block: types_pb2.Block):
+    proposer = node.chain.validators.proposer(height, 0)
+    signer = Ed25519Signer(proposer, key(proposer).signing_key)
+    return sign_proposal(signer, node.ctx, height, 0, -1, block_hash_of(block), block)
+
+
+def _delivered(node: Node) -> list[types_pb2.Block]:
+    out = []
+    while not node.events.empty():
+        ev = node.events.get_nowait()
+        assert isinstance(ev, MessageReceived)
+        assert isinstance(ev.message, Proposal)
+        assert ev.message.block is not None
+        out.append(ev.message.block)
+    return out
+
+
+def test_a_body_whose_leaves_do_not_give_the_log_root_never_reaches_the_replica(
+    tmp_path: Path,
+) -> None:
+    # a relayer re-wraps the signed proposal with another signature on the same payload:
+    # same record ids (records_hash agrees), other leaves; delivered first, the replica
+    # would refuse the block for good and drop the real body as a duplicate
+    node, prop = _offline_node(tmp_path)
+    try:
+        env = signed(G, "urn:live:swap")
+        block, _ = prop.build_block(1, 0, "v1", [(env, prop.verify(env))], 1)
+        junk = types_pb2.Block()
+        junk.CopyFrom(block)
+        junk.envelopes[0].signatures[0].sig = bytes(64)
+        assert block_hash_of(junk) == block_hash_of(block)
+        with pytest.raises(InputError, match="log root"):
+            proposals.on_full(node, _signed_full(node, 1, junk))
+        assert _delivered(node) == []
+        proposals.on_full(node, _signed_full(node, 1, block))
+        [got] = _delivered(node)
+        assert got.SerializeToString() == block.SerializeToString()
+        # records that came with a body (or were fetched) are served to peers in turn
+        assert proposals.serve(node, [envelope_leaf_hash(block.envelopes[0])]) == [
+            block.envelopes[0]
+        ]
+    finally:
+        prop.store.close()
+        node.store.close()
+
+
+def test_a_proposal_for_a_later_height_is_held_until_the_head_gets_there(tmp_path: Path) -> None:
+    node, prop = _offline_node(tmp_path)
+    try:
+        e1, e2 = signed(G, "urn:live:h1"), signed(G, "urn:live:h2")
+        b1, _ = prop.build_block(1, 0, "v1", [(e1, prop.verify(e1))], 1)
+        cert1 = types_pb2.CommitCertificate(height=1, block_hash=block_hash_of(b1))
+        prop.commit(prop.validate_block(b1), cert1)
+        proposer2 = node.chain.validators.proposer(2, 0)
+        b2, _ = prop.build_block(2, 0, proposer2, [(e2, prop.verify(e2))], 2)
+        proposals.on_full(node, _signed_full(node, 2, b2))
+        assert _delivered(node) == []  # its parent's log is not known here yet
+        assert len(node.bodies.held) == 1
+        node.chain.commit(node.chain.validate_block(b1), cert1)
+        proposals.release(node)  # what Node._commit does after each commit
+        [got] = _delivered(node)
+        assert got.SerializeToString() == b2.SerializeToString()
+        assert not node.bodies.held
+    finally:
+        prop.store.close()
+        node.store.close()
+
+
+def test_a_node_seeing_f_plus_one_past_its_head_syncs_after_a_while(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the block they decided may be one this node can never rebuild (its proposer crashed
+    # holding records no one else kept): after STUCK_SYNC_S it is fetched certified
+    node, prop = _offline_node(tmp_path)
+
+    class Replica:
+        ahead = True
+
+        def seen_ahead(self) -> bool:
+            return self.ahead
+
+    replica = Replica()
+    monkeypatch.setattr(node, "replica", replica)
+
+    async def check() -> None:
+        loop = asyncio.get_running_loop()
+        now = [1000.0]
+        monkeypatch.setattr(loop, "time", lambda: now[0])
+        assert not node._stuck(5)  # the clock starts
+        now[0] += STUCK_SYNC_S - 0.1
+        assert not node._stuck(5)
+        now[0] += 0.2
+        assert node._stuck(5)
+        assert not node._stuck(5)  # and starts again
+        now[0] += 2 * STUCK_SYNC_S
+        assert not node._stuck(6)  # the head moved: not stuck, the clock restarts
+        replica.ahead = False
+        now[0] += 2 * STUCK_SYNC_S
+        assert not node._stuck(6)
+
+    try:
+        asyncio.run(check())
+    finally:
+        prop.store.close()
+        node.store.close()

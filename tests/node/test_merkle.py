@@ -270,3 +270,19 @@ def test_consistency_agrees_with_pymerkle(size2: int, data: st.DataObject) -> No
     assert merkle.verify_consistency(size1, size2, root1, root2, path)
     if size1 < size2:
         assert_consistency_tampering_fails(size1, size2, root1, root2, path)
+
+
+@given(
+    before=st.lists(st.binary(max_size=8), max_size=40),
+    after=st.lists(st.binary(max_size=8), min_size=1, max_size=40),
+)
+@settings(max_examples=60, deadline=None)
+def test_preview_from_leaf_hashes_equals_preview_from_leaf_data(
+    before: list[bytes], after: list[bytes]
+) -> None:
+    from node.merkle_store import Frontier, extend, preview
+
+    front = extend(Frontier(0, (), ()), before).frontier
+    hashes = [merkle.leaf_hash(d) for d in after]
+    assert preview(front, hashes, hashed=True) == preview(front, after)
+    assert preview(front, after)[1] == merkle.root([merkle.leaf_hash(d) for d in [*before, *after]])
