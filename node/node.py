@@ -219,7 +219,6 @@ class Node:
         new_head = await loop.run_in_executor(None, self.chain.commit, prepared, cert)
         ids = [v.record_id for v in prepared.verified]
         self.bodies.committed((v.leaf_hash for v in prepared.verified), prepared.block)
-        proposals.release(self)
         self.mempool.remove(ids)
         # a pending record whose nonce another committed record used can never commit
         self.mempool.remove_nonces((v.record.author, v.record.nonce) for v in prepared.verified)
@@ -239,6 +238,7 @@ class Node:
             p.set_height(new_head.height)
         self.committed.set()
         self.committed.clear()
+        proposals.release(self)  # proposals held for the new next height
         if ids or new_head.height % 100 == 0:
             log.info(
                 "committed height %d: %d records, log size %d",

@@ -10,7 +10,10 @@ and handled the same way, ``on_full``) is handled in this order:
   (2) bound to its header: the leaf hashes appended to this node's log must give the
       header's log size and root (the header is what the proposer signed, and the root
       covers every leaf in order). A proposal for a later height, whose parent's log is
-      not known yet, is held (``KEPT`` at most) and handled when the head gets there. A
+      not known yet, is held (``_hold``: ``KEPT`` slots, the first ``HELD_VARIANTS``
+      bodies each) and handled when the head gets there; one for a decided height is
+      dropped. A full-block proposal is checked for size and signature before any of
+      its envelopes is hashed. A
       body that is not the proposer's (a relayer re-wrapping a signed proposal) therefore
       never reaches the replica, which would refuse the block for good and drop the real
       body as a duplicate;
@@ -30,8 +33,10 @@ Invariants:
   * the records verified at admission stand for a block's envelopes only for the very
     block object rebuilt from them (``Bodies.known_for``); any other body under the same
     header is verified in full;
-  * every cache is bounded: ``KEPT`` rebuilt, computed and held bodies, the envelopes of
-    the last ``RECENT_BLOCKS`` committed blocks, ``MAX_FETCHES`` fetches;
+  * every cache is bounded: ``KEPT`` rebuilt and computed bodies, ``KEPT`` x
+    ``HELD_VARIANTS`` held ones (each at most a block's size), the envelopes of the last
+    ``RECENT_BLOCKS`` committed blocks, ``MAX_FETCHES`` fetches;
+  * ``release`` (called at the end of every commit) never raises;
   * ``GetRecords`` answers each hash once and at most ``max_block_bytes`` of envelopes.
 """
 
@@ -66,6 +71,7 @@ log = logging.getLogger("suyuan.proposals")
 KEPT = 8  # bodies per cache: a few rounds' proposals
 RECENT_BLOCKS = 4  # committed blocks whose envelopes GetRecords still serves
 MAX_FETCHES = 4
+HELD_VARIANTS = 4  # bodies kept per held proposal slot
 FETCH_TIMEOUT_S = 5.0  # one GetRecords call to one peer
 
 
@@ -96,8 +102,8 @@ class Bodies:
             OrderedDict()
         )
         self.fetching: dict[tuple[int, int, bytes], asyncio.Task[None]] = {}
-        # proposals for a later height, until the head reaches it (KEPT at most)
-        self.held: OrderedDict[tuple[int, int, bytes, bytes], Any] = OrderedDict()
+        # proposals for a later height, until the head reaches it (``_hold``)
+        self.held: OrderedDict[tuple[int, int, bytes], list[Held]] = OrderedDict()
         self.recent: deque[dict[bytes, types_pb2.Envelope]] = deque(maxlen=RECENT_BLOCKS)
 
     def known_for(self, block_hash: bytes, block: types_pb2.Block) -> list[VerifiedRecord | None]:
@@ -165,11 +171,22 @@ def on_full(node: Node, msg: Proposal) -> None:
     computes and handled as a compact one whose envelopes came with it (so its body is
     bound to its header before the replica sees it). Raises ``InputError``."""
     assert msg.block is not None
-    hashes = [compact.envelope_leaf_hash(pb) for pb in msg.block.envelopes]
-    c = compact.to_compact(msg.block, hashes)
-    on_compact(
-        node, replace(msg, block=None), c, dict(zip(hashes, msg.block.envelopes, strict=True))
-    )
+    block, limits = msg.block, node.genesis.consensus
+    if len(block.envelopes) > limits.max_block_records:
+        raise InputError(f"full proposal: {len(block.envelopes)} records")
+    if block.ByteSize() > limits.max_block_bytes + 16 * limits.max_block_records + 4096:
+        raise InputError(f"full proposal: {block.ByteSize()} bytes")
+    _check_signed(node, msg)  # before the envelopes are hashed
+    hashes = [compact.envelope_leaf_hash(pb) for pb in block.envelopes]
+    c = compact.to_compact(block, hashes)
+    on_compact(node, replace(msg, block=None), c, dict(zip(hashes, block.envelopes, strict=True)))
+
+
+def _check_signed(node: Node, msg: Proposal) -> None:
+    if msg.proposer != node.chain.validators.proposer(msg.height, msg.round):
+        raise InputError(f"proposal: {msg.proposer!r} is not the round's proposer")
+    if verify_message(msg, node.ctx) is not None:
+        raise InputError("proposal: bad signature")
 
 
 def on_compact(
@@ -190,16 +207,17 @@ def on_compact(
         node.events.put_nowait(MessageReceived(replace(msg, block=r.block)))
         return
     compact.check(c, msg.block_hash, node.genesis.consensus.max_block_records)
-    if msg.proposer != node.chain.validators.proposer(msg.height, msg.round):
-        raise InputError(f"compact proposal: {msg.proposer!r} is not the round's proposer")
-    if verify_message(msg, node.ctx) is not None:
-        raise InputError("compact proposal: bad signature")
+    _check_signed(node, msg)
     replica = node.replica
-    if replica is not None and not replica.retains(msg.height, msg.round):
-        return  # a height or round the replica would not keep (sync's business)
+    kept = replica is None or replica.retains(msg.height, msg.round)
+    if msg.height <= node.store.head().height or (
+        replica is not None and msg.height < replica.height
+    ):
+        return  # decided here already: its body is not needed
     bound = _binds(node, msg.height, c)
     if bound is None:
-        _hold(b, msg, c, supplied)  # a later height: bound when the head gets there
+        if kept:  # a later height: bound when the head gets there
+            _hold(b, msg, c, supplied)
         return
     if not bound:
         raise InputError("compact proposal: its leaf hashes do not give its header's log root")
@@ -211,8 +229,10 @@ def on_compact(
             slots[i] = supplied.get(bytes(c.leaf_hashes[i]))
         missing = [i for i in missing if slots[i] is None]
     if not missing:
-        _deliver(node, msg, c, slots, known)
+        _deliver(node, msg, c, slots, known)  # far rounds too: the replica counts them
         return
+    if not kept:
+        return  # a round the replica would not keep: not worth a fetch
     key = (msg.height, msg.round, msg.block_hash)  # bound: one leaf list per block hash
     if key in b.fetching:
         return  # being fetched: the 1 s re-broadcast comes back if it fails
@@ -260,27 +280,43 @@ def _binds(node: Node, height: int, c: consensus_pb2.CompactBlock) -> bool | Non
     return size == header.log_size and root == header.log_root
 
 
+Held = tuple[Proposal, consensus_pb2.CompactBlock, "dict[bytes, types_pb2.Envelope] | None"]
+
+
 def _hold(
     b: Bodies,
     msg: Proposal,
     c: consensus_pb2.CompactBlock,
     supplied: dict[bytes, types_pb2.Envelope] | None,
 ) -> None:
-    key = (msg.height, msg.round, msg.block_hash, hashlib.sha256(b"".join(c.leaf_hashes)).digest())
-    _keep(b.held, key, (msg, c, supplied))
+    """Keep a later height's proposal: ``KEPT`` proposal slots (height, round, block), the
+    oldest slot going first, and per slot the first ``HELD_VARIANTS`` bodies that came
+    (the signature covers the header only, so a relayer can re-wrap it with other leaf
+    hashes; they cannot push out the body that came first, nor another slot's)."""
+    key = (msg.height, msg.round, msg.block_hash)
+    variants = b.held.get(key)
+    if variants is None:
+        _keep(b.held, key, [(msg, c, supplied)])
+    elif len(variants) < HELD_VARIANTS and all(v[1].leaf_hashes != c.leaf_hashes for v in variants):
+        variants.append((msg, c, supplied))
 
 
 def release(node: Node) -> None:
-    """After a commit: handle the held proposals for the new next height, drop older ones."""
+    """After a commit: handle the held proposals for the new next height, drop older ones.
+    Never raises (it runs in the consensus loop): a body that fails is logged and dropped."""
     b = node.bodies
     nxt = node.store.head().height + 1
     for key in [k for k in b.held if k[0] <= nxt]:
-        msg, c, supplied = b.held.pop(key)
-        if key[0] == nxt:
+        variants = b.held.pop(key, None)
+        if key[0] != nxt or variants is None:
+            continue
+        for msg, c, supplied in variants:
             try:
                 on_compact(node, msg, c, supplied)
             except LedgerError as e:
                 log.debug("held proposal %d/%d dropped: %s", msg.height, msg.round, e)
+            except Exception:  # a bug here must not stop consensus
+                log.exception("held proposal %d/%d", msg.height, msg.round)
 
 
 async def _fetch(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -14,6 +15,7 @@ import pytest
 from consensus.events import MessageReceived
 from consensus.messages import Proposal, block_hash_of
 from consensus.signing import Ed25519Signer, sign_proposal
+from node import compact as compact_module
 from node import proposals
 from node.chain import EXTRA_DBS, ChainState
 from node.compact import envelope_leaf_hash, to_compact
@@ -349,3 +351,122 @@ def test_a_node_seeing_f_plus_one_past_its_head_syncs_after_a_while(
     finally:
         prop.store.close()
         node.store.close()
+
+
+def _compact_of_full(node: Node, msg: Proposal) -> consensus_pb2.CompactBlock:
+    assert msg.block is not None
+    return to_compact(msg.block, [envelope_leaf_hash(pb) for pb in msg.block.envelopes])
+
+
+def test_relayed_variants_cannot_push_out_a_held_proposal(tmp_path: Path) -> None:
+    node, prop = _offline_node(tmp_path)
+    try:
+        e1, e2 = signed(G, "urn:live:v1"), signed(G, "urn:live:v2")
+        b1, _ = prop.build_block(1, 0, "v1", [(e1, prop.verify(e1))], 1)
+        cert1 = types_pb2.CommitCertificate(height=1, block_hash=block_hash_of(b1))
+        prop.commit(prop.validate_block(b1), cert1)
+        b2, _ = prop.build_block(
+            2, 0, node.chain.validators.proposer(2, 0), [(e2, prop.verify(e2))], 2
+        )
+        honest = _signed_full(node, 2, b2)
+        proposals.on_full(node, honest)
+        bare = replace(honest, block=None)
+        for i in range(3 * proposals.KEPT):  # the signed header re-wrapped with junk leaves
+            junk = _compact_of_full(node, honest)
+            junk.leaf_hashes[0] = bytes([i % 256]) * 32
+            proposals.on_compact(node, bare, junk)
+        [(key, variants)] = node.bodies.held.items()
+        assert key == (2, 0, block_hash_of(b2))
+        assert len(variants) == proposals.HELD_VARIANTS
+        assert variants[0][2] is not None  # the honest full body, which came first
+        node.chain.commit(node.chain.validate_block(b1), cert1)
+        proposals.release(node)
+        [got] = _delivered(node)
+        assert got.SerializeToString() == b2.SerializeToString()
+        # a proposal for a height decided here is not held
+        proposals.on_full(node, _signed_full(node, 1, b1))
+        assert not node.bodies.held
+        assert _delivered(node) == []
+    finally:
+        prop.store.close()
+        node.store.close()
+
+
+def test_a_rewrapped_compact_proposal_for_the_next_height_is_refused(tmp_path: Path) -> None:
+    node, prop = _offline_node(tmp_path)
+    try:
+        env = signed(G, "urn:live:rewrap")
+        block, _ = prop.build_block(1, 0, "v1", [(env, prop.verify(env))], 1)
+        honest = _signed_full(node, 1, block)
+        junk = _compact_of_full(node, honest)
+        junk.leaf_hashes[0] = b"\x05" * 32
+        with pytest.raises(InputError, match="log root"):
+            proposals.on_compact(node, replace(honest, block=None), junk)
+        assert _delivered(node) == []
+        assert not node.bodies.fetching
+    finally:
+        prop.store.close()
+        node.store.close()
+
+
+def test_a_full_proposal_is_checked_cheaply_before_its_envelopes_are_hashed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node, prop = _offline_node(tmp_path)
+    try:
+        env = signed(G, "urn:live:cheap")
+        block, _ = prop.build_block(1, 0, "v1", [(env, prop.verify(env))], 1)
+
+        def never(pb: types_pb2.Envelope) -> bytes:
+            raise AssertionError("hashed before the cheap checks")
+
+        monkeypatch.setattr(compact_module, "envelope_leaf_hash", never)
+        forged = replace(_signed_full(node, 1, block), signature=bytes(64))
+        with pytest.raises(InputError, match="bad signature"):
+            proposals.on_full(node, forged)
+        huge = types_pb2.Block()
+        huge.CopyFrom(block)
+        for _ in range(G.consensus.max_block_records):
+            huge.envelopes.add().CopyFrom(block.envelopes[0])
+        with pytest.raises(InputError, match="records"):
+            proposals.on_full(node, _signed_full(node, 1, huge))
+    finally:
+        prop.store.close()
+        node.store.close()
+
+
+def test_release_never_raises_into_the_consensus_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node, prop = _offline_node(tmp_path)
+    try:
+        e1 = signed(G, "urn:live:r1")
+        b1, _ = prop.build_block(1, 0, "v1", [(e1, prop.verify(e1))], 1)
+        node.bodies.held[(1, 0, block_hash_of(b1))] = [(_signed_full(node, 1, b1), None, None)]  # type: ignore[list-item]
+
+        def boom(*args: object) -> None:
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(proposals, "on_compact", boom)
+        proposals.release(node)  # logged, not raised
+        assert not node.bodies.held
+    finally:
+        prop.store.close()
+        node.store.close()
+
+
+def test_an_oversize_field_is_an_input_error_not_a_struct_error() -> None:
+    env = signed(G, "urn:live:wide")
+    env.signatures[0].sig = b"\x01" * 70_000
+    with pytest.raises(InputError, match="too long"):
+        envelope_leaf_hash(env)
+
+
+def test_fetches_nearest_the_replica_are_kept_first() -> None:
+    now = (10, 2)
+    order = sorted(
+        [(9, 5, b""), (10, 1, b""), (10, 2, b""), (10, 3, b""), (11, 0, b""), (12, 0, b"")],
+        key=lambda k: proposals._distance(k, now),
+    )
+    assert order[0] == (10, 2, b"")  # the replica's own slot
+    assert order[-2:] == [(10, 1, b""), (9, 5, b"")]  # slots already passed go first
