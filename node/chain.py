@@ -124,7 +124,7 @@ class ChainState:
             try:
                 out.append(self.verify(pb))
             except LedgerError as e:
-                out.append(e)
+                out.append(e.with_traceback(None))  # kept: no frame -> list -> error cycle
         return out
 
     def check_fresh(self, v: VerifiedRecord, reader: StoreReader | None = None) -> None:
@@ -161,7 +161,7 @@ class ChainState:
                 try:
                     self.check_fresh(v, r)
                 except ReplayError as e:
-                    results[i] = e
+                    results[i] = e.with_traceback(None)
         return results, height
 
     def check_rules(
@@ -208,7 +208,7 @@ class ChainState:
                     if known_fresh is None or not known_fresh(v.record_id):
                         self.check_fresh(v, reader)
                 except LedgerError as e:
-                    dropped.append(Dropped(v.record_id, e))
+                    dropped.append(Dropped(v.record_id, e.with_traceback(None)))
                     continue
                 seen_ids.add(v.record_id)
                 seen_nonces.add(nonce)

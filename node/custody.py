@@ -761,7 +761,7 @@ def apply_block(
         try:
             update = apply(overlay, record, signers, genesis, index)
         except RuleError as e:
-            refused.append(Refusal(pos, e))
+            refused.append(Refusal(pos, e.with_traceback(None)))  # no frame -> list cycle
             continue
         overlay.add(update)
         accepted.append((pos, update))

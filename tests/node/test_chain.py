@@ -164,3 +164,20 @@ def test_check_fresh_names_a_repeat_and_a_reused_nonce(chain: ChainState) -> Non
     with pytest.raises(LedgerError, match="nonce 'nonce-0001' of 'farm' was used"):
         chain.check_fresh(chain.verify(other))
     chain.check_fresh(chain.verify(rec("u:3", nonce="nonce-0002")))  # fresh: no error
+
+
+def test_refusals_are_kept_without_their_traceback(chain: ChainState) -> None:
+    """A refusal kept in a result list must not hold the frame that holds the list: the
+    cycle would keep a whole batch of parsed records alive until a cyclic collection."""
+    first = rec("u:1")
+    block, _ = chain.build_block(1, 0, "v1", candidates(chain, [first]), 1)
+    chain.commit(chain.validate_block(block), cert_for(block, 1))
+    bad = types_pb2.Envelope()
+    bad.CopyFrom(rec("u:2"))
+    bad.signatures[0].sig = bytes(64)
+    results, _ = chain.admission_checks([first, bad, rec("u:3")])
+    errors = [r for r in results if isinstance(r, LedgerError)]
+    assert len(errors) == 2  # the replay and the bad signature
+    assert all(e.__traceback__ is None for e in errors)
+    _, dropped = chain.build_block(2, 0, "v2", candidates(chain, [rec("u:1", nonce="other-n1")]), 2)
+    assert [d.reason.__traceback__ for d in dropped] == [None]  # commission-once refusal
