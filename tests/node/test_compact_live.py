@@ -5,7 +5,7 @@ replica the proposer's block byte for byte; one that cannot find them delivers n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -238,12 +238,25 @@ def test_a_full_block_that_cannot_be_named_compactly_is_relayed_as_it_came(
         store.close()
 
 
-def _offline_node(tmp_path: Path) -> tuple[Node, ChainState]:
+@pytest.fixture
+def offline(tmp_path: Path) -> Iterator[tuple[Node, ChainState]]:
     """A validator node that is not started (its replica is None), and a proposer's chain."""
     cfg = config(tmp_path, "v2")
     cfg.data_dir.mkdir(parents=True)
     node = Node(cfg, G, key("v2"), Store.open(cfg.data_dir / "store", G.hash, extra_dbs=EXTRA_DBS))
-    return node, ChainState(Store.open(tmp_path / "p", G.hash, extra_dbs=EXTRA_DBS), G)
+    prop = ChainState(Store.open(tmp_path / "p", G.hash, extra_dbs=EXTRA_DBS), G)
+    try:
+        yield node, prop
+    finally:
+        prop.store.close()
+        node.store.close()
+
+
+def _first_block(prop: ChainState, code: str) -> types_pb2.Block:
+    """v1's block at height 1 with one record commissioning ``code``."""
+    env = signed(G, code)
+    block, _ = prop.build_block(1, 0, "v1", [(env, prop.verify(env))], 1)
+    return block
 
 
 def _signed_full(node: Node, height: int, block: types_pb2.Block):
@@ -264,62 +277,53 @@ def _delivered(node: Node) -> list[types_pb2.Block]:
 
 
 def test_a_body_whose_leaves_do_not_give_the_log_root_never_reaches_the_replica(
-    tmp_path: Path,
+    offline: tuple[Node, ChainState],
 ) -> None:
     # a relayer re-wraps the signed proposal with another signature on the same payload:
     # same record ids (records_hash agrees), other leaves; delivered first, the replica
     # would refuse the block for good and drop the real body as a duplicate
-    node, prop = _offline_node(tmp_path)
-    try:
-        env = signed(G, "urn:live:swap")
-        block, _ = prop.build_block(1, 0, "v1", [(env, prop.verify(env))], 1)
-        junk = types_pb2.Block()
-        junk.CopyFrom(block)
-        junk.envelopes[0].signatures[0].sig = bytes(64)
-        assert block_hash_of(junk) == block_hash_of(block)
-        with pytest.raises(InputError, match="log root"):
-            proposals.on_full(node, _signed_full(node, 1, junk))
-        assert _delivered(node) == []
-        proposals.on_full(node, _signed_full(node, 1, block))
-        [got] = _delivered(node)
-        assert got.SerializeToString() == block.SerializeToString()
-        # records that came with a body (or were fetched) are served to peers in turn
-        assert proposals.serve(node, [envelope_leaf_hash(block.envelopes[0])]) == [
-            block.envelopes[0]
-        ]
-    finally:
-        prop.store.close()
-        node.store.close()
+    node, prop = offline
+    block = _first_block(prop, "urn:live:swap")
+    junk = types_pb2.Block()
+    junk.CopyFrom(block)
+    junk.envelopes[0].signatures[0].sig = bytes(64)
+    assert block_hash_of(junk) == block_hash_of(block)
+    with pytest.raises(InputError, match="log root"):
+        proposals.on_full(node, _signed_full(node, 1, junk))
+    assert _delivered(node) == []
+    proposals.on_full(node, _signed_full(node, 1, block))
+    [got] = _delivered(node)
+    assert got.SerializeToString() == block.SerializeToString()
+    # records that came with a body (or were fetched) are served to peers in turn
+    assert proposals.serve(node, [envelope_leaf_hash(block.envelopes[0])]) == [block.envelopes[0]]
 
 
-def test_a_proposal_for_a_later_height_is_held_until_the_head_gets_there(tmp_path: Path) -> None:
-    node, prop = _offline_node(tmp_path)
-    try:
-        e1, e2 = signed(G, "urn:live:h1"), signed(G, "urn:live:h2")
-        b1, _ = prop.build_block(1, 0, "v1", [(e1, prop.verify(e1))], 1)
-        cert1 = types_pb2.CommitCertificate(height=1, block_hash=block_hash_of(b1))
-        prop.commit(prop.validate_block(b1), cert1)
-        proposer2 = node.chain.validators.proposer(2, 0)
-        b2, _ = prop.build_block(2, 0, proposer2, [(e2, prop.verify(e2))], 2)
-        proposals.on_full(node, _signed_full(node, 2, b2))
-        assert _delivered(node) == []  # its parent's log is not known here yet
-        assert len(node.bodies.held) == 1
-        node.chain.commit(node.chain.validate_block(b1), cert1)
-        proposals.release(node)  # what Node._commit does after each commit
-        [got] = _delivered(node)
-        assert got.SerializeToString() == b2.SerializeToString()
-        assert not node.bodies.held
-    finally:
-        prop.store.close()
-        node.store.close()
+def test_a_proposal_for_a_later_height_is_held_until_the_head_gets_there(
+    offline: tuple[Node, ChainState],
+) -> None:
+    node, prop = offline
+    e1, e2 = signed(G, "urn:live:h1"), signed(G, "urn:live:h2")
+    b1, _ = prop.build_block(1, 0, "v1", [(e1, prop.verify(e1))], 1)
+    cert1 = types_pb2.CommitCertificate(height=1, block_hash=block_hash_of(b1))
+    prop.commit(prop.validate_block(b1), cert1)
+    proposer2 = node.chain.validators.proposer(2, 0)
+    b2, _ = prop.build_block(2, 0, proposer2, [(e2, prop.verify(e2))], 2)
+    proposals.on_full(node, _signed_full(node, 2, b2))
+    assert _delivered(node) == []  # its parent's log is not known here yet
+    assert len(node.bodies.held) == 1
+    node.chain.commit(node.chain.validate_block(b1), cert1)
+    proposals.release(node)  # what Node._commit does after each commit
+    [got] = _delivered(node)
+    assert got.SerializeToString() == b2.SerializeToString()
+    assert not node.bodies.held
 
 
 def test_a_node_seeing_f_plus_one_past_its_head_syncs_after_a_while(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    offline: tuple[Node, ChainState], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the block they decided may be one this node can never rebuild (its proposer crashed
     # holding records no one else kept): after STUCK_SYNC_S it is fetched certified
-    node, prop = _offline_node(tmp_path)
+    node, _ = offline
 
     class Replica:
         ahead = True
@@ -346,11 +350,7 @@ def test_a_node_seeing_f_plus_one_past_its_head_syncs_after_a_while(
         now[0] += 2 * STUCK_SYNC_S
         assert not node._stuck(6)
 
-    try:
-        asyncio.run(check())
-    finally:
-        prop.store.close()
-        node.store.close()
+    asyncio.run(check())
 
 
 def _compact_of_full(node: Node, msg: Proposal) -> consensus_pb2.CompactBlock:
@@ -358,101 +358,83 @@ def _compact_of_full(node: Node, msg: Proposal) -> consensus_pb2.CompactBlock:
     return to_compact(msg.block, [envelope_leaf_hash(pb) for pb in msg.block.envelopes])
 
 
-def test_relayed_variants_cannot_push_out_a_held_proposal(tmp_path: Path) -> None:
-    node, prop = _offline_node(tmp_path)
-    try:
-        e1, e2 = signed(G, "urn:live:v1"), signed(G, "urn:live:v2")
-        b1, _ = prop.build_block(1, 0, "v1", [(e1, prop.verify(e1))], 1)
-        cert1 = types_pb2.CommitCertificate(height=1, block_hash=block_hash_of(b1))
-        prop.commit(prop.validate_block(b1), cert1)
-        b2, _ = prop.build_block(
-            2, 0, node.chain.validators.proposer(2, 0), [(e2, prop.verify(e2))], 2
-        )
-        honest = _signed_full(node, 2, b2)
-        proposals.on_full(node, honest)
-        bare = replace(honest, block=None)
-        for i in range(3 * proposals.KEPT):  # the signed header re-wrapped with junk leaves
-            junk = _compact_of_full(node, honest)
-            junk.leaf_hashes[0] = bytes([i % 256]) * 32
-            proposals.on_compact(node, bare, junk)
-        [(key, variants)] = node.bodies.held.items()
-        assert key == (2, 0, block_hash_of(b2))
-        assert len(variants) == proposals.HELD_VARIANTS
-        assert variants[0][2] is not None  # the honest full body, which came first
-        node.chain.commit(node.chain.validate_block(b1), cert1)
-        proposals.release(node)
-        [got] = _delivered(node)
-        assert got.SerializeToString() == b2.SerializeToString()
-        # a proposal for a height decided here is not held
-        proposals.on_full(node, _signed_full(node, 1, b1))
-        assert not node.bodies.held
-        assert _delivered(node) == []
-    finally:
-        prop.store.close()
-        node.store.close()
-
-
-def test_a_rewrapped_compact_proposal_for_the_next_height_is_refused(tmp_path: Path) -> None:
-    node, prop = _offline_node(tmp_path)
-    try:
-        env = signed(G, "urn:live:rewrap")
-        block, _ = prop.build_block(1, 0, "v1", [(env, prop.verify(env))], 1)
-        honest = _signed_full(node, 1, block)
+def test_relayed_variants_cannot_push_out_a_held_proposal(offline: tuple[Node, ChainState]) -> None:
+    node, prop = offline
+    e1, e2 = signed(G, "urn:live:v1"), signed(G, "urn:live:v2")
+    b1, _ = prop.build_block(1, 0, "v1", [(e1, prop.verify(e1))], 1)
+    cert1 = types_pb2.CommitCertificate(height=1, block_hash=block_hash_of(b1))
+    prop.commit(prop.validate_block(b1), cert1)
+    b2, _ = prop.build_block(2, 0, node.chain.validators.proposer(2, 0), [(e2, prop.verify(e2))], 2)
+    honest = _signed_full(node, 2, b2)
+    proposals.on_full(node, honest)
+    bare = replace(honest, block=None)
+    for i in range(3 * proposals.KEPT):  # the signed header re-wrapped with junk leaves
         junk = _compact_of_full(node, honest)
-        junk.leaf_hashes[0] = b"\x05" * 32
-        with pytest.raises(InputError, match="log root"):
-            proposals.on_compact(node, replace(honest, block=None), junk)
-        assert _delivered(node) == []
-        assert not node.bodies.fetching
-    finally:
-        prop.store.close()
-        node.store.close()
+        junk.leaf_hashes[0] = bytes([i % 256]) * 32
+        proposals.on_compact(node, bare, junk)
+    [(key, variants)] = node.bodies.held.items()
+    assert key == (2, 0, block_hash_of(b2))
+    assert len(variants) == proposals.HELD_VARIANTS
+    assert variants[0][2] is not None  # the honest full body, which came first
+    node.chain.commit(node.chain.validate_block(b1), cert1)
+    proposals.release(node)
+    [got] = _delivered(node)
+    assert got.SerializeToString() == b2.SerializeToString()
+    # a proposal for a height decided here is not held
+    proposals.on_full(node, _signed_full(node, 1, b1))
+    assert not node.bodies.held
+    assert _delivered(node) == []
+
+
+def test_a_rewrapped_compact_proposal_for_the_next_height_is_refused(
+    offline: tuple[Node, ChainState],
+) -> None:
+    node, prop = offline
+    block = _first_block(prop, "urn:live:rewrap")
+    honest = _signed_full(node, 1, block)
+    junk = _compact_of_full(node, honest)
+    junk.leaf_hashes[0] = b"\x05" * 32
+    with pytest.raises(InputError, match="log root"):
+        proposals.on_compact(node, replace(honest, block=None), junk)
+    assert _delivered(node) == []
+    assert not node.bodies.fetching
 
 
 def test_a_full_proposal_is_checked_cheaply_before_its_envelopes_are_hashed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    offline: tuple[Node, ChainState], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    node, prop = _offline_node(tmp_path)
-    try:
-        env = signed(G, "urn:live:cheap")
-        block, _ = prop.build_block(1, 0, "v1", [(env, prop.verify(env))], 1)
+    node, prop = offline
+    block = _first_block(prop, "urn:live:cheap")
 
-        def never(pb: types_pb2.Envelope) -> bytes:
-            raise AssertionError("hashed before the cheap checks")
+    def never(pb: types_pb2.Envelope) -> bytes:
+        raise AssertionError("hashed before the cheap checks")
 
-        monkeypatch.setattr(compact_module, "envelope_leaf_hash", never)
-        forged = replace(_signed_full(node, 1, block), signature=bytes(64))
-        with pytest.raises(InputError, match="bad signature"):
-            proposals.on_full(node, forged)
-        huge = types_pb2.Block()
-        huge.CopyFrom(block)
-        for _ in range(G.consensus.max_block_records):
-            huge.envelopes.add().CopyFrom(block.envelopes[0])
-        with pytest.raises(InputError, match="records"):
-            proposals.on_full(node, _signed_full(node, 1, huge))
-    finally:
-        prop.store.close()
-        node.store.close()
+    monkeypatch.setattr(compact_module, "envelope_leaf_hash", never)
+    forged = replace(_signed_full(node, 1, block), signature=bytes(64))
+    with pytest.raises(InputError, match="bad signature"):
+        proposals.on_full(node, forged)
+    huge = types_pb2.Block()
+    huge.CopyFrom(block)
+    for _ in range(G.consensus.max_block_records):
+        huge.envelopes.add().CopyFrom(block.envelopes[0])
+    with pytest.raises(InputError, match="records"):
+        proposals.on_full(node, _signed_full(node, 1, huge))
 
 
 def test_release_never_raises_into_the_consensus_loop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    offline: tuple[Node, ChainState], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    node, prop = _offline_node(tmp_path)
-    try:
-        e1 = signed(G, "urn:live:r1")
-        b1, _ = prop.build_block(1, 0, "v1", [(e1, prop.verify(e1))], 1)
-        node.bodies.held[(1, 0, block_hash_of(b1))] = [(_signed_full(node, 1, b1), None, None)]  # type: ignore[list-item]
+    node, prop = offline
+    e1 = signed(G, "urn:live:r1")
+    b1, _ = prop.build_block(1, 0, "v1", [(e1, prop.verify(e1))], 1)
+    node.bodies.held[(1, 0, block_hash_of(b1))] = [(_signed_full(node, 1, b1), None, None)]  # type: ignore[list-item]
 
-        def boom(*args: object) -> None:
-            raise RuntimeError("a bug")
+    def boom(*args: object) -> None:
+        raise RuntimeError("a bug")
 
-        monkeypatch.setattr(proposals, "on_compact", boom)
-        proposals.release(node)  # logged, not raised
-        assert not node.bodies.held
-    finally:
-        prop.store.close()
-        node.store.close()
+    monkeypatch.setattr(proposals, "on_compact", boom)
+    proposals.release(node)  # logged, not raised
+    assert not node.bodies.held
 
 
 def test_an_oversize_field_is_an_input_error_not_a_struct_error() -> None:
