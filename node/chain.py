@@ -249,10 +249,10 @@ class ChainState:
 
     def leaf_hashes(self, block: types_pb2.Block) -> list[bytes]:
         """The leaf hashes of ``block``'s envelopes, in order (a compact proposal's body):
-        from the validated block's records when it is one (its header's log root covers
-        every leaf, so the block hash names them), else computed."""
+        from the validated records when ``block`` is the very block validated or built
+        here, else computed."""
         p = self._prepared.get(block_hash_of(block))
-        if p is not None and len(p.verified) == len(block.envelopes):
+        if p is not None and p.block is block:
             return [v.leaf_hash for v in p.verified]
         return [compact.envelope_leaf_hash(pb) for pb in block.envelopes]
 

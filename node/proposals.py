@@ -174,7 +174,7 @@ def on_full(node: Node, msg: Proposal) -> None:
     block, limits = msg.block, node.genesis.consensus
     if len(block.envelopes) > limits.max_block_records:
         raise InputError(f"full proposal: {len(block.envelopes)} records")
-    if block.ByteSize() > limits.max_block_bytes + 16 * limits.max_block_records + 4096:
+    if block.ByteSize() > _body_cap(node):
         raise InputError(f"full proposal: {block.ByteSize()} bytes")
     _check_signed(node, msg)  # before the envelopes are hashed
     hashes = [compact.envelope_leaf_hash(pb) for pb in block.envelopes]
@@ -214,7 +214,8 @@ def on_compact(
         replica is not None and msg.height < replica.height
     ):
         return  # decided here already: its body is not needed
-    bound = _binds(node, msg.height, c)
+    header = _header(c, msg.height)
+    bound = _binds(node, header, c.leaf_hashes)
     if bound is None:
         if kept:  # a later height: bound when the head gets there
             _hold(b, msg, c, supplied)
@@ -229,7 +230,7 @@ def on_compact(
             slots[i] = supplied.get(bytes(c.leaf_hashes[i]))
         missing = [i for i in missing if slots[i] is None]
     if not missing:
-        _deliver(node, msg, c, slots, known)  # far rounds too: the replica counts them
+        _deliver(node, msg, c, header, slots, known)  # far rounds too: the replica counts them
         return
     if not kept:
         return  # a round the replica would not keep: not worth a fetch
@@ -242,7 +243,7 @@ def on_compact(
         if _distance(key, now) >= _distance(furthest, now):
             return  # the fetches under way are for slots at least as near
         b.fetching.pop(furthest).cancel()  # a stale or later-round one gives way
-    task = asyncio.create_task(_fetch(node, msg, c, slots, known, missing), name="fetch")
+    task = asyncio.create_task(_fetch(node, msg, c, header, slots, known, missing), name="fetch")
     b.fetching[key] = task
 
     def done(t: asyncio.Task[None]) -> None:
@@ -259,10 +260,8 @@ def _distance(key: tuple[int, int, bytes], now: tuple[int, int]) -> tuple[int, i
     return (1 if (h, r) < now else 0, abs(h - now[0]), abs(r - now[1]))
 
 
-def _binds(node: Node, height: int, c: consensus_pb2.CompactBlock) -> bool | None:
-    """Whether ``c``'s leaf hashes, appended to this node's log, give its header's log
-    size and root (so they are the proposer's leaves, in order); None if the block is
-    not the next one here (its parent's log is not known yet). Raises ``InputError``."""
+def _header(c: consensus_pb2.CompactBlock, height: int) -> types_pb2.BlockHeader:
+    """``c``'s header, for the signed ``height``. Raises ``InputError``."""
     header = types_pb2.BlockHeader()
     try:
         header.ParseFromString(c.header)
@@ -270,13 +269,20 @@ def _binds(node: Node, height: int, c: consensus_pb2.CompactBlock) -> bool | Non
         raise InputError("compact proposal: header does not parse") from e
     if header.height != height:
         raise InputError(f"compact proposal: header height {header.height}, signed {height}")
+    return header
+
+
+def _binds(node: Node, header: types_pb2.BlockHeader, leaf_hashes: Sequence[bytes]) -> bool | None:
+    """Whether ``leaf_hashes``, appended to this node's log, give the header's record
+    count, log size and root (so they are the proposer's leaves, in order); None if the
+    block is not the next one here (its parent's log is not known yet)."""
     head = node.store.head()
     front = node.store.frontier()
-    if height != head.height + 1 or front.size != head.log_size:
+    if header.height != head.height + 1 or front.size != head.log_size:
         return None  # a later block (or the head moved while this ran): decide later
-    if header.num_records != len(c.leaf_hashes):
+    if header.num_records != len(leaf_hashes):
         return False
-    size, root = preview(front, c.leaf_hashes, hashed=True)
+    size, root = preview(front, leaf_hashes, hashed=True)
     return size == header.log_size and root == header.log_root
 
 
@@ -323,6 +329,7 @@ async def _fetch(
     node: Node,
     msg: Proposal,
     c: consensus_pb2.CompactBlock,
+    header: types_pb2.BlockHeader,
     slots: compact.Slots,
     known: list[VerifiedRecord | None],
     missing: list[int],
@@ -335,7 +342,7 @@ async def _fetch(
             break
         asked = [c.leaf_hashes[i] for i in missing]
         try:
-            got = await peer.get_records(asked, _answer_cap(node), FETCH_TIMEOUT_S)
+            got = await peer.get_records(asked, _body_cap(node), FETCH_TIMEOUT_S)
             missing = await loop.run_in_executor(None, compact.fill, c, slots, missing, got)
         except grpc.aio.AioRpcError as e:
             log.info("GetRecords from %s failed: %s", peer.address, e.code().name)
@@ -360,25 +367,20 @@ async def _fetch(
         wanted,
         len(slots),
     )
-    _deliver(node, msg, c, slots, known)
+    _deliver(node, msg, c, header, slots, known)
 
 
-def _answer_cap(node: Node) -> int:
-    """The largest ``GetRecords`` answer taken from a peer: what ``serve`` sends at most
-    (``max_block_bytes`` of envelopes) plus protobuf framing."""
+def _body_cap(node: Node) -> int:
+    """The most bytes a peer's block body may take: ``max_block_bytes`` of envelopes (what
+    ``serve`` sends at most, what a block may hold) plus protobuf framing. Bounds a full
+    proposal and a ``GetRecords`` answer before anything in them is parsed or hashed."""
     c = node.genesis.consensus
-    return c.max_block_bytes + 16 * c.max_block_records + 1024
+    return c.max_block_bytes + 16 * c.max_block_records + 4096
 
 
-def _agrees(header_bytes: bytes, block: types_pb2.Block, known: Sequence[Any]) -> bool:
-    """The body's record count and ids are the ones its header commits to."""
-    header = types_pb2.BlockHeader()
-    try:
-        header.ParseFromString(header_bytes)
-    except DecodeError:
-        return False
-    if header.num_records != len(block.envelopes):
-        return False
+def _agrees(header: types_pb2.BlockHeader, block: types_pb2.Block, known: Sequence[Any]) -> bool:
+    """The body's record ids are the ones its header commits to (its count and leaves
+    were bound to the header before it was assembled, ``_binds``)."""
     ids = (
         k.record_id if k is not None else hashlib.sha256(pb.payload).digest()
         for k, pb in zip(known, block.envelopes, strict=True)
@@ -390,11 +392,12 @@ def _deliver(
     node: Node,
     msg: Proposal,
     c: consensus_pb2.CompactBlock,
+    header: types_pb2.BlockHeader,
     slots: compact.Slots,
     known: list[VerifiedRecord | None],
 ) -> None:
     block = compact.assemble(c, slots)
-    if not _agrees(c.header, block, known):
+    if not _agrees(header, block, known):
         log.info("proposal %d/%d: body does not match its header; ignored", msg.height, msg.round)
         return
     by_leaf = dict(zip(c.leaf_hashes, block.envelopes, strict=True))
