@@ -83,6 +83,17 @@ class Rebuilt:
     by_leaf: dict[bytes, types_pb2.Envelope]  # served to peers (records this node fetched)
 
 
+@dataclass(frozen=True)
+class _Body:
+    """A bound proposal being rebuilt: its slots fill in place as records are fetched."""
+
+    msg: Proposal
+    named: consensus_pb2.CompactBlock  # the header and leaf hashes it was bound by
+    header: types_pb2.BlockHeader
+    slots: compact.Slots
+    known: list[VerifiedRecord | None]
+
+
 K = TypeVar("K")
 
 
@@ -229,8 +240,9 @@ def on_compact(
         for i in missing:
             slots[i] = supplied.get(bytes(c.leaf_hashes[i]))
         missing = [i for i in missing if slots[i] is None]
+    body = _Body(msg, c, header, slots, known)
     if not missing:
-        _deliver(node, msg, c, header, slots, known)  # far rounds too: the replica counts them
+        _deliver(node, body)  # far rounds too: the replica counts them
         return
     if not kept:
         return  # a round the replica would not keep: not worth a fetch
@@ -243,7 +255,7 @@ def on_compact(
         if _distance(key, now) >= _distance(furthest, now):
             return  # the fetches under way are for slots at least as near
         b.fetching.pop(furthest).cancel()  # a stale or later-round one gives way
-    task = asyncio.create_task(_fetch(node, msg, c, header, slots, known, missing), name="fetch")
+    task = asyncio.create_task(_fetch(node, body, missing), name="fetch")
     b.fetching[key] = task
 
     def done(t: asyncio.Task[None]) -> None:
@@ -325,17 +337,10 @@ def release(node: Node) -> None:
                 log.exception("held proposal %d/%d", msg.height, msg.round)
 
 
-async def _fetch(
-    node: Node,
-    msg: Proposal,
-    c: consensus_pb2.CompactBlock,
-    header: types_pb2.BlockHeader,
-    slots: compact.Slots,
-    known: list[VerifiedRecord | None],
-    missing: list[int],
-) -> None:
+async def _fetch(node: Node, body: _Body, missing: list[int]) -> None:
     """Ask the proposer, then the other peers, for the missing envelopes."""
     loop = asyncio.get_running_loop()
+    msg, c, n = body.msg, body.named, len(body.slots)
     wanted = len(missing)
     for peer in sorted(node.peers, key=lambda p: p.info.member != msg.proposer):
         if not missing:
@@ -343,7 +348,7 @@ async def _fetch(
         asked = [c.leaf_hashes[i] for i in missing]
         try:
             got = await peer.get_records(asked, _body_cap(node), FETCH_TIMEOUT_S)
-            missing = await loop.run_in_executor(None, compact.fill, c, slots, missing, got)
+            missing = await loop.run_in_executor(None, compact.fill, c, body.slots, missing, got)
         except grpc.aio.AioRpcError as e:
             log.info("GetRecords from %s failed: %s", peer.address, e.code().name)
         except LedgerError as e:
@@ -356,18 +361,14 @@ async def _fetch(
             msg.height,
             msg.round,
             len(missing),
-            len(slots),
+            n,
         )
         node.trigger_sync()  # most likely the others decided it already
         return
     log.info(
-        "proposal %d/%d: fetched %d of its %d records from peers",
-        msg.height,
-        msg.round,
-        wanted,
-        len(slots),
+        "proposal %d/%d: fetched %d of its %d records from peers", msg.height, msg.round, wanted, n
     )
-    _deliver(node, msg, c, header, slots, known)
+    _deliver(node, body)
 
 
 def _body_cap(node: Node) -> int:
@@ -388,20 +389,14 @@ def _agrees(header: types_pb2.BlockHeader, block: types_pb2.Block, known: Sequen
     return header.records_hash == records_hash(ids)
 
 
-def _deliver(
-    node: Node,
-    msg: Proposal,
-    c: consensus_pb2.CompactBlock,
-    header: types_pb2.BlockHeader,
-    slots: compact.Slots,
-    known: list[VerifiedRecord | None],
-) -> None:
-    block = compact.assemble(c, slots)
-    if not _agrees(header, block, known):
+def _deliver(node: Node, body: _Body) -> None:
+    msg, c = body.msg, body.named
+    block = compact.assemble(c, body.slots)
+    if not _agrees(body.header, block, body.known):
         log.info("proposal %d/%d: body does not match its header; ignored", msg.height, msg.round)
         return
     by_leaf = dict(zip(c.leaf_hashes, block.envelopes, strict=True))
-    _keep(node.bodies.rebuilt, msg.block_hash, Rebuilt(block, known, c, by_leaf))
+    _keep(node.bodies.rebuilt, msg.block_hash, Rebuilt(block, body.known, c, by_leaf))
     # ``msg`` itself passed verify_message in on_compact
     node.events.put_nowait(MessageReceived(replace(msg, block=block), verified=True))
 
