@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -50,6 +51,11 @@ def _tree(title: str, root: str, nodes: list[services_pb2.TraceNode]) -> Tree:
             continue
         where[n.code] = where.get(n.parent_code, tree).add(f"{n.code}  {desc}")
     return tree
+
+
+def _at_height(client: LedgerClient, height: int) -> Callable[[], bool]:
+    """Whether the node behind ``client`` has applied block ``height``."""
+    return lambda: int(client.status().height) >= height
 
 
 def run(directory: Path, base_port: int, keep: bool) -> None:
@@ -84,6 +90,7 @@ def _story(directory: Path, addresses: list[str]) -> None:
         sc = farm_to_table()
         console.rule("farm to table")
         committed: list[tuple[str, bytes]] = []
+        height = 0
         for i, d in enumerate(sc.drafts):
             rec = make_record(
                 genesis,
@@ -97,7 +104,15 @@ def _story(directory: Path, addresses: list[str]) -> None:
             if d.handoff_to:
                 env = cosign(env, key(d.handoff_to))
             client = clients[i % len(clients)]
+            # each step names codes an earlier one committed, via another node: that node
+            # must have applied the earlier block before it checks the custody rules
+            net.wait_until(
+                _at_height(client, height),
+                30.0,
+                f"{client.address} did not reach height {height}",
+            )
             resp = client.submit(env, wait=True)
+            height = resp.height
             signers = " + ".join(env.signers())
             console.print(
                 f"  [green]✓[/] h{resp.height:<4} #{resp.log_index:<3} {d.note}  "

@@ -228,7 +228,7 @@ def pause(directory: Path, index: int) -> int:
     n = _running(Manifest.load(directory), index)
     assert n.pid is not None
     procs.send(n.pid, n.config, signal.SIGSTOP)
-    _wait_until(lambda: procs.is_paused(n.pid), 5.0, f"node {index} did not stop on SIGSTOP")
+    wait_until(lambda: procs.is_paused(n.pid), 5.0, f"node {index} did not stop on SIGSTOP")
     return n.pid
 
 
@@ -238,7 +238,7 @@ def resume(directory: Path, index: int) -> int:
     n = _running(Manifest.load(directory), index)
     assert n.pid is not None
     procs.send(n.pid, n.config, signal.SIGCONT)
-    _wait_until(lambda: not procs.is_paused(n.pid), 5.0, f"node {index} did not resume")
+    wait_until(lambda: not procs.is_paused(n.pid), 5.0, f"node {index} did not resume")
     return n.pid
 
 
@@ -394,7 +394,9 @@ def _running(man: Manifest, index: int) -> NodeEntry:
     return n
 
 
-def _wait_until(cond: Callable[[], bool], timeout: float, message: str) -> None:
+def wait_until(cond: Callable[[], bool], timeout: float, message: str) -> None:
+    """Poll ``cond`` every 20 ms until true; ``NodeUnavailableError(message)`` after
+    ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() >= deadline:
