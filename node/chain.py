@@ -71,7 +71,7 @@ class Prepared:
     block_hash: bytes
     header: types_pb2.BlockHeader
     verified: tuple[VerifiedRecord, ...]
-    leaves: tuple[bytes, ...]
+    leaf_hashes: tuple[bytes, ...]  # RFC 9162 leaf hashes of the envelopes, in order
     update: custody.BlockUpdate
 
 
@@ -218,8 +218,8 @@ class ChainState:
         for r in update.refused:
             dropped.append(Dropped(fresh[r.position][1].record_id, r.error))
         kept = [item for i, item in enumerate(fresh) if i not in bad]
-        leaves = [v.leaf for _, v in kept]  # no re-conversion
-        size, root = self.store.preview_root(leaves)
+        leaves = [v.leaf_hash for _, v in kept]  # hashed once per record and node
+        size, root = self.store.preview_root(leaves, hashed=True)
         header = types_pb2.BlockHeader(
             chain_id=self.genesis.chain_id,
             genesis_hash=self.genesis.hash,
@@ -253,7 +253,7 @@ class ChainState:
         here, else computed."""
         p = self._prepared.get(block_hash_of(block))
         if p is not None and p.block is block:
-            return [v.leaf_hash for v in p.verified]
+            return list(p.leaf_hashes)
         return [compact.envelope_leaf_hash(pb) for pb in block.envelopes]
 
     def _remember(self, prepared: Prepared) -> None:
@@ -336,8 +336,8 @@ class ChainState:
             refusal = update.refused[0]
             err = refusal.error
             raise RuleError(err.rule, f"block: record {refusal.position}: {err}", err.code)
-        leaves = tuple(v.leaf for v in verified)
-        size, root = self.store.preview_root(leaves)
+        leaves = tuple(v.leaf_hash for v in verified)
+        size, root = self.store.preview_root(leaves, hashed=True)
         if header.log_size != size or header.log_root != root:
             raise InputError("block: log_size/log_root do not match the log after this block")
         prepared = Prepared(block, bh, header, tuple(verified), leaves, update)
@@ -355,10 +355,11 @@ class ChainState:
                 certificate_bytes=certificate.SerializeToString(),
                 envelopes=[pb.SerializeToString() for pb in p.block.envelopes],
                 record_ids=[v.record_id for v in p.verified],
-                leaf_data=p.leaves,
+                leaf_data=p.leaf_hashes,
                 codes=p.update.codes(),
                 nonces=[(v.record.author, v.record.nonce) for v in p.verified],
                 extra=p.update.puts(),
+                leaves_hashed=True,
             )
         )
         self._prepared.clear()

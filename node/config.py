@@ -20,6 +20,10 @@ Example (relative paths are resolved against the config file's folder)::
     [consensus]
     proposal_wait_ms = 5                # let a block fill this long before proposing
 
+    [sync]
+    helper_min_blocks = 32              # a pull at least this far behind parses blocks in a
+                                        # helper process (the second core); 0: never
+
 Unknown keys are refused with the field's name, so a typo never silently means a default.
 """
 
@@ -51,6 +55,11 @@ class ConsensusConfig:
 
 
 @dataclass(frozen=True)
+class SyncConfig:
+    helper_min_blocks: int = 32
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     member: str
     key_file: Path
@@ -61,6 +70,7 @@ class NodeConfig:
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
     source: Path | None = None
 
     @classmethod
@@ -92,6 +102,7 @@ class NodeConfig:
             "mempool",
             "limits",
             "consensus",
+            "sync",
         }
         _unknown(doc, top, "")
         for name in ("member", "key_file", "genesis", "data_dir", "listen"):
@@ -116,6 +127,7 @@ class NodeConfig:
             mempool=MempoolConfig(**_section(doc, "mempool", MempoolConfig())),
             limits=LimitsConfig(**_section(doc, "limits", LimitsConfig())),
             consensus=ConsensusConfig(**_section(doc, "consensus", ConsensusConfig())),
+            sync=SyncConfig(**_section(doc, "sync", SyncConfig())),
             source=source,
         )
 
@@ -133,6 +145,7 @@ class NodeConfig:
             ("mempool", self.mempool),
             ("limits", self.limits),
             ("consensus", self.consensus),
+            ("sync", self.sync),
         ):
             lines.append(f"\n[{name}]")
             lines += [f"{k} = {int(v)}" for k, v in sec.__dict__.items()]

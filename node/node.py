@@ -218,10 +218,11 @@ class Node:
         )
         new_head = await loop.run_in_executor(None, self.chain.commit, prepared, cert)
         ids = [v.record_id for v in prepared.verified]
-        self.bodies.committed((v.leaf_hash for v in prepared.verified), prepared.block)
-        self.mempool.remove(ids)
-        # a pending record whose nonce another committed record used can never commit
-        self.mempool.remove_nonces((v.record.author, v.record.nonce) for v in prepared.verified)
+        self.bodies.committed(prepared.leaf_hashes, prepared.block)
+        if len(self.mempool):  # (a syncing node's is empty)
+            self.mempool.remove(ids)
+            # a pending record whose nonce another committed record used can never commit
+            self.mempool.remove_nonces((v.record.author, v.record.nonce) for v in prepared.verified)
         if self._unsettled:
             self._unsettled = [v for v in self._unsettled if v.record_id in self.mempool]
         if not len(self.mempool):

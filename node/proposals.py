@@ -46,7 +46,7 @@ import asyncio
 import hashlib
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -103,6 +103,23 @@ def _keep(cache: OrderedDict[K, Any], key: K, value: Any) -> None:
         cache.popitem(last=False)
 
 
+class _Recent:
+    """A committed block's envelopes by leaf hash; the index is built on the first lookup."""
+
+    def __init__(self, leaf_hashes: Sequence[bytes], block: types_pb2.Block) -> None:
+        if len(leaf_hashes) != len(block.envelopes):
+            raise ValueError("one leaf hash per envelope")
+        self._hashes: Sequence[bytes] | None = leaf_hashes
+        self._block: types_pb2.Block | None = block
+        self._index: dict[bytes, types_pb2.Envelope] = {}
+
+    def get(self, leaf_hash: bytes) -> types_pb2.Envelope | None:
+        if self._block is not None and self._hashes is not None:
+            self._index = dict(zip(self._hashes, self._block.envelopes, strict=True))
+            self._hashes = self._block = None
+        return self._index.get(leaf_hash)
+
+
 class Bodies:
     """The node's bounded caches of proposal bodies (event-loop state; ``known_for`` is
     also called from worker threads and reads one immutable entry)."""
@@ -115,7 +132,7 @@ class Bodies:
         self.fetching: dict[tuple[int, int, bytes], asyncio.Task[None]] = {}
         # proposals for a later height, until the head reaches it (``_hold``)
         self.held: OrderedDict[tuple[int, int, bytes], list[Held]] = OrderedDict()
-        self.recent: deque[dict[bytes, types_pb2.Envelope]] = deque(maxlen=RECENT_BLOCKS)
+        self.recent: deque[_Recent] = deque(maxlen=RECENT_BLOCKS)
 
     def known_for(self, block_hash: bytes, block: types_pb2.Block) -> list[VerifiedRecord | None]:
         """The admission results standing for ``block``'s envelopes, or all None."""
@@ -124,8 +141,10 @@ class Bodies:
             return r.known
         return [None] * len(block.envelopes)
 
-    def committed(self, prepared_leaf_hashes: Iterable[bytes], block: types_pb2.Block) -> None:
-        self.recent.append(dict(zip(prepared_leaf_hashes, block.envelopes, strict=True)))
+    def committed(self, leaf_hashes: Sequence[bytes], block: types_pb2.Block) -> None:
+        """Keep a committed block's envelopes answerable by leaf hash (indexed lazily: most
+        recent blocks are never asked for)."""
+        self.recent.append(_Recent(leaf_hashes, block))
 
     def envelope(self, mempool: Mempool, leaf_hash: bytes) -> types_pb2.Envelope | None:
         p = mempool.by_leaf(leaf_hash)

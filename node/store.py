@@ -110,8 +110,10 @@ class BlockWrite:
     """Everything one committed block adds to the store, written atomically.
 
     Per-record sequences are parallel (same length, log order). ``leaf_data[i]`` is what is
-    hashed into the log for record ``i`` (only its hash is stored). ``extra`` holds generic
-    puts ``(db, key, value)`` for upper layers (``value is None`` deletes ``key``).
+    hashed into the log for record ``i`` (only its hash is stored), or, if ``leaves_hashed``,
+    already its RFC 9162 leaf hash (a caller that has the hashes spares hashing them again).
+    ``extra`` holds generic puts ``(db, key, value)`` for upper layers (``value is None``
+    deletes ``key``).
     """
 
     height: int
@@ -124,6 +126,7 @@ class BlockWrite:
     codes: Sequence[Sequence[str]]
     nonces: Sequence[tuple[str, str]]
     extra: Sequence[tuple[str, bytes, bytes | None]] = ()
+    leaves_hashed: bool = False
 
 
 @dataclass(frozen=True)
@@ -279,6 +282,8 @@ def _check_block(b: BlockWrite) -> None:
         raise InputError(f"block {b.height}: needs a 32-byte hash and header bytes")
     if any(len(r) != merkle.HASH_SIZE for r in b.record_ids):
         raise InputError(f"block {b.height}: every record id must be 32 bytes")
+    if b.leaves_hashed and any(len(h) != merkle.HASH_SIZE for h in b.leaf_data):
+        raise InputError(f"block {b.height}: every leaf hash must be 32 bytes")
 
 
 class Store:
@@ -602,7 +607,7 @@ class Store:
         pack = _U64.pack
         first = self._head.log_size
         n = len(b.envelopes)
-        appended = extend(self._frontier, b.leaf_data)
+        appended = extend(self._frontier, b.leaf_data, hashed=b.leaves_hashed)
         front = appended.frontier
 
         ends = list(accumulate(map(len, b.envelopes)))
@@ -836,12 +841,15 @@ class Store:
         """The log's current frontier (its perfect-subtree peaks), for previewing roots."""
         return self._frontier
 
-    def preview_root(self, leaf_data: Sequence[bytes]) -> tuple[int, bytes]:
-        """``(log_size, log_root)`` after appending ``leaf_data`` to the head; writes nothing.
+    def preview_root(
+        self, leaf_data: Sequence[bytes], *, hashed: bool = False
+    ) -> tuple[int, bytes]:
+        """``(log_size, log_root)`` after appending ``leaf_data`` (leaf hashes if ``hashed``)
+        to the head; writes nothing.
 
         Call from the writer thread (a proposer building the next block's header).
         """
-        return preview(self._frontier, leaf_data)
+        return preview(self._frontier, leaf_data, hashed=hashed)
 
     def leaf_hash_at(self, index: int) -> bytes:
         """The stored leaf hash at ``index``.

@@ -21,6 +21,7 @@ or false claim; its next status answer restores it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,7 @@ from consensus.messages import block_hash_of
 from node.chain import parse_trusted
 from node.errors import InputError, LedgerError, ReplicationError
 from node.records import VerifiedRecord
+from node.sync_helper import LOOKAHEAD, SyncHelper, rebuild
 from proto import services_pb2, types_pb2
 
 if TYPE_CHECKING:
@@ -83,7 +85,7 @@ async def sync_from_peers(node: Node) -> None:
         progressed = False
         for peer in ahead:
             try:
-                n = await _pull(node, peer.stub, peer.address)
+                n = await _pull(node, peer.stub, peer.address, peer.info.height)
             except (grpc.aio.AioRpcError, LedgerError) as e:
                 log.warning("sync from %s failed: %s", peer.address, e)
                 peer.info.height = 0  # forget its claim until it answers again
@@ -97,11 +99,15 @@ async def sync_from_peers(node: Node) -> None:
 
 
 def _certified_records(
-    node: Node, block: types_pb2.Block, cert: types_pb2.CommitCertificate
+    node: Node,
+    block: types_pb2.Block,
+    cert: types_pb2.CommitCertificate,
+    decoded: bytes | None = None,
 ) -> list[VerifiedRecord | None]:
     """The head-independent half of a block's check: its certificate, and its records
-    parsed (signatures not re-checked: the certified log root covers them). Runs while the
-    previous block is still being applied. Raises ``LedgerError``."""
+    parsed (signatures not re-checked: the certified log root covers them), or rebuilt from
+    the sync helper's ``decoded`` blob. Runs while the previous block is still being
+    applied. Raises ``LedgerError``."""
     require_certificate(
         cert,
         node.chain.validators,
@@ -109,6 +115,11 @@ def _certified_records(
         node.genesis.chain_id,
         expected_hash=block_hash_of(block),
     )
+    if decoded is not None:
+        try:
+            return rebuild(decoded, block)
+        except (ValueError, TypeError, EOFError) as e:
+            log.warning("sync helper answer unusable (%s); parsing in the node", e)
     out: list[VerifiedRecord | None] = []
     for i, pb in enumerate(block.envelopes):
         try:
@@ -123,43 +134,82 @@ def _check_block(node: Node, block: types_pb2.Block, known: list[VerifiedRecord 
     node.chain.validate_block(block, verify_signatures=False, known=known)
 
 
-async def _pull(node: Node, stub: object, address: str) -> int:
+_Item = tuple[types_pb2.CommittedBlock, "asyncio.Future[bytes | None] | None"]
+
+
+async def _pull(node: Node, stub: object, address: str, claimed: int = 0) -> int:
+    """Pull blocks from one peer until its stream ends; returns how many were applied.
+
+    A reader task keeps up to ``LOOKAHEAD`` blocks ahead of the one being checked and, when
+    the peer ``claimed`` at least ``[sync] helper_min_blocks`` blocks more than this node
+    has, hands each to the sync helper process to parse as it arrives."""
     loop = asyncio.get_running_loop()
     start = node.store.head().height + 1
     call = stub.GetBlocks(  # type: ignore[attr-defined]
         services_pb2.GetBlocksRequest(from_height=start, to_height=0), timeout=300
     )
+    min_blocks = node.config.sync.helper_min_blocks
+    helper = SyncHelper() if min_blocks and claimed - start + 1 >= min_blocks else None
+    if helper is not None:
+        helper.start()
+    queue: asyncio.Queue[_Item | BaseException | None] = asyncio.Queue(maxsize=LOOKAHEAD)
+
+    async def read() -> None:
+        try:
+            async for cb in call:
+                await queue.put((cb, helper.submit(cb.block) if helper is not None else None))
+        except Exception as e:  # handed to the consumer, which raises it
+            await queue.put(e)
+        else:
+            await queue.put(None)
+
+    reader = asyncio.create_task(read(), name="sync-reader")
     n = 0
     expected = start
-    async for cb in call:
-        cert, block = cb.certificate, cb.block
-        if cert.height != expected:
-            raise ReplicationError(f"{address} served height {cert.height}, expected {expected}")
-        if node.store.head().height >= expected:  # consensus got there first
-            expected += 1
-            continue
-        try:
-            # certificate and parse overlap the apply of the block before (fed, not awaited)
-            known = await loop.run_in_executor(None, _certified_records, node, block, cert)
-        except LedgerError as e:
-            raise ReplicationError(f"{address} served block {expected} that fails: {e}") from e
-        await _wait_applied(node, expected - 1)  # a local failure, not the peer's
-        if node.store.head().height >= expected:
-            expected += 1
-            continue
-        try:
-            await loop.run_in_executor(None, _check_block, node, block, known)
-        except LedgerError as e:
-            if node.store.head().height >= expected:  # the head moved while checking
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            cb, decoding = item
+            cert, block = cb.certificate, cb.block
+            if cert.height != expected:
+                raise ReplicationError(
+                    f"{address} served height {cert.height}, expected {expected}"
+                )
+            if node.store.head().height >= expected:  # consensus got there first
                 expected += 1
                 continue
-            raise ReplicationError(f"{address} served block {expected} that fails: {e}") from e
-        node.events.put_nowait(SyncCommitted(block, cert, verified=True))
-        n += 1
-        expected += 1
-        if n % 500 == 0:
-            log.info("synced to height %d from %s", expected - 1, address)
-    await _wait_applied(node, expected - 1)
+            decoded = await helper.answer(decoding) if helper and decoding else None
+            try:
+                # certificate and parse overlap the apply of the block before (fed, not awaited)
+                known = await loop.run_in_executor(
+                    None, _certified_records, node, block, cert, decoded
+                )
+            except LedgerError as e:
+                raise ReplicationError(f"{address} served block {expected} that fails: {e}") from e
+            await _wait_applied(node, expected - 1)  # a local failure, not the peer's
+            if node.store.head().height >= expected:
+                expected += 1
+                continue
+            try:
+                await loop.run_in_executor(None, _check_block, node, block, known)
+            except LedgerError as e:
+                if node.store.head().height >= expected:  # the head moved while checking
+                    expected += 1
+                    continue
+                raise ReplicationError(f"{address} served block {expected} that fails: {e}") from e
+            node.events.put_nowait(SyncCommitted(block, cert, verified=True))
+            n += 1
+            expected += 1
+            if n % 500 == 0:
+                log.info("synced to height %d from %s", expected - 1, address)
+        await _wait_applied(node, expected - 1)
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+        if helper is not None:
+            await helper.close()
     if n:
         log.info("synced %d blocks from %s, now at height %d", n, address, expected - 1)
     return n
