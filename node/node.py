@@ -63,6 +63,7 @@ from node.mempool import Mempool, Pending
 from node.peers import PeerInfo, PeerLink, consensus_item, evidence_item, records_item
 from node.records import VerifiedRecord
 from node.store import Store, StoreReader
+from node.sync_helper import SyncHelper
 from proto import consensus_pb2, services_pb2, types_pb2
 
 log = logging.getLogger("suyuan.node")
@@ -115,6 +116,7 @@ class Node:
         self._reader: StoreReader | None = None  # set inside ``admitting``
         self._rate_window = (0.0, 0)
         self._sync_task: asyncio.Task[None] | None = None
+        self.sync_helper: SyncHelper | None = None  # while a pull uses one (node.sync)
         self.bodies = proposals.Bodies()  # compact proposals (node.proposals)
         self.committed = asyncio.Event()  # set (and cleared) on every commit
         self._evidence_path = config.data_dir / "evidence.jsonl"

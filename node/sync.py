@@ -150,23 +150,26 @@ async def _pull(node: Node, stub: object, address: str, claimed: int = 0) -> int
     )
     min_blocks = node.config.sync.helper_min_blocks
     helper = SyncHelper() if min_blocks and claimed - start + 1 >= min_blocks else None
-    if helper is not None:
-        helper.start()
     queue: asyncio.Queue[_Item | BaseException | None] = asyncio.Queue(maxsize=LOOKAHEAD)
 
     async def read() -> None:
         try:
             async for cb in call:
-                await queue.put((cb, helper.submit(cb.block) if helper is not None else None))
+                decoding = await helper.submit(cb.block) if helper is not None else None
+                await queue.put((cb, decoding))
         except Exception as e:  # handed to the consumer, which raises it
             await queue.put(e)
         else:
             await queue.put(None)
 
-    reader = asyncio.create_task(read(), name="sync-reader")
+    reader: asyncio.Task[None] | None = None
     n = 0
     expected = start
     try:
+        if helper is not None:
+            node.sync_helper = helper
+            await helper.start()
+        reader = asyncio.create_task(read(), name="sync-reader")
         while (item := await queue.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
@@ -179,7 +182,7 @@ async def _pull(node: Node, stub: object, address: str, claimed: int = 0) -> int
             if node.store.head().height >= expected:  # consensus got there first
                 expected += 1
                 continue
-            decoded = await helper.answer(decoding) if helper and decoding else None
+            decoded = await decoding if decoding is not None else None
             try:
                 # certificate and parse overlap the apply of the block before (fed, not awaited)
                 known = await loop.run_in_executor(
@@ -205,10 +208,15 @@ async def _pull(node: Node, stub: object, address: str, claimed: int = 0) -> int
                 log.info("synced to height %d from %s", expected - 1, address)
         await _wait_applied(node, expected - 1)
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
+        cancel = getattr(call, "cancel", None)
+        if cancel is not None:
+            cancel()  # the rest of the stream is not wanted (a no-op once it has ended)
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
         if helper is not None:
+            node.sync_helper = None
             await helper.close()
     if n:
         log.info("synced %d blocks from %s, now at height %d", n, address, expected - 1)

@@ -15,21 +15,26 @@ Invariants:
     block itself, so an error reads exactly as without the helper;
   * the node still checks each block's certificate, chain link, custody rules and log root
     itself; the helper only saves it the parsing;
-  * at most one helper process per node, started when a sync pull is at least
-    ``[sync] helper_min_blocks`` blocks behind, stopped (and reaped, by PID) when the pull
-    ends or the node stops. If it dies, the pull goes on without it.
+  * at most one helper process per node (``python -m node.sync_helper``, talking over its
+    stdin and stdout), started when a sync pull is at least ``[sync] helper_min_blocks``
+    blocks behind, stopped and reaped when the pull ends or the node stops (its input
+    closes; killed by PID if it has not exited within 5 s). It exits by itself when the node
+    dies (its input ends). If it fails, the pull goes on without it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
+import dataclasses
 import logging
 import marshal
-import multiprocessing
-import os
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+import struct
+import sys
+from collections import deque
+from typing import Any, BinaryIO
+
+from google.protobuf.message import DecodeError
 
 from node.chain import parse_trusted
 from node.envelope import Envelope, Signature
@@ -41,8 +46,9 @@ from proto import types_pb2
 log = logging.getLogger("suyuan.sync")
 
 #: Blocks decoded ahead of the one being applied (bounds the helper's queue and memory:
-#: a decoded block is about 900 bytes per record).
+#: a decoded block is about 400 bytes per record).
 LOOKAHEAD = 4
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(TraceRecord))
 
 
 def _flat(v: VerifiedRecord) -> tuple[Any, ...]:
@@ -77,8 +83,7 @@ def _flat(v: VerifiedRecord) -> tuple[Any, ...]:
         r.sealed,
         r.attachments,
         roles,
-        v.leaf,
-        v.leaf_hash,
+        v.leaf_hash,  # (not the leaf: nothing reads it once its hash is known)
     )
 
 
@@ -89,7 +94,7 @@ def decode(block_bytes: bytes) -> bytes | None:
     try:
         block.ParseFromString(block_bytes)
         return marshal.dumps([_flat(parse_trusted(pb)) for pb in block.envelopes])
-    except (LedgerError, ValueError):
+    except (LedgerError, DecodeError, ValueError):
         return None
 
 
@@ -102,95 +107,157 @@ def rebuild(blob: bytes, block: types_pb2.Block) -> list[VerifiedRecord | None]:
     if not isinstance(rows, list) or len(rows) != len(block.envelopes):
         raise ValueError("sync helper: decoded records do not match the block")
     out: list[VerifiedRecord | None] = []
+    new = object.__new__
     for pb, row in zip(block.envelopes, rows, strict=True):
         pb.DiscardUnknownFields()
-        (rid, payload, ptype, sigs, chain_id, genesis, author, nonce, category, event,
-         hf, ht, attrs, sealed, atts, roles, leaf, lh) = row  # fmt: skip
-        env = Envelope(payload, ptype, tuple(Signature(k, s) for k, s in sigs))
-        rec = TraceRecord(
-            chain_id, genesis, author, nonce, category, event, hf, ht, attrs, sealed, atts
-        )
-        if roles is not None:
-            rec.__dict__["roles"] = EventCodes(*roles)  # the cached_property's slot
-        v = VerifiedRecord(rid, rec, env)
-        v.__dict__["leaf"] = leaf
-        v.__dict__["leaf_hash"] = lh
+        sigs = tuple(Signature(k, s) for k, s in row[3])
+        env = Envelope(row[1], row[2], sigs)
+        # the frozen dataclasses' fields set directly (their __init__ sets each through
+        # object.__setattr__, a third of the rebuild): same objects, equal to the parse's
+        rec = new(TraceRecord)
+        rec.__dict__.update(zip(_RECORD_FIELDS, row[4:15], strict=True))
+        if row[15] is not None:
+            rec.__dict__["roles"] = EventCodes(*row[15])  # the cached_property's slot
+        v = new(VerifiedRecord)
+        v.__dict__.update(record_id=row[0], record=rec, envelope=env, leaf_hash=row[16])
         out.append(v)
     return out
 
 
-def _ready() -> int:
-    return os.getpid()
+_HEAD = struct.Struct(">BI")  # a reply: decoded (1) or not (0), blob length
+_READY = b"suyuan-sync-helper/1\n"
+_STOP_S = 5.0
+
+
+def serve(inp: BinaryIO, out: BinaryIO) -> int:
+    """(The helper's loop.) Read ``u32 length || Block bytes`` requests from ``inp`` until
+    it ends (the node closed it, or died) and answer each, in order, with
+    ``u8 decoded || u32 length || blob``. Returns the exit status (0)."""
+    out.write(_READY)
+    out.flush()
+    while True:
+        head = inp.read(4)
+        if len(head) < 4:
+            return 0
+        (n,) = struct.unpack(">I", head)
+        data = inp.read(n)
+        if len(data) < n:
+            return 0
+        blob = decode(data)
+        out.write(_HEAD.pack(blob is not None, len(blob or b"")))
+        if blob:
+            out.write(blob)
+        out.flush()
 
 
 class SyncHelper:
-    """One helper process for one sync pull (event-loop object). ``submit`` never raises:
-    a helper that is not up yet, or has died, answers None and the caller parses itself."""
+    """One helper process for one sync pull: ``python -m node.sync_helper``, fed over its
+    stdin and answering on its stdout (event-loop object). Nothing here raises to the
+    caller: a helper that is not up yet, or has failed, answers None and the caller parses
+    the block itself."""
 
     def __init__(self) -> None:
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self._up: asyncio.Future[int] | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._replies: asyncio.Task[None] | None = None
+        self._waiting: deque[asyncio.Future[bytes | None]] = deque()
+        self._up = False
         self.pid: int | None = None
         self.broken = False
 
-    def start(self) -> None:
-        """Spawn the helper (not fork: the node's gRPC threads must not be forked)."""
-        if self._pool is not None:
+    async def start(self) -> None:
+        """Start the process; it is ``ready`` once it has imported what it needs."""
+        if self._proc is not None or self.broken:
             return
-        self._pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn")
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "node.sync_helper",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                limit=1 << 20,
+            )
+        except OSError as e:
+            self._broke(e)
+            return
+        self.pid = self._proc.pid
+        self._replies = asyncio.create_task(
+            self._read_replies(self._proc), name="sync-helper-replies"
         )
-        self._up = asyncio.wrap_future(self._pool.submit(_ready))
 
     @property
     def ready(self) -> bool:
-        """The helper has answered once (until then, blocks are parsed by the node)."""
-        if self._up is None or not self._up.done() or self.broken:
-            return False
-        if self._up.cancelled() or self._up.exception() is not None:
-            self.broken = True
-            return False
-        if self.pid is None:
-            self.pid = self._up.result()
-            log.info("sync helper process %d is up", self.pid)
-        return True
+        """The helper is up (until then, blocks are parsed by the node)."""
+        return self._up and not self.broken
 
-    def submit(self, block: types_pb2.Block) -> asyncio.Future[bytes | None] | None:
-        """Decode ``block`` in the helper; None if the helper is not ready."""
-        if not self.ready or self._pool is None:
-            return None
+    async def _read_replies(self, proc: asyncio.subprocess.Process) -> None:
+        out = proc.stdout
         try:
-            return asyncio.wrap_future(self._pool.submit(decode, block.SerializeToString()))
-        except (BrokenProcessPool, RuntimeError) as e:
+            if out is None:
+                raise ValueError("no pipe from the helper")
+            if await out.readexactly(len(_READY)) != _READY:
+                raise ValueError("unexpected greeting")
+            self._up = True
+            log.info("sync helper process %s is up", self.pid)
+            while True:
+                ok, n = _HEAD.unpack(await out.readexactly(_HEAD.size))
+                blob = await out.readexactly(n) if n else b""
+                if not self._waiting:
+                    raise ValueError("an answer nobody asked for")
+                fut = self._waiting.popleft()
+                if not fut.done():
+                    fut.set_result(blob if ok else None)
+        except (asyncio.IncompleteReadError, ValueError, OSError, struct.error) as e:
             self._broke(e)
+        finally:
+            self._up = False
+            while self._waiting:
+                fut = self._waiting.popleft()
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def submit(self, block: types_pb2.Block) -> asyncio.Future[bytes | None] | None:
+        """Send ``block`` to be decoded; None if the helper is not ready."""
+        if not self.ready or self._proc is None or self._proc.stdin is None:
             return None
+        data = block.SerializeToString()
+        fut: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(fut)
+        try:
+            self._proc.stdin.write(struct.pack(">I", len(data)) + data)
+            await self._proc.stdin.drain()
+        except (OSError, RuntimeError) as e:  # a broken pipe: the helper is gone
+            self._broke(e)
+            if not fut.done():
+                fut.set_result(None)
+        return fut
 
     def _broke(self, e: BaseException) -> None:
         if not self.broken:
             log.warning("sync helper failed (%s); parsing in the node", e)
         self.broken = True
 
-    async def answer(self, fut: asyncio.Future[bytes | None]) -> bytes | None:
-        """A submitted block's blob, or None (the caller parses the block itself)."""
-        try:
-            return await fut
-        except (BrokenProcessPool, concurrent.futures.CancelledError, OSError) as e:
-            self._broke(e)
-            return None
-
     async def close(self) -> None:
-        """Stop the helper and wait for its process to end (idempotent)."""
-        pool, self._pool = self._pool, None
-        if pool is None:
+        """Stop the helper: close its input, wait for it to exit (killed by PID after
+        ``_STOP_S``), idempotent."""
+        proc, self._proc = self._proc, None
+        if proc is None:
             return
-        procs = list(getattr(pool, "_processes", {}).values())
-        loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(None, lambda: pool.shutdown(wait=True, cancel_futures=True))
+            if proc.stdin is not None:
+                proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), _STOP_S)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
         finally:
-            for p in procs:  # shutdown joined them; a straggler is killed by PID
-                if p.is_alive():
-                    p.kill()
-                    p.join(5)
-            if self.pid is not None:
-                log.info("sync helper process %d stopped", self.pid)
+            if self._replies is not None:
+                self._replies.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._replies
+            log.info("sync helper process %s stopped (exit %s)", self.pid, proc.returncode)
+
+
+if __name__ == "__main__":
+    sys.exit(serve(sys.stdin.buffer, sys.stdout.buffer))

@@ -1,0 +1,272 @@
+"""The sync helper process: its decoded records equal the node's own parse, a bad block is
+parsed (and refused) by the node itself, and a sync through a real helper process applies
+the same blocks, refuses a forged one and leaves no process behind."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from node.chain import EXTRA_DBS, parse_trusted
+from node.config import NodeConfig, SyncConfig
+from node.convert import envelope_to_proto
+from node.envelope import Envelope
+from node.errors import InputError, LedgerError, RuleError
+from node.node import Node, data_path
+from node.peers import PeerInfo
+from node.records import VerifiedRecord, make_record, sign_record
+from node.store import Store
+from node.sync import _certified_records
+from node.sync_helper import SyncHelper, decode, rebuild
+from proto import services_pb2, types_pb2
+from tests.fixtures import epcis_events, key, object_event
+from tests.proofs.chainbuilder import ChainBuilder
+
+
+def _records(b: ChainBuilder) -> list[Envelope]:
+    """Records of many shapes: commissions, a countersigned handoff, every shared EPCIS
+    example event that makes a record, one with attributes, and one whose code is malformed
+    (it parses; its codes by role raise)."""
+    g = b.genesis
+    out = [b.commission(f"urn:epc:id:sgtin:0614141.107346.{i}") for i in range(3)]
+    out.append(b.handoff("urn:epc:id:sgtin:0614141.107346.0"))
+    for i, (_name, ev) in enumerate(epcis_events()):
+        try:
+            rec = make_record(g, "processor", ev, category="meat", nonce=f"epcis{i:08d}")
+        except LedgerError:
+            continue
+        out.append(sign_record(rec, key("processor")))
+    rec = make_record(
+        g, "farm", object_event(["urn:x:attr"]), attributes={"breed": "Duroc", "kg": 112.5}
+    )
+    out.append(sign_record(rec, key("farm")))
+    bad = make_record(g, "farm", object_event(["urn:x:ok", "urn:x:\x07bell"]), nonce="bad00001")
+    out.append(sign_record(bad, key("farm")))
+    return out
+
+
+def _block(envs: list[Envelope]) -> types_pb2.Block:
+    return types_pb2.Block(header=b"h", envelopes=[envelope_to_proto(e) for e in envs])
+
+
+def _same(a: VerifiedRecord, b: VerifiedRecord) -> int:
+    """Assert ``a`` is ``b``; returns 1 if their codes by role raise (0 otherwise)."""
+    assert a == b  # record id, record (event included) and envelope
+    assert a.leaf == b.leaf
+    assert a.leaf_hash == b.leaf_hash
+    try:
+        want: Any = b.record.roles
+    except RuleError as e:
+        message = str(e)
+    else:
+        message = ""
+    if message:
+        with pytest.raises(RuleError) as got:
+            _ = a.record.roles  # not decoded: the node derives them, and raises, itself
+        assert str(got.value) == message
+        return 1
+    assert a.record.roles == want
+    assert a.record.roles.all == want.all
+    return 0
+
+
+def test_rebuilt_records_equal_the_nodes_own_parse(tmp_path: Path) -> None:
+    b = ChainBuilder(tmp_path / "c")
+    try:
+        envs = _records(b)
+        assert len(envs) > 10
+        block = _block(envs)
+        # an unknown protobuf field on one envelope: dropped by both, as every node drops it
+        block.envelopes[1].MergeFromString(b"\xa2\x06\x03abc")  # field 100, bytes
+        blob = decode(block.SerializeToString())
+        assert blob is not None
+        expect_block = types_pb2.Block()
+        expect_block.CopyFrom(block)
+        expected = [parse_trusted(pb) for pb in expect_block.envelopes]
+        got = rebuild(blob, block)
+        assert len(got) == len(expected)
+        raising = 0
+        for g, e in zip(got, expected, strict=True):
+            assert g is not None
+            raising += _same(g, e)
+        assert raising == 1  # the malformed code
+        assert block.SerializeToString() == expect_block.SerializeToString()
+        assert (
+            block.envelopes[1].SerializeToString() == envelope_to_proto(envs[1]).SerializeToString()
+        )
+    finally:
+        b.close()
+
+
+def test_a_block_with_a_record_that_does_not_parse_is_left_to_the_node(tmp_path: Path) -> None:
+    b = ChainBuilder(tmp_path / "c")
+    try:
+        block = _block(_records(b)[:3])
+        block.envelopes[2].payload = b'{"format": "suyuan-record/1"'  # not JSON
+        assert decode(block.SerializeToString()) is None
+        assert decode(b"\xff\xff not a block") is None
+    finally:
+        b.close()
+
+
+def test_a_blob_for_another_block_is_refused(tmp_path: Path) -> None:
+    b = ChainBuilder(tmp_path / "c")
+    try:
+        envs = _records(b)
+        blob = decode(_block(envs[:3]).SerializeToString())
+        assert blob is not None
+        with pytest.raises(ValueError, match="do not match"):
+            rebuild(blob, _block(envs[:2]))
+    finally:
+        b.close()
+
+
+def test_certified_records_fall_back_to_the_nodes_parse_for_an_unusable_blob(
+    tmp_path: Path,
+) -> None:
+    b = ChainBuilder(tmp_path / "c")
+    try:
+        b.commit([b.commission("urn:x:1"), b.commission("urn:x:2")])
+        cb = b.committed_blocks()[0]
+        node: Any = type("N", (), {"chain": b.chain, "genesis": b.genesis})()
+        want = _certified_records(node, cb.block, cb.certificate)
+        got = _certified_records(node, cb.block, cb.certificate, b"\x00not marshal")
+        assert got == want
+        other = decode(_block([b.commission("urn:x:3")]).SerializeToString())
+        assert _certified_records(node, cb.block, cb.certificate, other) == want
+        block = types_pb2.Block()
+        block.CopyFrom(cb.block)
+        block.envelopes[1].payload = b"[]"
+        with pytest.raises(InputError, match="record 1"):
+            _certified_records(node, block, cb.certificate, decode(block.SerializeToString()))
+    finally:
+        b.close()
+
+
+# ------------------------------------------------------------------ a sync through it
+
+
+class _Stub:
+    """GetBlocks from fixed blocks, the first one only once the node's helper is up (so
+    that every block goes through the helper, not the node's own parse)."""
+
+    def __init__(self, blocks: list[types_pb2.CommittedBlock], height: int) -> None:
+        self.blocks, self.height = blocks, height
+        self.node: Node | None = None
+        self.helpers: list[SyncHelper] = []
+
+    def GetBlocks(
+        self, request: services_pb2.GetBlocksRequest, timeout: float = 0
+    ) -> AsyncIterator[types_pb2.CommittedBlock]:
+        async def gen() -> AsyncIterator[types_pb2.CommittedBlock]:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 60
+            while True:  # bounded: the helper is up or the deadline has passed
+                h = self.node.sync_helper if self.node is not None else None
+                if h is not None and h.ready:
+                    self.helpers.append(h)
+                    break
+                assert loop.time() < deadline, "the sync helper never came up"
+                await asyncio.sleep(0.02)
+            for cb in self.blocks:
+                if cb.certificate.height >= request.from_height:
+                    yield cb
+
+        return gen()
+
+    async def PeerStatus(
+        self, request: services_pb2.Hello, timeout: float = 0
+    ) -> services_pb2.Hello:
+        return services_pb2.Hello(height=self.height)
+
+
+class _Peer:
+    def __init__(self, address: str, blocks: list[types_pb2.CommittedBlock]) -> None:
+        height = blocks[-1].certificate.height
+        self.address = address
+        self.info = PeerInfo(address, member=address, height=height, connected=True)
+        self.stub = _Stub(blocks, height)
+
+    def send(self, item: bytes) -> None:
+        pass
+
+    def send_evidence(self, ev: object) -> None:
+        pass
+
+    def set_height(self, height: int) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+def _forged(b: ChainBuilder, cb: types_pb2.CommittedBlock) -> types_pb2.CommittedBlock:
+    """The genuine header and certificate over another (validly signed) envelope."""
+    forged = types_pb2.CommittedBlock()
+    forged.CopyFrom(cb)
+    forged.block.envelopes[0].CopyFrom(envelope_to_proto(b.commission("urn:x:forged")))
+    return forged
+
+
+def test_sync_through_a_helper_process(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    b = ChainBuilder(tmp_path / "src")
+    for i in range(4):
+        codes = [f"urn:epc:id:sgtin:0614141.107346.{i}{j}" for j in range(5)]
+        b.commit([b.commission(c) for c in codes])
+    b.commit([b.handoff("urn:epc:id:sgtin:0614141.107346.00")])
+    blocks = b.committed_blocks()
+
+    async def run() -> None:
+        cfg = NodeConfig.from_dict(
+            {
+                "member": "v1",
+                "key_file": "k",
+                "genesis": "g",
+                "data_dir": str(tmp_path / "n"),
+                "listen": "127.0.0.1:1",
+            },
+            base=tmp_path,
+        )
+        cfg = NodeConfig(**{**cfg.__dict__, "sync": SyncConfig(helper_min_blocks=1)})
+        cfg.data_dir.mkdir()
+        store = Store.open(data_path(cfg), b.genesis.hash, extra_dbs=EXTRA_DBS)
+        node = Node(cfg, b.genesis, key("v1"), store)
+        forger = _Peer("forger", [blocks[0], blocks[1], _forged(b, blocks[2]), *blocks[3:]])
+        forger.info.height += 1  # asked first
+        honest = _Peer("honest", blocks)
+        for p in (forger, honest):
+            p.stub.node = node
+        await node.start()
+        try:
+            node.peers = [forger, honest]  # type: ignore[list-item]
+            node.trigger_sync()
+            assert node._sync_task is not None
+            await asyncio.wait_for(node._sync_task, timeout=60)
+            assert node.store.head().height == len(blocks)
+            assert node.store.head().block_hash == b.store.head().block_hash
+            assert node.store.head().log_root == b.store.head().log_root
+            assert not node._tasks[0].done()
+            assert node.sync_helper is None  # the pull is over
+            helpers = forger.stub.helpers + honest.stub.helpers
+            assert len(helpers) == 2  # one per pull, each up before its first block
+            pids = [h.pid for h in helpers]
+            assert all(pids)
+            assert os.getpid() not in pids
+            for pid in pids:
+                assert pid is not None
+                with pytest.raises(ProcessLookupError):
+                    os.kill(pid, 0)  # stopped and reaped
+            assert any("served block 3 that fails" in r.getMessage() for r in caplog.records)
+        finally:
+            await node.stop()
+            node.store.close()
+
+    with caplog.at_level(logging.INFO, logger="suyuan.sync"):
+        asyncio.run(run())
+    b.close()
