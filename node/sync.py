@@ -12,6 +12,13 @@ header served with other envelopes is thus refused here, so a synced block never
 the consensus loop applies it (the validation is cached and not repeated there, and the
 replica is told the certificate is verified).
 
+Blocks are read from the peer's stream by a reader task, up to ``LOOKAHEAD`` ahead of the
+one being checked. When the pull starts at least ``[sync] helper_min_blocks`` blocks
+behind the peer's claimed height, the reader also hands each block to a helper process
+(``node.sync_helper``) to parse, and the first step rebuilds the records from its answer
+instead of parsing them: the second core does the parsing. Until the helper is up, or if
+it fails, the node parses itself.
+
 A peer that serves a block failing these checks, or the wrong height, is dropped for this
 round (its claimed height forgotten) and the next peer is tried. A peer whose pull brought
 nothing also loses its claimed height, so sync is not re-triggered every second by a stale

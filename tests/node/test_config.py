@@ -1,0 +1,43 @@
+"""Node config: the ``[sync]`` section (helper threshold) is read, checked and written back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from node.config import NodeConfig, SyncConfig
+from node.errors import ConfigError
+
+BASE = {
+    "member": "v0",
+    "key_file": "k",
+    "genesis": "g",
+    "data_dir": "d",
+    "listen": "127.0.0.1:26650",
+}
+
+
+def test_sync_helper_threshold_defaults_and_round_trips(tmp_path: Path) -> None:
+    cfg = NodeConfig.from_dict(dict(BASE), base=tmp_path)
+    assert cfg.sync == SyncConfig(helper_min_blocks=32)
+    cfg = NodeConfig.from_dict({**BASE, "sync": {"helper_min_blocks": 0}}, base=tmp_path)
+    assert cfg.sync.helper_min_blocks == 0
+    path = tmp_path / "node.toml"
+    path.write_text(cfg.to_toml(), encoding="utf-8")
+    assert "[sync]\nhelper_min_blocks = 0" in path.read_text(encoding="utf-8")
+    assert NodeConfig.load(path).sync == cfg.sync
+
+
+@pytest.mark.parametrize(
+    ("sync", "message"),
+    [
+        ({"helper_min_blocks": -1}, "sync.helper_min_blocks' must be a non-negative integer"),
+        ({"helper_min_blocks": "8"}, "sync.helper_min_blocks' must be a non-negative integer"),
+        ({"helper_blocks": 8}, "unknown field 'sync.helper_blocks'"),
+        (8, "field 'sync' must be a table"),
+    ],
+)
+def test_bad_sync_section_names_the_field(tmp_path: Path, sync: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        NodeConfig.from_dict({**BASE, "sync": sync}, base=tmp_path)
