@@ -106,6 +106,13 @@ def rebuild(blob: bytes, block: types_pb2.Block) -> list[VerifiedRecord | None]:
     rows = marshal.loads(blob)  # noqa: S302 (our own helper process, never the network)
     if not isinstance(rows, list) or len(rows) != len(block.envelopes):
         raise ValueError("sync helper: decoded records do not match the block")
+    try:
+        return _rebuild_rows(rows, block)
+    except (IndexError, TypeError, KeyError) as e:
+        raise ValueError(f"sync helper: a decoded record has the wrong shape ({e})") from e
+
+
+def _rebuild_rows(rows: list[Any], block: types_pb2.Block) -> list[VerifiedRecord | None]:
     out: list[VerifiedRecord | None] = []
     new = object.__new__
     for pb, row in zip(block.envelopes, rows, strict=True):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import marshal
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -123,6 +124,8 @@ def test_a_blob_for_another_block_is_refused(tmp_path: Path) -> None:
         assert blob is not None
         with pytest.raises(ValueError, match="do not match"):
             rebuild(blob, _block(envs[:2]))
+        with pytest.raises(ValueError, match="wrong shape"):
+            rebuild(marshal.dumps([(b"id", b"payload")] * 3), _block(envs[:3]))
     finally:
         b.close()
 
