@@ -20,7 +20,7 @@ from tests.fixtures import key
 from tests.proofs.chainbuilder import ChainBuilder
 
 
-class _Stub:
+class Stub:
     def __init__(self, blocks: list[types_pb2.CommittedBlock], height: int) -> None:
         self.blocks = blocks
         self.height = height
@@ -49,7 +49,7 @@ class FakePeer:
     def __init__(self, address: str, blocks: list[types_pb2.CommittedBlock], height: int) -> None:
         self.address = address
         self.info = PeerInfo(address, member=address, height=height, connected=True)
-        self.stub = _Stub(blocks, height)
+        self.stub = Stub(blocks, height)
 
     def send(self, item: bytes) -> None:
         pass
@@ -83,7 +83,8 @@ def _forged(b: ChainBuilder, cb: types_pb2.CommittedBlock, code: str) -> types_p
     return forged
 
 
-async def _sync_with(tmp_path: Path, b: ChainBuilder, peers: list[FakePeer]) -> Node:
+def new_node(tmp_path: Path, b: ChainBuilder, helper_min_blocks: int = 32) -> Node:
+    """A node of ``b``'s chain with an empty store, not started (its peers set by the test)."""
     cfg = NodeConfig.from_dict(
         {
             "member": "v1",
@@ -91,12 +92,17 @@ async def _sync_with(tmp_path: Path, b: ChainBuilder, peers: list[FakePeer]) -> 
             "genesis": "g",
             "data_dir": str(tmp_path / "n"),
             "listen": "127.0.0.1:1",
+            "sync": {"helper_min_blocks": helper_min_blocks},
         },
         base=tmp_path,
     )
     cfg.data_dir.mkdir()
     store = Store.open(data_path(cfg), b.genesis.hash, extra_dbs=EXTRA_DBS)
-    node = Node(cfg, b.genesis, key("v1"), store)
+    return Node(cfg, b.genesis, key("v1"), store)
+
+
+async def _sync_with(tmp_path: Path, b: ChainBuilder, peers: list[FakePeer]) -> Node:
+    node = new_node(tmp_path, b)
     await node.start()
     node.peers = peers  # type: ignore[assignment]
     node.trigger_sync()

@@ -14,19 +14,17 @@ from typing import Any
 
 import pytest
 
-from node.chain import EXTRA_DBS, parse_trusted
-from node.config import NodeConfig, SyncConfig
+from node.chain import parse_trusted
 from node.convert import envelope_to_proto
 from node.envelope import Envelope
 from node.errors import InputError, LedgerError, RuleError
-from node.node import Node, data_path
-from node.peers import PeerInfo
+from node.node import Node
 from node.records import VerifiedRecord, make_record, sign_record
-from node.store import Store
 from node.sync import _certified_records
 from node.sync_helper import SyncHelper, decode, rebuild
 from proto import services_pb2, types_pb2
 from tests.fixtures import epcis_events, key, object_event
+from tests.node.test_sync import FakePeer, Stub, new_node
 from tests.proofs.chainbuilder import ChainBuilder
 
 
@@ -155,18 +153,20 @@ def test_certified_records_fall_back_to_the_nodes_parse_for_an_unusable_blob(
 # ------------------------------------------------------------------ a sync through it
 
 
-class _Stub:
+class _Stub(Stub):
     """GetBlocks from fixed blocks, the first one only once the node's helper is up (so
     that every block goes through the helper, not the node's own parse)."""
 
     def __init__(self, blocks: list[types_pb2.CommittedBlock], height: int) -> None:
-        self.blocks, self.height = blocks, height
+        super().__init__(blocks, height)
         self.node: Node | None = None
         self.helpers: list[SyncHelper] = []
 
     def GetBlocks(
         self, request: services_pb2.GetBlocksRequest, timeout: float = 0
     ) -> AsyncIterator[types_pb2.CommittedBlock]:
+        self.pulls += 1
+
         async def gen() -> AsyncIterator[types_pb2.CommittedBlock]:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 60
@@ -183,30 +183,13 @@ class _Stub:
 
         return gen()
 
-    async def PeerStatus(
-        self, request: services_pb2.Hello, timeout: float = 0
-    ) -> services_pb2.Hello:
-        return services_pb2.Hello(height=self.height)
 
-
-class _Peer:
-    def __init__(self, address: str, blocks: list[types_pb2.CommittedBlock]) -> None:
-        height = blocks[-1].certificate.height
-        self.address = address
-        self.info = PeerInfo(address, member=address, height=height, connected=True)
-        self.stub = _Stub(blocks, height)
-
-    def send(self, item: bytes) -> None:
-        pass
-
-    def send_evidence(self, ev: object) -> None:
-        pass
-
-    def set_height(self, height: int) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
+def _peer(address: str, blocks: list[types_pb2.CommittedBlock]) -> FakePeer:
+    """``test_sync.FakePeer`` serving through the gated stub."""
+    height = blocks[-1].certificate.height
+    p = FakePeer(address, blocks, height)
+    p.stub = _Stub(blocks, height)
+    return p
 
 
 def _forged(b: ChainBuilder, cb: types_pb2.CommittedBlock) -> types_pb2.CommittedBlock:
@@ -226,25 +209,14 @@ def test_sync_through_a_helper_process(tmp_path: Path, caplog: pytest.LogCapture
     blocks = b.committed_blocks()
 
     async def run() -> None:
-        cfg = NodeConfig.from_dict(
-            {
-                "member": "v1",
-                "key_file": "k",
-                "genesis": "g",
-                "data_dir": str(tmp_path / "n"),
-                "listen": "127.0.0.1:1",
-            },
-            base=tmp_path,
-        )
-        cfg = NodeConfig(**{**cfg.__dict__, "sync": SyncConfig(helper_min_blocks=1)})
-        cfg.data_dir.mkdir()
-        store = Store.open(data_path(cfg), b.genesis.hash, extra_dbs=EXTRA_DBS)
-        node = Node(cfg, b.genesis, key("v1"), store)
-        forger = _Peer("forger", [blocks[0], blocks[1], _forged(b, blocks[2]), *blocks[3:]])
+        node = new_node(tmp_path, b, helper_min_blocks=1)
+        forger = _peer("forger", [blocks[0], blocks[1], _forged(b, blocks[2]), *blocks[3:]])
         forger.info.height += 1  # asked first
-        honest = _Peer("honest", blocks)
-        for p in (forger, honest):
-            p.stub.node = node
+        honest = _peer("honest", blocks)
+        stubs = [forger.stub, honest.stub]
+        for stub in stubs:
+            assert isinstance(stub, _Stub)
+            stub.node = node
         await node.start()
         try:
             node.peers = [forger, honest]  # type: ignore[list-item]
@@ -256,7 +228,7 @@ def test_sync_through_a_helper_process(tmp_path: Path, caplog: pytest.LogCapture
             assert node.store.head().log_root == b.store.head().log_root
             assert not node._tasks[0].done()
             assert node.sync_helper is None  # the pull is over
-            helpers = forger.stub.helpers + honest.stub.helpers
+            helpers = [h for stub in stubs if isinstance(stub, _Stub) for h in stub.helpers]
             assert len(helpers) == 2  # one per pull, each up before its first block
             pids = [h.pid for h in helpers]
             assert all(pids)
