@@ -49,39 +49,26 @@ log = logging.getLogger("suyuan.sync")
 #: a decoded block is about 400 bytes per record).
 LOOKAHEAD = 4
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(TraceRecord))
+_CODES_FIELDS = tuple(f.name for f in dataclasses.fields(EventCodes))
+_ROLES = 4 + len(_RECORD_FIELDS)  # a decoded row's codes by role; its leaf hash follows
 
 
 def _flat(v: VerifiedRecord) -> tuple[Any, ...]:
+    """One record as plain values: id, payload, payload type, signatures, the record's
+    fields (``_RECORD_FIELDS`` order), its codes by role (``_CODES_FIELDS`` order; None if
+    deriving them raises: the node derives them again, and raises, itself), leaf hash."""
     r, e = v.record, v.envelope
     try:
         c = r.roles
-        roles: tuple[Any, ...] | None = (
-            c.objects,
-            c.parent,
-            c.children,
-            c.inputs,
-            c.consumed,
-            c.outputs,
-            c.classes,
-        )
+        roles: tuple[Any, ...] | None = tuple(getattr(c, f) for f in _CODES_FIELDS)
     except LedgerError:
-        roles = None  # raised again, by the node, when its custody rules read them
+        roles = None
     return (
         v.record_id,
         e.payload,
         e.payload_type,
         tuple((s.keyid, s.sig) for s in e.signatures),
-        r.chain_id,
-        r.genesis,
-        r.author,
-        r.nonce,
-        r.category,
-        r.event,
-        r.handoff_from,
-        r.handoff_to,
-        r.attributes,
-        r.sealed,
-        r.attachments,
+        *(getattr(r, f) for f in _RECORD_FIELDS),
         roles,
         v.leaf_hash,  # (not the leaf: nothing reads it once its hash is known)
     )
@@ -113,20 +100,28 @@ def rebuild(blob: bytes, block: types_pb2.Block) -> list[VerifiedRecord | None]:
 
 
 def _rebuild_rows(rows: list[Any], block: types_pb2.Block) -> list[VerifiedRecord | None]:
+    # The frozen dataclasses' fields are set directly: their __init__ sets each one through
+    # object.__setattr__, most of a rebuild's cost. Same objects, equal to the parse's
+    # (``tests/node/test_sync_helper.py`` compares them).
     out: list[VerifiedRecord | None] = []
     new = object.__new__
     for pb, row in zip(block.envelopes, rows, strict=True):
         pb.DiscardUnknownFields()
-        sigs = tuple(Signature(k, s) for k, s in row[3])
-        env = Envelope(row[1], row[2], sigs)
-        # the frozen dataclasses' fields set directly (their __init__ sets each through
-        # object.__setattr__, a third of the rebuild): same objects, equal to the parse's
+        sigs = []
+        for keyid, sig in row[3]:
+            s = new(Signature)
+            s.__dict__.update(keyid=keyid, sig=sig)
+            sigs.append(s)
+        env = new(Envelope)
+        env.__dict__.update(payload=row[1], payload_type=row[2], signatures=tuple(sigs))
         rec = new(TraceRecord)
-        rec.__dict__.update(zip(_RECORD_FIELDS, row[4:15], strict=True))
-        if row[15] is not None:
-            rec.__dict__["roles"] = EventCodes(*row[15])  # the cached_property's slot
+        d = rec.__dict__
+        d.update(zip(_RECORD_FIELDS, row[4:_ROLES], strict=True))
+        if row[_ROLES] is not None:  # the cached_property's slot
+            codes = d["roles"] = new(EventCodes)
+            codes.__dict__.update(zip(_CODES_FIELDS, row[_ROLES], strict=True))
         v = new(VerifiedRecord)
-        v.__dict__.update(record_id=row[0], record=rec, envelope=env, leaf_hash=row[16])
+        v.__dict__.update(record_id=row[0], record=rec, envelope=env, leaf_hash=row[_ROLES + 1])
         out.append(v)
     return out
 
