@@ -156,7 +156,9 @@ def stop(pid: int, config: Path, timeout: float = 10.0) -> bool:
     Returns True when the process is gone; False only if it survived SIGKILL for 5 s.
     """
     if not send(pid, config, signal.SIGTERM):
-        return True
+        # not (or no longer) our node: gone, another program, or one exiting by itself
+        # (its command line already empty): wait for the last
+        return wait_gone(pid, config, timeout)
     send(pid, config, signal.SIGCONT)  # a stopped process acts on SIGTERM only once resumed
     if wait_gone(pid, config, timeout):
         return True
@@ -170,8 +172,11 @@ def stop_many(procs: list[tuple[int, Path]], timeout: float = 10.0) -> list[int]
     ``procs`` holds (pid, config) pairs. Returns the PIDs still alive afterwards (normally
     none); PIDs that are not (or no longer) our nodes are left alone.
     """
-    live = [(pid, cfg) for pid, cfg in procs if send(pid, cfg, signal.SIGTERM)]
+    # every one not gone yet, also a node exiting by itself (no command line left, so not
+    # signalled): the caller counts on all of them having ended on return
+    live = [(pid, cfg) for pid, cfg in procs if not is_gone(pid, cfg)]
     for pid, cfg in live:
+        send(pid, cfg, signal.SIGTERM)
         send(pid, cfg, signal.SIGCONT)
     deadline = time.monotonic() + timeout
     while live and time.monotonic() < deadline:
