@@ -218,8 +218,8 @@ class ChainState:
         for r in update.refused:
             dropped.append(Dropped(fresh[r.position][1].record_id, r.error))
         kept = [item for i, item in enumerate(fresh) if i not in bad]
-        leaves = [v.leaf_hash for _, v in kept]  # hashed once per record and node
-        size, root = self.store.preview_root(leaves, hashed=True)
+        leaf_hashes = tuple(v.leaf_hash for _, v in kept)  # hashed once per record and node
+        size, root = self.store.preview_root(leaf_hashes, hashed=True)
         header = types_pb2.BlockHeader(
             chain_id=self.genesis.chain_id,
             genesis_hash=self.genesis.hash,
@@ -241,7 +241,7 @@ class ChainState:
                     block_hash_of(block),
                     header,
                     tuple(v for _, v in kept),
-                    tuple(leaves),
+                    leaf_hashes,
                     update,
                 )
             )
@@ -336,11 +336,11 @@ class ChainState:
             refusal = update.refused[0]
             err = refusal.error
             raise RuleError(err.rule, f"block: record {refusal.position}: {err}", err.code)
-        leaves = tuple(v.leaf_hash for v in verified)
-        size, root = self.store.preview_root(leaves, hashed=True)
+        leaf_hashes = tuple(v.leaf_hash for v in verified)
+        size, root = self.store.preview_root(leaf_hashes, hashed=True)
         if header.log_size != size or header.log_root != root:
             raise InputError("block: log_size/log_root do not match the log after this block")
-        prepared = Prepared(block, bh, header, tuple(verified), leaves, update)
+        prepared = Prepared(block, bh, header, tuple(verified), leaf_hashes, update)
         self._remember(prepared)
         return prepared
 

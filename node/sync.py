@@ -125,7 +125,7 @@ def _certified_records(
     if decoded is not None:
         try:
             return rebuild(decoded, block)
-        except (ValueError, TypeError, EOFError) as e:
+        except ValueError as e:
             log.warning("sync helper answer unusable (%s); parsing in the node", e)
     out: list[VerifiedRecord | None] = []
     for i, pb in enumerate(block.envelopes):

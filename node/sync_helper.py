@@ -90,7 +90,10 @@ def rebuild(blob: bytes, block: types_pb2.Block) -> list[VerifiedRecord | None]:
     was serialized for the helper); unknown protobuf fields of ``block``'s envelopes are
     discarded, as ``parse_trusted`` does. Raises ``ValueError`` on a blob that does not
     match the block."""
-    rows = marshal.loads(blob)  # noqa: S302 (our own helper process, never the network)
+    try:
+        rows = marshal.loads(blob)  # noqa: S302 (our own helper process, never the network)
+    except (EOFError, TypeError) as e:  # (bad marshal data is itself a ValueError)
+        raise ValueError(f"sync helper: an answer that does not load ({e})") from e
     if not isinstance(rows, list) or len(rows) != len(block.envelopes):
         raise ValueError("sync helper: decoded records do not match the block")
     try:
@@ -126,6 +129,7 @@ def _rebuild_rows(rows: list[Any], block: types_pb2.Block) -> list[VerifiedRecor
     return out
 
 
+_LEN = struct.Struct(">I")  # a request: the Block's length, then its bytes
 _HEAD = struct.Struct(">BI")  # a reply: decoded (1) or not (0), blob length
 _READY = b"suyuan-sync-helper/1\n"
 _STOP_S = 5.0
@@ -138,10 +142,10 @@ def serve(inp: BinaryIO, out: BinaryIO) -> int:
     out.write(_READY)
     out.flush()
     while True:
-        head = inp.read(4)
-        if len(head) < 4:
+        head = inp.read(_LEN.size)
+        if len(head) < _LEN.size:
             return 0
-        (n,) = struct.unpack(">I", head)
+        (n,) = _LEN.unpack(head)
         data = inp.read(n)
         if len(data) < n:
             return 0
@@ -226,7 +230,7 @@ class SyncHelper:
         fut: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
         self._waiting.append(fut)
         try:
-            self._proc.stdin.write(struct.pack(">I", len(data)) + data)
+            self._proc.stdin.write(_LEN.pack(len(data)) + data)
             await self._proc.stdin.drain()
         except (OSError, RuntimeError) as e:  # a broken pipe: the helper is gone
             self._broke(e)

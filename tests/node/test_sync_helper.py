@@ -141,6 +141,11 @@ def test_certified_records_fall_back_to_the_nodes_parse_for_an_unusable_blob(
         assert got == want
         other = decode(_block([b.commission("urn:x:3")]).SerializeToString())
         assert _certified_records(node, cb.block, cb.certificate, other) == want
+        own = decode(cb.block.SerializeToString())
+        assert own is not None
+        with pytest.raises(ValueError, match="does not load"):
+            rebuild(own[: len(own) // 2], cb.block)  # truncated: EOFError inside
+        assert _certified_records(node, cb.block, cb.certificate, own[: len(own) // 2]) == want
         block = types_pb2.Block()
         block.CopyFrom(cb.block)
         block.envelopes[1].payload = b"[]"
