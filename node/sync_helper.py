@@ -169,6 +169,7 @@ class SyncHelper:
         self._up = False
         self.pid: int | None = None
         self.broken = False
+        self._closing = False
 
     async def start(self) -> None:
         """Start the process; it is ``ready`` once it has imported what it needs."""
@@ -213,7 +214,10 @@ class SyncHelper:
                 fut = self._waiting.popleft()
                 if not fut.done():
                     fut.set_result(blob if ok else None)
-        except (asyncio.IncompleteReadError, ValueError, OSError, struct.error) as e:
+        except asyncio.IncompleteReadError as e:
+            if not (self._closing and not self._waiting and not e.partial):
+                self._broke(e)  # (an end of output after ``close`` asked for it is not)
+        except (ValueError, OSError, struct.error) as e:
             self._broke(e)
         finally:
             self._up = False
@@ -249,6 +253,7 @@ class SyncHelper:
         proc, self._proc = self._proc, None
         if proc is None:
             return
+        self._closing = True
         try:
             if proc.stdin is not None:
                 proc.stdin.close()
