@@ -50,25 +50,40 @@ log = logging.getLogger("suyuan.sync")
 LOOKAHEAD = 4
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(TraceRecord))
 _CODES_FIELDS = tuple(f.name for f in dataclasses.fields(EventCodes))
+_CODES_SLOTS = (*_CODES_FIELDS, "all")  # "all": the cached_property's slot, filled ahead
 _ROLES = 4 + len(_RECORD_FIELDS)  # a decoded row's codes by role; its leaf hash follows
 
 
-def _flat(v: VerifiedRecord) -> tuple[Any, ...]:
+def _shared(v: Any, canon: dict[str, str]) -> Any:
+    """``v`` (a JSON value) with each string replaced by the first equal one seen in this
+    block, so that ``marshal`` writes a repeated key or value once and the node's rebuild
+    allocates (and later frees) it once per block instead of once per record."""
+    if isinstance(v, str):
+        return canon.setdefault(v, v)
+    if isinstance(v, dict):  # keys interned: the node's rules look them up by literal
+        return {sys.intern(k): _shared(x, canon) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_shared(x, canon) for x in v]
+    return v
+
+
+def _flat(v: VerifiedRecord, canon: dict[str, str]) -> tuple[Any, ...]:
     """One record as plain values: id, payload, payload type, signatures, the record's
-    fields (``_RECORD_FIELDS`` order), its codes by role (``_CODES_FIELDS`` order; None if
-    deriving them raises: the node derives them again, and raises, itself), leaf hash."""
+    fields (``_RECORD_FIELDS`` order), its codes by role (``_CODES_FIELDS`` order, then
+    ``EventCodes.all``; None if deriving them raises: the node derives them again, and
+    raises, itself), leaf hash. Strings are shared through ``canon`` (``_shared``)."""
     r, e = v.record, v.envelope
     try:
         c = r.roles
-        roles: tuple[Any, ...] | None = tuple(getattr(c, f) for f in _CODES_FIELDS)
+        roles: tuple[Any, ...] | None = (*(getattr(c, f) for f in _CODES_FIELDS), c.all)
     except LedgerError:
         roles = None
     return (
         v.record_id,
         e.payload,
-        e.payload_type,
-        tuple((s.keyid, s.sig) for s in e.signatures),
-        *(getattr(r, f) for f in _RECORD_FIELDS),
+        _shared(e.payload_type, canon),
+        tuple((_shared(s.keyid, canon), s.sig) for s in e.signatures),
+        *(_shared(getattr(r, f), canon) for f in _RECORD_FIELDS),
         roles,
         v.leaf_hash,  # (not the leaf: nothing reads it once its hash is known)
     )
@@ -80,7 +95,8 @@ def decode(block_bytes: bytes) -> bytes | None:
     block = types_pb2.Block()
     try:
         block.ParseFromString(block_bytes)
-        return marshal.dumps([_flat(parse_trusted(pb)) for pb in block.envelopes])
+        canon: dict[str, str] = {}
+        return marshal.dumps([_flat(parse_trusted(pb), canon) for pb in block.envelopes])
     except (LedgerError, DecodeError, ValueError):
         return None
 
@@ -122,7 +138,7 @@ def _rebuild_rows(rows: list[Any], block: types_pb2.Block) -> list[VerifiedRecor
         d.update(zip(_RECORD_FIELDS, row[4:_ROLES], strict=True))
         if row[_ROLES] is not None:  # the cached_property's slot
             codes = d["roles"] = new(EventCodes)
-            codes.__dict__.update(zip(_CODES_FIELDS, row[_ROLES], strict=True))
+            codes.__dict__.update(zip(_CODES_SLOTS, row[_ROLES], strict=True))
         v = new(VerifiedRecord)
         v.__dict__.update(record_id=row[0], record=rec, envelope=env, leaf_hash=row[_ROLES + 1])
         out.append(v)

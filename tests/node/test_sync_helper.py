@@ -103,6 +103,31 @@ def test_rebuilt_records_equal_the_nodes_own_parse(tmp_path: Path) -> None:
         b.close()
 
 
+def test_a_blocks_repeated_strings_are_rebuilt_once(tmp_path: Path) -> None:
+    """The helper shares equal strings within a block, so the node allocates (and frees) a
+    chain id, an event key or a bizStep once per block, not once per record; the codes'
+    ``all`` comes filled in."""
+    b = ChainBuilder(tmp_path / "c")
+    try:
+        envs = [b.commission(f"urn:epc:id:sgtin:0614141.107346.{i}") for i in range(3)]
+        block = _block(envs)
+        blob = decode(block.SerializeToString())
+        assert blob is not None
+        got = [v for v in rebuild(blob, block) if v is not None]
+        assert len(got) == 3
+        first, second = got[0].record, got[1].record
+        assert first.chain_id is second.chain_id
+        assert first.author is second.author
+        assert got[0].envelope.payload_type is got[1].envelope.payload_type
+        keys = {k: k for k in first.event}
+        assert all(keys[k] is k for k in second.event)  # the very same key objects
+        assert first.event["bizStep"] is second.event["bizStep"]
+        assert "all" in first.roles.__dict__  # not derived again by the node
+        assert first.roles.all == parse_trusted(block.envelopes[0]).record.roles.all
+    finally:
+        b.close()
+
+
 def test_a_block_with_a_record_that_does_not_parse_is_left_to_the_node(tmp_path: Path) -> None:
     b = ChainBuilder(tmp_path / "c")
     try:
