@@ -101,7 +101,8 @@ import bisect
 import json
 import struct
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
+from json.encoder import encode_basestring as _jstr
 from typing import Any, Literal, Protocol
 
 from node.epcis import EventCodes, check_event_codes
@@ -183,7 +184,19 @@ class CodeState:
         c = self.closed if closed is None else closed
         r = self.recalled if recalled is None else recalled
         status: Status = "closed" if c else ("recalled" if r else "active")
-        return replace(self, closed=c, recalled=r, status=status)
+        return self.evolve(closed=c, recalled=r, status=status)
+
+    def evolve(self, **changes: Any) -> CodeState:
+        """``dataclasses.replace(self, **changes)`` without its walk over the fields and the
+        frozen ``__init__`` (one ``object.__setattr__`` per field): the rules copy a state
+        for every code a record touches. Unknown field names raise ``TypeError``."""
+        if not changes.keys() <= _FIELD_NAMES:
+            raise TypeError(f"CodeState has no field {sorted(changes.keys() - _FIELD_NAMES)}")
+        new = object.__new__(CodeState)
+        d = new.__dict__
+        d.update(self.__dict__)
+        d.update(changes)
+        return new
 
 
 _STATE_KEYS = {
@@ -203,6 +216,8 @@ _STATE_KEYS = {
     "is_class": "k",
 }
 _STATE_FIELDS = {v: k for k, v in _STATE_KEYS.items()}
+_FIELD_NAMES = frozenset(_STATE_KEYS)
+_BLANK = CodeState("", "", "")  # every default, for ``evolve`` to start from
 
 
 _ALWAYS = ("code", "commissioned_by", "custodian")
@@ -212,10 +227,42 @@ _OPTIONAL = tuple(
     if name not in _ALWAYS
 )
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# encode_state's fields in key order, each with its JSON key prefix and its default
+_BY_KEY = tuple(
+    (name, f"{_jstr(short)}:", name in _ALWAYS, getattr(CodeState("", "", ""), name))
+    for name, short in sorted(_STATE_KEYS.items(), key=lambda kv: kv[1])
+)
 
 
 def encode_state(state: CodeState) -> bytes:
-    """Compact, sorted-key JSON of ``state``; defaults are omitted. Inverse: ``decode_state``."""
+    """Compact, sorted-key JSON of ``state``; defaults are omitted. Inverse: ``decode_state``.
+
+    Written field by field (the same bytes as ``json.dumps(..., sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False)`` of the short-key dict, which
+    ``tests/trace/test_custody_rules.py`` checks): a state is encoded for every code a
+    block changes, and the generic encoder's set-up per call cost more than the encoding."""
+    d = state.__dict__
+    parts: list[str] = []
+    try:
+        for name, prefix, always, default in _BY_KEY:
+            v = d[name]
+            if always or v != default:
+                if isinstance(v, str):
+                    parts.append(prefix + _jstr(v))
+                elif isinstance(v, bool):
+                    parts.append(prefix + ("true" if v else "false"))
+                elif isinstance(v, int):
+                    parts.append(prefix + int.__repr__(v))
+                elif isinstance(v, tuple) and all(isinstance(x, str) for x in v):
+                    parts.append(prefix + "[" + ",".join(map(_jstr, v)) + "]")
+                else:
+                    raise TypeError(name)
+    except TypeError:  # a value of another type (only from a corrupt store): the generic way
+        return _encode_state_generic(state)
+    return ("{" + ",".join(parts) + "}").encode()
+
+
+def _encode_state_generic(state: CodeState) -> bytes:
     d: dict[str, Any] = {"c": state.code, "by": state.commissioned_by, "cu": state.custodian}
     for name, short, default in _OPTIONAL:
         v = getattr(state, name)
@@ -336,16 +383,19 @@ class OverlayView:
 # --------------------------------------------------------------------------- apply
 
 
-@dataclass
 class _Work:
-    """Scratch state for one record: reads through ``changed`` to the view."""
+    """Scratch state for one record: reads through ``changed`` to the view (a plain class
+    with slots: one is made per record)."""
 
-    view: CustodyView
-    index: int
-    may_commission: bool
-    changed: dict[str, CodeState] = field(default_factory=dict)
-    edges: list[Edge] = field(default_factory=list)
-    touched: dict[str, None] = field(default_factory=dict)
+    __slots__ = ("changed", "edges", "index", "may_commission", "touched", "view")
+
+    def __init__(self, view: CustodyView, index: int, may_commission: bool) -> None:
+        self.view = view
+        self.index = index
+        self.may_commission = may_commission
+        self.changed: dict[str, CodeState] = {}
+        self.edges: list[Edge] = []
+        self.touched: dict[str, None] = {}
 
     def get(self, code: str) -> CodeState | None:
         st = self.changed.get(code)
@@ -361,7 +411,7 @@ class _Work:
         """Record ``st`` as changed, with ``last_index`` raised to this record's index (a
         state already at or past it is kept as is: states are immutable)."""
         if st.last_index < self.index:
-            st = replace(st, last_index=self.index)
+            st = st.evolve(last_index=self.index)
         self.changed[st.code] = st
         self.touched[st.code] = None
 
@@ -451,7 +501,7 @@ def apply(
     if is_recall and is_regulator and not record.is_handoff and action != "ADD":
         for c in codes.all:
             st = w.need(c)
-            w.put(replace(st.with_flags(recalled=True), disposition=disposition or st.disposition))
+            w.put(st.with_flags(recalled=True).evolve(disposition=disposition or st.disposition))
             for inner in w.contents(c):
                 w.put(w.need(inner).with_flags(recalled=True))
         return _done(w)
@@ -459,7 +509,7 @@ def apply(
     if inspection:
         for c in codes.all:
             st = w.need(c)
-            w.put(replace(st, disposition=disposition or st.disposition))
+            w.put(st.evolve(disposition=disposition or st.disposition))
         return _done(w)
 
     if etype == "TransformationEvent":
@@ -516,9 +566,9 @@ def apply(
         for c in moving:
             st = w.need(c)
             if record.is_handoff:
-                st = replace(st, custodian=record.handoff_to)
+                st = st.evolve(custodian=record.handoff_to)
             if c in named and disposition:
-                st = replace(st, disposition=disposition)
+                st = st.evolve(disposition=disposition)
             w.put(st)
     if terminal:
         for c in _moving_set(w, codes.all):
@@ -606,10 +656,10 @@ def _commission(w: _Work, code: str, author: str, disposition: str, *, is_class:
             code,
         )
     w.put(
-        CodeState(
-            code,
-            author,
-            author,
+        _BLANK.evolve(
+            code=code,
+            commissioned_by=author,
+            custodian=author,
             first_index=w.index,
             last_index=w.index,
             disposition=disposition,
@@ -632,11 +682,11 @@ def _transform(w: _Work, author: str, codes: EventCodes, disposition: str) -> No
             )
     for c in codes.outputs:
         _commission(w, c, author, disposition, is_class=c in codes.classes)
-        w.changed[c] = replace(w.changed[c], inputs=codes.inputs)
+        w.changed[c] = w.changed[c].evolve(inputs=codes.inputs)
     for c in codes.inputs:
         st = w.need(c)
         outs = tuple(dict.fromkeys((*st.outputs, *codes.outputs)))
-        st = replace(st, outputs=outs)
+        st = st.evolve(outputs=outs)
         if c in codes.consumed:
             st = st.with_flags(closed=True)
         w.put(st)
@@ -674,9 +724,9 @@ def _aggregate(w: _Work, author: str, codes: EventCodes, disposition: str) -> No
         if st.parent and st.parent != codes.parent:
             raise RuleError(RULE_AGGREGATED, f"code is already inside {st.parent}", c)
     new_children = tuple(dict.fromkeys((*parent.children, *codes.children)))
-    w.put(replace(parent, children=new_children))
+    w.put(parent.evolve(children=new_children))
     for c in codes.children:
-        w.put(replace(w.need(c), parent=codes.parent))
+        w.put(w.need(c).evolve(parent=codes.parent))
         w.edges.append(Edge(codes.parent, c, "parent", w.index))
 
 
@@ -690,9 +740,9 @@ def _disaggregate(w: _Work, author: str, codes: EventCodes) -> None:
     for c in removing:
         if c not in parent.children:
             raise RuleError(RULE_AGGREGATION, f"code is not inside {codes.parent}", c)
-    w.put(replace(parent, children=tuple(c for c in parent.children if c not in removing)))
+    w.put(parent.evolve(children=tuple(c for c in parent.children if c not in removing)))
     for c in removing:
-        w.put(replace(w.need(c), parent=""))
+        w.put(w.need(c).evolve(parent=""))
 
 
 # --------------------------------------------------------------------------- blocks

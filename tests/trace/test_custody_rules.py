@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node.custody import (
+    _STATE_KEYS,
     BACK,
     DB_CUSTODY,
     DB_EDGES,
@@ -419,3 +425,72 @@ def test_puts_layout_and_state_encoding():
             st = decode_state(value)
             assert st.code == key.decode()
             assert encode_state(st) == value
+
+
+_TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=12)  # quotes, controls, CJK
+_CODES = st.tuples() | st.lists(_TEXT, max_size=3).map(tuple)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(
+    st.builds(
+        CodeState,
+        code=_TEXT,
+        commissioned_by=_TEXT,
+        custodian=_TEXT,
+        status=st.sampled_from(["active", "closed", "recalled"]),
+        parent=_TEXT | st.just(""),
+        children=_CODES,
+        inputs=_CODES,
+        outputs=_CODES,
+        first_index=st.integers(0, 2**63) | st.just(0),
+        last_index=st.integers(0, 2**63) | st.just(0),
+        disposition=_TEXT | st.just(""),
+        closed=st.booleans(),
+        recalled=st.booleans(),
+        is_class=st.booleans(),
+    )
+)
+def test_state_encoding_is_sorted_compact_json_without_defaults(state: CodeState) -> None:
+    """The field-by-field encoder writes the very bytes of the generic JSON encoding (the
+    stored format), and ``decode_state`` reads them back."""
+    d: dict[str, object] = {"c": state.code, "by": state.commissioned_by, "cu": state.custodian}
+    default = CodeState("", "", "")
+    for name, short in _STATE_KEYS.items():
+        v = getattr(state, name)
+        if short not in d and v != getattr(default, name):
+            d[short] = list(v) if isinstance(v, tuple) else v
+    want = json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert encode_state(state) == want
+    assert decode_state(want) == state
+
+
+def test_a_state_with_values_of_another_type_is_still_encoded() -> None:
+    """A value of an unexpected type (only a corrupt store could give one) takes the
+    generic JSON encoder rather than failing the block."""
+    odd = CodeState("c", "a", "a", children=(1, 2))  # type: ignore[arg-type]
+    assert encode_state(odd) == b'{"by":"a","c":"c","ch":[1,2],"cu":"a"}'
+
+
+@settings(max_examples=100, derandomize=True, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "custodian": _TEXT,
+            "parent": _TEXT,
+            "children": _CODES,
+            "last_index": st.integers(0, 2**40),
+            "disposition": _TEXT,
+            "closed": st.booleans(),
+            "status": st.sampled_from(["active", "closed", "recalled"]),
+        },
+    )
+)
+def test_evolve_is_dataclasses_replace(changes: dict[str, object]) -> None:
+    base = CodeState("A", "farm", "farm", children=("B",), first_index=3, last_index=5)
+    got = base.evolve(**changes)
+    assert got == dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    assert base == CodeState("A", "farm", "farm", children=("B",), first_index=3, last_index=5)
+    with pytest.raises(TypeError, match="no field"):
+        base.evolve(custodain="typo")
