@@ -133,6 +133,17 @@ def proc_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / tick
 
 
+def child_pids(pid: int) -> list[int]:
+    """The PIDs of ``pid``'s child processes (/proc/PID/task/*/children); [] if unreadable."""
+    out: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            out += [int(c) for c in (task / "children").read_text().split()]
+    except (OSError, ValueError):
+        return out
+    return out
+
+
 def proc_memory_kib(pid: int) -> tuple[int | None, int | None]:
     """(VmRSS, VmHWM) of ``pid`` in KiB from /proc/PID/status; None when unreadable."""
     rss = hwm = None
@@ -702,8 +713,9 @@ def _catchup(
     target = int(_status(addr0).log_size)
     behind_st = None
     t_start = time.monotonic()
-    net.restart(d, last)
+    pid = net.restart(d, last)
     t_healthy = time.monotonic()
+    helper_cpu: dict[int, float] = {}  # the sync helper's CPU, last seen, per child PID
     addr = man.nodes[last].address
     first_size: int | None = None
     t_first_progress: float | None = None
@@ -724,12 +736,17 @@ def _catchup(
                 elif t_first_progress is None and size > first_size:
                     t_first_progress = now
                 progress("catch-up", size - size_at_kill, target - size_at_kill, "")
+                for child in child_pids(pid):
+                    cpu = proc_cpu_seconds(child)
+                    if cpu is not None:
+                        helper_cpu[child] = cpu
                 if size >= target:
                     break
             except LedgerError:
                 pass
             time.sleep(CATCHUP_POLL_S)
     t_done = time.monotonic()
+    node_cpu = proc_cpu_seconds(pid)
     caught = size >= target
     # the node syncs while it starts: by its first Status answer it may hold much of the gap
     gap = target - size_at_kill
@@ -748,6 +765,16 @@ def _catchup(
         if caught and t_done > t_healthy
         else None,
         "samples": samples[:: max(1, len(samples) // 50)],
+        # CPU from the restart to caught up (start-up included): the node's own, and its
+        # sync helper's (child processes, as last seen); per record of the gap
+        "node_cpu_s": node_cpu,
+        "helper_cpu_s": sum(helper_cpu.values()),
+        "cpu_us_per_record": (node_cpu + sum(helper_cpu.values())) / gap * 1e6
+        if node_cpu is not None and gap > 0
+        else None,
+        "node_cpu_us_per_record": node_cpu / gap * 1e6
+        if node_cpu is not None and gap > 0
+        else None,
     }
 
 
@@ -758,6 +785,7 @@ __all__ = [
     "analyse_load",
     "block_sizes",
     "check_unacked",
+    "child_pids",
     "free_base_port",
     "node_usage",
     "proc_cpu_seconds",

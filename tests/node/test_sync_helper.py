@@ -8,6 +8,7 @@ import asyncio
 import logging
 import marshal
 import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from node.errors import InputError, LedgerError, RuleError
 from node.node import Node
 from node.records import VerifiedRecord, make_record, sign_record
 from node.sync import _certified_records
-from node.sync_helper import SyncHelper, decode, rebuild
+from node.sync_helper import PIPE_BYTES, SyncHelper, decode, rebuild
 from proto import services_pb2, types_pb2
 from tests.fixtures import epcis_events, key, object_event
 from tests.node.test_sync import FakePeer, Stub, new_node
@@ -277,3 +278,25 @@ def test_sync_through_a_helper_process(tmp_path: Path, caplog: pytest.LogCapture
     with caplog.at_level(logging.INFO, logger="suyuan.sync"):
         asyncio.run(run())
     b.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipe sizes are Linux's")
+def test_the_helpers_pipes_are_widened_to_a_block() -> None:
+    import fcntl
+
+    async def run() -> list[int]:
+        helper = SyncHelper()
+        await helper.start()
+        try:
+            proc = helper._proc
+            assert proc is not None
+            sizes = []
+            for stream in (proc.stdin, proc.stdout):
+                transport = getattr(stream, "transport", None) or getattr(stream, "_transport")
+                pipe = transport.get_extra_info("pipe")
+                sizes.append(fcntl.fcntl(pipe.fileno(), fcntl.F_GETPIPE_SZ))
+            return sizes
+        finally:
+            await helper.close()
+
+    assert asyncio.run(run()) == [PIPE_BYTES, PIPE_BYTES]

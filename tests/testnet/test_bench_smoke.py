@@ -68,6 +68,11 @@ def test_bench_json_commits_every_record_and_stops_everything(tmp_path: Path) ->
     assert c["target_log_size"] == 3000
     assert 2000 <= c["log_size_when_healthy"] <= 3000
     assert c["catchup_rps"] == pytest.approx(1000 / c["restart_to_caught_up_s"])
+    assert c["node_cpu_s"] > 0  # the restarted node's CPU (its start-up at least)
+    assert c["helper_cpu_s"] >= 0  # (1,000 records: too few blocks for a sync helper)
+    assert c["cpu_us_per_record"] == pytest.approx(
+        (c["node_cpu_s"] + c["helper_cpu_s"]) / 1000 * 1e6
+    )
     man = Manifest.load(d)
     assert all(n.pid is None or not pid_alive(n.pid) for n in man.nodes)
     assert _processes_naming(str(d)) == []
