@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.common import console, print_json, write_text_atomic
 from cli.proof_cmd import JsonOpt, NodeOpt, load_checkpoint
-from node.audit import AuditReport, audit_blocks
 from node.errors import ChainMismatchError
 from node.genesis import Genesis
+
+if TYPE_CHECKING:  # (node.audit is imported where it is used: other commands start faster)
+    from node.audit import AuditReport
 
 
 def _summary(r: AuditReport) -> str:
@@ -55,6 +57,7 @@ def audit(
 ) -> None:
     """Verify every block, certificate, envelope, rule and log root of a node's chain."""
     from cli.nodeaddr import resolve_node
+    from node.audit import audit_blocks
     from node.client import LedgerClient
 
     g = Genesis.load(genesis)

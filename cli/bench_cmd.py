@@ -10,15 +10,14 @@ from __future__ import annotations
 import signal
 import types
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich import box
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from cli.common import console, err_console, print_json
-from testnet.bench import BenchOptions, run
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def _sigterm(signum: int, frame: types.FrameType | None) -> None:
@@ -83,6 +82,17 @@ def bench(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Start a fresh N-node testnet, drive pre-signed records through it, report the figures."""
+    # imported here: every other command starts without them
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from testnet.bench import BenchOptions, run
+
     opts = BenchOptions(
         nodes=nodes,
         records=records,
@@ -134,6 +144,9 @@ def _fmt(v: Any, spec: str = ",.0f") -> str:
 
 
 def _summary(r: dict[str, Any]) -> Table:
+    from rich import box
+    from rich.table import Table
+
     t = Table(title=f"suyuan bench: {r['nodes']} nodes", box=box.SIMPLE_HEAD, show_header=False)
     t.add_column("what")
     t.add_column("value")
@@ -167,6 +180,13 @@ def _summary(r: dict[str, Any]) -> Table:
     if r.get("catchup"):
         c = r["catchup"]
         rows.append(("catch-up records/s", _fmt(c["catchup_rps"])))
+        rows.append(
+            (
+                "catch-up CPU us/record (node / with its helper)",
+                f"{_fmt(c.get('node_cpu_us_per_record'), '.1f')} / "
+                f"{_fmt(c.get('cpu_us_per_record'), '.1f')}",
+            )
+        )
     for k, v in rows:
         t.add_row(k, v)
     return t

@@ -20,7 +20,6 @@ from node.errors import InputError, LedgerError, VerificationError
 from node.genesis import Genesis
 from node.note import NoteSignature, SignedNote, checkpoint_text, key_id, key_name, origin
 from node.records import verify_signature
-from node.verify import checkpoint_to_json, require_checkpoint
 from proto import types_pb2
 
 
@@ -74,6 +73,7 @@ def checkpoint(
     """Export a certified header as a checkpoint, with its C2SP signed note."""
     from cli.nodeaddr import resolve_node
     from node.client import LedgerClient
+    from node.verify import checkpoint_to_json, require_checkpoint  # (not at start-up)
 
     target = resolve_node(node)
     gpath = genesis or target.genesis

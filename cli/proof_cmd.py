@@ -8,21 +8,16 @@ numbered step of ``node.verify.verify_bundle``; on failure the one error line (p
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.common import console, print_json, write_text_atomic
 from node.errors import InputError, VerificationError
 from node.genesis import Genesis
-from node.verify import (
-    BundleResult,
-    SavedCheckpoint,
-    bundle_to_json,
-    parse_bundle_json,
-    parse_checkpoint_json,
-    verify_bundle,
-)
+
+if TYPE_CHECKING:  # (node.verify is imported where it is used: other commands start faster)
+    from node.verify import BundleResult, SavedCheckpoint
 
 NodeOpt = Annotated[
     str | None,
@@ -41,6 +36,8 @@ def read_bytes(path: Path, what: str) -> bytes:
 
 
 def load_checkpoint(path: Path) -> SavedCheckpoint:
+    from node.verify import parse_checkpoint_json
+
     data = read_bytes(path, "checkpoint")  # its errors name the file
     try:
         return parse_checkpoint_json(data)
@@ -71,6 +68,7 @@ def prove(
     """Fetch the proof bundle of a committed record and write it as JSON."""
     from cli.nodeaddr import resolve_node
     from node.client import LedgerClient
+    from node.verify import bundle_to_json
 
     rid = parse_record_id(record_id)
     since_size = 0
@@ -120,6 +118,8 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a proof bundle offline; exit 0 only if every step passes."""
+    from node.verify import parse_bundle_json, verify_bundle
+
     g = Genesis.load(genesis)
     data = read_bytes(bundle_file, "bundle")  # its errors name the file
     try:
