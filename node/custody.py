@@ -217,19 +217,19 @@ _STATE_KEYS = {
 }
 _STATE_FIELDS = {v: k for k, v in _STATE_KEYS.items()}
 _FIELD_NAMES = frozenset(_STATE_KEYS)
-_BLANK = CodeState("", "", "")  # every default, for ``evolve`` to start from
+_BLANK = CodeState("", "", "")  # every default (``evolve`` starts new states from it)
 
 
 _ALWAYS = ("code", "commissioned_by", "custodian")
 _OPTIONAL = tuple(
-    (name, short, getattr(CodeState("", "", ""), name))
+    (name, short, getattr(_BLANK, name))
     for name, short in _STATE_KEYS.items()
     if name not in _ALWAYS
 )
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 # encode_state's fields in key order, each with its JSON key prefix and its default
 _BY_KEY = tuple(
-    (name, f"{_jstr(short)}:", name in _ALWAYS, getattr(CodeState("", "", ""), name))
+    (name, f"{_jstr(short)}:", name in _ALWAYS, getattr(_BLANK, name))
     for name, short in sorted(_STATE_KEYS.items(), key=lambda kv: kv[1])
 )
 

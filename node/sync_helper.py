@@ -46,7 +46,7 @@ from proto import types_pb2
 log = logging.getLogger("suyuan.sync")
 
 #: Blocks decoded ahead of the one being applied (bounds the helper's queue and memory:
-#: a decoded block is about 1,000 bytes per record).
+#: a decoded block is about 800 bytes per record).
 LOOKAHEAD = 4
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(TraceRecord))
 _CODES_FIELDS = tuple(f.name for f in dataclasses.fields(EventCodes))

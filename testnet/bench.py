@@ -747,9 +747,11 @@ def _catchup(
             time.sleep(CATCHUP_POLL_S)
     t_done = time.monotonic()
     node_cpu = proc_cpu_seconds(pid)
+    helper_s = sum(helper_cpu.values())
     caught = size >= target
     # the node syncs while it starts: by its first Status answer it may hold much of the gap
     gap = target - size_at_kill
+    per_record = 1e6 / gap if gap > 0 else None  # us per record of the gap, per CPU second
     healthy = behind_st if behind_st is not None else size_at_kill
     return {
         "records_committed_while_down": doc["batches"]
@@ -768,12 +770,12 @@ def _catchup(
         # CPU from the restart to caught up (start-up included): the node's own, and its
         # sync helper's (child processes, as last seen); per record of the gap
         "node_cpu_s": node_cpu,
-        "helper_cpu_s": sum(helper_cpu.values()),
-        "cpu_us_per_record": (node_cpu + sum(helper_cpu.values())) / gap * 1e6
-        if node_cpu is not None and gap > 0
+        "helper_cpu_s": helper_s,
+        "cpu_us_per_record": (node_cpu + helper_s) * per_record
+        if node_cpu is not None and per_record is not None
         else None,
-        "node_cpu_us_per_record": node_cpu / gap * 1e6
-        if node_cpu is not None and gap > 0
+        "node_cpu_us_per_record": node_cpu * per_record
+        if node_cpu is not None and per_record is not None
         else None,
     }
 
