@@ -32,7 +32,7 @@ def read_json_file(path: Path, what: str) -> Any:
         raise InputError(f"{path}: cannot read {what} ({e.strerror})") from e
     try:
         return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise InputError(f"{path}: {what} is not valid JSON ({e})") from e
 
 

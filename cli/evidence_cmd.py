@@ -37,7 +37,7 @@ def parse_evidence_json(text: bytes) -> list[consensus_pb2.Evidence]:
     """One ``Evidence`` object, or a ``ListEvidenceResponse`` ({"evidence": [...]})."""
     try:
         doc = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise InputError(f"evidence: not valid JSON ({first_line(e)})") from e
     try:
         if isinstance(doc, dict) and set(doc) <= {"evidence"}:

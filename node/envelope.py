@@ -113,7 +113,7 @@ class Envelope:
     def from_json(cls, text: str | bytes) -> Envelope:
         try:
             doc = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
             raise InputError(f"envelope: not valid JSON ({e})") from e
         return cls.from_json_dict(doc)
 

@@ -233,7 +233,7 @@ class Genesis:
             raise ConfigError(f"{path}: cannot read ({e.strerror})") from e
         try:
             doc = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
             raise ConfigError(f"{path}: not valid JSON ({e})") from e
         try:
             return cls.from_dict(doc)

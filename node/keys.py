@@ -121,7 +121,7 @@ def decode_key_file(data: bytes, passphrase: str | None, *, source: str = "key f
     """Parse a key file; ``passphrase`` is needed only for encrypted files."""
     try:
         doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise KeyFileError(f"{source}: not a Suyuan key file (invalid JSON)") from e
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise KeyFileError(f"{source}: not a Suyuan key file (format is not {FORMAT!r})")
@@ -238,7 +238,7 @@ def load_key_file(path: Path, passphrase: str | None = None) -> KeyPair:
     if passphrase is None and b'"encryption": "none"' not in data:
         try:
             doc = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             doc = {}
         if isinstance(doc, dict) and doc.get("encryption") not in (None, "none"):
             passphrase = read_passphrase()
@@ -251,7 +251,7 @@ def read_public_info(path: Path) -> tuple[str, str]:
         doc = json.loads(path.read_bytes())
     except FileNotFoundError as e:
         raise KeyFileError(f"{path}: no such key file") from e
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise KeyFileError(f"{path}: not a Suyuan key file") from e
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise KeyFileError(f"{path}: not a Suyuan key file (format is not {FORMAT!r})")

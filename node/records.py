@@ -38,7 +38,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from node import ed25519
+from node import ed25519, payload_json
 from node.envelope import PAYLOAD_TYPE, Envelope, envelope_leaf_bytes
 from node.errors import (
     ChainMismatchError,
@@ -181,13 +181,9 @@ class TraceRecord:
 
     @classmethod
     def from_payload(cls, payload: bytes) -> TraceRecord:
-        """Parse signed bytes. A key repeated in any JSON object is refused (``InputError``):
-        parsers that keep the first or the last value would read different records."""
-        try:
-            doc = _DECODER.decode(payload.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as e:
-            raise InputError(f"record: payload is not UTF-8 JSON ({e})") from e
-        return cls.from_dict(doc)
+        """Parse signed bytes (``node.payload_json``: a repeated key or nesting deeper than
+        ``MAX_DEPTH`` is refused with ``InputError``)."""
+        return cls.from_dict(payload_json.decode(payload))
 
     @classmethod
     def from_dict(cls, doc: Any) -> TraceRecord:
@@ -254,23 +250,6 @@ class TraceRecord:
         )
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``json.loads`` object hook: a dict, refusing a key that appears twice (the common
-    case, no repeat, is one C-level ``dict`` call; the loop only names the repeated key)."""
-    out: dict[str, Any] = dict(pairs)
-    if len(out) == len(pairs):
-        return out
-    out = {}
-    for k, v in pairs:
-        if k in out:
-            raise InputError(f"record: duplicate key {k!r} in the payload JSON")
-        out[k] = v
-    return out
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)  # one, not one per record
-
-
 def validate_event(event: Any) -> None:
     """Minimal EPCIS 2.0 shape checks: a known type, an eventTime, an action if required."""
     if not isinstance(event, dict):
@@ -321,7 +300,8 @@ def make_record(
     attributes: Mapping[str, Any] | None = None,
     nonce: str | None = None,
 ) -> TraceRecord:
-    """A validated record ready to sign (runs the same checks as parsing)."""
+    """A validated record ready to sign: its payload is parsed back under the node's own
+    rules (``from_payload``), so what a member signs is what every node accepts."""
     draft = TraceRecord(
         genesis.chain_id,
         genesis.hash.hex(),
@@ -333,7 +313,15 @@ def make_record(
         handoff_to,
         attributes,
     )
-    return TraceRecord.from_dict(draft.to_dict())
+    try:
+        payload = draft.to_payload()
+    except RecursionError as e:
+        raise InputError(
+            f"record: nests deeper than {payload_json.MAX_DEPTH} levels of arrays and objects"
+        ) from e
+    except (TypeError, ValueError) as e:
+        raise InputError(f"record: cannot be written as JSON ({e})") from e
+    return TraceRecord.from_payload(payload)
 
 
 def sign_record(record: TraceRecord, key: KeyPair) -> Envelope:

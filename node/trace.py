@@ -101,7 +101,7 @@ def _untoken(token: str, **expect: Any) -> int:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         d = json.loads(raw)
         offset = d.pop("o")
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         raise InputError("trace: invalid page token") from e
     if d != expect or not isinstance(offset, int) or offset < 0:
         raise InputError("trace: the page token belongs to another query")

@@ -447,7 +447,7 @@ def parse_checkpoint_json(text: str | bytes) -> SavedCheckpoint:
     """A ``Checkpoint`` JSON mapping, or an audit checkpoint document wrapping one."""
     try:
         doc = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise InputError(f"checkpoint: not valid JSON ({first_line(e)})") from e
     if not isinstance(doc, dict):
         raise InputError("checkpoint: expected a JSON object")

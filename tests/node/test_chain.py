@@ -7,7 +7,7 @@ import pytest
 from consensus.messages import block_hash_of
 from node.chain import EXTRA_DBS, ChainState, records_hash
 from node.convert import envelope_from_proto, envelope_to_proto
-from node.envelope import envelope_leaf_bytes
+from node.envelope import Envelope, envelope_leaf_bytes
 from node.errors import InputError, LedgerError, RuleError
 from node.records import make_record, sign_record
 from node.store import Store
@@ -117,6 +117,21 @@ def test_bad_signature_in_block_is_refused(chain: ChainState) -> None:
     chain._prepared.clear()
     with pytest.raises(InputError, match="invalid"):
         chain.validate_block(tampered)
+
+
+def test_a_block_with_a_too_deep_record_is_refused_as_bad_input(chain: ChainState) -> None:
+    """Regression: a signed record nesting 5,000 arrays deep raised RecursionError out of
+    block validation (which stopped the validator's consensus loop), not a refusal."""
+    good = rec("u:1")
+    payload = good.payload.replace(
+        b'"author"', b'"attributes":{"x":' + b"[" * 5000 + b"]" * 5000 + b'},"author"'
+    )
+    env = Envelope(payload)
+    deep = envelope_to_proto(env.with_signature("farm", key("farm").sign(env.signed_bytes())))
+    honest = _byzantine_block(chain, [good])  # its header, with the deep record as body
+    forged = types_pb2.Block(header=honest.header, envelopes=[deep])
+    with pytest.raises(InputError, match=r"record 0: .*nests deeper than 64 levels"):
+        chain.validate_block(forged)
 
 
 def test_duplicate_record_within_a_block_is_refused(chain: ChainState) -> None:

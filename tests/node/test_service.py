@@ -119,3 +119,35 @@ def test_interceptor_keeps_context_write_handlers_working() -> None:
             await server.stop(0)
 
     run(body)
+
+
+def test_a_too_deep_record_in_a_batch_is_refused_alone(tmp_path: Path) -> None:
+    """Regression: one signed record nesting 5,000 arrays deep failed its whole batch (the
+    parser's RecursionError escaped); now it alone is INVALID_ARGUMENT."""
+    from node.convert import envelope_from_proto, envelope_to_proto
+    from tests.fixtures import key
+
+    g = genesis()
+    good = signed(g, "urn:x:good")
+    base = envelope_from_proto(signed(g, "urn:x:deep"))
+    payload = base.payload.replace(
+        b'"author"', b'"attributes":{"x":' + b"[" * 5000 + b"]" * 5000 + b'},"author"'
+    )
+    unsigned = type(base)(payload)
+    deep = envelope_to_proto(
+        unsigned.with_signature("farm", key("farm").sign(unsigned.signed_bytes()))
+    )
+
+    async def body() -> None:
+        async with live_node(config(tmp_path, "v1"), g) as live:
+            call = live.stub.SubmitStream(
+                iter([services_pb2.SubmitBatch(envelopes=[deep, good], batch_id=1)]), timeout=10
+            )
+            result: services_pb2.SubmitBatchResult = await call.read()
+            call.cancel()
+            assert result.results[0].code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+            assert "nests deeper than 64 levels" in result.results[0].message
+            assert result.results[1].code == 0
+            assert len(live.node.mempool) == 1
+
+    run(body)

@@ -1,0 +1,94 @@
+"""Decoding a record's signed JSON payload: one result on every node, whatever its stack.
+
+Rules (part of the record format, so every node and the offline auditor apply them):
+  * the payload is UTF-8 JSON whose top level is an object (checked by the caller);
+  * no object repeats a key (parsers that keep the first or the last value would read
+    different records);
+  * no array or object nests deeper than ``MAX_DEPTH`` levels (the record object itself is
+    level 1). EPCIS 2.0's richest example event is 9 levels deep inside its record.
+
+Why the depth rule: CPython's ``json`` module refuses deep nesting by raising
+``RecursionError`` at a depth that depends on how deep the *caller's* stack already is, so
+without a fixed limit two nodes (or one node's admission and its block validation) could
+disagree about one record, and the error escaped as something other than bad input.
+
+Speed: a payload that ``orjson`` parses and that re-encodes (sorted keys, compact) to its
+very bytes is canonical, and a canonical payload cannot repeat a key (the repeat would be
+missing from the re-encoding), so its ``orjson`` value is the record. Every other payload
+(non-canonical spacing or order, a repeated key, numbers or escapes ``orjson`` writes
+differently, invalid JSON) takes the standard library's path, which names what is wrong.
+Both paths give equal values for a payload both accept (``tests/node/test_payload_json.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import orjson
+
+from node.errors import InputError
+
+#: Deepest nesting of arrays and objects a payload may have (the record object is level 1).
+MAX_DEPTH = 64
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_INNER_PAIR = re.compile(rb"\[\]|\{\}")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json`` object hook: a dict, refusing a key that appears twice (the common case,
+    no repeat, is one C-level ``dict`` call; the loop only names the repeated key)."""
+    out: dict[str, Any] = dict(pairs)
+    if len(out) == len(pairs):
+        return out
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise InputError(f"record: duplicate key {k!r} in the payload JSON")
+        out[k] = v
+    return out
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)  # one, not one per record
+
+
+def depth_within(payload: bytes, limit: int = MAX_DEPTH) -> bool:
+    """True if no array or object in ``payload`` nests deeper than ``limit`` levels.
+
+    Exact for valid JSON (brackets inside strings do not count); for text that is not
+    JSON it answers something, and the parser then names the real error. Bounded work:
+    a count when there are few brackets, else at most ``limit + 1`` C-level passes."""
+    if payload.count(b"[") + payload.count(b"{") <= limit:
+        return True
+    shape = _STRING.sub(b"", payload).translate(None, _NOT_BRACKETS)
+    for _ in range(limit):
+        if not shape:
+            return True
+        shape = _INNER_PAIR.sub(b"", shape)
+    return not shape
+
+
+def decode(payload: bytes) -> Any:
+    """The JSON value of ``payload`` under the rules above; ``InputError`` names a breach."""
+    if not depth_within(payload):
+        raise InputError(f"record: the payload JSON nests deeper than {MAX_DEPTH} levels")
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if type(doc) is dict:
+            try:
+                if orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) == payload:
+                    return doc
+            except orjson.JSONEncodeError:
+                pass
+    try:
+        return _DECODER.decode(payload.decode("utf-8"))
+    except RecursionError as e:  # unreachable within MAX_DEPTH; kept as bad input anyway
+        raise InputError("record: the payload JSON nests too deeply") from e
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"record: payload is not UTF-8 JSON ({e})") from e

@@ -1,0 +1,157 @@
+"""The record payload decoder (``node.payload_json``): the fast path and the standard
+library agree, repeated keys are refused, and the nesting limit is exact and does not
+depend on how deep the caller's stack is."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node import payload_json
+from node.envelope import Envelope
+from node.errors import InputError
+from node.payload_json import MAX_DEPTH, decode, depth_within
+from node.records import TraceRecord, make_record, sign_record, verify_envelope
+from tests.fixtures import genesis, key, object_event
+
+G = genesis()
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+def _depth(v: Any) -> int:
+    if isinstance(v, dict):
+        return 1 + max((_depth(x) for x in v.values()), default=0)
+    if isinstance(v, list):
+        return 1 + max((_depth(x) for x in v), default=0)
+    return 0
+
+
+def _nested(depth: int, leaf: Any = 0) -> Any:
+    v = leaf
+    for _ in range(depth):
+        v = [v]
+    return v
+
+
+_SPELLINGS = [
+    {"sort_keys": True, "separators": (",", ":"), "ensure_ascii": False},  # canonical
+    {"sort_keys": True, "separators": (",", ":"), "ensure_ascii": True},
+    {"sort_keys": False, "separators": (", ", ": ")},
+    {"sort_keys": True, "indent": 1},
+]
+
+
+@settings(max_examples=300, derandomize=True)
+@given(
+    doc=st.dictionaries(st.text(max_size=6), _values, max_size=5),
+    spelling=st.sampled_from(range(4)),
+)
+def test_decode_equals_the_standard_library(doc: dict[str, Any], spelling: int) -> None:
+    payload = json.dumps(doc, **_SPELLINGS[spelling]).encode()  # type: ignore[arg-type]
+    assert decode(payload) == json.loads(payload)
+
+
+@settings(max_examples=300, derandomize=True)
+@given(value=_values, noise=st.text(alphabet='[]{}\\"', max_size=8))
+def test_depth_is_exact_and_ignores_brackets_in_strings(value: Any, noise: str) -> None:
+    doc = {"v": value, "s": noise}
+    payload = json.dumps(doc).encode()
+    d = _depth(doc)
+    assert depth_within(payload, d)
+    assert not depth_within(payload, d - 1)
+
+
+def test_canonical_and_other_spellings_refuse_a_repeated_key() -> None:
+    for payload in (b'{"a":1,"a":2}', b'{"a": 1, "b": {"c": 1, "c": 1}}'):
+        with pytest.raises(InputError, match="duplicate key"):
+            decode(payload)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b'{"n":1e16}', b'{"n":-0}', b'{"s":"\\ud800"}', b'{"n":123456789012345678901234567890}'],
+    ids=["exponent", "negative-zero", "lone-surrogate", "big-int"],
+)
+def test_values_the_fast_path_writes_differently_match_the_standard_library(payload: bytes) -> None:
+    assert decode(payload) == json.loads(payload)
+
+
+def test_nesting_limit_is_exact() -> None:
+    ok = json.dumps({"x": _nested(MAX_DEPTH - 1)}).encode()
+    assert decode(ok)["x"] == _nested(MAX_DEPTH - 1)
+    deep = json.dumps({"x": _nested(MAX_DEPTH)}).encode()
+    with pytest.raises(InputError, match=f"nests deeper than {MAX_DEPTH} levels"):
+        decode(deep)
+
+
+def test_very_deep_payload_is_bad_input_not_a_recursion_error() -> None:
+    """Regression: 5,000 nested arrays raised RecursionError out of the record parser (a
+    batch holding one such record failed as a whole, and a proposed block holding one
+    stopped a validator's consensus loop)."""
+    payload = b'{"x":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    with pytest.raises(InputError, match="nests deeper"):
+        decode(payload)
+
+
+def test_the_verdict_does_not_depend_on_the_callers_stack() -> None:
+    payload = json.dumps({"x": _nested(MAX_DEPTH - 1)}).encode()
+    limit = sys.getrecursionlimit()
+
+    def deep_call(n: int) -> Any:
+        return decode(payload) if n == 0 else deep_call(n - 1)
+
+    assert deep_call(limit - 200)["x"] == _nested(MAX_DEPTH - 1)
+
+
+def _signed_payload(payload: bytes) -> Envelope:
+    env = Envelope(payload)
+    return env.with_signature("farm", key("farm").sign(env.signed_bytes()))
+
+
+def test_a_signed_deep_record_is_refused_at_verification_and_in_a_block() -> None:
+    good = sign_record(make_record(G, "farm", object_event(["urn:x:1"])), key("farm"))
+    deep = good.payload.replace(
+        b'"author"', b'"attributes":{"x":' + b"[" * 900 + b"]" * 900 + b'},"author"'
+    )
+    env = _signed_payload(deep)
+    with pytest.raises(InputError, match="nests deeper"):
+        verify_envelope(env, G)
+    with pytest.raises(InputError, match="nests deeper"):
+        TraceRecord.from_payload(deep)
+
+
+def test_make_record_refuses_what_nodes_would_refuse() -> None:
+    with pytest.raises(InputError, match="nests deeper"):
+        make_record(G, "farm", object_event(["urn:x:1"]), attributes={"x": _nested(MAX_DEPTH)})
+    with pytest.raises(InputError, match="nests deeper"):
+        make_record(G, "farm", object_event(["urn:x:1"]), attributes={"x": _nested(3000)})
+    rec = make_record(
+        G, "farm", object_event(["urn:x:1"]), attributes={"x": _nested(MAX_DEPTH - 3)}
+    )
+    assert payload_json.depth_within(rec.to_payload())
+
+
+def test_every_shared_epcis_event_is_well_within_the_limit() -> None:
+    from tests.fixtures import epcis_events
+
+    deepest = max(_depth(e) for _, e in epcis_events())
+    assert deepest + 1 <= MAX_DEPTH // 4
