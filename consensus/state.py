@@ -189,6 +189,19 @@ class Replica:
         that lasts)."""
         return self._sync_target() > self._height
 
+    def decided_elsewhere(self) -> int | None:
+        """The highest height another validator has (probably) decided that this replica
+        has not applied, or ``None``: a height above this one some validator was seen at
+        (it moved on, so it committed the heights before), else this height if some
+        validator precommitted a block in it. A hint for the driver, which may wait for
+        those commits before refusing a client (a Byzantine validator can make it true at
+        will; it never changes what is decided)."""
+        ahead = max(self._seen_height.values(), default=0)
+        if ahead > self._height:
+            return ahead - 1
+        log = self._logs.get(self._height)
+        return self._height if log is not None and log.has_block_precommit() else None
+
     def sync_needed(self) -> int | None:
         """The height to fetch from if f+1 validators are seen >= ``SYNC_LAG`` heights ahead."""
         return self._height if self._sync_target() >= self._height + SYNC_LAG else None

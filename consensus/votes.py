@@ -75,6 +75,13 @@ class HeightLog:
             self.precommit_quorums.setdefault(v.round, []).append(v.block_hash)
         self.note_round(v.validator, v.round)
 
+    def has_block_precommit(self) -> bool:
+        """Some validator precommitted a block (not nil) in some round of this height."""
+        return any(
+            vtype == VoteType.PRECOMMIT and any(h is not None for h in tally)
+            for (_round, vtype), tally in self._tally.items()
+        )
+
     def count(self, round_: int, vote_type: VoteType, block_hash: BlockHash | None) -> int:
         tally = self._tally.get((round_, vote_type))
         return 0 if tally is None else tally[block_hash]

@@ -71,6 +71,9 @@ VERSION = "0.1.0"
 _REBROADCAST_S = 1.0
 #: Seconds f+1 validators may be seen past this node's head before it syncs the block.
 STUCK_SYNC_S = 3.0
+#: Longest a client's record refused by a custody rule waits for commits that other
+#: validators have made and this node has not yet applied (``Node.settle``).
+SETTLE_WAIT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class Node:
         self.sync_helper: SyncHelper | None = None  # while a pull uses one (node.sync)
         self.bodies = proposals.Bodies()  # compact proposals (node.proposals)
         self.committed = asyncio.Event()  # set (and cleared) on every commit
+        self.settling = 0  # client requests waiting in ``settle`` (observability, tests)
         self._evidence_path = config.data_dir / "evidence.jsonl"
         self._load_evidence()
 
@@ -364,6 +368,31 @@ class Node:
         self.mempool.add(Pending(v.record_id, pb, v, pb.ByteSize(), time.monotonic()))
         self._records_arrived.set()
         return True
+
+    async def settle(self, timeout: float = SETTLE_WAIT_S) -> bool:
+        """Wait (at most ``timeout`` seconds) until this node has applied the heights other
+        validators have decided (``Replica.decided_elsewhere``); True if it applied at
+        least one block meanwhile, so a custody refusal is worth checking again.
+
+        Why: a client that saw its record committed at node A and sends the next record of
+        that product to node B must not be refused because B is a moment behind A. Returns
+        False at once when nothing is decided elsewhere (a refusal then stands)."""
+        if self.replica is None:
+            return False
+        target = self.replica.decided_elsewhere()
+        if target is None:
+            return False
+        start = self.store.head().height
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self.settling += 1
+        try:
+            while self.store.head().height < target and (left := deadline - loop.time()) > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.committed.wait(), left)
+        finally:
+            self.settling -= 1
+        return self.store.head().height > start
 
     def _check_pending(self, v: VerifiedRecord) -> custody.CustodyUpdate:
         return custody.apply(

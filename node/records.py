@@ -22,7 +22,8 @@ Verification (``verify_envelope``) runs these steps, each raising its own error:
       each with a keyid, no duplicate signer, the keyid names a member of the genesis
       (else ``MembershipError``), Ed25519 valid (else ``VerificationError``) -- so a
       tampered payload fails as a bad signature, never as malformed JSON;
-  (3) parse the record (the signed bytes); (4) chain id and genesis hash;
+  (3) parse the record (the signed bytes; ``node.payload_json``: no repeated key, at most
+      ``MAX_DEPTH`` levels of nesting); (4) chain id and genesis hash;
   (5) a handoff's receiver is a member; required signers present: the author, and for a
       handoff both parties; no others (a handoff lacking one is UNAUTHENTICATED, its
       message naming the custody rule ``handoff-signatures`` and the codes concerned);

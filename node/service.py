@@ -22,12 +22,13 @@ from node.errors import (
     NotFoundError,
     OverloadError,
     ReplayError,
+    RuleError,
     TooLargeError,
 )
 from node.grpc_errors import rpc, rpc_stream, status_code
 from node.indexes import StoreTraceIndex
 from node.node import Node
-from node.records import TraceRecord
+from node.records import TraceRecord, VerifiedRecord
 from proto import services_pb2, services_pb2_grpc, types_pb2
 
 log = logging.getLogger("suyuan.rpc")
@@ -93,7 +94,13 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
         if (too_large := _submit_size_error(node, pb)) is not None:
             raise too_large
         v = await loop.run_in_executor(None, node.chain.verify, pb)
-        if node.admit(pb, v):
+        try:
+            admitted = node.admit(pb, v)
+        except RuleError:
+            if not await node.settle():  # nothing decided elsewhere: the refusal stands
+                raise
+            admitted = node.admit(pb, v)  # once more, over the blocks applied meanwhile
+        if admitted:
             node.gossip([pb])
         elif not request.wait:
             raise ReplayError(f"record {v.record_id.hex()} is already pending")
@@ -156,22 +163,38 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
         results, fresh_at = await loop.run_in_executor(None, node.chain.admission_checks, envs)
         accepted: list[types_pb2.Envelope] = []
         ids: list[bytes] = []
+        refused: list[int] = []  # by a custody rule: checked again if blocks land (Submit)
+
+        def admit(i: int, pb: types_pb2.Envelope, r: VerifiedRecord, at: int | None) -> None:
+            res = out.results[i]
+            res.record_id = r.record_id
+            try:
+                if node.admit(pb, r, fresh_at=at):
+                    accepted.append(pb)
+                elif not batch.wait:  # as Submit: a pending record again is a replay
+                    raise ReplayError(f"record {r.record_id.hex()} is already pending")
+                ids.append(r.record_id)
+                res.code, res.message = 0, ""
+            except LedgerError as e:
+                res.code, res.message = status_code(e).value[0], str(e)
+                if isinstance(e, RuleError):
+                    refused.append(i)
+
         with node.admitting():  # one read transaction for the batch's lookups
-            for pb, verified in zip(envs, results, strict=True):
+            for i, (pb, verified) in enumerate(zip(envs, results, strict=True)):
                 res = out.results.add()
                 r = _submit_size_error(node, pb) or verified
                 if isinstance(r, LedgerError):
                     res.code, res.message = status_code(r).value[0], str(r)
                     continue
-                res.record_id = r.record_id
-                try:
-                    if node.admit(pb, r, fresh_at=fresh_at):
-                        accepted.append(pb)
-                    elif not batch.wait:  # as Submit: a pending record again is a replay
-                        raise ReplayError(f"record {r.record_id.hex()} is already pending")
-                    ids.append(r.record_id)
-                except LedgerError as e:
-                    res.code, res.message = status_code(e).value[0], str(e)
+                admit(i, pb, r, fresh_at)
+        if refused and await node.settle():
+            again, refused = refused, []
+            with node.admitting():
+                for i in again:
+                    r = results[i]
+                    assert isinstance(r, VerifiedRecord)
+                    admit(i, envs[i], r, None)
         node.gossip(accepted)
         return out, ids
 

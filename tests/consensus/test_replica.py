@@ -359,6 +359,18 @@ def test_skip_counts_rounds_too_far_ahead_to_store():
     assert s.r.round == 999
 
 
+def test_decided_elsewhere_hints_at_commits_this_replica_has_not_applied():
+    s = Solo()
+    assert s.r.decided_elsewhere() is None
+    s.deliver(s.vote(1, VoteType.PRECOMMIT, 1, 0, None))  # nil precommits decide nothing
+    assert s.r.decided_elsewhere() is None
+    x = s.block(1, 0, "x")
+    s.deliver(s.vote(2, VoteType.PRECOMMIT, 1, 0, block_hash_of(x)))
+    assert s.r.decided_elsewhere() == 1
+    s.deliver(s.vote(3, VoteType.PREVOTE, 4, 0, None))  # v3 is at height 4: it decided 1-3
+    assert s.r.decided_elsewhere() == 3
+
+
 # ---------------------------------------------------------------- bad input is counted
 
 

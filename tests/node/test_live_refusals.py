@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -13,6 +14,7 @@ from google.protobuf import json_format
 
 from consensus.messages import VoteType, encode_message
 from consensus.signing import Ed25519Signer, sign_vote
+from node.convert import envelope_to_proto
 from proto import services_pb2, services_pb2_grpc
 from tests.cli.helpers import suyuan
 from tests.fixtures import genesis, key
@@ -115,3 +117,82 @@ def test_equivocation_evidence_end_to_end(tmp_path: Path) -> None:
     r = suyuan("evidence", "verify", "ev.json", "--genesis", "genesis.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "v0" in r.stdout
+
+
+def test_a_record_waits_for_a_commit_the_other_validators_decided(tmp_path: Path) -> None:
+    """The client race: a client saw its commissioning committed at another node and sends
+    the next record of that product here, where the block has not landed yet. The node
+    waits for the block the other validators decided (``Node.settle``) instead of
+    refusing; with nothing decided elsewhere the refusal is immediate."""
+    from consensus.certificate import make_certificate
+    from consensus.messages import block_hash_of
+    from node.records import make_record, sign_record
+    from tests.fixtures import object_event
+
+    g = genesis()  # four validators; v1 runs here alone, so only a certified block commits
+    first = signed(g, "urn:x:race")  # commissioning
+    rec = make_record(g, "farm", object_event(["urn:x:race"], "shipping", "OBSERVE"))
+    then = envelope_to_proto(sign_record(rec, key("farm")))
+    others = [Ed25519Signer(v, key(v).signing_key) for v in ("v0", "v2", "v3")]
+
+    async def body() -> None:
+        async with live_node(config(tmp_path, "v1"), g) as live:
+            node = live.node
+            block, dropped = node.chain.build_block(
+                1, 0, "v0", [(first, node.chain.verify(first))], 1
+            )
+            assert not dropped
+            node.chain._prepared.clear()  # validated as any other node's block would be
+            bh = block_hash_of(block)
+            votes = [sign_vote(s, node.ctx, VoteType.PRECOMMIT, 1, 0, bh) for s in others]
+            cert = make_certificate(node.chain.validators, 1, 0, bh, votes)
+
+            err = await rpc_error(
+                live.stub.Submit(services_pb2.SubmitRequest(envelope=then), timeout=10)
+            )
+            assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "never commissioned" in (err.details() or "")
+
+            node.on_peer_messages([encode_message(votes[0])])  # v0 precommitted block 1
+            await _until(lambda: node.replica is not None and node.replica.decided_elsewhere())
+            call = asyncio.ensure_future(
+                live.stub.Submit(services_pb2.SubmitRequest(envelope=then), timeout=10)
+            )
+            await _until(lambda: node.settling == 1)  # refused once, now waiting
+            await node.feed_synced(block, cert)
+            resp = await call
+            assert node.store.head().height == 1
+            assert resp.record_id in node.mempool
+
+            # the same in a batch (SubmitStream), at the next height
+            first2 = signed(g, "urn:x:race2")
+            rec2 = make_record(g, "farm", object_event(["urn:x:race2"], "shipping", "OBSERVE"))
+            then2 = envelope_to_proto(sign_record(rec2, key("farm")))
+            block2, _ = node.chain.build_block(2, 0, "v0", [(first2, node.chain.verify(first2))], 2)
+            node.chain._prepared.clear()
+            bh2 = block_hash_of(block2)
+            votes2 = [sign_vote(s, node.ctx, VoteType.PRECOMMIT, 2, 0, bh2) for s in others]
+            node.on_peer_messages([encode_message(votes2[0])])
+            await _until(lambda: node.replica is not None and node.replica.decided_elsewhere() == 2)
+            stream = live.stub.SubmitStream(
+                iter([services_pb2.SubmitBatch(envelopes=[then2], batch_id=9)]), timeout=10
+            )
+            reading = asyncio.ensure_future(stream.read())
+            await _until(lambda: node.settling == 1)
+            await node.feed_synced(
+                block2, make_certificate(node.chain.validators, 2, 0, bh2, votes2)
+            )
+            result = await reading
+            stream.cancel()
+            assert result.results[0].code == 0, result.results[0].message
+            assert result.results[0].record_id in node.mempool
+
+    run(body)
+
+
+async def _until(cond: Callable[[], object], deadline_s: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_s
+    while not cond():
+        assert loop.time() < end, "condition not met before the deadline"
+        await asyncio.sleep(0.01)  # poll the condition until the deadline
