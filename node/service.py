@@ -174,7 +174,6 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
                 elif not batch.wait:  # as Submit: a pending record again is a replay
                     raise ReplayError(f"record {r.record_id.hex()} is already pending")
                 ids.append(r.record_id)
-                res.code, res.message = 0, ""
             except LedgerError as e:
                 res.code, res.message = status_code(e).value[0], str(e)
                 if isinstance(e, RuleError):
@@ -194,6 +193,7 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
                 for i in again:
                     r = results[i]
                     assert isinstance(r, VerifiedRecord)
+                    out.results[i].code, out.results[i].message = 0, ""
                     admit(i, envs[i], r, None)
         node.gossip(accepted)
         return out, ids
