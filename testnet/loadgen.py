@@ -109,7 +109,7 @@ def _event(code: str) -> dict[str, Any]:
     }
 
 
-def _sign(genesis: Genesis, key: KeyPair, tag: str, index: int, pad: int) -> bytes:
+def sign_one(genesis: Genesis, key: KeyPair, tag: str, index: int, pad: int) -> bytes:
     """Record ``index`` as a serialized protobuf envelope (payload padded by ``pad``)."""
     rec = make_record(
         genesis,
@@ -129,7 +129,7 @@ _PAD_OVERHEAD = len(',"attributes":{"pad":""}')
 def sizes(genesis: Genesis, key: KeyPair, tag: str, pad: int) -> tuple[int, int]:
     """(payload bytes, protobuf envelope bytes) of a record with ``pad``."""
     env = services_pb2.SubmitBatch().envelopes.add()
-    env.ParseFromString(_sign(genesis, key, tag, 0, pad))
+    env.ParseFromString(sign_one(genesis, key, tag, 0, pad))
     return len(env.payload), env.ByteSize()
 
 
@@ -163,7 +163,7 @@ def _sign_chunk(job: SignJob) -> list[bytes]:
     while i < end:
         msg = services_pb2.SubmitBatch()
         for j in range(i, min(end, i + job.batch)):
-            raw = _sign(genesis, keys[j % len(keys)], job.tag, j, job.pad)
+            raw = sign_one(genesis, keys[j % len(keys)], job.tag, j, job.pad)
             msg.envelopes.add().ParseFromString(raw)
         out.append(msg.SerializeToString())
         i += job.batch

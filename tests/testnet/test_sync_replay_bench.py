@@ -35,3 +35,30 @@ def test_sync_replay_reports_each_step(tmp_path: Path, helper: bool) -> None:
     for step in ("certificate and parse", "validation", "commit", "all"):
         assert f"  {step} " in out
     assert "Ed25519 verify, one core, same run:" in out
+
+
+def test_chain_extend_reports_each_segment(tmp_path: Path) -> None:
+    """``python -m bench.chain_extend`` grows a copy of a testnet node's store in one process."""
+    from node.chain import EXTRA_DBS
+    from node.genesis import Genesis
+    from node.store import Store
+    from testnet.manifest import create
+
+    man = create(tmp_path, 4)
+    Store.open(
+        tmp_path / "node0" / "store", Genesis.load(man.genesis).hash, extra_dbs=EXTRA_DBS
+    ).close()
+    cmd = [sys.executable, "-m", "bench.chain_extend", "--dir", str(tmp_path)]
+    cmd += ["--records", "4000", "--segment", "2000", "--reopen-at", "2000"]
+    out = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    assert "log size at start: 0" in out
+    assert "      2,000 added:" in out
+    assert "  -- store reopened" in out
+    assert "      4,000 added:" in out
+    assert "Ed25519 verify, one core, same run:" in out
+    with Store.open(
+        tmp_path / "node0" / "store", Genesis.load(man.genesis).hash, extra_dbs=EXTRA_DBS
+    ) as s:
+        assert s.head().log_size == 0  # the source store is not written
