@@ -5,7 +5,7 @@ Rules (part of the record format, so every node and the offline auditor apply th
   * no object repeats a key (parsers that keep the first or the last value would read
     different records);
   * no array or object nests deeper than ``MAX_DEPTH`` levels (the record object itself is
-    level 1). EPCIS 2.0's richest example event is 9 levels deep inside its record.
+    level 1). EPCIS 2.0's richest example event is 9 levels deep (10 in its record).
 
 Why the depth rule: CPython's ``json`` module refuses deep nesting by raising
 ``RecursionError`` at a depth that depends on how deep the *caller's* stack already is, so
@@ -33,7 +33,7 @@ from node.errors import InputError
 #: Deepest nesting of arrays and objects a payload may have (the record object is level 1).
 MAX_DEPTH = 64
 
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_STRING = re.compile(rb'"[^"]*"')  # once escapes are gone: linear, no backtracking
 _INNER_PAIR = re.compile(rb"\[\]|\{\}")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
@@ -59,11 +59,15 @@ def depth_within(payload: bytes, limit: int = MAX_DEPTH) -> bool:
     """True if no array or object in ``payload`` nests deeper than ``limit`` levels.
 
     Exact for valid JSON (brackets inside strings do not count); for text that is not
-    JSON it answers something, and the parser then names the real error. Bounded work:
-    a count when there are few brackets, else at most ``limit + 1`` C-level passes."""
+    JSON the answer means nothing (such text is refused either way). Linear work, all
+    of it in C: a count when there are few brackets, else the escapes are removed (``\\\\``
+    pairs first, then ``\\"``, which is how JSON pairs a run of backslashes), then the
+    strings, then all but the brackets, then at most ``limit`` passes that each remove the
+    innermost empty pairs."""
     if payload.count(b"[") + payload.count(b"{") <= limit:
         return True
-    shape = _STRING.sub(b"", payload).translate(None, _NOT_BRACKETS)
+    unescaped = payload.replace(b"\\\\", b"").replace(b'\\"', b"")
+    shape = _STRING.sub(b"", unescaped).translate(None, _NOT_BRACKETS)
     for _ in range(limit):
         if not shape:
             return True

@@ -112,6 +112,26 @@ def test_very_deep_payload_is_bad_input_not_a_recursion_error() -> None:
         decode(payload)
 
 
+@pytest.mark.parametrize(
+    ("inside", "depth"),
+    [(r"\\", 70), (r"\\\"", 70), (r"\"[", 70), (r"\\\\\"]", 63)],
+    ids=["escaped-backslash", "escaped-backslash-then-quote", "escaped-quote", "odd-run"],
+)
+def test_escapes_inside_strings_are_read_as_json_reads_them(inside: str, depth: int) -> None:
+    text = '{"s":"' + inside + '","x":' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+    json.loads(text)  # valid JSON, so the verdict is exact
+    assert depth_within(text.encode()) is (depth <= MAX_DEPTH)
+
+
+def test_an_unterminated_string_of_escaped_quotes_is_checked_in_linear_time() -> None:
+    """Regression: a regex with an alternation re-scanned to the end from every quote, so
+    60,000 escaped quotes took seconds; this is a bad payload any member could sign."""
+    payload = b'{"a":' + b"[" * 100 + b'"' + b'\\"' * 60_000
+    assert not depth_within(payload)  # not JSON: refused either way
+    with pytest.raises(InputError):
+        decode(payload)
+
+
 def test_the_verdict_does_not_depend_on_the_callers_stack() -> None:
     payload = json.dumps({"x": _nested(MAX_DEPTH - 1)}).encode()
     limit = sys.getrecursionlimit()
