@@ -56,6 +56,8 @@ STATUS_TIMEOUT_S = 5.0
 # how often the catch-up phase asks the restarted node's log size: the catch-up time is
 # over-counted by up to this much (a Status answer costs the node well under 1 ms)
 CATCHUP_POLL_S = 0.05
+#: Longest the catch-up phase waits for the node it kills to apply the last block of the load.
+DRAIN_WAIT_S = 30.0
 RESOURCE_EXHAUSTED = 8
 _CODE_NAMES = {
     0: "OK",
@@ -702,9 +704,15 @@ def _catchup(
     last = len(man.nodes) - 1
     others = [n.index for n in man.nodes if n.index != last]
     addr0 = man.nodes[0].address
-    # the node's own log just before the kill (the load before has drained; a block it
-    # commits between this answer and the kill would be counted as caught up, at most one)
+    # the node's own log just before the kill. The load before has drained at the nodes
+    # that acknowledged it, but this node may still be applying the last block: wait
+    # (bounded) until it holds node 0's log, so the gap is exactly what it misses while down
+    drained = int(_status(addr0).log_size)
     size_at_kill = int(_status(man.nodes[last].address).log_size)
+    deadline = time.monotonic() + DRAIN_WAIT_S
+    while size_at_kill < drained and time.monotonic() < deadline:
+        time.sleep(CATCHUP_POLL_S)  # poll the condition until the deadline
+        size_at_kill = int(_status(man.nodes[last].address).log_size)
     net.kill(d, last)
     doc = run_loadgen(
         d, work / "catchup_load.json", opts.catchup, opts, progress, "catch-up load",
