@@ -175,3 +175,18 @@ def test_every_shared_epcis_event_is_well_within_the_limit() -> None:
 
     deepest = max(_depth(e) for _, e in epcis_events())
     assert deepest + 1 <= MAX_DEPTH // 4
+
+
+def test_every_shared_epcis_event_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The payloads ``sign_record`` writes re-encode byte for byte with ``orjson``, so the
+    standard library's decoder (the slow path) is never reached for them."""
+    from tests.fixtures import epcis_events
+
+    class Refuse:
+        def decode(self, text: str) -> Any:
+            raise AssertionError("the slow path was taken")
+
+    payloads = [make_record(G, "farm", e).to_payload() for _, e in epcis_events()]
+    monkeypatch.setattr(payload_json, "_DECODER", Refuse())
+    for p in payloads:
+        assert decode(p) == json.loads(p)
