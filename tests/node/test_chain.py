@@ -121,7 +121,8 @@ def test_bad_signature_in_block_is_refused(chain: ChainState) -> None:
 
 def test_a_block_with_a_too_deep_record_is_refused_as_bad_input(chain: ChainState) -> None:
     """Regression: a signed record nesting 5,000 arrays deep raised RecursionError out of
-    block validation (which stopped the validator's consensus loop), not a refusal."""
+    block validation, not a refusal (by the code, that would stop the validator's
+    consensus loop)."""
     good = rec("u:1")
     payload = good.payload.replace(
         b'"author"', b'"attributes":{"x":' + b"[" * 5000 + b"]" * 5000 + b'},"author"'

@@ -106,7 +106,7 @@ def test_nesting_limit_is_exact() -> None:
 def test_very_deep_payload_is_bad_input_not_a_recursion_error() -> None:
     """Regression: 5,000 nested arrays raised RecursionError out of the record parser (a
     batch holding one such record failed as a whole, and a proposed block holding one
-    stopped a validator's consensus loop)."""
+    would, by the code, stop a validator's consensus loop)."""
     payload = b'{"x":' + b"[" * 5000 + b"]" * 5000 + b"}"
     with pytest.raises(InputError, match="nests deeper"):
         decode(payload)
