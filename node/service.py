@@ -165,8 +165,13 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
         ids: list[bytes] = []
         refused: list[int] = []  # by a custody rule: checked again if blocks land (Submit)
 
-        def admit(i: int, pb: types_pb2.Envelope, r: VerifiedRecord, at: int | None) -> None:
-            res = out.results[i]
+        def admit(
+            i: int,
+            res: services_pb2.SubmitResult,
+            pb: types_pb2.Envelope,
+            r: VerifiedRecord,
+            at: int | None,
+        ) -> None:
             res.record_id = r.record_id
             try:
                 if node.admit(pb, r, fresh_at=at):
@@ -186,15 +191,16 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
                 if isinstance(r, LedgerError):
                     res.code, res.message = status_code(r).value[0], str(r)
                     continue
-                admit(i, pb, r, fresh_at)
+                admit(i, res, pb, r, fresh_at)
         if refused and await node.settle():
             again, refused = refused, []
             with node.admitting():
                 for i in again:
                     r = results[i]
                     assert isinstance(r, VerifiedRecord)
-                    out.results[i].code, out.results[i].message = 0, ""
-                    admit(i, envs[i], r, None)
+                    res = out.results[i]
+                    res.code, res.message = 0, ""
+                    admit(i, res, envs[i], r, None)
         node.gossip(accepted)
         return out, ids
 

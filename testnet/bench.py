@@ -708,11 +708,12 @@ def _catchup(
     # that acknowledged it, but this node may still be applying the last block: wait
     # (bounded) until it holds node 0's log, so the gap is exactly what it misses while down
     drained = int(_status(addr0).log_size)
-    size_at_kill = int(_status(man.nodes[last].address).log_size)
-    deadline = time.monotonic() + DRAIN_WAIT_S
-    while size_at_kill < drained and time.monotonic() < deadline:
-        time.sleep(CATCHUP_POLL_S)  # poll the condition until the deadline
-        size_at_kill = int(_status(man.nodes[last].address).log_size)
+    with LedgerClient(man.nodes[last].address, timeout=STATUS_TIMEOUT_S) as c:
+        size_at_kill = int(c.status().log_size)
+        deadline = time.monotonic() + DRAIN_WAIT_S
+        while size_at_kill < drained and time.monotonic() < deadline:
+            time.sleep(CATCHUP_POLL_S)  # poll the condition until the deadline
+            size_at_kill = int(c.status().log_size)
     net.kill(d, last)
     doc = run_loadgen(
         d, work / "catchup_load.json", opts.catchup, opts, progress, "catch-up load",
