@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.common import console, print_json, write_text_atomic
+from cli.common import console, positive_seconds, print_json, write_text_atomic
 from cli.proof_cmd import JsonOpt, NodeOpt, load_checkpoint
 from node.errors import ChainMismatchError
 from node.genesis import Genesis
@@ -42,17 +42,21 @@ def audit(
         typer.Option("--save-checkpoint", help="Write the audited head as a checkpoint here."),
     ] = None,
     threads: Annotated[
-        int, typer.Option("--threads", help="Threads (certificates; envelopes of small chains).")
+        int,
+        typer.Option("--threads", min=1, help="Threads (certificates; envelopes of small chains)."),
     ] = 4,
     processes: Annotated[
         int | None,
         typer.Option(
             "--processes",
+            min=0,
             help="Envelope-checking worker processes for chains past a few thousand records "
             "(default: one per CPU; 0: threads only).",
         ),
     ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds for the stream.")] = 3600.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", callback=positive_seconds, help="Seconds for the stream.")
+    ] = 3600.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify every block, certificate, envelope, rule and log root of a node's chain."""

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import console, print_json, write_text_atomic
+from cli.common import UINT64_MAX, console, print_json, write_text_atomic
 from cli.proof_cmd import JsonOpt, NodeOpt
 from node.errors import InputError, LedgerError, VerificationError
 from node.genesis import Genesis
@@ -61,12 +61,17 @@ def checkpoint(
     genesis: Annotated[
         Path | None, typer.Option("--genesis", help="genesis.json (default: the testnet's).")
     ] = None,
-    height: Annotated[int, typer.Option("--height", help="0: the latest block.")] = 0,
+    height: Annotated[
+        int, typer.Option("--height", min=0, max=UINT64_MAX, help="0: the latest block.")
+    ] = 0,
     note: Annotated[
         bool, typer.Option("--note/--no-note", help="Collect the validators' signed note.")
     ] = True,
     note_out: Annotated[
-        Path | None, typer.Option("--note-out", help="Signed note file (default: <out>.note).")
+        Path | None,
+        typer.Option(
+            "--note-out", help="Signed note file (default: the --out path with suffix .note)."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -109,9 +114,11 @@ def checkpoint(
     if as_json:
         print_json(info)
     else:
-        signed = f", note signed by {', '.join(sorted(res.note_signers))}" if note else ""
+        signed = (
+            f"; note signed by {', '.join(sorted(res.note_signers))} -> {npath}" if note else ""
+        )
         console.print(
-            f"checkpoint at height {res.height} (log size {res.log_size}){signed} -> {out}",
+            f"checkpoint at height {res.height} (log size {res.log_size}) -> {out}{signed}",
             markup=False,
         )
     if note and not res.note_signers:

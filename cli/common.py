@@ -4,17 +4,33 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+import typer
 from rich.console import Console
 
 from node.errors import InputError, OutputError
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# Data (trace codes, member ids, messages) is printed as given: no console markup and no
+# ``:name:`` emoji codes, so ``farm:pig:lot7`` stays itself and ``a[/]b`` is no markup
+# error. Styled lines are built as ``rich.text.Text`` (``Text.assemble``) from plain parts.
+console = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+
+
+UINT32_MAX = 2**32 - 1
+UINT64_MAX = 2**64 - 1
+
+
+def positive_seconds(value: float) -> float:
+    """Option callback: a finite number of seconds above zero (``--timeout``)."""
+    if not math.isfinite(value) or value <= 0:
+        raise typer.BadParameter(f"{value} is not a positive number of seconds")
+    return value
 
 
 def print_json(obj: Any) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from cli.common import console, print_json, read_json_file, write_text_atomic
 from cli.nodeaddr import resolve_node
@@ -92,9 +93,13 @@ def import_cmd(
         )
     else:
         for row in report:
-            mark = "[red]refused[/]" if row["status"] == "refused" else f"[green]{row['status']}[/]"
+            color = "red" if row["status"] == "refused" else "green"
             detail = row.get("reason") or row.get("record_id", "")
-            console.print(f"  event {row['position']:>3}: {mark} {detail}")
+            console.print(
+                Text.assemble(
+                    f"  event {row['position']:>3}: ", (str(row["status"]), color), f" {detail}"
+                )
+            )
         console.print(f"{len(report) - len(refused)} of {len(report)} events imported")
     if refused:
         raise typer.Exit(1)

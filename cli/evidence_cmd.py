@@ -39,6 +39,11 @@ def parse_evidence_json(text: bytes) -> list[consensus_pb2.Evidence]:
         doc = json.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise InputError(f"evidence: not valid JSON ({first_line(e)})") from e
+    if not isinstance(doc, dict):
+        raise InputError(
+            f'evidence: expected a JSON object (one Evidence, or {{"evidence": [...]}}), '
+            f"not {type(doc).__name__}"
+        )
     try:
         if isinstance(doc, dict) and set(doc) <= {"evidence"}:
             resp = services_pb2.ListEvidenceResponse()

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common import console, print_json
+from cli.common import console, positive_seconds, print_json
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
 from proto import services_pb2
@@ -18,7 +18,10 @@ NodeOpt = Annotated[
     str | None,
     typer.Option("--node", help="host:port (default: node 0 of ./testnet or $SUYUAN_TESTNET)."),
 ]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the node.")]
+TimeoutOpt = Annotated[
+    float,
+    typer.Option("--timeout", callback=positive_seconds, help="Seconds to wait for the node."),
+]
 
 
 @app.command("start")

@@ -63,28 +63,64 @@ def prove(
         Path | None,
         typer.Option("--since", help="Also prove consistency with this checkpoint (JSON)."),
     ] = None,
+    genesis: Annotated[
+        Path | None,
+        typer.Option(
+            "--genesis",
+            help="genesis.json, to verify the --since checkpoint and the bundle "
+            "(default: the testnet's; without it only the roots are compared).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fetch the proof bundle of a committed record and write it as JSON."""
+    """Fetch the proof bundle of a committed record and write it as JSON.
+
+    With ``--since``, the node's log must hold the checkpoint's log (root for root) as a
+    prefix, or the reverse; with the genesis file (``--genesis``, or the testnet's) the
+    checkpoint's certificate and the whole bundle are verified as well. Otherwise nothing
+    is written and the exit status is 3."""
     from cli.nodeaddr import resolve_node
     from node.client import LedgerClient
-    from node.verify import bundle_to_json
+    from node.verify import bundle_to_json, parse_header, verify_bundle, verify_checkpoint
 
     rid = parse_record_id(record_id)
+    target = resolve_node(node)
     since_size = 0
+    cp_log: tuple[int, bytes] | None = None
+    cp = g = None
     if since is not None:
         cp = load_checkpoint(since).checkpoint
-        from node.verify import parse_header
-
         header = parse_header(bytes(cp.header))
         if header is None:
             raise InputError(f"{since}: the checkpoint's header does not parse")
-        since_size = header.log_size
+        since_size, cp_log = header.log_size, (header.log_size, bytes(header.log_root))
         if since_size == 0:
             raise InputError(f"{since}: the checkpoint's log is empty")
-    target = resolve_node(node)
+        gpath = genesis or target.genesis
+        if gpath is not None:
+            g = Genesis.load(gpath)
+            checked = verify_checkpoint(cp, g)
+            if not checked:
+                raise VerificationError(f"{since}: {checked.reason}")
     with LedgerClient(target.address) as client:
         bundle = client.prove(rid, since_size=since_size)
+    if cp is not None and g is not None:
+        result = verify_bundle(bundle, g, cp)
+        if not result:
+            raise VerificationError(
+                f"node {target.address}: its proof does not hold against {since}: "
+                f"{result.describe()}"
+            )
+    elif cp_log is not None:
+        own = parse_header(bytes(bundle.header))
+        linked = {(bundle.consistency.old_size, bytes(bundle.consistency.old_root))}
+        if own is not None:
+            linked.add((own.log_size, bytes(own.log_root)))
+        if cp_log not in linked:
+            raise VerificationError(
+                f"node {target.address}: its log of {since_size} records has another root "
+                f"than {since}'s: the log was rewritten, or the checkpoint is another chain's"
+            )
     write_text_atomic(out, bundle_to_json(bundle))
     info = {
         "record_id": rid.hex(),

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from cli.common import console, print_json
 from cli.nodeaddr import resolve_node
@@ -59,11 +60,14 @@ def recall(
         return
     newly = sum(len(x["codes"]) for x in r.records)
     console.print(
-        f"[bold red]recall[/] of {r.root}: {len(r.scope)} codes affected, "
-        f"{newly} newly recalled in {len(r.records)} record(s)"
+        Text.assemble(
+            ("recall", "bold red"),
+            f" of {r.root}: {len(r.scope)} codes affected, "
+            f"{newly} newly recalled in {len(r.records)} record(s)",
+        )
     )
     for custodian, codes in affected.items():
-        console.print(f"  [bold]{custodian}[/] holds {len(codes)}:")
+        console.print(Text.assemble("  ", (custodian, "bold"), f" holds {len(codes)}:"))
         for c in codes:
             console.print(f"    {c}")
     _fail_if_truncated(r)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common import console, print_json, read_json_file, write_text_atomic
+from cli.common import console, positive_seconds, print_json, read_json_file, write_text_atomic
 from cli.nodeaddr import NodeTarget, find_testnet, resolve_node
 from node.client import LedgerClient
 from node.convert import envelope_from_proto
@@ -210,7 +210,9 @@ def submit(
     node: NodeOpt = None,
     category: CategoryOpt = None,
     wait: Annotated[bool, typer.Option("--wait", help="Return once committed.")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait.")] = 30.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", callback=positive_seconds, help="Seconds to wait.")
+    ] = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Sign EVENT.json with --key and submit it, or submit --envelope ENV.json as signed.
@@ -271,7 +273,9 @@ def parse_record_id(text: str) -> bytes:
 def get(
     record_id: Annotated[str, typer.Argument(help="Record id (64 hex characters).")],
     node: NodeOpt = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait.")] = 10.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", callback=positive_seconds, help="Seconds to wait.")
+    ] = 10.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Fetch a record: where it is in the log (or that it is still pending), and its envelope.

@@ -13,7 +13,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from cli.common import console, err_console, print_json
+from cli.common import console, err_console, positive_seconds, print_json
 from cli.nodeaddr import TESTNET_ENV
 from testnet import net
 from testnet.manifest import DEFAULT_CHAIN_ID
@@ -35,7 +35,10 @@ DirOpt = Annotated[
 IndexArg = Annotated[int, typer.Argument(help="Node index (0..N-1).", min=0)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 TimeoutOpt = Annotated[
-    float, typer.Option("--timeout", help="Seconds to wait for nodes to become healthy.")
+    float,
+    typer.Option(
+        "--timeout", callback=positive_seconds, help="Seconds to wait for nodes to become healthy."
+    ),
 ]
 
 
@@ -109,7 +112,10 @@ def status(directory: DirOpt = None, as_json: JsonOpt = False) -> None:
 def down(
     directory: DirOpt = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds between SIGTERM and SIGKILL.")
+        float,
+        typer.Option(
+            "--timeout", callback=positive_seconds, help="Seconds between SIGTERM and SIGKILL."
+        ),
     ] = net.DEFAULT_STOP_TIMEOUT_S,
 ) -> None:
     """Stop every node of the testnet (SIGTERM, then SIGKILL after --timeout)."""

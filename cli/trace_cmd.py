@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 from rich.tree import Tree
 
-from cli.common import console, print_json
+from cli.common import UINT32_MAX, console, print_json
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
 from proto import services_pb2
@@ -20,8 +21,12 @@ NodeOpt = Annotated[
     str | None,
     typer.Option("--node", help="host:port (default: node 0 of ./testnet or $SUYUAN_TESTNET)."),
 ]
-DepthOpt = Annotated[int, typer.Option("--max-depth", help="Depth limit (0: server default).")]
-LimitOpt = Annotated[int, typer.Option("--limit", help="Page size (0: server default).")]
+DepthOpt = Annotated[
+    int, typer.Option("--max-depth", min=0, max=UINT32_MAX, help="Depth limit (0: server default).")
+]
+LimitOpt = Annotated[
+    int, typer.Option("--limit", min=0, max=UINT32_MAX, help="Page size (0: server default).")
+]
 PageOpt = Annotated[str, typer.Option("--page", help="Page token from a previous answer.")]
 AllOpt = Annotated[bool, typer.Option("--all", help="Follow page tokens to the end.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -82,14 +87,16 @@ def fetch_graph(
 def render_tree(root: str, nodes: list[services_pb2.TraceNode], title: str) -> Tree:
     """A rich tree: every node under the code it was reached from."""
     label = {n.code: n for n in nodes}
-    tree = Tree(f"[bold]{title}[/] {root}")
+    tree = Tree(Text.assemble((title, "bold"), " ", root))
     where: dict[str, Tree] = {root: tree}
     for n in nodes:
         if n.code == root and n.depth == 0:
-            tree.label = f"[bold]{title}[/] {root}  [dim]{_desc(n)}[/]"
+            tree.label = Text.assemble((title, "bold"), " ", root, "  ", (_desc(n), "dim"))
             continue
         parent = where.get(n.parent_code, tree)
-        where[n.code] = parent.add(f"{n.code}  [dim]{n.relation} · {_desc(n)}[/]")
+        where[n.code] = parent.add(
+            Text.assemble(n.code, "  ", (f"{n.relation} · {_desc(n)}", "dim"))
+        )
     del label
     return tree
 
@@ -128,7 +135,7 @@ def _graph(
         return
     console.print(render_tree(root, nodes, "forward from" if forward else "back from"))
     if truncated:
-        console.print("[yellow]depth limit reached: raise --max-depth to see further[/]")
+        console.print("depth limit reached: raise --max-depth to see further", style="yellow")
     if nxt:
         console.print(f"more: --page {nxt}  (or --all)")
 
@@ -187,7 +194,7 @@ def history(
             {"code": root, "records": [record_dict(r) for r in records], "next_page_token": page}
         )
         return
-    console.print(f"[bold]history of[/] {root}: {len(records)} events")
+    console.print(Text.assemble(("history of", "bold"), f" {root}: {len(records)} events"))
     for r in records:
         step = r.biz_step.rsplit(":", 1)[-1].rsplit("-", 1)[-1] or "-"
         console.print(

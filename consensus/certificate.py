@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from consensus.messages import MAX_ROUND, SIG_LEN, Vote, VoteType
-from consensus.quorum import QuorumResult
+from consensus.quorum import QuorumResult, join_reasons
 from consensus.signing import verify_signature, vote_sign_bytes
 from consensus.validators import HASH_LEN, BlockHash, ValidatorId, ValidatorSet
 from node.errors import VerificationError
@@ -130,7 +130,7 @@ def verify_certificate(
             continue
         signers.add(s.validator)
     # (4)
-    return QuorumResult(len(signers), needed, frozenset(signers), "; ".join(reasons), presented)
+    return QuorumResult(len(signers), needed, frozenset(signers), join_reasons(reasons), presented)
 
 
 def require_certificate(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["QuorumResult", "max_faulty", "quorum", "skip_threshold"]
+__all__ = ["QuorumResult", "join_reasons", "max_faulty", "quorum", "skip_threshold"]
 
 
 def max_faulty(n: int) -> int:
@@ -64,6 +64,19 @@ class QuorumResult:
         return not self.reason and self.verified >= self.needed
 
     def describe(self, what: str) -> str:
-        """One line, e.g. ``certificate: 2/3 valid signatures, need 3``."""
+        """One line, e.g. ``certificate: 2/3 valid signatures, need 3``; with a quorum of
+        valid signatures and a hard failure, the failure comes first."""
+        if self.reason and self.verified >= self.needed:
+            return (
+                f"{what}: {self.reason} (every signature must be valid; "
+                f"{self.verified}/{self.presented} are, {self.needed} needed)"
+            )
         line = f"{what}: {self.verified}/{self.presented} valid signatures, need {self.needed}"
         return f"{line} ({self.reason})" if self.reason else line
+
+
+def join_reasons(reasons: list[str], shown: int = 3) -> str:
+    """``reasons`` as one bounded line: the first ``shown``, then how many more (a
+    certificate padded with thousands of bad signatures still gets a short message)."""
+    line = "; ".join(reasons[:shown])
+    return f"{line}; and {len(reasons) - shown} more" if len(reasons) > shown else line

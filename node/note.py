@@ -37,7 +37,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from consensus.quorum import QuorumResult
+from consensus.quorum import QuorumResult, join_reasons
 from consensus.validators import ValidatorSet
 from node.errors import InputError
 from node.genesis import Genesis
@@ -208,7 +208,7 @@ def verify_note_signatures(
             reasons.append(f"invalid note signature from {vid!r}")
         else:
             signers.add(vid)
-    return QuorumResult(len(signers), needed, frozenset(signers), "; ".join(reasons), presented)
+    return QuorumResult(len(signers), needed, frozenset(signers), join_reasons(reasons), presented)
 
 
 def verify_checkpoint_note(

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from node.custody import CodeState
-from node.epcis import normalize_code
+from node.epcis import code_problem, normalize_code
 from node.errors import InputError, NotFoundError
 
 MAX_DEPTH = 64
@@ -157,6 +157,15 @@ def walk(
         yield None
 
 
+def _root(code: str) -> str:
+    """The canonical form of a queried code. Raises ``InputError`` for what cannot be a
+    trace code (empty, too long, control characters): no store lookup is made for it."""
+    problem = code_problem(code)
+    if problem:
+        raise InputError(f"trace: {problem}")
+    return normalize_code(code)
+
+
 def _trace(
     index: TraceIndex,
     code: str,
@@ -166,7 +175,7 @@ def _trace(
     token: str,
 ) -> TracePage:
     _check_limits(max_depth, limit)
-    root = normalize_code(code)
+    root = _root(code)
     if index.state(root) is None:
         raise NotFoundError(f"trace: code {code!r} is not known")
     offset = _untoken(token, r=root, d=direction, m=max_depth) if token else 0
@@ -217,7 +226,7 @@ def history(
     The page token holds the next log index, so paging is stable while blocks are added.
     """
     _check_limits(0, limit)
-    root = normalize_code(code)
+    root = _root(code)
     if index.state(root) is None:
         raise NotFoundError(f"trace: code {code!r} is not known")
     start = _untoken(token, r=root, d="history") if token else 0

@@ -24,7 +24,9 @@ Bundle verification (``verify_bundle``), every step always run and reported:
       tree ``(old_size, old_root)`` (the smaller is a prefix of the larger); with a
       checkpoint, the checkpoint verifies (certificate, and note if present) and its
       ``(log_size, log_root)`` is the one the proof links to (or equals the header's).
-      Skipped when there is neither.
+      Skipped when there is neither, and when a proof that verifies comes without a
+      checkpoint: its old root is the node's word, certified by nothing the verifier holds
+      (a proof that does not verify still fails).
 
 Why every field is covered: ``format``, ``genesis_hash`` (1); envelope payload, type and
 every signature (2, and the leaf bytes in 3); ``log_index``, ``inclusion_path``,
@@ -327,7 +329,16 @@ def verify_bundle(
     if not bundle.HasField("consistency") and checkpoint is None:
         steps.append(Step(6, STEP_NAMES[6], None, "no consistency proof and no checkpoint"))
     else:
-        steps.append(_run(6, step6))
+        s6 = _run(6, step6)
+        if s6.ok and checkpoint is None:  # a valid proof to a root that nothing certified
+            s6 = Step(
+                6,
+                STEP_NAMES[6],
+                None,
+                f"{s6.message}, whose root no checkpoint was given to certify "
+                "(--checkpoint CP.json)",
+            )
+        steps.append(s6)
     return BundleResult(
         tuple(steps),
         record_id,

@@ -38,7 +38,9 @@ from proto import services_pb2
 from testnet import net
 from testnet.scenario import farm_to_table
 
-console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+console = Console(
+    highlight=False, soft_wrap=True, emoji=False, width=None if sys.stdout.isatty() else 160
+)
 
 
 def _tree(title: str, root: str, nodes: list[services_pb2.TraceNode]) -> Tree:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.cli.helpers import suyuan
 from tests.fixtures import object_event
 
@@ -76,6 +78,40 @@ def test_get_refuses_a_bad_record_id(tmp_path):
     res = suyuan("record", "get", "xyz", "--node", "127.0.0.1:9", cwd=tmp_path)
     assert res.returncode == 2
     assert "64 hex characters" in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (("checkpoint", "--out", "cp.json", "--height", "-1"), "--height"),
+        (("checkpoint", "--out", "cp.json", "--height", str(2**64)), "--height"),
+        (("audit", "--genesis", "g.json", "--threads", "0"), "--threads"),
+        (("audit", "--genesis", "g.json", "--processes", "-1"), "--processes"),
+        (("audit", "--genesis", "g.json", "--timeout", "nan"), "--timeout"),
+        (("record", "get", "ab" * 32, "--timeout", "inf"), "--timeout"),
+        (("node", "status", "--timeout", "-1"), "--timeout"),
+        (("testnet", "down", "--timeout", "0"), "--timeout"),
+        (("trace", "back", "x", "--limit", "-1"), "--limit"),
+        (("trace", "forward", "x", "--max-depth", str(2**32)), "--max-depth"),
+    ],
+)
+def test_out_of_range_options_are_usage_errors(tmp_path, args, option):
+    # these reached protobuf or a thread pool and ended in a traceback
+    res = (
+        suyuan(*args, "--node", "127.0.0.1:9", cwd=tmp_path)
+        if args[0]
+        in (
+            "checkpoint",
+            "record",
+            "node",
+            "trace",
+        )
+        else suyuan(*args, cwd=tmp_path)
+    )
+    assert res.returncode == 2, res.stderr
+    assert f"Invalid value for '{option}'" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_unreachable_node_exits_5_naming_it(tmp_path):

@@ -36,3 +36,28 @@ def test_write_under_a_file_names_the_file_that_is_not_a_directory(tmp_path):
     for target in (tmp_path / "genesis.json" / "x", tmp_path / "genesis.json" / "y" / "z"):
         with pytest.raises(OutputError, match=f"{tmp_path / 'genesis.json'} is not a directory"):
             write_text_atomic(target, "{}")
+
+
+def test_console_prints_data_as_given():
+    # rich turned ``:pig:`` into an emoji and read ``[/]`` as markup (an error, or lost text)
+    from rich.tree import Tree
+
+    from cli.common import console, err_console
+    from cli.trace_cmd import render_tree
+    from proto import services_pb2
+
+    data = "farm:pig:batch7 urn:x:x: a[/]b [bold]c[/bold] d\\"
+    for c in (console, err_console):
+        with c.capture() as cap:
+            c.print(data)
+        assert cap.get() == data + "\n"
+    node = services_pb2.TraceNode(
+        code="lot:pig:[b]", parent_code="farm:pig:batch7", relation="input", depth=1
+    )
+    tree = render_tree("farm:pig:batch7", [node], "back from")
+    assert isinstance(tree, Tree)
+    with console.capture() as cap:
+        console.print(tree)
+    out = cap.get()
+    assert "back from farm:pig:batch7" in out
+    assert "lot:pig:[b]  input" in out

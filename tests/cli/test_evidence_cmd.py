@@ -14,6 +14,7 @@ def cwd(tmp_path):
     envelope = {"payloadType": "t", "payload": "aGk=", "signatures": []}
     (tmp_path / "env.json").write_text(json.dumps(envelope))
     (tmp_path / "adir").mkdir()
+    (tmp_path / "list.json").write_text("[]")
     return tmp_path
 
 
@@ -24,6 +25,8 @@ def cwd(tmp_path):
         ("env.json", "error: env.json: evidence: not an Evidence JSON document (Message type"),
         ("adir", "error: adir: cannot read evidence (Is a directory)"),
         ("nope.json", "error: nope.json: no such evidence file"),
+        # was "evidence 0: no kind set": a JSON list was read as one empty Evidence
+        ("list.json", "error: list.json: evidence: expected a JSON object (one Evidence, or"),
     ],
 )
 def test_evidence_verify_bad_input_is_one_line_naming_the_path_once(cwd, target, expected):

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consensus.quorum import QuorumResult, max_faulty, quorum, skip_threshold
+from consensus.quorum import QuorumResult, join_reasons, max_faulty, quorum, skip_threshold
 
 
 def brute_f(n: int) -> int:
@@ -81,3 +81,23 @@ def test_quorum_result_describe():
     assert r.describe("certificate") == (
         "certificate: 2/3 valid signatures, need 3 (invalid signature from 'v2')"
     )
+    # a quorum of valid signatures beside a bad one: the bad one is the reason, said first
+    r = QuorumResult(3, 3, presented=4, reason="invalid signature from 'v2'")
+    assert r.describe("certificate") == (
+        "certificate: invalid signature from 'v2' (every signature must be valid; "
+        "3/4 are, 3 needed)"
+    )
+    assert QuorumResult(3, 3, presented=3).describe("certificate") == (
+        "certificate: 3/3 valid signatures, need 3"
+    )
+
+
+def test_join_reasons_is_bounded():
+    many = [f"duplicate signature from 'v{i % 4}'" for i in range(200_000)]
+    line = join_reasons(many)
+    assert line == (
+        "duplicate signature from 'v0'; duplicate signature from 'v1'; "
+        "duplicate signature from 'v2'; and 199997 more"
+    )
+    assert join_reasons(many[:3]) == "; ".join(many[:3])
+    assert join_reasons([]) == ""

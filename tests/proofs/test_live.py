@@ -12,6 +12,7 @@ import pytest
 from nacl.signing import VerifyKey
 
 from node.verify import parse_bundle_json, verify_bundle
+from proto import types_pb2
 from tests.cli.helpers import suyuan
 from tests.testnet.conftest import testnet4  # noqa: F401 (the fixture)
 
@@ -85,6 +86,47 @@ def test_prove_verify_checkpoint_audit_evidence(testnet4):  # noqa: F811
         str(old),
     )
     run(tn, "verify", str(old), "--genesis", g, "--checkpoint", "cp.json")
+    # without the checkpoint, the proof's old root is the node's word: step 6 is not a pass
+    r = run(tn, "verify", str(out), "--genesis", g, "--json")
+    step6 = json.loads(r.stdout)["steps"][5]
+    assert step6["status"] == "skipped", step6
+    assert "--checkpoint" in step6["message"], step6
+    # prove --since checks the checkpoint: with the genesis, its certificate and the bundle;
+    # without, at least that the node's log has the checkpoint's root (nothing is written)
+    cp_doc = json.loads((tn.dir / "cp.json").read_text())
+    forged = json.loads(json.dumps(cp_doc))
+    sig = bytearray(base64.b64decode(forged["certificate"]["signatures"][0]["signature"]))
+    sig[0] ^= 1
+    forged["certificate"]["signatures"][0]["signature"] = base64.b64encode(sig).decode()
+    (tn.dir / "forged.json").write_text(json.dumps(forged))
+    hdr = types_pb2.BlockHeader.FromString(base64.b64decode(cp_doc["header"]))
+    hdr.log_root = bytes(32)
+    other = dict(cp_doc, header=base64.b64encode(hdr.SerializeToString()).decode())
+    (tn.dir / "other.json").write_text(json.dumps(other))
+    rid = later[-1].hex()
+    for cp_file, extra, why in (
+        ("forged.json", ("--genesis", g), "invalid signature"),
+        ("other.json", ("--genesis", g), "other.json: checkpoint"),
+        ("other.json", (), "another root"),
+    ):
+        bad_out = tn.dir / "refused.json"
+        r = run(
+            tn,
+            "prove",
+            rid,
+            "--node",
+            tn.addresses[1],
+            "--since",
+            cp_file,
+            *extra,
+            "--out",
+            str(bad_out),
+            ok=False,
+        )
+        assert r.returncode == 3, (cp_file, extra, r.stderr)
+        assert why in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not bad_out.exists()
     # audit: healthy, then consistent with its own saved checkpoint
     r = run(
         tn,

@@ -180,6 +180,27 @@ def test_paging_tokens_are_checked():
     assert list(walk(idx, "c0", "forward", 0))[-1] is None  # depth-limited marker
 
 
+class _NoLookups(InMemoryCustody):
+    def state(self, code: str) -> CodeState | None:
+        raise AssertionError(f"looked up {code!r}")
+
+
+@pytest.mark.parametrize(
+    ("code", "why"),
+    [("", "empty"), ("   ", "empty"), ("x" * 201, "longer than 200"), ("a\nb", "control")],
+)
+def test_a_code_that_cannot_be_one_is_bad_input_before_any_lookup(code, why):
+    # an empty key reached LMDB as MDB_BAD_VALSIZE: an UNKNOWN status, not INVALID_ARGUMENT
+    idx = _NoLookups()
+    for query in (
+        lambda: trace_forward(idx, code),
+        lambda: trace_back(idx, code),
+        lambda: history(idx, code),
+    ):
+        with pytest.raises(InputError, match=f"^trace: .*{why}"):
+            query()
+
+
 def test_history_pages():
     idx = build_index(1, [])
     idx.log["c0"] = list(range(0, 50, 2))
