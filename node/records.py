@@ -13,8 +13,9 @@ A record is UTF-8 JSON (the envelope's payload) with these fields::
 
 Choices, written down: unknown *record* fields are refused (a signer must know what it
 signs); the EPCIS ``event`` is kept as given, extensions included, because EPCIS 2.0 is
-JSON-LD and extensible. The event must have a known ``type``, an ``eventTime`` and, where
-EPCIS requires it, an ``action``. The record's bytes are never re-serialized after signing.
+JSON-LD and extensible. The event must have a known ``type``, an ``eventTime`` that is an
+RFC 3339 date-time with a UTC offset (EPCIS 2.0's JSON schema) and, where EPCIS requires
+it, an ``action``. The record's bytes are never re-serialized after signing.
 
 Verification (``verify_envelope``) runs these steps, each raising its own error:
   (1) payload type and size;
@@ -32,9 +33,11 @@ Verification (``verify_envelope``) runs these steps, each raising its own error:
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -251,6 +254,29 @@ class TraceRecord:
         )
 
 
+_DATE_TIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-](\d{2}):(\d{2}))",
+    re.ASCII,
+)
+
+
+def is_date_time(text: str) -> bool:
+    """True iff ``text`` is an RFC 3339 ``date-time`` (EPCIS 2.0's ``time``: JSON Schema's
+    ``date-time`` format): a real calendar date and time, a UTC offset, at most 9 digits of
+    fraction; a leap second (:60) is allowed, as RFC 3339 allows it."""
+    m = _DATE_TIME.fullmatch(text)
+    if m is None:
+        return False
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    if second > 60 or (m.group(9) is not None and (int(m.group(9)) > 23 or int(m.group(10)) > 59)):
+        return False
+    try:
+        dt.datetime(year, month, day, hour, minute, min(second, 59))
+    except ValueError:
+        return False
+    return True
+
+
 def validate_event(event: Any) -> None:
     """Minimal EPCIS 2.0 shape checks: a known type, an eventTime, an action if required."""
     if not isinstance(event, dict):
@@ -258,8 +284,14 @@ def validate_event(event: Any) -> None:
     etype = event.get("type")
     if etype not in EVENT_TYPES:
         raise InputError(f"event: unknown type {etype!r} (one of: {', '.join(EVENT_TYPES)})")
-    if not isinstance(event.get("eventTime"), str) or not event["eventTime"]:
+    when = event.get("eventTime")
+    if not isinstance(when, str) or not when:
         raise InputError(f"event: {etype} has no 'eventTime'")
+    if not is_date_time(when):
+        raise InputError(
+            f"event: 'eventTime' {when[:40]!r} is not an RFC 3339 date-time with a UTC offset "
+            "(EPCIS 2.0: e.g. 2026-03-01T08:00:00+08:00 or 2026-03-01T00:00:00.000Z)"
+        )
     if etype in _NEEDS_ACTION and event.get("action") not in ACTIONS:
         raise InputError(f"event: {etype} needs 'action' ADD, OBSERVE or DELETE")
     for key in ("epcList", "childEPCs", "inputEPCList", "outputEPCList"):

@@ -8,7 +8,15 @@ from hypothesis import strategies as st
 from node.envelope import Envelope, Signature
 from node.errors import ChainMismatchError, InputError, MembershipError, VerificationError
 from node.keys import KeyPair
-from node.records import EVENT_TYPES, TraceRecord, cosign, make_record, sign_record, verify_envelope
+from node.records import (
+    EVENT_TYPES,
+    TraceRecord,
+    cosign,
+    is_date_time,
+    make_record,
+    sign_record,
+    verify_envelope,
+)
 from tests.fixtures import epcis_events, genesis, key, object_event
 
 G = genesis()
@@ -140,6 +148,7 @@ def test_size_limit():
         lambda d: d.update(nonce="short"),
         lambda d: d["event"].update(type="FooEvent"),
         lambda d: d["event"].pop("eventTime"),
+        lambda d: d["event"].update(eventTime="yesterday"),
         lambda d: d["event"].pop("action"),
         lambda d: d.update(handoff={"from": "retailer", "to": "farm"}),
     ],
@@ -149,6 +158,57 @@ def test_malformed_records_refused(mutate):
     mutate(d)
     with pytest.raises(InputError):
         TraceRecord.from_dict(d)
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2026-03-01T08:00:00+08:00",
+        "2026-03-01T00:00:00.000Z",
+        "2005-04-03T20:33:31.116-06:00",
+        "2016-12-31t23:59:60z",  # a leap second; RFC 3339 allows lower-case t and z
+        "2026-02-28T23:59:59.123456789+14:00",
+    ],
+)
+def test_event_time_accepts_rfc3339_date_times(when):
+    assert is_date_time(when)
+    make_record(G, "farm", dict(object_event(["u:1"]), eventTime=when))
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "yesterday",
+        "2026-03-01",  # a date: no time
+        "2026-03-01T08:00:00",  # no UTC offset
+        "2026-03-01 08:00:00Z",  # a space for the T
+        "2026-02-30T08:00:00Z",  # no such day
+        "2026-13-01T08:00:00Z",
+        "2026-03-01T24:00:00Z",
+        "2026-03-01T08:60:00Z",
+        "2026-03-01T08:00:61Z",
+        "2026-03-01T08:00:00+24:00",
+        "2026-03-01T08:00:00.Z",
+        "2026-03-01T08:00:00.1234567890Z",  # more than nanoseconds
+        "２０２６-03-01T08:00:00Z",  # full-width digits
+        "2026-03-01T08:00:00Z\n",
+    ],
+)
+def test_event_time_refuses_what_is_not_one(when):
+    # "yesterday" was committed and exported as EPCIS, which it is not
+    assert not is_date_time(when)
+    with pytest.raises(InputError, match=r"eventTime.*RFC 3339"):
+        make_record(G, "farm", dict(object_event(["u:1"]), eventTime=when))
+
+
+@settings(max_examples=200, derandomize=True, database=None)
+@given(
+    st.datetimes(timezones=st.timezones()),
+    st.sampled_from(["seconds", "milliseconds", "microseconds"]),
+)
+def test_event_time_accepts_every_python_aware_datetime(when, spec):
+    text = when.isoformat(timespec=spec)
+    assert is_date_time(text) == (len(text) - text.rfind(":") == 3 and text[-6] in "+-"), text
 
 
 EVENTS = list(epcis_events())
