@@ -24,7 +24,8 @@ Verification (``verify_envelope``) runs these steps, each raising its own error:
       (else ``MembershipError``), Ed25519 valid (else ``VerificationError``) -- so a
       tampered payload fails as a bad signature, never as malformed JSON;
   (3) parse the record (the signed bytes; ``node.payload_json``: no repeated key, at most
-      ``MAX_DEPTH`` levels of nesting); (4) chain id and genesis hash;
+      ``MAX_DEPTH`` levels of nesting; ``eventTime`` an RFC 3339 date-time);
+  (4) chain id and genesis hash;
   (5) a handoff's receiver is a member; required signers present: the author, and for a
       handoff both parties; no others (a handoff lacking one is UNAUTHENTICATED, its
       message naming the custody rule ``handoff-signatures`` and the codes concerned);
@@ -277,6 +278,19 @@ def is_date_time(text: str) -> bool:
     return True
 
 
+def check_event_time(record: TraceRecord) -> None:
+    """A new record's ``eventTime`` is an RFC 3339 date-time (``is_date_time``); raises
+    ``InputError``. Checked where records are signed and admitted (``make_record``,
+    ``verify_envelope``), not when a certified block is replayed (``parse_trusted``): a log
+    written before this rule still replays."""
+    when = record.event_time
+    if not is_date_time(when):
+        raise InputError(
+            f"event: 'eventTime' {when[:40]!r} is not an RFC 3339 date-time with a UTC offset "
+            "(EPCIS 2.0: e.g. 2026-03-01T08:00:00+08:00 or 2026-03-01T00:00:00.000Z)"
+        )
+
+
 def validate_event(event: Any) -> None:
     """Minimal EPCIS 2.0 shape checks: a known type, an eventTime, an action if required."""
     if not isinstance(event, dict):
@@ -284,14 +298,8 @@ def validate_event(event: Any) -> None:
     etype = event.get("type")
     if etype not in EVENT_TYPES:
         raise InputError(f"event: unknown type {etype!r} (one of: {', '.join(EVENT_TYPES)})")
-    when = event.get("eventTime")
-    if not isinstance(when, str) or not when:
+    if not isinstance(event.get("eventTime"), str) or not event["eventTime"]:
         raise InputError(f"event: {etype} has no 'eventTime'")
-    if not is_date_time(when):
-        raise InputError(
-            f"event: 'eventTime' {when[:40]!r} is not an RFC 3339 date-time with a UTC offset "
-            "(EPCIS 2.0: e.g. 2026-03-01T08:00:00+08:00 or 2026-03-01T00:00:00.000Z)"
-        )
     if etype in _NEEDS_ACTION and event.get("action") not in ACTIONS:
         raise InputError(f"event: {etype} needs 'action' ADD, OBSERVE or DELETE")
     for key in ("epcList", "childEPCs", "inputEPCList", "outputEPCList"):
@@ -354,7 +362,9 @@ def make_record(
         ) from e
     except (TypeError, ValueError) as e:
         raise InputError(f"record: cannot be written as JSON ({e})") from e
-    return TraceRecord.from_payload(payload)
+    record = TraceRecord.from_payload(payload)
+    check_event_time(record)
+    return record
 
 
 def sign_record(record: TraceRecord, key: KeyPair) -> Envelope:
@@ -429,6 +439,7 @@ def verify_envelope(
             raise VerificationError(f"signature by {s.keyid!r}: invalid")
     # (3) parse
     record = TraceRecord.from_payload(env.payload)
+    check_event_time(record)
     # (4) chain
     if record.chain_id != genesis.chain_id or record.genesis != genesis.hash_hex:
         raise ChainMismatchError(
