@@ -181,7 +181,7 @@ _worker_genesis: Genesis | None = None
 def _check(pb: types_pb2.Envelope, genesis: Genesis) -> _Result:
     try:
         env = envelope_from_proto(pb)
-        v = verify_envelope(env, genesis)
+        v = verify_envelope(env, genesis, committed=True)
     except LedgerError as e:
         return str(e)
     return (v.record_id, merkle.leaf_hash(envelope_leaf_bytes(env)), v.record, env.signers())

@@ -41,7 +41,7 @@ def parse_trusted(pb: types_pb2.Envelope) -> VerifiedRecord:
     protobuf fields are discarded first, as ``ChainState.verify`` does)."""
     pb.DiscardUnknownFields()
     env = envelope_from_proto(pb)
-    return VerifiedRecord(env.record_id, TraceRecord.from_payload(env.payload), env)
+    return VerifiedRecord(env.record_id, TraceRecord.from_payload(env.payload, strict=False), env)
 
 
 def records_hash(record_ids: Iterable[bytes]) -> bytes:

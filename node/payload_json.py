@@ -5,7 +5,11 @@ Rules (part of the record format, so every node and the offline auditor apply th
   * no object repeats a key (parsers that keep the first or the last value would read
     different records);
   * no array or object nests deeper than ``MAX_DEPTH`` levels (the record object itself is
-    level 1). EPCIS 2.0's richest example event is 9 levels deep (10 in its record).
+    level 1). EPCIS 2.0's richest example event is 9 levels deep (10 in its record);
+  * (``strict``, for new records) every number is a finite JSON number: Python's ``json``
+    also reads ``NaN``, ``Infinity`` and ``1e400`` (as infinity), which are not JSON, and an
+    export would write them back. A certified block's records are read with
+    ``strict=False``, so a log written before this rule still replays.
 
 Why the depth rule: CPython's ``json`` module refuses deep nesting by raising
 ``RecursionError`` at a depth that depends on how deep the *caller's* stack already is, so
@@ -23,6 +27,7 @@ Both paths give equal values for a payload both accept (``tests/node/test_payloa
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -52,7 +57,21 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _no_constant(name: str) -> Any:
+    raise InputError(f"record: {name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise InputError(f"record: the number {text[:40]} is out of range for JSON")
+    return value
+
+
 _DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)  # one, not one per record
+_STRICT = json.JSONDecoder(
+    object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_float=_finite
+)
 
 
 def depth_within(payload: bytes, limit: int = MAX_DEPTH) -> bool:
@@ -75,8 +94,9 @@ def depth_within(payload: bytes, limit: int = MAX_DEPTH) -> bool:
     return not shape
 
 
-def decode(payload: bytes) -> Any:
-    """The JSON value of ``payload`` under the rules above; ``InputError`` names a breach."""
+def decode(payload: bytes, *, strict: bool = True) -> Any:
+    """The JSON value of ``payload`` under the rules above; ``InputError`` names a breach.
+    (``orjson`` itself refuses what ``strict`` refuses.)"""
     if not depth_within(payload):
         raise InputError(f"record: the payload JSON nests deeper than {MAX_DEPTH} levels")
     try:
@@ -91,7 +111,7 @@ def decode(payload: bytes) -> Any:
             except orjson.JSONEncodeError:
                 pass
     try:
-        return _DECODER.decode(payload.decode("utf-8"))
+        return (_STRICT if strict else _DECODER).decode(payload.decode("utf-8"))
     except RecursionError as e:  # unreachable within MAX_DEPTH; kept as bad input anyway
         raise InputError("record: the payload JSON nests too deeply") from e
     except (ValueError, UnicodeDecodeError) as e:

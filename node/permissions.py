@@ -106,6 +106,47 @@ def bare_step(biz_step: str) -> str:
     return biz_step
 
 
+#: CBV 2.0 dispositions (bare words): the custody rules read several of them.
+CBV_DISPOSITIONS = frozenset(
+    {
+        "active", "available", "completeness_inferred", "completeness_verified",
+        "conformant", "container_closed", "container_open", "damaged", "destroyed",
+        "dispensed", "disposed", "encoded", "expired", "in_progress", "in_transit",
+        "inactive", "mismatch_class", "mismatch_instance", "mismatch_quantity",
+        "needs_replacement", "no_pedigree_match", "non_conformant", "non_sellable_other",
+        "partially_dispensed", "recalled", "reserved", "retail_sold", "returned",
+        "sellable_accessible", "sellable_not_accessible", "stolen", "unavailable",
+        "unknown",
+    }
+)  # fmt: skip
+#: CBV 2.0 bizSteps (bare words): those of the default permissions table.
+CBV_STEPS = frozenset(DEFAULT_PERMISSIONS) - {"*"}
+_CANONICAL = {
+    "bizstep": ("urn:epcglobal:cbv:bizstep:", "https://ref.gs1.org/cbv/BizStep-"),
+    "disp": ("urn:epcglobal:cbv:disp:", "https://ref.gs1.org/cbv/Disp-"),
+}
+
+
+def cbv_lookalike(value: str, kind: str) -> str:
+    """The CBV word (``kind`` "bizstep" or "disp") that ``value`` spells in some other way
+    than CBV's three (bare word, URN, GS1 web URI): other case, spaces around, ``http:``,
+    a lower-case ``bizstep-``; "" when ``value`` is a proper spelling or names no CBV word
+    (a custom URI is the extension EPCIS allows)."""
+    words = CBV_STEPS if kind == "bizstep" else CBV_DISPOSITIONS
+    urn, web = _CANONICAL[kind]
+    for prefix in (urn, web):
+        if value.startswith(prefix) and value[len(prefix) :] in words:
+            return ""
+    if value in words:
+        return ""
+    loose = value.strip().lower()
+    for prefix in (urn, web.lower(), web.lower().replace("https://", "http://", 1)):
+        if loose.startswith(prefix):
+            loose = loose[len(prefix) :]
+            break
+    return loose if loose in words else ""
+
+
 def allowed_roles(biz_step: str, table: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
     """Roles allowed to author an event with ``biz_step`` ("" = no bizStep given)."""
     step = bare_step(biz_step) if biz_step else "*"

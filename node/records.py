@@ -55,7 +55,7 @@ from node.errors import (
 from node.genesis import Genesis
 from node.keys import KeyPair
 from node.merkle import leaf_hash
-from node.permissions import bare_step
+from node.permissions import bare_step, cbv_lookalike
 
 if TYPE_CHECKING:
     from node.epcis import EventCodes
@@ -185,10 +185,11 @@ class TraceRecord:
         ).encode("utf-8")
 
     @classmethod
-    def from_payload(cls, payload: bytes) -> TraceRecord:
-        """Parse signed bytes (``node.payload_json``: a repeated key or nesting deeper than
-        ``MAX_DEPTH`` is refused with ``InputError``)."""
-        return cls.from_dict(payload_json.decode(payload))
+    def from_payload(cls, payload: bytes, *, strict: bool = True) -> TraceRecord:
+        """Parse signed bytes (``node.payload_json``: a repeated key, nesting deeper than
+        ``MAX_DEPTH`` or, if ``strict``, a number that is not finite JSON is refused with
+        ``InputError``)."""
+        return cls.from_dict(payload_json.decode(payload, strict=strict))
 
     @classmethod
     def from_dict(cls, doc: Any) -> TraceRecord:
@@ -278,17 +279,49 @@ def is_date_time(text: str) -> bool:
     return True
 
 
-def check_event_time(record: TraceRecord) -> None:
-    """A new record's ``eventTime`` is an RFC 3339 date-time (``is_date_time``); raises
-    ``InputError``. Checked where records are signed and admitted (``make_record``,
-    ``verify_envelope``), not when a certified block is replayed (``parse_trusted``): a log
-    written before this rule still replays."""
+_TZ_OFFSET = re.compile(r"[+-](0\d|1[0-3]):[0-5]\d|[+-]14:00", re.ASCII)  # EPCIS 2.0's
+
+
+def check_new_record(record: TraceRecord) -> None:
+    """Rules for new records (signed by ``make_record``, admitted by ``verify_envelope``),
+    not applied when a certified block is replayed (``parse_trusted``) or a committed record
+    is audited, so a log written before a rule was added still replays. Raises
+    ``InputError`` naming the field:
+
+      * ``eventTime`` is an RFC 3339 date-time with a UTC offset (``is_date_time``), and
+        ``eventTimeZoneOffset``, if given, is EPCIS 2.0's ``+hh:mm`` / ``-hh:mm``;
+      * ``bizStep``, ``disposition`` and ``action``, if given, are strings, and a bizStep or
+        disposition that spells a CBV word another way (``RECALLING``, `` recalling``,
+        ``http://ref.gs1.org/cbv/BizStep-recalling``) is refused: the node's roles and
+        custody rules read the CBV spellings only, so a lookalike would read as a recall
+        while being none (``node.permissions.cbv_lookalike``).
+    """
+    ev = record.event
     when = record.event_time
     if not is_date_time(when):
         raise InputError(
             f"event: 'eventTime' {when[:40]!r} is not an RFC 3339 date-time with a UTC offset "
             "(EPCIS 2.0: e.g. 2026-03-01T08:00:00+08:00 or 2026-03-01T00:00:00.000Z)"
         )
+    tz = ev.get("eventTimeZoneOffset")
+    if tz is not None and not (isinstance(tz, str) and _TZ_OFFSET.fullmatch(tz)):
+        raise InputError(
+            f"event: 'eventTimeZoneOffset' {str(tz)[:40]!r} is not +hh:mm or -hh:mm "
+            "(-14:00 to +14:00)"
+        )
+    for name in ("bizStep", "disposition", "action"):
+        value = ev.get(name)
+        if value is not None and not isinstance(value, str):
+            raise InputError(f"event: {name!r} must be a string")
+    for name, kind in (("bizStep", "bizstep"), ("disposition", "disp")):
+        value = ev.get(name)
+        if value:
+            canonical = cbv_lookalike(value, kind)
+            if canonical:
+                raise InputError(
+                    f"event: {name} {value[:60]!r} is not how CBV spells {canonical!r}: "
+                    f"write {canonical!r} (or its URN or https://ref.gs1.org/cbv/ URI)"
+                )
 
 
 def validate_event(event: Any) -> None:
@@ -363,7 +396,7 @@ def make_record(
     except (TypeError, ValueError) as e:
         raise InputError(f"record: cannot be written as JSON ({e})") from e
     record = TraceRecord.from_payload(payload)
-    check_event_time(record)
+    check_new_record(record)
     return record
 
 
@@ -410,8 +443,13 @@ def verify_envelope(
     *,
     max_bytes: int | None = None,
     require_all_signers: bool = True,
+    committed: bool = False,
 ) -> VerifiedRecord:
     """Verify ``env`` against ``genesis``; steps (1)-(6) of the module docstring.
+
+    ``committed=True`` (the auditor, a proof's verifier) checks a record that a log already
+    holds: every signature and rule of its time, without the rules for new records
+    (``check_new_record``, strict numbers), so a log written before those still verifies.
 
     ``require_all_signers=False`` accepts a handoff offer that still lacks the receiver.
     """
@@ -438,8 +476,9 @@ def verify_envelope(
         if not verify_signature(member.public_key, signed, s.sig):
             raise VerificationError(f"signature by {s.keyid!r}: invalid")
     # (3) parse
-    record = TraceRecord.from_payload(env.payload)
-    check_event_time(record)
+    record = TraceRecord.from_payload(env.payload, strict=not committed)
+    if not committed:
+        check_new_record(record)
     # (4) chain
     if record.chain_id != genesis.chain_id or record.genesis != genesis.hash_hex:
         raise ChainMismatchError(

@@ -43,7 +43,7 @@ def _record_info(node: Node, record_id: bytes, env: types_pb2.Envelope) -> types
     if loc is not None:
         info.log_index, info.height = loc
     try:
-        rec = TraceRecord.from_payload(env.payload)
+        rec = TraceRecord.from_payload(env.payload, strict=False)
     except LedgerError:
         return info
     info.author = rec.author

@@ -280,7 +280,7 @@ def verify_bundle(
         return f"chain {genesis.chain_id} ({genesis.hash.hex()[:16]}...)"
 
     def step2() -> str:
-        v = verify_envelope(envelope_from_proto(env_pb), genesis)
+        v = verify_envelope(envelope_from_proto(env_pb), genesis, committed=True)
         who = " and ".join(v.record.required_signers())
         return f"signed by {who}; bizStep {v.record.biz_step or '(none)'} permitted"
 

@@ -190,3 +190,46 @@ def test_every_shared_epcis_event_takes_the_fast_path(monkeypatch: pytest.Monkey
     monkeypatch.setattr(payload_json, "_DECODER", Refuse())
     for p in payloads:
         assert decode(p) == json.loads(p)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"a":NaN}',
+        b'{"a":Infinity}',
+        b'{"a":[1,-Infinity]}',
+        b'{"a": 1e400}',
+        b'{"b":{"c":-1E+999}}',
+    ],
+)
+def test_strict_refuses_numbers_json_does_not_have(payload: bytes) -> None:
+    # Python's json read these (NaN, infinities), so such a record was committed and its
+    # export was not JSON; a certified block's record is read with strict=False (replay)
+    with pytest.raises(InputError, match=r"not a JSON number|out of range for JSON"):
+        decode(payload)
+    assert decode(payload, strict=False) == json.loads(payload)
+
+
+def test_strict_keeps_large_finite_numbers() -> None:
+    assert decode(b'{"a": 1.5e308, "b": -2.2e-308, "c": 10000000000000000000000}') == {
+        "a": 1.5e308,
+        "b": -2.2e-308,
+        "c": 10**22,
+    }
+
+
+def test_a_record_with_nan_is_refused_at_admission_and_replays_if_committed() -> None:
+    from node.chain import parse_trusted
+    from node.convert import envelope_to_proto
+
+    g = genesis()
+    rec = make_record(g, "farm", object_event(["u:1"]))
+    env = sign_record(rec, key("farm"))
+    bad = Envelope(
+        env.payload.replace(b'"action":"ADD"', b'"action":"ADD","x:v":NaN'), env.payload_type
+    )
+    bad = bad.with_signature("farm", key("farm").sign(bad.signed_bytes()))
+    with pytest.raises(InputError, match="NaN is not a JSON number"):
+        verify_envelope(bad, g)
+    assert verify_envelope(bad, g, committed=True).record.event["x:v"] != 0  # NaN
+    assert parse_trusted(envelope_to_proto(bad)).record_id == bad.record_id

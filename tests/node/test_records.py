@@ -267,3 +267,61 @@ def test_duplicate_json_keys_in_payload_refused(dup, key_name):
     )
     with pytest.raises(InputError, match=f"duplicate key '{key_name}'"):
         verify_envelope(env, G)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "word"),
+    [
+        ("bizStep", "RECALLING", "recalling"),
+        ("bizStep", "Recalling", "recalling"),
+        ("bizStep", " recalling", "recalling"),
+        ("bizStep", "recalling ", "recalling"),
+        ("bizStep", "http://ref.gs1.org/cbv/BizStep-recalling", "recalling"),
+        ("bizStep", "https://ref.gs1.org/cbv/BizStep-RECALLING", "recalling"),
+        ("bizStep", "https://ref.gs1.org/cbv/bizstep-recalling", "recalling"),
+        ("bizStep", "URN:EPCGLOBAL:CBV:BIZSTEP:RECALLING", "recalling"),
+        ("disposition", "DESTROYED", "destroyed"),
+        ("disposition", "http://ref.gs1.org/cbv/Disp-recalled", "recalled"),
+        ("disposition", "urn:epcglobal:cbv:disp:Retail_Sold", "retail_sold"),
+    ],
+)
+def test_a_cbv_lookalike_is_refused(field, value, word):
+    # "RECALLING" by an enterprise was committed: the roles and custody rules read only
+    # CBV's spellings, so it was no recall, yet trace history showed "recalling"
+    event = dict(object_event(["u:1"], "inspecting", "OBSERVE"), **{field: value})
+    with pytest.raises(InputError, match=f"^event: {field} .* is not how CBV spells '{word}'"):
+        make_record(G, "farm", event)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("bizStep", "recalling"),
+        ("bizStep", "urn:epcglobal:cbv:bizstep:recalling"),
+        ("bizStep", "https://ref.gs1.org/cbv/BizStep-recalling"),
+        ("bizStep", "https://example.org/steps/Recalling-Lot"),  # a custom step: an extension
+        ("bizStep", "urn:example:bizstep:RECALLING"),
+        ("disposition", "recalled"),
+        ("disposition", "urn:epcglobal:cbv:disp:retail_sold"),
+        ("disposition", "https://ref.gs1.org/cbv/Disp-destroyed"),
+    ],
+)
+def test_cbv_spellings_and_custom_uris_pass(field, value):
+    event = dict(object_event(["u:1"], "inspecting", "OBSERVE"), **{field: value})
+    assert make_record(G, "farm", event).event[field] == value
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("bizStep", 123, "'bizStep' must be a string"),
+        ("disposition", ["recalled"], "'disposition' must be a string"),
+        ("eventTimeZoneOffset", "+8:00", "'eventTimeZoneOffset'"),
+        ("eventTimeZoneOffset", "+14:30", "'eventTimeZoneOffset'"),
+        ("eventTimeZoneOffset", 8, "'eventTimeZoneOffset'"),
+    ],
+)
+def test_event_field_types_are_checked(field, value, why):
+    event = dict(object_event(["u:1"]), **{field: value})
+    with pytest.raises(InputError, match=why):
+        make_record(G, "farm", event)
