@@ -56,7 +56,7 @@ from consensus.validators import ChainContext
 from node import custody, proposals
 from node.chain import ChainState, StoreCustodyView
 from node.config import NodeConfig
-from node.errors import LedgerError, OverloadError, ReplayError, RuleError
+from node.errors import InputError, LedgerError, OverloadError, ReplayError, RuleError
 from node.genesis import Genesis
 from node.keys import KeyPair
 from node.mempool import Mempool, Pending
@@ -276,17 +276,23 @@ class Node:
         taken = self.mempool.take(c.max_block_records, c.max_block_bytes)
         loop = asyncio.get_running_loop()
         in_pool = self.mempool.__contains__
-        block, dropped = await loop.run_in_executor(
-            None,
-            lambda: self.chain.build_block(
-                height,
-                round_,
-                self.key.name,
-                [(p.envelope, p.verified) for p in taken],
-                int(time.time() * 1000),
-                known_fresh=in_pool,
-            ),
-        )
+        if self.store.head().height + 1 != height:
+            return  # the head moved meanwhile (a sync or a commit): this slot has passed
+        try:
+            block, dropped = await loop.run_in_executor(
+                None,
+                lambda: self.chain.build_block(
+                    height,
+                    round_,
+                    self.key.name,
+                    [(p.envelope, p.verified) for p in taken],
+                    int(time.time() * 1000),
+                    known_fresh=in_pool,
+                ),
+            )
+        except InputError as e:  # the head moved while the block was built (a sync)
+            log.info("not proposing height %d round %d: %s", height, round_, e)
+            return
         if dropped:
             for d in dropped:
                 log.info(

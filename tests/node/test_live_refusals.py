@@ -196,3 +196,36 @@ async def _until(cond: Callable[[], object], deadline_s: float = 10.0) -> None:
     while not cond():
         assert loop.time() < end, "condition not met before the deadline"
         await asyncio.sleep(0.01)  # poll the condition until the deadline
+
+
+def test_a_proposal_whose_height_passed_is_dropped_not_raised(tmp_path: Path) -> None:
+    """A sync can move the head while this node builds its proposal: ``build_block`` then
+    refuses ("cannot build block N on head N"), which escaped the proposing task as "Task
+    exception was never retrieved". Now the slot is let go, and nothing is proposed."""
+    from consensus.events import ProposalValue
+    from node.errors import InputError
+
+    g = genesis()  # four validators: v1 alone never commits
+
+    async def body() -> None:
+        async with live_node(config(tmp_path, "v1"), g) as live:
+            node = live.node
+            proposed: list[object] = []
+            put = node.events.put_nowait
+
+            def spy(ev: object) -> None:
+                if isinstance(ev, ProposalValue):
+                    proposed.append(ev)
+                put(ev)  # type: ignore[arg-type]
+
+            node.events.put_nowait = spy  # type: ignore[method-assign,assignment]
+            await node._propose(5, 0)  # the head is at 0: height 5 is not the next one
+
+            def moved(*args: object, **kw: object) -> object:
+                raise InputError("cannot build block 1 on head 1")
+
+            node.chain.build_block = moved  # type: ignore[method-assign,assignment]
+            await node._propose(1, 0)  # raised out of the task before
+            assert proposed == []
+
+    run(body)
