@@ -55,19 +55,31 @@ def read_json_file(path: Path, what: str) -> Any:
 def write_text_atomic(path: Path, text: str, *, mode: int = 0o644) -> None:
     """Write ``text`` to ``path`` via a temporary file and rename: never half-written.
 
+    A symbolic link is followed (its target is replaced, the link kept); a path that is
+    not a regular file (``/dev/stdout``, a FIFO, a device) is written to as it is, since
+    there is no file to replace (renaming over it would replace the device itself).
+
     Raises:
         OutputError: the file cannot be written ("cannot write PATH: reason"); ``path`` is
             left as it was and no temporary file remains.
     """
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    real = Path(os.path.realpath(path))
+    if real.exists() and not real.is_file() and not real.is_dir():
+        try:
+            with open(real, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as e:
+            raise OutputError.writing(path, e) from e
+        return
+    tmp = real.with_name(f".{real.name}.tmp{os.getpid()}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        real.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, real)
     except OSError as e:
         raise OutputError.writing(path, e) from e
     finally:

@@ -123,7 +123,9 @@ def export_cmd(
                 env = Envelope(bytes(rr.envelope.payload), rr.envelope.payload_type)
                 items.append(
                     Committed(
-                        TraceRecord.from_payload(env.payload, strict=False), info.log_index, bytes(info.record_id)
+                        TraceRecord.from_payload(env.payload, strict=False),
+                        info.log_index,
+                        bytes(info.record_id),
                     )
                 )
             page = resp.next_page_token

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -50,15 +51,27 @@ app.add_typer(evidence_cmd.app, name="evidence")
 
 
 def run() -> None:
-    """Console entry point: one line on stderr and a non-zero exit for any LedgerError."""
+    """Console entry point: one line on stderr and a non-zero exit for any LedgerError, or
+    for output that cannot be written (a full disk: exit 2; a closed pipe, as ``| head``
+    makes: quietly, 141 as if by SIGPIPE)."""
     try:
-        app()
+        try:
+            app()
+        finally:
+            sys.stdout.flush()  # here, not at exit: a failed write is this run's error
     except LedgerError as e:
         err_console.print(f"error: {e}", markup=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush at exit
+        sys.exit(141)
+    except OSError as e:  # commands name their own files; what is left is the output
+        where = f"{e.filename}: " if e.filename is not None else "cannot write the output: "
+        err_console.print(f"error: {where}{e.strerror or e}", markup=False)
+        sys.exit(2)
 
 
 __all__ = ["app", "print_json", "run"]

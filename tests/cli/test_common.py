@@ -61,3 +61,56 @@ def test_console_prints_data_as_given():
     out = cap.get()
     assert "back from farm:pig:batch7" in out
     assert "lot:pig:[b]  input" in out
+
+
+def test_output_that_cannot_be_written_is_one_line(tmp_path):
+    # `... > /dev/full` ended in a traceback (OSError: No space left on device)
+    import os
+    import subprocess
+
+    from tests.cli.helpers import SUYUAN
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(
+            [SUYUAN, "keys", "new", "farm", "--unencrypted", "--out", str(tmp_path / "f.key")],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: cannot write the output: No space left on device"
+    )
+    assert "Traceback" not in r.stderr
+
+
+def test_write_follows_a_symlink_and_writes_into_special_files(tmp_path):
+    # the rename replaced a symlink with a file, and (as root) /dev/full with a file
+    import os
+
+    target = tmp_path / "real.json"
+    target.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    write_text_atomic(link, "new")
+    assert link.is_symlink()
+    assert target.read_text() == "new"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader, so the write does not block
+    try:
+        write_text_atomic(fifo, "through")
+        assert os.read(fd, 100) == b"through"
+    finally:
+        os.close(fd)
+    assert fifo.exists()
+    assert not fifo.is_file()
+    if os.path.exists("/dev/full"):
+        with pytest.raises(OutputError, match=r"^cannot write /dev/full: "):
+            write_text_atomic(Path("/dev/full"), "x")
+        assert not Path("/dev/full").is_file()
