@@ -18,7 +18,10 @@ from node.errors import InputError, OutputError
 # Data (trace codes, member ids, messages) is printed as given: no console markup and no
 # ``:name:`` emoji codes, so ``farm:pig:lot7`` stays itself and ``a[/]b`` is no markup
 # error. Styled lines are built as ``rich.text.Text`` (``Text.assemble``) from plain parts.
-console = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+# Piped or redirected, lines are never cut to fit (rich assumes 80 columns, and a trace
+# tree's lines are cropped, not wrapped): the width is then wider than any line we print.
+_WIDTH = None if sys.stdout.isatty() else 10_000
+console = Console(highlight=False, soft_wrap=True, markup=False, emoji=False, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 

@@ -21,7 +21,9 @@ from node.records import CATEGORIES
 def recall(
     code: Annotated[str, typer.Argument(help="The code found unsafe (a lot, a package...).")],
     key: Annotated[Path, typer.Option("--key", help="The regulator's key file.")],
-    reason: Annotated[str, typer.Option("--reason", help="Why (recorded with the recall).")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why (recorded with the recall; say it when you can).")
+    ] = "",
     node: Annotated[str | None, typer.Option("--node", help="host:port.")] = None,
     genesis: Annotated[Path | None, typer.Option("--genesis", help="genesis.json.")] = None,
     category: Annotated[str, typer.Option("--category", help=", ".join(CATEGORIES))] = "other",

@@ -91,8 +91,6 @@ def run_recall(
     member = genesis.member(key.name)
     if member is None or not member.has_role("regulator"):
         raise InputError(f"{key.name!r} is not a regulator of {genesis.chain_id!r}")
-    if not reason.strip():
-        raise InputError("a recall needs a --reason")
     when = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     root, scope, truncated = forward_scope(client, code)
     result = RecallResult(root, scope, truncated=truncated)
@@ -105,7 +103,7 @@ def run_recall(
             key.name,
             recall_event(chunk, classes, when, reason),
             category=category,
-            attributes={"recall_reason": reason},
+            attributes={"recall_reason": reason} if reason.strip() else None,
         )
         env = sign_record(rec, key)
         resp = client.submit(env, wait=True, timeout=timeout)

@@ -29,7 +29,8 @@ Verification (``verify_envelope``) runs these steps, each raising its own error:
   (5) a handoff's receiver is a member; required signers present: the author, and for a
       handoff both parties; no others (a handoff lacking one is UNAUTHENTICATED, its
       message naming the custody rule ``handoff-signatures`` and the codes concerned);
-  (6) the author holds a role allowed for the event's bizStep.
+  (6) the author holds a role allowed for the event's bizStep (else ``RulePermissionError``,
+      rule ``role``: a rule refusal, exit 1, PERMISSION_DENIED).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from node.errors import (
     ChainMismatchError,
     InputError,
     MembershipError,
+    RulePermissionError,
     TooLargeError,
     VerificationError,
 )
@@ -509,8 +511,9 @@ def verify_envelope(
     roles = genesis.roles_for_step(record.biz_step)
     if not author.has_role(*roles):
         step = bare_step(record.biz_step) or "(none)"
-        raise MembershipError(
+        raise RulePermissionError(
+            "role",
             f"author {record.author!r} ({', '.join(author.roles)}) may not record "
-            f"bizStep {step}: allowed roles {', '.join(roles)}"
+            f"bizStep {step}: allowed roles {', '.join(roles)}",
         )
     return VerifiedRecord(env.record_id, record, env)

@@ -268,23 +268,25 @@ def test_failed_output_write_is_one_line_exit_2(net, args):
 
 
 @pytest.mark.parametrize(
-    ("draft", "needle"),
+    ("draft", "needle", "rc"),
     [
-        (
+        (  # a rule (README: exit 1), named as the custody rules are
             {"event": object_event(["urn:x:r1"], "recalling", "OBSERVE")},
-            "author 'farm' (enterprise) may not record bizStep recalling",
+            "rule role: author 'farm' (enterprise) may not record bizStep recalling",
+            1,
         ),
         (
             {"event": object_event(["urn:x:r2"], "shipping", "OBSERVE"), "handoff_to": "nobody"},
             "handoff receiver 'nobody' is not a member",
+            3,
         ),
     ],
 )
-def test_sign_refuses_what_verify_would_reject(net, draft, needle):
+def test_sign_refuses_what_verify_would_reject(net, draft, needle, rc):
     """Regression: `record sign` wrote envelopes that `record verify` then rejected."""
     (net / "bad-draft.json").write_text(json.dumps(draft))
     r = suyuan(*_SIGN[:2], "bad-draft.json", *_SIGN[3:], "--out", "refused.json", cwd=net)
-    assert r.returncode == 3, r.stderr
+    assert r.returncode == rc, r.stderr
     assert needle in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert not (net / "refused.json").exists()

@@ -114,3 +114,21 @@ def test_write_follows_a_symlink_and_writes_into_special_files(tmp_path):
         with pytest.raises(OutputError, match=r"^cannot write /dev/full: "):
             write_text_atomic(Path("/dev/full"), "x")
         assert not Path("/dev/full").is_file()
+
+
+def test_a_trace_tree_piped_is_not_cut_to_80_columns():
+    # `suyuan trace back CODE | cat` printed "custodian farm, cl"
+    from cli.common import console
+    from cli.trace_cmd import render_tree
+    from proto import services_pb2
+
+    code = "https://id.gs1.org/01/04012345778892/21/" + "7" * 60
+    node = services_pb2.TraceNode(
+        code=code + "-child", parent_code=code, relation="input", depth=1, custodian="farm",
+        status="closed",
+    )  # fmt: skip
+    with console.capture() as cap:
+        console.print(render_tree(code, [node], "back from"))
+    out = cap.get()
+    assert f"{code}-child  input · custodian farm, closed" in out
+    assert f"back from {code}" in out

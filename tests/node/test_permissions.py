@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from node.errors import MembershipError
+from node.errors import RulePermissionError
 from node.genesis import Genesis
 from node.permissions import DEFAULT_PERMISSIONS, allowed_roles, genesis_permissions
 from node.records import make_record, sign_record, verify_envelope
@@ -43,7 +43,7 @@ def test_init_writes_the_default_table_and_an_override_changes_what_is_accepted(
     strict = _init(tmp_path, "--permissions", "perm.json")
     assert strict.permission_table()["retail_selling"] == ("regulator",)
     assert strict.permission_table()["shipping"] == DEFAULT_PERMISSIONS["shipping"]
-    with pytest.raises(MembershipError, match="retail_selling"):
+    with pytest.raises(RulePermissionError, match="retail_selling"):
         _retail_sale(strict)
 
 

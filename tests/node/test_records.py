@@ -8,7 +8,13 @@ from hypothesis import strategies as st
 from node.chain import parse_trusted
 from node.convert import envelope_to_proto
 from node.envelope import Envelope, Signature
-from node.errors import ChainMismatchError, InputError, MembershipError, VerificationError
+from node.errors import (
+    ChainMismatchError,
+    InputError,
+    MembershipError,
+    RulePermissionError,
+    VerificationError,
+)
 from node.keys import KeyPair
 from node.records import (
     EVENT_TYPES,
@@ -130,7 +136,7 @@ def test_one_signature_handoff_names_the_rule_and_the_codes():
 
 def test_role_per_biz_step():
     auditor_env = signed(author="auditor")  # auditors only read
-    with pytest.raises(MembershipError, match="may not record"):
+    with pytest.raises(RulePermissionError, match=r"^rule role: author 'auditor' "):
         verify_envelope(auditor_env, G)
     inspection = object_event(["u:1"], "inspecting", "OBSERVE")
     verify_envelope(signed(author="inspector", event=inspection), G)

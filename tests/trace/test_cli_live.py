@@ -332,7 +332,7 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     assert {n["code"]: n["status"] for n in scope}[normalize_code(C1)] == "closed"
     assert cli.log_count(P3) == 4  # made, packed, unpacked, recalled
     # a second recall finds nothing new
-    again = cli.json("recall", C1, "--key", cli.key("regulator"), "--reason", "again")
+    again = cli.json("recall", C1, "--key", cli.key("regulator"))  # DESIGN.md: no --reason
     assert again["records"] == []
     assert len(again["already_recalled"]) == 6
 
