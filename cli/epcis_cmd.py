@@ -52,6 +52,7 @@ def import_cmd(
     k = load_key_file(key)
     report: list[dict[str, Any]] = []
     client = LedgerClient(target.address) if (target and not dry_run) else None
+    lost: NodeUnavailableError | None = None
     try:
         for r in results:
             row: dict[str, Any] = {"position": r.position, "codes": list(r.codes)}
@@ -71,38 +72,56 @@ def import_cmd(
                     else:
                         row["status"] = "ok (dry run)"
                 except NodeUnavailableError as e:  # no event after this one can succeed
-                    done = sum(1 for x in report if x["status"] != "refused")
-                    raise NodeUnavailableError(
-                        f"{e} (stopped at event {r.position}: {done} event(s) imported before)"
-                    ) from e
+                    row |= {
+                        "status": "unknown",
+                        "reason": f"{row['record_id']}: no answer, it may have been committed",
+                    }
+                    report.append(row)
+                    lost = e
+                    break
                 except LedgerError as e:
                     row |= {"status": "refused", "reason": str(e)}
             report.append(row)
     finally:
         if client is not None:
             client.close()
-    refused = [r for r in report if r["status"] == "refused"]
+    _print_report(document, report, as_json, dry_run)
+    if lost is not None:  # what was done is printed above; the event in doubt is named
+        rid = report[-1].get("record_id", "")
+        done = sum(1 for x in report if x["status"] == "imported")
+        raise NodeUnavailableError(
+            f"{lost} (stopped at event {report[-1]['position']}: {done} event(s) imported "
+            f"before; record {rid} may have been committed: `suyuan record get {rid}`)"
+        ) from lost
+    if any(r["status"] == "refused" for r in report):
+        raise typer.Exit(1)
+
+
+def _print_report(
+    document: Path, report: list[dict[str, Any]], as_json: bool, dry_run: bool
+) -> None:
+    ok = [r for r in report if r["status"] in ("imported", "submitted", "ok (dry run)")]
     if as_json:
         print_json(
             {
                 "document": str(document),
                 "events": report,
-                "imported": len(report) - len(refused),
-                "refused": len(refused),
+                "imported": 0 if dry_run else len(ok),
+                "refused": sum(1 for r in report if r["status"] == "refused"),
+                **({"would_import": len(ok)} if dry_run else {}),
             }
         )
-    else:
-        for row in report:
-            color = "red" if row["status"] == "refused" else "green"
-            detail = row.get("reason") or row.get("record_id", "")
-            console.print(
-                Text.assemble(
-                    f"  event {row['position']:>3}: ", (str(row["status"]), color), f" {detail}"
-                )
+        return
+    for row in report:
+        color = {"refused": "red", "unknown": "yellow"}.get(row["status"], "green")
+        detail = row.get("reason") or row.get("record_id", "")
+        console.print(
+            Text.assemble(
+                f"  event {row['position']:>3}: ", (str(row["status"]), color), f" {detail}"
             )
-        console.print(f"{len(report) - len(refused)} of {len(report)} events imported")
-    if refused:
-        raise typer.Exit(1)
+        )
+    verb = "would be imported (dry run: nothing was submitted)" if dry_run else "imported"
+    console.print(f"{len(ok)} of {len(report)} events {verb}")
 
 
 @app.command("export")

@@ -234,7 +234,13 @@ def submit(
             raise InputError("--key is required to sign EVENT.json")
         env = build_envelope(event_file, key, _genesis_for(target, genesis), category)
     with LedgerClient(target.address, timeout=timeout) as client:
-        resp = client.submit(env, wait=wait)
+        try:
+            resp = client.submit(env, wait=wait)
+        except NodeUnavailableError as e:  # the record may have reached the node: name it
+            raise NodeUnavailableError(
+                f"{e} (record {env.record_id.hex()}: its outcome is unknown; "
+                f"`suyuan record get {env.record_id.hex()}` tells)"
+            ) from e
     record_id = (resp.record_id or env.record_id).hex()
     if wait and not resp.committed:
         raise NodeUnavailableError(

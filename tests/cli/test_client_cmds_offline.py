@@ -129,3 +129,24 @@ def test_testnet_status_of_a_folder_without_testnet(tmp_path):
     res = suyuan("testnet", "status", "--dir", str(tmp_path), cwd=tmp_path)
     assert res.returncode == 2
     assert "no testnet in" in res.stderr
+
+
+def test_a_submit_without_answer_names_the_record(tmp_path):
+    # the node may have taken the record before it went away: the id lets the user ask
+    import socket
+
+    from node.records import make_record, sign_record
+    from tests.fixtures import genesis, key
+
+    env = sign_record(make_record(genesis(), "farm", object_event(["urn:x:lost"])), key("farm"))
+    (tmp_path / "env.json").write_text(env.to_json())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = suyuan(
+        "record", "submit", "--envelope", "env.json", "--node", f"127.0.0.1:{port}",
+        "--wait", "--timeout", "2", cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 5, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert f"record {env.record_id.hex()}: its outcome is unknown" in res.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -29,4 +30,23 @@ def test_unreachable_node_stops_at_the_first_event(tmp_path: Path) -> None:
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith("error: ")
     assert "stopped at event 0: 0 event(s) imported before" in lines[0]
-    assert "refused" not in r.stdout
+    assert ": refused" not in r.stdout
+    # what happened is printed: the event in doubt (it may have reached the node) by its id
+    assert "event   0: unknown" in r.stdout
+    m = re.search(r"record ([0-9a-f]{64}) may have been committed", lines[0])
+    assert m is not None, lines[0]
+    assert m.group(1) in r.stdout
+
+
+def test_dry_run_says_nothing_was_imported(tmp_path: Path) -> None:
+    (tmp_path / "g.json").write_text(genesis().to_json())
+    write_key_file(tmp_path / "farm.key", key("farm"), None)
+    events = [object_event([f"urn:x:{i}"]) for i in range(3)]
+    doc = {"type": "EPCISDocument", "epcisBody": {"eventList": events}}
+    (tmp_path / "doc.jsonld").write_text(json.dumps(doc))
+    args = ("epcis", "import", "doc.jsonld", "--key", "farm.key", "--genesis", "g.json")
+    r = suyuan(*args, "--dry-run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "3 of 3 events would be imported (dry run: nothing was submitted)" in r.stdout
+    rep = json.loads(suyuan(*args, "--dry-run", "--json", cwd=tmp_path).stdout)
+    assert (rep["imported"], rep["would_import"], rep["refused"]) == (0, 3, 0)
