@@ -40,6 +40,7 @@ import functools
 import json
 import os
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -284,6 +285,22 @@ def is_date_time(text: str) -> bool:
 _TZ_OFFSET = re.compile(r"[+-](0\d|1[0-3]):[0-5]\d|[+-]14:00", re.ASCII)  # EPCIS 2.0's
 
 
+def lookalike_problem(code: str) -> str:
+    """Why ``code`` could pass for another code, or "" (see ``check_new_record``)."""
+    if any(unicodedata.category(ch) == "Cf" for ch in code):
+        return "contains an invisible format character (e.g. a zero-width space)"
+    if unicodedata.normalize("NFKC", code) != code:
+        return (
+            "has characters with a plainer form (full-width or compatibility characters): "
+            f"write {unicodedata.normalize('NFKC', code)[:60]!r}"
+        )
+    if code[:4].lower() == "urn:":
+        nid = code.split(":", 2)[1] if code.count(":") >= 2 else code[4:]
+        if code[:4] != "urn:" or nid != nid.lower():
+            return "is a URN whose 'urn:' or namespace is not in lower case"
+    return ""
+
+
 def check_new_record(record: TraceRecord) -> None:
     """Rules for new records (signed by ``make_record``, admitted by ``verify_envelope``),
     not applied when a certified block is replayed (``parse_trusted``) or a committed record
@@ -292,6 +309,10 @@ def check_new_record(record: TraceRecord) -> None:
 
       * ``eventTime`` is an RFC 3339 date-time with a UTC offset (``is_date_time``), and
         ``eventTimeZoneOffset``, if given, is EPCIS 2.0's ``+hh:mm`` / ``-hh:mm``;
+      * a trace code is written one way only (``lookalike_problem``): no invisible format
+        characters (a zero-width space), nothing NFKC would change (full-width digits,
+        ligatures), a URN's ``urn:`` and namespace in lower case (RFC 8141 makes them
+        case-insensitive, so ``URN:X:1`` would be ``urn:x:1`` under another key);
       * ``bizStep``, ``disposition`` and ``action``, if given, are strings, and a bizStep or
         disposition that spells a CBV word another way (``RECALLING``, `` recalling``,
         ``http://ref.gs1.org/cbv/BizStep-recalling``) is refused: the node's roles and
@@ -299,6 +320,10 @@ def check_new_record(record: TraceRecord) -> None:
         while being none (``node.permissions.cbv_lookalike``).
     """
     ev = record.event
+    for code in record.codes():
+        problem = lookalike_problem(code)
+        if problem:
+            raise InputError(f"event: code {code[:60]!r} {problem}")
     when = record.event_time
     if not is_date_time(when):
         raise InputError(
