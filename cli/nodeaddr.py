@@ -85,5 +85,6 @@ def resolve_node(
 def check_address(addr: str) -> None:
     """Refuse anything but ``host:port`` with a port in 1..65535."""
     host, sep, port = addr.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    bad_host = "/" in host or "@" in host or any(c.isspace() for c in host)  # a URL, not a host
+    if bad_host or not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise InputError(f"--node must be host:port (e.g. 127.0.0.1:26650), got {addr!r}")

@@ -11,6 +11,7 @@ from rich.tree import Tree
 from cli.common import UINT32_MAX, console, print_json
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
+from node.permissions import bare_step
 from proto import services_pb2
 
 app = typer.Typer(
@@ -194,9 +195,11 @@ def history(
             {"code": root, "records": [record_dict(r) for r in records], "next_page_token": page}
         )
         return
-    console.print(Text.assemble(("history of", "bold"), f" {root}: {len(records)} events"))
+    shown = f"{len(records)} event{'' if len(records) == 1 else 's'}"
+    more = " (the first page)" if page else ""
+    console.print(Text.assemble(("history of", "bold"), f" {root}: {shown}{more}"))
     for r in records:
-        step = r.biz_step.rsplit(":", 1)[-1].rsplit("-", 1)[-1] or "-"
+        step = bare_step(r.biz_step) or "-"  # CBV's word; a custom step as written
         console.print(
             f"  #{r.log_index:<6} {r.event_time:<28} {r.author:<16} {r.event_type:<20} {step}"
         )

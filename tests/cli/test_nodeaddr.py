@@ -18,7 +18,10 @@ def test_explicit_address_wins(tmp_path):
     assert t.genesis is None
 
 
-@pytest.mark.parametrize("bad", ["localhost", ":80", "h:0", "h:70000", "h:port"])
+@pytest.mark.parametrize(
+    "bad",
+    ["localhost", ":80", "h:0", "h:70000", "h:port", "http://127.0.0.1:26650", "u@h:1", "a b:1"],
+)
 def test_explicit_address_must_be_host_port(tmp_path, bad):
     with pytest.raises(InputError, match="host:port"):
         resolve_node(bad, cwd=tmp_path, env={})
