@@ -51,6 +51,7 @@ from node.errors import (
     ChainMismatchError,
     InputError,
     MembershipError,
+    RuleError,
     RulePermissionError,
     TooLargeError,
     VerificationError,
@@ -260,7 +261,7 @@ class TraceRecord:
 
 
 _DATE_TIME = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-](\d{2}):(\d{2}))",
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:(\d{2})(?:\.\d{1,9})?(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)",
     re.ASCII,
 )
 
@@ -272,11 +273,9 @@ def is_date_time(text: str) -> bool:
     m = _DATE_TIME.fullmatch(text)
     if m is None:
         return False
-    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
-    if second > 60 or (m.group(9) is not None and (int(m.group(9)) > 23 or int(m.group(10)) > 59)):
-        return False
+    head = text[:10] + "T" + text[11:17] + ("59" if m.group(1) == "60" else m.group(1))
     try:
-        dt.datetime(year, month, day, hour, minute, min(second, 59))
+        dt.datetime.fromisoformat(head)  # the calendar: no 30 February, no hour 24
     except ValueError:
         return False
     return True
@@ -287,15 +286,18 @@ _TZ_OFFSET = re.compile(r"[+-](0\d|1[0-3]):[0-5]\d|[+-]14:00", re.ASCII)  # EPCI
 
 def lookalike_problem(code: str) -> str:
     """Why ``code`` could pass for another code, or "" (see ``check_new_record``)."""
-    if any(unicodedata.category(ch) == "Cf" for ch in code):
-        return "contains an invisible format character (e.g. a zero-width space)"
-    if unicodedata.normalize("NFKC", code) != code:
-        return (
-            "has characters with a plainer form (full-width or compatibility characters): "
-            f"write {unicodedata.normalize('NFKC', code)[:60]!r}"
-        )
+    if not code.isascii():  # (ASCII holds no format character and is NFKC-stable)
+        if any(unicodedata.category(ch) == "Cf" for ch in code):
+            return "contains an invisible format character (e.g. a zero-width space)"
+        plain = unicodedata.normalize("NFKC", code)
+        if plain != code:
+            return (
+                "has characters with a plainer form (full-width or compatibility "
+                f"characters): write {plain[:60]!r}"
+            )
     if code[:4].lower() == "urn:":
-        nid = code.split(":", 2)[1] if code.count(":") >= 2 else code[4:]
+        end = code.find(":", 4)
+        nid = code[4:end] if end > 0 else code[4:]
         if code[:4] != "urn:" or nid != nid.lower():
             return "is a URN whose 'urn:' or namespace is not in lower case"
     return ""
@@ -320,7 +322,11 @@ def check_new_record(record: TraceRecord) -> None:
         while being none (``node.permissions.cbv_lookalike``).
     """
     ev = record.event
-    for code in record.codes():
+    try:
+        codes = record.roles.all  # canonical (computed once; the custody rules read them)
+    except RuleError:
+        codes = ()  # a malformed code: the custody rules refuse it, naming it
+    for code in codes:
         problem = lookalike_problem(code)
         if problem:
             raise InputError(f"event: code {code[:60]!r} {problem}")
