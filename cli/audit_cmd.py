@@ -72,7 +72,8 @@ def audit(
         if status.genesis_hash != g.hash:
             raise ChainMismatchError(
                 f"node {target.address} serves chain {status.chain_id!r} "
-                f"({status.genesis_hash.hex()[:16]}...), not {g.chain_id!r}"
+                f"(genesis {status.genesis_hash.hex()}), not {g.chain_id!r} "
+                f"(genesis {g.hash.hex()})"
             )
         head = status.height
         blocks = client.stream_blocks(1, head, timeout=timeout) if head else iter(())

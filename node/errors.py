@@ -13,12 +13,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+_REPEATED_PREFIX = "Failed to load JSON: "  # protobuf's json_format can say it twice
+MAX_QUOTED = 300  # characters of a library's message quoted in ours (some echo the input)
+
 
 def first_line(err: BaseException) -> str:
-    """The first line of ``err``'s text: enough to act on, and error messages stay one line
-    (protobuf's JSON parse errors go on to list every field of the message)."""
+    """The first line of ``err``'s text, at most ``MAX_QUOTED`` characters: enough to act on,
+    and error messages stay one line (protobuf's JSON parse errors go on to list every field
+    of the message, or echo the whole document)."""
     text = str(err).strip()
-    return text.splitlines()[0].strip() if text else type(err).__name__
+    line = text.splitlines()[0].strip() if text else type(err).__name__
+    while line.startswith(_REPEATED_PREFIX * 2):
+        line = line[len(_REPEATED_PREFIX) :]
+    return line if len(line) <= MAX_QUOTED else line[: MAX_QUOTED - 3] + "..."
 
 
 class LedgerError(Exception):

@@ -274,8 +274,8 @@ def verify_bundle(
             raise _fail(f"format is {bundle.format!r}, expected {BUNDLE_FORMAT!r}")
         if not hmac.compare_digest(bytes(bundle.genesis_hash), genesis.hash):
             raise _fail(
-                f"bundle is for chain {bytes(bundle.genesis_hash).hex()[:16]}..., the genesis "
-                f"file is {genesis.hash.hex()[:16]}... ({genesis.chain_id})"
+                f"bundle is for the chain of genesis {bytes(bundle.genesis_hash).hex()}, the "
+                f"genesis file is {genesis.hash.hex()} ({genesis.chain_id})"
             )
         return f"chain {genesis.chain_id} ({genesis.hash.hex()[:16]}...)"
 
