@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from node.cached import cached
 from node.errors import InputError, RuleError
 from node.records import CATEGORIES, EVENT_TYPES, TraceRecord, validate_event
 
@@ -189,7 +190,7 @@ class EventCodes:
     outputs: tuple[str, ...]
     classes: frozenset[str]  # codes given as epcClass
 
-    @functools.cached_property
+    @cached
     def all(self) -> tuple[str, ...]:
         head = (self.parent,) if self.parent else ()
         return tuple(

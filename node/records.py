@@ -36,7 +36,6 @@ Verification (``verify_envelope``) runs these steps, each raising its own error:
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import os
 import re
@@ -46,6 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from node import ed25519, payload_json
+from node.cached import cached
 from node.envelope import PAYLOAD_TYPE, Envelope, envelope_leaf_bytes
 from node.errors import (
     ChainMismatchError,
@@ -140,7 +140,7 @@ class TraceRecord:
     def event_time(self) -> str:
         return str(self.event.get("eventTime", ""))
 
-    @functools.cached_property
+    @cached
     def roles(self) -> EventCodes:
         """The event's canonical codes by role (``node.epcis.event_roles``), computed once
         per record: admission and every block check read them. Raises ``RuleError`` on a
@@ -459,7 +459,7 @@ class VerifiedRecord:
         and the proposal caches for seconds (about 600 bytes a record less)."""
         return envelope_leaf_bytes(self.envelope)
 
-    @functools.cached_property
+    @cached
     def leaf_hash(self) -> bytes:
         """RFC 9162 leaf hash of ``leaf``: the envelope's identity in a compact block."""
         return leaf_hash(self.leaf)
