@@ -24,7 +24,8 @@ Verification (``verify_envelope``) runs these steps, each raising its own error:
       (else ``MembershipError``), Ed25519 valid (else ``VerificationError``) -- so a
       tampered payload fails as a bad signature, never as malformed JSON;
   (3) parse the record (the signed bytes; ``node.payload_json``: no repeated key, at most
-      ``MAX_DEPTH`` levels of nesting; ``eventTime`` an RFC 3339 date-time);
+      ``MAX_DEPTH`` levels of nesting), then, unless ``committed``, the rules for new
+      records (``check_new_record``: eventTime, CBV spellings, lookalike codes, numbers);
   (4) chain id and genesis hash;
   (5) a handoff's receiver is a member; required signers present: the author, and for a
       handoff both parties; no others (a handoff lacking one is UNAUTHENTICATED, its
