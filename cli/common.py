@@ -50,9 +50,28 @@ def read_json_file(path: Path, what: str) -> Any:
     except OSError as e:
         raise InputError(f"{path}: cannot read {what} ({e.strerror})") from e
     try:
-        return json.loads(data)
+        return json.loads(data, object_pairs_hook=_one_value_per_key)
+    except _RepeatedKeyError as e:
+        raise InputError(f"{path}: {what} repeats the key {e.args[0]!r} in one object") from e
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise InputError(f"{path}: {what} is not valid JSON ({e})") from e
+
+
+class _RepeatedKeyError(ValueError):
+    pass
+
+
+def _one_value_per_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a repeated key: the standard library keeps the last value,
+    so ``{"bizStep": "shipping", "bizStep": "recalling"}`` would be signed as a recall."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise _RepeatedKeyError(k)
+            seen.add(k)
+    return out
 
 
 def write_text_atomic(path: Path, text: str, *, mode: int = 0o644) -> None:

@@ -50,6 +50,14 @@ app.command("checkpoint")(checkpoint_cmd.checkpoint)
 app.add_typer(evidence_cmd.app, name="evidence")
 
 
+def one_line(text: str) -> str:
+    """``text`` with its control characters escaped (a code holding a newline or a NUL is
+    named in a refusal): the error stays one line on the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 def run() -> None:
     """Console entry point: one line on stderr and a non-zero exit for any LedgerError, or
     for output that cannot be written (a full disk: exit 2; a closed pipe, as ``| head``
@@ -60,7 +68,7 @@ def run() -> None:
         finally:
             sys.stdout.flush()  # here, not at exit: a failed write is this run's error
     except LedgerError as e:
-        err_console.print(f"error: {e}", markup=False, soft_wrap=True)
+        err_console.print(f"error: {one_line(str(e))}", markup=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -74,4 +82,4 @@ def run() -> None:
         sys.exit(2)
 
 
-__all__ = ["app", "print_json", "run"]
+__all__ = ["app", "one_line", "print_json", "run"]

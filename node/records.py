@@ -365,7 +365,9 @@ def validate_event(event: Any) -> None:
     etype = event.get("type")
     if etype not in EVENT_TYPES:
         raise InputError(f"event: unknown type {etype!r} (one of: {', '.join(EVENT_TYPES)})")
-    if not isinstance(event.get("eventTime"), str) or not event["eventTime"]:
+    if "eventTime" in event and not isinstance(event["eventTime"], str):
+        raise InputError(f"event: {etype}'s 'eventTime' must be a string (RFC 3339)")
+    if not event.get("eventTime"):
         raise InputError(f"event: {etype} has no 'eventTime'")
     if etype in _NEEDS_ACTION and event.get("action") not in ACTIONS:
         raise InputError(f"event: {etype} needs 'action' ADD, OBSERVE or DELETE")

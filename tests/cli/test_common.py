@@ -132,3 +132,23 @@ def test_a_trace_tree_piped_is_not_cut_to_80_columns():
     out = cap.get()
     assert f"{code}-child  input · custodian farm, closed" in out
     assert f"back from {code}" in out
+
+
+def test_json_inputs_refuse_a_repeated_key(tmp_path):
+    # the standard library kept the last value: a draft could be signed as another step
+    from cli.common import read_json_file
+
+    f = tmp_path / "ev.json"
+    f.write_text('{"event": {"bizStep": "shipping", "bizStep": "recalling"}}')
+    with pytest.raises(InputError, match="repeats the key 'bizStep' in one object"):
+        read_json_file(f, "event")
+    f.write_text('{"a": [{"b": 1}, {"b": 2}]}')  # the same key in two objects is fine
+    assert read_json_file(f, "event") == {"a": [{"b": 1}, {"b": 2}]}
+
+
+def test_error_lines_escape_control_characters():
+    from cli.main import one_line
+
+    assert one_line("code 'a\nb\x00c' unknown") == "code 'a\\nb\\x00c' unknown"
+    assert one_line("猪肉 批次 7") == "猪肉 批次 7"
+    assert one_line("x\u200by") == "x\\u200by"
