@@ -161,6 +161,8 @@ def verify(
     try:
         bundle = parse_bundle_json(data)
     except InputError as e:
+        if as_json:  # machines get their answer on stdout, as for every other failure
+            print_json({"valid": False, "steps": [], "message": f"{bundle_file}: {e}"})
         raise InputError(f"{bundle_file}: {e}") from e
     cp = load_checkpoint(checkpoint).checkpoint if checkpoint is not None else None
     result = verify_bundle(bundle, g, cp)

@@ -35,3 +35,14 @@ def test_evidence_verify_bad_input_is_one_line_naming_the_path_once(cwd, target,
     assert len(r.stderr.splitlines()) == 1, r.stderr
     assert r.stderr.startswith(expected)
     assert r.stderr.count(f"{target}:") == 1
+
+
+def test_verify_json_answers_on_stdout_for_a_bundle_that_does_not_parse(cwd):
+    # other failures printed {"valid": false, ...}; this one printed nothing on stdout
+    (cwd / "bad.json").write_text("[1")
+    r = suyuan("verify", "bad.json", "--genesis", "genesis.json", "--json", cwd=cwd)
+    assert r.returncode == 2
+    doc = json.loads(r.stdout)
+    assert doc["valid"] is False
+    assert doc["message"].startswith("bad.json: bundle: not a ProofBundle JSON document")
+    assert len(r.stderr.strip().splitlines()) == 1
