@@ -1,4 +1,4 @@
-"""`suyuan evidence verify` on bad input: one error line, the path named once."""
+"""`suyuan evidence verify` and `suyuan verify` on bad input: one error line, path named once."""
 
 import json
 
