@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,13 @@ UINT32_MAX = 2**32 - 1
 UINT64_MAX = 2**64 - 1
 
 
+MAX_SECONDS = 1e7  # about 115 days: past it, gRPC and threading overflow their clocks
+
+
 def positive_seconds(value: float) -> float:
     """Option callback: a finite number of seconds above zero (``--timeout``)."""
-    if not math.isfinite(value) or value <= 0:
-        raise typer.BadParameter(f"{value} is not a positive number of seconds")
+    if not math.isfinite(value) or not 0 < value <= MAX_SECONDS:
+        raise typer.BadParameter(f"{value} is not a number of seconds in (0, {MAX_SECONDS:g}]")
     return value
 
 
@@ -74,21 +78,49 @@ def _one_value_per_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+_FD_PATH = re.compile(r"/dev/(stdout|stderr)|/dev/fd/(\d+)|/proc/self/fd/(\d+)")
+
+
+def _open_descriptor(path: str) -> int | None:
+    """The descriptor a path such as ``/dev/stdout`` names, or None."""
+    m = _FD_PATH.fullmatch(path)
+    if m is None:
+        return None
+    if m.group(1):
+        return 1 if m.group(1) == "stdout" else 2
+    return int(m.group(2) or m.group(3))
+
+
 def write_text_atomic(path: Path, text: str, *, mode: int = 0o644) -> None:
     """Write ``text`` to ``path`` via a temporary file and rename: never half-written.
 
-    A symbolic link is followed (its target is replaced, the link kept); a path that is
-    not a regular file (``/dev/stdout``, a FIFO, a device) is written to as it is, since
-    there is no file to replace (renaming over it would replace the device itself).
+    ``/dev/stdout``, ``/dev/stderr``, ``/dev/fd/N`` and ``/proc/self/fd/N`` are written to
+    the open descriptor (whatever it is: a pipe, a terminal, a file opened for appending).
+    A symbolic link is followed (its target is replaced, the link kept). A path that is not
+    a regular file (a FIFO, a device) is written into, since there is no file to replace
+    (renaming over it would replace the device itself).
 
     Raises:
         OutputError: the file cannot be written ("cannot write PATH: reason"); ``path`` is
             left as it was and no temporary file remains.
     """
+    fd = _open_descriptor(str(path))
+    if fd is not None:
+        try:
+            if fd in (1, 2):  # what was printed before comes first
+                (sys.stdout if fd == 1 else sys.stderr).flush()
+            data = memoryview(text.encode("utf-8"))
+            for _ in range(len(data) + 1):  # each write takes at least one byte
+                if not data:
+                    break
+                data = data[os.write(fd, data) :]
+        except OSError as e:
+            raise OutputError.writing(path, e) from e
+        return
     real = Path(os.path.realpath(path))
     if real.exists() and not real.is_file() and not real.is_dir():
         try:
-            with open(real, "w", encoding="utf-8") as f:
+            with open(path, "w", encoding="utf-8") as f:
                 f.write(text)
         except OSError as e:
             raise OutputError.writing(path, e) from e

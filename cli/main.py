@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -50,6 +51,9 @@ app.command("checkpoint")(checkpoint_cmd.checkpoint)
 app.add_typer(evidence_cmd.app, name="evidence")
 
 
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
 def one_line(text: str) -> str:
     """``text`` with its control characters escaped (a code holding a newline or a NUL is
     named in a refusal): the error stays one line on the terminal."""
@@ -60,13 +64,15 @@ def one_line(text: str) -> str:
 
 def run() -> None:
     """Console entry point: one line on stderr and a non-zero exit for any LedgerError, or
-    for output that cannot be written (a full disk: exit 2; a closed pipe, as ``| head``
-    makes: quietly, 141 as if by SIGPIPE)."""
+    for output that cannot be written (a full disk: exit 2). A closed pipe (``| head``)
+    ends the command quietly: exit 1 where click or rich notice it while printing, 141 (as
+    if by SIGPIPE) where only the last flush does."""
     try:
         try:
             app()
-        finally:
+        except SystemExit:  # click ends every command so, success or not
             sys.stdout.flush()  # here, not at exit: a failed write is this run's error
+            raise
     except LedgerError as e:
         err_console.print(f"error: {one_line(str(e))}", markup=False, soft_wrap=True)
         sys.exit(e.exit_code)
@@ -76,9 +82,13 @@ def run() -> None:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush at exit
         sys.exit(141)
-    except OSError as e:  # commands name their own files; what is left is the output
-        where = f"{e.filename}: " if e.filename is not None else "cannot write the output: "
-        err_console.print(f"error: {where}{e.strerror or e}", markup=False)
+    except OSError as e:  # commands name their own files and nodes; what is left is output
+        if e.filename is None and e.errno in _OUTPUT_ERRNOS:
+            line = f"cannot write the output: {e.strerror}"
+        else:
+            where = f"{e.filename}: " if e.filename is not None else ""
+            line = f"{where}{e.strerror or e}"
+        err_console.print(f"error: {one_line(line)}", markup=False)
         sys.exit(2)
 
 

@@ -150,7 +150,10 @@ def verify(
     genesis: Annotated[Path, typer.Option("--genesis", help="The consortium's genesis.json.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Verify every signature offline. Exit 0 only if all are valid member signatures."""
+    """Verify an envelope offline as a node would admit it today: every signature a valid
+    member signature, the record's schema, role and new-record rules. Exit 0 only if so.
+    (A record committed before a rule was added is checked by `suyuan verify` on its
+    proof bundle, which applies the rules of a committed record.)"""
     g = Genesis.load(genesis)
     try:
         v = verify_envelope(load_envelope(envelope), g)

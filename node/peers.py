@@ -40,8 +40,8 @@ GRPC_OPTIONS = [
     # a restarted peer is redialled within a second: gRPC's default reconnect backoff grows
     # to 120 s, and an RPC on a channel in backoff fails at once without trying (seen: a
     # node reconnected 2.5 minutes after its peer came back, while the others took 1 s)
+    # (not grpc.min_reconnect_backoff_ms: gRPC reads it as the shortest connect timeout)
     ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1_000),
 ]
 _QUEUE_LIMIT = 20_000

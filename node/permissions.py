@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from node import textrules
+
 _ALL_WRITERS = ("enterprise", "association", "regulator", "inspector")
 
 _PRODUCERS = ("enterprise", "association")
@@ -130,8 +132,9 @@ _CANONICAL = {
 def cbv_lookalike(value: str, kind: str) -> str:
     """The CBV word (``kind`` "bizstep" or "disp") that ``value`` spells in some other way
     than CBV's three (bare word, URN, GS1 web URI): other case, spaces around, ``http:``,
-    a lower-case ``bizstep-``; "" when ``value`` is a proper spelling or names no CBV word
-    (a custom URI is the extension EPCIS allows)."""
+    a lower-case ``bizstep-``, hidden or full-width characters (``node.textrules``, the
+    same on every node); "" when ``value`` is a proper spelling or names no CBV word (a
+    custom URI is the extension EPCIS allows)."""
     words = CBV_STEPS if kind == "bizstep" else CBV_DISPOSITIONS
     urn, web = _CANONICAL[kind]
     for prefix in (urn, web):
@@ -139,7 +142,7 @@ def cbv_lookalike(value: str, kind: str) -> str:
             return ""
     if value in words:
         return ""
-    loose = value.strip().lower()
+    loose = textrules.plain(value).strip().lower()  # hidden and full-width characters too
     for prefix in (urn, web.lower(), web.lower().replace("https://", "http://", 1)):
         if loose.startswith(prefix):
             loose = loose[len(prefix) :]

@@ -50,7 +50,7 @@ log = logging.getLogger("suyuan.sync")
 LOOKAHEAD = 4
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(TraceRecord))
 _CODES_FIELDS = tuple(f.name for f in dataclasses.fields(EventCodes))
-_CODES_SLOTS = (*_CODES_FIELDS, "all")  # "all": the cached_property's slot, filled ahead
+_CODES_SLOTS = (*_CODES_FIELDS, "all")  # "all": the cached attribute's slot, filled ahead
 _ROLES = 4 + len(_RECORD_FIELDS)  # a decoded row's codes by role; its leaf hash follows
 
 
@@ -136,7 +136,7 @@ def _rebuild_rows(rows: list[Any], block: types_pb2.Block) -> list[VerifiedRecor
         rec = new(TraceRecord)
         d = rec.__dict__
         d.update(zip(_RECORD_FIELDS, row[4:_ROLES], strict=True))
-        if row[_ROLES] is not None:  # the cached_property's slot
+        if row[_ROLES] is not None:  # the cached attribute's slot (node.cached)
             codes = d["roles"] = new(EventCodes)
             codes.__dict__.update(zip(_CODES_SLOTS, row[_ROLES], strict=True))
         v = new(VerifiedRecord)

@@ -152,3 +152,24 @@ def test_error_lines_escape_control_characters():
     assert one_line("code 'a\nb\x00c' unknown") == "code 'a\\nb\\x00c' unknown"
     assert one_line("猪肉 批次 7") == "猪肉 批次 7"
     assert one_line("x\u200by") == "x\\u200by"
+
+
+def test_dev_stdout_is_written_to_the_descriptor_not_replaced(tmp_path):
+    # realpath('/dev/stdout') is the file stdout was redirected to: the rename replaced it
+    # (an appended log lost its earlier lines), and a pipe's realpath cannot be opened
+    import subprocess
+    import sys
+
+    code = (
+        "from pathlib import Path; from cli.common import write_text_atomic; "
+        "print('before', flush=True); write_text_atomic(Path('/dev/stdout'), 'out\\n')"
+    )
+    log = tmp_path / "log.txt"
+    log.write_text("old\n")
+    with open(log, "a") as f:
+        subprocess.run([sys.executable, "-c", code], stdout=f, check=True, timeout=60)
+    assert log.read_text() == "old\nbefore\nout\n"
+    piped = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert piped.stdout == "before\nout\n"

@@ -1,0 +1,39 @@
+"""Identifier text rules that give one answer on every node, whatever its Python.
+
+``unicodedata`` follows the Unicode version of the running Python (3.11: 14.0, 3.12: 15.0),
+so a rule built on it could accept a record on one validator and refuse it on another.
+These rules read ``unicodedata.ucd_3_2_0`` instead: Unicode 3.2, frozen in every Python
+(IDNA uses it). A character Unicode 3.2 does not assign is refused in an identifier, so a
+later Unicode version cannot change an answer.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+_UCD = unicodedata.ucd_3_2_0
+
+#: Categories that show nothing (or only space) where they stand: format characters,
+#: spaces and separators, controls; and what Unicode 3.2 leaves unassigned.
+_HIDDEN_CATEGORIES = frozenset({"Cf", "Zs", "Zl", "Zp", "Cc", "Cn", "Co", "Cs"})
+#: Invisible characters that Unicode 3.2 files under other categories.
+_HIDDEN_CHARS = frozenset("\u00ad\u034f\u115f\u1160\u3164\uffa0\u180e")
+
+
+def hidden_char(text: str) -> str:
+    """The first character of ``text`` that shows nothing or is not in Unicode 3.2 (an
+    ASCII space counts as visible), or ""."""
+    for ch in text:
+        if ch != " " and (ch in _HIDDEN_CHARS or _UCD.category(ch) in _HIDDEN_CATEGORIES):
+            return ch
+    return ""
+
+
+def plain(text: str) -> str:
+    """``text`` without its hidden characters, NFKC-normalised under Unicode 3.2 (full-width
+    and compatibility forms become their plain characters)."""
+    visible = "".join(c for c in text if c == " " or not hidden_char(c))
+    return _UCD.normalize("NFKC", visible)
+
+
+__all__ = ["hidden_char", "plain"]
