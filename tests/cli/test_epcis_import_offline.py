@@ -12,12 +12,17 @@ from tests.cli.helpers import suyuan
 from tests.fixtures import genesis, key, object_event
 
 
-def test_unreachable_node_stops_at_the_first_event(tmp_path: Path) -> None:
+def _three_events(tmp_path: Path) -> None:
+    """genesis g.json, farm.key and doc.jsonld (three commissioning events) in tmp_path."""
     (tmp_path / "g.json").write_text(genesis().to_json())
     write_key_file(tmp_path / "farm.key", key("farm"), None)
     events = [object_event([f"urn:x:{i}"]) for i in range(3)]
     doc = {"type": "EPCISDocument", "epcisBody": {"eventList": events}}
     (tmp_path / "doc.jsonld").write_text(json.dumps(doc))
+
+
+def test_unreachable_node_stops_at_the_first_event(tmp_path: Path) -> None:
+    _three_events(tmp_path)
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -39,11 +44,7 @@ def test_unreachable_node_stops_at_the_first_event(tmp_path: Path) -> None:
 
 
 def test_dry_run_says_nothing_was_imported(tmp_path: Path) -> None:
-    (tmp_path / "g.json").write_text(genesis().to_json())
-    write_key_file(tmp_path / "farm.key", key("farm"), None)
-    events = [object_event([f"urn:x:{i}"]) for i in range(3)]
-    doc = {"type": "EPCISDocument", "epcisBody": {"eventList": events}}
-    (tmp_path / "doc.jsonld").write_text(json.dumps(doc))
+    _three_events(tmp_path)
     args = ("epcis", "import", "doc.jsonld", "--key", "farm.key", "--genesis", "g.json")
     r = suyuan(*args, "--dry-run", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
