@@ -236,7 +236,7 @@ def _override_configs(man: mf.Manifest, opts: BenchOptions) -> None:
             cfg = replace(cfg, mempool=MempoolConfig(opts.mempool_records, cfg.mempool.max_bytes))
         if opts.proposal_wait_ms is not None:
             cfg = replace(cfg, consensus=ConsensusConfig(opts.proposal_wait_ms))
-        mf.write_atomic(n.config, cfg.to_toml())
+        mf.write_atomic(n.config, mf.config_text(man, n.index, cfg))
 
 
 def _status(address: str, timeout: float = STATUS_TIMEOUT_S) -> Any:

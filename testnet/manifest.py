@@ -176,6 +176,10 @@ class Manifest:
         entries = tuple(NodeEntry.from_dict(n, f"{path}: nodes[{i}]") for i, n in enumerate(nodes))
         if [n.index for n in entries] != list(range(len(entries))):
             raise ConfigError(f"{path}: node indexes must be 0..{len(entries) - 1} in order")
+        # a node's files are where this folder has them, whatever paths were recorded: a
+        # testnet copied or moved elsewhere must never reach (or delete) the original's
+        d = directory.resolve()
+        entries = tuple(_at(n, d) for n in entries)
         members = doc.get("members", list(DEMO_MEMBERS))
         if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
             raise ConfigError(f"{path}: field 'members' must be a list of names")
@@ -229,6 +233,52 @@ def node_config(man: Manifest, index: int) -> NodeConfig:
     )
 
 
+def _node_paths(d: Path, index: int) -> tuple[Path, Path, Path]:
+    """Node ``index``'s config, data folder and log inside the testnet folder ``d``."""
+    return d / "configs" / f"node{index}.toml", d / f"node{index}", d / f"node{index}" / "node.log"
+
+
+def _at(n: NodeEntry, d: Path) -> NodeEntry:
+    config, data_dir, log = _node_paths(d, n.index)
+    return replace(n, config=config, data_dir=data_dir, log=log)
+
+
+def config_text(man: Manifest, index: int, config: NodeConfig | None = None) -> str:
+    """Node ``index``'s config file (``config``, default ``node_config``), its paths relative
+    to the file's folder (``configs/``), so that the testnet folder may be moved or copied
+    and stay self-contained."""
+    c = config or node_config(man, index)
+    here = man.dir / "configs"
+    return replace(
+        c,
+        key_file=Path(os.path.relpath(c.key_file, here)),
+        genesis=Path(os.path.relpath(c.genesis, here)),
+        data_dir=Path(os.path.relpath(c.data_dir, here)),
+    ).to_toml()
+
+
+def check_configs(man: Manifest) -> None:
+    """Refuse to start nodes whose config files point outside this testnet's folder (a
+    testnet copied or moved before configs were written with relative paths).
+
+    Raises:
+        InputError: names the config and where it points.
+    """
+    for n in man.nodes:
+        if not n.config.is_file():
+            continue  # the start names a missing config itself
+        c = NodeConfig.load(n.config)
+        for what, got, want in (
+            ("data_dir", c.data_dir, n.data_dir),
+            ("genesis", c.genesis, man.genesis),
+        ):
+            if got.resolve() != want.resolve():
+                raise InputError(
+                    f"{n.config}: {what} is {got}, not this testnet's {want} (was the folder "
+                    "copied or moved?); `suyuan testnet up --fresh` makes a new testnet here"
+                )
+
+
 def plan(directory: Path, nodes: int, base_port: int, chain_id: str) -> Manifest:
     """The manifest a new testnet would have (no files written)."""
     if not 1 <= nodes <= MAX_NODES:
@@ -244,9 +294,9 @@ def plan(directory: Path, nodes: int, base_port: int, chain_id: str) -> Manifest
             index=i,
             member=validator_name(i),
             address=f"127.0.0.1:{base_port + i}",
-            config=d / "configs" / f"node{i}.toml",
-            data_dir=d / f"node{i}",
-            log=d / f"node{i}" / "node.log",
+            config=_node_paths(d, i)[0],
+            data_dir=_node_paths(d, i)[1],
+            log=_node_paths(d, i)[2],
         )
         for i in range(nodes)
     )
@@ -258,13 +308,19 @@ def create(
     nodes: int,
     base_port: int = DEFAULT_BASE_PORT,
     chain_id: str = DEFAULT_CHAIN_ID,
+    *,
+    replacing: bool = False,
 ) -> Manifest:
     """Write keys, genesis, configs, data folders and the manifest of a new testnet.
+
+    ``replacing``: the folder held a testnet whose files were just removed (``--fresh``);
+    files the testnet did not write (a saved proof, notes) are left where they are.
 
     Raises:
         InputError: ``directory`` is not new or empty, or the arguments are out of range.
     """
-    check_dir_usable(directory)
+    if not replacing:
+        check_dir_usable(directory)
     if is_testnet_dir(directory):
         raise InputError(f"{directory}: already holds a testnet")
     man = plan(directory, nodes, base_port, chain_id)
@@ -287,7 +343,7 @@ def create(
     write_atomic(man.genesis, genesis.to_json())
     for n in man.nodes:
         n.data_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(n.config, node_config(man, n.index).to_toml())
+        write_atomic(n.config, config_text(man, n.index))
     man.save()
     return man
 

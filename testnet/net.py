@@ -172,10 +172,10 @@ def _up(
                 f"{', '.join(map(str, running))}); run `suyuan testnet down --dir {directory}`"
             )
         if fresh:
+            shape = (nodes or DEFAULT_NODES, base_port or mf.DEFAULT_BASE_PORT, chain_id)
+            mf.plan(directory, *shape)  # bad arguments are refused before anything is deleted
             _wipe(man)
-            man = mf.create(
-                directory, nodes or DEFAULT_NODES, base_port or mf.DEFAULT_BASE_PORT, chain_id
-            )
+            man = mf.create(directory, *shape, replacing=True)
         else:
             _check_same_shape(man, nodes, base_port)
     else:
@@ -329,6 +329,7 @@ def busy_addresses(addresses: list[str]) -> list[str]:
 
 
 def _start_and_wait(man: Manifest, indexes: list[int], timeout: float) -> Manifest:
+    mf.check_configs(man)  # a copied or moved folder's old configs point at the original
     started: list[NodeEntry] = []
     ok = False
     try:
@@ -418,8 +419,14 @@ def _check_same_shape(man: Manifest, nodes: int | None, base_port: int | None) -
 
 
 def _wipe(man: Manifest) -> None:
-    """Delete only what the testnet wrote (``Manifest.owned_paths``)."""
-    for p in man.owned_paths():
+    """Delete only what the testnet wrote (``Manifest.owned_paths``), and nothing outside
+    its folder whatever a manifest says (checked for every path before any is deleted)."""
+    inside = Path(os.path.abspath(man.dir))
+    paths = [Path(os.path.abspath(p)) for p in man.owned_paths()]
+    for p in paths:
+        if p == inside or not p.is_relative_to(inside):
+            raise InputError(f"{p}: outside the testnet folder {inside}; nothing was deleted")
+    for p in paths:
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)
         else:

@@ -41,8 +41,10 @@ def test_create_writes_keys_genesis_configs_and_manifest(tmp_path):
         assert cfg.member == f"validator{n.index}"
         assert cfg.listen == f"127.0.0.1:{31000 + n.index}" == n.address
         assert set(cfg.peers) == {m.address for m in man.nodes} - {n.address}
-        assert cfg.data_dir == d.resolve() / f"node{n.index}" == n.data_dir
-        assert cfg.genesis == d.resolve() / "genesis.json"
+        assert cfg.data_dir.resolve() == d.resolve() / f"node{n.index}" == n.data_dir
+        assert cfg.genesis.resolve() == d.resolve() / "genesis.json"
+        # written relative to the config's folder: the testnet folder can move
+        assert '"../genesis.json"' in n.config.read_text()
         assert load_key_file(cfg.key_file).name == cfg.member
         assert n.data_dir.is_dir()
         assert n.log == n.data_dir / "node.log"

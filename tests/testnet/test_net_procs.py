@@ -7,6 +7,7 @@ recorded, health waited for, faults applied by index, and nothing left running.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -101,6 +102,57 @@ def test_fresh_replaces_a_stopped_testnet(tmp_path, fake_nodes):
     assert (d / "genesis.json").read_text() != before
     net.down(d)
     assert not any(pid_alive(p) for p in fake_nodes)
+
+
+def test_fresh_keeps_files_it_did_not_write_and_checks_arguments_first(tmp_path, fake_nodes):
+    # it deleted the testnet, then refused the folder for the user's file, leaving neither
+    d = tmp_path / "net"
+    net.up(d, 1, free_base_port(1), timeout=20)
+    net.down(d)
+    (d / "proof.json").write_text("mine")
+    old = (d / "genesis.json").read_text()
+    with pytest.raises(InputError, match="--nodes must be between"):
+        net.up(d, 1000, fresh=True, timeout=5)
+    assert (d / "genesis.json").read_text() == old  # bad arguments: nothing deleted
+    net.up(d, 1, free_base_port(1), fresh=True, timeout=20)
+    assert (d / "proof.json").read_text() == "mine"
+    assert (d / "genesis.json").read_text() != old
+    net.down(d)
+
+
+def test_a_copied_or_moved_testnet_is_self_contained(tmp_path, fake_nodes):
+    # the manifest and configs held absolute paths: --fresh on a copy deleted the
+    # original's ledger, and a moved testnet started nodes on the old folder's data
+    a = tmp_path / "a"
+    net.up(a, 2, free_base_port(2), timeout=20)
+    net.down(a)
+    (a / "node0" / "ledger-marker").write_text("a's data")
+    shutil.copytree(a, tmp_path / "b")
+    b = tmp_path / "b"
+    net.up(b, 2, free_base_port(2), fresh=True, timeout=20)
+    net.down(b)
+    assert (a / "node0" / "ledger-marker").read_text() == "a's data"
+    assert Manifest.load(a).nodes[0].data_dir == (a / "node0").resolve()
+    moved = tmp_path / "moved"
+    a.rename(moved)
+    man = net.up(moved, timeout=20)  # its configs name files relative to themselves
+    assert all(str(n.data_dir).startswith(str(moved.resolve())) for n in man.nodes)
+    net.down(moved)
+    assert not a.exists()
+
+
+def test_old_absolute_configs_of_a_copy_are_refused(tmp_path, fake_nodes):
+    a = tmp_path / "a"
+    man = net.up(a, 1, free_base_port(1), timeout=20)
+    net.down(a)
+    cfg = man.nodes[0].config
+    text = cfg.read_text().replace('"../node0"', f'"{a.resolve() / "node0"}"')
+    cfg.write_text(text.replace('"../genesis.json"', f'"{a.resolve() / "genesis.json"}"'))
+    shutil.copytree(a, tmp_path / "b")
+    with pytest.raises(InputError, match=r"not this testnet's .* copied or moved"):
+        net.up(tmp_path / "b", timeout=20)
+    net.up(a, timeout=20)  # in its own folder the absolute paths are its own
+    net.down(a)
 
 
 def test_a_node_that_exits_fails_up_with_its_log_and_stops_the_others(
