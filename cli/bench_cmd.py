@@ -52,7 +52,10 @@ def bench(
         bool, typer.Option("--reuse", help="Run on the (stopped) testnet already in --dir.")
     ] = False,
     base_port: Annotated[
-        int | None, typer.Option("--base-port", help="First node port (default: a free one).")
+        int | None,
+        typer.Option(
+            "--base-port", min=1024, max=65535, help="First node port (default: a free one)."
+        ),
     ] = None,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the testnet running.")] = False,
     prefill: Annotated[
@@ -137,6 +140,8 @@ def bench(
         print_json(report)
     else:
         console.print(_summary(report))
+    if report.get("warning"):
+        err_console.print(f"warning: {report['warning']}", markup=False)
 
 
 def _fmt(v: Any, spec: str = ",.0f") -> str:
@@ -152,7 +157,12 @@ def _summary(r: dict[str, Any]) -> Table:
     t.add_column("value")
     lat = r["latency_ms"]
     rows = [
-        ("committed records/s (steady window)", _fmt(r["committed_rps"])),
+        (
+            "committed records/s (steady window)"
+            if r.get("steady", True)
+            else "committed records/s (whole run: too short for a steady window)",
+            _fmt(r["committed_rps"]),
+        ),
         ("commit latency p50/p95/p99 ms", " / ".join(_fmt(lat[k]) for k in ("p50", "p95", "p99"))),
         ("committed / accepted / sent", f"{r['committed']:,} / {r['accepted']:,} / {r['sent']:,}"),
         ("RESOURCE_EXHAUSTED", f"{r['resource_exhausted']:,}"),

@@ -71,6 +71,7 @@ def list_(
         evs = client.list_evidence()
     resp = services_pb2.ListEvidenceResponse(evidence=evs)
     doc = json_format.MessageToDict(resp, preserving_proto_field_name=True)
+    doc.setdefault("evidence", [])  # an empty listing says so: {"evidence": []}, not {}
     if out is not None:
         write_text_atomic(out, json.dumps(doc, indent=2) + "\n")
     if as_json:
@@ -100,8 +101,10 @@ def verify(
         evs = parse_evidence_json(data)
     except InputError as e:
         raise InputError(f"{file}: {e}") from e
-    if not evs:
-        raise InputError(f"{file}: holds no evidence")
+    if not evs:  # nothing proven: not a success (an honest chain's listing is empty)
+        if as_json:
+            print_json({"valid": False, "evidence": []})
+        raise InputError(f"{file}: holds no evidence (nothing to verify)")
     vs = ValidatorSet.from_pairs(g.validator_keys())
     results = []
     for ev in evs:

@@ -68,7 +68,12 @@ def up(
     directory: DirOpt = None,
     base_port: Annotated[
         int | None,
-        typer.Option("--base-port", help="Node i listens on 127.0.0.1:(P+i) (default 26650)."),
+        typer.Option(
+            "--base-port",
+            min=1024,
+            max=65535,
+            help="Node i listens on 127.0.0.1:(P+i) (default 26650).",
+        ),
     ] = None,
     chain_id: Annotated[str, typer.Option("--chain-id", help="Chain id of a new testnet.")] = (
         DEFAULT_CHAIN_ID

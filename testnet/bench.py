@@ -52,6 +52,9 @@ from testnet import net, procs
 from testnet.machine import ceiling, machine_description, measure_verify_per_core
 
 SAMPLE_S = 0.5
+#: A steady window shorter than this holds a few blocks at most (commits come every
+#: 0.3-0.5 s under load): its rate is then the whole run's, with a warning.
+MIN_STEADY_S = 3.0
 STATUS_TIMEOUT_S = 5.0
 # how often the catch-up phase asks the restarted node's log size: the catch-up time is
 # over-counted by up to this much (a Status answer costs the node well under 1 ms)
@@ -407,8 +410,18 @@ def analyse_load(doc: dict[str, Any], seconds: float | None) -> dict[str, Any]:
     dropped = sum(b["dropped"] for b in batches)
     unanswered = sum(b["n"] for b in batches if b["t_admit"] is None)
     last_commit = max((t for t, _ in commits), default=doc["start"])
+    overall = committed / (last_commit - doc["start"]) if last_commit > doc["start"] else 0.0
+    steady = w.seconds >= MIN_STEADY_S
+    warning = (
+        ""
+        if steady
+        else f"run too short for a steady window ({w.seconds:.2f} s, {w.records} records): "
+        "committed_rps is the whole run's rate; give more --records or a longer --seconds"
+    )
     return {
-        "committed_rps": w.rate,
+        "committed_rps": w.rate if steady else overall,
+        "steady": steady,
+        "warning": warning,
         "window": {"start": w.start, "end": w.end, "seconds": w.seconds, "records": w.records},
         "latency_ms": {
             f"p{q}": (st.weighted_percentile(lat, q) if lat else None) for q in (50, 95, 99)
@@ -427,9 +440,7 @@ def analyse_load(doc: dict[str, Any], seconds: float | None) -> dict[str, Any]:
         "achieved_send_rps": sent / (doc["end_send"] - doc["start"])
         if doc["end_send"] > doc["start"]
         else None,
-        "overall_rps": committed / (last_commit - doc["start"])
-        if last_commit > doc["start"]
-        else 0.0,
+        "overall_rps": overall,
         "sign_seconds": doc["sign_seconds"],
         "record_bytes": doc["record_bytes"],
         "envelope_bytes": doc["envelope_bytes"],
@@ -611,6 +622,8 @@ def run(opts: BenchOptions, progress: Progress = _noop) -> BenchReport:
             "offered_rate": opts.rate,
             "achieved_send_rps": load["achieved_send_rps"],
             "overall_rps": load["overall_rps"],
+            "steady": load["steady"],
+            "warning": load["warning"],
             "batch": opts.batch,
             "window_batches": opts.window,
             "steady_window": w,

@@ -93,6 +93,8 @@ def test_get_refuses_a_bad_record_id(tmp_path):
         (("testnet", "down", "--timeout", "0"), "--timeout"),
         (("trace", "back", "x", "--limit", "-1"), "--limit"),
         (("trace", "forward", "x", "--max-depth", str(2**32)), "--max-depth"),
+        (("testnet", "up", "--dir", "net", "--base-port", "0"), "--base-port"),
+        (("bench", "--base-port", "0"), "--base-port"),
     ],
 )
 def test_out_of_range_options_are_usage_errors(tmp_path, args, option):

@@ -91,3 +91,34 @@ def test_token_bucket_saves_at_most_burst_and_unlimited() -> None:
     assert b.delay(50, 100.0) == pytest.approx(0.5)
     u = TokenBucket(rate=0.0, burst=1.0, now=0.0)
     assert all(u.delay(10_000, 0.0) == 0.0 for _ in range(10))
+
+
+def _load_doc(commit_times: list[float], end_send: float) -> dict:
+    batch = {"t_send": 0.0, "t_admit": 0.01, "n": 200, "accepted": 200, "dropped": 0,
+             "codes": {"0": 200}}  # fmt: skip
+    return {
+        "start": 0.0,
+        "end_send": end_send,
+        "rate": 0.0,
+        "batches": [dict(batch, t_commit=t, committed=200) for t in commit_times],
+        "sign_seconds": 1.0,
+        "record_bytes": 400,
+        "envelope_bytes": 560,
+        "errors": [],
+        "unacked_ids": [],
+    }
+
+
+def test_a_run_too_short_for_a_steady_window_reports_the_whole_run() -> None:
+    # 5,000 records sent at once gave a window of 0.1 ms and a rate of 0, or (without
+    # --seconds) 4,000 records in 0.3 s, above the ceiling
+    from testnet.bench import analyse_load
+
+    short = analyse_load(_load_doc([1.0 + 0.05 * i for i in range(25)], 0.001), seconds=5)
+    assert short["steady"] is False
+    assert short["committed_rps"] == short["overall_rps"] == 5000 / 2.2
+    assert "too short for a steady window" in short["warning"]
+    long = analyse_load(_load_doc([0.5 * i + 0.25 for i in range(40)], 20.0), seconds=20)
+    assert long["steady"] is True
+    assert long["warning"] == ""
+    assert long["committed_rps"] == 400.0  # 16 s window, 32 batches of 200
