@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from testnet import bench_stats as st
@@ -93,7 +95,7 @@ def test_token_bucket_saves_at_most_burst_and_unlimited() -> None:
     assert all(u.delay(10_000, 0.0) == 0.0 for _ in range(10))
 
 
-def _load_doc(commit_times: list[float], end_send: float) -> dict:
+def _load_doc(commit_times: list[float], end_send: float) -> dict[str, Any]:
     batch = {"t_send": 0.0, "t_admit": 0.01, "n": 200, "accepted": 200, "dropped": 0,
              "codes": {"0": 200}}  # fmt: skip
     return {
