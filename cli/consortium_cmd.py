@@ -107,5 +107,8 @@ def init(
     if as_json:
         print_json({"chain_id": chain_id, "genesis_hash": genesis.hash.hex(), "file": str(out)})
     else:
-        console.print(f"chain {chain_id}: {len(members)} members, {len(validator)} validators")
+        nv = len(validator)
+        console.print(
+            f"chain {chain_id}: {len(members)} members, {nv} validator{'' if nv == 1 else 's'}"
+        )
         console.print(f"chain identity (SHA-256 of {out}): {genesis.hash.hex()}")
