@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import gc
 import logging
 import os
@@ -102,8 +103,46 @@ def tune_gc() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, g1, g2)
 
 
+def lock_data_dir(data_dir: Path) -> int:
+    """Take ``data_dir/node.lock`` exclusively for this process's lifetime; returns the
+    open descriptor (the lock lasts while it is open, and ends with the process).
+
+    Two node processes on one store would run consensus as one validator and sign twice
+    (evidence against an honest validator), and each would corrupt the other's view.
+
+    Raises:
+        ConfigError: another live process holds the lock (named by its ``node.pid``).
+    """
+    path = data_dir / "node.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise ConfigError(f"data_dir: cannot open {path} ({e.strerror})") from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        os.close(fd)
+        try:
+            holder = (data_dir / "node.pid").read_text().strip() or "unknown"
+        except OSError:
+            holder = "unknown"
+        raise ConfigError(
+            f"data_dir: {data_dir} is in use by another node process (PID {holder}); "
+            "one store, one process: a second would sign as the same validator twice"
+        ) from e
+    return fd
+
+
 async def serve(config: NodeConfig) -> None:
     genesis, key = check_start(config)
+    lock = lock_data_dir(config.data_dir)  # before the store is opened or anything written
+    try:
+        await _serve(config, genesis, key)
+    finally:
+        os.close(lock)
+
+
+async def _serve(config: NodeConfig, genesis: Genesis, key: KeyPair) -> None:
     tune_gc()
     store = Store.open(data_path(config), genesis.hash, extra_dbs=EXTRA_DBS)
     node = Node(config, genesis, key, store)

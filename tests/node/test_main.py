@@ -114,3 +114,33 @@ def test_tune_gc_collects_young_objects_rarely_and_freezes_startup_objects() -> 
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_a_data_dir_serves_one_node_process(tmp_path: Path) -> None:
+    # a second process on a live node's store started, ran consensus as the same validator
+    # (evidence of a double vote against it) and deleted the first one's node.pid
+    import os
+    import subprocess
+    import sys
+
+    from node.main import lock_data_dir
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "node.pid").write_text("4242\n")
+    fd = lock_data_dir(data)
+    try:
+        with pytest.raises(ConfigError, match=r"in use by another node process \(PID 4242\)"):
+            lock_data_dir(data)
+        code = (
+            "from pathlib import Path; from node.main import lock_data_dir; "
+            f"lock_data_dir(Path({str(data)!r}))"
+        )
+        other = subprocess.run(  # another process, as a second `suyuan node start` would be
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert other.returncode != 0
+        assert "in use by another node process" in other.stderr
+    finally:
+        os.close(fd)
+    os.close(lock_data_dir(data))  # free again once the holder is gone
