@@ -117,6 +117,9 @@ class NodeConfig:
             _check_address(p, f"peers[{i}]")
         if listen in peers:
             raise ConfigError("field 'peers' lists this node's own listen address")
+        if len(set(peers)) != len(peers):
+            twice = next(p for p in peers if peers.count(p) > 1)
+            raise ConfigError(f"field 'peers' lists {twice} twice")
         return cls(
             member=doc["member"],
             key_file=_path(base, doc["key_file"]),

@@ -45,6 +45,7 @@ GRPC_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", 1_000),
 ]
 _QUEUE_LIMIT = 20_000
+REFUSED_RETRY_S = 30.0  # a peer refused for its chain or member is asked again this often
 _MAX_BATCH_RECORDS = 2_000
 
 
@@ -92,6 +93,7 @@ class PeerLink:
         self.info = PeerInfo(address)
         self._hello = hello
         self._on_connect = on_connect
+        self._problem = ""  # the last reason this peer was refused (logged once)
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=_QUEUE_LIMIT)
         self._channel = grpc.aio.insecure_channel(address, options=GRPC_OPTIONS)
         self.stub = services_pb2_grpc.PeerStub(self._channel)
@@ -191,11 +193,35 @@ class PeerLink:
                 self.info.sent += len(parts)
                 yield b"".join(parts)
 
+    def _refusal(self, reply: services_pb2.Hello) -> str:
+        """Why this node must not link to a peer that answered ``reply``, or ""."""
+        if reply.genesis_hash != self._hello.genesis_hash:
+            return (
+                f"peer {self.address} is on another chain (genesis "
+                f"{bytes(reply.genesis_hash).hex()}, this node's {self._hello.genesis_hash.hex()}):"
+                " not linking to it"
+            )
+        if reply.member and reply.member == self._hello.member:
+            return (
+                f"peer {self.address} answers as {reply.member!r}, this node's own member: two "
+                "processes run one member's key (one would sign twice); not linking to it"
+            )
+        return ""
+
     async def _run(self) -> None:
         backoff = 0.05
         while not self._stopping:
             try:
                 reply = await self.stub.PeerStatus(self._hello, timeout=2.0)
+                problem = self._refusal(reply)
+                if problem:  # said once, then retried slowly: the operator must act
+                    if problem != self._problem:
+                        log.error("%s", problem)
+                        self._problem = problem
+                    self.info.connected = False
+                    await asyncio.sleep(REFUSED_RETRY_S)
+                    continue
+                self._problem = ""
                 self.info.member = reply.member
                 self.info.height = reply.height
                 self.info.connected = True

@@ -41,3 +41,17 @@ def test_sync_helper_threshold_defaults_and_round_trips(tmp_path: Path) -> None:
 def test_bad_sync_section_names_the_field(tmp_path: Path, sync: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         NodeConfig.from_dict({**BASE, "sync": sync}, base=tmp_path)
+
+
+def test_a_peer_listed_twice_is_refused(tmp_path):
+    # a duplicate entry linked to the same peer twice
+    doc = {
+        "member": "v0",
+        "key_file": "k",
+        "genesis": "g",
+        "data_dir": "d",
+        "listen": "127.0.0.1:26650",
+        "peers": ["127.0.0.1:26651", "127.0.0.1:26651"],
+    }
+    with pytest.raises(ConfigError, match=r"lists 127\.0\.0\.1:26651 twice"):
+        NodeConfig.from_dict(doc, base=tmp_path)
