@@ -286,6 +286,20 @@ def _check_block(b: BlockWrite) -> None:
         raise InputError(f"block {b.height}: every leaf hash must be 32 bytes")
 
 
+def _check_file_holds_pages(env: lmdb.Environment, p: Path) -> None:
+    """Refuse a data file shorter than the pages its meta page counts (a truncated copy):
+    reading a page past the end of a mapped file kills the process with SIGBUS, with no
+    message at all."""
+    pages = env.info()["last_pgno"] + 1
+    size = (p / "data.mdb").stat().st_size
+    need = pages * env.stat()["psize"]
+    if size < need:  # (the caller closes ``env``)
+        raise StorageError(
+            f"store at {p} is corrupt: data.mdb holds {size} bytes, its pages need {need} "
+            "(a truncated copy?)"
+        )
+
+
 class Store:
     """The LMDB-backed ledger state of one node. Create with ``Store.open``."""
 
@@ -364,6 +378,7 @@ class Store:
         except lmdb.Error as e:
             raise StorageError(f"cannot open the store at {p}: {e}") from e
         try:
+            _check_file_holds_pages(env, p)
             new = cls._inspect(env, p, genesis_hash, names)
             # Only a new store or one of this chain and version gets here: the sub-databases
             # (and, for a new store, its meta) are created in one write transaction.

@@ -339,6 +339,31 @@ def test_reopen_keeps_everything_and_continues(tmp_path: Path) -> None:
         assert s.log_root(head.log_size) == head.log_root
 
 
+def test_a_truncated_data_file_is_refused_not_a_crash(tmp_path: Path) -> None:
+    # a truncated copy (truncate -s 8192 data.mdb) killed the node with SIGBUS, silently;
+    # run in a child so that a regression is a failed test, not a dead test process
+    import subprocess
+    import sys
+
+    path = tmp_path / "db"
+    with Store.open(path, GENESIS) as s:
+        fill(s, seed=3, blocks=5, max_records=200)
+    with open(path / "data.mdb", "r+b") as f:
+        f.truncate(8192)
+    code = (
+        "import hashlib, sys; from node.store import Store; from node.errors import StorageError\n"
+        "try:\n"
+        f"    Store.open({str(path)!r}, hashlib.sha256(b'genesis').digest(), create=False)\n"
+        "except StorageError as e:\n"
+        "    print(e); sys.exit(4)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert r.returncode == 4, (r.returncode, r.stderr)
+    assert "is corrupt: data.mdb holds 8192 bytes" in r.stdout
+
+
 def test_other_chain_or_version_or_missing_store_refused(tmp_path: Path) -> None:
     path = tmp_path / "db"
     with pytest.raises(StorageError, match="no store"):
