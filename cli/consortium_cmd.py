@@ -15,6 +15,9 @@ from node.genesis import ROLES, ConsensusParams, Genesis, Member
 from node.keys import read_public_info
 from node.permissions import genesis_permissions
 
+#: A new chain's id: what every checkpoint origin (``suyuan/<id>/<genesis>``) can carry.
+CHAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
+
 app = typer.Typer(help="Found a consortium: members, validators, genesis.", no_args_is_help=True)
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -96,6 +99,12 @@ def init(
     """
     if out.exists() and not force:
         raise ConfigError(f"{out}: already exists (use --force to overwrite)")
+    if not CHAIN_ID.fullmatch(chain_id):
+        raise ConfigError(
+            f"--chain-id {chain_id!r}: use 1-64 ASCII letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (it names the chain in every checkpoint and "
+            "signed note, and can never change)"
+        )
     members = [parse_member(m) for m in member]
     params = ConsensusParams(
         timeout_propose_ms=timeout_propose_ms, max_record_bytes=max_record_bytes

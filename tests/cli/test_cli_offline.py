@@ -230,6 +230,22 @@ def test_handoff_cosign_flow(net):
             "unknown role",
         ),
         ([*_INIT, "--out", "genesis.json"], "already exists"),
+        # a chain id no checkpoint could name: the chain ran, and could never be checkpointed
+        (
+            [
+                "consortium",
+                "init",
+                "--chain-id",
+                "a b/ü",
+                "--member",
+                "a:enterprise:farm.key",
+                "--validator",
+                "a",
+                "--out",
+                "g3.json",
+            ],
+            "--chain-id 'a b/ü': use 1-64 ASCII letters",
+        ),
     ],
 )
 def test_bad_input_one_line(net, args, needle):
