@@ -13,7 +13,7 @@ from cli.common import console, print_json, read_json_file, write_text_atomic
 from node.errors import ConfigError
 from node.genesis import ROLES, ConsensusParams, Genesis, Member
 from node.keys import read_public_info
-from node.permissions import genesis_permissions
+from node.permissions import bare_step, cbv_lookalike, genesis_permissions
 
 #: A new chain's id: what every checkpoint origin (``suyuan/<id>/<genesis>``) can carry.
 CHAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
@@ -53,7 +53,15 @@ def read_permissions(path: Path) -> dict[str, tuple[str, ...]]:
             raise ConfigError(
                 f"--permissions {path}: {step!r} must list roles from {', '.join(ROLES)}"
             )
-        out[step] = tuple(roles)
+        if len(set(roles)) != len(roles):
+            raise ConfigError(f"--permissions {path}: {step!r} lists a role twice")
+        word = cbv_lookalike(step, "bizstep")
+        if word:  # records spelled so are refused: the row could never apply
+            raise ConfigError(f"--permissions {path}: {step!r} is not how CBV spells {word!r}")
+        bare = bare_step(step)
+        if bare in out:
+            raise ConfigError(f"--permissions {path}: {step!r} names {bare!r} a second time")
+        out[bare] = tuple(roles)
     return out
 
 

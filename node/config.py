@@ -179,10 +179,21 @@ def _section(doc: dict[str, Any], name: str, defaults: Any) -> dict[str, int]:
     out: dict[str, int] = {}
     for k, default in defaults.__dict__.items():
         v = sec.get(k, default)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise ConfigError(f"field '{name}.{k}' must be a non-negative integer")
+        lo, hi = _BOUNDS.get(f"{name}.{k}", (0, _INT_MAX))
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise ConfigError(f"field '{name}.{k}' must be an integer from {lo} to {hi}")
         out[k] = v
     return out
+
+
+_INT_MAX = 2**62  # beyond any real setting; larger values overflowed timers and sizes
+#: Settings whose extremes disable the node without saying so (0 meaning "off" or
+#: "unlimited" elsewhere in the file stays allowed there).
+_BOUNDS = {
+    "mempool.max_records": (1, _INT_MAX),  # 0 refused every submission ("mempool full")
+    "mempool.max_bytes": (1, _INT_MAX),
+    "consensus.proposal_wait_ms": (0, 60_000),  # beyond, a waiting record stalled the chain
+}
 
 
 def _check_address(addr: str, what: str) -> None:

@@ -32,8 +32,8 @@ def test_sync_helper_threshold_defaults_and_round_trips(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("sync", "message"),
     [
-        ({"helper_min_blocks": -1}, "sync.helper_min_blocks' must be a non-negative integer"),
-        ({"helper_min_blocks": "8"}, "sync.helper_min_blocks' must be a non-negative integer"),
+        ({"helper_min_blocks": -1}, "sync.helper_min_blocks' must be an integer from 0 to"),
+        ({"helper_min_blocks": "8"}, "sync.helper_min_blocks' must be an integer from 0 to"),
         ({"helper_blocks": 8}, "unknown field 'sync.helper_blocks'"),
         (8, "field 'sync' must be a table"),
     ],
@@ -54,4 +54,28 @@ def test_a_peer_listed_twice_is_refused(tmp_path):
         "peers": ["127.0.0.1:26651", "127.0.0.1:26651"],
     }
     with pytest.raises(ConfigError, match=r"lists 127\.0\.0\.1:26651 twice"):
+        NodeConfig.from_dict(doc, base=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "field"),
+    [
+        ("mempool", {"max_records": 0}, "mempool.max_records' must be an integer from 1"),
+        ("consensus", {"proposal_wait_ms": 10**20}, "consensus.proposal_wait_ms' must be an"),
+        ("limits", {"rate_limit_per_s": 2**70}, "limits.rate_limit_per_s' must be an integer"),
+    ],
+)
+def test_settings_that_would_silently_disable_the_node_are_refused(
+    tmp_path, section, values, field
+):
+    # max_records 0 refused every submission; a huge proposal wait stalled the chain
+    doc = {
+        "member": "v0",
+        "key_file": "k",
+        "genesis": "g",
+        "data_dir": "d",
+        "listen": "127.0.0.1:26650",
+        section: values,
+    }
+    with pytest.raises(ConfigError, match=field):
         NodeConfig.from_dict(doc, base=tmp_path)

@@ -67,3 +67,25 @@ def test_table_is_deterministic_and_authoritative() -> None:
     # a genesis without a table (written before tables were) keeps the defaults
     assert allowed_roles("recalling", {}) == ("regulator",)
     _retail_sale(tableless_genesis())
+
+
+@pytest.mark.parametrize(
+    ("table", "why"),
+    [
+        ({"RECALLING": ["enterprise"]}, "is not how CBV spells 'recalling'"),
+        ({"http://ref.gs1.org/cbv/BizStep-recalling": ["enterprise"]}, "is not how CBV spells"),
+        (
+            {"shipping": ["enterprise"], "urn:epcglobal:cbv:bizstep:shipping": ["regulator"]},
+            "names 'shipping' a second time",
+        ),
+        ({"shipping": ["enterprise", "enterprise"]}, "lists a role twice"),
+    ],
+)
+def test_a_permissions_file_that_could_not_apply_is_refused(tmp_path: Path, table, why) -> None:
+    # these rows were written into the genesis: never applying, or silently overridden
+    (tmp_path / "perm.json").write_text(json.dumps(table))
+    args = ["consortium", "init", "--chain-id", "x", "--member", f"v0:association:{'ab' * 32}"]
+    r = suyuan(*args, "--validator", "v0", "--permissions", "perm.json", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert why in r.stderr
+    assert not (tmp_path / "genesis.json").exists()
