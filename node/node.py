@@ -549,6 +549,8 @@ class Node:
             # out compact, its body named by leaf hashes: about 70 kB at 2,000 records)
             for m in self.replica.rebroadcast(own_only=True):
                 self._broadcast(m)
+            if not self.is_validator and self.peers:  # no consensus traffic tells it heights
+                await asyncio.gather(*(p.poll_height() for p in self.peers))
             head = self.store.head().height
             behind = any(p.info.height > head + 1 for p in self.peers)
             if behind or self.replica.sync_needed() is not None or self._stuck(head):

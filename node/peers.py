@@ -139,6 +139,19 @@ class PeerLink:
     def set_height(self, height: int) -> None:
         self._hello.height = height
 
+    async def poll_height(self) -> None:
+        """Ask the peer its height (``PeerStatus``, 2 s) while linked. A node that no
+        validator dials (a non-validator following the chain) hears of new blocks no other
+        way. Failures are left to the link's own loop."""
+        if not self.info.connected:
+            return
+        try:
+            reply = await self.stub.PeerStatus(self._hello, timeout=2.0)
+        except grpc.aio.AioRpcError:
+            return
+        if not self._refusal(reply):
+            self.info.height = max(self.info.height, reply.height)
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"peer {self.address}")
 

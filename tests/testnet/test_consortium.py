@@ -216,3 +216,41 @@ def test_a_restarted_peer_is_redialled_within_seconds(testnet4: RunningTestnet) 
         0.1,
         "every other node to reconnect to the restarted node 1",
     )
+
+
+def test_a_non_validator_node_follows_the_chain(testnet4: RunningTestnet, tmp_path) -> None:
+    """A node no validator dials (a member's own follower: config peers = the validators)
+    synced once and then stayed at that height: it learnt peer heights only on connecting.
+    It now asks its peers' heights every second and keeps following."""
+    from node.client import LedgerClient
+    from node.config import NodeConfig
+    from testnet import procs
+    from tests.testnet.harness import free_base_port
+
+    tn = testnet4
+    tn.submit_records(5, nodes=(0,), wait=True)
+    address = f"127.0.0.1:{free_base_port(1)}"
+    cfg = NodeConfig(
+        member="farm",
+        key_file=tn.dir / "keys" / "farm.key",
+        genesis=tn.dir / "genesis.json",
+        data_dir=tmp_path / "follower",
+        listen=address,
+        peers=tuple(tn.addresses),
+    )
+    path = tmp_path / "follower.toml"
+    path.write_text(cfg.to_toml())
+    pid = procs.start_node(path, tmp_path / "follower.log", tmp_path)
+    try:
+
+        def height() -> int:
+            with LedgerClient(address, timeout=2) as c:
+                return int(c.status().height)
+
+        for round_ in range(3):  # after its first sync, twice more
+            if round_:
+                tn.submit_records(5, nodes=(round_,), wait=True)
+            target = _height(tn, 0)
+            wait_for(lambda: height() >= target, 30, 0.1, f"the follower at height {target}")
+    finally:
+        procs.stop(pid, path)
