@@ -43,16 +43,15 @@ def test_bad_sync_section_names_the_field(tmp_path: Path, sync: object, message:
         NodeConfig.from_dict({**BASE, "sync": sync}, base=tmp_path)
 
 
+def _minimal(**extra: object) -> dict[str, object]:
+    """The fields a node config needs, plus ``extra``."""
+    base: dict[str, object] = {"member": "v0", "key_file": "k", "genesis": "g", "data_dir": "d"}
+    return {**base, "listen": "127.0.0.1:26650", **extra}
+
+
 def test_a_peer_listed_twice_is_refused(tmp_path):
     # a duplicate entry linked to the same peer twice
-    doc = {
-        "member": "v0",
-        "key_file": "k",
-        "genesis": "g",
-        "data_dir": "d",
-        "listen": "127.0.0.1:26650",
-        "peers": ["127.0.0.1:26651", "127.0.0.1:26651"],
-    }
+    doc = _minimal(peers=["127.0.0.1:26651", "127.0.0.1:26651"])
     with pytest.raises(ConfigError, match=r"lists 127\.0\.0\.1:26651 twice"):
         NodeConfig.from_dict(doc, base=tmp_path)
 
@@ -69,13 +68,5 @@ def test_settings_that_would_silently_disable_the_node_are_refused(
     tmp_path, section, values, field
 ):
     # max_records 0 refused every submission; a huge proposal wait stalled the chain
-    doc = {
-        "member": "v0",
-        "key_file": "k",
-        "genesis": "g",
-        "data_dir": "d",
-        "listen": "127.0.0.1:26650",
-        section: values,
-    }
     with pytest.raises(ConfigError, match=field):
-        NodeConfig.from_dict(doc, base=tmp_path)
+        NodeConfig.from_dict(_minimal(**{section: values}), base=tmp_path)
