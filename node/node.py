@@ -550,7 +550,7 @@ class Node:
             for m in self.replica.rebroadcast(own_only=True):
                 self._broadcast(m)
             if not self.is_validator and self.peers:  # no consensus traffic tells it heights
-                await asyncio.gather(*(p.poll_height() for p in self.peers))
+                await asyncio.gather(*(p.poll_height() for p in self.peers), return_exceptions=True)
             head = self.store.head().height
             behind = any(p.info.height > head + 1 for p in self.peers)
             if behind or self.replica.sync_needed() is not None or self._stuck(head):
