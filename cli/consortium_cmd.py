@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Annotated
 
+import nacl.bindings
 import typer
 
 from cli.common import console, print_json, read_json_file, write_text_atomic
@@ -20,7 +21,7 @@ CHAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
 
 app = typer.Typer(help="Found a consortium: members, validators, genesis.", no_args_is_help=True)
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 def parse_member(spec: str) -> Member:
@@ -39,7 +40,13 @@ def parse_member(spec: str) -> Member:
         file_name, pub = read_public_info(Path(key))
         if file_name != name:
             raise ConfigError(f"--member {name}: key file {key} was created for {file_name!r}")
-    return Member(name, roles, bytes.fromhex(pub))
+    raw = bytes.fromhex(pub)
+    if not nacl.bindings.crypto_core_ed25519_is_valid_point(raw):
+        raise ConfigError(
+            f"--member {name}: {pub[:16]}... is not a usable Ed25519 public key (off the "
+            "curve or of small order: no signature by it would ever verify)"
+        )
+    return Member(name, roles, raw)
 
 
 def read_permissions(path: Path) -> dict[str, tuple[str, ...]]:

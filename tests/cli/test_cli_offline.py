@@ -230,6 +230,22 @@ def test_handoff_cosign_flow(net):
             "unknown role",
         ),
         ([*_INIT, "--out", "genesis.json"], "already exists"),
+        # an all-zero key (a small-order point) was accepted: that member could never sign
+        (
+            [
+                "consortium",
+                "init",
+                "--chain-id",
+                "x",
+                "--member",
+                f"a:enterprise:{'00' * 32}",
+                "--validator",
+                "a",
+                "--out",
+                "g4.json",
+            ],
+            "is not a usable Ed25519 public key",
+        ),
         # a chain id no checkpoint could name: the chain ran, and could never be checkpointed
         (
             [
@@ -383,3 +399,12 @@ def test_file_errors_are_one_line_naming_the_path_once(net, args, expected):
     got = r.stderr.strip()
     assert "\n" not in got
     assert re.fullmatch(re.escape(expected).replace(re.escape('"*"'), '"[a-z_]+"'), got), got
+
+
+def test_a_member_key_in_upper_case_hex_is_read_as_hex():
+    # it was taken for a key file name: "no such key file"
+    from cli.consortium_cmd import parse_member
+    from tests.fixtures import key
+
+    pub = key("v0").public_key
+    assert parse_member(f"v0:association:{pub.hex().upper()}").public_key == pub

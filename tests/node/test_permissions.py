@@ -49,7 +49,8 @@ def test_init_writes_the_default_table_and_an_override_changes_what_is_accepted(
 
 def test_bad_permissions_file_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "perm.json").write_text(json.dumps({"retail_selling": ["king"]}))
-    args = ["consortium", "init", "--chain-id", "x", "--member", f"v0:association:{'ab' * 32}"]
+    v0 = f"v0:association:{key('v0').public_key.hex()}"
+    args = ["consortium", "init", "--chain-id", "x", "--member", v0]
     r = suyuan(*args, "--validator", "v0", "--permissions", "perm.json", cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0
@@ -84,7 +85,8 @@ def test_table_is_deterministic_and_authoritative() -> None:
 def test_a_permissions_file_that_could_not_apply_is_refused(tmp_path: Path, table, why) -> None:
     # these rows were written into the genesis: never applying, or silently overridden
     (tmp_path / "perm.json").write_text(json.dumps(table))
-    args = ["consortium", "init", "--chain-id", "x", "--member", f"v0:association:{'ab' * 32}"]
+    v0 = f"v0:association:{key('v0').public_key.hex()}"
+    args = ["consortium", "init", "--chain-id", "x", "--member", v0]
     r = suyuan(*args, "--validator", "v0", "--permissions", "perm.json", cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     assert why in r.stderr
