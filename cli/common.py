@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from node.errors import InputError, OutputError
+from node.payload_json import RepeatedKeyError, unique_keys
 
 # Data (trace codes, member ids, messages) is printed as given: no console markup and no
 # ``:name:`` emoji codes, so ``farm:pig:lot7`` stays itself and ``a[/]b`` is no markup
@@ -54,28 +55,11 @@ def read_json_file(path: Path, what: str) -> Any:
     except OSError as e:
         raise InputError(f"{path}: cannot read {what} ({e.strerror})") from e
     try:
-        return json.loads(data, object_pairs_hook=_one_value_per_key)
-    except _RepeatedKeyError as e:
-        raise InputError(f"{path}: {what} repeats the key {e.args[0]!r} in one object") from e
+        return json.loads(data, object_pairs_hook=unique_keys)  # the last value would win
+    except RepeatedKeyError as e:
+        raise InputError(f"{path}: {what} repeats the key {e.key!r} in one object") from e
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise InputError(f"{path}: {what} is not valid JSON ({e})") from e
-
-
-class _RepeatedKeyError(ValueError):
-    pass
-
-
-def _one_value_per_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object, refusing a repeated key: the standard library keeps the last value,
-    so ``{"bizStep": "shipping", "bizStep": "recalling"}`` would be signed as a recall."""
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: set[str] = set()
-        for k, _ in pairs:
-            if k in seen:
-                raise _RepeatedKeyError(k)
-            seen.add(k)
-    return out
 
 
 _FD_PATH = re.compile(r"/dev/(stdout|stderr)|/dev/fd/(\d+)|/proc/self/fd/(\d+)")

@@ -86,14 +86,13 @@ def prove(
     rid = parse_record_id(record_id)
     target = resolve_node(node)
     since_size = 0
-    cp_log: tuple[int, bytes] | None = None
-    cp = g = None
+    cp = g = header = None
     if since is not None:
         cp = load_checkpoint(since).checkpoint
         header = parse_header(bytes(cp.header))
         if header is None:
             raise InputError(f"{since}: the checkpoint's header does not parse")
-        since_size, cp_log = header.log_size, (header.log_size, bytes(header.log_root))
+        since_size = header.log_size
         if since_size == 0:
             raise InputError(f"{since}: the checkpoint's log is empty")
         gpath = genesis or target.genesis
@@ -111,12 +110,12 @@ def prove(
                 f"node {target.address}: its proof does not hold against {since}: "
                 f"{result.describe()}"
             )
-    elif cp_log is not None:
+    elif header is not None:  # the checkpoint's (size, root) is one the bundle links to
         own = parse_header(bytes(bundle.header))
         linked = {(bundle.consistency.old_size, bytes(bundle.consistency.old_root))}
         if own is not None:
             linked.add((own.log_size, bytes(own.log_root)))
-        if cp_log not in linked:
+        if (header.log_size, bytes(header.log_root)) not in linked:
             raise VerificationError(
                 f"node {target.address}: its log of {since_size} records has another root "
                 f"than {since}'s: the log was rewritten, or the checkpoint is another chain's"

@@ -108,7 +108,7 @@ from typing import Any, Literal, Protocol
 from node.epcis import EventCodes, check_event_codes
 from node.errors import InputError, RuleError, RulePermissionError
 from node.genesis import Genesis
-from node.permissions import bare_step
+from node.permissions import bare_disposition, bare_step
 from node.records import TraceRecord
 
 Status = Literal["active", "closed", "recalled"]
@@ -574,14 +574,6 @@ def apply(
         for c in _moving_set(w, codes.all):
             w.put(w.need(c).with_flags(closed=True))
     return _done(w)
-
-
-def bare_disposition(disposition: str) -> str:
-    """The CBV short name of a disposition (bare word, URN or GS1 web URI)."""
-    for p in ("urn:epcglobal:cbv:disp:", "https://ref.gs1.org/cbv/Disp-"):
-        if disposition.startswith(p):
-            return disposition[len(p) :]
-    return disposition
 
 
 def _done(w: _Work) -> CustodyUpdate:

@@ -276,8 +276,6 @@ class Node:
         taken = self.mempool.take(c.max_block_records, c.max_block_bytes)
         loop = asyncio.get_running_loop()
         in_pool = self.mempool.__contains__
-        if self.store.head().height + 1 != height:
-            return  # the head moved meanwhile (a sync or a commit): this slot has passed
         try:
             block, dropped = await loop.run_in_executor(
                 None,
@@ -290,7 +288,7 @@ class Node:
                     known_fresh=in_pool,
                 ),
             )
-        except InputError as e:  # the head moved while the block was built (a sync)
+        except InputError as e:  # the head moved meanwhile (a sync): this slot has passed
             log.info("not proposing height %d round %d: %s", height, round_, e)
             return
         if dropped:

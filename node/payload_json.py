@@ -43,17 +43,26 @@ _INNER_PAIR = re.compile(rb"\[\]|\{\}")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``json`` object hook: a dict, refusing a key that appears twice (the common case,
-    no repeat, is one C-level ``dict`` call; the loop only names the repeated key)."""
+class RepeatedKeyError(InputError):
+    """A JSON object names ``key`` twice."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"record: duplicate key {key!r} in the payload JSON")
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json`` object hook: a dict, refusing a key that appears twice with
+    ``RepeatedKeyError`` (the common case, no repeat, is one C-level ``dict`` call; the loop
+    only names the repeated key). The standard library would keep the last value."""
     out: dict[str, Any] = dict(pairs)
     if len(out) == len(pairs):
         return out
-    out = {}
-    for k, v in pairs:
-        if k in out:
-            raise InputError(f"record: duplicate key {k!r} in the payload JSON")
-        out[k] = v
+    seen: set[str] = set()
+    for k, _ in pairs:
+        if k in seen:
+            raise RepeatedKeyError(k)
+        seen.add(k)
     return out
 
 
@@ -68,9 +77,9 @@ def _finite(text: str) -> float:
     return value
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)  # one, not one per record
+_DECODER = json.JSONDecoder(object_pairs_hook=unique_keys)  # one, not one per record
 _STRICT = json.JSONDecoder(
-    object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_float=_finite
+    object_pairs_hook=unique_keys, parse_constant=_no_constant, parse_float=_finite
 )
 
 

@@ -100,12 +100,27 @@ def genesis_permissions(
     return sorted(table.items())
 
 
+#: CBV's URN and GS1 web URI prefixes of a bizStep and of a disposition (the bare word is
+#: the third spelling).
+_STEP_PREFIXES = ("urn:epcglobal:cbv:bizstep:", "https://ref.gs1.org/cbv/BizStep-")
+_DISP_PREFIXES = ("urn:epcglobal:cbv:disp:", "https://ref.gs1.org/cbv/Disp-")
+
+
+def _strip(value: str, prefixes: tuple[str, ...]) -> str:
+    for prefix in prefixes:
+        if value.startswith(prefix):
+            return value[len(prefix) :]
+    return value
+
+
 def bare_step(biz_step: str) -> str:
     """The CBV short name of a bizStep given as a bare word, URN or GS1 web URI."""
-    for prefix in ("urn:epcglobal:cbv:bizstep:", "https://ref.gs1.org/cbv/BizStep-"):
-        if biz_step.startswith(prefix):
-            return biz_step[len(prefix) :]
-    return biz_step
+    return _strip(biz_step, _STEP_PREFIXES)
+
+
+def bare_disposition(disposition: str) -> str:
+    """The CBV short name of a disposition (bare word, URN or GS1 web URI)."""
+    return _strip(disposition, _DISP_PREFIXES)
 
 
 #: CBV 2.0 dispositions (bare words): the custody rules read several of them.
@@ -123,10 +138,6 @@ CBV_DISPOSITIONS = frozenset(
 )  # fmt: skip
 #: CBV 2.0 bizSteps (bare words): those of the default permissions table.
 CBV_STEPS = frozenset(DEFAULT_PERMISSIONS) - {"*"}
-_CANONICAL = {
-    "bizstep": ("urn:epcglobal:cbv:bizstep:", "https://ref.gs1.org/cbv/BizStep-"),
-    "disp": ("urn:epcglobal:cbv:disp:", "https://ref.gs1.org/cbv/Disp-"),
-}
 
 
 def cbv_lookalike(value: str, kind: str) -> str:
@@ -136,12 +147,10 @@ def cbv_lookalike(value: str, kind: str) -> str:
     same on every node); "" when ``value`` is a proper spelling or names no CBV word (a
     custom URI is the extension EPCIS allows)."""
     words = CBV_STEPS if kind == "bizstep" else CBV_DISPOSITIONS
-    urn, web = _CANONICAL[kind]
-    for prefix in (urn, web):
-        if value.startswith(prefix) and value[len(prefix) :] in words:
-            return ""
-    if value in words:
+    prefixes = _STEP_PREFIXES if kind == "bizstep" else _DISP_PREFIXES
+    if _strip(value, prefixes) in words:
         return ""
+    urn, web = prefixes
     loose = textrules.plain(value).strip().lower()  # hidden and full-width characters too
     for prefix in (urn, web.lower(), web.lower().replace("https://", "http://", 1)):
         if loose.startswith(prefix):

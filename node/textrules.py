@@ -20,20 +20,20 @@ _HIDDEN_CATEGORIES = frozenset({"Cf", "Zs", "Zl", "Zp", "Cc", "Cn", "Co", "Cs"})
 _HIDDEN_CHARS = frozenset("\u00ad\u034f\u115f\u1160\u3164\uffa0\u180e")
 
 
+def _hidden(ch: str) -> bool:
+    """``ch`` shows nothing or is not in Unicode 3.2 (an ASCII space counts as visible)."""
+    return ch != " " and (ch in _HIDDEN_CHARS or _UCD.category(ch) in _HIDDEN_CATEGORIES)
+
+
 def hidden_char(text: str) -> str:
-    """The first character of ``text`` that shows nothing or is not in Unicode 3.2 (an
-    ASCII space counts as visible), or ""."""
-    for ch in text:
-        if ch != " " and (ch in _HIDDEN_CHARS or _UCD.category(ch) in _HIDDEN_CATEGORIES):
-            return ch
-    return ""
+    """The first character of ``text`` that ``_hidden`` finds, or ""."""
+    return next((ch for ch in text if _hidden(ch)), "")
 
 
 def plain(text: str) -> str:
     """``text`` without its hidden characters, NFKC-normalised under Unicode 3.2 (full-width
     and compatibility forms become their plain characters)."""
-    visible = "".join(c for c in text if c == " " or not hidden_char(c))
-    return _UCD.normalize("NFKC", visible)
+    return _UCD.normalize("NFKC", "".join(c for c in text if not _hidden(c)))
 
 
 __all__ = ["hidden_char", "plain"]

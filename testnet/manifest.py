@@ -238,6 +238,18 @@ def _node_paths(d: Path, index: int) -> tuple[Path, Path, Path]:
     return d / "configs" / f"node{index}.toml", d / f"node{index}", d / f"node{index}" / "node.log"
 
 
+def _new_entry(d: Path, index: int, base_port: int) -> NodeEntry:
+    config, data_dir, log = _node_paths(d, index)
+    return NodeEntry(
+        index=index,
+        member=validator_name(index),
+        address=f"127.0.0.1:{base_port + index}",
+        config=config,
+        data_dir=data_dir,
+        log=log,
+    )
+
+
 def _at(n: NodeEntry, d: Path) -> NodeEntry:
     config, data_dir, log = _node_paths(d, n.index)
     return replace(n, config=config, data_dir=data_dir, log=log)
@@ -289,17 +301,7 @@ def plan(directory: Path, nodes: int, base_port: int, chain_id: str) -> Manifest
             "must lie in 1024..65535"
         )
     d = directory.resolve()
-    entries = tuple(
-        NodeEntry(
-            index=i,
-            member=validator_name(i),
-            address=f"127.0.0.1:{base_port + i}",
-            config=_node_paths(d, i)[0],
-            data_dir=_node_paths(d, i)[1],
-            log=_node_paths(d, i)[2],
-        )
-        for i in range(nodes)
-    )
+    entries = tuple(_new_entry(d, i, base_port) for i in range(nodes))
     return Manifest(dir=d, chain_id=chain_id, base_port=base_port, nodes=entries)
 
 
