@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from typing import Any
 
 import typer
 
@@ -62,6 +63,40 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
+def _click_error() -> type[Exception]:
+    """click's ``ClickException`` as the typer in use has it: typer 0.22 and later carry
+    their own copy of click, earlier ones use the ``click`` package."""
+    return sys.modules[typer.BadParameter.__module__].ClickException  # type: ignore[no-any-return]
+
+
+def usage_line(e: Any) -> str:
+    """A usage error as one line: what is wrong, the command it is in, where help is."""
+    ctx = getattr(e, "ctx", None)
+    msg = one_line(e.format_message())
+    if ctx is None:
+        return f"error: {msg}"
+    return f"error: {ctx.command_path}: {msg} (see '{ctx.command_path} --help')"
+
+
+def _main() -> None:
+    """Run the app without click's standalone mode, so that its usage errors (an unknown
+    command, a missing argument, an option out of range) come here as exceptions and end
+    as one line, exit 2, like every other refusal; click's own form is several lines in a
+    box. ``--help``, ``typer.Exit`` and a command's return end as click would end them."""
+    click_error = _click_error()
+    try:
+        rv = app(standalone_mode=False)
+    except click_error as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # click printed the help already
+            sys.exit(e.exit_code)  # type: ignore[attr-defined]
+        err_console.print(usage_line(e), markup=False, soft_wrap=True)
+        sys.exit(e.exit_code)  # type: ignore[attr-defined]
+    except typer.Abort:
+        err_console.print("aborted", markup=False)
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
 def run() -> None:
     """Console entry point: one line on stderr and a non-zero exit for any LedgerError, or
     for output that cannot be written (a full disk: exit 2). A closed pipe (``| head``)
@@ -69,7 +104,7 @@ def run() -> None:
     if by SIGPIPE) where only the last flush does."""
     try:
         try:
-            app()
+            _main()
         except SystemExit:  # click ends every command so, success or not
             sys.stdout.flush()  # here, not at exit: a failed write is this run's error
             raise

@@ -106,6 +106,37 @@ def test_out_of_range_options_are_usage_errors(tmp_path, args, option):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("args", "command", "says"),
+    [
+        (("record", "get"), "suyuan record get", "Missing argument"),
+        (("frob",), "suyuan", "No such command 'frob'"),
+        (("trace", "back", "x", "--frob"), "suyuan trace back", "No such option: --frob"),
+        (("bench", "--nodes", "x"), "suyuan bench", "Invalid value for '--nodes'"),
+        (("keys", "new"), "suyuan keys new", "Missing argument"),
+    ],
+)
+def test_usage_errors_are_one_line(tmp_path, args, command, says):
+    # click's own form was five lines in a box
+    res = suyuan(*args, cwd=tmp_path, env=_env(tmp_path))
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith(f"error: {command}: "), lines[0]
+    assert says in lines[0]
+    assert f"(see '{command} --help')" in lines[0]
+    assert res.stdout == ""
+
+
+def test_help_and_bare_groups_still_print_help(tmp_path):
+    res = suyuan("keys", "--help", cwd=tmp_path)
+    assert res.returncode == 0
+    assert "new" in res.stdout
+    res = suyuan("keys", cwd=tmp_path)  # a group without its command: help, exit 2
+    assert res.returncode == 2
+    assert "Usage" in res.stdout + res.stderr
+
+
 def test_unreachable_node_exits_5_naming_it(tmp_path):
     import socket
 
