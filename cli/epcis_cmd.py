@@ -28,7 +28,10 @@ NodeOpt = Annotated[str | None, typer.Option("--node", help="host:port.")]
 
 @app.command("import")
 def import_cmd(
-    document: Annotated[Path, typer.Argument(help="EPCIS 2.0 JSON/JSON-LD document.")],
+    document: Annotated[
+        Path,
+        typer.Argument(metavar="DOC.jsonld", help="EPCIS 2.0 JSON/JSON-LD document."),
+    ],
     key: Annotated[Path, typer.Option("--key", help="Key of the member who records the events.")],
     genesis: Annotated[Path | None, typer.Option("--genesis", help="genesis.json.")] = None,
     category: Annotated[str, typer.Option("--category", help=", ".join(CATEGORIES))] = "other",
@@ -126,7 +129,10 @@ def _print_report(
 
 @app.command("export")
 def export_cmd(
-    code: Annotated[str, typer.Argument(help="Trace code whose history to export.")],
+    code: Annotated[
+        str,
+        typer.Argument(metavar="CODE", help="Trace code whose history to export."),
+    ],
     node: NodeOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="File (default: stdout).")] = None,
 ) -> None:

@@ -90,7 +90,13 @@ def list_(
 
 @app.command("verify")
 def verify(
-    file: Annotated[Path, typer.Argument(help="Evidence JSON (from `evidence list --json`).")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="EVIDENCE.json",
+            help="Evidence JSON (from `evidence list --json`).",
+        ),
+    ],
     genesis: Annotated[Path, typer.Option("--genesis", help="The consortium's genesis.json.")],
     as_json: JsonOpt = False,
 ) -> None:

@@ -63,7 +63,10 @@ def handoff_event(
 
 @app.command("offer")
 def offer(
-    codes: Annotated[list[str], typer.Argument(help="Codes to hand over (EPCs, Digital Links).")],
+    codes: Annotated[
+        list[str],
+        typer.Argument(metavar="CODE", help="Codes to hand over (EPCs, Digital Links)."),
+    ],
     key: Annotated[Path, typer.Option("--key", help="Sender's key file (the custodian).")],
     to: Annotated[str, typer.Option("--to", help="Receiving member id.")],
     out: Annotated[Path, typer.Option("--out", help="Offer file to write (an envelope).")],
@@ -92,7 +95,7 @@ def offer(
 
 @app.command("accept")
 def accept(
-    offer_file: Annotated[Path, typer.Argument(help="The sender's offer.")],
+    offer_file: Annotated[Path, typer.Argument(metavar="OFFER.json", help="The sender's offer.")],
     key: Annotated[Path, typer.Option("--key", help="Receiver's key file.")],
     genesis: Annotated[Path | None, typer.Option("--genesis", help="genesis.json.")] = None,
     out: Annotated[

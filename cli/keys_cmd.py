@@ -15,7 +15,10 @@ app = typer.Typer(help="Create and inspect Ed25519 member key files.", no_args_i
 
 @app.command("new")
 def new(
-    name: Annotated[str, typer.Argument(help="Member id the key is for (e.g. farm).")],
+    name: Annotated[
+        str,
+        typer.Argument(metavar="NAME", help="Member id the key is for (e.g. farm)."),
+    ],
     out: Annotated[
         Path | None, typer.Option("--out", help="Key file to write (default NAME.key).")
     ] = None,
@@ -45,7 +48,7 @@ def new(
 
 @app.command("show")
 def show(
-    file: Annotated[Path, typer.Argument(help="Key file.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Key file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a key file's member name and public key (no passphrase needed)."""

@@ -56,7 +56,7 @@ def parse_record_id(text: str) -> bytes:
 
 
 def prove(
-    record_id: Annotated[str, typer.Argument(help="Record id (64 hex characters).")],
+    record_id: Annotated[str, typer.Argument(metavar="ID", help="Record id (64 hex characters).")],
     out: Annotated[Path, typer.Option("--out", help="Bundle file to write (JSON).")],
     node: NodeOpt = None,
     since: Annotated[
@@ -144,7 +144,13 @@ def _print_steps(result: BundleResult) -> None:
 
 
 def verify(
-    bundle_file: Annotated[Path, typer.Argument(help="Proof bundle (JSON) from `suyuan prove`.")],
+    bundle_file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="BUNDLE.json",
+            help="Proof bundle (JSON) from `suyuan prove`.",
+        ),
+    ],
     genesis: Annotated[Path, typer.Option("--genesis", help="The consortium's genesis.json.")],
     checkpoint: Annotated[
         Path | None,

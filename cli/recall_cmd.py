@@ -19,7 +19,10 @@ from node.records import CATEGORIES
 
 
 def recall(
-    code: Annotated[str, typer.Argument(help="The code found unsafe (a lot, a package...).")],
+    code: Annotated[
+        str,
+        typer.Argument(metavar="CODE", help="The code found unsafe (a lot, a package...)."),
+    ],
     key: Annotated[Path, typer.Option("--key", help="The regulator's key file.")],
     reason: Annotated[
         str, typer.Option("--reason", help="Why (recorded with the recall; say it when you can).")

@@ -78,7 +78,10 @@ CategoryOpt = Annotated[
 
 @app.command("sign")
 def sign(
-    event_file: Annotated[Path, typer.Argument(help="EPCIS 2.0 event JSON (or a draft).")],
+    event_file: Annotated[
+        Path,
+        typer.Argument(metavar="EVENT.json", help="EPCIS 2.0 event JSON (or a draft)."),
+    ],
     key: Annotated[Path, typer.Option("--key", help="Author's key file.")],
     genesis: Annotated[Path, typer.Option("--genesis", help="The consortium's genesis.json.")],
     out: Annotated[Path, typer.Option("--out", help="Envelope file to write.")],
@@ -111,7 +114,10 @@ def _cosign_genesis(path: Path | None) -> Genesis:
 
 @app.command("cosign")
 def cosign_cmd(
-    envelope: Annotated[Path, typer.Argument(help="Envelope to countersign.")],
+    envelope: Annotated[
+        Path,
+        typer.Argument(metavar="ENV.json", help="Envelope to countersign."),
+    ],
     key: Annotated[Path, typer.Option("--key", help="Countersigner's key file.")],
     out: Annotated[Path, typer.Option("--out", help="Envelope file to write (may be the same).")],
     genesis: Annotated[
@@ -146,7 +152,7 @@ def cosign_cmd(
 
 @app.command("verify")
 def verify(
-    envelope: Annotated[Path, typer.Argument(help="Envelope to verify.")],
+    envelope: Annotated[Path, typer.Argument(metavar="ENV.json", help="Envelope to verify.")],
     genesis: Annotated[Path, typer.Option("--genesis", help="The consortium's genesis.json.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -199,7 +205,10 @@ def _genesis_for(target: NodeTarget, genesis: Path | None) -> Genesis:
 @app.command("submit")
 def submit(
     event_file: Annotated[
-        Path | None, typer.Argument(help="EPCIS 2.0 event JSON (or a draft) to sign and submit.")
+        Path | None,
+        typer.Argument(
+            metavar="EVENT.json", help="EPCIS 2.0 event JSON (or a draft) to sign and submit."
+        ),
     ] = None,
     key: Annotated[Path | None, typer.Option("--key", help="Author's key file.")] = None,
     envelope: Annotated[
@@ -280,7 +289,7 @@ def parse_record_id(text: str) -> bytes:
 
 @app.command("get")
 def get(
-    record_id: Annotated[str, typer.Argument(help="Record id (64 hex characters).")],
+    record_id: Annotated[str, typer.Argument(metavar="ID", help="Record id (64 hex characters).")],
     node: NodeOpt = None,
     timeout: Annotated[
         float, typer.Option("--timeout", callback=positive_seconds, help="Seconds to wait.")

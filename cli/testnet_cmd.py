@@ -32,7 +32,7 @@ DirOpt = Annotated[
     Path | None,
     typer.Option("--dir", help=f"Testnet folder (default: ${TESTNET_ENV} or ./testnet)."),
 ]
-IndexArg = Annotated[int, typer.Argument(help="Node index (0..N-1).", min=0)]
+IndexArg = Annotated[int, typer.Argument(metavar="I", help="Node index (0..N-1).", min=0)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 TimeoutOpt = Annotated[
     float,

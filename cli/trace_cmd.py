@@ -143,7 +143,10 @@ def _graph(
 
 @app.command("back")
 def back(
-    code: Annotated[str, typer.Argument(help="Trace code (EPC URN, GS1 Digital Link, ...).")],
+    code: Annotated[
+        str,
+        typer.Argument(metavar="CODE", help="Trace code (EPC URN, GS1 Digital Link, ...)."),
+    ],
     node: NodeOpt = None,
     max_depth: DepthOpt = 0,
     limit: LimitOpt = 0,
@@ -157,7 +160,7 @@ def back(
 
 @app.command("forward")
 def forward(
-    code: Annotated[str, typer.Argument(help="Trace code.")],
+    code: Annotated[str, typer.Argument(metavar="CODE", help="Trace code.")],
     node: NodeOpt = None,
     max_depth: DepthOpt = 0,
     limit: LimitOpt = 0,
@@ -171,7 +174,7 @@ def forward(
 
 @app.command("history")
 def history(
-    code: Annotated[str, typer.Argument(help="Trace code.")],
+    code: Annotated[str, typer.Argument(metavar="CODE", help="Trace code.")],
     node: NodeOpt = None,
     limit: LimitOpt = 0,
     page: PageOpt = "",

@@ -109,7 +109,7 @@ def test_out_of_range_options_are_usage_errors(tmp_path, args, option):
 @pytest.mark.parametrize(
     ("args", "command", "says"),
     [
-        (("record", "get"), "suyuan record get", "Missing argument"),
+        (("record", "get"), "suyuan record get", "Missing argument 'ID'"),
         (("frob",), "suyuan", "No such command 'frob'"),
         (("trace", "back", "x", "--frob"), "suyuan trace back", "No such option: --frob"),
         (("bench", "--nodes", "x"), "suyuan bench", "Invalid value for '--nodes'"),
