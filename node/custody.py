@@ -641,10 +641,15 @@ def _commission(w: _Work, code: str, author: str, disposition: str, *, is_class:
         )
     existing = w.get(code)
     if existing is not None:
+        if code in w.changed:
+            where = "earlier in this same event"
+        elif code in getattr(w.view, "pending", {}):  # an OverlayView's uncommitted states
+            where = "by a record not yet committed"
+        else:
+            where = f"at log index {existing.first_index}"
         raise RuleError(
             RULE_COMMISSION_ONCE,
-            f"code was already commissioned by {existing.commissioned_by!r} "
-            f"(log index {existing.first_index})",
+            f"code was already commissioned by {existing.commissioned_by!r} ({where})",
             code,
         )
     w.put(

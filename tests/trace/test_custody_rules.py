@@ -78,6 +78,23 @@ def test_code_is_commissioned_once(chain):
         commission(chain, "slaughterhouse", A)
 
 
+def test_commission_once_names_where_the_code_was_commissioned(chain):
+    commission(chain, "farm", C)
+    commission(chain, "farm", A)
+    with raises("commission-once", A) as committed:
+        commission(chain, "slaughterhouse", A)
+    assert "(at log index 1)" in str(committed.value)
+    # earlier in the same block: no log index yet (it would name one not yet assigned)
+    bu = chain.block(
+        [
+            ("farm", event(action="ADD", step="commissioning", epcList=[B]), ""),
+            ("processor", event(action="ADD", step="commissioning", epcList=[B]), ""),
+        ]
+    )
+    assert [r.position for r in bu.refused] == [1]
+    assert "(by a record not yet committed)" in str(bu.refused[0].error)
+
+
 def test_urn_and_digital_link_are_one_code(chain):
     commission(chain, "farm", URN)
     with raises("commission-once"):
