@@ -263,6 +263,25 @@ def _event_roles_general(event: Mapping[str, Any]) -> EventCodes:
     return EventCodes(objects, parent, children, inputs, frozenset(in_epcs), outputs, classes)
 
 
+_EPC_LISTS = ("epcList", "childEPCs", "inputEPCList", "outputEPCList")
+
+
+def repeated_code(event: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(list name, code) of the first code an EPC list of ``event`` names a second time,
+    as written or in another form of the same canonical code; None if there is none."""
+    for key in _EPC_LISTS:
+        raw = _raw_list(event, key)
+        if len(raw) < 2:
+            continue
+        seen: set[str] = set()
+        for c in raw:
+            n = normalize_code(c)
+            if n in seen:
+                return key, c
+            seen.add(n)
+    return None
+
+
 def canonical_codes(event: Mapping[str, Any]) -> tuple[str, ...]:
     """Every canonical code an event names (the keys its history is indexed under)."""
     return event_roles(event).all

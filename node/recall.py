@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node.client import LedgerClient
-from node.errors import InputError, NodeUnavailableError
+from node.custody import RULE_RECALL
+from node.errors import NodeUnavailableError, RulePermissionError
 from node.genesis import Genesis
 from node.keys import KeyPair
 from node.records import make_record, sign_record
@@ -90,7 +91,9 @@ def run_recall(
 ) -> RecallResult:
     member = genesis.member(key.name)
     if member is None or not member.has_role("regulator"):
-        raise InputError(f"{key.name!r} is not a regulator of {genesis.chain_id!r}")
+        raise RulePermissionError(
+            RULE_RECALL, f"{key.name!r} is not a regulator of {genesis.chain_id!r}"
+        )
     when = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     root, scope, truncated = forward_scope(client, code)
     result = RecallResult(root, scope, truncated=truncated)

@@ -323,6 +323,8 @@ def check_new_record(record: TraceRecord) -> None:
         Unicode 3.2 so that every validator's Python answers the same; a URN's ``urn:``
         and namespace in lower case (RFC 8141 makes them case-insensitive, so ``URN:X:1``
         would be ``urn:x:1`` under another key);
+      * no EPC list (epcList, childEPCs, inputEPCList, outputEPCList) names a code twice,
+        in one form or two (EPCIS 2.0's schema: ``uniqueItems``);
       * ``bizStep``, ``disposition`` and ``action``, if given, are strings, and a bizStep or
         disposition that spells a CBV word another way (``RECALLING``, `` recalling``,
         ``http://ref.gs1.org/cbv/BizStep-recalling``) is refused: the node's roles and
@@ -338,6 +340,15 @@ def check_new_record(record: TraceRecord) -> None:
         problem = lookalike_problem(code)
         if problem:
             raise InputError(f"event: code {code[:60]!r} {problem}")
+    from node.epcis import repeated_code
+
+    repeat = repeated_code(ev)
+    if repeat is not None:
+        field, code = repeat
+        raise InputError(
+            f"event: {field} names {code[:60]!r} twice (as written or in another form of the "
+            "same code); EPCIS lists each object once"
+        )
     when = record.event_time
     if not is_date_time(when):
         raise InputError(

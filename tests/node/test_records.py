@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from node.chain import parse_trusted
 from node.convert import envelope_to_proto
 from node.envelope import Envelope, Signature
+from node.epcis import normalize_code
 from node.errors import (
     ChainMismatchError,
     InputError,
@@ -252,6 +253,7 @@ def test_every_shared_epcis_event_signs_and_verifies(name, event):
         st.text(min_size=1, max_size=40).filter(lambda c: not lookalike_problem(c)),
         min_size=1,
         max_size=8,
+        unique_by=normalize_code,  # a code named twice is refused
     ),
     attrs=st.dictionaries(st.text(max_size=10), st.text(max_size=30), max_size=5),
 )
@@ -362,6 +364,31 @@ def test_a_lookalike_code_is_refused(code, why):
 def test_plain_codes_pass(code):
     # a URN's namespace-specific part is case-sensitive (RFC 8141): PIG is not pig
     assert make_record(G, "farm", object_event([code])).codes() == [code]
+
+
+@pytest.mark.parametrize(
+    ("field", "codes"),
+    [
+        ("epcList", ["urn:qa2:pig:2", "urn:qa2:pig:2"]),
+        # the same SGTIN as an EPC URN and as its Digital Link
+        (
+            "epcList",
+            [
+                "urn:epc:id:sgtin:0614141.107346.2017",
+                "https://id.gs1.org/01/10614141073464/21/2017",
+            ],
+        ),
+        ("childEPCs", ["urn:qa2:pig:1", "urn:qa2:pig:2", "urn:qa2:pig:1"]),
+    ],
+)
+def test_a_code_named_twice_in_one_list_is_refused(field, codes):
+    # was committed, and exported as EPCIS that fails the schema's uniqueItems
+    ev = object_event(["urn:qa2:parent:1"]) if field != "epcList" else object_event(codes)
+    if field != "epcList":
+        ev = {**ev, "type": "AggregationEvent", "parentID": "urn:qa2:case:1", field: codes}
+        del ev["epcList"]
+    with pytest.raises(InputError, match=f"{field} names .* twice"):
+        make_record(G, "farm", ev)
 
 
 def test_code_rules_read_a_fixed_unicode_version():

@@ -300,7 +300,8 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
 
     # ---- recall ---------------------------------------------------------------------
     # a recall with a non-regulator key is refused (by the CLI, and by the node's rule)
-    line = cli.refused(2, "recall", C1, "--key", cli.key("farm"), "--reason", "test")
+    line = cli.refused(1, "recall", C1, "--key", cli.key("farm"), "--reason", "test")
+    assert "rule recall:" in line  # a role refusal, exit 1 as through `record submit`
     assert "not a regulator" in line
     rogue = {**commission(F3), "action": "OBSERVE", "bizStep": "holding",
              "disposition": "recalled"}  # fmt: skip

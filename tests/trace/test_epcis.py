@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cli.common import read_json_file
 from node.epcis import (
     Committed,
     check_digit,
@@ -29,6 +30,13 @@ from tests.trace.helpers import GENESIS, event
 
 EPCIS = Path(__file__).resolve().parents[3] / "shared" / "epcis"
 EXAMPLES = sorted((EPCIS / "JSON").rglob("*.json*"))
+
+#: Example documents the CLI's reader refuses whole, with the reason a user gets.
+DOC_REFUSED = {
+    # one event gives "eventID" twice with two different values; a plain JSON reader keeps
+    # the last one silently, so which id the event has would depend on the reader
+    "AssociationEvent/AssociationEvent-h.jsonld": "repeats the key 'eventID' in one object",
+}
 
 #: Every refused example event, with the reason a user gets (what to change).
 REFUSED = {
@@ -49,7 +57,12 @@ def validator() -> jsonschema.Draft7Validator:
 
 
 def load(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+    """A document as ``suyuan epcis import`` reads it (``cli.common.read_json_file``)."""
+    return read_json_file(path, "EPCIS document")
+
+
+def loadable(paths: list[Path]) -> list[Path]:
+    return [p for p in paths if str(p.relative_to(EPCIS / "JSON")) not in DOC_REFUSED]
 
 
 def test_the_examples_are_there():
@@ -59,6 +72,10 @@ def test_the_examples_are_there():
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: str(p.relative_to(EPCIS / "JSON")))
 def test_every_example_event_imports_or_is_refused_with_a_reason(path):
     name = str(path.relative_to(EPCIS / "JSON"))
+    if name in DOC_REFUSED:
+        with pytest.raises(InputError, match=DOC_REFUSED[name]):
+            load(path)
+        return
     results = import_document(load(path), category="other")
     assert results, "no events found"
     for r in results:
@@ -77,7 +94,7 @@ def test_every_example_event_imports_or_is_refused_with_a_reason(path):
 def test_all_event_types_sensor_data_and_error_declarations_import():
     seen: set[str] = set()
     sensor = declared = 0
-    for path in EXAMPLES:
+    for path in loadable(EXAMPLES):
         for r in import_document(load(path)):
             if r.event is not None:
                 seen.add(r.event["type"])
@@ -194,7 +211,7 @@ def test_digital_link_builder_for_qr_codes():
 
 def test_export_of_every_imported_example_validates_against_the_schema():
     records: list[Committed] = []
-    for path in EXAMPLES:
+    for path in loadable(EXAMPLES):
         for r in import_document(load(path)):
             if r.event is not None:
                 records.append(
