@@ -12,6 +12,7 @@ from cli.common import console, print_json, write_text_atomic
 from cli.nodeaddr import resolve_node
 from cli.record_cmd import load_envelope
 from node.client import LedgerClient
+from node.epcis import is_class_code
 from node.errors import InputError, NodeUnavailableError
 from node.genesis import Genesis
 from node.keys import load_key_file
@@ -52,8 +53,11 @@ def handoff_event(
         "bizStep": biz_step,
         "disposition": disposition,
     }
-    if codes:
-        ev["epcList"] = codes
+    # a lot or product class given as a CODE goes where EPCIS puts classes
+    instances = [c for c in codes if not is_class_code(c)]
+    classes = [*[c for c in codes if is_class_code(c)], *classes]
+    if instances:
+        ev["epcList"] = instances
     if classes:
         ev["quantityList"] = [{"epcClass": c} for c in classes]
     if read_point:
@@ -63,13 +67,16 @@ def handoff_event(
 
 @app.command("offer")
 def offer(
-    codes: Annotated[
-        list[str],
-        typer.Argument(metavar="CODE", help="Codes to hand over (EPCs, Digital Links)."),
-    ],
     key: Annotated[Path, typer.Option("--key", help="Sender's key file (the custodian).")],
     to: Annotated[str, typer.Option("--to", help="Receiving member id.")],
     out: Annotated[Path, typer.Option("--out", help="Offer file to write (an envelope).")],
+    codes: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="CODE",
+            help="Codes to hand over (EPCs, Digital Links); lots may also be given by --lot.",
+        ),
+    ] = None,
     lot: Annotated[list[str] | None, typer.Option("--lot", help="Lot/class code (repeat).")] = None,
     genesis: Annotated[Path | None, typer.Option("--genesis", help="genesis.json.")] = None,
     category: Annotated[str, typer.Option("--category", help=", ".join(CATEGORIES))] = "other",
@@ -84,9 +91,11 @@ def offer(
     if g.member(to) is None:
         raise InputError(f"--to {to!r} is not a member of {g.chain_id!r}")
     if not codes and not lot:
-        raise InputError("name at least one code to hand over")
+        raise InputError("name at least one code (CODE or --lot) to hand over")
     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    event = handoff_event(list(codes), list(lot or []), now, biz_step, disposition, read_point)
+    event = handoff_event(
+        list(codes or []), list(lot or []), now, biz_step, disposition, read_point
+    )
     rec = make_record(g, k.name, event, category=category, handoff_to=to)
     env = sign_record(rec, k)
     write_text_atomic(out, env.to_json())

@@ -12,6 +12,7 @@ from cli.common import UINT32_MAX, console, print_json
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
 from node.permissions import bare_step
+from node.trace import MAX_DEPTH
 from proto import services_pb2
 
 app = typer.Typer(
@@ -23,7 +24,10 @@ NodeOpt = Annotated[
     typer.Option("--node", help="host:port (default: node 0 of ./testnet or $SUYUAN_TESTNET)."),
 ]
 DepthOpt = Annotated[
-    int, typer.Option("--max-depth", min=0, max=UINT32_MAX, help="Depth limit (0: server default).")
+    int,
+    typer.Option(
+        "--max-depth", min=0, max=MAX_DEPTH, help=f"Depth limit (0: the most, {MAX_DEPTH})."
+    ),
 ]
 LimitOpt = Annotated[
     int, typer.Option("--limit", min=0, max=UINT32_MAX, help="Page size (0: server default).")
@@ -136,9 +140,24 @@ def _graph(
         return
     console.print(render_tree(root, nodes, "forward from" if forward else "back from"))
     if truncated:
-        console.print("depth limit reached: raise --max-depth to see further", style="yellow")
+        console.print(_truncated_hint(nodes, forward, max_depth), style="yellow")
     if nxt:
         console.print(f"more: --page {nxt}  (or --all)")
+
+
+def _truncated_hint(nodes: list[services_pb2.TraceNode], forward: bool, max_depth: int) -> str:
+    """What to do when the walk stopped at its depth limit: raise it, or (at the most the
+    node walks, ``MAX_DEPTH``) go on from the deepest codes shown."""
+    depth = max_depth or MAX_DEPTH
+    if depth < MAX_DEPTH:
+        return f"depth limit reached: raise --max-depth (at most {MAX_DEPTH}) to see further"
+    deepest = [n.code for n in nodes if n.depth >= depth]
+    shown = ", ".join(deepest[:3]) + (f" and {len(deepest) - 3} more" if len(deepest) > 3 else "")
+    verb = "forward" if forward else "back"
+    return (
+        f"depth limit reached ({MAX_DEPTH}, the most one walk goes): to see further, run "
+        f"`suyuan trace {verb}` from the deepest codes shown ({shown})"
+    )
 
 
 @app.command("back")

@@ -161,6 +161,17 @@ def normalize_code(code: str) -> str:
     return c
 
 
+def is_class_code(code: str) -> bool:
+    """Whether ``code`` names a lot or product class (an EPCIS ``epcClass``), not an
+    instance: an LGTIN or an SGTIN pattern URN, or a Digital Link of a GTIN, with or
+    without a lot, and no serial."""
+    c = normalize_code(code)
+    if c.startswith("urn:epc:class:") or c.startswith("urn:epc:idpat:"):
+        return True
+    prefix = f"{DL_BASE}/01/"
+    return c.startswith(prefix) and "/21/" not in c[len(prefix) :]
+
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
