@@ -50,7 +50,7 @@ T0_MS = 1_780_000_000_000
 
 
 def _envelope(g, farm, i: int) -> Envelope:
-    code = f"urn:epc:id:sgtin:6901234.00001.{i}"
+    code = f"urn:epc:id:sgtin:6901234.000001.{i}"
     rec = TraceRecord(g.chain_id, g.hash.hex(), "farm", f"{i:016x}", "meat", object_event([code]))
     env = Envelope(rec.to_payload(), PAYLOAD_TYPE)
     return Envelope(env.payload, PAYLOAD_TYPE, (Signature("farm", farm.sign(env.signed_bytes())),))
@@ -92,7 +92,7 @@ def build_store(path: Path, records: int, block: int) -> Store:
         bh = hashlib.sha256(raw).digest()
         votes = [sign_vote(s, ctx, VoteType.PRECOMMIT, h, 0, bh) for s in signers]
         cert = make_certificate(vs, h, 0, bh, votes)
-        rec_codes = [[f"urn:epc:id:sgtin:6901234.00001.{i}"] for i in range(start, start + n)]
+        rec_codes = [[f"urn:epc:id:sgtin:6901234.000001.{i}"] for i in range(start, start + n)]
         store.append_block(
             BlockWrite(
                 height=h,

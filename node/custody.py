@@ -105,7 +105,7 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring as _jstr
 from typing import Any, Literal, Protocol
 
-from node.epcis import EventCodes, check_event_codes
+from node.epcis import EventCodes, check_event_codes, lot_links
 from node.errors import InputError, RuleError, RulePermissionError
 from node.genesis import Genesis
 from node.permissions import bare_disposition, bare_step
@@ -288,17 +288,21 @@ class Edge:
     """A directed source edge: ``upstream`` is a source of ``downstream``.
 
     ``kind`` "input": upstream was an input of the transformation that made downstream;
-    "parent": upstream is (or was) a container of downstream.
+    "parent": upstream is (or was) a container of downstream; "lot": upstream is the lot
+    (LGTIN) that serialised item downstream was commissioned in.
     """
 
     upstream: str
     downstream: str
-    kind: Literal["input", "parent"]
+    kind: Literal["input", "parent", "lot"]
     log_index: int
 
     @property
     def forward_relation(self) -> str:
-        return "output" if self.kind == "input" else "child"
+        return _FORWARD[self.kind]
+
+
+_FORWARD = {"input": "output", "parent": "child", "lot": "item"}
 
 
 def edge_key(tag: bytes, a: str, b: str) -> bytes:
@@ -522,6 +526,10 @@ def apply(
     elif etype == "ObjectEvent" and action == "ADD":
         for c in codes.all:
             _commission(w, c, record.author, disposition, is_class=c in codes.classes)
+        # an item commissioned in a lot is found from the lot (a recall of the lot)
+        for lot, item in lot_links(ev):
+            if lot != item:
+                w.edges.append(Edge(lot, item, "lot", w.index))
     else:
         # OBSERVE-like acts (ObjectEvent OBSERVE/DELETE, Transaction, Aggregation OBSERVE).
         named = codes.all

@@ -161,6 +161,127 @@ def normalize_code(code: str) -> str:
     return c
 
 
+# EPC URN kinds and schemes ``normalize_code`` converts, with the form it needs
+_EPC_FORMS = {
+    ("id", "sgtin"): "CompanyPrefix.ItemReference.Serial, the two numbers 13 digits together",
+    ("class", "lgtin"): "CompanyPrefix.ItemReference.Lot, the two numbers 13 digits together",
+    ("idpat", "sgtin"): "CompanyPrefix.ItemReference.*, the two numbers 13 digits together",
+    ("id", "sscc"): "CompanyPrefix.SerialReference, 17 digits together",
+    ("id", "sgln"): "CompanyPrefix.LocationReference.Extension, the two numbers 12 digits",
+    ("id", "grai"): "CompanyPrefix.AssetType.Serial, the two numbers 12 digits together",
+    ("id", "giai"): "CompanyPrefix.AssetReference, a numeric company prefix",
+}
+#: GS1's character set 82, which serial numbers and lots are written in (GS1 General
+#: Specifications 7.11): no space, no other character
+_CSET82 = re.compile(r"[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]{1,20}")
+_PCT = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+# Digital Link primary keys with a fixed length and a check digit
+_CHECKED_KEYS = {"01": "GTIN", "00": "SSCC", "414": "GLN"}
+_CHECKED_LENGTH = {"00": 18, "414": 13}
+
+
+def gs1_problem(code: str) -> str:
+    """Why canonical ``code`` is not a well-formed GS1 identifier it claims to be, or "".
+
+    An EPC URN of a scheme the canonical form converts that is still a URN did not
+    convert: it is malformed. An EPC URN's kind and scheme are lower case. In a Digital
+    Link: the check digit of a GTIN, SSCC or GLN; a serial (21) or lot (10) of 1-20
+    characters of GS1's set 82; no percent-encoded letter or digit (``%33`` for ``3``),
+    which would name the same object under another key. Other codes pass."""
+    if code.startswith("urn:epc:"):
+        parts = code.split(":")
+        if len(parts) < 5:
+            return ""
+        kind, scheme = parts[2], parts[3]
+        if kind != kind.lower() or scheme != scheme.lower():
+            fixed = ":".join([*parts[:2], kind.lower(), scheme.lower(), *parts[4:]])
+            return f"is an EPC URN with capitals in its kind or scheme: write {fixed[:80]!r}"
+        form = _EPC_FORMS.get((kind, scheme))
+        if form is not None:
+            return f"is not a valid {scheme.upper()} EPC URN (urn:epc:{kind}:{scheme}:{form})"
+        return ""
+    prefix = DL_BASE + "/"
+    if not code.startswith(prefix):
+        return ""
+    for m in _PCT.finditer(code):
+        ch = chr(int(m.group(1), 16))
+        if ch in _UNRESERVED:
+            return f"percent-encodes {ch!r} as {m.group(0)!r}: write {ch!r} itself"
+    segs = code[len(prefix) :].split("/")
+    ai, value = segs[0], segs[1] if len(segs) > 1 else ""
+    name = _CHECKED_KEYS.get(ai)
+    if name is not None and _DIGITS.match(value):
+        size = _CHECKED_LENGTH.get(ai, len(value))
+        if len(value) != size:
+            return f"has a {name} of {len(value)} digits; a {name} has {size}"
+        if check_digit(value[:-1]) != value[-1]:
+            return (
+                f"has a {name} with a wrong check digit: {value[:-1]}{check_digit(value[:-1])} "
+                "would be right"
+            )
+    for q, v in zip(segs[2::2], segs[3::2], strict=False):
+        if q in ("21", "10") and not _CSET82.fullmatch(_PCT.sub(_pct_char, v)):
+            what = "serial number" if q == "21" else "lot"
+            return (
+                f"has a {what} {v[:30]!r} that is not 1-20 characters of GS1's character set "
+                "(letters, digits and !\"%&'()*+,-./:;<=>?_; no spaces)"
+            )
+    return ""
+
+
+#: ILMD keys that name the lot a commissioned item belongs to (CBV master data)
+_LOT_KEYS = ("cbvmda:lotNumber", "urn:epcglobal:cbv:mda#lotNumber", "lotNumber")
+
+
+def lot_links(event: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(lot, item) pairs, canonical, for the serialised items of ``event``'s epcList whose
+    lot is given: by the item's own Digital Link (``/01/{GTIN}/10/{lot}/21/{serial}``, a
+    qualifier the canonical item code drops) or by the event's ILMD ``lotNumber``. The lot
+    is the LGTIN of the item's GTIN and that lot; a lot outside GS1's character set
+    names none. In first-seen order, each item once."""
+    ilmd = event.get("ilmd")
+    declared = ""
+    if isinstance(ilmd, Mapping):
+        for key in _LOT_KEYS:
+            v = ilmd.get(key)
+            if isinstance(v, str):
+                declared = v
+                break
+    prefix = f"{DL_BASE}/01/"
+    out: dict[str, str] = {}
+    for raw in _raw_list(event, "epcList"):
+        item = normalize_code(raw)
+        if not item.startswith(prefix) or item in out:
+            continue
+        gtin, _, rest = item[len(prefix) :].partition("/")
+        if not rest.startswith("21/"):
+            continue
+        lot = _dl_lot(raw) or declared
+        if lot and _CSET82.fullmatch(_PCT.sub(_pct_char, lot)):
+            out[item] = f"{prefix}{gtin}/10/{lot}"
+    return [(lot, item) for item, lot in out.items()]
+
+
+def _dl_lot(code: str) -> str:
+    """The lot qualifier (10) of a Digital Link naming a GTIN, or ""."""
+    if not code.lower().startswith(("https://", "http://")):
+        return ""
+    try:
+        segs = [s for s in urlsplit(code).path.split("/") if s]
+    except ValueError:
+        return ""
+    for i in range(len(segs) - 1):
+        if segs[i] == "01":
+            quals = dict(zip(segs[i + 2 :: 2], segs[i + 3 :: 2], strict=False))
+            return quals.get("10", "")
+    return ""
+
+
+def _pct_char(m: re.Match[str]) -> str:
+    return chr(int(m.group(1), 16))
+
+
 def is_class_code(code: str) -> bool:
     """Whether ``code`` names a lot or product class (an EPCIS ``epcClass``), not an
     instance: an LGTIN or an SGTIN pattern URN, or a Digital Link of a GTIN, with or
@@ -313,11 +434,14 @@ def check_event_codes(codes: EventCodes, etype: str) -> None:
     for g in groups:
         for c in g:
             if c in seen:
+                if c == codes.parent:
+                    hint = "a container (parentID) cannot also be one of its own children"
+                elif etype == "TransformationEvent":
+                    hint = "a transformation's outputs must be new codes, not its inputs"
+                else:
+                    hint = "give each code one role"
                 raise RuleError(
-                    "duplicate-code",
-                    f"code is named in two roles of one {etype} (e.g. both input and output); "
-                    "give each code one role: a transformation's outputs must be new codes",
-                    c,
+                    "duplicate-code", f"code is named in two roles of one {etype}: {hint}", c
                 )
             seen.add(c)
 

@@ -323,6 +323,10 @@ def check_new_record(record: TraceRecord) -> None:
         Unicode 3.2 so that every validator's Python answers the same; a URN's ``urn:``
         and namespace in lower case (RFC 8141 makes them case-insensitive, so ``URN:X:1``
         would be ``urn:x:1`` under another key);
+      * a GS1 identifier is well formed (``node.epcis.gs1_problem``): an EPC URN of a
+        scheme the canonical form converts does convert, and is lower case; a Digital
+        Link's check digit is right, its serial or lot is in GS1's character set, and it
+        percent-encodes no letter or digit;
       * no EPC list (epcList, childEPCs, inputEPCList, outputEPCList) names a code twice,
         in one form or two (EPCIS 2.0's schema: ``uniqueItems``);
       * ``bizStep``, ``disposition`` and ``action``, if given, are strings, and a bizStep or
@@ -340,7 +344,12 @@ def check_new_record(record: TraceRecord) -> None:
         problem = lookalike_problem(code)
         if problem:
             raise InputError(f"event: code {code[:60]!r} {problem}")
-    from node.epcis import repeated_code
+    from node.epcis import gs1_problem, repeated_code
+
+    for code in codes:
+        problem = gs1_problem(code)
+        if problem:
+            raise InputError(f"event: code {code[:60]!r} {problem}")
 
     repeat = repeated_code(ev)
     if repeat is not None:

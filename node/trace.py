@@ -16,8 +16,9 @@ Invariants of ``trace_back`` / ``trace_forward``:
     the index has not changed in between (a new block may shift later pages);
   * the root is node 0 (depth 0, relation "self").
 
-Relations: back: "input" (an input of the transformation that made ``via``) and "parent"
-(a container ``via`` was packed into); forward: "output" and "child" (the inverses).
+Relations: back: "input" (an input of the transformation that made ``via``), "parent"
+(a container ``via`` was packed into) and "lot" (the lot ``via`` was commissioned in);
+forward: "output", "child" and "item" (the inverses).
 """
 
 from __future__ import annotations
@@ -46,11 +47,11 @@ class TraceIndex(Protocol):
     def state(self, code: str) -> CodeState | None: ...
 
     def downstream(self, code: str) -> Sequence[tuple[str, str]]:
-        """(code, relation "output" | "child") pairs, sorted by code bytes."""
+        """(code, relation "output" | "child" | "item") pairs, sorted by code bytes."""
         ...
 
     def upstream(self, code: str) -> Sequence[tuple[str, str]]:
-        """(code, relation "input" | "parent") pairs, sorted by code bytes."""
+        """(code, relation "input" | "parent" | "lot") pairs, sorted by code bytes."""
         ...
 
     def history(self, code: str, start: int, limit: int) -> Sequence[int]:
@@ -103,7 +104,9 @@ def _untoken(token: str, **expect: Any) -> int:
         offset = d.pop("o")
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         raise InputError("trace: invalid page token") from e
-    if d != expect or not isinstance(offset, int) or offset < 0:
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise InputError("trace: invalid page token")
+    if d != expect:
         raise InputError("trace: the page token belongs to another query")
     return offset
 
@@ -176,7 +179,9 @@ def _trace(
 ) -> TracePage:
     _check_limits(max_depth, limit)
     root = _root(code)
-    if index.state(root) is None:
+    neighbours = index.upstream if direction == "back" else index.downstream
+    if index.state(root) is None and not neighbours(root):
+        # (a lot never commissioned itself is known by the items commissioned in it)
         raise NotFoundError(f"trace: code {code!r} is not known")
     offset = _untoken(token, r=root, d=direction, m=max_depth) if token else 0
     nodes: list[TraceNode] = []

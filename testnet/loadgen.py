@@ -96,7 +96,7 @@ class TokenBucket:
 
 def code_for(tag: str, index: int) -> str:
     """The unique SGTIN commissioned by record ``index`` of the load tagged ``tag``."""
-    return f"urn:epc:id:sgtin:6901234.0{tag}.{index:010d}"
+    return f"urn:epc:id:sgtin:6901234.012345.{tag}{index:010d}"  # a valid SGTIN: tag <= 10
 
 
 def _event(code: str) -> dict[str, Any]:

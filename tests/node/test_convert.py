@@ -18,7 +18,7 @@ def _signed() -> Envelope:
     rec = make_record(
         g,
         "farm",
-        fixtures.object_event(["urn:epc:id:sgtin:1.2.3"], "shipping", "OBSERVE"),
+        fixtures.object_event(["urn:epc:id:sgtin:6901234.000001.3"], "shipping", "OBSERVE"),
         category="meat",
         handoff_to="slaughterhouse",
     )

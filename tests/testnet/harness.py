@@ -132,12 +132,12 @@ class RunningTestnet:
 
         Returns the record ids in submission order. Any refusal raises its LedgerError.
         """
-        tag = prefix or f"{time.time_ns():x}"
+        tag = prefix or f"{time.time_ns() % 16**10:x}"  # a serial is at most 20 characters
         clients = {i: self.client(i, timeout=30.0) for i in set(nodes)}
         try:
             ids = []
             for k in range(count):
-                env = self.signed_record(f"urn:epc:id:sgtin:6901234.00001.{tag}-{k}", author)
+                env = self.signed_record(f"urn:epc:id:sgtin:6901234.000001.{tag}-{k}", author)
                 resp = clients[nodes[k % len(nodes)]].submit(env, wait=wait)
                 ids.append(resp.record_id or env.record_id)
             return ids

@@ -158,7 +158,7 @@ def test_a_relay_rewrapping_every_proposal_does_not_stop_the_consortium(
         net.up(testnet4.dir, timeout=60)
         _ = testnet4.manifest  # record the new PIDs for the teardown check
         envs = [
-            envelope_to_proto(testnet4.signed_record(f"urn:epc:id:sgtin:6901234.00005.r{k}"))
+            envelope_to_proto(testnet4.signed_record(f"urn:epc:id:sgtin:6901234.000005.r{k}"))
             for k in range(RECORDS)
         ]
         acked: list[bytes] = []

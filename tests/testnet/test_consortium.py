@@ -62,7 +62,7 @@ class Load:
                 if self._stop.is_set() or time.monotonic() > deadline:
                     return
                 env = self.tn.signed_record(
-                    f"urn:epc:id:sgtin:6901234.00002.load{time.time_ns()}-{k}"
+                    f"urn:epc:id:sgtin:6901234.000002.L{time.time_ns() % 10**12}-{k}"
                 )
                 try:
                     clients[k % len(clients)].submit(env)
@@ -120,7 +120,7 @@ def test_killing_the_proposer_moves_to_a_new_round(testnet4: RunningTestnet) -> 
     other = next(i for i in range(4) if i != idx)
     start = time.monotonic()
     with tn.client(other, timeout=60) as c:
-        resp = c.submit(tn.signed_record("urn:epc:id:sgtin:6901234.00003.after-kill"), wait=True)
+        resp = c.submit(tn.signed_record("urn:epc:id:sgtin:6901234.000003.after-kill"), wait=True)
     elapsed = time.monotonic() - start
     assert resp.committed
     # bound: a few rounds of timeouts (propose 3 s + 1 s per round), not forever
@@ -174,7 +174,7 @@ def test_node_that_missed_5000_records_catches_up_by_sync(testnet4: RunningTestn
     tn = testnet4
     net.kill(tn.dir, 3)
     envs = [
-        envelope_to_proto(tn.signed_record(f"urn:epc:id:sgtin:6901234.00004.s{k}"))
+        envelope_to_proto(tn.signed_record(f"urn:epc:id:sgtin:6901234.000004.s{k}"))
         for k in range(5000)
     ]
     ids: list[bytes] = []

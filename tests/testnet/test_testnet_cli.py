@@ -91,7 +91,7 @@ def test_testnet_lifecycle_and_faults_through_the_cli(cli_dir, tmp_path):
 
     # submit through the default node (from $SUYUAN_TESTNET), wait for the commit
     event = tmp_path / "event.json"
-    event.write_text(json.dumps(commissioning_event("urn:epc:id:sgtin:6901234.00001.CLI-1")))
+    event.write_text(json.dumps(commissioning_event("urn:epc:id:sgtin:6901234.000001.CLI-1")))
     sub = cli_json(
         "record",
         "submit",
@@ -128,7 +128,7 @@ def test_testnet_lifecycle_and_faults_through_the_cli(cli_dir, tmp_path):
     assert all(status[i]["running"] for i in (0, 2, 3))
     for key in ("index", "address", "pid", "running", "height", "head_hash"):
         assert key in status[0]
-    event.write_text(json.dumps(commissioning_event("urn:epc:id:sgtin:6901234.00001.CLI-2")))
+    event.write_text(json.dumps(commissioning_event("urn:epc:id:sgtin:6901234.000001.CLI-2")))
     sub2 = cli_json(
         "record",
         "submit",
@@ -158,7 +158,7 @@ def test_testnet_lifecycle_and_faults_through_the_cli(cli_dir, tmp_path):
 
     # an envelope signed elsewhere, with one bit of its signature flipped: refused (exit 3)
     env_file = tmp_path / "bad.json"
-    good = tn.signed_record("urn:epc:id:sgtin:6901234.00001.CLI-3")
+    good = tn.signed_record("urn:epc:id:sgtin:6901234.000001.CLI-3")
     sig = bytearray(good.signatures[0].sig)
     sig[5] ^= 0x01
     bad = Envelope(good.payload, good.payload_type, (Signature("farm", bytes(sig)),))
@@ -202,7 +202,7 @@ def _malformed(tn: RunningTestnet) -> Envelope:
 
 
 def _flipped(tn: RunningTestnet) -> Envelope:
-    good = tn.signed_record("urn:epc:id:sgtin:6901234.00001.BAD-SIG")
+    good = tn.signed_record("urn:epc:id:sgtin:6901234.000001.BAD-SIG")
     sig = bytearray(good.signatures[0].sig)
     sig[0] ^= 0x80
     return Envelope(good.payload, good.payload_type, (Signature("farm", bytes(sig)),))
@@ -211,7 +211,7 @@ def _flipped(tn: RunningTestnet) -> Envelope:
 def _non_member(tn: RunningTestnet) -> Envelope:
     mallory = KeyPair.generate("mallory")
     rec = make_record(
-        tn.genesis, "mallory", commissioning_event("urn:epc:id:sgtin:6901234.00001.MALLORY")
+        tn.genesis, "mallory", commissioning_event("urn:epc:id:sgtin:6901234.000001.MALLORY")
     )
     return sign_record(rec, mallory)
 
@@ -220,7 +220,7 @@ def _oversized(tn: RunningTestnet) -> Envelope:
     rec = make_record(
         tn.genesis,
         "farm",
-        commissioning_event("urn:epc:id:sgtin:6901234.00001.HUGE"),
+        commissioning_event("urn:epc:id:sgtin:6901234.000001.HUGE"),
         attributes={"blob": "x" * (tn.genesis.consensus.max_record_bytes + 1)},
     )
     return sign_record(rec, tn.key("farm"))
@@ -253,7 +253,7 @@ def test_bad_submission_is_refused_with_its_code_and_stored_nowhere(testnet4, ma
 
 def test_replay_is_refused_already_exists_and_stored_once(testnet4):
     tn: RunningTestnet = testnet4
-    env = tn.signed_record("urn:epc:id:sgtin:6901234.00001.REPLAY")
+    env = tn.signed_record("urn:epc:id:sgtin:6901234.000001.REPLAY")
     with tn.client(1) as c:
         first = c.submit(env, wait=True)
     assert first.committed

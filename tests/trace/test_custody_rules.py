@@ -511,3 +511,63 @@ def test_evolve_is_dataclasses_replace(changes: dict[str, object]) -> None:
     assert base == CodeState("A", "farm", "farm", children=("B",), first_index=3, last_index=5)
     with pytest.raises(TypeError, match="no field"):
         base.evolve(custodain="typo")
+
+
+# ------------------------------------------------------------------ lots of serialised items
+
+LOT_DL = "https://id.gs1.org/01/06901234123456/10/L9"
+ITEMS_IN_L9 = [f"https://id.gs1.org/01/06901234123456/10/L9/21/S{i}" for i in (1, 2)]
+
+
+def test_items_commissioned_in_a_lot_are_found_from_the_lot_and_recalled_with_it(chain):
+    from node.trace import recall_scope, trace_back, trace_forward
+
+    # the lot qualifier of an item's Digital Link is not part of the item's code; it was
+    # dropped, so a recall of the lot missed the items and they could still be sold
+    chain.add("farm", event(action="ADD", step="commissioning", epcList=ITEMS_IN_L9))
+    chain.add(
+        "farm",
+        event(
+            action="ADD",
+            step="commissioning",
+            epcList=["urn:epc:id:sgtin:6901234.012345.S3"],
+            ilmd={"cbvmda:lotNumber": "L9"},
+        ),
+    )
+    items = [normalize_code(c) for c in [*ITEMS_IN_L9, "urn:epc:id:sgtin:6901234.012345.S3"]]
+    # the lot itself was never commissioned: its items make it traceable
+    fwd = trace_forward(chain.custody, LOT_DL)
+    assert [(n.code, n.relation) for n in fwd.nodes[1:]] == [(c, "item") for c in sorted(items)]
+    back = trace_back(chain.custody, items[0])
+    assert [(n.code, n.relation) for n in back.nodes] == [(items[0], "self"), (LOT_DL, "lot")]
+    scope = [n.code for n in recall_scope(chain.custody, LOT_DL)]
+    assert sorted(scope) == sorted(items)
+    chain.add("regulator", observe("holding", *scope, disposition="recalled"))
+    with raises("recalled", items[0]):
+        chain.add("farm", observe("retail_selling", items[0], disposition="retail_sold"))
+
+
+def test_no_lot_link_without_a_lot_or_for_a_lot_outside_gs1s_characters(chain):
+    from node.trace import trace_back
+
+    chain.add("farm", event(action="ADD", step="commissioning", epcList=[URN]))
+    chain.add(
+        "farm",
+        event(
+            action="ADD",
+            step="commissioning",
+            epcList=["urn:epc:id:sgtin:6901234.012345.7"],
+            ilmd={"lotNumber": "a lot"},
+        ),
+    )
+    for code in (URN, "urn:epc:id:sgtin:6901234.012345.7"):
+        assert [n.relation for n in trace_back(chain.custody, code).nodes] == ["self"]
+
+
+def test_a_container_named_as_its_own_child_is_told_so(chain):
+    commission(chain, "farm", A, CASE)
+    ev = event("AggregationEvent", "ADD", "packing", parentID=CASE, childEPCs=[A, CASE])
+    with raises("duplicate-code", normalize_code(CASE)) as err:
+        chain.add("farm", ev)
+    assert "cannot also be one of its own children" in str(err.value)
+    assert "transformation" not in str(err.value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import random
 from typing import Any
 
@@ -173,6 +175,11 @@ def test_paging_tokens_are_checked():
         trace_back(idx, "c0", 3, 2, page.next_token)
     with pytest.raises(InputError, match="invalid page token"):
         trace_forward(idx, "c0", 3, 2, "!!!")
+    # an edited offset is a bad token, whatever query it names (was "another query")
+    raw = json.loads(base64.urlsafe_b64decode(page.next_token + "=" * (-len(page.next_token) % 4)))
+    bad = base64.urlsafe_b64encode(json.dumps({**raw, "o": -5}).encode()).decode().rstrip("=")
+    with pytest.raises(InputError, match="invalid page token"):
+        trace_forward(idx, "c0", 3, 2, bad)
     with pytest.raises(InputError, match="max_depth"):
         trace_forward(idx, "c0", 65, 2)
     with pytest.raises(NotFoundError):
