@@ -352,6 +352,21 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     k3 = cli.graph("forward", K3)["nodes"][0]
     assert (k3["status"], k3["recalled"], k3["custodian"]) == ("active", False, "processor")
 
+    # a lot's serialised items (their Digital Links carry /10/LOT) are recalled with the lot,
+    # a lot never commissioned itself (its items were missed, and could still be sold)
+    lot = "https://id.gs1.org/01/06901234123456/10/QA9"
+    items = [f"https://id.gs1.org/01/06901234123456/10/QA9/21/{n}" for n in ("S1", "S2")]
+    cli.submit_wait("processor", commission(*items, day=5))
+    out = cli.ok("recall", lot, "--key", cli.key("regulator"), "--reason", "lot QA9")
+    assert "2 codes affected, 2 newly recalled in 1 record(s)" in out
+    back = cli.graph("back", items[0])["nodes"]
+    assert [(n["relation"], n["code"]) for n in back][1:] == [("lot", lot)]
+    sale = {**commission(items[0], day=6), "action": "OBSERVE", "bizStep": "retail_selling",
+            "disposition": "retail_sold"}  # fmt: skip
+    line = cli.refused(1, "record", "submit", str(cli.draft(sale)), "--key",
+                       cli.key("processor"), "--wait")  # fmt: skip
+    assert line.startswith("error: rule recalled:"), line
+
 
 @cache
 def epcis_validator() -> jsonschema.Draft7Validator:
