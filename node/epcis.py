@@ -204,24 +204,17 @@ def gs1_problem(code: str) -> str:
     prefix = DL_BASE + "/"
     if not code.startswith(prefix):
         return ""
-    for m in _PCT.finditer(code):
-        ch = chr(int(m.group(1), 16))
-        if ch in _UNRESERVED:
-            return f"percent-encodes {ch!r} as {m.group(0)!r}: write {ch!r} itself"
+    if "%" in code:
+        for m in _PCT.finditer(code):
+            ch = chr(int(m.group(1), 16))
+            if ch in _UNRESERVED:
+                return f"percent-encodes {ch!r} as {m.group(0)!r}: write {ch!r} itself"
     segs = code[len(prefix) :].split("/")
-    ai, value = segs[0], segs[1] if len(segs) > 1 else ""
-    name = _CHECKED_KEYS.get(ai)
-    if name is not None and _DIGITS.match(value):
-        size = _CHECKED_LENGTH.get(ai, len(value))
-        if len(value) != size:
-            return f"has a {name} of {len(value)} digits; a {name} has {size}"
-        if check_digit(value[:-1]) != value[-1]:
-            return (
-                f"has a {name} with a wrong check digit: {value[:-1]}{check_digit(value[:-1])} "
-                "would be right"
-            )
+    problem = _key_problem(segs[0], segs[1] if len(segs) > 1 else "")
+    if problem:
+        return problem
     for q, v in zip(segs[2::2], segs[3::2], strict=False):
-        if q in ("21", "10") and not _CSET82.fullmatch(_PCT.sub(_pct_char, v)):
+        if q in ("21", "10") and not _CSET82.fullmatch(_PCT.sub(_pct_char, v) if "%" in v else v):
             what = "serial number" if q == "21" else "lot"
             return (
                 f"has a {what} {v[:30]!r} that is not 1-20 characters of GS1's character set "
@@ -248,9 +241,12 @@ def lot_links(event: Mapping[str, Any]) -> list[tuple[str, str]]:
             if isinstance(v, str):
                 declared = v
                 break
+    raws = _raw_list(event, "epcList")
+    if not declared and not any("/10/" in raw for raw in raws):
+        return []  # (the common case: no lot given)
     prefix = f"{DL_BASE}/01/"
     out: dict[str, str] = {}
-    for raw in _raw_list(event, "epcList"):
+    for raw in raws:
         item = normalize_code(raw)
         if not item.startswith(prefix) or item in out:
             continue
@@ -275,6 +271,23 @@ def _dl_lot(code: str) -> str:
         if segs[i] == "01":
             quals = dict(zip(segs[i + 2 :: 2], segs[i + 3 :: 2], strict=False))
             return quals.get("10", "")
+    return ""
+
+
+@functools.lru_cache(maxsize=65536)  # one product's GTIN repeats: pure, so memoized
+def _key_problem(ai: str, value: str) -> str:
+    """A Digital Link primary key's length and check digit (GTIN, SSCC, GLN), or ""."""
+    name = _CHECKED_KEYS.get(ai)
+    if name is None or not _DIGITS.match(value):
+        return ""
+    size = _CHECKED_LENGTH.get(ai, len(value))
+    if len(value) != size:
+        return f"has a {name} of {len(value)} digits; a {name} has {size}"
+    if check_digit(value[:-1]) != value[-1]:
+        return (
+            f"has a {name} with a wrong check digit: {value[:-1]}{check_digit(value[:-1])} "
+            "would be right"
+        )
     return ""
 
 

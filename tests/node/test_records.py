@@ -1,4 +1,5 @@
 import json
+import re
 from dataclasses import replace
 
 import pytest
@@ -389,6 +390,46 @@ def test_a_code_named_twice_in_one_list_is_refused(field, codes):
         del ev["epcList"]
     with pytest.raises(InputError, match=f"{field} names .* twice"):
         make_record(G, "farm", ev)
+
+
+@pytest.mark.parametrize(
+    ("code", "why"),
+    [
+        # each was committed beside urn:epc:id:sgtin:6901234.000001.3005 as another code
+        ("urn:epc:id:SGTIN:6901234.000001.3005", "capitals in its kind or scheme"),
+        ("https://id.gs1.org/01/06901234000016/21/%33005", "percent-encodes '3'"),
+        # and these as codes no scanner could read
+        ("urn:epc:id:sgtin:garbage", "not a valid SGTIN EPC URN"),
+        ("urn:epc:id:sgtin:6901234.00001.1001", "13 digits together"),  # 12 digits
+        ("urn:epc:class:lgtin:6901234.0001.L1", "not a valid LGTIN EPC URN"),
+        ("urn:epc:id:sscc:6903456.000000010", "not a valid SSCC EPC URN"),
+        ("urn:epc:id:sgtin:6901234.000001.a b", "character set"),
+        ("urn:epc:id:sgtin:6901234.000001.ABCDEFGHIJKLMNOPQRSTU", "1-20 characters"),
+        ("https://id.gs1.org/01/06901234000017/21/1", "wrong check digit: 06901234000016"),
+        ("https://example.com/00/123456789012345678", "SSCC with a wrong check digit"),
+        ("https://id.gs1.org/414/123456789012", "a GLN has 13"),
+    ],
+)
+def test_a_malformed_gs1_identifier_is_refused(code, why):
+    with pytest.raises(InputError, match=re.escape(why)):
+        make_record(G, "farm", object_event([code]))
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "urn:epc:id:sgtin:6901234.000001.3005",
+        "https://id.gs1.org/01/06901234000016/21/3005",
+        "https://id.gs1.org/01/06901234000016/21/A%2FB",  # a reserved character, encoded
+        "urn:epc:id:sgtin:6901234.000001.%22q%22",
+        "https://example.com/01/09506000134352/10/ABC?linkType=all",
+        "urn:epc:id:sscc:6903456.0000000101",
+        "urn:epc:id:gsrn:0614141.1234567890",  # a scheme not converted: passes as written
+        "urn:epc:idpat:sgtin:4012345.098765.*",
+    ],
+)
+def test_well_formed_gs1_identifiers_pass(code):
+    assert make_record(G, "farm", object_event([code])).codes() == [code]
 
 
 def test_code_rules_read_a_fixed_unicode_version():
