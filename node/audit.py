@@ -392,9 +392,16 @@ class Auditor:
         # (3) certificate
         cert = p.cb.certificate
         q = p.cert.result()
-        if cert.height != height or cert.round != h.round or not q:
-            why = q.describe("certificate") if not q else "certificate is for another height"
-            raise AuditError(height, "certificate", why)
+        if cert.height != height:
+            raise AuditError(height, "certificate", f"certificate is for height {cert.height}")
+        if cert.round < h.round:  # decided in the round it was built for, or re-proposed later
+            raise AuditError(
+                height,
+                "certificate",
+                f"certificate round {cert.round} precedes the block's {h.round}",
+            )
+        if not q:
+            raise AuditError(height, "certificate", q.describe("certificate"))
         # (4) contents
         envs = p.cb.block.envelopes
         if h.num_records != len(envs):

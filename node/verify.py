@@ -193,7 +193,9 @@ def _check_header(
         raise VerificationError("SHA-256(header) is not the certificate's block hash")
     if header.chain_id != genesis.chain_id or header.genesis_hash != genesis.hash:
         raise VerificationError("header belongs to another chain")
-    if header.height != cert.height or header.round != cert.round:
+    # a block is decided in the round it was built for or, re-proposed as the round's valid
+    # value (Tendermint), in a later one: the header keeps the round it was built in
+    if header.height != cert.height or cert.round < header.round:
         raise VerificationError(
             f"header is height {header.height} round {header.round}, certificate "
             f"{cert.height}/{cert.round}"

@@ -87,8 +87,12 @@ class ChainBuilder:
         ]
         return make_certificate(self.validators, height, round_, block_hash, votes)
 
-    def commit(self, envelopes: Sequence[Envelope], round_: int = 0) -> int:
-        """Build, validate and commit one block of ``envelopes``; returns its height."""
+    def commit(
+        self, envelopes: Sequence[Envelope], round_: int = 0, decided_round: int | None = None
+    ) -> int:
+        """Build (for ``round_``), validate and commit one block of ``envelopes``, certified
+        in ``decided_round`` (default ``round_``: a later round is Tendermint re-proposing
+        the round's valid value); returns its height."""
         h = self.store.head().height + 1
         pbs = [envelope_to_proto(e) for e in envelopes]
         cands = [(pb, self.chain.verify(pb)) for pb in pbs]
@@ -97,7 +101,8 @@ class ChainBuilder:
         )
         assert not dropped, [str(d.reason) for d in dropped]
         prepared = self.chain.validate_block(block)
-        self.chain.commit(prepared, self.certify(h, round_, prepared.block_hash))
+        decided = round_ if decided_round is None else decided_round
+        self.chain.commit(prepared, self.certify(h, decided, prepared.block_hash))
         return h
 
     def committed_blocks(self) -> list[types_pb2.CommittedBlock]:

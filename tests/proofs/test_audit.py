@@ -38,6 +38,20 @@ def test_healthy_chain_passes(chain):
     assert d["failed_height"] is None
 
 
+def test_a_block_decided_in_a_later_round_passes_and_an_earlier_one_fails(tmp_path):
+    # (a re-proposed valid value: all four nodes' audits failed on such an honest block)
+    b = ChainBuilder(tmp_path / "a")
+    b.commit([b.commission("urn:x:r:1")])
+    b.commit([b.commission("urn:x:r:2")], round_=0, decided_round=2)
+    report = audit_blocks(b.committed_blocks(), b.genesis)
+    assert report.ok, report.error
+    bad = ChainBuilder(tmp_path / "b")
+    bad.commit([bad.commission("urn:x:r:1")], round_=1, decided_round=0)
+    report = audit_blocks(bad.committed_blocks(), bad.genesis)
+    assert not report.ok
+    assert "certificate round 0 precedes the block's 1" in str(report.error)
+
+
 def test_saved_checkpoint_round_trips_and_passes_again(chain):
     report = audit_blocks(chain.committed_blocks(), chain.genesis)
     saved = report.saved_checkpoint()

@@ -33,6 +33,22 @@ def test_every_honest_bundle_verifies(chain):
         assert bundle.record_height == result.height
 
 
+def test_a_block_decided_in_a_later_round_than_it_was_built_verifies(tmp_path):
+    # Tendermint re-proposes a round's valid value: the header keeps round 0, the commit
+    # certificate is for round 2. Offline checks refused such an honest block.
+    b = ChainBuilder(tmp_path / "store")
+    env = b.commission("urn:epc:id:sgtin:0614141.107346.77")
+    b.commit([env], round_=0, decided_round=2)
+    result = verify_bundle(b.bundle(env), b.genesis)
+    assert result, result.describe()
+    later = ChainBuilder(tmp_path / "store2")
+    env2 = later.commission("urn:epc:id:sgtin:0614141.107346.78")
+    later.commit([env2], round_=2, decided_round=1)  # certified before it was built: forged
+    result = verify_bundle(later.bundle(env2), later.genesis)
+    assert failed_step(result) == 4
+    assert "round 2, certificate 1/1" in result.describe()
+
+
 def test_handoff_bundle_names_both_parties(chain):
     result = verify_bundle(chain.bundle(chain.hand), chain.genesis)
     assert result
