@@ -110,6 +110,7 @@ def write_text_atomic(path: Path, text: str, *, mode: int = 0o644) -> None:
             raise OutputError.writing(path, e) from e
         return
     tmp = real.with_name(f".{real.name}.tmp{os.getpid()}")
+    _remove_stale_temps(real)
     try:
         real.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -123,3 +124,41 @@ def write_text_atomic(path: Path, text: str, *, mode: int = 0o644) -> None:
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
+
+
+def _remove_stale_temps(real: Path) -> None:
+    """Delete the temporary files an earlier write of ``real`` left when it was killed
+    (``.NAME.tmpPID`` whose process no longer runs); a live writer's file is kept."""
+    prefix = f".{real.name}.tmp"
+    try:
+        names = [n for n in os.listdir(real.parent) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names[:100]:
+        pid = name[len(prefix) :]
+        if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            (real.parent / name).unlink()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # (someone else's process: alive)
+        return True
+    return True
+
+
+def interrupted_submit(record_id: str, address: str) -> typer.Exit:
+    """Ctrl-C while a record was being submitted: say which record and how to find out
+    what became of it (it may have been admitted, and committed), for exit 130."""
+    err_console.print(
+        f"interrupted: record {record_id} was sent to {address}; its outcome is unknown: "
+        f"`suyuan record get {record_id}` tells",
+        markup=False,
+        soft_wrap=True,
+    )
+    return typer.Exit(130)

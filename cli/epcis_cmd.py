@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from cli.common import console, print_json, read_json_file, write_text_atomic
+from cli.common import console, err_console, print_json, read_json_file, write_text_atomic
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
 from node.envelope import Envelope
@@ -56,6 +56,7 @@ def import_cmd(
     report: list[dict[str, Any]] = []
     client = LedgerClient(target.address) if (target and not dry_run) else None
     lost: NodeUnavailableError | None = None
+    interrupted = False
     try:
         for r in results:
             row: dict[str, Any] = {"position": r.position, "codes": list(r.codes)}
@@ -84,11 +85,31 @@ def import_cmd(
                     break
                 except LedgerError as e:
                     row |= {"status": "refused", "reason": str(e)}
+                except KeyboardInterrupt:  # Ctrl-C: report what was done, then stop
+                    if "record_id" in row:
+                        row |= {
+                            "status": "unknown",
+                            "reason": f"{row['record_id']}: interrupted while submitting; it "
+                            "may have been committed",
+                        }
+                        report.append(row)
+                    interrupted = True
+                    break
             report.append(row)
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         if client is not None:
             client.close()
-    _print_report(document, report, as_json, dry_run)
+    _print_report(document, report, as_json, dry_run, len(results))
+    if interrupted:
+        done = sum(1 for x in report if x["status"] == "imported")
+        err_console.print(
+            f"interrupted: {done} event(s) imported, the events above; re-run the import to "
+            "go on (imported events are refused as commission-once or replays)",
+            markup=False,
+        )
+        raise typer.Exit(130)
     if lost is not None:  # what was done is printed above; the event in doubt is named
         rid = report[-1].get("record_id", "")
         done = sum(1 for x in report if x["status"] == "imported")
@@ -101,8 +122,10 @@ def import_cmd(
 
 
 def _print_report(
-    document: Path, report: list[dict[str, Any]], as_json: bool, dry_run: bool
+    document: Path, report: list[dict[str, Any]], as_json: bool, dry_run: bool, total: int
 ) -> None:
+    """The per-event report; ``total`` is the document's event count (an interrupted or
+    stopped import reports fewer)."""
     ok = [r for r in report if r["status"] in ("imported", "submitted", "ok (dry run)")]
     if as_json:
         print_json(
@@ -118,13 +141,15 @@ def _print_report(
     for row in report:
         color = {"refused": "red", "unknown": "yellow"}.get(row["status"], "green")
         detail = row.get("reason") or row.get("record_id", "")
+        if row.get("log_index") is not None and row["status"] == "imported":
+            detail += f" (log index {row['log_index']})"
         console.print(
             Text.assemble(
                 f"  event {row['position']:>3}: ", (str(row["status"]), color), f" {detail}"
             )
         )
     verb = "would be imported (dry run: nothing was submitted)" if dry_run else "imported"
-    console.print(f"{len(ok)} of {len(report)} events {verb}")
+    console.print(f"{len(ok)} of {total} events {verb}")
 
 
 @app.command("export")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common import console, print_json, write_text_atomic
+from cli.common import console, interrupted_submit, print_json, write_text_atomic
 from cli.nodeaddr import resolve_node
 from cli.record_cmd import load_envelope
 from node.client import LedgerClient
@@ -131,7 +131,10 @@ def accept(
         write_text_atomic(out, both.to_json())
     target = resolve_node(node)
     with LedgerClient(target.address) as client:
-        resp = client.submit(both, wait=wait)
+        try:
+            resp = client.submit(both, wait=wait)
+        except KeyboardInterrupt:
+            raise interrupted_submit(both.record_id.hex(), target.address) from None
     if wait and not resp.committed:
         raise NodeUnavailableError(
             f"handoff {both.record_id.hex()} accepted but not committed in time"

@@ -7,7 +7,14 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common import console, positive_seconds, print_json, read_json_file, write_text_atomic
+from cli.common import (
+    console,
+    interrupted_submit,
+    positive_seconds,
+    print_json,
+    read_json_file,
+    write_text_atomic,
+)
 from cli.nodeaddr import NodeTarget, find_testnet, resolve_node
 from node.client import LedgerClient
 from node.convert import envelope_from_proto
@@ -253,6 +260,8 @@ def submit(
                 f"{e} (record {env.record_id.hex()}: its outcome is unknown; "
                 f"`suyuan record get {env.record_id.hex()}` tells)"
             ) from e
+        except KeyboardInterrupt:
+            raise interrupted_submit(env.record_id.hex(), target.address) from None
     record_id = (resp.record_id or env.record_id).hex()
     if wait and not resp.committed:
         raise NodeUnavailableError(

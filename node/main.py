@@ -16,6 +16,7 @@ import fcntl
 import gc
 import logging
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ from grpc_health.v1._async import HealthServicer
 
 from node.chain import EXTRA_DBS
 from node.config import NodeConfig
-from node.errors import ConfigError, KeyFileError, LedgerError
+from node.errors import ConfigError, KeyFileError, LedgerError, StorageError
 from node.genesis import Genesis
 from node.grpc_errors import MalformedRequests
 from node.keys import KeyPair, load_key_file
@@ -138,8 +139,25 @@ async def serve(config: NodeConfig) -> None:
     lock = lock_data_dir(config.data_dir)  # before the store is opened or anything written
     try:
         await _serve(config, genesis, key)
+    except OSError as e:  # a file of the data folder (the pid file, evidence) not written
+        raise StorageError(
+            f"cannot write in data_dir {config.data_dir}: {e.strerror or e}"
+            f"{_free_space(config.data_dir)}"
+        ) from e
+    except StorageError as e:
+        raise StorageError(f"{e}{_free_space(config.data_dir)}") from e
     finally:
         os.close(lock)
+
+
+def _free_space(data_dir: Path) -> str:
+    """ "; N bytes free ..." for a storage failure: LMDB reports a full disk as an I/O
+    error, so the free space is what tells the operator."""
+    try:
+        free = shutil.disk_usage(data_dir).free
+    except OSError:
+        return ""
+    return f" ({free / 2**20:.1f} MiB free on the data folder's filesystem)"
 
 
 async def _serve(config: NodeConfig, genesis: Genesis, key: KeyPair) -> None:
@@ -166,6 +184,7 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: KeyPair) -> None:
         loop.add_signal_handler(sig, stop.set)
     await server.start()
     failure = ""
+    failed: BaseException | None = None
     try:
         await node.start()
         await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -178,6 +197,7 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: KeyPair) -> None:
         if consensus in done:  # it ends only with the node: anything else is a crash
             exc = None if consensus.cancelled() else consensus.exception()
             failure = repr(exc) if exc is not None else "it ended"
+            failed = exc
             log.error("consensus stopped: %s; stopping the node", failure, exc_info=exc)
         waiter.cancel()
     finally:
@@ -190,6 +210,8 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: KeyPair) -> None:
             (config.data_dir / "node.pid").unlink()
         log.info("stopped")
     if failure:
+        if isinstance(failed, StorageError):  # exit 4, as the README says for storage
+            raise StorageError(f"node stopped: {failed}")
         raise LedgerError(f"node stopped: its consensus task failed ({failure})")
 
 

@@ -1,5 +1,8 @@
 """cli.common file helpers: a failed write is one OutputError and leaves nothing behind."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -173,3 +176,20 @@ def test_dev_stdout_is_written_to_the_descriptor_not_replaced(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert piped.stdout == "before\nout\n"
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
+    # a SIGKILLed `prove --out b.json` left .b.json.tmpPID behind for good
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    stale = tmp_path / f".b.json.tmp{dead.stdout.strip()}"
+    stale.write_text("{half")
+    live = tmp_path / f".b.json.tmp{os.getppid()}"  # a running writer's file is kept
+    live.write_text("{")
+    other = tmp_path / ".c.json.tmp1"
+    other.write_text("{")
+    write_text_atomic(tmp_path / "b.json", "{}")
+    assert (tmp_path / "b.json").read_text() == "{}"
+    assert not stale.exists()
+    assert live.exists()
+    assert other.exists()

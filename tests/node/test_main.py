@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from node.config import NodeConfig
-from node.errors import ConfigError, KeyFileError, LedgerError
+from node.errors import ConfigError, KeyFileError, LedgerError, StorageError
 from node.keys import KeyPair, write_key_file
 from node.main import serve
 from node.node import Node
@@ -99,6 +99,41 @@ def test_a_crashed_consensus_task_stops_the_node_with_an_error(
     assert "consensus task failed (RuntimeError('boom'))" in str(err)
     assert "consensus stopped: RuntimeError('boom')" in caplog.text
     assert not (cfg.data_dir / "node.pid").exists()  # stopped cleanly
+
+
+def test_a_store_write_failure_stops_the_node_with_exit_4_and_the_free_space(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a full disk ended as exit 1 ("consensus task failed"), and LMDB calls it an I/O error
+    async def full(self: Node) -> None:
+        raise StorageError("cannot write the store: mdb_txn_commit: Input/output error")
+
+    monkeypatch.setattr(Node, "_consensus_loop", full)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    err = _refusal(_setup(tmp_path, listen=f"127.0.0.1:{port}"))
+    assert isinstance(err, StorageError)
+    assert err.exit_code == 4
+    assert str(err).startswith("node stopped: cannot write the store")
+    assert "MiB free on the data folder's filesystem" in str(err)
+
+
+def test_a_data_folder_file_that_cannot_be_written_is_a_storage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # it read "cannot write the output: No space left on device" (exit 2)
+    import errno
+
+    import node.main
+
+    async def no_space(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(node.main, "_serve", no_space)
+    err = _refusal(_setup(tmp_path))
+    assert isinstance(err, StorageError)
+    assert str(err).startswith(f"cannot write in data_dir {tmp_path / 'data'}: No space left")
 
 
 def test_tune_gc_collects_young_objects_rarely_and_freezes_startup_objects() -> None:
