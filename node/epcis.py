@@ -179,6 +179,8 @@ _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 # Digital Link primary keys with a fixed length and a check digit
 _CHECKED_KEYS = {"01": "GTIN", "00": "SSCC", "414": "GLN"}
 _CHECKED_LENGTH = {"00": 18, "414": 13}
+_DL_PREFIX = DL_BASE + "/"
+_DL_PREFIX_LEN = len(_DL_PREFIX)
 
 
 def gs1_problem(code: str) -> str:
@@ -201,19 +203,20 @@ def gs1_problem(code: str) -> str:
         if form is not None:
             return f"is not a valid {scheme.upper()} EPC URN (urn:epc:{kind}:{scheme}:{form})"
         return ""
-    prefix = DL_BASE + "/"
-    if not code.startswith(prefix):
+    if not code.startswith(_DL_PREFIX):
         return ""
     if "%" in code:
         for m in _PCT.finditer(code):
             ch = chr(int(m.group(1), 16))
             if ch in _UNRESERVED:
                 return f"percent-encodes {ch!r} as {m.group(0)!r}: write {ch!r} itself"
-    segs = code[len(prefix) :].split("/")
-    problem = _key_problem(segs[0], segs[1] if len(segs) > 1 else "")
+    segs = code[_DL_PREFIX_LEN:].split("/")
+    n = len(segs)
+    problem = _key_problem(segs[0], segs[1]) if n > 1 else ""
     if problem:
         return problem
-    for q, v in zip(segs[2::2], segs[3::2], strict=False):
+    for i in range(2, n - 1, 2):
+        q, v = segs[i], segs[i + 1]
         if q in ("21", "10") and not _CSET82.fullmatch(_PCT.sub(_pct_char, v) if "%" in v else v):
             what = "serial number" if q == "21" else "lot"
             return (
@@ -234,6 +237,10 @@ def lot_links(event: Mapping[str, Any]) -> list[tuple[str, str]]:
     is the LGTIN of the item's GTIN and that lot; a lot outside GS1's character set
     names none. In first-seen order, each item once."""
     ilmd = event.get("ilmd")
+    if ilmd is None:
+        epcs = event.get("epcList")
+        if not isinstance(epcs, list) or not any(isinstance(c, str) and "/10/" in c for c in epcs):
+            return []  # (the common case: no lot given)
     declared = ""
     if isinstance(ilmd, Mapping):
         for key in _LOT_KEYS:
@@ -415,9 +422,10 @@ def repeated_code(event: Mapping[str, Any]) -> tuple[str, str] | None:
     """(list name, code) of the first code an EPC list of ``event`` names a second time,
     as written or in another form of the same canonical code; None if there is none."""
     for key in _EPC_LISTS:
+        v = event.get(key)
+        if not isinstance(v, list) or len(v) < 2:
+            continue  # (the common case: one code)
         raw = _raw_list(event, key)
-        if len(raw) < 2:
-            continue
         seen: set[str] = set()
         for c in raw:
             n = normalize_code(c)
