@@ -1,5 +1,6 @@
-"""Ctrl-C while `record submit --wait` waits: the record and how to find its outcome are
-named (it printed nothing, though the node may have committed the record)."""
+"""Ctrl-C while the CLI waits for a node: what was sent, and what was done, is named (it
+printed nothing, though the node may have committed the record). The node here is a stub
+Ledger on 127.0.0.1 whose Submit does not answer (a node that cannot commit)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import threading
 from concurrent import futures
+from pathlib import Path
 
 import grpc
 
@@ -20,38 +22,32 @@ from tests.fixtures import genesis, key, object_event
 
 
 class _Silent(services_pb2_grpc.LedgerServicer):
-    """A Ledger whose Submit never answers (a node that cannot commit)."""
+    """Answers the first ``answered`` Submits as committed, then holds the next one."""
 
-    def __init__(self) -> None:
-        self.called = threading.Event()
+    def __init__(self, answered: int = 0) -> None:
+        self.answered = answered
+        self.calls = 0
+        self.called = threading.Event()  # the held Submit has arrived
         self.release = threading.Event()
 
     def Submit(self, request, context):
+        self.calls += 1
+        if self.calls <= self.answered:
+            return services_pb2.SubmitResponse(committed=True, height=3, log_index=7)
         self.called.set()
         self.release.wait(30)
         context.abort(grpc.StatusCode.UNAVAILABLE, "gone")
 
 
-def test_ctrl_c_while_waiting_names_the_record(tmp_path):
-    g = genesis()
-    env = sign_record(make_record(g, "farm", object_event(["urn:qa:int:1"])), key("farm"))
-    (tmp_path / "env.json").write_text(env.to_json())
-    servicer = _Silent()
+def _interrupted(tmp_path: Path, servicer: _Silent, *args: str) -> tuple[int, str, str, str]:
+    """Run ``suyuan ARGS --node STUB``, SIGINT it once the held Submit arrives; returns
+    (exit code, stdout, stderr, the stub's address)."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     services_pb2_grpc.add_LedgerServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
     server.start()
     proc = subprocess.Popen(
-        [
-            SUYUAN,
-            "record",
-            "submit",
-            "--envelope",
-            "env.json",
-            "--node",
-            f"127.0.0.1:{port}",
-            "--wait",
-        ],
+        [SUYUAN, *args, "--node", address],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -59,71 +55,7 @@ def test_ctrl_c_while_waiting_names_the_record(tmp_path):
         env={k: v for k, v in os.environ.items() if k != "SUYUAN_TESTNET"},
     )
     try:
-        assert servicer.called.wait(30), "the CLI never reached Submit"
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        servicer.release.set()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        server.stop(0)
-    assert proc.returncode == 130, err
-    rid = env.record_id.hex()
-    assert err.strip() == (
-        f"interrupted: record {rid} was sent to 127.0.0.1:{port}; its outcome is unknown: "
-        f"`suyuan record get {rid}` tells"
-    )
-
-
-class _OneThenSilent(_Silent):
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-
-    def Submit(self, request, context):
-        self.calls += 1
-        if self.calls == 1:
-            return services_pb2.SubmitResponse(record_id=b"", committed=True, height=3, log_index=7)
-        return super().Submit(request, context)
-
-
-def test_ctrl_c_during_epcis_import_reports_what_was_imported(tmp_path):
-    # it printed nothing, though events before the interrupt were committed
-    g = genesis()
-    (tmp_path / "genesis.json").write_text(g.to_json())
-    write_key_file(tmp_path / "farm.key", key("farm"), None)
-    doc = {
-        "type": "EPCISDocument",
-        "epcisBody": {"eventList": [object_event([f"urn:qa:int:{i}"]) for i in range(3)]},
-    }
-    (tmp_path / "doc.json").write_text(json.dumps(doc))
-    servicer = _OneThenSilent()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    services_pb2_grpc.add_LedgerServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    proc = subprocess.Popen(
-        [
-            SUYUAN,
-            "epcis",
-            "import",
-            "doc.json",
-            "--key",
-            "farm.key",
-            "--genesis",
-            "genesis.json",
-            "--node",
-            f"127.0.0.1:{port}",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={k: v for k, v in os.environ.items() if k != "SUYUAN_TESTNET"},
-    )
-    try:
-        assert servicer.called.wait(30), "the import never reached its second Submit"
+        assert servicer.called.wait(30), "the CLI never reached the held Submit"
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:
@@ -132,11 +64,37 @@ def test_ctrl_c_during_epcis_import_reports_what_was_imported(tmp_path):
             proc.kill()
             proc.wait(10)
         server.stop(0)
-    assert proc.returncode == 130, err
+    return proc.returncode, out, err, address
+
+
+def test_ctrl_c_while_waiting_names_the_record(tmp_path):
+    env = sign_record(make_record(genesis(), "farm", object_event(["urn:qa:int:1"])), key("farm"))
+    (tmp_path / "env.json").write_text(env.to_json())
+    args = ("record", "submit", "--envelope", "env.json", "--wait")
+    rc, _, err, address = _interrupted(tmp_path, _Silent(), *args)
+    assert rc == 130, err
+    rid = env.record_id.hex()
+    assert err.strip() == (
+        f"interrupted: record {rid} was sent to {address}; its outcome is unknown: "
+        f"`suyuan record get {rid}` tells"
+    )
+
+
+def test_ctrl_c_during_epcis_import_reports_what_was_imported(tmp_path):
+    (tmp_path / "genesis.json").write_text(genesis().to_json())
+    write_key_file(tmp_path / "farm.key", key("farm"), None)
+    doc = {
+        "type": "EPCISDocument",
+        "epcisBody": {"eventList": [object_event([f"urn:qa:int:{i}"]) for i in range(3)]},
+    }
+    (tmp_path / "doc.json").write_text(json.dumps(doc))
+    args = ("epcis", "import", "doc.json", "--key", "farm.key", "--genesis", "genesis.json")
+    rc, out, err, _ = _interrupted(tmp_path, _Silent(answered=1), *args)
+    assert rc == 130, err
     lines = out.splitlines()
     assert lines[0].startswith("  event   0: imported ")
     assert lines[0].endswith("(log index 7)")
     assert lines[1].startswith("  event   1: unknown ")
-    assert "interrupted while submitting" in out
+    assert "interrupted while submitting" in lines[1]
     assert lines[2:] == ["1 of 3 events imported"]  # event 2 was never sent
     assert err.startswith("interrupted: 1 event(s) imported")

@@ -29,6 +29,7 @@ from node.custody import (
 )
 from node.epcis import normalize_code
 from node.errors import RuleError, RulePermissionError
+from node.trace import recall_scope, trace_back, trace_forward
 from tests.trace.helpers import GENESIS, Chain, event, signed
 
 URN = "urn:epc:id:sgtin:6901234.012345.1"
@@ -519,21 +520,15 @@ LOT_DL = "https://id.gs1.org/01/06901234123456/10/L9"
 ITEMS_IN_L9 = [f"https://id.gs1.org/01/06901234123456/10/L9/21/S{i}" for i in (1, 2)]
 
 
-def test_items_commissioned_in_a_lot_are_found_from_the_lot_and_recalled_with_it(chain):
-    from node.trace import recall_scope, trace_back, trace_forward
+def commission_in_lot(chain: Chain, code: str, ilmd: dict[str, str]) -> None:
+    chain.add("farm", event(action="ADD", step="commissioning", epcList=[code], ilmd=ilmd))
 
+
+def test_items_commissioned_in_a_lot_are_found_from_the_lot_and_recalled_with_it(chain):
     # the lot qualifier of an item's Digital Link is not part of the item's code; it was
     # dropped, so a recall of the lot missed the items and they could still be sold
     chain.add("farm", event(action="ADD", step="commissioning", epcList=ITEMS_IN_L9))
-    chain.add(
-        "farm",
-        event(
-            action="ADD",
-            step="commissioning",
-            epcList=["urn:epc:id:sgtin:6901234.012345.S3"],
-            ilmd={"cbvmda:lotNumber": "L9"},
-        ),
-    )
+    commission_in_lot(chain, "urn:epc:id:sgtin:6901234.012345.S3", {"cbvmda:lotNumber": "L9"})
     items = [normalize_code(c) for c in [*ITEMS_IN_L9, "urn:epc:id:sgtin:6901234.012345.S3"]]
     # the lot itself was never commissioned: its items make it traceable
     fwd = trace_forward(chain.custody, LOT_DL)
@@ -548,18 +543,8 @@ def test_items_commissioned_in_a_lot_are_found_from_the_lot_and_recalled_with_it
 
 
 def test_no_lot_link_without_a_lot_or_for_a_lot_outside_gs1s_characters(chain):
-    from node.trace import trace_back
-
     chain.add("farm", event(action="ADD", step="commissioning", epcList=[URN]))
-    chain.add(
-        "farm",
-        event(
-            action="ADD",
-            step="commissioning",
-            epcList=["urn:epc:id:sgtin:6901234.012345.7"],
-            ilmd={"lotNumber": "a lot"},
-        ),
-    )
+    commission_in_lot(chain, "urn:epc:id:sgtin:6901234.012345.7", {"lotNumber": "a lot"})
     for code in (URN, "urn:epc:id:sgtin:6901234.012345.7"):
         assert [n.relation for n in trace_back(chain.custody, code).nodes] == ["self"]
 
