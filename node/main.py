@@ -145,6 +145,8 @@ async def serve(config: NodeConfig) -> None:
             f"{_free_space(config.data_dir)}"
         ) from e
     except StorageError as e:
+        if "cannot write" not in str(e) and "cannot grow" not in str(e):
+            raise  # (another chain's store, a corrupt one: space is not the question)
         raise StorageError(f"{e}{_free_space(config.data_dir)}") from e
     finally:
         os.close(lock)
