@@ -526,10 +526,15 @@ def apply(
     elif etype == "ObjectEvent" and action == "ADD":
         for c in codes.all:
             _commission(w, c, record.author, disposition, is_class=c in codes.classes)
-        # an item commissioned in a lot is found from the lot (a recall of the lot)
+        # an item commissioned in a lot is found from the lot (a recall of the lot), and
+        # one commissioned in a lot already recalled is born recalled: it cannot be sold
         for lot, item in lot_links(ev):
-            if lot != item:
-                w.edges.append(Edge(lot, item, "lot", w.index))
+            if lot == item:
+                continue
+            w.edges.append(Edge(lot, item, "lot", w.index))
+            lot_state = w.get(lot)
+            if lot_state is not None and lot_state.recalled:
+                w.put(w.need(item).with_flags(recalled=True))
     else:
         # OBSERVE-like acts (ObjectEvent OBSERVE/DELETE, Transaction, Aggregation OBSERVE).
         named = codes.all

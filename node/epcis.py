@@ -81,11 +81,12 @@ def digital_link(gtin: str, *, serial: str = "", lot: str = "", base: str = DL_B
 
 
 def _urn_to_dl(code: str) -> str:
-    parts = code.split(":")
+    parts = code.split(":", 4)  # (a serial may hold ':')
     if len(parts) != 5:
         return code
     _, _, kind, scheme, value = parts
-    fields = value.split(".")
+    # the last field (a serial, lot, extension or reference) may hold '.'
+    fields = value.split(".", 1 if scheme in ("sscc", "giai") else 2)
     if kind == "id" and scheme == "sgtin" and len(fields) == 3:
         cp, ir, serial = fields
         if _gs1_digits(cp + ir, 13):
@@ -165,7 +166,6 @@ def normalize_code(code: str) -> str:
 _EPC_FORMS = {
     ("id", "sgtin"): "CompanyPrefix.ItemReference.Serial, the two numbers 13 digits together",
     ("class", "lgtin"): "CompanyPrefix.ItemReference.Lot, the two numbers 13 digits together",
-    ("idpat", "sgtin"): "CompanyPrefix.ItemReference.*, the two numbers 13 digits together",
     ("id", "sscc"): "CompanyPrefix.SerialReference, 17 digits together",
     ("id", "sgln"): "CompanyPrefix.LocationReference.Extension, the two numbers 12 digits",
     ("id", "grai"): "CompanyPrefix.AssetType.Serial, the two numbers 12 digits together",
@@ -187,10 +187,19 @@ def gs1_problem(code: str) -> str:
     """Why canonical ``code`` is not a well-formed GS1 identifier it claims to be, or "".
 
     An EPC URN of a scheme the canonical form converts that is still a URN did not
-    convert: it is malformed. An EPC URN's kind and scheme are lower case. In a Digital
-    Link: the check digit of a GTIN, SSCC or GLN; a serial (21) or lot (10) of 1-20
-    characters of GS1's set 82; no percent-encoded letter or digit (``%33`` for ``3``),
-    which would name the same object under another key. Other codes pass."""
+    convert: it is malformed. An EPC URN's kind and scheme are lower case. In a URN or URL
+    every ``%`` starts an escape in upper-case hex, and no letter, digit or ``-._~`` is
+    escaped. In a Digital Link: a GTIN of 8, 12, 13 or 14 digits; the check digit of a
+    GTIN, SSCC or GLN; a serial (21) or lot (10) of 1-20 characters of GS1's set 82; only
+    the characters a URI path cannot hold as themselves (``"%/<>?``) escaped. Each of
+    these would otherwise name one object under two keys (``A1!`` and ``A1%21``, ``%2f``
+    and ``%2F``). Other codes pass."""
+    if code.startswith(("urn:", "http://", "https://")) and "%" in code:
+        problem = _escape_problem(code, strict=code.startswith(_DL_PREFIX))
+        if problem:
+            return problem
+    if code.startswith(("http://", "https://")) and not code.startswith(_DL_PREFIX):
+        return _gtin_length_problem(code)
     if code.startswith("urn:epc:"):
         parts = code.split(":")
         if len(parts) < 5:
@@ -205,11 +214,6 @@ def gs1_problem(code: str) -> str:
         return ""
     if not code.startswith(_DL_PREFIX):
         return ""
-    if "%" in code:
-        for m in _PCT.finditer(code):
-            ch = chr(int(m.group(1), 16))
-            if ch in _UNRESERVED:
-                return f"percent-encodes {ch!r} as {m.group(0)!r}: write {ch!r} itself"
     segs = code[_DL_PREFIX_LEN:].split("/")
     n = len(segs)
     problem = _key_problem(segs[0], segs[1]) if n > 1 else ""
@@ -223,6 +227,48 @@ def gs1_problem(code: str) -> str:
                 f"has a {what} {v[:30]!r} that is not 1-20 characters of GS1's character set "
                 "(letters, digits and !\"%&'()*+,-./:;<=>?_; no spaces)"
             )
+    return ""
+
+
+#: what a Digital Link path cannot hold as itself, of GS1's set 82: written %XX
+_MUST_ESCAPE = frozenset('"%/<>?')
+_LOOSE_PCT = re.compile(r"%(?![0-9A-F]{2})")  # a '%' that starts no upper-case escape
+
+
+def _escape_problem(code: str, *, strict: bool) -> str:
+    """The percent-encodings of a URN or URL (``gs1_problem``); ``strict`` for a canonical
+    Digital Link, where only ``_MUST_ESCAPE`` may be escaped."""
+    loose = _LOOSE_PCT.search(code)
+    if loose is not None:
+        frag = code[loose.start() : loose.start() + 3]
+        if re.fullmatch(r"%[0-9A-Fa-f]{2}", frag):
+            return f"writes the escape {frag!r} in lower case: write {frag.upper()!r}"
+        return "has a '%' that starts no escape: write '%25' for a percent sign"
+    for m in _PCT.finditer(code):
+        ch = chr(int(m.group(1), 16))
+        if ch in _UNRESERVED or (strict and ch not in _MUST_ESCAPE):
+            hint = (
+                " (an EPC URN must escape '&'; give this code as its Digital Link)"
+                if ch == "&"
+                else ""
+            )
+            return f"percent-encodes {ch!r} as {m.group(0)!r}: write {ch!r} itself{hint}"
+    return ""
+
+
+def _gtin_length_problem(code: str) -> str:
+    """A URL that reads as a Digital Link of a GTIN (``/01/`` and digits) but was not
+    canonicalized: its GTIN has the wrong number of digits (``009506000134352``)."""
+    try:
+        segs = [s for s in urlsplit(code).path.split("/") if s]
+    except ValueError:
+        return ""
+    for i in range(len(segs) - 1):
+        if segs[i] in _DL_KEYS:
+            value = segs[i + 1]
+            if segs[i] == "01" and _DIGITS.match(value):
+                return f"has a GTIN of {len(value)} digits; a GTIN has 8, 12, 13 or 14"
+            return ""
     return ""
 
 
@@ -287,6 +333,8 @@ def _key_problem(ai: str, value: str) -> str:
     name = _CHECKED_KEYS.get(ai)
     if name is None or not _DIGITS.match(value):
         return ""
+    if ai == "01" and len(value) != 14:  # (a canonical GTIN is padded to 14 digits)
+        return f"has a GTIN of {len(value)} digits; a GTIN has 8, 12, 13 or 14"
     size = _CHECKED_LENGTH.get(ai, len(value))
     if len(value) != size:
         return f"has a {name} of {len(value)} digits; a {name} has {size}"

@@ -309,6 +309,11 @@ def lookalike_problem(code: str) -> str:
     return ""
 
 
+def _shown(code: str, most: int = 120) -> str:
+    """``code`` quoted for a message, marked where it is cut."""
+    return repr(code) if len(code) <= most else repr(code[:most]) + "..."
+
+
 def check_new_record(record: TraceRecord) -> None:
     """Rules for new records (signed by ``make_record``, admitted by ``verify_envelope``),
     not applied when a certified block is replayed (``parse_trusted``) or a committed record
@@ -343,13 +348,13 @@ def check_new_record(record: TraceRecord) -> None:
     for code in codes:
         problem = lookalike_problem(code)
         if problem:
-            raise InputError(f"event: code {code[:60]!r} {problem}")
+            raise InputError(f"event: code {_shown(code)} {problem}")
     from node.epcis import gs1_problem, repeated_code
 
     for code in codes:
         problem = gs1_problem(code)
         if problem:
-            raise InputError(f"event: code {code[:60]!r} {problem}")
+            raise InputError(f"event: code {_shown(code)} {problem}")
 
     repeat = repeated_code(ev)
     if repeat is not None:

@@ -408,6 +408,15 @@ def test_a_code_named_twice_in_one_list_is_refused(field, codes):
         ("https://id.gs1.org/01/06901234000017/21/1", "wrong check digit: 06901234000016"),
         ("https://example.com/00/123456789012345678", "SSCC with a wrong check digit"),
         ("https://id.gs1.org/414/123456789012", "a GLN has 13"),
+        # a second QA pass: each of these was another key for an object already named
+        ("https://id.gs1.org/01/09506000134352/21/A1%21", "percent-encodes '!' as '%21'"),
+        ("https://id.gs1.org/01/09506000134352/21/A2%2f", "write '%2F'"),
+        ("urn:epc:id:sgtin:9506000.013435.A3%2f", "write '%2F'"),
+        ("https://id.gs1.org/01/09506000134352/21/A5%", "a '%' that starts no escape"),
+        ("https://id.gs1.org/01/009506000134352/21/A4", "a GTIN of 15 digits"),
+        ("http://example.com/01/009506000134352/21/A6", "a GTIN of 15 digits"),
+        ("https://example.com/0%31/09506000134352/21/C3", "percent-encodes '1'"),
+        ("urn:epc:id:sgtin:9506000.013435.A%26B", "give this code as its Digital Link"),
     ],
 )
 def test_a_malformed_gs1_identifier_is_refused(code, why):
@@ -426,6 +435,13 @@ def test_a_malformed_gs1_identifier_is_refused(code, why):
         "urn:epc:id:sscc:6903456.0000000101",
         "urn:epc:id:gsrn:0614141.1234567890",  # a scheme not converted: passes as written
         "urn:epc:idpat:sgtin:4012345.098765.*",
+        # refused by the first version of the rule, valid per GS1's Tag Data Standard
+        "urn:epc:id:sgtin:9506000.013435.A.B",
+        "urn:epc:id:sgtin:9506000.013435.A:B",
+        "urn:epc:class:lgtin:9506000.013435.L.1",
+        "urn:epc:idpat:sgtin:9506000.*.*",
+        "https://id.gs1.org/01/09506000134352/21/A&B",
+        "https://id.gs1.org/01/09506000134352/21/A2%2F",
     ],
 )
 def test_well_formed_gs1_identifiers_pass(code):

@@ -556,3 +556,17 @@ def test_a_container_named_as_its_own_child_is_told_so(chain):
         chain.add("farm", ev)
     assert "cannot also be one of its own children" in str(err.value)
     assert "transformation" not in str(err.value)
+
+
+def test_an_item_commissioned_in_a_recalled_lot_is_born_recalled(chain):
+    # a second QA pass sold such an item: the recall covered only the items of its time
+    chain.add("farm", event(action="ADD", step="commissioning", quantityList=[{"epcClass": LOT}]))
+    chain.add("regulator", event(step="holding", disposition="recalled",
+                                 quantityList=[{"epcClass": LOT}]))  # fmt: skip
+    late = "urn:epc:id:sgtin:6901234.012345.late1"
+    commission_in_lot(chain, late, {"cbvmda:lotNumber": "L1"})
+    st = chain.custody.get(normalize_code(late))
+    assert st is not None
+    assert st.recalled
+    with raises("recalled"):
+        chain.add("farm", observe("retail_selling", late, disposition="retail_sold"))
