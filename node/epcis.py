@@ -216,22 +216,33 @@ def gs1_problem(code: str) -> str:
         return ""
     segs = code[_DL_PREFIX_LEN:].split("/")
     n = len(segs)
-    problem = _key_problem(segs[0], segs[1]) if n > 1 else ""
+    if n % 2 or "" in segs:
+        # (an EPC URN's unescaped '/' in a serial, or an empty extension, lands here)
+        return "has a path that is not key/value pairs: escape '/' in a value as %2F"
+    raw = next((c for c in _RAW_FORBIDDEN if c in code[_DL_PREFIX_LEN:]), None)
+    if raw is not None:
+        return f"has {raw!r} unescaped: write it as %{ord(raw):02X}"
+    problem = _key_problem(segs[0], segs[1])
     if problem:
         return problem
     for i in range(2, n - 1, 2):
         q, v = segs[i], segs[i + 1]
-        if q in ("21", "10") and not _CSET82.fullmatch(_PCT.sub(_pct_char, v) if "%" in v else v):
-            what = "serial number" if q == "21" else "lot"
+        if q in ("21", "10", "254") and not _CSET82.fullmatch(
+            _PCT.sub(_pct_char, v) if "%" in v else v
+        ):
+            what = {"21": "serial number", "10": "lot", "254": "GLN extension"}[q]
             return (
                 f"has a {what} {v[:30]!r} that is not 1-20 characters of GS1's character set "
                 "(letters, digits and !\"%&'()*+,-./:;<=>?_; no spaces)"
             )
+        if q == "254" and v == "0":
+            return "has the GLN extension 0, which means none: leave out /254/0"
     return ""
 
 
 #: what a Digital Link path cannot hold as itself, of GS1's set 82: written %XX
-_MUST_ESCAPE = frozenset('"%/<>?')
+_MUST_ESCAPE = frozenset('"%&/<>?')  # (as an EPC URN escapes them: one spelling for both)
+_RAW_FORBIDDEN = '"&<>?'  # ... so none of them stands as itself in a canonical path
 _LOOSE_PCT = re.compile(r"%(?![0-9A-F]{2})")  # a '%' that starts no upper-case escape
 
 
@@ -247,12 +258,7 @@ def _escape_problem(code: str, *, strict: bool) -> str:
     for m in _PCT.finditer(code):
         ch = chr(int(m.group(1), 16))
         if ch in _UNRESERVED or (strict and ch not in _MUST_ESCAPE):
-            hint = (
-                " (an EPC URN must escape '&'; give this code as its Digital Link)"
-                if ch == "&"
-                else ""
-            )
-            return f"percent-encodes {ch!r} as {m.group(0)!r}: write {ch!r} itself{hint}"
+            return f"percent-encodes {ch!r} as {m.group(0)!r}: write {ch!r} itself"
     return ""
 
 
@@ -268,6 +274,8 @@ def _gtin_length_problem(code: str) -> str:
             value = segs[i + 1]
             if segs[i] == "01" and _DIGITS.match(value):
                 return f"has a GTIN of {len(value)} digits; a GTIN has 8, 12, 13 or 14"
+            if segs[i] == "01" and value.isdigit():  # other scripts' digits
+                return f"has a GTIN that is not digits 0-9: {value[:30]!r}"
             return ""
     return ""
 
@@ -331,8 +339,10 @@ def _dl_lot(code: str) -> str:
 def _key_problem(ai: str, value: str) -> str:
     """A Digital Link primary key's length and check digit (GTIN, SSCC, GLN), or ""."""
     name = _CHECKED_KEYS.get(ai)
-    if name is None or not _DIGITS.match(value):
+    if name is None:
         return ""
+    if not _DIGITS.match(value):
+        return f"has a {name} that is not digits 0-9: {value[:30]!r}"
     if ai == "01" and len(value) != 14:  # (a canonical GTIN is padded to 14 digits)
         return f"has a GTIN of {len(value)} digits; a GTIN has 8, 12, 13 or 14"
     size = _CHECKED_LENGTH.get(ai, len(value))

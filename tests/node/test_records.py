@@ -416,7 +416,21 @@ def test_a_code_named_twice_in_one_list_is_refused(field, codes):
         ("https://id.gs1.org/01/009506000134352/21/A4", "a GTIN of 15 digits"),
         ("http://example.com/01/009506000134352/21/A6", "a GTIN of 15 digits"),
         ("https://example.com/0%31/09506000134352/21/C3", "percent-encodes '1'"),
-        ("urn:epc:id:sgtin:9506000.013435.A%26B", "give this code as its Digital Link"),
+        # a third: unescaped characters an EPC URN escapes, and GS1 keys in other digits
+        ("https://id.gs1.org/01/09506000134352/21/A&B", "write it as %26"),
+        ("https://id.gs1.org/01/09506000134352/21/A<B", "write it as %3C"),
+        ("urn:epc:id:sgtin:9506000.013435.A/B", "not key/value pairs"),
+        ("urn:epc:id:sgtin:9506000.013435.A?B", "write it as %3F"),
+        ("https://id.gs1.org/414/0614141123452/254/0", "leave out /254/0"),
+        ("urn:epc:id:sgln:0614141.12345.", "not key/value pairs"),
+        (
+            "https://id.gs1.org/01/\u0660\u0669\u0665\u0660\u0666\u0660\u0660\u0660\u0661\u0663\u0664\u0663\u0665\u0662/21/A1",
+            "not digits 0-9",
+        ),
+        (
+            "https://example.com/01/\u0660\u0669\u0665\u0660\u0666\u0660\u0660\u0660\u0661\u0663\u0664\u0663\u0665\u0662/21/A1",
+            "not digits 0-9",
+        ),
     ],
 )
 def test_a_malformed_gs1_identifier_is_refused(code, why):
@@ -440,8 +454,11 @@ def test_a_malformed_gs1_identifier_is_refused(code, why):
         "urn:epc:id:sgtin:9506000.013435.A:B",
         "urn:epc:class:lgtin:9506000.013435.L.1",
         "urn:epc:idpat:sgtin:9506000.*.*",
-        "https://id.gs1.org/01/09506000134352/21/A&B",
+        "https://id.gs1.org/01/09506000134352/21/A%26B",  # as the EPC URN escapes '&'
+        "urn:epc:id:sgtin:9506000.013435.A%26B",
         "https://id.gs1.org/01/09506000134352/21/A2%2F",
+        "urn:epc:id:sgln:0614141.12345.0",
+        "urn:epc:id:sgln:0614141.12345.A1",
     ],
 )
 def test_well_formed_gs1_identifiers_pass(code):
