@@ -280,6 +280,59 @@ def _gtin_length_problem(code: str) -> str:
     return ""
 
 
+#: the qualifiers the canonical form keeps, per primary key; any other is dropped from the
+#: code, so two objects differing only in it would share one key
+_KEPT_QUALIFIERS = {"01": frozenset({"10", "21"}), "414": frozenset({"254"})}
+#: Digital Link 1.0's convenience names for keys (later versions deprecate them)
+_ALPHAS = frozenset({"gtin", "itip", "sscc", "gln", "grai", "giai"})
+
+
+def raw_link_problem(code: str) -> str:
+    """Why ``code`` as written, a Digital Link, would not name one object by one key, or "":
+    a path prefix holding a key number (the canonical form reads the first one: the wrong
+    key), a qualifier the canonical form drops (two instances, one key) or repeats (the
+    last one wins), a convenience name (``/gtin/``: kept verbatim, a second key)."""
+    if not code[:8].lower().startswith(("https://", "http://")):
+        return ""
+    try:
+        segs = [s for s in urlsplit(code.strip()).path.split("/") if s]
+    except ValueError:
+        return ""
+    for i in range(len(segs) - 1):
+        if segs[i].lower() in _ALPHAS and segs[i + 1][:1].isdigit():
+            return (
+                f"uses the convenience name {segs[i]!r}: write the AI numbers "
+                "(01 for gtin, 21 for ser, 10 for lot, ...)"
+            )
+    if not normalize_code(code).startswith(_DL_PREFIX):
+        return ""  # (not read as a Digital Link: an opaque URL code)
+    first = next((i for i in range(len(segs) - 1) if segs[i] in _DL_KEYS), None)
+    if first is None:
+        return ""
+    rest = segs[first + 2 :]
+    later_keys = [s for s in rest[::2] if s in _DL_KEYS]
+    if later_keys:
+        return (
+            f"names two GS1 keys ({segs[first]} and {later_keys[0]}): a path prefix may not "
+            "hold a key number"
+        )
+    kept = _KEPT_QUALIFIERS.get(segs[first], frozenset())
+    seen: set[str] = set()
+    for q in rest[::2]:
+        if q in seen:
+            return f"gives the qualifier {q} twice"
+        seen.add(q)
+        if not (q.isdigit() and 2 <= len(q) <= 4):
+            return "has a path that does not read as a key with qualifier/value pairs"
+        if q not in kept:
+            return (
+                f"has the qualifier {q}, which the trace code does not keep: two objects "
+                "differing only in it would be one code (Suyuan keeps 21 and 10 of a GTIN, "
+                "254 of a GLN)"
+            )
+    return ""
+
+
 #: ILMD keys that name the lot a commissioned item belongs to (CBV master data)
 _LOT_KEYS = ("cbvmda:lotNumber", "urn:epcglobal:cbv:mda#lotNumber", "lotNumber")
 
@@ -474,6 +527,20 @@ def _event_roles_general(event: Mapping[str, Any]) -> EventCodes:
 
 
 _EPC_LISTS = ("epcList", "childEPCs", "inputEPCList", "outputEPCList")
+_CLASS_LISTS = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
+
+
+def raw_codes(event: Mapping[str, Any]) -> list[str]:
+    """Every code ``event`` names, as written (parentID, EPC lists, epcClasses)."""
+    parent = event.get("parentID")
+    out = [parent] if isinstance(parent, str) else []
+    for key in _EPC_LISTS:
+        if key in event:
+            out.extend(_raw_list(event, key))
+    for key in _CLASS_LISTS:
+        if key in event:
+            out.extend(_raw_classes(event, key))
+    return out
 
 
 def repeated_code(event: Mapping[str, Any]) -> tuple[str, str] | None:

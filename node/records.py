@@ -349,12 +349,17 @@ def check_new_record(record: TraceRecord) -> None:
         problem = lookalike_problem(code)
         if problem:
             raise InputError(f"event: code {_shown(code)} {problem}")
-    from node.epcis import gs1_problem, repeated_code
+    from node.epcis import gs1_problem, raw_codes, raw_link_problem, repeated_code
 
     for code in codes:
         problem = gs1_problem(code)
         if problem:
             raise InputError(f"event: code {_shown(code)} {problem}")
+    for code in raw_codes(ev):
+        if "/" in code:  # (a Digital Link as written: what its canonical form drops)
+            problem = raw_link_problem(code)
+            if problem:
+                raise InputError(f"event: code {_shown(code)} {problem}")
 
     repeat = repeated_code(ev)
     if repeat is not None:

@@ -422,6 +422,11 @@ def test_a_code_named_twice_in_one_list_is_refused(field, codes):
         ("urn:epc:id:sgtin:9506000.013435.A/B", "not key/value pairs"),
         ("urn:epc:id:sgtin:9506000.013435.A?B", "write it as %3F"),
         ("https://id.gs1.org/414/0614141123452/254/0", "leave out /254/0"),
+        # Digital Links whose canonical form drops what tells two objects apart
+        ("https://brand.example/253/x/01/09506000134352/21/A1", "names two GS1 keys (253 and 01)"),
+        ("https://id.gs1.org/01/09506000134352/235/TPX1", "the qualifier 235"),
+        ("https://id.gs1.org/01/09506000134352/21/S/21/T", "the qualifier 21 twice"),
+        ("https://id.gs1.org/gtin/09506000134352/ser/A1", "the convenience name 'gtin'"),
         ("urn:epc:id:sgln:0614141.12345.", "not key/value pairs"),
         (
             "https://id.gs1.org/01/\u0660\u0669\u0665\u0660\u0666\u0660\u0660\u0660\u0661\u0663\u0664\u0663\u0665\u0662/21/A1",
@@ -459,6 +464,9 @@ def test_a_malformed_gs1_identifier_is_refused(code, why):
         "https://id.gs1.org/01/09506000134352/21/A2%2F",
         "urn:epc:id:sgln:0614141.12345.0",
         "urn:epc:id:sgln:0614141.12345.A1",
+        "https://example.com/my/path/01/09506000134352/10/L9/21/S1",
+        "https://example.com/parking/lot/5",  # not a Digital Link: an opaque URL code
+        "https://example.com/2026/01/report/x/y",
     ],
 )
 def test_well_formed_gs1_identifiers_pass(code):
