@@ -222,7 +222,7 @@ def gs1_problem(code: str) -> str:
     raw = next((c for c in _RAW_FORBIDDEN if c in code[_DL_PREFIX_LEN:]), None)
     if raw is not None:
         return f"has {raw!r} unescaped: write it as %{ord(raw):02X}"
-    problem = _key_problem(segs[0], segs[1])
+    problem = _key_problem(segs[0], segs[1]) or _asset_problem(segs[0], segs[1])
     if problem:
         return problem
     for i in range(2, n - 1, 2):
@@ -406,6 +406,26 @@ def _key_problem(ai: str, value: str) -> str:
             f"has a {name} with a wrong check digit: {value[:-1]}{check_digit(value[:-1])} "
             "would be right"
         )
+    return ""
+
+
+_CSET82_30 = re.compile(r"[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]{1,30}")
+
+
+def _asset_problem(ai: str, value: str) -> str:
+    """A GRAI (8003: a 0, the 13-digit GRAI with its check digit, a serial of up to 16)
+    or a GIAI (8004: up to 30 characters of set 82, starting with the company prefix)."""
+    plain = _PCT.sub(_pct_char, value) if "%" in value else value
+    if ai == "8003":
+        grai, serial = plain[:14], plain[14:]
+        if len(grai) < 14 or grai[0] != "0" or not _DIGITS.match(grai):
+            return "has a GRAI that is not 0 and 13 digits (then the serial)"
+        if check_digit(grai[1:13]) != grai[13]:
+            return f"has a GRAI with a wrong check digit: {grai[1:13]}{check_digit(grai[1:13])}"
+        if len(serial) > 16 or (serial and not _CSET82.fullmatch(serial)):
+            return "has a GRAI serial that is not up to 16 characters of GS1's character set"
+    elif ai == "8004" and (not _CSET82_30.fullmatch(plain) or not plain[:1].isdigit()):
+        return "has a GIAI that is not up to 30 characters of GS1's set, company prefix first"
     return ""
 
 

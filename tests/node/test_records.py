@@ -427,6 +427,9 @@ def test_a_code_named_twice_in_one_list_is_refused(field, codes):
         ("https://id.gs1.org/01/09506000134352/235/TPX1", "the qualifier 235"),
         ("https://id.gs1.org/01/09506000134352/21/S/21/T", "the qualifier 21 twice"),
         ("https://id.gs1.org/gtin/09506000134352/ser/A1", "the convenience name 'gtin'"),
+        ("https://id.gs1.org/8003/00614141123453400", "GRAI with a wrong check digit"),
+        ("https://id.gs1.org/8003/00614141123452A B", "GRAI serial"),
+        ("https://id.gs1.org/8004/0614141 A", "GIAI"),
         ("urn:epc:id:sgln:0614141.12345.", "not key/value pairs"),
         (
             "https://id.gs1.org/01/\u0660\u0669\u0665\u0660\u0666\u0660\u0660\u0660\u0661\u0663\u0664\u0663\u0665\u0662/21/A1",
@@ -466,6 +469,9 @@ def test_a_malformed_gs1_identifier_is_refused(code, why):
         "urn:epc:id:sgln:0614141.12345.A1",
         "https://example.com/my/path/01/09506000134352/10/L9/21/S1",
         "https://example.com/parking/lot/5",  # not a Digital Link: an opaque URL code
+        "urn:epc:id:grai:0614141.12345.400",
+        "urn:epc:id:grai:0614141.12345.",  # a GRAI without a serial
+        "urn:epc:id:giai:0614141.A1",
         "https://example.com/2026/01/report/x/y",
     ],
 )
