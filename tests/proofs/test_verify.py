@@ -4,6 +4,7 @@ step that catches it (numbered as in node/verify.py)."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from node.errors import VerificationError
 from node.genesis import Genesis
 from node.records import make_record, sign_record
 from node.verify import bundle_to_json, parse_bundle_json, require_bundle, verify_bundle
+from proto import types_pb2
 from tests.fixtures import genesis, key, object_event
 from tests.proofs.chainbuilder import ChainBuilder, forge_block, nonce_for
 
@@ -215,3 +217,19 @@ def test_record_id_is_payload_sha256(chain):
     bundle = chain.bundle(chain.envs[1])
     r = verify_bundle(bundle, chain.genesis)
     assert r.record_id == hashlib.sha256(bundle.envelope.payload).digest()
+
+
+DATA = Path(__file__).with_name("data")
+
+
+def test_a_real_bundle_from_a_reproposed_block_verifies():
+    # from a black-box chaos run on a 4-node testnet (SIGKILLs under load): block 1149 was
+    # built in round 0 and decided in round 2; every node's audit and every proof of its
+    # records failed there until the offline checks allowed a later certificate round
+    g = Genesis.load(DATA / "reproposed-genesis.json")
+    bundle = parse_bundle_json((DATA / "reproposed-bundle.json").read_text())
+    header = types_pb2.BlockHeader.FromString(bundle.header)
+    assert (header.height, header.round, bundle.certificate.round) == (1149, 0, 2)
+    result = verify_bundle(bundle, g)
+    assert result, result.describe()
+    assert result.height == 1149
