@@ -76,24 +76,14 @@ def import_cmd(
                     else:
                         row["status"] = "ok (dry run)"
                 except NodeUnavailableError as e:  # no event after this one can succeed
-                    row |= {
-                        "status": "unknown",
-                        "reason": f"{row['record_id']}: no answer, it may have been committed",
-                    }
-                    report.append(row)
                     lost = e
+                    _in_doubt(row, report, "no answer")
                     break
                 except LedgerError as e:
                     row |= {"status": "refused", "reason": str(e)}
                 except KeyboardInterrupt:  # Ctrl-C: report what was done, then stop
-                    if "record_id" in row:
-                        row |= {
-                            "status": "unknown",
-                            "reason": f"{row['record_id']}: interrupted while submitting; it "
-                            "may have been committed",
-                        }
-                        report.append(row)
                     interrupted = True
+                    _in_doubt(row, report, "interrupted while submitting")
                     break
             report.append(row)
     except KeyboardInterrupt:
@@ -119,6 +109,17 @@ def import_cmd(
         ) from lost
     if any(r["status"] == "refused" for r in report):
         raise typer.Exit(1)
+
+
+def _in_doubt(row: dict[str, Any], report: list[dict[str, Any]], why: str) -> None:
+    """Report an event whose record was (maybe) sent and has no answer: it may have been
+    committed. An event stopped before its record was signed is not reported."""
+    if "record_id" in row:
+        row |= {
+            "status": "unknown",
+            "reason": f"{row['record_id']}: {why}; it may have been committed",
+        }
+        report.append(row)
 
 
 def _print_report(

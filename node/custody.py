@@ -528,9 +528,7 @@ def apply(
             _commission(w, c, record.author, disposition, is_class=c in codes.classes)
         # an item commissioned in a lot is found from the lot (a recall of the lot), and
         # one commissioned in a lot already recalled is born recalled: it cannot be sold
-        for lot, item in lot_links(ev):
-            if lot == item:
-                continue
+        for lot, item in lot_links(ev):  # (a lot code has /10/, an item's /21/)
             w.edges.append(Edge(lot, item, "lot", w.index))
             lot_state = w.get(lot)
             if lot_state is not None and lot_state.recalled:

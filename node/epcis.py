@@ -125,30 +125,41 @@ def _gs1_digits(s: str, length: int) -> bool:
     return len(s) == length and bool(_DIGITS.match(s))
 
 
-def _dl_canonical(code: str) -> str:
+def _path_segments(code: str) -> list[str] | None:
+    """A URL's non-empty path segments; None if it does not parse."""
     try:
-        url = urlsplit(code)
+        return [s for s in urlsplit(code).path.split("/") if s]
     except ValueError:
+        return None
+
+
+def _first_key(segs: list[str] | None) -> int | None:
+    """Where a Digital Link's primary key stands: the first AI of ``_DL_KEYS`` followed by
+    a value (a path prefix may precede it); None if there is none."""
+    if segs is None:
+        return None
+    return next((i for i in range(len(segs) - 1) if segs[i] in _DL_KEYS), None)
+
+
+def _dl_canonical(code: str) -> str:
+    segs = _path_segments(code)
+    i = _first_key(segs)
+    if segs is None or i is None:
         return code
-    segs = [s for s in url.path.split("/") if s]
-    # The primary key is the first recognised AI followed by a value; a path prefix may precede.
-    for i in range(len(segs) - 1):
-        if segs[i] in _DL_KEYS:
-            ai, value = segs[i], segs[i + 1]
-            quals = dict(zip(segs[i + 2 :: 2], segs[i + 3 :: 2], strict=False))
-            if ai == "01":
-                if not _DIGITS.match(value) or len(value) not in (8, 12, 13, 14):
-                    return code
-                value = value.zfill(14)
-                if "21" in quals:
-                    return f"{DL_BASE}/01/{value}/21/{quals['21']}"
-                if "10" in quals:
-                    return f"{DL_BASE}/01/{value}/10/{quals['10']}"
-                return f"{DL_BASE}/01/{value}"
-            if ai == "414" and "254" in quals:
-                return f"{DL_BASE}/414/{value}/254/{quals['254']}"
-            return f"{DL_BASE}/{ai}/{value}"
-    return code
+    ai, value = segs[i], segs[i + 1]
+    quals = dict(zip(segs[i + 2 :: 2], segs[i + 3 :: 2], strict=False))
+    if ai == "01":
+        if not _DIGITS.match(value) or len(value) not in (8, 12, 13, 14):
+            return code
+        value = value.zfill(14)
+        if "21" in quals:
+            return f"{DL_BASE}/01/{value}/21/{quals['21']}"
+        if "10" in quals:
+            return f"{DL_BASE}/01/{value}/10/{quals['10']}"
+        return f"{DL_BASE}/01/{value}"
+    if ai == "414" and "254" in quals:
+        return f"{DL_BASE}/414/{value}/254/{quals['254']}"
+    return f"{DL_BASE}/{ai}/{value}"
 
 
 def normalize_code(code: str) -> str:
@@ -173,7 +184,8 @@ _EPC_FORMS = {
 }
 #: GS1's character set 82, which serial numbers and lots are written in (GS1 General
 #: Specifications 7.11): no space, no other character
-_CSET82 = re.compile(r"[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]{1,20}")
+_CSET82_CHAR = r"[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]"
+_CSET82 = re.compile(_CSET82_CHAR + "{1,20}")
 _PCT = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # Digital Link primary keys with a fixed length and a check digit
@@ -181,6 +193,7 @@ _CHECKED_KEYS = {"01": "GTIN", "00": "SSCC", "414": "GLN"}
 _CHECKED_LENGTH = {"00": 18, "414": 13}
 _DL_PREFIX = DL_BASE + "/"
 _DL_PREFIX_LEN = len(_DL_PREFIX)
+_DL_GTIN = DL_BASE + "/01/"
 
 
 def gs1_problem(code: str) -> str:
@@ -190,10 +203,11 @@ def gs1_problem(code: str) -> str:
     convert: it is malformed. An EPC URN's kind and scheme are lower case. In a URN or URL
     every ``%`` starts an escape in upper-case hex, and no letter, digit or ``-._~`` is
     escaped. In a Digital Link: a GTIN of 8, 12, 13 or 14 digits; the check digit of a
-    GTIN, SSCC or GLN; a serial (21) or lot (10) of 1-20 characters of GS1's set 82; only
-    the characters a URI path cannot hold as themselves (``"%/<>?``) escaped. Each of
-    these would otherwise name one object under two keys (``A1!`` and ``A1%21``, ``%2f``
-    and ``%2F``). Other codes pass."""
+    GTIN, SSCC or GLN; a GRAI's and GIAI's form; a serial (21), lot (10) or GLN extension
+    (254) of 1-20 characters of GS1's set 82, the extension not 0; exactly the characters
+    an EPC URN escapes (``"%&/<>?``) escaped, so a URN and its Digital Link are one
+    spelling. Each of these would otherwise name one object under two keys (``A1!`` and
+    ``A1%21``, ``%2f`` and ``%2F``). Other codes pass."""
     if code.startswith(("urn:", "http://", "https://")) and "%" in code:
         problem = _escape_problem(code, strict=code.startswith(_DL_PREFIX))
         if problem:
@@ -265,18 +279,15 @@ def _escape_problem(code: str, *, strict: bool) -> str:
 def _gtin_length_problem(code: str) -> str:
     """A URL that reads as a Digital Link of a GTIN (``/01/`` and digits) but was not
     canonicalized: its GTIN has the wrong number of digits (``009506000134352``)."""
-    try:
-        segs = [s for s in urlsplit(code).path.split("/") if s]
-    except ValueError:
+    segs = _path_segments(code)
+    i = _first_key(segs)
+    if segs is None or i is None or segs[i] != "01":
         return ""
-    for i in range(len(segs) - 1):
-        if segs[i] in _DL_KEYS:
-            value = segs[i + 1]
-            if segs[i] == "01" and _DIGITS.match(value):
-                return f"has a GTIN of {len(value)} digits; a GTIN has 8, 12, 13 or 14"
-            if segs[i] == "01" and value.isdigit():  # other scripts' digits
-                return f"has a GTIN that is not digits 0-9: {value[:30]!r}"
-            return ""
+    value = segs[i + 1]
+    if _DIGITS.match(value):
+        return f"has a GTIN of {len(value)} digits; a GTIN has 8, 12, 13 or 14"
+    if value.isdigit():  # other scripts' digits
+        return f"has a GTIN that is not digits 0-9: {value[:30]!r}"
     return ""
 
 
@@ -294,9 +305,8 @@ def raw_link_problem(code: str) -> str:
     last one wins), a convenience name (``/gtin/``: kept verbatim, a second key)."""
     if not code[:8].lower().startswith(("https://", "http://")):
         return ""
-    try:
-        segs = [s for s in urlsplit(code.strip()).path.split("/") if s]
-    except ValueError:
+    segs = _path_segments(code.strip())
+    if segs is None:
         return ""
     for i in range(len(segs) - 1):
         if segs[i].lower() in _ALPHAS and segs[i + 1][:1].isdigit():
@@ -306,7 +316,7 @@ def raw_link_problem(code: str) -> str:
             )
     if not normalize_code(code).startswith(_DL_PREFIX):
         return ""  # (not read as a Digital Link: an opaque URL code)
-    first = next((i for i in range(len(segs) - 1) if segs[i] in _DL_KEYS), None)
+    first = _first_key(segs)
     if first is None:
         return ""
     rest = segs[first + 2 :]
@@ -344,32 +354,28 @@ def lot_links(event: Mapping[str, Any]) -> list[tuple[str, str]]:
     is the LGTIN of the item's GTIN and that lot; a lot outside GS1's character set
     names none. In first-seen order, each item once."""
     ilmd = event.get("ilmd")
-    if ilmd is None:
-        epcs = event.get("epcList")
-        if not isinstance(epcs, list) or not any(isinstance(c, str) and "/10/" in c for c in epcs):
-            return []  # (the common case: no lot given)
     declared = ""
     if isinstance(ilmd, Mapping):
         for key in _LOT_KEYS:
-            v = ilmd.get(key)
-            if isinstance(v, str):
-                declared = v
+            if isinstance(ilmd.get(key), str):
+                declared = ilmd[key]
                 break
-    raws = _raw_list(event, "epcList")
-    if not declared and not any("/10/" in raw for raw in raws):
+    epcs = event.get("epcList")
+    if not isinstance(epcs, list) or (
+        not declared and not any(isinstance(c, str) and "/10/" in c for c in epcs)
+    ):
         return []  # (the common case: no lot given)
-    prefix = f"{DL_BASE}/01/"
     out: dict[str, str] = {}
-    for raw in raws:
+    for raw in _raw_list(event, "epcList"):
         item = normalize_code(raw)
-        if not item.startswith(prefix) or item in out:
+        if not item.startswith(_DL_GTIN) or item in out:
             continue
-        gtin, _, rest = item[len(prefix) :].partition("/")
+        gtin, _, rest = item[len(_DL_GTIN) :].partition("/")
         if not rest.startswith("21/"):
             continue
         lot = _dl_lot(raw) or declared
         if lot and _CSET82.fullmatch(_PCT.sub(_pct_char, lot)):
-            out[item] = f"{prefix}{gtin}/10/{lot}"
+            out[item] = f"{_DL_GTIN}{gtin}/10/{lot}"
     return [(lot, item) for item, lot in out.items()]
 
 
@@ -377,15 +383,11 @@ def _dl_lot(code: str) -> str:
     """The lot qualifier (10) of a Digital Link naming a GTIN, or ""."""
     if not code.lower().startswith(("https://", "http://")):
         return ""
-    try:
-        segs = [s for s in urlsplit(code).path.split("/") if s]
-    except ValueError:
+    segs = _path_segments(code)
+    i = _first_key(segs)
+    if segs is None or i is None or segs[i] != "01":
         return ""
-    for i in range(len(segs) - 1):
-        if segs[i] == "01":
-            quals = dict(zip(segs[i + 2 :: 2], segs[i + 3 :: 2], strict=False))
-            return quals.get("10", "")
-    return ""
+    return dict(zip(segs[i + 2 :: 2], segs[i + 3 :: 2], strict=False)).get("10", "")
 
 
 @functools.lru_cache(maxsize=65536)  # one product's GTIN repeats: pure, so memoized
@@ -409,7 +411,7 @@ def _key_problem(ai: str, value: str) -> str:
     return ""
 
 
-_CSET82_30 = re.compile(r"[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]{1,30}")
+_CSET82_30 = re.compile(_CSET82_CHAR + "{1,30}")  # a GIAI's length
 
 
 def _asset_problem(ai: str, value: str) -> str:
@@ -438,10 +440,9 @@ def is_class_code(code: str) -> bool:
     instance: an LGTIN or an SGTIN pattern URN, or a Digital Link of a GTIN, with or
     without a lot, and no serial."""
     c = normalize_code(code)
-    if c.startswith("urn:epc:class:") or c.startswith("urn:epc:idpat:"):
+    if c.startswith(("urn:epc:class:", "urn:epc:idpat:")):
         return True
-    prefix = f"{DL_BASE}/01/"
-    return c.startswith(prefix) and "/21/" not in c[len(prefix) :]
+    return c.startswith(_DL_GTIN) and "/21/" not in c[len(_DL_GTIN) :]
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -16,7 +16,6 @@ import fcntl
 import gc
 import logging
 import os
-import shutil
 import signal
 import sys
 from pathlib import Path
@@ -34,7 +33,7 @@ from node.keys import KeyPair, load_key_file
 from node.node import Node, data_path
 from node.peers import GRPC_OPTIONS
 from node.service import LedgerService, PeerService
-from node.store import Store
+from node.store import Store, free_space
 from proto import services_pb2_grpc
 
 log = logging.getLogger("suyuan.main")
@@ -142,24 +141,10 @@ async def serve(config: NodeConfig) -> None:
     except OSError as e:  # a file of the data folder (the pid file, evidence) not written
         raise StorageError(
             f"cannot write in data_dir {config.data_dir}: {e.strerror or e}"
-            f"{_free_space(config.data_dir)}"
+            f"{free_space(config.data_dir)}"
         ) from e
-    except StorageError as e:
-        if "cannot write" not in str(e) and "cannot grow" not in str(e):
-            raise  # (another chain's store, a corrupt one: space is not the question)
-        raise StorageError(f"{e}{_free_space(config.data_dir)}") from e
     finally:
         os.close(lock)
-
-
-def _free_space(data_dir: Path) -> str:
-    """ "; N bytes free ..." for a storage failure: LMDB reports a full disk as an I/O
-    error, so the free space is what tells the operator."""
-    try:
-        free = shutil.disk_usage(data_dir).free
-    except OSError:
-        return ""
-    return f" ({free / 2**20:.1f} MiB free on the data folder's filesystem)"
 
 
 async def _serve(config: NodeConfig, genesis: Genesis, key: KeyPair) -> None:

@@ -328,10 +328,8 @@ def check_new_record(record: TraceRecord) -> None:
         Unicode 3.2 so that every validator's Python answers the same; a URN's ``urn:``
         and namespace in lower case (RFC 8141 makes them case-insensitive, so ``URN:X:1``
         would be ``urn:x:1`` under another key);
-      * a GS1 identifier is well formed (``node.epcis.gs1_problem``): an EPC URN of a
-        scheme the canonical form converts does convert, and is lower case; a Digital
-        Link's check digit is right, its serial or lot is in GS1's character set, and it
-        percent-encodes no letter or digit;
+      * a GS1 identifier is well formed (``node.epcis.gs1_problem`` on the canonical
+        code, ``raw_link_problem`` on a Digital Link as written: one object, one key);
       * no EPC list (epcList, childEPCs, inputEPCList, outputEPCList) names a code twice,
         in one form or two (EPCIS 2.0's schema: ``uniqueItems``);
       * ``bizStep``, ``disposition`` and ``action``, if given, are strings, and a bizStep or
@@ -345,14 +343,10 @@ def check_new_record(record: TraceRecord) -> None:
         codes = record.roles.all  # canonical (computed once; the custody rules read them)
     except RuleError:
         codes = ()  # a malformed code: the custody rules refuse it, naming it
-    for code in codes:
-        problem = lookalike_problem(code)
-        if problem:
-            raise InputError(f"event: code {_shown(code)} {problem}")
     from node.epcis import gs1_problem, raw_codes, raw_link_problem, repeated_code
 
     for code in codes:
-        problem = gs1_problem(code)
+        problem = lookalike_problem(code) or gs1_problem(code)
         if problem:
             raise InputError(f"event: code {_shown(code)} {problem}")
     for code in raw_codes(ev):
@@ -365,7 +359,7 @@ def check_new_record(record: TraceRecord) -> None:
     if repeat is not None:
         field, code = repeat
         raise InputError(
-            f"event: {field} names {code[:60]!r} twice (as written or in another form of the "
+            f"event: {field} names {_shown(code)} twice (as written or in another form of the "
             "same code); EPCIS lists each object once"
         )
     when = record.event_time

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import shutil
 import struct
 import threading
 from collections import deque
@@ -73,6 +74,17 @@ import lmdb
 from node import merkle
 from node.errors import InputError, NotFoundError, ReplayError, StorageError
 from node.merkle_store import Frontier, NodeReader, extend, preview
+
+
+def free_space(path: Path) -> str:
+    """ " (N MiB free ...)" for a failed write under ``path``: LMDB reports a full disk as
+    an I/O error, so the free space is what tells the operator; "" if it cannot be read."""
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return ""
+    return f" ({free / 2**20:.1f} MiB free on its filesystem)"
+
 
 FORMAT_VERSION = 3  # 2: every id written with its block (opened and upgraded: a subset of 3)
 _UPGRADABLE = (2,)  # 1: the first layout of 80ef47c (post-order nodes, envelopes db)
@@ -519,9 +531,9 @@ class Store:
                     self._grow()
                 except lmdb.Error as e:
                     _abort(txn)
-                    hint = " (the disk is full)" if "No space" in str(e) else ""
                     raise StorageError(
-                        f"cannot write the store at {self._path}{hint}: {e}; nothing was written"
+                        f"cannot write the store at {self._path}: {e}; nothing was written"
+                        f"{free_space(self._path)}"
                     ) from e
                 except BaseException:
                     _abort(txn)
@@ -533,7 +545,9 @@ class Store:
             try:
                 self._env.set_mapsize(new)
             except lmdb.Error as e:
-                raise StorageError(f"cannot grow the store map to {new} bytes: {e}") from e
+                raise StorageError(
+                    f"cannot grow the store map to {new} bytes: {e}{free_space(self._path)}"
+                ) from e
         self._map_size = self._env.info()["map_size"]
 
     # ------------------------------------------------------------------ writes

@@ -8,6 +8,7 @@ import logging
 import socket
 from pathlib import Path
 
+import lmdb
 import pytest
 
 from node.config import NodeConfig
@@ -105,8 +106,29 @@ def test_a_store_write_failure_stops_the_node_with_exit_4_and_the_free_space(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a full disk ended as exit 1 ("consensus task failed"), and LMDB calls it an I/O error
+    class FullDisk:  # the store's LMDB environment, its commits failing as on a full disk
+        def __init__(self, env: object) -> None:
+            self.env = env
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.env, name)
+
+        def begin(self, **kw: object) -> object:
+            txn = self.env.begin(**kw)  # type: ignore[attr-defined]
+
+            class Txn:
+                def __getattr__(self, name: str) -> object:
+                    return getattr(txn, name)
+
+                def commit(self) -> None:
+                    txn.abort()
+                    raise lmdb.DiskError("mdb_txn_commit: Input/output error")
+
+            return Txn()
+
     async def full(self: Node) -> None:
-        raise StorageError("cannot write the store: mdb_txn_commit: Input/output error")
+        self.store._env = FullDisk(self.store._env)  # type: ignore[assignment]
+        self.store.put_sign_state(b"state")
 
     monkeypatch.setattr(Node, "_consensus_loop", full)
     with socket.socket() as s:
@@ -116,7 +138,8 @@ def test_a_store_write_failure_stops_the_node_with_exit_4_and_the_free_space(
     assert isinstance(err, StorageError)
     assert err.exit_code == 4
     assert str(err).startswith("node stopped: cannot write the store")
-    assert "MiB free on the data folder's filesystem" in str(err)
+    assert "Input/output error" in str(err)
+    assert "MiB free on its filesystem" in str(err)
 
 
 def test_a_data_folder_file_that_cannot_be_written_is_a_storage_error(
