@@ -233,10 +233,11 @@ def gs1_problem(code: str) -> str:
     if n % 2 or "" in segs:
         # (an EPC URN's unescaped '/' in a serial, or an empty extension, lands here)
         return "has a path that is not key/value pairs: escape '/' in a value as %2F"
-    raw = next((c for c in _RAW_FORBIDDEN if c in code[_DL_PREFIX_LEN:]), None)
+    raw = _RAW_FORBIDDEN.search(code)
     if raw is not None:
-        return f"has {raw!r} unescaped: write it as %{ord(raw):02X}"
-    problem = _key_problem(segs[0], segs[1]) or _asset_problem(segs[0], segs[1])
+        return f"has {raw.group()!r} unescaped: write it as %{ord(raw.group()):02X}"
+    ai = segs[0]
+    problem = _asset_problem(ai, segs[1]) if ai in _ASSET_KEYS else _key_problem(ai, segs[1])
     if problem:
         return problem
     for i in range(2, n - 1, 2):
@@ -256,7 +257,8 @@ def gs1_problem(code: str) -> str:
 
 #: what a Digital Link path cannot hold as itself, of GS1's set 82: written %XX
 _MUST_ESCAPE = frozenset('"%&/<>?')  # (as an EPC URN escapes them: one spelling for both)
-_RAW_FORBIDDEN = '"&<>?'  # ... so none of them stands as itself in a canonical path
+_RAW_FORBIDDEN = re.compile('["&<>?]')  # ... so none stands as itself in a canonical path
+_ASSET_KEYS = ("8003", "8004")  # GRAI, GIAI (``_asset_problem``)
 _LOOSE_PCT = re.compile(r"%(?![0-9A-F]{2})")  # a '%' that starts no upper-case escape
 
 
