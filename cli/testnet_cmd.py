@@ -15,6 +15,7 @@ from rich.table import Table
 
 from cli.common import console, err_console, positive_seconds, print_json
 from cli.nodeaddr import TESTNET_ENV
+from node.errors import NodeUnavailableError
 from testnet import net
 from testnet.manifest import DEFAULT_CHAIN_ID
 
@@ -42,18 +43,26 @@ TimeoutOpt = Annotated[
 ]
 
 
-def _table(directory: Path) -> Table:
+def _state(s: net.NodeStatus) -> str:
+    """running (and answering), paused, stopped, or "not answering" (running, no Status)."""
+    if s.paused:
+        return "paused"
+    if not s.running:
+        return "stopped"
+    return "running" if s.height is not None else "not answering"
+
+
+def _table(directory: Path, nodes: list[net.NodeStatus] | None = None) -> Table:
     t = Table(title=f"testnet {directory}", box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("node", "member", "address", "pid", "state", "height", "head"):
         t.add_column(col, no_wrap=True)
-    for s in net.status(directory):
-        state = "paused" if s.paused else ("running" if s.running else "stopped")
+    for s in net.status(directory) if nodes is None else nodes:
         t.add_row(
             str(s.index),
             s.member,
             s.address,
             str(s.pid or "-"),
-            state,
+            _state(s),
             "-" if s.height is None else str(s.height),
             (s.head_hash or "-")[:12],
         )
@@ -105,12 +114,20 @@ def up(
 
 @app.command("status")
 def status(directory: DirOpt = None, as_json: JsonOpt = False) -> None:
-    """Every node's process state, height and head hash."""
+    """Every node's process state, height and head hash; exit 5 unless every node answers.
+
+    The table (or JSON) is printed first in every case; a node that is stopped, paused or
+    did not answer in time is then named on stderr, so scripts can test the exit status.
+    """
     d = directory or _default_dir()
+    nodes = net.status(d)
     if as_json:
-        print_json([s.to_dict() for s in net.status(d)])
+        print_json([s.to_dict() for s in nodes])
     else:
-        console.print(_table(d))
+        console.print(_table(d, nodes))
+    unhealthy = [f"node {s.index} {_state(s)}" for s in nodes if _state(s) != "running"]
+    if unhealthy:
+        raise NodeUnavailableError(f"testnet {d}: {', '.join(unhealthy)}")
 
 
 @app.command("down")

@@ -123,7 +123,9 @@ def test_testnet_lifecycle_and_faults_through_the_cli(cli_dir, tmp_path):
     pid1 = up["nodes"][1]["pid"]
     ok(suyuan("testnet", "kill", "1", "--dir", str(d), cwd=tmp_path))
     assert not pid_alive(pid1)
-    status = cli_json("testnet", "status", "--dir", str(d), "--json", cwd=tmp_path)
+    res = suyuan("testnet", "status", "--dir", str(d), "--json", cwd=tmp_path)
+    assert res.returncode == 5 and res.stderr.strip().endswith(": node 1 stopped"), res.stderr
+    status = json.loads(res.stdout)
     assert (status[1]["running"], status[1]["height"]) == (False, None)
     assert all(status[i]["running"] for i in (0, 2, 3))
     for key in ("index", "address", "pid", "running", "height", "head_hash"):
@@ -146,8 +148,13 @@ def test_testnet_lifecycle_and_faults_through_the_cli(cli_dir, tmp_path):
 
     # pause node 2: it is reported paused and mute, then resumes
     ok(suyuan("testnet", "pause", "2", "--dir", str(d), cwd=tmp_path))
-    status = cli_json("testnet", "status", "--dir", str(d), "--json", cwd=tmp_path)
+    res = suyuan("testnet", "status", "--dir", str(d), "--json", cwd=tmp_path)
+    status = json.loads(res.stdout)  # printed in full, then the exit says "not all healthy"
     assert (status[2]["running"], status[2]["paused"], status[2]["height"]) == (True, True, None)
+    assert res.returncode == 5, res.stderr
+    assert res.stderr.strip().endswith("node 2 paused"), res.stderr
+    table = suyuan("testnet", "status", "--dir", str(d), cwd=tmp_path)
+    assert table.returncode == 5 and "paused" in table.stdout and "running" in table.stdout
     ok(suyuan("testnet", "resume", "2", "--dir", str(d), cwd=tmp_path))
 
     # restart node 1: it comes back with its data and catches up
@@ -173,8 +180,10 @@ def test_testnet_lifecycle_and_faults_through_the_cli(cli_dir, tmp_path):
     seen.update(n["pid"] for n in last if n["pid"])
     ok(suyuan("testnet", "down", "--dir", str(d), cwd=tmp_path))
     assert not [p for p in seen if pid_alive(p)]
-    status = cli_json("testnet", "status", "--dir", str(d), "--json", cwd=tmp_path)
-    assert not any(n["running"] for n in status)
+    res = suyuan("testnet", "status", "--dir", str(d), "--json", cwd=tmp_path)
+    assert res.returncode == 5
+    assert not any(n["running"] for n in json.loads(res.stdout))
+    assert "node 0 stopped, node 1 stopped" in res.stderr
 
     up2 = cli_json("testnet", "up", "--dir", str(d), "--json", cwd=tmp_path)
     seen.update(n["pid"] for n in up2["nodes"])
