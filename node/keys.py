@@ -246,7 +246,11 @@ def load_key_file(path: Path, passphrase: str | None = None) -> KeyPair:
 
 
 def read_public_info(path: Path) -> tuple[str, str]:
-    """(name, public key hex) of a key file without decrypting it."""
+    """(name, public key hex) of a key file without decrypting it.
+
+    The public key must be 64 hex digits; an unencrypted file's seed must give it (an
+    encrypted file's is checked when the key is loaded with its passphrase).
+    """
     try:
         doc = json.loads(path.read_bytes())
     except FileNotFoundError as e:
@@ -258,4 +262,10 @@ def read_public_info(path: Path) -> tuple[str, str]:
     name, pub = doc.get("name"), doc.get("public_key")
     if not isinstance(name, str) or not isinstance(pub, str) or len(pub) != 64:
         raise KeyFileError(f"{path}: fields 'name' and 'public_key' are required")
+    try:
+        bytes.fromhex(pub)
+    except ValueError as e:
+        raise KeyFileError(f"{path}: field 'public_key' is not hex") from e
+    if doc.get("encryption") == "none":
+        decode_key_file(json.dumps(doc).encode(), None, source=str(path))
     return name, pub

@@ -82,6 +82,23 @@ def test_keys_show(net):
     assert json.loads(r.stdout)["name"] == "farm"
 
 
+@pytest.mark.parametrize(
+    "public_key, message",
+    [
+        ("00" * 32, "public key does not match the secret key"),  # another key's, edited in
+        ("zz" * 32, "'public_key' is not hex"),
+    ],
+)
+def test_keys_show_refuses_a_public_key_its_seed_does_not_give(net, public_key, message):
+    doc = json.loads((net / "farm.key").read_text())
+    doc["public_key"] = public_key
+    (net / "edited.key").write_text(json.dumps(doc))
+    os.chmod(net / "edited.key", 0o600)
+    r = suyuan("keys", "show", "edited.key", cwd=net)
+    assert r.returncode == 2
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
 def test_encrypted_key_via_env(net):
     env = {"SUYUAN_PASSPHRASE": "s3cret"}
     r = suyuan("keys", "new", "enc", "--out", "enc.key", cwd=net, env=env)
