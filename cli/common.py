@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from node.errors import InputError, OutputError
+from node.inputfile import read_input
 from node.payload_json import RepeatedKeyError, unique_keys
 
 # Data (trace codes, member ids, messages) is printed as given: no console markup and no
@@ -48,12 +49,7 @@ def print_json(obj: Any) -> None:
 
 
 def read_json_file(path: Path, what: str) -> Any:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as e:
-        raise InputError(f"{path}: no such {what} file") from e
-    except OSError as e:
-        raise InputError(f"{path}: cannot read {what} ({e.strerror})") from e
+    data = read_input(path, what)
     try:
         return json.loads(data, object_pairs_hook=unique_keys)  # the last value would win
     except RepeatedKeyError as e:

@@ -15,6 +15,7 @@ import typer
 from cli.common import console, print_json, write_text_atomic
 from node.errors import InputError, VerificationError
 from node.genesis import Genesis
+from node.inputfile import read_input
 
 if TYPE_CHECKING:  # (node.verify is imported where it is used: other commands start faster)
     from node.verify import BundleResult, SavedCheckpoint
@@ -27,12 +28,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def read_bytes(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError as e:
-        raise InputError(f"{path}: no such {what} file") from e
-    except OSError as e:
-        raise InputError(f"{path}: cannot read {what} ({e.strerror})") from e
+    return read_input(path, what)
 
 
 def load_checkpoint(path: Path) -> SavedCheckpoint:

@@ -21,6 +21,7 @@ from node.convert import envelope_from_proto
 from node.envelope import Envelope
 from node.errors import InputError, LedgerError, NodeUnavailableError
 from node.genesis import Genesis
+from node.inputfile import read_input
 from node.keys import load_key_file
 from node.records import CATEGORIES, cosign, make_record, sign_record, verify_envelope
 
@@ -45,12 +46,9 @@ def read_draft(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def load_envelope(path: Path) -> Envelope:
+    data = read_input(path, "envelope")
     try:
-        return Envelope.from_json(path.read_bytes())
-    except FileNotFoundError as e:
-        raise InputError(f"{path}: no such envelope file") from e
-    except OSError as e:
-        raise InputError(f"{path}: cannot read envelope ({e.strerror})") from e
+        return Envelope.from_json(data)
     except InputError as e:
         raise InputError(f"{path}: {e}") from e
 

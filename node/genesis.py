@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from node.errors import ConfigError
+from node.inputfile import read_input
 from node.keys import validate_name
 
 FORMAT = "suyuan-genesis/1"
@@ -225,12 +226,7 @@ class Genesis:
 
     @classmethod
     def load(cls, path: Path) -> Genesis:
-        try:
-            text = path.read_bytes()
-        except FileNotFoundError as e:
-            raise ConfigError(f"{path}: no such genesis file") from e
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read ({e.strerror})") from e
+        text = read_input(path, "genesis", error=ConfigError)
         try:
             doc = json.loads(text)
         except (ValueError, UnicodeDecodeError, RecursionError) as e:

@@ -30,8 +30,10 @@ import nacl.signing
 import nacl.utils
 
 from node.errors import InputError, KeyFileError, OutputError
+from node.inputfile import read_input
 
 FORMAT = "suyuan-key/1"
+KEY_FILE_MAX_BYTES = 64 * 1024  # a key file is about 500 bytes
 PASSPHRASE_ENV = "SUYUAN_PASSPHRASE"  # noqa: S105 (the variable name, not a secret)
 _OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
 _MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
@@ -225,11 +227,11 @@ def load_key_file(path: Path, passphrase: str | None = None) -> KeyPair:
     """
     try:
         st = path.stat()
-        data = path.read_bytes()
     except FileNotFoundError as e:
         raise KeyFileError(f"{path}: no such key file") from e
     except OSError as e:
         raise KeyFileError(f"{path}: cannot read key file ({e.strerror})") from e
+    data = read_input(path, "key", limit=KEY_FILE_MAX_BYTES, error=KeyFileError)
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyFileError(
             f"{path}: permissions {stat.S_IMODE(st.st_mode):04o} are too open; "
@@ -251,11 +253,10 @@ def read_public_info(path: Path) -> tuple[str, str]:
     The public key must be 64 hex digits; an unencrypted file's seed must give it (an
     encrypted file's is checked when the key is loaded with its passphrase).
     """
+    data = read_input(path, "key", limit=KEY_FILE_MAX_BYTES, error=KeyFileError)
     try:
-        doc = json.loads(path.read_bytes())
-    except FileNotFoundError as e:
-        raise KeyFileError(f"{path}: no such key file") from e
-    except (OSError, ValueError, RecursionError) as e:
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as e:
         raise KeyFileError(f"{path}: not a Suyuan key file") from e
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise KeyFileError(f"{path}: not a Suyuan key file (format is not {FORMAT!r})")

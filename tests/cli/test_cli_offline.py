@@ -83,7 +83,7 @@ def test_keys_show(net):
 
 
 @pytest.mark.parametrize(
-    "public_key, message",
+    ("public_key", "message"),
     [
         ("00" * 32, "public key does not match the secret key"),  # another key's, edited in
         ("zz" * 32, "'public_key' is not hex"),
@@ -96,7 +96,8 @@ def test_keys_show_refuses_a_public_key_its_seed_does_not_give(net, public_key, 
     os.chmod(net / "edited.key", 0o600)
     r = suyuan("keys", "show", "edited.key", cwd=net)
     assert r.returncode == 2
-    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
 
 
 def test_encrypted_key_via_env(net):
@@ -208,6 +209,13 @@ def test_handoff_cosign_flow(net):
     ("args", "needle"),
     [
         (["record", "verify", "nope.json", "--genesis", "genesis.json"], "no such envelope"),
+        # an endless input is refused after a bounded read, not read until memory runs out
+        (
+            ["record", "verify", "/dev/zero", "--genesis", "genesis.json"],
+            "/dev/zero: envelope is larger than 67,108,864 bytes",
+        ),
+        (["record", "verify", "ev.json", "--genesis", "/dev/zero"], "genesis is larger than"),
+        (["keys", "show", "/dev/zero"], "/dev/zero: key is larger than 65,536 bytes"),
         (["record", "verify", "ev.json", "--genesis", "nope.json"], "no such genesis"),
         (
             ["record", "verify", "outdir", "--genesis", "genesis.json"],

@@ -124,7 +124,8 @@ def test_testnet_lifecycle_and_faults_through_the_cli(cli_dir, tmp_path):
     ok(suyuan("testnet", "kill", "1", "--dir", str(d), cwd=tmp_path))
     assert not pid_alive(pid1)
     res = suyuan("testnet", "status", "--dir", str(d), "--json", cwd=tmp_path)
-    assert res.returncode == 5 and res.stderr.strip().endswith(": node 1 stopped"), res.stderr
+    assert res.returncode == 5, res.stderr
+    assert res.stderr.strip().endswith(": node 1 stopped"), res.stderr
     status = json.loads(res.stdout)
     assert (status[1]["running"], status[1]["height"]) == (False, None)
     assert all(status[i]["running"] for i in (0, 2, 3))
@@ -154,7 +155,9 @@ def test_testnet_lifecycle_and_faults_through_the_cli(cli_dir, tmp_path):
     assert res.returncode == 5, res.stderr
     assert res.stderr.strip().endswith("node 2 paused"), res.stderr
     table = suyuan("testnet", "status", "--dir", str(d), cwd=tmp_path)
-    assert table.returncode == 5 and "paused" in table.stdout and "running" in table.stdout
+    assert table.returncode == 5
+    assert "paused" in table.stdout
+    assert "running" in table.stdout
     ok(suyuan("testnet", "resume", "2", "--dir", str(d), cwd=tmp_path))
 
     # restart node 1: it comes back with its data and catches up
