@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,8 +23,16 @@ from node.envelope import Envelope
 from node.errors import InputError, LedgerError, NodeUnavailableError
 from node.genesis import Genesis
 from node.inputfile import read_input
-from node.keys import load_key_file
-from node.records import CATEGORIES, cosign, make_record, sign_record, verify_envelope
+from node.keys import KeyPair, load_key_file
+from node.records import (
+    CATEGORIES,
+    TraceRecord,
+    cosign,
+    make_record,
+    sign_record,
+    verify_envelope,
+)
+from node.sealed import open_sealed, private_key, seal_attributes
 
 app = typer.Typer(help="Sign, countersign, verify and submit trace records.", no_args_is_help=True)
 
@@ -34,7 +43,7 @@ def read_draft(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     if not isinstance(doc, dict):
         raise InputError(f"{path}: expected a JSON object (an EPCIS event)")
     if "event" in doc:
-        extra = set(doc) - {"event", "category", "handoff_to", "attributes"}
+        extra = set(doc) - {"event", "category", "handoff_to", "attributes", "seal"}
         if extra:
             raise InputError(f"{path}: unknown draft field(s) {', '.join(sorted(extra))}")
         if not isinstance(doc["event"], dict):
@@ -43,6 +52,26 @@ def read_draft(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     if doc.get("type") == "EPCISDocument":
         raise InputError(f"{path}: an EPCIS document; use `suyuan epcis import` for documents")
     return doc, {}
+
+
+_SEAL_FORM = '{"to": [MEMBER, ...], "attributes": {NAME: VALUE, ...}}'
+
+
+def _seal_spec(path: Path, draft: dict[str, Any]) -> tuple[list[str], dict[str, Any]] | None:
+    """A draft's ``seal``: (recipients besides the author, attributes to seal), or None."""
+    spec = draft.get("seal")
+    if spec is None:
+        return None
+    if (
+        not isinstance(spec, dict)
+        or set(spec) - {"to", "attributes"}
+        or not isinstance(spec.get("attributes"), dict)
+        or not spec["attributes"]
+        or not isinstance(spec.get("to", []), list)
+        or not all(isinstance(m, str) for m in spec.get("to", []))
+    ):
+        raise InputError(f"{path}: 'seal' must be {_SEAL_FORM}")
+    return list(spec.get("to", [])), dict(spec["attributes"])
 
 
 def load_envelope(path: Path) -> Envelope:
@@ -61,6 +90,7 @@ def build_envelope(
     key = load_key_file(key_file)
     if genesis.member(key.name) is None:
         raise InputError(f"key {key.name!r} is not a member of chain {genesis.chain_id!r}")
+    spec = _seal_spec(event_file, draft)
     record = make_record(
         genesis,
         key.name,
@@ -68,6 +98,7 @@ def build_envelope(
         category=category or str(draft.get("category", "other")),
         handoff_to=str(draft.get("handoff_to", "")),
         attributes=draft.get("attributes"),
+        sealed=seal_attributes(genesis, key.name, *spec) if spec else None,
     )
     env = sign_record(record, key)
     # Refuse what `record verify` would reject (role for the bizStep, a non-member receiver);
@@ -302,13 +333,20 @@ def get(
         float, typer.Option("--timeout", callback=positive_seconds, help="Seconds to wait.")
     ] = 10.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    key_file: Annotated[
+        Path | None,
+        typer.Option("--key", help="Open the sealed attributes sealed for this key's member."),
+    ] = None,
 ) -> None:
     """Fetch a record: where it is in the log (or that it is still pending), and its envelope.
 
     A record the node holds in its mempool is "pending (not yet committed)"; with --json,
-    ``committed`` is false and ``height`` and ``log_index`` are null.
+    ``committed`` is false and ``height`` and ``log_index`` are null. With --key, the
+    record's sealed attributes that were sealed for that member are opened (``opened``);
+    the others are listed by name (``sealed_for_others``).
     """
     rid = parse_record_id(record_id)
+    key = load_key_file(key_file) if key_file is not None else None
     target = resolve_node(node)
     with LedgerClient(target.address, timeout=timeout) as client:
         resp = client.get_record(rid)
@@ -327,6 +365,8 @@ def get(
         "category": i.category,
         "envelope": envelope_from_proto(resp.envelope).to_json_dict(),
     }
+    if key is not None:
+        info["opened"], info["sealed_for_others"] = _open_all(resp.envelope.payload, key)
     if as_json:
         print_json(info)
         return
@@ -339,3 +379,26 @@ def get(
         f"record {info['record_id']} by {i.author} {where}: {i.event_type} {i.biz_step} "
         f"{i.event_time} codes {', '.join(i.codes) or '-'}"
     )
+    if key is not None:
+        for name, value in info["opened"].items():
+            console.print(f"sealed {name}: {json.dumps(value, ensure_ascii=False)}")
+        for name in info["sealed_for_others"]:
+            console.print(f"sealed {name}: (not sealed for {key.name})")
+
+
+def _open_all(payload: bytes, key: KeyPair) -> tuple[dict[str, Any], list[str]]:
+    """The record's sealed attributes ``key`` opens, and the names of the others."""
+    sealed = TraceRecord.from_payload(payload, strict=False).sealed or {}
+    mine = private_key(key)
+    opened: dict[str, Any] = {}
+    others: list[str] = []
+    for name, text in sealed.items():
+        try:
+            ok, value = open_sealed(text, mine)
+        except InputError as e:
+            raise InputError(f"sealed attribute {name!r} is {e}") from e
+        if ok:
+            opened[name] = value
+        else:
+            others.append(name)
+    return opened, others

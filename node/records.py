@@ -336,8 +336,12 @@ def check_new_record(record: TraceRecord) -> None:
         disposition that spells a CBV word another way (``RECALLING``, `` recalling``,
         ``http://ref.gs1.org/cbv/BizStep-recalling``) is refused: the node's roles and
         custody rules read the CBV spellings only, so a lookalike would read as a recall
-        while being none (``node.permissions.cbv_lookalike``).
+        while being none (``node.permissions.cbv_lookalike``);
+      * each ``sealed`` value is a well-formed sealed value (``node.sealed.seal_problem``;
+        nothing is decrypted) under a non-empty name that is not also a public attribute.
     """
+    if record.sealed:
+        _check_sealed(record)
     ev = record.event
     try:
         codes = record.roles.all  # canonical (computed once; the custody rules read them)
@@ -387,6 +391,19 @@ def check_new_record(record: TraceRecord) -> None:
                     f"event: {name} {value[:60]!r} is not how CBV spells {canonical!r}: "
                     f"write {canonical!r} (or its URN or https://ref.gs1.org/cbv/ URI)"
                 )
+
+
+def _check_sealed(record: TraceRecord) -> None:
+    from node.sealed import seal_problem
+
+    for name, text in (record.sealed or {}).items():
+        if not name:
+            raise InputError("record: a sealed attribute needs a name")
+        if record.attributes and name in record.attributes:
+            raise InputError(f"record: attribute {_shown(name)} is both public and sealed")
+        problem = seal_problem(text)
+        if problem:
+            raise InputError(f"record: sealed attribute {_shown(name)} is {problem}")
 
 
 def validate_event(event: Any) -> None:
@@ -439,6 +456,7 @@ def make_record(
     category: str = "other",
     handoff_to: str = "",
     attributes: Mapping[str, Any] | None = None,
+    sealed: Mapping[str, str] | None = None,
     nonce: str | None = None,
 ) -> TraceRecord:
     """A validated record ready to sign: its payload is parsed back under the node's own
@@ -453,6 +471,7 @@ def make_record(
         author if handoff_to else "",
         handoff_to,
         attributes,
+        sealed or None,
     )
     try:
         payload = draft.to_payload()

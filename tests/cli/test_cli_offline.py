@@ -433,3 +433,37 @@ def test_a_member_key_in_upper_case_hex_is_read_as_hex():
 
     pub = key("v0").public_key
     assert parse_member(f"v0:association:{pub.hex().upper()}").public_key == pub
+
+
+@pytest.mark.parametrize(
+    ("seal", "message"),
+    [
+        ({"to": ["nobody"], "attributes": {"price": 1}}, "seal: 'nobody' is not a member"),
+        ({"to": "v0", "attributes": {"price": 1}}, "'seal' must be {\"to\": [MEMBER, ...]"),
+        ({"attributes": {}}, "'seal' must be"),
+    ],
+)
+def test_record_sign_refuses_a_bad_seal(net, seal, message):
+    event = object_event(["urn:epc:id:sgtin:0614141.107346.7"])
+    (net / "sealed.json").write_text(json.dumps({"event": event, "seal": seal}))
+    r = suyuan("record", "sign", "sealed.json", "--key", "farm.key", "--genesis", "genesis.json",
+               "--out", "sealed-env.json", cwd=net)  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr
+    assert not (net / "sealed-env.json").exists()
+
+
+def test_record_sign_seals_for_the_members_named(net):
+    event = object_event(["urn:epc:id:sgtin:0614141.107346.8"])
+    seal = {"to": ["v0"], "attributes": {"price": 9.9}}
+    (net / "sealed.json").write_text(json.dumps({"event": event, "seal": seal}))
+    r = suyuan("record", "sign", "sealed.json", "--key", "farm.key", "--genesis", "genesis.json",
+               "--out", "sealed-ok.json", cwd=net)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    payload = json.loads(
+        base64.b64decode(json.loads((net / "sealed-ok.json").read_text())["payload"])
+    )
+    assert set(payload["sealed"]) == {"price"}
+    assert "9.9" not in json.dumps(payload)
+    r = suyuan("record", "verify", "sealed-ok.json", "--genesis", "genesis.json", cwd=net)
+    assert r.returncode == 0, r.stderr

@@ -19,6 +19,7 @@ The graph built by the first test (codes in URN form; the node answers in canoni
 
 from __future__ import annotations
 
+import base64
 import json
 from functools import cache
 from pathlib import Path
@@ -458,3 +459,25 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     again = json.loads(cli.ok("epcis", "export", pallet))
     assert not list(epcis_validator().iter_errors(again))
     assert len(again["epcisBody"]["eventList"]) == 2
+
+    # sealed attributes: a price only the author and the regulator can read
+    code = f"{SG}:6901234.012345.SEALED1"
+    draft = cli.draft(
+        commission(code),
+        attributes={"origin": "Henan"},
+        seal={"to": ["regulator"], "attributes": {"price_cny": 12.5, "supplier": "农场 7"}},
+    )
+    info = cli.json("record", "submit", str(draft), "--key", farm, "--wait")
+    assert info["committed"] is True
+    rid = info["record_id"]
+    payload = base64.b64decode(cli.json("record", "get", rid)["envelope"]["payload"]).decode()
+    assert "12.5" not in payload  # the node holds ciphertext only
+    assert "supplier" in payload  # (names are public)
+    for member in ("regulator", "farm"):
+        got = cli.json("record", "get", rid, "--key", cli.key(member))
+        assert got["opened"] == {"price_cny": 12.5, "supplier": "农场 7"}
+        assert got["sealed_for_others"] == []
+    other = cli.json("record", "get", rid, "--key", cli.key("slaughterhouse"))
+    assert (other["opened"], sorted(other["sealed_for_others"])) == ({}, ["price_cny", "supplier"])
+    shown = cli.ok("record", "get", rid, "--key", cli.key("regulator"))
+    assert 'sealed supplier: "农场 7"' in shown
