@@ -32,11 +32,12 @@ from node.errors import LedgerError, VerificationError
 from node.genesis import Genesis
 from node.keys import KeyPair, load_key_file
 from node.recall import run_recall
-from node.records import cosign, make_record, sign_record
+from node.records import TraceRecord, cosign, make_record, sign_record
+from node.sealed import open_sealed, private_key, seal_attributes
 from node.verify import verify_bundle
 from proto import services_pb2
 from testnet import net
-from testnet.scenario import farm_to_table
+from testnet.scenario import Draft, farm_to_table
 
 console = Console(
     highlight=False, soft_wrap=True, emoji=False, width=None if sys.stdout.isatty() else 160
@@ -92,6 +93,7 @@ def _story(directory: Path, addresses: list[str]) -> None:
         sc = farm_to_table()
         console.rule("farm to table")
         committed: list[tuple[str, bytes]] = []
+        sealed_record: tuple[Draft, bytes] | None = None
         height = 0
         for i, d in enumerate(sc.drafts):
             rec = make_record(
@@ -101,6 +103,9 @@ def _story(directory: Path, addresses: list[str]) -> None:
                 category=d.category,
                 handoff_to=d.handoff_to,
                 attributes=dict(d.attributes) or None,
+                sealed=seal_attributes(genesis, d.author, d.sealed_to, d.sealed)
+                if d.sealed
+                else None,
             )
             env = sign_record(rec, key(d.author))
             if d.handoff_to:
@@ -121,10 +126,15 @@ def _story(directory: Path, addresses: list[str]) -> None:
                 f"[dim]({signers} via {client.address})[/]"
             )
             committed.append((d.note, env.record_id))
+            if d.sealed:
+                sealed_record = (d, env.record_id)
         console.print("\nQR codes on the packages (GS1 Digital Link):")
         for p in sc.packages:
             sold = " (sold)" if p in sc.sold else ""
             console.print(f"  {p}{sold}")
+
+        if sealed_record is not None:
+            _open_sealed(clients[0], key, *sealed_record)
 
         console.rule("contamination found in one package")
         c0 = clients[0]
@@ -158,6 +168,21 @@ def _story(directory: Path, addresses: list[str]) -> None:
     finally:
         for c in clients:
             c.close()
+
+
+def _open_sealed(
+    client: LedgerClient, key: Callable[[str], KeyPair], draft: Draft, record_id: bytes
+) -> None:
+    """Who can read a record's sealed attributes: its recipients, and no one else."""
+    console.rule("confidential fields")
+    payload = client.get_record(record_id).envelope.payload
+    sealed = TraceRecord.from_payload(payload).sealed or {}
+    console.print(f"record {record_id.hex()[:16]}… carries sealed {', '.join(sealed)}")
+    for member in (*draft.sealed_to, "distributor"):
+        for name, text in sealed.items():
+            ok, value = open_sealed(text, private_key(key(member)))
+            shown = f"opens {name} = {value}" if ok else f"cannot open {name}"
+            console.print(f"  [bold]{member}[/] {shown}")
 
 
 def _prove(

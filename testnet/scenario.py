@@ -88,6 +88,8 @@ class Draft:
     handoff_to: str = ""
     attributes: Mapping[str, Any] = field(default_factory=dict)
     note: str = ""  # what the step shows, for the demo's output
+    sealed: Mapping[str, Any] = field(default_factory=dict)  # confidential attributes...
+    sealed_to: tuple[str, ...] = ()  # ...readable by the author and these members
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,9 @@ def farm_to_table(members: Mapping[str, str] | None = None, day: str = "2026-03"
                 quantityList=pig_qty,
             ),
             handoff_to=m["slaughterhouse"],
-            note="handoff farm -> slaughterhouse (both sign)",
+            note="handoff farm -> slaughterhouse (both sign; the price sealed)",
+            sealed={"成交价_元每公斤": 26.4},
+            sealed_to=(m["slaughterhouse"], m["regulator"]),
         ),
         Draft(
             m["slaughterhouse"],

@@ -94,6 +94,10 @@ def test_demo_runs_end_to_end_and_stops_every_node(tmp_path):
     assert out.count("  ✓ h") == len(sc.drafts)  # every record committed
     for p in packages:  # the QR codes are printed
         assert p in out
+    sealed, _ = section(out, " confidential fields ", "contamination found")
+    assert "slaughterhouse opens 成交价_元每公斤 = 26.4" in sealed
+    assert "regulator opens 成交价_元每公斤 = 26.4" in sealed
+    assert "distributor cannot open 成交价_元每公斤" in sealed
     back, at = section(out, "trace back from", "trace forward from")
     assert back.startswith(f"trace back from {contaminated}")
     assert batch in back  # back to the farm batch
