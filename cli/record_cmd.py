@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import mimetypes
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +23,7 @@ from cli.nodeaddr import NodeTarget, find_testnet, resolve_node
 from node.client import LedgerClient
 from node.convert import envelope_from_proto
 from node.envelope import Envelope
-from node.errors import InputError, LedgerError, NodeUnavailableError
+from node.errors import InputError, LedgerError, NodeUnavailableError, VerificationError
 from node.genesis import Genesis
 from node.inputfile import read_input
 from node.keys import KeyPair, load_key_file
@@ -82,10 +85,31 @@ def load_envelope(path: Path) -> Envelope:
         raise InputError(f"{path}: {e}") from e
 
 
+def attachment_entry(path: Path) -> dict[str, str]:
+    """``{"name", "sha256", "media_type"?}`` of a file, its SHA-256 read in chunks (any size)."""
+    try:
+        with open(path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+    except FileNotFoundError as e:
+        raise InputError(f"{path}: no such attachment file") from e
+    except OSError as e:
+        raise InputError(f"{path}: cannot read attachment ({e.strerror})") from e
+    entry = {"name": path.name, "sha256": digest}
+    media_type, _ = mimetypes.guess_type(path.name)
+    if media_type:
+        entry["media_type"] = media_type
+    return entry
+
+
 def build_envelope(
-    event_file: Path, key_file: Path, genesis: Genesis, category: str | None
+    event_file: Path,
+    key_file: Path,
+    genesis: Genesis,
+    category: str | None,
+    attach: Sequence[Path] = (),
 ) -> Envelope:
-    """Sign a draft as ``key_file``'s member, checked as ``record verify`` would check it."""
+    """Sign a draft as ``key_file``'s member, checked as ``record verify`` would check it;
+    each ``attach`` file is named in the record by its SHA-256 (the file is not sent)."""
     event, draft = read_draft(event_file)
     key = load_key_file(key_file)
     if genesis.member(key.name) is None:
@@ -99,6 +123,7 @@ def build_envelope(
         handoff_to=str(draft.get("handoff_to", "")),
         attributes=draft.get("attributes"),
         sealed=seal_attributes(genesis, key.name, *spec) if spec else None,
+        attachments=[attachment_entry(p) for p in attach],
     )
     env = sign_record(record, key)
     # Refuse what `record verify` would reject (role for the bizStep, a non-member receiver);
@@ -109,6 +134,14 @@ def build_envelope(
 
 CategoryOpt = Annotated[
     str | None, typer.Option("--category", help="Product family: " + ", ".join(CATEGORIES))
+]
+AttachOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--attach",
+        metavar="FILE",
+        help="Name FILE in the record by its SHA-256 (a certificate, a lab report); repeatable.",
+    ),
 ]
 
 
@@ -122,10 +155,11 @@ def sign(
     genesis: Annotated[Path, typer.Option("--genesis", help="The consortium's genesis.json.")],
     out: Annotated[Path, typer.Option("--out", help="Envelope file to write.")],
     category: CategoryOpt = None,
+    attach: AttachOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Sign an EPCIS event as a trace record; writes a DSSE envelope. Nothing is submitted."""
-    env = build_envelope(event_file, key, Genesis.load(genesis), category)
+    env = build_envelope(event_file, key, Genesis.load(genesis), category, attach or ())
     write_text_atomic(out, env.to_json())
     if as_json:
         print_json({"record_id": env.record_id.hex(), "file": str(out)})
@@ -257,6 +291,7 @@ def submit(
     ] = None,
     node: NodeOpt = None,
     category: CategoryOpt = None,
+    attach: AttachOpt = None,
     wait: Annotated[bool, typer.Option("--wait", help="Return once committed.")] = False,
     timeout: Annotated[
         float, typer.Option("--timeout", callback=positive_seconds, help="Seconds to wait.")
@@ -271,16 +306,17 @@ def submit(
         raise InputError("give either EVENT.json (with --key) or --envelope ENV.json")
     target = resolve_node(node)
     if envelope is not None:
-        if key is not None or category is not None or genesis is not None:
+        if key is not None or category is not None or genesis is not None or attach:
             raise InputError(
-                "--envelope is submitted as signed: --key, --category and --genesis do not apply"
+                "--envelope is submitted as signed: --key, --category, --genesis and --attach "
+                "do not apply"
             )
         env = load_envelope(envelope)
     else:
         assert event_file is not None
         if key is None:
             raise InputError("--key is required to sign EVENT.json")
-        env = build_envelope(event_file, key, _genesis_for(target, genesis), category)
+        env = build_envelope(event_file, key, _genesis_for(target, genesis), category, attach or ())
     with LedgerClient(target.address, timeout=timeout) as client:
         try:
             resp = client.submit(env, wait=wait)
@@ -337,16 +373,26 @@ def get(
         Path | None,
         typer.Option("--key", help="Open the sealed attributes sealed for this key's member."),
     ] = None,
+    check: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--attachment",
+            metavar="FILE",
+            help="Exit 3 unless FILE's SHA-256 is one the record names; repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Fetch a record: where it is in the log (or that it is still pending), and its envelope.
 
     A record the node holds in its mempool is "pending (not yet committed)"; with --json,
     ``committed`` is false and ``height`` and ``log_index`` are null. With --key, the
     record's sealed attributes that were sealed for that member are opened (``opened``);
-    the others are listed by name (``sealed_for_others``).
+    the others are listed by name (``sealed_for_others``). With --attachment, each FILE's
+    SHA-256 must be among the record's attachments (exit 3 naming the first that is not).
     """
     rid = parse_record_id(record_id)
     key = load_key_file(key_file) if key_file is not None else None
+    held = [attachment_entry(p) | {"file": str(p)} for p in check or ()]
     target = resolve_node(node)
     with LedgerClient(target.address, timeout=timeout) as client:
         resp = client.get_record(rid)
@@ -365,8 +411,17 @@ def get(
         "category": i.category,
         "envelope": envelope_from_proto(resp.envelope).to_json_dict(),
     }
+    record = TraceRecord.from_payload(resp.envelope.payload, strict=False)
+    info["attachments"] = [dict(a) for a in record.attachments]
+    digests = {a["sha256"] for a in record.attachments}
+    for h in held:
+        if h["sha256"] not in digests:
+            raise VerificationError(
+                f"{h['file']}: SHA-256 {h['sha256']} is not among record {rid.hex()[:16]}…'s "
+                f"{len(digests)} attachment digest(s)"
+            )
     if key is not None:
-        info["opened"], info["sealed_for_others"] = _open_all(resp.envelope.payload, key)
+        info["opened"], info["sealed_for_others"] = _open_all(record, key)
     if as_json:
         print_json(info)
         return
@@ -379,6 +434,11 @@ def get(
         f"record {info['record_id']} by {i.author} {where}: {i.event_type} {i.biz_step} "
         f"{i.event_time} codes {', '.join(i.codes) or '-'}"
     )
+    for a in record.attachments:
+        kind = f" ({a['media_type']})" if a.get("media_type") else ""
+        console.print(f"attachment {a['name']}{kind} sha256 {a['sha256']}")
+    for h in held:
+        console.print(f"{h['file']} matches the record's attachment digest")
     if key is not None:
         for name, value in info["opened"].items():
             console.print(f"sealed {name}: {json.dumps(value, ensure_ascii=False)}")
@@ -386,9 +446,9 @@ def get(
             console.print(f"sealed {name}: (not sealed for {key.name})")
 
 
-def _open_all(payload: bytes, key: KeyPair) -> tuple[dict[str, Any], list[str]]:
+def _open_all(record: TraceRecord, key: KeyPair) -> tuple[dict[str, Any], list[str]]:
     """The record's sealed attributes ``key`` opens, and the names of the others."""
-    sealed = TraceRecord.from_payload(payload, strict=False).sealed or {}
+    sealed = record.sealed or {}
     mine = private_key(key)
     opened: dict[str, Any] = {}
     others: list[str] = []

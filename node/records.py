@@ -40,7 +40,7 @@ import datetime as dt
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -457,6 +457,7 @@ def make_record(
     handoff_to: str = "",
     attributes: Mapping[str, Any] | None = None,
     sealed: Mapping[str, str] | None = None,
+    attachments: Sequence[Mapping[str, str]] = (),
     nonce: str | None = None,
 ) -> TraceRecord:
     """A validated record ready to sign: its payload is parsed back under the node's own
@@ -472,6 +473,7 @@ def make_record(
         handoff_to,
         attributes,
         sealed or None,
+        tuple(attachments),
     )
     try:
         payload = draft.to_payload()

@@ -216,6 +216,16 @@ def test_handoff_cosign_flow(net):
         ),
         (["record", "verify", "ev.json", "--genesis", "/dev/zero"], "genesis is larger than"),
         (["keys", "show", "/dev/zero"], "/dev/zero: key is larger than 65,536 bytes"),
+        (
+            [
+                *["record", "sign", "ev.json", "--key", "farm.key", "--genesis", "genesis.json"],
+                "--out",
+                "o.json",
+                "--attach",
+                "report.pdf",
+            ],
+            "report.pdf: no such attachment file",
+        ),
         (["record", "verify", "ev.json", "--genesis", "nope.json"], "no such genesis"),
         (
             ["record", "verify", "outdir", "--genesis", "genesis.json"],

@@ -20,6 +20,7 @@ The graph built by the first test (codes in URN form; the node answers in canoni
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from functools import cache
 from pathlib import Path
@@ -481,3 +482,22 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     assert (other["opened"], sorted(other["sealed_for_others"])) == ({}, ["price_cny", "supplier"])
     shown = cli.ok("record", "get", rid, "--key", cli.key("regulator"))
     assert 'sealed supplier: "农场 7"' in shown
+
+    # attachments: a lab report named by its SHA-256; anyone holding the file can check it
+    report = tmp_path / "检测报告-7.pdf"
+    report.write_bytes(b"%PDF-1.7 lab report: E. coli not detected\n")
+    code = f"{SG}:6901234.012345.ATTACH1"
+    info = cli.json("record", "submit", str(cli.draft(commission(code))), "--key", farm,
+                    "--attach", str(report), "--wait")  # fmt: skip
+    rid = info["record_id"]
+    got = cli.json("record", "get", rid, "--attachment", str(report))
+    assert got["attachments"] == [
+        {
+            "name": "检测报告-7.pdf",
+            "sha256": hashlib.sha256(report.read_bytes()).hexdigest(),
+            "media_type": "application/pdf",
+        }
+    ]
+    report.write_bytes(report.read_bytes().replace(b"not detected", b"detected"))
+    line = cli.refused(3, "record", "get", rid, "--attachment", str(report))
+    assert "is not among record" in line
