@@ -527,12 +527,17 @@ def apply(
         for c in codes.all:
             _commission(w, c, record.author, disposition, is_class=c in codes.classes)
         # an item commissioned in a lot is found from the lot (a recall of the lot), and
-        # one commissioned in a lot already recalled is born recalled: it cannot be sold
+        # one commissioned in a lot already recalled is born recalled: it cannot be sold.
+        # A lot that exists is acted on: only its custodian adds items, and not once it is
+        # closed (else any member could give its items another's lot as their origin).
         for lot, item in lot_links(ev):  # (a lot code has /10/, an item's /21/)
-            w.edges.append(Edge(lot, item, "lot", w.index))
             lot_state = w.get(lot)
-            if lot_state is not None and lot_state.recalled:
-                w.put(w.need(item).with_flags(recalled=True))
+            if lot_state is not None:
+                _check_custodian(lot_state, record.author, "commission items into")
+                _check_open(lot_state)
+                if lot_state.recalled:
+                    w.put(w.need(item).with_flags(recalled=True))
+            w.edges.append(Edge(lot, item, "lot", w.index))
     else:
         # OBSERVE-like acts (ObjectEvent OBSERVE/DELETE, Transaction, Aggregation OBSERVE).
         named = codes.all

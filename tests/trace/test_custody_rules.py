@@ -570,3 +570,24 @@ def test_an_item_commissioned_in_a_recalled_lot_is_born_recalled(chain):
     assert st.recalled
     with raises("recalled"):
         chain.add("farm", observe("retail_selling", late, disposition="retail_sold"))
+
+
+def test_only_a_lots_custodian_commissions_items_into_it(chain):
+    # QA: a retailer gave its own item the farm's lot, and so the farm's origin, by naming
+    # the lot in its commissioning; and items could be added to a lot already consumed
+    chain.add("farm", event(action="ADD", step="commissioning", quantityList=[{"epcClass": LOT}]))
+    with raises("custody", normalize_code(LOT)) as err:
+        commission_in_lot_as(chain, "retailer", "urn:epc:id:sgtin:6901234.012345.W9", "L1")
+    assert "'retailer' may not commission items into a code held by 'farm'" in str(err.value)
+    commission_in_lot_as(chain, "farm", "urn:epc:id:sgtin:6901234.012345.W1", "L1")  # its own
+    chain.add("farm", event(action="DELETE", step="destroying", quantityList=[{"epcClass": LOT}]))
+    with raises("closed", normalize_code(LOT)):
+        commission_in_lot_as(chain, "farm", "urn:epc:id:sgtin:6901234.012345.W2", "L1")
+    # a lot known only by its items (never commissioned) has no custodian to ask
+    commission_in_lot_as(chain, "retailer", "urn:epc:id:sgtin:6901234.012345.W3", "L77")
+
+
+def commission_in_lot_as(chain: Chain, author: str, code: str, lot: str) -> None:
+    ev = event(action="ADD", step="commissioning", epcList=[code])
+    ev["ilmd"] = {"cbvmda:lotNumber": lot}
+    chain.add(author, ev)
