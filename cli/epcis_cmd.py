@@ -14,8 +14,8 @@ from cli.common import console, err_console, print_json, read_json_file, write_t
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
 from node.envelope import Envelope
-from node.epcis import Committed, export_document, import_document
-from node.errors import InputError, LedgerError, NodeUnavailableError
+from node.epcis import Committed, ImportResult, export_document, import_document
+from node.errors import InputError, LedgerError, NodeUnavailableError, NotFoundError
 from node.genesis import Genesis
 from node.keys import load_key_file
 from node.records import CATEGORIES, TraceRecord, make_record, sign_record
@@ -57,10 +57,18 @@ def import_cmd(
     client = LedgerClient(target.address) if (target and not dry_run) else None
     lost: NodeUnavailableError | None = None
     interrupted = False
+    on_chain = _OnChain(client)
     try:
         for r in results:
             row: dict[str, Any] = {"position": r.position, "codes": list(r.codes)}
-            if r.event is None:
+            try:
+                found = on_chain.find(r)  # a re-run, or an export of this very chain
+            except NodeUnavailableError as e:
+                lost = e
+                break
+            if found is not None:
+                row |= found
+            elif r.event is None:
                 row |= {"status": "refused", "reason": r.reason}
             else:
                 try:
@@ -73,6 +81,7 @@ def import_cmd(
                             "height": resp.height,
                             "log_index": resp.log_index,
                         }
+                        on_chain.add(r, env.record_id.hex(), resp.log_index)
                     else:
                         row["status"] = "ok (dry run)"
                 except NodeUnavailableError as e:  # no event after this one can succeed
@@ -96,19 +105,88 @@ def import_cmd(
         done = sum(1 for x in report if x["status"] == "imported")
         err_console.print(
             f"interrupted: {done} event(s) imported, the events above; re-run the import to "
-            "go on (imported events are refused as commission-once or replays)",
+            "go on (an event already on the chain, by its eventID or an export's record id, "
+            "is skipped; one without either may be refused as commission-once, or imported "
+            "again)",
             markup=False,
         )
         raise typer.Exit(130)
     if lost is not None:  # what was done is printed above; the event in doubt is named
-        rid = report[-1].get("record_id", "")
         done = sum(1 for x in report if x["status"] == "imported")
+        doubt = report[-1] if report and report[-1]["status"] == "unknown" else None
+        where = f"stopped at event {doubt['position'] if doubt else len(report)}"
+        maybe = (
+            f"; record {doubt['record_id']} may have been committed: "
+            f"`suyuan record get {doubt['record_id']}`"
+            if doubt
+            else ""
+        )
         raise NodeUnavailableError(
-            f"{lost} (stopped at event {report[-1]['position']}: {done} event(s) imported "
-            f"before; record {rid} may have been committed: `suyuan record get {rid}`)"
+            f"{lost} ({where}: {done} event(s) imported before{maybe})"
         ) from lost
     if any(r["status"] == "refused" for r in report):
         raise typer.Exit(1)
+
+
+class _OnChain:
+    """Finds an event already committed on this chain, so that importing a document twice
+    (a re-run after an interruption) or re-importing this chain's own export skips it.
+
+    An event is on the chain if it carries an export's ``suyuan:recordId`` that this chain
+    has committed, or its ``eventID`` is that of a committed record naming the event's first
+    code (read from that code's history, once per code, then kept up to date)."""
+
+    def __init__(self, client: LedgerClient | None) -> None:
+        self.client = client
+        self.by_code: dict[str, dict[str, tuple[str, int]]] = {}  # code -> eventID -> where
+
+    def find(self, r: ImportResult) -> dict[str, Any] | None:
+        if self.client is None:
+            return None
+        if r.exported_as:
+            try:
+                rr = self.client.get_record(bytes.fromhex(r.exported_as))
+            except (NotFoundError, ValueError):
+                rr = None
+            if rr is not None and rr.info.height > 0:
+                return self._skipped(r.exported_as, rr.info.log_index, "the export's record")
+        if r.event_id and r.codes:
+            hit = self._event_ids(r.codes[0]).get(r.event_id)
+            if hit is not None:
+                return self._skipped(hit[0], hit[1], f"eventID {r.event_id}")
+        return None
+
+    def add(self, r: ImportResult, record_id: str, log_index: int) -> None:
+        if r.event_id and r.codes and r.codes[0] in self.by_code:
+            self.by_code[r.codes[0]][r.event_id] = (record_id, log_index)
+
+    def _event_ids(self, code: str) -> dict[str, tuple[str, int]]:
+        if code not in self.by_code:
+            assert self.client is not None
+            seen: dict[str, tuple[str, int]] = {}
+            page = ""
+            for _ in range(10_000):  # pages of 1,000 records
+                try:
+                    resp = self.client.trace_history(code, limit=1000, page_token=page)
+                except NotFoundError:
+                    break  # a code this chain does not know yet
+                for info in resp.records:
+                    if info.event_id:
+                        seen.setdefault(info.event_id, (info.record_id.hex(), info.log_index))
+                page = resp.next_page_token
+                if not page:
+                    break
+            self.by_code[code] = seen
+        return self.by_code[code]
+
+    @staticmethod
+    def _skipped(record_id: str, log_index: int, by: str) -> dict[str, Any]:
+        return {
+            "status": "skipped",
+            "reason": f"already on this chain ({by}): record {record_id}",
+            "record_id": record_id,
+            "log_index": log_index,
+        }
 
 
 def _in_doubt(row: dict[str, Any], report: list[dict[str, Any]], why: str) -> None:
@@ -128,19 +206,23 @@ def _print_report(
     """The per-event report; ``total`` is the document's event count (an interrupted or
     stopped import reports fewer)."""
     ok = [r for r in report if r["status"] in ("imported", "submitted", "ok (dry run)")]
+    skipped = sum(1 for r in report if r["status"] == "skipped")
     if as_json:
         print_json(
             {
                 "document": str(document),
                 "events": report,
                 "imported": 0 if dry_run else len(ok),
+                "skipped": skipped,
                 "refused": sum(1 for r in report if r["status"] == "refused"),
                 **({"would_import": len(ok)} if dry_run else {}),
             }
         )
         return
     for row in report:
-        color = {"refused": "red", "unknown": "yellow"}.get(row["status"], "green")
+        color = {"refused": "red", "unknown": "yellow", "skipped": "cyan"}.get(
+            row["status"], "green"
+        )
         detail = row.get("reason") or row.get("record_id", "")
         if row.get("log_index") is not None and row["status"] == "imported":
             detail += f" (log index {row['log_index']})"
@@ -150,7 +232,8 @@ def _print_report(
             )
         )
     verb = "would be imported (dry run: nothing was submitted)" if dry_run else "imported"
-    console.print(f"{len(ok)} of {total} events {verb}")
+    also = f", {skipped} already on the chain" if skipped else ""
+    console.print(f"{len(ok)} of {total} events {verb}{also}")
 
 
 @app.command("export")

@@ -409,6 +409,7 @@ def get(
         "event_time": i.event_time,
         "codes": list(i.codes),
         "category": i.category,
+        "event_id": i.event_id or None,
         "envelope": envelope_from_proto(resp.envelope).to_json_dict(),
     }
     record = TraceRecord.from_payload(resp.envelope.payload, strict=False)

@@ -62,6 +62,7 @@ def record_dict(r: Any) -> dict[str, Any]:
         "biz_step": r.biz_step,
         "event_time": r.event_time,
         "codes": list(r.codes),
+        "event_id": r.event_id or None,
     }
 
 

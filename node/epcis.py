@@ -34,7 +34,7 @@ import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -638,6 +638,8 @@ class ImportResult:
     category: str
     reason: str = ""
     codes: tuple[str, ...] = ()
+    event_id: str = ""  # the event's EPCIS eventID, if it has one
+    exported_as: str = ""  # the record id a Suyuan export named it by (suyuan:recordId)
 
     @property
     def ok(self) -> bool:
@@ -686,11 +688,27 @@ def import_event(event: Any, position: int = 0, *, category: str = "other") -> I
     Refused, with a reason naming what to change: not an object; no known type, no
     eventTime or no action (``node.records.validate_event``); an identifier that is empty,
     too long or has control characters; no trace code at all (e.g. a sensor report that
-    does not name the product it measured); one code in two roles; too large for a record.
-    Custody rules (commissioned once, custodian...) are checked at submission, not here.
+    does not name the product it measured); one code in two roles; too large for a record;
+    a handoff exported from a Suyuan ledger (``suyuan:handoff``: one signature cannot carry
+    it). Other ``suyuan:`` fields an export added are dropped from the event (they describe
+    the exported record); ``exported_as`` keeps its ``suyuan:recordId``. Custody rules
+    (commissioned once, custodian...) are checked at submission, not here.
     """
     if not isinstance(event, dict):
         return ImportResult(position, None, category, "the event is not a JSON object")
+    # provenance an export added describes the exported record, not the one signed here
+    exported_as = event.get(f"{SUYUAN_PREFIX}:recordId")
+    if f"{SUYUAN_PREFIX}:handoff" in event:
+        return ImportResult(
+            position,
+            None,
+            category,
+            "a handoff exported from a Suyuan ledger: here custody moves only with both "
+            "members' signatures (suyuan handoff offer, then accept)",
+            exported_as=exported_as if isinstance(exported_as, str) else "",
+        )
+    event = {k: v for k, v in event.items() if not k.startswith(f"{SUYUAN_PREFIX}:")}
+    event_id = event.get("eventID")
     try:
         validate_event(event)
         roles = event_roles(event)
@@ -706,7 +724,15 @@ def import_event(event: Any, position: int = 0, *, category: str = "other") -> I
             f"the event is {size} bytes, over the {MAX_EVENT_BYTES}-byte limit for one "
             "record: split its epcList or sensor reports over several events",
         )
-    return ImportResult(position, dict(event), category, "", roles.all)
+    return ImportResult(
+        position,
+        event,
+        category,
+        "",
+        roles.all,
+        event_id if isinstance(event_id, str) else "",
+        exported_as if isinstance(exported_as, str) else "",
+    )
 
 
 def _reason(e: Exception) -> str:
@@ -732,10 +758,21 @@ def import_document(doc: Any, *, category: str = "other") -> list[ImportResult]:
         raise InputError(f"epcis: unknown category {category!r} (one of: {', '.join(CATEGORIES)})")
     events, extra = document_events(doc)
     out: list[ImportResult] = []
+    first: dict[str, int] = {}  # eventID -> the position that named it first
     for i, ev in enumerate(events):
         r = import_event(ev, i, category=category)
+        if r.event is not None and r.event_id:
+            if r.event_id in first:
+                r = replace(
+                    r,
+                    event=None,
+                    reason=f"eventID {r.event_id!r} repeats event {first[r.event_id]}'s: EPCIS "
+                    "names each event once",
+                )
+            else:
+                first[r.event_id] = i
         if r.event is not None and extra and "@context" not in r.event:
-            r = ImportResult(i, {"@context": list(extra), **r.event}, category, "", r.codes)
+            r = replace(r, event={"@context": list(extra), **r.event})
         out.append(r)
     return out
 
@@ -758,11 +795,13 @@ def export_event(item: Committed | TraceRecord) -> dict[str, Any]:
     Added: ``suyuan:author``, ``suyuan:category``, and when known ``suyuan:logIndex``,
     ``suyuan:recordId`` (hex) and ``suyuan:handoff`` ({from, to}); ``eventTimeZoneOffset``
     (required by EPCIS, not by Suyuan records) when missing, taken from ``eventTime``'s
-    offset ("+00:00" if it has none). Nothing is removed.
+    offset ("+00:00" if it has none). Removed: ``suyuan:`` fields the member wrote into the
+    event itself (they would read as the ledger's provenance, a handoff no one signed).
     """
     c = item if isinstance(item, Committed) else Committed(item)
     rec = c.record
-    ev: dict[str, Any] = dict(rec.event)
+    prefix = f"{SUYUAN_PREFIX}:"
+    ev: dict[str, Any] = {k: v for k, v in rec.event.items() if not k.startswith(prefix)}
     if "eventTimeZoneOffset" not in ev:
         m = _TZ.search(str(ev.get("eventTime", "")))
         ev["eventTimeZoneOffset"] = "+00:00" if m is None or m.group(0) == "Z" else m.group(0)

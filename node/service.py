@@ -52,6 +52,9 @@ def _record_info(node: Node, record_id: bytes, env: types_pb2.Envelope) -> types
     info.event_time = rec.event_time
     info.category = rec.category
     info.codes.extend(rec.codes())
+    event_id = rec.event.get("eventID")
+    if isinstance(event_id, str):
+        info.event_id = event_id
     return info
 
 

@@ -402,6 +402,11 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     assert [e["status"] for e in rep["events"]] == ["imported", "imported"]
     assert all(e["log_index"] > 0 and len(e["record_id"]) == 64 for e in rep["events"])
     assert rep["events"][1]["codes"] == [normalize_code(e2018)]
+    # a re-run (after an interruption, say) skips what is on the chain by its eventID
+    again = cli.json("epcis", "import", str(ex / "Example_9.6.1-ObjectEvent.jsonld"), "--key", farm)
+    assert (again["imported"], again["skipped"], again["refused"]) == (0, 2, 0)
+    assert [e["record_id"] for e in again["events"]] == [e["record_id"] for e in rep["events"]]
+    assert len(cli.history(e2017)) == 2  # commissioned, and the example's one event
 
     # the aggregation example names a pallet nobody commissioned: refused, exit 1
     agg = str(ex / "Example_9.6.3-AggregationEvent.jsonld")
@@ -456,6 +461,10 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     ]
     assert events[1]["bizStep"] == "shipping"
     assert events[2]["bizStep"] == "receiving"
+    # this chain's own export, imported again: every event is already here
+    back = cli.json("epcis", "import", str(out_file), "--key", farm)
+    assert (back["imported"], back["skipped"], back["refused"]) == (0, 5, 0)
+    assert len(cli.history(e2018)) == 5
     # stdout export is the same document shape
     again = json.loads(cli.ok("epcis", "export", pallet))
     assert not list(epcis_validator().iter_errors(again))

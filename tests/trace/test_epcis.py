@@ -277,3 +277,40 @@ def test_event_roles_fast_path_equals_the_general_one(codes, extra) -> None:
     fast, general = event_roles(ev), _event_roles_general(ev)
     assert fast == general
     assert fast.all == general.all
+
+
+def test_an_exported_handoff_is_refused_and_other_provenance_is_dropped():
+    # QA: a genuine export re-imported elsewhere kept "suyuan:handoff" on a record that one
+    # member signed alone, so the history showed a handoff that never moved custody
+    ev = event(step="shipping", epcList=["urn:epc:id:sgtin:0614141.107346.2017"])
+    rid = "ab" * 32
+    exported = {**ev, "suyuan:author": "farm", "suyuan:recordId": rid, "suyuan:logIndex": 4}
+    r = import_event(exported)
+    assert r.event == ev  # what the importer signs carries no other record's provenance
+    assert r.exported_as == rid
+    handoff = {**exported, "suyuan:handoff": {"from": "farm", "to": "slaughterhouse"}}
+    refused = import_event(handoff)
+    assert refused.event is None
+    assert "both members' signatures" in refused.reason
+
+
+def test_an_eventid_named_twice_in_one_document_is_refused_the_second_time():
+    a = event(step="shipping", epcList=["urn:epc:id:sgtin:0614141.107346.2017"])
+    a["eventID"] = "ni:///sha-256;aa?ver=CBV2.0"
+    b = {**a, "bizStep": "receiving"}
+    results = import_document([a, b, {**a, "eventID": "urn:uuid:other"}])
+    assert [r.ok for r in results] == [True, False, True]
+    assert results[0].event_id == "ni:///sha-256;aa?ver=CBV2.0"
+    assert "repeats event 0's" in results[1].reason
+
+
+def test_export_drops_provenance_fields_a_member_wrote_into_its_event():
+    # QA: "suyuan:handoff" written by the author was exported as if the ledger said it
+    ev = event(step="shipping", epcList=["urn:epc:id:sgtin:0614141.107346.2017"])
+    forged = {**ev, "suyuan:handoff": {"from": "processor", "to": "retailer"},
+              "suyuan:author": "regulator"}  # fmt: skip
+    rec = make_record(GENESIS, "farm", forged)
+    out = export_document([Committed(rec, 3, bytes(32))], creation_date="2026-03-05T08:00:00Z")
+    exported = out["epcisBody"]["eventList"][0]
+    assert "suyuan:handoff" not in exported
+    assert exported["suyuan:author"] == "farm"
