@@ -105,7 +105,7 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring as _jstr
 from typing import Any, Literal, Protocol
 
-from node.epcis import EventCodes, check_event_codes, lot_links
+from node.epcis import EventCodes, check_event_codes, lot_links, normalize_code
 from node.errors import InputError, RuleError, RulePermissionError
 from node.genesis import Genesis
 from node.permissions import bare_disposition, bare_step
@@ -517,7 +517,7 @@ def apply(
         return _done(w)
 
     if etype == "TransformationEvent":
-        _transform(w, record.author, codes, disposition)
+        _transform(w, record.author, codes, disposition, transformation_id(ev))
     elif etype in ("AggregationEvent", "AssociationEvent") and action in ("ADD", "DELETE"):
         if action == "ADD":
             _aggregate(w, record.author, codes, disposition)
@@ -681,7 +681,22 @@ def _commission(w: _Work, code: str, author: str, disposition: str, *, is_class:
     )
 
 
-def _transform(w: _Work, author: str, codes: EventCodes, disposition: str) -> None:
+def transformation_id(event: Mapping[str, Any]) -> str:
+    """A TransformationEvent's ``transformationID`` in canonical form, or ``""``."""
+    tid = event.get("transformationID")
+    if not isinstance(tid, str) or not tid.strip():
+        return ""
+    return normalize_code(tid)
+
+
+def _transform(w: _Work, author: str, codes: EventCodes, disposition: str, tid: str = "") -> None:
+    """Inputs (held by the author, open, not recalled, not packed) to new outputs.
+
+    With a ``transformationID`` (EPCIS: the events that share it are one transformation,
+    every input of any of them feeding every output of any), the inputs and outputs are
+    linked through that id as a node of its own (input -> id -> output): the first event
+    creates it, held by its author; later events must be its custodian's, and outputs made
+    after it was recalled are born recalled."""
     if codes.parent or codes.objects or codes.children:
         raise RuleError(RULE_TRANSFORMATION, "a TransformationEvent names only inputs and outputs")
     for c in codes.inputs:
@@ -693,9 +708,26 @@ def _transform(w: _Work, author: str, codes: EventCodes, disposition: str) -> No
             raise RuleError(
                 RULE_AGGREGATED, f"input is inside container {st.parent}; disaggregate first", c
             )
+    hub: CodeState | None = None
+    if tid:
+        if tid in codes.inputs or tid in codes.outputs:
+            raise RuleError(
+                RULE_TRANSFORMATION, "the transformationID is also an input or output", tid
+            )
+        hub = w.get(tid)
+        if hub is None:
+            _commission(w, tid, author, "", is_class=False)
+            hub = w.need(tid)
+        else:
+            _check_custodian(hub, author, "add events to the transformation of")
+            w.put(hub)
     for c in codes.outputs:
         _commission(w, c, author, disposition, is_class=c in codes.classes)
         w.changed[c] = w.changed[c].evolve(inputs=codes.inputs)
+        if hub is not None:
+            if hub.recalled:
+                w.changed[c] = w.changed[c].with_flags(recalled=True)
+            w.edges.append(Edge(tid, c, "input", w.index))
     for c in codes.inputs:
         st = w.need(c)
         outs = tuple(dict.fromkeys((*st.outputs, *codes.outputs)))
@@ -703,8 +735,11 @@ def _transform(w: _Work, author: str, codes: EventCodes, disposition: str) -> No
         if c in codes.consumed:
             st = st.with_flags(closed=True)
         w.put(st)
-        for o in codes.outputs:
-            w.edges.append(Edge(c, o, "input", w.index))
+        if hub is not None:
+            w.edges.append(Edge(c, tid, "input", w.index))
+        else:
+            for o in codes.outputs:
+                w.edges.append(Edge(c, o, "input", w.index))
 
 
 def _aggregate(w: _Work, author: str, codes: EventCodes, disposition: str) -> None:

@@ -359,6 +359,8 @@ def check_new_record(record: TraceRecord) -> None:
             if problem:
                 raise InputError(f"event: code {_shown(code)} {problem}")
 
+    if record.event_type == "TransformationEvent" and "transformationID" in ev:
+        _check_transformation_id(ev["transformationID"])
     repeat = repeated_code(ev)
     if repeat is not None:
         field, code = repeat
@@ -391,6 +393,21 @@ def check_new_record(record: TraceRecord) -> None:
                     f"event: {name} {value[:60]!r} is not how CBV spells {canonical!r}: "
                     f"write {canonical!r} (or its URN or https://ref.gs1.org/cbv/ URI)"
                 )
+
+
+def _check_transformation_id(tid: Any) -> None:
+    """A transformationID becomes a node of the trace graph (``node.custody._transform``),
+    which a recall may name: it must pass the checks any code passes."""
+    from node.epcis import gs1_problem, normalize_code, raw_link_problem
+
+    if not isinstance(tid, str) or not tid.strip():
+        raise InputError("event: 'transformationID' must be a non-empty string (a URI)")
+    canonical = normalize_code(tid)
+    problem = lookalike_problem(canonical) or gs1_problem(canonical)
+    if not problem and "/" in tid:
+        problem = raw_link_problem(tid)
+    if problem:
+        raise InputError(f"event: transformationID {_shown(tid)} {problem}")
 
 
 def _check_sealed(record: TraceRecord) -> None:

@@ -28,7 +28,7 @@ from node.custody import (
     split_key,
 )
 from node.epcis import normalize_code
-from node.errors import RuleError, RulePermissionError
+from node.errors import InputError, RuleError, RulePermissionError
 from node.trace import recall_scope, trace_back, trace_forward
 from tests.trace.helpers import GENESIS, Chain, event, signed
 
@@ -591,3 +591,67 @@ def commission_in_lot_as(chain: Chain, author: str, code: str, lot: str) -> None
     ev = event(action="ADD", step="commissioning", epcList=[code])
     ev["ilmd"] = {"cbvmda:lotNumber": lot}
     chain.add(author, ev)
+
+
+# ------------------------------------------------------------------ transformationID
+
+TID = "urn:epc:id:gdti:0614141.12345.400"
+D, E = "local:farm:ham-001", "local:farm:ham-002"
+
+
+def transform_part(chain: Chain, author: str, ins: list[str], outs: list[str], tid: str = TID):
+    kw: dict[str, object] = {"transformationID": tid}
+    if ins:
+        kw["inputEPCList"] = ins
+    if outs:
+        kw["outputEPCList"] = outs
+    return chain.add(author, event("TransformationEvent", None, "commissioning", **kw))
+
+
+def test_events_sharing_a_transformation_id_link_every_input_to_every_output(chain):
+    # QA: a transformation recorded as two events (inputs, later outputs) left the outputs
+    # with no source and a recall of the input missed them (EPCIS 2.0: transformationID)
+    commission(chain, "farm", A, B)
+    transform_part(chain, "farm", [A], [])
+    transform_part(chain, "farm", [B], [C])
+    transform_part(chain, "farm", [], [D])
+    tid = normalize_code(TID)
+    back = trace_back(chain.custody, D)
+    assert [(n.code, n.relation) for n in back.nodes] == [
+        (normalize_code(D), "self"), (tid, "input"), (normalize_code(A), "input"),
+        (normalize_code(B), "input"),
+    ]  # fmt: skip
+    scope = {n.code for n in recall_scope(chain.custody, A)}
+    assert {tid, normalize_code(C), normalize_code(D)} <= scope
+    chain.add("regulator", observe("holding", *scope, disposition="recalled"))
+    transform_part(chain, "farm", [], [E])  # made after the recall: born recalled
+    assert chain.custody.get(normalize_code(E)).recalled
+
+
+def test_only_the_transformations_author_adds_events_to_it(chain):
+    commission(chain, "farm", A)
+    commission(chain, "slaughterhouse", B)
+    transform_part(chain, "farm", [A], [])
+    with raises("custody", normalize_code(TID)) as err:
+        transform_part(chain, "slaughterhouse", [B], [C])
+    assert "may not add events to the transformation of a code held by 'farm'" in str(err.value)
+
+
+def test_a_transformation_id_that_is_also_a_code_of_the_event_is_refused(chain):
+    commission(chain, "farm", A)
+    with raises("transformation"):
+        transform_part(chain, "farm", [A], [B], tid=B)
+
+
+@pytest.mark.parametrize(
+    ("tid", "message"),
+    [
+        ("", "must be a non-empty string"),
+        ("urn:epc:id:GDTI:0614141.12345.400", "write 'urn:epc:id:gdti:"),
+        ("urn:epc:id:sgtin:garbage", "is not a valid SGTIN EPC URN"),
+    ],
+)
+def test_a_transformation_id_must_be_written_as_a_code_is(chain, tid, message):
+    commission(chain, "farm", A)
+    with pytest.raises(InputError, match=message):
+        transform_part(chain, "farm", [A], [B], tid=tid)
