@@ -57,6 +57,7 @@ def recall(
                 "records": r.records,
                 "affected": affected,
                 "already_recalled": [n.code for n in r.scope if n.recalled],
+                "closed": r.closed(),
                 "truncated": r.truncated,
                 "frontier": r.frontier() if r.truncated else [],
             }
@@ -71,10 +72,13 @@ def recall(
             f"{newly} newly recalled in {len(r.records)} record(s)",
         )
     )
+    closed = set(r.closed())
     for custodian, codes in affected.items():
-        console.print(Text.assemble("  ", (custodian, "bold"), f" holds {len(codes)}:"))
+        gone = sum(1 for c in codes if c in closed)
+        how = f" ({gone} closed before the recall: sold, destroyed or consumed)" if gone else ""
+        console.print(Text.assemble("  ", (custodian, "bold"), f" holds {len(codes) - gone}{how}:"))
         for c in codes:
-            console.print(f"    {c}")
+            console.print(f"    {c}" + ("  (closed)" if c in closed else ""))
     _fail_if_truncated(r)
 
 

@@ -37,6 +37,11 @@ class RecallResult:
         deepest = max((n.depth for n in self.scope), default=0)
         return sorted(n.code for n in self.scope if n.depth == deepest)
 
+    def closed(self) -> list[str]:
+        """Codes that were closed before the recall (sold, destroyed or consumed): they are
+        recalled too, but no longer in their last custodian's hands."""
+        return sorted(n.code for n in self.scope if n.status == "closed")
+
     def by_custodian(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = defaultdict(list)
         for n in self.scope:

@@ -152,10 +152,12 @@ def _story(directory: Path, addresses: list[str]) -> None:
             "Salmonella found in a sampled package",
             category="meat-products",
         )
+        closed = set(recall.closed())
         for custodian, codes in recall.by_custodian().items():
             console.print(f"  [bold]{custodian}[/] holds {len(codes)} affected code(s)")
             for code in codes:
-                console.print(f"    {code}")
+                gone = "  (closed before the recall: sold or consumed)" if code in closed else ""
+                console.print(f"    {code}{gone}")
         rid = recall.records[0]["record_id"] if recall.records else ""
         console.print(
             f"recall record {rid[:16]}… committed at height "

@@ -108,8 +108,14 @@ def test_demo_runs_end_to_end_and_stops_every_node(tmp_path):
     recall, _ = section(out, " recall ", "proof for an auditor", at)
     assert "recall record" in recall
     assert "committed at height" in recall
-    recalled = {ln.strip() for ln in recall.splitlines() if ln.startswith("    ")}
+    recalled = {ln.split()[0] for ln in recall.splitlines() if ln.startswith("    ")}
     assert set(packages) | {batch} <= recalled
+    sold = [
+        ln
+        for ln in recall.splitlines()
+        if ln.endswith("(closed before the recall: sold or consumed)")
+    ]
+    assert {normalize_code(p) for p in sc.sold} <= {ln.split()[0] for ln in sold}
     assert "verified offline:" in out
     assert (d / "proof.json").exists()
     wait_for(lambda: not processes_naming(str(d)), 5, 0.1, "no process naming the demo dir")

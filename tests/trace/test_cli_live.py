@@ -316,10 +316,14 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     out = cli.ok("recall", C1, "--key", cli.key("regulator"), "--reason", "Salmonella in C1")
     assert "6 codes affected, 6 newly recalled in 1 record(s)" in out
     groups: dict[str, set[str]] = {}
+    closed: set[str] = set()
     current = ""
     for ln in out.splitlines()[1:]:
         if ln.startswith("    "):
-            groups[current].add(ln.strip())
+            code = ln.split()[0]
+            groups[current].add(code)
+            if ln.endswith("(closed)"):
+                closed.add(code)
         elif " holds " in ln:
             current = ln.split()[0]
             groups[current] = set()
@@ -328,6 +332,9 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
         "processor": canon(K1, K2, P3),
         "distributor": canon(P1, P2),
     }
+    # what was consumed before the recall is not in its last custodian's hands: told so
+    assert closed == canon(C1, K1, K2)
+    assert "processor holds 1 (2 closed before the recall" in out
     scope = cli.graph("forward", C1, "--all")["nodes"]
     assert {n["code"] for n in scope} == canon(C1, K1, K2, P1, P2, P3)
     assert all(n["recalled"] for n in scope)
