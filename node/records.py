@@ -537,6 +537,24 @@ class VerifiedRecord:
         return leaf_hash(self.leaf)
 
 
+def _other_chain_hint(payload: bytes, genesis: Genesis) -> str:
+    """For a refusal's message only: when the (unverified) payload names another chain, say
+    so, since a member's key differs between consortia and the signature is then 'invalid'."""
+    try:
+        doc = json.loads(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return ""
+    if not isinstance(doc, dict):
+        return ""
+    cid, gh = doc.get("chain_id"), doc.get("genesis")
+    if not isinstance(cid, str) or not isinstance(gh, str) or gh == genesis.hash_hex:
+        return ""
+    return (
+        f" (the payload, unverified, names chain {cid[:40]!r}, genesis {gh[:16]}..., not "
+        f"{genesis.chain_id!r}, {genesis.hash_hex[:16]}...: an envelope for another chain?)"
+    )
+
+
 def verify_signature(public_key: bytes, message: bytes, sig: bytes) -> bool:
     """Ed25519 check (``node.ed25519.verify``: libsodium's detached verify, GIL kept)."""
     return ed25519.verify(public_key, message, sig)
@@ -577,9 +595,14 @@ def verify_envelope(
         seen.add(s.keyid)
         member = genesis.member(s.keyid)
         if member is None:
-            raise MembershipError(f"signature by {s.keyid!r}: not a member of {genesis.chain_id}")
+            raise MembershipError(
+                f"signature by {s.keyid!r}: not a member of {genesis.chain_id}"
+                + _other_chain_hint(env.payload, genesis)
+            )
         if not verify_signature(member.public_key, signed, s.sig):
-            raise VerificationError(f"signature by {s.keyid!r}: invalid")
+            raise VerificationError(
+                f"signature by {s.keyid!r}: invalid" + _other_chain_hint(env.payload, genesis)
+            )
     # (3) parse
     record = TraceRecord.from_payload(env.payload, strict=not committed)
     if not committed:

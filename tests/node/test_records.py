@@ -500,3 +500,20 @@ def test_a_cbv_lookalike_with_hidden_or_full_width_characters_is_refused(value):
     event = dict(object_event(["u:1"], "inspecting", "OBSERVE"), bizStep=value)
     with pytest.raises(InputError, match="is not how CBV spells 'recalling'"):
         make_record(G, "farm", event)
+
+
+def test_an_envelope_from_another_consortium_is_told_as_such():
+    # QA: an offer from another testnet (the same member names, other keys) was refused as
+    # "signature by 'farm': invalid" with no word of the other chain
+    from node.genesis import Genesis, Member
+
+    other_farm = KeyPair.from_seed("farm", bytes([9]) * 32)
+    g2 = Genesis.build("other-chain", [Member("farm", ("enterprise",), other_farm.public_key)],
+                       ["farm"])  # fmt: skip
+    env = sign_record(make_record(g2, "farm", object_event(["urn:x:1"])), other_farm)
+    with pytest.raises(VerificationError) as err:
+        verify_envelope(env, G)
+    assert "signature by 'farm': invalid (the payload, unverified, names chain 'other-chain'" in (
+        str(err.value)
+    )
+    assert "an envelope for another chain?" in str(err.value)
