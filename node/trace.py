@@ -169,6 +169,18 @@ def _root(code: str) -> str:
     return normalize_code(code)
 
 
+def _not_known(code: str, root: str) -> InputError | NotFoundError:
+    """An unknown code; a malformed one (a URN in capitals, a wrong check digit) is told as
+    the input error it is, with the spelling a record would have had to use."""
+    from node.epcis import gs1_problem
+    from node.records import lookalike_problem
+
+    problem = lookalike_problem(root) or gs1_problem(root)
+    if problem:
+        return InputError(f"trace: code {code!r} {problem}")
+    return NotFoundError(f"trace: code {code!r} is not known")
+
+
 def _trace(
     index: TraceIndex,
     code: str,
@@ -182,7 +194,7 @@ def _trace(
     neighbours = index.upstream if direction == "back" else index.downstream
     if index.state(root) is None and not neighbours(root):
         # (a lot never commissioned itself is known by the items commissioned in it)
-        raise NotFoundError(f"trace: code {code!r} is not known")
+        raise _not_known(code, root)
     offset = _untoken(token, r=root, d=direction, m=max_depth) if token else 0
     nodes: list[TraceNode] = []
     more = False
@@ -233,7 +245,7 @@ def history(
     _check_limits(0, limit)
     root = _root(code)
     if index.state(root) is None:
-        raise NotFoundError(f"trace: code {code!r} is not known")
+        raise _not_known(code, root)
     start = _untoken(token, r=root, d="history") if token else 0
     got = list(index.history(root, start, limit + 1))
     more = len(got) > limit
