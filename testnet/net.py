@@ -173,19 +173,24 @@ def _up(
             )
         if fresh:
             shape = (nodes or DEFAULT_NODES, base_port or mf.DEFAULT_BASE_PORT, chain_id)
-            mf.plan(directory, *shape)  # bad arguments are refused before anything is deleted
+            # bad arguments and taken ports are refused before anything is deleted
+            _check_ports(mf.plan(directory, *shape))
             _wipe(man)
             man = mf.create(directory, *shape, replacing=True)
         else:
             _check_same_shape(man, nodes, base_port)
-    else:
-        man = mf.create(
-            directory, nodes or DEFAULT_NODES, base_port or mf.DEFAULT_BASE_PORT, chain_id
-        )
+    else:  # nothing is written for a testnet that could not start on its ports
+        shape = (nodes or DEFAULT_NODES, base_port or mf.DEFAULT_BASE_PORT, chain_id)
+        _check_ports(mf.plan(directory, *shape))
+        man = mf.create(directory, *shape)
+    _check_ports(man)
+    return _start_and_wait(man, [n.index for n in man.nodes], timeout)
+
+
+def _check_ports(man: Manifest) -> None:
     busy = _wait_ports_free([n.address for n in man.nodes], PORT_RELEASE_WAIT_S)
     if busy:
         raise InputError(f"port(s) in use on 127.0.0.1: {', '.join(busy)}; try --base-port")
-    return _start_and_wait(man, [n.index for n in man.nodes], timeout)
 
 
 @_exclusive

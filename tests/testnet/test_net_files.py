@@ -163,3 +163,22 @@ def test_a_lock_file_alone_does_not_make_a_folder_foreign(tmp_path):
     (tmp_path / "n").mkdir()
     (tmp_path / "n" / mf.LOCK_NAME).write_text("")
     mf.create(tmp_path / "n", 1, base_port=31800)
+
+
+def test_up_on_a_taken_port_writes_no_testnet(tmp_path, monkeypatch):
+    # QA: the refused `up` left keys, genesis and a manifest with those ports behind, so a
+    # retry with another --base-port was refused as "another shape"
+    import socket
+
+    from testnet import net
+
+    monkeypatch.setattr(net, "PORT_RELEASE_WAIT_S", 0.1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        d = tmp_path / "net"
+        with pytest.raises(InputError, match=f"port\\(s\\) in use on 127.0.0.1: 127.0.0.1:{port}"):
+            net.up(d, 1, port)
+    assert not mf.is_testnet_dir(d)
+    assert not (d / "genesis.json").exists()
