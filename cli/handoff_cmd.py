@@ -16,7 +16,14 @@ from node.epcis import is_class_code
 from node.errors import InputError, NodeUnavailableError
 from node.genesis import Genesis
 from node.keys import load_key_file
-from node.records import CATEGORIES, cosign, make_record, sign_record, verify_envelope
+from node.records import (
+    CATEGORIES,
+    cosign,
+    is_date_time,
+    make_record,
+    sign_record,
+    verify_envelope,
+)
 
 app = typer.Typer(
     help="Hand custody of codes to another member: offer, then accept.", no_args_is_help=True
@@ -83,6 +90,14 @@ def offer(
     biz_step: Annotated[str, typer.Option("--biz-step", help="CBV bizStep.")] = "shipping",
     disposition: Annotated[str, typer.Option("--disposition")] = "in_transit",
     read_point: Annotated[str, typer.Option("--read-point", help="SGLN of the place.")] = "",
+    event_time: Annotated[
+        str | None,
+        typer.Option(
+            "--time",
+            help="When the goods left (RFC 3339 with a UTC offset, e.g. "
+            "2026-03-02T09:00:00+08:00; default: now, UTC).",
+        ),
+    ] = None,
     node: NodeOpt = None,
 ) -> None:
     """The sender signs a handoff record naming the receiver. Nothing is submitted."""
@@ -92,9 +107,16 @@ def offer(
         raise InputError(f"--to {to!r} is not a member of {g.chain_id!r}")
     if not codes and not lot:
         raise InputError("name at least one code (CODE or --lot) to hand over")
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    when = event_time or dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+    if not is_date_time(when):
+        raise InputError(
+            f"--time {when[:40]!r} is not an RFC 3339 date-time with a UTC offset "
+            "(e.g. 2026-03-02T09:00:00+08:00)"
+        )
     event = handoff_event(
-        list(codes or []), list(lot or []), now, biz_step, disposition, read_point
+        list(codes or []), list(lot or []), when, biz_step, disposition, read_point
     )
     rec = make_record(g, k.name, event, category=category, handoff_to=to)
     env = sign_record(rec, k)

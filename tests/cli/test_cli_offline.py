@@ -477,3 +477,20 @@ def test_record_sign_seals_for_the_members_named(net):
     assert "9.9" not in json.dumps(payload)
     r = suyuan("record", "verify", "sealed-ok.json", "--genesis", "genesis.json", cwd=net)
     assert r.returncode == 0, r.stderr
+
+
+def test_handoff_offer_takes_the_time_the_goods_left(net):
+    args = ["handoff", "offer", "urn:epc:id:sgtin:0614141.107346.1", "--key", "farm.key",
+            "--to", "slaughterhouse", "--genesis", "genesis.json",
+            "--out", "offer-t.json"]  # fmt: skip
+    r = suyuan(*args, "--time", "2026-03-02T09:00:00+08:00", cwd=net)
+    assert r.returncode == 0, r.stderr
+    env = json.loads((net / "offer-t.json").read_text())
+    event = json.loads(base64.b64decode(env["payload"]))["event"]
+    assert (event["eventTime"], event["eventTimeZoneOffset"]) == (
+        "2026-03-02T09:00:00+08:00",
+        "+08:00",
+    )
+    r = suyuan(*args, "--time", "yesterday", cwd=net)
+    assert r.returncode == 2
+    assert "--time 'yesterday' is not an RFC 3339 date-time" in r.stderr
