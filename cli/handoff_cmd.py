@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from cli.common import console, interrupted_submit, print_json, write_text_atomic
+from cli.draft import load_envelope
 from cli.nodeaddr import resolve_node
-from cli.record_cmd import load_envelope
 from node.client import LedgerClient
 from node.epcis import is_class_code
 from node.errors import InputError, NodeUnavailableError

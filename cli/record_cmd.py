@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import mimetypes
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,120 +13,23 @@ from cli.common import (
     interrupted_submit,
     positive_seconds,
     print_json,
-    read_json_file,
     write_text_atomic,
 )
+from cli.draft import attachment_entry, build_envelope, load_envelope, open_all
 from cli.nodeaddr import NodeTarget, find_testnet, resolve_node
 from node.client import LedgerClient
 from node.convert import envelope_from_proto
-from node.envelope import Envelope
 from node.errors import InputError, LedgerError, NodeUnavailableError, VerificationError
 from node.genesis import Genesis
-from node.inputfile import read_input
-from node.keys import KeyPair, load_key_file
+from node.keys import load_key_file
 from node.records import (
     CATEGORIES,
     TraceRecord,
     cosign,
-    make_record,
-    sign_record,
     verify_envelope,
 )
-from node.sealed import open_sealed, private_key, seal_attributes
 
 app = typer.Typer(help="Sign, countersign, verify and submit trace records.", no_args_is_help=True)
-
-
-def read_draft(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """An EPCIS event, or a draft {"event", "category"?, "handoff_to"?, "attributes"?}."""
-    doc = read_json_file(path, "event")
-    if not isinstance(doc, dict):
-        raise InputError(f"{path}: expected a JSON object (an EPCIS event)")
-    if "event" in doc:
-        extra = set(doc) - {"event", "category", "handoff_to", "attributes", "seal"}
-        if extra:
-            raise InputError(f"{path}: unknown draft field(s) {', '.join(sorted(extra))}")
-        if not isinstance(doc["event"], dict):
-            raise InputError(f"{path}: 'event' must be an EPCIS event object")
-        return doc["event"], doc
-    if doc.get("type") == "EPCISDocument":
-        raise InputError(f"{path}: an EPCIS document; use `suyuan epcis import` for documents")
-    return doc, {}
-
-
-_SEAL_FORM = '{"to": [MEMBER, ...], "attributes": {NAME: VALUE, ...}}'
-
-
-def _seal_spec(path: Path, draft: dict[str, Any]) -> tuple[list[str], dict[str, Any]] | None:
-    """A draft's ``seal``: (recipients besides the author, attributes to seal), or None."""
-    spec = draft.get("seal")
-    if spec is None:
-        return None
-    if (
-        not isinstance(spec, dict)
-        or set(spec) - {"to", "attributes"}
-        or not isinstance(spec.get("attributes"), dict)
-        or not spec["attributes"]
-        or not isinstance(spec.get("to", []), list)
-        or not all(isinstance(m, str) for m in spec.get("to", []))
-    ):
-        raise InputError(f"{path}: 'seal' must be {_SEAL_FORM}")
-    return list(spec.get("to", [])), dict(spec["attributes"])
-
-
-def load_envelope(path: Path) -> Envelope:
-    data = read_input(path, "envelope")
-    try:
-        return Envelope.from_json(data)
-    except InputError as e:
-        raise InputError(f"{path}: {e}") from e
-
-
-def attachment_entry(path: Path) -> dict[str, str]:
-    """``{"name", "sha256", "media_type"?}`` of a file, its SHA-256 read in chunks (any size)."""
-    try:
-        with open(path, "rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
-    except FileNotFoundError as e:
-        raise InputError(f"{path}: no such attachment file") from e
-    except OSError as e:
-        raise InputError(f"{path}: cannot read attachment ({e.strerror})") from e
-    entry = {"name": path.name, "sha256": digest}
-    media_type, _ = mimetypes.guess_type(path.name)
-    if media_type:
-        entry["media_type"] = media_type
-    return entry
-
-
-def build_envelope(
-    event_file: Path,
-    key_file: Path,
-    genesis: Genesis,
-    category: str | None,
-    attach: Sequence[Path] = (),
-) -> Envelope:
-    """Sign a draft as ``key_file``'s member, checked as ``record verify`` would check it;
-    each ``attach`` file is named in the record by its SHA-256 (the file is not sent)."""
-    event, draft = read_draft(event_file)
-    key = load_key_file(key_file)
-    if genesis.member(key.name) is None:
-        raise InputError(f"key {key.name!r} is not a member of chain {genesis.chain_id!r}")
-    spec = _seal_spec(event_file, draft)
-    record = make_record(
-        genesis,
-        key.name,
-        event,
-        category=category or str(draft.get("category", "other")),
-        handoff_to=str(draft.get("handoff_to", "")),
-        attributes=draft.get("attributes"),
-        sealed=seal_attributes(genesis, key.name, *spec) if spec else None,
-        attachments=[attachment_entry(p) for p in attach],
-    )
-    env = sign_record(record, key)
-    # Refuse what `record verify` would reject (role for the bizStep, a non-member receiver);
-    # only the receiver's countersignature may still be missing.
-    verify_envelope(env, genesis, require_all_signers=False)
-    return env
 
 
 CategoryOpt = Annotated[
@@ -422,7 +322,7 @@ def get(
                 f"{len(digests)} attachment digest(s)"
             )
     if key is not None:
-        info["opened"], info["sealed_for_others"] = _open_all(record, key)
+        info["opened"], info["sealed_for_others"] = open_all(record, key)
     if as_json:
         print_json(info)
         return
@@ -445,21 +345,3 @@ def get(
             console.print(f"sealed {name}: {json.dumps(value, ensure_ascii=False)}")
         for name in info["sealed_for_others"]:
             console.print(f"sealed {name}: (not sealed for {key.name})")
-
-
-def _open_all(record: TraceRecord, key: KeyPair) -> tuple[dict[str, Any], list[str]]:
-    """The record's sealed attributes ``key`` opens, and the names of the others."""
-    sealed = record.sealed or {}
-    mine = private_key(key)
-    opened: dict[str, Any] = {}
-    others: list[str] = []
-    for name, text in sealed.items():
-        try:
-            ok, value = open_sealed(text, mine)
-        except InputError as e:
-            raise InputError(f"sealed attribute {name!r} is {e}") from e
-        if ok:
-            opened[name] = value
-        else:
-            others.append(name)
-    return opened, others
