@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -180,8 +181,13 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: KeyPair) -> None:
         log.info("listening on %s", config.listen)
         consensus = node._tasks[0]
         waiter = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({waiter, consensus}, return_when=asyncio.FIRST_COMPLETED)
-        if consensus in done:  # it ends only with the node: anything else is a crash
+        assert node.failure is not None
+        watched: set[asyncio.Future[Any]] = {waiter, consensus, node.failure}
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        if node.failure in done:  # the node found it must not go on (``Node.fatal``)
+            failed = node.failure.result()
+            failure = str(failed)
+        elif consensus in done:  # it ends only with the node: anything else is a crash
             exc = None if consensus.cancelled() else consensus.exception()
             failure = repr(exc) if exc is not None else "it ended"
             failed = exc
@@ -197,8 +203,8 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: KeyPair) -> None:
             (config.data_dir / "node.pid").unlink()
         log.info("stopped")
     if failure:
-        if isinstance(failed, StorageError):  # exit 4, as the README says for storage
-            raise StorageError(f"node stopped: {failed}")
+        if isinstance(failed, StorageError | ConfigError):  # exit 4 (storage), 2 (setup)
+            raise type(failed)(f"node stopped: {failed}")
         raise LedgerError(f"node stopped: its consensus task failed ({failure})")
 
 

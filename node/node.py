@@ -56,7 +56,14 @@ from consensus.validators import ChainContext
 from node import custody, proposals
 from node.chain import ChainState, StoreCustodyView
 from node.config import NodeConfig
-from node.errors import InputError, LedgerError, OverloadError, ReplayError, RuleError
+from node.errors import (
+    ConfigError,
+    InputError,
+    LedgerError,
+    OverloadError,
+    ReplayError,
+    RuleError,
+)
 from node.genesis import Genesis
 from node.keys import KeyPair
 from node.mempool import Mempool, Pending
@@ -102,9 +109,13 @@ class Node:
                 a,
                 services_pb2.Hello(genesis_hash=genesis.hash, member=key.name),
                 self._peer_connected,
+                own_key=key.public_key,
+                on_duplicate=self.fatal,
             )
             for a in config.peers
         ]
+        #: set when the node must stop (``fatal``); ``node.main.serve`` waits on it
+        self.failure: asyncio.Future[LedgerError] | None = None
         self.replica: Replica | None = None
         self.syncing = False
         self._ahead_since: tuple[int, float] | None = None  # (head, since) for ``_stuck``
@@ -128,7 +139,16 @@ class Node:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def fatal(self, reason: str) -> None:
+        """Stop the node: another process runs this node's member (``PeerLink``). Nothing
+        is sent from here on (``_broadcast``), so no vote of this process reaches a peer
+        while the node stops."""
+        if self.failure is not None and not self.failure.done():
+            log.error("%s", reason)
+            self.failure.set_result(ConfigError(reason))
+
     async def start(self) -> None:
+        self.failure = asyncio.get_running_loop().create_future()
         head = self.store.head()
         signer = Ed25519Signer(self.key.name, self.key.signing_key) if self.is_validator else None
         self.replica = Replica(
@@ -199,8 +219,8 @@ class Node:
                 self.trigger_sync()
 
     def _broadcast(self, msg: Message) -> None:
-        if not self.peers:
-            return
+        if not self.peers or (self.failure is not None and self.failure.done()):
+            return  # (a stopping node sends nothing it signed: see ``fatal``)
         item = consensus_item(proposals.wire(self, msg))
         for p in self.peers:
             p.send(item)

@@ -6,6 +6,12 @@ everything queued as one ``PeerEnvelope`` per wake-up. While the peer is unreach
 are dropped (bounded queue): consensus re-broadcasts on a timer, and records reach a peer
 through blocks anyway.
 
+Before linking, a peer's ``PeerStatus`` reply is checked: another chain is refused; so is a
+peer answering as this node's own member. Such a reply must sign the fresh nonce this node
+sent (``hello_proof_bytes``): a valid proof means a second process holds this member's key
+(a standby left running, a copied data folder), and one of the two would sign a vote twice,
+so ``on_duplicate`` stops this node; a reply that cannot prove it is an impostor, refused.
+
 Items are serialized ``PeerEnvelope`` bytes, built once by the caller for all peers (a
 block of 2,000 records is about 1 MB: copying and serializing it per peer cost more CPU
 than anything else in the send path). Protobuf's wire format merges concatenated
@@ -18,12 +24,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import grpc
 from google.protobuf.message import DecodeError
 
+from node.ed25519 import verify
 from node.errors import ReplicationError
 from proto import consensus_pb2, services_pb2, services_pb2_grpc, types_pb2
 
@@ -47,6 +55,13 @@ GRPC_OPTIONS = [
 _QUEUE_LIMIT = 20_000
 REFUSED_RETRY_S = 30.0  # a peer refused for its chain or member is asked again this often
 _MAX_BATCH_RECORDS = 2_000
+HELLO_TAG = b"suyuan/peer-hello/v1\0"  # domain: no vote, proposal, record or note starts so
+HELLO_NONCE_BYTES = 16
+
+
+def hello_proof_bytes(genesis_hash: bytes, member: str, nonce: bytes) -> bytes:
+    """What a ``PeerStatus`` reply signs to prove it holds ``member``'s key."""
+    return HELLO_TAG + genesis_hash + member.encode("utf-8") + b"\0" + nonce
 
 
 @dataclass
@@ -87,12 +102,19 @@ class PeerLink:
         address: str,
         hello: services_pb2.Hello,
         on_connect: Callable[[PeerInfo], None] | None = None,
+        *,
+        own_key: bytes = b"",
+        on_duplicate: Callable[[str], None] | None = None,
     ) -> None:
-        """``on_connect(info)`` runs each time the peer answers its status (height known)."""
+        """``on_connect(info)`` runs each time the peer answers its status (height known);
+        ``on_duplicate(reason)`` when a peer proves it holds ``own_key`` (this node's member's
+        public key), i.e. another process runs this node's member."""
         self.address = address
         self.info = PeerInfo(address)
         self._hello = hello
         self._on_connect = on_connect
+        self._own_key = own_key
+        self._on_duplicate = on_duplicate
         self._problem = ""  # the last reason this peer was refused (logged once)
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=_QUEUE_LIMIT)
         self._channel = grpc.aio.insecure_channel(address, options=GRPC_OPTIONS)
@@ -206,8 +228,9 @@ class PeerLink:
                 self.info.sent += len(parts)
                 yield b"".join(parts)
 
-    def _refusal(self, reply: services_pb2.Hello) -> str:
-        """Why this node must not link to a peer that answered ``reply``, or ""."""
+    def _refusal(self, reply: services_pb2.Hello, nonce: bytes = b"") -> str:
+        """Why this node must not link to a peer that answered ``reply`` (to a request that
+        carried ``nonce``), or ""."""
         if reply.genesis_hash != self._hello.genesis_hash:
             return (
                 f"peer {self.address} is on another chain (genesis "
@@ -215,9 +238,19 @@ class PeerLink:
                 " not linking to it"
             )
         if reply.member and reply.member == self._hello.member:
+            proof = hello_proof_bytes(bytes(reply.genesis_hash), reply.member, nonce)
+            if nonce and self._own_key and verify(self._own_key, proof, bytes(reply.proof)):
+                reason = (
+                    f"peer {self.address} proved it holds {reply.member!r}'s key, this node's "
+                    "own: two processes run one member's key and one would sign a vote twice; "
+                    "this one stops (run only one of them)"
+                )
+                if self._on_duplicate is not None:
+                    self._on_duplicate(reason)
+                return reason
             return (
-                f"peer {self.address} answers as {reply.member!r}, this node's own member: two "
-                "processes run one member's key (one would sign twice); not linking to it"
+                f"peer {self.address} answers as {reply.member!r}, this node's own member, "
+                "without proving it holds the key: not linking to it"
             )
         return ""
 
@@ -225,8 +258,12 @@ class PeerLink:
         backoff = 0.05
         while not self._stopping:
             try:
-                reply = await self.stub.PeerStatus(self._hello, timeout=2.0)
-                problem = self._refusal(reply)
+                nonce = os.urandom(HELLO_NONCE_BYTES)
+                request = services_pb2.Hello()
+                request.CopyFrom(self._hello)
+                request.nonce = nonce
+                reply = await self.stub.PeerStatus(request, timeout=2.0)
+                problem = self._refusal(reply, nonce)
                 if problem:  # said once, then retried slowly: the operator must act
                     if problem != self._problem:
                         log.error("%s", problem)

@@ -28,6 +28,7 @@ from node.errors import (
 from node.grpc_errors import rpc, rpc_stream, status_code
 from node.indexes import StoreTraceIndex
 from node.node import Node
+from node.peers import HELLO_NONCE_BYTES, hello_proof_bytes
 from node.records import TraceRecord, VerifiedRecord
 from proto import services_pb2, services_pb2_grpc, types_pb2
 
@@ -461,9 +462,13 @@ class PeerService(services_pb2_grpc.PeerServicer):
         for p in node.peers:
             if p.info.member == request.member and request.member:
                 p.info.height = max(p.info.height, request.height)
-        return services_pb2.Hello(
+        reply = services_pb2.Hello(
             genesis_hash=node.genesis.hash, member=node.key.name, height=node.store.head().height
         )
+        if len(request.nonce) == HELLO_NONCE_BYTES:  # the asker checks who answers
+            proof = hello_proof_bytes(node.genesis.hash, node.key.name, request.nonce)
+            reply.proof = node.key.sign(proof)
+        return reply
 
 
 __all__ = ["LedgerService", "PeerService"]

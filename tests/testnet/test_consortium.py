@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -254,3 +255,46 @@ def test_a_non_validator_node_follows_the_chain(testnet4: RunningTestnet, tmp_pa
             wait_for(lambda: height() >= target, 30, 0.1, f"the follower at height {target}")
     finally:
         procs.stop(pid, path)
+
+
+def test_a_second_process_with_a_validators_key_stops_and_signs_nothing(testnet4, tmp_path):
+    """QA: a standby started with validator3's key and its own (empty) data folder logged
+    the danger, kept voting through the other peers, and within seconds the real nodes held
+    valid evidence of a double vote against validator3. It must stop before it votes."""
+    import subprocess
+    import sys
+
+    from tests.testnet.harness import free_base_port
+
+    tn = testnet4
+    tn.submit_records(5, wait=True)
+    node3 = tn.manifest.nodes[3]
+    port = free_base_port(1)
+    clone = tmp_path / "clone.toml"
+    clone.write_text(
+        node3.config.read_text()
+        .replace('data_dir = "../node3"', f'data_dir = "{tmp_path / "clone-data"}"')
+        .replace(f'listen = "{node3.address}"', f'listen = "127.0.0.1:{port}"')
+        .replace("peers = [", f'peers = ["{node3.address}", ')
+        .replace('"../', f'"{node3.config.parent.parent}/')
+    )
+    suyuan = str(Path(sys.executable).with_name("suyuan"))
+    proc = subprocess.Popen(
+        [suyuan, "node", "start", "--config", str(clone)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 2, err
+    assert "proved it holds 'validator3''s key" in err
+    assert "run only one of them" in err.strip().splitlines()[-1]
+    tn.submit_records(3, wait=True)  # the chain goes on, validator3 (the real one) voting
+    for i in range(4):
+        with tn.client(i) as c:
+            assert c.list_evidence() == [], f"node {i} holds evidence"
