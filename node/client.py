@@ -14,6 +14,7 @@ details string as the message, so a refusal reads the same on the client as on t
     RESOURCE_EXHAUSTED              -> OverloadError
     FAILED_PRECONDITION             -> RemoteRuleError (a RuleError; the server's message)
     NOT_FOUND                       -> NotFoundError
+    DATA_LOSS                       -> DamagedStoreError (the node's store is damaged; exit 4)
     anything else                   -> LedgerError naming the code
 
 Every call has a deadline (``timeout`` seconds, per call overridable); nothing retries.
@@ -33,6 +34,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from node.convert import envelope_to_proto
 from node.envelope import Envelope
 from node.errors import (
+    DamagedStoreError,
     InputError,
     LedgerError,
     MembershipError,
@@ -78,6 +80,7 @@ _BY_CODE: dict[grpc.StatusCode, Callable[[str], LedgerError]] = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: OverloadError,
     grpc.StatusCode.FAILED_PRECONDITION: RemoteRuleError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.DATA_LOSS: DamagedStoreError,
 }
 
 

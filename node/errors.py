@@ -136,6 +136,13 @@ class StorageError(LedgerError):
     exit_code = 4
 
 
+class DamagedStoreError(StorageError):
+    """A committed block or envelope read back does not match what was committed (a changed
+    byte in the data file): the node must not answer with it."""
+
+    grpc_code = "DATA_LOSS"
+
+
 class ReplicationError(LedgerError):
     """A peer is unreachable or served data that does not verify."""
 

@@ -25,6 +25,7 @@ from node.errors import InputError, NotFoundError
 from node.genesis import Genesis
 from node.keys import KeyPair
 from node.note import checkpoint_text, origin, sign_checkpoint
+from node.readback import committed_envelope
 from node.store import Store, StoredBlock
 from node.verify import BUNDLE_FORMAT, parse_header
 from proto import services_pb2, types_pb2
@@ -86,14 +87,14 @@ def build_bundle(
     index, height = loc
     block = _block(store, height)
     header = block.header
-    raw = store.get_envelope_at(index)
-    if raw is None:
+    envelope = committed_envelope(store, index)
+    if envelope is None:
         raise NotFoundError("the committed envelope is missing")
     size = header.log_size
     bundle = types_pb2.ProofBundle(
         format=BUNDLE_FORMAT,
         genesis_hash=genesis.hash,
-        envelope=types_pb2.Envelope.FromString(raw),
+        envelope=envelope,
         log_index=index,
         inclusion_path=store.inclusion_proof(index, size),
         header=block.header_bytes,

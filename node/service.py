@@ -29,6 +29,7 @@ from node.grpc_errors import rpc, rpc_stream, status_code
 from node.indexes import StoreTraceIndex
 from node.node import Node
 from node.peers import HELLO_NONCE_BYTES, hello_proof_bytes
+from node.readback import committed_by_id, committed_envelope
 from node.records import TraceRecord, VerifiedRecord
 from proto import services_pb2, services_pb2_grpc, types_pb2
 
@@ -237,15 +238,15 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
     @rpc
     async def GetRecord(self, request: services_pb2.GetRecordRequest, context: Ctx) -> Any:  # noqa: N802
         rid = _record_id(request.record_id)
-        raw = self.node.store.get_envelope(rid)
-        if raw is None:
+        found = committed_by_id(self.node.store, rid)
+        if found is None:
             pending = self.node.mempool.get(rid)
             if pending is None:
                 raise NotFoundError(f"record {rid.hex()} is not known to this node")
             return services_pb2.RecordResponse(
                 envelope=pending.envelope, info=_record_info(self.node, rid, pending.envelope)
             )
-        env = types_pb2.Envelope.FromString(raw)
+        env = found[1]
         return services_pb2.RecordResponse(envelope=env, info=_record_info(self.node, rid, env))
 
     def _committed_block(self, height: int) -> types_pb2.CommittedBlock:
@@ -294,10 +295,9 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
     def _infos(self, indexes: list[int]) -> list[types_pb2.RecordInfo]:
         out = []
         for i in indexes:
-            raw = self.node.store.get_envelope_at(i)
-            if raw is None:
+            env = committed_envelope(self.node.store, i)
+            if env is None:
                 continue
-            env = types_pb2.Envelope.FromString(raw)
             rid = hashlib.sha256(env.payload).digest()
             out.append(_record_info(self.node, rid, env))
         return out

@@ -72,7 +72,7 @@ from typing import TypeVar
 import lmdb
 
 from node import merkle
-from node.errors import InputError, NotFoundError, ReplayError, StorageError
+from node.errors import DamagedStoreError, InputError, NotFoundError, ReplayError, StorageError
 from node.merkle_store import Frontier, NodeReader, extend, preview
 
 
@@ -213,12 +213,27 @@ def _check_index(value: int, what: str) -> None:
         )
 
 
+def _damaged(height: int | bytes | memoryview, why: str) -> DamagedStoreError:
+    h = height if isinstance(height, int) else _U64.unpack(bytes(height))[0]
+    return DamagedStoreError(
+        f"store is damaged: block {h} {why} (a changed byte in data.mdb); stop this node and "
+        "restore its data folder from a healthy node's, or start it on an empty one to sync"
+    )
+
+
 def _unpack_block(height: int, value: bytes | memoryview) -> tuple[StoredBlock, int, int]:
-    """A stored block value -> (block without envelopes, offsets start, envelopes start)."""
-    first, n, block_hash, hlen, clen = _BLOCK.unpack_from(value)
+    """A stored block value -> (block without envelopes, offsets start, envelopes start).
+
+    Raises ``DamagedStoreError`` if the value's own lengths do not fit it."""
+    try:
+        first, n, block_hash, hlen, clen = _BLOCK.unpack_from(value)
+    except struct.error as e:
+        raise _damaged(height, "does not parse") from e
     h0 = _BLOCK.size
     c0 = h0 + hlen
     o0 = c0 + clen
+    if o0 + 4 * n > len(value):
+        raise _damaged(height, "does not parse")
     block = StoredBlock(height, block_hash, bytes(value[h0:c0]), bytes(value[c0:o0]), first, ())
     return block, o0, o0 + 4 * n
 
@@ -227,6 +242,11 @@ def _envelope_in(value: bytes | memoryview, offsets: int, data: int, i: int) -> 
     """Envelope ``i`` of a stored block value (see ``_unpack_block``)."""
     end = data + _U32.unpack_from(value, offsets + 4 * i)[0]
     start = data + (_U32.unpack_from(value, offsets + 4 * (i - 1))[0] if i else 0)
+    if not data <= start <= end <= len(value):
+        raise DamagedStoreError(
+            "store is damaged: an envelope's bounds lie outside its block (a changed byte in "
+            "data.mdb); stop this node and restore its data folder from a healthy node's"
+        )
     return bytes(value[start:end])
 
 
@@ -727,6 +747,10 @@ class Store:
             block, offsets, data = _unpack_block(height, value)
             n = (data - offsets) // 4
             ends = struct.unpack_from(f">{n}I", value, offsets)
+            if any(b < a for a, b in zip((0, *ends), ends, strict=False)) or (
+                n and data + ends[-1] > len(value)
+            ):
+                raise _damaged(height, "has envelope bounds outside it")
             starts = (0, *ends[:-1]) if n else ()
             envelopes = tuple(
                 bytes(value[data + a : data + z]) for a, z in zip(starts, ends, strict=True)
@@ -741,9 +765,10 @@ class Store:
         value = txn.get(height, db=self._dbs["blocks"])
         if value is None:
             raise StorageError(f"store is corrupt: block {_U64.unpack(height)[0]} is missing")
-        first, n, _hash, hlen, clen = _BLOCK.unpack_from(value)
-        offsets = _BLOCK.size + hlen + clen
-        return _envelope_in(value, offsets, offsets + 4 * n, index - first)
+        block, offsets, data = _unpack_block(_U64.unpack(bytes(height))[0], value)
+        if not 0 <= index - block.first_index < (data - offsets) // 4:
+            raise _damaged(height, f"does not hold log index {index}, as its index says")
+        return _envelope_in(value, offsets, data, index - block.first_index)
 
     def get_envelope(self, record_id: bytes) -> bytes | None:
         """The envelope bytes of a record, exactly as stored, or ``None``."""
