@@ -140,10 +140,27 @@ class Manifest:
         nodes[index] = replace(nodes[index], pid=pid)
         return replace(self, nodes=tuple(nodes))
 
+    def owned_layout(self) -> list[tuple[Path, tuple[str, ...]]]:
+        """(folder, names of the files the testnet writes in it), deepest folders first and
+        the testnet folder itself last: what ``--fresh`` may delete. A folder is removed only
+        once empty, so a file an operator put beside these stays, with its folder."""
+        out: list[tuple[Path, tuple[str, ...]]] = []
+        for n in self.nodes:
+            out.append((n.data_dir / "store", ("data.mdb", "lock.mdb")))
+            out.append((n.data_dir, (n.log.name, "node.lock", "node.pid", "evidence.jsonl")))
+        keys = sorted({*self.members, *(n.member for n in self.nodes)})
+        out.append((self.dir / "keys", tuple(f"{m}.key" for m in keys)))
+        out.append((self.dir / "configs", tuple(f"node{n.index}.toml" for n in self.nodes)))
+        out.append((self.dir, (MANIFEST_NAME, self.genesis.name)))
+        return out
+
     def owned_paths(self) -> list[Path]:
-        """Every file and folder ``create`` wrote (what ``--fresh`` may delete)."""
-        paths = [self.path, self.genesis, self.dir / "keys", self.dir / "configs"]
-        return paths + [n.data_dir for n in self.nodes]
+        """Every file and folder ``create`` wrote."""
+        return [
+            p
+            for folder, names in self.owned_layout()
+            for p in (*(folder / n for n in names), *((folder,) if folder != self.dir else ()))
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -26,7 +26,6 @@ import contextlib
 import fcntl
 import functools
 import os
-import shutil
 import signal
 import socket
 import time
@@ -424,15 +423,35 @@ def _check_same_shape(man: Manifest, nodes: int | None, base_port: int | None) -
 
 
 def _wipe(man: Manifest) -> None:
-    """Delete only what the testnet wrote (``Manifest.owned_paths``), and nothing outside
-    its folder whatever a manifest says (checked for every path before any is deleted)."""
+    """Delete only the files the testnet wrote (``Manifest.owned_layout``), then their
+    folders if that left them empty; nothing outside its folder whatever a manifest says
+    (checked for every path before any is deleted). A folder that is a symbolic link is
+    unlinked, never followed; an operator's own files (and so their folders) stay."""
     inside = Path(os.path.abspath(man.dir))
-    paths = [Path(os.path.abspath(p)) for p in man.owned_paths()]
-    for p in paths:
-        if p == inside or not p.is_relative_to(inside):
-            raise InputError(f"{p}: outside the testnet folder {inside}; nothing was deleted")
-    for p in paths:
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        else:
-            p.unlink(missing_ok=True)
+    layout = [(Path(os.path.abspath(f)), names) for f, names in man.owned_layout()]
+    for folder, names in layout:
+        for p in (folder, *(folder / n for n in names)):
+            if p != inside and not p.is_relative_to(inside):
+                raise InputError(f"{p}: outside the testnet folder {inside}; nothing was deleted")
+    for folder, names in layout:
+        if folder != inside and _linked_between(inside, folder.parent):
+            continue  # inside a linked folder: the link itself is removed, not its target
+        if folder != inside and folder.is_symlink():
+            folder.unlink()
+            continue
+        if not folder.is_dir():
+            continue
+        for name in names:
+            (folder / name).unlink(missing_ok=True)  # (a linked file: the link)
+        if folder != inside:
+            with contextlib.suppress(OSError):  # not empty: an operator's files are there
+                folder.rmdir()
+
+
+def _linked_between(top: Path, path: Path) -> bool:
+    """True if ``path`` or a folder between it and ``top`` is a symbolic link."""
+    while path != top and path.is_relative_to(top):
+        if path.is_symlink():
+            return True
+        path = path.parent
+    return False

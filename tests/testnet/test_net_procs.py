@@ -110,12 +110,19 @@ def test_fresh_keeps_files_it_did_not_write_and_checks_arguments_first(tmp_path,
     net.up(d, 1, free_base_port(1), timeout=20)
     net.down(d)
     (d / "proof.json").write_text("mine")
+    # QA: files beside the testnet's own, inside its folders, were deleted with them
+    mine = [d / "keys" / "farm.key.bak", d / "configs" / "custom.toml",
+            d / "node0" / "my-notes.txt", d / "node0" / "archive" / "old-store.tar"]  # fmt: skip
+    for f in mine:
+        f.parent.mkdir(exist_ok=True)
+        f.write_text(f"mine: {f.name}")
     old = (d / "genesis.json").read_text()
     with pytest.raises(InputError, match="--nodes must be between"):
         net.up(d, 1000, fresh=True, timeout=5)
     assert (d / "genesis.json").read_text() == old  # bad arguments: nothing deleted
     net.up(d, 1, free_base_port(1), fresh=True, timeout=20)
     assert (d / "proof.json").read_text() == "mine"
+    assert [f.read_text() for f in mine] == [f"mine: {f.name}" for f in mine]
     assert (d / "genesis.json").read_text() != old
     net.down(d)
 
@@ -198,3 +205,18 @@ def test_a_reused_pid_is_never_signalled(tmp_path):
     assert not procs.is_ours(os.getpid(), cfg)
     assert not procs.send(os.getpid(), cfg, signal.SIGKILL)
     assert procs.stop(os.getpid(), cfg)
+
+
+def test_fresh_unlinks_a_linked_folder_and_never_deletes_through_it(tmp_path, fake_nodes):
+    d = tmp_path / "net"
+    net.up(d, 1, free_base_port(1), timeout=20)
+    net.down(d)
+    elsewhere = tmp_path / "elsewhere-node0"
+    shutil.move(d / "node0", elsewhere)
+    (d / "node0").symlink_to(elsewhere)
+    (elsewhere / "node.log").write_text("the linked folder's own log")
+    net.up(d, 1, free_base_port(1), fresh=True, timeout=20)
+    net.down(d)
+    # the link was removed, not followed: a file the testnet would delete is still there
+    assert (elsewhere / "node.log").read_text() == "the linked folder's own log"
+    assert not (d / "node0").is_symlink()
