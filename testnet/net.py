@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from node.client import LedgerClient
+from node.config import NodeConfig
 from node.errors import InputError, LedgerError, NodeUnavailableError
+from node.genesis import Genesis
 from testnet import manifest as mf
 from testnet import procs
 from testnet.manifest import Manifest, NodeEntry
@@ -254,7 +256,10 @@ def restart(directory: Path, index: int, timeout: float = DEFAULT_UP_TIMEOUT_S) 
     """
     man = Manifest.load(directory)
     n = man.node(index)
-    if n.pid and procs.is_ours(n.pid, n.config) and not procs.stop(n.pid, n.config, timeout):
+    running = bool(n.pid) and procs.is_ours(n.pid, n.config)
+    if running:
+        _check_restartable(man, n)
+    if running and n.pid and not procs.stop(n.pid, n.config, timeout):
         raise NodeUnavailableError(f"node {index} (pid {n.pid}) did not stop")
     busy = busy_addresses([n.address])
     if busy:
@@ -263,6 +268,24 @@ def restart(directory: Path, index: int, timeout: float = DEFAULT_UP_TIMEOUT_S) 
     pid = man.nodes[index].pid
     assert pid is not None
     return pid
+
+
+def _check_restartable(man: Manifest, n: NodeEntry) -> None:
+    """Refuse to stop a running node that could not start again: its config no longer loads,
+    or genesis.json changed since it started (its store belongs to the genesis it runs)."""
+    NodeConfig.load(n.config)
+    now = Genesis.load(man.genesis).hash
+    try:
+        with LedgerClient(n.address, timeout=2.0) as c:
+            running = bytes(c.status().genesis_hash)
+    except LedgerError:
+        return  # it does not answer: restarting it is what the caller wants
+    if running != now:
+        raise InputError(
+            f"{man.genesis} changed since node {n.index} started (genesis {now.hex()[:16]}..., "
+            f"the node runs {running.hex()[:16]}...): it could not start again on its store, "
+            "so it was left running; restore the genesis file"
+        )
 
 
 # ---------------------------------------------------------------------- status

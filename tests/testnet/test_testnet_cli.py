@@ -160,6 +160,19 @@ def test_testnet_lifecycle_and_faults_through_the_cli(cli_dir, tmp_path):
     assert "running" in table.stdout
     ok(suyuan("testnet", "resume", "2", "--dir", str(d), cwd=tmp_path))
 
+    # QA: a genesis edited while the nodes run made restart stop a healthy node that then
+    # could not start; now restart refuses first, leaving node 3 running
+    genesis = d / "genesis.json"
+    original = genesis.read_text()
+    edited = json.loads(original)
+    edited["chain_id"] = "edited-chain"
+    genesis.write_text(json.dumps(edited))
+    res = suyuan("testnet", "restart", "3", "--dir", str(d), cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert "changed since node 3 started" in res.stderr
+    assert pid_alive(status[3]["pid"])
+    genesis.write_text(original)
+
     # restart node 1: it comes back with its data and catches up
     ok(suyuan("testnet", "restart", "1", "--dir", str(d), cwd=tmp_path, timeout=120))
     tn = RunningTestnet(d)
