@@ -15,6 +15,7 @@ details string as the message, so a refusal reads the same on the client as on t
     FAILED_PRECONDITION             -> RemoteRuleError (a RuleError; the server's message)
     NOT_FOUND                       -> NotFoundError
     DATA_LOSS                       -> DamagedStoreError (the node's store is damaged; exit 4)
+    UNIMPLEMENTED                   -> NodeUnavailableError (not a Suyuan node; exit 5)
     anything else                   -> LedgerError naming the code
 
 Every call has a deadline (``timeout`` seconds, per call overridable); nothing retries.
@@ -100,6 +101,11 @@ def map_rpc_error(err: grpc.RpcError, address: str) -> LedgerError:
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         what = "timed out" if code is grpc.StatusCode.DEADLINE_EXCEEDED else "is unreachable"
         return NodeUnavailableError(f"node {address} {what}" + (f": {details}" if details else ""))
+    if code is grpc.StatusCode.UNIMPLEMENTED:  # a server, but not a Suyuan node (or older)
+        return NodeUnavailableError(
+            f"{address} does not answer as a Suyuan node of this version"
+            + (f" ({details})" if details else "")
+        )
     if code is grpc.StatusCode.PERMISSION_DENIED and _RULE_PREFIX.match(details):
         return RemoteRulePermissionError(details)  # a custody rule, not a bad signature
     factory = _BY_CODE.get(code)

@@ -31,7 +31,7 @@ from node.node import Node
 from node.peers import HELLO_NONCE_BYTES, hello_proof_bytes
 from node.readback import committed_by_id, committed_envelope
 from node.records import TraceRecord, VerifiedRecord
-from proto import services_pb2, services_pb2_grpc, types_pb2
+from proto import consensus_pb2, services_pb2, services_pb2_grpc, types_pb2
 
 log = logging.getLogger("suyuan.rpc")
 Ctx = grpc.aio.ServicerContext[Any, Any]
@@ -368,6 +368,19 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
         return services_pb2.ListEvidenceResponse(evidence=list(self.node.evidence.values()))
 
 
+def _note_peer_height(node: Node, sender: str, votes: list[consensus_pb2.ConsensusMessage]) -> None:
+    """A peer voting at height h has committed h - 1: keep ``node status``'s peer heights
+    current (they were the heights seen when each link connected). Only the sender's own
+    votes count (a relayed vote says nothing of the relayer). Trusted as far as a peer's
+    ``PeerStatus`` claim is: a height too high only makes this node try a sync, which
+    verifies whatever it fetches."""
+    own = max((m.vote.height for m in votes if m.vote.validator == sender), default=0)
+    if own and sender:
+        for p in node.peers:
+            if p.info.member == sender and p.info.height < own - 1:
+                p.info.height = own - 1
+
+
 async def _blocks(
     node: Node, from_height: int, to_height: int
 ) -> AsyncIterator[types_pb2.CommittedBlock]:
@@ -405,6 +418,7 @@ class PeerService(services_pb2_grpc.PeerServicer):
         node = self.node
         loop = asyncio.get_running_loop()
         first = True
+        sender = ""
         async for env in request_iterator:
             if first:
                 first = False
@@ -412,9 +426,11 @@ class PeerService(services_pb2_grpc.PeerServicer):
                     await context.abort(
                         grpc.StatusCode.FAILED_PRECONDITION, "peer is on another chain"
                     )
+                sender = env.hello.member
             votes = [m for m in env.consensus if m.HasField("vote")]
             if votes:  # votes need no records: do not keep them waiting for admission
                 node.on_peer_messages(votes)
+                _note_peer_height(node, sender, votes)
             # verify only what the mempool can take: the rest, if a block names it, is fetched
             # (and verified once) then (node.proposals)
             envs = list(env.records)[: node.mempool.room()] if env.records else []

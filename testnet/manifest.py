@@ -91,8 +91,10 @@ class NodeEntry:
             raise ConfigError(f"{where}: expected an object")
         try:
             pid = doc.get("pid")
-            if pid is not None and (not isinstance(pid, int) or isinstance(pid, bool)):
-                raise TypeError("pid")
+            if pid is not None and (
+                not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 1 << 22
+            ):
+                raise TypeError("pid")  # (Linux PIDs are below 2**22)
             return cls(
                 index=int(doc["index"]),
                 member=str(doc["member"]),

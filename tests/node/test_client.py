@@ -79,6 +79,8 @@ def test_submit_sends_envelope_and_returns_response(served):
         ("FAILED_PRECONDITION", RemoteRuleError),
         ("NOT_FOUND", errors.NotFoundError),
         ("UNAVAILABLE", errors.NodeUnavailableError),
+        ("DATA_LOSS", errors.DamagedStoreError),  # the node's store is damaged: exit 4
+        ("UNIMPLEMENTED", errors.NodeUnavailableError),  # not a Suyuan node: exit 5
     ],
 )
 def test_status_codes_map_to_ledger_errors_keeping_the_message(served, code, cls):

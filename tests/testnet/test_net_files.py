@@ -182,3 +182,14 @@ def test_up_on_a_taken_port_writes_no_testnet(tmp_path, monkeypatch):
             net.up(d, 1, port)
     assert not mf.is_testnet_dir(d)
     assert not (d / "genesis.json").exists()
+
+
+@pytest.mark.parametrize("pid", [99_999_999_999, 0, -1, True, "12"])
+def test_a_manifest_pid_out_of_range_is_a_config_error(tmp_path, pid):
+    # QA: a pid of 99999999999 was an OverflowError traceback from every testnet command
+    man = mf.create(tmp_path / "n", 1, base_port=31700)
+    doc = json.loads(man.path.read_text())
+    doc["nodes"][0]["pid"] = pid
+    man.path.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match=r"nodes\[0\]: missing or invalid field pid"):
+        mf.Manifest.load(tmp_path / "n")

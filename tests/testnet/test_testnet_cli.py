@@ -178,6 +178,16 @@ def test_testnet_lifecycle_and_faults_through_the_cli(cli_dir, tmp_path):
     tn = RunningTestnet(d)
     seen.update(n.pid for n in tn.manifest.nodes if n.pid)
     tn.wait_same_head(min_height=sub2["height"], timeout=60)
+    # node status shows its peers' heights as they go on, not as each link first saw them
+    # (QA: every peer stayed at the height of its connection, 50 blocks behind)
+    addr0 = tn.addresses[0]
+    target = max(h[0] for h in tn.heads() if h) + 3  # idle: empty blocks go on being made
+
+    def peers_followed() -> bool:
+        st = cli_json("node", "status", "--node", addr0, "--json", cwd=tmp_path)
+        return st["height"] >= target and all(p["height"] >= target - 1 for p in st["peers"])
+
+    wait_for(peers_followed, 60, 0.5, "node 0's peer heights to follow the chain")
 
     # an envelope signed elsewhere, with one bit of its signature flipped: refused (exit 3)
     env_file = tmp_path / "bad.json"
