@@ -35,6 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from node.errors import ConfigError
+from node.inputfile import read_input
+
+CONFIG_MAX_BYTES = 1024 * 1024  # a node config is a few hundred bytes
 
 
 @dataclass(frozen=True)
@@ -75,11 +78,10 @@ class NodeConfig:
 
     @classmethod
     def load(cls, path: Path) -> NodeConfig:
+        raw = read_input(path, "config", limit=CONFIG_MAX_BYTES, error=ConfigError)
         try:
-            doc = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as e:
-            raise ConfigError(f"{path}: no such config file") from e
-        except (OSError, UnicodeDecodeError) as e:
+            doc = tomllib.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
             raise ConfigError(f"{path}: cannot read config ({e})") from e
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: invalid TOML ({e})") from e

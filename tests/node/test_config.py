@@ -70,3 +70,11 @@ def test_settings_that_would_silently_disable_the_node_are_refused(
     # max_records 0 refused every submission; a huge proposal wait stalled the chain
     with pytest.raises(ConfigError, match=field):
         NodeConfig.from_dict(_minimal(**{section: values}), base=tmp_path)
+
+
+def test_a_config_that_never_ends_is_refused_after_a_bounded_read(tmp_path):
+    # QA: `node start --config /dev/zero` (or a key_file of /dev/zero) grew to 6 GB
+    with pytest.raises(ConfigError, match="/dev/zero: config is larger than 1,048,576 bytes"):
+        NodeConfig.load(Path("/dev/zero"))
+    with pytest.raises(ConfigError, match="no such config file"):
+        NodeConfig.load(tmp_path / "missing.toml")
