@@ -14,7 +14,7 @@ from cli.common import console, err_console, print_json, read_json_file, write_t
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
 from node.envelope import Envelope
-from node.epcis import Committed, ImportResult, export_document, import_document
+from node.epcis import Committed, ImportResult, export_document, import_document, normalize_code
 from node.errors import InputError, LedgerError, NodeUnavailableError, NotFoundError
 from node.genesis import Genesis
 from node.keys import load_key_file
@@ -134,11 +134,15 @@ class _OnChain:
 
     An event is on the chain if it carries an export's ``suyuan:recordId`` that this chain
     has committed, or its ``eventID`` is that of a committed record naming the event's first
-    code (read from that code's history, once per code, then kept up to date)."""
+    code (read from that code's history, once per code, then kept up to date); either way
+    only if that record is this event: same type, eventTime, bizStep and codes. An eventID
+    on another event is refused (EPCIS event ids are unique); an edited export whose record
+    id names another event is imported as the new event it is."""
 
     def __init__(self, client: LedgerClient | None) -> None:
         self.client = client
-        self.by_code: dict[str, dict[str, tuple[str, int]]] = {}  # code -> eventID -> where
+        # code -> eventID -> (record id, log index, what the record is)
+        self.by_code: dict[str, dict[str, tuple[str, int, tuple[Any, ...]]]] = {}
 
     def find(self, r: ImportResult) -> dict[str, Any] | None:
         if self.client is None:
@@ -148,22 +152,28 @@ class _OnChain:
                 rr = self.client.get_record(bytes.fromhex(r.exported_as))
             except (NotFoundError, ValueError):
                 rr = None
-            if rr is not None and rr.info.height > 0:
+            if rr is not None and rr.info.height > 0 and _shape(rr.info) == _wanted(r):
                 return self._skipped(r.exported_as, rr.info.log_index, "the export's record")
         if r.event_id and r.codes:
             hit = self._event_ids(r.codes[0]).get(r.event_id)
-            if hit is not None:
+            if hit is not None and r.event is not None:
+                if hit[2] != _wanted(r):
+                    return {
+                        "status": "refused",
+                        "reason": f"eventID {r.event_id} already names another event on this "
+                        f"chain (record {hit[0]}): EPCIS gives each event its own id",
+                    }
                 return self._skipped(hit[0], hit[1], f"eventID {r.event_id}")
         return None
 
     def add(self, r: ImportResult, record_id: str, log_index: int) -> None:
         if r.event_id and r.codes and r.codes[0] in self.by_code:
-            self.by_code[r.codes[0]][r.event_id] = (record_id, log_index)
+            self.by_code[r.codes[0]][r.event_id] = (record_id, log_index, _wanted(r))
 
-    def _event_ids(self, code: str) -> dict[str, tuple[str, int]]:
+    def _event_ids(self, code: str) -> dict[str, tuple[str, int, tuple[Any, ...]]]:
         if code not in self.by_code:
             assert self.client is not None
-            seen: dict[str, tuple[str, int]] = {}
+            seen: dict[str, tuple[str, int, tuple[Any, ...]]] = {}
             page = ""
             for _ in range(10_000):  # pages of 1,000 records
                 try:
@@ -172,7 +182,8 @@ class _OnChain:
                     break  # a code this chain does not know yet
                 for info in resp.records:
                     if info.event_id:
-                        seen.setdefault(info.event_id, (info.record_id.hex(), info.log_index))
+                        where = (info.record_id.hex(), info.log_index, _shape(info))
+                        seen.setdefault(info.event_id, where)
                 page = resp.next_page_token
                 if not page:
                     break
@@ -187,6 +198,20 @@ class _OnChain:
             "record_id": record_id,
             "log_index": log_index,
         }
+
+
+def _shape(info: Any) -> tuple[Any, ...]:
+    """What a committed record's event is (``RecordInfo``): type, eventTime, bizStep, codes."""
+    codes = frozenset(normalize_code(c) for c in info.codes)
+    return (info.event_type, info.event_time, info.biz_step, codes)
+
+
+def _wanted(r: ImportResult) -> tuple[Any, ...]:
+    """The same for an event to import."""
+    ev = r.event or r.exported or {}
+    step = ev.get("bizStep", "")
+    return (ev.get("type"), ev.get("eventTime"), step if isinstance(step, str) else "",
+            frozenset(r.codes))  # fmt: skip
 
 
 def _in_doubt(row: dict[str, Any], report: list[dict[str, Any]], why: str) -> None:

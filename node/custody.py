@@ -518,6 +518,7 @@ def apply(
 
     if etype == "TransformationEvent":
         _transform(w, record.author, codes, disposition, transformation_id(ev))
+        _link_lots(w, record.author, lot_links(ev, "outputEPCList"))  # outputs made in a lot
     elif etype in ("AggregationEvent", "AssociationEvent") and action in ("ADD", "DELETE"):
         if action == "ADD":
             _aggregate(w, record.author, codes, disposition)
@@ -526,18 +527,8 @@ def apply(
     elif etype == "ObjectEvent" and action == "ADD":
         for c in codes.all:
             _commission(w, c, record.author, disposition, is_class=c in codes.classes)
-        # an item commissioned in a lot is found from the lot (a recall of the lot), and
-        # one commissioned in a lot already recalled is born recalled: it cannot be sold.
-        # A lot that exists is acted on: only its custodian adds items, and not once it is
-        # closed (else any member could give its items another's lot as their origin).
-        for lot, item in lot_links(ev):  # (a lot code has /10/, an item's /21/)
-            lot_state = w.get(lot)
-            if lot_state is not None:
-                _check_custodian(lot_state, record.author, "commission items into")
-                _check_open(lot_state)
-                if lot_state.recalled:
-                    w.put(w.need(item).with_flags(recalled=True))
-            w.edges.append(Edge(lot, item, "lot", w.index))
+        # an item commissioned in a lot is found from the lot (a recall of the lot)
+        _link_lots(w, record.author, lot_links(ev))
     else:
         # OBSERVE-like acts (ObjectEvent OBSERVE/DELETE, Transaction, Aggregation OBSERVE).
         named = codes.all
@@ -590,6 +581,20 @@ def apply(
         for c in _moving_set(w, codes.all):
             w.put(w.need(c).with_flags(closed=True))
     return _done(w)
+
+
+def _link_lots(w: _Work, author: str, links: Sequence[tuple[str, str]]) -> None:
+    """Items just made in a lot (``lot_links``): found from the lot (its recall), born
+    recalled if it is. A lot that exists is acted on: only its custodian adds items, and
+    not once it is closed (else any member could give its items another's lot as origin)."""
+    for lot, item in links:  # (a lot code has /10/, an item's /21/)
+        lot_state = w.get(lot)
+        if lot_state is not None:
+            _check_custodian(lot_state, author, "commission items into")
+            _check_open(lot_state)
+            if lot_state.recalled:
+                w.put(w.need(item).with_flags(recalled=True))
+        w.edges.append(Edge(lot, item, "lot", w.index))
 
 
 def _done(w: _Work) -> CustodyUpdate:
@@ -681,12 +686,20 @@ def _commission(w: _Work, code: str, author: str, disposition: str, *, is_class:
     )
 
 
+TRANSFORMATION_PREFIX = "transformation:"
+
+
 def transformation_id(event: Mapping[str, Any]) -> str:
-    """A TransformationEvent's ``transformationID`` in canonical form, or ``""``."""
+    """The trace node of a TransformationEvent's ``transformationID``, or ``""``: the id in
+    canonical form (a UUID URN in lower case) under ``transformation:``, so that it never
+    is, or squats, a product's code."""
     tid = event.get("transformationID")
     if not isinstance(tid, str) or not tid.strip():
         return ""
-    return normalize_code(tid)
+    canonical = normalize_code(tid)
+    if canonical[:9].lower() == "urn:uuid:":
+        canonical = canonical.lower()
+    return TRANSFORMATION_PREFIX + canonical
 
 
 def _transform(w: _Work, author: str, codes: EventCodes, disposition: str, tid: str = "") -> None:
@@ -694,9 +707,9 @@ def _transform(w: _Work, author: str, codes: EventCodes, disposition: str, tid: 
 
     With a ``transformationID`` (EPCIS: the events that share it are one transformation,
     every input of any of them feeding every output of any), the inputs and outputs are
-    linked through that id as a node of its own (input -> id -> output): the first event
-    creates it, held by its author; later events must be its custodian's, and outputs made
-    after it was recalled are born recalled."""
+    linked through that id as a node of its own (input -> ``transformation:ID`` -> output):
+    the first event creates it, held by its author; later events must be its custodian's,
+    and outputs made after it was recalled are born recalled."""
     if codes.parent or codes.objects or codes.children:
         raise RuleError(RULE_TRANSFORMATION, "a TransformationEvent names only inputs and outputs")
     for c in codes.inputs:
@@ -710,10 +723,6 @@ def _transform(w: _Work, author: str, codes: EventCodes, disposition: str, tid: 
             )
     hub: CodeState | None = None
     if tid:
-        if tid in codes.inputs or tid in codes.outputs:
-            raise RuleError(
-                RULE_TRANSFORMATION, "the transformationID is also an input or output", tid
-            )
         hub = w.get(tid)
         if hub is None:
             _commission(w, tid, author, "", is_class=False)

@@ -346,14 +346,20 @@ def raw_link_problem(code: str) -> str:
 
 
 #: ILMD keys that name the lot a commissioned item belongs to (CBV master data)
-_LOT_KEYS = ("cbvmda:lotNumber", "urn:epcglobal:cbv:mda#lotNumber", "lotNumber")
+_LOT_KEYS = (
+    "cbvmda:lotNumber",
+    "urn:epcglobal:cbv:mda#lotNumber",
+    "urn:epc:mda:lotNumber",
+    "lotNumber",
+)
 
 
-def lot_links(event: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(lot, item) pairs, canonical, for the serialised items of ``event``'s epcList whose
-    lot is given: by the item's own Digital Link (``/01/{GTIN}/10/{lot}/21/{serial}``, a
-    qualifier the canonical item code drops) or by the event's ILMD ``lotNumber``. The lot
-    is the LGTIN of the item's GTIN and that lot; a lot outside GS1's character set
+def lot_links(event: Mapping[str, Any], field: str = "epcList") -> list[tuple[str, str]]:
+    """(lot, item) pairs, canonical, for the serialised items of ``event``'s ``field`` (the
+    items an ObjectEvent ADD commissions, or a TransformationEvent's ``outputEPCList``)
+    whose lot is given: by the item's own Digital Link (``/01/{GTIN}/10/{lot}/21/{serial}``,
+    a qualifier the canonical item code drops) or by the event's ILMD ``lotNumber``. The
+    lot is the LGTIN of the item's GTIN and that lot; a lot outside GS1's character set
     names none. In first-seen order, each item once."""
     ilmd = event.get("ilmd")
     declared = ""
@@ -362,13 +368,13 @@ def lot_links(event: Mapping[str, Any]) -> list[tuple[str, str]]:
             if isinstance(ilmd.get(key), str):
                 declared = ilmd[key]
                 break
-    epcs = event.get("epcList")
+    epcs = event.get(field)
     if not isinstance(epcs, list) or (
         not declared and not any(isinstance(c, str) and "/10/" in c for c in epcs)
     ):
         return []  # (the common case: no lot given)
     out: dict[str, str] = {}
-    for raw in _raw_list(event, "epcList"):
+    for raw in _raw_list(event, field):
         item = normalize_code(raw)
         if not item.startswith(_DL_GTIN) or item in out:
             continue
@@ -640,6 +646,7 @@ class ImportResult:
     codes: tuple[str, ...] = ()
     event_id: str = ""  # the event's EPCIS eventID, if it has one
     exported_as: str = ""  # the record id a Suyuan export named it by (suyuan:recordId)
+    exported: Mapping[str, Any] | None = None  # a refused exported handoff, without suyuan:
 
     @property
     def ok(self) -> bool:
@@ -698,16 +705,23 @@ def import_event(event: Any, position: int = 0, *, category: str = "other") -> I
         return ImportResult(position, None, category, "the event is not a JSON object")
     # provenance an export added describes the exported record, not the one signed here
     exported_as = event.get(f"{SUYUAN_PREFIX}:recordId")
-    if f"{SUYUAN_PREFIX}:handoff" in event:
+    handoff = f"{SUYUAN_PREFIX}:handoff" in event
+    event = {k: v for k, v in event.items() if not k.startswith(f"{SUYUAN_PREFIX}:")}
+    if handoff:
+        try:
+            codes = event_roles(event).all
+        except (InputError, RuleError):
+            codes = ()
         return ImportResult(
             position,
             None,
             category,
             "a handoff exported from a Suyuan ledger: here custody moves only with both "
             "members' signatures (suyuan handoff offer, then accept)",
+            codes,
             exported_as=exported_as if isinstance(exported_as, str) else "",
+            exported=event,
         )
-    event = {k: v for k, v in event.items() if not k.startswith(f"{SUYUAN_PREFIX}:")}
     event_id = event.get("eventID")
     try:
         validate_event(event)

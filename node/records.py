@@ -353,6 +353,11 @@ def check_new_record(record: TraceRecord) -> None:
         problem = lookalike_problem(code) or gs1_problem(code)
         if problem:
             raise InputError(f"event: code {_shown(code)} {problem}")
+        if code.startswith("transformation:") and not _is_recall(ev):
+            raise InputError(
+                f"event: code {_shown(code)} names the trace node of a transformationID; "
+                "only a recall names it (give TransformationEvents the transformationID)"
+            )
     for code in raw_codes(ev):
         if "/" in code:  # (a Digital Link as written: what its canonical form drops)
             problem = raw_link_problem(code)
@@ -393,6 +398,12 @@ def check_new_record(record: TraceRecord) -> None:
                     f"event: {name} {value[:60]!r} is not how CBV spells {canonical!r}: "
                     f"write {canonical!r} (or its URN or https://ref.gs1.org/cbv/ URI)"
                 )
+
+
+def _is_recall(ev: Mapping[str, Any]) -> bool:
+    from node.permissions import bare_disposition
+
+    return bare_disposition(str(ev.get("disposition", ""))) == "recalled"
 
 
 def _check_transformation_id(tid: Any) -> None:

@@ -472,6 +472,26 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     back = cli.json("epcis", "import", str(out_file), "--key", farm)
     assert (back["imported"], back["skipped"], back["refused"]) == (0, 5, 0)
     assert len(cli.history(e2018)) == 5
+    # QA: an export edited by hand kept its record id and was "skipped" though it was new
+    doc = json.loads(out_file.read_text(encoding="utf-8"))
+    first = doc["epcisBody"]["eventList"][0]
+    first["epcList"] = [f"{SG}:0614141.107346.2099"]
+    first.pop("eventID", None)
+    edited = tmp_path / "edited.jsonld"
+    edited.write_text(json.dumps(doc), encoding="utf-8")
+    rep = cli.json("epcis", "import", str(edited), "--key", farm)
+    assert [e["status"] for e in rep["events"]] == ["imported"] + ["skipped"] * 4
+    # ... and an eventID the chain knows, on another event, was "skipped" too: refused
+    ex961 = json.loads((ex / "Example_9.6.1-ObjectEvent.jsonld").read_text(encoding="utf-8"))
+    ex961["epcisBody"]["eventList"][0]["bizStep"] = "receiving"
+    clash = tmp_path / "clash.jsonld"
+    clash.write_text(json.dumps(ex961), encoding="utf-8")
+    r = cli.run("epcis", "import", str(clash), "--key", farm, "--json")
+    assert r.returncode == 1, r.stderr
+    rows = json.loads(r.stdout)["events"]
+    assert rows[0]["status"] == "refused"
+    assert "already names another event on this chain" in rows[0]["reason"]
+    assert rows[1]["status"] == "skipped"
     # stdout export is the same document shape
     again = json.loads(cli.ok("epcis", "export", pallet))
     assert not list(epcis_validator().iter_errors(again))

@@ -615,7 +615,7 @@ def test_events_sharing_a_transformation_id_link_every_input_to_every_output(cha
     transform_part(chain, "farm", [A], [])
     transform_part(chain, "farm", [B], [C])
     transform_part(chain, "farm", [], [D])
-    tid = normalize_code(TID)
+    tid = "transformation:" + normalize_code(TID)
     back = trace_back(chain.custody, D)
     assert [(n.code, n.relation) for n in back.nodes] == [
         (normalize_code(D), "self"), (tid, "input"), (normalize_code(A), "input"),
@@ -637,10 +637,39 @@ def test_only_the_transformations_author_adds_events_to_it(chain):
     assert "may not add events to the transformation of a code held by 'farm'" in str(err.value)
 
 
-def test_a_transformation_id_that_is_also_a_code_of_the_event_is_refused(chain):
+def test_a_transformation_id_that_is_a_products_code_leaves_that_product_alone(chain):
+    # QA: an active item's SGTIN as transformationID became the node the inputs pass
+    # through (recalling it would recall the outputs), and an unused one was squatted
+    item = "urn:epc:id:sgtin:6901234.012345.3"
+    commission(chain, "farm", A, item)
+    transform_part(chain, "farm", [A], [B], tid=item)
+    assert [n.code for n in trace_forward(chain.custody, item).nodes] == [normalize_code(item)]
+    back = [n.code for n in trace_back(chain.custody, B).nodes]
+    assert back == [normalize_code(B), "transformation:" + normalize_code(item), normalize_code(A)]
+    unused = "urn:epc:id:sgtin:6901234.012345.50"
+    transform_part(chain, "farm", [], [C], tid=unused)
+    commission(chain, "slaughterhouse", unused)  # still free for the product it names
+
+
+def test_a_transformation_node_is_named_only_by_a_recall(chain):
+    with pytest.raises(InputError, match="names the trace node of a transformationID"):
+        commission(chain, "farm", "transformation:urn:uuid:0a0b")
+
+
+def test_outputs_made_in_a_lot_are_found_from_it_and_only_its_custodian_makes_them(chain):
+    # QA: a transformation's outputs named a lot (Digital Link /10/, ilmd lotNumber) that
+    # neither its trace nor its recall knew, whoever held the lot
+    chain.add("farm", event(action="ADD", step="commissioning", quantityList=[{"epcClass": LOT}]))
     commission(chain, "farm", A)
-    with raises("transformation"):
-        transform_part(chain, "farm", [A], [B], tid=B)
+    commission(chain, "slaughterhouse", B)
+    out = "https://id.gs1.org/01/06901234123456/10/L1/21/8"
+    with raises("custody", normalize_code(LOT)):
+        chain.add("slaughterhouse", event("TransformationEvent", None, "commissioning",
+                                          inputEPCList=[B], outputEPCList=[out]))  # fmt: skip
+    chain.add("farm", event("TransformationEvent", None, "commissioning",
+                            inputEPCList=[A], outputEPCList=[out]))  # fmt: skip
+    fwd = trace_forward(chain.custody, LOT)
+    assert (normalize_code(out), "item") in [(n.code, n.relation) for n in fwd.nodes]
 
 
 @pytest.mark.parametrize(
