@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,8 @@ from node.genesis import Genesis
 from node.inputfile import read_input
 from node.keys import KeyPair, load_key_file
 from node.records import TraceRecord, make_record, sign_record, verify_envelope
-from node.sealed import open_sealed, private_key, seal_attributes
+from node.sealed import binding, open_sealed, private_key, seal_attributes
+from node.textrules import hidden_char
 
 
 def read_draft(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -69,14 +72,22 @@ def load_envelope(path: Path) -> Envelope:
 
 
 def attachment_entry(path: Path) -> dict[str, str]:
-    """``{"name", "sha256", "media_type"?}`` of a file, its SHA-256 read in chunks (any size)."""
+    """``{"name", "sha256", "media_type"?}`` of a regular file, its SHA-256 read in chunks
+    (any size; a device or pipe, which may never end, is refused)."""
     try:
-        with open(path, "rb") as f:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # before opening: a FIFO would block
+            raise InputError(f"{path}: an attachment must be a regular file")
+        with open(path, "rb", buffering=0) as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()
     except FileNotFoundError as e:
         raise InputError(f"{path}: no such attachment file") from e
     except OSError as e:
         raise InputError(f"{path}: cannot read attachment ({e.strerror})") from e
+    if hidden_char(path.name):
+        raise InputError(
+            f"{path!r}: an attachment's name may not hold a control or invisible character; "
+            "rename the file"
+        )
     entry = {"name": path.name, "sha256": digest}
     media_type, _ = mimetypes.guess_type(path.name)
     if media_type:
@@ -106,7 +117,7 @@ def build_envelope(
         handoff_to=str(draft.get("handoff_to", "")),
         attributes=draft.get("attributes"),
         sealed=seal_attributes(genesis, key.name, *spec) if spec else None,
-        attachments=[attachment_entry(p) for p in attach],
+        attachments=list({tuple(e.items()): e for e in map(attachment_entry, attach)}.values()),
     )
     env = sign_record(record, key)
     # Refuse what `record verify` would reject (role for the bizStep, a non-member receiver);
@@ -123,7 +134,7 @@ def open_all(record: TraceRecord, key: KeyPair) -> tuple[dict[str, Any], list[st
     others: list[str] = []
     for name, text in sealed.items():
         try:
-            ok, value = open_sealed(text, mine)
+            ok, value = open_sealed(text, mine, binding(record.genesis, record.author, name))
         except InputError as e:
             raise InputError(f"sealed attribute {name!r} is {e}") from e
         if ok:

@@ -318,8 +318,8 @@ def get(
     for h in held:
         if h["sha256"] not in digests:
             raise VerificationError(
-                f"{h['file']}: SHA-256 {h['sha256']} is not among record {rid.hex()[:16]}…'s "
-                f"{len(digests)} attachment digest(s)"
+                f"{h['file']}: SHA-256 {h['sha256']} is not among the "
+                f"{len(record.attachments)} attachment digest(s) of record {rid.hex()}"
             )
     if key is not None:
         info["opened"], info["sealed_for_others"] = open_all(record, key)

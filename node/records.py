@@ -342,6 +342,8 @@ def check_new_record(record: TraceRecord) -> None:
     """
     if record.sealed:
         _check_sealed(record)
+    for a in record.attachments:
+        _check_attachment(a)
     ev = record.event
     try:
         codes = record.roles.all  # canonical (computed once; the custody rules read them)
@@ -419,6 +421,24 @@ def _check_transformation_id(tid: Any) -> None:
         problem = raw_link_problem(tid)
     if problem:
         raise InputError(f"event: transformationID {_shown(tid)} {problem}")
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def _check_attachment(a: Mapping[str, str]) -> None:
+    """An attachment's name is shown to people: no control or invisible format character
+    (a newline would forge an output line, an escape sequence recolour a terminal)."""
+    from node.textrules import hidden_char
+
+    name = a.get("name", "")
+    if not name or hidden_char(name):  # (Unicode 3.2: one answer on every validator)
+        raise InputError(
+            f"record: attachment name {_shown(name)} is empty or has a control or invisible "
+            "character"
+        )
+    if not _HEX64.fullmatch(a.get("sha256", "")):
+        raise InputError("record: an attachment's sha256 must be 64 lower-case hex digits")
 
 
 def _check_sealed(record: TraceRecord) -> None:

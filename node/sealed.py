@@ -4,14 +4,16 @@ A record's ``sealed`` object maps an attribute name to one base64 string (standa
 alphabet, padded) that holds, for up to ``MAX_RECIPIENTS`` members::
 
     0x01 || n (1 byte) || n x SealedBox(recipient, file key) (80 bytes each)
-         || SecretBox(file key).encrypt(canonical JSON of the value) (nonce || ciphertext)
+         || nonce (24) || XChaCha20-Poly1305(file key, nonce, canonical JSON of the value,
+                                             associated data = binding(genesis, author, name))
 
 The file key is 32 random bytes per attribute. ``SealedBox`` (libsodium's
 ``crypto_box_seal``: an ephemeral X25519 key and XSalsa20-Poly1305) hides who the
 recipients are; a member opens an attribute by trying its own key on each of the ``n``
-stanzas. The value is authenticated twice: by the SecretBox tag, and by the author's
-signature over the record that carries the ciphertext, so what a recipient opens is what
-the author committed to.
+stanzas. The value is bound to its chain, author and attribute name (the AEAD's associated
+data): a ciphertext copied into another member's record, or under another name, does not
+open (``VerificationError``), so what a recipient opens is what that author sealed under
+that name; the author's signature over the record then commits to it.
 
 A member's encryption key is the genesis's ``x25519_key`` when it sets one, else the
 X25519 form of the member's Ed25519 key (libsodium's ``crypto_sign_ed25519_pk_to_curve25519``,
@@ -33,7 +35,6 @@ from typing import Any
 import nacl.bindings
 import nacl.exceptions
 import nacl.public
-import nacl.secret
 import nacl.utils
 
 from node.errors import InputError, VerificationError
@@ -43,7 +44,13 @@ from node.keys import KeyPair
 VERSION = 1
 MAX_RECIPIENTS = 16
 _STANZA = 32 + nacl.bindings.crypto_box_SEALBYTES  # a sealed file key: 80 bytes
-_MIN_BODY = nacl.secret.SecretBox.NONCE_SIZE + nacl.secret.SecretBox.MACBYTES
+_NONCE = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+_MIN_BODY = _NONCE + nacl.bindings.crypto_aead_xchacha20poly1305_ietf_ABYTES
+
+
+def binding(genesis_hex: str, author: str, name: str) -> bytes:
+    """The associated data a value is sealed under: its chain, author and attribute name."""
+    return "\0".join(("suyuan-sealed/1", genesis_hex, author, name)).encode("utf-8")
 
 
 def recipient_key(member: Member) -> bytes:
@@ -53,16 +60,25 @@ def recipient_key(member: Member) -> bytes:
     return nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(member.public_key)
 
 
-def seal(value: Any, recipients: Sequence[bytes]) -> str:
-    """``value`` (any JSON value) sealed for each X25519 key in ``recipients`` (1 to 16)."""
+def seal(value: Any, recipients: Sequence[bytes], aad: bytes) -> str:
+    """``value`` (finite JSON) sealed for each X25519 key in ``recipients`` (1 to 16), bound
+    to ``aad`` (``binding``)."""
     if not 1 <= len(recipients) <= MAX_RECIPIENTS:
         raise InputError(f"seal: 1 to {MAX_RECIPIENTS} recipients, not {len(recipients)}")
-    plain = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    file_key = nacl.utils.random(nacl.secret.SecretBox.KEY_SIZE)
+    try:
+        plain = json.dumps(
+            value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+        )
+    except (TypeError, ValueError) as e:  # NaN or Infinity, as public attributes refuse
+        raise InputError(f"seal: the value is not finite JSON ({e})") from e
+    file_key = nacl.utils.random(32)
     stanzas = b"".join(
         nacl.public.SealedBox(nacl.public.PublicKey(pk)).encrypt(file_key) for pk in recipients
     )
-    body = bytes(nacl.secret.SecretBox(file_key).encrypt(plain.encode("utf-8")))
+    nonce = nacl.utils.random(_NONCE)
+    body = nonce + nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        plain.encode("utf-8"), aad, nonce, file_key
+    )
     return base64.b64encode(bytes((VERSION, len(recipients))) + stanzas + body).decode("ascii")
 
 
@@ -78,7 +94,13 @@ def seal_attributes(
         if member is None:
             raise InputError(f"seal: {mid!r} is not a member of chain {genesis.chain_id!r}")
         keys.append(recipient_key(member))
-    return {name: seal(value, keys) for name, value in attributes.items()}
+    out = {}
+    for name, value in attributes.items():
+        try:
+            out[name] = seal(value, keys, binding(genesis.hash_hex, author, name))
+        except InputError as e:
+            raise InputError(f"{e} (attribute {name!r})") from e
+    return out
 
 
 def _parse(text: str) -> tuple[list[bytes], bytes]:
@@ -112,12 +134,12 @@ def private_key(key: KeyPair) -> nacl.public.PrivateKey:
     return key.signing_key.to_curve25519_private_key()
 
 
-def open_sealed(text: str, key: nacl.public.PrivateKey) -> tuple[bool, Any]:
+def open_sealed(text: str, key: nacl.public.PrivateKey, aad: bytes) -> tuple[bool, Any]:
     """(True, value) if ``key`` is one of the value's recipients, else (False, None).
 
     Raises:
-        VerificationError: a stanza opened for ``key`` but the value does not decrypt or
-            is not JSON (damaged, or sealed by a broken writer).
+        VerificationError: a stanza opened for ``key`` but the value does not decrypt under
+            ``aad`` (damaged, or copied from another record or name) or is not JSON.
         InputError: ``text`` is not a sealed value at all.
     """
     stanzas, body = _parse(text)
@@ -128,15 +150,20 @@ def open_sealed(text: str, key: nacl.public.PrivateKey) -> tuple[bool, Any]:
         except nacl.exceptions.CryptoError:
             continue
         try:
-            plain = nacl.secret.SecretBox(file_key).decrypt(body)
+            plain = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
+                body[_NONCE:], aad, body[:_NONCE], file_key
+            )
             return True, json.loads(plain.decode("utf-8"))
         except (nacl.exceptions.CryptoError, ValueError) as e:
-            raise VerificationError("sealed value is damaged: it does not decrypt") from e
+            raise VerificationError(
+                "sealed value does not decrypt: damaged, or copied from another record or attribute"
+            ) from e
     return False, None
 
 
 __all__ = [
     "MAX_RECIPIENTS",
+    "binding",
     "open_sealed",
     "private_key",
     "recipient_key",

@@ -33,7 +33,7 @@ from node.genesis import Genesis
 from node.keys import KeyPair, load_key_file
 from node.recall import run_recall
 from node.records import TraceRecord, cosign, make_record, sign_record
-from node.sealed import open_sealed, private_key, seal_attributes
+from node.sealed import binding, open_sealed, private_key, seal_attributes
 from node.verify import verify_bundle
 from proto import services_pb2
 from testnet import net
@@ -178,11 +178,13 @@ def _open_sealed(
     """Who can read a record's sealed attributes: its recipients, and no one else."""
     console.rule("confidential fields")
     payload = client.get_record(record_id).envelope.payload
-    sealed = TraceRecord.from_payload(payload).sealed or {}
+    record = TraceRecord.from_payload(payload)
+    sealed = record.sealed or {}
     console.print(f"record {record_id.hex()[:16]}… carries sealed {', '.join(sealed)}")
     for member in (*draft.sealed_to, "distributor"):
         for name, text in sealed.items():
-            ok, value = open_sealed(text, private_key(key(member)))
+            aad = binding(record.genesis, record.author, name)
+            ok, value = open_sealed(text, private_key(key(member)), aad)
             shown = f"opens {name} = {value}" if ok else f"cannot open {name}"
             console.print(f"  [bold]{member}[/] {shown}")
 

@@ -494,3 +494,24 @@ def test_handoff_offer_takes_the_time_the_goods_left(net):
     r = suyuan(*args, "--time", "yesterday", cwd=net)
     assert r.returncode == 2
     assert "--time 'yesterday' is not an RFC 3339 date-time" in r.stderr
+
+
+def test_attachments_must_be_regular_files_with_visible_names(net):
+    # QA: a file named with a newline forged an output line of `record get`; --attach
+    # /dev/zero never ended, and a FIFO with no writer blocked for ever
+    import os
+
+    os.mkfifo(net / "pipe")
+    odd = net / "f.txt\nsealed price_cny: 9.99"
+    odd.write_text("x")
+    base = ["record", "sign", "ev.json", "--key", "farm.key", "--genesis", "genesis.json",
+            "--out", "att.json"]  # fmt: skip
+    for path, message in (
+        ("/dev/zero", "an attachment must be a regular file"),
+        (str(net / "pipe"), "an attachment must be a regular file"),
+        (str(odd), "may not hold a control or invisible character"),
+    ):
+        r = suyuan(*base, "--attach", path, cwd=net, timeout=30)
+        assert r.returncode == 2, r.stderr
+        assert message in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1

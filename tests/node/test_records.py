@@ -517,3 +517,17 @@ def test_an_envelope_from_another_consortium_is_told_as_such():
         str(err.value)
     )
     assert "an envelope for another chain?" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("attachment", "message"),
+    [
+        ({"name": "report\nsealed x: 1", "sha256": "0" * 64}, "control or invisible"),
+        ({"name": "a\u200bb.pdf", "sha256": "0" * 64}, "control or invisible"),
+        ({"name": "", "sha256": "0" * 64}, "is empty"),
+        ({"name": "r.pdf", "sha256": "A" * 64}, "64 lower-case hex"),
+    ],
+)
+def test_new_records_refuse_attachments_that_would_print_as_something_else(attachment, message):
+    with pytest.raises(InputError, match=message):
+        make_record(G, "farm", object_event(["urn:x:1"]), attachments=[attachment])

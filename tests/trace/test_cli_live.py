@@ -536,4 +536,4 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     ]
     report.write_bytes(report.read_bytes().replace(b"not detected", b"detected"))
     line = cli.refused(3, "record", "get", rid, "--attachment", str(report))
-    assert "is not among record" in line
+    assert "attachment digest(s) of record" in line
