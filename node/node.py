@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -104,10 +105,13 @@ class Node:
             c.timeout_propose_ms, c.timeout_prevote_ms, c.timeout_precommit_ms, c.timeout_delta_ms
         )
         self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.instance = os.urandom(8)  # tells this process from another with its key
         self.peers = [
             PeerLink(
                 a,
-                services_pb2.Hello(genesis_hash=genesis.hash, member=key.name),
+                services_pb2.Hello(
+                    genesis_hash=genesis.hash, member=key.name, instance=self.instance
+                ),
                 self._peer_connected,
                 own_key=key.public_key,
                 on_duplicate=self.fatal,

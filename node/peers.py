@@ -237,6 +237,11 @@ class PeerLink:
                 f"{bytes(reply.genesis_hash).hex()}, this node's {self._hello.genesis_hash.hex()}):"
                 " not linking to it"
             )
+        if reply.instance and reply.instance == self._hello.instance:
+            return (
+                f"peer {self.address} is this very node (its own address, spelled another "
+                "way, among its peers): not linking to it"
+            )
         if reply.member and reply.member == self._hello.member:
             proof = hello_proof_bytes(bytes(reply.genesis_hash), reply.member, nonce)
             if nonce and self._own_key and verify(self._own_key, proof, bytes(reply.proof)):

@@ -479,7 +479,10 @@ class PeerService(services_pb2_grpc.PeerServicer):
             if p.info.member == request.member and request.member:
                 p.info.height = max(p.info.height, request.height)
         reply = services_pb2.Hello(
-            genesis_hash=node.genesis.hash, member=node.key.name, height=node.store.head().height
+            genesis_hash=node.genesis.hash,
+            member=node.key.name,
+            height=node.store.head().height,
+            instance=node.instance,
         )
         if len(request.nonce) == HELLO_NONCE_BYTES:  # the asker checks who answers
             proof = hello_proof_bytes(node.genesis.hash, node.key.name, request.nonce)

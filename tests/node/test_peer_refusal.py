@@ -53,3 +53,18 @@ def test_a_peer_that_proves_it_holds_this_nodes_key_stops_this_node():
     seen.clear()
     assert "without proving" in _refusal(reply, bytes(16), seen)
     assert seen == []
+
+
+def test_a_node_that_dials_itself_under_another_address_is_told_so_and_not_stopped():
+    # its own address spelled another way among its peers: it holds its own key, so the
+    # proof is valid; the process's random instance id tells it is the same process
+    me = SimpleNamespace(
+        address="localhost:26651",
+        _hello=services_pb2.Hello(genesis_hash=G, member="v0", instance=b"\x01" * 8),
+        _own_key=V0.public_key,
+        _on_duplicate=None,
+    )
+    proof = V0.sign(hello_proof_bytes(G, "v0", NONCE))
+    reply = services_pb2.Hello(genesis_hash=G, member="v0", proof=proof, instance=b"\x01" * 8)
+    why = PeerLink._refusal(me, reply, NONCE)  # type: ignore[arg-type]
+    assert "is this very node" in why
