@@ -5,7 +5,8 @@ server (Ledger, Peer, grpc.health.v1) -> consensus. Health turns SERVING only wh
 it runs. On SIGTERM the server stops accepting, consensus stops, the store is closed; a
 SIGKILL at any instant loses nothing committed (every block is one durable transaction).
 If the consensus task fails, the reason is logged and ``serve`` raises ``LedgerError`` after
-the same clean stop, so the process exits non-zero.
+the same clean stop, so the process exits non-zero; if the node finds that another process
+runs its member's key (``Node.fatal``), it stops the same way with exit 2.
 """
 
 from __future__ import annotations
