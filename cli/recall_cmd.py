@@ -68,7 +68,7 @@ def recall(
     console.print(
         Text.assemble(
             ("recall", "bold red"),
-            f" of {r.root}: {len(r.scope)} codes affected, "
+            f" of {r.root}: {len(r.scope)} code{'' if len(r.scope) == 1 else 's'} affected, "
             f"{newly} newly recalled in {len(r.records)} record(s)",
         )
     )

@@ -313,6 +313,8 @@ def get(
         "envelope": envelope_from_proto(resp.envelope).to_json_dict(),
     }
     record = TraceRecord.from_payload(resp.envelope.payload, strict=False)
+    info["attributes"] = dict(record.attributes or {})
+    info["sealed"] = sorted(record.sealed or {})  # names only; --key opens
     info["attachments"] = [dict(a) for a in record.attachments]
     digests = {a["sha256"] for a in record.attachments}
     for h in held:
@@ -335,6 +337,10 @@ def get(
         f"record {info['record_id']} by {i.author} {where}: {i.event_type} {i.biz_step} "
         f"{i.event_time} codes {', '.join(i.codes) or '-'}"
     )
+    for name, value in info["attributes"].items():
+        console.print(f"attribute {name}: {json.dumps(value, ensure_ascii=False)}")
+    if key is None and info["sealed"]:
+        console.print(f"sealed {', '.join(info['sealed'])} (a recipient opens them with --key)")
     for a in record.attachments:
         kind = f" ({a['media_type']})" if a.get("media_type") else ""
         console.print(f"attachment {a['name']}{kind} sha256 {a['sha256']}")

@@ -516,6 +516,12 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
         assert got["sealed_for_others"] == []
     other = cli.json("record", "get", rid, "--key", cli.key("slaughterhouse"))
     assert (other["opened"], sorted(other["sealed_for_others"])) == ({}, ["price_cny", "supplier"])
+    plain = cli.json("record", "get", rid)  # no key: public attributes, sealed names only
+    assert (plain["attributes"], plain["sealed"]) == (
+        {"origin": "Henan"},
+        ["price_cny", "supplier"],
+    )
+    assert "sealed price_cny, supplier (a recipient opens them" in cli.ok("record", "get", rid)
     shown = cli.ok("record", "get", rid, "--key", cli.key("regulator"))
     assert 'sealed supplier: "农场 7"' in shown
 
