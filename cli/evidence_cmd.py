@@ -16,11 +16,12 @@ import typer
 from google.protobuf import json_format
 
 from cli.common import console, print_json, write_text_atomic
-from cli.proof_cmd import JsonOpt, NodeOpt, read_bytes
+from cli.proof_cmd import JsonOpt, NodeOpt
 from consensus.evidence import check_evidence, evidence_key
 from consensus.validators import ValidatorSet
 from node.errors import InputError, VerificationError, first_line
 from node.genesis import Genesis
+from node.inputfile import read_input
 from proto import consensus_pb2, services_pb2
 
 app = typer.Typer(
@@ -102,7 +103,7 @@ def verify(
 ) -> None:
     """Verify equivocation evidence offline; exit 0 only if every item proves one."""
     g = Genesis.load(genesis)
-    data = read_bytes(file, "evidence")  # its errors name the file
+    data = read_input(file, "evidence")  # its errors name the file
     try:
         evs = parse_evidence_json(data)
     except InputError as e:

@@ -27,14 +27,10 @@ NodeOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def read_bytes(path: Path, what: str) -> bytes:
-    return read_input(path, what)
-
-
 def load_checkpoint(path: Path) -> SavedCheckpoint:
     from node.verify import parse_checkpoint_json
 
-    data = read_bytes(path, "checkpoint")  # its errors name the file
+    data = read_input(path, "checkpoint")  # its errors name the file
     try:
         return parse_checkpoint_json(data)
     except InputError as e:
@@ -158,7 +154,7 @@ def verify(
     from node.verify import parse_bundle_json, verify_bundle
 
     g = Genesis.load(genesis)
-    data = read_bytes(bundle_file, "bundle")  # its errors name the file
+    data = read_input(bundle_file, "bundle")  # its errors name the file
     try:
         bundle = parse_bundle_json(data)
     except InputError as e:

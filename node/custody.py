@@ -105,7 +105,13 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring as _jstr
 from typing import Any, Literal, Protocol
 
-from node.epcis import EventCodes, check_event_codes, lot_links, normalize_code
+from node.epcis import (
+    TRANSFORMATION_PREFIX,
+    EventCodes,
+    check_event_codes,
+    lot_links,
+    normalize_code,
+)
 from node.errors import InputError, RuleError, RulePermissionError
 from node.genesis import Genesis
 from node.permissions import bare_disposition, bare_step
@@ -684,9 +690,6 @@ def _commission(w: _Work, code: str, author: str, disposition: str, *, is_class:
             is_class=is_class,
         )
     )
-
-
-TRANSFORMATION_PREFIX = "transformation:"
 
 
 def transformation_id(event: Mapping[str, Any]) -> str:

@@ -346,6 +346,10 @@ def raw_link_problem(code: str) -> str:
 
 
 #: ILMD keys that name the lot a commissioned item belongs to (CBV master data)
+#: The trace node of a TransformationEvent's ``transformationID`` (``node.custody``): its id
+#: under this prefix, never a product's code; only a recall names such a node in a record.
+TRANSFORMATION_PREFIX = "transformation:"
+
 _LOT_KEYS = (
     "cbvmda:lotNumber",
     "urn:epcglobal:cbv:mda#lotNumber",

@@ -268,5 +268,5 @@ def read_public_info(path: Path) -> tuple[str, str]:
     except ValueError as e:
         raise KeyFileError(f"{path}: field 'public_key' is not hex") from e
     if doc.get("encryption") == "none":
-        decode_key_file(json.dumps(doc).encode(), None, source=str(path))
+        decode_key_file(data, None, source=str(path))
     return name, pub

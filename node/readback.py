@@ -15,11 +15,9 @@ import hashlib
 from google.protobuf.message import DecodeError
 
 from node.compact import envelope_leaf_hash
-from node.errors import DamagedStoreError, InputError
-from node.store import Store
+from node.errors import InputError
+from node.store import Store, damaged
 from proto import types_pb2
-
-_RESTORE = "stop this node and restore its data folder from a healthy node's"
 
 
 def committed_envelope(store: Store, index: int) -> types_pb2.Envelope | None:
@@ -31,13 +29,11 @@ def committed_envelope(store: Store, index: int) -> types_pb2.Envelope | None:
         pb = types_pb2.Envelope.FromString(raw)
         leaf = envelope_leaf_hash(pb)
     except (DecodeError, InputError, ValueError) as e:
-        raise DamagedStoreError(
-            f"store is damaged: the envelope at log index {index} does not parse; {_RESTORE}"
-        ) from e
+        raise damaged(f"the envelope at log index {index} does not parse") from e
     if leaf != store.leaf_hash_at(index):
-        raise DamagedStoreError(
-            f"store is damaged: the envelope at log index {index} is not the one the log "
-            f"holds (its leaf hash differs: a changed byte in data.mdb); {_RESTORE}"
+        raise damaged(
+            f"the envelope at log index {index} is not the one the log holds (its leaf hash "
+            "differs)"
         )
     return pb
 
@@ -49,9 +45,8 @@ def committed_by_id(store: Store, record_id: bytes) -> tuple[int, types_pb2.Enve
         return None
     pb = committed_envelope(store, loc[0])
     if pb is None or hashlib.sha256(pb.payload).digest() != record_id:
-        raise DamagedStoreError(
-            f"store is damaged: record {record_id.hex()} is indexed at log index {loc[0]}, "
-            f"which holds another record; {_RESTORE}"
+        raise damaged(
+            f"record {record_id.hex()} is indexed at log index {loc[0]}, which holds another record"
         )
     return loc[0], pb
 

@@ -349,13 +349,19 @@ def check_new_record(record: TraceRecord) -> None:
         codes = record.roles.all  # canonical (computed once; the custody rules read them)
     except RuleError:
         codes = ()  # a malformed code: the custody rules refuse it, naming it
-    from node.epcis import gs1_problem, raw_codes, raw_link_problem, repeated_code
+    from node.epcis import (
+        TRANSFORMATION_PREFIX,
+        gs1_problem,
+        raw_codes,
+        raw_link_problem,
+        repeated_code,
+    )
 
     for code in codes:
         problem = lookalike_problem(code) or gs1_problem(code)
         if problem:
             raise InputError(f"event: code {_shown(code)} {problem}")
-        if code.startswith("transformation:") and not _is_recall(ev):
+        if code.startswith(TRANSFORMATION_PREFIX) and not _is_recall(ev):
             raise InputError(
                 f"event: code {_shown(code)} names the trace node of a transformationID; "
                 "only a recall names it (give TransformationEvents the transformationID)"

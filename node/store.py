@@ -213,40 +213,42 @@ def _check_index(value: int, what: str) -> None:
         )
 
 
-def _damaged(height: int | bytes | memoryview, why: str) -> DamagedStoreError:
-    h = height if isinstance(height, int) else _U64.unpack(bytes(height))[0]
+def damaged(what: str) -> DamagedStoreError:
+    """The error for stored data that is not what was committed (LMDB keeps no checksums)."""
     return DamagedStoreError(
-        f"store is damaged: block {h} {why} (a changed byte in data.mdb); stop this node and "
-        "restore its data folder from a healthy node's, or start it on an empty one to sync"
+        f"store is damaged: {what} (a changed byte in data.mdb); stop this node and restore "
+        "its data folder from a healthy node's, or start it on an empty one to sync"
     )
 
 
-def _unpack_block(height: int, value: bytes | memoryview) -> tuple[StoredBlock, int, int]:
-    """A stored block value -> (block without envelopes, offsets start, envelopes start).
-
-    Raises ``DamagedStoreError`` if the value's own lengths do not fit it."""
+def _layout(height: int, value: bytes | memoryview) -> tuple[int, int, int, int]:
+    """(first log index, envelope count, offsets start, envelopes start) of a stored block
+    value; ``DamagedStoreError`` if the value's own lengths do not fit it."""
     try:
-        first, n, block_hash, hlen, clen = _BLOCK.unpack_from(value)
+        first, n, _hash, hlen, clen = _BLOCK.unpack_from(value)
     except struct.error as e:
-        raise _damaged(height, "does not parse") from e
+        raise damaged(f"block {height} does not parse") from e
+    offsets = _BLOCK.size + hlen + clen
+    if offsets + 4 * n > len(value):
+        raise damaged(f"block {height} does not parse")
+    return first, n, offsets, offsets + 4 * n
+
+
+def _unpack_block(height: int, value: bytes | memoryview) -> tuple[StoredBlock, int, int]:
+    """A stored block value -> (block without envelopes, offsets start, envelopes start)."""
+    first, _, offsets, data = _layout(height, value)
+    block_hash, hlen = _BLOCK.unpack_from(value)[2:4]  # (the layout checked they fit)
     h0 = _BLOCK.size
-    c0 = h0 + hlen
-    o0 = c0 + clen
-    if o0 + 4 * n > len(value):
-        raise _damaged(height, "does not parse")
-    block = StoredBlock(height, block_hash, bytes(value[h0:c0]), bytes(value[c0:o0]), first, ())
-    return block, o0, o0 + 4 * n
+    header, cert = bytes(value[h0 : h0 + hlen]), bytes(value[h0 + hlen : offsets])
+    return StoredBlock(height, block_hash, header, cert, first, ()), offsets, data
 
 
 def _envelope_in(value: bytes | memoryview, offsets: int, data: int, i: int) -> bytes:
-    """Envelope ``i`` of a stored block value (see ``_unpack_block``)."""
+    """Envelope ``i`` of a stored block value (see ``_layout``)."""
     end = data + _U32.unpack_from(value, offsets + 4 * i)[0]
     start = data + (_U32.unpack_from(value, offsets + 4 * (i - 1))[0] if i else 0)
     if not data <= start <= end <= len(value):
-        raise DamagedStoreError(
-            "store is damaged: an envelope's bounds lie outside its block (a changed byte in "
-            "data.mdb); stop this node and restore its data folder from a healthy node's"
-        )
+        raise damaged("an envelope's bounds lie outside its block")
     return bytes(value[start:end])
 
 
@@ -750,7 +752,7 @@ class Store:
             if any(b < a for a, b in zip((0, *ends), ends, strict=False)) or (
                 n and data + ends[-1] > len(value)
             ):
-                raise _damaged(height, "has envelope bounds outside it")
+                raise damaged(f"block {height} has envelope bounds outside it")
             starts = (0, *ends[:-1]) if n else ()
             envelopes = tuple(
                 bytes(value[data + a : data + z]) for a, z in zip(starts, ends, strict=True)
@@ -765,10 +767,11 @@ class Store:
         value = txn.get(height, db=self._dbs["blocks"])
         if value is None:
             raise StorageError(f"store is corrupt: block {_U64.unpack(height)[0]} is missing")
-        block, offsets, data = _unpack_block(_U64.unpack(bytes(height))[0], value)
-        if not 0 <= index - block.first_index < (data - offsets) // 4:
-            raise _damaged(height, f"does not hold log index {index}, as its index says")
-        return _envelope_in(value, offsets, data, index - block.first_index)
+        h = _U64.unpack(bytes(height))[0]
+        first, n, offsets, data = _layout(h, value)
+        if not 0 <= index - first < n:
+            raise damaged(f"block {h} does not hold log index {index}, as its index says")
+        return _envelope_in(value, offsets, data, index - first)
 
     def get_envelope(self, record_id: bytes) -> bytes | None:
         """The envelope bytes of a record, exactly as stored, or ``None``."""

@@ -156,14 +156,6 @@ class Manifest:
         out.append((self.dir, (MANIFEST_NAME, self.genesis.name)))
         return out
 
-    def owned_paths(self) -> list[Path]:
-        """Every file and folder ``create`` wrote."""
-        return [
-            p
-            for folder, names in self.owned_layout()
-            for p in (*(folder / n for n in names), *((folder,) if folder != self.dir else ()))
-        ]
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT,

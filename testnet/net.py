@@ -180,11 +180,11 @@ def _up(
             man = mf.create(directory, *shape, replacing=True)
         else:
             _check_same_shape(man, nodes, base_port)
+            _check_ports(man)
     else:  # nothing is written for a testnet that could not start on its ports
         shape = (nodes or DEFAULT_NODES, base_port or mf.DEFAULT_BASE_PORT, chain_id)
         _check_ports(mf.plan(directory, *shape))
         man = mf.create(directory, *shape)
-    _check_ports(man)
     return _start_and_wait(man, [n.index for n in man.nodes], timeout)
 
 

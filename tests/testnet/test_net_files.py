@@ -127,9 +127,10 @@ def test_reuse_must_keep_the_shape(tmp_path):
         _check_same_shape(man, None, 31600)
 
 
-def test_owned_paths_cover_everything_created(tmp_path):
+def test_owned_layout_covers_everything_created(tmp_path):
     man = mf.create(tmp_path / "n", 3, base_port=31600)
-    owned = set(man.owned_paths())
+    owned = {f / n for f, names in man.owned_layout() for n in names}
+    owned |= {f for f, _ in man.owned_layout()}
     assert set((tmp_path / "n").resolve().iterdir()) <= owned
 
 
