@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import gc
 import logging
@@ -26,6 +27,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
+from node import ports
 from node.chain import EXTRA_DBS
 from node.config import NodeConfig
 from node.errors import ConfigError, KeyFileError, LedgerError, StorageError
@@ -84,8 +86,22 @@ def check_start(config: NodeConfig) -> tuple[Genesis, KeyPair]:
     try:
         config.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ConfigError(f"data_dir: cannot create {config.data_dir} ({e.strerror})") from e
+        raise _data_dir_error(f"cannot create {config.data_dir}", config.data_dir, e) from e
     return genesis, key
+
+
+#: Why a data folder cannot be written that is the disk's, not the config's (exit 4).
+_NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT})
+
+
+def _data_dir_error(what: str, data_dir: Path, e: OSError) -> LedgerError:
+    """``data_dir: WHAT (reason)``: a ``StorageError`` when the folder is there but cannot
+    be written (read-only, no permission, full), else a ``ConfigError`` (a path through a
+    file, a name too long)."""
+    if e.errno in _NOT_WRITABLE:
+        near = data_dir if data_dir.exists() else data_dir.parent
+        return StorageError(f"data_dir: {what} ({e.strerror}){free_space(near)}")
+    return ConfigError(f"data_dir: {what} ({e.strerror})")
 
 
 #: Objects allocated between young-generation collections. CPython's default (700) made
@@ -119,7 +135,7 @@ def lock_data_dir(data_dir: Path) -> int:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
-        raise ConfigError(f"data_dir: cannot open {path} ({e.strerror})") from e
+        raise _data_dir_error(f"cannot open {path}", data_dir, e) from e
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
@@ -150,6 +166,8 @@ async def serve(config: NodeConfig) -> None:
 
 
 async def _serve(config: NodeConfig, genesis: Genesis, key: KeyPair) -> None:
+    if ports.in_use(config.listen):
+        raise ConfigError(f"listen: {config.listen} is in use by another process")
     tune_gc()
     store = Store.open(data_path(config), genesis.hash, extra_dbs=EXTRA_DBS)
     node = Node(config, genesis, key, store)

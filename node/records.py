@@ -305,7 +305,11 @@ def lookalike_problem(code: str) -> str:
         end = code.find(":", 4)
         nid = code[4:end] if end > 0 else code[4:]
         if code[:4] != "urn:" or nid != nid.lower():
-            return "is a URN whose 'urn:' or namespace is not in lower case"
+            fixed = "urn:" + nid.lower() + (code[end:] if end > 0 else "")
+            return (
+                "is a URN whose 'urn:' or namespace is not in lower case: "
+                f"write {_shown(fixed, 80)}"
+            )
     return ""
 
 

@@ -27,13 +27,13 @@ import fcntl
 import functools
 import os
 import signal
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from node import ports
 from node.client import LedgerClient
 from node.config import NodeConfig
 from node.errors import InputError, LedgerError, NodeUnavailableError
@@ -340,16 +340,7 @@ def _wait_ports_free(addresses: list[str], wait_s: float) -> list[str]:
 
 def busy_addresses(addresses: list[str]) -> list[str]:
     """The ``127.0.0.1:PORT`` addresses that cannot be bound now (something listens)."""
-    busy = []
-    for addr in addresses:
-        host, _, port = addr.rpartition(":")
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not busy
-            try:
-                s.bind((host, int(port)))
-            except OSError:
-                busy.append(addr)
-    return busy
+    return [addr for addr in addresses if ports.in_use(addr)]
 
 
 # ---------------------------------------------------------------------- internals

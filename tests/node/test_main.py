@@ -202,3 +202,63 @@ def test_a_data_dir_serves_one_node_process(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     os.close(lock_data_dir(data))  # free again once the holder is gone
+
+
+def test_a_taken_listen_port_is_one_line_naming_it(tmp_path: Path) -> None:
+    from tests.cli.helpers import suyuan
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        addr = f"127.0.0.1:{taken.getsockname()[1]}"
+        err = _refusal(_setup(tmp_path, listen=addr))
+        assert isinstance(err, ConfigError)
+        assert str(err) == f"listen: {addr} is in use by another process"
+        # the CLI: that line alone on stderr (gRPC's C core is never asked to bind it)
+        cfg = tmp_path / "node.toml"
+        cfg.write_text(_setup(tmp_path, listen=addr).to_toml())
+        run = suyuan("node", "start", "--config", str(cfg), cwd=tmp_path)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().splitlines() == [
+        f"error: listen: {addr} is in use by another process"
+    ]
+
+
+def test_a_read_only_data_folder_is_a_storage_error_exit_4(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # it was a ConfigError (exit 2), as if the config were wrong; the disk is (root ignores
+    # chmod, so the kernel's answer is stood in for)
+    import errno
+    import os
+
+    import node.main
+
+    cfg = _setup(tmp_path)
+    real_open = os.open
+
+    def read_only(path: object, *args: object, **kw: object) -> int:
+        if str(path).endswith("node.lock"):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_open(path, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(node.main.os, "open", read_only)
+    err = _refusal(cfg)
+    assert isinstance(err, StorageError)
+    assert str(err).startswith(f"data_dir: cannot open {cfg.data_dir / 'node.lock'} (Read-only")
+    assert "MiB free" in str(err)
+
+
+def test_a_data_folder_that_cannot_be_made_for_want_of_permission_is_a_storage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    def denied(self: Path, *args: object, **kw: object) -> None:
+        raise OSError(errno.EACCES, "Permission denied")
+
+    cfg = _setup(tmp_path)
+    monkeypatch.setattr(Path, "mkdir", denied)
+    err = _refusal(cfg)
+    assert isinstance(err, StorageError)
+    assert str(err).startswith(f"data_dir: cannot create {cfg.data_dir} (Permission denied)")

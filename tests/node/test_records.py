@@ -348,8 +348,9 @@ def test_event_field_types_are_checked(field, value, why):
         ("urn:qa2:pig:\u2062" + "2", "a character that shows nothing"),
         ("urn:qa2:pig:\uff12", "plainer form"),  # a full-width 2
         ("lot-\ufb01sh-7", "plainer form"),  # the ligature fi
-        ("URN:QA2:PIG:2", "URN whose 'urn:' or namespace is not in lower case"),
-        ("urn:QA2:pig:2", "URN whose 'urn:' or namespace is not in lower case"),
+        ("URN:QA2:PIG:2", "not in lower case: write 'urn:qa2:PIG:2'"),
+        ("urn:QA2:pig:2", "not in lower case: write 'urn:qa2:pig:2'"),
+        ("URN:UUID:0d7c6b6e", "not in lower case: write 'urn:uuid:0d7c6b6e'"),
     ],
 )
 def test_a_lookalike_code_is_refused(code, why):

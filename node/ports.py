@@ -1,0 +1,37 @@
+"""Whether a listen address is taken, asked of the kernel before gRPC binds it.
+
+gRPC's C core logs its own multi-line error to stderr when a bind fails; asking first lets
+a node (and ``testnet up``) refuse a taken port in one line of its own.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+
+def in_use(address: str) -> bool:
+    """True iff something listens on ``address`` (``host:port``, ``[v6]:port``) now: a
+    bind with ``SO_REUSEADDR``, as gRPC's own, fails with ``EADDRINUSE`` on an address the
+    host resolves to (a port in TIME_WAIT is free). A name that does not resolve, or any
+    other failure, is False: the server's own bind then reports it."""
+    host, _, port = address.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    try:
+        infos = socket.getaddrinfo(
+            host, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except (OSError, ValueError, UnicodeError):
+        return False
+    for family, kind, proto, _, sockaddr in infos:
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(sockaddr)
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    return True
+    return False
+
+
+__all__ = ["in_use"]
