@@ -57,6 +57,7 @@ def status_dict(st: services_pb2.StatusResponse, address: str) -> dict[str, Any]
             for p in st.peers
         ],
         "syncing": st.syncing,
+        "idle_height": st.idle_height,
         "version": st.version,
     }
 
@@ -82,4 +83,9 @@ def status(
         f"head {info['head_hash'][:16] or '-'}, round {info['round']}, "
         f"mempool {info['mempool_size']}, peers {connected}/{len(info['peers'])} connected"
         + (", syncing" if info["syncing"] else "")
+        + (
+            f", idle (height {info['idle_height']} waits for records)"
+            if info["idle_height"]
+            else ""
+        )
     )

@@ -19,6 +19,9 @@ Example (relative paths are resolved against the config file's folder)::
 
     [consensus]
     proposal_wait_ms = 5                # let a block fill this long before proposing
+    idle_block_interval_ms = 0          # > 0: while no record waits, no block but one
+                                        # empty block this often (node.idle); 0: a block
+                                        # every round, as Tendermint
 
     [sync]
     helper_min_blocks = 32              # a pull at least this far behind parses blocks in a
@@ -55,6 +58,7 @@ class LimitsConfig:
 @dataclass(frozen=True)
 class ConsensusConfig:
     proposal_wait_ms: int = 5
+    idle_block_interval_ms: int = 0  # node.idle: 0 off; at most a day
 
 
 @dataclass(frozen=True)
@@ -195,6 +199,7 @@ _BOUNDS = {
     "mempool.max_records": (1, _INT_MAX),  # 0 refused every submission ("mempool full")
     "mempool.max_bytes": (1, _INT_MAX),
     "consensus.proposal_wait_ms": (0, 60_000),  # beyond, a waiting record stalled the chain
+    "consensus.idle_block_interval_ms": (0, 86_400_000),  # at least one block a day
 }
 
 

@@ -66,6 +66,7 @@ from node.errors import (
     RuleError,
 )
 from node.genesis import Genesis
+from node.idle import IdleGate, StartAction
 from node.keys import KeyPair
 from node.mempool import Mempool, Pending
 from node.peers import PeerInfo, PeerLink, consensus_item, evidence_item, records_item
@@ -126,6 +127,7 @@ class Node:
         self.evidence: dict[tuple[str, str, int, int, int], consensus_pb2.Evidence] = {}
         self._waiters: dict[bytes, list[asyncio.Future[Committed]]] = {}
         self._records_arrived = asyncio.Event()
+        self.idle = IdleGate(config.consensus.idle_block_interval_ms)  # (node.idle)
         self._proposing: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -192,6 +194,9 @@ class Node:
         while not self._stop.is_set():
             ev = await self.events.get()
             try:
+                w = self.idle.waiting
+                if w and isinstance(ev, MessageReceived) and ev.message.height >= w:
+                    self._wake(ev.message.height)  # a peer started this height
                 actions = self.replica.step(ev)
                 await self._execute(actions)
             except asyncio.CancelledError:
@@ -207,11 +212,9 @@ class Node:
                 await loop.run_in_executor(None, self.store.put_sign_state, a.state.to_bytes())
             elif isinstance(a, Broadcast | Relay):
                 self._broadcast(a.message)
-            elif isinstance(a, ScheduleTimeout):
-                ev = TimeoutFired(a.height, a.round, a.step)
-                loop.call_later(a.duration_ms / 1000, self.events.put_nowait, ev)
-            elif isinstance(a, RequestProposal):
-                self._start_proposal(a.height, a.round)
+            elif isinstance(a, ScheduleTimeout | RequestProposal):
+                if not self._held(a):
+                    self._start_step(a)
             elif isinstance(a, ValidateBlock):
                 ok = await loop.run_in_executor(None, self._validate, a.block)
                 self.events.put_nowait(BlockValidity(a.block_hash, ok))
@@ -221,6 +224,33 @@ class Node:
                 self._add_evidence(a.evidence, gossip=True)
             elif isinstance(a, RequestSync):
                 self.trigger_sync()
+
+    def _start_step(self, a: StartAction) -> None:
+        if isinstance(a, ScheduleTimeout):
+            ev = TimeoutFired(a.height, a.round, a.step)
+            asyncio.get_running_loop().call_later(a.duration_ms / 1000, self.events.put_nowait, ev)
+        else:
+            self._start_proposal(a.height, a.round)
+
+    def _held(self, a: StartAction) -> bool:
+        """True iff ``a`` waits in the idle gate (``node.idle``): round 0 of a new height
+        while no record is pending. The first held at a height arms its timer."""
+        if not self.idle.wants(a):
+            return False
+        if len(self.mempool):
+            self._wake(a.height)
+            return False
+        if self.idle.hold(a):
+            delay = self.idle.interval_ms / 1000
+            asyncio.get_running_loop().call_later(delay, self._wake, a.height)
+            log.debug("height %d: waiting for records (at most %g s)", a.height, delay)
+        return True
+
+    def _wake(self, height: int) -> None:
+        """Start what the idle gate held for ``height`` or before (a record, a peer's
+        message at that height, or the timer)."""
+        for a in self.idle.release(height):
+            self._start_step(a)
 
     def _broadcast(self, msg: Message) -> None:
         if not self.peers or (self.failure is not None and self.failure.done()):
@@ -395,6 +425,8 @@ class Node:
             self._unsettled.append(v)
         self.mempool.add(Pending(v.record_id, pb, v, pb.ByteSize(), time.monotonic()))
         self._records_arrived.set()
+        if self.idle.waiting:
+            self._wake(self.idle.waiting)
         return True
 
     async def settle(self, timeout: float = SETTLE_WAIT_S) -> bool:
@@ -621,6 +653,7 @@ class Node:
             ],
             syncing=self.syncing,
             version=VERSION,
+            idle_height=self.idle.waiting,
         )
 
 

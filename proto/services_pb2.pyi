@@ -113,7 +113,7 @@ class PeerInfo(_message.Message):
     def __init__(self, address: _Optional[str] = ..., member: _Optional[str] = ..., height: _Optional[int] = ..., connected: _Optional[bool] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("chain_id", "genesis_hash", "member", "height", "log_size", "head_hash", "log_root", "round", "mempool_size", "peers", "syncing", "version")
+    __slots__ = ("chain_id", "genesis_hash", "member", "height", "log_size", "head_hash", "log_root", "round", "mempool_size", "peers", "syncing", "version", "idle_height")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     GENESIS_HASH_FIELD_NUMBER: _ClassVar[int]
     MEMBER_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +126,7 @@ class StatusResponse(_message.Message):
     PEERS_FIELD_NUMBER: _ClassVar[int]
     SYNCING_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    IDLE_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     genesis_hash: bytes
     member: str
@@ -138,7 +139,8 @@ class StatusResponse(_message.Message):
     peers: _containers.RepeatedCompositeFieldContainer[PeerInfo]
     syncing: bool
     version: str
-    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., member: _Optional[str] = ..., height: _Optional[int] = ..., log_size: _Optional[int] = ..., head_hash: _Optional[bytes] = ..., log_root: _Optional[bytes] = ..., round: _Optional[int] = ..., mempool_size: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[PeerInfo, _Mapping]]] = ..., syncing: _Optional[bool] = ..., version: _Optional[str] = ...) -> None: ...
+    idle_height: int
+    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., member: _Optional[str] = ..., height: _Optional[int] = ..., log_size: _Optional[int] = ..., head_hash: _Optional[bytes] = ..., log_root: _Optional[bytes] = ..., round: _Optional[int] = ..., mempool_size: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[PeerInfo, _Mapping]]] = ..., syncing: _Optional[bool] = ..., version: _Optional[str] = ..., idle_height: _Optional[int] = ...) -> None: ...
 
 class ProveRequest(_message.Message):
     __slots__ = ("record_id", "since_size")

@@ -232,8 +232,6 @@ def test_a_read_only_data_folder_is_a_storage_error_exit_4(
     import errno
     import os
 
-    import node.main
-
     cfg = _setup(tmp_path)
     real_open = os.open
 
@@ -242,7 +240,7 @@ def test_a_read_only_data_folder_is_a_storage_error_exit_4(
             raise OSError(errno.EROFS, "Read-only file system")
         return real_open(path, *args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(node.main.os, "open", read_only)
+    monkeypatch.setattr(os, "open", read_only)
     err = _refusal(cfg)
     assert isinstance(err, StorageError)
     assert str(err).startswith(f"data_dir: cannot open {cfg.data_dir / 'node.lock'} (Read-only")
