@@ -58,6 +58,7 @@ def recall(
                 "affected": affected,
                 "already_recalled": [n.code for n in r.scope if n.recalled],
                 "closed": r.closed(),
+                "containers": r.containers,
                 "truncated": r.truncated,
                 "frontier": r.frontier() if r.truncated else [],
             }
@@ -75,10 +76,25 @@ def recall(
     closed = set(r.closed())
     for custodian, codes in affected.items():
         gone = sum(1 for c in codes if c in closed)
-        how = f" ({gone} closed before the recall: sold, destroyed or consumed)" if gone else ""
-        console.print(Text.assemble("  ", (custodian, "bold"), f" holds {len(codes) - gone}{how}:"))
+        how = (
+            f": {len(codes)} codes, {len(codes) - gone} held, {gone} closed before the "
+            "recall (sold, destroyed or consumed):"
+            if gone
+            else f" holds {len(codes)}:"
+        )
+        console.print(Text.assemble("  ", (custodian, "bold"), how))
         for c in codes:
             console.print(f"    {c}" + ("  (closed)" if c in closed else ""))
+    if r.containers:
+        console.print("containers holding recalled codes (the labels to look for):")
+        for box in r.containers:
+            inside = f"; inside {box['container']}" if box["container"] else ""
+            held = box["holds"]
+            more = f" and {len(held) - 3} more" if len(held) > 3 else ""
+            console.print(
+                f"  {box['code']} at {box['custodian'] or '(unknown)'}: holds "
+                f"{', '.join(held[:3])}{more}{inside}"
+            )
     _fail_if_truncated(r)
 
 

@@ -4,6 +4,8 @@
 recall records (ObjectEvent OBSERVE, bizStep holding, disposition recalled) naming every
 affected code not yet recalled, submits them and waits for commit. Codes that are lots or
 classes go into the event's quantityList, instances into its epcList, as EPCIS requires.
+``find_containers`` then names the containers (cases, pallets: aggregation parents) that
+hold affected codes now, outward to the outermost: the labels a holder looks for.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from proto import services_pb2
 
 CODES_PER_RECORD = 400  # keeps each recall record well under the 64 KiB record limit
 _MAX_PAGES = 10_000
+MAX_CONTAINER_LOOKUPS = 10_000  # containers looked up outside the scope, at most
 
 
 @dataclass
@@ -31,6 +34,7 @@ class RecallResult:
     scope: list[services_pb2.TraceNode]
     records: list[dict[str, Any]] = field(default_factory=list)
     truncated: bool = False
+    containers: list[dict[str, Any]] = field(default_factory=list)  # ``find_containers``
 
     def frontier(self) -> list[str]:
         """The deepest codes reached: where a depth-limited scope stopped."""
@@ -64,6 +68,50 @@ def forward_scope(
         if not page:
             break
     return root, [n for n in nodes if n.status != "unknown"], truncated
+
+
+def find_containers(
+    client: LedgerClient, scope: list[services_pb2.TraceNode]
+) -> list[dict[str, Any]]:
+    """The containers that hold codes of ``scope`` now, and the containers holding those,
+    outward: ``{"code", "custodian", "holds": [codes], "container": outer or ""}`` sorted
+    by code; ``holds`` lists the scope's codes and inner containers directly inside. A
+    container that is in the scope itself is not repeated. Each one outside the scope costs
+    one ``TraceBack`` (its own node); at most ``MAX_CONTAINER_LOOKUPS``."""
+    in_scope = {n.code: n for n in scope}
+    holds: dict[str, list[str]] = defaultdict(list)
+    for n in scope:
+        if n.container:
+            holds[n.container].append(n.code)
+    found: dict[str, services_pb2.TraceNode] = {}
+    todo = [c for c in holds if c not in in_scope]
+    for _ in range(MAX_CONTAINER_LOOKUPS):
+        if not todo:
+            break
+        code = todo.pop()
+        if code in found:
+            continue
+        nodes = client.trace_back(code, max_depth=1, limit=1).nodes
+        me = nodes[0] if nodes else services_pb2.TraceNode(code=code)
+        found[code] = me
+        if me.container:
+            holds[me.container].append(code)
+            if me.container not in in_scope and me.container not in found:
+                todo.append(me.container)
+    out = []
+    for code in sorted(holds):
+        n = in_scope.get(code) or found.get(code) or services_pb2.TraceNode(code=code)
+        if code in in_scope:
+            continue  # (recalled with the scope: listed under its custodian)
+        out.append(
+            {
+                "code": code,
+                "custodian": n.custodian,
+                "holds": sorted(holds[code]),
+                "container": n.container,
+            }
+        )
+    return out
 
 
 def recall_event(codes: list[str], classes: set[str], when: str, reason: str) -> dict[str, Any]:
@@ -125,4 +173,5 @@ def run_recall(
                 "codes": chunk,
             }
         )
+    result.containers = find_containers(client, scope)
     return result

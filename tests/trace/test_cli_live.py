@@ -319,13 +319,15 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     closed: set[str] = set()
     current = ""
     for ln in out.splitlines()[1:]:
+        if not ln.startswith("  "):
+            break  # (the containers that hold recalled codes follow)
         if ln.startswith("    "):
             code = ln.split()[0]
             groups[current].add(code)
             if ln.endswith("(closed)"):
                 closed.add(code)
-        elif " holds " in ln:
-            current = ln.split()[0]
+        else:
+            current = ln.split()[0].rstrip(":")
             groups[current] = set()
     assert groups == {
         "slaughterhouse": canon(C1),
@@ -334,7 +336,11 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     }
     # what was consumed before the recall is not in its last custodian's hands: told so
     assert closed == canon(C1, K1, K2)
-    assert "processor holds 1 (2 closed before the recall" in out
+    assert "processor: 3 codes, 1 held, 2 closed before the recall" in out
+    assert "distributor holds 2:" in out
+    # P1 and P2 are packed in S1 (QA: the recall named the items, not the case label)
+    assert "containers holding recalled codes" in out
+    assert f"  {normalize_code(S1)} at distributor: holds " in out
     scope = cli.graph("forward", C1, "--all")["nodes"]
     assert {n["code"] for n in scope} == canon(C1, K1, K2, P1, P2, P3)
     assert all(n["recalled"] for n in scope)
@@ -345,6 +351,14 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     again = cli.json("recall", C1, "--key", cli.key("regulator"))  # DESIGN.md: no --reason
     assert again["records"] == []
     assert len(again["already_recalled"]) == 6
+    assert again["containers"] == [
+        {
+            "code": normalize_code(S1),
+            "custodian": "distributor",
+            "holds": sorted(canon(P1, P2)),
+            "container": "",
+        }
+    ]
 
     # after the recall: a plain handoff of a recalled code is refused ...
     ship = cli.handoff("processor", "distributor", P3)
