@@ -8,6 +8,7 @@ import math
 import os
 import re
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,37 @@ from node.payload_json import RepeatedKeyError, unique_keys
 # Piped or redirected, lines are never cut to fit (rich assumes 80 columns, and a trace
 # tree's lines are cropped, not wrapped): the width is then wider than any line we print.
 _WIDTH = None if sys.stdout.isatty() else 10_000
-console = Console(highlight=False, soft_wrap=True, markup=False, emoji=False, width=_WIDTH)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+
+#: Characters data may not print as themselves: controls (an escape sequence restyles or
+#: clears a terminal), format characters (a right-to-left override reorders a line), line
+#: separators, surrogates and private use.
+_ESCAPED = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co"})
+
+
+def safe(text: str, *, newlines: bool = False) -> str:
+    """``text`` with each control or format character written as ``\\uXXXX``, so printed
+    data cannot restyle the terminal or forge a line; ``newlines`` keeps newlines and tabs
+    (for a whole line of our own that holds data)."""
+    if text.isascii() and text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if (newlines and ch in "\n\t") or unicodedata.category(ch) not in _ESCAPED:
+            out.append(ch)
+        else:
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+    return "".join(out)
+
+
+class _SafeConsole(Console):
+    """A console whose plain-string arguments pass through ``safe`` (newlines kept)."""
+
+    def print(self, *objects: Any, **kw: Any) -> None:
+        super().print(*(safe(o, newlines=True) if isinstance(o, str) else o for o in objects), **kw)
+
+
+console = _SafeConsole(highlight=False, soft_wrap=True, markup=False, emoji=False, width=_WIDTH)
+err_console = _SafeConsole(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
 UINT32_MAX = 2**32 - 1

@@ -13,6 +13,7 @@ from cli.common import (
     interrupted_submit,
     positive_seconds,
     print_json,
+    safe,
     write_text_atomic,
 )
 from cli.draft import attachment_entry, build_envelope, load_envelope, open_all
@@ -338,16 +339,17 @@ def get(
         f"{i.event_time} codes {', '.join(i.codes) or '-'}"
     )
     for name, value in info["attributes"].items():
-        console.print(f"attribute {name}: {json.dumps(value, ensure_ascii=False)}")
+        console.print(f"attribute {safe(name)}: {safe(json.dumps(value, ensure_ascii=False))}")
     if key is None and info["sealed"]:
-        console.print(f"sealed {', '.join(info['sealed'])} (a recipient opens them with --key)")
+        names = ", ".join(safe(n) for n in info["sealed"])
+        console.print(f"sealed {names} (a recipient opens them with --key)")
     for a in record.attachments:
-        kind = f" ({a['media_type']})" if a.get("media_type") else ""
-        console.print(f"attachment {a['name']}{kind} sha256 {a['sha256']}")
+        kind = f" ({safe(a['media_type'])})" if a.get("media_type") else ""
+        console.print(f"attachment {safe(a['name'])}{kind} sha256 {safe(a['sha256'])}")
     for h in held:
         console.print(f"{h['file']} matches the record's attachment digest")
     if key is not None:
         for name, value in info["opened"].items():
-            console.print(f"sealed {name}: {json.dumps(value, ensure_ascii=False)}")
+            console.print(f"sealed {safe(name)}: {safe(json.dumps(value, ensure_ascii=False))}")
         for name in info["sealed_for_others"]:
-            console.print(f"sealed {name}: (not sealed for {key.name})")
+            console.print(f"sealed {safe(name)}: (not sealed for {key.name})")

@@ -342,8 +342,12 @@ def check_new_record(record: TraceRecord) -> None:
         custody rules read the CBV spellings only, so a lookalike would read as a recall
         while being none (``node.permissions.cbv_lookalike``);
       * each ``sealed`` value is a well-formed sealed value (``node.sealed.seal_problem``;
-        nothing is decrypted) under a non-empty name that is not also a public attribute.
+        nothing is decrypted) under a non-empty name that is not also a public attribute;
+      * an attribute's name, public or sealed, has no control or format character
+        (``node.textrules.control_char``): a newline in a name forged a line of
+        ``record get``, an escape sequence cleared a terminal.
     """
+    _check_attribute_names(record)
     if record.sealed:
         _check_sealed(record)
     for a in record.attachments:
@@ -449,6 +453,19 @@ def _check_attachment(a: Mapping[str, str]) -> None:
         )
     if not _HEX64.fullmatch(a.get("sha256", "")):
         raise InputError("record: an attachment's sha256 must be 64 lower-case hex digits")
+
+
+def _check_attribute_names(record: TraceRecord) -> None:
+    from node.textrules import control_char
+
+    for kind, names in (("attribute", record.attributes), ("sealed attribute", record.sealed)):
+        for name in names or ():
+            ch = control_char(name)
+            if ch:
+                raise InputError(
+                    f"record: {kind} name {_shown(name)} has a control or format character "
+                    f"({ch!r}): a name is shown to people on one line"
+                )
 
 
 def _check_sealed(record: TraceRecord) -> None:

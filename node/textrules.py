@@ -30,10 +30,22 @@ def hidden_char(text: str) -> str:
     return next((ch for ch in text if _hidden(ch)), "")
 
 
+#: What breaks or rewrites a line where it stands: controls (a newline, an escape sequence),
+#: format characters (a right-to-left override), line and paragraph separators, surrogates.
+_CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def control_char(text: str) -> str:
+    """The first control or format character of ``text`` (Unicode 3.2), or "". Unlike
+    ``hidden_char`` it lets spaces and characters newer than Unicode 3.2 pass: for names
+    shown to people, not identifiers."""
+    return next((ch for ch in text if _UCD.category(ch) in _CONTROL_CATEGORIES), "")
+
+
 def plain(text: str) -> str:
     """``text`` without its hidden characters, NFKC-normalised under Unicode 3.2 (full-width
     and compatibility forms become their plain characters)."""
     return _UCD.normalize("NFKC", "".join(c for c in text if not _hidden(c)))
 
 
-__all__ = ["hidden_char", "plain"]
+__all__ = ["control_char", "hidden_char", "plain"]

@@ -193,3 +193,19 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
     assert not stale.exists()
     assert live.exists()
     assert other.exists()
+
+
+def test_printed_data_cannot_restyle_the_terminal_or_forge_a_line():
+    # QA: an attribute name with a newline printed a fake `attribute` line, and ESC [2J
+    # cleared the screen; a right-to-left override reordered a value
+    from cli.common import console, safe
+
+    assert safe("备注\nattribute 结论") == "备注\\u000aattribute 结论"
+    assert safe("k\x1b[2J") == "k\\u001b[2J"
+    assert safe("12.5\u202e") == "12.5\\u202e"
+    assert safe("\x9b31m") == "\\u009b31m"  # a C1 control (one-byte CSI)
+    assert safe("猪肉 批次 7 🥩") == "猪肉 批次 7 🥩"
+    assert safe("two\nlines\tok", newlines=True) == "two\nlines\tok"
+    with console.capture() as cap:
+        console.print("a\x1b[2Jb\nc")
+    assert cap.get() == "a\\u001b[2Jb\nc\n"

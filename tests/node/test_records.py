@@ -28,6 +28,7 @@ from node.records import (
     sign_record,
     verify_envelope,
 )
+from node.textrules import control_char
 from tests.fixtures import epcis_events, genesis, key, object_event
 
 G = genesis()
@@ -256,7 +257,11 @@ def test_every_shared_epcis_event_signs_and_verifies(name, event):
         max_size=8,
         unique_by=normalize_code,  # a code named twice is refused
     ),
-    attrs=st.dictionaries(st.text(max_size=10), st.text(max_size=30), max_size=5),
+    attrs=st.dictionaries(
+        st.text(max_size=10).filter(lambda n: not control_char(n)),  # (names: one line)
+        st.text(max_size=30),
+        max_size=5,
+    ),
 )
 def test_records_round_trip_property(codes, attrs):
     env = signed(event=object_event(codes), attributes=attrs or None)
@@ -532,3 +537,23 @@ def test_an_envelope_from_another_consortium_is_told_as_such():
 def test_new_records_refuse_attachments_that_would_print_as_something_else(attachment, message):
     with pytest.raises(InputError, match=message):
         make_record(G, "farm", object_event(["urn:x:1"]), attachments=[attachment])
+
+
+@pytest.mark.parametrize(
+    ("field", "name"),
+    [
+        ("attributes", "备注\nattribute 结论"),  # a newline forged a line of `record get`
+        ("attributes", "k\x1b[2J"),  # an escape sequence cleared the terminal
+        ("attributes", "price\u202e"),  # a right-to-left override
+        ("sealed", "x\u2028y"),
+    ],
+)
+def test_an_attribute_name_with_a_control_or_format_character_is_refused(field, name):
+    # (the name is judged before a sealed value's form)
+    with pytest.raises(InputError, match="control or format character"):
+        make_record(G, "farm", object_event(["u:1"]), **{field: {name: "v"}})
+
+
+def test_attribute_names_in_any_script_pass():
+    attrs = {"检验结论": "符合", "note with spaces": 1, "\U0001f969 cut": "ok"}
+    assert make_record(G, "farm", object_event(["u:1"]), attributes=attrs).attributes == attrs
