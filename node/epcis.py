@@ -391,6 +391,29 @@ def lot_links(event: Mapping[str, Any], field: str = "epcList") -> list[tuple[st
     return [(lot, item) for item, lot in out.items()]
 
 
+def lot_conflict(event: Mapping[str, Any]) -> str:
+    """Why an item of ``event`` names two lots, or "": its Digital Link's lot (``/10/``) is
+    not the ILMD ``lotNumber`` the event declares for the items it makes (compared
+    unescaped). ``lot_links`` takes the Digital Link's; refused for new records, as the
+    item would escape the declared lot's recall."""
+    ilmd = event.get("ilmd")
+    if not isinstance(ilmd, Mapping):
+        return ""
+    declared = next((ilmd[k] for k in _LOT_KEYS if isinstance(ilmd.get(k), str)), "")
+    if not declared:
+        return ""
+    want = _PCT.sub(_pct_char, declared)
+    for field in ("epcList", "outputEPCList"):
+        for raw in _raw_list(event, field):
+            lot = _dl_lot(raw)
+            if lot and _PCT.sub(_pct_char, lot) != want:
+                return (
+                    f"{field} item {raw[:120]!r} is in lot {lot[:40]!r} by its Digital Link, "
+                    f"but the event's ILMD lotNumber is {declared[:40]!r}: one item, one lot"
+                )
+    return ""
+
+
 def _dl_lot(code: str) -> str:
     """The lot qualifier (10) of a Digital Link naming a GTIN, or ""."""
     if not code.lower().startswith(("https://", "http://")):

@@ -360,6 +360,7 @@ def check_new_record(record: TraceRecord) -> None:
     from node.epcis import (
         TRANSFORMATION_PREFIX,
         gs1_problem,
+        lot_conflict,
         raw_codes,
         raw_link_problem,
         repeated_code,
@@ -382,6 +383,9 @@ def check_new_record(record: TraceRecord) -> None:
 
     if record.event_type == "TransformationEvent" and "transformationID" in ev:
         _check_transformation_id(ev["transformationID"])
+    conflict = lot_conflict(ev)
+    if conflict:
+        raise InputError(f"event: {conflict}")
     repeat = repeated_code(ev)
     if repeat is not None:
         field, code = repeat

@@ -557,3 +557,24 @@ def test_an_attribute_name_with_a_control_or_format_character_is_refused(field, 
 def test_attribute_names_in_any_script_pass():
     attrs = {"检验结论": "符合", "note with spaces": 1, "\U0001f969 cut": "ok"}
     assert make_record(G, "farm", object_event(["u:1"]), attributes=attrs).attributes == attrs
+
+
+@pytest.mark.parametrize("field", ["epcList", "outputEPCList"])
+def test_an_item_whose_digital_link_lot_is_not_the_ilmd_lot_is_refused(field):
+    # QA: the item was linked to its Digital Link's lot only, so the recall of the ILMD's
+    # lot (named in the very record) missed it
+    item = "https://id.gs1.org/01/06902345000025/10/FM20260302/21/MIX1"
+    ev: dict[str, object] = {
+        **object_event([]),
+        "ilmd": {"cbvmda:lotNumber": "FM20260301"},
+    }
+    ev.pop("epcList")
+    if field == "outputEPCList":
+        ev.update(type="TransformationEvent", inputEPCList=["u:in"], outputEPCList=[item])
+        ev.pop("action")
+    else:
+        ev["epcList"] = [item]
+    with pytest.raises(InputError, match="by its Digital Link, but the event's ILMD lotNumber"):
+        make_record(G, "farm", ev)
+    ev["ilmd"] = {"cbvmda:lotNumber": "FM20260302"}  # the same lot: fine
+    assert make_record(G, "farm", ev)
