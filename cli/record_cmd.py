@@ -311,6 +311,8 @@ def get(
         "codes": list(i.codes),
         "category": i.category,
         "event_id": i.event_id or None,
+        "handoff_to": i.handoff_to or None,
+        "signers": list(i.signers),
         "envelope": envelope_from_proto(resp.envelope).to_json_dict(),
     }
     record = TraceRecord.from_payload(resp.envelope.payload, strict=False)
@@ -338,6 +340,8 @@ def get(
         f"record {info['record_id']} by {i.author} {where}: {i.event_type} {i.biz_step} "
         f"{i.event_time} codes {', '.join(i.codes) or '-'}"
     )
+    if i.handoff_to:
+        console.print(f"handoff to {i.handoff_to}, signed by {' and '.join(i.signers)}")
     for name, value in info["attributes"].items():
         console.print(f"attribute {safe(name)}: {safe(json.dumps(value, ensure_ascii=False))}")
     if key is None and info["sealed"]:

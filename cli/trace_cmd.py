@@ -63,6 +63,8 @@ def record_dict(r: Any) -> dict[str, Any]:
         "event_time": r.event_time,
         "codes": list(r.codes),
         "event_id": r.event_id or None,
+        "handoff_to": r.handoff_to or None,
+        "signers": list(r.signers),
     }
 
 
@@ -223,8 +225,9 @@ def history(
     console.print(Text.assemble(("history of", "bold"), f" {root}: {shown}{more}"))
     for r in records:
         step = bare_step(r.biz_step) or "-"  # CBV's word; a custom step as written
+        to = f"  -> {r.handoff_to} (countersigned)" if r.handoff_to else ""
         console.print(
-            f"  #{r.log_index:<6} {r.event_time:<28} {r.author:<16} {r.event_type:<20} {step}"
+            f"  #{r.log_index:<6} {r.event_time:<28} {r.author:<16} {r.event_type:<20} {step}{to}"
         )
     if page:
         console.print(f"more: --page {page}  (or --all)")

@@ -44,6 +44,7 @@ def _record_info(node: Node, record_id: bytes, env: types_pb2.Envelope) -> types
     info = types_pb2.RecordInfo(record_id=record_id)
     if loc is not None:
         info.log_index, info.height = loc
+    info.signers.extend(s.keyid for s in env.signatures)
     try:
         rec = TraceRecord.from_payload(env.payload, strict=False)
     except LedgerError:
@@ -54,6 +55,7 @@ def _record_info(node: Node, record_id: bytes, env: types_pb2.Envelope) -> types
     info.event_time = rec.event_time
     info.category = rec.category
     info.codes.extend(rec.codes())
+    info.handoff_to = rec.handoff_to
     event_id = rec.event.get("eventID")
     if isinstance(event_id, str):
         info.event_id = event_id

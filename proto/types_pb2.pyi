@@ -103,7 +103,7 @@ class Envelope(_message.Message):
     def __init__(self, payload: _Optional[bytes] = ..., payload_type: _Optional[str] = ..., signatures: _Optional[_Iterable[_Union[Signature, _Mapping]]] = ...) -> None: ...
 
 class RecordInfo(_message.Message):
-    __slots__ = ("record_id", "log_index", "height", "author", "event_type", "biz_step", "event_time", "codes", "category", "event_id")
+    __slots__ = ("record_id", "log_index", "height", "author", "event_type", "biz_step", "event_time", "codes", "category", "event_id", "handoff_to", "signers")
     RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +114,8 @@ class RecordInfo(_message.Message):
     CODES_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    HANDOFF_TO_FIELD_NUMBER: _ClassVar[int]
+    SIGNERS_FIELD_NUMBER: _ClassVar[int]
     record_id: bytes
     log_index: int
     height: int
@@ -124,7 +126,9 @@ class RecordInfo(_message.Message):
     codes: _containers.RepeatedScalarFieldContainer[str]
     category: str
     event_id: str
-    def __init__(self, record_id: _Optional[bytes] = ..., log_index: _Optional[int] = ..., height: _Optional[int] = ..., author: _Optional[str] = ..., event_type: _Optional[str] = ..., biz_step: _Optional[str] = ..., event_time: _Optional[str] = ..., codes: _Optional[_Iterable[str]] = ..., category: _Optional[str] = ..., event_id: _Optional[str] = ...) -> None: ...
+    handoff_to: str
+    signers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, record_id: _Optional[bytes] = ..., log_index: _Optional[int] = ..., height: _Optional[int] = ..., author: _Optional[str] = ..., event_type: _Optional[str] = ..., biz_step: _Optional[str] = ..., event_time: _Optional[str] = ..., codes: _Optional[_Iterable[str]] = ..., category: _Optional[str] = ..., event_id: _Optional[str] = ..., handoff_to: _Optional[str] = ..., signers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class BlockHeader(_message.Message):
     __slots__ = ("chain_id", "genesis_hash", "height", "round", "time_ms", "proposer", "prev_block_hash", "log_size", "log_root", "num_records", "records_hash", "state_root")

@@ -213,10 +213,18 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     ]
     assert cli.cli_custodian(F1) == cli.cli_custodian(F2) == "slaughterhouse"
     assert cli.custodian(F3) == "farm"
-    assert cli.json("record", "get", cli.offer_ids[offer])["record_id"] == done["record_id"]
+    got = cli.json("record", "get", cli.offer_ids[offer])
+    assert got["record_id"] == done["record_id"]
+    # who received it and who signed, without decoding the envelope (QA: a regulator saw
+    # only "by farm ... shipping")
+    assert (got["handoff_to"], got["signers"]) == ("slaughterhouse", ["farm", "slaughterhouse"])
+    assert (hist[-1]["handoff_to"], hist[0]["handoff_to"]) == ("slaughterhouse", None)
+    assert "handoff to slaughterhouse, signed by farm and slaughterhouse" in cli.ok(
+        "record", "get", done["record_id"]
+    )
     human = cli.ok("trace", "history", F1)
     assert "2 events" in human
-    assert "shipping" in human
+    assert "shipping  -> slaughterhouse (countersigned)" in human
 
     # ---- transformations, handoff, aggregation (pack and unpack) ---------------------
     cli.submit_wait("slaughterhouse", transform([F1, F2], [C1, C2, C3], "killing", 2))
