@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import nacl.bindings
 import typer
 
-from cli.common import console, print_json, read_json_file, write_text_atomic
-from node.errors import ConfigError
+from cli.common import console, print_json, read_json_file, safe, write_text_atomic
+from cli.nodeaddr import find_testnet
+from node.errors import ConfigError, InputError
 from node.genesis import ROLES, ConsensusParams, Genesis, Member
 from node.keys import read_public_info
 from node.permissions import bare_step, cbv_lookalike, genesis_permissions
+from node.textrules import control_char
 
 #: A new chain's id: what every checkpoint origin (``suyuan/<id>/<genesis>``) can carry.
 CHAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
@@ -47,6 +50,41 @@ def parse_member(spec: str) -> Member:
             "curve or of small order: no signature by it would ever verify)"
         )
     return Member(name, roles, raw)
+
+
+_LABEL_MAX = 200  # characters of a display name or an organisation code
+
+
+def apply_labels(members: list[Member], names: list[str], orgs: list[str]) -> list[Member]:
+    """``members`` with the ``MEMBER=TEXT`` labels of ``--display-name`` and ``--org-code``
+    (each member at most once per option; one line of visible text, at most 200 chars)."""
+    by_id = {m.id: m for m in members}
+    for option, specs, fld in (
+        ("--display-name", names, "display_name"),
+        ("--org-code", orgs, "org_code"),
+    ):
+        seen: set[str] = set()
+        for spec in specs:
+            mid, sep, text = spec.partition("=")
+            if not sep or not text.strip():
+                raise ConfigError(f"{option} {spec!r}: expected MEMBER=TEXT")
+            if mid not in by_id:
+                raise ConfigError(f"{option} {spec!r}: {mid!r} is not a --member")
+            if mid in seen:
+                raise ConfigError(f"{option}: {mid!r} is given twice")
+            ch = control_char(text)
+            if ch or len(text) > _LABEL_MAX:
+                raise ConfigError(
+                    f"{option} {mid}: one line of at most {_LABEL_MAX} characters, with no "
+                    "control or format character"
+                )
+            seen.add(mid)
+            m = by_id[mid]
+            if fld == "display_name":
+                by_id[mid] = dataclasses.replace(m, display_name=text)
+            else:
+                by_id[mid] = dataclasses.replace(m, org_code=text)
+    return [by_id[m.id] for m in members]
 
 
 def read_permissions(path: Path) -> dict[str, tuple[str, ...]]:
@@ -102,6 +140,18 @@ def init(
             help='JSON object {"bizStep": ["role", ...]} laid over the default table.',
         ),
     ] = None,
+    display_name: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--display-name", help="MEMBER=NAME (repeat): the organisation's name, e.g. 某某乳业."
+        ),
+    ] = None,
+    org_code: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--org-code", help="MEMBER=CODE (repeat): e.g. its unified social credit code."
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -120,7 +170,7 @@ def init(
             "starting with a letter or digit (it names the chain in every checkpoint and "
             "signed note, and can never change)"
         )
-    members = [parse_member(m) for m in member]
+    members = apply_labels([parse_member(m) for m in member], display_name or [], org_code or [])
     params = ConsensusParams(
         timeout_propose_ms=timeout_propose_ms, max_record_bytes=max_record_bytes
     )
@@ -136,3 +186,66 @@ def init(
             f"chain {chain_id}: {len(members)} members, {nv} validator{'' if nv == 1 else 's'}"
         )
         console.print(f"chain identity (SHA-256 of {out}): {genesis.hash.hex()}")
+
+
+def member_rows(g: Genesis) -> list[dict[str, Any]]:
+    """Each member as shown by ``consortium show``, in genesis order."""
+    return [
+        {
+            "id": m.id,
+            "roles": list(m.roles),
+            "validator": m.id in g.validators,
+            "display_name": m.display_name,
+            "org_code": m.org_code,
+            "public_key": m.public_key.hex(),
+        }
+        for m in g.members
+    ]
+
+
+@app.command("show")
+def show(
+    genesis: Annotated[
+        Path | None,
+        typer.Option(
+            "--genesis",
+            help="Genesis file (default: ./genesis.json, else the local testnet's).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Who is in a consortium: its chain identity, members, roles, validators, names."""
+    path = genesis
+    if path is None:
+        here, testnet = Path("genesis.json"), find_testnet()
+        path = here if here.exists() else (testnet / "genesis.json" if testnet else None)
+    if path is None:
+        raise InputError("--genesis is required: no ./genesis.json and no local testnet")
+    g = Genesis.load(path)
+    rows = member_rows(g)
+    if as_json:
+        print_json(
+            {
+                "chain_id": g.chain_id,
+                "genesis_hash": g.hash.hex(),
+                "genesis_time": g.genesis_time,
+                "members": rows,
+                "validators": list(g.validators),
+                "consensus": g.consensus.to_dict(),
+            }
+        )
+        return
+    nv = len(g.validators)
+    console.print(
+        f"chain {g.chain_id}: {len(rows)} members, {nv} validator{'' if nv == 1 else 's'} "
+        f"(tolerates {(nv - 1) // 3} faulty), founded {g.genesis_time or '-'}"
+    )
+    console.print(f"chain identity (SHA-256 of {path}): {g.hash.hex()}")
+    for r in rows:
+        org = f"[{r['org_code']}]" if r["org_code"] else ""
+        label = " ".join(x for x in (r["display_name"], org) if x)
+        console.print(
+            f"  {r['id']:<16} {','.join(r['roles']):<24} "
+            f"{'validator' if r['validator'] else '-':<10} {safe(label) or '-'}  "
+            f"key {r['public_key'][:16]}..."
+        )

@@ -515,3 +515,43 @@ def test_attachments_must_be_regular_files_with_visible_names(net):
         assert r.returncode == 2, r.stderr
         assert message in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_consortium_names_its_members_and_show_reads_them(tmp_path):
+    # QA: display_name and org_code (DESIGN's data model) could only be hand-edited into
+    # genesis.json, and no command showed them
+    for name in ("dairy", "v0"):
+        assert suyuan("keys", "new", name, "--unencrypted", cwd=tmp_path).returncode == 0
+    base = ["consortium", "init", "--chain-id", "named", "--member", "dairy:enterprise:dairy.key",
+            "--member", "v0:association:v0.key", "--validator", "v0"]  # fmt: skip
+    r = suyuan(*base, "--display-name", "dairy=某某乳业有限公司",
+               "--org-code", "dairy=91110000MA00000000", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    shown = suyuan("consortium", "show", "--json", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    doc = json.loads(shown.stdout)
+    dairy = next(m for m in doc["members"] if m["id"] == "dairy")
+    assert (dairy["display_name"], dairy["org_code"], dairy["validator"]) == (
+        "某某乳业有限公司",
+        "91110000MA00000000",
+        False,
+    )
+    assert doc["validators"] == ["v0"]
+    assert (
+        doc["genesis_hash"] == hashlib.sha256((tmp_path / "genesis.json").read_bytes()).hexdigest()
+    )
+    text = suyuan("consortium", "show", "--genesis", "genesis.json", cwd=tmp_path).stdout
+    assert "某某乳业有限公司 [91110000MA00000000]" in text
+    assert "1 validator (tolerates 0 faulty)" in text
+    # a label for a non-member, twice for one member, or with a newline: one line, exit 2
+    for bad, why in (
+        (["--display-name", "nobody=X"], "is not a --member"),
+        (["--display-name", "dairy=A", "--display-name", "dairy=B"], "given twice"),
+        (["--org-code", "dairy=A\nB"], "control or format character"),
+        (["--display-name", "dairy"], "expected MEMBER=TEXT"),
+    ):
+        r = suyuan(*base, "--out", "g2.json", *bad, cwd=tmp_path)
+        assert r.returncode == 2, r.stderr
+        assert why in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "g2.json").exists()
