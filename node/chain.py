@@ -24,7 +24,7 @@ from google.protobuf.message import DecodeError
 
 from consensus.messages import block_hash_of
 from consensus.validators import ValidatorSet
-from node import compact, custody
+from node import compact, custody, event_ids
 from node.convert import envelope_from_proto
 from node.errors import InputError, LedgerError, ReplayError, RuleError, TooLargeError
 from node.genesis import Genesis
@@ -90,6 +90,7 @@ class ChainState:
         # node's own, lower ``limits.max_record_bytes`` applies at Submit only)
         self.max_record_bytes = genesis.consensus.max_record_bytes
         self.custody_view = StoreCustodyView(store)
+        event_ids.catch_up(store)  # (a store of an earlier version: before any record is judged)
         self._prepared: dict[bytes, Prepared] = {}
 
     def head(self) -> Head:
@@ -162,6 +163,11 @@ class ChainState:
                     self.check_fresh(v, r)
                 except ReplayError as e:
                     results[i] = e.with_traceback(None)
+                    continue
+                eid = event_ids.event_id(v.record)
+                why = event_ids.duplicate(eid, r) if eid else ""
+                if why:
+                    results[i] = event_ids.refusal(why, v.record)
         return results, height
 
     def check_rules(
@@ -213,6 +219,12 @@ class ChainState:
                 seen_ids.add(v.record_id)
                 seen_nonces.add(nonce)
                 fresh.append((pb, v))
+            repeats = event_ids.check_new([v for _, v in fresh], reader)
+            if repeats:  # (rule event-id, for new records: a block of ours is one)
+                for i, err in repeats:
+                    dropped.append(Dropped(fresh[i][1].record_id, err))
+                gone = {i for i, _ in repeats}
+                fresh = [item for i, item in enumerate(fresh) if i not in gone]
             update = self.check_rules([v for _, v in fresh], reader)
         bad = {r.position for r in update.refused}
         for r in update.refused:
@@ -281,7 +293,9 @@ class ChainState:
             rebuilt from those very records by leaf hash); its leaf is what the log root
             is checked against, and the block's envelopes are what commit stores;
         (5) no record id or author nonce repeats, in the block or in the log;
-        (6) the custody rules accept every record, in order;
+        (6) the custody rules accept every record, in order; in a proposed block (signatures
+            checked) no record repeats a committed or earlier record's EPCIS eventID
+            (``node.event_ids``: a rule for new records, so certified blocks skip it);
         (7) log_size and log_root are the log's after appending the block's leaves.
         """
         bh = block_hash_of(block)
@@ -331,6 +345,11 @@ class ChainState:
                     self.check_fresh(v, reader)
                 except ReplayError as e:
                     raise InputError(f"block: {e}") from e
+            if verify_signatures:
+                repeats = event_ids.check_new(verified, reader)
+                if repeats:
+                    i, err = repeats[0]
+                    raise RuleError(err.rule, f"block: record {i}: {err}", err.code)
             update = self.check_rules(verified, reader)
         if update.refused:
             refusal = update.refused[0]
@@ -358,7 +377,7 @@ class ChainState:
                 leaf_data=p.leaf_hashes,
                 codes=p.update.codes(),
                 nonces=[(v.record.author, v.record.nonce) for v in p.verified],
-                extra=p.update.puts(),
+                extra=[*p.update.puts(), *event_ids.puts(p.verified, p.header.height)],
                 leaves_hashed=True,
             )
         )

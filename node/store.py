@@ -16,7 +16,8 @@ recent_ids    height (8 bytes), of the last K blocks only   first log index, the
 nonces        len(author) || author || nonce (``nonce_key``)  empty
 codes         code || 0x00 || log index (``code_key``)     empty (keys sort by code, index)
 merkle        level || chunk (node.merkle_store)          127 node hashes per chunk
-custody ...   upper layers' keys                          upper layers' values
+custody ...   upper layers' keys (custody, edges,            upper layers' values
+              evidence, event_ids: ``node.event_ids``)
 ============  ==========================================  ==================================
 
 Each envelope is stored once, inside its block's value (a run of overflow pages, so no
@@ -91,7 +92,8 @@ _UPGRADABLE = (2,)  # 1: the first layout of 80ef47c (post-order nodes, envelope
 IDS_SWEEP_SLICES = 32  # K: an id reaches ``ids`` within K blocks (memory: ~2K blocks of ids)
 ZERO_HASH = bytes(32)  # the head's block hash before the first block (prev_block_hash at 1)
 DEFAULT_MAP_SIZE = 1 << 30  # address space only; the file grows with the data
-EXTRA_DBS = ("custody", "edges", "evidence")  # pre-declared sub-databases for upper layers
+#: pre-declared sub-databases for upper layers
+EXTRA_DBS = ("custody", "edges", "evidence", "event_ids")
 MAX_RAW_KEY = 400  # longer nonce or code keys are replaced by a digest (LMDB keys <= 511)
 DEFAULT_PAGE = 1000
 _CORE_DBS = ("meta", "sign", "blocks", "block_ends", "ids", "recent_ids", "nonces", "codes")
@@ -720,6 +722,18 @@ class Store:
             db=dbs["meta"],
         )
         return head, front, list(due)
+
+    def put_extra(self, items: Sequence[tuple[str, bytes, bytes]]) -> None:
+        """Write ``(db, key, value)`` puts to extra sub-databases in one transaction (an
+        upper layer's index built outside a block's commit, e.g. ``node.event_ids``)."""
+        for name, _k, _v in items:
+            self._extra_db(name)  # (raises for an unknown one before anything is written)
+
+        def work(txn: lmdb.Transaction) -> None:
+            for name, k, v in items:
+                txn.put(k, v, db=self._dbs[name])
+
+        self._write(work)
 
     def put_sign_state(self, state: bytes) -> None:
         """Durably record the consensus layer's last-signed state (fsynced on return)."""

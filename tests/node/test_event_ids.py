@@ -1,0 +1,102 @@
+"""EPCIS eventIDs, one event one record (``node.event_ids``), on a real LMDB store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from node import event_ids
+from node.chain import EXTRA_DBS, ChainState, records_hash
+from node.convert import envelope_to_proto
+from node.errors import RuleError
+from node.records import make_record, sign_record
+from node.store import Store
+from proto import types_pb2
+from tests.fixtures import genesis, key, object_event
+from tests.node.test_chain import candidates, cert_for
+
+G = genesis()
+EID = "urn:uuid:6e1e9d2c-5c4b-4f9a-9b8e-0d6f1c2a3b4c"
+
+
+@pytest.fixture
+def chain(tmp_path: Path):
+    store = Store.open(tmp_path / "s", G.hash, extra_dbs=EXTRA_DBS)
+    yield ChainState(store, G)
+    store.close()
+
+
+def rec(code: str, eid: str = EID) -> types_pb2.Envelope:
+    ev = {**object_event([code]), "eventID": eid}
+    return envelope_to_proto(sign_record(make_record(G, "farm", ev, category="meat"), key("farm")))
+
+
+def _commit(chain: ChainState, pbs: list[types_pb2.Envelope]) -> None:
+    h = chain.store.head().height + 1
+    block, dropped = chain.build_block(h, 0, "v1", candidates(chain, pbs), h)
+    assert not dropped
+    chain.commit(chain.validate_block(block), cert_for(block, h))
+
+
+def test_a_committed_eventid_is_refused_at_admission_and_by_the_proposer(chain: ChainState) -> None:
+    _commit(chain, [rec("u:1")])
+    again = rec("u:2")  # another code, the same eventID (QA: it committed a second time)
+    results, _ = chain.admission_checks([again])
+    assert isinstance(results[0], RuleError)
+    assert results[0].rule == "event-id"
+    assert f"eventID {EID!r} is already on the chain" in str(results[0])
+    block, dropped = chain.build_block(2, 0, "v1", candidates(chain, [again, rec("u:3", "x")]), 2)
+    assert len(block.envelopes) == 1
+    assert [d.reason.rule for d in dropped] == ["event-id"]  # type: ignore[attr-defined]
+
+
+def test_a_block_naming_one_eventid_twice_keeps_the_first(chain: ChainState) -> None:
+    a, b = rec("u:1"), rec("u:2")
+    block, dropped = chain.build_block(1, 0, "v1", candidates(chain, [a, b]), 1)
+    assert [pb.payload for pb in block.envelopes] == [a.payload]
+    assert "earlier record of this block" in str(dropped[0].reason)
+
+
+def test_validators_refuse_a_proposal_that_repeats_an_eventid(chain: ChainState) -> None:
+    _commit(chain, [rec("u:1")])
+    # a Byzantine proposer's block: honest header fields, the repeat inside
+    honest, _ = chain.build_block(2, 0, "v1", candidates(chain, [rec("u:4", "other")]), 2)
+    header = types_pb2.BlockHeader.FromString(honest.header)
+    bad = rec("u:2")
+    chain._prepared.clear()
+    v = chain.verify(bad)
+    size, root = chain.store.preview_root([v.leaf_hash], hashed=True)
+    header.log_size, header.log_root = size, root
+    header.records_hash = records_hash([v.record_id])
+    block = types_pb2.Block(header=header.SerializeToString(), envelopes=[bad])
+    with pytest.raises(RuleError, match=r"block: record 0: .*already on the chain"):
+        chain.validate_block(block)
+    # a certified block is not judged by the rule: a log written before it still replays
+    p = chain.validate_block(block, verify_signatures=False)
+    chain.commit(p, cert_for(block, 2))
+    assert chain.store.head().log_size == 2
+
+
+def test_an_older_store_is_indexed_when_the_chain_opens(tmp_path: Path) -> None:
+    path = tmp_path / "s"
+    store = Store.open(path, G.hash, extra_dbs=EXTRA_DBS)
+    chain = ChainState(store, G)
+    _commit(chain, [rec("u:1")])
+    _commit(chain, [rec("u:2", "urn:uuid:other")])
+    assert event_ids.indexed_height(store) == 2
+    # as a store of the previous version: no index at all
+    with store._env.begin(write=True) as txn:
+        txn.drop(store._dbs[event_ids.DB], delete=False)
+    assert event_ids.indexed_height(store) == 0
+    chain = ChainState(store, G)  # a node starting on it
+    assert event_ids.indexed_height(store) == 2
+    results, _ = chain.admission_checks([rec("u:3")])
+    assert isinstance(results[0], RuleError)
+    store.close()
+
+
+def test_a_long_eventid_is_keyed_by_its_digest() -> None:
+    assert event_ids.key("x" * 1000).startswith(b"h")
+    assert len(event_ids.key("x" * 1000)) == 33
+    assert event_ids.key("urn:uuid:1") == b"eurn:uuid:1"
