@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -28,7 +29,7 @@ from node import compact, custody, event_ids
 from node.convert import envelope_from_proto
 from node.errors import InputError, LedgerError, ReplayError, RuleError, TooLargeError
 from node.genesis import Genesis
-from node.records import TraceRecord, VerifiedRecord, verify_envelope
+from node.records import TraceRecord, VerifiedRecord, ahead_problem, verify_envelope
 from node.store import BlockWrite, Head, Store, StoreReader
 from proto import types_pb2
 
@@ -42,6 +43,20 @@ def parse_trusted(pb: types_pb2.Envelope) -> VerifiedRecord:
     pb.DiscardUnknownFields()
     env = envelope_from_proto(pb)
     return VerifiedRecord(env.record_id, TraceRecord.from_payload(env.payload, strict=False), env)
+
+
+def ahead_of(records: Sequence[VerifiedRecord], time_ms: int) -> list[tuple[int, RuleError]]:
+    """The records whose eventTime is over a day after ``time_ms`` (rule ``event-time``:
+    ``node.records.ahead_problem``), as (position, error). Judged at admission against the
+    node's clock, not in block validity (clocks differ between validators): an honest node
+    neither admits nor proposes such a record, a Byzantine proposer could still commit one."""
+    out = []
+    for i, v in enumerate(records):
+        why = ahead_problem(v.record, time_ms)
+        if why:
+            codes = v.record.codes()
+            out.append((i, RuleError("event-time", why, codes[0] if codes else "")))
+    return out
 
 
 def records_hash(record_ids: Iterable[bytes]) -> bytes:
@@ -168,6 +183,10 @@ class ChainState:
                 why = event_ids.duplicate(eid, r) if eid else ""
                 if why:
                     results[i] = event_ids.refusal(why, v.record)
+                    continue
+                ahead = ahead_of([v], int(time.time() * 1000))
+                if ahead:
+                    results[i] = ahead[0][1]
         return results, height
 
     def check_rules(
@@ -219,11 +238,12 @@ class ChainState:
                 seen_ids.add(v.record_id)
                 seen_nonces.add(nonce)
                 fresh.append((pb, v))
-            repeats = event_ids.check_new([v for _, v in fresh], reader)
-            if repeats:  # (rule event-id, for new records: a block of ours is one)
-                for i, err in repeats:
+            # (rule event-id, for new records: a block of ours is one)
+            refused = event_ids.check_new([v for _, v in fresh], reader)
+            if refused:
+                gone = dict(refused)
+                for i, err in sorted(gone.items()):
                     dropped.append(Dropped(fresh[i][1].record_id, err))
-                gone = {i for i, _ in repeats}
                 fresh = [item for i, item in enumerate(fresh) if i not in gone]
             update = self.check_rules([v for _, v in fresh], reader)
         bad = {r.position for r in update.refused}
@@ -345,10 +365,10 @@ class ChainState:
                     self.check_fresh(v, reader)
                 except ReplayError as e:
                     raise InputError(f"block: {e}") from e
-            if verify_signatures:
-                repeats = event_ids.check_new(verified, reader)
-                if repeats:
-                    i, err = repeats[0]
+            if verify_signatures:  # (a proposal: the rule for new records)
+                refused = event_ids.check_new(verified, reader)
+                if refused:
+                    i, err = refused[0]
                     raise RuleError(err.rule, f"block: record {i}: {err}", err.code)
             update = self.check_rules(verified, reader)
         if update.refused:

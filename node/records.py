@@ -283,6 +283,44 @@ def is_date_time(text: str) -> bool:
     return True
 
 
+def event_time_ms(text: str) -> int | None:
+    """Milliseconds since the epoch of an RFC 3339 ``date-time`` (``is_date_time``; a leap
+    second read as :59, fractions past milliseconds dropped), None if it is not one."""
+    m = _DATE_TIME.fullmatch(text)
+    if m is None:
+        return None
+    sec = "59" if m.group(1) == "60" else m.group(1)
+    rest = text[19:].upper()
+    frac = ""
+    if rest.startswith("."):
+        digits = len(rest) - len(rest[1:].lstrip("0123456789"))
+        frac, rest = rest[:digits][:7], rest[digits:]
+    iso = text[:10] + "T" + text[11:17] + sec + frac + ("+00:00" if rest == "Z" else rest)
+    try:
+        return int(dt.datetime.fromisoformat(iso).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+#: How far an event's time may be ahead of the block that commits it: clocks and time zones
+#: err by hours, not by more than a day.
+MAX_AHEAD_MS = 24 * 3600 * 1000
+
+
+def ahead_problem(record: TraceRecord, time_ms: int) -> str:
+    """Why ``record``'s eventTime is too far after ``time_ms`` (the node's clock, at
+    admission), or "" (rule ``event-time``: an event is recorded once it has happened)."""
+    t = event_time_ms(record.event_time)
+    if t is None or t <= time_ms + MAX_AHEAD_MS:
+        return ""
+    when = dt.datetime.fromtimestamp(time_ms / 1000, dt.UTC).isoformat(timespec="seconds")
+    return (
+        f"eventTime {record.event_time[:40]!r} is {(t - time_ms) / 3_600_000:.0f} h after the "
+        f"node's time ({when.replace('+00:00', 'Z')}): an event is recorded once it has "
+        "happened (at most a day ahead, for clocks that err)"
+    )
+
+
 _TZ_OFFSET = re.compile(r"[+-](0\d|1[0-3]):[0-5]\d|[+-]14:00", re.ASCII)  # EPCIS 2.0's
 
 

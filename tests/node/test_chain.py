@@ -197,3 +197,27 @@ def test_refusals_are_kept_without_their_traceback(chain: ChainState) -> None:
     assert all(e.__traceback__ is None for e in errors)
     _, dropped = chain.build_block(2, 0, "v2", candidates(chain, [rec("u:1", nonce="other-n1")]), 2)
     assert [d.reason.__traceback__ for d in dropped] == [None]  # commission-once refusal
+
+
+def test_an_event_dated_over_a_day_ahead_of_the_node_is_refused_at_admission(
+    chain: ChainState,
+) -> None:
+    # QA: a commissioning dated 2099 was committed, and trace history listed it out of order
+    import datetime as dt
+
+    from node.records import event_time_ms
+
+    def dated(code: str, when: str) -> types_pb2.Envelope:
+        ev = {**object_event([code]), "eventTime": when, "eventTimeZoneOffset": "+00:00"}
+        r = make_record(G, "farm", ev, category="meat")
+        return envelope_to_proto(sign_record(r, key("farm")))
+
+    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    results, _ = chain.admission_checks([dated("u:1", "2099-01-01T00:00:00Z"), dated("u:2", soon)])
+    assert isinstance(results[0], RuleError)
+    assert results[0].rule == "event-time"
+    assert "after the node's time" in str(results[0])
+    assert not isinstance(results[1], LedgerError)  # (a clock a few hours off is tolerated)
+    assert event_time_ms("2026-03-01T08:00:00.123456789+08:00") == 1772323200123
+    assert event_time_ms("2026-03-01T00:00:60Z") == 1772323259000
+    assert event_time_ms("2026-02-30T00:00:00Z") is None
