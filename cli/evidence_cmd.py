@@ -19,6 +19,7 @@ from cli.common import console, print_json, write_text_atomic
 from cli.proof_cmd import JsonOpt, NodeOpt
 from consensus.evidence import check_evidence, evidence_key
 from consensus.validators import ValidatorSet
+from node import strictjson
 from node.errors import InputError, VerificationError, first_line
 from node.genesis import Genesis
 from node.inputfile import read_input
@@ -36,10 +37,7 @@ def _describe(ev: consensus_pb2.Evidence) -> dict[str, Any]:
 
 def parse_evidence_json(text: bytes) -> list[consensus_pb2.Evidence]:
     """One ``Evidence`` object, or a ``ListEvidenceResponse`` ({"evidence": [...]})."""
-    try:
-        doc = json.loads(text)
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise InputError(f"evidence: not valid JSON ({first_line(e)})") from e
+    doc = strictjson.loads(text, "evidence")
     if not isinstance(doc, dict):
         raise InputError(
             f'evidence: expected a JSON object (one Evidence, or {{"evidence": [...]}}), '
@@ -47,10 +45,12 @@ def parse_evidence_json(text: bytes) -> list[consensus_pb2.Evidence]:
         )
     try:
         if isinstance(doc, dict) and set(doc) <= {"evidence"}:
+            strictjson.one_spelling(doc, services_pb2.ListEvidenceResponse.DESCRIPTOR, "evidence")
             resp = services_pb2.ListEvidenceResponse()
             json_format.ParseDict(doc, resp, ignore_unknown_fields=False)
             return list(resp.evidence)
         ev = consensus_pb2.Evidence()
+        strictjson.one_spelling(doc, consensus_pb2.Evidence.DESCRIPTOR, "evidence")
         json_format.ParseDict(doc, ev, ignore_unknown_fields=False)
     except (json_format.ParseError, ValueError, TypeError) as e:
         raise InputError(f"evidence: not an Evidence JSON document ({first_line(e)})") from e

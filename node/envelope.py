@@ -149,13 +149,21 @@ def leaf_bytes(payload_type: str, payload: bytes, signatures: Iterable[tuple[str
     u16 nsig || (u16 len(keyid) || keyid || u16 len(sig) || sig)*``, big-endian, signatures in
     envelope order. Any change to the envelope changes these bytes.
     """
-    t = payload_type.encode("utf-8")
-    parts = [_LEAF_TAG, struct.pack(">I", len(t)), t, struct.pack(">I", len(payload)), payload]
     sigs = list(signatures)
-    parts.append(struct.pack(">H", len(sigs)))
-    for keyid, sig in sigs:
-        k = keyid.encode("utf-8")
-        parts += [struct.pack(">H", len(k)), k, struct.pack(">H", len(sig)), sig]
+    try:
+        t = payload_type.encode("utf-8")
+        parts = [_LEAF_TAG, struct.pack(">I", len(t)), t, struct.pack(">I", len(payload)), payload]
+        parts.append(struct.pack(">H", len(sigs)))
+        for keyid, sig in sigs:
+            k = keyid.encode("utf-8")
+            parts += [struct.pack(">H", len(k)), k, struct.pack(">H", len(sig)), sig]
+    except struct.error as e:  # (no envelope a node admits comes near: 64 KiB records)
+        raise InputError(
+            "envelope: too large to be a log entry (over 65,535 signatures, or a keyid or "
+            "signature over 65,535 bytes)"
+        ) from e
+    except UnicodeEncodeError as e:
+        raise InputError("envelope: a keyid or payloadType is not valid Unicode text") from e
     return b"".join(parts)
 
 

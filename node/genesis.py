@@ -24,6 +24,7 @@ from typing import Any
 from node.errors import ConfigError
 from node.inputfile import read_input
 from node.keys import validate_name
+from node.payload_json import RepeatedKeyError, unique_keys
 
 FORMAT = "suyuan-genesis/1"
 ROLES = ("enterprise", "association", "regulator", "inspector", "auditor")
@@ -221,14 +222,24 @@ class Genesis:
         gtime = doc.get("genesis_time", "")
         if not isinstance(gtime, str):
             raise ConfigError("genesis: 'genesis_time' must be a string")
-        digest = hashlib.sha256(canonical_json(doc)).digest()
+        try:
+            digest = hashlib.sha256(canonical_json(doc)).digest()
+        except UnicodeEncodeError as e:  # a lone surrogate (\ud800) parsed from an escape
+            raise ConfigError(
+                f"genesis: holds text that is not valid Unicode ({e.object[e.start : e.end]!r}, "
+                "a lone surrogate)"
+            ) from e
         return cls(chain_id, tuple(members), tuple(validators), consensus, perms, gtime, digest)
 
     @classmethod
     def load(cls, path: Path) -> Genesis:
         text = read_input(path, "genesis", error=ConfigError)
         try:
-            doc = json.loads(text)
+            doc = json.loads(text, object_pairs_hook=unique_keys)
+        except RepeatedKeyError as e:  # the last value would win: a file that is not the genesis
+            raise ConfigError(
+                f"{path}: key {e.key!r} is given twice (its identity is of one value per key)"
+            ) from e
         except (ValueError, UnicodeDecodeError, RecursionError) as e:
             raise ConfigError(f"{path}: not valid JSON ({e})") from e
         try:

@@ -49,7 +49,7 @@ from google.protobuf.message import DecodeError
 
 from consensus.certificate import verify_certificate
 from consensus.validators import ValidatorSet
-from node import merkle
+from node import merkle, strictjson
 from node.convert import envelope_from_proto
 from node.envelope import envelope_leaf_bytes
 from node.errors import InputError, LedgerError, VerificationError, first_line
@@ -421,9 +421,11 @@ def bundle_to_json(bundle: types_pb2.ProofBundle) -> str:
 def parse_bundle_json(text: str | bytes) -> types_pb2.ProofBundle:
     """Parse a bundle's JSON mapping; unknown fields are refused (InputError)."""
     bundle = types_pb2.ProofBundle()
+    doc = strictjson.loads(text, "bundle")
+    strictjson.one_spelling(doc, types_pb2.ProofBundle.DESCRIPTOR, "bundle")
     try:
-        json_format.Parse(text, bundle, ignore_unknown_fields=False)
-    except (json_format.ParseError, ValueError, UnicodeDecodeError) as e:
+        json_format.ParseDict(doc, bundle, ignore_unknown_fields=False)
+    except (json_format.ParseError, ValueError, TypeError) as e:
         raise InputError(f"bundle: not a ProofBundle JSON document ({first_line(e)})") from e
     return bundle
 
@@ -458,10 +460,7 @@ class SavedCheckpoint:
 
 def parse_checkpoint_json(text: str | bytes) -> SavedCheckpoint:
     """A ``Checkpoint`` JSON mapping, or an audit checkpoint document wrapping one."""
-    try:
-        doc = json.loads(text)
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise InputError(f"checkpoint: not valid JSON ({first_line(e)})") from e
+    doc = strictjson.loads(text, "checkpoint")
     if not isinstance(doc, dict):
         raise InputError("checkpoint: expected a JSON object")
     hashes: tuple[bytes, ...] = ()
@@ -477,6 +476,7 @@ def parse_checkpoint_json(text: str | bytes) -> SavedCheckpoint:
             raise InputError("audit checkpoint: block hashes must be 32 bytes")
         doc = doc["checkpoint"]
     cp = types_pb2.Checkpoint()
+    strictjson.one_spelling(doc, types_pb2.Checkpoint.DESCRIPTOR, "checkpoint")
     try:
         json_format.ParseDict(doc, cp, ignore_unknown_fields=False)
     except (json_format.ParseError, ValueError, TypeError) as e:

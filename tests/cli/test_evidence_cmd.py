@@ -44,5 +44,5 @@ def test_verify_json_answers_on_stdout_for_a_bundle_that_does_not_parse(cwd):
     assert r.returncode == 2
     doc = json.loads(r.stdout)
     assert doc["valid"] is False
-    assert doc["message"].startswith("bad.json: bundle: not a ProofBundle JSON document")
+    assert doc["message"].startswith("bad.json: bundle: not valid JSON")
     assert len(r.stderr.strip().splitlines()) == 1

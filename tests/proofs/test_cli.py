@@ -88,3 +88,55 @@ def test_evidence_verify(chain, tmp_path):
     r = suyuan("evidence", "verify", "bad.json", "--genesis", "genesis.json", cwd=tmp_path)
     assert r.returncode == 3
     assert "invalid signature" in r.stderr
+
+
+def test_a_signature_too_long_for_a_log_entry_fails_in_one_line(chain, tmp_path):
+    # QA: a 64 KiB signature crashed verify with struct.error (a 54-line traceback, exit 1)
+    b = chain.bundle(chain.envs[0])
+    b.envelope.signatures[0].sig = bytes(65536)
+    p = write(chain, tmp_path, b)
+    for extra in ([], ["--json"]):
+        r = suyuan("verify", str(p), "--genesis", "genesis.json", *extra, cwd=tmp_path)
+        assert r.returncode == 3, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in r.stderr
+    assert json.loads(r.stdout)["valid"] is False
+
+
+def test_documents_that_read_two_ways_are_refused(chain, tmp_path):
+    # QA: the last of two equal keys won (a genesis showing validators ["farm"] first still
+    # verified as the real chain), and log_index beside logIndex verified as the latter
+    b = chain.bundle(chain.envs[0])
+    p = write(chain, tmp_path, b)
+    doc = json.loads(p.read_text())
+    doc["log_index"], doc["logIndex"] = "0", "1"  # (one field under its two names)
+    p.write_text(json.dumps(doc))
+    r = suyuan("verify", str(p), "--genesis", "genesis.json", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "field 'log_index' is given twice (as logIndex and log_index)" in r.stderr
+    good = write(chain, tmp_path, b)
+    text = (tmp_path / "genesis.json").read_text()
+    (tmp_path / "gdup.json").write_text('{"chain_id":"evil",' + text[1:])
+    r = suyuan("verify", str(good), "--genesis", "gdup.json", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "key 'chain_id' is given twice" in r.stderr
+    # a lone surrogate escape in the genesis: one line, not a UnicodeEncodeError traceback
+    (tmp_path / "gsur.json").write_text(text.replace(chain.genesis.chain_id, "\\ud800", 1))
+    r = suyuan("verify", str(good), "--genesis", "gsur.json", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "not valid Unicode" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_strict_json_refuses_repeats_at_any_depth():
+    import pytest
+
+    from node import strictjson
+    from node.errors import InputError
+    from proto import types_pb2
+
+    with pytest.raises(InputError, match="key 'a' is given twice"):
+        strictjson.loads('{"b": {"a": 1, "a": 2}}', "x")
+    doc = {"checkpoint": {"header": "AA==", "certificate": {"block_hash": "", "blockHash": ""}}}
+    with pytest.raises(InputError, match="field 'block_hash' is given twice"):
+        strictjson.one_spelling(doc["checkpoint"], types_pb2.Checkpoint.DESCRIPTOR, "x")
