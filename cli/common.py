@@ -106,7 +106,8 @@ def write_text_atomic(path: Path, text: str, *, mode: int = 0o644) -> None:
 
     ``/dev/stdout``, ``/dev/stderr``, ``/dev/fd/N`` and ``/proc/self/fd/N`` are written to
     the open descriptor (whatever it is: a pipe, a terminal, a file opened for appending).
-    A symbolic link is followed (its target is replaced, the link kept). A path that is not
+    A missing folder is not created (a mistyped path is an error, as for ``cp``). A
+    symbolic link is followed (its target is replaced, the link kept). A path that is not
     a regular file (a FIFO, a device) is written into, since there is no file to replace
     (renaming over it would replace the device itself).
 
@@ -138,7 +139,6 @@ def write_text_atomic(path: Path, text: str, *, mode: int = 0o644) -> None:
     tmp = real.with_name(f".{real.name}.tmp{os.getpid()}")
     _remove_stale_temps(real)
     try:
-        real.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

@@ -61,6 +61,8 @@ class OutputError(InputError):
             files = [p for p in reversed(path.parents) if p.exists() and not p.is_dir()]
             if files:
                 reason = f"{files[0]} is not a directory"
+        elif isinstance(e, FileNotFoundError) and not path.parent.exists():
+            reason = f"no folder {path.parent} (create it first)"
         return cls(f"cannot write {path}: {reason}")
 
 

@@ -30,6 +30,7 @@ def test_write_text_atomic_failure_is_one_output_error(tmp_path):
 
 
 def test_write_text_atomic_writes(tmp_path):
+    (tmp_path / "sub").mkdir()
     write_text_atomic(tmp_path / "sub" / "g.json", "x")
     assert (tmp_path / "sub" / "g.json").read_text() == "x"
 
@@ -209,3 +210,11 @@ def test_printed_data_cannot_restyle_the_terminal_or_forge_a_line():
     with console.capture() as cap:
         console.print("a\x1b[2Jb\nc")
     assert cap.get() == "a\\u001b[2Jb\nc\n"
+
+
+def test_a_missing_output_folder_is_not_created(tmp_path):
+    # QA: `prove --out /nonexistent/dir/x.json` created /nonexistent/dir
+    target = tmp_path / "no" / "such" / "x.json"
+    with pytest.raises(OutputError, match=r"cannot write .*x.json: no folder .*such \(create"):
+        write_text_atomic(target, "{}")
+    assert not (tmp_path / "no").exists()

@@ -440,7 +440,7 @@ def test_release_never_raises_into_the_consensus_loop(
 def test_an_oversize_field_is_an_input_error_not_a_struct_error() -> None:
     env = signed(G, "urn:live:wide")
     env.signatures[0].sig = b"\x01" * 70_000
-    with pytest.raises(InputError, match="too long"):
+    with pytest.raises(InputError, match="too large to be a log entry"):
         envelope_leaf_hash(env)
 
 

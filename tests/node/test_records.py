@@ -550,11 +550,9 @@ def test_new_records_refuse_attachments_that_would_print_as_something_else(attac
 )
 def test_an_attribute_name_with_a_control_or_format_character_is_refused(field, name):
     # (the name is judged before a sealed value's form)
+    sealed, attributes = ({name: "v"}, None) if field == "sealed" else (None, {name: "v"})
     with pytest.raises(InputError, match="control or format character"):
-        if field == "sealed":
-            make_record(G, "farm", object_event(["u:1"]), sealed={name: "v"})
-        else:
-            make_record(G, "farm", object_event(["u:1"]), attributes={name: "v"})
+        make_record(G, "farm", object_event(["u:1"]), sealed=sealed, attributes=attributes)
 
 
 def test_attribute_names_in_any_script_pass():
