@@ -84,9 +84,7 @@ def prove(
         header = parse_header(bytes(cp.header))
         if header is None:
             raise InputError(f"{since}: the checkpoint's header does not parse")
-        since_size = header.log_size
-        if since_size == 0:
-            raise InputError(f"{since}: the checkpoint's log is empty")
+        since_size = header.log_size  # 0: an empty log, a prefix of every log (no proof)
         gpath = genesis or target.genesis
         if gpath is not None:
             g = Genesis.load(gpath)

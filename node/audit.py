@@ -256,6 +256,7 @@ class Auditor:
         self.saved = saved
         self.cp_height = 0
         self.cp_hash = b""
+        self._first_diff = 0  # the first height whose block differs from the saved hashes
         if saved is not None:
             res = require_checkpoint(saved.checkpoint, genesis)
             self.cp_height, self.cp_hash = res.height, res.block_hash
@@ -324,11 +325,17 @@ class Auditor:
             while self._pending:
                 self._process(self._pending.popleft())
             if self.report.height < self.cp_height:
+                differs = (
+                    f"; it differs from the saved history from height {self._first_diff}: "
+                    "the log was rewritten"
+                    if self._first_diff
+                    else ""
+                )
                 raise AuditError(
-                    self.report.height + 1,
+                    self._first_diff or self.report.height + 1,
                     "checkpoint",
                     f"the chain ends at height {self.report.height}, before the "
-                    f"checkpoint's height {self.cp_height}: history was truncated",
+                    f"checkpoint's height {self.cp_height}: history was truncated{differs}",
                 )
         except AuditError as e:
             self.report.error = e
@@ -456,19 +463,24 @@ class Auditor:
         if height <= self.cp_height:
             assert self.saved is not None
             known = self.saved.block_hashes
-            if known and known[height - 1] != p.block_hash:
+            if known and known[height - 1] != p.block_hash and not self._first_diff:
+                self._first_diff = height  # (judged at the checkpoint's height, below)
+            if height == self.cp_height and p.block_hash != self.cp_hash:
+                first = self._first_diff or height
                 raise AuditError(
-                    height,
+                    first,
                     "checkpoint",
                     "history differs from the saved checkpoint: the log was rewritten "
-                    f"(first differing height {height})",
+                    f"(first differing height {first}; at the checkpoint's height "
+                    f"{height} another certified header)",
                 )
-            if height == self.cp_height and p.block_hash != self.cp_hash:
-                raise AuditError(
-                    height,
-                    "checkpoint",
-                    "the block at the checkpoint's height is not the checkpoint's header: "
-                    "the log was rewritten (two certified headers at one height)",
+            if height == self.cp_height and self._first_diff:
+                # the chain reaches the checkpoint's certified block by hash links, so every
+                # block below it is fixed: the saved list, not the log, is wrong
+                raise VerificationError(
+                    f"audit checkpoint: its block_hashes are damaged (height {self._first_diff} "
+                    "differs from a chain that reaches the checkpoint's certified header); "
+                    "the log is not shown rewritten by it"
                 )
         r.blocks += 1
         r.records += len(ids)

@@ -382,6 +382,9 @@ def _consistency(
     cp = require_checkpoint(checkpoint, genesis)
     if (cp.log_size, cp.log_root) == (size, root):
         return f"checkpoint at height {cp.height} has the header's own log ({size})"
+    if cp.log_size == 0 and cp.log_root == merkle.EMPTY_ROOT:
+        # (RFC 9162 has no proof from the empty tree: it is a prefix of every log)
+        return f"{msg + '; ' if msg else ''}checkpoint at height {cp.height} has an empty log"
     if linked is None:
         raise _fail(
             f"the bundle has no consistency proof for the checkpoint (log size {cp.log_size}); "

@@ -247,3 +247,25 @@ def test_records_cross_the_process_boundary_whole():
         ({"name": "cert.pdf", "sha256": "00" * 32},),
     )
     assert TraceRecord(*_record_fields(r)) == r
+
+
+def test_a_damaged_saved_hash_is_told_from_a_rewritten_log(tmp_path):
+    # QA: one flipped digit in a saved block hash read "the log was rewritten (first
+    # differing height 6)", though the chain reached the checkpoint's certified header
+    import dataclasses
+
+    import pytest
+
+    from node.errors import VerificationError
+
+    a = build(tmp_path / "a")
+    try:
+        blocks = a.committed_blocks()
+        saved = audit_blocks(blocks, a.genesis).saved_checkpoint()
+        hashes = list(saved.block_hashes)
+        hashes[2] = bytes(32)
+        bad = dataclasses.replace(saved, block_hashes=tuple(hashes))
+        with pytest.raises(VerificationError, match=r"block_hashes are damaged \(height 3"):
+            audit_blocks(blocks, a.genesis, bad)
+    finally:
+        a.close()

@@ -140,3 +140,25 @@ def test_strict_json_refuses_repeats_at_any_depth():
     doc = {"checkpoint": {"header": "AA==", "certificate": {"block_hash": "", "blockHash": ""}}}
     with pytest.raises(InputError, match="field 'block_hash' is given twice"):
         strictjson.one_spelling(doc["checkpoint"], types_pb2.Checkpoint.DESCRIPTOR, "x")
+
+
+def test_a_checkpoint_of_the_empty_log_is_a_prefix_of_every_log(tmp_path):
+    # QA: `checkpoint --height 1` of an empty first block was written, then verify said
+    # "prove it with --since" and prove --since refused it as "the log is empty"
+    from tests.proofs.chainbuilder import ChainBuilder
+
+    b = ChainBuilder(tmp_path / "store")
+    try:
+        b.commit([])  # height 1: no records (an idle chain's first block)
+        env = b.commission("urn:epc:id:sgtin:0614141.107346.77")
+        b.commit([env])
+        (tmp_path / "cp0.json").write_text(checkpoint_to_json(b.checkpoint(1)))
+        p = write(b, tmp_path, b.bundle(env))
+        r = suyuan(
+            "verify", str(p), "--genesis", "genesis.json", "--checkpoint", "cp0.json",
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert "checkpoint at height 1 has an empty log" in r.stdout
+    finally:
+        b.close()
