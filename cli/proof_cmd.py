@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.common import console, print_json, write_text_atomic
-from node.errors import InputError, VerificationError
+from node.errors import InputError, LedgerError, VerificationError
 from node.genesis import Genesis
 from node.inputfile import read_input
 
@@ -151,15 +151,18 @@ def verify(
     """Verify a proof bundle offline; exit 0 only if every step passes."""
     from node.verify import parse_bundle_json, verify_bundle
 
-    g = Genesis.load(genesis)
-    data = read_input(bundle_file, "bundle")  # its errors name the file
     try:
-        bundle = parse_bundle_json(data)
-    except InputError as e:
+        g = Genesis.load(genesis)
+        data = read_input(bundle_file, "bundle")  # its errors name the file
+        try:
+            bundle = parse_bundle_json(data)
+        except InputError as e:
+            raise InputError(f"{bundle_file}: {e}") from e
+        cp = load_checkpoint(checkpoint).checkpoint if checkpoint is not None else None
+    except LedgerError as e:
         if as_json:  # machines get their answer on stdout, as for every other failure
-            print_json({"valid": False, "steps": [], "message": f"{bundle_file}: {e}"})
-        raise InputError(f"{bundle_file}: {e}") from e
-    cp = load_checkpoint(checkpoint).checkpoint if checkpoint is not None else None
+            print_json({"valid": False, "steps": [], "message": str(e)})
+        raise
     result = verify_bundle(bundle, g, cp)
     if as_json:
         print_json(result.to_dict())

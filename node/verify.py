@@ -484,6 +484,10 @@ def parse_checkpoint_json(text: str | bytes) -> SavedCheckpoint:
         json_format.ParseDict(doc, cp, ignore_unknown_fields=False)
     except (json_format.ParseError, ValueError, TypeError) as e:
         raise InputError(f"checkpoint: not a Checkpoint JSON document ({first_line(e)})") from e
+    if not cp.header or not cp.HasField("certificate"):
+        raise InputError(
+            "checkpoint: it has no header or no certificate (from `suyuan checkpoint`)"
+        )
     return SavedCheckpoint(cp, hashes)
 
 

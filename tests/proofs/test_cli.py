@@ -162,3 +162,17 @@ def test_a_checkpoint_of_the_empty_log_is_a_prefix_of_every_log(tmp_path):
         assert "checkpoint at height 1 has an empty log" in r.stdout
     finally:
         b.close()
+
+
+def test_verify_json_answers_on_stdout_for_a_bad_genesis_and_an_empty_checkpoint(chain, tmp_path):
+    # QA: verify --json printed nothing for a bad genesis; a checkpoint `{}` was exit 3
+    p = write(chain, tmp_path, chain.bundle(chain.envs[0]))
+    (tmp_path / "bad-genesis.json").write_text("{")
+    r = suyuan("verify", str(p), "--genesis", "bad-genesis.json", "--json", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert json.loads(r.stdout)["valid"] is False
+    (tmp_path / "cp.json").write_text("{}")
+    r = suyuan("verify", str(p), "--genesis", "genesis.json", "--checkpoint", "cp.json",
+               cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert "no header or no certificate" in r.stderr
