@@ -8,12 +8,12 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common import console, interrupted_submit, print_json, write_text_atomic
+from cli.common import console, err_console, interrupted_submit, print_json, write_text_atomic
 from cli.draft import load_envelope
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
 from node.epcis import is_class_code
-from node.errors import InputError, NodeUnavailableError
+from node.errors import InputError, NodeUnavailableError, NotFoundError, RulePermissionError
 from node.genesis import Genesis
 from node.keys import load_key_file
 from node.records import (
@@ -119,9 +119,50 @@ def offer(
         list(codes or []), list(lot or []), when, biz_step, disposition, read_point
     )
     rec = make_record(g, k.name, event, category=category, handoff_to=to)
+    _check_held(node, k.name, [*(codes or []), *(lot or [])])
     env = sign_record(rec, k)
     write_text_atomic(out, env.to_json())
     console.print(f"offer {env.record_id.hex()} from {k.name} to {to} -> {out}")
+
+
+def _check_held(node: str | None, sender: str, codes: list[str]) -> None:
+    """Refuse (rule custody, exit 1) an offer of a code the sender does not hold now, or
+    that is closed, asked of the node; an offer signed with no node to ask (offline, or a
+    local testnet that is down) is not checked, and a warning says so. The node judges the
+    accepted handoff again when it is submitted."""
+    try:
+        target = resolve_node(node)
+    except InputError:
+        if node is not None:
+            raise
+        return  # (offline signing: no --node and no local testnet)
+    try:
+        with LedgerClient(target.address, timeout=10) as client:
+            for code in codes:
+                try:
+                    me = client.trace_back(code, max_depth=1, limit=1).nodes[0]
+                except NotFoundError as e:
+                    raise RulePermissionError(
+                        "custody", f"offer: {code} is not known to the node ({e})", code
+                    ) from e
+                if me.custodian != sender:
+                    raise RulePermissionError(
+                        "custody",
+                        f"offer: {code} is held by {me.custodian or 'no one'}, not {sender}: "
+                        "only its custodian can offer it",
+                        code,
+                    )
+                if me.status == "closed":
+                    raise RulePermissionError(
+                        "custody", f"offer: {code} is closed (sold, consumed or destroyed)", code
+                    )
+    except NodeUnavailableError:
+        if node is not None:
+            raise
+        err_console.print(
+            f"warning: node {target.address} did not answer: the offer's codes were not "
+            "checked against the chain (the node judges the handoff when it is submitted)"
+        )
 
 
 @app.command("accept")

@@ -187,8 +187,20 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     # refused: the offer alone (the receiver has not signed), submitted as it is
     line = cli.refused(3, "record", "submit", "--envelope", str(offer), "--wait")
     assert "missing signature of the receiver 'slaughterhouse'" in line
-    # refused: an offer by someone who is not the custodian (a custody rule at the node)
-    bad = cli.handoff("processor", "slaughterhouse", F3)
+    # refused at once: an offer of a code the sender does not hold (asked of the node;
+    # QA: it was signed without a word, and accepted once the sender later held the code)
+    line = cli.refused(1, "handoff", "offer", F3, "--key", cli.key("processor"),
+                       "--to", "slaughterhouse", "--out", str(tmp_path / "no.json"))  # fmt: skip
+    assert "held by farm, not processor: only its custodian can offer it" in line
+    assert not (tmp_path / "no.json").exists()
+    # refused: such an offer signed elsewhere (a custody rule at the node)
+    ship = {"type": "ObjectEvent", **when(2), "action": "OBSERVE", "bizStep": "shipping",
+            "epcList": [F3]}  # fmt: skip
+    bad = tmp_path / "bad-offer.json"
+    signed = cli.ok("record", "sign", str(cli.draft(ship, handoff_to="slaughterhouse")),
+                    "--key", cli.key("processor"), "--genesis", str(testnet4.dir / "genesis.json"),
+                    "--out", str(bad))  # fmt: skip
+    cli.offer_ids[bad] = signed.split()[1]  # "record ID -> FILE"
     line = cli.refused(1, "handoff", "accept", str(bad), "--key", cli.key("slaughterhouse"))
     assert line.startswith("error: rule custody:"), line
     assert "held by 'farm'" in line
