@@ -128,6 +128,7 @@ class Node:
         self._waiters: dict[bytes, list[asyncio.Future[Committed]]] = {}
         self._records_arrived = asyncio.Event()
         self.idle = IdleGate(config.consensus.idle_block_interval_ms)  # (node.idle)
+        self._idle_timer: asyncio.TimerHandle | None = None
         self._proposing: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -240,9 +241,11 @@ class Node:
         if len(self.mempool):
             self._wake(a.height)
             return False
-        if self.idle.hold(a):
+        if self.idle.hold(a):  # one timer at a time: a sync moves through many heights
             delay = self.idle.interval_ms / 1000
-            asyncio.get_running_loop().call_later(delay, self._wake, a.height)
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+            self._idle_timer = asyncio.get_running_loop().call_later(delay, self._wake, a.height)
             log.debug("height %d: waiting for records (at most %g s)", a.height, delay)
         return True
 
