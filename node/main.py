@@ -121,34 +121,56 @@ def tune_gc() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, g1, g2)
 
 
-def lock_data_dir(data_dir: Path) -> int:
-    """Take ``data_dir/node.lock`` exclusively for this process's lifetime; returns the
-    open descriptor (the lock lasts while it is open, and ends with the process).
+class DataDirLock:
+    """The exclusive locks of one data folder, held while open (``close`` releases them;
+    they also end with the process)."""
+
+    def __init__(self, fds: list[int]) -> None:
+        self._fds = fds
+
+    def close(self) -> None:
+        for fd in self._fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds = []
+
+
+def lock_data_dir(data_dir: Path) -> DataDirLock:
+    """Take the data folder exclusively for this process's lifetime: a ``flock`` on the
+    folder itself and on its ``node.lock`` file (the lock an earlier version takes).
 
     Two node processes on one store would run consensus as one validator and sign twice
-    (evidence against an honest validator), and each would corrupt the other's view.
+    (evidence against an honest validator), and each would corrupt the other's view. The
+    folder's own lock cannot be undone by deleting a file (QA: with ``node.lock`` deleted,
+    a second process ran and double-signed).
 
     Raises:
         ConfigError: another live process holds the lock (named by its ``node.pid``).
     """
-    path = data_dir / "node.lock"
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise _data_dir_error(f"cannot open {path}", data_dir, e) from e
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        os.close(fd)
+    fds: list[int] = []
+    for path, flags in (
+        (data_dir, os.O_RDONLY | os.O_DIRECTORY),
+        (data_dir / "node.lock", os.O_RDWR | os.O_CREAT),
+    ):
         try:
-            holder = (data_dir / "node.pid").read_text().strip() or "unknown"
-        except OSError:
-            holder = "unknown"
-        raise ConfigError(
-            f"data_dir: {data_dir} is in use by another node process (PID {holder}); "
-            "one store, one process: a second would sign as the same validator twice"
-        ) from e
-    return fd
+            fd = os.open(path, flags, 0o644)
+        except OSError as e:
+            DataDirLock(fds).close()
+            raise _data_dir_error(f"cannot open {path}", data_dir, e) from e
+        fds.append(fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            DataDirLock(fds).close()
+            try:
+                holder = (data_dir / "node.pid").read_text().strip() or "unknown"
+            except OSError:
+                holder = "unknown"
+            raise ConfigError(
+                f"data_dir: {data_dir} is in use by another node process (PID {holder}); "
+                "one store, one process: a second would sign as the same validator twice"
+            ) from e
+    return DataDirLock(fds)
 
 
 async def serve(config: NodeConfig) -> None:
@@ -162,7 +184,7 @@ async def serve(config: NodeConfig) -> None:
             f"{free_space(config.data_dir)}"
         ) from e
     finally:
-        os.close(lock)
+        lock.close()
 
 
 async def _serve(config: NodeConfig, genesis: Genesis, key: KeyPair) -> None:

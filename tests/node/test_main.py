@@ -177,7 +177,6 @@ def test_tune_gc_collects_young_objects_rarely_and_freezes_startup_objects() -> 
 def test_a_data_dir_serves_one_node_process(tmp_path: Path) -> None:
     # a second process on a live node's store started, ran consensus as the same validator
     # (evidence of a double vote against it) and deleted the first one's node.pid
-    import os
     import subprocess
     import sys
 
@@ -186,7 +185,7 @@ def test_a_data_dir_serves_one_node_process(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     (data / "node.pid").write_text("4242\n")
-    fd = lock_data_dir(data)
+    lock = lock_data_dir(data)
     try:
         with pytest.raises(ConfigError, match=r"in use by another node process \(PID 4242\)"):
             lock_data_dir(data)
@@ -199,9 +198,18 @@ def test_a_data_dir_serves_one_node_process(tmp_path: Path) -> None:
         )
         assert other.returncode != 0
         assert "in use by another node process" in other.stderr
+        # deleting node.lock does not free the folder (QA: a second process then ran)
+        (data / "node.lock").unlink()
+        with pytest.raises(ConfigError, match="in use by another node process"):
+            lock_data_dir(data)
+        other = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert other.returncode != 0
+        assert "in use by another node process" in other.stderr
     finally:
-        os.close(fd)
-    os.close(lock_data_dir(data))  # free again once the holder is gone
+        lock.close()
+    lock_data_dir(data).close()  # free again once the holder is gone
 
 
 def test_a_taken_listen_port_is_one_line_naming_it(tmp_path: Path) -> None:
