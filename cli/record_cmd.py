@@ -20,7 +20,14 @@ from cli.draft import attachment_entry, build_envelope, load_envelope, open_all
 from cli.nodeaddr import NodeTarget, find_testnet, resolve_node
 from node.client import LedgerClient
 from node.convert import envelope_from_proto
-from node.errors import InputError, LedgerError, NodeUnavailableError, VerificationError
+from node.errors import (
+    InputError,
+    LedgerError,
+    NodeUnavailableError,
+    NotFoundError,
+    ReplayError,
+    VerificationError,
+)
 from node.genesis import Genesis
 from node.keys import load_key_file
 from node.records import (
@@ -29,6 +36,7 @@ from node.records import (
     cosign,
     verify_envelope,
 )
+from proto import services_pb2
 
 app = typer.Typer(help="Sign, countersign, verify and submit trace records.", no_args_is_help=True)
 
@@ -218,9 +226,16 @@ def submit(
         if key is None:
             raise InputError("--key is required to sign EVENT.json")
         env = build_envelope(event_file, key, _genesis_for(target, genesis), category, attach or ())
+    already = False
     with LedgerClient(target.address, timeout=timeout) as client:
         try:
             resp = client.submit(env, wait=wait)
+        except ReplayError as refusal:
+            # this very record committed already (a retry after an uncertain outcome): the
+            # answer a retry wants is where, with exit 0; a nonce reused by another record
+            # is still the refusal it is
+            resp = _committed_already(client, env.record_id, refusal)
+            already = True
         except NodeUnavailableError as e:  # the record may have reached the node: name it
             raise NodeUnavailableError(
                 f"{e} (record {env.record_id.hex()}: its outcome is unknown; "
@@ -241,14 +256,33 @@ def submit(
     if resp.committed:
         info["height"] = resp.height
         info["log_index"] = resp.log_index
+    if already:
+        info["already_committed"] = True
     if as_json:
         print_json(info)
     elif resp.committed:
+        was = " was already" if already else ""
         console.print(
-            f"record {record_id} committed at height {resp.height}, log index {resp.log_index}"
+            f"record {record_id}{was} committed at height {resp.height}, log index {resp.log_index}"
         )
     else:
         console.print(f"record {record_id} accepted by {target.address} (not yet committed)")
+
+
+def _committed_already(
+    client: LedgerClient, record_id: bytes, refusal: ReplayError
+) -> services_pb2.SubmitResponse:
+    """The answer for a submit refused as a replay when this very record is committed;
+    ``refusal`` otherwise (pending here, or another record's nonce)."""
+    try:
+        info = client.get_record(record_id).info
+    except NotFoundError:
+        raise refusal from None
+    if info.height == 0:
+        raise refusal
+    return services_pb2.SubmitResponse(
+        record_id=record_id, committed=True, height=info.height, log_index=info.log_index
+    )
 
 
 def parse_record_id(text: str) -> bytes:

@@ -215,6 +215,14 @@ def test_testnet_lifecycle_and_faults_through_the_cli(cli_dir, tmp_path):
     seen.update(n["pid"] for n in up2["nodes"])
     got = cli_json("record", "get", sub2["record_id"], "--json", cwd=tmp_path, env=env)
     assert got["log_index"] == 1
+    # a retry of a committed record (after an uncertain outcome) is told where it is, exit 0
+    # (QA: exit 1 "already committed", no JSON: retry scripts had to parse stderr)
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps(got["envelope"]))
+    retry = cli_json("record", "submit", "--envelope", str(again), "--wait", "--json",
+                     cwd=tmp_path, env=env)  # fmt: skip
+    assert (retry["committed"], retry["already_committed"]) == (True, True)
+    assert (retry["height"], retry["log_index"]) == (got["height"], 1)
     ok(suyuan("testnet", "down", "--dir", str(d), cwd=tmp_path))
     assert not [p for p in seen if pid_alive(p)]
 
