@@ -15,7 +15,7 @@ from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
 from node.envelope import Envelope
 from node.epcis import Committed, ImportResult, export_document, import_document, normalize_code
-from node.errors import InputError, LedgerError, NodeUnavailableError, NotFoundError
+from node.errors import InputError, LedgerError, NodeUnavailableError, NotFoundError, RuleError
 from node.genesis import Genesis
 from node.keys import load_key_file
 from node.records import CATEGORIES, TraceRecord, make_record, sign_record
@@ -88,6 +88,12 @@ def import_cmd(
                     lost = e
                     _in_doubt(row, report, "no answer")
                     break
+                except RuleError as e:  # committed meanwhile by an interrupted earlier run?
+                    late = on_chain.find_again(r)
+                    if late is not None and late["status"] == "skipped":
+                        row |= late
+                    else:
+                        row |= {"status": "refused", "reason": str(e)}
                 except LedgerError as e:
                     row |= {"status": "refused", "reason": str(e)}
                 except KeyboardInterrupt:  # Ctrl-C: report what was done, then stop
@@ -165,6 +171,17 @@ class _OnChain:
                     }
                 return self._skipped(hit[0], hit[1], f"eventID {r.event_id}")
         return None
+
+    def find_again(self, r: ImportResult) -> dict[str, Any] | None:
+        """``find`` with the event's code read afresh: an earlier run's record that was
+        still pending when this run looked may have committed since (then the event is
+        skipped, not refused). None when the node cannot be asked."""
+        if r.codes:
+            self.by_code.pop(r.codes[0], None)
+        try:
+            return self.find(r)
+        except LedgerError:
+            return None
 
     def add(self, r: ImportResult, record_id: str, log_index: int) -> None:
         if r.event_id and r.codes and r.codes[0] in self.by_code:

@@ -51,3 +51,39 @@ def test_dry_run_says_nothing_was_imported(tmp_path: Path) -> None:
     assert "3 of 3 events would be imported (dry run: nothing was submitted)" in r.stdout
     rep = json.loads(suyuan(*args, "--dry-run", "--json", cwd=tmp_path).stdout)
     assert (rep["imported"], rep["would_import"], rep["refused"]) == (0, 3, 0)
+
+
+def test_an_event_committed_late_by_an_interrupted_run_is_skipped_not_refused() -> None:
+    # QA: a re-run looked while the first run's record was still pending elsewhere, then
+    # was refused (commission-once) once it committed: "refused", exit 1, for an event
+    # that is on the chain
+    from cli.epcis_cmd import _OnChain
+    from node.epcis import ImportResult, normalize_code
+    from proto import services_pb2, types_pb2
+
+    code = normalize_code("urn:epc:id:sgtin:0614141.107346.2017")
+    when = "2026-03-01T08:00:00+08:00"
+    ev = {"type": "ObjectEvent", "eventTime": when,
+          "bizStep": "commissioning", "eventID": "urn:uuid:1", "epcList": [code]}  # fmt: skip
+    r = ImportResult(0, ev, "other", codes=(code,), event_id="urn:uuid:1")
+    info = types_pb2.RecordInfo(
+        record_id=bytes(32), log_index=7, height=3, event_type="ObjectEvent",
+        event_time=when, biz_step="commissioning", codes=[code],
+        event_id="urn:uuid:1",
+    )  # fmt: skip
+
+    class Client:
+        committed = False
+
+        def trace_history(self, code: str, limit: int, page_token: str):
+            records = [info] if self.committed else []
+            return services_pb2.TraceResponse(code=code, records=records)
+
+    client = Client()
+    on_chain = _OnChain(client)  # type: ignore[arg-type]
+    assert on_chain.find(r) is None  # (pending elsewhere: not yet on the chain)
+    client.committed = True
+    assert on_chain.find(r) is None  # (the answer first read is kept for the run)
+    late = on_chain.find_again(r)
+    assert late is not None
+    assert (late["status"], late["log_index"]) == ("skipped", 7)
