@@ -232,7 +232,10 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: KeyPair) -> None:
             exc = None if consensus.cancelled() else consensus.exception()
             failure = repr(exc) if exc is not None else "it ended"
             failed = exc
-            log.error("consensus stopped: %s; stopping the node", failure, exc_info=exc)
+            # a storage or setup failure is told in one line (it names the cause and the free
+            # space); a traceback is for a bug
+            trace = exc if not isinstance(exc, StorageError | ConfigError) else None
+            log.error("consensus stopped: %s; stopping the node", failure, exc_info=trace)
         waiter.cancel()
     finally:
         log.info("stopping")

@@ -64,6 +64,7 @@ from node.errors import (
     OverloadError,
     ReplayError,
     RuleError,
+    StorageError,
 )
 from node.genesis import Genesis
 from node.idle import IdleGate, StartAction
@@ -201,6 +202,9 @@ class Node:
                 actions = self.replica.step(ev)
                 await self._execute(actions)
             except asyncio.CancelledError:
+                raise
+            except StorageError as e:  # (one line: it names the cause and the free space)
+                log.error("consensus event %s failed: %s", type(ev).__name__, e)
                 raise
             except Exception:
                 log.exception("consensus event %s failed", type(ev).__name__)

@@ -367,6 +367,23 @@ def _start_and_wait(man: Manifest, indexes: list[int], timeout: float) -> Manife
             man.save()
 
 
+def _exited(i: int, n: NodeEntry) -> TestnetStartError:
+    """A node that exited before it became healthy: its own error line (from its log) and,
+    when it was our child, its exit code (4 storage, 2 setup) instead of 5."""
+    tail = procs.log_tail(n.log)
+    said = [ln for ln in tail.splitlines() if ln.startswith("error: ")]
+    why = f": {said[-1].removeprefix('error: ')}" if said else ""
+    err = TestnetStartError(  # (its own line says why: no need to print its log's end)
+        f"node {i} ({n.member}) exited before it became healthy{why}; log: {n.log}",
+        i,
+        "" if said else tail,
+    )
+    code = procs.exit_code(n.pid) if n.pid else None
+    if code in (2, 4):
+        err.exit_code = code
+    return err
+
+
 def wait_healthy(man: Manifest, indexes: list[int], timeout: float) -> None:
     """Poll each node's health until all are SERVING, at most ``timeout`` seconds.
 
@@ -381,11 +398,7 @@ def wait_healthy(man: Manifest, indexes: list[int], timeout: float) -> None:
             for i in list(pending):
                 n = man.nodes[i]
                 if not procs.is_ours(n.pid, n.config):
-                    raise TestnetStartError(
-                        f"node {i} ({n.member}) exited before it became healthy; log: {n.log}",
-                        i,
-                        procs.log_tail(n.log),
-                    )
+                    raise _exited(i, n)
                 left = deadline - time.monotonic()
                 if clients[i].healthy(timeout=max(0.05, min(1.0, left))):
                     pending.remove(i)

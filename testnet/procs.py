@@ -66,10 +66,21 @@ def start_node(config: Path, log: Path, cwd: Path) -> int:
     return proc.pid
 
 
+_exit_codes: dict[int, int] = {}  # our children's exit codes, as ``_reap`` collected them
+
+
 def _reap(pid: int) -> None:
     """Collect ``pid``'s exit status if it is our child and has exited."""
     with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            _exit_codes[pid] = os.waitstatus_to_exitcode(status)
+
+
+def exit_code(pid: int) -> int | None:
+    """The exit code of ``pid`` if it is a child of this process that has exited."""
+    _reap(pid)
+    return _exit_codes.get(pid)
 
 
 def _cmdline(pid: int) -> list[str] | None:

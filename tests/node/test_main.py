@@ -103,7 +103,7 @@ def test_a_crashed_consensus_task_stops_the_node_with_an_error(
 
 
 def test_a_store_write_failure_stops_the_node_with_exit_4_and_the_free_space(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # a full disk ended as exit 1 ("consensus task failed"), and LMDB calls it an I/O error
     class FullDisk:  # the store's LMDB environment, its commits failing as on a full disk
@@ -140,6 +140,10 @@ def test_a_store_write_failure_stops_the_node_with_exit_4_and_the_free_space(
     assert str(err).startswith("node stopped: cannot write the store")
     assert "Input/output error" in str(err)
     assert "MiB free on its filesystem" in str(err)
+    # told in one line: no traceback in the log (QA: 40 lines, printed twice, before it)
+    stopped = [r for r in caplog.records if "consensus stopped" in r.getMessage()]
+    assert stopped
+    assert all(r.exc_info is None for r in stopped)
 
 
 def test_a_data_folder_file_that_cannot_be_written_is_a_storage_error(

@@ -220,3 +220,30 @@ def test_fresh_unlinks_a_linked_folder_and_never_deletes_through_it(tmp_path, fa
     # the link was removed, not followed: a file the testnet would delete is still there
     assert (elsewhere / "node.log").read_text() == "the linked folder's own log"
     assert not (d / "node0").is_symlink()
+
+
+@pytest.mark.slow
+def test_a_node_that_exits_at_start_is_told_by_its_own_error_and_exit_code(testnet4, tmp_path):
+    # QA: restarting a stopped node after genesis.json changed (or on a full disk) failed
+    # late as exit 5, "exited before it became healthy", with its log's tracebacks
+    import json
+
+    from tests.cli.helpers import suyuan
+
+    d = testnet4.dir
+    assert suyuan("testnet", "kill", "3", "--dir", str(d), cwd=tmp_path).returncode == 0
+    genesis = d / "genesis.json"
+    original = genesis.read_text()
+    edited = json.loads(original)
+    edited["chain_id"] = "edited-chain"
+    genesis.write_text(json.dumps(edited))
+    try:
+        res = suyuan("testnet", "restart", "3", "--dir", str(d), cwd=tmp_path, timeout=120)
+    finally:
+        genesis.write_text(original)
+    assert res.returncode in (2, 4), res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr  # the node's own error, not its log's tracebacks
+    line = lines[0]
+    assert "exited before it became healthy: " in line
+    assert "another chain" in line or "genesis" in line
