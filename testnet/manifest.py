@@ -30,6 +30,9 @@ from node.permissions import genesis_permissions
 
 MANIFEST_NAME = "testnet.json"
 LOCK_NAME = ".testnet.lock"  # held by commands that change the testnet (testnet.net)
+#: present while ``create`` writes a testnet, until its manifest is saved: a folder that has
+#: it and no manifest is a creation that was killed, which ``create`` clears and redoes
+CREATING_NAME = ".testnet.creating"
 FORMAT = "suyuan-testnet/1"
 DEFAULT_BASE_PORT = 26650
 DEFAULT_CHAIN_ID = "suyuan-testnet"
@@ -222,8 +225,8 @@ def check_dir_usable(directory: Path) -> None:
         return
     if not directory.is_dir():
         raise InputError(f"{directory}: exists and is not a folder")
-    if is_testnet_dir(directory):
-        return
+    if is_testnet_dir(directory) or (directory / CREATING_NAME).exists():
+        return  # (a testnet, or one whose creation was killed: ``create`` redoes it)
     if any(p.name != LOCK_NAME for p in directory.iterdir()):
         raise InputError(
             f"{directory}: folder is not empty and holds no testnet ({MANIFEST_NAME}); "
@@ -339,6 +342,15 @@ def create(
     man = plan(directory, nodes, base_port, chain_id)
     roles: dict[str, tuple[str, ...]] = {n.member: VALIDATOR_ROLES for n in man.nodes}
     roles.update(DEMO_MEMBERS)
+    marker = directory / CREATING_NAME
+    directory.mkdir(parents=True, exist_ok=True)
+    if marker.exists():  # a creation killed before its manifest: no node ever ran on it
+        for name in roles:
+            man.key_file(name).unlink(missing_ok=True)
+        man.genesis.unlink(missing_ok=True)
+        for n in man.nodes:
+            n.config.unlink(missing_ok=True)
+    marker.touch()
     members = []
     for name, member_roles in roles.items():
         key = KeyPair.generate(name)
@@ -358,6 +370,7 @@ def create(
         n.data_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(n.config, config_text(man, n.index))
     man.save()
+    marker.unlink(missing_ok=True)
     return man
 
 

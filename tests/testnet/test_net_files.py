@@ -194,3 +194,25 @@ def test_a_manifest_pid_out_of_range_is_a_config_error(tmp_path, pid):
     man.path.write_text(json.dumps(doc))
     with pytest.raises(ConfigError, match=r"nodes\[0\]: missing or invalid field pid"):
         mf.Manifest.load(tmp_path / "n")
+
+
+def test_a_creation_killed_before_its_manifest_is_redone(tmp_path):
+    # QA: `testnet up` killed while writing keys left a folder that up, up --fresh and down
+    # all refused ("not empty and holds no testnet"); only rm -rf helped
+    from node.keys import KeyPair, write_key_file
+    from testnet import manifest as mf
+
+    d = tmp_path / "net"
+    (d / "keys").mkdir(parents=True)
+    (d / mf.CREATING_NAME).touch()
+    write_key_file(d / "keys" / "validator0.key", KeyPair.generate("validator0"), None)
+    man = mf.create(d, 4, 26650)
+    assert mf.is_testnet_dir(d)
+    assert not (d / mf.CREATING_NAME).exists()
+    assert len(man.nodes) == 4
+    # a folder of other things is still refused
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="holds no testnet"):
+        mf.create(other, 4, 26650)
