@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -58,6 +59,8 @@ def import_cmd(
     lost: NodeUnavailableError | None = None
     interrupted = False
     on_chain = _OnChain(client)
+    exit_code = 130  # Ctrl-C; 143 when stopped by SIGTERM (a timeout, a service manager)
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         for r in results:
             row: dict[str, Any] = {"position": r.position, "codes": list(r.codes)}
@@ -96,14 +99,17 @@ def import_cmd(
                         row |= {"status": "refused", "reason": str(e)}
                 except LedgerError as e:
                     row |= {"status": "refused", "reason": str(e)}
-                except KeyboardInterrupt:  # Ctrl-C: report what was done, then stop
+                except KeyboardInterrupt as e:  # Ctrl-C: report what was done, then stop
                     interrupted = True
+                    exit_code = 143 if isinstance(e, Terminated) else 130
                     _in_doubt(row, report, "interrupted while submitting")
                     break
             report.append(row)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         interrupted = True
+        exit_code = 143 if isinstance(e, Terminated) else 130
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if client is not None:
             client.close()
     _print_report(document, report, as_json, dry_run, len(results))
@@ -116,7 +122,7 @@ def import_cmd(
             "again)",
             markup=False,
         )
-        raise typer.Exit(130)
+        raise typer.Exit(exit_code)
     if lost is not None:  # what was done is printed above; the event in doubt is named
         done = sum(1 for x in report if x["status"] == "imported")
         doubt = report[-1] if report and report[-1]["status"] == "unknown" else None
@@ -132,6 +138,14 @@ def import_cmd(
         ) from lost
     if any(r["status"] == "refused" for r in report):
         raise typer.Exit(1)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during an import: stopped as by Ctrl-C (the report is printed), exit 143."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 class _OnChain:

@@ -39,7 +39,9 @@ class _Silent(services_pb2_grpc.LedgerServicer):
         context.abort(grpc.StatusCode.UNAVAILABLE, "gone")
 
 
-def _interrupted(tmp_path: Path, servicer: _Silent, *args: str) -> tuple[int, str, str, str]:
+def _interrupted(
+    tmp_path: Path, servicer: _Silent, *args: str, sig: int = signal.SIGINT
+) -> tuple[int, str, str, str]:
     """Run ``suyuan ARGS --node STUB``, SIGINT it once the held Submit arrives; returns
     (exit code, stdout, stderr, the stub's address)."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
@@ -56,7 +58,7 @@ def _interrupted(tmp_path: Path, servicer: _Silent, *args: str) -> tuple[int, st
     )
     try:
         assert servicer.called.wait(30), "the CLI never reached the held Submit"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
     finally:
         servicer.release.set()
@@ -97,4 +99,22 @@ def test_ctrl_c_during_epcis_import_reports_what_was_imported(tmp_path):
     assert lines[1].startswith("  event   1: unknown ")
     assert "interrupted while submitting" in lines[1]
     assert lines[2:] == ["1 of 3 events imported"]  # event 2 was never sent
+    assert err.startswith("interrupted: 1 event(s) imported")
+
+
+def test_sigterm_during_epcis_import_reports_too_with_exit_143(tmp_path):
+    # QA: stopped by `timeout` (SIGTERM), an import left an empty report
+    (tmp_path / "genesis.json").write_text(genesis().to_json())
+    write_key_file(tmp_path / "farm.key", key("farm"), None)
+    doc = {
+        "type": "EPCISDocument",
+        "epcisBody": {"eventList": [object_event([f"urn:qa:term:{i}"]) for i in range(3)]},
+    }
+    (tmp_path / "doc.json").write_text(json.dumps(doc))
+    args = ("epcis", "import", "doc.json", "--key", "farm.key", "--genesis", "genesis.json",
+            "--json")  # fmt: skip
+    rc, out, err, _ = _interrupted(tmp_path, _Silent(answered=1), *args, sig=signal.SIGTERM)
+    assert rc == 143, err
+    report = json.loads(out)
+    assert [e["status"] for e in report["events"]] == ["imported", "unknown"]
     assert err.startswith("interrupted: 1 event(s) imported")
