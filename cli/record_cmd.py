@@ -18,7 +18,7 @@ from cli.common import (
 )
 from cli.draft import attachment_entry, build_envelope, load_envelope, open_all
 from cli.nodeaddr import NodeTarget, find_testnet, resolve_node
-from node.client import LedgerClient
+from node.client import LedgerClient, never_connected
 from node.convert import envelope_from_proto
 from node.errors import (
     InputError,
@@ -237,6 +237,10 @@ def submit(
             resp = _committed_already(client, env.record_id, refusal)
             already = True
         except NodeUnavailableError as e:  # the record may have reached the node: name it
+            if never_connected(e):
+                raise NodeUnavailableError(
+                    f"{e} (record {env.record_id.hex()} was not sent: no connection)"
+                ) from e
             raise NodeUnavailableError(
                 f"{e} (record {env.record_id.hex()}: its outcome is unknown; "
                 f"`suyuan record get {env.record_id.hex()}` tells)"

@@ -114,6 +114,15 @@ def map_rpc_error(err: grpc.RpcError, address: str) -> LedgerError:
     return LedgerError(f"node {address}: {code.name}" + (f": {details}" if details else ""))
 
 
+def never_connected(err: LedgerError) -> bool:
+    """True when ``err`` says the call never reached a server: no connection was made (a
+    refused connection), so nothing it carried was sent."""
+    text = str(err)
+    return isinstance(err, NodeUnavailableError) and (
+        "failed to connect to all addresses" in text or "Connection refused" in text
+    )
+
+
 class LedgerClient:
     """Synchronous typed calls to one node. Use as a context manager, or call ``close``."""
 
