@@ -178,16 +178,19 @@ class ChainState:
                     self.check_fresh(v, r)
                 except ReplayError as e:
                     results[i] = e.with_traceback(None)
-                    continue
-                eid = event_ids.event_id(v.record)
-                why = event_ids.duplicate(eid, r) if eid else ""
-                if why:
-                    results[i] = event_ids.refusal(why, v.record)
-                    continue
-                ahead = ahead_of([v], int(time.time() * 1000))
-                if ahead:
-                    results[i] = ahead[0][1]
         return results, height
+
+    def check_submitted(self, v: VerifiedRecord, reader: StoreReader) -> None:
+        """The admission rules for a record a client submits (``Node.admit``, local): its
+        EPCIS eventID is not on a committed record (rule event-id) and its eventTime is at
+        most a day after this node's clock (rule event-time). Raises ``RuleError``."""
+        eid = event_ids.event_id(v.record)
+        why = event_ids.duplicate(eid, reader) if eid else ""
+        if why:
+            raise event_ids.refusal(why, v.record)
+        ahead = ahead_of([v], int(time.time() * 1000))
+        if ahead:
+            raise ahead[0][1]
 
     def check_rules(
         self, records: Sequence[VerifiedRecord], reader: StoreReader | None = None

@@ -3,7 +3,8 @@
 Invariants:
   * every entry passed admission (signatures, membership, replay, rules at that time);
   * an entry leaves only when committed, when a block shows it invalid, or when evicted
-    by ``drop``; record ids and (author, nonce) pairs are unique within the pool;
+    by ``drop``; record ids, (author, nonce) pairs and EPCIS eventIDs are unique within the
+    pool;
   * ``take`` returns entries in arrival order within the count and byte limits;
   * ``by_leaf`` finds an entry by its envelope's Merkle leaf hash (payload and every
     signature), the identity a compact proposal names records by.
@@ -15,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from node import event_ids
 from node.errors import OverloadError, ReplayError
 from node.records import VerifiedRecord
 from proto import types_pb2
@@ -36,6 +38,7 @@ class Mempool:
         self._items: OrderedDict[bytes, Pending] = OrderedDict()
         self._nonces: dict[tuple[str, str], bytes] = {}
         self._by_leaf: dict[bytes, bytes] = {}
+        self._event_ids: dict[str, bytes] = {}  # EPCIS eventID -> the pending record with it
         self._bytes = 0
 
     def __len__(self) -> int:
@@ -65,6 +68,13 @@ class Mempool:
         key = (p.verified.record.author, p.verified.record.nonce)
         if key in self._nonces:
             raise ReplayError(f"nonce {key[1]!r} of {key[0]!r} is already pending")
+        eid = event_ids.event_id(p.verified.record)
+        if eid and eid in self._event_ids:
+            raise event_ids.refusal(
+                f"eventID {eid[:120]!r} is on a pending record "
+                f"({self._event_ids[eid].hex()[:16]}...)",
+                p.verified.record,
+            )
         if not self.has_room(p.size):
             raise OverloadError(
                 f"mempool full ({len(self._items)} records, {self._bytes} bytes); retry later"
@@ -72,6 +82,8 @@ class Mempool:
         self._items[p.record_id] = p
         self._nonces[key] = p.record_id
         self._by_leaf[p.verified.leaf_hash] = p.record_id
+        if eid:
+            self._event_ids[eid] = p.record_id
         self._bytes += p.size
 
     def get(self, record_id: bytes) -> Pending | None:
@@ -98,6 +110,9 @@ class Mempool:
             if p is not None:
                 self._nonces.pop((p.verified.record.author, p.verified.record.nonce), None)
                 self._by_leaf.pop(p.verified.leaf_hash, None)
+                eid = event_ids.event_id(p.verified.record)
+                if eid and self._event_ids.get(eid) == rid:
+                    del self._event_ids[eid]
                 self._bytes -= p.size
 
     def remove_nonces(self, nonces: Iterable[tuple[str, str]]) -> None:

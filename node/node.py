@@ -420,6 +420,11 @@ class Node:
         if self.mempool.nonce_pending(v.record.author, v.record.nonce):
             raise ReplayError(f"nonce {v.record.nonce!r} of {v.record.author!r} is pending")
         if local:
+            if self._reader is not None:
+                self.chain.check_submitted(v, self._reader)
+            else:
+                with self.store.reader() as r:
+                    self.chain.check_submitted(v, r)
             try:
                 update = self._check_pending(v)
             except RuleError:

@@ -317,8 +317,11 @@ def _utc_day(day: int) -> str:
 def ahead_problem(record: TraceRecord, time_ms: int) -> str:
     """Why ``record``'s eventTime is too far after ``time_ms`` (the node's clock, at
     admission), or "" (rule ``event-time``: an event is recorded once it has happened)."""
-    if record.event_time[:10] <= _utc_day(time_ms // 86_400_000):
-        return ""  # (a date not after today's is at most 14 h ahead: no parse needed)
+    text = record.event_time
+    if text[:10] <= _utc_day(time_ms // 86_400_000) and (
+        text[-1:] in ("Z", "z") or text[-6:-5] == "+"
+    ):
+        return ""  # (today or earlier, at UTC or east of it: not ahead of today's end)
     t = event_time_ms(record.event_time)
     if t is None or t <= time_ms + MAX_AHEAD_MS:
         return ""

@@ -213,11 +213,17 @@ def test_an_event_dated_over_a_day_ahead_of_the_node_is_refused_at_admission(
         return envelope_to_proto(sign_record(r, key("farm")))
 
     soon = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    results, _ = chain.admission_checks([dated("u:1", "2099-01-01T00:00:00Z"), dated("u:2", soon)])
-    assert isinstance(results[0], RuleError)
-    assert results[0].rule == "event-time"
-    assert "after the node's time" in str(results[0])
-    assert not isinstance(results[1], LedgerError)  # (a clock a few hours off is tolerated)
+    today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    with chain.store.reader() as r:
+        with pytest.raises(RuleError) as info:
+            chain.check_submitted(chain.verify(dated("u:1", "2099-01-01T00:00:00Z")), r)
+        assert info.value.rule == "event-time"
+        assert "after the node's time" in str(info.value)
+        chain.check_submitted(chain.verify(dated("u:2", soon)), r)  # (a clock hours off)
+        # QA: today's date with an offset of -23:59 is a day and a half ahead in UTC
+        late = chain.verify(dated("u:3", f"{today}T23:59:59-23:59"))
+        with pytest.raises(RuleError, match="after the node's time"):
+            chain.check_submitted(late, r)
     assert event_time_ms("2026-03-01T08:00:00.123456789+08:00") == 1772323200123
     assert event_time_ms("2026-03-01T00:00:60Z") == 1772323259000
     assert event_time_ms("2026-02-30T00:00:00Z") is None

@@ -42,10 +42,10 @@ def _commit(chain: ChainState, pbs: list[types_pb2.Envelope]) -> None:
 def test_a_committed_eventid_is_refused_at_admission_and_by_the_proposer(chain: ChainState) -> None:
     _commit(chain, [rec("u:1")])
     again = rec("u:2")  # another code, the same eventID (QA: it committed a second time)
-    results, _ = chain.admission_checks([again])
-    assert isinstance(results[0], RuleError)
-    assert results[0].rule == "event-id"
-    assert f"eventID {EID!r} is already on the chain" in str(results[0])
+    with chain.store.reader() as r, pytest.raises(RuleError) as info:
+        chain.check_submitted(chain.verify(again), r)
+    assert info.value.rule == "event-id"
+    assert f"eventID {EID!r} is already on the chain" in str(info.value)
     block, dropped = chain.build_block(2, 0, "v1", candidates(chain, [again, rec("u:3", "x")]), 2)
     assert len(block.envelopes) == 1
     assert [d.reason.rule for d in dropped] == ["event-id"]  # type: ignore[attr-defined]
@@ -91,8 +91,8 @@ def test_an_older_store_is_indexed_when_the_chain_opens(tmp_path: Path) -> None:
     assert event_ids.indexed_height(store) == 0
     chain = ChainState(store, G)  # a node starting on it
     assert event_ids.indexed_height(store) == 2
-    results, _ = chain.admission_checks([rec("u:3")])
-    assert isinstance(results[0], RuleError)
+    with store.reader() as r, pytest.raises(RuleError, match="already on the chain"):
+        chain.check_submitted(chain.verify(rec("u:3")), r)
     store.close()
 
 

@@ -234,3 +234,45 @@ def test_a_proposal_whose_height_passed_is_dropped_not_raised(tmp_path: Path) ->
             assert proposed == []
 
     run(body)
+
+
+def test_a_repeated_eventid_and_a_future_event_are_refused_at_submit(tmp_path: Path) -> None:
+    # QA: the single Submit the CLI uses skipped the event-id and event-time checks (they
+    # ran only for SubmitStream): a repeat was "accepted" and dropped later, a 2099 event
+    # committed
+    from node.convert import envelope_to_proto
+    from node.records import make_record, sign_record
+    from tests.fixtures import object_event
+
+    g = solo_genesis()
+
+    def with_eid(code: str, eid: str, when: str = "2026-03-01T08:00:00+08:00"):
+        ev = {**object_event([code]), "eventID": eid, "eventTime": when}
+        return envelope_to_proto(sign_record(make_record(g, "farm", ev), key("farm")))
+
+    async def body() -> None:
+        async with live_node(config(tmp_path, "v0"), g) as live:
+            first = with_eid("urn:x:e:1", "urn:uuid:1")
+            resp = await live.stub.Submit(
+                services_pb2.SubmitRequest(envelope=first, wait=True), timeout=30
+            )
+            assert resp.committed
+            for env, why in (
+                (with_eid("urn:x:e:2", "urn:uuid:1"), "is already on the chain"),
+                (with_eid("urn:x:e:3", "urn:x:t", "2099-01-01T00:00:00Z"), "node's time"),
+            ):
+                err = await rpc_error(
+                    live.stub.Submit(services_pb2.SubmitRequest(envelope=env), timeout=10)
+                )
+                assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err.details()
+                assert why in (err.details() or "")
+            # two new records naming one eventID: the second is refused while the first waits
+            a, b = with_eid("urn:x:e:4", "urn:uuid:2"), with_eid("urn:x:e:5", "urn:uuid:2")
+            await live.stub.Submit(services_pb2.SubmitRequest(envelope=a), timeout=10)
+            err = await rpc_error(
+                live.stub.Submit(services_pb2.SubmitRequest(envelope=b), timeout=10)
+            )
+            details = err.details() or ""
+            assert "is on a pending record" in details or "already on the chain" in details
+
+    run(body)
