@@ -375,8 +375,8 @@ def get(
         else "pending (not yet committed)"
     )
     console.print(
-        f"record {info['record_id']} by {i.author} {where}: {i.event_type} {i.biz_step} "
-        f"{i.event_time} codes {', '.join(i.codes) or '-'}"
+        f"record {info['record_id']} by {i.author} {where}: {safe(i.event_type)} "
+        f"{safe(i.biz_step)} {safe(i.event_time)} codes {safe(', '.join(i.codes)) or '-'}"
     )
     if i.handoff_to:
         console.print(f"handoff to {i.handoff_to}, signed by {' and '.join(i.signers)}")

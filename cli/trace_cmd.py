@@ -8,7 +8,7 @@ import typer
 from rich.text import Text
 from rich.tree import Tree
 
-from cli.common import UINT32_MAX, console, print_json
+from cli.common import UINT32_MAX, console, print_json, safe
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
 from node.permissions import bare_step
@@ -224,10 +224,11 @@ def history(
     more = " (the first page)" if page else ""
     console.print(Text.assemble(("history of", "bold"), f" {root}: {shown}{more}"))
     for r in records:
-        step = bare_step(r.biz_step) or "-"  # CBV's word; a custom step as written
+        step = safe(bare_step(r.biz_step) or "-")  # CBV's word; a custom step as written
         to = f"  -> {r.handoff_to} (countersigned)" if r.handoff_to else ""
-        console.print(
-            f"  #{r.log_index:<6} {r.event_time:<28} {r.author:<16} {r.event_type:<20} {step}{to}"
+        console.print(  # (data escaped: a newline in a field must not start a line)
+            f"  #{r.log_index:<6} {safe(r.event_time):<28} {r.author:<16} "
+            f"{safe(r.event_type):<20} {step}{to}"
         )
     if page:
         console.print(f"more: --page {page}  (or --all)")

@@ -42,9 +42,12 @@ log = logging.getLogger("suyuan.event_ids")
 
 
 def event_id(record: TraceRecord) -> str:
-    """The record's EPCIS eventID, "" if it has none (a non-string names none)."""
+    """The record's EPCIS eventID as compared, "" if it has none (a non-string names none):
+    a ``urn:uuid:`` in lower case (RFC 9562: a UUID's hex digits are case-insensitive)."""
     eid = record.event.get("eventID")
-    return eid if isinstance(eid, str) else ""
+    if not isinstance(eid, str):
+        return ""
+    return eid.lower() if eid[:9].lower() == "urn:uuid:" else eid
 
 
 def key(eid: str) -> bytes:

@@ -468,6 +468,14 @@ def check_new_record(record: TraceRecord) -> None:
                     f"event: {name} {value[:60]!r} is not how CBV spells {canonical!r}: "
                     f"write {canonical!r} (or its URN or https://ref.gs1.org/cbv/ URI)"
                 )
+    for name in ("bizStep", "disposition", "action"):
+        value = ev.get(name)
+        if value and _not_a_word(value):  # (a URI or a CBV word: one token, no newline)
+            raise InputError(
+                f"event: {name} {value[:60]!r} has a space, control or format character "
+                "(a URI or a CBV word has none)"
+            )
+    _check_event_id(ev)
 
 
 def _is_recall(ev: Mapping[str, Any]) -> bool:
@@ -507,6 +515,27 @@ def _check_attachment(a: Mapping[str, str]) -> None:
         )
     if not _HEX64.fullmatch(a.get("sha256", "")):
         raise InputError("record: an attachment's sha256 must be 64 lower-case hex digits")
+
+
+def _not_a_word(value: str) -> bool:
+    """True iff ``value`` holds whitespace or a control or format character."""
+    from node.textrules import control_char
+
+    return any(c.isspace() for c in value) or bool(control_char(value))
+
+
+def _check_event_id(ev: Mapping[str, Any]) -> None:
+    """An EPCIS ``eventID``, if given, is a URI: a non-empty string, one token, written one
+    way only (``lookalike_problem``), so that rule event-id compares like with like."""
+    if "eventID" not in ev:
+        return
+    eid = ev["eventID"]
+    if not isinstance(eid, str) or not eid:
+        raise InputError("event: 'eventID' must be a non-empty string (a URI)")
+    problem = _not_a_word(eid) and "has a space, control or format character"
+    problem = problem or lookalike_problem(eid)
+    if problem:
+        raise InputError(f"event: eventID {_shown(eid)} {problem}")
 
 
 def _check_attribute_names(record: TraceRecord) -> None:

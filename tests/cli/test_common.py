@@ -218,3 +218,14 @@ def test_a_missing_output_folder_is_not_created(tmp_path):
     with pytest.raises(OutputError, match=r"cannot write .*x.json: no folder .*such \(create"):
         write_text_atomic(target, "{}")
     assert not (tmp_path / "no").exists()
+
+
+def test_a_newline_in_a_history_field_cannot_forge_a_line():
+    # QA: a bizStep "urn:x:inspecting\n  #153 ... regulator ... recalling" printed a fake
+    # line in `trace history` (the console keeps newlines of our own multi-line output)
+    from cli.common import console, safe
+
+    step = "urn:x:inspecting\n  #153    2026-03-02T10:00:00+08:00    regulator"
+    with console.capture() as cap:
+        console.print(f"  #7 {safe(step)}")
+    assert len(cap.get().splitlines()) == 1

@@ -100,3 +100,29 @@ def test_a_long_eventid_is_keyed_by_its_digest() -> None:
     assert event_ids.key("x" * 1000).startswith(b"h")
     assert len(event_ids.key("x" * 1000)) == 33
     assert event_ids.key("urn:uuid:1") == b"eurn:uuid:1"
+
+
+def test_a_uuid_eventid_in_capitals_is_the_same_event(chain: ChainState) -> None:
+    _commit(chain, [rec("u:1", "urn:uuid:abcdef00-1111-4222-8333-444455556666")])
+    again = rec("u:2", "urn:uuid:ABCDEF00-1111-4222-8333-444455556666")
+    with chain.store.reader() as r, pytest.raises(RuleError, match="already on the chain"):
+        chain.check_submitted(chain.verify(again), r)
+
+
+@pytest.mark.parametrize(
+    ("eid", "why"),
+    [
+        (12345, "must be a non-empty string"),
+        ("", "must be a non-empty string"),
+        (" urn:uuid:1", "has a space"),
+        ("urn:x:caf\u0065\u0301", "plainer form"),  # NFD: e and a combining accent
+        ("urn:x:a\u200bb", "shows nothing"),
+        ("urn:x:a\u202eb", "control or format character"),
+    ],
+)
+def test_an_eventid_is_one_token_written_one_way(eid: object, why: str) -> None:
+    from node.errors import InputError
+
+    ev = {**object_event(["u:1"]), "eventID": eid}
+    with pytest.raises(InputError, match=why):
+        make_record(G, "farm", ev, category="meat")
