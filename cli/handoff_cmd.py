@@ -12,10 +12,12 @@ from cli.common import console, err_console, interrupted_submit, print_json, wri
 from cli.draft import load_envelope
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
+from node.custody import RETURN_DISPOSITIONS
 from node.epcis import is_class_code
 from node.errors import InputError, NodeUnavailableError, NotFoundError, RulePermissionError
 from node.genesis import Genesis
 from node.keys import load_key_file
+from node.permissions import bare_disposition, bare_step
 from node.records import (
     CATEGORIES,
     cosign,
@@ -119,16 +121,22 @@ def offer(
         list(codes or []), list(lot or []), when, biz_step, disposition, read_point
     )
     rec = make_record(g, k.name, event, category=category, handoff_to=to)
-    _check_held(node, k.name, [*(codes or []), *(lot or [])])
+    exit_ok = bare_disposition(disposition) in RETURN_DISPOSITIONS or bare_step(biz_step) in (
+        "destroying",
+    )
+    _check_held(node, k.name, [*(codes or []), *(lot or [])], recalled_ok=exit_ok)
     env = sign_record(rec, k)
     write_text_atomic(out, env.to_json())
     console.print(f"offer {env.record_id.hex()} from {k.name} to {to} -> {out}")
 
 
-def _check_held(node: str | None, sender: str, codes: list[str]) -> None:
-    """Refuse (rule custody, exit 1) an offer of a code the sender does not hold now, or
-    that is closed, asked of the node; an offer signed with no node to ask (offline, or a
-    local testnet that is down) is not checked, and a warning says so. The node judges the
+def _check_held(
+    node: str | None, sender: str, codes: list[str], *, recalled_ok: bool = False
+) -> None:
+    """Refuse (exit 1) an offer of a code the sender does not hold now (rule custody), that
+    is closed, or that is recalled unless the offer is a return or for destruction (rule
+    recalled), asked of the node; an offer signed with no node to ask (offline, or a local
+    testnet that is down) is not checked, and a warning says so. The node judges the
     accepted handoff again when it is submitted."""
     try:
         target = resolve_node(node)
@@ -148,13 +156,20 @@ def _check_held(node: str | None, sender: str, codes: list[str]) -> None:
                 if me.custodian != sender:
                     raise RulePermissionError(
                         "custody",
-                        f"offer: {code} is held by {me.custodian or 'no one'}, not {sender}: "
+                        f"offer: {me.code} is held by {me.custodian or 'no one'}, not {sender}: "
                         "only its custodian can offer it",
                         code,
                     )
                 if me.status == "closed":
                     raise RulePermissionError(
-                        "custody", f"offer: {code} is closed (sold, consumed or destroyed)", code
+                        "custody", f"offer: {me.code} is closed (sold, consumed or destroyed)", code
+                    )
+                if me.recalled and not recalled_ok:
+                    raise RulePermissionError(
+                        "recalled",
+                        f"offer: {me.code} is recalled: it may only be handed off as a return "
+                        "(--disposition returned) or for destruction (--biz-step destroying)",
+                        code,
                     )
     except NodeUnavailableError:
         if node is not None:

@@ -380,9 +380,18 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
         }
     ]
 
-    # after the recall: a plain handoff of a recalled code is refused ...
-    ship = cli.handoff("processor", "distributor", P3)
-    line = cli.refused(1, "handoff", "accept", str(ship), "--key", cli.key("distributor"))
+    # after the recall: a plain handoff of a recalled code is refused, at the offer already
+    # (QA: it was signed, and only the receiver's accept failed) ...
+    line = cli.refused(1, "handoff", "offer", P3, "--key", cli.key("processor"),
+                       "--to", "distributor", "--out", str(tmp_path / "no2.json"))  # fmt: skip
+    assert "is recalled: it may only be handed off as a return" in line, line
+    ship = {"type": "ObjectEvent", **when(9), "action": "OBSERVE", "bizStep": "shipping",
+            "epcList": [P3]}  # fmt: skip
+    signed_ship = tmp_path / "ship.json"
+    cli.ok("record", "sign", str(cli.draft(ship, handoff_to="distributor")),
+           "--key", cli.key("processor"), "--genesis", str(testnet4.dir / "genesis.json"),
+           "--out", str(signed_ship))  # fmt: skip
+    line = cli.refused(1, "handoff", "accept", str(signed_ship), "--key", cli.key("distributor"))
     assert line.startswith("error: rule recalled:"), line
     assert cli.custodian(P3) == "processor"
     # ... a return is accepted
