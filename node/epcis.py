@@ -399,18 +399,27 @@ def lot_conflict(event: Mapping[str, Any]) -> str:
     ilmd = event.get("ilmd")
     if not isinstance(ilmd, Mapping):
         return ""
+    for k in _LOT_KEYS:
+        if k in ilmd and not isinstance(ilmd[k], str):
+            return f"the ILMD {k} is not a string (a lot number is text)"
     declared = next((ilmd[k] for k in _LOT_KEYS if isinstance(ilmd.get(k), str)), "")
     if not declared:
         return ""
     want = _PCT.sub(_pct_char, declared)
-    for field in ("epcList", "outputEPCList"):
-        for raw in _raw_list(event, field):
-            lot = _dl_lot(raw)
-            if lot and _PCT.sub(_pct_char, lot) != want:
-                return (
-                    f"{field} item {raw[:120]!r} is in lot {lot[:40]!r} by its Digital Link, "
-                    f"but the event's ILMD lotNumber is {declared[:40]!r}: one item, one lot"
-                )
+    named = [
+        (field, raw) for field in ("epcList", "outputEPCList") for raw in _raw_list(event, field)
+    ] + [
+        (field, raw)
+        for field in ("quantityList", "outputQuantityList")
+        for raw in _raw_classes(event, field)
+    ]
+    for field, raw in named:
+        lot = _dl_lot(raw)
+        if lot and _PCT.sub(_pct_char, lot) != want:
+            return (
+                f"{field} code {raw[:120]!r} is in lot {lot[:40]!r} by its Digital Link, "
+                f"but the event's ILMD lotNumber is {declared[:40]!r}: one item, one lot"
+            )
     return ""
 
 

@@ -579,3 +579,21 @@ def test_an_item_whose_digital_link_lot_is_not_the_ilmd_lot_is_refused(field):
         make_record(G, "farm", ev)
     ev["ilmd"] = {"cbvmda:lotNumber": "FM20260302"}  # the same lot: fine
     assert make_record(G, "farm", ev)
+
+
+@pytest.mark.parametrize(
+    ("ilmd", "extra", "why"),
+    [
+        # QA: a quantityList lot's Digital Link against another ILMD lot committed
+        ({"cbvmda:lotNumber": "LOTY"},
+         {"quantityList": [{"epcClass": "https://id.gs1.org/01/06901234000306/10/LOTX"}]},
+         "quantityList code"),
+        # a lot number that is not text skipped the comparison
+        ({"cbvmda:lotNumber": 1}, {}, "is not a string"),
+        ({"cbvmda:lotNumber": ["LOT2"]}, {}, "is not a string"),
+    ],
+)  # fmt: skip
+def test_an_ilmd_lot_that_another_lot_contradicts_is_refused(ilmd, extra, why):
+    ev = {**object_event(["urn:epc:id:sgtin:6901234.000030.1"]), "ilmd": ilmd, **extra}
+    with pytest.raises(InputError, match=why):
+        make_record(G, "farm", ev)
