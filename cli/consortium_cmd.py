@@ -17,7 +17,7 @@ from node.errors import ConfigError, InputError
 from node.genesis import ROLES, ConsensusParams, Genesis, Member
 from node.keys import read_public_info
 from node.permissions import bare_step, cbv_lookalike, genesis_permissions
-from node.textrules import control_char
+from node.textrules import control_char, hidden_char
 
 #: A new chain's id: what every checkpoint origin (``suyuan/<id>/<genesis>``) can carry.
 CHAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
@@ -72,11 +72,13 @@ def apply_labels(members: list[Member], names: list[str], orgs: list[str]) -> li
                 raise ConfigError(f"{option} {spec!r}: {mid!r} is not a --member")
             if mid in seen:
                 raise ConfigError(f"{option}: {mid!r} is given twice")
-            ch = control_char(text)
-            if ch or len(text) > _LABEL_MAX:
+            # an organisation code is an identifier: nothing invisible (a zero-width space
+            # is a space in Unicode 3.2); a name may hold spaces, but not at its ends
+            ch = hidden_char(text) if fld == "org_code" else control_char(text)
+            if ch or len(text) > _LABEL_MAX or text != text.strip():
                 raise ConfigError(
                     f"{option} {mid}: one line of at most {_LABEL_MAX} characters, with no "
-                    "control or format character"
+                    "control, format or invisible character and no space at either end"
                 )
             seen.add(mid)
             m = by_id[mid]

@@ -547,7 +547,9 @@ def test_consortium_names_its_members_and_show_reads_them(tmp_path):
     for bad, why in (
         (["--display-name", "nobody=X"], "is not a --member"),
         (["--display-name", "dairy=A", "--display-name", "dairy=B"], "given twice"),
-        (["--org-code", "dairy=A\nB"], "control or format character"),
+        (["--org-code", "dairy=A\nB"], "control, format or invisible character"),
+        (["--org-code", "dairy=9111\u200b0"], "invisible character"),  # QA: accepted
+        (["--display-name", "dairy= 某某乳业"], "no space at either end"),
         (["--display-name", "dairy"], "expected MEMBER=TEXT"),
     ):
         r = suyuan(*base, "--out", "g2.json", *bad, cwd=tmp_path)
