@@ -188,9 +188,8 @@ class ChainState:
         why = event_ids.duplicate(eid, reader) if eid else ""
         if why:
             raise event_ids.refusal(why, v.record)
-        ahead = ahead_of([v], int(time.time() * 1000))
-        if ahead:
-            raise ahead[0][1]
+        if ahead_problem(v.record, int(time.time() * 1000)):
+            raise ahead_of([v], int(time.time() * 1000))[0][1]
 
     def check_rules(
         self, records: Sequence[VerifiedRecord], reader: StoreReader | None = None

@@ -519,9 +519,9 @@ def _check_attachment(a: Mapping[str, str]) -> None:
 
 def _not_a_word(value: str) -> bool:
     """True iff ``value`` holds whitespace or a control or format character."""
-    from node.textrules import control_char
-
-    return any(c.isspace() for c in value) or bool(control_char(value))
+    if value.isascii():  # (the common case, on every record: two C-level scans)
+        return " " in value or not value.isprintable()
+    return any(c.isspace() for c in value) or bool(textrules.control_char(value))
 
 
 def _check_event_id(ev: Mapping[str, Any]) -> None:
@@ -539,11 +539,13 @@ def _check_event_id(ev: Mapping[str, Any]) -> None:
 
 
 def _check_attribute_names(record: TraceRecord) -> None:
-    from node.textrules import control_char
-
     for kind, names in (("attribute", record.attributes), ("sealed attribute", record.sealed)):
-        for name in names or ():
-            ch = control_char(name)
+        if not names:
+            continue
+        for name in names:
+            if name.isascii() and name.isprintable():
+                continue  # (the common case, on every record)
+            ch = textrules.control_char(name)
             if ch:
                 raise InputError(
                     f"record: {kind} name {_shown(name)} has a control or format character "

@@ -39,6 +39,8 @@ def control_char(text: str) -> str:
     """The first control or format character of ``text`` (Unicode 3.2), or "". Unlike
     ``hidden_char`` it lets spaces and characters newer than Unicode 3.2 pass: for names
     shown to people, not identifiers."""
+    if text.isascii() and text.isprintable():  # (no ASCII control: the common case)
+        return ""
     return next((ch for ch in text if _UCD.category(ch) in _CONTROL_CATEGORIES), "")
 
 
