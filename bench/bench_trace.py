@@ -375,6 +375,7 @@ def measure_grpc(base: Path, chains: int, samples: int, seed: int) -> dict[str, 
     (base / "genesis.json").write_text(g.to_json())
     kf = base / "keys" / "v0.key"
     if not kf.exists():
+        kf.parent.mkdir(parents=True, exist_ok=True)
         write_key_file(kf, key("v0"), None)
     addr = f"127.0.0.1:{free_base_port(1)}"
     (base / "node.toml").write_text(

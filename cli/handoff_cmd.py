@@ -14,15 +14,24 @@ from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
 from node.custody import RETURN_DISPOSITIONS
 from node.epcis import is_class_code
-from node.errors import InputError, NodeUnavailableError, NotFoundError, RulePermissionError
+from node.errors import (
+    InputError,
+    NodeUnavailableError,
+    NotFoundError,
+    ReplayError,
+    RuleError,
+    RulePermissionError,
+)
 from node.genesis import Genesis
 from node.keys import load_key_file
 from node.permissions import bare_disposition, bare_step
 from node.records import (
     CATEGORIES,
+    ahead_problem,
     cosign,
     is_date_time,
     make_record,
+    offset_ok,
     sign_record,
     verify_envelope,
 )
@@ -117,10 +126,17 @@ def offer(
             f"--time {when[:40]!r} is not an RFC 3339 date-time with a UTC offset "
             "(e.g. 2026-03-02T09:00:00+08:00)"
         )
+    if not (when[-1:] in ("Z", "z") or offset_ok(when[-6:])):
+        raise InputError(
+            f"--time {when[:40]!r}: its UTC offset must be Z or from -14:00 to +14:00 (EPCIS)"
+        )
     event = handoff_event(
         list(codes or []), list(lot or []), when, biz_step, disposition, read_point
     )
     rec = make_record(g, k.name, event, category=category, handoff_to=to)
+    ahead = ahead_problem(rec, int(dt.datetime.now(dt.UTC).timestamp() * 1000))
+    if ahead:  # (the node would refuse the accepted handoff: rule event-time)
+        raise RuleError("event-time", f"--time: {ahead}")
     exit_ok = bare_disposition(disposition) in RETURN_DISPOSITIONS or bare_step(biz_step) in (
         "destroying",
     )
@@ -211,6 +227,8 @@ def accept(
     with LedgerClient(target.address) as client:
         try:
             resp = client.submit(both, wait=wait)
+        except ReplayError as refusal:  # a retry of an accept that committed: where it is
+            resp = client.committed_already(both.record_id, refusal)
         except KeyboardInterrupt:
             raise interrupted_submit(both.record_id.hex(), target.address) from None
     if wait and not resp.committed:

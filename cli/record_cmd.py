@@ -24,7 +24,6 @@ from node.errors import (
     InputError,
     LedgerError,
     NodeUnavailableError,
-    NotFoundError,
     ReplayError,
     VerificationError,
 )
@@ -36,7 +35,6 @@ from node.records import (
     cosign,
     verify_envelope,
 )
-from proto import services_pb2
 
 app = typer.Typer(help="Sign, countersign, verify and submit trace records.", no_args_is_help=True)
 
@@ -234,7 +232,7 @@ def submit(
             # this very record committed already (a retry after an uncertain outcome): the
             # answer a retry wants is where, with exit 0; a nonce reused by another record
             # is still the refusal it is
-            resp = _committed_already(client, env.record_id, refusal)
+            resp = client.committed_already(env.record_id, refusal)
             already = True
         except NodeUnavailableError as e:  # the record may have reached the node: name it
             if never_connected(e):
@@ -271,22 +269,6 @@ def submit(
         )
     else:
         console.print(f"record {record_id} accepted by {target.address} (not yet committed)")
-
-
-def _committed_already(
-    client: LedgerClient, record_id: bytes, refusal: ReplayError
-) -> services_pb2.SubmitResponse:
-    """The answer for a submit refused as a replay when this very record is committed;
-    ``refusal`` otherwise (pending here, or another record's nonce)."""
-    try:
-        info = client.get_record(record_id).info
-    except NotFoundError:
-        raise refusal from None
-    if info.height == 0:
-        raise refusal
-    return services_pb2.SubmitResponse(
-        record_id=record_id, committed=True, height=info.height, log_index=info.log_index
-    )
 
 
 def parse_record_id(text: str) -> bytes:

@@ -136,6 +136,22 @@ class LedgerClient:
         )
         self._stub: Any = services_pb2_grpc.LedgerStub(self._channel)  # type: ignore[no-untyped-call, unused-ignore]
 
+    def committed_already(
+        self, record_id: bytes, refusal: ReplayError
+    ) -> services_pb2.SubmitResponse:
+        """The answer to a submit refused as a replay when this very record is committed
+        (a retry after an uncertain outcome); raises ``refusal`` otherwise (the record is
+        pending, or another record used its nonce)."""
+        try:
+            info = self.get_record(record_id).info
+        except NotFoundError:
+            raise refusal from None
+        if info.height == 0:
+            raise refusal
+        return services_pb2.SubmitResponse(
+            record_id=record_id, committed=True, height=info.height, log_index=info.log_index
+        )
+
     def close(self) -> None:
         self._channel.close()
 

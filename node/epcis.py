@@ -391,6 +391,12 @@ def lot_links(event: Mapping[str, Any], field: str = "epcList") -> list[tuple[st
     return [(lot, item) for item, lot in out.items()]
 
 
+def compared_event_id(eid: str) -> str:
+    """An eventID as rule event-id compares it: a ``urn:uuid:`` in lower case (RFC 9562: a
+    UUID's hex digits are case-insensitive), any other as written."""
+    return eid.lower() if eid[:9].lower() == "urn:uuid:" else eid
+
+
 def lot_conflict(event: Mapping[str, Any]) -> str:
     """Why an item of ``event`` names two lots, or "": its Digital Link's lot (``/10/``) is
     not the ILMD ``lotNumber`` the event declares for the items it makes (compared
@@ -812,15 +818,16 @@ def import_document(doc: Any, *, category: str = "other") -> list[ImportResult]:
     for i, ev in enumerate(events):
         r = import_event(ev, i, category=category)
         if r.event is not None and r.event_id:
-            if r.event_id in first:
+            same = compared_event_id(r.event_id)
+            if same in first:
                 r = replace(
                     r,
                     event=None,
-                    reason=f"eventID {r.event_id!r} repeats event {first[r.event_id]}'s: EPCIS "
+                    reason=f"eventID {r.event_id!r} repeats event {first[same]}'s: EPCIS "
                     "names each event once",
                 )
             else:
-                first[r.event_id] = i
+                first[same] = i
         if r.event is not None and extra and "@context" not in r.event:
             r = replace(r, event={"@context": list(extra), **r.event})
         out.append(r)

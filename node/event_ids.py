@@ -27,6 +27,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from node.epcis import compared_event_id
 from node.errors import RuleError, StorageError
 from node.records import TraceRecord, VerifiedRecord
 from node.store import MAX_RAW_KEY, Store, StoreReader
@@ -45,9 +46,7 @@ def event_id(record: TraceRecord) -> str:
     """The record's EPCIS eventID as compared, "" if it has none (a non-string names none):
     a ``urn:uuid:`` in lower case (RFC 9562: a UUID's hex digits are case-insensitive)."""
     eid = record.event.get("eventID")
-    if not isinstance(eid, str):
-        return ""
-    return eid.lower() if eid[:9].lower() == "urn:uuid:" else eid
+    return compared_event_id(eid) if isinstance(eid, str) else ""
 
 
 def key(eid: str) -> bytes:

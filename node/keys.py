@@ -180,8 +180,7 @@ def write_key_file(path: Path, key: KeyPair, passphrase: str | None) -> None:
         raise KeyFileError(f"{path}: already exists; refusing to overwrite a key")
     data = encode_key_file(key, passphrase)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    try:  # (a missing folder is not created: a mistyped path is an error)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)

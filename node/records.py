@@ -336,6 +336,12 @@ def ahead_problem(record: TraceRecord, time_ms: int) -> str:
 _TZ_OFFSET = re.compile(r"[+-](0\d|1[0-3]):[0-5]\d|[+-]14:00", re.ASCII)  # EPCIS 2.0's
 
 
+def offset_ok(offset: str) -> bool:
+    """True iff ``offset`` is EPCIS 2.0's ``eventTimeZoneOffset``: ``+hh:mm`` or ``-hh:mm``,
+    -14:00 to +14:00."""
+    return bool(_TZ_OFFSET.fullmatch(offset))
+
+
 def lookalike_problem(code: str) -> str:
     """Why ``code`` could pass for another code, or "" (see ``check_new_record``)."""
     if not code.isascii():  # (ASCII's visible characters are NFKC-stable)

@@ -352,6 +352,7 @@ def create(
             n.config.unlink(missing_ok=True)
     marker.touch()
     members = []
+    man.key_file(validator_name(0)).parent.mkdir(parents=True, exist_ok=True)
     for name, member_roles in roles.items():
         key = KeyPair.generate(name)
         write_key_file(man.key_file(name), key, None)

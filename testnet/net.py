@@ -165,7 +165,7 @@ def _up(
 ) -> Manifest:
     mf.check_dir_usable(directory)
     if mf.is_testnet_dir(directory):
-        man = Manifest.load(directory)
+        man = _load(directory)
         running = [n.index for n in man.nodes if procs.is_ours(n.pid, n.config)]
         if running:
             raise InputError(
@@ -201,7 +201,7 @@ def down(directory: Path, timeout: float = DEFAULT_STOP_TIMEOUT_S) -> list[int]:
     Raises:
         NodeUnavailableError: a process survived SIGKILL (it is named).
     """
-    man = Manifest.load(directory)
+    man = _load(directory)
     live = [(n.pid, n.config) for n in man.nodes if n.pid and procs.is_ours(n.pid, n.config)]
     survivors = procs.stop_many(live, timeout)
     for n in man.nodes:
@@ -219,7 +219,7 @@ def down(directory: Path, timeout: float = DEFAULT_STOP_TIMEOUT_S) -> list[int]:
 @_exclusive
 def kill(directory: Path, index: int) -> int:
     """SIGKILL node ``index``; returns its PID. The manifest keeps the PID (not running)."""
-    man = Manifest.load(directory)
+    man = _load(directory)
     n = _running(man, index)
     assert n.pid is not None
     procs.send(n.pid, n.config, signal.SIGKILL)
@@ -254,7 +254,7 @@ def restart(directory: Path, index: int, timeout: float = DEFAULT_UP_TIMEOUT_S) 
 
     Returns the new PID. Raises ``TestnetStartError`` (the new process is stopped again).
     """
-    man = Manifest.load(directory)
+    man = _load(directory)
     n = man.node(index)
     running = bool(n.pid) and procs.is_ours(n.pid, n.config)
     if running:
@@ -293,7 +293,7 @@ def _check_restartable(man: Manifest, n: NodeEntry) -> None:
 
 def status(directory: Path, rpc_timeout: float = 1.0) -> list[NodeStatus]:
     """Process state of every node, and height/head from ``Ledger.Status`` when it answers."""
-    man = Manifest.load(directory)
+    man = _load(directory, save=False)  # (status takes no lock: it writes nothing)
     out = []
     for n in man.nodes:
         running = procs.is_ours(n.pid, n.config)
@@ -344,6 +344,27 @@ def busy_addresses(addresses: list[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------------- internals
+
+
+def _load(directory: Path, *, save: bool = True) -> Manifest:
+    """The manifest, with the nodes a killed ``testnet up`` started but never recorded:
+    a live ``node start --config CONFIG`` that the node's own ``node.pid`` names is taken
+    in (and saved, unless ``save`` is False), so ``down`` stops it and ``up`` knows it
+    runs (QA: a node left running that no testnet command could see)."""
+    man = Manifest.load(directory)
+    found = False
+    for n in man.nodes:
+        if n.pid and procs.is_ours(n.pid, n.config):
+            continue
+        try:
+            pid = int((n.data_dir / "node.pid").read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if 0 < pid < 2**22 and procs.is_ours(pid, n.config):
+            man, found = man.with_pid(n.index, pid), True
+    if found and save:
+        man.save()
+    return man
 
 
 def _start_and_wait(man: Manifest, indexes: list[int], timeout: float) -> Manifest:

@@ -494,6 +494,14 @@ def test_handoff_offer_takes_the_time_the_goods_left(net):
     r = suyuan(*args, "--time", "yesterday", cwd=net)
     assert r.returncode == 2
     assert "--time 'yesterday' is not an RFC 3339 date-time" in r.stderr
+    # QA: a time in the future was signed (only the accept was refused), and an offset of
+    # -23:59 was refused for a field the user never wrote (eventTimeZoneOffset)
+    r = suyuan(*args, "--time", "2099-01-01T00:00:00Z", cwd=net)
+    assert r.returncode == 1, r.stderr
+    assert "rule event-time" in r.stderr
+    r = suyuan(*args, "--time", "2026-12-05T23:59:59-23:59", cwd=net)
+    assert r.returncode == 2, r.stderr
+    assert "its UTC offset must be Z or from -14:00 to +14:00" in r.stderr
 
 
 def test_attachments_must_be_regular_files_with_visible_names(net):

@@ -87,3 +87,22 @@ def test_an_event_committed_late_by_an_interrupted_run_is_skipped_not_refused() 
     late = on_chain.find_again(r)
     assert late is not None
     assert (late["status"], late["log_index"]) == ("skipped", 7)
+
+
+def test_a_uuid_eventid_repeated_in_capitals_is_a_repeat(tmp_path: Path) -> None:
+    # QA: the same urn:uuid in upper and lower case passed the document's own check, and
+    # the node then refused the second (rule event-id)
+    from node.epcis import import_document
+
+    a = {"type": "ObjectEvent", "eventTime": "2026-03-01T08:00:00+08:00", "action": "ADD",
+         "bizStep": "commissioning", "epcList": ["urn:x:u:1"],
+         "eventID": "urn:uuid:88888888-aaaa-4aaa-8aaa-aaaaaaaaaaaa"}  # fmt: skip
+    b = {
+        **a,
+        "epcList": ["urn:x:u:2"],
+        "eventID": a["eventID"].upper().replace("URN:UUID", "urn:uuid"),
+    }
+    results = import_document({"type": "EPCISDocument", "epcisBody": {"eventList": [a, b]}})
+    assert results[0].ok
+    assert not results[1].ok
+    assert "repeats event 0's" in results[1].reason

@@ -247,3 +247,21 @@ def test_a_node_that_exits_at_start_is_told_by_its_own_error_and_exit_code(testn
     line = lines[0]
     assert "exited before it became healthy: " in line
     assert "another chain" in line or "genesis" in line
+
+
+def test_a_node_the_manifest_lost_is_found_by_its_own_pid_file(tmp_path, fake_nodes):
+    # QA: `testnet up` killed (-9) between starting a node and recording its PID left the
+    # node running; status said "stopped", down left it, and the next up found its port taken
+    from testnet import manifest as mf
+
+    d = tmp_path / "net"
+    man = net.up(d, 3, free_base_port(3), timeout=20)
+    lost = man.nodes[1].pid
+    assert lost
+    (man.nodes[1].data_dir / "node.pid").write_text(f"{lost}\n")  # as a real node writes
+    man.with_pid(1, None).save()
+    assert mf.Manifest.load(d).nodes[1].pid is None
+    assert net.status(d)[1].running  # found again
+    stopped = net.down(d, timeout=5)
+    assert lost in stopped
+    assert not pid_alive(lost)
