@@ -100,7 +100,7 @@ def test_a_uuid_eventid_repeated_in_capitals_is_a_repeat(tmp_path: Path) -> None
     b = {
         **a,
         "epcList": ["urn:x:u:2"],
-        "eventID": a["eventID"].upper().replace("URN:UUID", "urn:uuid"),
+        "eventID": "urn:uuid:88888888-AAAA-4AAA-8AAA-AAAAAAAAAAAA",
     }
     results = import_document({"type": "EPCISDocument", "epcisBody": {"eventList": [a, b]}})
     assert results[0].ok
