@@ -85,7 +85,7 @@ def attachment_entry(path: Path) -> dict[str, str]:
         raise InputError(f"{path}: cannot read attachment ({e.strerror})") from e
     if hidden_char(path.name):
         raise InputError(
-            f"{path!r}: an attachment's name may not hold a control or invisible character; "
+            f"{str(path)!r}: an attachment's name may not hold a control or invisible character; "
             "rename the file"
         )
     entry = {"name": path.name, "sha256": digest}

@@ -180,10 +180,12 @@ def _check_held(
                     raise RulePermissionError(
                         "custody", f"offer: {me.code} is closed (sold, consumed or destroyed)", code
                     )
-                if me.recalled and not recalled_ok:
+                inside = "" if recalled_ok or me.recalled else _recalled_inside(client, me.code)
+                if (me.recalled or inside) and not recalled_ok:
+                    what = f"{me.code} holds {inside}, which is" if inside else f"{me.code} is"
                     raise RulePermissionError(
                         "recalled",
-                        f"offer: {me.code} is recalled: it may only be handed off as a return "
+                        f"offer: {what} recalled: it may only be handed off as a return "
                         "(--disposition returned) or for destruction (--biz-step destroying)",
                         code,
                     )
@@ -194,6 +196,20 @@ def _check_held(
             f"warning: node {target.address} did not answer: the offer's codes were not "
             "checked against the chain (the node judges the handoff when it is submitted)"
         )
+
+
+def _recalled_inside(client: LedgerClient, container: str) -> str:
+    """A recalled code that ``container`` holds now (at any depth of packing), or "": the
+    node refuses a handoff that moves it (QA: a case of recalled cans was offered). Only
+    the first page of the forward trace is read (1,000 codes); the node judges the rest."""
+    nodes = client.trace_forward(container, max_depth=8, limit=1000).nodes
+    inside = {container}
+    for n in nodes:
+        if n.relation == "child" and n.parent_code in inside and n.container == n.parent_code:
+            inside.add(n.code)
+            if n.recalled and n.status != "closed":
+                return n.code
+    return ""
 
 
 @app.command("accept")

@@ -389,6 +389,10 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     line = cli.refused(1, "handoff", "offer", P3, "--key", cli.key("processor"),
                        "--to", "distributor", "--out", str(tmp_path / "no2.json"))  # fmt: skip
     assert "is recalled: it may only be handed off as a return" in line, line
+    # ... and so is an offer of the case that holds recalled items (QA: it was signed)
+    line = cli.refused(1, "handoff", "offer", S1, "--key", cli.key("distributor"),
+                       "--to", "retailer", "--out", str(tmp_path / "no3.json"))  # fmt: skip
+    assert "which is recalled" in line, line
     ship = {"type": "ObjectEvent", **when(9), "action": "OBSERVE", "bizStep": "shipping",
             "epcList": [P3]}  # fmt: skip
     signed_ship = tmp_path / "ship.json"
