@@ -32,18 +32,9 @@ from node.keys import load_key_file
 from node.records import make_record, sign_record
 from testnet import manifest as mf
 from testnet import net
+from testnet.loadgen import commissioning_event
 
 INTERVAL_ON_MS = 600_000  # long enough that no empty block falls inside a run
-
-
-def _event(code: str) -> dict[str, Any]:
-    return {
-        "type": "ObjectEvent",
-        "eventTime": "2026-03-01T08:00:00+08:00",
-        "action": "ADD",
-        "bizStep": "commissioning",
-        "epcList": [code],
-    }
 
 
 def _free_base(n: int) -> int:
@@ -75,7 +66,7 @@ def run(interval_ms: int, records: int, gap: float) -> dict[str, Any]:
             started = time.monotonic()
             for k in range(records):
                 code = f"urn:epc:id:sgtin:6901234.000001.I{tag}{k:04d}"
-                env = sign_record(make_record(g, "farm", _event(code)), farm)
+                env = sign_record(make_record(g, "farm", commissioning_event(code)), farm)
                 t = time.monotonic()
                 c.submit(env, wait=True, timeout=30)
                 latencies.append(time.monotonic() - t)

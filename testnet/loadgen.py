@@ -99,7 +99,8 @@ def code_for(tag: str, index: int) -> str:
     return f"urn:epc:id:sgtin:6901234.012345.{tag}{index:010d}"  # a valid SGTIN: tag <= 10
 
 
-def _event(code: str) -> dict[str, Any]:
+def commissioning_event(code: str) -> dict[str, Any]:
+    """The bench's EPCIS event: an ObjectEvent ADD commissioning ``code``."""
     return {
         "type": "ObjectEvent",
         "eventTime": "2026-03-01T08:00:00+08:00",
@@ -114,7 +115,7 @@ def sign_one(genesis: Genesis, key: KeyPair, tag: str, index: int, pad: int) -> 
     rec = make_record(
         genesis,
         key.name,
-        _event(code_for(tag, index)),
+        commissioning_event(code_for(tag, index)),
         category="meat",
         attributes={"pad": "x" * (pad - _PAD_OVERHEAD)} if pad >= _PAD_OVERHEAD else None,
         nonce=f"{tag}{index:012x}",
