@@ -315,21 +315,29 @@ def _utc_day(day: int) -> str:
 
 
 def ahead_problem(record: TraceRecord, time_ms: int) -> str:
-    """Why ``record``'s eventTime is too far after ``time_ms`` (the node's clock, at
-    admission), or "" (rule ``event-time``: an event is recorded once it has happened)."""
-    text = record.event_time
+    """Why ``record``'s eventTime, or its error declaration's declarationTime, is too far
+    after ``time_ms`` (the node's clock, at admission), or "" (rule ``event-time``: an
+    event is recorded once it has happened, an error declared once it is known)."""
+    why = _ahead("eventTime", record.event_time, time_ms)
+    decl = record.event.get("errorDeclaration")
+    if not why and isinstance(decl, dict) and isinstance(decl.get("declarationTime"), str):
+        why = _ahead("errorDeclaration.declarationTime", decl["declarationTime"], time_ms)
+    return why
+
+
+def _ahead(field: str, text: str, time_ms: int) -> str:
     if text[:10] <= _utc_day(time_ms // 86_400_000) and (
         text[-1:] in ("Z", "z") or text[-6:-5] == "+"
     ):
         return ""  # (today or earlier, at UTC or east of it: not ahead of today's end)
-    t = event_time_ms(record.event_time)
+    t = event_time_ms(text)
     if t is None or t <= time_ms + MAX_AHEAD_MS:
         return ""
     when = dt.datetime.fromtimestamp(time_ms / 1000, dt.UTC).isoformat(timespec="seconds")
     return (
-        f"eventTime {record.event_time[:40]!r} is {(t - time_ms) / 3_600_000:.0f} h after the "
-        f"node's time ({when.replace('+00:00', 'Z')}): an event is recorded once it has "
-        "happened (at most a day ahead, for clocks that err)"
+        f"{field} {text[:40]!r} is {(t - time_ms) / 3_600_000:.0f} h after the node's time "
+        f"({when.replace('+00:00', 'Z')}): an event is recorded once it has happened (at "
+        "most a day ahead, for clocks that err)"
     )
 
 

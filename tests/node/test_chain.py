@@ -224,6 +224,14 @@ def test_an_event_dated_over_a_day_ahead_of_the_node_is_refused_at_admission(
         late = chain.verify(dated("u:3", f"{today}T23:59:59-23:59"))
         with pytest.raises(RuleError, match="after the node's time"):
             chain.check_submitted(late, r)
+        # QA: an error declaration dated 2099 was committed
+        ev = {**object_event(["u:4"]), "errorDeclaration": {
+            "declarationTime": "2099-01-01T00:00:00Z", "reason": "incorrect_data"}}  # fmt: skip
+        declared = chain.verify(
+            envelope_to_proto(sign_record(make_record(G, "farm", ev, category="meat"), key("farm")))
+        )
+        with pytest.raises(RuleError, match=r"errorDeclaration\.declarationTime"):
+            chain.check_submitted(declared, r)
     assert event_time_ms("2026-03-01T08:00:00.123456789+08:00") == 1772323200123
     assert event_time_ms("2026-03-01T00:00:60Z") == 1772323259000
     assert event_time_ms("2026-02-30T00:00:00Z") is None
