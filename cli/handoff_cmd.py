@@ -12,7 +12,7 @@ from cli.common import console, err_console, interrupted_submit, print_json, wri
 from cli.draft import load_envelope
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
-from node.custody import RETURN_DISPOSITIONS
+from node.custody import recalled_may_leave
 from node.epcis import is_class_code
 from node.errors import (
     InputError,
@@ -137,9 +137,7 @@ def offer(
     ahead = ahead_problem(rec, int(dt.datetime.now(dt.UTC).timestamp() * 1000))
     if ahead:  # (the node would refuse the accepted handoff: rule event-time)
         raise RuleError("event-time", f"--time: {ahead}")
-    exit_ok = bare_disposition(disposition) in RETURN_DISPOSITIONS or bare_step(biz_step) in (
-        "destroying",
-    )
+    exit_ok = recalled_may_leave(bare_step(biz_step), bare_disposition(disposition))
     _check_held(node, k.name, [*(codes or []), *(lot or [])], recalled_ok=exit_ok)
     env = sign_record(rec, k)
     write_text_atomic(out, env.to_json())

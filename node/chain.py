@@ -45,20 +45,6 @@ def parse_trusted(pb: types_pb2.Envelope) -> VerifiedRecord:
     return VerifiedRecord(env.record_id, TraceRecord.from_payload(env.payload, strict=False), env)
 
 
-def ahead_of(records: Sequence[VerifiedRecord], time_ms: int) -> list[tuple[int, RuleError]]:
-    """The records whose eventTime is over a day after ``time_ms`` (rule ``event-time``:
-    ``node.records.ahead_problem``), as (position, error). Judged at admission against the
-    node's clock, not in block validity (clocks differ between validators): an honest node
-    neither admits nor proposes such a record, a Byzantine proposer could still commit one."""
-    out = []
-    for i, v in enumerate(records):
-        why = ahead_problem(v.record, time_ms)
-        if why:
-            codes = v.record.codes()
-            out.append((i, RuleError("event-time", why, codes[0] if codes else "")))
-    return out
-
-
 def records_hash(record_ids: Iterable[bytes]) -> bytes:
     """SHA-256 over the concatenated record ids of a block, in block order."""
     h = hashlib.sha256()
@@ -183,13 +169,18 @@ class ChainState:
     def check_submitted(self, v: VerifiedRecord, reader: StoreReader) -> None:
         """The admission rules for a record a client submits (``Node.admit``, local): its
         EPCIS eventID is not on a committed record (rule event-id) and its eventTime is at
-        most a day after this node's clock (rule event-time). Raises ``RuleError``."""
+        most a day after this node's clock (rule event-time: ``records.ahead_problem``).
+        Judged here, not in block validity, as validators' clocks differ: an honest node
+        neither admits nor proposes such a record, a Byzantine proposer could still commit
+        one. Raises ``RuleError``."""
         eid = event_ids.event_id(v.record)
         why = event_ids.duplicate(eid, reader) if eid else ""
         if why:
             raise event_ids.refusal(why, v.record)
-        if ahead_problem(v.record, int(time.time() * 1000)):
-            raise ahead_of([v], int(time.time() * 1000))[0][1]
+        why = ahead_problem(v.record, int(time.time() * 1000))
+        if why:
+            codes = v.record.codes()
+            raise RuleError("event-time", why, codes[0] if codes else "")
 
     def check_rules(
         self, records: Sequence[VerifiedRecord], reader: StoreReader | None = None
@@ -243,9 +234,8 @@ class ChainState:
             # (rule event-id, for new records: a block of ours is one)
             refused = event_ids.check_new([v for _, v in fresh], reader)
             if refused:
-                gone = dict(refused)
-                for i, err in sorted(gone.items()):
-                    dropped.append(Dropped(fresh[i][1].record_id, err))
+                dropped += [Dropped(fresh[i][1].record_id, err) for i, err in refused]
+                gone = {i for i, _ in refused}
                 fresh = [item for i, item in enumerate(fresh) if i not in gone]
             update = self.check_rules([v for _, v in fresh], reader)
         bad = {r.position for r in update.refused}

@@ -564,9 +564,7 @@ def apply(
                         c,
                     )
         if record.is_handoff:
-            exit_ok = disposition in RETURN_DISPOSITIONS or (
-                terminal and (step == "destroying" or disposition in ("destroyed", "disposed"))
-            )
+            exit_ok = recalled_may_leave(step, disposition, terminal=terminal)
             for c in moving:
                 st = w.need(c)
                 if st.recalled and not exit_ok:
@@ -636,6 +634,17 @@ def _check_custodian(st: CodeState, author: str, what: str) -> None:
             f"{author!r} may not {what} a code held by {st.custodian!r}",
             st.code,
         )
+
+
+def recalled_may_leave(step: str, disposition: str, *, terminal: bool | None = None) -> bool:
+    """True iff a handoff with this bizStep and disposition (bare CBV words) may move a
+    recalled code: a return, or one for destruction. ``terminal`` defaults to the step or
+    disposition ending the code's life (an ObjectEvent DELETE is terminal too)."""
+    if terminal is None:
+        terminal = step in TERMINAL_STEPS or disposition in TERMINAL_DISPOSITIONS
+    return disposition in RETURN_DISPOSITIONS or (
+        terminal and (step == "destroying" or disposition in ("destroyed", "disposed"))
+    )
 
 
 def _check_open(st: CodeState) -> None:

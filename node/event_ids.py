@@ -120,7 +120,7 @@ def _payload_event_id(envelope: bytes) -> tuple[str, bytes] | None:
     eid = ev.get("eventID") if isinstance(ev, dict) else None
     if not isinstance(eid, str):
         return None
-    return eid, hashlib.sha256(pb.payload).digest()
+    return compared_event_id(eid), hashlib.sha256(pb.payload).digest()
 
 
 def catch_up(store: Store) -> int:

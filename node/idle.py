@@ -16,7 +16,8 @@ never depends on when a round starts. It is live: a record is gossiped to every 
 and wakes each; the first awake sends a proposal or a vote, which wakes the rest; rounds
 after 0 are never held, so a round that fails goes on as Tendermint's. As CometBFT's
 ``create_empty_blocks = false``, it is a node setting: validators that leave it at 0 keep
-making a block every round and wake the others with their votes.
+making a block every round and wake the others with their votes, but only once their
+propose timeout runs out, so every validator should have the same value.
 
 ``IdleGate`` is the bookkeeping only (no clock, no I/O); ``node.node.Node`` arms the timer
 and runs what is released.

@@ -126,3 +126,19 @@ def test_an_eventid_is_one_token_written_one_way(eid: object, why: str) -> None:
     ev = {**object_event(["u:1"]), "eventID": eid}
     with pytest.raises(InputError, match=why):
         make_record(G, "farm", ev, category="meat")
+
+
+def test_an_older_store_indexes_a_uuid_eventid_as_the_rule_compares_it(tmp_path: Path) -> None:
+    # the index built at start keyed a urn:uuid as written, the rule in lower case: a
+    # capitalised UUID committed before the upgrade could be committed again after it
+    path = tmp_path / "s"
+    store = Store.open(path, G.hash, extra_dbs=EXTRA_DBS)
+    chain = ChainState(store, G)
+    _commit(chain, [rec("u:1", "urn:uuid:ABCDEF00-1111-4222-8333-444455556666")])
+    with store._env.begin(write=True) as txn:
+        txn.drop(store._dbs[event_ids.DB], delete=False)
+    chain = ChainState(store, G)  # indexed again from the blocks
+    again = rec("u:2", "urn:uuid:abcdef00-1111-4222-8333-444455556666")
+    with store.reader() as r, pytest.raises(RuleError, match="already on the chain"):
+        chain.check_submitted(chain.verify(again), r)
+    store.close()
