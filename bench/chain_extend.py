@@ -64,7 +64,7 @@ def main() -> None:
             for i in range(0, args.records, BLOCK):
                 cands = [(pb, parse_trusted(pb)) for pb in pbs[i : i + BLOCK]]
                 h = store.head().height + 1
-                block, dropped = chain.build_block(h, 0, g.validators[0], cands, 1)
+                block, dropped = chain.build_block(h, 0, g.validators[0], cands)
                 if dropped:
                     raise SystemExit(f"block {h}: {dropped[0].reason}")
                 chain._prepared.clear()  # validated as another validator would

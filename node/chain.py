@@ -10,7 +10,11 @@ Invariants:
   * a record is verified once per node, at admission; a block rebuilt from the mempool
     carries those results (``known``), matched by leaf hash (payload and every signature);
   * ``commit`` writes the block, its certificate, the log leaves, indexes and custody state
-    in one store transaction.
+    in one store transaction;
+  * block time (rule block-time): a proposed block's header time is after its parent's and
+    at most ``MAX_CLOCK_AHEAD_MS`` ahead of the validating node's clock, so a committed
+    header's time was at most that far ahead of the clock of an honest validator (2f+1
+    prevoted it); no new record's event is more than a day after it (rule event-time).
 """
 
 from __future__ import annotations
@@ -31,10 +35,16 @@ from node.errors import InputError, LedgerError, ReplayError, RuleError, TooLarg
 from node.genesis import Genesis
 from node.records import TraceRecord, VerifiedRecord, ahead_problem, verify_envelope
 from node.store import BlockWrite, Head, Store, StoreReader
+from node.verify import header_time
 from proto import types_pb2
 
 log = logging.getLogger("suyuan.chain")
 EXTRA_DBS = (custody.DB_CUSTODY, custody.DB_EDGES)
+
+#: How far a proposed block's header time may be ahead of a validator's clock (rule
+#: block-time). Validators' clocks must agree to within this (NTP keeps them within a
+#: second); a validator whose clock is further behind prevotes nil on honest proposals.
+MAX_CLOCK_AHEAD_MS = 30_000
 
 
 def parse_trusted(pb: types_pb2.Envelope) -> VerifiedRecord:
@@ -93,9 +103,15 @@ class ChainState:
         self.custody_view = StoreCustodyView(store)
         event_ids.catch_up(store)  # (a store of an earlier version: before any record is judged)
         self._prepared: dict[bytes, Prepared] = {}
+        self._head_time_ms = _head_time_ms(store)
 
     def head(self) -> Head:
         return self.store.head()
+
+    @property
+    def head_time_ms(self) -> int:
+        """The head block's header time (Unix ms; 0 before the first block)."""
+        return self._head_time_ms
 
     # ------------------------------------------------------------------ records
 
@@ -169,18 +185,15 @@ class ChainState:
     def check_submitted(self, v: VerifiedRecord, reader: StoreReader) -> None:
         """The admission rules for a record a client submits (``Node.admit``, local): its
         EPCIS eventID is not on a committed record (rule event-id) and its eventTime is at
-        most a day after this node's clock (rule event-time: ``records.ahead_problem``).
-        Judged here, not in block validity, as validators' clocks differ: an honest node
-        neither admits nor proposes such a record, a Byzantine proposer could still commit
-        one. Raises ``RuleError``."""
+        most a day after this node's clock (rule event-time: ``records.ahead_problem``;
+        block validity judges it again against the header's time). Raises ``RuleError``."""
         eid = event_ids.event_id(v.record)
         why = event_ids.duplicate(eid, reader) if eid else ""
         if why:
             raise event_ids.refusal(why, v.record)
         why = ahead_problem(v.record, int(time.time() * 1000))
         if why:
-            codes = v.record.codes()
-            raise RuleError("event-time", why, codes[0] if codes else "")
+            raise _event_time_error(v, why)
 
     def check_rules(
         self, records: Sequence[VerifiedRecord], reader: StoreReader | None = None
@@ -202,17 +215,22 @@ class ChainState:
         round_: int,
         proposer: str,
         candidates: Sequence[tuple[types_pb2.Envelope, VerifiedRecord]],
-        time_ms: int,
+        time_ms: int | None = None,
         *,
         known_fresh: Callable[[bytes], bool] | None = None,
     ) -> tuple[types_pb2.Block, list[Dropped]]:
         """A block of the candidates that still pass every rule, in order, and the rest.
 
-        ``known_fresh(record_id)`` true means the record is known not to be committed (it
-        is pending in this node's mempool), which spares the store lookups."""
+        Its header time is ``time_ms`` (default: this node's clock), or 1 ms after the
+        head's if that is not earlier (rule block-time). ``known_fresh(record_id)`` true means the
+        record is known not to be committed (it is pending in this node's mempool), which
+        spares the store lookups."""
         head = self.store.head()
         if height != head.height + 1:
             raise InputError(f"cannot build block {height} on head {head.height}")
+        if time_ms is None:
+            time_ms = int(time.time() * 1000)
+        time_ms = max(time_ms, self._head_time_ms + 1)
         dropped: list[Dropped] = []
         fresh: list[tuple[types_pb2.Envelope, VerifiedRecord]] = []
         seen_ids: set[bytes] = set()
@@ -227,6 +245,10 @@ class ChainState:
                         self.check_fresh(v, reader)
                 except LedgerError as e:
                     dropped.append(Dropped(v.record_id, e.with_traceback(None)))
+                    continue
+                late = ahead_problem(v.record, time_ms, "the block's time")
+                if late:
+                    dropped.append(Dropped(v.record_id, _event_time_error(v, late)))
                     continue
                 seen_ids.add(v.record_id)
                 seen_nonces.add(nonce)
@@ -297,6 +319,8 @@ class ChainState:
 
         (1) the header parses; chain id and genesis hash are this chain's;
         (2) height is head + 1 and prev_block_hash is the head's hash; proposer a validator;
+            in a proposed block (signatures checked), its time is after the head's and at
+            most ``MAX_CLOCK_AHEAD_MS`` after this node's clock (rule block-time);
         (3) num_records and records_hash match the envelopes;
         (4) every envelope verifies (size, signatures, membership, roles) — skipped for
             blocks whose commit certificate was verified, if ``verify_signatures`` is False,
@@ -307,7 +331,8 @@ class ChainState:
         (5) no record id or author nonce repeats, in the block or in the log;
         (6) the custody rules accept every record, in order; in a proposed block (signatures
             checked) no record repeats a committed or earlier record's EPCIS eventID
-            (``node.event_ids``: a rule for new records, so certified blocks skip it);
+            (``node.event_ids``) nor dates its event over a day after the header's time
+            (rule event-time): rules for new records, so certified blocks skip them;
         (7) log_size and log_root are the log's after appending the block's leaves.
         """
         bh = block_hash_of(block)
@@ -328,6 +353,8 @@ class ChainState:
             raise InputError("block: prev_block_hash is not the head's hash")
         if header.proposer not in self.validators:
             raise InputError(f"block: proposer {header.proposer!r} is not a validator")
+        if verify_signatures:
+            self._check_block_time(header.time_ms)
         n = len(block.envelopes)
         if header.num_records != n:
             raise InputError(f"block: num_records {header.num_records}, carries {n}")
@@ -357,7 +384,12 @@ class ChainState:
                     self.check_fresh(v, reader)
                 except ReplayError as e:
                     raise InputError(f"block: {e}") from e
-            if verify_signatures:  # (a proposal: the rule for new records)
+            if verify_signatures:  # (a proposal: the rules for new records)
+                for i, v in enumerate(verified):
+                    late = ahead_problem(v.record, header.time_ms, "the block's time")
+                    if late:
+                        err = _event_time_error(v, late)
+                        raise RuleError(err.rule, f"block: record {i}: {err}", err.code)
                 refused = event_ids.check_new(verified, reader)
                 if refused:
                     i, err = refused[0]
@@ -394,4 +426,32 @@ class ChainState:
             )
         )
         self._prepared.clear()
+        self._head_time_ms = p.header.time_ms
         return self.store.head()
+
+    def _check_block_time(self, time_ms: int) -> None:
+        """Rule block-time for a proposed block's header time; raises ``InputError``."""
+        if time_ms <= self._head_time_ms:
+            raise InputError(
+                f"block: time {header_time(time_ms, 'milliseconds')} is not after the previous "
+                f"block's ({header_time(self._head_time_ms, 'milliseconds')}) (rule block-time)"
+            )
+        now = int(time.time() * 1000)
+        if time_ms > now + MAX_CLOCK_AHEAD_MS:
+            raise InputError(
+                f"block: time {header_time(time_ms, 'milliseconds')} is "
+                f"{(time_ms - now) / 1000:.1f} s after this node's clock (at most "
+                f"{MAX_CLOCK_AHEAD_MS // 1000} s; rule block-time)"
+            )
+
+
+def _head_time_ms(store: Store) -> int:
+    """The header time of ``store``'s head block (0 before the first block)."""
+    height = store.head().height
+    block = store.get_block(height) if height else None
+    return types_pb2.BlockHeader.FromString(block.header_bytes).time_ms if block else 0
+
+
+def _event_time_error(v: VerifiedRecord, why: str) -> RuleError:
+    codes = v.record.codes()
+    return RuleError("event-time", why, codes[0] if codes else "")

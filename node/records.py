@@ -314,18 +314,19 @@ def _utc_day(day: int) -> str:
     return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
 
 
-def ahead_problem(record: TraceRecord, time_ms: int) -> str:
-    """Why ``record``'s eventTime, or its error declaration's declarationTime, is too far
-    after ``time_ms`` (the node's clock, at admission), or "" (rule ``event-time``: an
-    event is recorded once it has happened, an error declared once it is known)."""
-    why = _ahead("eventTime", record.event_time, time_ms)
+def ahead_problem(record: TraceRecord, time_ms: int, clock: str = "the node's time") -> str:
+    """Why ``record``'s eventTime, or its error declaration's declarationTime, is more
+    than ``MAX_AHEAD_MS`` after ``time_ms`` (``clock``: the node's, at admission, or the
+    block's header time, in block validity), or "" (rule ``event-time``: an event is
+    recorded once it has happened, an error declared once it is known)."""
+    why = _ahead("eventTime", record.event_time, time_ms, clock)
     decl = record.event.get("errorDeclaration")
     if not why and isinstance(decl, dict) and isinstance(decl.get("declarationTime"), str):
-        why = _ahead("errorDeclaration.declarationTime", decl["declarationTime"], time_ms)
+        why = _ahead("errorDeclaration.declarationTime", decl["declarationTime"], time_ms, clock)
     return why
 
 
-def _ahead(field: str, text: str, time_ms: int) -> str:
+def _ahead(field: str, text: str, time_ms: int, clock: str) -> str:
     if text[:10] <= _utc_day(time_ms // 86_400_000) and (
         text[-1:] in ("Z", "z") or text[-6:-5] == "+"
     ):
@@ -335,7 +336,7 @@ def _ahead(field: str, text: str, time_ms: int) -> str:
         return ""
     when = dt.datetime.fromtimestamp(time_ms / 1000, dt.UTC).isoformat(timespec="seconds")
     return (
-        f"{field} {text[:40]!r} is {(t - time_ms) / 3_600_000:.0f} h after the node's time "
+        f"{field} {text[:40]!r} is {(t - time_ms) / 3_600_000:.0f} h after {clock} "
         f"({when.replace('+00:00', 'Z')}): an event is recorded once it has happened (at "
         "most a day ahead, for clocks that err)"
     )

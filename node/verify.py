@@ -37,6 +37,7 @@ signature while a quorum remains leaves a genuinely valid bundle and passes.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -180,6 +181,15 @@ def check_certified_header(
     return CertifiedHeader(header, hashlib.sha256(header_bytes).digest(), result.signers)
 
 
+def header_time(time_ms: int, timespec: str = "seconds") -> str:
+    """A header's time (Unix ms) as UTC RFC 3339, or the number if it is not a date."""
+    try:
+        when = dt.datetime.fromtimestamp(time_ms / 1000, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"{time_ms} ms"
+    return when.isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
 def _check_header(
     header_bytes: bytes,
     cert: types_pb2.CommitCertificate,
@@ -310,7 +320,10 @@ def verify_bundle(
 
     def step4() -> str:
         h = _check_header(header_bytes, bundle.certificate, genesis, vs)
-        return f"height {h.height} round {h.round} block {bundle.certificate.block_hash.hex()[:16]}"
+        return (
+            f"height {h.height} round {h.round} block {bundle.certificate.block_hash.hex()[:16]}"
+            f", dated {header_time(h.time_ms)}"
+        )
 
     def step5() -> str:
         r = verify_certificate(

@@ -37,7 +37,7 @@ def _proposal(
     store = Store.open(tmp_path / "proposer", G.hash, extra_dbs=EXTRA_DBS)
     try:
         ch = ChainState(store, G)
-        block, dropped = ch.build_block(1, 0, "v1", [(e, ch.verify(e)) for e in envs], 1)
+        block, dropped = ch.build_block(1, 0, "v1", [(e, ch.verify(e)) for e in envs])
         assert not dropped
         signer = Ed25519Signer("v1", key("v1").signing_key)
         prop = sign_proposal(signer, live.node.ctx, 1, 0, -1, block_hash_of(block))
@@ -203,7 +203,7 @@ def test_a_body_other_than_the_rebuilt_one_is_verified_in_full(tmp_path: Path) -
     try:
         node = Node(cfg, G, key("v2"), store)
         prop = ChainState(Store.open(tmp_path / "p", G.hash, extra_dbs=EXTRA_DBS), G)
-        block, _ = prop.build_block(1, 0, "v1", [(e, prop.verify(e)) for e in envs], 1)
+        block, _ = prop.build_block(1, 0, "v1", [(e, prop.verify(e)) for e in envs])
         bh = block_hash_of(block)
         c = to_compact(block, prop.leaf_hashes(block))
         node.bodies.rebuilt[bh] = Rebuilt(block, [node.chain.verify(block.envelopes[0])], c, {})
@@ -255,7 +255,7 @@ def offline(tmp_path: Path) -> Iterator[tuple[Node, ChainState]]:
 def _first_block(prop: ChainState, code: str) -> types_pb2.Block:
     """v1's block at height 1 with one record commissioning ``code``."""
     env = signed(G, code)
-    block, _ = prop.build_block(1, 0, "v1", [(env, prop.verify(env))], 1)
+    block, _ = prop.build_block(1, 0, "v1", [(env, prop.verify(env))])
     return block
 
 
@@ -303,11 +303,11 @@ def test_a_proposal_for_a_later_height_is_held_until_the_head_gets_there(
 ) -> None:
     node, prop = offline
     e1, e2 = signed(G, "urn:live:h1"), signed(G, "urn:live:h2")
-    b1, _ = prop.build_block(1, 0, "v1", [(e1, prop.verify(e1))], 1)
+    b1, _ = prop.build_block(1, 0, "v1", [(e1, prop.verify(e1))])
     cert1 = types_pb2.CommitCertificate(height=1, block_hash=block_hash_of(b1))
     prop.commit(prop.validate_block(b1), cert1)
     proposer2 = node.chain.validators.proposer(2, 0)
-    b2, _ = prop.build_block(2, 0, proposer2, [(e2, prop.verify(e2))], 2)
+    b2, _ = prop.build_block(2, 0, proposer2, [(e2, prop.verify(e2))])
     proposals.on_full(node, _signed_full(node, 2, b2))
     assert _delivered(node) == []  # its parent's log is not known here yet
     assert len(node.bodies.held) == 1
@@ -361,10 +361,10 @@ def _compact_of_full(node: Node, msg: Proposal) -> consensus_pb2.CompactBlock:
 def test_relayed_variants_cannot_push_out_a_held_proposal(offline: tuple[Node, ChainState]) -> None:
     node, prop = offline
     e1, e2 = signed(G, "urn:live:v1"), signed(G, "urn:live:v2")
-    b1, _ = prop.build_block(1, 0, "v1", [(e1, prop.verify(e1))], 1)
+    b1, _ = prop.build_block(1, 0, "v1", [(e1, prop.verify(e1))])
     cert1 = types_pb2.CommitCertificate(height=1, block_hash=block_hash_of(b1))
     prop.commit(prop.validate_block(b1), cert1)
-    b2, _ = prop.build_block(2, 0, node.chain.validators.proposer(2, 0), [(e2, prop.verify(e2))], 2)
+    b2, _ = prop.build_block(2, 0, node.chain.validators.proposer(2, 0), [(e2, prop.verify(e2))])
     honest = _signed_full(node, 2, b2)
     proposals.on_full(node, honest)
     bare = replace(honest, block=None)
@@ -426,7 +426,7 @@ def test_release_never_raises_into_the_consensus_loop(
 ) -> None:
     node, prop = offline
     e1 = signed(G, "urn:live:r1")
-    b1, _ = prop.build_block(1, 0, "v1", [(e1, prop.verify(e1))], 1)
+    b1, _ = prop.build_block(1, 0, "v1", [(e1, prop.verify(e1))])
     node.bodies.held[(1, 0, block_hash_of(b1))] = [(_signed_full(node, 1, b1), None, None)]  # type: ignore[list-item]
 
     def boom(*args: object) -> None:

@@ -34,7 +34,7 @@ def rec(code: str, eid: str = EID) -> types_pb2.Envelope:
 
 def _commit(chain: ChainState, pbs: list[types_pb2.Envelope]) -> None:
     h = chain.store.head().height + 1
-    block, dropped = chain.build_block(h, 0, "v1", candidates(chain, pbs), h)
+    block, dropped = chain.build_block(h, 0, "v1", candidates(chain, pbs))
     assert not dropped
     chain.commit(chain.validate_block(block), cert_for(block, h))
 
@@ -46,14 +46,14 @@ def test_a_committed_eventid_is_refused_at_admission_and_by_the_proposer(chain: 
         chain.check_submitted(chain.verify(again), r)
     assert info.value.rule == "event-id"
     assert f"eventID {EID!r} is already on the chain" in str(info.value)
-    block, dropped = chain.build_block(2, 0, "v1", candidates(chain, [again, rec("u:3", "x")]), 2)
+    block, dropped = chain.build_block(2, 0, "v1", candidates(chain, [again, rec("u:3", "x")]))
     assert len(block.envelopes) == 1
     assert [d.reason.rule for d in dropped] == ["event-id"]  # type: ignore[attr-defined]
 
 
 def test_a_block_naming_one_eventid_twice_keeps_the_first(chain: ChainState) -> None:
     a, b = rec("u:1"), rec("u:2")
-    block, dropped = chain.build_block(1, 0, "v1", candidates(chain, [a, b]), 1)
+    block, dropped = chain.build_block(1, 0, "v1", candidates(chain, [a, b]))
     assert [pb.payload for pb in block.envelopes] == [a.payload]
     assert "earlier record of this block" in str(dropped[0].reason)
 
@@ -61,7 +61,7 @@ def test_a_block_naming_one_eventid_twice_keeps_the_first(chain: ChainState) -> 
 def test_validators_refuse_a_proposal_that_repeats_an_eventid(chain: ChainState) -> None:
     _commit(chain, [rec("u:1")])
     # a Byzantine proposer's block: honest header fields, the repeat inside
-    honest, _ = chain.build_block(2, 0, "v1", candidates(chain, [rec("u:4", "other")]), 2)
+    honest, _ = chain.build_block(2, 0, "v1", candidates(chain, [rec("u:4", "other")]))
     header = types_pb2.BlockHeader.FromString(honest.header)
     bad = rec("u:2")
     chain._prepared.clear()

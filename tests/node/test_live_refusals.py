@@ -138,9 +138,7 @@ def test_a_record_waits_for_a_commit_the_other_validators_decided(tmp_path: Path
     async def body() -> None:
         async with live_node(config(tmp_path, "v1"), g) as live:
             node = live.node
-            block, dropped = node.chain.build_block(
-                1, 0, "v0", [(first, node.chain.verify(first))], 1
-            )
+            block, dropped = node.chain.build_block(1, 0, "v0", [(first, node.chain.verify(first))])
             assert not dropped
             node.chain._prepared.clear()  # validated as any other node's block would be
             bh = block_hash_of(block)
@@ -168,7 +166,7 @@ def test_a_record_waits_for_a_commit_the_other_validators_decided(tmp_path: Path
             first2 = signed(g, "urn:x:race2")
             rec2 = make_record(g, "farm", object_event(["urn:x:race2"], "shipping", "OBSERVE"))
             then2 = envelope_to_proto(sign_record(rec2, key("farm")))
-            block2, _ = node.chain.build_block(2, 0, "v0", [(first2, node.chain.verify(first2))], 2)
+            block2, _ = node.chain.build_block(2, 0, "v0", [(first2, node.chain.verify(first2))])
             node.chain._prepared.clear()
             bh2 = block_hash_of(block2)
             votes2 = [sign_vote(s, node.ctx, VoteType.PRECOMMIT, 2, 0, bh2) for s in others]

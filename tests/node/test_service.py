@@ -24,7 +24,7 @@ def test_config_record_limit_applies_at_submit_only(tmp_path: Path) -> None:
             assert "this node's limit is 2000" in (err.details() or "")
             # a block carrying the same record (within the genesis limit) is valid here
             block, dropped = live.node.chain.build_block(
-                1, 0, "v1", [(big, live.node.chain.verify(big))], 1
+                1, 0, "v1", [(big, live.node.chain.verify(big))]
             )
             assert not dropped
             live.node.chain._prepared.clear()  # validate it as another node would
