@@ -52,6 +52,15 @@ AttachOpt = Annotated[
 ]
 
 
+GenesisOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--genesis",
+        help="The consortium's genesis.json (default: ./genesis.json, else the testnet's).",
+    ),
+]
+
+
 @app.command("sign")
 def sign(
     event_file: Annotated[
@@ -59,14 +68,14 @@ def sign(
         typer.Argument(metavar="EVENT.json", help="EPCIS 2.0 event JSON (or a draft)."),
     ],
     key: Annotated[Path, typer.Option("--key", help="Author's key file.")],
-    genesis: Annotated[Path, typer.Option("--genesis", help="The consortium's genesis.json.")],
     out: Annotated[Path, typer.Option("--out", help="Envelope file to write.")],
+    genesis: GenesisOpt = None,
     category: CategoryOpt = None,
     attach: AttachOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Sign an EPCIS event as a trace record; writes a DSSE envelope. Nothing is submitted."""
-    env = build_envelope(event_file, key, Genesis.load(genesis), category, attach or ())
+    env = build_envelope(event_file, key, _default_genesis(genesis), category, attach or ())
     write_text_atomic(out, env.to_json())
     if as_json:
         print_json({"record_id": env.record_id.hex(), "file": str(out)})
@@ -74,7 +83,7 @@ def sign(
         console.print(f"record {env.record_id.hex()} -> {out}")
 
 
-def _cosign_genesis(path: Path | None) -> Genesis:
+def _default_genesis(path: Path | None) -> Genesis:
     """``--genesis``; else ``./genesis.json``; else the local testnet's genesis."""
     if path is not None:
         return Genesis.load(path)
@@ -85,7 +94,8 @@ def _cosign_genesis(path: Path | None) -> Genesis:
     if testnet is not None:
         return Genesis.load(testnet / "genesis.json")
     raise InputError(
-        "--genesis is required: the envelope's signatures are checked before countersigning"
+        "--genesis is required (no ./genesis.json and no local testnet): records are signed "
+        "and checked against a consortium's genesis"
     )
 
 
@@ -97,13 +107,7 @@ def cosign_cmd(
     ],
     key: Annotated[Path, typer.Option("--key", help="Countersigner's key file.")],
     out: Annotated[Path, typer.Option("--out", help="Envelope file to write (may be the same).")],
-    genesis: Annotated[
-        Path | None,
-        typer.Option(
-            "--genesis",
-            help="The consortium's genesis.json (default: ./genesis.json, else the testnet's).",
-        ),
-    ] = None,
+    genesis: GenesisOpt = None,
 ) -> None:
     """Countersign a handoff as its named receiver.
 
@@ -111,7 +115,7 @@ def cosign_cmd(
     signature); a tampered or invalid envelope, or a key that is not the receiver's, is
     refused and nothing is written.
     """
-    g = _cosign_genesis(genesis)
+    g = _default_genesis(genesis)
     env = load_envelope(envelope)
     v = verify_envelope(env, g, require_all_signers=False)
     if not v.record.is_handoff:
@@ -130,14 +134,14 @@ def cosign_cmd(
 @app.command("verify")
 def verify(
     envelope: Annotated[Path, typer.Argument(metavar="ENV.json", help="Envelope to verify.")],
-    genesis: Annotated[Path, typer.Option("--genesis", help="The consortium's genesis.json.")],
+    genesis: GenesisOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Verify an envelope offline as a node would admit it today: every signature a valid
     member signature, the record's schema, role and new-record rules. Exit 0 only if so.
     (A record committed before a rule was added is checked by `suyuan verify` on its
     proof bundle, which applies the rules of a committed record.)"""
-    g = Genesis.load(genesis)
+    g = _default_genesis(genesis)
     try:
         v = verify_envelope(load_envelope(envelope), g)
     except LedgerError as e:

@@ -565,3 +565,22 @@ def test_consortium_names_its_members_and_show_reads_them(tmp_path):
         assert why in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
         assert not (tmp_path / "g2.json").exists()
+
+
+def test_sign_and_verify_read_the_genesis_in_the_folder_without_genesis(net, tmp_path):
+    # QA: `record sign` demanded --genesis where `record cosign` and `submit` found one
+    r = suyuan("record", "sign", "ev.json", "--key", "farm.key", "--out", "dflt.json", cwd=net)
+    assert r.returncode == 0, r.stderr
+    r = suyuan("record", "verify", "dflt.json", "--json", cwd=net)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["valid"] is True
+    # elsewhere, with no testnet to fall back on: one line naming the option, exit 2
+    env = {"SUYUAN_TESTNET": str(tmp_path / "none")}
+    r = suyuan(
+        "record", "sign", str(net / "ev.json"), "--key", str(net / "farm.key"),
+        "--out", "x.json", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert "--genesis is required" in r.stderr
+    assert r.stderr.strip().count("\n") == 0
+    assert not (tmp_path / "x.json").exists()
