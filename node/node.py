@@ -122,6 +122,7 @@ class Node:
         ]
         #: set when the node must stop (``fatal``); ``node.main.serve`` waits on it
         self.failure: asyncio.Future[LedgerError] | None = None
+        self._first_height = 1 << 62  # (the first height this process may sign: ``start``)
         self.replica: Replica | None = None
         self.syncing = False
         self._ahead_since: tuple[int, float] | None = None  # (head, since) for ``_stuck``
@@ -158,6 +159,7 @@ class Node:
     async def start(self) -> None:
         self.failure = asyncio.get_running_loop().create_future()
         head = self.store.head()
+        self._first_height = head.height + 1
         signer = Ed25519Signer(self.key.name, self.key.signing_key) if self.is_validator else None
         self.replica = Replica(
             self.ctx,
@@ -553,13 +555,26 @@ class Node:
         if key in self.evidence:
             return
         self.evidence[key] = ev
-        log.warning("equivocation evidence against %s", key[0])
+        kind, who, height, round_, _ = key
+        log.warning(
+            "equivocation evidence against %s: two %ss signed at height %d round %d",
+            who, kind, height, round_,
+        )  # fmt: skip
         with self._evidence_path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(json_format.MessageToDict(ev)) + "\n")
         if gossip and self.peers:
             item = evidence_item(ev)
             for p in self.peers:
                 p.send_evidence(item)
+        if self.is_validator and who == self.key.name and height >= self._first_height:
+            # This process signs each height and round once (its sign state), so the other
+            # signature is another process's with this key: a standby or a copied data folder
+            # that never dialled this one (``PeerLink`` catches one that does).
+            self.fatal(
+                f"equivocation evidence against this node's own key {who!r} (two {kind}s at "
+                f"height {height} round {round_}): another process signs with it; this one "
+                "stops (run only one of them)"
+            )
 
     def on_peer_evidence(self, ev: consensus_pb2.Evidence) -> None:
         from consensus.evidence import verify_evidence

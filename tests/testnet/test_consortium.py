@@ -298,3 +298,63 @@ def test_a_second_process_with_a_validators_key_stops_and_signs_nothing(testnet4
     for i in range(4):
         with tn.client(i) as c:
             assert c.list_evidence() == [], f"node {i} holds evidence"
+
+
+def test_a_standby_that_never_dials_its_twin_stops_a_process_at_the_first_double_vote(
+    testnet4, tmp_path
+):
+    """QA: a copy of validator3's config on another port (its peers the other three, as in
+    the original) never dialled validator3, so the handshake proof above never ran; the two
+    processes double-voted at every height. Now the first equivocation evidence against a
+    node's own key stops the process that holds it (here the original, which the others
+    dial and send the evidence to), so the double voting ends."""
+    import subprocess
+    import sys
+
+    from tests.testnet.harness import free_base_port
+
+    tn = testnet4
+    tn.submit_records(3, wait=True)
+    node3 = tn.manifest.nodes[3]
+    port = free_base_port(1)
+    clone = tmp_path / "standby.toml"
+    clone.write_text(
+        node3.config.read_text()
+        .replace('data_dir = "../node3"', f'data_dir = "{tmp_path / "standby-data"}"')
+        .replace(f'listen = "{node3.address}"', f'listen = "127.0.0.1:{port}"')
+        .replace('"../', f'"{node3.config.parent.parent}/')
+    )
+    assert node3.address not in clone.read_text()
+    suyuan = str(Path(sys.executable).with_name("suyuan"))
+    log = (tmp_path / "standby.log").open("w")
+    proc = subprocess.Popen(
+        [suyuan, "node", "start", "--config", str(clone)], stdout=log, stderr=subprocess.STDOUT
+    )
+    why = "equivocation evidence against this node's own key 'validator3'"
+
+    def stopped() -> str:
+        for path in (tmp_path / "standby.log", node3.log):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if why in text:
+                return text
+        return ""
+
+    try:
+        # (no records meanwhile: the standby, which no peer sends proposals to, reaches a live
+        # height only between blocks, and there it prevotes nil where validator3 prevoted one)
+        wait_for(stopped, 120, 0.2, "a validator3 process stopping on evidence against it")
+        text = stopped()
+        [line] = [ln for ln in text.splitlines() if why in ln and "ERROR" in ln]
+        assert line.endswith("this one stops (run only one of them)")
+        with tn.client(0) as c:
+            evidence = c.list_evidence()
+        against = {
+            e.duplicate_vote.a.validator or e.duplicate_proposal.a.proposer for e in evidence
+        }
+        assert against == {"validator3"}
+        tn.submit_records(3, wait=True)  # three validators (or two and a standby) go on
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=15)
+        log.close()
