@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.common import console, print_json, write_text_atomic
+from cli.common import console, err_console, print_json, write_text_atomic
 from node.errors import InputError, LedgerError, VerificationError
 from node.genesis import Genesis
 from node.inputfile import read_input
@@ -91,6 +91,11 @@ def prove(
             checked = verify_checkpoint(cp, g)
             if not checked:
                 raise VerificationError(f"{since}: {checked.reason}")
+        else:  # (QA: a forged checkpoint was taken without a word)
+            err_console.print(
+                f"warning: {since}'s certificate is not checked (no --genesis and no local "
+                "testnet): the bundle links to its root; `suyuan verify --checkpoint` checks it"
+            )
     with LedgerClient(target.address) as client:
         bundle = client.prove(rid, since_size=since_size)
     if cp is not None and g is not None:

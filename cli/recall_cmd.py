@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from cli.common import console, print_json
+from cli.common import console, positive_seconds, print_json
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
 from node.errors import InputError, LedgerError
@@ -31,6 +31,10 @@ def recall(
     genesis: Annotated[Path | None, typer.Option("--genesis", help="genesis.json.")] = None,
     category: Annotated[str, typer.Option("--category", help=", ".join(CATEGORIES))] = "other",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", callback=positive_seconds, help="Seconds to wait per call."),
+    ] = 60.0,
 ) -> None:
     """Commit a recall of CODE and every downstream code; print them by current custodian.
 
@@ -46,8 +50,8 @@ def recall(
         raise InputError("--genesis is required outside a local testnet")
     g = Genesis.load(gpath)
     k = load_key_file(key)
-    with LedgerClient(target.address, timeout=60) as client:
-        r = run_recall(client, g, k, code, reason, category=category)
+    with LedgerClient(target.address, timeout=timeout) as client:
+        r = run_recall(client, g, k, code, reason, category=category, timeout=timeout)
     affected = r.by_custodian()
     if as_json:
         print_json(

@@ -239,21 +239,29 @@ def submit(
             resp = client.committed_already(env.record_id, refusal)
             already = True
         except NodeUnavailableError as e:  # the record may have reached the node: name it
-            if never_connected(e):
-                raise NodeUnavailableError(
-                    f"{e} (record {env.record_id.hex()} was not sent: no connection)"
-                ) from e
-            raise NodeUnavailableError(
-                f"{e} (record {env.record_id.hex()}: its outcome is unknown; "
-                f"`suyuan record get {env.record_id.hex()}` tells)"
-            ) from e
+            rid = env.record_id.hex()
+            sent = not never_connected(e)
+            if sent:
+                err = NodeUnavailableError(
+                    f"{e} (record {rid}: its outcome is unknown; `suyuan record get {rid}` tells)"
+                )
+            else:
+                err = NodeUnavailableError(f"{e} (record {rid} was not sent: no connection)")
+            if as_json:  # (a program reads the record id from stdout, as on success)
+                print_json({"record_id": rid, "node": target.address, "committed": False,
+                            "sent": sent, "error": str(err)})  # fmt: skip
+            raise err from e
         except KeyboardInterrupt:
             raise interrupted_submit(env.record_id.hex(), target.address) from None
     record_id = (resp.record_id or env.record_id).hex()
     if wait and not resp.committed:
-        raise NodeUnavailableError(
+        err = NodeUnavailableError(
             f"record {record_id} was accepted by {target.address} but not committed in time"
         )
+        if as_json:
+            print_json({"record_id": record_id, "node": target.address, "committed": False,
+                        "sent": True, "error": str(err)})  # fmt: skip
+        raise err
     info: dict[str, Any] = {
         "record_id": record_id,
         "node": target.address,

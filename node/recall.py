@@ -162,9 +162,18 @@ def run_recall(
             attributes={"recall_reason": reason} if reason.strip() else None,
         )
         env = sign_record(rec, key)
-        resp = client.submit(env, wait=True, timeout=timeout)
+        rid = env.record_id.hex()
+        unknown = (
+            f"recall record {rid} ({len(result.records)} of {-(-len(todo) // CODES_PER_RECORD)} "
+            f"committed before it): its outcome is unknown; `suyuan record get {rid}` tells, "
+            "and the same recall again recalls only what is not recalled yet"
+        )
+        try:
+            resp = client.submit(env, wait=True, timeout=timeout)
+        except NodeUnavailableError as e:
+            raise NodeUnavailableError(f"{e} ({unknown})") from e
         if not resp.committed:
-            raise NodeUnavailableError(f"recall record {env.record_id.hex()} not committed in time")
+            raise NodeUnavailableError(f"not committed in {timeout:g} s: {unknown}")
         result.records.append(
             {
                 "record_id": env.record_id.hex(),

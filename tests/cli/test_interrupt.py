@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -118,3 +119,62 @@ def test_sigterm_during_epcis_import_reports_too_with_exit_143(tmp_path):
     report = json.loads(out)
     assert [e["status"] for e in report["events"]] == ["imported", "unknown"]
     assert err.startswith("interrupted: 1 event(s) imported")
+
+
+class _SilentRecall(_Silent):
+    """Traces one code forward; holds the recall's Submit."""
+
+    def TraceForward(self, request, context):
+        node = services_pb2.TraceNode(code=request.code, relation="root", status="active")
+        return services_pb2.TraceResponse(code=request.code, nodes=[node])
+
+
+def test_a_recall_whose_submit_times_out_names_its_record(tmp_path):
+    # QA: with two of four validators down, `recall` said only "timed out: Deadline
+    # Exceeded" after 60 s (no --timeout), and the recall committed later unnamed
+    (tmp_path / "genesis.json").write_text(genesis().to_json())
+    write_key_file(tmp_path / "regulator.key", key("regulator"), None)
+    servicer = _SilentRecall()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    services_pb2_grpc.add_LedgerServicer_to_server(servicer, server)
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+    try:
+        res = subprocess.run(
+            [SUYUAN, "recall", "urn:qa:recall:1", "--key", "regulator.key", "--reason", "test",
+             "--genesis", "genesis.json", "--node", address, "--timeout", "1"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        servicer.release.set()
+        server.stop(0)
+    assert res.returncode == 5, res.stderr
+    [line] = res.stderr.strip().splitlines()
+    assert re.search(r"recall record [0-9a-f]{64} \(0 of 1 committed before it\): its outcome is "
+                     r"unknown; `suyuan record get [0-9a-f]{64}` tells", line), line  # fmt: skip
+
+
+def test_a_json_submit_whose_outcome_is_unknown_names_the_record_on_stdout(tmp_path):
+    # QA: `record submit --wait --json` that timed out printed nothing on stdout
+    env = sign_record(make_record(genesis(), "farm", object_event(["urn:qa:json:1"])), key("farm"))
+    (tmp_path / "env.json").write_text(env.to_json())
+    servicer = _Silent()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    services_pb2_grpc.add_LedgerServicer_to_server(servicer, server)
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+    try:
+        res = subprocess.run(
+            [SUYUAN, "record", "submit", "--envelope", "env.json", "--wait", "--json",
+             "--timeout", "1", "--node", address],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        servicer.release.set()
+        server.stop(0)
+    assert res.returncode == 5, res.stderr
+    out = json.loads(res.stdout)
+    assert out["record_id"] == env.record_id.hex()
+    assert out["committed"] is False
+    assert out["sent"] is True
+    assert "outcome is unknown" in out["error"]
