@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -112,6 +113,10 @@ def read_permissions(path: Path) -> dict[str, tuple[str, ...]]:
     return out
 
 
+_MAX_TIMEOUT_MS = 600_000
+_MIN_RECORD_BYTES = 1024  # a commissioning of one code with its signature fields is ~300 B
+
+
 @app.command("init")
 def init(
     chain_id: Annotated[str, typer.Option("--chain-id", help="Name of the chain.")],
@@ -173,6 +178,17 @@ def init(
             "signed note, and can never change)"
         )
     members = apply_labels([parse_member(m) for m in member], display_name or [], org_code or [])
+    # (QA: 999999999999 ms and 10 bytes were accepted, and a genesis never changes)
+    if not 1 <= timeout_propose_ms <= _MAX_TIMEOUT_MS:
+        raise ConfigError(
+            f"--timeout-propose-ms {timeout_propose_ms}: between 1 and {_MAX_TIMEOUT_MS} "
+            "(10 minutes)"
+        )
+    if not _MIN_RECORD_BYTES <= max_record_bytes <= ConsensusParams.max_block_bytes:
+        raise ConfigError(
+            f"--max-record-bytes {max_record_bytes}: between {_MIN_RECORD_BYTES} and "
+            f"{ConsensusParams.max_block_bytes} (a block's size)"
+        )
     params = ConsensusParams(
         timeout_propose_ms=timeout_propose_ms, max_record_bytes=max_record_bytes
     )
@@ -242,7 +258,9 @@ def show(
         f"chain {g.chain_id}: {len(rows)} members, {nv} validator{'' if nv == 1 else 's'} "
         f"(tolerates {(nv - 1) // 3} faulty), founded {g.genesis_time or '-'}"
     )
-    console.print(f"chain identity (SHA-256 of {path}): {g.hash.hex()}")
+    same = hashlib.sha256(path.read_bytes()).digest() == g.hash  # (QA: a reformatted file)
+    of = path if same else f"the canonical form of {path}, which is formatted otherwise"
+    console.print(f"chain identity (SHA-256 of {of}): {g.hash.hex()}")
     for r in rows:
         org = f"[{r['org_code']}]" if r["org_code"] else ""
         label = " ".join(x for x in (r["display_name"], org) if x)

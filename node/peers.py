@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -54,6 +55,7 @@ GRPC_OPTIONS = [
 ]
 _QUEUE_LIMIT = 20_000
 REFUSED_RETRY_S = 30.0  # a peer refused for its chain or member is asked again this often
+UNREACHABLE_WARN_S = 30  # a peer that has not answered this long is named once, as a warning
 _MAX_BATCH_RECORDS = 2_000
 HELLO_TAG = b"suyuan/peer-hello/v1\0"  # domain: no vote, proposal, record or note starts so
 HELLO_NONCE_BYTES = 16
@@ -127,6 +129,8 @@ class PeerLink:
         )
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._down_since = time.monotonic()  # (``_run``: a peer silent for long is named)
+        self._warned = False
 
     async def get_records(
         self, leaf_hashes: list[bytes], max_bytes: int, timeout: float
@@ -280,6 +284,7 @@ class PeerLink:
                 self.info.member = reply.member
                 self.info.height = reply.height
                 self.info.connected = True
+                self._warned = False
                 backoff = 0.05
                 if self._on_connect is not None:
                     self._on_connect(self.info)
@@ -292,6 +297,15 @@ class PeerLink:
             except grpc.aio.AioRpcError as e:
                 if self.info.connected:
                     log.info("lost %s: %s", self.address, e.code().name)
+                    self._down_since = time.monotonic()
+                elif not self._warned and time.monotonic() - self._down_since >= UNREACHABLE_WARN_S:
+                    self._warned = True  # (QA: a typo in `peers` was never logged)
+                    detail = (e.details() or "").splitlines()[0][:160] if e.details() else ""
+                    log.warning(
+                        "peer %s has not answered for %d s (%s%s): is it running, and is its "
+                        "address in `peers` right?", self.address, UNREACHABLE_WARN_S,
+                        e.code().name, f": {detail}" if detail else "",
+                    )  # fmt: skip
             except Exception:
                 log.exception("peer link %s failed", self.address)
             self.info.connected = False

@@ -584,3 +584,33 @@ def test_sign_and_verify_read_the_genesis_in_the_folder_without_genesis(net, tmp
     assert "--genesis is required" in r.stderr
     assert r.stderr.strip().count("\n") == 0
     assert not (tmp_path / "x.json").exists()
+
+
+def test_init_refuses_consensus_values_no_chain_can_live_with(net, tmp_path):
+    # QA: --timeout-propose-ms 999999999999 and --max-record-bytes 10 were written into a
+    # genesis, which never changes (no record fits in 10 bytes)
+    key = str(net / "farm.key")
+    base = ["consortium", "init", "--chain-id", "x", "--member", f"farm:enterprise:{key}",
+            "--validator", "farm", "--out", "g.json"]  # fmt: skip
+    for extra, what in (
+        (["--timeout-propose-ms", "999999999999"], "--timeout-propose-ms 999999999999"),
+        (["--timeout-propose-ms", "0"], "--timeout-propose-ms 0"),
+        (["--max-record-bytes", "10"], "--max-record-bytes 10: between 1024"),
+    ):
+        r = suyuan(*base, *extra, cwd=tmp_path)
+        assert r.returncode == 2, r.stderr
+        assert what in r.stderr
+        assert not (tmp_path / "g.json").exists()
+
+
+def test_show_says_when_the_identity_is_not_the_files_own_sha256(net, tmp_path):
+    # QA: "chain identity (SHA-256 of pretty.json)" named a hash that sha256sum did not give
+    doc = json.loads((net / "genesis.json").read_text())
+    (tmp_path / "pretty.json").write_text(json.dumps(doc, indent=2))
+    r = suyuan("consortium", "show", "--genesis", "pretty.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "(SHA-256 of the canonical form of pretty.json, which is formatted otherwise)" in (
+        r.stdout
+    )
+    r = suyuan("consortium", "show", "--genesis", str(net / "genesis.json"), cwd=tmp_path)
+    assert f"(SHA-256 of {net / 'genesis.json'}):" in r.stdout

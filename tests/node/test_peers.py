@@ -131,3 +131,39 @@ def test_get_records_keeps_at_most_one_envelope_per_hash_asked() -> None:
 def test_get_records_refuses_an_oversize_answer_unparsed() -> None:
     with pytest.raises(ReplicationError, match=r"an answer of \d+ bytes \(at most 1048576\)"):
         _get_records(count=20, size=100_000, asked=20, max_bytes=1 << 20)  # ~2 MB > 1 MiB
+
+
+def test_a_peer_that_never_answers_is_named_once_as_a_warning(monkeypatch, caplog) -> None:
+    # QA: a typo in `peers` (127.0.0.l:31400) was never logged; only `node status` showed it
+    import logging
+    import socket
+
+    from node import peers
+
+    monkeypatch.setattr(peers, "UNREACHABLE_WARN_S", 0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: refused
+
+        def warnings() -> list[str]:
+            return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+        async def run() -> list[str]:
+            link = PeerLink(f"127.0.0.1:{port}", services_pb2.Hello(member="me"))
+            link.start()
+            try:
+                for _ in range(400):  # (bounded: 20 s at most)
+                    if warnings():
+                        # (an absence takes time to see: more failed attempts, still one line)
+                        await asyncio.sleep(0.3)
+                        return warnings()
+                    await asyncio.sleep(0.05)
+                return []
+            finally:
+                await link.close()
+
+        with caplog.at_level(logging.INFO, logger="suyuan.peers"):
+            warned = asyncio.run(run())
+    assert len(warned) == 1, warned
+    assert f"peer 127.0.0.1:{port} has not answered for 0 s (UNAVAILABLE" in warned[0]
+    assert "address in `peers` right?" in warned[0]

@@ -345,6 +345,8 @@ def test_a_standby_that_never_dials_its_twin_stops_a_process_at_the_first_double
         wait_for(stopped, 120, 0.2, "a validator3 process stopping on evidence against it")
         text = stopped()
         [line] = [ln for ln in text.splitlines() if why in ln and "ERROR" in ln]
+        # (QA: a validator whose data_dir held no store started on a new one without a word)
+        assert "held no store: a new one was made" in (tmp_path / "standby.log").read_text()
         assert line.endswith("this one stops (run only one of them)")
         with tn.client(0) as c:
             evidence = c.list_evidence()
