@@ -16,7 +16,7 @@ import typer
 
 from cli.common import UINT64_MAX, console, print_json, write_text_atomic
 from cli.proof_cmd import JsonOpt, NodeOpt
-from node.errors import InputError, LedgerError, VerificationError
+from node.errors import InputError, LedgerError, NodeUnavailableError, VerificationError
 from node.genesis import Genesis
 from node.note import NoteSignature, SignedNote, checkpoint_text, key_id, key_name, origin
 from node.records import verify_signature
@@ -25,9 +25,10 @@ from proto import types_pb2
 
 def collect_note(
     addresses: list[str], genesis: Genesis, height: int, log_size: int, log_root: bytes
-) -> tuple[str, list[str]]:
+) -> tuple[str, list[str], int]:
     """The signed note for ``height`` from the validators at ``addresses``; returns the note
-    text and the addresses that did not contribute a valid signature (with why)."""
+    text, the addresses that did not contribute a valid signature (with why), and the
+    number of validators that signed."""
     from node.client import LedgerClient
 
     org = origin(genesis.chain_id, genesis.hash)
@@ -52,7 +53,7 @@ def collect_note(
         name = key_name(org, resp.validator)
         sigs.setdefault(resp.validator, NoteSignature(name, key_id(name, pub), resp.signature))
     order = [v for v in genesis.validators if v in sigs]
-    return SignedNote(text, tuple(sigs[v] for v in order)).to_text(), problems
+    return SignedNote(text, tuple(sigs[v] for v in order)).to_text(), problems, len(order)
 
 
 def checkpoint(
@@ -92,10 +93,17 @@ def checkpoint(
     res = require_checkpoint(cp, g)
     problems: list[str] = []
     if note:
-        text, problems = collect_note(
+        text, problems, signed = collect_note(
             [target.address, *peers], g, res.height, res.log_size, res.log_root
         )
         cp.note = text
+        need = 2 * ((len(g.validators) - 1) // 3) + 1
+        unreachable = [p for p in problems if "unreachable" in p or "timed out" in p]
+        if signed < need and unreachable:  # (QA: "2/2 valid signatures, need 3", exit 3)
+            raise NodeUnavailableError(
+                f"checkpoint note: {len(problems)} of {1 + len(peers)} nodes did not sign, and "
+                f"{need} validator signatures are needed: {'; '.join(unreachable[:3])}"
+            )
         res = require_checkpoint(cp, g)  # raises unless >= 2f+1 note signatures
     write_text_atomic(out, checkpoint_to_json(cp))
     npath = note_out or out.with_suffix(".note")
@@ -114,11 +122,9 @@ def checkpoint(
     if as_json:
         print_json(info)
     else:
-        signed = (
-            f"; note signed by {', '.join(sorted(res.note_signers))} -> {npath}" if note else ""
-        )
+        by = f"; note signed by {', '.join(sorted(res.note_signers))} -> {npath}" if note else ""
         console.print(
-            f"checkpoint at height {res.height} (log size {res.log_size}) -> {out}{signed}",
+            f"checkpoint at height {res.height} (log size {res.log_size}) -> {out}{by}",
             markup=False,
         )
     if note and not res.note_signers:

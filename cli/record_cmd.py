@@ -28,7 +28,7 @@ from node.errors import (
     VerificationError,
 )
 from node.genesis import Genesis
-from node.keys import load_key_file
+from node.keys import KeyPair, load_key_file
 from node.records import (
     CATEGORIES,
     TraceRecord,
@@ -283,6 +283,27 @@ def submit(
         console.print(f"record {record_id} accepted by {target.address} (not yet committed)")
 
 
+def _check_member_key(key: KeyPair, record: TraceRecord, genesis: Path | None) -> None:
+    """Refuse a key file that is not its member's key in the record's genesis (QA: another
+    key under the name farm was told "not sealed for farm"). Unchecked without a genesis:
+    ``--genesis``, ``./genesis.json`` or the testnet's, if it is the record's chain."""
+    here = Path("genesis.json")
+    path = genesis if genesis is not None else (here if here.exists() else None)
+    if path is None:
+        return
+    g = Genesis.load(path)
+    if g.hash.hex() != record.genesis:
+        if genesis is not None:
+            raise InputError(f"{path}: the record is of another chain ({record.genesis[:16]}...)")
+        return
+    member = g.member(key.name)
+    if member is None or member.public_key != key.public_key:
+        raise InputError(
+            f"key file: its public key is not {key.name!r}'s key in the genesis of "
+            f"{g.chain_id!r}, so it opens nothing sealed for {key.name!r}"
+        )
+
+
 def parse_record_id(text: str) -> bytes:
     """A record id as 64 hex characters (SHA-256 of the payload)."""
     try:
@@ -305,6 +326,14 @@ def get(
     key_file: Annotated[
         Path | None,
         typer.Option("--key", help="Open the sealed attributes sealed for this key's member."),
+    ] = None,
+    genesis: Annotated[
+        Path | None,
+        typer.Option(
+            "--genesis",
+            help="With --key: check the key is its member's (default: ./genesis.json, else "
+            "the testnet's; unchecked without one).",
+        ),
     ] = None,
     check: Annotated[
         list[Path] | None,
@@ -359,6 +388,7 @@ def get(
                 f"{len(record.attachments)} attachment digest(s) of record {rid.hex()}"
             )
     if key is not None:
+        _check_member_key(key, record, genesis if genesis is not None else target.genesis)
         info["opened"], info["sealed_for_others"] = open_all(record, key)
     if as_json:
         print_json(info)

@@ -360,3 +360,22 @@ def test_a_standby_that_never_dials_its_twin_stops_a_process_at_the_first_double
             proc.terminate()
             proc.wait(timeout=15)
         log.close()
+
+
+def test_a_checkpoint_without_a_quorum_of_answers_is_exit_5_not_a_verification_failure(
+    testnet4,
+):
+    # QA: with two of four validators down, `checkpoint` said "checkpoint note: 2/2 valid
+    # signatures, need 3", exit 3 (verification failed), and wrote nothing
+    from tests.cli.helpers import suyuan
+
+    tn = testnet4
+    tn.submit_records(2, wait=True)
+    net.kill(tn.dir, 2)
+    net.kill(tn.dir, 3)
+    out = tn.dir / "cp.json"
+    r = suyuan("checkpoint", "--out", str(out), cwd=tn.dir, env={"SUYUAN_TESTNET": str(tn.dir)})
+    assert r.returncode == 5, r.stderr
+    [line] = r.stderr.strip().splitlines()
+    assert "checkpoint note: 2 of 4 nodes did not sign, and 3 validator signatures are" in line
+    assert not out.exists()

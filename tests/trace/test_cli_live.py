@@ -575,6 +575,14 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     assert "sealed price_cny, supplier (a recipient opens them" in cli.ok("record", "get", rid)
     shown = cli.ok("record", "get", rid, "--key", cli.key("regulator"))
     assert 'sealed supplier: "农场 7"' in shown
+    # QA: another key under the regulator's name was told "(not sealed for regulator)"
+    from node.keys import KeyPair, write_key_file
+
+    impostor = tmp_path / "impostor" / "regulator.key"
+    impostor.parent.mkdir()
+    write_key_file(impostor, KeyPair.generate("regulator"), None)
+    line = cli.refused(2, "record", "get", rid, "--key", str(impostor))
+    assert "is not 'regulator''s key in the genesis" in line
 
     # attachments: a lab report named by its SHA-256; anyone holding the file can check it
     report = tmp_path / "检测报告-7.pdf"
