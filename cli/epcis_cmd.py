@@ -161,8 +161,8 @@ class _OnChain:
 
     def __init__(self, client: LedgerClient | None) -> None:
         self.client = client
-        # code -> eventID -> (record id, log index, what the record is)
-        self.by_code: dict[str, dict[str, tuple[str, int, tuple[Any, ...]]]] = {}
+        # code -> (eventID, declares?) -> (record id, log index, what the record is)
+        self.by_code: dict[str, dict[tuple[str, bool], tuple[str, int, tuple[Any, ...]]]] = {}
 
     def find(self, r: ImportResult) -> dict[str, Any] | None:
         if self.client is None:
@@ -175,7 +175,7 @@ class _OnChain:
             if rr is not None and rr.info.height > 0 and _shape(rr.info) == _wanted(r):
                 return self._skipped(r.exported_as, rr.info.log_index, "the export's record")
         if r.event_id and r.codes:
-            hit = self._event_ids(r.codes[0]).get(r.event_id)
+            hit = self._event_ids(r.codes[0]).get((r.event_id, _wanted(r)[-1]))
             if hit is not None and r.event is not None:
                 if hit[2] != _wanted(r):
                     return {
@@ -199,12 +199,13 @@ class _OnChain:
 
     def add(self, r: ImportResult, record_id: str, log_index: int) -> None:
         if r.event_id and r.codes and r.codes[0] in self.by_code:
-            self.by_code[r.codes[0]][r.event_id] = (record_id, log_index, _wanted(r))
+            wanted = _wanted(r)
+            self.by_code[r.codes[0]][(r.event_id, wanted[-1])] = (record_id, log_index, wanted)
 
-    def _event_ids(self, code: str) -> dict[str, tuple[str, int, tuple[Any, ...]]]:
+    def _event_ids(self, code: str) -> dict[tuple[str, bool], tuple[str, int, tuple[Any, ...]]]:
         if code not in self.by_code:
             assert self.client is not None
-            seen: dict[str, tuple[str, int, tuple[Any, ...]]] = {}
+            seen: dict[tuple[str, bool], tuple[str, int, tuple[Any, ...]]] = {}
             page = ""
             for _ in range(10_000):  # pages of 1,000 records
                 try:
@@ -214,7 +215,7 @@ class _OnChain:
                 for info in resp.records:
                     if info.event_id:
                         where = (info.record_id.hex(), info.log_index, _shape(info))
-                        seen.setdefault(info.event_id, where)
+                        seen.setdefault((info.event_id, where[2][-1]), where)
                 page = resp.next_page_token
                 if not page:
                     break
@@ -232,9 +233,10 @@ class _OnChain:
 
 
 def _shape(info: Any) -> tuple[Any, ...]:
-    """What a committed record's event is (``RecordInfo``): type, eventTime, bizStep, codes."""
+    """What a committed record's event is (``RecordInfo``): type, eventTime, bizStep, codes,
+    and whether it is an error declaration (which repeats its event's eventID)."""
     codes = frozenset(normalize_code(c) for c in info.codes)
-    return (info.event_type, info.event_time, info.biz_step, codes)
+    return (info.event_type, info.event_time, info.biz_step, codes, bool(info.error_declaration))
 
 
 def _wanted(r: ImportResult) -> tuple[Any, ...]:
@@ -242,7 +244,7 @@ def _wanted(r: ImportResult) -> tuple[Any, ...]:
     ev = r.event or r.exported or {}
     step = ev.get("bizStep", "")
     return (ev.get("type"), ev.get("eventTime"), step if isinstance(step, str) else "",
-            frozenset(r.codes))  # fmt: skip
+            frozenset(r.codes), isinstance(ev.get("errorDeclaration"), dict))  # fmt: skip
 
 
 def _in_doubt(row: dict[str, Any], report: list[dict[str, Any]], why: str) -> None:

@@ -11,7 +11,7 @@ from rich.tree import Tree
 from cli.common import UINT32_MAX, console, print_json, safe
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
-from node.permissions import bare_step
+from node.permissions import bare_disposition, bare_step
 from node.trace import MAX_DEPTH
 from proto import services_pb2
 
@@ -65,6 +65,10 @@ def record_dict(r: Any) -> dict[str, Any]:
         "event_id": r.event_id or None,
         "handoff_to": r.handoff_to or None,
         "signers": list(r.signers),
+        "action": r.action or None,
+        "disposition": r.disposition or None,
+        "error_declaration": r.error_declaration or None,
+        "declared_by": r.declared_by.hex() or None,
     }
 
 
@@ -225,10 +229,18 @@ def history(
     console.print(Text.assemble(("history of", "bold"), f" {root}: {shown}{more}"))
     for r in records:
         step = safe(bare_step(r.biz_step) or "-")  # CBV's word; a custom step as written
+        how = " ".join(safe(x) for x in (r.action, bare_disposition(r.disposition)) if x)
         to = f"  -> {r.handoff_to} (countersigned)" if r.handoff_to else ""
+        marks = ""
+        if r.error_declaration:  # (QA: a declaration looked like the event happening again)
+            marks = (
+                f"  ERROR DECLARATION ({safe(r.error_declaration)}) of eventID {safe(r.event_id)}"
+            )
+        elif r.declared_by:
+            marks = f"  [declared in error by record {r.declared_by.hex()[:16]}]"
         console.print(  # (data escaped: a newline in a field must not start a line)
             f"  #{r.log_index:<6} {safe(r.event_time):<28} {r.author:<16} "
-            f"{safe(r.event_type):<20} {step}{to}"
+            f"{safe(r.event_type):<20} {step}{f' ({how})' if how else ''}{to}{marks}"
         )
     if page:
         console.print(f"more: --page {page}  (or --all)")

@@ -67,7 +67,7 @@ from typing import Any
 from consensus.certificate import verify_certificate
 from consensus.quorum import QuorumResult
 from consensus.validators import ValidatorSet
-from node import custody, ed25519, merkle
+from node import custody, ed25519, event_ids, merkle
 from node.chain import records_hash
 from node.convert import envelope_from_proto
 from node.envelope import envelope_leaf_bytes
@@ -281,6 +281,7 @@ class Auditor:
         self._custody = custody.InMemoryCustody()
         self._ids: set[bytes] = set()
         self._nonces: set[tuple[str, str]] = set()
+        self._events: dict[str, int] = {}  # eventID -> log index (``event_ids``' "e" keys)
         self._stack: list[bytes] = []
         self._on_block = on_block
         self._closed = False
@@ -437,8 +438,20 @@ class Auditor:
                 raise AuditError(height, "replay", f"record {i} ({rid.hex()}) repeats")
             seen_ids.add(rid)
             seen_nonces.add(nonce)
-        # (7) rules
-        update = custody.apply_block(self._custody, items, self.genesis, r.log_size)
+        # (7) rules (an error declaration undoes what the record of its eventID closed)
+        # (as a node's index: the blocks before this one; a repeat keeps the latest record)
+        events = self._events
+        declared: dict[int, int] = {}
+        ours: list[tuple[str, int]] = []
+        for i, (rec, _) in enumerate(items):
+            eid = event_ids.event_id(rec)
+            if eid and event_ids.is_declaration(rec):
+                if eid in events:
+                    declared[i] = events[eid]
+            elif eid:
+                ours.append((eid, r.log_size + i))
+        update = custody.apply_block(self._custody, items, self.genesis, r.log_size, declared)
+        events.update(ours)
         if update.refused:
             ref = update.refused[0]
             raise AuditError(height, "rules", f"record {ref.position}: {ref.error}")

@@ -184,16 +184,14 @@ class ChainState:
 
     def check_submitted(self, v: VerifiedRecord, reader: StoreReader) -> None:
         """The admission rules for a record a client submits (``Node.admit``, local): its
-        EPCIS eventID is not on a committed record (rule event-id) and its eventTime is at
-        most a day after this node's clock (rule event-time: ``records.ahead_problem``;
-        block validity judges it again against the header's time). Raises ``RuleError``."""
-        eid = event_ids.event_id(v.record)
-        why = event_ids.duplicate(eid, reader) if eid else ""
-        if why:
-            raise event_ids.refusal(why, v.record)
+        eventTime is at most a day after this node's clock (rule event-time:
+        ``records.ahead_problem``; block validity judges it again against the header's
+        time), and its EPCIS eventID is not on a committed record (rule event-id; an error
+        declaration's rule: ``node.event_ids``). Raises ``RuleError``."""
         why = ahead_problem(v.record, int(time.time() * 1000))
         if why:
             raise _event_time_error(v, why)
+        event_ids.check_record(v.record, reader, self.genesis)
 
     def check_rules(
         self, records: Sequence[VerifiedRecord], reader: StoreReader | None = None
@@ -203,8 +201,13 @@ class ChainState:
             with self.store.reader() as r:
                 return self.check_rules(records, r)
         items = [(v.record, v.envelope.signers()) for v in records]
+        declared = {
+            i: index
+            for i, v in enumerate(records)
+            if (index := declared_index(v.record, reader)) is not None
+        }
         return custody.apply_block(
-            StoreCustodyView(reader), items, self.genesis, self.store.head().log_size
+            StoreCustodyView(reader), items, self.genesis, self.store.head().log_size, declared
         )
 
     # ------------------------------------------------------------------ blocks
@@ -254,7 +257,7 @@ class ChainState:
                 seen_nonces.add(nonce)
                 fresh.append((pb, v))
             # (rule event-id, for new records: a block of ours is one)
-            refused = event_ids.check_new([v for _, v in fresh], reader)
+            refused = event_ids.check_new([v for _, v in fresh], reader, self.genesis)
             if refused:
                 dropped += [Dropped(fresh[i][1].record_id, err) for i, err in refused]
                 gone = {i for i, _ in refused}
@@ -390,7 +393,7 @@ class ChainState:
                     if late:
                         err = _event_time_error(v, late)
                         raise RuleError(err.rule, f"block: record {i}: {err}", err.code)
-                refused = event_ids.check_new(verified, reader)
+                refused = event_ids.check_new(verified, reader, self.genesis)
                 if refused:
                     i, err = refused[0]
                     raise RuleError(err.rule, f"block: record {i}: {err}", err.code)
@@ -443,6 +446,16 @@ class ChainState:
                 f"{(time_ms - now) / 1000:.1f} s after this node's clock (at most "
                 f"{MAX_CLOCK_AHEAD_MS // 1000} s; rule block-time)"
             )
+
+
+def declared_index(record: TraceRecord, reader: StoreReader) -> int | None:
+    """For an error declaration, the log index of the committed record it declares (by
+    eventID; ``custody.apply``'s ``declared_index``), else None."""
+    if not event_ids.is_declaration(record):
+        return None
+    eid = event_ids.event_id(record)
+    found = event_ids.declared_record(eid, reader) if eid else None
+    return found.log_index if found is not None else None
 
 
 def _head_time_ms(store: Store) -> int:

@@ -51,9 +51,17 @@ terminal: bizStep destroying,          named codes and their contents are closed
 decommissioning, retail_selling,       handoff's transfer: handing over for destruction
 scrapping, or disposition destroyed,   leaves the receiver as the custodian of a closed
 disposed, retail_sold, dispensed       code)
-error declaration (any event with      no state change; author is the custodian or the
-``errorDeclaration``)                  commissioner of every code, or an inspector or
-                                       regulator ("custody")
+error declaration of a committed      (``node.event_ids`` checked it restates the event and
+event (``errorDeclaration``, the       who may declare it) a closing event, or a recall, is
+event's eventID; ``declared_index``)   undone on each named code and its contents whose
+                                       last record it is (reopened; recalled cleared); a
+                                       named code with a later record: refused
+                                       ("error-declaration"). Nothing else changes:
+                                       aggregation, handoff, commissioning are corrected by
+                                       new events (DELETE, a handoff back, decommissioning)
+an error declaration with no           no state change; author is the custodian or the
+committed event (a log from before     commissioner of every code, or an inspector or
+the rule)                              regulator ("custody")
 inspection: ObjectEvent/Aggregation    an ``inspector`` or ``regulator`` member may record
 OBSERVE, bizStep inspecting, sampling, it on codes it does not hold, also closed or
 sensor_reporting, no handoff           recalled ones; custody unchanged
@@ -141,6 +149,7 @@ RULE_HANDOFF = "handoff"
 RULE_HANDOFF_SIGNATURES = "handoff-signatures"
 RULE_MEMBER = "member"
 RULE_COMMISSION_ROLE = "commission-role"
+RULE_DECLARATION = "error-declaration"  # (``node.event_ids`` checks who may declare what)
 
 TERMINAL_STEPS = frozenset({"destroying", "decommissioning", "retail_selling", "scrapping"})
 TERMINAL_DISPOSITIONS = frozenset({"destroyed", "disposed", "retail_sold", "dispensed"})
@@ -446,13 +455,16 @@ def apply(
     signers: Sequence[str],
     genesis: Genesis,
     log_index: int,
+    declared_index: int | None = None,
 ) -> CustodyUpdate:
     """Check every custody rule for ``record`` against ``view``; return its effects.
 
     ``record`` is assumed verified (``node.records.verify_envelope``: signatures, membership,
     bizStep role); ``signers`` are the envelope's signer ids, rechecked for handoffs.
-    ``log_index`` is the index the record gets in the log. Raises ``RuleError`` (or its
-    subclass ``RulePermissionError``) naming the rule and the code; never mutates ``view``.
+    ``log_index`` is the index the record gets in the log; ``declared_index``, for an error
+    declaration, the log index of the committed record with its eventID (None: none).
+    Raises ``RuleError`` (or its subclass ``RulePermissionError``) naming the rule and the
+    code; never mutates ``view``.
     """
     author = genesis.member(record.author)
     if author is None:
@@ -480,6 +492,8 @@ def apply(
     if record.is_handoff:
         _check_handoff_shape(record, etype, action, signers, codes)
 
+    if isinstance(ev.get("errorDeclaration"), dict) and declared_index is not None:
+        return _declare(w, codes, declared_index, undo=terminal or is_recall)
     if isinstance(ev.get("errorDeclaration"), dict):
         # An error declaration annotates an earlier event; records are immutable, so it
         # changes no state (corrections are new records). The codes' stakeholders may file it.
@@ -584,6 +598,28 @@ def apply(
     if terminal:
         for c in _moving_set(w, codes.all):
             w.put(w.need(c).with_flags(closed=True))
+    return _done(w)
+
+
+def _declare(w: _Work, codes: EventCodes, declared_index: int, *, undo: bool) -> CustodyUpdate:
+    """An error declaration of the committed record at ``declared_index``. ``undo`` (it
+    closed or recalled codes): each named code, and its contents, whose last record it is
+    is reopened and its recall cleared; a named code with a later record is refused."""
+    for c in codes.all:
+        st = w.need(c)
+        if undo and st.last_index != declared_index:
+            raise RuleError(
+                RULE_DECLARATION,
+                f"the code has a record after the declared event (log index {st.last_index}, "
+                f"the event {declared_index}): declare that one in error first, or record a "
+                "corrective event",
+                c,
+            )
+        for x in (c, *w.contents(c)) if undo else (c,):
+            s = w.need(x)
+            if undo and s.last_index == declared_index and (s.closed or s.recalled):
+                s = s.with_flags(closed=False, recalled=False).evolve(disposition="")
+            w.put(s)
     return _done(w)
 
 
@@ -866,11 +902,13 @@ def apply_block(
     items: Sequence[tuple[TraceRecord, Sequence[str]]],
     genesis: Genesis,
     first_index: int,
+    declared: Mapping[int, int] | None = None,
 ) -> BlockUpdate:
     """Apply ``items`` ((record, signers), in block order) over an overlay of ``view``.
 
     Each record sees the effects of the accepted records before it. A refused record has no
-    effect and is reported by position; ``view`` is never mutated.
+    effect and is reported by position; ``view`` is never mutated. ``declared`` maps the
+    position of an error declaration to the log index of the record it declares.
     """
     overlay = OverlayView(view)
     accepted: list[tuple[int, CustodyUpdate]] = []
@@ -878,7 +916,9 @@ def apply_block(
     index = first_index
     for pos, (record, signers) in enumerate(items):
         try:
-            update = apply(overlay, record, signers, genesis, index)
+            update = apply(
+                overlay, record, signers, genesis, index, declared.get(pos) if declared else None
+            )
         except RuleError as e:
             refused.append(Refusal(pos, e.with_traceback(None)))  # no frame -> list cycle
             continue

@@ -814,11 +814,13 @@ def import_document(doc: Any, *, category: str = "other") -> list[ImportResult]:
         raise InputError(f"epcis: unknown category {category!r} (one of: {', '.join(CATEGORIES)})")
     events, extra = document_events(doc)
     out: list[ImportResult] = []
-    first: dict[str, int] = {}  # eventID -> the position that named it first
+    first: dict[str, int] = {}  # eventID (a declaration's: after a NUL) -> its first position
     for i, ev in enumerate(events):
         r = import_event(ev, i, category=category)
         if r.event is not None and r.event_id:
-            same = compared_event_id(r.event_id)
+            # (an error declaration repeats its event's eventID, once: ``node.event_ids``)
+            declares = isinstance(r.event.get("errorDeclaration"), dict)
+            same = ("\0" if declares else "") + compared_event_id(r.event_id)
             if same in first:
                 r = replace(
                     r,

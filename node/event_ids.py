@@ -8,9 +8,18 @@ event carries an ``eventID`` is refused if a committed record carries the same o
 another record of its block does (rule ``event-id``). Certified blocks (sync, audit) are
 not judged by it: a log written before the rule still replays.
 
+The one exception is EPCIS 2.0's error declaration: an event that is wrong is declared so by
+capturing it again, same eventID, with an ``errorDeclaration`` (a reason, the corrective
+events' IDs). A new record carrying one (rule ``error-declaration``) must name by eventID an
+event a committed record holds, restate it (same type, action, bizStep, disposition and
+codes), be by that record's author or a regulator, and be the eventID's only declaration.
+The custody rules then undo what can be undone (``node.custody``: a closing event, or a
+recall, on codes nothing has happened to since); the rest is corrected by new events.
+
 The index is the sub-database ``event_ids`` (``node.store.EXTRA_DBS``):
 
     b"e" || UTF-8(eventID)        -> record id    (b"h" || SHA-256 when the key is too long)
+    b"d" || UTF-8(eventID)        -> record id of its error declaration (b"g" || SHA-256)
     b"m"                          -> u64 height: every block up to it is indexed
 
 Written in each block's store transaction (``puts``), so it is exact at every head. A store
@@ -25,16 +34,21 @@ import json
 import logging
 import struct
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from node.epcis import compared_event_id
-from node.errors import RuleError, StorageError
+from node.errors import LedgerError, RuleError, RulePermissionError, StorageError
+from node.genesis import Genesis
+from node.permissions import bare_disposition, bare_step
 from node.records import TraceRecord, VerifiedRecord
 from node.store import MAX_RAW_KEY, Store, StoreReader
 from proto import types_pb2
 
 DB = "event_ids"
 RULE = "event-id"
+RULE_DECLARATION = "error-declaration"
+DECLARING_ROLES = ("regulator",)  # may declare any member's event in error
 _MARK = b"m"
 _U64 = struct.Struct(">Q")
 _BATCH_BLOCKS = 256  # blocks indexed per write transaction by ``catch_up``
@@ -49,11 +63,121 @@ def event_id(record: TraceRecord) -> str:
     return compared_event_id(eid) if isinstance(eid, str) else ""
 
 
-def key(eid: str) -> bytes:
+def is_declaration(record: TraceRecord) -> bool:
+    """Whether ``record``'s event is an EPCIS error declaration (``errorDeclaration``)."""
+    return isinstance(record.event.get("errorDeclaration"), dict)
+
+
+def key(eid: str, declared: bool = False) -> bytes:
+    """The index key of an event's record (``declared``: of its error declaration)."""
     raw = eid.encode("utf-8", "surrogatepass")
     if len(raw) + 1 <= MAX_RAW_KEY:
-        return b"e" + raw
-    return b"h" + hashlib.sha256(raw).digest()
+        return (b"d" if declared else b"e") + raw
+    return (b"g" if declared else b"h") + hashlib.sha256(raw).digest()
+
+
+def pending_key(record: TraceRecord) -> str:
+    """What the mempool keeps one pending record per: "" (no eventID), the eventID, or
+    for an error declaration the eventID after a NUL (one declaration per event)."""
+    eid = event_id(record)
+    return "\0" + eid if eid and is_declaration(record) else eid
+
+
+@dataclass(frozen=True)
+class Declared:
+    """The committed record an error declaration names, found by its eventID."""
+
+    record_id: bytes
+    log_index: int
+    record: TraceRecord
+
+
+def declared_record(eid: str, reader: StoreReader) -> Declared | None:
+    """The committed (non-declaration) record with eventID ``eid``, or None."""
+    rid = reader.get(DB, key(eid))
+    index = reader.index_of(rid) if rid is not None else None
+    raw = reader.envelope_at(index) if index is not None else None
+    if rid is None or index is None or raw is None:
+        return None
+    try:
+        record = TraceRecord.from_payload(types_pb2.Envelope.FromString(raw).payload, strict=False)
+    except (LedgerError, ValueError):
+        return None
+    return Declared(rid, index, record)
+
+
+def _restates(a: TraceRecord, b: TraceRecord) -> str:
+    """The first field in which ``b`` does not restate ``a``'s event, or ""."""
+    for what, get in (
+        ("type", lambda r: r.event_type),
+        ("action", lambda r: str(r.event.get("action", ""))),
+        ("bizStep", lambda r: bare_step(r.biz_step)),
+        ("disposition", lambda r: bare_disposition(str(r.event.get("disposition", "")))),
+        ("codes", lambda r: sorted(r.roles.all)),
+    ):
+        if get(a) != get(b):
+            return what
+    return ""
+
+
+def check_declaration(record: TraceRecord, reader: StoreReader, genesis: Genesis) -> Declared:
+    """The committed record a new error declaration declares; raises ``RuleError`` (rule
+    ``error-declaration``) unless it may (see the module docstring)."""
+    codes = record.codes()
+    code = codes[0] if codes else ""
+    eid = event_id(record)
+    if not eid:
+        raise RuleError(
+            RULE_DECLARATION,
+            "an error declaration names the event it declares by that event's eventID",
+            code,
+        )
+    found = declared_record(eid, reader)
+    if found is None:
+        raise RuleError(
+            RULE_DECLARATION,
+            f"eventID {eid[:120]!r} is not on a committed record of this chain: only an "
+            "event on the chain can be declared in error here",
+            code,
+        )
+    rid = reader.get(DB, key(eid, declared=True))
+    if rid is not None:
+        raise RuleError(
+            RULE_DECLARATION,
+            f"eventID {eid[:120]!r} is already declared in error (record {rid.hex()[:16]}...)",
+            code,
+        )
+    differs = _restates(found.record, record)
+    if differs:
+        raise RuleError(
+            RULE_DECLARATION,
+            f"an error declaration restates the event it declares: its {differs} differs "
+            f"from record {found.record_id.hex()[:16]}...'s (eventID {eid[:120]!r})",
+            code,
+        )
+    member = genesis.member(record.author)
+    if record.author != found.record.author and not (
+        member is not None and member.has_role(*DECLARING_ROLES)
+    ):
+        raise RulePermissionError(
+            RULE_DECLARATION,
+            f"{record.author!r} may not declare {found.record.author!r}'s event in error "
+            "(its author or a regulator may)",
+            code,
+        )
+    return found
+
+
+def check_record(record: TraceRecord, reader: StoreReader, genesis: Genesis) -> None:
+    """Rules event-id and error-declaration for one new record against the committed log;
+    raises ``RuleError``."""
+    if is_declaration(record):
+        check_declaration(record, reader, genesis)
+        return
+    eid = event_id(record)
+    why = duplicate(eid, reader) if eid else ""
+    if why:
+        raise refusal(why, record)
 
 
 def duplicate(eid: str, reader: StoreReader) -> str:
@@ -75,15 +199,31 @@ def refusal(why: str, record: TraceRecord) -> RuleError:
 
 
 def check_new(
-    records: Sequence[VerifiedRecord], reader: StoreReader
+    records: Sequence[VerifiedRecord], reader: StoreReader, genesis: Genesis
 ) -> list[tuple[int, RuleError]]:
-    """The records of one block (in order) that the rule refuses: (position, error). A
+    """The records of one block (in order) that the rules refuse: (position, error). A
     record is refused when a committed record or an earlier record of the block has its
-    eventID."""
+    eventID; an error declaration as ``check_declaration`` says, or if an earlier record
+    of the block declares the same event."""
     out: list[tuple[int, RuleError]] = []
     seen: set[str] = set()
+    declared: set[str] = set()
     for i, v in enumerate(records):
         eid = event_id(v.record)
+        if is_declaration(v.record):
+            try:
+                check_declaration(v.record, reader, genesis)
+                if eid in declared:
+                    raise RuleError(
+                        RULE_DECLARATION,
+                        f"eventID {eid[:120]!r} is declared by an earlier record of this block",
+                        v.record.codes()[0] if v.record.codes() else "",
+                    )
+            except RuleError as e:
+                out.append((i, e.with_traceback(None)))
+                continue
+            declared.add(eid)
+            continue
         if not eid:
             continue
         why = duplicate(eid, reader)
@@ -99,7 +239,11 @@ def check_new(
 def puts(records: Iterable[VerifiedRecord], height: int) -> list[tuple[str, bytes, bytes]]:
     """The index's puts for a committed block at ``height`` (a repeat in an old log keeps
     the latest record)."""
-    out = [(DB, key(eid), v.record_id) for v in records if (eid := event_id(v.record))]
+    out = [
+        (DB, key(eid, is_declaration(v.record)), v.record_id)
+        for v in records
+        if (eid := event_id(v.record))
+    ]
     out.append((DB, _MARK, _U64.pack(height)))
     return out
 
@@ -109,7 +253,7 @@ def indexed_height(store: Store) -> int:
     return _U64.unpack(raw)[0] if raw is not None and len(raw) == _U64.size else 0
 
 
-def _payload_event_id(envelope: bytes) -> tuple[str, bytes] | None:
+def _payload_event_id(envelope: bytes) -> tuple[str, bytes, bool] | None:
     pb = types_pb2.Envelope()
     pb.ParseFromString(envelope)
     try:
@@ -120,7 +264,8 @@ def _payload_event_id(envelope: bytes) -> tuple[str, bytes] | None:
     eid = ev.get("eventID") if isinstance(ev, dict) else None
     if not isinstance(eid, str):
         return None
-    return compared_event_id(eid), hashlib.sha256(pb.payload).digest()
+    declared = isinstance(ev, dict) and isinstance(ev.get("errorDeclaration"), dict)
+    return compared_event_id(eid), hashlib.sha256(pb.payload).digest(), declared
 
 
 def catch_up(store: Store) -> int:
@@ -141,7 +286,7 @@ def catch_up(store: Store) -> int:
             for env in block.envelopes:
                 found = _payload_event_id(env)
                 if found is not None:
-                    batch.append((DB, key(found[0]), found[1]))
+                    batch.append((DB, key(found[0], found[2]), found[1]))
         batch.append((DB, _MARK, _U64.pack(hi)))
         store.put_extra(batch)
     return head - start
@@ -150,12 +295,19 @@ def catch_up(store: Store) -> int:
 __all__ = [
     "DB",
     "RULE",
+    "RULE_DECLARATION",
+    "Declared",
     "catch_up",
+    "check_declaration",
     "check_new",
+    "check_record",
+    "declared_record",
     "duplicate",
     "event_id",
     "indexed_height",
+    "is_declaration",
     "key",
+    "pending_key",
     "puts",
     "refusal",
 ]

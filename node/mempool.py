@@ -38,7 +38,7 @@ class Mempool:
         self._items: OrderedDict[bytes, Pending] = OrderedDict()
         self._nonces: dict[tuple[str, str], bytes] = {}
         self._by_leaf: dict[bytes, bytes] = {}
-        self._event_ids: dict[str, bytes] = {}  # EPCIS eventID -> the pending record with it
+        self._event_ids: dict[str, bytes] = {}  # ``event_ids.pending_key`` -> its pending record
         self._bytes = 0
 
     def __len__(self) -> int:
@@ -68,11 +68,12 @@ class Mempool:
         key = (p.verified.record.author, p.verified.record.nonce)
         if key in self._nonces:
             raise ReplayError(f"nonce {key[1]!r} of {key[0]!r} is already pending")
-        eid = event_ids.event_id(p.verified.record)
+        eid = event_ids.pending_key(p.verified.record)
         if eid and eid in self._event_ids:
+            what = "an error declaration of" if eid[0] == "\0" else ""
             raise event_ids.refusal(
-                f"eventID {eid[:120]!r} is on a pending record "
-                f"({self._event_ids[eid].hex()[:16]}...)",
+                f"{what} eventID {eid.lstrip(chr(0))[:120]!r} is on a pending record "
+                f"({self._event_ids[eid].hex()[:16]}...)".lstrip(),
                 p.verified.record,
             )
         if not self.has_room(p.size):
@@ -110,7 +111,7 @@ class Mempool:
             if p is not None:
                 self._nonces.pop((p.verified.record.author, p.verified.record.nonce), None)
                 self._by_leaf.pop(p.verified.leaf_hash, None)
-                eid = event_ids.event_id(p.verified.record)
+                eid = event_ids.pending_key(p.verified.record)
                 if eid and self._event_ids.get(eid) == rid:
                     del self._event_ids[eid]
                 self._bytes -= p.size

@@ -54,8 +54,8 @@ from consensus.params import TimeoutParams
 from consensus.signing import Ed25519Signer
 from consensus.state import Replica
 from consensus.validators import ChainContext
-from node import custody, proposals
-from node.chain import ChainState, StoreCustodyView
+from node import custody, event_ids, proposals
+from node.chain import ChainState, StoreCustodyView, declared_index
 from node.config import NodeConfig
 from node.errors import (
     ConfigError,
@@ -71,7 +71,7 @@ from node.idle import IdleGate, StartAction
 from node.keys import KeyPair
 from node.mempool import Mempool, Pending
 from node.peers import PeerInfo, PeerLink, consensus_item, evidence_item, records_item
-from node.records import VerifiedRecord
+from node.records import TraceRecord, VerifiedRecord
 from node.store import Store, StoreReader
 from node.sync_helper import SyncHelper
 from proto import consensus_pb2, services_pb2, types_pb2
@@ -475,7 +475,17 @@ class Node:
             v.envelope.signers(),
             self.genesis,
             self.store.head().log_size + len(self.mempool),
+            self._declared_index(v.record),
         )
+
+    def _declared_index(self, record: TraceRecord) -> int | None:
+        """``chain.declared_index`` in the admission's read transaction (or a new one)."""
+        if not event_ids.is_declaration(record):
+            return None
+        if self._reader is not None:
+            return declared_index(record, self._reader)
+        with self.store.reader() as r:
+            return declared_index(record, r)
 
     def _settle_gossip(self) -> None:
         """Lay the still unchecked gossiped records over the pending view, in arrival order."""
@@ -501,6 +511,7 @@ class Node:
                         p.verified.envelope.signers(),
                         self.genesis,
                         base + i,
+                        self._declared_index(p.verified.record),
                     )
                 )
             except LedgerError as e:

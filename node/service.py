@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 
-from node import proposals, trace
+from node import event_ids, proposals, trace
 from node.errors import (
     InputError,
     LedgerError,
@@ -56,9 +56,21 @@ def _record_info(node: Node, record_id: bytes, env: types_pb2.Envelope) -> types
     info.category = rec.category
     info.codes.extend(rec.codes())
     info.handoff_to = rec.handoff_to
+    for field in ("action", "disposition"):
+        value = rec.event.get(field)
+        if isinstance(value, str):
+            setattr(info, field, value)
+    decl = rec.event.get("errorDeclaration")
+    if isinstance(decl, dict):
+        reason = decl.get("reason")
+        info.error_declaration = reason if isinstance(reason, str) and reason else "-"
     event_id = rec.event.get("eventID")
     if isinstance(event_id, str):
         info.event_id = event_id
+        if not info.error_declaration:
+            by = node.store.get(event_ids.DB, event_ids.key(event_ids.event_id(rec), True))
+            if by is not None:
+                info.declared_by = by
     return info
 
 

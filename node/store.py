@@ -974,3 +974,13 @@ class StoreReader:
 
     def get(self, db: str, key: bytes) -> bytes | None:
         return self._txn.get(key, db=self._store._extra_db(db))
+
+    def index_of(self, record_id: bytes) -> int | None:
+        """A committed record's log index, or None."""
+        return self._store._index_of(self._txn, record_id)
+
+    def envelope_at(self, index: int) -> bytes | None:
+        """The envelope at a log index, or None past the log."""
+        if not 0 <= index < self._store.head().log_size:
+            return None
+        return bytes(self._store._envelope_at(self._txn, index) or b"") or None  # type: ignore[arg-type]

@@ -103,7 +103,7 @@ class Envelope(_message.Message):
     def __init__(self, payload: _Optional[bytes] = ..., payload_type: _Optional[str] = ..., signatures: _Optional[_Iterable[_Union[Signature, _Mapping]]] = ...) -> None: ...
 
 class RecordInfo(_message.Message):
-    __slots__ = ("record_id", "log_index", "height", "author", "event_type", "biz_step", "event_time", "codes", "category", "event_id", "handoff_to", "signers")
+    __slots__ = ("record_id", "log_index", "height", "author", "event_type", "biz_step", "event_time", "codes", "category", "event_id", "handoff_to", "signers", "action", "disposition", "error_declaration", "declared_by")
     RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -116,6 +116,10 @@ class RecordInfo(_message.Message):
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     HANDOFF_TO_FIELD_NUMBER: _ClassVar[int]
     SIGNERS_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    DISPOSITION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_DECLARATION_FIELD_NUMBER: _ClassVar[int]
+    DECLARED_BY_FIELD_NUMBER: _ClassVar[int]
     record_id: bytes
     log_index: int
     height: int
@@ -128,7 +132,11 @@ class RecordInfo(_message.Message):
     event_id: str
     handoff_to: str
     signers: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, record_id: _Optional[bytes] = ..., log_index: _Optional[int] = ..., height: _Optional[int] = ..., author: _Optional[str] = ..., event_type: _Optional[str] = ..., biz_step: _Optional[str] = ..., event_time: _Optional[str] = ..., codes: _Optional[_Iterable[str]] = ..., category: _Optional[str] = ..., event_id: _Optional[str] = ..., handoff_to: _Optional[str] = ..., signers: _Optional[_Iterable[str]] = ...) -> None: ...
+    action: str
+    disposition: str
+    error_declaration: str
+    declared_by: bytes
+    def __init__(self, record_id: _Optional[bytes] = ..., log_index: _Optional[int] = ..., height: _Optional[int] = ..., author: _Optional[str] = ..., event_type: _Optional[str] = ..., biz_step: _Optional[str] = ..., event_time: _Optional[str] = ..., codes: _Optional[_Iterable[str]] = ..., category: _Optional[str] = ..., event_id: _Optional[str] = ..., handoff_to: _Optional[str] = ..., signers: _Optional[_Iterable[str]] = ..., action: _Optional[str] = ..., disposition: _Optional[str] = ..., error_declaration: _Optional[str] = ..., declared_by: _Optional[bytes] = ...) -> None: ...
 
 class BlockHeader(_message.Message):
     __slots__ = ("chain_id", "genesis_hash", "height", "round", "time_ms", "proposer", "prev_block_hash", "log_size", "log_root", "num_records", "records_hash", "state_root")

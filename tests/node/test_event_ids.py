@@ -142,3 +142,128 @@ def test_an_older_store_indexes_a_uuid_eventid_as_the_rule_compares_it(tmp_path:
     with store.reader() as r, pytest.raises(RuleError, match="already on the chain"):
         chain.check_submitted(chain.verify(again), r)
     store.close()
+
+
+# ------------------------------------------------------------------ error declarations
+# QA: EPCIS 2.0 corrects an event by capturing it again, same eventID, with an
+# errorDeclaration; the ledger refused that (rule event-id), and a destruction recorded by
+# mistake closed its code for good.
+
+
+def _event(code: str, eid: str, step: str = "commissioning", action: str = "ADD", **more):
+    return {**object_event([code], step, action), "eventID": eid, **more}
+
+
+def _signed(author: str, ev: dict) -> types_pb2.Envelope:
+    r = make_record(G, author, ev, category="meat")
+    return envelope_to_proto(sign_record(r, key(author)))
+
+
+def _declared(ev: dict) -> dict:
+    return {**ev, "errorDeclaration": {"declarationTime": "2026-03-02T08:00:00+08:00",
+                                       "reason": "urn:epcglobal:cbv:er:did_not_occur"}}  # fmt: skip
+
+
+def _admit(chain: ChainState, pb: types_pb2.Envelope) -> None:
+    with chain.store.reader() as r:
+        chain.check_submitted(chain.verify(pb), r)
+
+
+def test_an_error_declaration_repeats_its_events_eventid_once(chain: ChainState) -> None:
+    first = _event("u:1", "urn:uuid:00000000-0000-4000-8000-000000000001")
+    _commit(chain, [_signed("farm", first)])
+    declaration = _signed("farm", _declared(first))
+    _admit(chain, declaration)  # the one repeat EPCIS asks for
+    block, dropped = chain.build_block(2, 0, "v1", candidates(chain, [declaration]))
+    assert not dropped
+    chain._prepared.clear()
+    chain.commit(chain.validate_block(block), cert_for(block, 2))
+    again = _signed("farm", _declared({**first, "eventTime": "2026-03-01T08:00:00.5+08:00"}))
+    with pytest.raises(RuleError, match="is already declared in error") as info:
+        _admit(chain, again)
+    assert info.value.rule == "error-declaration"
+    with pytest.raises(RuleError, match="already on the chain"):  # the event itself: still once
+        _admit(chain, _signed("farm", {**first, "eventTime": "2026-03-01T09:00:00+08:00"}))
+
+
+@pytest.mark.parametrize(
+    ("author", "change", "why"),
+    [
+        (
+            "farm",
+            {"eventID": "urn:uuid:00000000-0000-4000-8000-0000000000ff"},
+            "not on a committed",
+        ),
+        ("farm", {"eventID": None}, "names the event it declares by that event's eventID"),
+        ("farm", {"bizStep": "receiving", "action": "OBSERVE"}, "its action differs"),
+        ("slaughterhouse", {}, "may not declare 'farm''s event in error"),
+    ],
+)
+def test_an_error_declaration_must_restate_a_committed_event_by_its_author(
+    chain: ChainState, author: str, change: dict, why: str
+) -> None:
+    first = _event("u:1", "urn:uuid:00000000-0000-4000-8000-000000000002")
+    _commit(chain, [_signed("farm", first)])
+    ev = {k: v for k, v in {**first, **change}.items() if v is not None}
+    bad = _signed(author, _declared(ev))
+    with pytest.raises(RuleError, match=why) as info:
+        _admit(chain, bad)
+    assert info.value.rule == "error-declaration"
+    # ... and the proposer drops it, and validators refuse a block that carries it
+    block, dropped = chain.build_block(2, 0, "v1", candidates(chain, [bad]))
+    assert [d.reason.rule for d in dropped] == ["error-declaration"]  # type: ignore[attr-defined]
+    assert not block.envelopes
+
+
+def test_declaring_a_destruction_in_error_reopens_the_code(chain: ChainState) -> None:
+    born = _event("u:5", "urn:uuid:00000000-0000-4000-8000-000000000005")
+    gone = _event("u:5", "urn:uuid:00000000-0000-4000-8000-000000000006", "destroying", "OBSERVE")
+    _commit(chain, [_signed("farm", born)])
+    _commit(chain, [_signed("farm", gone)])
+    assert chain.custody_view.get("u:5").closed  # type: ignore[union-attr]
+    # a regulator may declare anyone's event in error
+    _commit(chain, [_signed("regulator", _declared(gone))])
+    st = chain.custody_view.get("u:5")
+    assert st is not None
+    assert (st.closed, st.status, st.custodian) == (False, "active", "farm")
+    ship = _event("u:5", "urn:uuid:00000000-0000-4000-8000-000000000007", "shipping", "OBSERVE")
+    _commit(chain, [_signed("farm", ship)])  # the code lives on
+
+
+def test_a_declaration_that_cannot_undo_its_event_is_refused(chain: ChainState) -> None:
+    born = _event("u:6", "urn:uuid:00000000-0000-4000-8000-000000000008")
+    gone = _event("u:6", "urn:uuid:00000000-0000-4000-8000-000000000009", "destroying", "OBSERVE")
+    look = _event("u:6", "urn:uuid:00000000-0000-4000-8000-00000000000a", "inspecting", "OBSERVE")
+    _commit(chain, [_signed("farm", born)])
+    _commit(chain, [_signed("farm", gone)])
+    _commit(chain, [_signed("inspector", look)])  # a later record on the closed code
+    block, dropped = chain.build_block(
+        4, 0, "v1", candidates(chain, [_signed("farm", _declared(gone))])
+    )
+    assert not block.envelopes
+    assert "a record after the declared event (log index 2, the event 1): declare that one" in str(
+        dropped[0].reason
+    )
+    assert chain.custody_view.get("u:6").closed  # type: ignore[union-attr]
+
+
+def test_an_audit_replays_an_undone_destruction_as_the_node_did(tmp_path: Path) -> None:
+    from node.audit import audit_blocks
+    from tests.proofs.chainbuilder import ChainBuilder
+
+    b = ChainBuilder(tmp_path / "store")
+    try:
+        code = "urn:epc:id:sgtin:0614141.107346.5"
+        born = _event(code, "urn:uuid:00000000-0000-4000-8000-00000000000b")
+        gone = _event(
+            code, "urn:uuid:00000000-0000-4000-8000-00000000000c", "destroying", "OBSERVE"
+        )
+        after = _event(code, "urn:uuid:00000000-0000-4000-8000-00000000000d", "shipping", "OBSERVE")
+        for ev in (born, gone, _declared(gone), after):
+            b.commit(
+                [sign_record(make_record(b.genesis, "farm", ev, category="meat"), key("farm"))]
+            )
+        # (rule 7 replays the undo: without it, shipping a destroyed code breaks rule closed)
+        assert audit_blocks(b.committed_blocks(), b.genesis).ok
+    finally:
+        b.close()

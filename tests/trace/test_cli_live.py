@@ -240,7 +240,8 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     )
     human = cli.ok("trace", "history", F1)
     assert "2 events" in human
-    assert "shipping  -> slaughterhouse (countersigned)" in human
+    assert "shipping (OBSERVE)  -> slaughterhouse (countersigned)" in human
+    assert "commissioning (ADD)" in human  # (QA: action and disposition were not shown)
 
     # ---- transformations, handoff, aggregation (pack and unpack) ---------------------
     cli.submit_wait("slaughterhouse", transform([F1, F2], [C1, C2, C3], "killing", 2))
@@ -602,3 +603,35 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     report.write_bytes(report.read_bytes().replace(b"not detected", b"detected"))
     line = cli.refused(3, "record", "get", rid, "--attachment", str(report))
     assert "attachment digest(s) of record" in line
+
+    # error declarations (EPCIS 2.0): QA found one refused (rule event-id), and a
+    # destruction recorded by mistake closed its code for good
+    code = f"{SG}:6901234.012345.DECL1"
+    e_born, e_gone = (f"urn:uuid:4b1d0000-0000-4000-8000-00000000000{i}" for i in (1, 2))
+    cli.submit_wait("farm", {**commission(code), "eventID": e_born})
+    gone = {**commission(code, day=2), "action": "OBSERVE", "bizStep": "destroying",
+            "disposition": "destroyed", "eventID": e_gone}  # fmt: skip
+    gone_id = cli.submit_wait("farm", gone)["record_id"]
+    assert cli.graph("back", code)["nodes"][0]["status"] == "closed"
+    declared = {**gone, "errorDeclaration": {"declarationTime": "2026-03-02T10:00:00+08:00",
+                                             "reason": "did_not_occur"}}  # fmt: skip
+    doc = {"type": "EPCISDocument", "epcisBody": {"eventList": [gone, declared]}}
+    (tmp_path / "decl.jsonld").write_text(json.dumps(doc))
+    rep = cli.json("epcis", "import", str(tmp_path / "decl.jsonld"), "--key", farm)
+    assert [e["status"] for e in rep["events"]] == ["skipped", "imported"]
+    assert cli.graph("back", code)["nodes"][0]["status"] == "active"  # reopened
+    hist = cli.history(code)
+    assert [(h["error_declaration"], h["declared_by"]) for h in hist] == [
+        (None, None),
+        (None, rep["events"][1]["record_id"]),
+        ("did_not_occur", None),
+    ]
+    assert hist[1]["record_id"] == gone_id
+    human = cli.ok("trace", "history", code)
+    assert "destroying (OBSERVE destroyed)  [declared in error by record" in human
+    assert f"ERROR DECLARATION (did_not_occur) of eventID {e_gone}" in human
+    again = cli.json("epcis", "import", str(tmp_path / "decl.jsonld"), "--key", farm)
+    assert [e["status"] for e in again["events"]] == ["skipped", "skipped"]
+    line = cli.refused(1, "record", "submit", str(cli.draft(declared)), "--key", farm)
+    assert "rule error-declaration" in line
+    assert "already declared in error" in line
