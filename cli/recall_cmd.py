@@ -38,7 +38,10 @@ def recall(
 ) -> None:
     """Commit a recall of CODE and every downstream code; print them by current custodian.
 
-    A recalled code refuses further handoffs except a return or its destruction.
+    A recalled code refuses further handoffs except a return or its destruction. A
+    regulator recalls any code; a producer (not a regulator) recalls the codes it
+    commissioned (its own recall): downstream codes other producers made are listed as not
+    recalled, and the command fails (exit 1) naming them.
 
     If the forward trace stopped at the server's depth limit, the codes found are recalled
     and reported, then the command fails (exit 1) with one line naming the deepest codes
@@ -65,9 +68,10 @@ def recall(
                 "containers": r.containers,
                 "truncated": r.truncated,
                 "frontier": r.frontier() if r.truncated else [],
+                "left_to_their_producers": r.others,
             }
         )
-        _fail_if_truncated(r)
+        _fail_if_incomplete(r)
         return
     newly = sum(len(x["codes"]) for x in r.records)
     console.print(
@@ -99,10 +103,24 @@ def recall(
                 f"  {box['code']} at {box['custodian'] or '(unknown)'}: holds "
                 f"{', '.join(held[:3])}{more}{inside}"
             )
-    _fail_if_truncated(r)
+    for producer, codes in r.others.items():
+        console.print(
+            Text.assemble(("  not recalled", "bold"), f", made by {producer}: {len(codes)}")
+        )
+        for c in codes:
+            console.print(f"    {c}")
+    _fail_if_incomplete(r)
 
 
-def _fail_if_truncated(r: RecallResult) -> None:
+def _fail_if_incomplete(r: RecallResult) -> None:
+    if r.others and not r.truncated:
+        left = r.left()
+        shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+        raise LedgerError(
+            f"recall of {r.root} is INCOMPLETE: {len(left)} affected code(s) were made by "
+            f"other producers ({', '.join(sorted(r.others))}), who (or a regulator) must "
+            f"recall them: {shown}"
+        )
     if not r.truncated:
         return
     frontier = r.frontier()

@@ -65,8 +65,10 @@ the rule)                              regulator ("custody")
 inspection: ObjectEvent/Aggregation    an ``inspector`` or ``regulator`` member may record
 OBSERVE, bizStep inspecting, sampling, it on codes it does not hold, also closed or
 sensor_reporting, no handoff           recalled ones; custody unchanged
-recall: disposition recalled or        only a ``regulator`` ("recall", permission); needs
-bizStep recalling                      not hold the codes; named codes and their contents
+recall: disposition recalled or        a ``regulator`` ("recall", permission), or, OBSERVE
+bizStep recalling                      without handoff, the producer that commissioned every
+                                       named code (its own recall); needs
+                                       not hold the codes; named codes and their contents
                                        get ``recalled``; status becomes recalled unless
                                        closed. Transformation outputs are NOT recalled
                                        implicitly: the recall record names every affected
@@ -511,18 +513,29 @@ def apply(
             w.put(st)
         return _done(w)
 
-    if is_recall and not is_regulator:
-        for c in codes.all:
-            known = w.get(c)
-            if known is None or not known.recalled:
-                raise RulePermissionError(
-                    RULE_RECALL,
-                    f"only a regulator may recall a code; {record.author!r} is not one",
-                    c,
-                )
+    # A producer's own recall (主动召回: a drug's marketing-authorisation holder, a food's
+    # producer): every named code commissioned by the author, observed, no handoff.
+    own_recall = (
+        is_recall
+        and not is_regulator
+        and not record.is_handoff
+        and action == "OBSERVE"
+        and all(_commissioned_by(w.get(c), record.author) for c in codes.all)
+    )
+    if is_recall and not is_regulator and not own_recall:
+        fresh = [c for c in codes.all if (known := w.get(c)) is None or not known.recalled]
+        if fresh:  # (named: the first code the author did not make, else the first)
+            bad = [c for c in fresh if not _commissioned_by(w.get(c), record.author)]
+            raise RulePermissionError(
+                RULE_RECALL,
+                f"only a regulator, or the code's producer (who commissioned it), may "
+                f"recall a code; {record.author!r} is neither",
+                (bad or fresh)[0],
+            )
 
-    # Regulator recall: no custody needed, applies to named codes and their contents.
-    if is_recall and is_regulator and not record.is_handoff and action != "ADD":
+    # Recall (a regulator's, or a producer's own): no custody needed, applies to named codes
+    # and their contents.
+    if is_recall and (is_regulator or own_recall) and not record.is_handoff and action != "ADD":
         for c in codes.all:
             st = w.need(c)
             w.put(st.with_flags(recalled=True).evolve(disposition=disposition or st.disposition))
@@ -599,6 +612,10 @@ def apply(
         for c in _moving_set(w, codes.all):
             w.put(w.need(c).with_flags(closed=True))
     return _done(w)
+
+
+def _commissioned_by(st: CodeState | None, member: str) -> bool:
+    return st is not None and st.commissioned_by == member
 
 
 def _declare(w: _Work, codes: EventCodes, declared_index: int, *, undo: bool) -> CustodyUpdate:

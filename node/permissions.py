@@ -28,8 +28,9 @@ _OVERSEEN = ("enterprise", "regulator")
 #: inspections, veterinary checks). Holding, destruction, decommissioning and scrapping may
 #: also be a regulator's act (hazardous goods destroyed under supervision, a hold on a
 #: suspect batch); a recall (``recalling``, or disposition recalled under ``holding``) is a
-#: regulator's. Auditors only read. Custody rules (``node.custody``) apply on top: the role
-#: says who may write the step at all, custody says on which codes.
+#: regulator's, or (``holding``) a producer's of what it made (``node.custody``). Auditors
+#: only read. Custody rules (``node.custody``) apply on top: the role says who may write
+#: the step at all, custody says on which codes.
 DEFAULT_PERMISSIONS: Mapping[str, tuple[str, ...]] = {
     "*": _PRODUCERS,
     # creation and identification

@@ -35,6 +35,11 @@ class RecallResult:
     records: list[dict[str, Any]] = field(default_factory=list)
     truncated: bool = False
     containers: list[dict[str, Any]] = field(default_factory=list)  # ``find_containers``
+    others: dict[str, list[str]] = field(default_factory=dict)  # producer -> codes left
+
+    def left(self) -> list[str]:
+        """Codes of the scope this recall left to their own producer or a regulator."""
+        return sorted(c for codes in self.others.values() for c in codes)
 
     def frontier(self) -> list[str]:
         """The deepest codes reached: where a depth-limited scope stopped."""
@@ -143,14 +148,26 @@ def run_recall(
     timeout: float = 60.0,
 ) -> RecallResult:
     member = genesis.member(key.name)
-    if member is None or not member.has_role("regulator"):
+    if member is None:
         raise RulePermissionError(
-            RULE_RECALL, f"{key.name!r} is not a regulator of {genesis.chain_id!r}"
+            RULE_RECALL, f"{key.name!r} is not a member of {genesis.chain_id!r}"
         )
+    regulator = member.has_role("regulator")
     when = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     root, scope, truncated = forward_scope(client, code)
+    if not regulator and (not scope or scope[0].commissioned_by != key.name):
+        raise RulePermissionError(
+            RULE_RECALL,
+            f"only a regulator, or the code's producer (who commissioned it), may recall "
+            f"{root}; {key.name!r} is neither",
+        )
     result = RecallResult(root, scope, truncated=truncated)
-    todo = [n.code for n in scope if not n.recalled]
+    # a producer recalls what it made; what others made from it is theirs or a regulator's
+    mine = [n for n in scope if regulator or n.commissioned_by == key.name]
+    for n in scope:
+        if not n.recalled and not (regulator or n.commissioned_by == key.name):
+            result.others.setdefault(n.commissioned_by or "(unknown)", []).append(n.code)
+    todo = [n.code for n in mine if not n.recalled]
     classes = {n.code for n in scope if n.is_class}
     for i in range(0, len(todo), CODES_PER_RECORD):
         chunk = todo[i : i + CODES_PER_RECORD]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,12 +155,12 @@ def _event(code: str, eid: str, step: str = "commissioning", action: str = "ADD"
     return {**object_event([code], step, action), "eventID": eid, **more}
 
 
-def _signed(author: str, ev: dict) -> types_pb2.Envelope:
+def _signed(author: str, ev: dict[str, Any]) -> types_pb2.Envelope:
     r = make_record(G, author, ev, category="meat")
     return envelope_to_proto(sign_record(r, key(author)))
 
 
-def _declared(ev: dict) -> dict:
+def _declared(ev: dict[str, Any]) -> dict[str, Any]:
     return {**ev, "errorDeclaration": {"declarationTime": "2026-03-02T08:00:00+08:00",
                                        "reason": "urn:epcglobal:cbv:er:did_not_occur"}}  # fmt: skip
 
@@ -200,7 +201,7 @@ def test_an_error_declaration_repeats_its_events_eventid_once(chain: ChainState)
     ],
 )
 def test_an_error_declaration_must_restate_a_committed_event_by_its_author(
-    chain: ChainState, author: str, change: dict, why: str
+    chain: ChainState, author: str, change: dict[str, Any], why: str
 ) -> None:
     first = _event("u:1", "urn:uuid:00000000-0000-4000-8000-000000000002")
     _commit(chain, [_signed("farm", first)])

@@ -334,7 +334,7 @@ def test_a_standby_that_never_dials_its_twin_stops_a_process_at_the_first_double
 
     def stopped() -> str:
         for path in (tmp_path / "standby.log", node3.log):
-            text = path.read_text(encoding="utf-8", errors="replace")
+            text: str = path.read_text(encoding="utf-8", errors="replace")
             if why in text:
                 return text
         return ""

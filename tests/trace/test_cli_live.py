@@ -326,16 +326,17 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     cli.refused(1, "trace", "back", f"{SG}:6909999.099999.1")  # never commissioned
 
     # ---- recall ---------------------------------------------------------------------
-    # a recall with a non-regulator key is refused (by the CLI, and by the node's rule)
+    # a recall by a member neither a regulator nor the code's producer is refused (by the
+    # CLI, and by the node's rule)
     line = cli.refused(1, "recall", C1, "--key", cli.key("farm"), "--reason", "test")
     assert "rule recall:" in line  # a role refusal, exit 1 as through `record submit`
-    assert "not a regulator" in line
+    assert "'farm' is neither" in line
     rogue = {**commission(F3), "action": "OBSERVE", "bizStep": "holding",
              "disposition": "recalled"}  # fmt: skip
-    line = cli.refused(1, "record", "submit", str(cli.draft(rogue)), "--key", cli.key("farm"),
-                       "--wait")  # fmt: skip
+    line = cli.refused(1, "record", "submit", str(cli.draft(rogue)), "--key",
+                       cli.key("slaughterhouse"), "--wait")  # fmt: skip
     assert "rule recall:" in line
-    assert "only a regulator" in line
+    assert "only a regulator, or the code's producer" in line
     assert cli.graph("forward", F3)["nodes"][0]["recalled"] is False
 
     out = cli.ok("recall", C1, "--key", cli.key("regulator"), "--reason", "Salmonella in C1")
@@ -635,3 +636,18 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     line = cli.refused(1, "record", "submit", str(cli.draft(declared)), "--key", farm)
     assert "rule error-declaration" in line
     assert "already declared in error" in line
+
+    # a producer's own recall (QA: only a regulator could recall; a drug's authorisation
+    # holder recalls what it made): what another producer made from it is named, exit 1
+    mine, theirs = f"{SG}:6901234.012345.OWN1", f"{SG}:6901234.012345.OWN2"
+    cli.submit_wait("farm", commission(mine))
+    cli.accept(cli.handoff("farm", "processor", mine), "processor")
+    cli.submit_wait("processor", transform([mine], [theirs], "killing", 3))
+    r = cli.run("recall", mine, "--key", farm, "--reason", "own recall", "--json")
+    assert r.returncode == 1, r.stderr
+    out = json.loads(r.stdout)
+    assert out["left_to_their_producers"] == {"processor": [canon(theirs).pop()]}
+    assert "recall of" in r.stderr
+    assert "INCOMPLETE: 1 affected code(s) were made by other producers (processor)" in r.stderr
+    assert cli.graph("back", mine)["nodes"][0]["recalled"] is True
+    assert cli.graph("back", theirs)["nodes"][0]["recalled"] is False

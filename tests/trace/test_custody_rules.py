@@ -228,14 +228,19 @@ def test_recalled_code_may_not_be_sold_or_dispensed(chain, step, disposition):
     assert chain.custody.get(B).status == "closed"
 
 
-def test_only_regulator_recalls(chain):
+def test_a_regulator_or_the_codes_producer_recalls(chain):
     commission(chain, "farm", A)
-    with raises("recall", A, perm=True):
-        chain.add("farm", observe("holding", A, disposition="recalled"))
+    commission(chain, "slaughterhouse", B)
     with raises("recall", A, perm=True):
         chain.add("inspector", observe("inspecting", A, disposition="recalled"))
-    chain.add("regulator", observe("holding", A, disposition="recalled"))
-    chain.add("farm", observe("storing", A, disposition="recalled"))  # re-stating is fine
+    with raises("recall", B, perm=True):  # (another producer's code)
+        chain.add("farm", observe("holding", A, B, disposition="recalled"))
+    chain.add("regulator", observe("holding", B, disposition="recalled"))
+    chain.add("slaughterhouse", observe("storing", B, disposition="recalled"))  # re-stating
+    # QA: a drug's marketing-authorisation holder (a food's producer) recalls what it made
+    # (主动召回); the rule refused anyone but a regulator
+    chain.add("farm", observe("holding", A, disposition="recalled"))
+    assert chain.custody.get(A).recalled
 
 
 def test_recall_of_sold_code_keeps_it_closed(chain):
