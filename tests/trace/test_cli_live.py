@@ -240,8 +240,8 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     )
     human = cli.ok("trace", "history", F1)
     assert "2 events" in human
-    assert "shipping (OBSERVE)  -> slaughterhouse (countersigned)" in human
-    assert "commissioning (ADD)" in human  # (QA: action and disposition were not shown)
+    assert "shipping (OBSERVE in_transit)  -> slaughterhouse (countersigned)" in human
+    assert "commissioning (ADD active)" in human  # (QA: action and disposition not shown)
 
     # ---- transformations, handoff, aggregation (pack and unpack) ---------------------
     cli.submit_wait("slaughterhouse", transform([F1, F2], [C1, C2, C3], "killing", 2))
