@@ -55,19 +55,25 @@ def audit(
         ),
     ] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", callback=positive_seconds, help="Seconds for the stream.")
+        float,
+        typer.Option(
+            "--timeout",
+            callback=positive_seconds,
+            help="Seconds for the whole block stream; the first call (Status) waits at most "
+            "10 s, or this if less.",
+        ),
     ] = 3600.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify every block, certificate, envelope, rule and log root of a node's chain."""
     from cli.nodeaddr import resolve_node
     from node.audit import audit_blocks
-    from node.client import LedgerClient
+    from node.client import DEFAULT_TIMEOUT_S, LedgerClient
 
     g = Genesis.load(genesis)
     saved = load_checkpoint(checkpoint) if checkpoint is not None else None
     target = resolve_node(node)
-    with LedgerClient(target.address) as client:
+    with LedgerClient(target.address, timeout=min(timeout, DEFAULT_TIMEOUT_S)) as client:
         status = client.status()
         if status.genesis_hash != g.hash:
             raise ChainMismatchError(

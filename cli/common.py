@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import signal
 import sys
 import unicodedata
 from pathlib import Path
@@ -178,13 +179,32 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def interrupted_submit(record_id: str, address: str) -> typer.Exit:
-    """Ctrl-C while a record was being submitted: say which record and how to find out
-    what became of it (it may have been admitted, and committed), for exit 130."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``catch_sigterm``): the command stops as by Ctrl-C, saying what it did or
+    what is in flight, and exits 143 (128 + 15) where Ctrl-C exits 130."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def catch_sigterm() -> None:
+    """Turn SIGTERM into ``Terminated`` for this CLI run (``cli.main.run``)."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def interrupt_exit_code(e: BaseException) -> int:
+    """130 for Ctrl-C, 143 for SIGTERM."""
+    return 143 if isinstance(e, Terminated) else 130
+
+
+def interrupted_submit(record_id: str, address: str, e: BaseException | None = None) -> typer.Exit:
+    """Ctrl-C (or SIGTERM, ``e``) while a record was being submitted: say which record and
+    how to find out what became of it (it may have been admitted, and committed)."""
     err_console.print(
         f"interrupted: record {record_id} was sent to {address}; its outcome is unknown: "
         f"`suyuan record get {record_id}` tells",
         markup=False,
         soft_wrap=True,
     )
-    return typer.Exit(130)
+    return typer.Exit(interrupt_exit_code(e) if e is not None else 130)

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import signal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
-from cli.common import console, err_console, print_json, read_json_file, write_text_atomic
+from cli.common import (
+    console,
+    err_console,
+    interrupt_exit_code,
+    print_json,
+    read_json_file,
+    write_text_atomic,
+)
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
 from node.envelope import Envelope
@@ -60,7 +66,6 @@ def import_cmd(
     interrupted = False
     on_chain = _OnChain(client)
     exit_code = 130  # Ctrl-C; 143 when stopped by SIGTERM (a timeout, a service manager)
-    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         for r in results:
             row: dict[str, Any] = {"position": r.position, "codes": list(r.codes)}
@@ -101,15 +106,14 @@ def import_cmd(
                     row |= {"status": "refused", "reason": str(e)}
                 except KeyboardInterrupt as e:  # Ctrl-C: report what was done, then stop
                     interrupted = True
-                    exit_code = 143 if isinstance(e, Terminated) else 130
+                    exit_code = interrupt_exit_code(e)
                     _in_doubt(row, report, "interrupted while submitting")
                     break
             report.append(row)
     except KeyboardInterrupt as e:
         interrupted = True
-        exit_code = 143 if isinstance(e, Terminated) else 130
+        exit_code = interrupt_exit_code(e)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         if client is not None:
             client.close()
     _print_report(document, report, as_json, dry_run, len(results))
@@ -138,14 +142,6 @@ def import_cmd(
         ) from lost
     if any(r["status"] == "refused" for r in report):
         raise typer.Exit(1)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM during an import: stopped as by Ctrl-C (the report is printed), exit 143."""
-
-
-def _terminated(signum: int, frame: object) -> None:
-    raise Terminated()
 
 
 class _OnChain:

@@ -243,11 +243,12 @@ def accept(
             resp = client.submit(both, wait=wait)
         except ReplayError as refusal:  # a retry of an accept that committed: where it is
             resp = client.committed_already(both.record_id, refusal)
-        except KeyboardInterrupt:
-            raise interrupted_submit(both.record_id.hex(), target.address) from None
+        except KeyboardInterrupt as e:
+            raise interrupted_submit(both.record_id.hex(), target.address, e) from None
     if wait and not resp.committed:
         raise NodeUnavailableError(
-            f"handoff {both.record_id.hex()} accepted but not committed in time"
+            f"handoff {both.record_id.hex()} accepted but not committed in time; it may "
+            f"still commit: `suyuan record get {both.record_id.hex()}` tells"
         )
     info = {
         "record_id": both.record_id.hex(),

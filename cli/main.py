@@ -25,7 +25,7 @@ from cli import (
     testnet_cmd,
     trace_cmd,
 )
-from cli.common import err_console, print_json
+from cli.common import catch_sigterm, err_console, interrupt_exit_code, print_json
 from node.errors import LedgerError
 
 app = typer.Typer(
@@ -102,6 +102,7 @@ def run() -> None:
     for output that cannot be written (a full disk: exit 2). A closed pipe (``| head``)
     ends the command quietly: exit 1 where click or rich notice it while printing, 141 (as
     if by SIGPIPE) where only the last flush does."""
+    catch_sigterm()  # (QA: SIGTERM during `record submit --wait` lost the record's id)
     try:
         try:
             _main()
@@ -111,9 +112,9 @@ def run() -> None:
     except LedgerError as e:
         err_console.print(f"error: {one_line(str(e))}", markup=False, soft_wrap=True)
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         err_console.print("interrupted")
-        sys.exit(130)
+        sys.exit(interrupt_exit_code(e))
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush at exit
         sys.exit(141)

@@ -178,7 +178,8 @@ def _genesis_for(target: NodeTarget, genesis: Path | None) -> Genesis:
         return Genesis.load(genesis)
     if target.genesis is None:
         raise InputError(
-            f"--genesis is required: node {target.address} is not part of a local testnet"
+            f"--genesis is required: node {target.address} is not a node of the local testnet "
+            "($SUYUAN_TESTNET, else ./testnet), whose genesis would be used"
         )
     return Genesis.load(target.genesis)
 
@@ -251,12 +252,14 @@ def submit(
                 print_json({"record_id": rid, "node": target.address, "committed": False,
                             "sent": sent, "error": str(err)})  # fmt: skip
             raise err from e
-        except KeyboardInterrupt:
-            raise interrupted_submit(env.record_id.hex(), target.address) from None
+        except KeyboardInterrupt as e:
+            raise interrupted_submit(env.record_id.hex(), target.address, e) from None
     record_id = (resp.record_id or env.record_id).hex()
     if wait and not resp.committed:
         err = NodeUnavailableError(
-            f"record {record_id} was accepted by {target.address} but not committed in time"
+            f"record {record_id} was accepted by {target.address} but not committed in time; "
+            f"it may still commit: `suyuan record get {record_id}` tells (a new signing of the "
+            "event would be another record)"
         )
         if as_json:
             print_json({"record_id": record_id, "node": target.address, "committed": False,

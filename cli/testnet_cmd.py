@@ -163,8 +163,11 @@ def pause(index: IndexArg, directory: DirOpt = None) -> None:
 @app.command("resume")
 def resume(index: IndexArg, directory: DirOpt = None) -> None:
     """SIGCONT node I."""
-    pid = net.resume(directory or _default_dir(), index)
-    console.print(f"node {index} (pid {pid}) resumed")
+    pid, was_paused = net.resume(directory or _default_dir(), index)
+    if was_paused:
+        console.print(f"node {index} (pid {pid}) resumed")
+    else:  # (QA: "resumed" was said of a node that was running)
+        console.print(f"node {index} (pid {pid}) was not paused: it runs")
 
 
 @app.command("restart")

@@ -239,13 +239,14 @@ def pause(directory: Path, index: int) -> int:
 
 
 @_exclusive
-def resume(directory: Path, index: int) -> int:
-    """SIGCONT node ``index``; returns its PID."""
+def resume(directory: Path, index: int) -> tuple[int, bool]:
+    """SIGCONT node ``index``; returns its PID and whether it was paused."""
     n = _running(Manifest.load(directory), index)
     assert n.pid is not None
+    was_paused = procs.is_paused(n.pid)
     procs.send(n.pid, n.config, signal.SIGCONT)
     wait_until(lambda: not procs.is_paused(n.pid), 5.0, f"node {index} did not resume")
-    return n.pid
+    return n.pid, was_paused
 
 
 @_exclusive

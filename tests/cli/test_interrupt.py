@@ -178,3 +178,15 @@ def test_a_json_submit_whose_outcome_is_unknown_names_the_record_on_stdout(tmp_p
     assert out["committed"] is False
     assert out["sent"] is True
     assert "outcome is unknown" in out["error"]
+
+
+def test_sigterm_while_waiting_names_the_record_with_exit_143(tmp_path):
+    # QA: SIGTERM during `record submit --wait` exited 143 with nothing on stderr
+    env = sign_record(make_record(genesis(), "farm", object_event(["urn:qa:term:9"])), key("farm"))
+    (tmp_path / "env.json").write_text(env.to_json())
+    args = ("record", "submit", "--envelope", "env.json", "--wait")
+    rc, _, err, address = _interrupted(tmp_path, _Silent(), *args, sig=signal.SIGTERM)
+    assert rc == 143, err
+    assert err.strip().startswith(
+        f"interrupted: record {env.record_id.hex()} was sent to {address}"
+    )

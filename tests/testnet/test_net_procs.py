@@ -65,8 +65,9 @@ def test_up_status_faults_down(tmp_path, fake_nodes):
     net.pause(d, 1)
     s1 = net.status(d)[1]
     assert (s1.running, s1.paused, s1.height) == (True, True, None)
-    net.resume(d, 1)
+    assert net.resume(d, 1) == (pids[1], True)
     assert net.status(d)[1].height == 0
+    assert net.resume(d, 1) == (pids[1], False)  # (QA: a running node was said "resumed")
 
     assert net.kill(d, 2) == pids[2]
     s2 = net.status(d)[2]
