@@ -70,7 +70,14 @@ from node.genesis import Genesis
 from node.idle import IdleGate, StartAction
 from node.keys import KeyPair
 from node.mempool import Mempool, Pending
-from node.peers import PeerInfo, PeerLink, consensus_item, evidence_item, records_item
+from node.peers import (
+    POLL_S,
+    PeerInfo,
+    PeerLink,
+    consensus_item,
+    evidence_item,
+    records_item,
+)
 from node.records import TraceRecord, VerifiedRecord
 from node.store import Store, StoreReader
 from node.sync_helper import SyncHelper
@@ -634,6 +641,7 @@ class Node:
     async def _housekeeping(self) -> None:
         """Re-broadcast our consensus messages; poll peers' heights to trigger sync."""
         assert self.replica is not None
+        ticks = 0
         while not self._stop.is_set():
             await asyncio.sleep(_REBROADCAST_S)  # periodic timer, not synchronisation
             # every period, even while commits go on: a peer that lost our precommits (a
@@ -641,7 +649,10 @@ class Node:
             # out compact, its body named by leaf hashes: about 70 kB at 2,000 records)
             for m in self.replica.rebroadcast(own_only=True):
                 self._broadcast(m)
-            if not self.is_validator and self.peers:  # no consensus traffic tells it heights
+            ticks += 1
+            if self.peers and (not self.is_validator or ticks % int(POLL_S) == 0):
+                # a follower: no consensus traffic tells it heights; a validator: whether
+                # each peer still answers (a paused one keeps its stream open)
                 await asyncio.gather(*(p.poll_height() for p in self.peers), return_exceptions=True)
             head = self.store.head().height
             behind = any(p.info.height > head + 1 for p in self.peers)
@@ -670,6 +681,7 @@ class Node:
     def status(self) -> services_pb2.StatusResponse:
         head = self.store.head()
         r = self.replica
+        now = time.monotonic()
         return services_pb2.StatusResponse(
             chain_id=self.genesis.chain_id,
             genesis_hash=self.genesis.hash,
@@ -685,7 +697,7 @@ class Node:
                     address=p.address,
                     member=p.info.member,
                     height=p.info.height,
-                    connected=p.info.connected,
+                    connected=p.info.responsive(now),
                 )
                 for p in self.peers
             ],

@@ -56,6 +56,8 @@ GRPC_OPTIONS = [
 _QUEUE_LIMIT = 20_000
 REFUSED_RETRY_S = 30.0  # a peer refused for its chain or member is asked again this often
 UNREACHABLE_WARN_S = 30  # a peer that has not answered this long is named once, as a warning
+POLL_S = 5.0  # a validator asks each linked peer's status this often (a follower: every 1 s)
+SILENT_S = 3 * POLL_S  # a linked peer that has not answered this long is not "connected"
 _MAX_BATCH_RECORDS = 2_000
 HELLO_TAG = b"suyuan/peer-hello/v1\0"  # domain: no vote, proposal, record or note starts so
 HELLO_NONCE_BYTES = 16
@@ -74,6 +76,12 @@ class PeerInfo:
     connected: bool = False
     sent: int = 0
     dropped: int = 0
+    answered: float = 0.0  # monotonic time of its last PeerStatus answer (``responsive``)
+
+    def responsive(self, now: float) -> bool:
+        """Linked, and answered a PeerStatus lately: a paused (hung) peer keeps its stream
+        open for a while, but stops answering (QA: one showed as connected for 100 s)."""
+        return self.connected and now - self.answered < SILENT_S
 
 
 _MAX_SEND_BYTES = 8 * 1024 * 1024  # one PeerEnvelope at most (items are not split)
@@ -168,7 +176,8 @@ class PeerLink:
     async def poll_height(self) -> None:
         """Ask the peer its height (``PeerStatus``, 2 s) while linked. A node that no
         validator dials (a non-validator following the chain) hears of new blocks no other
-        way. Failures are left to the link's own loop."""
+        way; a validator learns that the peer still answers (``PeerInfo.responsive``) and
+        its height on an idle chain. Failures are left to the link's own loop."""
         if not self.info.connected:
             return
         try:
@@ -177,6 +186,7 @@ class PeerLink:
             return
         if not self._refusal(reply):
             self.info.height = max(self.info.height, reply.height)
+            self.info.answered = time.monotonic()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"peer {self.address}")
@@ -284,6 +294,7 @@ class PeerLink:
                 self.info.member = reply.member
                 self.info.height = reply.height
                 self.info.connected = True
+                self.info.answered = time.monotonic()
                 self._warned = False
                 backoff = 0.05
                 if self._on_connect is not None:

@@ -142,11 +142,20 @@ def test_pause_ten_seconds_and_resume(testnet4: RunningTestnet) -> None:
         remaining = 10 - (time.monotonic() - paused_at)
         if remaining > 0:
             time.sleep(remaining)  # the scenario: node 2 stays paused for 10 s
+        # QA: `node status` showed a paused peer as connected for up to 100 s
+        wait_for(lambda: not _peer_connected(tn, 0, 2), 30, 0.5, "node 0 to see node 2 silent")
     finally:
         net.resume(tn.dir, 2)
     top = tn.wait_same_head(min_height=h + 2, timeout=90)[0]
     assert top >= h + 2
     wait_for(lambda: check_all(tn.addresses, ids), 60, 1.0, "records on every node")
+    wait_for(lambda: _peer_connected(tn, 0, 2), 30, 0.5, "node 0 to see node 2 again")
+
+
+def _peer_connected(tn: RunningTestnet, at: int, peer: int) -> bool:
+    with tn.client(at, timeout=5) as c:
+        links = {p.address: p.connected for p in c.status().peers}
+    return links[tn.addresses[peer]]
 
 
 def test_stop_all_and_start_again_keeps_everything(testnet4: RunningTestnet) -> None:
