@@ -495,7 +495,7 @@ def apply(
         _check_handoff_shape(record, etype, action, signers, codes)
 
     if isinstance(ev.get("errorDeclaration"), dict) and declared_index is not None:
-        return _declare(w, codes, declared_index, undo=terminal or is_recall)
+        return _declare(w, codes, declared_index, closing=terminal, recall=is_recall)
     if isinstance(ev.get("errorDeclaration"), dict):
         # An error declaration annotates an earlier event; records are immutable, so it
         # changes no state (corrections are new records). The codes' stakeholders may file it.
@@ -618,10 +618,15 @@ def _commissioned_by(st: CodeState | None, member: str) -> bool:
     return st is not None and st.commissioned_by == member
 
 
-def _declare(w: _Work, codes: EventCodes, declared_index: int, *, undo: bool) -> CustodyUpdate:
-    """An error declaration of the committed record at ``declared_index``. ``undo`` (it
-    closed or recalled codes): each named code, and its contents, whose last record it is
-    is reopened and its recall cleared; a named code with a later record is refused."""
+def _declare(
+    w: _Work, codes: EventCodes, declared_index: int, *, closing: bool, recall: bool
+) -> CustodyUpdate:
+    """An error declaration of the committed record at ``declared_index``, which closed
+    (``closing``) or recalled (``recall``) codes, or neither: each named code, and its
+    contents, whose last record it is is reopened, or its recall cleared (only what that
+    event did: a recalled code destroyed by mistake stays recalled); a named code with a
+    later record is refused."""
+    undo = closing or recall
     for c in codes.all:
         st = w.need(c)
         if undo and st.last_index != declared_index:
@@ -635,7 +640,9 @@ def _declare(w: _Work, codes: EventCodes, declared_index: int, *, undo: bool) ->
         for x in (c, *w.contents(c)) if undo else (c,):
             s = w.need(x)
             if undo and s.last_index == declared_index and (s.closed or s.recalled):
-                s = s.with_flags(closed=False, recalled=False).evolve(disposition="")
+                s = s.with_flags(
+                    closed=False if closing else None, recalled=False if recall else None
+                ).evolve(disposition="")
             w.put(s)
     return _done(w)
 

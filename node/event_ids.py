@@ -132,6 +132,13 @@ def check_declaration(record: TraceRecord, reader: StoreReader, genesis: Genesis
             "an error declaration names the event it declares by that event's eventID",
             code,
         )
+    if record.is_handoff:
+        raise RuleError(
+            RULE_DECLARATION,
+            "an error declaration moves no custody: it is not a handoff (a wrong handoff is "
+            "corrected by a handoff back)",
+            code,
+        )
     found = declared_record(eid, reader)
     if found is None:
         raise RuleError(

@@ -268,3 +268,20 @@ def test_an_audit_replays_an_undone_destruction_as_the_node_did(tmp_path: Path) 
         assert audit_blocks(b.committed_blocks(), b.genesis).ok
     finally:
         b.close()
+
+
+def test_undoing_a_destruction_leaves_an_earlier_recall_in_place(chain: ChainState) -> None:
+    born = _event("u:8", "urn:uuid:00000000-0000-4000-8000-000000000010")
+    recall = _event("u:8", "urn:uuid:00000000-0000-4000-8000-000000000011", "holding", "OBSERVE",
+                    disposition="recalled")  # fmt: skip
+    gone = _event("u:8", "urn:uuid:00000000-0000-4000-8000-000000000012", "destroying", "OBSERVE")
+    for author, ev in (("farm", born), ("regulator", recall), ("farm", gone)):
+        _commit(chain, [_signed(author, ev)])
+    _commit(chain, [_signed("farm", _declared(gone))])
+    st = chain.custody_view.get("u:8")
+    assert st is not None
+    assert (st.closed, st.recalled, st.status) == (False, True, "recalled")
+    # a declaration is not a handoff
+    r = make_record(G, "farm", _declared(born), category="meat", handoff_to="slaughterhouse")
+    with chain.store.reader() as rd, pytest.raises(RuleError, match="moves no custody"):
+        event_ids.check_declaration(r, rd, G)
