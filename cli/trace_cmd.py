@@ -114,7 +114,8 @@ def render_tree(root: str, nodes: list[services_pb2.TraceNode], title: str) -> T
 
 
 def _desc(n: services_pb2.TraceNode) -> str:
-    status = n.status + (" (was recalled)" if n.recalled and n.status != "recalled" else "")
+    status = n.status + (", recalled" if n.recalled and n.status != "recalled" else "")  # (QA:
+    # "closed (was recalled)" read as recalled first, then closed; the order is not known here)
     who = f"custodian {n.custodian}" if n.custodian else "unknown"
     return f"{who}, {status}"
 
