@@ -83,6 +83,8 @@ def check_start(config: NodeConfig) -> tuple[Genesis, KeyPair]:
             f"limits.max_record_bytes: {config.limits.max_record_bytes} is above the "
             f"genesis limit {limit} (a node may only be stricter at Submit)"
         )
+    if config.data_dir.exists() and not config.data_dir.is_dir():  # (QA: "File exists")
+        raise ConfigError(f"data_dir: {config.data_dir} is a file, not a folder")
     try:
         config.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -405,8 +405,8 @@ def _consistency(
         )
     if linked != (cp.log_size, cp.log_root):
         raise _fail(
-            f"the consistency proof links log size {linked[0]}, the checkpoint is "
-            f"{cp.log_size} with another root"
+            f"the consistency proof links log size {linked[0]}, the checkpoint's log is "
+            f"of {cp.log_size}: prove the record again with --since this checkpoint"
             if linked[0] != cp.log_size
             else "the checkpoint's log root differs from the one the proof links: "
             "the log was rewritten"

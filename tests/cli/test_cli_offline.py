@@ -614,3 +614,17 @@ def test_show_says_when_the_identity_is_not_the_files_own_sha256(net, tmp_path):
     )
     r = suyuan("consortium", "show", "--genesis", str(net / "genesis.json"), cwd=tmp_path)
     assert f"(SHA-256 of {net / 'genesis.json'}):" in r.stdout
+
+
+def test_an_offer_without_genesis_or_testnet_asks_for_the_genesis(net, tmp_path):
+    # QA: it asked for a node, though --genesis alone makes the offer (offline)
+    r = suyuan(
+        "handoff", "offer", "urn:epc:id:sgtin:0614141.107346.1", "--key", str(net / "farm.key"),
+        "--to", "slaughterhouse", "--out", "o.json",
+        cwd=tmp_path, env={"SUYUAN_TESTNET": str(tmp_path / "none")},
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert "--genesis is required outside a local testnet (with it, an offer is made offline" in (
+        r.stderr
+    )
+    assert not (tmp_path / "o.json").exists()

@@ -57,6 +57,10 @@ def test_uncreatable_data_dir(tmp_path: Path) -> None:
     err = _refusal(_setup(tmp_path, data_dir="file/data"))
     assert isinstance(err, ConfigError)
     assert str(err).startswith("data_dir: cannot create ")
+    # QA: data_dir naming a file said "cannot create ... (File exists)"
+    err = _refusal(_setup(tmp_path, data_dir="file"))
+    assert isinstance(err, ConfigError)
+    assert str(err) == f"data_dir: {tmp_path / 'file'} is a file, not a folder"
 
 
 def test_missing_genesis_and_key_name_their_field(tmp_path: Path) -> None:
