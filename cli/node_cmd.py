@@ -59,6 +59,9 @@ def status_dict(st: services_pb2.StatusResponse, address: str) -> dict[str, Any]
         "syncing": st.syncing,
         "idle_height": st.idle_height,
         "version": st.version,
+        "validators": st.validators,
+        "validators_answering": st.validators_answering,
+        "quorum": st.quorum,
     }
 
 
@@ -89,3 +92,7 @@ def status(
             else ""
         )
     )
+    if info["validators"]:  # (QA: nothing said the chain had lost its quorum)
+        n, up, need = info["validators"], info["validators_answering"], info["quorum"]
+        stalled = f", under the quorum of {need}: no block can commit" if up < need else ""
+        console.print(f"validators answering (this node included): {up} of {n}{stalled}")

@@ -682,6 +682,9 @@ class Node:
         head = self.store.head()
         r = self.replica
         now = time.monotonic()
+        vs = self.chain.validators
+        answering = {p.info.member for p in self.peers if p.info.responsive(now)}
+        answering.add(self.key.name)
         return services_pb2.StatusResponse(
             chain_id=self.genesis.chain_id,
             genesis_hash=self.genesis.hash,
@@ -704,6 +707,9 @@ class Node:
             syncing=self.syncing,
             version=VERSION,
             idle_height=self.idle.waiting,
+            validators=vs.n,
+            validators_answering=sum(1 for v in answering if v in vs),
+            quorum=vs.quorum,
         )
 
 

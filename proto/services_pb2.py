@@ -26,7 +26,7 @@ from proto import types_pb2 as proto_dot_types__pb2
 from proto import consensus_pb2 as proto_dot_consensus__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14proto/services.proto\x12\tsuyuan.v1\x1a\x11proto/types.proto\x1a\x15proto/consensus.proto\"D\n\rSubmitRequest\x12%\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x13.suyuan.v1.Envelope\x12\x0c\n\x04wait\x18\x02 \x01(\x08\"Y\n\x0eSubmitResponse\x12\x11\n\trecord_id\x18\x01 \x01(\x0c\x12\x11\n\tcommitted\x18\x02 \x01(\x08\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\x11\n\tlog_index\x18\x04 \x01(\x04\"U\n\x0bSubmitBatch\x12&\n\tenvelopes\x18\x01 \x03(\x0b\x32\x13.suyuan.v1.Envelope\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\x04\x12\x0c\n\x04wait\x18\x03 \x01(\x08\"c\n\x0cSubmitResult\x12\x11\n\trecord_id\x18\x01 \x01(\x0c\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0e\n\x06height\x18\x04 \x01(\x04\x12\x11\n\tlog_index\x18\x05 \x01(\x04\"b\n\x11SubmitBatchResult\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12(\n\x07results\x18\x02 \x03(\x0b\x32\x17.suyuan.v1.SubmitResult\x12\x11\n\tcommitted\x18\x03 \x01(\x08\"%\n\x10GetRecordRequest\x12\x11\n\trecord_id\x18\x01 \x01(\x0c\"\\\n\x0eRecordResponse\x12%\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x13.suyuan.v1.Envelope\x12#\n\x04info\x18\x02 \x01(\x0b\x32\x15.suyuan.v1.RecordInfo\"!\n\x0fGetBlockRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\"=\n\x13StreamBlocksRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\x12\x11\n\tto_height\x18\x02 \x01(\x04\"&\n\x14GetCheckpointRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\"\x0f\n\rStatusRequest\"N\n\x08PeerInfo\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\x11\n\tconnected\x18\x04 \x01(\x08\"\x8f\x02\n\x0eStatusResponse\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x14\n\x0cgenesis_hash\x18\x02 \x01(\x0c\x12\x0e\n\x06member\x18\x03 \x01(\t\x12\x0e\n\x06height\x18\x04 \x01(\x04\x12\x10\n\x08log_size\x18\x05 \x01(\x04\x12\x11\n\thead_hash\x18\x06 \x01(\x0c\x12\x10\n\x08log_root\x18\x07 \x01(\x0c\x12\r\n\x05round\x18\x08 \x01(\r\x12\x14\n\x0cmempool_size\x18\t \x01(\r\x12\"\n\x05peers\x18\n \x03(\x0b\x32\x13.suyuan.v1.PeerInfo\x12\x0f\n\x07syncing\x18\x0b \x01(\x08\x12\x0f\n\x07version\x18\x0c \x01(\t\x12\x13\n\x0bidle_height\x18\r \x01(\x04\"5\n\x0cProveRequest\x12\x11\n\trecord_id\x18\x01 \x01(\x0c\x12\x12\n\nsince_size\x18\x02 \x01(\x04\"R\n\x0cTraceRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x11\n\tmax_depth\x18\x02 \x01(\r\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"\xc2\x01\n\tTraceNode\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x10\n\x08relation\x18\x02 \x01(\t\x12\r\n\x05\x64\x65pth\x18\x03 \x01(\r\x12\x13\n\x0bparent_code\x18\x04 \x01(\t\x12\x11\n\tcustodian\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x17\n\x0f\x63ommissioned_by\x18\x07 \x01(\t\x12\x10\n\x08is_class\x18\x08 \x01(\x08\x12\x10\n\x08recalled\x18\t \x01(\x08\x12\x11\n\tcontainer\x18\n \x01(\t\"\x96\x01\n\rTraceResponse\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12&\n\x07records\x18\x02 \x03(\x0b\x32\x15.suyuan.v1.RecordInfo\x12#\n\x05nodes\x18\x03 \x03(\x0b\x32\x14.suyuan.v1.TraceNode\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t\x12\x11\n\ttruncated\x18\x05 \x01(\x08\"\'\n\x15SignCheckpointRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\"Y\n\x13\x43heckpointSignature\x12\x11\n\tvalidator\x18\x01 \x01(\t\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\x0c\n\x04note\x18\x03 \x01(\t\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"\x15\n\x13ListEvidenceRequest\"=\n\x14ListEvidenceResponse\x12%\n\x08\x65vidence\x18\x01 \x03(\x0b\x32\x13.suyuan.v1.Evidence\"m\n\x05Hello\x12\x14\n\x0cgenesis_hash\x18\x01 \x01(\x0c\x12\x0e\n\x06member\x18\x02 \x01(\t\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\r\n\x05nonce\x18\x04 \x01(\x0c\x12\r\n\x05proof\x18\x05 \x01(\x0c\x12\x10\n\x08instance\x18\x06 \x01(\x0c\"\xac\x01\n\x0cPeerEnvelope\x12\x1f\n\x05hello\x18\x01 \x01(\x0b\x32\x10.suyuan.v1.Hello\x12.\n\tconsensus\x18\x02 \x03(\x0b\x32\x1b.suyuan.v1.ConsensusMessage\x12$\n\x07records\x18\x03 \x03(\x0b\x32\x13.suyuan.v1.Envelope\x12%\n\x08\x65vidence\x18\x04 \x01(\x0b\x32\x13.suyuan.v1.Evidence\"\x19\n\x07PeerAck\x12\x0e\n\x06height\x18\x01 \x01(\x04\":\n\x10GetBlocksRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\x12\x11\n\tto_height\x18\x02 \x01(\x04\"(\n\x11GetRecordsRequest\x12\x13\n\x0bleaf_hashes\x18\x01 \x03(\x0c\"<\n\x12GetRecordsResponse\x12&\n\tenvelopes\x18\x01 \x03(\x0b\x32\x13.suyuan.v1.Envelope2\x93\x07\n\x06Ledger\x12=\n\x06Submit\x12\x18.suyuan.v1.SubmitRequest\x1a\x19.suyuan.v1.SubmitResponse\x12H\n\x0cSubmitStream\x12\x16.suyuan.v1.SubmitBatch\x1a\x1c.suyuan.v1.SubmitBatchResult(\x01\x30\x01\x12\x43\n\tGetRecord\x12\x1b.suyuan.v1.GetRecordRequest\x1a\x19.suyuan.v1.RecordResponse\x12\x41\n\x08GetBlock\x12\x1a.suyuan.v1.GetBlockRequest\x1a\x19.suyuan.v1.CommittedBlock\x12K\n\x0cStreamBlocks\x12\x1e.suyuan.v1.StreamBlocksRequest\x1a\x19.suyuan.v1.CommittedBlock0\x01\x12G\n\rGetCheckpoint\x12\x1f.suyuan.v1.GetCheckpointRequest\x1a\x15.suyuan.v1.Checkpoint\x12=\n\x06Status\x12\x18.suyuan.v1.StatusRequest\x1a\x19.suyuan.v1.StatusResponse\x12\x38\n\x05Prove\x12\x17.suyuan.v1.ProveRequest\x1a\x16.suyuan.v1.ProofBundle\x12\x41\n\x0cTraceHistory\x12\x17.suyuan.v1.TraceRequest\x1a\x18.suyuan.v1.TraceResponse\x12>\n\tTraceBack\x12\x17.suyuan.v1.TraceRequest\x1a\x18.suyuan.v1.TraceResponse\x12\x41\n\x0cTraceForward\x12\x17.suyuan.v1.TraceRequest\x1a\x18.suyuan.v1.TraceResponse\x12O\n\x0cListEvidence\x12\x1e.suyuan.v1.ListEvidenceRequest\x1a\x1f.suyuan.v1.ListEvidenceResponse\x12R\n\x0eSignCheckpoint\x12 .suyuan.v1.SignCheckpointRequest\x1a\x1e.suyuan.v1.CheckpointSignature2\x85\x02\n\x04Peer\x12\x39\n\x08\x45xchange\x12\x17.suyuan.v1.PeerEnvelope\x1a\x12.suyuan.v1.PeerAck(\x01\x12\x45\n\tGetBlocks\x12\x1b.suyuan.v1.GetBlocksRequest\x1a\x19.suyuan.v1.CommittedBlock0\x01\x12\x30\n\nPeerStatus\x12\x10.suyuan.v1.Hello\x1a\x10.suyuan.v1.Hello\x12I\n\nGetRecords\x12\x1c.suyuan.v1.GetRecordsRequest\x1a\x1d.suyuan.v1.GetRecordsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14proto/services.proto\x12\tsuyuan.v1\x1a\x11proto/types.proto\x1a\x15proto/consensus.proto\"D\n\rSubmitRequest\x12%\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x13.suyuan.v1.Envelope\x12\x0c\n\x04wait\x18\x02 \x01(\x08\"Y\n\x0eSubmitResponse\x12\x11\n\trecord_id\x18\x01 \x01(\x0c\x12\x11\n\tcommitted\x18\x02 \x01(\x08\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\x11\n\tlog_index\x18\x04 \x01(\x04\"U\n\x0bSubmitBatch\x12&\n\tenvelopes\x18\x01 \x03(\x0b\x32\x13.suyuan.v1.Envelope\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\x04\x12\x0c\n\x04wait\x18\x03 \x01(\x08\"c\n\x0cSubmitResult\x12\x11\n\trecord_id\x18\x01 \x01(\x0c\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0e\n\x06height\x18\x04 \x01(\x04\x12\x11\n\tlog_index\x18\x05 \x01(\x04\"b\n\x11SubmitBatchResult\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12(\n\x07results\x18\x02 \x03(\x0b\x32\x17.suyuan.v1.SubmitResult\x12\x11\n\tcommitted\x18\x03 \x01(\x08\"%\n\x10GetRecordRequest\x12\x11\n\trecord_id\x18\x01 \x01(\x0c\"\\\n\x0eRecordResponse\x12%\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x13.suyuan.v1.Envelope\x12#\n\x04info\x18\x02 \x01(\x0b\x32\x15.suyuan.v1.RecordInfo\"!\n\x0fGetBlockRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\"=\n\x13StreamBlocksRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\x12\x11\n\tto_height\x18\x02 \x01(\x04\"&\n\x14GetCheckpointRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\"\x0f\n\rStatusRequest\"N\n\x08PeerInfo\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\x11\n\tconnected\x18\x04 \x01(\x08\"\xd1\x02\n\x0eStatusResponse\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x14\n\x0cgenesis_hash\x18\x02 \x01(\x0c\x12\x0e\n\x06member\x18\x03 \x01(\t\x12\x0e\n\x06height\x18\x04 \x01(\x04\x12\x10\n\x08log_size\x18\x05 \x01(\x04\x12\x11\n\thead_hash\x18\x06 \x01(\x0c\x12\x10\n\x08log_root\x18\x07 \x01(\x0c\x12\r\n\x05round\x18\x08 \x01(\r\x12\x14\n\x0cmempool_size\x18\t \x01(\r\x12\"\n\x05peers\x18\n \x03(\x0b\x32\x13.suyuan.v1.PeerInfo\x12\x0f\n\x07syncing\x18\x0b \x01(\x08\x12\x0f\n\x07version\x18\x0c \x01(\t\x12\x13\n\x0bidle_height\x18\r \x01(\x04\x12\x12\n\nvalidators\x18\x0e \x01(\r\x12\x1c\n\x14validators_answering\x18\x0f \x01(\r\x12\x0e\n\x06quorum\x18\x10 \x01(\r\"5\n\x0cProveRequest\x12\x11\n\trecord_id\x18\x01 \x01(\x0c\x12\x12\n\nsince_size\x18\x02 \x01(\x04\"R\n\x0cTraceRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x11\n\tmax_depth\x18\x02 \x01(\r\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"\xc2\x01\n\tTraceNode\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x10\n\x08relation\x18\x02 \x01(\t\x12\r\n\x05\x64\x65pth\x18\x03 \x01(\r\x12\x13\n\x0bparent_code\x18\x04 \x01(\t\x12\x11\n\tcustodian\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x17\n\x0f\x63ommissioned_by\x18\x07 \x01(\t\x12\x10\n\x08is_class\x18\x08 \x01(\x08\x12\x10\n\x08recalled\x18\t \x01(\x08\x12\x11\n\tcontainer\x18\n \x01(\t\"\x96\x01\n\rTraceResponse\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12&\n\x07records\x18\x02 \x03(\x0b\x32\x15.suyuan.v1.RecordInfo\x12#\n\x05nodes\x18\x03 \x03(\x0b\x32\x14.suyuan.v1.TraceNode\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t\x12\x11\n\ttruncated\x18\x05 \x01(\x08\"\'\n\x15SignCheckpointRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\"Y\n\x13\x43heckpointSignature\x12\x11\n\tvalidator\x18\x01 \x01(\t\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\x0c\n\x04note\x18\x03 \x01(\t\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"\x15\n\x13ListEvidenceRequest\"=\n\x14ListEvidenceResponse\x12%\n\x08\x65vidence\x18\x01 \x03(\x0b\x32\x13.suyuan.v1.Evidence\"m\n\x05Hello\x12\x14\n\x0cgenesis_hash\x18\x01 \x01(\x0c\x12\x0e\n\x06member\x18\x02 \x01(\t\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\r\n\x05nonce\x18\x04 \x01(\x0c\x12\r\n\x05proof\x18\x05 \x01(\x0c\x12\x10\n\x08instance\x18\x06 \x01(\x0c\"\xac\x01\n\x0cPeerEnvelope\x12\x1f\n\x05hello\x18\x01 \x01(\x0b\x32\x10.suyuan.v1.Hello\x12.\n\tconsensus\x18\x02 \x03(\x0b\x32\x1b.suyuan.v1.ConsensusMessage\x12$\n\x07records\x18\x03 \x03(\x0b\x32\x13.suyuan.v1.Envelope\x12%\n\x08\x65vidence\x18\x04 \x01(\x0b\x32\x13.suyuan.v1.Evidence\"\x19\n\x07PeerAck\x12\x0e\n\x06height\x18\x01 \x01(\x04\":\n\x10GetBlocksRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\x12\x11\n\tto_height\x18\x02 \x01(\x04\"(\n\x11GetRecordsRequest\x12\x13\n\x0bleaf_hashes\x18\x01 \x03(\x0c\"<\n\x12GetRecordsResponse\x12&\n\tenvelopes\x18\x01 \x03(\x0b\x32\x13.suyuan.v1.Envelope2\x93\x07\n\x06Ledger\x12=\n\x06Submit\x12\x18.suyuan.v1.SubmitRequest\x1a\x19.suyuan.v1.SubmitResponse\x12H\n\x0cSubmitStream\x12\x16.suyuan.v1.SubmitBatch\x1a\x1c.suyuan.v1.SubmitBatchResult(\x01\x30\x01\x12\x43\n\tGetRecord\x12\x1b.suyuan.v1.GetRecordRequest\x1a\x19.suyuan.v1.RecordResponse\x12\x41\n\x08GetBlock\x12\x1a.suyuan.v1.GetBlockRequest\x1a\x19.suyuan.v1.CommittedBlock\x12K\n\x0cStreamBlocks\x12\x1e.suyuan.v1.StreamBlocksRequest\x1a\x19.suyuan.v1.CommittedBlock0\x01\x12G\n\rGetCheckpoint\x12\x1f.suyuan.v1.GetCheckpointRequest\x1a\x15.suyuan.v1.Checkpoint\x12=\n\x06Status\x12\x18.suyuan.v1.StatusRequest\x1a\x19.suyuan.v1.StatusResponse\x12\x38\n\x05Prove\x12\x17.suyuan.v1.ProveRequest\x1a\x16.suyuan.v1.ProofBundle\x12\x41\n\x0cTraceHistory\x12\x17.suyuan.v1.TraceRequest\x1a\x18.suyuan.v1.TraceResponse\x12>\n\tTraceBack\x12\x17.suyuan.v1.TraceRequest\x1a\x18.suyuan.v1.TraceResponse\x12\x41\n\x0cTraceForward\x12\x17.suyuan.v1.TraceRequest\x1a\x18.suyuan.v1.TraceResponse\x12O\n\x0cListEvidence\x12\x1e.suyuan.v1.ListEvidenceRequest\x1a\x1f.suyuan.v1.ListEvidenceResponse\x12R\n\x0eSignCheckpoint\x12 .suyuan.v1.SignCheckpointRequest\x1a\x1e.suyuan.v1.CheckpointSignature2\x85\x02\n\x04Peer\x12\x39\n\x08\x45xchange\x12\x17.suyuan.v1.PeerEnvelope\x1a\x12.suyuan.v1.PeerAck(\x01\x12\x45\n\tGetBlocks\x12\x1b.suyuan.v1.GetBlocksRequest\x1a\x19.suyuan.v1.CommittedBlock0\x01\x12\x30\n\nPeerStatus\x12\x10.suyuan.v1.Hello\x1a\x10.suyuan.v1.Hello\x12I\n\nGetRecords\x12\x1c.suyuan.v1.GetRecordsRequest\x1a\x1d.suyuan.v1.GetRecordsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -58,37 +58,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PEERINFO']._serialized_start=814
   _globals['_PEERINFO']._serialized_end=892
   _globals['_STATUSRESPONSE']._serialized_start=895
-  _globals['_STATUSRESPONSE']._serialized_end=1166
-  _globals['_PROVEREQUEST']._serialized_start=1168
-  _globals['_PROVEREQUEST']._serialized_end=1221
-  _globals['_TRACEREQUEST']._serialized_start=1223
-  _globals['_TRACEREQUEST']._serialized_end=1305
-  _globals['_TRACENODE']._serialized_start=1308
-  _globals['_TRACENODE']._serialized_end=1502
-  _globals['_TRACERESPONSE']._serialized_start=1505
-  _globals['_TRACERESPONSE']._serialized_end=1655
-  _globals['_SIGNCHECKPOINTREQUEST']._serialized_start=1657
-  _globals['_SIGNCHECKPOINTREQUEST']._serialized_end=1696
-  _globals['_CHECKPOINTSIGNATURE']._serialized_start=1698
-  _globals['_CHECKPOINTSIGNATURE']._serialized_end=1787
-  _globals['_LISTEVIDENCEREQUEST']._serialized_start=1789
-  _globals['_LISTEVIDENCEREQUEST']._serialized_end=1810
-  _globals['_LISTEVIDENCERESPONSE']._serialized_start=1812
-  _globals['_LISTEVIDENCERESPONSE']._serialized_end=1873
-  _globals['_HELLO']._serialized_start=1875
-  _globals['_HELLO']._serialized_end=1984
-  _globals['_PEERENVELOPE']._serialized_start=1987
-  _globals['_PEERENVELOPE']._serialized_end=2159
-  _globals['_PEERACK']._serialized_start=2161
-  _globals['_PEERACK']._serialized_end=2186
-  _globals['_GETBLOCKSREQUEST']._serialized_start=2188
-  _globals['_GETBLOCKSREQUEST']._serialized_end=2246
-  _globals['_GETRECORDSREQUEST']._serialized_start=2248
-  _globals['_GETRECORDSREQUEST']._serialized_end=2288
-  _globals['_GETRECORDSRESPONSE']._serialized_start=2290
-  _globals['_GETRECORDSRESPONSE']._serialized_end=2350
-  _globals['_LEDGER']._serialized_start=2353
-  _globals['_LEDGER']._serialized_end=3268
-  _globals['_PEER']._serialized_start=3271
-  _globals['_PEER']._serialized_end=3532
+  _globals['_STATUSRESPONSE']._serialized_end=1232
+  _globals['_PROVEREQUEST']._serialized_start=1234
+  _globals['_PROVEREQUEST']._serialized_end=1287
+  _globals['_TRACEREQUEST']._serialized_start=1289
+  _globals['_TRACEREQUEST']._serialized_end=1371
+  _globals['_TRACENODE']._serialized_start=1374
+  _globals['_TRACENODE']._serialized_end=1568
+  _globals['_TRACERESPONSE']._serialized_start=1571
+  _globals['_TRACERESPONSE']._serialized_end=1721
+  _globals['_SIGNCHECKPOINTREQUEST']._serialized_start=1723
+  _globals['_SIGNCHECKPOINTREQUEST']._serialized_end=1762
+  _globals['_CHECKPOINTSIGNATURE']._serialized_start=1764
+  _globals['_CHECKPOINTSIGNATURE']._serialized_end=1853
+  _globals['_LISTEVIDENCEREQUEST']._serialized_start=1855
+  _globals['_LISTEVIDENCEREQUEST']._serialized_end=1876
+  _globals['_LISTEVIDENCERESPONSE']._serialized_start=1878
+  _globals['_LISTEVIDENCERESPONSE']._serialized_end=1939
+  _globals['_HELLO']._serialized_start=1941
+  _globals['_HELLO']._serialized_end=2050
+  _globals['_PEERENVELOPE']._serialized_start=2053
+  _globals['_PEERENVELOPE']._serialized_end=2225
+  _globals['_PEERACK']._serialized_start=2227
+  _globals['_PEERACK']._serialized_end=2252
+  _globals['_GETBLOCKSREQUEST']._serialized_start=2254
+  _globals['_GETBLOCKSREQUEST']._serialized_end=2312
+  _globals['_GETRECORDSREQUEST']._serialized_start=2314
+  _globals['_GETRECORDSREQUEST']._serialized_end=2354
+  _globals['_GETRECORDSRESPONSE']._serialized_start=2356
+  _globals['_GETRECORDSRESPONSE']._serialized_end=2416
+  _globals['_LEDGER']._serialized_start=2419
+  _globals['_LEDGER']._serialized_end=3334
+  _globals['_PEER']._serialized_start=3337
+  _globals['_PEER']._serialized_end=3598
 # @@protoc_insertion_point(module_scope)

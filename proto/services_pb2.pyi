@@ -113,7 +113,7 @@ class PeerInfo(_message.Message):
     def __init__(self, address: _Optional[str] = ..., member: _Optional[str] = ..., height: _Optional[int] = ..., connected: _Optional[bool] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("chain_id", "genesis_hash", "member", "height", "log_size", "head_hash", "log_root", "round", "mempool_size", "peers", "syncing", "version", "idle_height")
+    __slots__ = ("chain_id", "genesis_hash", "member", "height", "log_size", "head_hash", "log_root", "round", "mempool_size", "peers", "syncing", "version", "idle_height", "validators", "validators_answering", "quorum")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     GENESIS_HASH_FIELD_NUMBER: _ClassVar[int]
     MEMBER_FIELD_NUMBER: _ClassVar[int]
@@ -127,6 +127,9 @@ class StatusResponse(_message.Message):
     SYNCING_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     IDLE_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    VALIDATORS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATORS_ANSWERING_FIELD_NUMBER: _ClassVar[int]
+    QUORUM_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     genesis_hash: bytes
     member: str
@@ -140,7 +143,10 @@ class StatusResponse(_message.Message):
     syncing: bool
     version: str
     idle_height: int
-    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., member: _Optional[str] = ..., height: _Optional[int] = ..., log_size: _Optional[int] = ..., head_hash: _Optional[bytes] = ..., log_root: _Optional[bytes] = ..., round: _Optional[int] = ..., mempool_size: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[PeerInfo, _Mapping]]] = ..., syncing: _Optional[bool] = ..., version: _Optional[str] = ..., idle_height: _Optional[int] = ...) -> None: ...
+    validators: int
+    validators_answering: int
+    quorum: int
+    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., member: _Optional[str] = ..., height: _Optional[int] = ..., log_size: _Optional[int] = ..., head_hash: _Optional[bytes] = ..., log_root: _Optional[bytes] = ..., round: _Optional[int] = ..., mempool_size: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[PeerInfo, _Mapping]]] = ..., syncing: _Optional[bool] = ..., version: _Optional[str] = ..., idle_height: _Optional[int] = ..., validators: _Optional[int] = ..., validators_answering: _Optional[int] = ..., quorum: _Optional[int] = ...) -> None: ...
 
 class ProveRequest(_message.Message):
     __slots__ = ("record_id", "since_size")

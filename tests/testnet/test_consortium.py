@@ -7,6 +7,7 @@ scenario's own (a node paused for 10 s).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -388,3 +389,13 @@ def test_a_checkpoint_without_a_quorum_of_answers_is_exit_5_not_a_verification_f
     [line] = r.stderr.strip().splitlines()
     assert "checkpoint note: 2 of 4 nodes did not sign, and 3 validator signatures are" in line
     assert not out.exists()
+    # QA: `node status` did not say the chain had lost its quorum
+    env = {"SUYUAN_TESTNET": str(tn.dir)}
+
+    def below() -> str:
+        r = suyuan("node", "status", cwd=tn.dir, env=env)
+        return r.stdout if "answering (this node included): 2 of 4, under the" in r.stdout else ""
+
+    assert "under the quorum of 3: no block can commit" in wait_for(below, 30, 0.5, "2 of 4")
+    st = json.loads(suyuan("node", "status", "--json", cwd=tn.dir, env=env).stdout)
+    assert (st["validators"], st["validators_answering"], st["quorum"]) == (4, 2, 3)
