@@ -5,7 +5,7 @@ Example (relative paths are resolved against the config file's folder)::
     member = "v0"                       # this node's member id (a validator, or not)
     key_file = "keys/v0.key"
     genesis = "genesis.json"
-    data_dir = "node0"                  # LMDB store, pid file, lock, evidence (logs: stderr)
+    data_dir = "node0"                  # store, pid, lock, evidence, member (logs: stderr)
     listen = "127.0.0.1:26650"
     peers = ["127.0.0.1:26651", "127.0.0.1:26652", "127.0.0.1:26653"]
 

@@ -189,9 +189,30 @@ async def serve(config: NodeConfig) -> None:
         lock.close()
 
 
+def claim_data_dir(data_dir: Path, member: str) -> None:
+    """The data folder is one member's (its sign state is that key's): ``member`` records
+    it; a folder another member's node wrote is refused (QA: a store opened under another
+    member's key without a word). A folder from before this file is claimed."""
+    path = data_dir / "member"
+    try:
+        owner = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        owner = ""
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"data_dir: cannot read {path} ({e})") from e
+    if owner and owner != member:
+        raise ConfigError(
+            f"data_dir: {data_dir} holds member {owner!r}'s node, not {member!r}'s (each "
+            "member's node keeps its own data folder)"
+        )
+    if not owner:
+        path.write_text(member + "\n", encoding="utf-8")
+
+
 async def _serve(config: NodeConfig, genesis: Genesis, key: KeyPair) -> None:
     if ports.in_use(config.listen):
         raise ConfigError(f"listen: {config.listen} is in use by another process")
+    claim_data_dir(config.data_dir, key.name)
     tune_gc()
     new_store = not (data_path(config) / "data.mdb").exists()
     store = Store.open(data_path(config), genesis.hash, extra_dbs=EXTRA_DBS)

@@ -152,7 +152,9 @@ class Manifest:
         out: list[tuple[Path, tuple[str, ...]]] = []
         for n in self.nodes:
             out.append((n.data_dir / "store", ("data.mdb", "lock.mdb")))
-            out.append((n.data_dir, (n.log.name, "node.lock", "node.pid", "evidence.jsonl")))
+            out.append(
+                (n.data_dir, (n.log.name, "node.lock", "node.pid", "evidence.jsonl", "member"))
+            )
         keys = sorted({*self.members, *(n.member for n in self.nodes)})
         out.append((self.dir / "keys", tuple(f"{m}.key" for m in keys)))
         out.append((self.dir / "configs", tuple(f"node{n.index}.toml" for n in self.nodes)))
