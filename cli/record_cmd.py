@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,8 +19,10 @@ from cli.common import (
 )
 from cli.draft import attachment_entry, build_envelope, load_envelope, open_all
 from cli.nodeaddr import NodeTarget, find_testnet, resolve_node
+from cli.trace_cmd import declaration_dict
 from node.client import LedgerClient, never_connected
 from node.convert import envelope_from_proto
+from node.envelope import Envelope
 from node.errors import (
     InputError,
     LedgerError,
@@ -33,6 +36,8 @@ from node.records import (
     CATEGORIES,
     TraceRecord,
     cosign,
+    make_record,
+    sign_record,
     verify_envelope,
 )
 
@@ -229,6 +234,72 @@ def submit(
         if key is None:
             raise InputError("--key is required to sign EVENT.json")
         env = build_envelope(event_file, key, _genesis_for(target, genesis), category, attach or ())
+    _submit_and_report(env, target, wait=wait, timeout=timeout, as_json=as_json)
+
+
+@app.command("declare")
+def declare(
+    record_id: Annotated[
+        str, typer.Argument(metavar="ID", help="The committed record whose event was wrong.")
+    ],
+    key: Annotated[
+        Path, typer.Option("--key", help="Your key file (the author's, or a regulator's).")
+    ],
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason", help="CBV error reason: did_not_occur, incorrect_data (or a URI)."
+        ),
+    ] = "incorrect_data",
+    corrective: Annotated[
+        list[str] | None,
+        typer.Option("--corrective", help="eventID of an event that corrects it (repeat)."),
+    ] = None,
+    genesis: Annotated[
+        Path | None,
+        typer.Option("--genesis", help="genesis.json to sign against (default: the testnet's)."),
+    ] = None,
+    node: NodeOpt = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Return once committed.")] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", callback=positive_seconds, help="Seconds to wait.")
+    ] = 30.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Declare a committed record's event in error (EPCIS 2.0): sign and submit the event
+    again, same eventID, with an errorDeclaration (now, --reason, --corrective). A closing
+    event (destroyed, sold) is undone on codes nothing happened to since, and a recall if
+    a regulator declares it; the rest is corrected by new events (README, Design notes)."""
+    rid = parse_record_id(record_id)
+    target = resolve_node(node)
+    g = _genesis_for(target, genesis)
+    k = load_key_file(key)
+    with LedgerClient(target.address, timeout=timeout) as client:
+        resp = client.get_record(rid)
+    if resp.info.height == 0:
+        raise InputError(
+            f"record {rid.hex()} is not committed yet: only a committed event is declared"
+        )
+    record = TraceRecord.from_payload(resp.envelope.payload, strict=False)
+    if not isinstance(record.event.get("eventID"), str):
+        raise InputError(
+            f"record {rid.hex()} has no eventID: EPCIS declares an event by its eventID, so "
+            "this one cannot be declared in error (record a corrective event)"
+        )
+    when = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    decl: dict[str, Any] = {"declarationTime": when, "reason": reason}
+    if corrective:
+        decl["correctiveEventIDs"] = list(corrective)
+    event = {k2: v for k2, v in record.event.items() if k2 != "errorDeclaration"}
+    event["errorDeclaration"] = decl
+    env = sign_record(make_record(g, k.name, event, category=record.category), k)
+    _submit_and_report(env, target, wait=wait, timeout=timeout, as_json=as_json)
+
+
+def _submit_and_report(
+    env: Envelope, target: NodeTarget, *, wait: bool, timeout: float, as_json: bool
+) -> None:
+    """Submit a signed record and report where it is (exit codes: README)."""
     already = False
     with LedgerClient(target.address, timeout=timeout) as client:
         try:
@@ -377,6 +448,8 @@ def get(
         "event_id": i.event_id or None,
         "handoff_to": i.handoff_to or None,
         "signers": list(i.signers),
+        "error_declaration": declaration_dict(i.error_declaration),
+        "declared_by": i.declared_by.hex() or None,
         "envelope": envelope_from_proto(resp.envelope).to_json_dict(),
     }
     record = TraceRecord.from_payload(resp.envelope.payload, strict=False)
@@ -407,6 +480,11 @@ def get(
     )
     if i.handoff_to:
         console.print(f"handoff to {i.handoff_to}, signed by {' and '.join(i.signers)}")
+    if i.error_declaration:  # (QA: record get never said so)
+        why = "" if i.error_declaration == "-" else f" ({safe(i.error_declaration)})"
+        console.print(f"ERROR DECLARATION{why} of the event with eventID {safe(i.event_id)}")
+    if i.declared_by:
+        console.print(f"declared in error by record {i.declared_by.hex()}")
     for name, value in info["attributes"].items():
         console.print(f"attribute {safe(name)}: {safe(json.dumps(value, ensure_ascii=False))}")
     if key is None and info["sealed"]:

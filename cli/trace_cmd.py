@@ -67,9 +67,17 @@ def record_dict(r: Any) -> dict[str, Any]:
         "signers": list(r.signers),
         "action": r.action or None,
         "disposition": r.disposition or None,
-        "error_declaration": r.error_declaration or None,
+        "error_declaration": declaration_dict(r.error_declaration),
         "declared_by": r.declared_by.hex() or None,
     }
+
+
+def declaration_dict(field: str) -> dict[str, Any] | None:
+    """``RecordInfo.error_declaration`` for --json: None, or ``{"reason": ...}`` (the
+    wire's "-" is a declaration that gives no reason)."""
+    if not field:
+        return None
+    return {"reason": None if field == "-" else field}
 
 
 def fetch_graph(
@@ -234,9 +242,8 @@ def history(
         to = f"  -> {r.handoff_to} (countersigned)" if r.handoff_to else ""
         marks = ""
         if r.error_declaration:  # (QA: a declaration looked like the event happening again)
-            marks = (
-                f"  ERROR DECLARATION ({safe(r.error_declaration)}) of eventID {safe(r.event_id)}"
-            )
+            why = "" if r.error_declaration == "-" else f" ({safe(r.error_declaration)})"
+            marks = f"  ERROR DECLARATION{why} of eventID {safe(r.event_id)}"
         elif r.declared_by:
             marks = f"  [declared in error by record {r.declared_by.hex()[:16]}]"
         console.print(  # (data escaped: a newline in a field must not start a line)

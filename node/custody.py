@@ -52,13 +52,15 @@ decommissioning, retail_selling,       handoff's transfer: handing over for dest
 scrapping, or disposition destroyed,   leaves the receiver as the custodian of a closed
 disposed, retail_sold, dispensed       code)
 error declaration of a committed      (``node.event_ids`` checked it restates the event and
-event (``errorDeclaration``, the       who may declare it) a closing event, or a recall, is
-event's eventID; ``declared_index``)   undone on each named code and its contents whose
-                                       last record it is (reopened; recalled cleared); a
-                                       named code with a later record: refused
-                                       ("error-declaration"). Nothing else changes:
-                                       aggregation, handoff, commissioning are corrected by
-                                       new events (DELETE, a handoff back, decommissioning)
+event (``errorDeclaration``, the       who may declare it) a closing event, or a recall if
+event's eventID; ``declared_index``)   a regulator declares it, is undone on each named
+                                       code and its contents whose last record it is
+                                       (reopened; recalled cleared; items born recalled in
+                                       a lot since stay recalled); a named code with a
+                                       later record: refused ("error-declaration"). Nothing
+                                       else changes: aggregation, handoff, commissioning,
+                                       transformation are corrected by new events (DELETE,
+                                       a handoff back, decommissioning)
 an error declaration with no           no state change; author is the custodian or the
 committed event (a log from before     commissioner of every code, or an inspector or
 the rule)                              regulator ("custody")
@@ -495,7 +497,11 @@ def apply(
         _check_handoff_shape(record, etype, action, signers, codes)
 
     if isinstance(ev.get("errorDeclaration"), dict) and declared_index is not None:
-        return _declare(w, codes, declared_index, closing=terminal, recall=is_recall)
+        # (a recall is lifted by a regulator's declaration only: a producer's, or anyone's
+        # re-stating of a recall, must not lift a regulator's; QA)
+        return _declare(
+            w, codes, declared_index, closing=terminal, recall=is_recall and is_regulator
+        )
     if isinstance(ev.get("errorDeclaration"), dict):
         # An error declaration annotates an earlier event; records are immutable, so it
         # changes no state (corrections are new records). The codes' stakeholders may file it.
@@ -633,8 +639,7 @@ def _declare(
             raise RuleError(
                 RULE_DECLARATION,
                 f"the code has a record after the declared event (log index {st.last_index}, "
-                f"the event {declared_index}): declare that one in error first, or record a "
-                "corrective event",
+                f"the event {declared_index}): declare that one in error first",
                 c,
             )
         for x in (c, *w.contents(c)) if undo else (c,):

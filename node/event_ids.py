@@ -106,6 +106,16 @@ def declared_record(eid: str, reader: StoreReader) -> Declared | None:
     return Declared(rid, index, record)
 
 
+def _by_role(r: TraceRecord) -> tuple[Any, ...]:
+    """The event's canonical codes by role (QA: a transformation's inputs and outputs
+    swapped, or a parent and child swapped, passed for a restatement)."""
+    c = r.roles
+    return (
+        frozenset(c.objects), c.parent, frozenset(c.children), frozenset(c.inputs),
+        frozenset(c.outputs),
+    )  # fmt: skip
+
+
 def _restates(a: TraceRecord, b: TraceRecord) -> str:
     """The first field in which ``b`` does not restate ``a``'s event, or ""."""
     for what, get in (
@@ -113,7 +123,7 @@ def _restates(a: TraceRecord, b: TraceRecord) -> str:
         ("action", lambda r: str(r.event.get("action", ""))),
         ("bizStep", lambda r: bare_step(r.biz_step)),
         ("disposition", lambda r: bare_disposition(str(r.event.get("disposition", "")))),
-        ("codes", lambda r: sorted(r.roles.all)),
+        ("codes", _by_role),
     ):
         if get(a) != get(b):
             return what
@@ -158,7 +168,8 @@ def check_declaration(record: TraceRecord, reader: StoreReader, genesis: Genesis
     if differs:
         raise RuleError(
             RULE_DECLARATION,
-            f"an error declaration restates the event it declares: its {differs} differs "
+            f"an error declaration restates the event it declares: its {differs} "
+            f"{'differ' if differs == 'codes' else 'differs'} "
             f"from record {found.record_id.hex()[:16]}...'s (eventID {eid[:120]!r})",
             code,
         )

@@ -11,6 +11,7 @@ hold affected codes now, outward to the outermost: the labels a holder looks for
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,6 +123,7 @@ def find_containers(
 def recall_event(codes: list[str], classes: set[str], when: str, reason: str) -> dict[str, Any]:
     ev: dict[str, Any] = {
         "type": "ObjectEvent",
+        "eventID": f"urn:uuid:{uuid.uuid4()}",  # (so that it can be declared in error; QA)
         "eventTime": when,
         "eventTimeZoneOffset": "+00:00",
         "action": "OBSERVE",

@@ -410,7 +410,8 @@ def check_new_record(record: TraceRecord) -> None:
         nothing is decrypted) under a non-empty name that is not also a public attribute;
       * an attribute's name, public or sealed, has no control or format character
         (``node.textrules.control_char``): a newline in a name forged a line of
-        ``record get``, an escape sequence cleared a terminal.
+        ``record get``, an escape sequence cleared a terminal;
+      * an ``errorDeclaration`` is EPCIS 2.0's object (``_check_error_declaration``).
     """
     _check_attribute_names(record)
     if record.sealed:
@@ -491,6 +492,29 @@ def check_new_record(record: TraceRecord) -> None:
                 "(a URI or a CBV word has none)"
             )
     _check_event_id(ev)
+    if "errorDeclaration" in ev:
+        _check_error_declaration(ev["errorDeclaration"])
+
+
+def _check_error_declaration(decl: Any) -> None:
+    """EPCIS 2.0's ErrorDeclaration: an object with a ``declarationTime`` (as eventTime),
+    a ``reason`` (a string) if given, and ``correctiveEventIDs`` (a list of eventIDs, each
+    a string) if given (QA: ``{}``, a time without offset and a reason 5 were committed)."""
+    if not isinstance(decl, dict):
+        raise InputError("event: 'errorDeclaration' must be an object (EPCIS 2.0)")
+    when = decl.get("declarationTime")
+    if not isinstance(when, str) or not is_date_time(when):
+        raise InputError(
+            "event: errorDeclaration.declarationTime must be an RFC 3339 date-time with a UTC "
+            f"offset (EPCIS 2.0 requires it), got {str(when)[:40]!r}"
+        )
+    if "reason" in decl and not (isinstance(decl["reason"], str) and decl["reason"]):
+        raise InputError("event: errorDeclaration.reason must be a non-empty string (a URI)")
+    fixes = decl.get("correctiveEventIDs")
+    if fixes is not None and not (
+        isinstance(fixes, list) and all(isinstance(f, str) and f for f in fixes)
+    ):
+        raise InputError("event: errorDeclaration.correctiveEventIDs must be a list of eventIDs")
 
 
 def _is_recall(ev: Mapping[str, Any]) -> bool:

@@ -285,3 +285,61 @@ def test_undoing_a_destruction_leaves_an_earlier_recall_in_place(chain: ChainSta
     r = make_record(G, "farm", _declared(born), category="meat", handoff_to="slaughterhouse")
     with chain.store.reader() as rd, pytest.raises(RuleError, match="moves no custody"):
         event_ids.check_declaration(r, rd, G)
+
+
+def test_only_a_regulators_declaration_lifts_a_recall(chain: ChainState) -> None:
+    # QA: the farm restated the regulator's recall with an eventID of its own, declared that
+    # in error, and shipped the recalled code
+    born = _event("u:9", "urn:uuid:00000000-0000-4000-8000-000000000020")
+    by_regulator = _event("u:9", "urn:uuid:00000000-0000-4000-8000-000000000021", "holding",
+                          "OBSERVE", disposition="recalled")  # fmt: skip
+    restated = {**by_regulator, "eventID": "urn:uuid:00000000-0000-4000-8000-000000000022"}
+    for author, ev in (("farm", born), ("regulator", by_regulator), ("farm", restated)):
+        _commit(chain, [_signed(author, ev)])
+    _commit(chain, [_signed("farm", _declared(restated))])  # recorded, lifts nothing
+    assert chain.custody_view.get("u:9").recalled  # type: ignore[union-attr]
+
+
+def test_a_declaration_restates_each_code_in_its_role(chain: ChainState) -> None:
+    # QA: a parent and a child swapped passed for a restatement
+    for n, c in enumerate(("u:p", "u:c")):
+        _commit(
+            chain, [_signed("farm", _event(c, f"urn:uuid:00000000-0000-4000-8000-00000000003{n}"))]
+        )
+    pack = {
+        **object_event([], "packing", "ADD"),
+        "type": "AggregationEvent",
+        "parentID": "u:p",
+        "childEPCs": ["u:c"],
+        "eventID": "urn:uuid:00000000-0000-4000-8000-000000000032",
+    }
+    pack.pop("epcList")
+    _commit(chain, [_signed("farm", pack)])
+    swapped = {**pack, "parentID": "u:c", "childEPCs": ["u:p"]}
+    with pytest.raises(RuleError, match="its codes differ from record"):
+        _admit(chain, _signed("farm", _declared(swapped)))
+
+
+@pytest.mark.parametrize(
+    ("decl", "why"),
+    [
+        ("x", "'errorDeclaration' must be an object"),
+        ({}, "errorDeclaration.declarationTime must be an RFC 3339 date-time"),
+        ({"declarationTime": "2026-12-05T12:00:00"}, "declarationTime must be an RFC 3339"),
+        ({"declarationTime": "2026-03-02T08:00:00Z", "reason": 5}, "reason must be a non-empty"),
+        (
+            {"declarationTime": "2026-03-02T08:00:00Z", "correctiveEventIDs": "x"},
+            "correctiveEventIDs must be a list",
+        ),
+    ],
+)
+def test_an_error_declaration_is_epcis_shaped(decl: object, why: str) -> None:
+    # QA: {}, a time without an offset and a reason 5 were committed
+    from node.errors import InputError
+
+    ev = {
+        **_event("u:1", "urn:uuid:00000000-0000-4000-8000-000000000040"),
+        "errorDeclaration": decl,
+    }
+    with pytest.raises(InputError, match=why):
+        make_record(G, "farm", ev, category="meat")

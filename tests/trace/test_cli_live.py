@@ -625,7 +625,7 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     assert [(h["error_declaration"], h["declared_by"]) for h in hist] == [
         (None, None),
         (None, rep["events"][1]["record_id"]),
-        ("did_not_occur", None),
+        ({"reason": "did_not_occur"}, None),
     ]
     assert hist[1]["record_id"] == gone_id
     human = cli.ok("trace", "history", code)
@@ -651,3 +651,24 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     assert "INCOMPLETE: 1 affected code(s) were made by other producers (processor)" in r.stderr
     assert cli.graph("back", mine)["nodes"][0]["recalled"] is True
     assert cli.graph("back", theirs)["nodes"][0]["recalled"] is False
+
+    # a regulator's recall (the CLI gives it an eventID) declared in error by the regulator
+    # lifts it; `record declare` writes the declaration (QA: a CLI recall had no eventID, so
+    # it could never be declared)
+    lifted = f"{SG}:6901234.012345.LIFT1"
+    cli.submit_wait("farm", commission(lifted))
+    recall = cli.json("recall", lifted, "--key", cli.key("regulator"), "--reason", "test")
+    [rec_id] = [r["record_id"] for r in recall["records"]]
+    line = cli.refused(1, "record", "declare", rec_id, "--key", farm, "--wait")
+    assert "may not declare 'regulator''s event in error" in line
+    got = cli.json("record", "declare", rec_id, "--key", cli.key("regulator"),
+                   "--reason", "did_not_occur", "--wait")  # fmt: skip
+    assert got["committed"] is True
+    assert cli.graph("back", lifted)["nodes"][0]["recalled"] is False
+    shown = cli.json("record", "get", rec_id)
+    assert shown["declared_by"] == got["record_id"]
+    assert cli.json("record", "get", got["record_id"])["error_declaration"] == {
+        "reason": "did_not_occur"
+    }
+    line = cli.refused(1, "record", "declare", rec_id, "--key", cli.key("regulator"))
+    assert "already declared in error" in line
