@@ -184,23 +184,55 @@ class Terminated(KeyboardInterrupt):
     what is in flight, and exits 143 (128 + 15) where Ctrl-C exits 130."""
 
 
+_signalled: list[int] = []  # the exit code of the first SIGINT or SIGTERM of this run
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
+    _signalled.append(143)
     raise Terminated()
 
 
-def catch_sigterm() -> None:
-    """Turn SIGTERM into ``Terminated`` for this CLI run (``cli.main.run``)."""
+def _on_sigint(signum: int, frame: object) -> None:
+    _signalled.append(130)
+    raise KeyboardInterrupt
+
+
+def catch_signals() -> None:
+    """Turn SIGTERM into ``Terminated`` and note SIGINT for this CLI run (``cli.main.run``):
+    a call that gRPC or typer ends on the signal (a timeout, or typer's exit 130) is still
+    reported as interrupted, with the signal's exit code (``signalled``)."""
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, _on_sigint)
+
+
+def signalled() -> int:
+    """143 or 130 if a SIGTERM or SIGINT arrived in this run, else 0."""
+    return _signalled[0] if _signalled else 0
+
+
+_reported: list[bool] = []
+
+
+def interruption_reported() -> bool:
+    """Whether a command already said what an interruption left (``note_interruption``)."""
+    return bool(_reported)
+
+
+def note_interruption() -> None:
+    """A command has reported its interruption itself (the record in flight, an import's
+    events): ``cli.main`` adds nothing."""
+    _reported.append(True)
 
 
 def interrupt_exit_code(e: BaseException) -> int:
     """130 for Ctrl-C, 143 for SIGTERM."""
-    return 143 if isinstance(e, Terminated) else 130
+    return signalled() or (143 if isinstance(e, Terminated) else 130)
 
 
 def interrupted_submit(record_id: str, address: str, e: BaseException | None = None) -> typer.Exit:
     """Ctrl-C (or SIGTERM, ``e``) while a record was being submitted: say which record and
     how to find out what became of it (it may have been admitted, and committed)."""
+    note_interruption()
     err_console.print(
         f"interrupted: record {record_id} was sent to {address}; its outcome is unknown: "
         f"`suyuan record get {record_id}` tells",

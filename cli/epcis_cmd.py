@@ -14,6 +14,7 @@ from cli.common import (
     console,
     err_console,
     interrupt_exit_code,
+    note_interruption,
     print_json,
     read_json_file,
     write_text_atomic,
@@ -118,6 +119,7 @@ def import_cmd(
             client.close()
     _print_report(document, report, as_json, dry_run, len(results))
     if interrupted:
+        note_interruption()
         done = sum(1 for x in report if x["status"] == "imported")
         err_console.print(
             f"interrupted: {done} event(s) imported, the events above; re-run the import to "

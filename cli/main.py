@@ -25,7 +25,14 @@ from cli import (
     testnet_cmd,
     trace_cmd,
 )
-from cli.common import catch_sigterm, err_console, interrupt_exit_code, print_json
+from cli.common import (
+    catch_signals,
+    err_console,
+    interrupt_exit_code,
+    interruption_reported,
+    print_json,
+    signalled,
+)
 from node.errors import LedgerError
 
 app = typer.Typer(
@@ -94,6 +101,9 @@ def _main() -> None:
     except typer.Abort:
         err_console.print("aborted", markup=False)
         sys.exit(1)
+    if rv == 130 and signalled() and not interruption_reported():  # (typer's exit 130, unsaid)
+        err_console.print("interrupted")
+        sys.exit(signalled())
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
@@ -102,7 +112,7 @@ def run() -> None:
     for output that cannot be written (a full disk: exit 2). A closed pipe (``| head``)
     ends the command quietly: exit 1 where click or rich notice it while printing, 141 (as
     if by SIGPIPE) where only the last flush does."""
-    catch_sigterm()  # (QA: SIGTERM during `record submit --wait` lost the record's id)
+    catch_signals()  # (QA: SIGTERM during `record submit --wait` lost the record's id)
     try:
         try:
             _main()
@@ -110,6 +120,9 @@ def run() -> None:
             sys.stdout.flush()  # here, not at exit: a failed write is this run's error
             raise
     except LedgerError as e:
+        if signalled():  # (QA: a call cut short by Ctrl-C read as a node timing out)
+            err_console.print(f"interrupted: {one_line(str(e))}", markup=False, soft_wrap=True)
+            sys.exit(signalled())
         err_console.print(f"error: {one_line(str(e))}", markup=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt as e:

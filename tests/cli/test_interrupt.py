@@ -14,6 +14,7 @@ from concurrent import futures
 from pathlib import Path
 
 import grpc
+import pytest
 
 from node.keys import write_key_file
 from node.records import make_record, sign_record
@@ -190,3 +191,43 @@ def test_sigterm_while_waiting_names_the_record_with_exit_143(tmp_path):
     assert err.strip().startswith(
         f"interrupted: record {env.record_id.hex()} was sent to {address}"
     )
+
+
+class _Hung(services_pb2_grpc.LedgerServicer):
+    """Answers nothing: a node that is paused (SIGSTOP) or hung."""
+
+    def __init__(self) -> None:
+        self.called = threading.Event()
+        self.release = threading.Event()
+
+    def Status(self, request, context):
+        self.called.set()
+        self.release.wait(30)
+        context.abort(grpc.StatusCode.UNAVAILABLE, "gone")
+
+
+@pytest.mark.parametrize(("sig", "rc"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_during_a_call_to_a_hung_node_is_an_interruption(tmp_path, sig, rc):
+    # QA: SIGTERM exited 130 saying nothing (typer's own exit), and Ctrl-C read as a node
+    # timing out, exit 5
+    servicer = _Hung()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    services_pb2_grpc.add_LedgerServicer_to_server(servicer, server)
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+    proc = subprocess.Popen(
+        [SUYUAN, "node", "status", "--node", address, "--timeout", "30"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert servicer.called.wait(30), "the CLI never reached the hung Status"
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        servicer.release.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        server.stop(0)
+    assert proc.returncode == rc, err
+    assert err.strip().startswith("interrupted"), err
