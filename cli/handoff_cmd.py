@@ -8,7 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common import console, err_console, interrupted_submit, print_json, write_text_atomic
+from cli.common import (
+    console,
+    err_console,
+    interrupted_submit,
+    positive_seconds,
+    print_json,
+    write_text_atomic,
+)
 from cli.draft import load_envelope
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
@@ -228,6 +235,9 @@ def accept(
     ] = None,
     node: NodeOpt = None,
     wait: Annotated[bool, typer.Option("--wait", help="Return once committed.")] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", callback=positive_seconds, help="Seconds to wait.")
+    ] = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The receiver checks the offer, countersigns it and submits it."""
@@ -246,18 +256,32 @@ def accept(
     if out is not None:
         write_text_atomic(out, both.to_json())
     target = resolve_node(node)
-    with LedgerClient(target.address) as client:
+    rid = both.record_id.hex()
+
+    def unknown(why: str) -> None:  # (QA: --json said nothing when the outcome was unknown)
+        if as_json:
+            print_json({"record_id": rid, "committed": False, "error": why})
+
+    with LedgerClient(target.address, timeout=timeout) as client:
         try:
             resp = client.submit(both, wait=wait)
         except ReplayError as refusal:  # a retry of an accept that committed: where it is
             resp = client.committed_already(both.record_id, refusal)
+        except NodeUnavailableError as e:
+            unknown(f"{e} (record {rid}: its outcome is unknown)")
+            raise NodeUnavailableError(
+                f"{e} (handoff {rid}: its outcome is unknown; `suyuan record get {rid}` tells)"
+            ) from e
         except KeyboardInterrupt as e:
-            raise interrupted_submit(both.record_id.hex(), target.address, e) from None
+            unknown("interrupted")
+            raise interrupted_submit(rid, target.address, e) from None
     if wait and not resp.committed:
-        raise NodeUnavailableError(
-            f"handoff {both.record_id.hex()} accepted but not committed in time; it may "
-            f"still commit: `suyuan record get {both.record_id.hex()}` tells"
+        err = NodeUnavailableError(
+            f"handoff {rid} accepted but not committed in time; it may still commit: "
+            f"`suyuan record get {rid}` tells"
         )
+        unknown(str(err))
+        raise err
     info = {
         "record_id": both.record_id.hex(),
         "from": v.record.author,

@@ -11,7 +11,7 @@ from rich.text import Text
 from cli.common import console, positive_seconds, print_json
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
-from node.errors import InputError, LedgerError
+from node.errors import InputError, LedgerError, NodeUnavailableError
 from node.genesis import Genesis
 from node.keys import load_key_file
 from node.recall import RecallResult, run_recall
@@ -54,7 +54,12 @@ def recall(
     g = Genesis.load(gpath)
     k = load_key_file(key)
     with LedgerClient(target.address, timeout=timeout) as client:
-        r = run_recall(client, g, k, code, reason, category=category, timeout=timeout)
+        try:
+            r = run_recall(client, g, k, code, reason, category=category, timeout=timeout)
+        except NodeUnavailableError as e:  # (QA: --json said nothing)
+            if as_json:
+                print_json({"code": code, "error": str(e)})
+            raise
     affected = r.by_custodian()
     if as_json:
         print_json(

@@ -324,6 +324,9 @@ def _submit_and_report(
                             "sent": sent, "error": str(err)})  # fmt: skip
             raise err from e
         except KeyboardInterrupt as e:
+            if as_json:
+                print_json({"record_id": env.record_id.hex(), "node": target.address,
+                            "committed": False, "sent": True, "error": "interrupted"})  # fmt: skip
             raise interrupted_submit(env.record_id.hex(), target.address, e) from None
     record_id = (resp.record_id or env.record_id).hex()
     if wait and not resp.committed:
@@ -357,19 +360,27 @@ def _submit_and_report(
         console.print(f"record {record_id} accepted by {target.address} (not yet committed)")
 
 
-def _check_member_key(key: KeyPair, record: TraceRecord, genesis: Path | None) -> None:
+def _check_member_key(
+    key: KeyPair, record: TraceRecord, genesis: Path | None, testnet: Path | None
+) -> None:
     """Refuse a key file that is not its member's key in the record's genesis (QA: another
-    key under the name farm was told "not sealed for farm"). Unchecked without a genesis:
-    ``--genesis``, ``./genesis.json`` or the testnet's, if it is the record's chain."""
-    here = Path("genesis.json")
-    path = genesis if genesis is not None else (here if here.exists() else None)
-    if path is None:
-        return
-    g = Genesis.load(path)
-    if g.hash.hex() != record.genesis:
-        if genesis is not None:
-            raise InputError(f"{path}: the record is of another chain ({record.genesis[:16]}...)")
-        return
+    key under the name farm was told "not sealed for farm"): ``--genesis`` (which must be
+    the record's chain), else ``./genesis.json``, else the testnet's, the first that is the
+    record's chain; unchecked if none is."""
+    if genesis is not None:
+        g = Genesis.load(genesis)
+        if g.hash.hex() != record.genesis:
+            raise InputError(
+                f"{genesis}: the record is of another chain ({record.genesis[:16]}...)"
+            )
+    else:
+        here = Path("genesis.json")
+        found = [c for c in (here if here.exists() else None, testnet) if c is not None]
+        chains = (Genesis.load(c) for c in found)
+        match = next((c for c in chains if c.hash.hex() == record.genesis), None)
+        if match is None:
+            return
+        g = match
     member = g.member(key.name)
     if member is None or member.public_key != key.public_key:
         raise InputError(
@@ -464,7 +475,7 @@ def get(
                 f"{len(record.attachments)} attachment digest(s) of record {rid.hex()}"
             )
     if key is not None:
-        _check_member_key(key, record, genesis if genesis is not None else target.genesis)
+        _check_member_key(key, record, genesis, target.genesis)
         info["opened"], info["sealed_for_others"] = open_all(record, key)
     if as_json:
         print_json(info)

@@ -183,10 +183,20 @@ class PeerLink:
         try:
             reply = await self.stub.PeerStatus(self._hello, timeout=2.0)
         except grpc.aio.AioRpcError:
+            silent = time.monotonic() - self.info.answered
+            if self.info.connected and not self._warned and silent >= UNREACHABLE_WARN_S:
+                self._warned = True  # (QA: a paused peer, its link still open, went unnamed)
+                log.warning(
+                    "peer %s has not answered for %d s though its link is open: paused or hung?",
+                    self.address, int(silent),
+                )  # fmt: skip
             return
         if not self._refusal(reply):
             self.info.height = max(self.info.height, reply.height)
             self.info.answered = time.monotonic()
+            if self._warned:
+                self._warned = False
+                log.info("peer %s answers again", self.address)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"peer {self.address}")
@@ -265,6 +275,7 @@ class PeerLink:
                     "this one stops (run only one of them)"
                 )
                 if self._on_duplicate is not None:
+                    self._problem = reason  # (said once, by the node as it stops; QA)
                     self._on_duplicate(reason)
                 return reason
             return (
@@ -285,7 +296,9 @@ class PeerLink:
                 problem = self._refusal(reply, nonce)
                 if problem:  # said once, then retried slowly: the operator must act
                     if problem != self._problem:
-                        log.error("%s", problem)
+                        # (a node dialling itself goes on: a warning; QA: ERROR misled)
+                        level = logging.WARNING if "is this very node" in problem else logging.ERROR
+                        log.log(level, "%s", problem)
                         self._problem = problem
                     self.info.connected = False
                     await asyncio.sleep(REFUSED_RETRY_S)

@@ -231,3 +231,35 @@ def test_a_signal_during_a_call_to_a_hung_node_is_an_interruption(tmp_path, sig,
         server.stop(0)
     assert proc.returncode == rc, err
     assert err.strip().startswith("interrupted"), err
+
+
+def test_a_json_accept_whose_outcome_is_unknown_names_the_record_on_stdout(tmp_path):
+    # QA: `handoff accept --wait --json` timed out after 10 s (no --timeout) with nothing on
+    # stdout
+    (tmp_path / "genesis.json").write_text(genesis().to_json())
+    write_key_file(tmp_path / "slaughterhouse.key", key("slaughterhouse"), None)
+    ev = object_event(["urn:qa:acc:1"], "shipping", "OBSERVE")
+    offer = sign_record(
+        make_record(genesis(), "farm", ev, handoff_to="slaughterhouse"), key("farm")
+    )
+    (tmp_path / "offer.json").write_text(offer.to_json())
+    servicer = _Silent()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    services_pb2_grpc.add_LedgerServicer_to_server(servicer, server)
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+    try:
+        res = subprocess.run(
+            [SUYUAN, "handoff", "accept", "offer.json", "--key", "slaughterhouse.key",
+             "--genesis", "genesis.json", "--node", address, "--wait", "--timeout", "1",
+             "--json"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        servicer.release.set()
+        server.stop(0)
+    assert res.returncode == 5, res.stderr
+    out = json.loads(res.stdout)
+    assert out["committed"] is False
+    assert out["record_id"] in res.stderr
+    assert "its outcome is unknown" in res.stderr

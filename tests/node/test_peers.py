@@ -167,3 +167,29 @@ def test_a_peer_that_never_answers_is_named_once_as_a_warning(monkeypatch, caplo
     assert len(warned) == 1, warned
     assert f"peer 127.0.0.1:{port} has not answered for 0 s (UNAVAILABLE" in warned[0]
     assert "address in `peers` right?" in warned[0]
+
+
+def test_a_linked_peer_that_stops_answering_is_named_once(monkeypatch, caplog) -> None:
+    # QA: a paused peer keeps its link open for a while; it was never named in the log
+    import logging
+    import socket
+
+    from node import peers
+
+    monkeypatch.setattr(peers, "UNREACHABLE_WARN_S", 0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing answers there
+
+        async def run() -> list[str]:
+            link = PeerLink(f"127.0.0.1:{port}", services_pb2.Hello(member="me"))
+            link.info.connected = True  # as while the Exchange stream is open
+            for _ in range(3):
+                await link.poll_height()
+            await link.close()
+            return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+        with caplog.at_level(logging.INFO, logger="suyuan.peers"):
+            warned = asyncio.run(run())
+    assert len(warned) == 1, warned
+    assert "though its link is open: paused or hung?" in warned[0]
