@@ -11,7 +11,7 @@ import signal
 import sys
 import unicodedata
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -177,6 +177,12 @@ def _pid_alive(pid: int) -> bool:
     except OSError:  # (someone else's process: alive)
         return True
     return True
+
+
+WaitOpt = Annotated[bool, typer.Option("--wait", help="Return once committed.")]
+WaitTimeoutOpt = Annotated[
+    float, typer.Option("--timeout", callback=positive_seconds, help="Seconds to wait.")
+]
 
 
 class Terminated(KeyboardInterrupt):

@@ -9,10 +9,11 @@ from typing import Annotated, Any
 import typer
 
 from cli.common import (
+    WaitOpt,
+    WaitTimeoutOpt,
     console,
     err_console,
     interrupted_submit,
-    positive_seconds,
     print_json,
     write_text_atomic,
 )
@@ -234,10 +235,8 @@ def accept(
         Path | None, typer.Option("--out", help="Also save the countersigned envelope.")
     ] = None,
     node: NodeOpt = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Return once committed.")] = False,
-    timeout: Annotated[
-        float, typer.Option("--timeout", callback=positive_seconds, help="Seconds to wait.")
-    ] = 30.0,
+    wait: WaitOpt = False,
+    timeout: WaitTimeoutOpt = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The receiver checks the offer, countersigns it and submits it."""

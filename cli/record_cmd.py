@@ -10,6 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from cli.common import (
+    WaitOpt,
+    WaitTimeoutOpt,
     console,
     interrupted_submit,
     positive_seconds,
@@ -57,6 +59,10 @@ AttachOpt = Annotated[
 ]
 
 
+SignGenesisOpt = Annotated[
+    Path | None,
+    typer.Option("--genesis", help="genesis.json to sign against (default: the testnet's)."),
+]
 GenesisOpt = Annotated[
     Path | None,
     typer.Option(
@@ -202,17 +208,12 @@ def submit(
         Path | None,
         typer.Option("--envelope", help="Submit an envelope signed elsewhere, as it is."),
     ] = None,
-    genesis: Annotated[
-        Path | None,
-        typer.Option("--genesis", help="genesis.json to sign against (default: the testnet's)."),
-    ] = None,
+    genesis: SignGenesisOpt = None,
     node: NodeOpt = None,
     category: CategoryOpt = None,
     attach: AttachOpt = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Return once committed.")] = False,
-    timeout: Annotated[
-        float, typer.Option("--timeout", callback=positive_seconds, help="Seconds to wait.")
-    ] = 30.0,
+    wait: WaitOpt = False,
+    timeout: WaitTimeoutOpt = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Sign EVENT.json with --key and submit it, or submit --envelope ENV.json as signed.
@@ -255,15 +256,10 @@ def declare(
         list[str] | None,
         typer.Option("--corrective", help="eventID of an event that corrects it (repeat)."),
     ] = None,
-    genesis: Annotated[
-        Path | None,
-        typer.Option("--genesis", help="genesis.json to sign against (default: the testnet's)."),
-    ] = None,
+    genesis: SignGenesisOpt = None,
     node: NodeOpt = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Return once committed.")] = False,
-    timeout: Annotated[
-        float, typer.Option("--timeout", callback=positive_seconds, help="Seconds to wait.")
-    ] = 30.0,
+    wait: WaitOpt = False,
+    timeout: WaitTimeoutOpt = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Declare a committed record's event in error (EPCIS 2.0): sign and submit the event

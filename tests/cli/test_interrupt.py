@@ -42,7 +42,7 @@ class _Silent(services_pb2_grpc.LedgerServicer):
 
 
 def _interrupted(
-    tmp_path: Path, servicer: _Silent, *args: str, sig: int = signal.SIGINT
+    tmp_path: Path, servicer: _Silent | _Hung, *args: str, sig: int = signal.SIGINT
 ) -> tuple[int, str, str, str]:
     """Run ``suyuan ARGS --node STUB``, SIGINT it once the held Submit arrives; returns
     (exit code, stdout, stderr, the stub's address)."""
@@ -122,6 +122,22 @@ def test_sigterm_during_epcis_import_reports_too_with_exit_143(tmp_path):
     assert err.startswith("interrupted: 1 event(s) imported")
 
 
+def _against(servicer: _Silent, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``suyuan ARGS --node STUB`` to its end against a stub that holds every Submit."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    services_pb2_grpc.add_LedgerServicer_to_server(servicer, server)
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+    try:
+        return subprocess.run(
+            [SUYUAN, *args, "--node", address],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        servicer.release.set()
+        server.stop(0)
+
+
 class _SilentRecall(_Silent):
     """Traces one code forward; holds the recall's Submit."""
 
@@ -135,20 +151,20 @@ def test_a_recall_whose_submit_times_out_names_its_record(tmp_path):
     # Exceeded" after 60 s (no --timeout), and the recall committed later unnamed
     (tmp_path / "genesis.json").write_text(genesis().to_json())
     write_key_file(tmp_path / "regulator.key", key("regulator"), None)
-    servicer = _SilentRecall()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    services_pb2_grpc.add_LedgerServicer_to_server(servicer, server)
-    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
-    server.start()
-    try:
-        res = subprocess.run(
-            [SUYUAN, "recall", "urn:qa:recall:1", "--key", "regulator.key", "--reason", "test",
-             "--genesis", "genesis.json", "--node", address, "--timeout", "1"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-    finally:
-        servicer.release.set()
-        server.stop(0)
+    res = _against(
+        _SilentRecall(),
+        tmp_path,
+        "recall",
+        "urn:qa:recall:1",
+        "--key",
+        "regulator.key",
+        "--reason",
+        "test",
+        "--genesis",
+        "genesis.json",
+        "--timeout",
+        "1",
+    )
     assert res.returncode == 5, res.stderr
     [line] = res.stderr.strip().splitlines()
     assert re.search(r"recall record [0-9a-f]{64} \(0 of 1 committed before it\): its outcome is "
@@ -159,20 +175,18 @@ def test_a_json_submit_whose_outcome_is_unknown_names_the_record_on_stdout(tmp_p
     # QA: `record submit --wait --json` that timed out printed nothing on stdout
     env = sign_record(make_record(genesis(), "farm", object_event(["urn:qa:json:1"])), key("farm"))
     (tmp_path / "env.json").write_text(env.to_json())
-    servicer = _Silent()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    services_pb2_grpc.add_LedgerServicer_to_server(servicer, server)
-    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
-    server.start()
-    try:
-        res = subprocess.run(
-            [SUYUAN, "record", "submit", "--envelope", "env.json", "--wait", "--json",
-             "--timeout", "1", "--node", address],
-            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-    finally:
-        servicer.release.set()
-        server.stop(0)
+    res = _against(
+        _Silent(),
+        tmp_path,
+        "record",
+        "submit",
+        "--envelope",
+        "env.json",
+        "--wait",
+        "--json",
+        "--timeout",
+        "1",
+    )
     assert res.returncode == 5, res.stderr
     out = json.loads(res.stdout)
     assert out["record_id"] == env.record_id.hex()
@@ -210,26 +224,9 @@ class _Hung(services_pb2_grpc.LedgerServicer):
 def test_a_signal_during_a_call_to_a_hung_node_is_an_interruption(tmp_path, sig, rc):
     # QA: SIGTERM exited 130 saying nothing (typer's own exit), and Ctrl-C read as a node
     # timing out, exit 5
-    servicer = _Hung()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    services_pb2_grpc.add_LedgerServicer_to_server(servicer, server)
-    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
-    server.start()
-    proc = subprocess.Popen(
-        [SUYUAN, "node", "status", "--node", address, "--timeout", "30"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert servicer.called.wait(30), "the CLI never reached the hung Status"
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        servicer.release.set()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        server.stop(0)
-    assert proc.returncode == rc, err
+    got, _, err, _ = _interrupted(tmp_path, _Hung(), "node", "status", "--timeout", "30",
+                                  sig=sig)  # fmt: skip
+    assert got == rc, err
     assert err.strip().startswith("interrupted"), err
 
 
@@ -243,21 +240,21 @@ def test_a_json_accept_whose_outcome_is_unknown_names_the_record_on_stdout(tmp_p
         make_record(genesis(), "farm", ev, handoff_to="slaughterhouse"), key("farm")
     )
     (tmp_path / "offer.json").write_text(offer.to_json())
-    servicer = _Silent()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    services_pb2_grpc.add_LedgerServicer_to_server(servicer, server)
-    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
-    server.start()
-    try:
-        res = subprocess.run(
-            [SUYUAN, "handoff", "accept", "offer.json", "--key", "slaughterhouse.key",
-             "--genesis", "genesis.json", "--node", address, "--wait", "--timeout", "1",
-             "--json"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-    finally:
-        servicer.release.set()
-        server.stop(0)
+    res = _against(
+        _Silent(),
+        tmp_path,
+        "handoff",
+        "accept",
+        "offer.json",
+        "--key",
+        "slaughterhouse.key",
+        "--genesis",
+        "genesis.json",
+        "--wait",
+        "--timeout",
+        "1",
+        "--json",
+    )
     assert res.returncode == 5, res.stderr
     out = json.loads(res.stdout)
     assert out["committed"] is False

@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -267,6 +268,21 @@ def test_a_non_validator_node_follows_the_chain(testnet4: RunningTestnet, tmp_pa
         procs.stop(pid, path)
 
 
+def _twin_config(node: Any, path: Path, data: Path, *, dial: bool) -> Path:
+    """A copy of ``node``'s config on a free port with its own data folder: a standby of
+    the same validator; ``dial``: it lists the original among its peers."""
+    from tests.testnet.harness import free_base_port
+
+    text = (
+        node.config.read_text()
+        .replace('data_dir = "../node3"', f'data_dir = "{data}"')
+        .replace(f'listen = "{node.address}"', f'listen = "127.0.0.1:{free_base_port(1)}"')
+        .replace('"../', f'"{node.config.parent.parent}/')
+    )
+    path.write_text(text.replace("peers = [", f'peers = ["{node.address}", ') if dial else text)
+    return path
+
+
 def test_a_second_process_with_a_validators_key_stops_and_signs_nothing(testnet4, tmp_path):
     """QA: a standby started with validator3's key and its own (empty) data folder logged
     the danger, kept voting through the other peers, and within seconds the real nodes held
@@ -274,20 +290,10 @@ def test_a_second_process_with_a_validators_key_stops_and_signs_nothing(testnet4
     import subprocess
     import sys
 
-    from tests.testnet.harness import free_base_port
-
     tn = testnet4
     tn.submit_records(5, wait=True)
     node3 = tn.manifest.nodes[3]
-    port = free_base_port(1)
-    clone = tmp_path / "clone.toml"
-    clone.write_text(
-        node3.config.read_text()
-        .replace('data_dir = "../node3"', f'data_dir = "{tmp_path / "clone-data"}"')
-        .replace(f'listen = "{node3.address}"', f'listen = "127.0.0.1:{port}"')
-        .replace("peers = [", f'peers = ["{node3.address}", ')
-        .replace('"../', f'"{node3.config.parent.parent}/')
-    )
+    clone = _twin_config(node3, tmp_path / "clone.toml", tmp_path / "clone-data", dial=True)
     suyuan = str(Path(sys.executable).with_name("suyuan"))
     proc = subprocess.Popen(
         [suyuan, "node", "start", "--config", str(clone)],
@@ -321,19 +327,10 @@ def test_a_standby_that_never_dials_its_twin_stops_a_process_at_the_first_double
     import subprocess
     import sys
 
-    from tests.testnet.harness import free_base_port
-
     tn = testnet4
     tn.submit_records(3, wait=True)
     node3 = tn.manifest.nodes[3]
-    port = free_base_port(1)
-    clone = tmp_path / "standby.toml"
-    clone.write_text(
-        node3.config.read_text()
-        .replace('data_dir = "../node3"', f'data_dir = "{tmp_path / "standby-data"}"')
-        .replace(f'listen = "{node3.address}"', f'listen = "127.0.0.1:{port}"')
-        .replace('"../', f'"{node3.config.parent.parent}/')
-    )
+    clone = _twin_config(node3, tmp_path / "standby.toml", tmp_path / "standby-data", dial=False)
     assert node3.address not in clone.read_text()
     suyuan = str(Path(sys.executable).with_name("suyuan"))
     log = (tmp_path / "standby.log").open("w")
