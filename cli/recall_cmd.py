@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from cli.common import console, positive_seconds, print_json
+from cli.common import console, interrupted_submit, positive_seconds, print_json
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
 from node.errors import InputError, LedgerError, NodeUnavailableError
@@ -23,7 +23,12 @@ def recall(
         str,
         typer.Argument(metavar="CODE", help="The code found unsafe (a lot, a package...)."),
     ],
-    key: Annotated[Path, typer.Option("--key", help="The regulator's key file.")],
+    key: Annotated[
+        Path,
+        typer.Option(
+            "--key", help="The recalling member's key file: a regulator, or the code's producer."
+        ),
+    ],
     reason: Annotated[
         str, typer.Option("--reason", help="Why (recorded with the recall; say it when you can).")
     ] = "",
@@ -60,6 +65,14 @@ def recall(
             if as_json:
                 print_json({"code": code, "error": str(e)})
             raise
+        except KeyboardInterrupt as e:  # a recall record in flight is named (QA)
+            rid = next(iter(getattr(e, "__notes__", [])), "")
+            if not rid:
+                raise
+            if as_json:
+                print_json({"code": code, "record_id": rid, "committed": False,
+                            "error": "interrupted"})  # fmt: skip
+            raise interrupted_submit(rid, target.address, e) from None
     affected = r.by_custodian()
     if as_json:
         print_json(

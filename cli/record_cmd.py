@@ -460,6 +460,9 @@ def get(
         "envelope": envelope_from_proto(resp.envelope).to_json_dict(),
     }
     record = TraceRecord.from_payload(resp.envelope.payload, strict=False)
+    decl = record.event.get("errorDeclaration")
+    if isinstance(decl, dict):  # all of it, as signed (QA: only the reason was shown)
+        info["error_declaration"] = dict(decl)
     info["attributes"] = dict(record.attributes or {})
     info["sealed"] = sorted(record.sealed or {})  # names only; --key opens
     info["attachments"] = [dict(a) for a in record.attachments]
@@ -487,9 +490,14 @@ def get(
     )
     if i.handoff_to:
         console.print(f"handoff to {i.handoff_to}, signed by {' and '.join(i.signers)}")
-    if i.error_declaration:  # (QA: record get never said so)
-        why = "" if i.error_declaration == "-" else f" ({safe(i.error_declaration)})"
-        console.print(f"ERROR DECLARATION{why} of the event with eventID {safe(i.event_id)}")
+    if isinstance(decl, dict):  # (QA: record get never said so)
+        why = f" ({safe(str(decl['reason']))})" if decl.get("reason") else ""
+        console.print(
+            f"ERROR DECLARATION{why} of the event with eventID {safe(i.event_id)}, declared "
+            f"{safe(str(decl.get('declarationTime', '-')))}"
+        )
+        for fix in decl.get("correctiveEventIDs") or ():
+            console.print(f"corrective event {safe(str(fix))}")
     if i.declared_by:
         console.print(f"declared in error by record {i.declared_by.hex()}")
     for name, value in info["attributes"].items():

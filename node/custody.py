@@ -52,9 +52,9 @@ decommissioning, retail_selling,       handoff's transfer: handing over for dest
 scrapping, or disposition destroyed,   leaves the receiver as the custodian of a closed
 disposed, retail_sold, dispensed       code)
 error declaration of a committed      (``node.event_ids`` checked it restates the event and
-event (``errorDeclaration``, the       who may declare it) a closing event, or a recall if
-event's eventID; ``declared_index``)   a regulator declares it, is undone on each named
-                                       code and its contents whose last record it is
+event (``errorDeclaration``, the       who may declare it) a closing event, or a regulator's
+event's eventID; ``declared``)         recall that a regulator declares, is undone on each
+                                       named code and its contents whose last record it is
                                        (reopened; recalled cleared; items born recalled in
                                        a lot since stay recalled); a named code with a
                                        later record: refused ("error-declaration"). Nothing
@@ -154,6 +154,9 @@ RULE_HANDOFF_SIGNATURES = "handoff-signatures"
 RULE_MEMBER = "member"
 RULE_COMMISSION_ROLE = "commission-role"
 RULE_DECLARATION = "error-declaration"  # (``node.event_ids`` checks who may declare what)
+
+#: (log index, author) of the committed record an error declaration declares.
+DeclaredEvent = tuple[int, str]
 
 TERMINAL_STEPS = frozenset({"destroying", "decommissioning", "retail_selling", "scrapping"})
 TERMINAL_DISPOSITIONS = frozenset({"destroyed", "disposed", "retail_sold", "dispensed"})
@@ -459,14 +462,14 @@ def apply(
     signers: Sequence[str],
     genesis: Genesis,
     log_index: int,
-    declared_index: int | None = None,
+    declared: DeclaredEvent | None = None,
 ) -> CustodyUpdate:
     """Check every custody rule for ``record`` against ``view``; return its effects.
 
     ``record`` is assumed verified (``node.records.verify_envelope``: signatures, membership,
     bizStep role); ``signers`` are the envelope's signer ids, rechecked for handoffs.
-    ``log_index`` is the index the record gets in the log; ``declared_index``, for an error
-    declaration, the log index of the committed record with its eventID (None: none).
+    ``log_index`` is the index the record gets in the log; ``declared``, for an error
+    declaration, the log index and author of the committed record with its eventID.
     Raises ``RuleError`` (or its subclass ``RulePermissionError``) naming the rule and the
     code; never mutates ``view``.
     """
@@ -496,11 +499,17 @@ def apply(
     if record.is_handoff:
         _check_handoff_shape(record, etype, action, signers, codes)
 
-    if isinstance(ev.get("errorDeclaration"), dict) and declared_index is not None:
-        # (a recall is lifted by a regulator's declaration only: a producer's, or anyone's
-        # re-stating of a recall, must not lift a regulator's; QA)
+    if isinstance(ev.get("errorDeclaration"), dict) and declared is not None:
+        # (a recall is lifted only when a regulator declares a regulator's recall: anyone's
+        # re-stating of it, declared, must not lift it, whoever declares that; QA)
+        first = genesis.member(declared[1])
+        by_regulator = first is not None and first.has_role(*RECALL_ROLES)
         return _declare(
-            w, codes, declared_index, closing=terminal, recall=is_recall and is_regulator
+            w,
+            codes,
+            declared[0],
+            closing=terminal,
+            recall=is_recall and is_regulator and by_regulator,
         )
     if isinstance(ev.get("errorDeclaration"), dict):
         # An error declaration annotates an earlier event; records are immutable, so it
@@ -633,7 +642,7 @@ def _declare(
     event did: a recalled code destroyed by mistake stays recalled); a named code with a
     later record is refused."""
     undo = closing or recall
-    for c in codes.all:
+    for c in codes.all:  # (all checked first: undoing one code touches its contents)
         st = w.need(c)
         if undo and st.last_index != declared_index:
             raise RuleError(
@@ -642,7 +651,12 @@ def _declare(
                 f"the event {declared_index}): declare that one in error first",
                 c,
             )
+    done: set[str] = set()
+    for c in codes.all:
         for x in (c, *w.contents(c)) if undo else (c,):
+            if x in done:
+                continue  # (a container and its contents both named)
+            done.add(x)
             s = w.need(x)
             if undo and s.last_index == declared_index and (s.closed or s.recalled):
                 s = s.with_flags(
@@ -931,13 +945,13 @@ def apply_block(
     items: Sequence[tuple[TraceRecord, Sequence[str]]],
     genesis: Genesis,
     first_index: int,
-    declared: Mapping[int, int] | None = None,
+    declared: Mapping[int, DeclaredEvent] | None = None,
 ) -> BlockUpdate:
     """Apply ``items`` ((record, signers), in block order) over an overlay of ``view``.
 
     Each record sees the effects of the accepted records before it. A refused record has no
     effect and is reported by position; ``view`` is never mutated. ``declared`` maps the
-    position of an error declaration to the log index of the record it declares.
+    position of an error declaration to the record it declares (``DeclaredEvent``).
     """
     overlay = OverlayView(view)
     accepted: list[tuple[int, CustodyUpdate]] = []

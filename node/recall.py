@@ -53,9 +53,13 @@ class RecallResult:
         return sorted(n.code for n in self.scope if n.status == "closed")
 
     def by_custodian(self) -> dict[str, list[str]]:
+        """The scope's codes this recall covers, by current custodian (those it left to
+        their own producers are in ``others``, not here; QA)."""
+        left = set(self.left())
         out: dict[str, list[str]] = defaultdict(list)
         for n in self.scope:
-            out[n.custodian or "(unknown)"].append(n.code)
+            if n.code not in left:
+                out[n.custodian or "(unknown)"].append(n.code)
         return {k: sorted(v) for k, v in sorted(out.items())}
 
 
@@ -191,6 +195,9 @@ def run_recall(
             resp = client.submit(env, wait=True, timeout=timeout)
         except NodeUnavailableError as e:
             raise NodeUnavailableError(f"{e} ({unknown})") from e
+        except KeyboardInterrupt as e:  # (the CLI names it: ``in_flight``; QA)
+            e.add_note(rid)
+            raise
         if not resp.committed:
             raise NodeUnavailableError(f"not committed in {timeout:g} s: {unknown}")
         result.records.append(

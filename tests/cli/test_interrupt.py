@@ -260,3 +260,15 @@ def test_a_json_accept_whose_outcome_is_unknown_names_the_record_on_stdout(tmp_p
     assert out["committed"] is False
     assert out["record_id"] in res.stderr
     assert "its outcome is unknown" in res.stderr
+
+
+def test_an_interrupted_recall_names_its_record_in_flight(tmp_path):
+    # QA: Ctrl-C or SIGTERM during `recall` said only "interrupted"; the recall committed later
+    (tmp_path / "genesis.json").write_text(genesis().to_json())
+    write_key_file(tmp_path / "regulator.key", key("regulator"), None)
+    args = ("recall", "urn:qa:recall:2", "--key", "regulator.key", "--reason", "test",
+            "--genesis", "genesis.json", "--json")  # fmt: skip
+    rc, out, err, address = _interrupted(tmp_path, _SilentRecall(), *args, sig=signal.SIGTERM)
+    assert rc == 143, err
+    rid = json.loads(out)["record_id"]
+    assert err.strip().startswith(f"interrupted: record {rid} was sent to {address}")

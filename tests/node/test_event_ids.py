@@ -343,3 +343,50 @@ def test_an_error_declaration_is_epcis_shaped(decl: object, why: str) -> None:
     }
     with pytest.raises(InputError, match=why):
         make_record(G, "farm", ev, category="meat")
+
+
+def test_a_regulator_declaring_a_restated_recall_does_not_lift_its_own(chain: ChainState) -> None:
+    # QA: the regulator declared the farm's restatement of its recall, and the code shipped
+    born = _event("u:10", "urn:uuid:00000000-0000-4000-8000-000000000050")
+    recall = _event("u:10", "urn:uuid:00000000-0000-4000-8000-000000000051", "holding",
+                    "OBSERVE", disposition="recalled")  # fmt: skip
+    restated = {**recall, "eventID": "urn:uuid:00000000-0000-4000-8000-000000000052"}
+    for author, ev in (("farm", born), ("regulator", recall), ("farm", restated)):
+        _commit(chain, [_signed(author, ev)])
+    _commit(chain, [_signed("regulator", _declared(restated))])
+    assert chain.custody_view.get("u:10").recalled  # type: ignore[union-attr]
+
+
+def test_a_recall_naming_a_container_and_its_contents_can_be_lifted(chain: ChainState) -> None:
+    # QA: "the code has a record after the declared event" named the declaration itself
+    for n, c in enumerate(("u:box", "u:in")):
+        _commit(
+            chain, [_signed("farm", _event(c, f"urn:uuid:00000000-0000-4000-8000-00000000006{n}"))]
+        )
+    pack = {
+        **object_event([], "packing", "ADD"),
+        "type": "AggregationEvent",
+        "parentID": "u:box",
+        "childEPCs": ["u:in"],
+        "eventID": "urn:uuid:00000000-0000-4000-8000-000000000062",
+    }
+    pack.pop("epcList")
+    _commit(chain, [_signed("farm", pack)])
+    eid = "urn:uuid:00000000-0000-4000-8000-000000000063"
+    recall = {**_event("u:box", eid, "holding", "OBSERVE", disposition="recalled"),
+              "epcList": ["u:box", "u:in"]}  # fmt: skip
+    _commit(chain, [_signed("regulator", recall)])
+    _commit(chain, [_signed("regulator", _declared(recall))])
+    assert not chain.custody_view.get("u:box").recalled  # type: ignore[union-attr]
+    assert not chain.custody_view.get("u:in").recalled  # type: ignore[union-attr]
+
+
+def test_a_regulator_may_declare_a_sale_it_could_not_record(chain: ChainState) -> None:
+    # QA: refused by the role table (a regulator may not record bizStep retail_selling)
+    born = _event("u:11", "urn:uuid:00000000-0000-4000-8000-000000000070")
+    sold = _event("u:11", "urn:uuid:00000000-0000-4000-8000-000000000071", "retail_selling",
+                  "OBSERVE", disposition="retail_sold")  # fmt: skip
+    for ev in (born, sold):
+        _commit(chain, [_signed("farm", ev)])
+    _commit(chain, [_signed("regulator", _declared(sold))])
+    assert not chain.custody_view.get("u:11").closed  # type: ignore[union-attr]

@@ -667,8 +667,8 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     assert cli.graph("back", lifted)["nodes"][0]["recalled"] is False
     shown = cli.json("record", "get", rec_id)
     assert shown["declared_by"] == got["record_id"]
-    assert cli.json("record", "get", got["record_id"])["error_declaration"] == {
-        "reason": "did_not_occur"
-    }
+    assert cli.json("record", "get", got["record_id"])["error_declaration"]["reason"] == (
+        "did_not_occur"
+    )
     line = cli.refused(1, "record", "declare", rec_id, "--key", cli.key("regulator"))
     assert "already declared in error" in line
