@@ -52,12 +52,12 @@ decommissioning, retail_selling,       handoff's transfer: handing over for dest
 scrapping, or disposition destroyed,   leaves the receiver as the custodian of a closed
 disposed, retail_sold, dispensed       code)
 error declaration of a committed      (``node.event_ids`` checked it restates the event and
-event (``errorDeclaration``, the       who may declare it) a closing event, or a regulator's
-event's eventID; ``declared``)         recall that a regulator declares, is undone on each
-                                       named code and its contents whose last record it is
-                                       (reopened; recalled cleared; items born recalled in
-                                       a lot since stay recalled); a named code with a
-                                       later record: refused ("error-declaration"). Nothing
+event (``errorDeclaration``, the       who may declare it) a closing event is undone on each
+event's eventID; ``declared``)         named code and its contents whose last record it is
+                                       (reopened; a named code with a later record:
+                                       refused, "error-declaration"), a recall on those it
+                                       recalled (``recalled_at``; not those recalled before
+                                       it, nor items born recalled in a lot since). Nothing
                                        else changes: aggregation, handoff, commissioning,
                                        transformation are corrected by new events (DELETE,
                                        a handoff back, decommissioning)
@@ -201,6 +201,7 @@ class CodeState:
     closed: bool = False
     recalled: bool = False
     is_class: bool = False  # an epcClass (lot / product class), not an instance
+    recalled_at: int = -1  # log index of the record that recalled it (-1: not, or unknown)
 
     def with_flags(self, *, closed: bool | None = None, recalled: bool | None = None) -> CodeState:
         c = self.closed if closed is None else closed
@@ -236,6 +237,7 @@ _STATE_KEYS = {
     "closed": "x",
     "recalled": "r",
     "is_class": "k",
+    "recalled_at": "ra",
 }
 _STATE_FIELDS = {v: k for k, v in _STATE_KEYS.items()}
 _FIELD_NAMES = frozenset(_STATE_KEYS)
@@ -500,17 +502,7 @@ def apply(
         _check_handoff_shape(record, etype, action, signers, codes)
 
     if isinstance(ev.get("errorDeclaration"), dict) and declared is not None:
-        # (a recall is lifted only when a regulator declares a regulator's recall: anyone's
-        # re-stating of it, declared, must not lift it, whoever declares that; QA)
-        first = genesis.member(declared[1])
-        by_regulator = first is not None and first.has_role(*RECALL_ROLES)
-        return _declare(
-            w,
-            codes,
-            declared[0],
-            closing=terminal,
-            recall=is_recall and is_regulator and by_regulator,
-        )
+        return _declare(w, codes, declared[0], closing=terminal, recall=is_recall)
     if isinstance(ev.get("errorDeclaration"), dict):
         # An error declaration annotates an earlier event; records are immutable, so it
         # changes no state (corrections are new records). The codes' stakeholders may file it.
@@ -553,9 +545,9 @@ def apply(
     if is_recall and (is_regulator or own_recall) and not record.is_handoff and action != "ADD":
         for c in codes.all:
             st = w.need(c)
-            w.put(st.with_flags(recalled=True).evolve(disposition=disposition or st.disposition))
+            w.put(_recalled(st, w.index).evolve(disposition=disposition or st.disposition))
             for inner in w.contents(c):
-                w.put(w.need(inner).with_flags(recalled=True))
+                w.put(_recalled(w.need(inner), w.index))
         return _done(w)
 
     if inspection:
@@ -633,35 +625,42 @@ def _commissioned_by(st: CodeState | None, member: str) -> bool:
     return st is not None and st.commissioned_by == member
 
 
+def _recalled(st: CodeState, index: int) -> CodeState:
+    """``st`` recalled by the record at ``index`` (``recalled_at``), unless it already was."""
+    return st if st.recalled else st.with_flags(recalled=True).evolve(recalled_at=index)
+
+
 def _declare(
     w: _Work, codes: EventCodes, declared_index: int, *, closing: bool, recall: bool
 ) -> CustodyUpdate:
     """An error declaration of the committed record at ``declared_index``, which closed
-    (``closing``) or recalled (``recall``) codes, or neither: each named code, and its
-    contents, whose last record it is is reopened, or its recall cleared (only what that
-    event did: a recalled code destroyed by mistake stays recalled); a named code with a
-    later record is refused."""
-    undo = closing or recall
-    for c in codes.all:  # (all checked first: undoing one code touches its contents)
-        st = w.need(c)
-        if undo and st.last_index != declared_index:
-            raise RuleError(
-                RULE_DECLARATION,
-                f"the code has a record after the declared event (log index {st.last_index}, "
-                f"the event {declared_index}): declare that one in error first",
-                c,
-            )
+    (``closing``) or recalled (``recall``) codes, or neither. Undone on each named code
+    and its contents: a close, where that record is the code's last (else, for a named
+    code, refused: declare the later one first); a recall, where that record recalled the
+    code (``recalled_at``: a restatement of an earlier recall lifts nothing; QA). A code
+    recalled and then destroyed by mistake stays recalled."""
+    if closing:
+        for c in codes.all:  # (all checked first: undoing one code touches its contents)
+            st = w.need(c)
+            if st.last_index != declared_index:
+                raise RuleError(
+                    RULE_DECLARATION,
+                    f"the code has a record after the declared event (log index "
+                    f"{st.last_index}, the event {declared_index}): declare that one in error "
+                    "first",
+                    c,
+                )
     done: set[str] = set()
     for c in codes.all:
-        for x in (c, *w.contents(c)) if undo else (c,):
+        for x in (c, *w.contents(c)) if closing or recall else (c,):
             if x in done:
                 continue  # (a container and its contents both named)
             done.add(x)
             s = w.need(x)
-            if undo and s.last_index == declared_index and (s.closed or s.recalled):
-                s = s.with_flags(
-                    closed=False if closing else None, recalled=False if recall else None
-                ).evolve(disposition="")
+            if closing and s.closed and s.last_index == declared_index:
+                s = s.with_flags(closed=False).evolve(disposition="")
+            if recall and s.recalled and s.recalled_at == declared_index:
+                s = s.with_flags(recalled=False).evolve(disposition="", recalled_at=-1)
             w.put(s)
     return _done(w)
 
@@ -676,7 +675,7 @@ def _link_lots(w: _Work, author: str, links: Sequence[tuple[str, str]]) -> None:
             _check_custodian(lot_state, author, "commission items into")
             _check_open(lot_state)
             if lot_state.recalled:
-                w.put(w.need(item).with_flags(recalled=True))
+                w.put(_recalled(w.need(item), w.index))
         w.edges.append(Edge(lot, item, "lot", w.index))
 
 
@@ -826,7 +825,7 @@ def _transform(w: _Work, author: str, codes: EventCodes, disposition: str, tid: 
         w.changed[c] = w.changed[c].evolve(inputs=codes.inputs)
         if hub is not None:
             if hub.recalled:
-                w.changed[c] = w.changed[c].with_flags(recalled=True)
+                w.changed[c] = _recalled(w.changed[c], w.index)
             w.edges.append(Edge(tid, c, "input", w.index))
     for c in codes.inputs:
         st = w.need(c)

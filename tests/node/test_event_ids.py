@@ -390,3 +390,16 @@ def test_a_regulator_may_declare_a_sale_it_could_not_record(chain: ChainState) -
         _commit(chain, [_signed("farm", ev)])
     _commit(chain, [_signed("regulator", _declared(sold))])
     assert not chain.custody_view.get("u:11").closed  # type: ignore[union-attr]
+
+
+def test_a_producer_may_lift_its_own_recall(chain: ChainState) -> None:
+    born = _event("u:12", "urn:uuid:00000000-0000-4000-8000-000000000080")
+    own = _event("u:12", "urn:uuid:00000000-0000-4000-8000-000000000081", "holding", "OBSERVE",
+                 disposition="recalled")  # fmt: skip
+    for ev in (born, own):
+        _commit(chain, [_signed("farm", ev)])
+    assert chain.custody_view.get("u:12").recalled_at == 1  # type: ignore[union-attr]
+    _commit(chain, [_signed("farm", _declared(own))])
+    st = chain.custody_view.get("u:12")
+    assert st is not None
+    assert (st.recalled, st.recalled_at, st.status) == (False, -1, "active")
