@@ -281,8 +281,7 @@ class Auditor:
         self._custody = custody.InMemoryCustody()
         self._ids: set[bytes] = set()
         self._nonces: set[tuple[str, str]] = set()
-        # eventID -> (log index, author) (``event_ids``' "e" keys)
-        self._events: dict[str, custody.DeclaredEvent] = {}
+        self._events: dict[str, int] = {}  # eventID -> log index (``event_ids``' "e" keys)
         self._stack: list[bytes] = []
         self._on_block = on_block
         self._closed = False
@@ -442,15 +441,15 @@ class Auditor:
         # (7) rules (an error declaration undoes what the record of its eventID closed)
         # (as a node's index: the blocks before this one; a repeat keeps the latest record)
         events = self._events
-        declared: dict[int, custody.DeclaredEvent] = {}
-        ours: list[tuple[str, custody.DeclaredEvent]] = []
+        declared: dict[int, int] = {}
+        ours: list[tuple[str, int]] = []
         for i, (rec, _) in enumerate(items):
             eid = event_ids.event_id(rec)
             if eid and event_ids.is_declaration(rec):
                 if eid in events:
                     declared[i] = events[eid]
             elif eid:
-                ours.append((eid, (r.log_size + i, rec.author)))
+                ours.append((eid, r.log_size + i))
         update = custody.apply_block(self._custody, items, self.genesis, r.log_size, declared)
         events.update(ours)
         if update.refused:

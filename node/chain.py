@@ -204,7 +204,7 @@ class ChainState:
         declared = {
             i: found
             for i, v in enumerate(records)
-            if (found := declared_event(v.record, reader)) is not None
+            if (found := declared_index(v.record, reader)) is not None
         }
         return custody.apply_block(
             StoreCustodyView(reader), items, self.genesis, self.store.head().log_size, declared
@@ -448,14 +448,14 @@ class ChainState:
             )
 
 
-def declared_event(record: TraceRecord, reader: StoreReader) -> custody.DeclaredEvent | None:
-    """For an error declaration, the log index and author of the committed record it
-    declares (by eventID; ``custody.apply``'s ``declared``), else None."""
+def declared_index(record: TraceRecord, reader: StoreReader) -> int | None:
+    """For an error declaration, the log index of the committed record it declares (by
+    eventID; ``custody.apply``'s ``declared``), else None."""
     if not event_ids.is_declaration(record):
         return None
     eid = event_ids.event_id(record)
     found = event_ids.declared_record(eid, reader) if eid else None
-    return (found.log_index, found.record.author) if found is not None else None
+    return found.log_index if found is not None else None
 
 
 def _head_time_ms(store: Store) -> int:

@@ -155,9 +155,6 @@ RULE_MEMBER = "member"
 RULE_COMMISSION_ROLE = "commission-role"
 RULE_DECLARATION = "error-declaration"  # (``node.event_ids`` checks who may declare what)
 
-#: (log index, author) of the committed record an error declaration declares.
-DeclaredEvent = tuple[int, str]
-
 TERMINAL_STEPS = frozenset({"destroying", "decommissioning", "retail_selling", "scrapping"})
 TERMINAL_DISPOSITIONS = frozenset({"destroyed", "disposed", "retail_sold", "dispensed"})
 INSPECTION_STEPS = frozenset({"inspecting", "sampling", "sensor_reporting"})
@@ -464,14 +461,14 @@ def apply(
     signers: Sequence[str],
     genesis: Genesis,
     log_index: int,
-    declared: DeclaredEvent | None = None,
+    declared: int | None = None,
 ) -> CustodyUpdate:
     """Check every custody rule for ``record`` against ``view``; return its effects.
 
     ``record`` is assumed verified (``node.records.verify_envelope``: signatures, membership,
     bizStep role); ``signers`` are the envelope's signer ids, rechecked for handoffs.
     ``log_index`` is the index the record gets in the log; ``declared``, for an error
-    declaration, the log index and author of the committed record with its eventID.
+    declaration, the log index of the committed record with its eventID.
     Raises ``RuleError`` (or its subclass ``RulePermissionError``) naming the rule and the
     code; never mutates ``view``.
     """
@@ -502,7 +499,7 @@ def apply(
         _check_handoff_shape(record, etype, action, signers, codes)
 
     if isinstance(ev.get("errorDeclaration"), dict) and declared is not None:
-        return _declare(w, codes, declared[0], closing=terminal, recall=is_recall)
+        return _declare(w, codes, declared, closing=terminal, recall=is_recall)
     if isinstance(ev.get("errorDeclaration"), dict):
         # An error declaration annotates an earlier event; records are immutable, so it
         # changes no state (corrections are new records). The codes' stakeholders may file it.
@@ -944,13 +941,13 @@ def apply_block(
     items: Sequence[tuple[TraceRecord, Sequence[str]]],
     genesis: Genesis,
     first_index: int,
-    declared: Mapping[int, DeclaredEvent] | None = None,
+    declared: Mapping[int, int] | None = None,
 ) -> BlockUpdate:
     """Apply ``items`` ((record, signers), in block order) over an overlay of ``view``.
 
     Each record sees the effects of the accepted records before it. A refused record has no
     effect and is reported by position; ``view`` is never mutated. ``declared`` maps the
-    position of an error declaration to the record it declares (``DeclaredEvent``).
+    position of an error declaration to the log index of the record it declares.
     """
     overlay = OverlayView(view)
     accepted: list[tuple[int, CustodyUpdate]] = []

@@ -55,7 +55,7 @@ from consensus.signing import Ed25519Signer
 from consensus.state import Replica
 from consensus.validators import ChainContext
 from node import custody, event_ids, proposals
-from node.chain import ChainState, StoreCustodyView, declared_event
+from node.chain import ChainState, StoreCustodyView, declared_index
 from node.config import NodeConfig
 from node.errors import (
     ConfigError,
@@ -482,17 +482,17 @@ class Node:
             v.envelope.signers(),
             self.genesis,
             self.store.head().log_size + len(self.mempool),
-            self._declared_event(v.record),
+            self._declared_index(v.record),
         )
 
-    def _declared_event(self, record: TraceRecord) -> custody.DeclaredEvent | None:
-        """``chain.declared_event`` in the admission's read transaction (or a new one)."""
+    def _declared_index(self, record: TraceRecord) -> int | None:
+        """``chain.declared_index`` in the admission's read transaction (or a new one)."""
         if not event_ids.is_declaration(record):
             return None
         if self._reader is not None:
-            return declared_event(record, self._reader)
+            return declared_index(record, self._reader)
         with self.store.reader() as r:
-            return declared_event(record, r)
+            return declared_index(record, r)
 
     def _settle_gossip(self) -> None:
         """Lay the still unchecked gossiped records over the pending view, in arrival order."""
@@ -518,7 +518,7 @@ class Node:
                         p.verified.envelope.signers(),
                         self.genesis,
                         base + i,
-                        self._declared_event(p.verified.record),
+                        self._declared_index(p.verified.record),
                     )
                 )
             except LedgerError as e:
