@@ -508,7 +508,7 @@ def _check_error_declaration(decl: Any) -> None:
             "event: errorDeclaration.declarationTime must be an RFC 3339 date-time with a UTC "
             f"offset (EPCIS 2.0 requires it), got {str(when)[:40]!r}"
         )
-    if "reason" in decl and not (isinstance(decl["reason"], str) and decl["reason"]):
+    if "reason" in decl and not (isinstance(decl["reason"], str) and decl["reason"].strip()):
         raise InputError("event: errorDeclaration.reason must be a non-empty string (a URI)")
     fixes = decl.get("correctiveEventIDs")
     if fixes is not None and not (

@@ -327,6 +327,7 @@ def test_a_declaration_restates_each_code_in_its_role(chain: ChainState) -> None
         ({}, "errorDeclaration.declarationTime must be an RFC 3339 date-time"),
         ({"declarationTime": "2026-12-05T12:00:00"}, "declarationTime must be an RFC 3339"),
         ({"declarationTime": "2026-03-02T08:00:00Z", "reason": 5}, "reason must be a non-empty"),
+        ({"declarationTime": "2026-03-02T08:00:00Z", "reason": "  "}, "reason must be a non-empty"),
         (
             {"declarationTime": "2026-03-02T08:00:00Z", "correctiveEventIDs": "x"},
             "correctiveEventIDs must be a list",
