@@ -91,7 +91,8 @@ def recall(
         )
         _fail_if_incomplete(r)
         return
-    newly = sum(len(x["codes"]) for x in r.records)
+    before = {n.code for n in r.scope if n.recalled}  # (a regulator restates a producer's)
+    newly = sum(1 for x in r.records for c in x["codes"] if c not in before)
     console.print(
         Text.assemble(
             ("recall", "bold red"),

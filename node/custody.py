@@ -199,6 +199,7 @@ class CodeState:
     recalled: bool = False
     is_class: bool = False  # an epcClass (lot / product class), not an instance
     recalled_at: int = -1  # log index of the record that recalled it (-1: not, or unknown)
+    recalled_by: str = ""  # that record's author ("": not recalled, or unknown)
 
     def with_flags(self, *, closed: bool | None = None, recalled: bool | None = None) -> CodeState:
         c = self.closed if closed is None else closed
@@ -235,6 +236,7 @@ _STATE_KEYS = {
     "recalled": "r",
     "is_class": "k",
     "recalled_at": "ra",
+    "recalled_by": "rb",
 }
 _STATE_FIELDS = {v: k for k, v in _STATE_KEYS.items()}
 _FIELD_NAMES = frozenset(_STATE_KEYS)
@@ -540,11 +542,12 @@ def apply(
     # Recall (a regulator's, or a producer's own): no custody needed, applies to named codes
     # and their contents.
     if is_recall and (is_regulator or own_recall) and not record.is_handoff and action != "ADD":
-        for c in codes.all:
+        for c in codes.all:  # (a regulator's recall takes over an earlier one: ``_recalled``)
             st = w.need(c)
-            w.put(_recalled(st, w.index).evolve(disposition=disposition or st.disposition))
+            st = _recalled(st, w.index, record.author, take_over=is_regulator)
+            w.put(st.evolve(disposition=disposition or st.disposition))
             for inner in w.contents(c):
-                w.put(_recalled(w.need(inner), w.index))
+                w.put(_recalled(w.need(inner), w.index, record.author, take_over=is_regulator))
         return _done(w)
 
     if inspection:
@@ -622,9 +625,14 @@ def _commissioned_by(st: CodeState | None, member: str) -> bool:
     return st is not None and st.commissioned_by == member
 
 
-def _recalled(st: CodeState, index: int) -> CodeState:
-    """``st`` recalled by the record at ``index`` (``recalled_at``), unless it already was."""
-    return st if st.recalled else st.with_flags(recalled=True).evolve(recalled_at=index)
+def _recalled(st: CodeState, index: int, by: str, *, take_over: bool = False) -> CodeState:
+    """``st`` recalled by ``by``'s record at ``index`` (``recalled_at``, ``recalled_by``),
+    unless it already was; ``take_over`` (a regulator's recall): then too, so that only a
+    declaration of the regulator's record lifts it (QA: a producer lifted its own recall,
+    which a regulator's had restated)."""
+    if st.recalled and not take_over:
+        return st
+    return st.with_flags(recalled=True).evolve(recalled_at=index, recalled_by=by)
 
 
 def _declare(
@@ -632,19 +640,22 @@ def _declare(
 ) -> CustodyUpdate:
     """An error declaration of the committed record at ``declared_index``, which closed
     (``closing``) or recalled (``recall``) codes, or neither. Undone on each named code
-    and its contents: a close, where that record is the code's last (else, for a named
-    code, refused: declare the later one first); a recall, where that record recalled the
-    code (``recalled_at``: a restatement of an earlier recall lifts nothing; QA). A code
-    recalled and then destroyed by mistake stays recalled."""
+    and its contents: a close, where that record is the code's last (a named code or one
+    inside it with a later record: refused, declare that one first); a recall, where that
+    record recalled the code (``recalled_at``: a restatement of an earlier recall lifts
+    nothing, and a regulator's recall takes an earlier one over; QA). A code recalled and
+    then destroyed by mistake stays recalled."""
     if closing:
         for c in codes.all:  # (all checked first: undoing one code touches its contents)
-            st = w.need(c)
-            if st.last_index != declared_index:
+            later = [x for x in (c, *w.contents(c)) if w.need(x).last_index > declared_index]
+            if later:
+                x = later[0]
+                inside = "" if x == c else f" (inside {c}, which the event closed)"
                 raise RuleError(
                     RULE_DECLARATION,
-                    f"the code has a record after the declared event (log index "
-                    f"{st.last_index}, the event {declared_index}): declare that one in error "
-                    "first",
+                    f"code {x}{inside} has a record after the declared event (log index "
+                    f"{w.need(x).last_index}, the event {declared_index}): declare that one "
+                    "in error first",
                     c,
                 )
     done: set[str] = set()
@@ -657,7 +668,9 @@ def _declare(
             if closing and s.closed and s.last_index == declared_index:
                 s = s.with_flags(closed=False).evolve(disposition="")
             if recall and s.recalled and s.recalled_at == declared_index:
-                s = s.with_flags(recalled=False).evolve(disposition="", recalled_at=-1)
+                s = s.with_flags(recalled=False).evolve(
+                    disposition="", recalled_at=-1, recalled_by=""
+                )
             w.put(s)
     return _done(w)
 
@@ -672,7 +685,7 @@ def _link_lots(w: _Work, author: str, links: Sequence[tuple[str, str]]) -> None:
             _check_custodian(lot_state, author, "commission items into")
             _check_open(lot_state)
             if lot_state.recalled:
-                w.put(_recalled(w.need(item), w.index))
+                w.put(_recalled(w.need(item), w.index, lot_state.recalled_by))
         w.edges.append(Edge(lot, item, "lot", w.index))
 
 
@@ -822,7 +835,7 @@ def _transform(w: _Work, author: str, codes: EventCodes, disposition: str, tid: 
         w.changed[c] = w.changed[c].evolve(inputs=codes.inputs)
         if hub is not None:
             if hub.recalled:
-                w.changed[c] = _recalled(w.changed[c], w.index)
+                w.changed[c] = _recalled(w.changed[c], w.index, hub.recalled_by)
             w.edges.append(Edge(tid, c, "input", w.index))
     for c in codes.inputs:
         st = w.need(c)

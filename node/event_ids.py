@@ -41,7 +41,7 @@ from node.epcis import compared_event_id
 from node.errors import LedgerError, RuleError, RulePermissionError, StorageError
 from node.genesis import Genesis
 from node.permissions import bare_disposition, bare_step
-from node.records import TraceRecord, VerifiedRecord
+from node.records import TraceRecord, VerifiedRecord, event_time_ms
 from node.store import MAX_RAW_KEY, Store, StoreReader
 from proto import types_pb2
 
@@ -162,6 +162,15 @@ def check_declaration(record: TraceRecord, reader: StoreReader, genesis: Genesis
         raise RuleError(
             RULE_DECLARATION,
             f"eventID {eid[:120]!r} is already declared in error (record {rid.hex()[:16]}...)",
+            code,
+        )
+    decl_ms = event_time_ms(str(record.event["errorDeclaration"].get("declarationTime", "")))
+    event_ms = event_time_ms(found.record.event_time)
+    if decl_ms is not None and event_ms is not None and decl_ms < event_ms:
+        raise RuleError(  # (QA: a declaration dated before its event was committed)
+            RULE_DECLARATION,
+            "errorDeclaration.declarationTime is before the declared event's eventTime: an "
+            "error is declared after the event",
             code,
         )
     differs = _restates(found.record, record)

@@ -350,6 +350,7 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
                     is_class=n.is_class,
                     recalled=n.recalled,
                     container=n.parent,
+                    recalled_by=n.recalled_by,
                 )
                 for n in page.nodes
             ],

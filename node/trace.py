@@ -74,6 +74,7 @@ class TraceNode:
     parent: str  # current container, "" if none
     recalled: bool = False  # also true for a closed (e.g. sold) code that was recalled
     is_class: bool = False  # a lot or product class (name it in a quantityList)
+    recalled_by: str = ""  # the author of the record that recalled it, if known
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ def _node(index: TraceIndex, code: str, depth: int, relation: str, via: str) -> 
         st.parent,
         st.recalled,
         st.is_class,
+        st.recalled_by,
     )
 
 

@@ -404,3 +404,57 @@ def test_a_producer_may_lift_its_own_recall(chain: ChainState) -> None:
     st = chain.custody_view.get("u:12")
     assert st is not None
     assert (st.recalled, st.recalled_at, st.status) == (False, -1, "active")
+
+
+def test_a_regulators_recall_takes_over_a_producers(chain: ChainState) -> None:
+    # QA: the producer recalled, the regulator's `recall` wrote nothing (already recalled),
+    # and the producer's declaration of its own recall lifted what the regulator ordered
+    born = _event("u:13", "urn:uuid:00000000-0000-4000-8000-000000000090")
+    own = _event("u:13", "urn:uuid:00000000-0000-4000-8000-000000000091", "holding", "OBSERVE",
+                 disposition="recalled")  # fmt: skip
+    ordered = {**own, "eventID": "urn:uuid:00000000-0000-4000-8000-000000000092"}
+    for author, ev in (("farm", born), ("farm", own), ("regulator", ordered)):
+        _commit(chain, [_signed(author, ev)])
+    st = chain.custody_view.get("u:13")
+    assert st is not None
+    assert (st.recalled_at, st.recalled_by) == (2, "regulator")
+    _commit(chain, [_signed("farm", _declared(own))])
+    assert chain.custody_view.get("u:13").recalled  # type: ignore[union-attr]
+
+
+def test_undoing_a_close_refuses_when_a_content_has_a_later_record(chain: ChainState) -> None:
+    # QA: the case and one item reopened, the inspected item stayed closed, without a word
+    for n, c in enumerate(("u:case", "u:i1", "u:i2")):
+        _commit(
+            chain, [_signed("farm", _event(c, f"urn:uuid:00000000-0000-4000-8000-0000000000a{n}"))]
+        )
+    pack = {
+        **object_event([], "packing", "ADD"),
+        "type": "AggregationEvent",
+        "parentID": "u:case",
+        "childEPCs": ["u:i1", "u:i2"],
+        "eventID": "urn:uuid:00000000-0000-4000-8000-0000000000a3",
+    }
+    pack.pop("epcList")
+    _commit(chain, [_signed("farm", pack)])
+    gone = _event(
+        "u:case", "urn:uuid:00000000-0000-4000-8000-0000000000a4", "destroying", "OBSERVE"
+    )
+    _commit(chain, [_signed("farm", gone)])
+    look = _event("u:i2", "urn:uuid:00000000-0000-4000-8000-0000000000a5", "inspecting", "OBSERVE")
+    _commit(chain, [_signed("inspector", look)])
+    block, dropped = chain.build_block(
+        7, 0, "v1", candidates(chain, [_signed("farm", _declared(gone))])
+    )
+    assert not block.envelopes
+    assert "code u:i2 (inside u:case, which the event closed) has a record after" in str(
+        dropped[0].reason
+    )
+
+
+def test_a_declaration_is_not_dated_before_its_event(chain: ChainState) -> None:
+    born = _event("u:14", "urn:uuid:00000000-0000-4000-8000-0000000000b0")
+    _commit(chain, [_signed("farm", born)])
+    early = {**born, "errorDeclaration": {"declarationTime": "2026-02-01T00:00:00Z"}}
+    with pytest.raises(RuleError, match="declarationTime is before the declared event's"):
+        _admit(chain, _signed("farm", early))

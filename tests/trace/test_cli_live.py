@@ -651,6 +651,13 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     assert "INCOMPLETE: 1 affected code(s) were made by other producers (processor)" in r.stderr
     assert cli.graph("back", mine)["nodes"][0]["recalled"] is True
     assert cli.graph("back", theirs)["nodes"][0]["recalled"] is False
+    # the regulator's recall of what the producer recalled is written all the same (QA: it
+    # wrote nothing, and the producer's declaration of its own recall then lifted it)
+    [own_rec] = [x["record_id"] for x in out["records"]]
+    ordered = cli.run("recall", mine, "--key", cli.key("regulator"), "--json")
+    assert len(json.loads(ordered.stdout)["records"]) == 1, ordered.stderr
+    cli.json("record", "declare", own_rec, "--key", farm, "--wait")
+    assert cli.graph("back", mine)["nodes"][0]["recalled"] is True
 
     # a regulator's recall (the CLI gives it an eventID) declared in error by the regulator
     # lifts it; `record declare` writes the declaration (QA: a CLI recall had no eventID, so
