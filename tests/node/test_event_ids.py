@@ -165,6 +165,27 @@ def _declared(ev: dict[str, Any]) -> dict[str, Any]:
                                        "reason": "urn:epcglobal:cbv:er:did_not_occur"}}  # fmt: skip
 
 
+def _packed(chain: ChainState, parent: str, children: list[str], tag: str) -> dict[str, Any]:
+    """Commission ``parent`` and ``children`` (farm) and pack them; the packing event (its
+    eventIDs end ``{tag}0``, ``{tag}1``...)."""
+    codes = [parent, *children]
+    for n, c in enumerate(codes):
+        _commit(
+            chain,
+            [_signed("farm", _event(c, f"urn:uuid:00000000-0000-4000-8000-0000000000{tag}{n}"))],
+        )
+    pack = {
+        **object_event([], "packing", "ADD"),
+        "type": "AggregationEvent",
+        "parentID": parent,
+        "childEPCs": children,
+        "eventID": f"urn:uuid:00000000-0000-4000-8000-0000000000{tag}{len(codes)}",
+    }
+    pack.pop("epcList")
+    _commit(chain, [_signed("farm", pack)])
+    return pack
+
+
 def _admit(chain: ChainState, pb: types_pb2.Envelope) -> None:
     with chain.store.reader() as r:
         chain.check_submitted(chain.verify(pb), r)
@@ -287,34 +308,23 @@ def test_undoing_a_destruction_leaves_an_earlier_recall_in_place(chain: ChainSta
         event_ids.check_declaration(r, rd, G)
 
 
-def test_only_a_regulators_declaration_lifts_a_recall(chain: ChainState) -> None:
+@pytest.mark.parametrize("declarer", ["farm", "regulator"])
+def test_declaring_a_restated_recall_lifts_nothing(chain: ChainState, declarer: str) -> None:
     # QA: the farm restated the regulator's recall with an eventID of its own, declared that
-    # in error, and shipped the recalled code
+    # in error (or had the regulator declare it), and shipped the recalled code
     born = _event("u:9", "urn:uuid:00000000-0000-4000-8000-000000000020")
     by_regulator = _event("u:9", "urn:uuid:00000000-0000-4000-8000-000000000021", "holding",
                           "OBSERVE", disposition="recalled")  # fmt: skip
     restated = {**by_regulator, "eventID": "urn:uuid:00000000-0000-4000-8000-000000000022"}
     for author, ev in (("farm", born), ("regulator", by_regulator), ("farm", restated)):
         _commit(chain, [_signed(author, ev)])
-    _commit(chain, [_signed("farm", _declared(restated))])  # recorded, lifts nothing
+    _commit(chain, [_signed(declarer, _declared(restated))])  # recorded, lifts nothing
     assert chain.custody_view.get("u:9").recalled  # type: ignore[union-attr]
 
 
 def test_a_declaration_restates_each_code_in_its_role(chain: ChainState) -> None:
     # QA: a parent and a child swapped passed for a restatement
-    for n, c in enumerate(("u:p", "u:c")):
-        _commit(
-            chain, [_signed("farm", _event(c, f"urn:uuid:00000000-0000-4000-8000-00000000003{n}"))]
-        )
-    pack = {
-        **object_event([], "packing", "ADD"),
-        "type": "AggregationEvent",
-        "parentID": "u:p",
-        "childEPCs": ["u:c"],
-        "eventID": "urn:uuid:00000000-0000-4000-8000-000000000032",
-    }
-    pack.pop("epcList")
-    _commit(chain, [_signed("farm", pack)])
+    pack = _packed(chain, "u:p", ["u:c"], "3")
     swapped = {**pack, "parentID": "u:c", "childEPCs": ["u:p"]}
     with pytest.raises(RuleError, match="its codes differ from record"):
         _admit(chain, _signed("farm", _declared(swapped)))
@@ -346,33 +356,9 @@ def test_an_error_declaration_is_epcis_shaped(decl: object, why: str) -> None:
         make_record(G, "farm", ev, category="meat")
 
 
-def test_a_regulator_declaring_a_restated_recall_does_not_lift_its_own(chain: ChainState) -> None:
-    # QA: the regulator declared the farm's restatement of its recall, and the code shipped
-    born = _event("u:10", "urn:uuid:00000000-0000-4000-8000-000000000050")
-    recall = _event("u:10", "urn:uuid:00000000-0000-4000-8000-000000000051", "holding",
-                    "OBSERVE", disposition="recalled")  # fmt: skip
-    restated = {**recall, "eventID": "urn:uuid:00000000-0000-4000-8000-000000000052"}
-    for author, ev in (("farm", born), ("regulator", recall), ("farm", restated)):
-        _commit(chain, [_signed(author, ev)])
-    _commit(chain, [_signed("regulator", _declared(restated))])
-    assert chain.custody_view.get("u:10").recalled  # type: ignore[union-attr]
-
-
 def test_a_recall_naming_a_container_and_its_contents_can_be_lifted(chain: ChainState) -> None:
     # QA: "the code has a record after the declared event" named the declaration itself
-    for n, c in enumerate(("u:box", "u:in")):
-        _commit(
-            chain, [_signed("farm", _event(c, f"urn:uuid:00000000-0000-4000-8000-00000000006{n}"))]
-        )
-    pack = {
-        **object_event([], "packing", "ADD"),
-        "type": "AggregationEvent",
-        "parentID": "u:box",
-        "childEPCs": ["u:in"],
-        "eventID": "urn:uuid:00000000-0000-4000-8000-000000000062",
-    }
-    pack.pop("epcList")
-    _commit(chain, [_signed("farm", pack)])
+    _packed(chain, "u:box", ["u:in"], "6")
     eid = "urn:uuid:00000000-0000-4000-8000-000000000063"
     recall = {**_event("u:box", eid, "holding", "OBSERVE", disposition="recalled"),
               "epcList": ["u:box", "u:in"]}  # fmt: skip
@@ -424,19 +410,7 @@ def test_a_regulators_recall_takes_over_a_producers(chain: ChainState) -> None:
 
 def test_undoing_a_close_refuses_when_a_content_has_a_later_record(chain: ChainState) -> None:
     # QA: the case and one item reopened, the inspected item stayed closed, without a word
-    for n, c in enumerate(("u:case", "u:i1", "u:i2")):
-        _commit(
-            chain, [_signed("farm", _event(c, f"urn:uuid:00000000-0000-4000-8000-0000000000a{n}"))]
-        )
-    pack = {
-        **object_event([], "packing", "ADD"),
-        "type": "AggregationEvent",
-        "parentID": "u:case",
-        "childEPCs": ["u:i1", "u:i2"],
-        "eventID": "urn:uuid:00000000-0000-4000-8000-0000000000a3",
-    }
-    pack.pop("epcList")
-    _commit(chain, [_signed("farm", pack)])
+    _packed(chain, "u:case", ["u:i1", "u:i2"], "a")
     gone = _event(
         "u:case", "urn:uuid:00000000-0000-4000-8000-0000000000a4", "destroying", "OBSERVE"
     )
