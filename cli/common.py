@@ -185,17 +185,12 @@ WaitTimeoutOpt = Annotated[
 ]
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``catch_sigterm``): the command stops as by Ctrl-C, saying what it did or
-    what is in flight, and exits 143 (128 + 15) where Ctrl-C exits 130."""
-
-
 _signalled: list[int] = []  # the exit code of the first SIGINT or SIGTERM of this run
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
     _signalled.append(143)
-    raise Terminated()
+    raise KeyboardInterrupt
 
 
 def _on_sigint(signum: int, frame: object) -> None:
@@ -204,9 +199,10 @@ def _on_sigint(signum: int, frame: object) -> None:
 
 
 def catch_signals() -> None:
-    """Turn SIGTERM into ``Terminated`` and note SIGINT for this CLI run (``cli.main.run``):
+    """Stop on SIGTERM as on Ctrl-C (a ``KeyboardInterrupt``: the command says what it did
+    or what is in flight) and note which signal it was, for this CLI run (``cli.main.run``):
     a call that gRPC or typer ends on the signal (a timeout, or typer's exit 130) is still
-    reported as interrupted, with the signal's exit code (``signalled``)."""
+    reported as interrupted, with the signal's exit code (``interrupt_exit_code``)."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, _on_sigint)
 
@@ -214,6 +210,11 @@ def catch_signals() -> None:
 def signalled() -> int:
     """143 or 130 if a SIGTERM or SIGINT arrived in this run, else 0."""
     return _signalled[0] if _signalled else 0
+
+
+def interrupt_exit_code() -> int:
+    """143 after SIGTERM, else 130 (Ctrl-C)."""
+    return signalled() or 130
 
 
 _reported: list[bool] = []
@@ -230,14 +231,9 @@ def note_interruption() -> None:
     _reported.append(True)
 
 
-def interrupt_exit_code(e: BaseException) -> int:
-    """130 for Ctrl-C, 143 for SIGTERM."""
-    return signalled() or (143 if isinstance(e, Terminated) else 130)
-
-
-def interrupted_submit(record_id: str, address: str, e: BaseException | None = None) -> typer.Exit:
-    """Ctrl-C (or SIGTERM, ``e``) while a record was being submitted: say which record and
-    how to find out what became of it (it may have been admitted, and committed)."""
+def interrupted_submit(record_id: str, address: str) -> typer.Exit:
+    """Ctrl-C (or SIGTERM) while a record was being submitted: say which record and how
+    to find out what became of it (it may have been admitted, and committed)."""
     note_interruption()
     err_console.print(
         f"interrupted: record {record_id} was sent to {address}; its outcome is unknown: "
@@ -245,4 +241,4 @@ def interrupted_submit(record_id: str, address: str, e: BaseException | None = N
         markup=False,
         soft_wrap=True,
     )
-    return typer.Exit(interrupt_exit_code(e) if e is not None else 130)
+    return typer.Exit(interrupt_exit_code())

@@ -105,15 +105,15 @@ def import_cmd(
                         row |= {"status": "refused", "reason": str(e)}
                 except LedgerError as e:
                     row |= {"status": "refused", "reason": str(e)}
-                except KeyboardInterrupt as e:  # Ctrl-C: report what was done, then stop
+                except KeyboardInterrupt:  # Ctrl-C: report what was done, then stop
                     interrupted = True
-                    exit_code = interrupt_exit_code(e)
+                    exit_code = interrupt_exit_code()
                     _in_doubt(row, report, "interrupted while submitting")
                     break
             report.append(row)
-    except KeyboardInterrupt as e:
+    except KeyboardInterrupt:
         interrupted = True
-        exit_code = interrupt_exit_code(e)
+        exit_code = interrupt_exit_code()
     finally:
         if client is not None:
             client.close()

@@ -13,12 +13,12 @@ from cli.common import (
     WaitTimeoutOpt,
     console,
     err_console,
-    interrupted_submit,
     print_json,
     write_text_atomic,
 )
 from cli.draft import load_envelope
 from cli.nodeaddr import resolve_node
+from cli.record_cmd import submit_tracked
 from node.client import LedgerClient
 from node.custody import recalled_may_leave
 from node.epcis import is_class_code
@@ -26,7 +26,6 @@ from node.errors import (
     InputError,
     NodeUnavailableError,
     NotFoundError,
-    ReplayError,
     RuleError,
     RulePermissionError,
 )
@@ -255,32 +254,7 @@ def accept(
     if out is not None:
         write_text_atomic(out, both.to_json())
     target = resolve_node(node)
-    rid = both.record_id.hex()
-
-    def unknown(why: str) -> None:  # (QA: --json said nothing when the outcome was unknown)
-        if as_json:
-            print_json({"record_id": rid, "committed": False, "error": why})
-
-    with LedgerClient(target.address, timeout=timeout) as client:
-        try:
-            resp = client.submit(both, wait=wait)
-        except ReplayError as refusal:  # a retry of an accept that committed: where it is
-            resp = client.committed_already(both.record_id, refusal)
-        except NodeUnavailableError as e:
-            unknown(f"{e} (record {rid}: its outcome is unknown)")
-            raise NodeUnavailableError(
-                f"{e} (handoff {rid}: its outcome is unknown; `suyuan record get {rid}` tells)"
-            ) from e
-        except KeyboardInterrupt as e:
-            unknown("interrupted")
-            raise interrupted_submit(rid, target.address, e) from None
-    if wait and not resp.committed:
-        err = NodeUnavailableError(
-            f"handoff {rid} accepted but not committed in time; it may still commit: "
-            f"`suyuan record get {rid}` tells"
-        )
-        unknown(str(err))
-        raise err
+    resp, _ = submit_tracked(both, target, wait=wait, timeout=timeout, as_json=as_json)
     info = {
         "record_id": both.record_id.hex(),
         "from": v.record.author,

@@ -125,9 +125,9 @@ def run() -> None:
             sys.exit(signalled())
         err_console.print(f"error: {one_line(str(e))}", markup=False, soft_wrap=True)
         sys.exit(e.exit_code)
-    except KeyboardInterrupt as e:
+    except KeyboardInterrupt:
         err_console.print("interrupted")
-        sys.exit(interrupt_exit_code(e))
+        sys.exit(interrupt_exit_code())
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush at exit
         sys.exit(141)

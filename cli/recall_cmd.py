@@ -72,7 +72,7 @@ def recall(
             if as_json:
                 print_json({"code": code, "record_id": rid, "committed": False,
                             "error": "interrupted"})  # fmt: skip
-            raise interrupted_submit(rid, target.address, e) from None
+            raise interrupted_submit(rid, target.address) from None
     affected = r.by_custodian()
     if as_json:
         print_json(

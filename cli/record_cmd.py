@@ -42,6 +42,7 @@ from node.records import (
     sign_record,
     verify_envelope,
 )
+from proto import services_pb2
 
 app = typer.Typer(help="Sign, countersign, verify and submit trace records.", no_args_is_help=True)
 
@@ -292,10 +293,21 @@ def declare(
     _submit_and_report(env, target, wait=wait, timeout=timeout, as_json=as_json)
 
 
-def _submit_and_report(
+def submit_tracked(
     env: Envelope, target: NodeTarget, *, wait: bool, timeout: float, as_json: bool
-) -> None:
-    """Submit a signed record and report where it is (exit codes: README)."""
+) -> tuple[services_pb2.SubmitResponse, bool]:
+    """Submit a signed record; returns the node's answer and whether the record was
+    committed already (a retry). Every outcome that leaves the record's fate unknown (no
+    answer, an interruption, ``wait`` timing out) names the record on stderr and, with
+    ``as_json``, on stdout, then raises (exit codes: README). ``record submit``, ``record
+    declare`` and ``handoff accept`` report through here."""
+    rid = env.record_id.hex()
+
+    def unknown(err: str, sent: bool = True) -> None:  # (a program reads stdout, as on success)
+        if as_json:
+            print_json({"record_id": rid, "node": target.address, "committed": False,
+                        "sent": sent, "error": err})  # fmt: skip
+
     already = False
     with LedgerClient(target.address, timeout=timeout) as client:
         try:
@@ -307,7 +319,6 @@ def _submit_and_report(
             resp = client.committed_already(env.record_id, refusal)
             already = True
         except NodeUnavailableError as e:  # the record may have reached the node: name it
-            rid = env.record_id.hex()
             sent = not never_connected(e)
             if sent:
                 err = NodeUnavailableError(
@@ -315,26 +326,28 @@ def _submit_and_report(
                 )
             else:
                 err = NodeUnavailableError(f"{e} (record {rid} was not sent: no connection)")
-            if as_json:  # (a program reads the record id from stdout, as on success)
-                print_json({"record_id": rid, "node": target.address, "committed": False,
-                            "sent": sent, "error": str(err)})  # fmt: skip
+            unknown(str(err), sent)
             raise err from e
-        except KeyboardInterrupt as e:
-            if as_json:
-                print_json({"record_id": env.record_id.hex(), "node": target.address,
-                            "committed": False, "sent": True, "error": "interrupted"})  # fmt: skip
-            raise interrupted_submit(env.record_id.hex(), target.address, e) from None
-    record_id = (resp.record_id or env.record_id).hex()
+        except KeyboardInterrupt:
+            unknown("interrupted")
+            raise interrupted_submit(rid, target.address) from None
     if wait and not resp.committed:
         err = NodeUnavailableError(
-            f"record {record_id} was accepted by {target.address} but not committed in time; "
-            f"it may still commit: `suyuan record get {record_id}` tells (a new signing of the "
+            f"record {rid} was accepted by {target.address} but not committed in time; "
+            f"it may still commit: `suyuan record get {rid}` tells (a new signing of the "
             "event would be another record)"
         )
-        if as_json:
-            print_json({"record_id": record_id, "node": target.address, "committed": False,
-                        "sent": True, "error": str(err)})  # fmt: skip
+        unknown(str(err))
         raise err
+    return resp, already
+
+
+def _submit_and_report(
+    env: Envelope, target: NodeTarget, *, wait: bool, timeout: float, as_json: bool
+) -> None:
+    """Submit a signed record and report where it is."""
+    resp, already = submit_tracked(env, target, wait=wait, timeout=timeout, as_json=as_json)
+    record_id = (resp.record_id or env.record_id).hex()
     info: dict[str, Any] = {
         "record_id": record_id,
         "node": target.address,
@@ -460,8 +473,8 @@ def get(
         "envelope": envelope_from_proto(resp.envelope).to_json_dict(),
     }
     record = TraceRecord.from_payload(resp.envelope.payload, strict=False)
-    decl = record.event.get("errorDeclaration")
-    if isinstance(decl, dict):  # all of it, as signed (QA: only the reason was shown)
+    decl = record.error_declaration
+    if decl is not None:  # all of it, as signed (QA: only the reason was shown)
         info["error_declaration"] = dict(decl)
     info["attributes"] = dict(record.attributes or {})
     info["sealed"] = sorted(record.sealed or {})  # names only; --key opens
@@ -490,7 +503,7 @@ def get(
     )
     if i.handoff_to:
         console.print(f"handoff to {i.handoff_to}, signed by {' and '.join(i.signers)}")
-    if isinstance(decl, dict):  # (QA: record get never said so)
+    if decl is not None:  # (QA: record get never said so)
         why = f" ({safe(str(decl['reason']))})" if decl.get("reason") else ""
         console.print(
             f"ERROR DECLARATION{why} of the event with eventID {safe(i.event_id)}, declared "

@@ -500,9 +500,9 @@ def apply(
     if record.is_handoff:
         _check_handoff_shape(record, etype, action, signers, codes)
 
-    if isinstance(ev.get("errorDeclaration"), dict) and declared is not None:
+    if record.error_declaration is not None and declared is not None:
         return _declare(w, codes, declared, closing=terminal, recall=is_recall)
-    if isinstance(ev.get("errorDeclaration"), dict):
+    if record.error_declaration is not None:
         # An error declaration annotates an earlier event; records are immutable, so it
         # changes no state (corrections are new records). The codes' stakeholders may file it.
         for c in codes.all:

@@ -65,7 +65,7 @@ def event_id(record: TraceRecord) -> str:
 
 def is_declaration(record: TraceRecord) -> bool:
     """Whether ``record``'s event is an EPCIS error declaration (``errorDeclaration``)."""
-    return isinstance(record.event.get("errorDeclaration"), dict)
+    return record.error_declaration is not None
 
 
 def key(eid: str, declared: bool = False) -> bytes:
@@ -164,7 +164,8 @@ def check_declaration(record: TraceRecord, reader: StoreReader, genesis: Genesis
             f"eventID {eid[:120]!r} is already declared in error (record {rid.hex()[:16]}...)",
             code,
         )
-    decl_ms = event_time_ms(str(record.event["errorDeclaration"].get("declarationTime", "")))
+    decl = record.error_declaration or {}
+    decl_ms = event_time_ms(str(decl.get("declarationTime", "")))
     event_ms = event_time_ms(found.record.event_time)
     if decl_ms is not None and event_ms is not None and decl_ms < event_ms:
         raise RuleError(  # (QA: a declaration dated before its event was committed)
@@ -233,34 +234,31 @@ def check_new(
     eventID; an error declaration as ``check_declaration`` says, or if an earlier record
     of the block declares the same event."""
     out: list[tuple[int, RuleError]] = []
-    seen: set[str] = set()
-    declared: set[str] = set()
+    seen: set[str] = set()  # the ``pending_key`` of each earlier record of the block
     for i, v in enumerate(records):
-        eid = event_id(v.record)
-        if is_declaration(v.record):
-            try:
-                check_declaration(v.record, reader, genesis)
-                if eid in declared:
-                    raise RuleError(
-                        RULE_DECLARATION,
-                        f"eventID {eid[:120]!r} is declared by an earlier record of this block",
-                        v.record.codes()[0] if v.record.codes() else "",
-                    )
-            except RuleError as e:
-                out.append((i, e.with_traceback(None)))
-                continue
-            declared.add(eid)
+        key_ = pending_key(v.record)
+        try:
+            check_record(v.record, reader, genesis)
+            if key_ in seen:
+                raise _in_block(v.record, key_)
+        except RuleError as e:
+            out.append((i, e.with_traceback(None)))
             continue
-        if not eid:
-            continue
-        why = duplicate(eid, reader)
-        if not why and eid in seen:
-            why = f"eventID {eid[:120]!r} is named by an earlier record of this block"
-        if why:
-            out.append((i, refusal(why, v.record)))
-        else:
-            seen.add(eid)
+        if key_:
+            seen.add(key_)
     return out
+
+
+def _in_block(record: TraceRecord, key_: str) -> RuleError:
+    eid = key_.lstrip("\0")[:120]
+    if key_.startswith("\0"):
+        codes = record.codes()
+        return RuleError(
+            RULE_DECLARATION,
+            f"eventID {eid!r} is declared by an earlier record of this block",
+            codes[0] if codes else "",
+        )
+    return refusal(f"eventID {eid!r} is named by an earlier record of this block", record)
 
 
 def puts(records: Iterable[VerifiedRecord], height: int) -> list[tuple[str, bytes, bytes]]:

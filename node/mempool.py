@@ -70,10 +70,10 @@ class Mempool:
             raise ReplayError(f"nonce {key[1]!r} of {key[0]!r} is already pending")
         eid = event_ids.pending_key(p.verified.record)
         if eid and eid in self._event_ids:
-            what = "an error declaration of" if eid[0] == "\0" else ""
+            what = "an error declaration of eventID" if eid[0] == "\0" else "eventID"
             raise event_ids.refusal(
-                f"{what} eventID {eid.lstrip(chr(0))[:120]!r} is on a pending record "
-                f"({self._event_ids[eid].hex()[:16]}...)".lstrip(),
+                f"{what} {eid.lstrip(chr(0))[:120]!r} is on a pending record "
+                f"({self._event_ids[eid].hex()[:16]}...)",
                 p.verified.record,
             )
         if not self.has_room(p.size):

@@ -429,11 +429,8 @@ class Node:
         if self.mempool.nonce_pending(v.record.author, v.record.nonce):
             raise ReplayError(f"nonce {v.record.nonce!r} of {v.record.author!r} is pending")
         if local:
-            if self._reader is not None:
-                self.chain.check_submitted(v, self._reader)
-            else:
-                with self.store.reader() as r:
-                    self.chain.check_submitted(v, r)
+            with self._read() as r:
+                self.chain.check_submitted(v, r)
             try:
                 update = self._check_pending(v)
             except RuleError:
@@ -489,10 +486,17 @@ class Node:
         """``chain.declared_index`` in the admission's read transaction (or a new one)."""
         if not event_ids.is_declaration(record):
             return None
-        if self._reader is not None:
-            return declared_index(record, self._reader)
-        with self.store.reader() as r:
+        with self._read() as r:
             return declared_index(record, r)
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[StoreReader]:
+        """The admission's read transaction (``admitting``), or a new one outside it."""
+        if self._reader is not None:
+            yield self._reader
+        else:
+            with self.store.reader() as r:
+                yield r
 
     def _settle_gossip(self) -> None:
         """Lay the still unchecked gossiped records over the pending view, in arrival order."""

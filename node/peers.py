@@ -137,7 +137,7 @@ class PeerLink:
         )
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._down_since = time.monotonic()  # (``_run``: a peer silent for long is named)
+        self.info.answered = time.monotonic()  # (a peer silent this long is named: ``_silent``)
         self._warned = False
 
     async def get_records(
@@ -183,13 +183,8 @@ class PeerLink:
         try:
             reply = await self.stub.PeerStatus(self._hello, timeout=2.0)
         except grpc.aio.AioRpcError:
-            silent = time.monotonic() - self.info.answered
-            if self.info.connected and not self._warned and silent >= UNREACHABLE_WARN_S:
-                self._warned = True  # (QA: a paused peer, its link still open, went unnamed)
-                log.warning(
-                    "peer %s has not answered for %d s though its link is open: paused or hung?",
-                    self.address, int(silent),
-                )  # fmt: skip
+            if self.info.connected:  # (QA: a paused peer, its link still open, went unnamed)
+                self._silent("though its link is open: paused or hung?")
             return
         if not self._refusal(reply):
             self.info.height = max(self.info.height, reply.height)
@@ -197,6 +192,14 @@ class PeerLink:
             if self._warned:
                 self._warned = False
                 log.info("peer %s answers again", self.address)
+
+    def _silent(self, why: str) -> None:
+        """Name the peer once, as a warning, when it has not answered for
+        ``UNREACHABLE_WARN_S`` (since its last answer, or since this link began)."""
+        silent = time.monotonic() - self.info.answered
+        if not self._warned and silent >= UNREACHABLE_WARN_S:
+            self._warned = True
+            log.warning("peer %s has not answered for %d s %s", self.address, int(silent), why)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"peer {self.address}")
@@ -321,15 +324,12 @@ class PeerLink:
             except grpc.aio.AioRpcError as e:
                 if self.info.connected:
                     log.info("lost %s: %s", self.address, e.code().name)
-                    self._down_since = time.monotonic()
-                elif not self._warned and time.monotonic() - self._down_since >= UNREACHABLE_WARN_S:
-                    self._warned = True  # (QA: a typo in `peers` was never logged)
+                else:  # (QA: a typo in `peers` was never logged)
                     detail = (e.details() or "").splitlines()[0][:160] if e.details() else ""
-                    log.warning(
-                        "peer %s has not answered for %d s (%s%s): is it running, and is its "
-                        "address in `peers` right?", self.address, UNREACHABLE_WARN_S,
-                        e.code().name, f": {detail}" if detail else "",
-                    )  # fmt: skip
+                    self._silent(
+                        f"({e.code().name}{f': {detail}' if detail else ''}): is it running, and "
+                        "is its address in `peers` right?"
+                    )
             except Exception:
                 log.exception("peer link %s failed", self.address)
             self.info.connected = False

@@ -204,7 +204,7 @@ def run_recall(
             resp = client.submit(env, wait=True, timeout=timeout)
         except NodeUnavailableError as e:
             raise NodeUnavailableError(f"{e} ({unknown})") from e
-        except KeyboardInterrupt as e:  # (the CLI names it: ``in_flight``; QA)
+        except KeyboardInterrupt as e:  # (the CLI names the record in flight from the note; QA)
             e.add_note(rid)
             raise
         if not resp.committed:

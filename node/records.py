@@ -154,6 +154,13 @@ class TraceRecord:
     def is_handoff(self) -> bool:
         return bool(self.handoff_to)
 
+    @property
+    def error_declaration(self) -> dict[str, Any] | None:
+        """The event's EPCIS 2.0 ``errorDeclaration`` object, or None (it declares no
+        error; a value that is not an object is refused in new records)."""
+        decl = self.event.get("errorDeclaration")
+        return decl if isinstance(decl, dict) else None
+
     def required_signers(self) -> tuple[str, ...]:
         if self.is_handoff:
             return (self.author, self.handoff_to)
@@ -320,8 +327,8 @@ def ahead_problem(record: TraceRecord, time_ms: int, clock: str = "the node's ti
     block's header time, in block validity), or "" (rule ``event-time``: an event is
     recorded once it has happened, an error declared once it is known)."""
     why = _ahead("eventTime", record.event_time, time_ms, clock)
-    decl = record.event.get("errorDeclaration")
-    if not why and isinstance(decl, dict) and isinstance(decl.get("declarationTime"), str):
+    decl = record.error_declaration
+    if not why and decl is not None and isinstance(decl.get("declarationTime"), str):
         why = _ahead("errorDeclaration.declarationTime", decl["declarationTime"], time_ms, clock)
     return why
 
@@ -819,7 +826,7 @@ def verify_envelope(
     roles = genesis.roles_for_step(record.biz_step)
     # a regulator may declare any member's event in error (``node.event_ids``), whatever
     # its bizStep (QA: a regulator's declaration of a sale was refused by this table)
-    declares = isinstance(record.event.get("errorDeclaration"), dict)
+    declares = record.error_declaration is not None
     if not author.has_role(*roles) and not (declares and author.has_role("regulator")):
         step = bare_step(record.biz_step) or "(none)"
         raise RulePermissionError(

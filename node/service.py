@@ -60,8 +60,8 @@ def _record_info(node: Node, record_id: bytes, env: types_pb2.Envelope) -> types
         value = rec.event.get(field)
         if isinstance(value, str):
             setattr(info, field, value)
-    decl = rec.event.get("errorDeclaration")
-    if isinstance(decl, dict):
+    decl = rec.error_declaration
+    if decl is not None:
         reason = decl.get("reason")
         info.error_declaration = reason if isinstance(reason, str) and reason else "-"
     event_id = rec.event.get("eventID")

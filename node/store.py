@@ -983,4 +983,5 @@ class StoreReader:
         """The envelope at a log index, or None past the log."""
         if not 0 <= index < self._store.head().log_size:
             return None
-        return bytes(self._store._envelope_at(self._txn, index) or b"") or None  # type: ignore[arg-type]
+        raw = self._store._envelope_at(self._txn, index)  # type: ignore[arg-type]
+        return bytes(raw) if raw is not None else None
