@@ -217,13 +217,9 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: KeyPair) -> None:
     new_store = not (data_path(config) / "data.mdb").exists()
     store = Store.open(data_path(config), genesis.hash, extra_dbs=EXTRA_DBS)
     node = Node(config, genesis, key, store)
-    if new_store and node.is_validator:  # (QA: a moved data folder went unnoticed)
-        log.warning(
-            "data_dir %s held no store: a new one was made, and this validator syncs the "
-            "chain from its peers. If it ran before, its store (with what it signed) is "
-            "elsewhere: stop it and point data_dir there",
-            config.data_dir,
-        )
+    node.new_store = new_store and node.is_validator  # (warned if it ran before: sync)
+    if node.new_store:
+        log.info("data_dir %s held no store: a new one was made", config.data_dir)
     # no SO_REUSEPORT: a second node on a taken port must fail to bind, loudly
     server = grpc.aio.server(
         options=[*GRPC_OPTIONS, ("grpc.so_reuseport", 0)], interceptors=[MalformedRequests()]

@@ -152,6 +152,10 @@ class Node:
         self.settling = 0  # client requests waiting in ``settle`` (observability, tests)
         self._evidence_path = config.data_dir / "evidence.jsonl"
         self._load_evidence()
+        #: a validator on a store ``node.main`` made new, that has signed nothing since:
+        #: its own precommit in a block it syncs proves it ran before, elsewhere
+        #: (``check_own_precommit``)
+        self.new_store = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -223,6 +227,7 @@ class Node:
         loop = asyncio.get_running_loop()
         for a in actions:
             if isinstance(a, PersistSignState):
+                self.new_store = False  # what it signs from now on is in this store
                 await loop.run_in_executor(None, self.store.put_sign_state, a.state.to_bytes())
             elif isinstance(a, Broadcast | Relay):
                 self._broadcast(a.message)
@@ -638,6 +643,30 @@ class Node:
             await sync_from_peers(self)
         finally:
             self.syncing = False
+
+    def check_own_signature(self, header: bytes, cert: types_pb2.CommitCertificate) -> None:
+        """Warn once if a validator on a new store syncs a certified block that it proposed
+        or precommitted: it signed that block from another store (QA: a moved data folder
+        went unnoticed). A new consortium's nodes sign nothing before their store exists,
+        so they are not warned."""
+        if not self.new_store:
+            return
+        me = self.key.name
+        if any(s.validator == me for s in cert.signatures):
+            what = "precommit"
+        elif types_pb2.BlockHeader.FromString(header).proposer == me:
+            what = "proposal"
+        else:
+            return
+        self.new_store = False
+        log.warning(
+            "data_dir %s held no store, yet block %d carries this validator's %s: it ran "
+            "before with another store (and sign state). Stop it and point data_dir at "
+            "that store, or it may sign twice at a height it signed there",
+            self.config.data_dir,
+            cert.height,
+            what,
+        )
 
     async def feed_synced(self, block: types_pb2.Block, cert: types_pb2.CommitCertificate) -> None:
         self.events.put_nowait(SyncCommitted(block, cert))

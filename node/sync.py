@@ -208,6 +208,7 @@ async def _pull(node: Node, stub: object, address: str, claimed: int = 0) -> int
                     expected += 1
                     continue
                 raise ReplicationError(f"{address} served block {expected} that fails: {e}") from e
+            node.check_own_signature(block.header, cert)
             node.events.put_nowait(SyncCommitted(block, cert, verified=True))
             n += 1
             expected += 1
