@@ -57,7 +57,9 @@ event's eventID; ``declared``)         named code and its contents whose last re
                                        (reopened; a named code with a later record:
                                        refused, "error-declaration"), a recall on those it
                                        recalled (``recalled_at``; not those recalled before
-                                       it, nor items born recalled in a lot since). Nothing
+                                       it) and the codes born recalled from those since:
+                                       items made in a recalled lot, outputs of a recalled
+                                       transformation (``heirs``). Nothing
                                        else changes: aggregation, handoff, commissioning,
                                        transformation are corrected by new events (DELETE,
                                        a handoff back, decommissioning)
@@ -200,6 +202,9 @@ class CodeState:
     is_class: bool = False  # an epcClass (lot / product class), not an instance
     recalled_at: int = -1  # log index of the record that recalled it (-1: not, or unknown)
     recalled_by: str = ""  # that record's author ("": not recalled, or unknown)
+    #: codes born recalled from this one's recall (items commissioned into this lot, outputs
+    #: of this transformation, while it was recalled): that recall's lift lifts them too
+    heirs: tuple[str, ...] = ()
 
     def with_flags(self, *, closed: bool | None = None, recalled: bool | None = None) -> CodeState:
         c = self.closed if closed is None else closed
@@ -237,6 +242,7 @@ _STATE_KEYS = {
     "is_class": "k",
     "recalled_at": "ra",
     "recalled_by": "rb",
+    "heirs": "h",
 }
 _STATE_FIELDS = {v: k for k, v in _STATE_KEYS.items()}
 _FIELD_NAMES = frozenset(_STATE_KEYS)
@@ -543,9 +549,13 @@ def apply(
     # and their contents.
     if is_recall and (is_regulator or own_recall) and not record.is_handoff and action != "ADD":
         for c in codes.all:  # (a regulator's recall takes over an earlier one: ``_recalled``)
-            st = w.need(c)
-            st = _recalled(st, w.index, record.author, take_over=is_regulator)
+            was = w.need(c)
+            st = _recalled(was, w.index, record.author, take_over=is_regulator)
             w.put(st.evolve(disposition=disposition or st.disposition))
+            for h in was.heirs:  # (taken over: so are those born recalled from it)
+                hs = w.need(h)
+                if hs.recalled and hs.recalled_at == was.recalled_at:
+                    w.put(_recalled(hs, w.index, record.author, take_over=True))
             for inner in w.contents(c):
                 w.put(_recalled(w.need(inner), w.index, record.author, take_over=is_regulator))
         return _done(w)
@@ -668,11 +678,18 @@ def _declare(
             if closing and s.closed and s.last_index == declared_index:
                 s = s.with_flags(closed=False).evolve(disposition="")
             if recall and s.recalled and s.recalled_at == declared_index:
-                s = s.with_flags(recalled=False).evolve(
-                    disposition="", recalled_at=-1, recalled_by=""
-                )
+                for h in s.heirs:  # (born recalled from it since: lifted with it)
+                    hs = w.need(h)
+                    if h not in done and hs.recalled and hs.recalled_at == declared_index:
+                        done.add(h)
+                        w.put(_lifted(hs))
+                s = _lifted(s).evolve(heirs=())
             w.put(s)
     return _done(w)
+
+
+def _lifted(st: CodeState) -> CodeState:
+    return st.with_flags(recalled=False).evolve(disposition="", recalled_at=-1, recalled_by="")
 
 
 def _link_lots(w: _Work, author: str, links: Sequence[tuple[str, str]]) -> None:
@@ -685,8 +702,18 @@ def _link_lots(w: _Work, author: str, links: Sequence[tuple[str, str]]) -> None:
             _check_custodian(lot_state, author, "commission items into")
             _check_open(lot_state)
             if lot_state.recalled:
-                w.put(_recalled(w.need(item), w.index, lot_state.recalled_by))
+                _inherit_recall(w, lot_state, item)
         w.edges.append(Edge(lot, item, "lot", w.index))
+
+
+def _inherit_recall(w: _Work, source: CodeState, code: str) -> None:
+    """``code``, just made from recalled ``source`` (a lot, a transformation), is born
+    recalled by the same record, and is one of ``source``'s ``heirs`` (lifted with it). The
+    source's own history and ``last_index`` do not change."""
+    w.put(_recalled(w.need(code), source.recalled_at, source.recalled_by))
+    now = w.need(source.code)
+    if code not in now.heirs:
+        w.changed[source.code] = now.evolve(heirs=(*now.heirs, code))
 
 
 def _done(w: _Work) -> CustodyUpdate:
@@ -835,7 +862,7 @@ def _transform(w: _Work, author: str, codes: EventCodes, disposition: str, tid: 
         w.changed[c] = w.changed[c].evolve(inputs=codes.inputs)
         if hub is not None:
             if hub.recalled:
-                w.changed[c] = _recalled(w.changed[c], w.index, hub.recalled_by)
+                _inherit_recall(w, hub, c)
             w.edges.append(Edge(tid, c, "input", w.index))
     for c in codes.inputs:
         st = w.need(c)

@@ -10,6 +10,7 @@ import pytest
 from node import event_ids
 from node.chain import EXTRA_DBS, ChainState, records_hash
 from node.convert import envelope_to_proto
+from node.epcis import normalize_code
 from node.errors import RuleError
 from node.records import make_record, sign_record
 from node.store import Store
@@ -432,3 +433,50 @@ def test_a_declaration_is_not_dated_before_its_event(chain: ChainState) -> None:
     early = {**born, "errorDeclaration": {"declarationTime": "2026-02-01T00:00:00Z"}}
     with pytest.raises(RuleError, match="declarationTime is before the declared event's"):
         _admit(chain, _signed("farm", early))
+
+
+def _lot_event(eid: str, step: str, action: str, **more: Any) -> dict[str, Any]:
+    ev = {**_event("", eid, step, action), "quantityList": [{"epcClass": _LOT}], **more}
+    ev.pop("epcList")
+    return ev
+
+
+_LOT = "urn:epc:class:lgtin:6901234.012345.L1"
+_ITEM = normalize_code("urn:epc:id:sgtin:6901234.012345.9")
+
+
+@pytest.mark.parametrize("taken_over", [False, True], ids=["producer", "regulator-took-over"])
+def test_lifting_a_lots_recall_lifts_the_items_born_recalled_in_it(
+    chain: ChainState, taken_over: bool
+) -> None:
+    # the previous note: items commissioned into a lot after its recall stayed recalled
+    # when the recall was declared in error (only codes that record named were lifted)
+    lot = _lot_event("urn:uuid:00000000-0000-4000-8000-0000000000c0", "commissioning", "ADD")
+    recall = _lot_event(
+        "urn:uuid:00000000-0000-4000-8000-0000000000c1", "holding", "OBSERVE",
+        disposition="recalled",
+    )  # fmt: skip
+    late = _event(
+        "urn:epc:id:sgtin:6901234.012345.9",
+        "urn:uuid:00000000-0000-4000-8000-0000000000c2",
+        ilmd={"cbvmda:lotNumber": "L1"},
+    )
+    for ev in (lot, recall, late):
+        _commit(chain, [_signed("farm", ev)])
+    item = chain.custody_view.get(_ITEM)
+    assert item is not None
+    assert (item.recalled, item.recalled_at, item.recalled_by) == (True, 1, "farm")
+    declared, declarer = recall, "farm"
+    if taken_over:  # a regulator's recall of the lot takes its born-recalled items over too
+        declared = {**recall, "eventID": "urn:uuid:00000000-0000-4000-8000-0000000000c3"}
+        declarer = "regulator"
+        _commit(chain, [_signed("regulator", declared)])
+        _commit(chain, [_signed("farm", _declared(recall))])  # the producer's: lifts nothing
+        item = chain.custody_view.get(_ITEM)
+        assert item is not None
+        assert (item.recalled, item.recalled_by) == (True, "regulator")
+    _commit(chain, [_signed(declarer, _declared(declared))])
+    for code in (normalize_code(_LOT), _ITEM):
+        st = chain.custody_view.get(code)
+        assert st is not None, code
+        assert (st.recalled, st.status, st.heirs) == (False, "active", ()), code
