@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -80,6 +81,7 @@ def handoff_event(
 ) -> dict[str, Any]:
     ev: dict[str, Any] = {
         "type": "ObjectEvent",
+        "eventID": f"urn:uuid:{uuid.uuid4()}",  # (so that it can be declared in error)
         "eventTime": when,
         "eventTimeZoneOffset": "+00:00" if when.endswith("Z") else when[-6:],
         "action": "OBSERVE",

@@ -480,3 +480,23 @@ def test_lifting_a_lots_recall_lifts_the_items_born_recalled_in_it(
         st = chain.custody_view.get(code)
         assert st is not None, code
         assert (st.recalled, st.status, st.heirs) == (False, "active", ()), code
+
+
+def test_a_committed_handoff_may_be_declared_by_its_sender(chain: ChainState) -> None:
+    # the previous note: handoff offers carried no eventID, so a handoff could not be declared;
+    # the declaration marks it (custody stays with the receiver: a handoff back corrects it)
+    from cli.handoff_cmd import handoff_event
+    from node.records import cosign
+
+    _commit(
+        chain, [_signed("farm", _event("u:20", "urn:uuid:00000000-0000-4000-8000-0000000000d0"))]
+    )
+    ev = handoff_event(["u:20"], [], "2026-03-01T09:00:00+08:00", "shipping", "in_transit", "")
+    assert ev["eventID"].startswith("urn:uuid:")
+    offer = sign_record(make_record(G, "farm", ev, category="meat", handoff_to="slaughterhouse"),
+                        key("farm"))  # fmt: skip
+    _commit(chain, [envelope_to_proto(cosign(offer, key("slaughterhouse")))])
+    _commit(chain, [_signed("farm", _declared(ev))])
+    st = chain.custody_view.get("u:20")
+    assert st is not None
+    assert (st.custodian, st.status) == ("slaughterhouse", "active")
