@@ -33,9 +33,14 @@ from node import compact, custody, event_ids
 from node.convert import envelope_from_proto
 from node.errors import InputError, LedgerError, ReplayError, RuleError, TooLargeError
 from node.genesis import Genesis
-from node.records import TraceRecord, VerifiedRecord, ahead_problem, verify_envelope
+from node.records import (
+    TraceRecord,
+    VerifiedRecord,
+    ahead_problem,
+    header_time,
+    verify_envelope,
+)
 from node.store import BlockWrite, Head, Store, StoreReader
-from node.verify import header_time
 from proto import types_pb2
 
 log = logging.getLogger("suyuan.chain")

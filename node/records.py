@@ -291,6 +291,15 @@ def is_date_time(text: str) -> bool:
     return True
 
 
+def header_time(time_ms: int, timespec: str = "seconds") -> str:
+    """A header's time (Unix ms) as UTC RFC 3339, or the number if it is not a date."""
+    try:
+        when = dt.datetime.fromtimestamp(time_ms / 1000, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"{time_ms} ms"
+    return when.isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
 def event_time_ms(text: str) -> int | None:
     """Milliseconds since the epoch of an RFC 3339 ``date-time`` (``is_date_time``; a leap
     second read as :59, fractions past milliseconds dropped), None if it is not one."""

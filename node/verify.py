@@ -37,7 +37,6 @@ signature while a quorum remains leaves a genuinely valid bundle and passes.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -56,7 +55,7 @@ from node.envelope import envelope_leaf_bytes
 from node.errors import InputError, LedgerError, VerificationError, first_line
 from node.genesis import Genesis
 from node.note import verify_checkpoint_note
-from node.records import verify_envelope
+from node.records import header_time, verify_envelope
 from proto import types_pb2
 
 BUNDLE_FORMAT = "suyuan-proof/1"
@@ -179,15 +178,6 @@ def check_certified_header(
     if not result:
         raise VerificationError(result.describe("certificate"))
     return CertifiedHeader(header, hashlib.sha256(header_bytes).digest(), result.signers)
-
-
-def header_time(time_ms: int, timespec: str = "seconds") -> str:
-    """A header's time (Unix ms) as UTC RFC 3339, or the number if it is not a date."""
-    try:
-        when = dt.datetime.fromtimestamp(time_ms / 1000, dt.UTC)
-    except (OverflowError, OSError, ValueError):
-        return f"{time_ms} ms"
-    return when.isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def _check_header(
