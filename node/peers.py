@@ -186,7 +186,7 @@ class PeerLink:
             if self.info.connected:  # (QA: a paused peer, its link still open, went unnamed)
                 self._silent("though its link is open: paused or hung?")
             return
-        if not self._refusal(reply):
+        if not self._refusal(reply)[1]:
             self.info.height = max(self.info.height, reply.height)
             self.info.answered = time.monotonic()
             if self._warned:
@@ -255,17 +255,18 @@ class PeerLink:
                 self.info.sent += len(parts)
                 yield b"".join(parts)
 
-    def _refusal(self, reply: services_pb2.Hello, nonce: bytes = b"") -> str:
+    def _refusal(self, reply: services_pb2.Hello, nonce: bytes = b"") -> tuple[int, str]:
         """Why this node must not link to a peer that answered ``reply`` (to a request that
-        carried ``nonce``), or ""."""
+        carried ``nonce``), or "", with the logging level to say it at: a node dialling
+        itself goes on, so that is a warning (QA: an ERROR misled), the rest errors."""
         if reply.genesis_hash != self._hello.genesis_hash:
-            return (
+            return logging.ERROR, (
                 f"peer {self.address} is on another chain (genesis "
                 f"{bytes(reply.genesis_hash).hex()}, this node's {self._hello.genesis_hash.hex()}):"
                 " not linking to it"
             )
         if reply.instance and reply.instance == self._hello.instance:
-            return (
+            return logging.WARNING, (
                 f"peer {self.address} is this very node (its own address, spelled another "
                 "way, among its peers): not linking to it"
             )
@@ -280,12 +281,12 @@ class PeerLink:
                 if self._on_duplicate is not None:
                     self._problem = reason  # (said once, by the node as it stops; QA)
                     self._on_duplicate(reason)
-                return reason
-            return (
+                return logging.ERROR, reason
+            return logging.ERROR, (
                 f"peer {self.address} answers as {reply.member!r}, this node's own member, "
                 "without proving it holds the key: not linking to it"
             )
-        return ""
+        return logging.NOTSET, ""
 
     async def _run(self) -> None:
         backoff = 0.05
@@ -296,11 +297,9 @@ class PeerLink:
                 request.CopyFrom(self._hello)
                 request.nonce = nonce
                 reply = await self.stub.PeerStatus(request, timeout=2.0)
-                problem = self._refusal(reply, nonce)
+                level, problem = self._refusal(reply, nonce)
                 if problem:  # said once, then retried slowly: the operator must act
                     if problem != self._problem:
-                        # (a node dialling itself goes on: a warning; QA: ERROR misled)
-                        level = logging.WARNING if "is this very node" in problem else logging.ERROR
                         log.log(level, "%s", problem)
                         self._problem = problem
                     self.info.connected = False
