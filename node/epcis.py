@@ -356,6 +356,39 @@ _LOT_KEYS = (
     "urn:epc:mda:lotNumber",
     "lotNumber",
 )
+_MDA_NAMESPACES = frozenset({"urn:epcglobal:cbv:mda#", "urn:epcglobal:cbv:mda:"})
+
+
+def _lot_entries(event: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """(key, value) of each ILMD entry naming the lot: ``_LOT_KEYS``, and ``P:lotNumber``
+    for a prefix ``P`` the event's own ``@context`` maps to CBV master data (QA: a
+    document's ``mda:lotNumber`` was ignored, so its item was in no lot)."""
+    ilmd = event.get("ilmd")
+    if not isinstance(ilmd, Mapping):
+        return []
+    keys: tuple[str, ...] = _LOT_KEYS
+    ctx = event.get("@context")
+    if ctx is not None:
+        for entry in ctx if isinstance(ctx, list) else [ctx]:
+            if isinstance(entry, Mapping):
+                keys += tuple(
+                    f"{p}:lotNumber"
+                    for p, iri in entry.items()
+                    if iri in _MDA_NAMESPACES and isinstance(p, str) and p != "cbvmda"
+                )
+    return [(k, ilmd[k]) for k in keys if k in ilmd]
+
+
+def _declared_lot(event: Mapping[str, Any]) -> str:
+    """The ILMD lot number (plain text, as CBV master data is), or ""."""
+    return next((v for _, v in _lot_entries(event) if isinstance(v, str)), "")
+
+
+def _dl_escape(text: str) -> str:
+    """Plain lot text as a canonical Digital Link segment: ``_MUST_ESCAPE`` written %XX."""
+    if not any(ch in _MUST_ESCAPE for ch in text):
+        return text
+    return "".join(f"%{ord(ch):02X}" if ch in _MUST_ESCAPE else ch for ch in text)
 
 
 def lot_links(event: Mapping[str, Any], field: str = "epcList") -> list[tuple[str, str]]:
@@ -363,15 +396,11 @@ def lot_links(event: Mapping[str, Any], field: str = "epcList") -> list[tuple[st
     items an ObjectEvent ADD commissions, or a TransformationEvent's ``outputEPCList``)
     whose lot is given: by the item's own Digital Link (``/01/{GTIN}/10/{lot}/21/{serial}``,
     a qualifier the canonical item code drops) or by the event's ILMD ``lotNumber``. The
-    lot is the LGTIN of the item's GTIN and that lot; a lot outside GS1's character set
-    names none. In first-seen order, each item once."""
-    ilmd = event.get("ilmd")
-    declared = ""
-    if isinstance(ilmd, Mapping):
-        for key in _LOT_KEYS:
-            if isinstance(ilmd.get(key), str):
-                declared = ilmd[key]
-                break
+    lot is the LGTIN of the item's GTIN and that lot (the ILMD's plain text escaped as a
+    Digital Link escapes it: QA, ``2026/11`` made ``/10/2026/11``, a code no spelling
+    names); a lot outside GS1's character set names none. In first-seen order, each item
+    once."""
+    declared = _declared_lot(event) if "ilmd" in event else ""
     epcs = event.get(field)
     if not isinstance(epcs, list) or (
         not declared and not any(isinstance(c, str) and "/10/" in c for c in epcs)
@@ -385,9 +414,10 @@ def lot_links(event: Mapping[str, Any], field: str = "epcList") -> list[tuple[st
         gtin, _, rest = item[len(_DL_GTIN) :].partition("/")
         if not rest.startswith("21/"):
             continue
-        lot = _dl_lot(raw) or declared
-        if lot and _CSET82.fullmatch(_PCT.sub(_pct_char, lot)):
-            out[item] = f"{_DL_GTIN}{gtin}/10/{lot}"
+        lot = _dl_lot(raw)
+        plain = _PCT.sub(_pct_char, lot) if lot else declared
+        if plain and _CSET82.fullmatch(plain):
+            out[item] = f"{_DL_GTIN}{gtin}/10/{_dl_escape(plain)}"
     return [(lot, item) for item, lot in out.items()]
 
 
@@ -398,20 +428,26 @@ def compared_event_id(eid: str) -> str:
 
 
 def lot_conflict(event: Mapping[str, Any]) -> str:
-    """Why an item of ``event`` names two lots, or "": its Digital Link's lot (``/10/``) is
-    not the ILMD ``lotNumber`` the event declares for the items it makes (compared
-    unescaped). ``lot_links`` takes the Digital Link's; refused for new records, as the
-    item would escape the declared lot's recall."""
-    ilmd = event.get("ilmd")
-    if not isinstance(ilmd, Mapping):
+    """Why ``event``'s lot is not one GS1 lot, or "" (refused for new records: an item
+    would escape its lot's recall). The ILMD names one lot number, as text; for a GS1
+    product (a GTIN's item or class) it is 1-20 characters of GS1's set (QA: ``批号LX1``
+    and a 26-character lot put items in no lot, without a word); an item's or class's
+    Digital Link lot (``/10/``, as written, compared unescaped) is that lot number."""
+    entries = _lot_entries(event)
+    if not entries:
         return ""
-    for k in _LOT_KEYS:
-        if k in ilmd and not isinstance(ilmd[k], str):
+    for k, v in entries:
+        if not isinstance(v, str):
             return f"the ILMD {k} is not a string (a lot number is text)"
-    declared = next((ilmd[k] for k in _LOT_KEYS if isinstance(ilmd.get(k), str)), "")
-    if not declared:
-        return ""
-    want = _PCT.sub(_pct_char, declared)
+    values = dict.fromkeys(v for _, v in entries)
+    if len(values) > 1:
+        return (
+            "the ILMD names two lot numbers "
+            + " and ".join(f"{k}={v[:40]!r}" for k, v in entries)
+            + ": one event's items are in one lot"
+        )
+    declared = entries[0][1]
+    want = declared
     named = [
         (field, raw) for field in ("epcList", "outputEPCList") for raw in _raw_list(event, field)
     ] + [
@@ -419,8 +455,17 @@ def lot_conflict(event: Mapping[str, Any]) -> str:
         for field in ("quantityList", "outputQuantityList")
         for raw in _raw_classes(event, field)
     ]
+    if not _CSET82.fullmatch(declared) and any(
+        normalize_code(raw).startswith(_DL_GTIN) for _, raw in named
+    ):
+        return (
+            f"the ILMD lotNumber {declared[:40]!r} is not 1-20 characters of GS1's character "
+            "set (letters, digits and !\"%&'()*+,-./:;<=>?_; no spaces): a GS1 product's "
+            "items would be in no lot"
+        )
     for field, raw in named:
-        lot = _dl_lot(raw)
+        lot = _dl_lot(raw)  # (as written: GS1's own examples give an LGTIN URN of
+        # another lot than their ILMD's; a class names its lot itself, so nothing escapes)
         if lot and _PCT.sub(_pct_char, lot) != want:
             return (
                 f"{field} code {raw[:120]!r} is in lot {lot[:40]!r} by its Digital Link, "

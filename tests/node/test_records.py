@@ -591,9 +591,22 @@ def test_an_item_whose_digital_link_lot_is_not_the_ilmd_lot_is_refused(field):
         # a lot number that is not text skipped the comparison
         ({"cbvmda:lotNumber": 1}, {}, "is not a string"),
         ({"cbvmda:lotNumber": ["LOT2"]}, {}, "is not a string"),
+        # QA: these put a GS1 product's items in no lot, so the lot's recall missed them
+        ({"cbvmda:lotNumber": "LX1 "}, {}, "is not 1-20 characters of GS1's"),
+        ({"cbvmda:lotNumber": "批号LX1"}, {}, "is not 1-20 characters of GS1's"),
+        ({"cbvmda:lotNumber": "L" * 21}, {}, "is not 1-20 characters of GS1's"),
+        ({"cbvmda:lotNumber": ""}, {}, "is not 1-20 characters of GS1's"),
+        # QA: two lot keys, the first taken without a word
+        ({"cbvmda:lotNumber": "A1", "lotNumber": "B1"}, {}, "names two lot numbers"),
     ],
 )  # fmt: skip
 def test_an_ilmd_lot_that_another_lot_contradicts_is_refused(ilmd, extra, why):
     ev = {**object_event(["urn:epc:id:sgtin:6901234.000030.1"]), "ilmd": ilmd, **extra}
     with pytest.raises(InputError, match=why):
         make_record(G, "farm", ev)
+
+
+def test_a_local_codes_lot_number_is_free_text():
+    # a lot number only names a GS1 lot for a GTIN's items; a local code's is master data
+    ev = {**object_event(["local:farm:pig-1"]), "ilmd": {"cbvmda:lotNumber": "批号 7"}}
+    assert make_record(G, "farm", ev)

@@ -27,7 +27,7 @@ from node.custody import (
     history_key,
     split_key,
 )
-from node.epcis import normalize_code
+from node.epcis import lot_links, normalize_code
 from node.errors import InputError, RuleError, RulePermissionError
 from node.trace import recall_scope, trace_back, trace_forward
 from tests.trace.helpers import GENESIS, Chain, event, signed
@@ -549,9 +549,13 @@ def test_items_commissioned_in_a_lot_are_found_from_the_lot_and_recalled_with_it
 
 def test_no_lot_link_without_a_lot_or_for_a_lot_outside_gs1s_characters(chain):
     chain.add("farm", event(action="ADD", step="commissioning", epcList=[URN]))
-    commission_in_lot(chain, "urn:epc:id:sgtin:6901234.012345.7", {"lotNumber": "a lot"})
-    for code in (URN, "urn:epc:id:sgtin:6901234.012345.7"):
-        assert [n.relation for n in trace_back(chain.custody, code).nodes] == ["self"]
+    assert [n.relation for n in trace_back(chain.custody, URN).nodes] == ["self"]
+    # a new record with such a lot is refused (``lot_conflict``); a logged one links none
+    ev = event(action="ADD", step="commissioning", epcList=["urn:epc:id:sgtin:6901234.012345.7"])
+    ev["ilmd"] = {"lotNumber": "a lot"}
+    with pytest.raises(InputError, match="is not 1-20 characters of GS1's"):
+        chain.add("farm", ev)
+    assert lot_links(ev) == []
 
 
 def test_a_container_named_as_its_own_child_is_told_so(chain):
@@ -689,3 +693,31 @@ def test_a_transformation_id_must_be_written_as_a_code_is(chain, tid, message):
     commission(chain, "farm", A)
     with pytest.raises(InputError, match=message):
         transform_part(chain, "farm", [A], [B], tid=tid)
+
+
+def test_a_lot_number_with_characters_a_digital_link_escapes_links_its_items(chain):
+    # QA: the ILMD lot "2026/11" was pasted into the lot's Digital Link unescaped
+    # (.../10/2026/11, a code no spelling names), so the lot's recall missed its items
+    lot = "urn:epc:class:lgtin:6901234.000020.2026%2F11"
+    chain.add("farm", event(action="ADD", step="commissioning", quantityList=[{"epcClass": lot}]))
+    plain = "urn:epc:id:sgtin:6901234.000020.B1"
+    commission_in_lot(chain, plain, {"cbvmda:lotNumber": "2026/11"})
+    linked = "https://id.gs1.org/01/06901234000207/10/2026%2F11/21/B2"
+    commission_in_lot(chain, linked, {"cbvmda:lotNumber": "2026/11"})
+    scope = sorted(n.code for n in recall_scope(chain.custody, lot))
+    assert scope == sorted(normalize_code(c) for c in (lot, plain, linked))
+    chain.add("regulator", observe("holding", lot, disposition="recalled"))
+    late = "urn:epc:id:sgtin:6901234.000020.B3"
+    commission_in_lot(chain, late, {"cbvmda:lotNumber": "2026/11"})  # born recalled
+    assert chain.custody.get(normalize_code(late)).recalled
+
+
+def test_a_lot_number_under_the_documents_own_prefix_links_its_item(chain):
+    # QA: a document mapping "mda" to CBV master data in its @context wrote mda:lotNumber;
+    # the key was not read, so the item was in no lot (and missed by the lot's recall)
+    chain.add("farm", event(action="ADD", step="commissioning", quantityList=[{"epcClass": LOT}]))
+    item = "urn:epc:id:sgtin:6901234.012345.A2"
+    ev = event(action="ADD", step="commissioning", epcList=[item], ilmd={"mda:lotNumber": "L1"})
+    chain.add("farm", {"@context": [{"mda": "urn:epcglobal:cbv:mda#"}], **ev})
+    scope = [n.code for n in recall_scope(chain.custody, LOT)]
+    assert scope == [normalize_code(LOT), normalize_code(item)]
