@@ -30,8 +30,12 @@ ADD                                    existing -> in the author's custody and a
                                        instances: a lot is in one container at a time)
 AggregationEvent / AssociationEvent    children listed (or all, if none listed) must be
 DELETE                                 children of the parent ("aggregation"); detached
-AggregationEvent / AssociationEvent    like OBSERVE for the parent and the children
-OBSERVE
+AggregationEvent / AssociationEvent    like OBSERVE for the parent and the children; the
+OBSERVE                                children were seen inside the parent (EPCIS), so
+                                       those the ledger does not have inside it are packed
+                                       into it as by an ADD (the parent must exist; one in
+                                       another container: refused, "aggregated"). Not in a
+                                       handoff or a closing event
 TransformationEvent                    inputs: in the author's custody, active, not inside
                                        a container. ``inputEPCList`` items are consumed
                                        (closed); ``inputQuantityList`` classes (lots) are
@@ -112,6 +116,7 @@ answers it (``puts(with_history=True)`` adds a ``history`` database for other st
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import json
 import struct
 from collections.abc import Iterator, Mapping, Sequence
@@ -625,6 +630,9 @@ def apply(
             if c in named and disposition:
                 st = st.evolve(disposition=disposition)
             w.put(st)
+        aggregation = etype in ("AggregationEvent", "AssociationEvent")
+        if aggregation and action == "OBSERVE" and not (record.is_handoff or terminal):
+            _observe_aggregation(w, record.author, codes, disposition)
     if terminal:
         for c in _moving_set(w, codes.all):
             w.put(w.need(c).with_flags(closed=True))
@@ -912,6 +920,17 @@ def _aggregate(w: _Work, author: str, codes: EventCodes, disposition: str) -> No
     for c in codes.children:
         w.put(w.need(c).evolve(parent=codes.parent))
         w.edges.append(Edge(codes.parent, c, "parent", w.index))
+
+
+def _observe_aggregation(w: _Work, author: str, codes: EventCodes, disposition: str) -> None:
+    """An aggregation OBSERVE saw its children inside its parent: those the ledger has
+    elsewhere are packed into it (``_aggregate``'s rules); the rest stay (QA: an OBSERVE
+    was accepted and changed nothing, so a recall of the pallet missed its cases)."""
+    if not codes.parent or not codes.children:
+        return
+    new = tuple(c for c in codes.children if w.need(c).parent != codes.parent)
+    if new:
+        _aggregate(w, author, dataclasses.replace(codes, children=new), disposition)
 
 
 def _disaggregate(w: _Work, author: str, codes: EventCodes) -> None:

@@ -721,3 +721,27 @@ def test_a_lot_number_under_the_documents_own_prefix_links_its_item(chain):
     chain.add("farm", {"@context": [{"mda": "urn:epcglobal:cbv:mda#"}], **ev})
     scope = [n.code for n in recall_scope(chain.custody, LOT)]
     assert scope == [normalize_code(LOT), normalize_code(item)]
+
+
+def test_an_aggregation_observe_packs_the_children_it_saw_inside_the_parent(chain):
+    # QA: an AggregationEvent OBSERVE was accepted and changed nothing: the pallet handed
+    # on without its case, and the pallet's recall missed the case
+    commission(chain, "farm", A, B, CASE)
+    chain.add("farm", event("AggregationEvent", "ADD", "packing", parentID=CASE, childEPCs=[A]))
+    seen = event("AggregationEvent", "OBSERVE", "storing", parentID=CASE, childEPCs=[A, B])
+    upd = chain.add("farm", seen)
+    assert chain.custody.get(normalize_code(CASE)).children == (
+        normalize_code(A),
+        normalize_code(B),
+    )
+    assert chain.custody.get(normalize_code(B)).parent == normalize_code(CASE)
+    assert [e.downstream for e in upd.edges] == [normalize_code(B)]  # A was inside already
+    scope = {n.code for n in recall_scope(chain.custody, CASE)}
+    assert {normalize_code(B)} <= scope
+    # seen inside another container than the ledger's: refused, as an ADD would be
+    box = "urn:epc:id:sscc:6903456.0000000102"
+    commission(chain, "farm", box)
+    with raises("aggregated", normalize_code(B)):
+        chain.add(
+            "farm", event("AggregationEvent", "OBSERVE", "storing", parentID=box, childEPCs=[B])
+        )
