@@ -8,9 +8,11 @@ too (``open_all``), for `record get --key`.
 from __future__ import annotations
 
 import hashlib
+import json
 import mimetypes
 import os
 import stat
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,19 @@ def attachment_entry(path: Path) -> dict[str, str]:
     return entry
 
 
+#: the namespace of the name-based UUIDs ``event_id_for`` gives events (a fixed random UUID)
+EVENT_ID_NAMESPACE = uuid.UUID("5b0f6d1e-8a43-4c59-9d2e-4f7a1c3e6b20")
+
+
+def event_id_for(author: str, event: dict[str, Any]) -> str:
+    """An eventID for an event written without one: ``urn:uuid:`` of a name-based UUID
+    (RFC 9562 version 5) of its author and its content (sorted-key JSON), so the same event
+    signed twice is one event (rule event-id refuses the second) and another event, or
+    another author's, is another."""
+    content = json.dumps([author, event], sort_keys=True, separators=(",", ":"))
+    return f"urn:uuid:{uuid.uuid5(EVENT_ID_NAMESPACE, content)}"
+
+
 def build_envelope(
     event_file: Path,
     key_file: Path,
@@ -103,9 +118,14 @@ def build_envelope(
     attach: Sequence[Path] = (),
 ) -> Envelope:
     """Sign a draft as ``key_file``'s member, checked as ``record verify`` would check it;
-    each ``attach`` file is named in the record by its SHA-256 (the file is not sent)."""
+    each ``attach`` file is named in the record by its SHA-256 (the file is not sent). An
+    event without an ``eventID`` gets one (``event_id_for``): EPCIS declares an event in
+    error by its eventID (QA: a mistaken sale written without one closed its code for
+    good)."""
     event, draft = read_draft(event_file)
     key = load_key_file(key_file)
+    if "eventID" not in event:
+        event = {**event, "eventID": event_id_for(key.name, event)}
     if genesis.member(key.name) is None:
         raise InputError(f"key {key.name!r} is not a member of chain {genesis.chain_id!r}")
     spec = _seal_spec(event_file, draft)

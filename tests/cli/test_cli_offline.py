@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from cli.draft import event_id_for
 from tests.cli.helpers import suyuan
 from tests.fixtures import object_event
 
@@ -137,6 +138,17 @@ def test_sign_and_verify(net):
     out = json.loads(r.stdout)
     assert out["valid"] is True
     assert out["author"] == "farm"
+    # an event written without an eventID gets one, so that it can be declared in error
+    # (QA: a mistaken sale without one closed its code for good)
+    payload = json.loads(base64.b64decode(json.loads((net / "env.json").read_text())["payload"]))
+    eid = payload["event"]["eventID"]
+    assert re.fullmatch(r"urn:uuid:[0-9a-f-]{36}", eid)
+    assert "eventID" not in json.loads((net / "ev.json").read_text())
+    # derived from author and content: the same event signed again is the same event
+    ev = json.loads((net / "ev.json").read_text())
+    assert event_id_for("farm", ev) == eid
+    assert event_id_for("slaughterhouse", ev) != eid
+    assert event_id_for("farm", {**ev, "eventTime": "2026-03-01T08:00:01+08:00"}) != eid
 
 
 def test_tampered_envelope_exits_nonzero_with_one_line(net):
