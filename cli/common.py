@@ -19,6 +19,7 @@ from rich.console import Console
 from node.errors import InputError, OutputError
 from node.inputfile import read_input
 from node.payload_json import RepeatedKeyError, unique_keys
+from node.textrules import json_text
 
 # Data (trace codes, member ids, messages) is printed as given: no console markup and no
 # ``:name:`` emoji codes, so ``farm:pig:lot7`` stays itself and ``a[/]b`` is no markup
@@ -75,7 +76,7 @@ def positive_seconds(value: float) -> float:
 
 def print_json(obj: Any) -> None:
     """Machine output: one JSON document on stdout."""
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json_text(obj, indent=2) + "\n")
     sys.stdout.flush()
 
 

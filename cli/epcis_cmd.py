@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +26,7 @@ from node.errors import InputError, LedgerError, NodeUnavailableError, NotFoundE
 from node.genesis import Genesis
 from node.keys import load_key_file
 from node.records import CATEGORIES, TraceRecord, make_record, sign_record
+from node.textrules import json_text
 
 app = typer.Typer(
     help="Import EPCIS 2.0 documents as records; export a code's history.", no_args_is_help=True
@@ -323,7 +323,7 @@ def export_cmd(
                 break
     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     doc = export_document(items, creation_date=now)
-    text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    text = json_text(doc, indent=2) + "\n"
     if out is None:
         typer.echo(text, nl=False)
     else:

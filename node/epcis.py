@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 from node.cached import cached
 from node.errors import InputError, RuleError
 from node.records import CATEGORIES, EVENT_TYPES, TraceRecord, validate_event
+from node.textrules import lone_surrogate
 
 DL_BASE = "https://id.gs1.org"
 MAX_CODE_BYTES = 200  # keys of two codes must fit LMDB's 511-byte key limit
@@ -547,6 +548,8 @@ def code_problem(code: str) -> str:
     """Why ``code`` cannot be a trace code, or "" if it can (checked on the raw string)."""
     if not code.strip():
         return "an identifier is empty"
+    if lone_surrogate(code):
+        return f"identifier is not Unicode text (an unpaired surrogate): {code[:40]!a}"
     if len(code.encode("utf-8")) > MAX_CODE_BYTES:
         return f"identifier longer than {MAX_CODE_BYTES} bytes: {code[:40]}..."
     if _CONTROL.search(code):
@@ -816,7 +819,16 @@ def import_event(event: Any, position: int = 0, *, category: str = "other") -> I
         check_event_codes(roles, str(event["type"]))
     except (InputError, RuleError) as e:
         return ImportResult(position, None, category, _reason(e))
-    size = len(json.dumps(event, ensure_ascii=False).encode())
+    text = json.dumps(event, ensure_ascii=False)
+    if lone_surrogate(text):  # (QA: a traceback, where a record would be refused)
+        return ImportResult(
+            position,
+            None,
+            category,
+            "the event holds text that is not Unicode (an unpaired surrogate escape such as "
+            "\\ud800, which UTF-8 cannot write)",
+        )
+    size = len(text.encode())
     if size > MAX_EVENT_BYTES:
         return ImportResult(
             position,

@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 
 from node.errors import InputError
+from node.textrules import lone_surrogate
 
 #: Deepest nesting of arrays and objects a payload may have (the record object is level 1).
 MAX_DEPTH = 64
@@ -120,7 +121,13 @@ def decode(payload: bytes, *, strict: bool = True) -> Any:
             except orjson.JSONEncodeError:
                 pass
     try:
-        return (_STRICT if strict else _DECODER).decode(payload.decode("utf-8"))
+        doc = (_STRICT if strict else _DECODER).decode(payload.decode("utf-8"))
+        if strict and b"\\u" in payload and lone_surrogate(json.dumps(doc, ensure_ascii=False)):
+            raise InputError(
+                "record: the payload holds text that is not Unicode (an unpaired surrogate "
+                "escape such as \\ud800, which UTF-8 cannot write)"
+            )
+        return doc
     except RecursionError as e:  # unreachable within MAX_DEPTH; kept as bad input anyway
         raise InputError("record: the payload JSON nests too deeply") from e
     except (ValueError, UnicodeDecodeError) as e:

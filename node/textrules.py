@@ -9,7 +9,10 @@ later Unicode version cannot change an answer.
 
 from __future__ import annotations
 
+import json
+import re
 import unicodedata
+from typing import Any
 
 _UCD = unicodedata.ucd_3_2_0
 
@@ -23,6 +26,23 @@ _HIDDEN_CHARS = frozenset("\u00ad\u034f\u115f\u1160\u3164\uffa0\u180e")
 def _hidden(ch: str) -> bool:
     """``ch`` shows nothing or is not in Unicode 3.2 (an ASCII space counts as visible)."""
     return ch != " " and (ch in _HIDDEN_CHARS or _UCD.category(ch) in _HIDDEN_CATEGORIES)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate(text: str) -> bool:
+    """Whether ``text`` holds an unpaired surrogate (U+D800-U+DFFF; a JSON escape such as
+    ``"\\ud800"`` decodes to one): not Unicode text, and UTF-8 cannot write it."""
+    return _SURROGATE.search(text) is not None
+
+
+def json_text(value: Any, *, indent: int | None = None) -> str:
+    """``value`` as JSON text with non-ASCII characters as themselves, or, where a string in
+    it holds an unpaired surrogate (a record committed before the node refused them), all
+    escaped (``\\ud800``): text any UTF-8 stream can write."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    return json.dumps(value, indent=indent) if lone_surrogate(text) else text
 
 
 def hidden_char(text: str) -> str:

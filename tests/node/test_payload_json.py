@@ -93,7 +93,7 @@ def test_canonical_and_other_spellings_refuse_a_repeated_key() -> None:
     ids=["exponent", "negative-zero", "lone-surrogate", "big-int"],
 )
 def test_values_the_fast_path_writes_differently_match_the_standard_library(payload: bytes) -> None:
-    assert decode(payload) == json.loads(payload)
+    assert decode(payload, strict=False) == json.loads(payload)  # (strict refuses a surrogate)
 
 
 def test_nesting_limit_is_exact() -> None:
@@ -234,3 +234,26 @@ def test_a_record_with_nan_is_refused_at_admission_and_replays_if_committed() ->
         verify_envelope(bad, g)
     assert math.isnan(verify_envelope(bad, g, committed=True).record.event["x:v"])
     assert parse_trusted(envelope_to_proto(bad)).record_id == bad.record_id
+
+
+@pytest.mark.parametrize(
+    "where", [b'"attributes":{"note":"ok\\ud800"},', b'"attributes":{"n":"\\udfff"},']
+)
+def test_a_new_record_with_an_unpaired_surrogate_is_refused_a_committed_one_reads(where) -> None:
+    # QA: a member's own client committed "\ud800" in an attribute; every `record get
+    # --json` and `epcis export` of that code then failed with a traceback
+    good = sign_record(make_record(G, "farm", object_event(["urn:x:1"])), key("farm"))
+    bad = good.payload.replace(b'"author"', where + b'"author"')
+    with pytest.raises(InputError, match="not Unicode"):
+        verify_envelope(_signed_payload(bad), G)
+    assert TraceRecord.from_payload(bad, strict=False).attributes  # a logged one replays
+    paired = good.payload.replace(b'"author"', b'"attributes":{"n":"\\ud83d\\ude00"},"author"')
+    assert TraceRecord.from_payload(paired).attributes == {"n": "\U0001f600"}
+
+
+def test_json_output_escapes_an_unpaired_surrogate_and_keeps_other_text() -> None:
+    from node.textrules import json_text
+
+    assert json_text({"a": "中"}) == '{"a": "中"}'
+    assert json_text({"a": "中\ud800"}) == '{"a": "\\u4e2d\\ud800"}'
+    json_text({"a": "\ud800"}).encode("utf-8")  # writable

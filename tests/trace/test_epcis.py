@@ -314,3 +314,14 @@ def test_export_drops_provenance_fields_a_member_wrote_into_its_event():
     exported = out["epcisBody"]["eventList"][0]
     assert "suyuan:handoff" not in exported
     assert exported["suyuan:author"] == "farm"
+
+
+def test_an_event_with_an_unpaired_surrogate_is_refused_at_import_not_a_traceback():
+    # QA: `epcis import` (even --dry-run) of a document with "\ud800" in a field crashed
+    ev = {**event(epcList=["urn:epc:id:sgtin:6901234.000001.6401"]), "example:x": "\ud800"}
+    r = import_event(ev)
+    assert r.event is None
+    assert "not Unicode" in r.reason
+    r = import_event(event(epcList=["urn:x:\udc00"]))
+    assert r.event is None
+    assert "not Unicode text" in r.reason
