@@ -176,3 +176,48 @@ def test_verify_json_answers_on_stdout_for_a_bad_genesis_and_an_empty_checkpoint
                cwd=tmp_path)  # fmt: skip
     assert r.returncode == 2, r.stderr
     assert "no header or no certificate" in r.stderr
+
+
+def test_audit_fails_when_the_node_sends_fewer_blocks_than_its_height(chain, tmp_path, monkeypatch):
+    # QA: a node (here a stand-in) that reported height 563 and streamed 10 blocks passed
+    # the audit, and --save-checkpoint would have recorded height 10 as the audited head
+    from typer.testing import CliRunner
+
+    import node.client
+    from cli import main as cli_main
+
+    blocks = chain.committed_blocks()
+    g = chain.genesis
+
+    class Node:
+        def __init__(self, *a, **kw):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def status(self):
+            return services_pb2.StatusResponse(
+                chain_id=g.chain_id, genesis_hash=g.hash, height=len(blocks)
+            )
+
+        def stream_blocks(self, start, end, timeout=None):
+            return iter(blocks[:sent])
+
+    monkeypatch.setattr(node.client, "LedgerClient", Node)
+    (tmp_path / "genesis.json").write_text(g.to_json())
+    args = ["audit", "--genesis", str(tmp_path / "genesis.json"), "--node", "127.0.0.1:9"]
+    save = ["--save-checkpoint", str(tmp_path / "cp.json")]
+    sent = len(blocks) - 1
+    r = CliRunner().invoke(cli_main.app, [*args, *save])
+    why = str(r.exception)  # (``cli.main.run`` prints it as one line, with its exit code)
+    assert getattr(r.exception, "exit_code", None) == 3, r.output
+    assert f"reported height {len(blocks)} but sent blocks only up to height {sent}" in why
+    assert not (tmp_path / "cp.json").exists()
+    sent = len(blocks)
+    r = CliRunner().invoke(cli_main.app, [*args, *save])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "cp.json").exists()
