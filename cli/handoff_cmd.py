@@ -15,6 +15,7 @@ from cli.common import (
     console,
     err_console,
     print_json,
+    safe,
     write_text_atomic,
 )
 from cli.draft import load_envelope
@@ -270,4 +271,10 @@ def accept(
         print_json(info)
     else:
         state = f"committed at height {resp.height}" if resp.committed else "submitted"
-        console.print(f"handoff {info['record_id']} {v.record.author} -> {k.name} {state}")
+        console.print(
+            f"handoff {info['record_id']} {v.record.author} -> {k.name} {state}", markup=False
+        )
+        codes = v.record.codes()  # (QA-B: what was countersigned went unsaid)
+        shown = ", ".join(safe(c) for c in codes[:10])
+        more = f" and {len(codes) - 10} more" if len(codes) > 10 else ""
+        console.print(f"  {len(codes)} codes: {shown}{more}", markup=False, soft_wrap=True)

@@ -640,3 +640,22 @@ def test_an_offer_without_genesis_or_testnet_asks_for_the_genesis(net, tmp_path)
         r.stderr
     )
     assert not (tmp_path / "o.json").exists()
+
+
+def test_an_envelope_with_a_repeated_key_is_refused(net):
+    # QA: an offer with two payloads showed a reader the first, and `handoff accept`
+    # countersigned (and `record verify` reported) the second
+    r = suyuan(*_SIGN, "--out", "one.json", cwd=net)
+    assert r.returncode == 0, r.stderr
+    doc = (net / "one.json").read_text()
+    twice = doc.replace('"payload":', '"payload": "e30=", "payload":', 1)
+    (net / "two.json").write_text(twice)
+    for args in (
+        ("record", "verify", "two.json", "--genesis", "genesis.json"),
+        ("record", "cosign", "two.json", "--key", "farm.key", "--out", "x.json"),
+    ):
+        r = suyuan(*args, cwd=net)
+        assert r.returncode == 2, (args, r.stderr)
+        assert "key 'payload' is given twice" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert not (net / "x.json").exists()
