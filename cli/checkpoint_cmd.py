@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import UINT64_MAX, console, print_json, write_text_atomic
+from cli.common import UINT64_MAX, console, distinct_outputs, print_json, write_text_atomic
 from cli.proof_cmd import JsonOpt, NodeOpt
 from node.errors import InputError, LedgerError, NodeUnavailableError, VerificationError
 from node.genesis import Genesis
@@ -105,8 +105,11 @@ def checkpoint(
                 f"{need} validator signatures are needed: {'; '.join(unreachable[:3])}"
             )
         res = require_checkpoint(cp, g)  # raises unless >= 2f+1 note signatures
-    write_text_atomic(out, checkpoint_to_json(cp))
     npath = note_out or out.with_suffix(".note")
+    distinct_outputs(
+        [("--out", out), ("--note-out" if note_out else "the note", npath if note else None)]
+    )
+    write_text_atomic(out, checkpoint_to_json(cp))
     if note:
         write_text_atomic(npath, cp.note)
     info = {

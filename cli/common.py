@@ -10,6 +10,7 @@ import re
 import signal
 import sys
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -91,6 +92,35 @@ def read_json_file(path: Path, what: str) -> Any:
 
 
 _FD_PATH = re.compile(r"/dev/(stdout|stderr)|/dev/fd/(\d+)|/proc/self/fd/(\d+)")
+
+
+Named = tuple[str, Path | None]  # (what the path is to the user, e.g. "--out"; the path)
+
+
+def distinct_outputs(outputs: Sequence[Named], inputs: Sequence[Named] = ()) -> None:
+    """Before anything is written: refuse (``InputError``) two of the files naming one
+    (QA: ``--note-out`` equal to ``--out`` replaced the checkpoint with its note; ``prove
+    --since cp.json --out cp.json`` replaced the auditor's checkpoint with the bundle), and
+    (``OutputError``) an output whose folder is missing (QA: a checkpoint was written, then
+    its note failed). Descriptor paths (``/dev/stdout``) are left alone."""
+    files = [(n, p) for n, p in (*inputs, *outputs) if p is not None]
+    given = [(n, p) for n, p in files if _open_descriptor(str(p)) is None]
+    for i, (name, p) in enumerate(given):
+        for other, q in given[i + 1 :]:
+            if _same_file(p, q):
+                raise InputError(f"{name} and {other} name the same file {p}: give two files")
+    for _, o in outputs:
+        if o is not None and _open_descriptor(str(o)) is None and not o.parent.is_dir():
+            raise OutputError(f"cannot write {o}: no folder {o.parent} (create it first)")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):  # (a symlink loop: the write will say so)
+        return False
 
 
 def _open_descriptor(path: str) -> int | None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.common import console, err_console, print_json, write_text_atomic
+from cli.common import console, distinct_outputs, err_console, print_json, write_text_atomic
 from node.errors import InputError, LedgerError, VerificationError
 from node.genesis import Genesis
 from node.inputfile import read_input
@@ -76,6 +76,7 @@ def prove(
     from node.verify import bundle_to_json, parse_header, verify_bundle, verify_checkpoint
 
     rid = parse_record_id(record_id)
+    distinct_outputs([("--out", out)], inputs=[("--since", since)])
     target = resolve_node(node)
     since_size = 0
     cp = g = header = None

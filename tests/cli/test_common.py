@@ -229,3 +229,23 @@ def test_a_newline_in_a_history_field_cannot_forge_a_line():
     with console.capture() as cap:
         console.print(f"  #7 {safe(step)}")
     assert len(cap.get().splitlines()) == 1
+
+
+def test_two_options_naming_one_file_or_a_missing_folder_are_refused_before_writing(
+    tmp_path, monkeypatch
+):
+    # QA: --note-out equal to --out replaced the checkpoint with its note, `prove --since
+    # cp.json --out cp.json` replaced the auditor's checkpoint, and a checkpoint was
+    # written before its note's missing folder failed the command
+    from cli.common import distinct_outputs
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cp.json").write_text("{}")
+    with pytest.raises(InputError, match="--since and --out name the same file"):
+        distinct_outputs([("--out", Path("cp.json"))], inputs=[("--since", tmp_path / "cp.json")])
+    with pytest.raises(InputError, match="--out and --note-out name the same file"):
+        distinct_outputs([("--out", Path("a.json")), ("--note-out", Path("./a.json"))])
+    with pytest.raises(OutputError, match="no folder"):
+        distinct_outputs([("--out", Path("a.json")), ("--note-out", Path("nowhere/a.note"))])
+    distinct_outputs([("--out", Path("/dev/stdout")), ("--note-out", Path("/dev/stdout"))])
+    distinct_outputs([("--out", Path("a.json")), ("--note-out", None)])
