@@ -4,13 +4,18 @@ The standard library keeps the last of two equal keys, and protobuf's JSON mappi
 field under its proto name and its JSON name (``log_index``, ``logIndex``), the last one
 winning. Either way a file could show one value to a reader and give another to the
 verifier. ``loads`` refuses a repeated key; ``one_spelling`` a field given under both of
-its names, at every level of a protobuf message.
+its names, an integer written other than as ASCII digits (protobuf's reader takes ``"١"``,
+``"６"``, ``"1e0"`` and ``1.0``), or bytes other than base64 (it drops characters that are
+not), at every level of a protobuf message.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+from google.protobuf.descriptor import FieldDescriptor
 
 from node.errors import InputError
 from node.payload_json import RepeatedKeyError, unique_keys
@@ -27,9 +32,30 @@ def loads(text: str | bytes, what: str) -> Any:
         raise InputError(f"{what}: not valid JSON ({first})") from e
 
 
+_INTEGER_TYPES = frozenset(
+    {
+        FieldDescriptor.TYPE_INT32,
+        FieldDescriptor.TYPE_INT64,
+        FieldDescriptor.TYPE_UINT32,
+        FieldDescriptor.TYPE_UINT64,
+        FieldDescriptor.TYPE_SINT32,
+        FieldDescriptor.TYPE_SINT64,
+        FieldDescriptor.TYPE_FIXED32,
+        FieldDescriptor.TYPE_FIXED64,
+        FieldDescriptor.TYPE_SFIXED32,
+        FieldDescriptor.TYPE_SFIXED64,
+    }
+)
+_DIGITS = re.compile(r"-?[0-9]+")  # (``re.ASCII`` is moot: the class is spelled out)
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}|[A-Za-z0-9_-]*={0,2}")  # standard or URL-safe
+
+
 def one_spelling(doc: Any, descriptor: Any, what: str) -> None:
-    """Refuse (``InputError``) a field of ``descriptor`` given under both its proto name
-    and its JSON name in ``doc``, at any depth (bounded by the document's own depth)."""
+    """Refuse (``InputError``) a field of ``descriptor`` in ``doc`` given under both its
+    proto name and its JSON name, an integer field that is not a JSON integer or a string
+    of ASCII digits, or a bytes field that is not base64 (standard or URL-safe, the
+    alphabets protobuf's JSON mapping reads), at any depth (bounded by the document's own
+    depth)."""
     if not isinstance(doc, dict):
         return
     for fd in descriptor.fields:
@@ -39,13 +65,29 @@ def one_spelling(doc: Any, descriptor: Any, what: str) -> None:
             raise InputError(
                 f"{what}: field {fd.name!r} is given twice (as {' and '.join(sorted(present))})"
             )
-        if fd.message_type is None or not present:
+        if not present:
             continue
         value = doc[present[0]]
         items = value if fd.is_repeated else [value]
-        if isinstance(items, list):
-            for item in items:
+        if not isinstance(items, list):
+            continue  # (protobuf's reader names the wrong shape)
+        for item in items:
+            if fd.message_type is not None:
                 one_spelling(item, fd.message_type, what)
+            elif fd.type in _INTEGER_TYPES and not _integer(item):
+                raise InputError(
+                    f"{what}: field {fd.name!r} is {str(item)[:40]!r}, not an integer in digits"
+                )
+            elif fd.type == FieldDescriptor.TYPE_BYTES and not (
+                isinstance(item, str) and _BASE64.fullmatch(item)
+            ):
+                raise InputError(f"{what}: field {fd.name!r} is not base64")
+
+
+def _integer(v: Any) -> bool:
+    if isinstance(v, str):
+        return _DIGITS.fullmatch(v) is not None
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 __all__ = ["loads", "one_spelling"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from google.protobuf import json_format
 
 from consensus.evidence import vote_evidence
@@ -140,6 +141,32 @@ def test_strict_json_refuses_repeats_at_any_depth():
     doc = {"checkpoint": {"header": "AA==", "certificate": {"block_hash": "", "blockHash": ""}}}
     with pytest.raises(InputError, match="field 'block_hash' is given twice"):
         strictjson.one_spelling(doc["checkpoint"], types_pb2.Checkpoint.DESCRIPTOR, "x")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        # QA: protobuf's reader took these for 1 and 6, and dropped the junk in base64
+        ("log_index", "\u0661", "not an integer in digits"),
+        ("record_height", "\uff16", "not an integer in digits"),
+        ("log_index", "1.0", "not an integer in digits"),
+        ("log_index", "1e0", "not an integer in digits"),
+        ("log_index", 1.0, "not an integer in digits"),
+        ("log_index", True, "not an integer in digits"),
+        ("header", "Cg5zdXl1YW!!$$4tdG", "not base64"),
+        ("genesis_hash", 7, "not base64"),
+    ],
+)
+def test_bundle_numbers_and_bytes_are_read_one_way(chain, tmp_path, field, value, why):
+    doc = json.loads(bundle_to_json(chain.bundle(chain.envs[0])))
+    doc[field] = value
+    (tmp_path / "genesis.json").write_text(chain.genesis.to_json())
+    (tmp_path / "b.json").write_text(json.dumps(doc))
+    r = suyuan("verify", "b.json", "--genesis", "genesis.json", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert f"field {field!r}" in r.stderr
+    assert why in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
 
 
 def test_a_checkpoint_of_the_empty_log_is_a_prefix_of_every_log(tmp_path):
