@@ -30,7 +30,7 @@ from node.textrules import hidden_char
 
 def read_draft(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """An EPCIS event, or a draft {"event", "category"?, "handoff_to"?, "attributes"?}."""
-    doc = read_json_file(path, "event")
+    doc = read_json_file(path, "event file")
     if not isinstance(doc, dict):
         raise InputError(f"{path}: expected a JSON object (an EPCIS event)")
     if "event" in doc:

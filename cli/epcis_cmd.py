@@ -54,7 +54,10 @@ def import_cmd(
     import at once: one line, exit 5.
     """
     doc = read_json_file(document, "EPCIS document")
-    results = import_document(doc, category=category)
+    try:
+        results = import_document(doc, category=category)
+    except InputError as e:  # (QA: the document was not named)
+        raise InputError(f"{document}: {e}") from e
     target = None if dry_run and genesis else resolve_node(node)
     gpath = genesis or (target.genesis if target else None)
     if gpath is None:

@@ -765,9 +765,10 @@ def document_events(doc: Any) -> tuple[list[Any], list[Any]]:
     elif dtype in EVENT_TYPES:
         return [doc], []
     else:
+        what = f"unknown document type {dtype!r}" if dtype is not None else "no document 'type'"
         raise InputError(
-            f"epcis: unknown document type {dtype!r} (EPCISDocument, EPCISQueryDocument or an "
-            "event)"
+            f"epcis: {what} (EPCISDocument, EPCISQueryDocument or an event type such as "
+            "ObjectEvent)"
         )
     if not isinstance(events, list):
         where = (

@@ -274,6 +274,8 @@ def verify_bundle(
     def step1() -> str:
         if bundle.format != BUNDLE_FORMAT:
             raise _fail(f"format is {bundle.format!r}, expected {BUNDLE_FORMAT!r}")
+        if not bundle.genesis_hash:
+            raise _fail("bundle names no chain (genesis_hash is missing)")
         if not hmac.compare_digest(bytes(bundle.genesis_hash), genesis.hash):
             raise _fail(
                 f"bundle is for the chain of genesis {bytes(bundle.genesis_hash).hex()}, the "

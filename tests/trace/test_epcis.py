@@ -119,6 +119,8 @@ def test_document_shapes():
     assert len(document_events(query)[0]) == 2
     with pytest.raises(InputError, match="unknown document type"):
         import_document({"type": "Foo"})
+    with pytest.raises(InputError, match="no document 'type'"):  # (QA: it printed None)
+        import_document({"epcisBody": {}})
     with pytest.raises(InputError, match="eventList"):
         import_document({"type": "EPCISDocument", "epcisBody": {}})
     with pytest.raises(InputError, match="unknown category"):
