@@ -173,6 +173,10 @@ RECALL_DISPOSITION = "recalled"
 RETURN_DISPOSITIONS = frozenset({"returned"})
 SALE_STEPS = frozenset({"retail_selling", "dispensing"})  # refused on recalled codes
 SALE_DISPOSITIONS = frozenset({"retail_sold", "dispensed"})
+#: dispositions that say a code is fit for sale or use: refused on a recalled code
+CLEARING_DISPOSITIONS = frozenset(
+    {"active", "available", "sellable_accessible", "sellable_not_accessible"}
+)
 
 _SEP = b"\x00"
 
@@ -612,6 +616,16 @@ def apply(
                         "with disposition returned) or destroy it",
                         c,
                     )
+        cleared = _clears_recall(ev, disposition)
+        if cleared:
+            for c in moving:
+                if w.need(c).recalled:
+                    raise RuleError(
+                        RULE_RECALLED,
+                        f"a recalled code cannot be {cleared}: its recall stands until it is "
+                        "declared in error (suyuan record declare)",
+                        c,
+                    )
         if record.is_handoff:
             exit_ok = recalled_may_leave(step, disposition, terminal=terminal)
             for c in moving:
@@ -637,6 +651,21 @@ def apply(
         for c in _moving_set(w, codes.all):
             w.put(w.need(c).with_flags(closed=True))
     return _done(w)
+
+
+def _clears_recall(ev: Mapping[str, Any], disposition: str) -> str:
+    """How ``ev`` would say a recalled code is fit for sale or use, or "": a disposition of
+    ``CLEARING_DISPOSITIONS``, or EPCIS 2.0's ``persistentDisposition`` unsetting
+    ``recalled`` (QA: the custodian of a recalled item published both)."""
+    if disposition in CLEARING_DISPOSITIONS:
+        return f"marked {disposition}"
+    pd = ev.get("persistentDisposition")
+    unset = pd.get("unset") if isinstance(pd, Mapping) else None
+    if isinstance(unset, list) and any(
+        isinstance(d, str) and bare_disposition(d) == RECALL_DISPOSITION for d in unset
+    ):
+        return "unmarked recalled (persistentDisposition unset)"
+    return ""
 
 
 def _commissioned_by(st: CodeState | None, member: str) -> bool:

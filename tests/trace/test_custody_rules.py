@@ -745,3 +745,22 @@ def test_an_aggregation_observe_packs_the_children_it_saw_inside_the_parent(chai
         chain.add(
             "farm", event("AggregationEvent", "OBSERVE", "storing", parentID=box, childEPCs=[B])
         )
+
+
+@pytest.mark.parametrize(
+    "more",
+    [
+        {"disposition": "sellable_accessible"},
+        {"disposition": "https://ref.gs1.org/cbv/Disp-active"},
+        {"persistentDisposition": {"unset": ["recalled"]}},
+    ],
+    ids=["sellable", "active-iri", "unset-recalled"],
+)
+def test_the_custodian_of_a_recalled_code_cannot_mark_it_fit_for_sale(chain, more):
+    # QA: accepted, so the public history contradicted the recall (the sale stayed refused)
+    commission(chain, "farm", A)
+    chain.add("regulator", observe("holding", A, disposition="recalled"))
+    with raises("recalled", normalize_code(A)) as err:
+        chain.add("farm", {**event(step="storing", epcList=[A]), **more})
+    assert "its recall stands until it is declared in error" in str(err.value)
+    chain.add("farm", event(step="storing", epcList=[A]))  # an observation without one: fine
