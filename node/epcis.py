@@ -910,7 +910,10 @@ def export_event(item: Committed | TraceRecord) -> dict[str, Any]:
     """The record's event as signed, plus Suyuan provenance in ``suyuan:`` extension fields.
 
     Added: ``suyuan:author``, ``suyuan:category``, and when known ``suyuan:logIndex``,
-    ``suyuan:recordId`` (hex) and ``suyuan:handoff`` ({from, to}); ``eventTimeZoneOffset``
+    ``suyuan:recordId`` (hex), ``suyuan:handoff`` ({from, to}), the record's public
+    ``suyuan:attributes`` and its ``suyuan:attachments`` (name, SHA-256; QA: left out
+    without a word; sealed attributes stay sealed, named in ``suyuan:sealed``);
+    ``eventTimeZoneOffset``
     (required by EPCIS, not by Suyuan records) when missing, taken from ``eventTime``'s
     offset ("+00:00" if it has none). Removed: ``suyuan:`` fields the member wrote into the
     event itself (they would read as the ledger's provenance, a handoff no one signed).
@@ -930,6 +933,12 @@ def export_event(item: Committed | TraceRecord) -> dict[str, Any]:
         ev[f"{SUYUAN_PREFIX}:recordId"] = c.record_id.hex()
     if rec.is_handoff:
         ev[f"{SUYUAN_PREFIX}:handoff"] = {"from": rec.handoff_from, "to": rec.handoff_to}
+    if rec.attributes:
+        ev[f"{SUYUAN_PREFIX}:attributes"] = dict(rec.attributes)
+    if rec.attachments:
+        ev[f"{SUYUAN_PREFIX}:attachments"] = [dict(a) for a in rec.attachments]
+    if rec.sealed:
+        ev[f"{SUYUAN_PREFIX}:sealed"] = sorted(rec.sealed)
     return ev
 
 

@@ -327,3 +327,23 @@ def test_an_event_with_an_unpaired_surrogate_is_refused_at_import_not_a_tracebac
     r = import_event(event(epcList=["urn:x:\udc00"]))
     assert r.event is None
     assert "not Unicode text" in r.reason
+
+
+def test_export_carries_the_records_public_attributes_and_attachment_digests():
+    # QA: `epcis export` left them out without a word (a baijiu record's); sealed values
+    # stay sealed, only their names are exported
+    attrs = {"alcohol_abv": 52, "origin": "仁怀"}
+    att = {"name": "report.pdf", "sha256": "ab" * 32, "media_type": "application/pdf"}
+    rec = make_record(
+        GENESIS, "farm", event(epcList=["urn:epc:id:sgtin:0614141.107346.1"]),
+        attributes=attrs, attachments=[att],
+    )  # fmt: skip
+    doc = export_document([Committed(rec, 0, bytes(32))], creation_date="2026-03-05T08:00:00Z")
+    assert not list(validator().iter_errors(doc))
+    out = doc["epcisBody"]["eventList"][0]
+    assert out["suyuan:attributes"] == attrs
+    assert out["suyuan:attachments"] == [att]
+    assert "suyuan:sealed" not in out
+    [again] = import_document(doc)  # a re-import drops the ledger's fields
+    assert again.event is not None
+    assert not any(k.startswith("suyuan:") for k in again.event)
