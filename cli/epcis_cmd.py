@@ -25,7 +25,7 @@ from node.epcis import Committed, ImportResult, export_document, import_document
 from node.errors import InputError, LedgerError, NodeUnavailableError, NotFoundError, RuleError
 from node.genesis import Genesis
 from node.keys import load_key_file
-from node.records import CATEGORIES, TraceRecord, make_record, sign_record
+from node.records import CATEGORIES, TraceRecord, event_time_ms, make_record, sign_record
 from node.textrules import json_text
 
 app = typer.Typer(
@@ -237,14 +237,22 @@ def _shape(info: Any) -> tuple[Any, ...]:
     """What a committed record's event is (``RecordInfo``): type, eventTime, bizStep, codes,
     and whether it is an error declaration (which repeats its event's eventID)."""
     codes = frozenset(normalize_code(c) for c in info.codes)
-    return (info.event_type, info.event_time, info.biz_step, codes, bool(info.error_declaration))
+    when = _instant(info.event_time)
+    return (info.event_type, when, info.biz_step, codes, bool(info.error_declaration))
+
+
+def _instant(when: Any) -> Any:
+    """An eventTime as the instant it names (QA: the same instant written another way read
+    as another event), or as written if it is no RFC 3339 date-time."""
+    ms = event_time_ms(when) if isinstance(when, str) else None
+    return when if ms is None else ms
 
 
 def _wanted(r: ImportResult) -> tuple[Any, ...]:
     """The same for an event to import."""
     ev = r.event or r.exported or {}
     step = ev.get("bizStep", "")
-    return (ev.get("type"), ev.get("eventTime"), step if isinstance(step, str) else "",
+    return (ev.get("type"), _instant(ev.get("eventTime")), step if isinstance(step, str) else "",
             frozenset(r.codes), isinstance(ev.get("errorDeclaration"), dict))  # fmt: skip
 
 

@@ -106,3 +106,13 @@ def test_a_uuid_eventid_repeated_in_capitals_is_a_repeat(tmp_path: Path) -> None
     assert results[0].ok
     assert not results[1].ok
     assert "repeats event 0's" in results[1].reason
+
+
+def test_a_reimported_event_is_compared_by_the_instant_its_time_names():
+    # QA: the same eventTime written as another offset read as another event (refused,
+    # "already names another event") instead of skipped
+    from cli.epcis_cmd import _instant
+
+    assert _instant("2026-03-01T08:00:00+08:00") == _instant("2026-03-01T00:00:00Z")
+    assert _instant("2026-03-01T08:00:00+08:00") != _instant("2026-03-01T08:00:00Z")
+    assert _instant("not a time") == "not a time"
