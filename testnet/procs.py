@@ -2,7 +2,10 @@
 
 Every signal goes to one recorded PID, and only after ``is_ours`` has checked through
 ``/proc/PID/cmdline`` that the process is still ``suyuan node start --config CONFIG`` for
-that node's config (a PID may have been reused). Linux only (``/proc``).
+that node's config (a PID may have been reused); or, for a testnet folder moved while it ran
+(its command line keeps the old path), ``--config .../NAME`` with the config's name and the
+node's data folder (``DIR/NAME-without-.toml``, the testnet's layout) open, as
+``/proc/PID/fd`` shows it at its new path. Linux only (``/proc``).
 
 Processes are started with ``start_new_session=True`` so a terminal's Ctrl-C does not reach
 them, with stdout and stderr appended to the node's log. Children of this process are
@@ -60,7 +63,7 @@ def start_node(config: Path, log: Path, cwd: Path) -> int:
     deadline = time.monotonic() + _EXEC_WAIT_S
     while proc.poll() is None and time.monotonic() < deadline:
         args = _cmdline(proc.pid)
-        if args and _matches(args, config):
+        if args and _matches(proc.pid, args, config):
             break
         time.sleep(0.005)
     return proc.pid
@@ -103,12 +106,41 @@ def proc_state(pid: int) -> str | None:
     return rest[0] if rest else None
 
 
-def _matches(args: list[str], config: Path) -> bool:
+def _matches(pid: int, args: list[str], config: Path) -> bool:
     try:
         i = args.index("--config")
     except ValueError:
         return False
-    return i + 1 < len(args) and args[i + 1] == str(config) and "start" in args[:i]
+    if i + 1 >= len(args) or "start" not in args[:i]:
+        return False
+    given = args[i + 1]
+    if given == str(config):
+        return True
+    # (QA: a testnet folder moved while it ran: status said "stopped", down stopped nothing)
+    return Path(given).name == config.name and _holds_open(pid, _data_dir(config))
+
+
+def _data_dir(config: Path) -> Path:
+    """A testnet node's data folder: ``DIR/node{i}`` for ``DIR/configs/node{i}.toml``."""
+    return config.parent.parent / config.stem
+
+
+def _holds_open(pid: int, folder: Path) -> bool:
+    """Whether ``pid`` has ``folder`` or a file directly in it open (a node holds its data
+    folder and its ``node.lock``); the kernel names open files by their current path."""
+    want = str(folder)
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds[:4096]:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target == want or os.path.dirname(target) == want:
+            return True
+    return False
 
 
 def is_ours(pid: int | None, config: Path) -> bool:
@@ -119,7 +151,7 @@ def is_ours(pid: int | None, config: Path) -> bool:
     if state is None or state in ("Z", "X"):
         return False
     args = _cmdline(pid)
-    return args is not None and _matches(args, config)
+    return args is not None and _matches(pid, args, config)
 
 
 def is_gone(pid: int, config: Path) -> bool:
@@ -131,7 +163,7 @@ def is_gone(pid: int, config: Path) -> bool:
     if state is None or state in ("Z", "X"):
         return True
     args = _cmdline(pid)
-    return bool(args) and args is not None and not _matches(args, config)
+    return bool(args) and args is not None and not _matches(pid, args, config)
 
 
 def is_paused(pid: int | None) -> bool:

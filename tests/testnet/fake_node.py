@@ -54,10 +54,13 @@ def main() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     else:
         signal.signal(signal.SIGTERM, lambda *_: done.set())
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    held = os.open(cfg.data_dir, os.O_RDONLY)  # as the real node holds its data folder
     server.start()
     print(f"fake node {cfg.member} serving on {cfg.listen}", flush=True)
     done.wait(600)
     server.stop(0).wait(5)
+    os.close(held)
 
 
 if __name__ == "__main__":

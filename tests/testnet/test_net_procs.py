@@ -266,3 +266,16 @@ def test_a_node_the_manifest_lost_is_found_by_its_own_pid_file(tmp_path, fake_no
     stopped = net.down(d, timeout=5)
     assert lost in stopped
     assert not pid_alive(lost)
+
+
+def test_a_testnet_moved_while_it_runs_is_still_found_and_stopped(tmp_path, fake_nodes):
+    # QA: after `mv` of a running testnet's folder, status said every node stopped and
+    # down stopped none ("stopped 0 node(s)"), while the nodes ran on
+    a, moved = tmp_path / "a", tmp_path / "moved"
+    man = net.up(a, 2, free_base_port(2), timeout=20)
+    pids = [n.pid for n in man.nodes]
+    a.rename(moved)
+    assert [s.running for s in net.status(moved)] == [True, True]
+    net.down(moved)
+    assert not any(pid_alive(p) for p in pids if p)
+    assert [s.running for s in net.status(moved)] == [False, False]
