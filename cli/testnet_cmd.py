@@ -84,9 +84,10 @@ def up(
             help="Node i listens on 127.0.0.1:(P+i) (default 26650).",
         ),
     ] = None,
-    chain_id: Annotated[str, typer.Option("--chain-id", help="Chain id of a new testnet.")] = (
-        DEFAULT_CHAIN_ID
-    ),
+    chain_id: Annotated[
+        str | None,
+        typer.Option("--chain-id", help=f"Chain id of a new testnet (default {DEFAULT_CHAIN_ID})."),
+    ] = None,
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Replace a stopped testnet in DIR (deletes its data).")
     ] = False,

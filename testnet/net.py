@@ -137,7 +137,7 @@ def up(
     nodes: int | None = None,
     base_port: int | None = None,
     *,
-    chain_id: str = mf.DEFAULT_CHAIN_ID,
+    chain_id: str | None = None,
     fresh: bool = False,
     timeout: float = DEFAULT_UP_TIMEOUT_S,
 ) -> Manifest:
@@ -159,7 +159,7 @@ def _up(
     directory: Path,
     nodes: int | None,
     base_port: int | None,
-    chain_id: str,
+    chain_id: str | None,
     fresh: bool,
     timeout: float,
 ) -> Manifest:
@@ -173,19 +173,39 @@ def _up(
                 f"{', '.join(map(str, running))}); run `suyuan testnet down --dir {directory}`"
             )
         if fresh:
-            shape = (nodes or DEFAULT_NODES, base_port or mf.DEFAULT_BASE_PORT, chain_id)
+            shape = (
+                nodes or DEFAULT_NODES,
+                base_port or mf.DEFAULT_BASE_PORT,
+                chain_id or mf.DEFAULT_CHAIN_ID,
+            )
             # bad arguments and taken ports are refused before anything is deleted
             _check_ports(mf.plan(directory, *shape))
             _wipe(man)
             man = mf.create(directory, *shape, replacing=True)
         else:
-            _check_same_shape(man, nodes, base_port)
+            _check_same_shape(man, nodes, base_port, chain_id)
+            _check_data_dirs(man)
             _check_ports(man)
     else:  # nothing is written for a testnet that could not start on its ports
-        shape = (nodes or DEFAULT_NODES, base_port or mf.DEFAULT_BASE_PORT, chain_id)
+        shape = (
+            nodes or DEFAULT_NODES,
+            base_port or mf.DEFAULT_BASE_PORT,
+            chain_id or mf.DEFAULT_CHAIN_ID,
+        )
         _check_ports(mf.plan(directory, *shape))
         man = mf.create(directory, *shape)
     return _start_and_wait(man, [n.index for n in man.nodes], timeout)
+
+
+def _check_data_dirs(man: Manifest) -> None:
+    """Each node's data folder is a folder, if it exists (QA: a file there gave "File
+    exists", naming neither the node nor the fix)."""
+    for n in man.nodes:
+        if n.data_dir.exists() and not n.data_dir.is_dir():
+            raise InputError(
+                f"{n.data_dir}: node {n.index}'s data folder is a file, not a folder; move "
+                "the file away"
+            )
 
 
 def _check_ports(man: Manifest) -> None:
@@ -458,7 +478,9 @@ def wait_until(cond: Callable[[], bool], timeout: float, message: str) -> None:
         time.sleep(0.02)
 
 
-def _check_same_shape(man: Manifest, nodes: int | None, base_port: int | None) -> None:
+def _check_same_shape(
+    man: Manifest, nodes: int | None, base_port: int | None, chain_id: str | None
+) -> None:
     if nodes is not None and nodes != len(man.nodes):
         raise InputError(
             f"{man.dir} holds a {len(man.nodes)}-node testnet; "
@@ -468,6 +490,11 @@ def _check_same_shape(man: Manifest, nodes: int | None, base_port: int | None) -
         raise InputError(
             f"{man.dir} uses base port {man.base_port}; "
             "omit --base-port to restart it, or pass --fresh to replace it"
+        )
+    if chain_id is not None and chain_id != man.chain_id:  # (QA: ignored without a word)
+        raise InputError(
+            f"{man.dir} holds chain {man.chain_id!r}; "
+            "omit --chain-id to restart it, or pass --fresh to replace it"
         )
 
 

@@ -119,12 +119,14 @@ def test_damaged_manifest(tmp_path):
 
 def test_reuse_must_keep_the_shape(tmp_path):
     man = mf.create(tmp_path / "n", 2, base_port=31500)
-    _check_same_shape(man, None, None)
-    _check_same_shape(man, 2, 31500)
+    _check_same_shape(man, None, None, None)
+    _check_same_shape(man, 2, 31500, man.chain_id)
     with pytest.raises(InputError, match="2-node testnet"):
-        _check_same_shape(man, 3, None)
+        _check_same_shape(man, 3, None, None)
     with pytest.raises(InputError, match="base port 31500"):
-        _check_same_shape(man, None, 31600)
+        _check_same_shape(man, None, 31600, None)
+    with pytest.raises(InputError, match="holds chain 'suyuan-testnet'; omit --chain-id"):
+        _check_same_shape(man, None, None, "pork-cn")  # (QA: ignored without a word)
 
 
 def test_owned_layout_covers_everything_created(tmp_path):

@@ -279,3 +279,14 @@ def test_a_testnet_moved_while_it_runs_is_still_found_and_stopped(tmp_path, fake
     net.down(moved)
     assert not any(pid_alive(p) for p in pids if p)
     assert [s.running for s in net.status(moved)] == [False, False]
+
+
+def test_a_data_folder_that_is_a_file_is_named(tmp_path, fake_nodes):
+    # QA: `testnet up` said only "node2: File exists"
+    a = tmp_path / "a"
+    net.up(a, 1, free_base_port(1), timeout=20)
+    net.down(a)
+    shutil.rmtree(a / "node0")
+    (a / "node0").write_text("x")
+    with pytest.raises(InputError, match="node 0's data folder is a file, not a folder"):
+        net.up(a, timeout=20)
