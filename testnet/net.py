@@ -390,22 +390,23 @@ def _load(directory: Path, *, save: bool = True) -> Manifest:
 
 def _start_and_wait(man: Manifest, indexes: list[int], timeout: float) -> Manifest:
     mf.check_configs(man)  # a copied or moved folder's old configs point at the original
-    started: list[NodeEntry] = []
-    ok = False
+    started: list[tuple[int, int, Path]] = []  # (index, pid, config), noted before anything
+    ok = False  # else (QA: a Ctrl-C between a start and its note left a node running)
     try:
         for i in indexes:
             n = man.nodes[i]
-            man = man.with_pid(i, procs.start_node(n.config, n.log, man.dir))
+            pid = procs.start_node(n.config, n.log, man.dir)
+            started.append((i, pid, n.config))
+            man = man.with_pid(i, pid)
             man.save()  # recorded at once: a crash of this process still leaves them findable
-            started.append(man.nodes[i])
         wait_healthy(man, indexes, timeout)
         ok = True
         return man
     finally:
         if not ok:
-            procs.stop_many([(n.pid, n.config) for n in started if n.pid], 5.0)
-            for n in started:
-                man = man.with_pid(n.index, None)
+            procs.stop_many([(pid, config) for _, pid, config in started], 5.0)
+            for i, _, _ in started:
+                man = man.with_pid(i, None)
             man.save()
 
 

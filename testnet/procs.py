@@ -60,12 +60,18 @@ def start_node(config: Path, log: Path, cwd: Path) -> int:
         )
     # Until the child has exec'd, /proc/PID/cmdline is still ours (the parent's): wait for
     # the node's command line, so that is_ours() is right from the start.
-    deadline = time.monotonic() + _EXEC_WAIT_S
-    while proc.poll() is None and time.monotonic() < deadline:
-        args = _cmdline(proc.pid)
-        if args and _matches(proc.pid, args, config):
-            break
-        time.sleep(0.005)
+    try:
+        deadline = time.monotonic() + _EXEC_WAIT_S
+        while proc.poll() is None and time.monotonic() < deadline:
+            args = _cmdline(proc.pid)
+            if args and _matches(proc.pid, args, config):
+                break
+            time.sleep(0.005)
+    except BaseException:  # (Ctrl-C before the caller has the PID: nothing may survive)
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait(5)
+        raise
     return proc.pid
 
 
