@@ -211,8 +211,14 @@ def main() -> None:
     parser.add_argument(
         "--dir", type=Path, default=None, help="testnet folder (default: a temp dir)"
     )
+    env_port = os.environ.get("SUYUAN_DEMO_PORT", "26750")
+    if not env_port.isascii() or not env_port.isdigit() or not 1024 <= int(env_port) <= 65532:
+        parser.error(f"SUYUAN_DEMO_PORT={env_port!r} is not a port number in 1024-65532")
     parser.add_argument(
-        "--base-port", type=int, default=int(os.environ.get("SUYUAN_DEMO_PORT", "26750"))
+        "--base-port",
+        type=int,
+        default=int(env_port),
+        help="node i listens on 127.0.0.1:(P+i) (default: $SUYUAN_DEMO_PORT or 26750)",
     )
     parser.add_argument("--keep", action="store_true", help="leave the testnet running")
     args = parser.parse_args()
@@ -220,8 +226,12 @@ def main() -> None:
     try:
         run(directory, args.base_port, args.keep)
     except LedgerError as e:
-        console.print(f"[red]error:[/] {e}")
+        hint = " (make demo: SUYUAN_DEMO_PORT=P make demo)" if "--base-port" in str(e) else ""
+        console.print(f"[red]error:[/] {e}{hint}", soft_wrap=True)
         sys.exit(e.exit_code)
+    except KeyboardInterrupt:  # (QA: a traceback; ``run`` has stopped its nodes by now)
+        console.print("interrupted")
+        sys.exit(130)
 
 
 if __name__ == "__main__":
