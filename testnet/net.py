@@ -23,6 +23,7 @@ Decisions:
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import os
@@ -36,8 +37,9 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from node import ports
 from node.client import LedgerClient
 from node.config import NodeConfig
-from node.errors import InputError, LedgerError, NodeUnavailableError
+from node.errors import InputError, LedgerError, NodeUnavailableError, StorageError
 from node.genesis import Genesis
+from node.store import free_space
 from testnet import manifest as mf
 from testnet import procs
 from testnet.manifest import Manifest, NodeEntry
@@ -148,11 +150,20 @@ def up(
             shape than asked for (without ``fresh``), or a port is taken.
         TestnetStartError: a node exited or was not healthy within ``timeout`` seconds; all
             nodes started here have been stopped again.
+        StorageError: the folder's filesystem is full or read-only (exit 4, with the free
+            space; QA: "cannot write the output", exit 2).
     """
     mf.check_dir_usable(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    with locked(directory):
-        return _up(directory, nodes, base_port, chain_id, fresh, timeout)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with locked(directory):
+            return _up(directory, nodes, base_port, chain_id, fresh, timeout)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        raise StorageError(
+            f"cannot write in {directory}: {e.strerror}{free_space(directory)}"
+        ) from e
 
 
 def _up(

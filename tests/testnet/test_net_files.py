@@ -218,3 +218,19 @@ def test_a_creation_killed_before_its_manifest_is_redone(tmp_path):
     (other / "notes.txt").write_text("mine")
     with pytest.raises(InputError, match="holds no testnet"):
         mf.create(other, 4, 26650)
+
+
+def test_a_full_disk_is_a_storage_error_with_the_free_space(tmp_path, monkeypatch):
+    # QA: "cannot write the output: No space left on device", exit 2 (the README: exit 4)
+    import errno
+
+    from node.errors import StorageError
+    from testnet import net
+
+    def full(*a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(net, "_up", full)
+    with pytest.raises(StorageError, match=r"cannot write in .*: No space left on device \(") as e:
+        net.up(tmp_path / "n", 1, 31700)
+    assert e.value.exit_code == 4

@@ -308,7 +308,7 @@ def test_an_interrupt_while_a_node_starts_leaves_no_node_running(tmp_path, fake_
     def interrupted(pid):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(procs.subprocess, "Popen", popen)
+    monkeypatch.setattr(subprocess, "Popen", popen)
     monkeypatch.setattr(procs, "_cmdline", interrupted)
     with pytest.raises(KeyboardInterrupt):
         net.up(tmp_path / "net", 1, free_base_port(1), timeout=20)
