@@ -266,6 +266,7 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: KeyPair) -> None:
         waiter.cancel()
     finally:
         log.info("stopping")
+        logging.getLogger("grpc._cython.cygrpc").addFilter(_not_cancelled)
         await health_servicer.enter_graceful_shutdown()
         await server.stop(grace=1.0)
         await node.stop()
@@ -277,6 +278,14 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: KeyPair) -> None:
         if isinstance(failed, StorageError | ConfigError):  # exit 4 (storage), 2 (setup)
             raise type(failed)(f"node stopped: {failed}")
         raise LedgerError(f"node stopped: its consensus task failed ({failure})")
+
+
+def _not_cancelled(record: logging.LogRecord) -> bool:
+    """While the node stops, grpc cancels the handlers still running (a peer's stream, a
+    Submit waiting for its commit) and logs each as an ERROR with a traceback (QA: on a
+    plain ``testnet down``); that cancellation is the stop itself, so it is not logged."""
+    exc = record.exc_info[0] if record.exc_info else None
+    return not (exc is not None and issubclass(exc, asyncio.CancelledError))
 
 
 def run_node(config_path: Path) -> None:

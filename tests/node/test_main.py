@@ -276,3 +276,16 @@ def test_a_data_folder_that_cannot_be_made_for_want_of_permission_is_a_storage_e
     err = _refusal(cfg)
     assert isinstance(err, StorageError)
     assert str(err).startswith(f"data_dir: cannot create {cfg.data_dir} (Permission denied)")
+
+
+def test_a_handler_cancelled_by_the_stop_is_not_logged_as_an_error() -> None:
+    # QA: a plain `testnet down` left ERROR lines with CancelledError tracebacks from grpc
+    from node.main import _not_cancelled
+
+    def record(exc: BaseException | None) -> logging.LogRecord:
+        info = (type(exc), exc, None) if exc is not None else None
+        return logging.LogRecord("grpc._cython.cygrpc", logging.ERROR, "", 0, "x", (), info)
+
+    assert not _not_cancelled(record(asyncio.CancelledError()))
+    assert _not_cancelled(record(RuntimeError("a real failure")))
+    assert _not_cancelled(record(None))
