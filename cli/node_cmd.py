@@ -95,4 +95,4 @@ def status(
     if info["validators"]:  # (QA: nothing said the chain had lost its quorum)
         n, up, need = info["validators"], info["validators_answering"], info["quorum"]
         stalled = f", under the quorum of {need}: no block can commit" if up < need else ""
-        console.print(f"validators answering (this node included): {up} of {n}{stalled}")
+        console.print(f"validators answering, as this node sees them: {up} of {n}{stalled}")
