@@ -659,3 +659,12 @@ def test_an_envelope_with_a_repeated_key_is_refused(net):
         assert "key 'payload' is given twice" in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
     assert not (net / "x.json").exists()
+
+
+def test_submit_to_an_explicit_node_reads_the_genesis_beside_it(net):
+    # QA: `record submit --node H:P` asked for --genesis though ./genesis.json was there
+    # (as `record sign` reads it); here it signs, then finds no node listening
+    r = suyuan("record", "submit", "ev.json", "--key", "farm.key", "--node", "127.0.0.1:9",
+               cwd=net, timeout=60)  # fmt: skip
+    assert r.returncode == 5, r.stderr
+    assert "--genesis is required" not in r.stderr
