@@ -101,12 +101,14 @@ def attachment_entry(path: Path) -> dict[str, str]:
 EVENT_ID_NAMESPACE = uuid.UUID("5b0f6d1e-8a43-4c59-9d2e-4f7a1c3e6b20")
 
 
-def event_id_for(author: str, event: dict[str, Any]) -> str:
+def event_id_for(author: str, event: dict[str, Any], draft: dict[str, Any] | None = None) -> str:
     """An eventID for an event written without one: ``urn:uuid:`` of a name-based UUID
-    (RFC 9562 version 5) of its author and its content (sorted-key JSON), so the same event
-    signed twice is one event (rule event-id refuses the second) and another event, or
-    another author's, is another."""
-    content = json.dumps([author, event], sort_keys=True, separators=(",", ":"))
+    (RFC 9562 version 5) of its author, its content and what a draft adds to it (receiver,
+    attributes, sealed ones), all as sorted-key JSON: the same event signed twice is one
+    event (rule event-id refuses the second); another event, another author's, or the same
+    event with other results in its attributes is another."""
+    more = {k: v for k, v in (draft or {}).items() if k != "event"}
+    content = json.dumps([author, event, more], sort_keys=True, separators=(",", ":"))
     return f"urn:uuid:{uuid.uuid5(EVENT_ID_NAMESPACE, content)}"
 
 
@@ -125,7 +127,7 @@ def build_envelope(
     event, draft = read_draft(event_file)
     key = load_key_file(key_file)
     if "eventID" not in event:
-        event = {**event, "eventID": event_id_for(key.name, event)}
+        event = {**event, "eventID": event_id_for(key.name, event, draft)}
     if genesis.member(key.name) is None:
         raise InputError(f"key {key.name!r} is not a member of chain {genesis.chain_id!r}")
     spec = _seal_spec(event_file, draft)

@@ -149,6 +149,12 @@ def test_sign_and_verify(net):
     assert event_id_for("farm", ev) == eid
     assert event_id_for("slaughterhouse", ev) != eid
     assert event_id_for("farm", {**ev, "eventTime": "2026-03-01T08:00:01+08:00"}) != eid
+    # a draft's results are part of it: two inspections of one moment with other results
+    draft = {"event": ev, "attributes": {"result": "pass"}}
+    assert event_id_for("farm", ev, draft) != eid
+    assert event_id_for("farm", ev, draft) != event_id_for(
+        "farm", ev, {"event": ev, "attributes": {"result": "fail"}}
+    )
 
 
 def test_tampered_envelope_exits_nonzero_with_one_line(net):
