@@ -148,6 +148,9 @@ class ChainState:
                 out.append(self.verify(pb))
             except LedgerError as e:
                 out.append(e.with_traceback(None))  # kept: no frame -> list -> error cycle
+            except Exception as e:  # a rule's bug refuses its record, not the whole batch
+                log.exception("checking a record failed")
+                out.append(InputError(f"record: cannot be checked ({type(e).__name__}: {e})"))
         return out
 
     def check_fresh(self, v: VerifiedRecord, reader: StoreReader | None = None) -> None:

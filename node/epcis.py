@@ -375,9 +375,20 @@ def _lot_entries(event: Mapping[str, Any]) -> list[tuple[str, Any]]:
                 keys += tuple(
                     f"{p}:lotNumber"
                     for p, iri in entry.items()
-                    if iri in _MDA_NAMESPACES and isinstance(p, str) and p != "cbvmda"
+                    if _context_iri(iri) in _MDA_NAMESPACES and isinstance(p, str) and p != "cbvmda"
                 )
     return [(k, ilmd[k]) for k in keys if k in ilmd]
+
+
+def _context_iri(value: Any) -> str:
+    """The IRI a JSON-LD term definition maps to: the value itself, or an expanded
+    definition's ``@id`` (QA: ``{"mda": {"@id": ...}}``, and GS1's ``{"@type": ...}`` terms,
+    raised TypeError); "" for anything else."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and isinstance(value.get("@id"), str):
+        return str(value["@id"])
+    return ""
 
 
 def _declared_lot(event: Mapping[str, Any]) -> str:

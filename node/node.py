@@ -288,6 +288,11 @@ class Node:
         except LedgerError as e:
             log.warning("refusing proposed block: %s", e)
             return False
+        except Exception:  # a rule's bug: the block is not valid here, and consensus goes on
+            # (QA: a record whose @context held an object raised TypeError in a rule; in a
+            # proposal it would have ended every honest validator's consensus task)
+            log.exception("refusing proposed block: checking it failed")
+            return False
 
     async def _commit(self, block: types_pb2.Block, cert: types_pb2.CommitCertificate) -> None:
         loop = asyncio.get_running_loop()

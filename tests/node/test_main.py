@@ -289,3 +289,23 @@ def test_a_handler_cancelled_by_the_stop_is_not_logged_as_an_error() -> None:
     assert not _not_cancelled(record(asyncio.CancelledError()))
     assert _not_cancelled(record(RuntimeError("a real failure")))
     assert _not_cancelled(record(None))
+
+
+def test_a_rule_that_fails_with_a_bug_refuses_the_block_and_consensus_goes_on() -> None:
+    # QA: a TypeError inside a rule, reached by a proposal, would have ended the consensus
+    # task of every honest validator; the block is refused (nil) instead
+    from types import SimpleNamespace
+
+    from node.node import Node
+
+    def broken(*a: object, **kw: object) -> None:
+        raise TypeError("unhashable type: 'dict'")
+
+    me = SimpleNamespace(
+        bodies=SimpleNamespace(known_for=lambda *a: None),
+        chain=SimpleNamespace(validate_block=broken),
+        mempool=set(),
+    )
+    from proto import types_pb2
+
+    assert Node._validate(me, types_pb2.Block()) is False  # type: ignore[arg-type]

@@ -764,3 +764,23 @@ def test_the_custodian_of_a_recalled_code_cannot_mark_it_fit_for_sale(chain, mor
         chain.add("farm", {**event(step="storing", epcList=[A]), **more})
     assert "its recall stands until it is declared in error" in str(err.value)
     chain.add("farm", event(step="storing", epcList=[A]))  # an observation without one: fine
+
+
+@pytest.mark.parametrize(
+    "ctx",
+    [
+        [{"mda": {"@id": "urn:epcglobal:cbv:mda#"}}],
+        [{"mda": "urn:epcglobal:cbv:mda#", "n": {"@type": "xsd:integer"}}],
+        {"mda": "urn:epcglobal:cbv:mda#", "other": ["x"]},
+    ],
+    ids=["expanded-id", "typed-term-beside", "one-object"],
+)
+def test_a_context_with_object_valued_terms_is_read_not_a_type_error(chain, ctx):
+    # QA: an @context holding an object (GS1's examples use {"@type": ...} terms) raised
+    # TypeError when the event had an ILMD: `epcis import` and `record submit` crashed
+    chain.add("farm", event(action="ADD", step="commissioning", quantityList=[{"epcClass": LOT}]))
+    item = "urn:epc:id:sgtin:6901234.012345.A3"
+    ev = event(action="ADD", step="commissioning", epcList=[item], ilmd={"mda:lotNumber": "L1"})
+    chain.add("farm", {"@context": ctx, **ev})
+    scope = [n.code for n in recall_scope(chain.custody, LOT)]
+    assert scope == [normalize_code(LOT), normalize_code(item)]
