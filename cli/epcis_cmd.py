@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ from cli.common import (
     read_json_file,
     write_text_atomic,
 )
+from cli.draft import event_id_for
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
 from node.envelope import Envelope
@@ -58,12 +60,13 @@ def import_cmd(
         results = import_document(doc, category=category)
     except InputError as e:  # (QA: the document was not named)
         raise InputError(f"{document}: {e}") from e
+    k = load_key_file(key)
+    results = [_with_event_id(r, k.name) for r in results]
     target = None if dry_run and genesis else resolve_node(node)
     gpath = genesis or (target.genesis if target else None)
     if gpath is None:
         raise InputError("--genesis is required outside a local testnet")
     g = Genesis.load(gpath)
-    k = load_key_file(key)
     report: list[dict[str, Any]] = []
     client = LedgerClient(target.address) if (target and not dry_run) else None
     lost: NodeUnavailableError | None = None
@@ -126,9 +129,8 @@ def import_cmd(
         done = sum(1 for x in report if x["status"] == "imported")
         err_console.print(
             f"interrupted: {done} event(s) imported, the events above; re-run the import to "
-            "go on (an event already on the chain, by its eventID or an export's record id, "
-            "is skipped; one without either may be refused as commission-once, or imported "
-            "again)",
+            "go on (an event already on the chain, by its eventID, the one derived for it, "
+            "or an export's record id, is skipped)",
             markup=False,
         )
         raise typer.Exit(exit_code)
@@ -147,6 +149,17 @@ def import_cmd(
         ) from lost
     if any(r["status"] == "refused" for r in report):
         raise typer.Exit(1)
+
+
+def _with_event_id(r: ImportResult, author: str) -> ImportResult:
+    """An event without an eventID gets the one ``record sign`` would give it
+    (``cli.draft.event_id_for``): it can then be declared in error, and a re-run finds it
+    on the chain (QA: a re-run refused it as commission-once, or committed an inspection
+    twice; a sale imported by mistake closed its code for good)."""
+    if r.event is None or "eventID" in r.event:
+        return r
+    eid = event_id_for(author, r.event)
+    return dataclasses.replace(r, event={**r.event, "eventID": eid}, event_id=eid)
 
 
 class _OnChain:

@@ -660,11 +660,17 @@ def _clears_recall(ev: Mapping[str, Any], disposition: str) -> str:
     if disposition in CLEARING_DISPOSITIONS:
         return f"marked {disposition}"
     pd = ev.get("persistentDisposition")
-    unset = pd.get("unset") if isinstance(pd, Mapping) else None
+    if not isinstance(pd, Mapping):
+        return ""
+    unset, put = pd.get("unset"), pd.get("set")
     if isinstance(unset, list) and any(
         isinstance(d, str) and bare_disposition(d) == RECALL_DISPOSITION for d in unset
     ):
         return "unmarked recalled (persistentDisposition unset)"
+    if isinstance(put, list):  # (QA re-check: set ["sellable_accessible"] was accepted)
+        for d in put:
+            if isinstance(d, str) and bare_disposition(d) in CLEARING_DISPOSITIONS:
+                return f"marked {bare_disposition(d)} (persistentDisposition set)"
     return ""
 
 

@@ -627,7 +627,8 @@ def validate_event(event: Any) -> None:
         raise InputError("record: 'event' must be an EPCIS event object")
     etype = event.get("type")
     if etype not in EVENT_TYPES:
-        raise InputError(f"event: unknown type {etype!r} (one of: {', '.join(EVENT_TYPES)})")
+        what = f"unknown type {etype!r}" if etype is not None else "no 'type'"  # (not None)
+        raise InputError(f"event: {what} (one of: {', '.join(EVENT_TYPES)})")
     if "eventTime" in event and not isinstance(event["eventTime"], str):
         raise InputError(f"event: {etype}'s 'eventTime' must be a string (RFC 3339)")
     if not event.get("eventTime"):

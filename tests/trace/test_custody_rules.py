@@ -753,8 +753,9 @@ def test_an_aggregation_observe_packs_the_children_it_saw_inside_the_parent(chai
         {"disposition": "sellable_accessible"},
         {"disposition": "https://ref.gs1.org/cbv/Disp-active"},
         {"persistentDisposition": {"unset": ["recalled"]}},
+        {"persistentDisposition": {"set": ["sellable_accessible"]}},
     ],
-    ids=["sellable", "active-iri", "unset-recalled"],
+    ids=["sellable", "active-iri", "unset-recalled", "set-sellable"],
 )
 def test_the_custodian_of_a_recalled_code_cannot_mark_it_fit_for_sale(chain, more):
     # QA: accepted, so the public history contradicted the recall (the sale stayed refused)
