@@ -478,9 +478,10 @@ def lot_conflict(event: Mapping[str, Any]) -> str:
     for field, raw in named:
         lot = _dl_lot(raw)  # (as written: GS1's own examples give an LGTIN URN of
         # another lot than their ILMD's; a class names its lot itself, so nothing escapes)
-        if lot and _PCT.sub(_pct_char, lot) != want:
+        plain = _PCT.sub(_pct_char, lot) if lot else ""
+        if lot and plain != want:
             return (
-                f"{field} code {raw[:120]!r} is in lot {lot[:40]!r} by its Digital Link, "
+                f"{field} code {raw[:120]!r} is in lot {plain[:40]!r} by its Digital Link, "
                 f"but the event's ILMD lotNumber is {declared[:40]!r}: one item, one lot"
             )
     return ""
