@@ -123,7 +123,7 @@ def audit(
     if as_json:
         doc = report.to_dict()
         doc["node"] = target.address
-        if save_checkpoint is not None and report.ok:
+        if save_checkpoint is not None and report.ok and report.last is not None:
             doc["saved_checkpoint"] = str(save_checkpoint)
         print_json(doc)
     if report.error is not None:
@@ -135,5 +135,7 @@ def audit(
                 f"consistent with the checkpoint at height {report.checkpoint_height}",
                 markup=False,
             )
-        if save_checkpoint is not None:
+        if save_checkpoint is not None and report.last is None:  # (QA: it said it wrote one)
+            console.print("no block yet: no checkpoint written", markup=False)
+        elif save_checkpoint is not None:
             console.print(f"checkpoint at height {report.height} -> {save_checkpoint}")

@@ -81,6 +81,8 @@ def checkpoint(
     from node.client import LedgerClient
     from node.verify import checkpoint_to_json, require_checkpoint  # (not at start-up)
 
+    if not out.name or out.is_dir():  # (QA: --out . raised ValueError, after the node's work)
+        raise InputError(f"--out {out}: name a file to write the checkpoint to, not a folder")
     target = resolve_node(node)
     gpath = genesis or target.genesis
     if gpath is None:

@@ -20,7 +20,7 @@ from rich.console import Console
 from node.errors import InputError, OutputError
 from node.inputfile import read_input
 from node.payload_json import RepeatedKeyError, unique_keys
-from node.textrules import json_text
+from node.textrules import json_text, lone_surrogate
 
 # Data (trace codes, member ids, messages) is printed as given: no console markup and no
 # ``:name:`` emoji codes, so ``farm:pig:lot7`` stays itself and ``a[/]b`` is no markup
@@ -33,6 +33,16 @@ _WIDTH = None if sys.stdout.isatty() else 10_000
 #: clears a terminal), format characters (a right-to-left override reorders a line), line
 #: separators, surrogates and private use.
 _ESCAPED = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co"})
+
+
+def unicode_text(value: Any) -> Any:
+    """Argument callback: text (or each of a list) is Unicode, not an argument byte that is
+    not UTF-8, which Python keeps as an unpaired surrogate (QA: ``trace history
+    $'...\\xff'`` ended in a traceback when the request was encoded)."""
+    for v in value if isinstance(value, list) else [value]:
+        if isinstance(v, str) and lone_surrogate(v):
+            raise typer.BadParameter(f"{safe(v)[:80]} is not UTF-8 text")
+    return value
 
 
 def safe(text: str, *, newlines: bool = False) -> str:

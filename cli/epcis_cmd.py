@@ -17,6 +17,8 @@ from cli.common import (
     note_interruption,
     print_json,
     read_json_file,
+    safe,
+    unicode_text,
     write_text_atomic,
 )
 from cli.draft import event_id_for
@@ -303,7 +305,7 @@ def _print_report(
         color = {"refused": "red", "unknown": "yellow", "skipped": "cyan"}.get(
             row["status"], "green"
         )
-        detail = row.get("reason") or row.get("record_id", "")
+        detail = safe(row.get("reason") or row.get("record_id", ""))  # (QA: a \ud800 crashed it)
         if row.get("log_index") is not None and row["status"] == "imported":
             detail += f" (log index {row['log_index']})"
         console.print(
@@ -320,7 +322,9 @@ def _print_report(
 def export_cmd(
     code: Annotated[
         str,
-        typer.Argument(metavar="CODE", help="Trace code whose history to export."),
+        typer.Argument(
+            metavar="CODE", help="Trace code whose history to export.", callback=unicode_text
+        ),
     ],
     node: NodeOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="File (default: stdout).")] = None,

@@ -16,6 +16,7 @@ from cli.common import (
     err_console,
     print_json,
     safe,
+    unicode_text,
     write_text_atomic,
 )
 from cli.draft import load_envelope
@@ -64,6 +65,8 @@ def _genesis(path: Path | None, node: str | None) -> Genesis:
         if node is not None:
             raise
         target = None  # (QA: it asked for a node, though --genesis alone makes the offer)
+    if target is None and Path("genesis.json").is_file():
+        return Genesis.load(Path("genesis.json"))
     if target is None or target.genesis is None:
         raise InputError(
             "--genesis is required outside a local testnet (with it, an offer is made "
@@ -111,6 +114,7 @@ def offer(
         typer.Argument(
             metavar="CODE",
             help="Codes to hand over (EPCs, Digital Links); lots may also be given by --lot.",
+            callback=unicode_text,
         ),
     ] = None,
     lot: Annotated[list[str] | None, typer.Option("--lot", help="Lot/class code (repeat).")] = None,

@@ -33,8 +33,14 @@ class NodeTarget:
 
     @property
     def genesis(self) -> Path | None:
-        """The testnet's genesis.json, when the node belongs to a testnet."""
-        return None if self.testnet_dir is None else self.testnet_dir / "genesis.json"
+        """The genesis a command uses without ``--genesis``: the testnet's, when the node
+        belongs to a testnet; else ``./genesis.json`` if there is one (as ``record sign``
+        reads it; QA: commands asked for --genesis beside one); else None. A node of
+        another chain refuses what was signed for this one, naming both."""
+        if self.testnet_dir is not None:
+            return self.testnet_dir / "genesis.json"
+        here = Path("genesis.json")
+        return here if here.is_file() else None
 
 
 def candidate_dirs(cwd: Path | None = None, env: Mapping[str, str] | None = None) -> list[Path]:

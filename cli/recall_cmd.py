@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from cli.common import console, interrupted_submit, positive_seconds, print_json
+from cli.common import console, interrupted_submit, positive_seconds, print_json, unicode_text
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
 from node.errors import InputError, LedgerError, NodeUnavailableError
@@ -21,7 +21,11 @@ from node.records import CATEGORIES
 def recall(
     code: Annotated[
         str,
-        typer.Argument(metavar="CODE", help="The code found unsafe (a lot, a package...)."),
+        typer.Argument(
+            metavar="CODE",
+            help="The code found unsafe (a lot, a package...).",
+            callback=unicode_text,
+        ),
     ],
     key: Annotated[
         Path,

@@ -193,9 +193,6 @@ def _genesis_for(target: NodeTarget, genesis: Path | None) -> Genesis:
         return Genesis.load(genesis)
     if target.genesis is not None:
         return Genesis.load(target.genesis)
-    here = Path("genesis.json")
-    if here.is_file():
-        return Genesis.load(here)
     raise InputError(
         f"--genesis is required: no ./genesis.json, and node {target.address} is not a node "
         "of the local testnet ($SUYUAN_TESTNET, else ./testnet), whose genesis would be used"

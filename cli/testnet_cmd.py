@@ -106,10 +106,15 @@ def up(
             err_console.print(f"--- last lines of node {e.index}'s log:", markup=False)
             err_console.print(e.log_tail, markup=False, highlight=False)
         raise
-    if as_json:
-        print_json({"dir": str(d.resolve()), "nodes": [s.to_dict() for s in net.status(d)]})
-        return
-    console.print(_table(d))
+    try:
+        if as_json:
+            print_json({"dir": str(d.resolve()), "nodes": [s.to_dict() for s in net.status(d)]})
+            return
+        table = _table(d)
+    except KeyboardInterrupt:  # (QA: a Ctrl-C before the table left every node running)
+        net.down(d)
+        raise
+    console.print(table)
     console.print(f"keys and genesis in {d.resolve()}; stop with: suyuan testnet down --dir {d}")
 
 

@@ -8,7 +8,7 @@ import typer
 from rich.text import Text
 from rich.tree import Tree
 
-from cli.common import UINT32_MAX, console, print_json, safe
+from cli.common import UINT32_MAX, console, print_json, safe, unicode_text
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
 from node.permissions import bare_disposition, bare_step
@@ -180,7 +180,11 @@ def _truncated_hint(nodes: list[services_pb2.TraceNode], forward: bool, max_dept
 def back(
     code: Annotated[
         str,
-        typer.Argument(metavar="CODE", help="Trace code (EPC URN, GS1 Digital Link, ...)."),
+        typer.Argument(
+            metavar="CODE",
+            help="Trace code (EPC URN, GS1 Digital Link, ...).",
+            callback=unicode_text,
+        ),
     ],
     node: NodeOpt = None,
     max_depth: DepthOpt = 0,
@@ -195,7 +199,7 @@ def back(
 
 @app.command("forward")
 def forward(
-    code: Annotated[str, typer.Argument(metavar="CODE", help="Trace code.")],
+    code: Annotated[str, typer.Argument(metavar="CODE", help="Trace code.", callback=unicode_text)],
     node: NodeOpt = None,
     max_depth: DepthOpt = 0,
     limit: LimitOpt = 0,
@@ -209,7 +213,7 @@ def forward(
 
 @app.command("history")
 def history(
-    code: Annotated[str, typer.Argument(metavar="CODE", help="Trace code.")],
+    code: Annotated[str, typer.Argument(metavar="CODE", help="Trace code.", callback=unicode_text)],
     node: NodeOpt = None,
     limit: LimitOpt = 0,
     page: PageOpt = "",

@@ -5,12 +5,15 @@ field under its proto name and its JSON name (``log_index``, ``logIndex``), the 
 winning. Either way a file could show one value to a reader and give another to the
 verifier. ``loads`` refuses a repeated key; ``one_spelling`` a field given under both of
 its names, an integer written other than as ASCII digits (protobuf's reader takes ``"١"``,
-``"６"``, ``"1e0"`` and ``1.0``), or bytes other than base64 (it drops characters that are
-not), at every level of a protobuf message.
+``"６"``, ``"1e0"``, ``1.0`` and ``"01"``), or bytes other than padded base64 in the one
+spelling of their value (it drops characters that are not base64, and takes missing or
+extra padding), at every level of a protobuf message.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from typing import Any
@@ -46,8 +49,7 @@ _INTEGER_TYPES = frozenset(
         FieldDescriptor.TYPE_SFIXED64,
     }
 )
-_DIGITS = re.compile(r"-?[0-9]+")  # (``re.ASCII`` is moot: the class is spelled out)
-_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}|[A-Za-z0-9_-]*={0,2}")  # standard or URL-safe
+_DIGITS = re.compile(r"-?(0|[1-9][0-9]*)")  # ASCII digits, no leading zero (one spelling)
 
 
 def one_spelling(doc: Any, descriptor: Any, what: str) -> None:
@@ -78,10 +80,24 @@ def one_spelling(doc: Any, descriptor: Any, what: str) -> None:
                 raise InputError(
                     f"{what}: field {fd.name!r} is {str(item)[:40]!r}, not an integer in digits"
                 )
-            elif fd.type == FieldDescriptor.TYPE_BYTES and not (
-                isinstance(item, str) and _BASE64.fullmatch(item)
-            ):
-                raise InputError(f"{what}: field {fd.name!r} is not base64")
+            elif fd.type == FieldDescriptor.TYPE_BYTES and not _base64(item):
+                raise InputError(f"{what}: field {fd.name!r} is not base64 as written here")
+
+
+def _base64(v: Any) -> bool:
+    """Whether ``v`` is base64 with its padding, as this project writes it (standard, or
+    URL-safe), in the one spelling of its bytes: no junk, no missing or extra ``=``, no
+    unused bits set (QA: each decoded to the same bytes, so a file read two ways)."""
+    if not isinstance(v, str) or not v.isascii():
+        return False
+    for alt in (b"+/", b"-_"):
+        try:
+            raw = base64.b64decode(v, altchars=alt, validate=True)
+        except (ValueError, binascii.Error):
+            continue
+        if base64.b64encode(raw, altchars=alt).decode() == v:
+            return True
+    return False
 
 
 def _integer(v: Any) -> bool:

@@ -212,10 +212,10 @@ def _check_data_dirs(man: Manifest) -> None:
     """Each node's data folder is a folder, if it exists (QA: a file there gave "File
     exists", naming neither the node nor the fix)."""
     for n in man.nodes:
-        if n.data_dir.exists() and not n.data_dir.is_dir():
+        if (n.data_dir.exists() or n.data_dir.is_symlink()) and not n.data_dir.is_dir():
             raise InputError(
-                f"{n.data_dir}: node {n.index}'s data folder is a file, not a folder; move "
-                "the file away"
+                f"{n.data_dir}: node {n.index}'s data folder is not a folder (a file, or a "
+                "link to none); move it away"
             )
 
 

@@ -184,3 +184,29 @@ def test_a_submit_without_answer_names_the_record(tmp_path):
     assert res.returncode == 5, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert f"record {env.record_id.hex()}" in res.stderr
+
+
+@pytest.mark.parametrize("out", [".", "/", "./"])
+def test_checkpoint_out_must_name_a_file(tmp_path, out):
+    # QA re-check: `checkpoint --out .` raised ValueError (a traceback)
+    res = suyuan("checkpoint", "--out", out, "--node", "127.0.0.1:9", cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert "name a file to write the checkpoint to" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_a_code_that_is_not_utf8_is_a_usage_error(tmp_path):
+    # QA re-check: `trace history $'...\xff'` ended in a traceback encoding the request
+    import os
+    import subprocess
+
+    from tests.cli.helpers import SUYUAN
+
+    bad = os.fsdecode(b"urn:epc:id:sgtin:6901234.000001.\xff")
+    for args in (("trace", "history", bad), ("recall", bad, "--key", "k.key")):
+        cmd = [SUYUAN, *args, "--node", "127.0.0.1:9"]
+        res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, check=False, timeout=60)
+        err = res.stderr.decode("utf-8", "replace")
+        assert res.returncode == 2, err
+        assert "is not UTF-8 text" in err
+        assert "Traceback" not in err

@@ -132,3 +132,16 @@ def test_an_imported_event_without_an_eventid_gets_the_one_record_sign_gives():
     assert _with_event_id(got, "farm") == got  # one it has is kept
     [bad] = import_document([{"type": "Nope"}])
     assert _with_event_id(bad, "farm") is bad
+
+
+def test_a_refused_code_that_is_not_unicode_is_reported_not_a_traceback(tmp_path: Path) -> None:
+    # QA re-check: the refusal quoted the raw code, and printing it raised UnicodeEncodeError
+    _three_events(tmp_path)
+    doc = {"type": "EPCISDocument", "epcisBody": {"eventList": [object_event(["urn:x:\ud800"])]}}
+    (tmp_path / "doc.jsonld").write_text(json.dumps(doc))  # (as the escape \ud800)
+    args = ("epcis", "import", "doc.jsonld", "--key", "farm.key", "--genesis", "g.json")
+    r = suyuan(*args, "--dry-run", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert "refused" in r.stdout
+    assert "0 of 1 events would be imported" in r.stdout

@@ -155,6 +155,11 @@ def test_strict_json_refuses_repeats_at_any_depth():
         ("log_index", True, "not an integer in digits"),
         ("header", "Cg5zdXl1YW!!$$4tdG", "not base64"),
         ("genesis_hash", 7, "not base64"),
+        # QA re-check: second spellings of the same value
+        ("log_index", "01", "not an integer in digits"),
+        ("header", "AAAA==", "not base64"),
+        ("header", "AA", "not base64"),
+        ("header", "AB==", "not base64"),
     ],
 )
 def test_bundle_numbers_and_bytes_are_read_one_way(chain, tmp_path, field, value, why):

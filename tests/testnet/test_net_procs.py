@@ -288,7 +288,7 @@ def test_a_data_folder_that_is_a_file_is_named(tmp_path, fake_nodes):
     net.down(a)
     shutil.rmtree(a / "node0")
     (a / "node0").write_text("x")
-    with pytest.raises(InputError, match="node 0's data folder is a file, not a folder"):
+    with pytest.raises(InputError, match="node 0's data folder is not a folder"):
         net.up(a, timeout=20)
 
 
@@ -314,3 +314,25 @@ def test_an_interrupt_while_a_node_starts_leaves_no_node_running(tmp_path, fake_
         net.up(tmp_path / "net", 1, free_base_port(1), timeout=20)
     assert seen
     assert not any(pid_alive(p) for p in seen)
+
+
+def test_an_interrupt_after_the_nodes_are_healthy_but_before_the_table_stops_them(
+    tmp_path, fake_nodes, monkeypatch
+):
+    # QA re-check: Ctrl-C in that window printed "interrupted" and left every node running
+    from typer.testing import CliRunner
+
+    from cli import main as cli_main
+    from cli import testnet_cmd
+
+    def interrupted(d):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(testnet_cmd, "_table", interrupted)
+    d = tmp_path / "net"
+    args = ["testnet", "up", "--nodes", "2", "--dir", str(d), "--base-port", str(free_base_port(2))]
+    r = CliRunner().invoke(cli_main.app, args)
+    assert r.exit_code == 130  # (typer's own exit for an interrupt)
+    assert fake_nodes
+    assert not any(pid_alive(p) for p in fake_nodes)
+    assert [s.running for s in net.status(d)] == [False, False]
