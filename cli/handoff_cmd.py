@@ -20,7 +20,7 @@ from cli.common import (
     write_text_atomic,
 )
 from cli.draft import load_envelope
-from cli.nodeaddr import resolve_node
+from cli.nodeaddr import local_genesis, resolve_node
 from cli.record_cmd import submit_tracked
 from node.client import LedgerClient
 from node.custody import recalled_may_leave
@@ -65,14 +65,13 @@ def _genesis(path: Path | None, node: str | None) -> Genesis:
         if node is not None:
             raise
         target = None  # (QA: it asked for a node, though --genesis alone makes the offer)
-    if target is None and Path("genesis.json").is_file():
-        return Genesis.load(Path("genesis.json"))
-    if target is None or target.genesis is None:
+    gpath = target.genesis if target is not None else local_genesis()
+    if gpath is None:
         raise InputError(
             "--genesis is required outside a local testnet (with it, an offer is made "
             "offline; --node also checks the codes with a node)"
         )
-    return Genesis.load(target.genesis)
+    return Genesis.load(gpath)
 
 
 def handoff_event(

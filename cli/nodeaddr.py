@@ -39,8 +39,13 @@ class NodeTarget:
         another chain refuses what was signed for this one, naming both."""
         if self.testnet_dir is not None:
             return self.testnet_dir / "genesis.json"
-        here = Path("genesis.json")
-        return here if here.is_file() else None
+        return local_genesis()
+
+
+def local_genesis() -> Path | None:
+    """``./genesis.json`` if there is one, else None."""
+    here = Path("genesis.json")
+    return here if here.is_file() else None
 
 
 def candidate_dirs(cwd: Path | None = None, env: Mapping[str, str] | None = None) -> list[Path]:

@@ -459,7 +459,6 @@ def lot_conflict(event: Mapping[str, Any]) -> str:
             + ": one event's items are in one lot"
         )
     declared = entries[0][1]
-    want = declared
     named = [
         (field, raw) for field in ("epcList", "outputEPCList") for raw in _raw_list(event, field)
     ] + [
@@ -479,7 +478,7 @@ def lot_conflict(event: Mapping[str, Any]) -> str:
         lot = _dl_lot(raw)  # (as written: GS1's own examples give an LGTIN URN of
         # another lot than their ILMD's; a class names its lot itself, so nothing escapes)
         plain = _PCT.sub(_pct_char, lot) if lot else ""
-        if lot and plain != want:
+        if lot and plain != declared:
             return (
                 f"{field} code {raw[:120]!r} is in lot {plain[:40]!r} by its Digital Link, "
                 f"but the event's ILMD lotNumber is {declared[:40]!r}: one item, one lot"

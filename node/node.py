@@ -154,7 +154,7 @@ class Node:
         self._load_evidence()
         #: a validator on a store ``node.main`` made new, that has signed nothing since:
         #: its own precommit in a block it syncs proves it ran before, elsewhere
-        #: (``check_own_precommit``)
+        #: (``check_own_signature``)
         self.new_store = False
 
     # ------------------------------------------------------------------ lifecycle

@@ -184,11 +184,7 @@ def _up(
                 f"{', '.join(map(str, running))}); run `suyuan testnet down --dir {directory}`"
             )
         if fresh:
-            shape = (
-                nodes or DEFAULT_NODES,
-                base_port or mf.DEFAULT_BASE_PORT,
-                chain_id or mf.DEFAULT_CHAIN_ID,
-            )
+            shape = _shape(nodes, base_port, chain_id)
             # bad arguments and taken ports are refused before anything is deleted
             _check_ports(mf.plan(directory, *shape))
             _wipe(man)
@@ -198,14 +194,19 @@ def _up(
             _check_data_dirs(man)
             _check_ports(man)
     else:  # nothing is written for a testnet that could not start on its ports
-        shape = (
-            nodes or DEFAULT_NODES,
-            base_port or mf.DEFAULT_BASE_PORT,
-            chain_id or mf.DEFAULT_CHAIN_ID,
-        )
+        shape = _shape(nodes, base_port, chain_id)
         _check_ports(mf.plan(directory, *shape))
         man = mf.create(directory, *shape)
     return _start_and_wait(man, [n.index for n in man.nodes], timeout)
+
+
+def _shape(nodes: int | None, base_port: int | None, chain_id: str | None) -> tuple[int, int, str]:
+    """A new testnet's (nodes, base port, chain id): the given ones, else the defaults."""
+    return (
+        nodes or DEFAULT_NODES,
+        base_port or mf.DEFAULT_BASE_PORT,
+        chain_id or mf.DEFAULT_CHAIN_ID,
+    )
 
 
 def _check_data_dirs(man: Manifest) -> None:
