@@ -22,7 +22,7 @@ from cli.common import (
 from cli.draft import attachment_entry, build_envelope, load_envelope, open_all
 from cli.nodeaddr import NodeTarget, find_testnet, resolve_node
 from cli.trace_cmd import declaration_dict
-from node.client import LedgerClient, never_connected
+from node.client import LedgerClient, RemoteRuleError, never_connected
 from node.convert import envelope_from_proto
 from node.envelope import Envelope
 from node.errors import (
@@ -321,6 +321,11 @@ def submit_tracked(
             # is still the refusal it is
             resp = client.committed_already(env.record_id, refusal)
             already = True
+        except RemoteRuleError as refusal:
+            # the same event by the same author, signed anew (a re-run of `record submit
+            # EVENT.json`: its eventID is derived, its nonce is not) and committed already
+            resp = client.committed_same_event(env, refusal)
+            already = True
         except NodeUnavailableError as e:  # the record may have reached the node: name it
             sent = not never_connected(e)
             if sent:
@@ -361,12 +366,17 @@ def _submit_and_report(
         info["log_index"] = resp.log_index
     if already:
         info["already_committed"] = True
+    signed = env.record_id.hex()
+    if signed != record_id:  # this signing's record was not needed: its event is committed
+        info["signed_record_id"] = signed
     if as_json:
         print_json(info)
     elif resp.committed:
         was = " was already" if already else ""
+        earlier = " (this event, by this author, from an earlier signing)"
         console.print(
             f"record {record_id}{was} committed at height {resp.height}, log index {resp.log_index}"
+            + (earlier if signed != record_id else "")
         )
     else:
         console.print(f"record {record_id} accepted by {target.address} (not yet committed)")

@@ -46,6 +46,7 @@ from node.errors import (
     RuleError,
     VerificationError,
 )
+from node.records import TraceRecord
 from proto import consensus_pb2, services_pb2, services_pb2_grpc, types_pb2
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -83,6 +84,21 @@ _BY_CODE: dict[grpc.StatusCode, Callable[[str], LedgerError]] = {
     grpc.StatusCode.NOT_FOUND: NotFoundError,
     grpc.StatusCode.DATA_LOSS: DamagedStoreError,
 }
+
+
+#: how a refusal by rule event-id names the record holding the eventID (``node.event_ids``)
+_HOLDER = re.compile(r"\(record ([0-9a-f]{64})\)")
+
+
+def same_event(payload: bytes, other: bytes) -> bool:
+    """Whether two record payloads carry the same EPCIS event by the same author, of the
+    same category and chain (nonce, signing time, attachments and sealed fields aside)."""
+    try:
+        a = TraceRecord.from_payload(payload, strict=False)
+        b = TraceRecord.from_payload(other, strict=False)
+    except LedgerError:
+        return False
+    return (a.author, a.genesis, a.category, a.event) == (b.author, b.genesis, b.category, b.event)
 
 
 def rpc_status(err: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
@@ -150,6 +166,30 @@ class LedgerClient:
             raise refusal
         return services_pb2.SubmitResponse(
             record_id=record_id, committed=True, height=info.height, log_index=info.log_index
+        )
+
+    def committed_same_event(
+        self, env: Envelope, refusal: RemoteRuleError
+    ) -> services_pb2.SubmitResponse:
+        """The answer to a submit refused by rule event-id when the committed record that
+        holds the eventID is this same event by this same author (a re-run of ``record
+        submit EVENT.json`` after an uncertain outcome signs the event anew: another record
+        id, the same derived eventID). Raises ``refusal`` otherwise: another event, another
+        author, or a record still pending."""
+        m = _HOLDER.search(str(refusal)) if refusal.rule == "event-id" else None
+        if m is None:
+            raise refusal
+        try:
+            rr = self.get_record(bytes.fromhex(m.group(1)))
+        except NotFoundError:
+            raise refusal from None
+        if rr.info.height == 0 or not same_event(env.payload, rr.envelope.payload):
+            raise refusal
+        return services_pb2.SubmitResponse(
+            record_id=rr.info.record_id or bytes.fromhex(m.group(1)),
+            committed=True,
+            height=rr.info.height,
+            log_index=rr.info.log_index,
         )
 
     def close(self) -> None:

@@ -213,7 +213,7 @@ def duplicate(eid: str, reader: StoreReader) -> str:
     rid = reader.get(DB, key(eid))
     if rid is None:
         return ""
-    return f"eventID {eid[:120]!r} is already on the chain (record {rid.hex()[:16]}...)"
+    return f"eventID {eid[:120]!r} is already on the chain (record {rid.hex()})"
 
 
 def refusal(why: str, record: TraceRecord) -> RuleError:

@@ -73,7 +73,7 @@ class Mempool:
             what = "an error declaration of eventID" if eid[0] == "\0" else "eventID"
             raise event_ids.refusal(
                 f"{what} {eid.lstrip(chr(0))[:120]!r} is on a pending record "
-                f"({self._event_ids[eid].hex()[:16]}...)",
+                f"(record {self._event_ids[eid].hex()})",
                 p.verified.record,
             )
         if not self.has_room(p.size):

@@ -136,3 +136,23 @@ def test_unreachable_node_names_the_address():
         with pytest.raises(errors.NodeUnavailableError, match=f"127.0.0.1:{port}"):
             c.status()
         assert not c.healthy(timeout=0.5)
+
+
+def test_same_event_compares_event_and_author_not_the_signing():
+    from node.client import same_event
+    from node.records import make_record, sign_record
+    from tests.fixtures import genesis, key, object_event
+
+    g = genesis()
+    ev = {**object_event(["urn:epc:id:sgtin:6901234.012345.1"]), "eventID": "urn:uuid:1"}
+
+    def payload(author: str, event: dict, category: str = "meat") -> bytes:
+        return sign_record(make_record(g, author, event, category=category), key(author)).payload
+
+    a = payload("farm", ev)
+    assert same_event(a, payload("farm", ev))  # signed anew: another nonce
+    assert a != payload("farm", ev)
+    assert not same_event(a, payload("processor", ev))
+    assert not same_event(a, payload("farm", {**ev, "bizStep": "inspecting"}))
+    assert not same_event(a, payload("farm", ev, category="dairy"))
+    assert not same_event(a, b"not a record")

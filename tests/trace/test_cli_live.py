@@ -180,8 +180,22 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     cli = Cli(testnet4, tmp_path)
 
     # ---- commissioning, and a two-party handoff ------------------------------------
-    cli.submit_wait("farm", commission(F1, F2, F3))
+    first = cli.submit_wait("farm", commission(F1, F2, F3))
     assert cli.cli_custodian(F1) == "farm"
+    # the same event submitted again, signed anew (a retry after a lost answer: another
+    # nonce, the same derived eventID) answers with the committed record, exit 0
+    again = cli.submit_wait("farm", commission(F1, F2, F3))
+    assert (again["record_id"], again["log_index"]) == (first["record_id"], first["log_index"])
+    assert again["already_committed"] is True
+    assert again["signed_record_id"] not in ("", first["record_id"])
+    assert cli.log_count(F1) == 1
+    # another event under an eventID the chain has is refused, naming the record holding it
+    eid = {"eventID": "urn:uuid:3f1c2a8e-5b7d-4e21-9a0c-6d8e2f4b1a77"}
+    held = cli.submit_wait("farm", {**commission(f"{SG}:6901234.012345.901"), **eid})
+    line = cli.refused(1, "record", "submit", str(cli.draft(
+        {**commission(f"{SG}:6901234.012345.902"), **eid})), "--key", cli.key("farm"))  # fmt: skip
+    assert line.startswith("error: rule event-id:"), line
+    assert f"(record {held['record_id']})" in line
     offer = cli.handoff("farm", "slaughterhouse", F1, F2)
 
     # refused: the offer alone (the receiver has not signed), submitted as it is
