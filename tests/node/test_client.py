@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent import futures
+from typing import Any
 
 import grpc
 import pytest
@@ -146,7 +147,7 @@ def test_same_event_compares_event_and_author_not_the_signing():
     g = genesis()
     ev = {**object_event(["urn:epc:id:sgtin:6901234.012345.1"]), "eventID": "urn:uuid:1"}
 
-    def payload(author: str, event: dict, category: str = "meat") -> bytes:
+    def payload(author: str, event: dict[str, Any], category: str = "meat") -> bytes:
         return sign_record(make_record(g, author, event, category=category), key(author)).payload
 
     a = payload("farm", ev)
