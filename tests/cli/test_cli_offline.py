@@ -149,6 +149,16 @@ def test_sign_and_verify(net):
     assert event_id_for("farm", ev) == eid
     assert event_id_for("slaughterhouse", ev) != eid
     assert event_id_for("farm", {**ev, "eventTime": "2026-03-01T08:00:01+08:00"}) != eid
+    # one event written two ways is one event (QA: the same instant with another offset,
+    # or a Digital Link for the URN, derived another eventID, and the event committed twice)
+    assert ev["eventTime"] == "2026-03-01T08:00:00+08:00"
+    utc = {**ev, "eventTime": "2026-03-01T00:00:00.000Z", "eventTimeZoneOffset": "+00:00"}
+    assert event_id_for("farm", utc) == eid
+    assert (
+        event_id_for("farm", {**ev, "epcList": ["https://id.gs1.org/01/10614141073464/21/1"]})
+        == eid
+    )
+    assert event_id_for("farm", {**ev, "epcList": ["urn:epc:id:sgtin:0614141.107346.2"]}) != eid
     # a draft's results are part of it: two inspections of one moment with other results
     draft = {"event": ev, "attributes": {"result": "pass"}}
     assert event_id_for("farm", ev, draft) != eid
