@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Any
 
+import rich.console
 import typer
 
 from cli import (
@@ -107,11 +108,19 @@ def _main() -> None:
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
+def _pipe_closed(self: rich.console.Console) -> None:
+    """A closed pipe noticed by rich while printing: quiet, exit 141 as if by SIGPIPE (rich's
+    own exit 1 is the code the README gives a rule refusal)."""
+    self.quiet = True
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush at exit
+    raise SystemExit(141)
+
+
 def run() -> None:
     """Console entry point: one line on stderr and a non-zero exit for any LedgerError, or
     for output that cannot be written (a full disk: exit 2). A closed pipe (``| head``)
-    ends the command quietly: exit 1 where click or rich notice it while printing, 141 (as
-    if by SIGPIPE) where only the last flush does."""
+    ends the command quietly, exit 141 (as if by SIGPIPE)."""
+    rich.console.Console.on_broken_pipe = _pipe_closed  # type: ignore[method-assign]
     catch_signals()  # (QA: SIGTERM during `record submit --wait` lost the record's id)
     try:
         try:
