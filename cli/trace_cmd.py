@@ -48,6 +48,8 @@ def node_dict(n: services_pb2.TraceNode) -> dict[str, Any]:
         "commissioned_by": n.commissioned_by,
         "is_class": n.is_class,
         "recalled": n.recalled,
+        "recalled_by": n.recalled_by or None,
+        "recalled_at": n.recalled_at if n.HasField("recalled_at") else None,
         "container": n.container,
     }
 
@@ -126,6 +128,21 @@ def _desc(n: services_pb2.TraceNode) -> str:
     # "closed (was recalled)" read as recalled first, then closed; the order is not known here)
     who = f"custodian {n.custodian}" if n.custodian else "unknown"
     return f"{who}, {status}"
+
+
+def _recall_note(state: services_pb2.TraceNode, records: list[Any], paged: bool) -> str:
+    """Who recalled the code, and where, when it is recalled; a code born recalled (made
+    in a recalled lot, from recalled inputs) is recalled by a record of its origin's
+    history, not its own (QA: its history showed no recall)."""
+    if not state.recalled:
+        return ""
+    by = f" by {state.recalled_by}" if state.recalled_by else ""
+    if not state.HasField("recalled_at"):
+        return f" (recalled{by})"
+    at = state.recalled_at
+    own = any(r.log_index == at for r in records)
+    origin = "" if own or paged else "; the recall of what it came from: `suyuan trace back`"
+    return f" (recalled{by}, record at log #{at}{origin})"
 
 
 def _graph(
@@ -224,6 +241,7 @@ def history(
     target = resolve_node(node)
     records: list[Any] = []
     root = code
+    mid = bool(page)  # (records before the given page are not listed)
     with LedgerClient(target.address) as client:
         for _ in range(10_000):
             resp = client.trace_history(code, limit=limit, page_token=page)
@@ -232,9 +250,11 @@ def history(
             page = resp.next_page_token
             if not follow or not page:
                 break
+    state = resp.nodes[0] if resp.nodes else None  # (a node of an earlier version sends none)
     if as_json:
         print_json(
             {"code": root, "records": [record_dict(r) for r in records], "next_page_token": page}
+            | ({"state": node_dict(state)} if state is not None else {})
         )
         return
     shown = f"{len(records)} event{'' if len(records) == 1 else 's'}"
@@ -256,3 +276,5 @@ def history(
         )
     if page:
         console.print(f"more: --page {page}  (or --all)")
+    if state is not None:
+        console.print(f"now: {_desc(state)}{_recall_note(state, records, mid or bool(page))}")

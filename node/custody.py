@@ -128,6 +128,7 @@ from node.epcis import (
     TRANSFORMATION_PREFIX,
     EventCodes,
     check_event_codes,
+    is_lot_code,
     lot_links,
     normalize_code,
 )
@@ -558,7 +559,7 @@ def apply(
     # and their contents.
     if is_recall and (is_regulator or own_recall) and not record.is_handoff and action != "ADD":
         for c in codes.all:  # (a regulator's recall takes over an earlier one: ``_recalled``)
-            was = w.need(c)
+            was = w.get(c) or _recall_made_lot(w, c, is_regulator and c in codes.classes)
             st = _recalled(was, w.index, record.author, take_over=is_regulator)
             w.put(st.evolve(disposition=disposition or st.disposition))
             for h in was.heirs:  # (taken over: so are those born recalled from it)
@@ -735,14 +736,26 @@ def _lifted(st: CodeState) -> CodeState:
     return st.with_flags(recalled=False).evolve(disposition="", recalled_at=-1, recalled_by="")
 
 
+def _recall_made_lot(w: _Work, code: str, lot_class: bool) -> CodeState:
+    """The state a regulator's recall gives a lot never commissioned itself (``lot_class``:
+    named as an epcClass, a GTIN's lot; known by the items made in it, or to be made): no
+    custodian, so any member's items made in it later are born recalled (QA: they were
+    not, and could be sold). Any other unknown code is refused (rule unknown-code)."""
+    if not (lot_class and is_lot_code(code)):
+        return w.need(code)
+    return CodeState(code, "", "", is_class=True, first_index=w.index)
+
+
 def _link_lots(w: _Work, author: str, links: Sequence[tuple[str, str]]) -> None:
     """Items just made in a lot (``lot_links``): found from the lot (its recall), born
     recalled if it is. A lot that exists is acted on: only its custodian adds items, and
-    not once it is closed (else any member could give its items another's lot as origin)."""
+    not once it is closed (else any member could give its items another's lot as origin);
+    a lot a recall made (``_recall_made_lot``) has no custodian, and takes any member's."""
     for lot, item in links:  # (a lot code has /10/, an item's /21/)
         lot_state = w.get(lot)
         if lot_state is not None:
-            _check_custodian(lot_state, author, "commission items into")
+            if lot_state.custodian:
+                _check_custodian(lot_state, author, "commission items into")
             _check_open(lot_state)
             if lot_state.recalled:
                 _inherit_recall(w, lot_state, item)

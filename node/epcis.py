@@ -433,6 +433,14 @@ def lot_links(event: Mapping[str, Any], field: str = "epcList") -> list[tuple[st
     return [(lot, item) for item, lot in out.items()]
 
 
+def is_lot_code(code: str) -> bool:
+    """Whether canonical ``code`` names a GTIN's lot (``/01/{GTIN}/10/{lot}``, no serial)."""
+    if not code.startswith(_DL_GTIN):
+        return False
+    _, _, rest = code[len(_DL_GTIN) :].partition("/")
+    return rest.startswith("10/") and len(rest) > 3 and "/" not in rest[3:]
+
+
 def compared_event_id(eid: str) -> str:
     """An eventID as rule event-id compares it: a ``urn:uuid:`` in lower case (RFC 9562: a
     UUID's hex digits are case-insensitive), any other as written."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from node.client import LedgerClient
 from node.custody import RULE_RECALL
+from node.epcis import is_lot_code
 from node.errors import NodeUnavailableError, RulePermissionError
 from node.genesis import Genesis
 from node.keys import KeyPair
@@ -77,7 +78,22 @@ def forward_scope(
         page = resp.next_page_token
         if not page:
             break
-    return root, [n for n in nodes if n.status != "unknown"], truncated
+    return (
+        root,
+        [_lot_root(n) for n in nodes if n.status != "unknown" or _lot_root(n).is_class],
+        truncated,
+    )
+
+
+def _lot_root(n: services_pb2.TraceNode) -> services_pb2.TraceNode:
+    """A lot never commissioned itself (known by the items made in it) as a class to recall:
+    recalled, it holds the items made in it later (born recalled; QA: they were not)."""
+    if n.status != "unknown" or n.depth != 0 or not is_lot_code(n.code):
+        return n
+    lot = services_pb2.TraceNode()
+    lot.CopyFrom(n)
+    lot.is_class = True
+    return lot
 
 
 def find_containers(

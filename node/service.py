@@ -85,6 +85,23 @@ def _submit_size_error(node: Node, pb: types_pb2.Envelope) -> TooLargeError | No
     return None
 
 
+def _trace_node(n: trace.TraceNode) -> services_pb2.TraceNode:
+    return services_pb2.TraceNode(
+        code=n.code,
+        relation=n.relation,
+        depth=n.depth,
+        parent_code=n.via,
+        custodian=n.custodian,
+        status=n.status,
+        commissioned_by=n.commissioned_by,
+        is_class=n.is_class,
+        recalled=n.recalled,
+        container=n.parent,
+        recalled_by=n.recalled_by,
+        recalled_at=n.recalled_at if n.recalled_at >= 0 else None,
+    )
+
+
 def _record_id(raw: bytes) -> bytes:
     if len(raw) != 32:
         raise InputError("record_id must be 32 bytes (a SHA-256)")
@@ -324,6 +341,7 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
         return services_pb2.TraceResponse(
             code=page.code,
             records=self._infos(list(page.log_indexes)),
+            nodes=[_trace_node(page.state)],
             next_page_token=page.next_token,
         )
 
@@ -338,22 +356,7 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
         )
         return services_pb2.TraceResponse(
             code=page.root,
-            nodes=[
-                services_pb2.TraceNode(
-                    code=n.code,
-                    relation=n.relation,
-                    depth=n.depth,
-                    parent_code=n.via,
-                    custodian=n.custodian,
-                    status=n.status,
-                    commissioned_by=n.commissioned_by,
-                    is_class=n.is_class,
-                    recalled=n.recalled,
-                    container=n.parent,
-                    recalled_by=n.recalled_by,
-                )
-                for n in page.nodes
-            ],
+            nodes=[_trace_node(n) for n in page.nodes],
             next_page_token=page.next_token,
             truncated=page.depth_limited,
         )

@@ -75,6 +75,7 @@ class TraceNode:
     recalled: bool = False  # also true for a closed (e.g. sold) code that was recalled
     is_class: bool = False  # a lot or product class (name it in a quantityList)
     recalled_by: str = ""  # the author of the record that recalled it, if known
+    recalled_at: int = -1  # that record's log index (-1: not recalled, or unknown)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class HistoryPage:
     code: str
     log_indexes: tuple[int, ...]
     next_token: str
+    state: TraceNode  # the code's own state now (relation "self")
 
 
 def _token(**fields: Any) -> str:
@@ -135,6 +137,7 @@ def _node(index: TraceIndex, code: str, depth: int, relation: str, via: str) -> 
         st.recalled,
         st.is_class,
         st.recalled_by,
+        st.recalled_at if st.recalled else -1,
     )
 
 
@@ -252,7 +255,7 @@ def history(
     got = list(index.history(root, start, limit + 1))
     more = len(got) > limit
     nxt = _token(r=root, d="history", o=got[limit - 1] + 1) if more else ""
-    return HistoryPage(root, tuple(got[:limit]), nxt)
+    return HistoryPage(root, tuple(got[:limit]), nxt, _node(index, root, 0, "self", ""))
 
 
 def recall_scope(index: TraceIndex, code: str, max_depth: int = MAX_DEPTH) -> list[TraceNode]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cli.trace_cmd import _truncated_hint
 from node.trace import MAX_DEPTH
-from proto import services_pb2
+from proto import services_pb2, types_pb2
 
 
 def _nodes(depths: list[int]) -> list[services_pb2.TraceNode]:
@@ -22,3 +22,24 @@ def test_at_the_most_it_names_the_codes_to_go_on_from():
     assert "run `suyuan trace forward` from the deepest codes shown" in hint
     assert f"x.{MAX_DEPTH}.2, x.{MAX_DEPTH}.3, x.{MAX_DEPTH}.4 and 2 more" in hint
     assert "trace back" in _truncated_hint(_nodes([MAX_DEPTH]), False, MAX_DEPTH)
+
+
+def test_history_names_the_recall_a_code_was_born_under():
+    from cli.trace_cmd import _recall_note
+
+    def info(i: int) -> types_pb2.RecordInfo:
+        return types_pb2.RecordInfo(log_index=i)
+
+    st = services_pb2.TraceNode(status="recalled", recalled=True, recalled_by="regulator")
+    assert _recall_note(st, [], False) == " (recalled by regulator)"  # (an older node)
+    st.recalled_at = 7
+    born = _recall_note(st, [info(3)], False)  # its own history lacks the recall record
+    assert born == (
+        " (recalled by regulator, record at log #7; the recall of what it came from: "
+        "`suyuan trace back`)"
+    )
+    assert (
+        _recall_note(st, [info(3), info(7)], False) == " (recalled by regulator, record at log #7)"
+    )
+    assert "came from" not in _recall_note(st, [info(3)], True)  # (a page: it may be elsewhere)
+    assert _recall_note(services_pb2.TraceNode(status="active"), [info(3)], False) == ""

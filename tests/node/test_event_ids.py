@@ -482,6 +482,65 @@ def test_lifting_a_lots_recall_lifts_the_items_born_recalled_in_it(
         assert (st.recalled, st.status, st.heirs) == (False, "active", ()), code
 
 
+def test_a_regulators_recall_of_a_lot_never_commissioned_holds_its_later_items(
+    chain: ChainState,
+) -> None:
+    # QA (this session): a lot known only by its items was left out of its own recall, so
+    # an item made in it afterwards was not recalled, and could be sold
+    first = _event(
+        "urn:epc:id:sgtin:6901234.012345.8",
+        "urn:uuid:00000000-0000-4000-8000-0000000000d0",
+        ilmd={"cbvmda:lotNumber": "L1"},
+    )
+    _commit(chain, [_signed("farm", first)])
+    assert chain.custody_view.get(normalize_code(_LOT)) is None  # known by its item only
+    recall = _lot_event(
+        "urn:uuid:00000000-0000-4000-8000-0000000000d1", "holding", "OBSERVE",
+        disposition="recalled", epcList=["urn:epc:id:sgtin:6901234.012345.8"],
+    )  # fmt: skip
+    _commit(chain, [_signed("regulator", recall)])
+    lot = chain.custody_view.get(normalize_code(_LOT))
+    assert lot is not None
+    assert (lot.recalled, lot.custodian, lot.is_class, lot.recalled_by) == (
+        True, "", True, "regulator",
+    )  # fmt: skip
+    # any member's item made in it later is born recalled (the lot has no custodian)
+    late = _event(
+        "urn:epc:id:sgtin:6901234.012345.9",
+        "urn:uuid:00000000-0000-4000-8000-0000000000d2",
+        ilmd={"cbvmda:lotNumber": "L1"},
+    )
+    _commit(chain, [_signed("retailer", late)])
+    item = chain.custody_view.get(_ITEM)
+    assert item is not None
+    assert (item.recalled, item.recalled_by, item.custodian) == (True, "regulator", "retailer")
+    # the regulator's declaration of its recall lifts the lot, its items and those born since
+    _commit(chain, [_signed("regulator", _declared(recall))])
+    for code in (normalize_code(_LOT), _ITEM, normalize_code("urn:epc:id:sgtin:6901234.012345.8")):
+        st = chain.custody_view.get(code)
+        assert st is not None, code
+        assert (st.recalled, st.heirs) == (False, ()), code
+
+
+def test_a_recall_of_an_unknown_code_that_is_no_lot_is_refused(chain: ChainState) -> None:
+    ev = _event(
+        "urn:epc:id:sgtin:6901234.012345.77",
+        "urn:uuid:00000000-0000-4000-8000-0000000000e1",
+        "holding",
+        "OBSERVE",
+        disposition="recalled",
+    )
+    [refused] = chain.check_rules([chain.verify(_signed("regulator", ev))]).refused
+    assert "never commissioned" in str(refused.error)
+    # nor may a producer recall a lot it never made (only a regulator's recall makes one)
+    own = _lot_event(
+        "urn:uuid:00000000-0000-4000-8000-0000000000e2", "holding", "OBSERVE",
+        disposition="recalled",
+    )  # fmt: skip
+    [refused] = chain.check_rules([chain.verify(_signed("farm", own))]).refused
+    assert "only a regulator, or the code's producer" in str(refused.error)
+
+
 def test_a_committed_handoff_may_be_declared_by_its_sender(chain: ChainState) -> None:
     # the previous note: handoff offers carried no eventID, so a handoff could not be declared;
     # the declaration marks it (custody stays with the receiver: a handoff back corrects it)

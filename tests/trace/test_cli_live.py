@@ -434,7 +434,8 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     items = [f"https://id.gs1.org/01/06901234123456/10/QA9/21/{n}" for n in ("S1", "S2")]
     cli.submit_wait("processor", commission(*items, day=5))
     out = cli.ok("recall", lot, "--key", cli.key("regulator"), "--reason", "lot QA9")
-    assert "2 codes affected, 2 newly recalled in 1 record(s)" in out
+    # (the lot too: recalled, it holds items made in it later)
+    assert "3 codes affected, 3 newly recalled in 1 record(s)" in out
     back = cli.graph("back", items[0])["nodes"]
     assert [(n["relation"], n["code"]) for n in back][1:] == [("lot", lot)]
     sale = {**commission(items[0], day=6), "action": "OBSERVE", "bizStep": "retail_selling",
@@ -442,6 +443,19 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     line = cli.refused(1, "record", "submit", str(cli.draft(sale)), "--key",
                        cli.key("processor"), "--wait")  # fmt: skip
     assert line.startswith("error: rule recalled:"), line
+    # an item made in the lot after its recall is born recalled, and its history says by
+    # which record, though that record is the lot's (QA: its history showed no recall)
+    late = f"{lot}/21/S3"
+    cli.submit_wait("processor", commission(late, day=6))
+    hist = cli.json("trace", "history", late)
+    st = hist["state"]
+    assert (st["status"], st["recalled"], st["recalled_by"]) == ("recalled", True, "regulator")
+    assert [r["log_index"] for r in hist["records"]] != [st["recalled_at"]]
+    assert st["recalled_at"] in [
+        r["log_index"] for r in cli.json("trace", "history", lot)["records"]
+    ]
+    text = cli.ok("trace", "history", late)
+    assert f"record at log #{st['recalled_at']}; the recall of what it came from" in text
 
 
 @cache

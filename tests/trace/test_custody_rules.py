@@ -29,7 +29,7 @@ from node.custody import (
 )
 from node.epcis import lot_links, normalize_code
 from node.errors import InputError, RuleError, RulePermissionError
-from node.trace import recall_scope, trace_back, trace_forward
+from node.trace import history, recall_scope, trace_back, trace_forward
 from tests.trace.helpers import GENESIS, Chain, event, signed
 
 URN = "urn:epc:id:sgtin:6901234.012345.1"
@@ -706,10 +706,19 @@ def test_a_lot_number_with_characters_a_digital_link_escapes_links_its_items(cha
     commission_in_lot(chain, linked, {"cbvmda:lotNumber": "2026/11"})
     scope = sorted(n.code for n in recall_scope(chain.custody, lot))
     assert scope == sorted(normalize_code(c) for c in (lot, plain, linked))
-    chain.add("regulator", observe("holding", lot, disposition="recalled"))
+    recall = chain.add("regulator", observe("holding", lot, disposition="recalled"))
     late = "urn:epc:id:sgtin:6901234.000020.B3"
     commission_in_lot(chain, late, {"cbvmda:lotNumber": "2026/11"})  # born recalled
     assert chain.custody.get(normalize_code(late)).recalled
+    # its history names the recall it was born under (QA: it showed no recall at all)
+    page = history(chain.custody, late)
+    assert len(page.log_indexes) == 1  # its commissioning: the recall is the lot's record
+    st = page.state
+    assert (st.status, st.recalled_by, st.recalled_at) == (
+        "recalled",
+        "regulator",
+        recall.log_index,
+    )
 
 
 def test_a_lot_number_under_the_documents_own_prefix_links_its_item(chain):
