@@ -65,9 +65,11 @@ class RecallResult:
 
 
 def forward_scope(
-    client: LedgerClient, code: str
+    client: LedgerClient, code: str, *, lot_root: bool = False
 ) -> tuple[str, list[services_pb2.TraceNode], bool]:
-    """(canonical root, every forward node, depth-limited?) following all pages."""
+    """(canonical root, every forward node, depth-limited?) following all pages. Codes the
+    node does not know are left out, but with ``lot_root`` (a regulator's recall) a root
+    lot known only by its items (``_lot_root``)."""
     nodes: list[services_pb2.TraceNode] = []
     page, root, truncated = "", code, False
     for _ in range(_MAX_PAGES):
@@ -78,11 +80,9 @@ def forward_scope(
         page = resp.next_page_token
         if not page:
             break
-    return (
-        root,
-        [_lot_root(n) for n in nodes if n.status != "unknown" or _lot_root(n).is_class],
-        truncated,
-    )
+    if lot_root:
+        nodes = [_lot_root(n) for n in nodes]
+    return root, [n for n in nodes if n.status != "unknown" or n.is_class], truncated
 
 
 def _lot_root(n: services_pb2.TraceNode) -> services_pb2.TraceNode:
@@ -181,7 +181,7 @@ def run_recall(
         )
     regulator = member.has_role("regulator")
     when = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    root, scope, truncated = forward_scope(client, code)
+    root, scope, truncated = forward_scope(client, code, lot_root=regulator)
     if not regulator and (not scope or scope[0].commissioned_by != key.name):
         raise RulePermissionError(
             RULE_RECALL,

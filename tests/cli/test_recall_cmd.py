@@ -68,3 +68,25 @@ def test_complete_scope_succeeds(files: list[str], monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(recall_cmd, "run_recall", lambda *a, **kw: _scope(False))
     result = CliRunner().invoke(cli_main.app, files)
     assert result.exit_code == 0, result.output
+
+
+def test_a_lot_known_by_its_items_is_in_a_regulators_scope_only() -> None:
+    """A lot never commissioned itself: a regulator's recall names it (so items made in it
+    later are born recalled); a producer's own recall names only the items it made (the lot
+    is no one's, and naming it would have the whole recall refused)."""
+    from node.recall import forward_scope
+
+    lot = "https://id.gs1.org/01/06901234123456/10/L9"
+    item = lot + "/21/S1"
+
+    class Fwd:
+        def trace_forward(self, code: str, page_token: str = "") -> services_pb2.TraceResponse:
+            return services_pb2.TraceResponse(code=lot, nodes=[
+                services_pb2.TraceNode(code=lot, depth=0, status="unknown"),
+                services_pb2.TraceNode(code=item, depth=1, status="active", commissioned_by="farm"),
+            ])  # fmt: skip
+
+    _, scope, _ = forward_scope(Fwd(), lot, lot_root=True)  # type: ignore[arg-type]
+    assert [(n.code, n.is_class) for n in scope] == [(lot, True), (item, False)]
+    _, scope, _ = forward_scope(Fwd(), lot)  # type: ignore[arg-type]
+    assert [n.code for n in scope] == [item]
