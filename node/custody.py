@@ -152,6 +152,7 @@ RULE_COMMISSION_ONCE = "commission-once"
 RULE_UNKNOWN = "unknown-code"
 RULE_CUSTODY = "custody"
 RULE_CLOSED = "closed"
+RULE_INSPECTION = "inspection"
 RULE_RECALLED = "recalled"
 RULE_RECALL = "recall"
 RULE_AGGREGATED = "aggregated"
@@ -215,6 +216,9 @@ class CodeState:
     #: codes born recalled from this one's recall (items commissioned into this lot, outputs
     #: of this transformation, while it was recalled): that recall's lift lifts them too
     heirs: tuple[str, ...] = ()
+    #: log index of the record that closed it (a terminal event, or a transformation that
+    #: consumed it); -1: open, or closed by a node of an earlier version (then unknown)
+    closed_at: int = -1
 
     def with_flags(self, *, closed: bool | None = None, recalled: bool | None = None) -> CodeState:
         c = self.closed if closed is None else closed
@@ -253,6 +257,7 @@ _STATE_KEYS = {
     "recalled_at": "ra",
     "recalled_by": "rb",
     "heirs": "h",
+    "closed_at": "xa",
 }
 _STATE_FIELDS = {v: k for k, v in _STATE_KEYS.items()}
 _FIELD_NAMES = frozenset(_STATE_KEYS)
@@ -517,7 +522,14 @@ def apply(
         _check_handoff_shape(record, etype, action, signers, codes)
 
     if record.error_declaration is not None and declared is not None:
-        return _declare(w, codes, declared, closing=terminal, recall=is_recall)
+        return _declare(
+            w,
+            codes,
+            declared,
+            closing=terminal,
+            recall=is_recall,
+            transformation=etype == "TransformationEvent",
+        )
     if record.error_declaration is not None:
         # An error declaration annotates an earlier event; records are immutable, so it
         # changes no state (corrections are new records). The codes' stakeholders may file it.
@@ -573,6 +585,7 @@ def apply(
     if inspection:
         for c in codes.all:
             st = w.need(c)
+            _check_inspection(st, ev, disposition)
             w.put(st.evolve(disposition=disposition or st.disposition))
         return _done(w)
 
@@ -650,7 +663,7 @@ def apply(
             _observe_aggregation(w, record.author, codes, disposition)
     if terminal:
         for c in _moving_set(w, codes.all):
-            w.put(w.need(c).with_flags(closed=True))
+            w.put(w.need(c).with_flags(closed=True).evolve(closed_at=w.index))
     return _done(w)
 
 
@@ -690,18 +703,30 @@ def _recalled(st: CodeState, index: int, by: str, *, take_over: bool = False) ->
 
 
 def _declare(
-    w: _Work, codes: EventCodes, declared_index: int, *, closing: bool, recall: bool
+    w: _Work,
+    codes: EventCodes,
+    declared_index: int,
+    *,
+    closing: bool,
+    recall: bool,
+    transformation: bool = False,
 ) -> CustodyUpdate:
     """An error declaration of the committed record at ``declared_index``, which closed
-    (``closing``) or recalled (``recall``) codes, or neither. Undone on each named code
-    and its contents: a close, where that record is the code's last (a named code or one
-    inside it with a later record: refused, declare that one first); a recall, where that
-    record recalled the code (``recalled_at``: a restatement of an earlier recall lifts
-    nothing, and a regulator's recall takes an earlier one over; QA). A code recalled and
-    then destroyed by mistake stays recalled."""
+    (``closing``) or recalled (``recall``) codes, or was a transformation, or none of
+    these. Undone on each named code and its contents: a close, where that record closed
+    the code (``closed_at``), whatever came after it: nothing acts on a closed code but a
+    recall, an inspection or a declaration (QA: a declaration of a later recall counted as
+    a later record, so the close could never be undone); a recall, where that record
+    recalled the code (``recalled_at``: a restatement of an earlier recall lifts nothing,
+    and a regulator's recall takes an earlier one over; QA). A code recalled and then
+    destroyed by mistake stays recalled. A transformation: ``_declare_transformation``.
+    A code closed by a node of an earlier version (``closed_at`` unknown) is reopened only
+    where that record is its last (one with a later record: refused, declare that first)."""
+    if transformation:
+        _declare_transformation(w, codes, declared_index)
     if closing:
         for c in codes.all:  # (all checked first: undoing one code touches its contents)
-            later = [x for x in (c, *w.contents(c)) if w.need(x).last_index > declared_index]
+            later = [x for x in (c, *w.contents(c)) if _closed_before(w.need(x), declared_index)]
             if later:
                 x = later[0]
                 inside = "" if x == c else f" (inside {c}, which the event closed)"
@@ -719,8 +744,8 @@ def _declare(
                 continue  # (a container and its contents both named)
             done.add(x)
             s = w.need(x)
-            if closing and s.closed and s.last_index == declared_index:
-                s = s.with_flags(closed=False).evolve(disposition="")
+            if closing and _closed_by(s, declared_index):
+                s = s.with_flags(closed=False).evolve(disposition="", closed_at=-1)
             if recall and s.recalled and s.recalled_at == declared_index:
                 for h in s.heirs:  # (born recalled from it since: lifted with it)
                     hs = w.need(h)
@@ -730,6 +755,51 @@ def _declare(
                 s = _lifted(s).evolve(heirs=())
             w.put(s)
     return _done(w)
+
+
+def _closed_by(st: CodeState, index: int) -> bool:
+    """Whether the record at ``index`` closed ``st`` (for a close of unknown origin: it is
+    the code's last record)."""
+    if not st.closed:
+        return False
+    return st.closed_at == index if st.closed_at >= 0 else st.last_index == index
+
+
+def _closed_before(st: CodeState, index: int) -> bool:
+    """A code closed by a node of an earlier version, with a record after ``index``: which
+    record closed it is not known, so a declaration of the one at ``index`` is refused."""
+    return st.closed and st.closed_at < 0 and st.last_index > index
+
+
+def _declare_transformation(w: _Work, codes: EventCodes, declared_index: int) -> None:
+    """A transformation declared in error: the inputs it consumed are open again, and the
+    outputs it made are closed (they were never made), unless one has been acted on since
+    (handed on, packed, transformed, closed: refused, declare that event first). The trace
+    links stay, as the logged records do (the previous note: its inputs stayed consumed)."""
+    made = [c for c in codes.outputs if w.need(c).first_index == declared_index]
+    for c in made:
+        s = w.need(c)
+        if (
+            s.custodian != s.commissioned_by
+            or s.parent
+            or s.children
+            or s.outputs
+            or (s.closed and s.closed_at != declared_index)
+        ):
+            raise RuleError(
+                RULE_DECLARATION,
+                f"output {c} has been acted on since the declared transformation (its last "
+                f"record: log index {s.last_index}): declare that event in error first",
+                c,
+            )
+    for c in made:
+        s = w.need(c)
+        if not s.closed:
+            w.put(s.with_flags(closed=True).evolve(closed_at=w.index))
+    for c in codes.inputs:
+        s = w.need(c)
+        if s.closed and s.closed_at == declared_index:
+            w.put(s.with_flags(closed=False).evolve(closed_at=-1))
 
 
 def _lifted(st: CodeState) -> CodeState:
@@ -816,6 +886,33 @@ def recalled_may_leave(step: str, disposition: str, *, terminal: bool | None = N
     return disposition in RETURN_DISPOSITIONS or (
         terminal and (step == "destroying" or disposition in ("destroyed", "disposed"))
     )
+
+
+def _check_inspection(st: CodeState, ev: Mapping[str, Any], disposition: str) -> None:
+    """An inspection states what the inspector found; it does not change what the ledger
+    says happened (QA: a scrapped gas cylinder was inspected "active", a recalled code
+    could be inspected fit for sale, and an inspection "destroyed" left the code open)."""
+    if st.closed and disposition in (*CLEARING_DISPOSITIONS, "conformant"):
+        raise RuleError(
+            RULE_CLOSED,
+            f"a closed code (destroyed, sold or consumed) cannot be inspected {disposition}",
+            st.code,
+        )
+    cleared = _clears_recall(ev, disposition)
+    if st.recalled and cleared:
+        raise RuleError(
+            RULE_RECALLED,
+            f"a recalled code cannot be {cleared}: its recall stands until it is declared in "
+            "error (suyuan record declare)",
+            st.code,
+        )
+    if not st.closed and disposition in TERMINAL_DISPOSITIONS:
+        raise RuleError(
+            RULE_INSPECTION,
+            f"an inspection does not close a code (disposition {disposition}): its custodian "
+            "records that (bizStep destroying, retail_selling...)",
+            st.code,
+        )
 
 
 def _check_open(st: CodeState) -> None:
@@ -925,7 +1022,7 @@ def _transform(w: _Work, author: str, codes: EventCodes, disposition: str, tid: 
         outs = tuple(dict.fromkeys((*st.outputs, *codes.outputs)))
         st = st.evolve(outputs=outs)
         if c in codes.consumed:
-            st = st.with_flags(closed=True)
+            st = st.with_flags(closed=True).evolve(closed_at=w.index)
         w.put(st)
         if hub is not None:
             w.edges.append(Edge(c, tid, "input", w.index))

@@ -42,7 +42,8 @@ def read_input(
                 chunks.append(chunk)
                 total += len(chunk)
     except FileNotFoundError as e:
-        raise error(f"{path}: no such {what} file") from e
+        noun = what if what.endswith(" file") else f"{what} file"  # (QA: "event file file")
+        raise error(f"{path}: no such {noun}") from e
     except OSError as e:
         raise error(f"{path}: cannot read {what} ({e.strerror})") from e
     if total > limit:

@@ -233,5 +233,6 @@ def run_recall(
                 "codes": chunk,
             }
         )
-    result.containers = find_containers(client, scope)
+    left = set(result.left())  # (QA: a producer's recall named a case holding only those)
+    result.containers = find_containers(client, [n for n in scope if n.code not in left])
     return result

@@ -253,21 +253,28 @@ def test_declaring_a_destruction_in_error_reopens_the_code(chain: ChainState) ->
     _commit(chain, [_signed("farm", ship)])  # the code lives on
 
 
-def test_a_declaration_that_cannot_undo_its_event_is_refused(chain: ChainState) -> None:
+def test_a_close_is_undone_whatever_was_recorded_on_the_closed_code_since(
+    chain: ChainState,
+) -> None:
+    # QA: a sale, then a recall, then the recall declared in error: the sale could never be
+    # declared, since the recall's declaration was "a record after" it, and declaring that
+    # was refused as already declared
     born = _event("u:6", "urn:uuid:00000000-0000-4000-8000-000000000008")
-    gone = _event("u:6", "urn:uuid:00000000-0000-4000-8000-000000000009", "destroying", "OBSERVE")
-    look = _event("u:6", "urn:uuid:00000000-0000-4000-8000-00000000000a", "inspecting", "OBSERVE")
-    _commit(chain, [_signed("farm", born)])
-    _commit(chain, [_signed("farm", gone)])
-    _commit(chain, [_signed("inspector", look)])  # a later record on the closed code
-    block, dropped = chain.build_block(
-        4, 0, "v1", candidates(chain, [_signed("farm", _declared(gone))])
-    )
-    assert not block.envelopes
-    assert "a record after the declared event (log index 2, the event 1): declare that one" in str(
-        dropped[0].reason
-    )
-    assert chain.custody_view.get("u:6").closed  # type: ignore[union-attr]
+    sold = _event("u:6", "urn:uuid:00000000-0000-4000-8000-000000000009", "retail_selling",
+                  "OBSERVE", disposition="retail_sold")  # fmt: skip
+    recall = _event("u:6", "urn:uuid:00000000-0000-4000-8000-00000000000a", "holding", "OBSERVE",
+                    disposition="recalled")  # fmt: skip
+    look = _event("u:6", "urn:uuid:00000000-0000-4000-8000-00000000000e", "inspecting", "OBSERVE")
+    for author, ev in (("farm", born), ("farm", sold), ("regulator", recall),
+                       ("regulator", _declared(recall)), ("inspector", look)):  # fmt: skip
+        _commit(chain, [_signed(author, ev)])
+    st = chain.custody_view.get("u:6")
+    assert st is not None
+    assert (st.closed, st.closed_at, st.recalled) == (True, 1, False)
+    _commit(chain, [_signed("farm", _declared(sold))])
+    st = chain.custody_view.get("u:6")
+    assert st is not None
+    assert (st.closed, st.closed_at, st.status, st.custodian) == (False, -1, "active", "farm")
 
 
 def test_an_audit_replays_an_undone_destruction_as_the_node_did(tmp_path: Path) -> None:
@@ -409,8 +416,9 @@ def test_a_regulators_recall_takes_over_a_producers(chain: ChainState) -> None:
     assert chain.custody_view.get("u:13").recalled  # type: ignore[union-attr]
 
 
-def test_undoing_a_close_refuses_when_a_content_has_a_later_record(chain: ChainState) -> None:
-    # QA: the case and one item reopened, the inspected item stayed closed, without a word
+def test_undoing_a_close_reopens_every_content_it_closed(chain: ChainState) -> None:
+    # QA (an earlier pass): the case and one item reopened, the inspected item stayed
+    # closed, without a word; each content now knows the record that closed it
     _packed(chain, "u:case", ["u:i1", "u:i2"], "a")
     gone = _event(
         "u:case", "urn:uuid:00000000-0000-4000-8000-0000000000a4", "destroying", "OBSERVE"
@@ -418,11 +426,59 @@ def test_undoing_a_close_refuses_when_a_content_has_a_later_record(chain: ChainS
     _commit(chain, [_signed("farm", gone)])
     look = _event("u:i2", "urn:uuid:00000000-0000-4000-8000-0000000000a5", "inspecting", "OBSERVE")
     _commit(chain, [_signed("inspector", look)])
+    _commit(chain, [_signed("farm", _declared(gone))])
+    for code in ("u:case", "u:i1", "u:i2"):
+        st = chain.custody_view.get(code)
+        assert st is not None, code
+        assert (st.closed, st.status) == (False, "active"), code
+
+
+def test_a_declared_transformation_reopens_its_inputs_and_closes_its_outputs(
+    chain: ChainState,
+) -> None:
+    # the previous note: a transformation declared in error left its inputs consumed
+    for i, code in enumerate(("u:in1", "u:in2")):
+        _commit(
+            chain,
+            [_signed("farm", _event(code, f"urn:uuid:00000000-0000-4000-8000-0000000000b{i}"))],
+        )
+    made = {"type": "TransformationEvent", "eventTime": "2026-03-01T09:00:00+08:00",
+            "eventTimeZoneOffset": "+08:00", "bizStep": "commissioning",
+            "eventID": "urn:uuid:00000000-0000-4000-8000-0000000000b5",
+            "inputEPCList": ["u:in1", "u:in2"], "outputEPCList": ["u:out1"]}  # fmt: skip
+    _commit(chain, [_signed("farm", made)])
+    assert chain.custody_view.get("u:in1").closed  # type: ignore[union-attr]
+    _commit(chain, [_signed("farm", _declared(made))])
+    for code, closed in (("u:in1", False), ("u:in2", False), ("u:out1", True)):
+        st = chain.custody_view.get(code)
+        assert st is not None, code
+        assert st.closed is closed, code
+    # the inputs can be used again
+    again = {**made, "eventID": "urn:uuid:00000000-0000-4000-8000-0000000000b6",
+             "outputEPCList": ["u:out2"]}  # fmt: skip
+    _commit(chain, [_signed("farm", again)])
+    assert chain.custody_view.get("u:in1").closed  # type: ignore[union-attr]
+
+
+def test_a_transformation_whose_output_moved_on_is_not_declared(chain: ChainState) -> None:
+    _commit(
+        chain, [_signed("farm", _event("u:in9", "urn:uuid:00000000-0000-4000-8000-0000000000c7"))]
+    )
+    made = {"type": "TransformationEvent", "eventTime": "2026-03-01T09:00:00+08:00",
+            "eventTimeZoneOffset": "+08:00", "bizStep": "commissioning",
+            "eventID": "urn:uuid:00000000-0000-4000-8000-0000000000c8",
+            "inputEPCList": ["u:in9"], "outputEPCList": ["u:out9"]}  # fmt: skip
+    _commit(chain, [_signed("farm", made)])
+    pack = {**_event("", "urn:uuid:00000000-0000-4000-8000-0000000000c9", "packing", "ADD"),
+            "type": "AggregationEvent", "parentID": "u:box9", "childEPCs": ["u:out9"]}  # fmt: skip
+    pack.pop("epcList")
+    _commit(chain, [_signed("farm", pack)])
+    h = chain.store.head().height + 1
     block, dropped = chain.build_block(
-        7, 0, "v1", candidates(chain, [_signed("farm", _declared(gone))])
+        h, 0, "v1", candidates(chain, [_signed("farm", _declared(made))])
     )
     assert not block.envelopes
-    assert "code u:i2 (inside u:case, which the event closed) has a record after" in str(
+    assert "output u:out9 has been acted on since the declared transformation" in str(
         dropped[0].reason
     )
 

@@ -45,5 +45,7 @@ def test_a_stream_is_read_no_further_than_the_limit(tmp_path):
 def test_missing_and_unreadable_files_name_the_path_in_the_callers_error(tmp_path):
     with pytest.raises(ConfigError, match=r"nope.json: no such genesis file"):
         read_input(tmp_path / "nope.json", "genesis", error=ConfigError)
+    with pytest.raises(InputError, match=r"nope.json: no such event file$"):  # (QA: "file file")
+        read_input(tmp_path / "nope.json", "event file")
     with pytest.raises(InputError, match=r": cannot read event \(Is a directory\)"):
         read_input(tmp_path, "event")

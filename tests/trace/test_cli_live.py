@@ -671,10 +671,15 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     cli.submit_wait("farm", commission(mine))
     cli.accept(cli.handoff("farm", "processor", mine), "processor")
     cli.submit_wait("processor", transform([mine], [theirs], "killing", 3))
+    box = "urn:epc:id:sscc:6903456.0000000707"
+    pack = {"type": "AggregationEvent", **when(3, 9), "action": "ADD", "bizStep": "packing",
+            "parentID": box, "childEPCs": [theirs]}  # fmt: skip
+    cli.submit_wait("processor", pack)
     r = cli.run("recall", mine, "--key", farm, "--reason", "own recall", "--json")
     assert r.returncode == 1, r.stderr
     out = json.loads(r.stdout)
     assert out["left_to_their_producers"] == {"processor": [canon(theirs).pop()]}
+    assert out["containers"] == []  # (QA: it named the box, which holds nothing recalled)
     assert "recall of" in r.stderr
     assert "INCOMPLETE: 1 affected code(s) were made by other producers (processor)" in r.stderr
     assert cli.graph("back", mine)["nodes"][0]["recalled"] is True

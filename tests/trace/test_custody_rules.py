@@ -794,3 +794,55 @@ def test_a_context_with_object_valued_terms_is_read_not_a_type_error(chain, ctx)
     chain.add("farm", {"@context": ctx, **ev})
     scope = [n.code for n in recall_scope(chain.custody, LOT)]
     assert scope == [normalize_code(LOT), normalize_code(item)]
+
+
+# ------------------------------------------------------------------ inspections
+
+
+def test_an_inspection_may_not_call_a_closed_code_fit(chain):
+    # QA: a scrapped gas cylinder took an inspection "active" (a fresh certificate)
+    commission(chain, "farm", A)
+    chain.add("farm", observe("destroying", A, disposition="destroyed"))
+    for fit in ("active", "conformant", "sellable_accessible"):
+        with raises("closed", normalize_code(A)) as err:
+            chain.add("inspector", observe("inspecting", A, disposition=fit))
+        assert f"cannot be inspected {fit}" in str(err.value)
+    chain.add("inspector", observe("inspecting", A, disposition="destroyed"))  # as it is
+    chain.add("inspector", observe("inspecting", A))  # no finding
+
+
+def test_an_inspection_may_not_clear_a_recall_nor_close_a_code(chain):
+    commission(chain, "farm", A, B)
+    chain.add("regulator", observe("holding", A, disposition="recalled"))
+    with raises("recalled", normalize_code(A)):
+        chain.add("inspector", observe("inspecting", A, disposition="active"))
+    chain.add("inspector", observe("inspecting", A, disposition="conformant"))  # a finding
+    # QA: an inspection "destroyed" was committed and left the code open
+    with raises("inspection", normalize_code(B)) as err:
+        chain.add("inspector", observe("inspecting", B, disposition="destroyed"))
+    assert "an inspection does not close a code" in str(err.value)
+    assert not chain.custody.get(normalize_code(B)).closed
+
+
+# ------------------------------------------------------------------ declarations
+
+
+def test_a_close_of_unknown_origin_is_undone_only_if_nothing_came_after(chain):
+    """A state an earlier version wrote has no ``closed_at``: which record closed the code
+    is not known, so the old rule holds (declare the later records first)."""
+    commission(chain, "farm", A)
+    chain.add("farm", observe("destroying", A, disposition="destroyed"))  # log index 1
+    chain.add("inspector", observe("inspecting", A))  # log index 2
+    code = normalize_code(A)
+    old = chain.custody.states[code]
+    assert old.closed_at == 1
+    chain.custody.states[code] = dataclasses.replace(old, closed_at=-1)  # as written before
+    decl = {"declarationTime": "2026-03-02T08:00:00Z"}
+    ev = {**observe("destroying", A, disposition="destroyed"), "errorDeclaration": decl}
+    rec, signers = signed("farm", ev)
+    with raises("error-declaration", code) as err:
+        apply(chain.custody, rec, signers, GENESIS, 3, declared=1)
+    assert "has a record after the declared event (log index 2, the event 1)" in str(err.value)
+    chain.custody.states[code] = old  # with it known: reopened
+    upd = apply(chain.custody, rec, signers, GENESIS, 3, declared=1)
+    assert not upd.states[code].closed
