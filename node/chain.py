@@ -202,12 +202,17 @@ class ChainState:
         event_ids.check_record(v.record, reader, self.genesis)
 
     def check_rules(
-        self, records: Sequence[VerifiedRecord], reader: StoreReader | None = None
+        self,
+        records: Sequence[VerifiedRecord],
+        reader: StoreReader | None = None,
+        *,
+        new: bool = False,
     ) -> custody.BlockUpdate:
-        """Custody rules for ``records`` in order, over the committed state."""
+        """Custody rules for ``records`` in order, over the committed state (``new``: not
+        yet committed records, judged by the rules for new records too)."""
         if reader is None:
             with self.store.reader() as r:
-                return self.check_rules(records, r)
+                return self.check_rules(records, r, new=new)
         items = [(v.record, v.envelope.signers()) for v in records]
         declared = {
             i: found
@@ -215,7 +220,12 @@ class ChainState:
             if (found := declared_index(v.record, reader)) is not None
         }
         return custody.apply_block(
-            StoreCustodyView(reader), items, self.genesis, self.store.head().log_size, declared
+            StoreCustodyView(reader),
+            items,
+            self.genesis,
+            self.store.head().log_size,
+            declared,
+            new=new,
         )
 
     # ------------------------------------------------------------------ blocks
@@ -270,7 +280,7 @@ class ChainState:
                 dropped += [Dropped(fresh[i][1].record_id, err) for i, err in refused]
                 gone = {i for i, _ in refused}
                 fresh = [item for i, item in enumerate(fresh) if i not in gone]
-            update = self.check_rules([v for _, v in fresh], reader)
+            update = self.check_rules([v for _, v in fresh], reader, new=True)
         bad = {r.position for r in update.refused}
         for r in update.refused:
             dropped.append(Dropped(fresh[r.position][1].record_id, r.error))
@@ -405,7 +415,7 @@ class ChainState:
                 if refused:
                     i, err = refused[0]
                     raise RuleError(err.rule, f"block: record {i}: {err}", err.code)
-            update = self.check_rules(verified, reader)
+            update = self.check_rules(verified, reader, new=verify_signatures)
         if update.refused:
             refusal = update.refused[0]
             err = refusal.error

@@ -117,6 +117,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import datetime as dt
 import json
 import struct
 from collections.abc import Iterator, Mapping, Sequence
@@ -135,7 +136,7 @@ from node.epcis import (
 from node.errors import InputError, RuleError, RulePermissionError
 from node.genesis import Genesis
 from node.permissions import bare_disposition, bare_step
-from node.records import TraceRecord
+from node.records import TraceRecord, event_time_ms
 
 Status = Literal["active", "closed", "recalled"]
 
@@ -152,6 +153,10 @@ RULE_COMMISSION_ONCE = "commission-once"
 RULE_UNKNOWN = "unknown-code"
 RULE_CUSTODY = "custody"
 RULE_CLOSED = "closed"
+RULE_EVENT_TIME = "event-time"
+#: how far a custodian's event may be dated before the moment it came to hold the code
+#: (the clocks and habits of two companies' systems: a receipt booked on the hour)
+BACKDATE_TOLERANCE_MS = 15 * 60 * 1000
 RULE_INSPECTION = "inspection"
 RULE_RECALLED = "recalled"
 RULE_RECALL = "recall"
@@ -219,6 +224,9 @@ class CodeState:
     #: log index of the record that closed it (a terminal event, or a transformation that
     #: consumed it); -1: open, or closed by a node of an earlier version (then unknown)
     closed_at: int = -1
+    #: eventTime (Unix ms) of the record from which its custodian holds it: its
+    #: commissioning, or the handoff to it; 0: unknown (a state of an earlier version)
+    since_ms: int = 0
 
     def with_flags(self, *, closed: bool | None = None, recalled: bool | None = None) -> CodeState:
         c = self.closed if closed is None else closed
@@ -258,6 +266,7 @@ _STATE_KEYS = {
     "recalled_by": "rb",
     "heirs": "h",
     "closed_at": "xa",
+    "since_ms": "t",
 }
 _STATE_FIELDS = {v: k for k, v in _STATE_KEYS.items()}
 _FIELD_NAMES = frozenset(_STATE_KEYS)
@@ -435,12 +444,15 @@ class _Work:
     """Scratch state for one record: reads through ``changed`` to the view (a plain class
     with slots: one is made per record)."""
 
-    __slots__ = ("changed", "edges", "index", "may_commission", "touched", "view")
+    __slots__ = ("changed", "edges", "index", "may_commission", "time_ms", "touched", "view")
 
-    def __init__(self, view: CustodyView, index: int, may_commission: bool) -> None:
+    def __init__(
+        self, view: CustodyView, index: int, may_commission: bool, time_ms: int | None = None
+    ) -> None:
         self.view = view
         self.index = index
         self.may_commission = may_commission
+        self.time_ms = time_ms  # the record's eventTime (Unix ms; None if not a date-time)
         self.changed: dict[str, CodeState] = {}
         self.edges: list[Edge] = []
         self.touched: dict[str, None] = {}
@@ -485,13 +497,17 @@ def apply(
     genesis: Genesis,
     log_index: int,
     declared: int | None = None,
+    *,
+    new: bool = False,
 ) -> CustodyUpdate:
     """Check every custody rule for ``record`` against ``view``; return its effects.
 
     ``record`` is assumed verified (``node.records.verify_envelope``: signatures, membership,
     bizStep role); ``signers`` are the envelope's signer ids, rechecked for handoffs.
     ``log_index`` is the index the record gets in the log; ``declared``, for an error
-    declaration, the log index of the committed record with its eventID.
+    declaration, the log index of the committed record with its eventID. ``new``: a record
+    not yet committed (admission, a proposal), which the rules for new records judge too
+    (``_check_not_backdated``); a certified block replays without them.
     Raises ``RuleError`` (or its subclass ``RulePermissionError``) naming the rule and the
     code; never mutates ``view``.
     """
@@ -505,7 +521,7 @@ def apply(
     disposition = bare_disposition(str(ev.get("disposition", "")))
     codes = record.roles
     check_event_codes(codes, etype)
-    w = _Work(view, log_index, author.has_role(*COMMISSION_ROLES))
+    w = _Work(view, log_index, author.has_role(*COMMISSION_ROLES), event_time_ms(record.event_time))
 
     is_recall = disposition == RECALL_DISPOSITION or step == RECALL_STEP
     terminal = step in TERMINAL_STEPS or disposition in TERMINAL_DISPOSITIONS
@@ -520,6 +536,8 @@ def apply(
 
     if record.is_handoff:
         _check_handoff_shape(record, etype, action, signers, codes)
+    if new and record.error_declaration is None and w.time_ms is not None:
+        _check_not_backdated(w, record, codes)
 
     if record.error_declaration is not None and declared is not None:
         return _declare(
@@ -654,7 +672,7 @@ def apply(
         for c in moving:
             st = w.need(c)
             if record.is_handoff:
-                st = st.evolve(custodian=record.handoff_to)
+                st = st.evolve(custodian=record.handoff_to, since_ms=w.time_ms or 0)
             if c in named and disposition:
                 st = st.evolve(disposition=disposition)
             w.put(st)
@@ -915,6 +933,36 @@ def _check_inspection(st: CodeState, ev: Mapping[str, Any], disposition: str) ->
         )
 
 
+def _check_not_backdated(w: _Work, record: TraceRecord, codes: EventCodes) -> None:
+    """Rule event-time, for new records: a custodian's event on a code is not dated before
+    the custodian came to hold it (its commissioning, or the handoff to it), beyond
+    ``BACKDATE_TOLERANCE_MS`` (QA: hazardous goods handed on three hours before they were
+    received, and a storing event dated 1970)."""
+    for c in codes.all:
+        st = w.get(c)
+        if (
+            st is not None
+            and st.since_ms
+            and st.custodian == record.author
+            and (w.time_ms or 0) < st.since_ms - BACKDATE_TOLERANCE_MS
+        ):
+            raise RuleError(
+                RULE_EVENT_TIME,
+                f"eventTime {record.event_time[:40]!r} is before {record.author!r} came to hold "
+                f"the code ({_utc(st.since_ms)}: its commissioning, or the handoff to it); an "
+                "event is dated when it happened (15 min allowed for clocks)",
+                c,
+            )
+
+
+def _utc(ms: int) -> str:
+    return (
+        dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z")
+    )
+
+
 def _check_open(st: CodeState) -> None:
     if st.closed:
         raise RuleError(RULE_CLOSED, "code is closed (destroyed, sold or consumed)", st.code)
@@ -965,6 +1013,7 @@ def _commission(w: _Work, code: str, author: str, disposition: str, *, is_class:
             last_index=w.index,
             disposition=disposition,
             is_class=is_class,
+            since_ms=w.time_ms or 0,
         )
     )
 
@@ -1146,6 +1195,8 @@ def apply_block(
     genesis: Genesis,
     first_index: int,
     declared: Mapping[int, int] | None = None,
+    *,
+    new: bool = False,
 ) -> BlockUpdate:
     """Apply ``items`` ((record, signers), in block order) over an overlay of ``view``.
 
@@ -1160,7 +1211,13 @@ def apply_block(
     for pos, (record, signers) in enumerate(items):
         try:
             update = apply(
-                overlay, record, signers, genesis, index, declared.get(pos) if declared else None
+                overlay,
+                record,
+                signers,
+                genesis,
+                index,
+                declared.get(pos) if declared else None,
+                new=new,
             )
         except RuleError as e:
             refused.append(Refusal(pos, e.with_traceback(None)))  # no frame -> list cycle

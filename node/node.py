@@ -490,6 +490,7 @@ class Node:
             self.genesis,
             self.store.head().log_size + len(self.mempool),
             self._declared_index(v.record),
+            new=True,
         )
 
     def _declared_index(self, record: TraceRecord) -> int | None:
@@ -533,6 +534,7 @@ class Node:
                         self.genesis,
                         base + i,
                         self._declared_index(p.verified.record),
+                        new=True,
                     )
                 )
             except LedgerError as e:

@@ -470,7 +470,8 @@ def test_a_transformation_whose_output_moved_on_is_not_declared(chain: ChainStat
             "inputEPCList": ["u:in9"], "outputEPCList": ["u:out9"]}  # fmt: skip
     _commit(chain, [_signed("farm", made)])
     pack = {**_event("", "urn:uuid:00000000-0000-4000-8000-0000000000c9", "packing", "ADD"),
-            "type": "AggregationEvent", "parentID": "u:box9", "childEPCs": ["u:out9"]}  # fmt: skip
+            "type": "AggregationEvent", "parentID": "u:box9", "childEPCs": ["u:out9"],
+            "eventTime": "2026-03-01T10:00:00+08:00"}  # fmt: skip
     pack.pop("epcList")
     _commit(chain, [_signed("farm", pack)])
     h = chain.store.head().height + 1

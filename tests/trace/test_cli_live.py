@@ -97,8 +97,14 @@ class Cli:
         assert info["committed"] is True
         return dict(info)
 
-    def handoff(self, sender: str, receiver: str, *codes: str, extra: tuple[str, ...] = ()):
-        """Write the sender's offer; returns its path (the record id is ``offer_ids[path]``)."""
+    def handoff(
+        self, sender: str, receiver: str, *codes: str, extra: tuple[str, ...] = (), day: int = 0
+    ):
+        """Write the sender's offer; returns its path (the record id is ``offer_ids[path]``).
+        ``day``: dated that day of the graph at 20:00 (else now); the receiver's events are
+        dated after it (rule event-time)."""
+        if day:
+            extra = (*extra, "--time", when(day, 20)["eventTime"])
         self._n += 1
         offer = self.work / f"offer{self._n}-{sender}.json"
         out = self.ok("handoff", "offer", *codes, "--key", self.key(sender), "--to", receiver,
@@ -143,6 +149,9 @@ def when(day: int, hour: int = 8) -> dict[str, str]:
         "eventTime": f"2026-03-{day:02d}T{hour:02d}:00:00+08:00",
         "eventTimeZoneOffset": "+08:00",
     }
+
+
+LONG_AGO = {"eventTime": "2000-01-01T08:00:00+08:00"}  # before every GS1 example's events
 
 
 def commission(*codes: str, day: int = 1) -> dict[str, Any]:
@@ -196,7 +205,7 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
         {**commission(f"{SG}:6901234.012345.902"), **eid})), "--key", cli.key("farm"))  # fmt: skip
     assert line.startswith("error: rule event-id:"), line
     assert f"(record {held['record_id']})" in line
-    offer = cli.handoff("farm", "slaughterhouse", F1, F2)
+    offer = cli.handoff("farm", "slaughterhouse", F1, F2, day=1)
 
     # refused: the offer alone (the receiver has not signed), submitted as it is
     line = cli.refused(3, "record", "submit", "--envelope", str(offer), "--wait")
@@ -261,16 +270,16 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     cli.submit_wait("slaughterhouse", transform([F1, F2], [C1, C2, C3], "killing", 2))
     cli.submit_wait("slaughterhouse", transform([C1], [K1, K2], "commissioning", 3))
     cli.submit_wait("slaughterhouse", transform([C2], [K3], "commissioning", 3))
-    cli.accept(cli.handoff("slaughterhouse", "processor", K1, K2, K3), "processor")
+    cli.accept(cli.handoff("slaughterhouse", "processor", K1, K2, K3, day=3), "processor")
     cli.submit_wait("processor", transform([K1], [P1, P2], "commissioning", 4))
     cli.submit_wait("processor", transform([K2], [P3], "commissioning", 4))
     cli.submit_wait("processor", aggregate("ADD", S1, [P1, P2, P3], "packing", 5))
     cli.submit_wait("processor", aggregate("DELETE", S1, [P3], "unpacking", 5))
     # a code inside a container moves only with it
-    inner = cli.handoff("processor", "distributor", P1)
+    inner = cli.handoff("processor", "distributor", P1, day=5)
     line = cli.refused(1, "handoff", "accept", str(inner), "--key", cli.key("distributor"))
     assert "rule aggregated:" in line
-    cli.accept(cli.handoff("processor", "distributor", S1), "distributor")
+    cli.accept(cli.handoff("processor", "distributor", S1, day=5), "distributor")
     assert cli.custodian(P1) == cli.custodian(P2) == cli.custodian(S1) == "distributor"
     assert cli.custodian(P3) == "processor"
 
@@ -484,7 +493,9 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     assert "unknown-code" in r.stdout
     cli.refused(1, "trace", "history", e2017)
 
-    cli.submit_wait("farm", commission(e2017, e2018))
+    # (dated before the examples' events: a holder's event is not dated before it held the
+    # goods, rule event-time)
+    cli.submit_wait("farm", {**commission(e2017, e2018), **LONG_AGO})
     rep = cli.json("epcis", "import", str(ex / "Example_9.6.1-ObjectEvent.jsonld"), "--key", farm)
     assert (rep["imported"], rep["refused"]) == (2, 0)
     assert [e["status"] for e in rep["events"]] == ["imported", "imported"]
@@ -506,8 +517,10 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     # once the pallet exists, packed with the two items and the two classes the document
     # lists as its content, the same document imports
     lots = ["urn:epc:idpat:sgtin:4012345.098765.*", "urn:epc:class:lgtin:4012345.012345.998877"]
-    cli.submit_wait("farm", {**commission(), "quantityList": [{"epcClass": c} for c in lots]})
-    packing = aggregate("ADD", pallet, [e2017, e2018], "packing", 2)
+    cli.submit_wait(
+        "farm", {**commission(), **LONG_AGO, "quantityList": [{"epcClass": c} for c in lots]}
+    )
+    packing = {**aggregate("ADD", pallet, [e2017, e2018], "packing", 2), **LONG_AGO}
     packing["childQuantityList"] = [{"epcClass": c} for c in lots]
     cli.submit_wait("farm", packing)
     out = cli.ok("epcis", "import", agg, "--key", farm)
@@ -525,7 +538,7 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     pd = ex / "PersistentDisposition-example.jsonld"
     doc = json.loads(pd.read_text(encoding="utf-8"))
     codes = sorted({c for ev in doc["epcisBody"]["eventList"] for c in ev.get("epcList", [])})
-    cli.submit_wait("farm", commission(*codes))
+    cli.submit_wait("farm", {**commission(*codes), **LONG_AGO})
     rep = cli.json("epcis", "import", str(pd), "--key", farm)
     assert (rep["imported"], rep["refused"]) == (2, 0)
 
@@ -669,7 +682,7 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     # holder recalls what it made): what another producer made from it is named, exit 1
     mine, theirs = f"{SG}:6901234.012345.OWN1", f"{SG}:6901234.012345.OWN2"
     cli.submit_wait("farm", commission(mine))
-    cli.accept(cli.handoff("farm", "processor", mine), "processor")
+    cli.accept(cli.handoff("farm", "processor", mine, day=2), "processor")
     cli.submit_wait("processor", transform([mine], [theirs], "killing", 3))
     box = "urn:epc:id:sscc:6903456.0000000707"
     pack = {"type": "AggregationEvent", **when(3, 9), "action": "ADD", "bizStep": "packing",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -846,3 +847,46 @@ def test_a_close_of_unknown_origin_is_undone_only_if_nothing_came_after(chain):
     chain.custody.states[code] = old  # with it known: reopened
     upd = apply(chain.custody, rec, signers, GENESIS, 3, declared=1)
     assert not upd.states[code].closed
+
+
+# ------------------------------------------------------------------ backdating
+
+
+def at(hhmm: str, day: int = 1) -> dict[str, str]:
+    return {"eventTime": f"2026-03-{day:02d}T{hhmm}:00+08:00"}
+
+
+def new_record(chain, author: str, ev: dict[str, Any], *, to: str = ""):
+    """Apply ``ev`` as a new record (the rules for new records too) and commit it."""
+    rec, signers = signed(author, ev, to=to)
+    upd = apply(chain.custody, rec, signers, GENESIS, len(chain.log), new=True)
+    chain.custody.commit(upd)
+    chain.log.append(rec)
+    return upd
+
+
+def test_a_custodians_event_is_not_dated_before_it_held_the_code(chain):
+    # QA: hazardous goods handed on three hours before they were received; a storing event
+    # dated 1970
+    new_record(chain, "farm", event(action="ADD", step="commissioning", epcList=[A], **at("08:00")))
+    assert chain.custody.get(normalize_code(A)).since_ms == 1772323200000
+    with raises("event-time", normalize_code(A)) as err:
+        new_record(chain, "farm", observe("storing", A, **at("07:00")))
+    assert "is before 'farm' came to hold the code (2026-03-01T00:00:00Z" in str(err.value)
+    new_record(chain, "farm", observe("storing", A, **at("07:50")))  # within 15 minutes
+    ship = observe("shipping", A, **at("10:05"))
+    new_record(chain, "farm", ship, to="slaughterhouse")  # the receiver holds it from 10:05
+    with raises("event-time", normalize_code(A)):
+        new_record(chain, "slaughterhouse", observe("shipping", A, **at("07:00")), to="processor")
+    with raises("event-time"):
+        new_record(chain, "slaughterhouse", observe("storing", A, eventTime="1970-01-01T00:00:00Z"))
+    new_record(chain, "slaughterhouse", observe("storing", A, **at("11:00")))
+    # others' events are not judged by it: an inspection recorded late, a recall
+    new_record(chain, "inspector", observe("inspecting", A, **at("09:00")))
+
+
+def test_a_certified_block_replays_a_backdated_event(chain):
+    """The rule is for new records: a log written before it replays as it was."""
+    chain.add("farm", event(action="ADD", step="commissioning", epcList=[A], **at("08:00")))
+    chain.add("farm", observe("storing", A, eventTime="1970-01-01T00:00:00Z"))
+    assert chain.custody.get(normalize_code(A)).last_index == 1
