@@ -272,13 +272,19 @@ def note_interruption() -> None:
     _reported.append(True)
 
 
+def record_get_hint(record_id: str, address: str) -> str:
+    """The command that tells what became of a record (``--node`` named: QA, the hint
+    without it failed outside a local testnet)."""
+    return f"`suyuan record get {record_id} --node {address}`"
+
+
 def interrupted_submit(record_id: str, address: str) -> typer.Exit:
     """Ctrl-C (or SIGTERM) while a record was being submitted: say which record and how
     to find out what became of it (it may have been admitted, and committed)."""
     note_interruption()
     err_console.print(
         f"interrupted: record {record_id} was sent to {address}; its outcome is unknown: "
-        f"`suyuan record get {record_id}` tells",
+        f"{record_get_hint(record_id, address)} tells",
         markup=False,
         soft_wrap=True,
     )

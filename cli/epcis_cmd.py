@@ -17,6 +17,7 @@ from cli.common import (
     note_interruption,
     print_json,
     read_json_file,
+    record_get_hint,
     safe,
     unicode_text,
     write_text_atomic,
@@ -142,7 +143,7 @@ def import_cmd(
         where = f"stopped at event {doubt['position'] if doubt else len(report)}"
         maybe = (
             f"; record {doubt['record_id']} may have been committed: "
-            f"`suyuan record get {doubt['record_id']}`"
+            f"{record_get_hint(doubt['record_id'], target.address if target else '?')}"
             if doubt
             else ""
         )

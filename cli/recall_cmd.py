@@ -87,6 +87,7 @@ def recall(
                 "affected": affected,
                 "already_recalled": [n.code for n in r.scope if n.recalled],
                 "closed": r.closed(),
+                "closed_as": r.closed_as(),
                 "containers": r.containers,
                 "truncated": r.truncated,
                 "frontier": r.frontier() if r.truncated else [],
@@ -104,7 +105,12 @@ def recall(
             f"{newly} newly recalled in {len(r.records)} record(s)",
         )
     )
-    closed = set(r.closed())
+    for x in r.records:  # (QA: only --json named them; `record declare` and `prove` need them)
+        console.print(
+            f"  record {x['record_id']} at height {x['height']}, log index {x['log_index']}"
+            f" ({len(x['codes'])} code{'' if len(x['codes']) == 1 else 's'})"
+        )
+    closed = r.closed_as()
     for custodian, codes in affected.items():
         gone = sum(1 for c in codes if c in closed)
         how = (
@@ -115,7 +121,8 @@ def recall(
         )
         console.print(Text.assemble("  ", (custodian, "bold"), how))
         for c in codes:
-            console.print(f"    {c}" + ("  (closed)" if c in closed else ""))
+            how_closed = f"  (closed: {closed[c]})" if closed.get(c) else "  (closed)"
+            console.print(f"    {c}" + (how_closed if c in closed else ""))
     if r.containers:
         console.print("containers holding recalled codes (the labels to look for):")
         for box in r.containers:

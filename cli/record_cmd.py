@@ -16,6 +16,7 @@ from cli.common import (
     interrupted_submit,
     positive_seconds,
     print_json,
+    record_get_hint,
     safe,
     write_text_atomic,
 )
@@ -330,7 +331,8 @@ def submit_tracked(
             sent = not never_connected(e)
             if sent:
                 err = NodeUnavailableError(
-                    f"{e} (record {rid}: its outcome is unknown; `suyuan record get {rid}` tells)"
+                    f"{e} (record {rid}: its outcome is unknown; "
+                    f"{record_get_hint(rid, target.address)} tells)"
                 )
             else:
                 err = NodeUnavailableError(f"{e} (record {rid} was not sent: no connection)")
@@ -342,8 +344,8 @@ def submit_tracked(
     if wait and not resp.committed:
         err = NodeUnavailableError(
             f"record {rid} was accepted by {target.address} but not committed in time; "
-            f"it may still commit: `suyuan record get {rid}` tells (a new signing of the "
-            "event would be another record)"
+            f"it may still commit: {record_get_hint(rid, target.address)} tells (a new "
+            "signing of the event would be another record)"
         )
         unknown(str(err))
         raise err

@@ -50,6 +50,7 @@ def node_dict(n: services_pb2.TraceNode) -> dict[str, Any]:
         "recalled": n.recalled,
         "recalled_by": n.recalled_by or None,
         "recalled_at": n.recalled_at if n.HasField("recalled_at") else None,
+        "disposition": n.disposition or None,
         "container": n.container,
     }
 

@@ -191,6 +191,12 @@ class Node:
             head.height,
             self.is_validator,
         )
+        if not self.peers and len(self.genesis.validators) > 1:  # (QA: it never caught up)
+            log.warning(
+                "config lists no peers: this node sends its votes to no one and syncs from "
+                "no one (it hears only nodes that dial it); list the other validators' "
+                "addresses in 'peers'"
+            )
 
     async def stop(self) -> None:
         self._stop.set()

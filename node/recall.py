@@ -22,6 +22,7 @@ from node.epcis import is_lot_code
 from node.errors import NodeUnavailableError, RulePermissionError
 from node.genesis import Genesis
 from node.keys import KeyPair
+from node.permissions import bare_disposition
 from node.records import make_record, sign_record
 from proto import services_pb2
 
@@ -52,6 +53,11 @@ class RecallResult:
         """Codes that were closed before the recall (sold, destroyed or consumed): they are
         recalled too, but no longer in their last custodian's hands."""
         return sorted(n.code for n in self.scope if n.status == "closed")
+
+    def closed_as(self) -> dict[str, str]:
+        """The closed codes of ``closed`` and how each went, by its last disposition
+        (retail_sold, destroyed...; "" if none: QA, sold and destroyed read alike)."""
+        return {n.code: bare_disposition(n.disposition) for n in self.scope if n.status == "closed"}
 
     def by_custodian(self) -> dict[str, list[str]]:
         """The scope's codes this recall covers, by current custodian (those it left to
@@ -213,7 +219,8 @@ def run_recall(
         rid = env.record_id.hex()
         unknown = (
             f"recall record {rid} ({len(result.records)} of {-(-len(todo) // CODES_PER_RECORD)} "
-            f"committed before it): its outcome is unknown; `suyuan record get {rid}` tells, "
+            f"committed before it): its outcome is unknown; `suyuan record get {rid} --node "
+            f"{client.address}` tells, "
             "and the same recall again recalls only what is not recalled yet"
         )
         try:

@@ -389,7 +389,13 @@ class Store:
         if len(genesis_hash) != merkle.HASH_SIZE:
             raise InputError("genesis hash must be 32 bytes")
         p = Path(path)
-        if not (p / "data.mdb").exists():
+        data = p / "data.mdb"
+        if data.is_file() and data.stat().st_size == 0:  # (LMDB would take it as a new store)
+            raise StorageError(
+                f"store at {p} is corrupt: data.mdb is empty (0 bytes; a truncated copy?); "
+                "to start a new store instead, move data.mdb away"
+            )
+        if not data.exists():
             if not create:
                 raise StorageError(f"no store at {p}")
             try:

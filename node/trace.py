@@ -76,6 +76,7 @@ class TraceNode:
     is_class: bool = False  # a lot or product class (name it in a quantityList)
     recalled_by: str = ""  # the author of the record that recalled it, if known
     recalled_at: int = -1  # that record's log index (-1: not recalled, or unknown)
+    disposition: str = ""  # its latest CBV disposition (a closed code: how it went)
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ def _node(index: TraceIndex, code: str, depth: int, relation: str, via: str) -> 
         st.is_class,
         st.recalled_by,
         st.recalled_at if st.recalled else -1,
+        st.disposition,
     )
 
 

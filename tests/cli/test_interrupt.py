@@ -83,7 +83,7 @@ def test_ctrl_c_while_waiting_names_the_record(tmp_path):
     rid = env.record_id.hex()
     assert err.strip() == (
         f"interrupted: record {rid} was sent to {address}; its outcome is unknown: "
-        f"`suyuan record get {rid}` tells"
+        f"`suyuan record get {rid} --node {address}` tells"  # (QA: --node was left out)
     )
 
 
@@ -171,7 +171,8 @@ def test_a_recall_whose_submit_times_out_names_its_record(tmp_path):
     assert res.returncode == 5, res.stderr
     [line] = res.stderr.strip().splitlines()
     assert re.search(r"recall record [0-9a-f]{64} \(0 of 1 committed before it\): its outcome is "
-                     r"unknown; `suyuan record get [0-9a-f]{64}` tells", line), line  # fmt: skip
+                     r"unknown; `suyuan record get [0-9a-f]{64} --node 127.0.0.1:\d+` tells",
+                     line), line  # fmt: skip
 
 
 def test_a_json_submit_whose_outcome_is_unknown_names_the_record_on_stdout(tmp_path):

@@ -31,7 +31,8 @@ class _Client:
 
 def _scope(truncated: bool) -> RecallResult:
     nodes = [services_pb2.TraceNode(code=f"urn:x:{d}", depth=d, custodian="farm") for d in range(4)]
-    return RecallResult("urn:x:0", nodes, [{"codes": ["urn:x:0"]}], truncated=truncated)
+    rec = {"record_id": "ab" * 32, "height": 7, "log_index": 9, "codes": ["urn:x:0"]}
+    return RecallResult("urn:x:0", nodes, [rec], truncated=truncated)
 
 
 @pytest.fixture
@@ -61,6 +62,8 @@ def test_truncated_scope_is_reported_and_fails(
         assert doc["frontier"] == ["urn:x:3"]
     else:
         assert "4 codes affected" in result.stdout
+        # the record, named (QA: only --json named it; `record declare` needs it)
+        assert f"  record {'ab' * 32} at height 7, log index 9 (1 code)\n" in result.stdout
 
 
 def test_complete_scope_succeeds(files: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,3 +93,18 @@ def test_a_lot_known_by_its_items_is_in_a_regulators_scope_only() -> None:
     assert [(n.code, n.is_class) for n in scope] == [(lot, True), (item, False)]
     _, scope, _ = forward_scope(Fwd(), lot)  # type: ignore[arg-type]
     assert [n.code for n in scope] == [item]
+
+
+def test_a_recall_tells_sold_from_destroyed() -> None:
+    # QA: the regulator's question was which units were already sold; all read "(closed)"
+    nodes = [
+        services_pb2.TraceNode(code="a", status="closed", disposition="retail_sold"),
+        services_pb2.TraceNode(
+            code="b", status="closed", disposition="urn:epcglobal:cbv:disp:destroyed"
+        ),
+        services_pb2.TraceNode(code="c", status="closed"),  # consumed by a transformation
+        services_pb2.TraceNode(code="d", status="active", disposition="in_transit"),
+    ]
+    r = RecallResult("a", nodes)
+    assert r.closed_as() == {"a": "retail_sold", "b": "destroyed", "c": ""}
+    assert r.closed() == ["a", "b", "c"]

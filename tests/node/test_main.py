@@ -309,3 +309,24 @@ def test_a_rule_that_fails_with_a_bug_refuses_the_block_and_consensus_goes_on() 
     from proto import types_pb2
 
     assert Node._validate(me, types_pb2.Block()) is False  # type: ignore[arg-type]
+
+
+def test_a_validator_with_no_peers_says_so_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # QA: a validator whose config lost its peers started silently and never caught up
+    from node.genesis import Genesis
+    from tests.fixtures import genesis as four_validators
+    from tests.node.livenode import config, live_node, run, solo_genesis
+
+    async def start(g: Genesis, where: Path) -> None:
+        async with live_node(config(where), g):
+            pass
+
+    with caplog.at_level(logging.WARNING, logger="suyuan.node"):
+        run(lambda: start(four_validators(), tmp_path / "four"))
+    assert "config lists no peers: this node sends its votes to no one" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="suyuan.node"):
+        run(lambda: start(solo_genesis(), tmp_path / "solo"))  # alone by design
+    assert "lists no peers" not in caplog.text

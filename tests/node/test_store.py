@@ -364,6 +364,19 @@ def test_a_truncated_data_file_is_refused_not_a_crash(tmp_path: Path) -> None:
     assert "is corrupt: data.mdb holds 8192 bytes" in r.stdout
 
 
+def test_an_empty_data_file_is_refused_not_taken_for_a_new_store(tmp_path: Path) -> None:
+    # QA: a 0-byte data.mdb was opened as a new store, and a validator that ran before
+    # synced as new, its sign state gone, without a word
+    path = tmp_path / "db"
+    with Store.open(path, GENESIS) as s:
+        fill(s, seed=3, blocks=2, max_records=20)
+    (path / "data.mdb").write_bytes(b"")
+    for create in (True, False):
+        with pytest.raises(StorageError, match=r"data.mdb is empty \(0 bytes"):
+            Store.open(path, GENESIS, create=create)
+    assert (path / "data.mdb").stat().st_size == 0  # nothing written
+
+
 def test_other_chain_or_version_or_missing_store_refused(tmp_path: Path) -> None:
     path = tmp_path / "db"
     with pytest.raises(StorageError, match="no store"):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -364,16 +365,19 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
 
     out = cli.ok("recall", C1, "--key", cli.key("regulator"), "--reason", "Salmonella in C1")
     assert "6 codes affected, 6 newly recalled in 1 record(s)" in out
+    # the recall record, named (QA: only --json named it; `record declare` needs it)
+    assert re.match(r"  record [0-9a-f]{64} at height \d+, log index \d+ \(6 codes\)$",
+                    out.splitlines()[1]), out  # fmt: skip
     groups: dict[str, set[str]] = {}
     closed: set[str] = set()
     current = ""
-    for ln in out.splitlines()[1:]:
+    for ln in out.splitlines()[2:]:
         if not ln.startswith("  "):
             break  # (the containers that hold recalled codes follow)
         if ln.startswith("    "):
             code = ln.split()[0]
             groups[current].add(code)
-            if ln.endswith("(closed)"):
+            if ln.endswith("(closed)"):  # (consumed: no disposition to tell how)
                 closed.add(code)
         else:
             current = ln.split()[0].rstrip(":")
