@@ -341,15 +341,31 @@ def submit_tracked(
         except KeyboardInterrupt:
             unknown("interrupted")
             raise interrupted_submit(rid, target.address) from None
+        stalled = _quorum_lost(client) if wait and not resp.committed else ""
     if wait and not resp.committed:
         err = NodeUnavailableError(
-            f"record {rid} was accepted by {target.address} but not committed in time; "
-            f"it may still commit: {record_get_hint(rid, target.address)} tells (a new "
-            "signing of the event would be another record)"
+            f"record {rid} was accepted by {target.address} but not committed in time"
+            f"{stalled}; it may still commit: {record_get_hint(rid, target.address)} tells "
+            "(a new signing of the event would be another record)"
         )
         unknown(str(err))
         raise err
     return resp, already
+
+
+def _quorum_lost(client: LedgerClient) -> str:
+    """Why nothing commits, when the node sees fewer validators answering than the quorum
+    (QA: a submit waited its 30 s and said only "not committed in time"); else ""."""
+    try:
+        st = client.status(timeout=5)
+    except LedgerError:
+        return ""
+    if st.validators and st.validators_answering < st.quorum:
+        return (
+            f": the node sees {st.validators_answering} of {st.validators} validators "
+            f"answering, under the quorum of {st.quorum}, so no block can commit"
+        )
+    return ""
 
 
 def _submit_and_report(
