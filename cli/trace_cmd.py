@@ -109,7 +109,7 @@ def fetch_graph(
 
 def render_tree(root: str, nodes: list[services_pb2.TraceNode], title: str) -> Tree:
     """A rich tree: every node under the code it was reached from."""
-    label = {n.code: n for n in nodes}
+    by_code = {n.code: n for n in nodes}
     tree = Tree(Text.assemble((title, "bold"), " ", root))
     where: dict[str, Tree] = {root: tree}
     for n in nodes:
@@ -118,10 +118,22 @@ def render_tree(root: str, nodes: list[services_pb2.TraceNode], title: str) -> T
             continue
         parent = where.get(n.parent_code, tree)
         where[n.code] = parent.add(
-            Text.assemble(n.code, "  ", (f"{n.relation} · {_desc(n)}", "dim"))
+            Text.assemble(n.code, "  ", (f"{relation_shown(n, by_code)} · {_desc(n)}", "dim"))
         )
-    del label
     return tree
+
+
+def relation_shown(n: services_pb2.TraceNode, by_code: dict[str, services_pb2.TraceNode]) -> str:
+    """``n.relation``, marked "(former)" for a container link that no longer holds (QA: a
+    case unpacked from a pallet still showed the pallet as its parent): a parent that the
+    code reached from is no longer in, or a child no longer in the code reached from."""
+    if n.relation == "parent":
+        inner = by_code.get(n.parent_code)
+        if inner is not None and inner.container != n.code:
+            return "parent (former)"
+    elif n.relation == "child" and n.container != n.parent_code:
+        return "child (former)"
+    return n.relation
 
 
 def _desc(n: services_pb2.TraceNode) -> str:

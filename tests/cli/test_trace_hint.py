@@ -43,3 +43,18 @@ def test_history_names_the_recall_a_code_was_born_under():
     )
     assert "came from" not in _recall_note(st, [info(3)], True)  # (a page: it may be elsewhere)
     assert _recall_note(services_pb2.TraceNode(status="active"), [info(3)], False) == ""
+
+
+def test_a_container_link_that_no_longer_holds_is_shown_as_former():
+    from cli.trace_cmd import relation_shown
+
+    case = services_pb2.TraceNode(code="case", depth=0, container="")  # unpacked since
+    pallet = services_pb2.TraceNode(code="pallet", depth=1, relation="parent", parent_code="case")
+    assert relation_shown(pallet, {"case": case, "pallet": pallet}) == "parent (former)"
+    case.container = "pallet"
+    assert relation_shown(pallet, {"case": case, "pallet": pallet}) == "parent"
+    child = services_pb2.TraceNode(code="item", relation="child", parent_code="case")
+    assert relation_shown(child, {}) == "child (former)"
+    child.container = "case"
+    assert relation_shown(child, {}) == "child"
+    assert relation_shown(services_pb2.TraceNode(relation="input"), {}) == "input"
