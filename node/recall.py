@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node.client import LedgerClient
-from node.custody import RULE_RECALL
+from node.custody import RULE_RECALL, TERMINAL_DISPOSITIONS
 from node.epcis import is_lot_code
 from node.errors import NodeUnavailableError, RulePermissionError
 from node.genesis import Genesis
@@ -55,9 +55,16 @@ class RecallResult:
         return sorted(n.code for n in self.scope if n.status == "closed")
 
     def closed_as(self) -> dict[str, str]:
-        """The closed codes of ``closed`` and how each went, by its last disposition
-        (retail_sold, destroyed...; "" if none: QA, sold and destroyed read alike)."""
-        return {n.code: bare_disposition(n.disposition) for n in self.scope if n.status == "closed"}
+        """The closed codes of ``closed`` and how each went: its last disposition when that
+        is a closing one (retail_sold, destroyed...; QA, sold and destroyed read alike),
+        else "" (consumed by a transformation, or closed by its bizStep alone: the last
+        disposition, in_transit say, tells nothing of how)."""
+        out = {}
+        for n in self.scope:
+            if n.status == "closed":
+                how = bare_disposition(n.disposition)
+                out[n.code] = how if how in TERMINAL_DISPOSITIONS else ""
+        return out
 
     def by_custodian(self) -> dict[str, list[str]]:
         """The scope's codes this recall covers, by current custodian (those it left to

@@ -104,7 +104,9 @@ def test_a_recall_tells_sold_from_destroyed() -> None:
         ),
         services_pb2.TraceNode(code="c", status="closed"),  # consumed by a transformation
         services_pb2.TraceNode(code="d", status="active", disposition="in_transit"),
+        # consumed after a handoff: its last disposition tells nothing of how it closed
+        services_pb2.TraceNode(code="e", status="closed", disposition="in_transit"),
     ]
     r = RecallResult("a", nodes)
-    assert r.closed_as() == {"a": "retail_sold", "b": "destroyed", "c": ""}
-    assert r.closed() == ["a", "b", "c"]
+    assert r.closed_as() == {"a": "retail_sold", "b": "destroyed", "c": "", "e": ""}
+    assert r.closed() == ["a", "b", "c", "e"]
