@@ -136,7 +136,7 @@ from node.epcis import (
 from node.errors import InputError, RuleError, RulePermissionError
 from node.genesis import Genesis
 from node.permissions import bare_disposition, bare_step
-from node.records import TraceRecord, event_time_ms
+from node.records import TraceRecord
 
 Status = Literal["active", "closed", "recalled"]
 
@@ -444,7 +444,16 @@ class _Work:
     """Scratch state for one record: reads through ``changed`` to the view (a plain class
     with slots: one is made per record)."""
 
-    __slots__ = ("changed", "edges", "index", "may_commission", "time_ms", "touched", "view")
+    __slots__ = (
+        "changed",
+        "edges",
+        "index",
+        "may_commission",
+        "read",
+        "time_ms",
+        "touched",
+        "view",
+    )
 
     def __init__(
         self, view: CustodyView, index: int, may_commission: bool, time_ms: int | None = None
@@ -454,12 +463,19 @@ class _Work:
         self.may_commission = may_commission
         self.time_ms = time_ms  # the record's eventTime (Unix ms; None if not a date-time)
         self.changed: dict[str, CodeState] = {}
+        self.read: dict[str, CodeState | None] = {}  # the view's answers (it does not change)
         self.edges: list[Edge] = []
         self.touched: dict[str, None] = {}
 
     def get(self, code: str) -> CodeState | None:
         st = self.changed.get(code)
-        return st if st is not None else self.view.get(code)
+        if st is not None:
+            return st
+        try:
+            return self.read[code]  # (a rule reads a code's state more than once)
+        except KeyError:
+            got = self.read[code] = self.view.get(code)
+            return got
 
     def need(self, code: str) -> CodeState:
         st = self.get(code)
@@ -521,7 +537,7 @@ def apply(
     disposition = bare_disposition(str(ev.get("disposition", "")))
     codes = record.roles
     check_event_codes(codes, etype)
-    w = _Work(view, log_index, author.has_role(*COMMISSION_ROLES), event_time_ms(record.event_time))
+    w = _Work(view, log_index, author.has_role(*COMMISSION_ROLES), record.time_ms)
 
     is_recall = disposition == RECALL_DISPOSITION or step == RECALL_STEP
     terminal = step in TERMINAL_STEPS or disposition in TERMINAL_DISPOSITIONS
@@ -547,6 +563,7 @@ def apply(
             closing=terminal,
             recall=is_recall,
             transformation=etype == "TransformationEvent",
+            new=new,
         )
     if record.error_declaration is not None:
         # An error declaration annotates an earlier event; records are immutable, so it
@@ -603,7 +620,8 @@ def apply(
     if inspection:
         for c in codes.all:
             st = w.need(c)
-            _check_inspection(st, ev, disposition)
+            if new:  # (a rule for new records: a logged inspection replays as it was)
+                _check_inspection(st, ev, disposition)
             w.put(st.evolve(disposition=disposition or st.disposition))
         return _done(w)
 
@@ -728,6 +746,7 @@ def _declare(
     closing: bool,
     recall: bool,
     transformation: bool = False,
+    new: bool = True,
 ) -> CustodyUpdate:
     """An error declaration of the committed record at ``declared_index``, which closed
     (``closing``) or recalled (``recall``) codes, or was a transformation, or none of
@@ -741,7 +760,7 @@ def _declare(
     A code closed by a node of an earlier version (``closed_at`` unknown) is reopened only
     where that record is its last (one with a later record: refused, declare that first)."""
     if transformation:
-        _declare_transformation(w, codes, declared_index)
+        _declare_transformation(w, codes, declared_index, new=new)
     if closing:
         for c in codes.all:  # (all checked first: undoing one code touches its contents)
             later = [x for x in (c, *w.contents(c)) if _closed_before(w.need(x), declared_index)]
@@ -789,11 +808,15 @@ def _closed_before(st: CodeState, index: int) -> bool:
     return st.closed and st.closed_at < 0 and st.last_index > index
 
 
-def _declare_transformation(w: _Work, codes: EventCodes, declared_index: int) -> None:
+def _declare_transformation(
+    w: _Work, codes: EventCodes, declared_index: int, *, new: bool = True
+) -> None:
     """A transformation declared in error: the inputs it consumed are open again, and the
     outputs it made are closed (they were never made), unless one has been acted on since
-    (handed on, packed, transformed, closed: refused, declare that event first). The trace
-    links stay, as the logged records do (the previous note: its inputs stayed consumed)."""
+    (handed on, packed, transformed, closed: refused, declare that event first; a logged
+    declaration, ``new`` false, written before this rule, then undoes nothing, as then).
+    The trace links stay, as the logged records do (the previous note: its inputs stayed
+    consumed)."""
     made = [c for c in codes.outputs if w.need(c).first_index == declared_index]
     for c in made:
         s = w.need(c)
@@ -804,6 +827,8 @@ def _declare_transformation(w: _Work, codes: EventCodes, declared_index: int) ->
             or s.outputs
             or (s.closed and s.closed_at != declared_index)
         ):
+            if not new:
+                return
             raise RuleError(
                 RULE_DECLARATION,
                 f"output {c} has been acted on since the declared transformation (its last "

@@ -142,6 +142,13 @@ class TraceRecord:
         return str(self.event.get("eventTime", ""))
 
     @cached
+    def time_ms(self) -> int | None:
+        """``event_time`` in Unix ms (``event_time_ms``), None if it is no RFC 3339
+        date-time; parsed once per record (the custody rules read it at admission, in the
+        pending view and in every block check)."""
+        return event_time_ms(self.event_time)
+
+    @cached
     def roles(self) -> EventCodes:
         """The event's canonical codes by role (``node.epcis.event_roles``), computed once
         per record: admission and every block check read them. Raises ``RuleError`` on a

@@ -806,21 +806,23 @@ def test_an_inspection_may_not_call_a_closed_code_fit(chain):
     chain.add("farm", observe("destroying", A, disposition="destroyed"))
     for fit in ("active", "conformant", "sellable_accessible"):
         with raises("closed", normalize_code(A)) as err:
-            chain.add("inspector", observe("inspecting", A, disposition=fit))
+            new_record(chain, "inspector", observe("inspecting", A, disposition=fit))
         assert f"cannot be inspected {fit}" in str(err.value)
-    chain.add("inspector", observe("inspecting", A, disposition="destroyed"))  # as it is
-    chain.add("inspector", observe("inspecting", A))  # no finding
+    new_record(chain, "inspector", observe("inspecting", A, disposition="destroyed"))  # as it is
+    new_record(chain, "inspector", observe("inspecting", A))  # no finding
+    # a rule for new records: such an inspection, logged before it, replays as it was
+    chain.add("inspector", observe("inspecting", A, disposition="active"))
 
 
 def test_an_inspection_may_not_clear_a_recall_nor_close_a_code(chain):
     commission(chain, "farm", A, B)
     chain.add("regulator", observe("holding", A, disposition="recalled"))
     with raises("recalled", normalize_code(A)):
-        chain.add("inspector", observe("inspecting", A, disposition="active"))
-    chain.add("inspector", observe("inspecting", A, disposition="conformant"))  # a finding
+        new_record(chain, "inspector", observe("inspecting", A, disposition="active"))
+    new_record(chain, "inspector", observe("inspecting", A, disposition="conformant"))
     # QA: an inspection "destroyed" was committed and left the code open
     with raises("inspection", normalize_code(B)) as err:
-        chain.add("inspector", observe("inspecting", B, disposition="destroyed"))
+        new_record(chain, "inspector", observe("inspecting", B, disposition="destroyed"))
     assert "an inspection does not close a code" in str(err.value)
     assert not chain.custody.get(normalize_code(B)).closed
 
@@ -890,3 +892,18 @@ def test_a_certified_block_replays_a_backdated_event(chain):
     chain.add("farm", event(action="ADD", step="commissioning", epcList=[A], **at("08:00")))
     chain.add("farm", observe("storing", A, eventTime="1970-01-01T00:00:00Z"))
     assert chain.custody.get(normalize_code(A)).last_index == 1
+
+
+def test_a_logged_declaration_of_a_transformation_whose_output_moved_replays(chain):
+    """Refused as a new record (declare the later events first); one logged before the rule
+    replays, undoing nothing, as it did then."""
+    commission(chain, "farm", A)
+    made = event("TransformationEvent", None, "commissioning", inputEPCList=[A], outputEPCList=[B])
+    chain.add("farm", made)  # log index 1
+    chain.add("farm", event("AggregationEvent", "ADD", "packing", parentID=CASE, childEPCs=[B]))
+    decl = {**made, "errorDeclaration": {"declarationTime": "2026-03-02T08:00:00Z"}}
+    rec, signers = signed("farm", decl)
+    with raises("error-declaration", normalize_code(B)):
+        apply(chain.custody, rec, signers, GENESIS, 3, declared=1, new=True)
+    upd = apply(chain.custody, rec, signers, GENESIS, 3, declared=1)
+    assert upd.states[normalize_code(A)].closed  # still consumed
