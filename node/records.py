@@ -313,6 +313,21 @@ def event_time_ms(text: str) -> int | None:
     m = _DATE_TIME.fullmatch(text)
     if m is None:
         return None
+    if m.group(1) != "60" and text[10] == "T" and len(text) in _PLAIN_LENGTHS[text[-1] == "Z"]:
+        # (the common spellings, which ``fromisoformat`` reads as the general path below
+        # does: no leap second, a capital T and Z, a fraction of 0, 3 or 6 digits)
+        try:
+            return int(dt.datetime.fromisoformat(text).timestamp() * 1000)
+        except ValueError:
+            return None
+    return _event_time_ms(text, m)
+
+
+#: lengths of a date-time with a fraction of 0, 3 or 6 digits: with an offset, with a Z
+_PLAIN_LENGTHS = {False: frozenset({25, 29, 32}), True: frozenset({20, 24, 27})}
+
+
+def _event_time_ms(text: str, m: re.Match[str]) -> int | None:
     sec = "59" if m.group(1) == "60" else m.group(1)
     rest = text[19:].upper()
     frac = ""

@@ -1,3 +1,4 @@
+import datetime as dt
 import json
 import re
 from dataclasses import replace
@@ -610,3 +611,27 @@ def test_a_local_codes_lot_number_is_free_text():
     # a lot number only names a GS1 lot for a GTIN's items; a local code's is master data
     ev = {**object_event(["local:farm:pig-1"]), "ilmd": {"cbvmda:lotNumber": "批号 7"}}
     assert make_record(G, "farm", ev)
+
+
+@settings(max_examples=400, derandomize=True)
+@given(
+    st.datetimes(min_value=dt.datetime(1000, 1, 2), max_value=dt.datetime(9999, 12, 30)),
+    st.sampled_from(["", ".5", ".123", ".123456", ".1234567"]),
+    st.sampled_from(["Z", "z", "+08:00", "-05:30", "+00:00", "-23:59"]),
+    st.sampled_from(["T", "t"]),
+    st.booleans(),
+)
+def test_event_time_ms_reads_common_spellings_as_its_general_path(when, frac, zone, t, leap):
+    """``event_time_ms`` reads the common spellings with ``fromisoformat``; the general path
+    (leap seconds, a lower-case t or z, odd fraction lengths) must give the same instant."""
+    from node.records import _DATE_TIME, _event_time_ms, event_time_ms
+
+    sec = "60" if leap else f"{when.second:02d}"
+    text = f"{when:%Y-%m-%d}{t}{when:%H:%M}:{sec}{frac}{zone}"
+    m = _DATE_TIME.fullmatch(text)
+    assert m is not None, text
+    try:
+        general = _event_time_ms(text, m)
+    except (OverflowError, OSError):  # (a year at the edge, east or west of UTC)
+        return
+    assert event_time_ms(text) == general, text
