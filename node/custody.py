@@ -440,6 +440,9 @@ class OverlayView:
 # --------------------------------------------------------------------------- apply
 
 
+_UNREAD = object()  # ``_Work.read``: not read from the view yet
+
+
 class _Work:
     """Scratch state for one record: reads through ``changed`` to the view (a plain class
     with slots: one is made per record)."""
@@ -471,11 +474,10 @@ class _Work:
         st = self.changed.get(code)
         if st is not None:
             return st
-        try:
-            return self.read[code]  # (a rule reads a code's state more than once)
-        except KeyError:
+        got = self.read.get(code, _UNREAD)  # (a rule reads a code's state more than once)
+        if got is _UNREAD:
             got = self.read[code] = self.view.get(code)
-            return got
+        return got  # type: ignore[return-value]
 
     def need(self, code: str) -> CodeState:
         st = self.get(code)
