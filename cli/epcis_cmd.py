@@ -24,6 +24,7 @@ from cli.common import (
 )
 from cli.draft import event_id_for
 from cli.nodeaddr import resolve_node
+from cli.trace_cmd import node_dict
 from node.client import LedgerClient
 from node.envelope import Envelope
 from node.epcis import Committed, ImportResult, export_document, import_document, normalize_code
@@ -249,6 +250,11 @@ class _OnChain:
         }
 
 
+#: what ``suyuan:state`` of an export says of the code (``trace_cmd.node_dict``'s keys)
+_STATE_KEYS = ("code", "custodian", "status", "recalled", "recalled_by", "recalled_at",
+               "container", "disposition")  # fmt: skip
+
+
 def _shape(info: Any) -> tuple[Any, ...]:
     """What a committed record's event is (``RecordInfo``): type, eventTime, bizStep, codes,
     and whether it is an error declaration (which repeats its event's eventID)."""
@@ -333,10 +339,14 @@ def export_cmd(
     """Write CODE's committed history as an EPCIS 2.0 JSON-LD document."""
     target = resolve_node(node)
     items: list[Committed] = []
+    state: dict[str, Any] = {}
     with LedgerClient(target.address, timeout=30) as client:
         page = ""
         for _ in range(10_000):
             resp = client.trace_history(code, limit=1000, page_token=page)
+            if resp.nodes:  # (the code's state now; a node of an earlier version sends none)
+                state = {k: v for k, v in node_dict(resp.nodes[0]).items()
+                         if k in _STATE_KEYS and v not in (None, "")}  # fmt: skip
             for info in resp.records:
                 rr = client.get_record(info.record_id)
                 env = Envelope(bytes(rr.envelope.payload), rr.envelope.payload_type)
@@ -351,7 +361,7 @@ def export_cmd(
             if not page:
                 break
     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    doc = export_document(items, creation_date=now)
+    doc = export_document(items, creation_date=now, state=state)
     text = json_text(doc, indent=2) + "\n"
     if out is None:
         typer.echo(text, nl=False)

@@ -966,12 +966,15 @@ def export_document(
     *,
     creation_date: str,
     document_id: str = "",
+    state: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An EPCIS 2.0 JSON-LD EPCISDocument of ``records`` (e.g. a code's history, log order).
 
     ``creation_date`` (RFC 3339) is passed in: this module reads no clock. The document's
     ``@context`` is the EPCIS 2.0 context plus the ``suyuan`` namespace; events keep any
-    ``@context`` they were signed with. Validates against GS1's EPCIS-JSON-Schema.json.
+    ``@context`` they were signed with. ``state``: the code's state when exported, as
+    ``suyuan:state`` (QA: a code born recalled exported as its "active" commissioning
+    alone). Validates against GS1's EPCIS-JSON-Schema.json.
     """
     events = [export_event(r) for r in records]
     doc: dict[str, Any] = {
@@ -983,4 +986,6 @@ def export_document(
     }
     if document_id:
         doc["id"] = document_id
+    if state:
+        doc[f"{SUYUAN_PREFIX}:state"] = dict(state)
     return doc

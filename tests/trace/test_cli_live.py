@@ -469,6 +469,8 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     ]
     text = cli.ok("trace", "history", late)
     assert f"record at log #{st['recalled_at']}; the recall of what it came from" in text
+    state = json.loads(cli.ok("epcis", "export", late))["suyuan:state"]
+    assert (state["status"], state["recalled_by"]) == ("recalled", "regulator")
 
 
 @cache
@@ -556,6 +558,11 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     errors = sorted(epcis_validator().iter_errors(exported), key=lambda e: list(e.path))
     assert not errors, [f"{list(e.path)}: {e.message}" for e in errors[:5]]
     assert exported["type"] == "EPCISDocument"
+    # the code's state when exported (QA: a code born recalled exported as "active" only)
+    assert exported["suyuan:state"] == {"code": normalize_code(e2018), "custodian": "farm",
+                                        "status": "active", "recalled": False,
+                                        "container": normalize_code(pallet),
+                                        "disposition": "in_progress"}  # fmt: skip
     events = exported["epcisBody"]["eventList"]
     assert [ev["type"] for ev in events] == [
         "ObjectEvent",
