@@ -19,12 +19,12 @@ from typing import Any
 
 from cli.common import read_json_file
 from node.envelope import Envelope
-from node.epcis import normalize_code
+from node.epcis import event_as_meant
 from node.errors import InputError
 from node.genesis import Genesis
 from node.inputfile import read_input
 from node.keys import KeyPair, load_key_file
-from node.records import TraceRecord, event_time_ms, make_record, sign_record, verify_envelope
+from node.records import TraceRecord, make_record, sign_record, verify_envelope
 from node.sealed import binding, open_sealed, private_key, seal_attributes
 from node.textrules import hidden_char
 
@@ -108,33 +108,13 @@ def event_id_for(author: str, event: dict[str, Any], draft: dict[str, Any] | Non
     attributes, sealed ones), all as sorted-key JSON: the same event signed twice is one
     event (rule event-id refuses the second); another event, another author's, or the same
     event with other results in its attributes is another. One event written two ways is
-    one event: the content is read as meant (``_as_meant``): eventTime as the instant it
-    names, trace codes in canonical form."""
+    one event: the content is read as meant (``node.epcis.event_as_meant``): eventTime as
+    the instant it names, trace codes in canonical form."""
     more = {k: v for k, v in (draft or {}).items() if k != "event"}
     content = json.dumps(
-        [author, _as_meant(event), _as_meant(more)], sort_keys=True, separators=(",", ":")
+        [author, event_as_meant(event), event_as_meant(more)], sort_keys=True, separators=(",", ":")
     )
     return f"urn:uuid:{uuid.uuid5(EVENT_ID_NAMESPACE, content)}"
-
-
-def _as_meant(value: Any) -> Any:
-    """``value`` with its spellings made one (for ``event_id_for``; the event signed is
-    as written): an ``eventTime`` that is an RFC 3339 date-time becomes its instant in ms
-    and ``eventTimeZoneOffset`` goes (the same instant written with another offset);
-    EPC URNs and GS1 Digital Links become their canonical Digital Link."""
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            if k == "eventTimeZoneOffset":
-                continue
-            ms = event_time_ms(v) if k == "eventTime" and isinstance(v, str) else None
-            out[k] = {"instant_ms": ms} if ms is not None else _as_meant(v)
-        return out
-    if isinstance(value, list):
-        return [_as_meant(v) for v in value]
-    if isinstance(value, str) and value[:8].lower().startswith(("urn:epc:", "http://", "https://")):
-        return normalize_code(value)
-    return value
 
 
 def build_envelope(

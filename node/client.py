@@ -34,6 +34,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from node.convert import envelope_to_proto
 from node.envelope import Envelope
+from node.epcis import event_as_meant
 from node.errors import (
     DamagedStoreError,
     InputError,
@@ -92,13 +93,16 @@ _HOLDER = re.compile(r"\(record ([0-9a-f]{64})\)")
 
 def same_event(payload: bytes, other: bytes) -> bool:
     """Whether two record payloads carry the same EPCIS event by the same author, of the
-    same category and chain (nonce, signing time, attachments and sealed fields aside)."""
+    same category and chain (nonce, signing time, attachments and sealed fields aside),
+    each read as meant (``event_as_meant``: one instant, codes in canonical form)."""
     try:
         a = TraceRecord.from_payload(payload, strict=False)
         b = TraceRecord.from_payload(other, strict=False)
     except LedgerError:
         return False
-    return (a.author, a.genesis, a.category, a.event) == (b.author, b.genesis, b.category, b.event)
+    return (a.author, a.genesis, a.category) == (b.author, b.genesis, b.category) and (
+        event_as_meant(dict(a.event)) == event_as_meant(dict(b.event))
+    )  # (QA: the same event with another offset, or a Digital Link, was not a retry)
 
 
 def rpc_status(err: grpc.RpcError) -> tuple[grpc.StatusCode, str]:

@@ -937,10 +937,11 @@ def _check_inspection(st: CodeState, ev: Mapping[str, Any], disposition: str) ->
     """An inspection states what the inspector found; it does not change what the ledger
     says happened (QA: a scrapped gas cylinder was inspected "active", a recalled code
     could be inspected fit for sale, and an inspection "destroyed" left the code open)."""
-    if st.closed and disposition in (*CLEARING_DISPOSITIONS, "conformant"):
+    fit = _claims_fit(ev, disposition) if st.closed else ""
+    if fit:
         raise RuleError(
             RULE_CLOSED,
-            f"a closed code (destroyed, sold or consumed) cannot be inspected {disposition}",
+            f"a closed code (destroyed, sold or consumed) cannot be inspected {fit}",
             st.code,
         )
     cleared = _clears_recall(ev, disposition)
@@ -988,6 +989,29 @@ def _utc(ms: int) -> str:
         .isoformat(timespec="seconds")
         .replace("+00:00", "Z")
     )
+
+
+def _claims_fit(ev: Mapping[str, Any], disposition: str) -> str:
+    """How an inspection would call a code fit for sale or use, or "": a disposition of
+    ``CLEARING_DISPOSITIONS`` or conformant, or a ``persistentDisposition`` that sets one
+    or unsets a closing one (QA re-check: ``set ["sellable_accessible"]`` re-certified a
+    destroyed code)."""
+    if disposition in _FIT_DISPOSITIONS:
+        return disposition
+    pd = ev.get("persistentDisposition")
+    if not isinstance(pd, Mapping):
+        return ""
+    put, unset = pd.get("set"), pd.get("unset")
+    for d in put if isinstance(put, list) else ():
+        if isinstance(d, str) and bare_disposition(d) in _FIT_DISPOSITIONS:
+            return f"{bare_disposition(d)} (persistentDisposition set)"
+    for d in unset if isinstance(unset, list) else ():
+        if isinstance(d, str) and bare_disposition(d) in TERMINAL_DISPOSITIONS:
+            return f"no longer {bare_disposition(d)} (persistentDisposition unset)"
+    return ""
+
+
+_FIT_DISPOSITIONS = frozenset({*CLEARING_DISPOSITIONS, "conformant"})
 
 
 def _check_open(st: CodeState) -> None:

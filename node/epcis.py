@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 from node.cached import cached
 from node.errors import InputError, RuleError
-from node.records import CATEGORIES, EVENT_TYPES, TraceRecord, validate_event
+from node.records import CATEGORIES, EVENT_TYPES, TraceRecord, event_time_ms, validate_event
 from node.textrules import lone_surrogate
 
 DL_BASE = "https://id.gs1.org"
@@ -354,6 +354,7 @@ TRANSFORMATION_PREFIX = "transformation:"
 _LOT_KEYS = (
     "cbvmda:lotNumber",
     "urn:epcglobal:cbv:mda#lotNumber",
+    "urn:epcglobal:cbv:mda:lotNumber",  # (QA: this spelling was read as no lot)
     "urn:epc:mda:lotNumber",
     "lotNumber",
 )
@@ -439,6 +440,27 @@ def is_lot_code(code: str) -> bool:
         return False
     _, _, rest = code[len(_DL_GTIN) :].partition("/")
     return rest.startswith("10/") and len(rest) > 3 and "/" not in rest[3:]
+
+
+def event_as_meant(value: Any) -> Any:
+    """``value`` with its spellings made one (``cli.draft.event_id_for``, and a retried
+    event compared with the committed one; the event signed is as written): an
+    ``eventTime`` that is an RFC 3339 date-time becomes its instant in ms and
+    ``eventTimeZoneOffset`` goes (the same instant written with another offset); EPC URNs
+    and GS1 Digital Links become their canonical Digital Link."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if k == "eventTimeZoneOffset":
+                continue
+            ms = event_time_ms(v) if k == "eventTime" and isinstance(v, str) else None
+            out[k] = {"instant_ms": ms} if ms is not None else event_as_meant(v)
+        return out
+    if isinstance(value, list):
+        return [event_as_meant(v) for v in value]
+    if isinstance(value, str) and value[:8].lower().startswith(("urn:epc:", "http://", "https://")):
+        return normalize_code(value)
+    return value
 
 
 def compared_event_id(eid: str) -> str:

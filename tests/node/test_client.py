@@ -157,3 +157,10 @@ def test_same_event_compares_event_and_author_not_the_signing():
     assert not same_event(a, payload("farm", {**ev, "bizStep": "inspecting"}))
     assert not same_event(a, payload("farm", ev, category="dairy"))
     assert not same_event(a, b"not a record")
+    # one event written two ways (QA re-check: another offset, or a Digital Link, was not
+    # taken for a retry though it derives the same eventID)
+    utc = {**ev, "eventTime": "2026-03-01T00:00:00Z", "eventTimeZoneOffset": "+00:00"}
+    assert same_event(a, payload("farm", utc))
+    dl = {**ev, "epcList": ["https://id.gs1.org/01/06901234123456/21/1"]}
+    assert same_event(a, payload("farm", dl))
+    assert not same_event(a, payload("farm", {**ev, "eventTime": "2026-03-01T00:00:01Z"}))

@@ -809,6 +809,15 @@ def test_an_inspection_may_not_call_a_closed_code_fit(chain):
             new_record(chain, "inspector", observe("inspecting", A, disposition=fit))
         assert f"cannot be inspected {fit}" in str(err.value)
     new_record(chain, "inspector", observe("inspecting", A, disposition="destroyed"))  # as it is
+    # nor through persistentDisposition (QA re-check: set sellable_accessible was committed)
+    cases = [
+        ({"set": ["sellable_accessible"]}, "sellable_accessible (persistentDisposition set)"),
+        ({"unset": ["destroyed"], "set": ["in_progress"]}, "no longer destroyed"),
+    ]
+    for pd, said in cases:
+        with raises("closed", normalize_code(A)) as err:
+            new_record(chain, "regulator", observe("sampling", A, persistentDisposition=pd))
+        assert said in str(err.value)
     new_record(chain, "inspector", observe("inspecting", A))  # no finding
     # a rule for new records: such an inspection, logged before it, replays as it was
     chain.add("inspector", observe("inspecting", A, disposition="active"))
@@ -907,3 +916,17 @@ def test_a_logged_declaration_of_a_transformation_whose_output_moved_replays(cha
         apply(chain.custody, rec, signers, GENESIS, 3, declared=1, new=True)
     upd = apply(chain.custody, rec, signers, GENESIS, 3, declared=1)
     assert upd.states[normalize_code(A)].closed  # still consumed
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["cbvmda:lotNumber", "urn:epcglobal:cbv:mda#lotNumber", "urn:epcglobal:cbv:mda:lotNumber"],
+)
+def test_every_spelling_of_cbvs_lot_number_links_the_item(key):
+    # QA re-check: the expanded urn:epcglobal:cbv:mda: key was read as no lot, so an item
+    # made in a recalled lot escaped the recall
+    ev = event(action="ADD", step="commissioning", epcList=["urn:epc:id:sgtin:6901234.012345.A7"],
+               ilmd={key: "L1"})  # fmt: skip
+    assert lot_links(ev) == [
+        (normalize_code(LOT), normalize_code("urn:epc:id:sgtin:6901234.012345.A7"))
+    ]
