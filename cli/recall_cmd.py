@@ -86,6 +86,7 @@ def recall(
                 "records": r.records,
                 "affected": affected,
                 "already_recalled": [n.code for n in r.scope if n.recalled],
+                "recalled_before_by": r.earlier(),
                 "closed": r.closed(),
                 "closed_as": r.closed_as(),
                 "containers": r.containers,
@@ -109,6 +110,12 @@ def recall(
         console.print(
             f"  record {x['record_id']} at height {x['height']}, log index {x['log_index']}"
             f" ({len(x['codes'])} code{'' if len(x['codes']) == 1 else 's'})"
+        )
+    for prior in r.earlier():  # (QA re-check: a re-run named no record)
+        k = prior["codes"]
+        console.print(
+            f"  recalled before: by {prior['by'] or '(unknown)'}, the record at log index "
+            f"{prior['log_index']} ({k} code{'' if k == 1 else 's'})"
         )
     closed = r.closed_as()
     for custodian, codes in affected.items():

@@ -610,7 +610,9 @@ def apply(
         for c in codes.all:  # (a regulator's recall takes over an earlier one: ``_recalled``)
             was = w.get(c) or _recall_made_lot(w, c, is_regulator and c in codes.classes)
             st = _recalled(was, w.index, record.author, take_over=is_regulator)
-            w.put(st.evolve(disposition=disposition or st.disposition))
+            if not st.closed:  # (a closed code keeps how it went: sold, destroyed; QA)
+                st = st.evolve(disposition=disposition or st.disposition)
+            w.put(st)
             for h in was.heirs:  # (taken over: so are those born recalled from it)
                 hs = w.need(h)
                 if hs.recalled and hs.recalled_at == was.recalled_at:

@@ -66,6 +66,16 @@ class RecallResult:
                 out[n.code] = how if how in TERMINAL_DISPOSITIONS else ""
         return out
 
+    def earlier(self) -> list[dict[str, Any]]:
+        """The recalls already in force on codes of the scope: by whom, the record's log
+        index, how many codes (QA: a re-run, the retry after exit 5, named no record)."""
+        seen: dict[tuple[str, int], int] = {}
+        for n in self.scope:
+            if n.recalled and n.HasField("recalled_at"):
+                key = (n.recalled_by, n.recalled_at)
+                seen[key] = seen.get(key, 0) + 1
+        return [{"by": by, "log_index": at, "codes": k} for (by, at), k in sorted(seen.items())]
+
     def by_custodian(self) -> dict[str, list[str]]:
         """The scope's codes this recall covers, by current custodian (those it left to
         their own producers are in ``others``, not here; QA)."""

@@ -152,11 +152,14 @@ def _story(directory: Path, addresses: list[str]) -> None:
             "Salmonella found in a sampled package",
             category="meat-products",
         )
-        closed = set(recall.closed())
+        closed = recall.closed_as()
         for custodian, codes in recall.by_custodian().items():
             console.print(f"  [bold]{custodian}[/] holds {len(codes)} affected code(s)")
-            for code in codes:
-                gone = "  (closed before the recall: sold or consumed)" if code in closed else ""
+            for code in codes:  # (how each closed one went: sold, destroyed; else consumed)
+                how = closed.get(code)
+                gone = (
+                    f"  (closed before the recall: {how or 'consumed'})" if code in closed else ""
+                )
                 console.print(f"    {code}{gone}")
         rid = recall.records[0]["record_id"] if recall.records else ""
         console.print(

@@ -110,3 +110,14 @@ def test_a_recall_tells_sold_from_destroyed() -> None:
     r = RecallResult("a", nodes)
     assert r.closed_as() == {"a": "retail_sold", "b": "destroyed", "c": "", "e": ""}
     assert r.closed() == ["a", "b", "c", "e"]
+
+
+def test_a_rerun_names_the_recalls_already_in_force() -> None:
+    n = [services_pb2.TraceNode(code=c, recalled=True, recalled_by="regulator", recalled_at=7)
+         for c in ("a", "b")]  # fmt: skip
+    n.append(services_pb2.TraceNode(code="c", recalled=True, recalled_by="farm", recalled_at=3))
+    n.append(services_pb2.TraceNode(code="d"))
+    assert RecallResult("a", n).earlier() == [
+        {"by": "farm", "log_index": 3, "codes": 1},
+        {"by": "regulator", "log_index": 7, "codes": 2},
+    ]

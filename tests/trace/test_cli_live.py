@@ -404,6 +404,10 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     again = cli.json("recall", C1, "--key", cli.key("regulator"))  # DESIGN.md: no --reason
     assert again["records"] == []
     assert len(again["already_recalled"]) == 6
+    # ... and names the record that did (QA re-check: a re-run named none)
+    [before] = again["recalled_before_by"]
+    assert (before["by"], before["codes"]) == ("regulator", 6)
+    assert before["log_index"] == cli.json("trace", "history", C1)["state"]["recalled_at"]
     assert again["containers"] == [
         {
             "code": normalize_code(S1),

@@ -930,3 +930,14 @@ def test_every_spelling_of_cbvs_lot_number_links_the_item(key):
     assert lot_links(ev) == [
         (normalize_code(LOT), normalize_code("urn:epc:id:sgtin:6901234.012345.A7"))
     ]
+
+
+def test_a_recall_leaves_a_closed_code_saying_how_it_went(chain):
+    # QA re-check: a re-run of a recall showed sold and destroyed codes as plain "(closed)",
+    # the recall having overwritten retail_sold with recalled
+    commission(chain, "farm", A, B)
+    chain.add("farm", observe("retail_selling", A, disposition="retail_sold"))
+    chain.add("regulator", observe("holding", A, B, disposition="recalled"))
+    a, b = chain.custody.get(normalize_code(A)), chain.custody.get(normalize_code(B))
+    assert (a.recalled, a.disposition) == (True, "retail_sold")
+    assert (b.recalled, b.disposition) == (True, "recalled")
