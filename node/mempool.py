@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from node import event_ids
 from node.errors import OverloadError, ReplayError
-from node.records import VerifiedRecord
+from node.records import TraceRecord, VerifiedRecord
 from proto import types_pb2
 
 
@@ -68,14 +68,7 @@ class Mempool:
         key = (p.verified.record.author, p.verified.record.nonce)
         if key in self._nonces:
             raise ReplayError(f"nonce {key[1]!r} of {key[0]!r} is already pending")
-        eid = event_ids.pending_key(p.verified.record)
-        if eid and eid in self._event_ids:
-            what = "an error declaration of eventID" if eid[0] == "\0" else "eventID"
-            raise event_ids.refusal(
-                f"{what} {eid.lstrip(chr(0))[:120]!r} is on a pending record "
-                f"(record {self._event_ids[eid].hex()})",
-                p.verified.record,
-            )
+        eid = self.check_event_id(p.verified.record)
         if not self.has_room(p.size):
             raise OverloadError(
                 f"mempool full ({len(self._items)} records, {self._bytes} bytes); retry later"
@@ -86,6 +79,20 @@ class Mempool:
         if eid:
             self._event_ids[eid] = p.record_id
         self._bytes += p.size
+
+    def check_event_id(self, record: TraceRecord) -> str:
+        """Rule event-id against the pending records: raises ``RuleError`` naming the
+        pending record that has ``record``'s eventID (or declares its event); else returns
+        the record's ``event_ids.pending_key``."""
+        eid = event_ids.pending_key(record)
+        if eid and eid in self._event_ids:
+            what = "an error declaration of eventID" if eid[0] == "\0" else "eventID"
+            raise event_ids.refusal(
+                f"{what} {eid.lstrip(chr(0))[:120]!r} is on a pending record "
+                f"(record {self._event_ids[eid].hex()})",
+                record,
+            )
+        return eid
 
     def get(self, record_id: bytes) -> Pending | None:
         return self._items.get(record_id)

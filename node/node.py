@@ -447,6 +447,9 @@ class Node:
         if local:
             with self._read() as r:
                 self.chain.check_submitted(v, r)
+            # (before the custody rules: a retry of a pending event is told which record has
+            # it, not "already commissioned by a record not yet committed"; QA re-check)
+            self.mempool.check_event_id(v.record)
             try:
                 update = self._check_pending(v)
             except RuleError:

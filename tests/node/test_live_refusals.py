@@ -272,5 +272,15 @@ def test_a_repeated_eventid_and_a_future_event_are_refused_at_submit(tmp_path: P
             )
             details = err.details() or ""
             assert "is on a pending record" in details or "already on the chain" in details
+            # a retry of a commissioning (signed anew) names the record with the eventID, not
+            # "already commissioned by a record not yet committed" (QA re-check)
+            c1, c2 = with_eid("urn:x:e:6", "urn:uuid:3"), with_eid("urn:x:e:6", "urn:uuid:3")
+            await live.stub.Submit(services_pb2.SubmitRequest(envelope=c1), timeout=10)
+            err = await rpc_error(
+                live.stub.Submit(services_pb2.SubmitRequest(envelope=c2), timeout=10)
+            )
+            details = err.details() or ""
+            assert details.startswith("rule event-id:"), details
+            assert "(record " in details
 
     run(body)
