@@ -23,7 +23,7 @@ from cli.draft import load_envelope
 from cli.nodeaddr import local_genesis, resolve_node
 from cli.record_cmd import submit_tracked
 from node.client import LedgerClient
-from node.custody import recalled_may_leave
+from node.custody import BACKDATE_TOLERANCE_MS, recalled_may_leave
 from node.epcis import is_class_code
 from node.errors import (
     InputError,
@@ -159,20 +159,28 @@ def offer(
     if ahead:  # (the node would refuse the accepted handoff: rule event-time)
         raise RuleError("event-time", f"--time: {ahead}")
     exit_ok = recalled_may_leave(bare_step(biz_step), bare_disposition(disposition))
-    _check_held(node, k.name, [*(codes or []), *(lot or [])], recalled_ok=exit_ok)
+    _check_held(
+        node, k.name, [*(codes or []), *(lot or [])], recalled_ok=exit_ok, time_ms=rec.time_ms
+    )
     env = sign_record(rec, k)
     write_text_atomic(out, env.to_json())
     console.print(f"offer {env.record_id.hex()} from {k.name} to {to} -> {out}")
 
 
 def _check_held(
-    node: str | None, sender: str, codes: list[str], *, recalled_ok: bool = False
+    node: str | None,
+    sender: str,
+    codes: list[str],
+    *,
+    recalled_ok: bool = False,
+    time_ms: int | None = None,
 ) -> None:
     """Refuse (exit 1) an offer of a code the sender does not hold now (rule custody), that
     is closed, or that is recalled unless the offer is a return or for destruction (rule
-    recalled), asked of the node; an offer signed with no node to ask (offline, or a local
-    testnet that is down) is not checked, and a warning says so. The node judges the
-    accepted handoff again when it is submitted."""
+    recalled), or dated (``time_ms``) before the sender came to hold it (rule event-time;
+    QA re-check: refused only at accept), asked of the node; an offer signed with no node
+    to ask (offline, or a local testnet that is down) is not checked, and a warning says
+    so. The node judges the accepted handoff again when it is submitted."""
     try:
         target = resolve_node(node)
     except InputError:
@@ -198,6 +206,19 @@ def _check_held(
                 if me.status == "closed":
                     raise RulePermissionError(
                         "custody", f"offer: {me.code} is closed (sold, consumed or destroyed)", code
+                    )
+                if (
+                    time_ms is not None
+                    and me.since_ms
+                    and (time_ms < me.since_ms - BACKDATE_TOLERANCE_MS)
+                ):
+                    held = dt.datetime.fromtimestamp(me.since_ms / 1000, dt.UTC)
+                    raise RuleError(
+                        "event-time",
+                        f"offer: --time is before {sender} came to hold {me.code} "
+                        f"({held.isoformat(timespec='seconds').replace('+00:00', 'Z')}: its "
+                        "commissioning, or the handoff to it); goods leave after they arrive",
+                        code,
                     )
                 inside = "" if recalled_ok or me.recalled else _recalled_inside(client, me.code)
                 if (me.recalled or inside) and not recalled_ok:

@@ -100,6 +100,7 @@ def _trace_node(n: trace.TraceNode) -> services_pb2.TraceNode:
         recalled_by=n.recalled_by,
         recalled_at=n.recalled_at if n.recalled_at >= 0 else None,
         disposition=n.disposition,
+        since_ms=n.since_ms,
     )
 
 

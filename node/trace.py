@@ -77,6 +77,7 @@ class TraceNode:
     recalled_by: str = ""  # the author of the record that recalled it, if known
     recalled_at: int = -1  # that record's log index (-1: not recalled, or unknown)
     disposition: str = ""  # its latest CBV disposition (a closed code: how it went)
+    since_ms: int = 0  # eventTime (Unix ms) from which its custodian holds it; 0: unknown
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ def _node(index: TraceIndex, code: str, depth: int, relation: str, via: str) -> 
         st.recalled_by,
         st.recalled_at if st.recalled else -1,
         st.disposition,
+        st.since_ms,
     )
 
 

@@ -207,6 +207,13 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     assert line.startswith("error: rule event-id:"), line
     assert f"(record {held['record_id']})" in line
     offer = cli.handoff("farm", "slaughterhouse", F1, F2, day=1)
+    # refused at once: an offer dated before the sender held the goods (QA re-check: it was
+    # refused only at accept; rule event-time, 15 min allowed)
+    early = when(1, 7)["eventTime"]  # an hour before their commissioning
+    args = ["--to", "slaughterhouse", "--time", early, "--out", str(tmp_path / "early.json")]
+    line = cli.refused(1, "handoff", "offer", F1, "--key", cli.key("farm"), *args)
+    assert line.startswith("error: rule event-time: offer: --time is before farm came to hold")
+    assert not (tmp_path / "early.json").exists()
 
     # refused: the offer alone (the receiver has not signed), submitted as it is
     line = cli.refused(3, "record", "submit", "--envelope", str(offer), "--wait")
