@@ -139,7 +139,11 @@ def relation_shown(n: services_pb2.TraceNode, by_code: dict[str, services_pb2.Tr
 def _desc(n: services_pb2.TraceNode) -> str:
     status = n.status + (", recalled" if n.recalled and n.status != "recalled" else "")  # (QA:
     # "closed (was recalled)" read as recalled first, then closed; the order is not known here)
-    who = f"custodian {n.custodian}" if n.custodian else "unknown"
+    who = (
+        f"custodian {n.custodian}"
+        if n.custodian
+        else ("unknown" if n.status in ("", "unknown") else "no custodian")
+    )
     return f"{who}, {status}"
 
 

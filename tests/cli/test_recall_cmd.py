@@ -121,3 +121,10 @@ def test_a_rerun_names_the_recalls_already_in_force() -> None:
         {"by": "farm", "log_index": 3, "codes": 1},
         {"by": "regulator", "log_index": 7, "codes": 2},
     ]
+
+
+def test_a_lot_a_recall_made_is_listed_as_having_no_custodian() -> None:
+    # QA re-check: it read "(unknown)", as a code the node does not know
+    n = [services_pb2.TraceNode(code="lot", status="recalled", recalled=True, is_class=True),
+         services_pb2.TraceNode(code="x", status="unknown")]  # fmt: skip
+    assert RecallResult("lot", n).by_custodian() == {"(no custodian)": ["lot"], "(unknown)": ["x"]}
