@@ -1052,6 +1052,14 @@ def _commission(w: _Work, code: str, author: str, disposition: str, *, is_class:
             where = "by a record not yet committed"
         else:
             where = f"at log index {existing.first_index}"
+        if not existing.commissioned_by:  # (``_recall_made_lot``: no one commissioned it)
+            raise RuleError(
+                RULE_COMMISSION_ONCE,
+                f"the lot is known from a regulator's recall ({where}), which gave it a state "
+                "of its own: it cannot be commissioned now (its items may still be made in it, "
+                "born recalled)",
+                code,
+            )
         raise RuleError(
             RULE_COMMISSION_ONCE,
             f"code was already commissioned by {existing.commissioned_by!r} ({where})",
