@@ -24,7 +24,7 @@ from cli.nodeaddr import local_genesis, resolve_node
 from cli.record_cmd import submit_tracked
 from node.client import LedgerClient
 from node.custody import BACKDATE_TOLERANCE_MS, recalled_may_leave
-from node.epcis import is_class_code
+from node.epcis import is_class_code, normalize_code
 from node.errors import (
     InputError,
     NodeUnavailableError,
@@ -193,8 +193,9 @@ def _check_held(
                 try:
                     me = client.trace_back(code, max_depth=1, limit=1).nodes[0]
                 except NotFoundError as e:
+                    canon = normalize_code(code)  # (as every custody refusal names it; QA)
                     raise RulePermissionError(
-                        "custody", f"offer: {code} is not known to the node ({e})", code
+                        "custody", f"offer: {canon} is not known to the node ({e})", canon
                     ) from e
                 if me.custodian != sender:
                     raise RulePermissionError(
@@ -281,7 +282,7 @@ def accept(
     if out is not None:
         write_text_atomic(out, both.to_json())
     target = resolve_node(node)
-    resp, _ = submit_tracked(both, target, wait=wait, timeout=timeout, as_json=as_json)
+    resp, already = submit_tracked(both, target, wait=wait, timeout=timeout, as_json=as_json)
     info = {
         "record_id": both.record_id.hex(),
         "from": v.record.author,
@@ -291,14 +292,22 @@ def accept(
     }
     if resp.committed:
         info |= {"height": resp.height, "log_index": resp.log_index}
+    if already:
+        info["already_committed"] = True
     if as_json:
         print_json(info)
     else:
-        state = f"committed at height {resp.height}" if resp.committed else "submitted"
+        was = "was already committed" if already else "committed"
+        state = (
+            f"{was} at height {resp.height}, log index {resp.log_index}"
+            if resp.committed
+            else "submitted"
+        )
         console.print(
             f"handoff {info['record_id']} {v.record.author} -> {k.name} {state}", markup=False
         )
         codes = v.record.codes()  # (QA-B: what was countersigned went unsaid)
         shown = ", ".join(safe(c) for c in codes[:10])
         more = f" and {len(codes) - 10} more" if len(codes) > 10 else ""
-        console.print(f"  {len(codes)} codes: {shown}{more}", markup=False, soft_wrap=True)
+        noun = "code" if len(codes) == 1 else "codes"
+        console.print(f"  {len(codes)} {noun}: {shown}{more}", markup=False, soft_wrap=True)

@@ -121,7 +121,8 @@ def recall(
     for custodian, codes in affected.items():
         gone = sum(1 for c in codes if c in closed)
         how = (
-            f": {len(codes)} codes, {len(codes) - gone} held, {gone} closed before the "
+            f": {len(codes)} code{'' if len(codes) == 1 else 's'}, {len(codes) - gone} held, "
+            f"{gone} closed before the "
             "recall (sold, destroyed or consumed):"
             if gone
             else f" holds {len(codes)}:"

@@ -12,6 +12,7 @@ from cli.common import UINT32_MAX, console, print_json, safe, unicode_text
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
 from node.permissions import bare_disposition, bare_step
+from node.recall import relation_shown
 from node.trace import MAX_DEPTH
 from proto import services_pb2
 
@@ -121,19 +122,6 @@ def render_tree(root: str, nodes: list[services_pb2.TraceNode], title: str) -> T
             Text.assemble(n.code, "  ", (f"{relation_shown(n, by_code)} · {_desc(n)}", "dim"))
         )
     return tree
-
-
-def relation_shown(n: services_pb2.TraceNode, by_code: dict[str, services_pb2.TraceNode]) -> str:
-    """``n.relation``, marked "(former)" for a container link that no longer holds (QA: a
-    case unpacked from a pallet still showed the pallet as its parent): a parent that the
-    code reached from is no longer in, or a child no longer in the code reached from."""
-    if n.relation == "parent":
-        inner = by_code.get(n.parent_code)
-        if inner is not None and inner.container != n.code:
-            return "parent (former)"
-    elif n.relation == "child" and n.container != n.parent_code:
-        return "child (former)"
-    return n.relation
 
 
 def _desc(n: services_pb2.TraceNode) -> str:

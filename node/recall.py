@@ -125,6 +125,19 @@ def _no_custodian(n: services_pb2.TraceNode) -> str:
     return "(unknown)" if n.status in ("", "unknown") else "(no custodian)"
 
 
+def relation_shown(n: services_pb2.TraceNode, by_code: dict[str, services_pb2.TraceNode]) -> str:
+    """``n.relation``, marked "(former)" for a container link that no longer holds (QA: a
+    case unpacked from a pallet still showed the pallet as its parent): a parent that the
+    code reached from is no longer in, or a child no longer in the code reached from."""
+    if n.relation == "parent":
+        inner = by_code.get(n.parent_code)
+        if inner is not None and inner.container != n.code:
+            return "parent (former)"
+    elif n.relation == "child" and n.container != n.parent_code:
+        return "child (former)"
+    return n.relation
+
+
 def find_containers(
     client: LedgerClient, scope: list[services_pb2.TraceNode]
 ) -> list[dict[str, Any]]:

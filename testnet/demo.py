@@ -31,7 +31,7 @@ from node.client import LedgerClient
 from node.errors import LedgerError, VerificationError
 from node.genesis import Genesis
 from node.keys import KeyPair, load_key_file
-from node.recall import run_recall
+from node.recall import relation_shown, run_recall
 from node.records import TraceRecord, cosign, make_record, sign_record
 from node.sealed import binding, open_sealed, private_key, seal_attributes
 from node.verify import verify_bundle
@@ -47,8 +47,9 @@ console = Console(
 def _tree(title: str, root: str, nodes: list[services_pb2.TraceNode]) -> Tree:
     tree = Tree(f"[bold]{title}[/] {root}")
     where = {root: tree}
-    for n in nodes:
-        desc = f"[dim]{n.relation} · {n.custodian or '?'} · {n.status}[/]"
+    by_code = {n.code: n for n in nodes}
+    for n in nodes:  # (a container it left shows as former: QA, the demo showed it current)
+        desc = f"[dim]{relation_shown(n, by_code)} · {n.custodian or '?'} · {n.status}[/]"
         if n.depth == 0:
             tree.label = f"[bold]{title}[/] {root}  {desc}"
             continue

@@ -46,7 +46,7 @@ def test_history_names_the_recall_a_code_was_born_under():
 
 
 def test_a_container_link_that_no_longer_holds_is_shown_as_former():
-    from cli.trace_cmd import relation_shown
+    from node.recall import relation_shown
 
     case = services_pb2.TraceNode(code="case", depth=0, container="")  # unpacked since
     pallet = services_pb2.TraceNode(code="pallet", depth=1, relation="parent", parent_code="case")

@@ -101,6 +101,9 @@ def test_demo_runs_end_to_end_and_stops_every_node(tmp_path):
     back, at = section(out, "trace back from", "trace forward from")
     assert back.startswith(f"trace back from {contaminated}")
     assert batch in back  # back to the farm batch
+    # the case it was unpacked from is a former container (QA: the demo showed it current)
+    assert "parent (former)" in back
+    assert " parent · " not in back
     fwd, at = section(out, "trace forward from", " recall ", at)
     assert fwd.startswith(f"trace forward from {batch}")
     for p in packages:  # forward to every package made from it

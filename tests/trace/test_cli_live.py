@@ -252,6 +252,8 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     # (QA: exit 1, "already committed")
     again = cli.accept(offer, "slaughterhouse")
     assert (again["record_id"], again["log_index"]) == (done["record_id"], done["log_index"])
+    assert again["already_committed"] is True
+    assert "already_committed" not in done
     hist = cli.history(F1)
     assert [r["record_id"] for r in hist][-1] == done["record_id"]
     assert [r["biz_step"].rsplit("-", 1)[-1].rsplit(":", 1)[-1] for r in hist] == [
