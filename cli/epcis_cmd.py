@@ -37,7 +37,10 @@ from node.textrules import json_text
 app = typer.Typer(
     help="Import EPCIS 2.0 documents as records; export a code's history.", no_args_is_help=True
 )
-NodeOpt = Annotated[str | None, typer.Option("--node", help="host:port.")]
+NodeOpt = Annotated[
+    str | None,
+    typer.Option("--node", help="host:port (default: node 0 of ./testnet or $SUYUAN_TESTNET)."),
+]
 
 
 @app.command("import")
@@ -335,8 +338,12 @@ def export_cmd(
     ],
     node: NodeOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="File (default: stdout).")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="With --out: print what was written as JSON.")
+    ] = False,
 ) -> None:
-    """Write CODE's committed history as an EPCIS 2.0 JSON-LD document."""
+    """Write CODE's committed history as an EPCIS 2.0 JSON-LD document (on stdout, the
+    document is JSON already)."""
     target = resolve_node(node)
     items: list[Committed] = []
     state: dict[str, Any] = {}
@@ -367,4 +374,7 @@ def export_cmd(
         typer.echo(text, nl=False)
     else:
         write_text_atomic(out, text)
-        console.print(f"{len(items)} events of {code} -> {out}")
+        if as_json:  # (DESIGN.md: a command that reads a node takes --json; QA)
+            print_json({"code": code, "events": len(items), "file": str(out)})
+        else:
+            console.print(f"{len(items)} events of {code} -> {out}")

@@ -131,6 +131,7 @@ def offer(
         ),
     ] = None,
     node: NodeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The sender signs a handoff record naming the receiver. Nothing is submitted."""
     g = _genesis(genesis, node)
@@ -164,7 +165,11 @@ def offer(
     )
     env = sign_record(rec, k)
     write_text_atomic(out, env.to_json())
-    console.print(f"offer {env.record_id.hex()} from {k.name} to {to} -> {out}")
+    if as_json:  # (DESIGN.md: a command that reads a node takes --json; QA)
+        print_json({"record_id": env.record_id.hex(), "from": k.name, "to": to,
+                    "codes": rec.codes(), "file": str(out)})  # fmt: skip
+    else:
+        console.print(f"offer {env.record_id.hex()} from {k.name} to {to} -> {out}")
 
 
 def _check_held(

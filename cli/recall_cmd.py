@@ -36,7 +36,10 @@ def recall(
     reason: Annotated[
         str, typer.Option("--reason", help="Why (recorded with the recall; say it when you can).")
     ] = "",
-    node: Annotated[str | None, typer.Option("--node", help="host:port.")] = None,
+    node: Annotated[
+        str | None,
+        typer.Option("--node", help="host:port (default: node 0 of ./testnet or $SUYUAN_TESTNET)."),
+    ] = None,
     genesis: Annotated[Path | None, typer.Option("--genesis", help="genesis.json.")] = None,
     category: Annotated[str, typer.Option("--category", help=", ".join(CATEGORIES))] = "other",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

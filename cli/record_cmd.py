@@ -63,7 +63,11 @@ AttachOpt = Annotated[
 
 SignGenesisOpt = Annotated[
     Path | None,
-    typer.Option("--genesis", help="genesis.json to sign against (default: the testnet's)."),
+    typer.Option(
+        "--genesis",
+        help="genesis.json to sign against (default: the testnet's for its own nodes, else "
+        "./genesis.json).",
+    ),
 ]
 GenesisOpt = Annotated[
     Path | None,

@@ -207,6 +207,16 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     assert line.startswith("error: rule event-id:"), line
     assert f"(record {held['record_id']})" in line
     offer = cli.handoff("farm", "slaughterhouse", F1, F2, day=1)
+    # --json, as every command that reads a node takes it (QA); the offer is only written
+    spare = tmp_path / "spare-offer.json"
+    got = cli.json("handoff", "offer", F3, "--key", cli.key("farm"), "--to", "slaughterhouse",
+                   "--time", when(1, 20)["eventTime"], "--out", str(spare))  # fmt: skip
+    assert (got["from"], got["to"], got["codes"], got["file"]) == (
+        "farm",
+        "slaughterhouse",
+        [F3],
+        str(spare),
+    )  # fmt: skip (codes as written, as accept)
     # refused at once: an offer dated before the sender held the goods (QA re-check: it was
     # refused only at accept; rule event-time, 15 min allowed)
     early = when(1, 7)["eventTime"]  # an hour before their commissioning
@@ -565,6 +575,8 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     hist = cli.history(e2018)
     assert len(hist) == 5  # commissioned, shipped, received, packed, observed on the pallet
     out_file = tmp_path / "e2018.jsonld"
+    written = cli.json("epcis", "export", e2018, "--out", str(tmp_path / "h2.jsonld"))
+    assert (written["events"], written["file"]) == (5, str(tmp_path / "h2.jsonld"))
     msg = cli.ok("epcis", "export", e2018, "--out", str(out_file))
     assert f"5 events of {e2018} -> {out_file}" in msg
     exported = json.loads(out_file.read_text(encoding="utf-8"))
