@@ -883,7 +883,8 @@ def _inherit_recall(w: _Work, source: CodeState, code: str) -> None:
     """``code``, just made from recalled ``source`` (a lot, a transformation), is born
     recalled by the same record, and is one of ``source``'s ``heirs`` (lifted with it). The
     source's own history and ``last_index`` do not change."""
-    w.put(_recalled(w.need(code), source.recalled_at, source.recalled_by))
+    born = _recalled(w.need(code), source.recalled_at, source.recalled_by)
+    w.put(born.evolve(disposition=RECALL_DISPOSITION))  # (QA: it read "active", its making's)
     now = w.need(source.code)
     if code not in now.heirs:
         w.changed[source.code] = now.evolve(heirs=(*now.heirs, code))

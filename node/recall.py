@@ -122,7 +122,8 @@ def _lot_root(n: services_pb2.TraceNode) -> services_pb2.TraceNode:
 def _no_custodian(n: services_pb2.TraceNode) -> str:
     """How a code with no custodian is listed: a lot a regulator's recall made has none
     (QA re-check: it read "(unknown)", as a code the node does not know)."""
-    return "(unknown)" if n.status in ("", "unknown") else "(no custodian)"
+    known = n.is_class or n.status not in ("", "unknown")  # (``_lot_root``: a lot it names)
+    return "(no custodian)" if known else "(unknown)"
 
 
 def relation_shown(n: services_pb2.TraceNode, by_code: dict[str, services_pb2.TraceNode]) -> str:

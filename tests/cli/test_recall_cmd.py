@@ -128,3 +128,6 @@ def test_a_lot_a_recall_made_is_listed_as_having_no_custodian() -> None:
     n = [services_pb2.TraceNode(code="lot", status="recalled", recalled=True, is_class=True),
          services_pb2.TraceNode(code="x", status="unknown")]  # fmt: skip
     assert RecallResult("lot", n).by_custodian() == {"(no custodian)": ["lot"], "(unknown)": ["x"]}
+    # the first recall of it, when the node does not know it yet (QA-J: "(unknown)")
+    first = [services_pb2.TraceNode(code="lot", status="unknown", is_class=True)]
+    assert RecallResult("lot", first).by_custodian() == {"(no custodian)": ["lot"]}

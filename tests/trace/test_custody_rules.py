@@ -578,6 +578,7 @@ def test_an_item_commissioned_in_a_recalled_lot_is_born_recalled(chain):
     st = chain.custody.get(normalize_code(late))
     assert st is not None
     assert st.recalled
+    assert st.disposition == "recalled"  # (QA: it read "active", its commissioning's)
     with raises("recalled"):
         chain.add("farm", observe("retail_selling", late, disposition="retail_sold"))
 
