@@ -25,7 +25,7 @@ Addresses are ``host:port`` over an insecure channel (the local testnet uses 127
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -101,8 +101,18 @@ def same_event(payload: bytes, other: bytes) -> bool:
     except LedgerError:
         return False
     return (a.author, a.genesis, a.category) == (b.author, b.genesis, b.category) and (
-        event_as_meant(dict(a.event)) == event_as_meant(dict(b.event))
+        _as_retried(a.event) == _as_retried(b.event)
     )  # (QA: the same event with another offset, or a Digital Link, was not a retry)
+
+
+def _as_retried(event: Mapping[str, Any]) -> Any:
+    """``event`` as a retry must repeat it: read as meant, and an error declaration's
+    ``declarationTime`` aside (``record declare`` stamps it when run)."""
+    ev = dict(event)
+    decl = ev.get("errorDeclaration")
+    if isinstance(decl, Mapping):
+        ev["errorDeclaration"] = {k: v for k, v in decl.items() if k != "declarationTime"}
+    return event_as_meant(ev)
 
 
 def rpc_status(err: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
@@ -178,9 +188,14 @@ class LedgerClient:
         """The answer to a submit refused by rule event-id when the committed record that
         holds the eventID is this same event by this same author (a re-run of ``record
         submit EVENT.json`` after an uncertain outcome signs the event anew: another record
-        id, the same derived eventID). Raises ``refusal`` otherwise: another event, another
-        author, or a record still pending."""
-        m = _HOLDER.search(str(refusal)) if refusal.rule == "event-id" else None
+        id, the same derived eventID), or by rule error-declaration when the committed
+        declaration is this one (a re-run of ``record declare``: another declarationTime).
+        Raises ``refusal`` otherwise: another event, another author, or a record still
+        pending."""
+        held = refusal.rule == "event-id" or (
+            refusal.rule == "error-declaration" and "already declared in error" in str(refusal)
+        )
+        m = _HOLDER.search(str(refusal)) if held else None
         if m is None:
             raise refusal
         try:

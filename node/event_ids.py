@@ -161,7 +161,7 @@ def check_declaration(record: TraceRecord, reader: StoreReader, genesis: Genesis
     if rid is not None:
         raise RuleError(
             RULE_DECLARATION,
-            f"eventID {eid[:120]!r} is already declared in error (record {rid.hex()[:16]}...)",
+            f"eventID {eid[:120]!r} is already declared in error (record {rid.hex()})",
             code,
         )
     decl = record.error_declaration or {}

@@ -164,3 +164,11 @@ def test_same_event_compares_event_and_author_not_the_signing():
     dl = {**ev, "epcList": ["https://id.gs1.org/01/06901234123456/21/1"]}
     assert same_event(a, payload("farm", dl))
     assert not same_event(a, payload("farm", {**ev, "eventTime": "2026-03-01T00:00:01Z"}))
+    # an error declaration run again: its declarationTime is stamped anew, the rest repeats
+    decl = {**ev, "errorDeclaration": {"declarationTime": "2026-03-02T00:00:00Z",
+                                       "reason": "did_not_occur"}}  # fmt: skip
+    later = {**decl, "errorDeclaration": {**decl["errorDeclaration"],
+                                          "declarationTime": "2026-03-02T00:05:00Z"}}  # fmt: skip
+    assert same_event(payload("farm", decl), payload("farm", later))
+    other = {**decl, "errorDeclaration": {**decl["errorDeclaration"], "reason": "incorrect_data"}}
+    assert not same_event(payload("farm", decl), payload("farm", other))

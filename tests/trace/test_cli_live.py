@@ -759,5 +759,10 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     assert cli.json("record", "get", got["record_id"])["error_declaration"]["reason"] == (
         "did_not_occur"
     )
+    # run again (a retry after its --wait timed out): the same declaration, committed
+    # already, exit 0 (QA: refused, where record submit answers "already committed")
+    again = cli.json("record", "declare", rec_id, "--key", cli.key("regulator"),
+                     "--reason", "did_not_occur", "--wait")  # fmt: skip
+    assert (again["record_id"], again["already_committed"]) == (got["record_id"], True)
     line = cli.refused(1, "record", "declare", rec_id, "--key", cli.key("regulator"))
     assert "already declared in error" in line
