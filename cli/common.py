@@ -272,6 +272,11 @@ def note_interruption() -> None:
     _reported.append(True)
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless one: "1 code", "3 codes"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def record_get_hint(record_id: str, address: str) -> str:
     """The command that tells what became of a record (``--node`` named: QA, the hint
     without it failed outside a local testnet)."""

@@ -13,6 +13,7 @@ from cli.common import (
     WaitOpt,
     WaitTimeoutOpt,
     console,
+    counted,
     err_console,
     print_json,
     safe,
@@ -23,7 +24,7 @@ from cli.draft import load_envelope
 from cli.nodeaddr import local_genesis, resolve_node
 from cli.record_cmd import submit_tracked
 from node.client import LedgerClient
-from node.custody import BACKDATE_TOLERANCE_MS, recalled_may_leave
+from node.custody import RULE_EVENT_TIME, dated_before, recalled_may_leave
 from node.epcis import is_class_code, normalize_code
 from node.errors import (
     InputError,
@@ -39,6 +40,7 @@ from node.records import (
     CATEGORIES,
     ahead_problem,
     cosign,
+    header_time,
     is_date_time,
     make_record,
     offset_ok,
@@ -213,17 +215,12 @@ def _check_held(
                     raise RulePermissionError(
                         "custody", f"offer: {me.code} is closed (sold, consumed or destroyed)", code
                     )
-                if (
-                    time_ms is not None
-                    and me.since_ms
-                    and (time_ms < me.since_ms - BACKDATE_TOLERANCE_MS)
-                ):
-                    held = dt.datetime.fromtimestamp(me.since_ms / 1000, dt.UTC)
+                if dated_before(time_ms, me.since_ms):
                     raise RuleError(
-                        "event-time",
+                        RULE_EVENT_TIME,
                         f"offer: --time is before {sender} came to hold {me.code} "
-                        f"({held.isoformat(timespec='seconds').replace('+00:00', 'Z')}: its "
-                        "commissioning, or the handoff to it); goods leave after they arrive",
+                        f"({header_time(me.since_ms)}: its commissioning, or the handoff to "
+                        "it); goods leave after they arrive",
                         code,
                     )
                 inside = "" if recalled_ok or me.recalled else _recalled_inside(client, me.code)
@@ -314,5 +311,6 @@ def accept(
         codes = v.record.codes()  # (QA-B: what was countersigned went unsaid)
         shown = ", ".join(safe(c) for c in codes[:10])
         more = f" and {len(codes) - 10} more" if len(codes) > 10 else ""
-        noun = "code" if len(codes) == 1 else "codes"
-        console.print(f"  {len(codes)} {noun}: {shown}{more}", markup=False, soft_wrap=True)
+        console.print(
+            f"  {counted(len(codes), 'code')}: {shown}{more}", markup=False, soft_wrap=True
+        )

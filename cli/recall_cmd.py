@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from cli.common import console, interrupted_submit, positive_seconds, print_json, unicode_text
+from cli.common import (
+    console,
+    counted,
+    interrupted_submit,
+    positive_seconds,
+    print_json,
+    unicode_text,
+)
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
 from node.errors import InputError, LedgerError, NodeUnavailableError
@@ -105,26 +112,25 @@ def recall(
     console.print(
         Text.assemble(
             ("recall", "bold red"),
-            f" of {r.root}: {len(r.scope)} code{'' if len(r.scope) == 1 else 's'} affected, "
+            f" of {r.root}: {counted(len(r.scope), 'code')} affected, "
             f"{newly} newly recalled in {len(r.records)} record(s)",
         )
     )
     for x in r.records:  # (QA: only --json named them; `record declare` and `prove` need them)
         console.print(
             f"  record {x['record_id']} at height {x['height']}, log index {x['log_index']}"
-            f" ({len(x['codes'])} code{'' if len(x['codes']) == 1 else 's'})"
+            f" ({counted(len(x['codes']), 'code')})"
         )
     for prior in r.earlier():  # (QA re-check: a re-run named no record)
-        k = prior["codes"]
         console.print(
             f"  recalled before: by {prior['by'] or '(unknown)'}, the record at log index "
-            f"{prior['log_index']} ({k} code{'' if k == 1 else 's'})"
+            f"{prior['log_index']} ({counted(prior['codes'], 'code')})"
         )
     closed = r.closed_as()
     for custodian, codes in affected.items():
         gone = sum(1 for c in codes if c in closed)
         how = (
-            f": {len(codes)} code{'' if len(codes) == 1 else 's'}, {len(codes) - gone} held, "
+            f": {counted(len(codes), 'code')}, {len(codes) - gone} held, "
             f"{gone} closed before the "
             "recall (sold, destroyed or consumed):"
             if gone

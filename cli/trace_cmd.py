@@ -8,7 +8,7 @@ import typer
 from rich.text import Text
 from rich.tree import Tree
 
-from cli.common import UINT32_MAX, console, print_json, safe, unicode_text
+from cli.common import UINT32_MAX, console, counted, print_json, safe, unicode_text
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
 from node.permissions import bare_disposition, bare_step
@@ -262,7 +262,7 @@ def history(
             | ({"state": node_dict(state)} if state is not None else {})
         )
         return
-    shown = f"{len(records)} event{'' if len(records) == 1 else 's'}"
+    shown = counted(len(records), "event")
     more = " (the first page)" if page else ""
     console.print(Text.assemble(("history of", "bold"), f" {root}: {shown}{more}"))
     for r in records:

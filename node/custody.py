@@ -117,10 +117,9 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import datetime as dt
 import json
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _jstr
 from typing import Any, Literal, Protocol
@@ -136,7 +135,7 @@ from node.epcis import (
 from node.errors import InputError, RuleError, RulePermissionError
 from node.genesis import Genesis
 from node.permissions import bare_disposition, bare_step
-from node.records import TraceRecord
+from node.records import TraceRecord, header_time
 
 Status = Literal["active", "closed", "recalled"]
 
@@ -713,18 +712,20 @@ def _clears_recall(ev: Mapping[str, Any], disposition: str) -> str:
     ``recalled`` (QA: the custodian of a recalled item published both)."""
     if disposition in CLEARING_DISPOSITIONS:
         return f"marked {disposition}"
-    pd = ev.get("persistentDisposition")
-    if not isinstance(pd, Mapping):
-        return ""
-    unset, put = pd.get("unset"), pd.get("set")
-    if isinstance(unset, list) and any(
-        isinstance(d, str) and bare_disposition(d) == RECALL_DISPOSITION for d in unset
-    ):
+    if _persistent(ev, "unset", {RECALL_DISPOSITION}):
         return "unmarked recalled (persistentDisposition unset)"
-    if isinstance(put, list):  # (QA re-check: set ["sellable_accessible"] was accepted)
-        for d in put:
-            if isinstance(d, str) and bare_disposition(d) in CLEARING_DISPOSITIONS:
-                return f"marked {bare_disposition(d)} (persistentDisposition set)"
+    put = _persistent(ev, "set", CLEARING_DISPOSITIONS)  # (QA re-check: set sellable_*)
+    return f"marked {put} (persistentDisposition set)" if put else ""
+
+
+def _persistent(ev: Mapping[str, Any], key: str, among: Collection[str]) -> str:
+    """The first disposition of ``ev``'s ``persistentDisposition[key]`` (``set`` or
+    ``unset``) that is one of ``among`` (CBV's bare word), or ""."""
+    pd = ev.get("persistentDisposition")
+    listed = pd.get(key) if isinstance(pd, Mapping) else None
+    for d in listed if isinstance(listed, list) else ():
+        if isinstance(d, str) and bare_disposition(d) in among:
+            return bare_disposition(d)
     return ""
 
 
@@ -971,27 +972,22 @@ def _check_not_backdated(w: _Work, record: TraceRecord, codes: EventCodes) -> No
     received, and a storing event dated 1970)."""
     for c in codes.all:
         st = w.get(c)
-        if (
-            st is not None
-            and st.since_ms
-            and st.custodian == record.author
-            and (w.time_ms or 0) < st.since_ms - BACKDATE_TOLERANCE_MS
-        ):
+        if st is not None and st.custodian == record.author and dated_before(w.time_ms, st):
             raise RuleError(
                 RULE_EVENT_TIME,
                 f"eventTime {record.event_time[:40]!r} is before {record.author!r} came to hold "
-                f"the code ({_utc(st.since_ms)}: its commissioning, or the handoff to it); an "
-                "event is dated when it happened (15 min allowed for clocks)",
+                f"the code ({header_time(st.since_ms)}: its commissioning, or the handoff to "
+                "it); an event is dated when it happened (15 min allowed for clocks)",
                 c,
             )
 
 
-def _utc(ms: int) -> str:
-    return (
-        dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
-        .isoformat(timespec="seconds")
-        .replace("+00:00", "Z")
-    )
+def dated_before(time_ms: int | None, holding: CodeState | int) -> bool:
+    """Rule event-time's test: ``time_ms`` (an event's time) is more than
+    ``BACKDATE_TOLERANCE_MS`` before the moment its custodian came to hold the code (a
+    state's ``since_ms``, or that number; 0 or None: unknown, never before)."""
+    since = holding.since_ms if isinstance(holding, CodeState) else holding
+    return time_ms is not None and since != 0 and time_ms < since - BACKDATE_TOLERANCE_MS
 
 
 def _claims_fit(ev: Mapping[str, Any], disposition: str) -> str:
@@ -1001,17 +997,11 @@ def _claims_fit(ev: Mapping[str, Any], disposition: str) -> str:
     destroyed code)."""
     if disposition in _FIT_DISPOSITIONS:
         return disposition
-    pd = ev.get("persistentDisposition")
-    if not isinstance(pd, Mapping):
-        return ""
-    put, unset = pd.get("set"), pd.get("unset")
-    for d in put if isinstance(put, list) else ():
-        if isinstance(d, str) and bare_disposition(d) in _FIT_DISPOSITIONS:
-            return f"{bare_disposition(d)} (persistentDisposition set)"
-    for d in unset if isinstance(unset, list) else ():
-        if isinstance(d, str) and bare_disposition(d) in TERMINAL_DISPOSITIONS:
-            return f"no longer {bare_disposition(d)} (persistentDisposition unset)"
-    return ""
+    put = _persistent(ev, "set", _FIT_DISPOSITIONS)
+    if put:
+        return f"{put} (persistentDisposition set)"
+    unset = _persistent(ev, "unset", TERMINAL_DISPOSITIONS)
+    return f"no longer {unset} (persistentDisposition unset)" if unset else ""
 
 
 _FIT_DISPOSITIONS = frozenset({*CLEARING_DISPOSITIONS, "conformant"})

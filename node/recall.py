@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,11 +69,11 @@ class RecallResult:
     def earlier(self) -> list[dict[str, Any]]:
         """The recalls already in force on codes of the scope: by whom, the record's log
         index, how many codes (QA: a re-run, the retry after exit 5, named no record)."""
-        seen: dict[tuple[str, int], int] = {}
-        for n in self.scope:
-            if n.recalled and n.HasField("recalled_at"):
-                key = (n.recalled_by, n.recalled_at)
-                seen[key] = seen.get(key, 0) + 1
+        seen = Counter(
+            (n.recalled_by, n.recalled_at)
+            for n in self.scope
+            if n.recalled and n.HasField("recalled_at")
+        )
         return [{"by": by, "log_index": at, "codes": k} for (by, at), k in sorted(seen.items())]
 
     def by_custodian(self) -> dict[str, list[str]]:
