@@ -53,6 +53,9 @@ def node_dict(n: services_pb2.TraceNode) -> dict[str, Any]:
         "recalled_at": n.recalled_at if n.HasField("recalled_at") else None,
         "disposition": n.disposition or None,
         "container": n.container,
+        "held_at": n.held_at if n.HasField("held_at") else None,
+        "held_by": n.held_by or None,
+        "held_via": n.held_via or None,
     }
 
 
@@ -127,6 +130,8 @@ def render_tree(root: str, nodes: list[services_pb2.TraceNode], title: str) -> T
 def _desc(n: services_pb2.TraceNode) -> str:
     status = n.status + (", recalled" if n.recalled and n.status != "recalled" else "")  # (QA:
     # "closed (was recalled)" read as recalled first, then closed; the order is not known here)
+    if n.HasField("held_at"):
+        status += ", held"
     who = (
         f"custodian {n.custodian}"
         if n.custodian
@@ -148,6 +153,18 @@ def _recall_note(state: services_pb2.TraceNode, records: list[Any], paged: bool)
     own = any(r.log_index == at for r in records)
     origin = "" if own or paged else "; the recall of what it came from: `suyuan trace back`"
     return f" (recalled{by}, record at log #{at}{origin})"
+
+
+def _hold_note(state: services_pb2.TraceNode) -> str:
+    """Who found the code (or its lot) non_conformant, and where, when that holds it from
+    sale (rule held)."""
+    if not state.HasField("held_at"):
+        return ""
+    what = f"its lot {state.held_via}" if state.held_via else "it"
+    return (
+        f" (held: {what} found non_conformant by {state.held_by}, record at log "
+        f"#{state.held_at}; not for sale until found conformant)"
+    )
 
 
 def _graph(
@@ -282,4 +299,5 @@ def history(
     if page:
         console.print(f"more: --page {page}  (or --all)")
     if state is not None:
-        console.print(f"now: {_desc(state)}{_recall_note(state, records, mid or bool(page))}")
+        recall = _recall_note(state, records, mid or bool(page))
+        console.print(f"now: {_desc(state)}{recall}{_hold_note(state)}")

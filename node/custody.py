@@ -119,7 +119,7 @@ import bisect
 import dataclasses
 import json
 import struct
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _jstr
 from typing import Any, Literal, Protocol
@@ -157,6 +157,11 @@ RULE_EVENT_TIME = "event-time"
 #: (the clocks and habits of two companies' systems: a receipt booked on the hour)
 BACKDATE_TOLERANCE_MS = 15 * 60 * 1000
 RULE_INSPECTION = "inspection"
+RULE_HELD = "held"
+#: an inspection's finding that holds a code (and, for a lot, every item made in it) from
+#: sale and dispensing (``CodeState.held_at``); "conformant" lifts it
+HOLD_DISPOSITION = "non_conformant"
+RELEASE_DISPOSITION = "conformant"
 RULE_RECALLED = "recalled"
 RULE_RECALL = "recall"
 RULE_AGGREGATED = "aggregated"
@@ -226,6 +231,12 @@ class CodeState:
     #: eventTime (Unix ms) of the record from which its custodian holds it: its
     #: commissioning, or the handoff to it; 0: unknown (a state of an earlier version)
     since_ms: int = 0
+    #: the lot an item was commissioned in ("": none, or made by an earlier version)
+    lot: str = ""
+    #: log index of the finding non_conformant that holds it from sale (-1: not held);
+    #: ``held_by``, that record's author (who, or an inspector, may lift it: conformant)
+    held_at: int = -1
+    held_by: str = ""
 
     def with_flags(self, *, closed: bool | None = None, recalled: bool | None = None) -> CodeState:
         c = self.closed if closed is None else closed
@@ -266,6 +277,9 @@ _STATE_KEYS = {
     "heirs": "h",
     "closed_at": "xa",
     "since_ms": "t",
+    "lot": "l",
+    "held_at": "ha",
+    "held_by": "hb",
 }
 _STATE_FIELDS = {v: k for k, v in _STATE_KEYS.items()}
 _FIELD_NAMES = frozenset(_STATE_KEYS)
@@ -607,7 +621,7 @@ def apply(
     # and their contents.
     if is_recall and (is_regulator or own_recall) and not record.is_handoff and action != "ADD":
         for c in codes.all:  # (a regulator's recall takes over an earlier one: ``_recalled``)
-            was = w.get(c) or _recall_made_lot(w, c, is_regulator and c in codes.classes)
+            was = w.get(c) or _made_lot(w, c, is_regulator and c in codes.classes)
             st = _recalled(was, w.index, record.author, take_over=is_regulator)
             if not st.closed:  # (a closed code keeps how it went: sold, destroyed; QA)
                 st = st.evolve(disposition=disposition or st.disposition)
@@ -621,11 +635,13 @@ def apply(
         return _done(w)
 
     if inspection:
-        for c in codes.all:
-            st = w.need(c)
+        finding = _finding(ev, disposition)
+        for c in codes.all:  # (a lot known only by its items is inspected too: ``_made_lot``)
+            st = w.get(c) or _made_lot(w, c, c in codes.classes)
             if new:  # (a rule for new records: a logged inspection replays as it was)
                 _check_inspection(st, ev, disposition)
-            w.put(st.evolve(disposition=disposition or st.disposition))
+            st = st.evolve(disposition=disposition or st.disposition)
+            w.put(_found(st, finding, record.author, w.index, inspector=True, new=new))
         return _done(w)
 
     if etype == "TransformationEvent":
@@ -660,6 +676,9 @@ def apply(
                     c,
                 )
         sale = step in SALE_STEPS or disposition in SALE_DISPOSITIONS
+        if sale and new:  # (a rule for new records: a logged sale replays as it was)
+            for c in moving:
+                _check_not_held(w, w.need(c))
         if sale:
             for c in moving:
                 if w.need(c).recalled:
@@ -690,12 +709,16 @@ def apply(
                         "returned) or for destruction (bizStep destroying)",
                         c,
                     )
+        finding = _finding(ev, disposition)
+        inspector = author.has_role(*INSPECTION_ROLES)
         for c in moving:
             st = w.need(c)
             if record.is_handoff:
                 st = st.evolve(custodian=record.handoff_to, since_ms=w.time_ms or 0)
             if c in named and disposition:
                 st = st.evolve(disposition=disposition)
+            if c in named and finding:
+                st = _found(st, finding, record.author, w.index, inspector=inspector, new=new)
             w.put(st)
         aggregation = etype in ("AggregationEvent", "AssociationEvent")
         if aggregation and action == "OBSERVE" and not (record.is_handoff or terminal):
@@ -788,6 +811,8 @@ def _declare(
             s = w.need(x)
             if closing and _closed_by(s, declared_index):
                 s = s.with_flags(closed=False).evolve(disposition="", closed_at=-1)
+            if s.held_at == declared_index:  # (the finding that held it, declared)
+                s = s.evolve(held_at=-1, held_by="")
             if recall and s.recalled and s.recalled_at == declared_index:
                 for h in s.heirs:  # (born recalled from it since: lifted with it)
                     hs = w.need(h)
@@ -854,11 +879,12 @@ def _lifted(st: CodeState) -> CodeState:
     return st.with_flags(recalled=False).evolve(disposition="", recalled_at=-1, recalled_by="")
 
 
-def _recall_made_lot(w: _Work, code: str, lot_class: bool) -> CodeState:
-    """The state a regulator's recall gives a lot never commissioned itself (``lot_class``:
-    named as an epcClass, a GTIN's lot; known by the items made in it, or to be made): no
-    custodian, so any member's items made in it later are born recalled (QA: they were
-    not, and could be sold). Any other unknown code is refused (rule unknown-code)."""
+def _made_lot(w: _Work, code: str, lot_class: bool) -> CodeState:
+    """The state a regulator's recall, or an inspection, gives a lot never commissioned
+    itself (``lot_class``: named as an epcClass, a GTIN's lot; known by the items made in
+    it, or to be made): no custodian, so any member's items made in it later are born
+    recalled (QA: they were not, and could be sold), or held by its finding non_conformant.
+    Any other unknown code is refused (rule unknown-code)."""
     if not (lot_class and is_lot_code(code)):
         return w.need(code)
     return CodeState(code, "", "", is_class=True, first_index=w.index)
@@ -868,8 +894,9 @@ def _link_lots(w: _Work, author: str, links: Sequence[tuple[str, str]]) -> None:
     """Items just made in a lot (``lot_links``): found from the lot (its recall), born
     recalled if it is. A lot that exists is acted on: only its custodian adds items, and
     not once it is closed (else any member could give its items another's lot as origin);
-    a lot a recall made (``_recall_made_lot``) has no custodian, and takes any member's."""
+    a lot a recall made (``_made_lot``) has no custodian, and takes any member's."""
     for lot, item in links:  # (a lot code has /10/, an item's /21/)
+        w.put(w.need(item).evolve(lot=lot))  # (its lot's finding non_conformant holds it)
         lot_state = w.get(lot)
         if lot_state is not None:
             if lot_state.custodian:
@@ -965,6 +992,72 @@ def _check_inspection(st: CodeState, ev: Mapping[str, Any], disposition: str) ->
         )
 
 
+def _finding(ev: Mapping[str, Any], disposition: str) -> str:
+    """What an event finds of the codes it names: ``HOLD_DISPOSITION`` (its disposition,
+    or a ``persistentDisposition`` setting it), ``RELEASE_DISPOSITION`` (likewise, or one
+    unsetting non_conformant), or ""."""
+    if disposition == HOLD_DISPOSITION or _persistent(ev, "set", {HOLD_DISPOSITION}):
+        return HOLD_DISPOSITION
+    if (
+        disposition == RELEASE_DISPOSITION
+        or _persistent(ev, "set", {RELEASE_DISPOSITION})
+        or _persistent(ev, "unset", {HOLD_DISPOSITION})
+    ):
+        return RELEASE_DISPOSITION
+    return ""
+
+
+def _found(
+    st: CodeState, finding: str, author: str, index: int, *, inspector: bool, new: bool
+) -> CodeState:
+    """``st`` after a finding by ``author`` (``_finding``) in the record at ``index``.
+
+    non_conformant holds the code from sale (per-batch inspection: a lot found non-conformant
+    holds every item made in it, ``_check_not_held``); an inspector's or a regulator's hold
+    takes another's over, so a custodian cannot turn it into one of its own to lift.
+    conformant lifts a hold, found by an inspector or a regulator, or by the hold's own
+    author (a producer's own batch test); anyone else's is refused for new records (rule
+    held) and, logged, lifts nothing."""
+    if finding == HOLD_DISPOSITION:
+        if st.held_at < 0 or inspector or st.held_by == author:
+            return st.evolve(held_at=index, held_by=author)
+    elif finding == RELEASE_DISPOSITION and st.held_at >= 0:
+        if inspector or st.held_by == author:
+            return st.evolve(held_at=-1, held_by="")
+        if new:
+            raise RuleError(
+                RULE_HELD,
+                f"the code was found {HOLD_DISPOSITION} by {st.held_by!r} (the record at log "
+                f"index {st.held_at}): only an inspector, a regulator or {st.held_by!r} may "
+                f"find it {RELEASE_DISPOSITION}",
+                st.code,
+            )
+    return st
+
+
+def holding(state: Callable[[str], CodeState | None], st: CodeState) -> CodeState | None:
+    """The state whose finding non_conformant holds ``st`` from sale: its own, or its lot's
+    (an item commissioned in a lot; ``state`` reads a code's state); None if neither is
+    held."""
+    if st.held_at >= 0:
+        return st
+    lot = state(st.lot) if st.lot else None
+    return lot if lot is not None and lot.held_at >= 0 else None
+
+
+def _check_not_held(w: _Work, st: CodeState) -> None:
+    hold = holding(w.get, st)
+    if hold is not None:
+        what = "the code was" if hold is st else f"its lot {hold.code} was"
+        raise RuleError(
+            RULE_HELD,
+            f"{what} found {HOLD_DISPOSITION} by {hold.held_by!r} (the record at log index "
+            f"{hold.held_at}): it may not be sold or dispensed until an inspection finds "
+            f"it {RELEASE_DISPOSITION}, or that record is declared in error",
+            st.code,
+        )
+
+
 def _check_not_backdated(w: _Work, record: TraceRecord, codes: EventCodes) -> None:
     """Rule event-time, for new records: a custodian's event on a code is not dated before
     the custodian came to hold it (its commissioning, or the handoff to it), beyond
@@ -1043,10 +1136,11 @@ def _commission(w: _Work, code: str, author: str, disposition: str, *, is_class:
             where = "by a record not yet committed"
         else:
             where = f"at log index {existing.first_index}"
-        if not existing.commissioned_by:  # (``_recall_made_lot``: no one commissioned it)
+        if not existing.commissioned_by:  # (``_made_lot``: no one commissioned it)
             raise RuleError(
                 RULE_COMMISSION_ONCE,
-                f"the lot is known from a regulator's recall ({where}), which gave it a state "
+                f"the lot is known from a regulator's recall or an inspection ({where}), which "
+                "gave it a state "
                 "of its own: it cannot be commissioned now (its items may still be made in it, "
                 "born recalled)",
                 code,

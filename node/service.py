@@ -101,6 +101,9 @@ def _trace_node(n: trace.TraceNode) -> services_pb2.TraceNode:
         recalled_at=n.recalled_at if n.recalled_at >= 0 else None,
         disposition=n.disposition,
         since_ms=n.since_ms,
+        held_at=n.held_at if n.held_at >= 0 else None,
+        held_by=n.held_by,
+        held_via=n.held_via,
     )
 
 

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from node.custody import CodeState
+from node.custody import CodeState, holding
 from node.epcis import code_problem, normalize_code
 from node.errors import InputError, NotFoundError
 
@@ -78,6 +78,9 @@ class TraceNode:
     recalled_at: int = -1  # that record's log index (-1: not recalled, or unknown)
     disposition: str = ""  # its latest CBV disposition (a closed code: how it went)
     since_ms: int = 0  # eventTime (Unix ms) from which its custodian holds it; 0: unknown
+    held_at: int = -1  # log index of the finding non_conformant that holds it (-1: none)
+    held_by: str = ""  # that record's author
+    held_via: str = ""  # the lot whose finding holds it ("": its own, or none)
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,16 @@ def _node(index: TraceIndex, code: str, depth: int, relation: str, via: str) -> 
         st.recalled_at if st.recalled else -1,
         st.disposition,
         st.since_ms,
+        *_hold(index, st),
     )
+
+
+def _hold(index: TraceIndex, st: CodeState) -> tuple[int, str, str]:
+    """``TraceNode``'s held_at, held_by and held_via for ``st`` (``custody.holding``)."""
+    hold = holding(index.state, st)
+    if hold is None:
+        return -1, "", ""
+    return hold.held_at, hold.held_by, "" if hold is st else hold.code
 
 
 def walk(

@@ -58,3 +58,19 @@ def test_a_container_link_that_no_longer_holds_is_shown_as_former():
     child.container = "case"
     assert relation_shown(child, {}) == "child"
     assert relation_shown(services_pb2.TraceNode(relation="input"), {}) == "input"
+
+
+def test_history_names_the_finding_that_holds_a_code_from_sale():
+    from cli.trace_cmd import _desc, _hold_note
+
+    st = services_pb2.TraceNode(status="active", custodian="processor")
+    assert _hold_note(st) == ""
+    assert _desc(st) == "custodian processor, active"
+    st.held_at, st.held_by, st.held_via = 12, "inspector", "https://id.gs1.org/01/1/10/B7"
+    assert _hold_note(st) == (
+        " (held: its lot https://id.gs1.org/01/1/10/B7 found non_conformant by inspector, "
+        "record at log #12; not for sale until found conformant)"
+    )
+    assert _desc(st) == "custodian processor, active, held"
+    st.held_via = ""
+    assert _hold_note(st).startswith(" (held: it found non_conformant by inspector")

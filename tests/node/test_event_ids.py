@@ -564,7 +564,7 @@ def test_a_regulators_recall_of_a_lot_never_commissioned_holds_its_later_items(
     # the lot itself cannot be commissioned now; the refusal says why
     again = _lot_event("urn:uuid:00000000-0000-4000-8000-0000000000d9", "commissioning", "ADD")
     [refused] = chain.check_rules([chain.verify(_signed("farm", again))]).refused
-    assert "the lot is known from a regulator's recall" in str(refused.error)
+    assert "the lot is known from a regulator's recall or an inspection" in str(refused.error)
     # any member's item made in it later is born recalled (the lot has no custodian)
     late = _event(
         "urn:epc:id:sgtin:6901234.012345.9",

@@ -495,6 +495,27 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     state = json.loads(cli.ok("epcis", "export", late))["suyuan:state"]
     assert (state["status"], state["recalled_by"]) == ("recalled", "regulator")
 
+    # per-batch inspection: a lot found non_conformant holds its items from sale (rule
+    # held) until an inspector finds it conformant (QA: a failed batch's tins were sold)
+    batch = "https://id.gs1.org/01/06901234123456/10/B7"
+    tin = f"{batch}/21/T1"
+    cli.submit_wait("processor", commission(tin, day=5))
+    failed = {"type": "ObjectEvent", **when(6), "action": "OBSERVE", "bizStep": "inspecting",
+              "disposition": "non_conformant", "quantityList": [{"epcClass": batch}]}  # fmt: skip
+    at = cli.submit_wait("inspector", failed)["log_index"]
+    sell_tin = {**sale, "epcList": [tin]}
+    line = cli.refused(1, "record", "submit", str(cli.draft(sell_tin)), "--key",
+                       cli.key("processor"), "--wait")  # fmt: skip
+    assert line.startswith("error: rule held:"), line
+    assert f"its lot {batch} was found non_conformant by 'inspector'" in line
+    st = cli.json("trace", "history", tin)["state"]
+    assert (st["held_at"], st["held_by"], st["held_via"]) == (at, "inspector", batch)
+    text = cli.ok("trace", "history", tin)
+    assert f"held: its lot {batch} found non_conformant by inspector, record at log #{at}" in text
+    cli.submit_wait("inspector", {**failed, **when(7), "disposition": "conformant"})
+    assert cli.json("trace", "history", tin)["state"]["held_at"] is None
+    cli.submit_wait("processor", {**sell_tin, **when(8)})
+
 
 @cache
 def epcis_validator() -> jsonschema.Draft7Validator:
