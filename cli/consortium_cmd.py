@@ -15,7 +15,7 @@ import typer
 from cli.common import console, print_json, read_json_file, safe, write_text_atomic
 from cli.nodeaddr import find_testnet
 from node.errors import ConfigError, InputError
-from node.genesis import ROLES, ConsensusParams, Genesis, Member
+from node.genesis import ROLES, ConsensusParams, Genesis, Member, prefix_problem
 from node.keys import read_public_info
 from node.permissions import bare_step, cbv_lookalike, genesis_permissions
 from node.textrules import control_char, hidden_char
@@ -90,6 +90,27 @@ def apply_labels(members: list[Member], names: list[str], orgs: list[str]) -> li
     return [by_id[m.id] for m in members]
 
 
+def apply_prefixes(members: list[Member], specs: list[str]) -> list[Member]:
+    """``members`` with the GS1 company prefixes of ``--gs1-prefix MEMBER=PREFIX`` (repeat:
+    a member may have several, and a prefix several members, a brand owner and its contract
+    manufacturer)."""
+    by_id = {m.id: m for m in members}
+    for spec in specs:
+        mid, sep, prefix = spec.partition("=")
+        if not sep:
+            raise ConfigError(f"--gs1-prefix {spec!r}: expected MEMBER=PREFIX")
+        if mid not in by_id:
+            raise ConfigError(f"--gs1-prefix {spec!r}: {mid!r} is not a --member")
+        problem = prefix_problem(prefix)
+        if problem:
+            raise ConfigError(f"--gs1-prefix {spec!r}: {problem}")
+        m = by_id[mid]
+        if prefix in m.gs1_prefixes:
+            raise ConfigError(f"--gs1-prefix {spec!r}: given twice")
+        by_id[mid] = dataclasses.replace(m, gs1_prefixes=(*m.gs1_prefixes, prefix))
+    return [by_id[m.id] for m in members]
+
+
 def read_permissions(path: Path) -> dict[str, tuple[str, ...]]:
     """A --permissions file: a JSON object mapping bizSteps to lists of roles."""
     doc = read_json_file(path, "--permissions")
@@ -159,6 +180,17 @@ def init(
             "--org-code", help="MEMBER=CODE (repeat): e.g. its unified social credit code."
         ),
     ] = None,
+    gs1_prefix: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--gs1-prefix",
+            help=(
+                "MEMBER=PREFIX (repeat): a GS1 company prefix (4-12 digits) bound to the "
+                "member; codes under it are commissioned by the members it is bound to only "
+                "(rule gs1-prefix)."
+            ),
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -178,6 +210,7 @@ def init(
             "signed note, and can never change)"
         )
     members = apply_labels([parse_member(m) for m in member], display_name or [], org_code or [])
+    members = apply_prefixes(members, gs1_prefix or [])
     # (QA: 999999999999 ms and 10 bytes were accepted, and a genesis never changes)
     if not 1 <= timeout_propose_ms <= _MAX_TIMEOUT_MS:
         raise ConfigError(
@@ -215,6 +248,7 @@ def member_rows(g: Genesis) -> list[dict[str, Any]]:
             "validator": m.id in g.validators,
             "display_name": m.display_name,
             "org_code": m.org_code,
+            "gs1_prefixes": list(m.gs1_prefixes),
             "public_key": m.public_key.hex(),
         }
         for m in g.members
@@ -263,7 +297,8 @@ def show(
     console.print(f"chain identity (SHA-256 of {of}): {g.hash.hex()}")
     for r in rows:
         org = f"[{r['org_code']}]" if r["org_code"] else ""
-        label = " ".join(x for x in (r["display_name"], org) if x)
+        gcp = f"GS1 {','.join(r['gs1_prefixes'])}" if r["gs1_prefixes"] else ""
+        label = " ".join(x for x in (r["display_name"], org, gcp) if x)
         console.print(
             f"  {r['id']:<16} {','.join(r['roles']):<24} "
             f"{'validator' if r['validator'] else '-':<10} {safe(label) or '-'}  "

@@ -128,6 +128,7 @@ from node.epcis import (
     TRANSFORMATION_PREFIX,
     EventCodes,
     check_event_codes,
+    company_digits,
     is_lot_code,
     lot_links,
     normalize_code,
@@ -171,6 +172,7 @@ RULE_HANDOFF = "handoff"
 RULE_HANDOFF_SIGNATURES = "handoff-signatures"
 RULE_MEMBER = "member"
 RULE_COMMISSION_ROLE = "commission-role"
+RULE_GS1_PREFIX = "gs1-prefix"
 RULE_DECLARATION = "error-declaration"  # (``node.event_ids`` checks who may declare what)
 
 TERMINAL_STEPS = frozenset({"destroying", "decommissioning", "retail_selling", "scrapping"})
@@ -465,6 +467,7 @@ class _Work:
         "edges",
         "index",
         "may_commission",
+        "owners",
         "read",
         "time_ms",
         "touched",
@@ -478,6 +481,8 @@ class _Work:
         self.index = index
         self.may_commission = may_commission
         self.time_ms = time_ms  # the record's eventTime (Unix ms; None if not a date-time)
+        #: ``Genesis.prefix_owners`` when the genesis binds GS1 company prefixes, else None
+        self.owners: Callable[[str], tuple[str, ...]] | None = None
         self.changed: dict[str, CodeState] = {}
         self.read: dict[str, CodeState | None] = {}  # the view's answers (it does not change)
         self.edges: list[Edge] = []
@@ -553,6 +558,8 @@ def apply(
     codes = record.roles
     check_event_codes(codes, etype)
     w = _Work(view, log_index, author.has_role(*COMMISSION_ROLES), record.time_ms)
+    if genesis.binds_prefixes:
+        w.owners = genesis.prefix_owners
 
     is_recall = disposition == RECALL_DISPOSITION or step == RECALL_STEP
     terminal = step in TERMINAL_STEPS or disposition in TERMINAL_DISPOSITIONS
@@ -1128,6 +1135,8 @@ def _commission(w: _Work, code: str, author: str, disposition: str, *, is_class:
             f"only {' or '.join(COMMISSION_ROLES)} members commission codes; {author!r} is not one",
             code,
         )
+    if w.owners is not None:
+        _check_prefix(w.owners, code, author)
     existing = w.get(code)
     if existing is not None:
         if code in w.changed:
@@ -1162,6 +1171,23 @@ def _commission(w: _Work, code: str, author: str, disposition: str, *, is_class:
             since_ms=w.time_ms or 0,
         )
     )
+
+
+def _check_prefix(owners: Callable[[str], tuple[str, ...]], code: str, author: str) -> None:
+    """Rule gs1-prefix: a code under a GS1 company prefix the genesis binds to members
+    (``gs1_prefixes``) is commissioned by one of them only (QA: a member commissioned codes
+    under another company's GTIN, squatted its next serials, and so became their
+    producer, who may recall them). A code under no bound prefix is anyone's to make."""
+    bound = owners(company_digits(code))
+    if bound and author not in bound[1:]:
+        who = ", ".join(repr(m) for m in bound[1:])
+        raise RulePermissionError(
+            RULE_GS1_PREFIX,
+            f"GS1 company prefix {bound[0]} is bound to {who} in the genesis: only "
+            f"{'they commission' if len(bound) > 2 else 'it commissions'} codes under it, "
+            f"not {author!r}",
+            code,
+        )
 
 
 def transformation_id(event: Mapping[str, Any]) -> str:

@@ -163,6 +163,23 @@ def _dl_canonical(code: str) -> str:
     return f"{DL_BASE}/{ai}/{value}"
 
 
+#: digits a key has before its GS1 company prefix: GTIN-14's indicator, SSCC's extension,
+#: GRAI's leading 0, ITIP's indicator (the other keys start with the prefix)
+_BEFORE_PREFIX = {"01": 1, "00": 1, "8003": 1, "8006": 1}
+
+
+def company_digits(code: str) -> str:
+    """A canonical GS1 code's key from where its company prefix starts (the prefix's
+    length is not written in a key: ``Genesis.prefix_owners`` matches it); "" for a code
+    that is not a GS1 Digital Link."""
+    if not code.startswith(_DL_PREFIX):
+        return ""
+    ai, _, rest = code[_DL_PREFIX_LEN:].partition("/")
+    if ai not in _DL_KEYS:
+        return ""
+    return rest.partition("/")[0][_BEFORE_PREFIX.get(ai, 0) :]
+
+
 def normalize_code(code: str) -> str:
     """The canonical form of a trace code (see the module docstring). Pure and total."""
     c = code.strip()

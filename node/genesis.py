@@ -38,6 +38,9 @@ class Member:
     display_name: str = ""
     org_code: str = ""
     x25519_key: bytes = b""
+    #: GS1 company prefixes bound to the member: codes under one are commissioned only by
+    #: the members it is bound to (``Genesis.prefix_owners``; rule gs1-prefix)
+    gs1_prefixes: tuple[str, ...] = ()
 
     def has_role(self, *roles: str) -> bool:
         """True if the member holds any of ``roles`` (a loop: this is on every record's
@@ -60,6 +63,8 @@ class Member:
             d["org_code"] = self.org_code
         if self.x25519_key:
             d["x25519_key"] = self.x25519_key.hex()
+        if self.gs1_prefixes:
+            d["gs1_prefixes"] = list(self.gs1_prefixes)
         return d
 
 
@@ -100,6 +105,32 @@ class Genesis:
         if cache is None:
             cache = {m.id: m for m in self.members}
             object.__setattr__(self, "_by_id_cache", cache)
+        return cache
+
+    @property
+    def binds_prefixes(self) -> bool:
+        """Whether any member has ``gs1_prefixes`` (else rule gs1-prefix has nothing to do)."""
+        return bool(self._prefix_table())
+
+    def prefix_owners(self, digits: str) -> tuple[str, ...]:
+        """The bound GS1 company prefix that ``digits`` (a GS1 key's digits from where its
+        company prefix starts: ``node.epcis.company_digits``) starts with, the longest if
+        several, then the members it is bound to; () if none is."""
+        table = self._prefix_table()
+        for n in range(min(len(digits), PREFIX_MAX), PREFIX_MIN - 1, -1):
+            owners = table.get(digits[:n])
+            if owners is not None:
+                return (digits[:n], *owners)
+        return ()
+
+    def _prefix_table(self) -> dict[str, tuple[str, ...]]:
+        cache: dict[str, tuple[str, ...]] | None = self.__dict__.get("_prefix_cache")
+        if cache is None:
+            cache = {}
+            for m in self.members:
+                for p in m.gs1_prefixes:
+                    cache[p] = (*cache.get(p, ()), m.id)
+            object.__setattr__(self, "_prefix_cache", cache)
         return cache
 
     def validator_keys(self) -> list[tuple[str, bytes]]:
@@ -263,7 +294,11 @@ def _member(doc: Any, i: int) -> Member:
     where = f"genesis: members[{i}]"
     if not isinstance(doc, dict):
         raise ConfigError(f"{where}: expected an object")
-    _no_unknown(doc, {"id", "roles", "public_key", "display_name", "org_code", "x25519_key"}, where)
+    _no_unknown(
+        doc,
+        {"id", "roles", "public_key", "display_name", "org_code", "x25519_key", "gs1_prefixes"},
+        where,
+    )
     mid = doc.get("id")
     if not isinstance(mid, str):
         raise ConfigError(f"{where}: 'id' is missing")
@@ -286,7 +321,30 @@ def _member(doc: Any, i: int) -> Member:
     org = doc.get("org_code", "")
     if not isinstance(name, str) or not isinstance(org, str):
         raise ConfigError(f"{where} ({mid}): 'display_name' and 'org_code' must be strings")
-    return Member(mid, tuple(roles), pub, name, org, xkey)
+    prefixes = doc.get("gs1_prefixes", [])
+    if "gs1_prefixes" in doc and not (isinstance(prefixes, list) and prefixes):
+        raise ConfigError(f"{where} ({mid}): 'gs1_prefixes' must be a non-empty list")
+    for p in prefixes:
+        problem = prefix_problem(p)
+        if problem:
+            raise ConfigError(f"{where} ({mid}): gs1_prefixes: {problem}")
+    if len(set(prefixes)) != len(prefixes):
+        raise ConfigError(f"{where} ({mid}): a GS1 company prefix is listed twice")
+    return Member(mid, tuple(roles), pub, name, org, xkey, tuple(prefixes))
+
+
+PREFIX_MIN, PREFIX_MAX = 4, 12  # digits of a GS1 company prefix (GS1 General Specifications)
+
+
+def prefix_problem(prefix: Any) -> str:
+    """What is wrong with ``prefix`` as a GS1 company prefix, or ""."""
+    if (
+        not isinstance(prefix, str)
+        or not PREFIX_MIN <= len(prefix) <= PREFIX_MAX
+        or not all("0" <= ch <= "9" for ch in prefix)
+    ):
+        return f"{prefix!r} is not a GS1 company prefix ({PREFIX_MIN}-{PREFIX_MAX} ASCII digits)"
+    return ""
 
 
 def _hex(value: Any, size: int, what: str) -> bytes:

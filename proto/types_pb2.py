@@ -24,43 +24,43 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11proto/types.proto\x12\tsuyuan.v1\"s\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\x12\x12\n\npublic_key\x18\x03 \x01(\t\x12\x12\n\nx25519_key\x18\x04 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x05 \x01(\t\x12\x10\n\x08org_code\x18\x06 \x01(\t\"\xf8\x01\n\x0f\x43onsensusParams\x12\x1a\n\x12timeout_propose_ms\x18\x01 \x01(\r\x12\x1a\n\x12timeout_prevote_ms\x18\x02 \x01(\r\x12\x1c\n\x14timeout_precommit_ms\x18\x03 \x01(\r\x12\x18\n\x10timeout_delta_ms\x18\x04 \x01(\r\x12\x19\n\x11max_block_records\x18\x05 \x01(\r\x12\x17\n\x0fmax_block_bytes\x18\x06 \x01(\r\x12\x18\n\x10max_record_bytes\x18\x07 \x01(\r\x12\'\n\x1f\x63reate_empty_blocks_interval_ms\x18\x08 \x01(\r\"4\n\x11\x42izStepPermission\x12\x10\n\x08\x62iz_step\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\"\xdb\x01\n\x07Genesis\x12\x0e\n\x06\x66ormat\x18\x01 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\t\x12\x14\n\x0cgenesis_time\x18\x03 \x01(\t\x12\"\n\x07members\x18\x04 \x03(\x0b\x32\x11.suyuan.v1.Member\x12\x12\n\nvalidators\x18\x05 \x03(\t\x12-\n\tconsensus\x18\x06 \x01(\x0b\x32\x1a.suyuan.v1.ConsensusParams\x12\x31\n\x0bpermissions\x18\x07 \x03(\x0b\x32\x1c.suyuan.v1.BizStepPermission\"\'\n\tSignature\x12\r\n\x05keyid\x18\x01 \x01(\t\x12\x0b\n\x03sig\x18\x02 \x01(\x0c\"[\n\x08\x45nvelope\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x14\n\x0cpayload_type\x18\x02 \x01(\t\x12(\n\nsignatures\x18\x03 \x03(\x0b\x32\x14.suyuan.v1.Signature\"\xb9\x02\n\nRecordInfo\x12\x11\n\trecord_id\x18\x01 \x01(\x0c\x12\x11\n\tlog_index\x18\x02 \x01(\x04\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\x0e\n\x06\x61uthor\x18\x04 \x01(\t\x12\x12\n\nevent_type\x18\x05 \x01(\t\x12\x10\n\x08\x62iz_step\x18\x06 \x01(\t\x12\x12\n\nevent_time\x18\x07 \x01(\t\x12\r\n\x05\x63odes\x18\x08 \x03(\t\x12\x10\n\x08\x63\x61tegory\x18\t \x01(\t\x12\x10\n\x08\x65vent_id\x18\n \x01(\t\x12\x12\n\nhandoff_to\x18\x0b \x01(\t\x12\x0f\n\x07signers\x18\x0c \x03(\t\x12\x0e\n\x06\x61\x63tion\x18\r \x01(\t\x12\x13\n\x0b\x64isposition\x18\x0e \x01(\t\x12\x19\n\x11\x65rror_declaration\x18\x0f \x01(\t\x12\x13\n\x0b\x64\x65\x63lared_by\x18\x10 \x01(\x0c\"\xf3\x01\n\x0b\x42lockHeader\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x14\n\x0cgenesis_hash\x18\x02 \x01(\x0c\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\r\n\x05round\x18\x04 \x01(\r\x12\x0f\n\x07time_ms\x18\x05 \x01(\x03\x12\x10\n\x08proposer\x18\x06 \x01(\t\x12\x17\n\x0fprev_block_hash\x18\x07 \x01(\x0c\x12\x10\n\x08log_size\x18\x08 \x01(\x04\x12\x10\n\x08log_root\x18\t \x01(\x0c\x12\x13\n\x0bnum_records\x18\n \x01(\r\x12\x14\n\x0crecords_hash\x18\x0b \x01(\x0c\x12\x12\n\nstate_root\x18\x0c \x01(\x0c\"?\n\x05\x42lock\x12\x0e\n\x06header\x18\x01 \x01(\x0c\x12&\n\tenvelopes\x18\x02 \x03(\x0b\x32\x13.suyuan.v1.Envelope\"1\n\tCommitSig\x12\x11\n\tvalidator\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"p\n\x11\x43ommitCertificate\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\r\n\x05round\x18\x02 \x01(\r\x12\x12\n\nblock_hash\x18\x03 \x01(\x0c\x12(\n\nsignatures\x18\x04 \x03(\x0b\x32\x14.suyuan.v1.CommitSig\"d\n\x0e\x43ommittedBlock\x12\x1f\n\x05\x62lock\x18\x01 \x01(\x0b\x32\x10.suyuan.v1.Block\x12\x31\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0b\x32\x1c.suyuan.v1.CommitCertificate\"]\n\nCheckpoint\x12\x0e\n\x06header\x18\x01 \x01(\x0c\x12\x31\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0b\x32\x1c.suyuan.v1.CommitCertificate\x12\x0c\n\x04note\x18\x03 \x01(\t\"D\n\x10\x43onsistencyProof\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08old_root\x18\x02 \x01(\x0c\x12\x0c\n\x04path\x18\x03 \x03(\x0c\"\x91\x02\n\x0bProofBundle\x12\x0e\n\x06\x66ormat\x18\x01 \x01(\t\x12\x14\n\x0cgenesis_hash\x18\x02 \x01(\x0c\x12%\n\x08\x65nvelope\x18\x03 \x01(\x0b\x32\x13.suyuan.v1.Envelope\x12\x11\n\tlog_index\x18\x04 \x01(\x04\x12\x16\n\x0einclusion_path\x18\x05 \x03(\x0c\x12\x0e\n\x06header\x18\x06 \x01(\x0c\x12\x31\n\x0b\x63\x65rtificate\x18\x07 \x01(\x0b\x32\x1c.suyuan.v1.CommitCertificate\x12\x30\n\x0b\x63onsistency\x18\x08 \x01(\x0b\x32\x1b.suyuan.v1.ConsistencyProof\x12\x15\n\rrecord_height\x18\t \x01(\x04*h\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n\nENTERPRISE\x10\x01\x12\x0f\n\x0b\x41SSOCIATION\x10\x02\x12\r\n\tREGULATOR\x10\x03\x12\r\n\tINSPECTOR\x10\x04\x12\x0b\n\x07\x41UDITOR\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11proto/types.proto\x12\tsuyuan.v1\"\x89\x01\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\x12\x12\n\npublic_key\x18\x03 \x01(\t\x12\x12\n\nx25519_key\x18\x04 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x05 \x01(\t\x12\x10\n\x08org_code\x18\x06 \x01(\t\x12\x14\n\x0cgs1_prefixes\x18\x07 \x03(\t\"\xf8\x01\n\x0f\x43onsensusParams\x12\x1a\n\x12timeout_propose_ms\x18\x01 \x01(\r\x12\x1a\n\x12timeout_prevote_ms\x18\x02 \x01(\r\x12\x1c\n\x14timeout_precommit_ms\x18\x03 \x01(\r\x12\x18\n\x10timeout_delta_ms\x18\x04 \x01(\r\x12\x19\n\x11max_block_records\x18\x05 \x01(\r\x12\x17\n\x0fmax_block_bytes\x18\x06 \x01(\r\x12\x18\n\x10max_record_bytes\x18\x07 \x01(\r\x12\'\n\x1f\x63reate_empty_blocks_interval_ms\x18\x08 \x01(\r\"4\n\x11\x42izStepPermission\x12\x10\n\x08\x62iz_step\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\"\xdb\x01\n\x07Genesis\x12\x0e\n\x06\x66ormat\x18\x01 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\t\x12\x14\n\x0cgenesis_time\x18\x03 \x01(\t\x12\"\n\x07members\x18\x04 \x03(\x0b\x32\x11.suyuan.v1.Member\x12\x12\n\nvalidators\x18\x05 \x03(\t\x12-\n\tconsensus\x18\x06 \x01(\x0b\x32\x1a.suyuan.v1.ConsensusParams\x12\x31\n\x0bpermissions\x18\x07 \x03(\x0b\x32\x1c.suyuan.v1.BizStepPermission\"\'\n\tSignature\x12\r\n\x05keyid\x18\x01 \x01(\t\x12\x0b\n\x03sig\x18\x02 \x01(\x0c\"[\n\x08\x45nvelope\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x14\n\x0cpayload_type\x18\x02 \x01(\t\x12(\n\nsignatures\x18\x03 \x03(\x0b\x32\x14.suyuan.v1.Signature\"\xb9\x02\n\nRecordInfo\x12\x11\n\trecord_id\x18\x01 \x01(\x0c\x12\x11\n\tlog_index\x18\x02 \x01(\x04\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\x0e\n\x06\x61uthor\x18\x04 \x01(\t\x12\x12\n\nevent_type\x18\x05 \x01(\t\x12\x10\n\x08\x62iz_step\x18\x06 \x01(\t\x12\x12\n\nevent_time\x18\x07 \x01(\t\x12\r\n\x05\x63odes\x18\x08 \x03(\t\x12\x10\n\x08\x63\x61tegory\x18\t \x01(\t\x12\x10\n\x08\x65vent_id\x18\n \x01(\t\x12\x12\n\nhandoff_to\x18\x0b \x01(\t\x12\x0f\n\x07signers\x18\x0c \x03(\t\x12\x0e\n\x06\x61\x63tion\x18\r \x01(\t\x12\x13\n\x0b\x64isposition\x18\x0e \x01(\t\x12\x19\n\x11\x65rror_declaration\x18\x0f \x01(\t\x12\x13\n\x0b\x64\x65\x63lared_by\x18\x10 \x01(\x0c\"\xf3\x01\n\x0b\x42lockHeader\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x14\n\x0cgenesis_hash\x18\x02 \x01(\x0c\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\r\n\x05round\x18\x04 \x01(\r\x12\x0f\n\x07time_ms\x18\x05 \x01(\x03\x12\x10\n\x08proposer\x18\x06 \x01(\t\x12\x17\n\x0fprev_block_hash\x18\x07 \x01(\x0c\x12\x10\n\x08log_size\x18\x08 \x01(\x04\x12\x10\n\x08log_root\x18\t \x01(\x0c\x12\x13\n\x0bnum_records\x18\n \x01(\r\x12\x14\n\x0crecords_hash\x18\x0b \x01(\x0c\x12\x12\n\nstate_root\x18\x0c \x01(\x0c\"?\n\x05\x42lock\x12\x0e\n\x06header\x18\x01 \x01(\x0c\x12&\n\tenvelopes\x18\x02 \x03(\x0b\x32\x13.suyuan.v1.Envelope\"1\n\tCommitSig\x12\x11\n\tvalidator\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"p\n\x11\x43ommitCertificate\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\r\n\x05round\x18\x02 \x01(\r\x12\x12\n\nblock_hash\x18\x03 \x01(\x0c\x12(\n\nsignatures\x18\x04 \x03(\x0b\x32\x14.suyuan.v1.CommitSig\"d\n\x0e\x43ommittedBlock\x12\x1f\n\x05\x62lock\x18\x01 \x01(\x0b\x32\x10.suyuan.v1.Block\x12\x31\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0b\x32\x1c.suyuan.v1.CommitCertificate\"]\n\nCheckpoint\x12\x0e\n\x06header\x18\x01 \x01(\x0c\x12\x31\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0b\x32\x1c.suyuan.v1.CommitCertificate\x12\x0c\n\x04note\x18\x03 \x01(\t\"D\n\x10\x43onsistencyProof\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08old_root\x18\x02 \x01(\x0c\x12\x0c\n\x04path\x18\x03 \x03(\x0c\"\x91\x02\n\x0bProofBundle\x12\x0e\n\x06\x66ormat\x18\x01 \x01(\t\x12\x14\n\x0cgenesis_hash\x18\x02 \x01(\x0c\x12%\n\x08\x65nvelope\x18\x03 \x01(\x0b\x32\x13.suyuan.v1.Envelope\x12\x11\n\tlog_index\x18\x04 \x01(\x04\x12\x16\n\x0einclusion_path\x18\x05 \x03(\x0c\x12\x0e\n\x06header\x18\x06 \x01(\x0c\x12\x31\n\x0b\x63\x65rtificate\x18\x07 \x01(\x0b\x32\x1c.suyuan.v1.CommitCertificate\x12\x30\n\x0b\x63onsistency\x18\x08 \x01(\x0b\x32\x1b.suyuan.v1.ConsistencyProof\x12\x15\n\rrecord_height\x18\t \x01(\x04*h\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n\nENTERPRISE\x10\x01\x12\x0f\n\x0b\x41SSOCIATION\x10\x02\x12\r\n\tREGULATOR\x10\x03\x12\r\n\tINSPECTOR\x10\x04\x12\x0b\n\x07\x41UDITOR\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'proto.types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=2145
-  _globals['_ROLE']._serialized_end=2249
-  _globals['_MEMBER']._serialized_start=32
-  _globals['_MEMBER']._serialized_end=147
-  _globals['_CONSENSUSPARAMS']._serialized_start=150
-  _globals['_CONSENSUSPARAMS']._serialized_end=398
-  _globals['_BIZSTEPPERMISSION']._serialized_start=400
-  _globals['_BIZSTEPPERMISSION']._serialized_end=452
-  _globals['_GENESIS']._serialized_start=455
-  _globals['_GENESIS']._serialized_end=674
-  _globals['_SIGNATURE']._serialized_start=676
-  _globals['_SIGNATURE']._serialized_end=715
-  _globals['_ENVELOPE']._serialized_start=717
-  _globals['_ENVELOPE']._serialized_end=808
-  _globals['_RECORDINFO']._serialized_start=811
-  _globals['_RECORDINFO']._serialized_end=1124
-  _globals['_BLOCKHEADER']._serialized_start=1127
-  _globals['_BLOCKHEADER']._serialized_end=1370
-  _globals['_BLOCK']._serialized_start=1372
-  _globals['_BLOCK']._serialized_end=1435
-  _globals['_COMMITSIG']._serialized_start=1437
-  _globals['_COMMITSIG']._serialized_end=1486
-  _globals['_COMMITCERTIFICATE']._serialized_start=1488
-  _globals['_COMMITCERTIFICATE']._serialized_end=1600
-  _globals['_COMMITTEDBLOCK']._serialized_start=1602
-  _globals['_COMMITTEDBLOCK']._serialized_end=1702
-  _globals['_CHECKPOINT']._serialized_start=1704
-  _globals['_CHECKPOINT']._serialized_end=1797
-  _globals['_CONSISTENCYPROOF']._serialized_start=1799
-  _globals['_CONSISTENCYPROOF']._serialized_end=1867
-  _globals['_PROOFBUNDLE']._serialized_start=1870
-  _globals['_PROOFBUNDLE']._serialized_end=2143
+  _globals['_ROLE']._serialized_start=2168
+  _globals['_ROLE']._serialized_end=2272
+  _globals['_MEMBER']._serialized_start=33
+  _globals['_MEMBER']._serialized_end=170
+  _globals['_CONSENSUSPARAMS']._serialized_start=173
+  _globals['_CONSENSUSPARAMS']._serialized_end=421
+  _globals['_BIZSTEPPERMISSION']._serialized_start=423
+  _globals['_BIZSTEPPERMISSION']._serialized_end=475
+  _globals['_GENESIS']._serialized_start=478
+  _globals['_GENESIS']._serialized_end=697
+  _globals['_SIGNATURE']._serialized_start=699
+  _globals['_SIGNATURE']._serialized_end=738
+  _globals['_ENVELOPE']._serialized_start=740
+  _globals['_ENVELOPE']._serialized_end=831
+  _globals['_RECORDINFO']._serialized_start=834
+  _globals['_RECORDINFO']._serialized_end=1147
+  _globals['_BLOCKHEADER']._serialized_start=1150
+  _globals['_BLOCKHEADER']._serialized_end=1393
+  _globals['_BLOCK']._serialized_start=1395
+  _globals['_BLOCK']._serialized_end=1458
+  _globals['_COMMITSIG']._serialized_start=1460
+  _globals['_COMMITSIG']._serialized_end=1509
+  _globals['_COMMITCERTIFICATE']._serialized_start=1511
+  _globals['_COMMITCERTIFICATE']._serialized_end=1623
+  _globals['_COMMITTEDBLOCK']._serialized_start=1625
+  _globals['_COMMITTEDBLOCK']._serialized_end=1725
+  _globals['_CHECKPOINT']._serialized_start=1727
+  _globals['_CHECKPOINT']._serialized_end=1820
+  _globals['_CONSISTENCYPROOF']._serialized_start=1822
+  _globals['_CONSISTENCYPROOF']._serialized_end=1890
+  _globals['_PROOFBUNDLE']._serialized_start=1893
+  _globals['_PROOFBUNDLE']._serialized_end=2166
 # @@protoc_insertion_point(module_scope)

@@ -23,20 +23,22 @@ INSPECTOR: Role
 AUDITOR: Role
 
 class Member(_message.Message):
-    __slots__ = ("id", "roles", "public_key", "x25519_key", "display_name", "org_code")
+    __slots__ = ("id", "roles", "public_key", "x25519_key", "display_name", "org_code", "gs1_prefixes")
     ID_FIELD_NUMBER: _ClassVar[int]
     ROLES_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     X25519_KEY_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     ORG_CODE_FIELD_NUMBER: _ClassVar[int]
+    GS1_PREFIXES_FIELD_NUMBER: _ClassVar[int]
     id: str
     roles: _containers.RepeatedScalarFieldContainer[str]
     public_key: str
     x25519_key: str
     display_name: str
     org_code: str
-    def __init__(self, id: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., public_key: _Optional[str] = ..., x25519_key: _Optional[str] = ..., display_name: _Optional[str] = ..., org_code: _Optional[str] = ...) -> None: ...
+    gs1_prefixes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., public_key: _Optional[str] = ..., x25519_key: _Optional[str] = ..., display_name: _Optional[str] = ..., org_code: _Optional[str] = ..., gs1_prefixes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ConsensusParams(_message.Message):
     __slots__ = ("timeout_propose_ms", "timeout_prevote_ms", "timeout_precommit_ms", "timeout_delta_ms", "max_block_records", "max_block_bytes", "max_record_bytes", "create_empty_blocks_interval_ms")

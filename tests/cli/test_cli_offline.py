@@ -561,7 +561,8 @@ def test_consortium_names_its_members_and_show_reads_them(tmp_path):
     base = ["consortium", "init", "--chain-id", "named", "--member", "dairy:enterprise:dairy.key",
             "--member", "v0:association:v0.key", "--validator", "v0"]  # fmt: skip
     r = suyuan(*base, "--display-name", "dairy=某某乳业有限公司",
-               "--org-code", "dairy=91110000MA00000000", cwd=tmp_path)  # fmt: skip
+               "--org-code", "dairy=91110000MA00000000", "--gs1-prefix", "dairy=6901234",
+               "--gs1-prefix", "dairy=69512345", cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
     shown = suyuan("consortium", "show", "--json", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
@@ -577,7 +578,8 @@ def test_consortium_names_its_members_and_show_reads_them(tmp_path):
         doc["genesis_hash"] == hashlib.sha256((tmp_path / "genesis.json").read_bytes()).hexdigest()
     )
     text = suyuan("consortium", "show", "--genesis", "genesis.json", cwd=tmp_path).stdout
-    assert "某某乳业有限公司 [91110000MA00000000]" in text
+    assert "某某乳业有限公司 [91110000MA00000000] GS1 6901234,69512345" in text
+    assert dairy["gs1_prefixes"] == ["6901234", "69512345"]
     assert "1 validator (tolerates 0 faulty)" in text
     # a label for a non-member, twice for one member, or with a newline: one line, exit 2
     for bad, why in (
@@ -587,6 +589,10 @@ def test_consortium_names_its_members_and_show_reads_them(tmp_path):
         (["--org-code", "dairy=9111\u200b0"], "invisible character"),  # QA: accepted
         (["--display-name", "dairy= 某某乳业"], "no space at either end"),
         (["--display-name", "dairy"], "expected MEMBER=TEXT"),
+        (["--gs1-prefix", "dairy=690"], "is not a GS1 company prefix (4-12 ASCII digits)"),
+        (["--gs1-prefix", "dairy=690123４"], "is not a GS1 company prefix"),  # (full width)
+        (["--gs1-prefix", "nobody=6901234"], "is not a --member"),
+        (["--gs1-prefix", "dairy=6901234", "--gs1-prefix", "dairy=6901234"], "given twice"),
     ):
         r = suyuan(*base, "--out", "g2.json", *bad, cwd=tmp_path)
         assert r.returncode == 2, r.stderr

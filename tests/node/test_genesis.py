@@ -62,6 +62,11 @@ def _doc():
         (lambda d: d["members"][0].update(public_key="zz"), "not hex"),
         (lambda d: d["consensus"].update(max_record_bytes=-1), "non-negative"),
         (lambda d: d.update(format="x"), "format"),
+        (lambda d: d["members"][0].update(gs1_prefixes=[]), "must be a non-empty list"),
+        (lambda d: d["members"][0].update(gs1_prefixes="6901234"), "must be a non-empty list"),
+        (lambda d: d["members"][0].update(gs1_prefixes=["69O1234"]), "not a GS1 company prefix"),
+        (lambda d: d["members"][0].update(gs1_prefixes=[6901234]), "not a GS1 company prefix"),
+        (lambda d: d["members"][0].update(gs1_prefixes=["6901234"] * 2), "listed twice"),
     ],
 )
 def test_invalid_genesis_refused(mutate, match):
@@ -74,3 +79,22 @@ def test_invalid_genesis_refused(mutate, match):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="no such genesis"):
         Genesis.load(tmp_path / "nope.json")
+
+
+def test_gs1_prefixes_bind_codes_to_members_longest_prefix_first():
+    g = genesis()
+    assert not g.binds_prefixes
+    assert "gs1_prefixes" not in json.dumps(g.to_dict())  # (an older genesis: same identity)
+    doc = _doc()
+    doc["members"][0]["gs1_prefixes"] = ["690123", "6951234"]
+    doc["members"][1]["gs1_prefixes"] = ["6901234", "6951234"]  # (shared: a contract maker)
+    bound = Genesis.from_dict(doc)
+    a, b = doc["members"][0]["id"], doc["members"][1]["id"]
+    assert bound.binds_prefixes
+    assert bound.hash != genesis().hash
+    assert bound.prefix_owners("6901234123456") == ("6901234", b)  # the longest that matches
+    assert bound.prefix_owners("6901239123456") == ("690123", a)
+    assert bound.prefix_owners("6951234000017") == ("6951234", a, b)
+    assert bound.prefix_owners("6911234000017") == ()
+    assert bound.prefix_owners("") == ()
+    assert Genesis.from_dict(bound.to_dict()).hash == bound.hash

@@ -66,20 +66,21 @@ def signed(author: str, ev: dict[str, Any], *, to: str = "", category: str = "me
 class Chain:
     """Applies records one at a time to an InMemoryCustody, keeping the log."""
 
-    def __init__(self) -> None:
+    def __init__(self, genesis: Genesis = GENESIS) -> None:
         self.custody = InMemoryCustody()
         self.log: list[TraceRecord] = []
+        self.genesis = genesis  # (records are signed under GENESIS, with the same members)
 
     def add(self, author: str, ev: dict[str, Any], *, to: str = "") -> CustodyUpdate:
         rec, signers = signed(author, ev, to=to)
-        upd = apply(self.custody, rec, signers, GENESIS, len(self.log))
+        upd = apply(self.custody, rec, signers, self.genesis, len(self.log))
         self.custody.commit(upd)
         self.log.append(rec)
         return upd
 
     def block(self, items: Sequence[tuple[str, dict[str, Any], str]]):
         recs = [signed(a, e, to=t) for a, e, t in items]
-        bu = apply_block(self.custody, recs, GENESIS, len(self.log))
+        bu = apply_block(self.custody, recs, self.genesis, len(self.log))
         self.custody.commit(bu)
         for pos, _ in bu.accepted:
             self.log.append(recs[pos][0])

@@ -1042,3 +1042,61 @@ def test_a_lot_known_only_by_its_items_can_be_found_non_conformant(chain):
     for item in (ITEMS_IN_L9[0], late):
         with raises("held", normalize_code(item)):
             sell(chain, "farm", item)
+
+
+# ------------------------------------------------------------------ GS1 company prefixes
+
+
+def test_company_digits_start_where_a_keys_company_prefix_does():
+    from node.epcis import company_digits
+
+    assert company_digits(normalize_code(URN)) == "6901234123456"  # (the indicator off)
+    assert company_digits(normalize_code(CASE)).startswith("6903456")
+    assert company_digits(normalize_code("urn:epc:id:sgln:6901234.00001.0")).startswith("6901234")
+    assert company_digits(normalize_code("urn:epc:id:grai:6901234.00001.9")).startswith("6901234")
+    assert company_digits(normalize_code("urn:epc:id:giai:6901234.A9")) == "6901234A9"
+    assert company_digits(A) == ""  # (a local code: no GS1 key)
+    assert company_digits("transformation:x") == ""
+
+
+def bound_chain() -> Chain:
+    """A chain whose genesis binds 6901234 to farm and 6903456 to processor and distributor
+    (a brand owner and its contract packer)."""
+    from node.genesis import Genesis
+
+    doc = GENESIS.to_dict()
+    for m in doc["members"]:
+        if m["id"] == "farm":
+            m["gs1_prefixes"] = ["6901234"]
+        if m["id"] in ("processor", "distributor"):
+            m["gs1_prefixes"] = ["6903456"]
+    return Chain(genesis=Genesis.from_dict(doc))
+
+
+def test_a_bound_gs1_prefix_is_commissioned_only_by_its_members():
+    # QA: a member commissioned codes under another company's GTIN and became their
+    # producer (who may recall them); the genuine maker was then refused (commission-once)
+    chain = bound_chain()
+    with raises("gs1-prefix", DL, perm=True) as err:
+        commission(chain, "slaughterhouse", URN)
+    assert (
+        "GS1 company prefix 6901234 is bound to 'farm' in the genesis: only it commissions "
+        "codes under it, not 'slaughterhouse'"
+    ) in str(err.value)
+    commission(chain, "farm", URN, LOT)
+    commission(chain, "distributor", CASE)  # (a prefix shared by two members)
+    with raises("gs1-prefix", perm=True) as err:
+        commission(chain, "retailer", "urn:epc:id:sscc:6903456.0000000102")
+    assert "bound to 'processor', 'distributor' in the genesis: only they commission" in str(
+        err.value
+    )
+    commission(chain, "retailer", A, "urn:epc:id:sgtin:6911111.012345.1")  # (bound to none)
+    # the outputs of a transformation and the parent of a packing are commissioned too
+    out = "urn:epc:id:sgtin:6901234.012345.99"
+    ev = event("TransformationEvent", None, "commissioning", inputEPCList=[A], outputEPCList=[out])
+    with raises("gs1-prefix", normalize_code(out), perm=True):
+        chain.add("retailer", ev)
+    pallet = "urn:epc:id:sscc:6903456.0000000777"
+    pack = event("AggregationEvent", "ADD", "packing", parentID=pallet, childEPCs=[A])
+    with raises("gs1-prefix", normalize_code(pallet), perm=True):
+        chain.add("retailer", pack)
