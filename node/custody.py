@@ -467,6 +467,7 @@ class _Work:
         "edges",
         "index",
         "may_commission",
+        "new",
         "owners",
         "read",
         "time_ms",
@@ -483,6 +484,7 @@ class _Work:
         self.time_ms = time_ms  # the record's eventTime (Unix ms; None if not a date-time)
         #: ``Genesis.prefix_owners`` when the genesis binds GS1 company prefixes, else None
         self.owners: Callable[[str], tuple[str, ...]] | None = None
+        self.new = False  # a record not yet committed (``apply``'s ``new``)
         self.changed: dict[str, CodeState] = {}
         self.read: dict[str, CodeState | None] = {}  # the view's answers (it does not change)
         self.edges: list[Edge] = []
@@ -558,6 +560,7 @@ def apply(
     codes = record.roles
     check_event_codes(codes, etype)
     w = _Work(view, log_index, author.has_role(*COMMISSION_ROLES), record.time_ms)
+    w.new = new
     if genesis.binds_prefixes:
         w.owners = genesis.prefix_owners
 
@@ -1052,14 +1055,14 @@ def holding(state: Callable[[str], CodeState | None], st: CodeState) -> CodeStat
     return lot if lot is not None and lot.held_at >= 0 else None
 
 
-def _check_not_held(w: _Work, st: CodeState) -> None:
+def _check_not_held(w: _Work, st: CodeState, act: str = "sold or dispensed") -> None:
     hold = holding(w.get, st)
     if hold is not None:
         what = "the code was" if hold is st else f"its lot {hold.code} was"
         raise RuleError(
             RULE_HELD,
             f"{what} found {HOLD_DISPOSITION} by {hold.held_by!r} (the record at log index "
-            f"{hold.held_at}): it may not be sold or dispensed until an inspection finds "
+            f"{hold.held_at}): it may not be {act} until an inspection finds "
             f"it {RELEASE_DISPOSITION}, or that record is declared in error",
             st.code,
         )
@@ -1218,6 +1221,8 @@ def _transform(w: _Work, author: str, codes: EventCodes, disposition: str, tid: 
         _check_custodian(st, author, "transform")
         _check_open(st)
         _check_not_recalled(st, "transformed")
+        if w.new:  # (a rule for new records: a logged transformation replays as it was)
+            _check_not_held(w, st, "used as a transformation's input")
         if st.parent:
             raise RuleError(
                 RULE_AGGREGATED, f"input is inside container {st.parent}; disaggregate first", c

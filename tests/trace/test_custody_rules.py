@@ -998,6 +998,11 @@ def test_a_producers_own_finding_holds_until_it_or_an_inspector_finds_it_conform
         new_record(chain, "retailer", observe("receiving", B, disposition="conformant"))
     with raises("held", normalize_code(B)):
         sell(chain, "retailer", B)
+    # nor made into something else (QA: a held lot's outputs would be free to sell)
+    made = event("TransformationEvent", None, "commissioning", inputEPCList=[A], outputEPCList=[C])
+    with raises("held", normalize_code(A)) as err:
+        new_record(chain, "farm", made)
+    assert "it may not be used as a transformation's input until" in str(err.value)
     new_record(chain, "farm", observe("inspecting", A, disposition="conformant"))
     sell(chain, "farm", A)
     # an inspector's finding takes a custodian's over: the custodian cannot lift it then
