@@ -433,7 +433,7 @@ def _exited(i: int, n: NodeEntry) -> TestnetStartError:
         i,
         "" if said else tail,
     )
-    code = procs.exit_code(n.pid) if n.pid else None
+    code = procs.exit_code(n.pid, wait_s=5.0) if n.pid else None
     if code in (2, 4):
         err.exit_code = code
     return err

@@ -78,18 +78,33 @@ def start_node(config: Path, log: Path, cwd: Path) -> int:
 _exit_codes: dict[int, int] = {}  # our children's exit codes, as ``_reap`` collected them
 
 
-def _reap(pid: int) -> None:
-    """Collect ``pid``'s exit status if it is our child and has exited."""
-    with contextlib.suppress(ChildProcessError, OSError):
+def _reap(pid: int) -> bool:
+    """Collect ``pid``'s exit status if it is our child and has exited; False if it is not
+    (or no longer) our child."""
+    if pid in _exit_codes:
+        return True
+    try:
         done, status = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            _exit_codes[pid] = os.waitstatus_to_exitcode(status)
+    except (ChildProcessError, OSError):
+        return False
+    if done == pid:
+        _exit_codes[pid] = os.waitstatus_to_exitcode(status)
+    return True
 
 
-def exit_code(pid: int) -> int | None:
-    """The exit code of ``pid`` if it is a child of this process that has exited."""
-    _reap(pid)
+def exit_code(pid: int, wait_s: float = 0.0) -> int | None:
+    """The exit code of ``pid`` if it is a child of this process that has exited. With
+    ``wait_s``, a child that is still exiting is waited for, that long at most: its command
+    line is gone a moment before it can be reaped (CI: read as "no exit code", exit 5)."""
+    deadline = time.monotonic() + wait_s
+    for _ in range(int(wait_s / _REAP_POLL_S) + 1):
+        if not _reap(pid) or pid in _exit_codes or time.monotonic() >= deadline:
+            break
+        time.sleep(_REAP_POLL_S)
     return _exit_codes.get(pid)
+
+
+_REAP_POLL_S = 0.01
 
 
 def _cmdline(pid: int) -> list[str] | None:
