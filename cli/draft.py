@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import read_json_file
+from node.custody import check_commission_prefixes
 from node.envelope import Envelope
 from node.epcis import event_as_meant
 from node.errors import InputError
@@ -150,6 +151,7 @@ def build_envelope(
     # Refuse what `record verify` would reject (role for the bizStep, a non-member receiver);
     # only the receiver's countersignature may still be missing.
     verify_envelope(env, genesis, require_all_signers=False)
+    check_commission_prefixes(record, genesis)  # (the rest of the custody rules: at the node)
     return env
 
 

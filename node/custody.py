@@ -1176,6 +1176,20 @@ def _commission(w: _Work, code: str, author: str, disposition: str, *, is_class:
     )
 
 
+def check_commission_prefixes(record: TraceRecord, genesis: Genesis) -> None:
+    """Rule gs1-prefix as far as ``record`` alone shows it, for a record signed offline:
+    the codes an ObjectEvent ADD commissions (a transformation's outputs and a new parent
+    are judged at the node, which knows whether they exist already)."""
+    if (
+        genesis.binds_prefixes
+        and record.event_type == "ObjectEvent"
+        and record.event.get("action") == "ADD"
+        and record.error_declaration is None
+    ):
+        for c in record.roles.all:
+            _check_prefix(genesis.prefix_owners, c, record.author)
+
+
 def _check_prefix(owners: Callable[[str], tuple[str, ...]], code: str, author: str) -> None:
     """Rule gs1-prefix: a code under a GS1 company prefix the genesis binds to members
     (``gs1_prefixes``) is commissioned by one of them only (QA: a member commissioned codes

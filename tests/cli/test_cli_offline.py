@@ -580,6 +580,19 @@ def test_consortium_names_its_members_and_show_reads_them(tmp_path):
     text = suyuan("consortium", "show", "--genesis", "genesis.json", cwd=tmp_path).stdout
     assert "某某乳业有限公司 [91110000MA00000000] GS1 6901234,69512345" in text
     assert dairy["gs1_prefixes"] == ["6901234", "69512345"]
+    # a commissioning under dairy's prefix, signed by another member, is refused at once
+    ev = {"type": "ObjectEvent", "action": "ADD", "bizStep": "commissioning",
+          "eventTime": "2026-03-01T08:00:00+08:00",
+          "epcList": ["https://id.gs1.org/01/06901234123456/21/7"]}  # fmt: skip
+    (tmp_path / "ev.json").write_text(json.dumps(ev))
+    r = suyuan("record", "sign", "ev.json", "--key", "v0.key", "--out", "env.json", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith("error: rule gs1-prefix: GS1 company prefix 6901234 is bound to")
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "env.json").exists()
+    r = suyuan("record", "sign", "ev.json", "--key", "dairy.key", "--out", "env.json",
+               cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
     assert "1 validator (tolerates 0 faulty)" in text
     # a label for a non-member, twice for one member, or with a newline: one line, exit 2
     for bad, why in (
