@@ -117,6 +117,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import json
 import struct
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -163,6 +164,10 @@ RULE_HELD = "held"
 #: sale and dispensing (``CodeState.held_at``); "conformant" lifts it
 HOLD_DISPOSITION = "non_conformant"
 RELEASE_DISPOSITION = "conformant"
+MAX_FINDINGS = 64  # findings kept per code (``CodeState.findings``)
+#: what sells or dispenses a code, for the rules of new records (rules held, recalled);
+#: partially_dispensed leaves the code open
+SALE_MARKS = frozenset({"retail_sold", "dispensed", "partially_dispensed"})
 RULE_RECALLED = "recalled"
 RULE_RECALL = "recall"
 RULE_AGGREGATED = "aggregated"
@@ -239,6 +244,11 @@ class CodeState:
     #: ``held_by``, that record's author (who, or an inspector, may lift it: conformant)
     held_at: int = -1
     held_by: str = ""
+    #: the findings in force on it (``_finding``), oldest first, each "INDEX!AUTHOR"
+    #: (non_conformant) or "INDEX=AUTHOR" (conformant, one that lifted a hold): ``held_at``
+    #: and ``held_by`` are worked out from them (``_standing``), again when one is declared
+    #: in error; the last ``MAX_FINDINGS`` are kept
+    findings: tuple[str, ...] = ()
 
     def with_flags(self, *, closed: bool | None = None, recalled: bool | None = None) -> CodeState:
         c = self.closed if closed is None else closed
@@ -282,6 +292,7 @@ _STATE_KEYS = {
     "lot": "l",
     "held_at": "ha",
     "held_by": "hb",
+    "findings": "f",
 }
 _STATE_FIELDS = {v: k for k, v in _STATE_KEYS.items()}
 _FIELD_NAMES = frozenset(_STATE_KEYS)
@@ -463,9 +474,11 @@ class _Work:
     with slots: one is made per record)."""
 
     __slots__ = (
+        "author",
         "changed",
         "edges",
         "index",
+        "inspector",
         "may_commission",
         "new",
         "owners",
@@ -485,6 +498,9 @@ class _Work:
         #: ``Genesis.prefix_owners`` when the genesis binds GS1 company prefixes, else None
         self.owners: Callable[[str], tuple[str, ...]] | None = None
         self.new = False  # a record not yet committed (``apply``'s ``new``)
+        self.author = ""  # the record's author
+        #: whether a member may inspect (``INSPECTION_ROLES``): who may lift a hold
+        self.inspector: Callable[[str], bool] = lambda _member: False
         self.changed: dict[str, CodeState] = {}
         self.read: dict[str, CodeState | None] = {}  # the view's answers (it does not change)
         self.edges: list[Edge] = []
@@ -561,6 +577,8 @@ def apply(
     check_event_codes(codes, etype)
     w = _Work(view, log_index, author.has_role(*COMMISSION_ROLES), record.time_ms)
     w.new = new
+    w.author = record.author
+    w.inspector = functools.partial(_may_inspect, genesis)
     if genesis.binds_prefixes:
         w.owners = genesis.prefix_owners
 
@@ -649,11 +667,15 @@ def apply(
         for c in codes.all:  # (a lot known only by its items is inspected too: ``_made_lot``)
             st = w.get(c) or _made_lot(w, c, c in codes.classes)
             if new:  # (a rule for new records: a logged inspection replays as it was)
-                _check_inspection(st, ev, disposition)
-            st = st.evolve(disposition=disposition or st.disposition)
-            w.put(_found(st, finding, record.author, w.index, inspector=True, new=new))
+                _check_inspection(st, ev, disposition, finding)
+            w.put(_found(w, st.evolve(disposition=disposition or st.disposition), finding))
+            if finding:  # (a case found non_conformant: what is in it, too; QA)
+                for inner in w.contents(c):
+                    w.put(_found(w, w.need(inner), finding))
         return _done(w)
 
+    if new and (step in SALE_STEPS or disposition in SALE_MARKS):
+        _check_sale(w, codes.all)
     if etype == "TransformationEvent":
         _transform(w, record.author, codes, disposition, transformation_id(ev))
         _link_lots(w, record.author, lot_links(ev, "outputEPCList"))  # outputs made in a lot
@@ -686,9 +708,6 @@ def apply(
                     c,
                 )
         sale = step in SALE_STEPS or disposition in SALE_DISPOSITIONS
-        if sale and new:  # (a rule for new records: a logged sale replays as it was)
-            for c in moving:
-                _check_not_held(w, w.need(c))
         if sale:
             for c in moving:
                 if w.need(c).recalled:
@@ -720,15 +739,14 @@ def apply(
                         c,
                     )
         finding = _finding(ev, disposition)
-        inspector = author.has_role(*INSPECTION_ROLES)
         for c in moving:
             st = w.need(c)
             if record.is_handoff:
                 st = st.evolve(custodian=record.handoff_to, since_ms=w.time_ms or 0)
             if c in named and disposition:
                 st = st.evolve(disposition=disposition)
-            if c in named and finding:
-                st = _found(st, finding, record.author, w.index, inspector=inspector, new=new)
+            if finding:  # (on the named codes and what is in them)
+                st = _found(w, st, finding)
             w.put(st)
         aggregation = etype in ("AggregationEvent", "AssociationEvent")
         if aggregation and action == "OBSERVE" and not (record.is_handoff or terminal):
@@ -814,15 +832,17 @@ def _declare(
                 )
     done: set[str] = set()
     for c in codes.all:
-        for x in (c, *w.contents(c)) if closing or recall else (c,):
+        for x in (c, *w.contents(c)):
             if x in done:
                 continue  # (a container and its contents both named)
             done.add(x)
             s = w.need(x)
+            was = s
             if closing and _closed_by(s, declared_index):
                 s = s.with_flags(closed=False).evolve(disposition="", closed_at=-1)
-            if s.held_at == declared_index:  # (the finding that held it, declared)
-                s = s.evolve(held_at=-1, held_by="")
+            kept = [f for f in _findings_of(s) if _finding_index(f) != declared_index]
+            if len(kept) != len(_findings_of(s)):  # (a finding, declared: worked out again)
+                s = _with_findings(w, s, kept)
             if recall and s.recalled and s.recalled_at == declared_index:
                 for h in s.heirs:  # (born recalled from it since: lifted with it)
                     hs = w.need(h)
@@ -830,7 +850,8 @@ def _declare(
                         done.add(h)
                         w.put(_lifted(hs))
                 s = _lifted(s).evolve(heirs=())
-            w.put(s)
+            if x == c or closing or recall or s is not was:
+                w.put(s)
     return _done(w)
 
 
@@ -955,6 +976,13 @@ def _check_handoff_shape(
 
 
 def _check_custodian(st: CodeState, author: str, what: str) -> None:
+    if st.custodian != author and not st.custodian:  # (``_made_lot``; QA: "held by ''")
+        raise RulePermissionError(
+            RULE_CUSTODY,
+            f"{author!r} may not {what} a code with no custodian (a lot known from a "
+            "regulator's recall or an inspection, never commissioned itself)",
+            st.code,
+        )
     if st.custodian != author:
         raise RulePermissionError(
             RULE_CUSTODY,
@@ -974,11 +1002,15 @@ def recalled_may_leave(step: str, disposition: str, *, terminal: bool | None = N
     )
 
 
-def _check_inspection(st: CodeState, ev: Mapping[str, Any], disposition: str) -> None:
+def _check_inspection(
+    st: CodeState, ev: Mapping[str, Any], disposition: str, finding: str = ""
+) -> None:
     """An inspection states what the inspector found; it does not change what the ledger
     says happened (QA: a scrapped gas cylinder was inspected "active", a recalled code
     could be inspected fit for sale, and an inspection "destroyed" left the code open)."""
-    fit = _claims_fit(ev, disposition) if st.closed else ""
+    lifts = finding == RELEASE_DISPOSITION and st.held_at >= 0  # (QA: a closed lot held
+    # its items, and its finding conformant was refused: only a declaration lifted it)
+    fit = _claims_fit(ev, disposition) if st.closed and not lifts else ""
     if fit:
         raise RuleError(
             RULE_CLOSED,
@@ -1017,32 +1049,96 @@ def _finding(ev: Mapping[str, Any], disposition: str) -> str:
     return ""
 
 
-def _found(
-    st: CodeState, finding: str, author: str, index: int, *, inspector: bool, new: bool
-) -> CodeState:
-    """``st`` after a finding by ``author`` (``_finding``) in the record at ``index``.
+def _found(w: _Work, st: CodeState, finding: str) -> CodeState:
+    """``st`` after a finding (``_finding``) by the record ``w`` applies.
 
-    non_conformant holds the code from sale (per-batch inspection: a lot found non-conformant
-    holds every item made in it, ``_check_not_held``); an inspector's or a regulator's hold
-    takes another's over, so a custodian cannot turn it into one of its own to lift.
-    conformant lifts a hold, found by an inspector or a regulator, or by the hold's own
-    author (a producer's own batch test); anyone else's is refused for new records (rule
-    held) and, logged, lifts nothing."""
-    if finding == HOLD_DISPOSITION:
-        if st.held_at < 0 or inspector or st.held_by == author:
-            return st.evolve(held_at=index, held_by=author)
-    elif finding == RELEASE_DISPOSITION and st.held_at >= 0:
-        if inspector or st.held_by == author:
-            return st.evolve(held_at=-1, held_by="")
-        if new:
-            raise RuleError(
-                RULE_HELD,
-                f"the code was found {HOLD_DISPOSITION} by {st.held_by!r} (the record at log "
-                f"index {st.held_at}): only an inspector, a regulator or {st.held_by!r} may "
-                f"find it {RELEASE_DISPOSITION}",
-                st.code,
-            )
-    return st
+    non_conformant holds the code from sale, dispensing and transformation (per-batch
+    inspection: a lot found so holds every item made in it, ``_check_not_held``). conformant
+    lifts a hold if found by an inspector or a regulator, or by the author of the finding
+    that holds it (a producer's own batch test); anyone else's is refused for new records
+    (rule held) and, logged, lifts nothing. An inspector's or a regulator's non_conformant
+    takes another member's hold over, so a custodian cannot make it its own to lift. What
+    holds is worked out from the findings in force (``_standing``): a finding declared in
+    error drops out, and the one before it stands again (QA)."""
+    if not finding:
+        return st
+    author = w.author
+    if finding == RELEASE_DISPOSITION:
+        if st.held_at < 0:
+            return st  # (nothing to lift: not kept, so a sensor's findings do not pile up)
+        if not (w.inspector(author) or st.held_by == author):
+            if w.new:
+                who = (
+                    "an inspector or a regulator"
+                    if w.inspector(st.held_by)
+                    else f"an inspector, a regulator or {st.held_by!r}"
+                )
+                raise RuleError(
+                    RULE_HELD,
+                    f"the code was found {HOLD_DISPOSITION} by {st.held_by!r} (the record at "
+                    f"log index {st.held_at}): only {who} may find it {RELEASE_DISPOSITION}",
+                    st.code,
+                )
+            return st
+    mark = "!" if finding == HOLD_DISPOSITION else "="
+    return _with_findings(w, st, [*_findings_of(st), f"{w.index}{mark}{author}"])
+
+
+def _findings_of(st: CodeState) -> tuple[str, ...]:
+    """``st.findings``; for a hold written before they were kept, that hold as one."""
+    if not st.findings and st.held_at >= 0:
+        return (f"{st.held_at}!{st.held_by}",)
+    return st.findings
+
+
+def _finding_index(finding: str) -> int:
+    return int(finding[: next(i for i, ch in enumerate(finding) if ch in "!=")])
+
+
+def _with_findings(w: _Work, st: CodeState, findings: Sequence[str]) -> CodeState:
+    kept = tuple(findings[-MAX_FINDINGS:])
+    held_at, held_by = _standing(kept, w.inspector)
+    return st.evolve(findings=kept, held_at=held_at, held_by=held_by)
+
+
+def _standing(findings: Sequence[str], inspector: Callable[[str], bool]) -> tuple[int, str]:
+    """(log index, author) of the finding that holds a code, from its findings in force in
+    log order; (-1, "") if none does (``_found`` says who may hold and lift)."""
+    held_at, held_by = -1, ""
+    for f in findings:
+        cut = next(i for i, ch in enumerate(f) if ch in "!=")
+        index, bad, author = int(f[:cut]), f[cut] == "!", f[cut + 1 :]
+        if bad:
+            if held_at < 0 or inspector(author) or held_by == author:
+                held_at, held_by = index, author
+        elif held_at >= 0 and (inspector(author) or held_by == author):
+            held_at, held_by = -1, ""
+    return held_at, held_by
+
+
+def _may_inspect(genesis: Genesis, member: str) -> bool:
+    m = genesis.member(member)
+    return m is not None and m.has_role(*INSPECTION_ROLES)
+
+
+def _check_sale(w: _Work, named: Sequence[str]) -> None:
+    """Rules held and recalled for a new record that sells or dispenses (``SALE_STEPS``,
+    ``SALE_MARKS``), whatever its event type: the named codes the ledger knows and what is
+    in them (QA: an AggregationEvent with disposition retail_sold sold held and recalled
+    tins, as did partially_dispensed)."""
+    for c in named:
+        if w.get(c) is None:
+            continue  # (made by this record: a new parent, a transformation's output)
+        for x in (c, *w.contents(c)):
+            st = w.need(x)
+            _check_not_held(w, st)
+            if st.recalled:
+                raise RuleError(
+                    RULE_RECALLED,
+                    "a recalled code may not be sold or dispensed; return it (a handoff "
+                    "with disposition returned) or destroy it",
+                    x,
+                )
 
 
 def holding(state: Callable[[str], CodeState | None], st: CodeState) -> CodeState | None:
