@@ -12,6 +12,7 @@ from rich.text import Text
 
 from cli.common import (
     console,
+    counted,
     err_console,
     interrupt_exit_code,
     note_interruption,
@@ -26,6 +27,7 @@ from cli.draft import event_id_for
 from cli.nodeaddr import resolve_node
 from cli.trace_cmd import node_dict
 from node.client import LedgerClient
+from node.custody import check_commission_prefixes
 from node.envelope import Envelope
 from node.epcis import Committed, ImportResult, export_document, import_document, normalize_code
 from node.errors import InputError, LedgerError, NodeUnavailableError, NotFoundError, RuleError
@@ -94,7 +96,9 @@ def import_cmd(
                 row |= {"status": "refused", "reason": r.reason}
             else:
                 try:
-                    env = sign_record(make_record(g, k.name, r.event, category=category), k)
+                    rec = make_record(g, k.name, r.event, category=category)
+                    check_commission_prefixes(rec, g)  # (QA: a dry run said ok)
+                    env = sign_record(rec, k)
                     row["record_id"] = env.record_id.hex()
                     if client is not None:
                         resp = client.submit(env, wait=True, timeout=30)
@@ -377,4 +381,4 @@ def export_cmd(
         if as_json:  # (DESIGN.md: a command that reads a node takes --json; QA)
             print_json({"code": code, "events": len(items), "file": str(out)})
         else:
-            console.print(f"{len(items)} events of {code} -> {out}")
+            console.print(f"{counted(len(items), 'event')} of {code} -> {out}")

@@ -24,7 +24,14 @@ from cli.draft import load_envelope
 from cli.nodeaddr import local_genesis, resolve_node
 from cli.record_cmd import submit_tracked
 from node.client import LedgerClient
-from node.custody import RULE_EVENT_TIME, dated_before, recalled_may_leave
+from node.custody import (
+    RULE_EVENT_TIME,
+    RULE_HELD,
+    SALE_MARKS,
+    SALE_STEPS,
+    dated_before,
+    recalled_may_leave,
+)
 from node.epcis import is_class_code, normalize_code
 from node.errors import (
     InputError,
@@ -162,8 +169,14 @@ def offer(
     if ahead:  # (the node would refuse the accepted handoff: rule event-time)
         raise RuleError("event-time", f"--time: {ahead}")
     exit_ok = recalled_may_leave(bare_step(biz_step), bare_disposition(disposition))
+    selling = bare_step(biz_step) in SALE_STEPS or bare_disposition(disposition) in SALE_MARKS
     _check_held(
-        node, k.name, [*(codes or []), *(lot or [])], recalled_ok=exit_ok, time_ms=rec.time_ms
+        node,
+        k.name,
+        [*(codes or []), *(lot or [])],
+        recalled_ok=exit_ok,
+        time_ms=rec.time_ms,
+        selling=selling,
     )
     env = sign_record(rec, k)
     write_text_atomic(out, env.to_json())
@@ -181,6 +194,7 @@ def _check_held(
     *,
     recalled_ok: bool = False,
     time_ms: int | None = None,
+    selling: bool = False,
 ) -> None:
     """Refuse (exit 1) an offer of a code the sender does not hold now (rule custody), that
     is closed, or that is recalled unless the offer is a return or for destruction (rule
@@ -221,6 +235,15 @@ def _check_held(
                         f"offer: --time is before {sender} came to hold {me.code} "
                         f"({header_time(me.since_ms)}: its commissioning, or the handoff to "
                         "it); goods leave after they arrive",
+                        code,
+                    )
+                if selling and me.HasField("held_at"):  # (QA: refused only at accept)
+                    what = f"its lot {me.held_via} was" if me.held_via else "it was"
+                    raise RuleError(
+                        RULE_HELD,
+                        f"offer: {me.code} is held: {what} found non_conformant by "
+                        f"{me.held_by} (the record at log index {me.held_at}): it may not be "
+                        "sold or dispensed until found conformant",
                         code,
                     )
                 inside = "" if recalled_ok or me.recalled else _recalled_inside(client, me.code)

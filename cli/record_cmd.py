@@ -25,6 +25,7 @@ from cli.nodeaddr import NodeTarget, find_testnet, resolve_node
 from cli.trace_cmd import declaration_dict
 from node.client import LedgerClient, RemoteRuleError, never_connected
 from node.convert import envelope_from_proto
+from node.custody import check_commission_prefixes
 from node.envelope import Envelope
 from node.errors import (
     InputError,
@@ -161,6 +162,7 @@ def verify(
     g = _default_genesis(genesis)
     try:
         v = verify_envelope(load_envelope(envelope), g)
+        check_commission_prefixes(v.record, g)  # (QA: it said valid; the node refused it)
     except LedgerError as e:
         if as_json:
             print_json({"valid": False, "error": str(e)})

@@ -160,9 +160,9 @@ def _hold_note(state: services_pb2.TraceNode) -> str:
     sale (rule held)."""
     if not state.HasField("held_at"):
         return ""
-    what = f"its lot {state.held_via}" if state.held_via else "it"
+    what = f"its lot {state.held_via} " if state.held_via else ""
     return (
-        f" (held: {what} found non_conformant by {state.held_by}, record at log "
+        f" (held: {what}found non_conformant by {state.held_by}, record at log "
         f"#{state.held_at}; not for sale until found conformant)"
     )
 

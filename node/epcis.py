@@ -163,21 +163,54 @@ def _dl_canonical(code: str) -> str:
     return f"{DL_BASE}/{ai}/{value}"
 
 
-#: digits a key has before its GS1 company prefix: GTIN-14's indicator, SSCC's extension,
-#: GRAI's leading 0, ITIP's indicator (the other keys start with the prefix)
-_BEFORE_PREFIX = {"01": 1, "00": 1, "8003": 1, "8006": 1}
+#: Digital Link primary keys that start with a GS1 company prefix, with the digits before
+#: it (GTIN-14's indicator, SSCC's extension, GRAI's leading 0, ITIP's indicator)
+_PREFIXED_KEYS = {
+    **dict.fromkeys(("414", "417", "8004", "253", "255", "8010", "8017", "8018", "401", "402"), 0),
+    **dict.fromkeys(("01", "00", "8003", "8006"), 1),
+}
+#: EPC URN schemes whose first field is a GS1 company prefix (TDS 2.x)
+_PREFIXED_SCHEMES = frozenset(
+    [
+        "sgtin",
+        "lgtin",
+        "sscc",
+        "sgln",
+        "grai",
+        "giai",
+        "gsrn",
+        "gsrnp",
+        "gdti",
+        "cpi",
+        "sgcn",
+        "ginc",
+        "gsin",
+        "itip",
+        "upui",
+        "pgln",
+    ]
+)
 
 
 def company_digits(code: str) -> str:
-    """A canonical GS1 code's key from where its company prefix starts (the prefix's
-    length is not written in a key: ``Genesis.prefix_owners`` matches it); "" for a code
-    that is not a GS1 Digital Link."""
-    if not code.startswith(_DL_PREFIX):
+    """A canonical code's GS1 key from where its company prefix starts (the prefix's
+    length is not written in a key: ``Genesis.prefix_owners`` matches it), for a Digital
+    Link or an EPC URN of a GS1 scheme (the keys ``normalize_code`` leaves as written too:
+    GDTI, GSRN, CPI, ITIP, PGLN...; QA); "" for any other code."""
+    if code.startswith("urn:epc:"):
+        parts = code.split(":", 4)
+        if len(parts) != 5 or parts[3] not in _PREFIXED_SCHEMES:
+            return ""
+        fields = parts[4].split(".")
+        return fields[0] + (fields[1] if len(fields) > 1 else "")
+    if not code.startswith(("https://", "http://")):
         return ""
-    ai, _, rest = code[_DL_PREFIX_LEN:].partition("/")
-    if ai not in _DL_KEYS:
-        return ""
-    return rest.partition("/")[0][_BEFORE_PREFIX.get(ai, 0) :]
+    segs = _path_segments(code) or []
+    for i in range(len(segs) - 1):
+        skip = _PREFIXED_KEYS.get(segs[i])
+        if skip is not None:
+            return segs[i + 1][skip:]
+    return ""
 
 
 def normalize_code(code: str) -> str:

@@ -73,4 +73,4 @@ def test_history_names_the_finding_that_holds_a_code_from_sale():
     )
     assert _desc(st) == "custodian processor, active, held"
     st.held_via = ""
-    assert _hold_note(st).startswith(" (held: it found non_conformant by inspector")
+    assert _hold_note(st).startswith(" (held: found non_conformant by inspector, record at")

@@ -510,6 +510,12 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     assert f"its lot {batch} was found non_conformant by 'inspector'" in line
     st = cli.json("trace", "history", tin)["state"]
     assert (st["held_at"], st["held_by"], st["held_via"]) == (at, "inspector", batch)
+    # an offer that sells it is refused at once (QA: only at accept)
+    line = cli.refused(1, "handoff", "offer", tin, "--key", cli.key("processor"), "--to",
+                       "retailer", "--biz-step", "retail_selling", "--disposition",
+                       "retail_sold", "--out", str(tmp_path / "sale.json"))  # fmt: skip
+    assert line.startswith("error: rule held: offer:"), line
+    assert not (tmp_path / "sale.json").exists()
     text = cli.ok("trace", "history", tin)
     assert f"held: its lot {batch} found non_conformant by inspector, record at log #{at}" in text
     cli.submit_wait("inspector", {**failed, **when(7), "disposition": "conformant"})

@@ -1061,6 +1061,17 @@ def test_company_digits_start_where_a_keys_company_prefix_does():
     assert company_digits(normalize_code("urn:epc:id:grai:6901234.00001.9")).startswith("6901234")
     assert company_digits(normalize_code("urn:epc:id:giai:6901234.A9")) == "6901234A9"
     assert company_digits(A) == ""  # (a local code: no GS1 key)
+    # keys left as written (QA: a rival commissioned these under a bound prefix)
+    for other in (
+        "urn:epc:id:itip:6901234.000002.01.02.X1",
+        "urn:epc:id:upui:6901234.000002.U1",
+        "urn:epc:id:pgln:6901234.00001",
+        "urn:epc:id:gdti:6901234.00001.D1",
+        "https://id.gs1.org/417/6901234000016",
+        "https://example.com/8018/690123400000000017",
+    ):
+        assert company_digits(normalize_code(other)).startswith("6901234"), other
+    assert company_digits("urn:epc:id:usdod:CAGE1.5678") == ""  # (not a GS1 scheme)
     assert company_digits("transformation:x") == ""
 
 
