@@ -237,6 +237,7 @@ class Genesis:
         dup = {i for i in ids if ids.count(i) > 1}
         if dup:
             raise ConfigError(f"genesis: duplicate member id(s): {', '.join(sorted(dup))}")
+        _check_prefixes_apart(members)
         keys = [m.public_key for m in members]
         if len(set(keys)) != len(keys):
             raise ConfigError("genesis: two members share one public key")
@@ -331,6 +332,23 @@ def _member(doc: Any, i: int) -> Member:
     if len(set(prefixes)) != len(prefixes):
         raise ConfigError(f"{where} ({mid}): a GS1 company prefix is listed twice")
     return Member(mid, tuple(roles), pub, name, org, xkey, tuple(prefixes))
+
+
+def _check_prefixes_apart(members: list[Member]) -> None:
+    """GS1 company prefixes do not nest: a prefix bound to some members inside another
+    bound to others would take codes from them (QA: rival's 69012345 inside brand's 6901234
+    made brand's own codes under it refused)."""
+    owners: dict[str, set[str]] = {}
+    for m in members:
+        for p in m.gs1_prefixes:
+            owners.setdefault(p, set()).add(m.id)
+    for p, p_by in owners.items():
+        for q, q_by in owners.items():
+            if p != q and p.startswith(q) and p_by != q_by:
+                raise ConfigError(
+                    f"genesis: gs1_prefixes: {p} ({', '.join(sorted(p_by))}) lies within "
+                    f"{q} ({', '.join(sorted(q_by))}): GS1 company prefixes do not nest"
+                )
 
 
 PREFIX_MIN, PREFIX_MAX = 4, 12  # digits of a GS1 company prefix (GS1 General Specifications)

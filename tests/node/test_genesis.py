@@ -88,13 +88,18 @@ def test_gs1_prefixes_bind_codes_to_members_longest_prefix_first():
     doc = _doc()
     doc["members"][0]["gs1_prefixes"] = ["690123", "6951234"]
     doc["members"][1]["gs1_prefixes"] = ["6901234", "6951234"]  # (shared: a contract maker)
+    with pytest.raises(ConfigError, match=r"6901234 \(.*\) lies within 690123 \(.*\): GS1"):
+        Genesis.from_dict(doc)  # (a prefix inside another's takes its codes)
+    doc["members"][0]["gs1_prefixes"] = ["690123", "6951234", "6901234"]  # (its own: nested)
+    doc["members"][1]["gs1_prefixes"] = ["6911234", "6951234"]
     bound = Genesis.from_dict(doc)
     a, b = doc["members"][0]["id"], doc["members"][1]["id"]
     assert bound.binds_prefixes
     assert bound.hash != genesis().hash
-    assert bound.prefix_owners("6901234123456") == ("6901234", b)  # the longest that matches
+    assert bound.prefix_owners("6901234123456") == ("6901234", a)  # the longest matching
     assert bound.prefix_owners("6901239123456") == ("690123", a)
+    assert bound.prefix_owners("6911234123456") == ("6911234", b)
     assert bound.prefix_owners("6951234000017") == ("6951234", a, b)
-    assert bound.prefix_owners("6911234000017") == ()
+    assert bound.prefix_owners("6921234000017") == ()
     assert bound.prefix_owners("") == ()
     assert Genesis.from_dict(bound.to_dict()).hash == bound.hash
