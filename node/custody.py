@@ -117,7 +117,6 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import functools
 import json
 import struct
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -477,8 +476,8 @@ class _Work:
         "author",
         "changed",
         "edges",
+        "genesis",
         "index",
-        "inspector",
         "may_commission",
         "new",
         "owners",
@@ -499,12 +498,16 @@ class _Work:
         self.owners: Callable[[str], tuple[str, ...]] | None = None
         self.new = False  # a record not yet committed (``apply``'s ``new``)
         self.author = ""  # the record's author
-        #: whether a member may inspect (``INSPECTION_ROLES``): who may lift a hold
-        self.inspector: Callable[[str], bool] = lambda _member: False
+        self.genesis: Genesis | None = None  # (``inspector``)
         self.changed: dict[str, CodeState] = {}
         self.read: dict[str, CodeState | None] = {}  # the view's answers (it does not change)
         self.edges: list[Edge] = []
         self.touched: dict[str, None] = {}
+
+    def inspector(self, member: str) -> bool:
+        """Whether ``member`` may inspect (``INSPECTION_ROLES``): who may lift a hold."""
+        m = self.genesis.member(member) if self.genesis is not None else None
+        return m is not None and m.has_role(*INSPECTION_ROLES)
 
     def get(self, code: str) -> CodeState | None:
         st = self.changed.get(code)
@@ -578,7 +581,7 @@ def apply(
     w = _Work(view, log_index, author.has_role(*COMMISSION_ROLES), record.time_ms)
     w.new = new
     w.author = record.author
-    w.inspector = functools.partial(_may_inspect, genesis)
+    w.genesis = genesis
     if genesis.binds_prefixes:
         w.owners = genesis.prefix_owners
 
@@ -840,7 +843,7 @@ def _declare(
             was = s
             if closing and _closed_by(s, declared_index):
                 s = s.with_flags(closed=False).evolve(disposition="", closed_at=-1)
-            kept = [f for f in _findings_of(s) if _finding_index(f) != declared_index]
+            kept = [f for f in _findings_of(s) if _parse_finding(f)[0] != declared_index]
             if len(kept) != len(_findings_of(s)):  # (a finding, declared: worked out again)
                 s = _with_findings(w, s, kept)
             if recall and s.recalled and s.recalled_at == declared_index:
@@ -976,7 +979,7 @@ def _check_handoff_shape(
 
 
 def _check_custodian(st: CodeState, author: str, what: str) -> None:
-    if st.custodian != author and not st.custodian:  # (``_made_lot``; QA: "held by ''")
+    if not st.custodian:  # (``_made_lot``; QA: "held by ''")
         raise RulePermissionError(
             RULE_CUSTODY,
             f"{author!r} may not {what} a code with no custodian (a lot known from a "
@@ -1091,8 +1094,10 @@ def _findings_of(st: CodeState) -> tuple[str, ...]:
     return st.findings
 
 
-def _finding_index(finding: str) -> int:
-    return int(finding[: next(i for i, ch in enumerate(finding) if ch in "!=")])
+def _parse_finding(finding: str) -> tuple[int, bool, str]:
+    """(log index, non_conformant?, author) of a ``CodeState.findings`` entry."""
+    cut = next(i for i, ch in enumerate(finding) if ch in "!=")
+    return int(finding[:cut]), finding[cut] == "!", finding[cut + 1 :]
 
 
 def _with_findings(w: _Work, st: CodeState, findings: Sequence[str]) -> CodeState:
@@ -1106,19 +1111,13 @@ def _standing(findings: Sequence[str], inspector: Callable[[str], bool]) -> tupl
     log order; (-1, "") if none does (``_found`` says who may hold and lift)."""
     held_at, held_by = -1, ""
     for f in findings:
-        cut = next(i for i, ch in enumerate(f) if ch in "!=")
-        index, bad, author = int(f[:cut]), f[cut] == "!", f[cut + 1 :]
+        index, bad, author = _parse_finding(f)
         if bad:
             if held_at < 0 or inspector(author) or held_by == author:
                 held_at, held_by = index, author
         elif held_at >= 0 and (inspector(author) or held_by == author):
             held_at, held_by = -1, ""
     return held_at, held_by
-
-
-def _may_inspect(genesis: Genesis, member: str) -> bool:
-    m = genesis.member(member)
-    return m is not None and m.has_role(*INSPECTION_ROLES)
 
 
 def _check_sale(w: _Work, named: Sequence[str]) -> None:
