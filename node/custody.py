@@ -629,22 +629,23 @@ def apply(
         return _done(w)
 
     # A producer's own recall (主动召回: a drug's marketing-authorisation holder, a food's
-    # producer): every named code commissioned by the author, observed, no handoff.
+    # producer): every named code made by the author (``_producer``), observed, no handoff.
     own_recall = (
         is_recall
         and not is_regulator
         and not record.is_handoff
         and action == "OBSERVE"
-        and all(_commissioned_by(w.get(c), record.author) for c in codes.all)
+        and all(_producer(w, c, record.author) for c in codes.all)
     )
     if is_recall and not is_regulator and not own_recall:
         fresh = [c for c in codes.all if (known := w.get(c)) is None or not known.recalled]
         if fresh:  # (named: the first code the author did not make, else the first)
-            bad = [c for c in fresh if not _commissioned_by(w.get(c), record.author)]
+            bad = [c for c in fresh if not _producer(w, c, record.author)]
             raise RulePermissionError(
                 RULE_RECALL,
-                f"only a regulator, or the code's producer (who commissioned it), may "
-                f"recall a code; {record.author!r} is neither",
+                f"only a regulator, or the code's producer (who commissioned it, or a member "
+                f"its GS1 company prefix is bound to), may recall a code; {record.author!r} "
+                "is neither",
                 (bad or fresh)[0],
             )
 
@@ -652,7 +653,7 @@ def apply(
     # and their contents.
     if is_recall and (is_regulator or own_recall) and not record.is_handoff and action != "ADD":
         for c in codes.all:  # (a regulator's recall takes over an earlier one: ``_recalled``)
-            was = w.get(c) or _made_lot(w, c, is_regulator and c in codes.classes)
+            was = w.get(c) or _made_lot(w, c, c in codes.classes)  # (``_producer``: a lot)
             st = _recalled(was, w.index, record.author, take_over=is_regulator)
             if not st.closed:  # (a closed code keeps how it went: sold, destroyed; QA)
                 st = st.evolve(disposition=disposition or st.disposition)
@@ -785,6 +786,19 @@ def _persistent(ev: Mapping[str, Any], key: str, among: Collection[str]) -> str:
 
 def _commissioned_by(st: CodeState | None, member: str) -> bool:
     return st is not None and st.commissioned_by == member
+
+
+def _producer(w: _Work, code: str, member: str) -> bool:
+    """Whether ``member`` made ``code``, for its own recall: it commissioned the code, or
+    the genesis binds the code's GS1 company prefix to it (a brand owner, for what its
+    contract manufacturer made; and a lot under its prefix never commissioned itself, known
+    by its items, which the recall then gives a state, as a regulator's does; QA)."""
+    st = w.get(code)
+    if _commissioned_by(st, member):
+        return True
+    if w.owners is None or (st is None and not is_lot_code(code)):
+        return False
+    return member in w.owners(company_digits(code))[1:]
 
 
 def _recalled(st: CodeState, index: int, by: str, *, take_over: bool = False) -> CodeState:

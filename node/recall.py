@@ -18,7 +18,7 @@ from typing import Any
 
 from node.client import LedgerClient
 from node.custody import RULE_RECALL, TERMINAL_DISPOSITIONS
-from node.epcis import is_lot_code
+from node.epcis import company_digits, is_lot_code, normalize_code
 from node.errors import NodeUnavailableError, RulePermissionError
 from node.genesis import Genesis
 from node.keys import KeyPair
@@ -224,22 +224,31 @@ def run_recall(
         )
     regulator = member.has_role("regulator")
     when = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    root, scope, truncated = forward_scope(client, code, lot_root=regulator)
-    if not regulator and (not scope or scope[0].commissioned_by != key.name):
+
+    def made(n: services_pb2.TraceNode) -> bool:
+        """``key``'s own to recall: it commissioned it, or the code's GS1 company prefix is
+        bound to it (``custody._producer``)."""
+        owners = genesis.prefix_owners(company_digits(n.code)) if genesis.binds_prefixes else ()
+        return n.commissioned_by == key.name or key.name in owners[1:]
+
+    root, scope, truncated = forward_scope(
+        client, code, lot_root=regulator or made(services_pb2.TraceNode(code=normalize_code(code)))
+    )
+    if not regulator and (not scope or not made(scope[0])):
         raise RulePermissionError(
             RULE_RECALL,
-            f"only a regulator, or the code's producer (who commissioned it), may recall "
-            f"{root}; {key.name!r} is neither",
+            f"only a regulator, or the code's producer (who commissioned it, or a member its "
+            f"GS1 company prefix is bound to), may recall {root}; {key.name!r} is neither",
         )
     result = RecallResult(root, scope, truncated=truncated)
     # a producer recalls what it made; what others made from it is theirs or a regulator's
-    mine = [n for n in scope if regulator or n.commissioned_by == key.name]
+    mine = [n for n in scope if regulator or made(n)]
     # a regulator's recall is written for codes a producer recalled too: only its own
     # record then lifts them (QA: a producer lifted a recall the regulator had ordered)
     others_only = {n.code for n in scope if n.recalled and n.recalled_by and
                    not _regulator(genesis, n.recalled_by)} if regulator else set()  # fmt: skip
     for n in scope:
-        if not n.recalled and not (regulator or n.commissioned_by == key.name):
+        if not n.recalled and not (regulator or made(n)):
             result.others.setdefault(n.commissioned_by or "(unknown)", []).append(n.code)
     todo = [n.code for n in mine if not n.recalled or n.code in others_only]
     classes = {n.code for n in scope if n.is_class}

@@ -131,3 +131,45 @@ def test_a_lot_a_recall_made_is_listed_as_having_no_custodian() -> None:
     # the first recall of it, when the node does not know it yet (QA-J: "(unknown)")
     first = [services_pb2.TraceNode(code="lot", status="unknown", is_class=True)]
     assert RecallResult("lot", first).by_custodian() == {"(no custodian)": ["lot"]}
+
+
+def test_a_member_a_lots_prefix_is_bound_to_recalls_it_as_a_lot() -> None:
+    """With gs1_prefixes in the genesis, a producer recalls a lot under its own prefix that
+    it never commissioned itself (the lot too: items made in it later are born recalled),
+    and a brand owner what its contract manufacturer made (QA)."""
+    from node.genesis import Genesis
+    from node.recall import run_recall
+    from node.records import verify_envelope
+
+    doc = genesis().to_dict()
+    for m in doc["members"]:
+        if m["id"] in ("farm", "processor"):
+            m["gs1_prefixes"] = ["6901234"]
+    g = Genesis.from_dict(doc)
+    lot = "https://id.gs1.org/01/06901234123456/10/L9"
+    made = lot.replace("/10/L9", "/21/S1")  # (made by processor, its contract manufacturer)
+    sent: list[Any] = []
+
+    class Node:
+        address = "127.0.0.1:1"
+
+        def trace_forward(self, code: str, page_token: str = "") -> services_pb2.TraceResponse:
+            return services_pb2.TraceResponse(code=lot, nodes=[
+                services_pb2.TraceNode(code=lot, depth=0, status="unknown"),
+                services_pb2.TraceNode(code=made, depth=1, status="active",
+                                       commissioned_by="processor", custodian="processor"),
+            ])  # fmt: skip
+
+        def submit(self, env: Any, wait: bool, timeout: float) -> Any:
+            sent.append(env)
+            return services_pb2.SubmitResponse(committed=True, height=3, log_index=9)
+
+    result = run_recall(Node(), g, key("farm"), lot, "salmonella")  # type: ignore[arg-type]
+    assert result.others == {}
+    [env] = sent
+    ev = verify_envelope(env, g).record.event
+    assert ev["quantityList"] == [{"epcClass": lot}]
+    assert ev["epcList"] == [made]
+    # a member the prefix is not bound to is refused, as before
+    with pytest.raises(LedgerError, match="or a member its GS1 company prefix is bound to"):
+        run_recall(Node(), g, key("retailer"), lot, "x")  # type: ignore[arg-type]

@@ -1209,3 +1209,27 @@ def test_a_closed_lot_found_non_conformant_can_be_found_conformant(chain):
     assert chain.custody.get(lot).held_at == -1
     with raises("closed", lot):  # (still no fresh certificate for a closed code)
         new_record(chain, "inspector", {**failed, "disposition": "active"})
+
+
+def test_a_member_a_codes_prefix_is_bound_to_recalls_it_as_its_producer():
+    # QA: the brand owner could not recall what its contract manufacturer made under the
+    # brand's prefix; nor could a producer recall, as a lot, a lot it never commissioned
+    chain = bound_chain()
+    commission(chain, "distributor", CASE)  # (6903456: processor's and distributor's)
+    recall = {"disposition": "recalled"}
+    with raises("recall", normalize_code(CASE), perm=True) as err:
+        chain.add("retailer", observe("holding", CASE, **recall))
+    assert "or a member its GS1 company prefix is bound to" in str(err.value)
+    chain.add("processor", observe("holding", CASE, **recall))
+    st = chain.custody.get(normalize_code(CASE))
+    assert (st.recalled, st.recalled_by, st.custodian) == (True, "processor", "distributor")
+    # a lot under the farm's prefix, known only by its items: recalled as a lot
+    lot = "urn:epc:class:lgtin:6901234.012345.Q7"
+    commission_in_lot_as(chain, "farm", "urn:epc:id:sgtin:6901234.012345.Q7a", "Q7")
+    with raises("recall", perm=True):
+        chain.add("processor", event(step="holding", quantityList=[{"epcClass": lot}], **recall))
+    chain.add("farm", event(step="holding", quantityList=[{"epcClass": lot}], **recall))
+    made = chain.custody.get(normalize_code(lot))
+    assert (made.recalled, made.custodian, made.recalled_by) == (True, "", "farm")
+    commission_in_lot_as(chain, "farm", "urn:epc:id:sgtin:6901234.012345.Q7b", "Q7")
+    assert chain.custody.get(normalize_code("urn:epc:id:sgtin:6901234.012345.Q7b")).recalled
