@@ -1221,7 +1221,7 @@ def test_a_member_a_codes_prefix_is_bound_to_recalls_it_as_its_producer():
         chain.add("retailer", observe("holding", CASE, **recall))
     assert "or a member its GS1 company prefix is bound to" in str(err.value)
     chain.add("processor", observe("holding", CASE, **recall))
-    st = chain.custody.get(normalize_code(CASE))
+    st = chain.custody.states[normalize_code(CASE)]
     assert (st.recalled, st.recalled_by, st.custodian) == (True, "processor", "distributor")
     # a lot under the farm's prefix, known only by its items: recalled as a lot
     lot = "urn:epc:class:lgtin:6901234.012345.Q7"
@@ -1229,7 +1229,7 @@ def test_a_member_a_codes_prefix_is_bound_to_recalls_it_as_its_producer():
     with raises("recall", perm=True):
         chain.add("processor", event(step="holding", quantityList=[{"epcClass": lot}], **recall))
     chain.add("farm", event(step="holding", quantityList=[{"epcClass": lot}], **recall))
-    made = chain.custody.get(normalize_code(lot))
+    made = chain.custody.states[normalize_code(lot)]
     assert (made.recalled, made.custodian, made.recalled_by) == (True, "", "farm")
     commission_in_lot_as(chain, "farm", "urn:epc:id:sgtin:6901234.012345.Q7b", "Q7")
-    assert chain.custody.get(normalize_code("urn:epc:id:sgtin:6901234.012345.Q7b")).recalled
+    assert chain.custody.states[normalize_code("urn:epc:id:sgtin:6901234.012345.Q7b")].recalled
