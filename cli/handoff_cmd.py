@@ -23,6 +23,7 @@ from cli.common import (
 from cli.draft import load_envelope
 from cli.nodeaddr import local_genesis, resolve_node
 from cli.record_cmd import submit_tracked
+from cli.trace_cmd import via_text
 from node.client import LedgerClient
 from node.custody import (
     RULE_EVENT_TIME,
@@ -218,6 +219,13 @@ def _check_held(
                     raise RulePermissionError(
                         "custody", f"offer: {canon} is not known to the node ({e})", canon
                     ) from e
+                if not me.custodian:  # (QA re-check: "held by no one")
+                    raise RulePermissionError(
+                        "custody",
+                        f"offer: {me.code} has no custodian (a lot known from a regulator's "
+                        "recall or an inspection, never commissioned itself): no one can offer it",
+                        code,
+                    )
                 if me.custodian != sender:
                     raise RulePermissionError(
                         "custody",
@@ -238,7 +246,7 @@ def _check_held(
                         code,
                     )
                 if selling and me.HasField("held_at"):  # (QA: refused only at accept)
-                    what = f"its lot {me.held_via} was" if me.held_via else "it was"
+                    what = f"{via_text(me.held_via)} was" if me.held_via else "it was"
                     raise RuleError(
                         RULE_HELD,
                         f"offer: {me.code} is held: {what} found non_conformant by "

@@ -11,6 +11,7 @@ from rich.tree import Tree
 from cli.common import UINT32_MAX, console, counted, print_json, safe, unicode_text
 from cli.nodeaddr import resolve_node
 from node.client import LedgerClient
+from node.epcis import is_lot_code
 from node.permissions import bare_disposition, bare_step
 from node.recall import relation_shown
 from node.trace import MAX_DEPTH
@@ -155,12 +156,17 @@ def _recall_note(state: services_pb2.TraceNode, records: list[Any], paged: bool)
     return f" (recalled{by}, record at log #{at}{origin})"
 
 
+def via_text(code: str) -> str:
+    """How a hold's source is named: a lot (``node.epcis.is_lot_code``) or a container."""
+    return f"its lot {code}" if is_lot_code(code) else f"its container {code}"
+
+
 def _hold_note(state: services_pb2.TraceNode) -> str:
     """Who found the code (or its lot) non_conformant, and where, when that holds it from
     sale (rule held)."""
     if not state.HasField("held_at"):
         return ""
-    what = f"its lot {state.held_via} " if state.held_via else ""
+    what = f"{via_text(state.held_via)} " if state.held_via else ""
     return (
         f" (held: {what}found non_conformant by {state.held_by}, record at log "
         f"#{state.held_at}; not for sale until found conformant)"

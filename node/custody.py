@@ -248,6 +248,11 @@ class CodeState:
     #: and ``held_by`` are worked out from them (``_standing``), again when one is declared
     #: in error; the last ``MAX_FINDINGS`` are kept
     findings: tuple[str, ...] = ()
+    #: the container whose finding holds it ("": its own finding, or not held)
+    held_from: str = ""
+    #: codes a finding on this container was applied to (its contents then): a declaration
+    #: of that finding reaches them after they are unpacked
+    found_in: tuple[str, ...] = ()
 
     def with_flags(self, *, closed: bool | None = None, recalled: bool | None = None) -> CodeState:
         c = self.closed if closed is None else closed
@@ -292,6 +297,8 @@ _STATE_KEYS = {
     "held_at": "ha",
     "held_by": "hb",
     "findings": "f",
+    "held_from": "hm",
+    "found_in": "fi",
 }
 _STATE_FIELDS = {v: k for k, v in _STATE_KEYS.items()}
 _FIELD_NAMES = frozenset(_STATE_KEYS)
@@ -672,10 +679,8 @@ def apply(
             st = w.get(c) or _made_lot(w, c, c in codes.classes)
             if new:  # (a rule for new records: a logged inspection replays as it was)
                 _check_inspection(st, ev, disposition, finding)
-            w.put(_found(w, st.evolve(disposition=disposition or st.disposition), finding))
-            if finding:  # (a case found non_conformant: what is in it, too; QA)
-                for inner in w.contents(c):
-                    w.put(_found(w, w.need(inner), finding))
+            w.put(st.evolve(disposition=disposition or st.disposition))
+        _apply_finding(w, codes.all, finding)
         return _done(w)
 
     if new and (step in SALE_STEPS or disposition in SALE_MARKS):
@@ -742,16 +747,14 @@ def apply(
                         "returned) or for destruction (bizStep destroying)",
                         c,
                     )
-        finding = _finding(ev, disposition)
         for c in moving:
             st = w.need(c)
             if record.is_handoff:
                 st = st.evolve(custodian=record.handoff_to, since_ms=w.time_ms or 0)
             if c in named and disposition:
                 st = st.evolve(disposition=disposition)
-            if finding:  # (on the named codes and what is in them)
-                st = _found(w, st, finding)
             w.put(st)
+        _apply_finding(w, named, _finding(ev, disposition))
         aggregation = etype in ("AggregationEvent", "AssociationEvent")
         if aggregation and action == "OBSERVE" and not (record.is_handoff or terminal):
             _observe_aggregation(w, record.author, codes, disposition)
@@ -849,7 +852,7 @@ def _declare(
                 )
     done: set[str] = set()
     for c in codes.all:
-        for x in (c, *w.contents(c)):
+        for x in (c, *w.contents(c), *w.need(c).found_in):
             if x in done:
                 continue  # (a container and its contents both named)
             done.add(x)
@@ -1066,17 +1069,37 @@ def _finding(ev: Mapping[str, Any], disposition: str) -> str:
     return ""
 
 
-def _found(w: _Work, st: CodeState, finding: str) -> CodeState:
-    """``st`` after a finding (``_finding``) by the record ``w`` applies.
+def _apply_finding(w: _Work, named: Sequence[str], finding: str) -> None:
+    """``finding`` (``_finding``) on each named code and, from it as their container, on
+    what is packed in it (QA: a case found non_conformant, unpacked, sold its tins); the
+    container keeps which codes it reached (``found_in``)."""
+    if not finding:
+        return
+    for c in named:
+        w.put(_found(w, w.need(c), finding))
+        inner = w.contents(c)
+        for x in inner:
+            w.put(_found(w, w.need(x), finding, source=c))
+        st = w.need(c)
+        reached = tuple(dict.fromkeys((*st.found_in, *inner)))
+        if reached != st.found_in:
+            w.put(st.evolve(found_in=reached))
+
+
+def _found(w: _Work, st: CodeState, finding: str, source: str = "") -> CodeState:
+    """``st`` after a finding by the record ``w`` applies: on the code itself, or, with
+    ``source``, on the container it is packed in.
 
     non_conformant holds the code from sale, dispensing and transformation (per-batch
     inspection: a lot found so holds every item made in it, ``_check_not_held``). conformant
     lifts a hold if found by an inspector or a regulator, or by the author of the finding
     that holds it (a producer's own batch test); anyone else's is refused for new records
     (rule held) and, logged, lifts nothing. An inspector's or a regulator's non_conformant
-    takes another member's hold over, so a custodian cannot make it its own to lift. What
-    holds is worked out from the findings in force (``_standing``): a finding declared in
-    error drops out, and the one before it stands again (QA)."""
+    takes another member's hold over, so a custodian cannot make it its own to lift. Each
+    source (the code, each container it was found in) holds on its own: a container's
+    conformant lifts only its own findings, the code's own conformant lifts all. What holds
+    is worked out from the findings in force (``_standing``): a finding declared in error
+    drops out, and the ones before it decide again (QA)."""
     if not finding:
         return st
     author = w.author
@@ -1084,7 +1107,7 @@ def _found(w: _Work, st: CodeState, finding: str) -> CodeState:
         if st.held_at < 0:
             return st  # (nothing to lift: not kept, so a sensor's findings do not pile up)
         if not (w.inspector(author) or st.held_by == author):
-            if w.new:
+            if w.new and not source:
                 who = (
                     "an inspector or a regulator"
                     if w.inspector(st.held_by)
@@ -1098,7 +1121,8 @@ def _found(w: _Work, st: CodeState, finding: str) -> CodeState:
                 )
             return st
     mark = "!" if finding == HOLD_DISPOSITION else "="
-    return _with_findings(w, st, [*_findings_of(st), f"{w.index}{mark}{author}"])
+    entry = f"{w.index}{mark}{author}" + (f"^{source}" if source else "")
+    return _with_findings(w, st, [*_findings_of(st), entry])
 
 
 def _findings_of(st: CodeState) -> tuple[str, ...]:
@@ -1108,30 +1132,42 @@ def _findings_of(st: CodeState) -> tuple[str, ...]:
     return st.findings
 
 
-def _parse_finding(finding: str) -> tuple[int, bool, str]:
-    """(log index, non_conformant?, author) of a ``CodeState.findings`` entry."""
+def _parse_finding(finding: str) -> tuple[int, bool, str, str]:
+    """(log index, non_conformant?, author, source container or "") of a findings entry
+    ("INDEX!AUTHOR", "INDEX=AUTHOR", then "^CONTAINER" if found on its container; an
+    author is a member id, which holds no '^')."""
     cut = next(i for i, ch in enumerate(finding) if ch in "!=")
-    return int(finding[:cut]), finding[cut] == "!", finding[cut + 1 :]
+    author, _, source = finding[cut + 1 :].partition("^")
+    return int(finding[:cut]), finding[cut] == "!", author, source
 
 
 def _with_findings(w: _Work, st: CodeState, findings: Sequence[str]) -> CodeState:
     kept = tuple(findings[-MAX_FINDINGS:])
-    held_at, held_by = _standing(kept, w.inspector)
-    return st.evolve(findings=kept, held_at=held_at, held_by=held_by)
+    held_at, held_by, held_from = _standing(kept, w.inspector)
+    return st.evolve(findings=kept, held_at=held_at, held_by=held_by, held_from=held_from)
 
 
-def _standing(findings: Sequence[str], inspector: Callable[[str], bool]) -> tuple[int, str]:
-    """(log index, author) of the finding that holds a code, from its findings in force in
-    log order; (-1, "") if none does (``_found`` says who may hold and lift)."""
-    held_at, held_by = -1, ""
+def _standing(findings: Sequence[str], inspector: Callable[[str], bool]) -> tuple[int, str, str]:
+    """(log index, author, source) of the finding that holds a code, from its findings in
+    force in log order, each source (the code "", a container) on its own; the latest of
+    the holds that stand; (-1, "", "") if none does (``_found`` says who may hold and
+    lift)."""
+    holds: dict[str, tuple[int, str]] = {}
     for f in findings:
-        index, bad, author = _parse_finding(f)
+        index, bad, author, source = _parse_finding(f)
         if bad:
-            if held_at < 0 or inspector(author) or held_by == author:
-                held_at, held_by = index, author
-        elif held_at >= 0 and (inspector(author) or held_by == author):
-            held_at, held_by = -1, ""
-    return held_at, held_by
+            now = holds.get(source)
+            if now is None or inspector(author) or now[1] == author:
+                holds[source] = (index, author)
+            continue
+        for src in [source] if source else list(holds):  # (its own conformant lifts all)
+            now = holds.get(src)
+            if now is not None and (inspector(author) or now[1] == author):
+                del holds[src]
+    if not holds:
+        return -1, "", ""
+    source, (index, author) = max(holds.items(), key=lambda kv: kv[1][0])
+    return index, author, source
 
 
 def _check_sale(w: _Work, named: Sequence[str]) -> None:
@@ -1167,7 +1203,11 @@ def holding(state: Callable[[str], CodeState | None], st: CodeState) -> CodeStat
 def _check_not_held(w: _Work, st: CodeState, act: str = "sold or dispensed") -> None:
     hold = holding(w.get, st)
     if hold is not None:
-        what = "the code was" if hold is st else f"its lot {hold.code} was"
+        what = (
+            f"its lot {hold.code} was"
+            if hold is not st
+            else (f"its container {st.held_from} was" if st.held_from else "the code was")
+        )
         raise RuleError(
             RULE_HELD,
             f"{what} found {HOLD_DISPOSITION} by {hold.held_by!r} (the record at log index "
@@ -1345,7 +1385,11 @@ def _transform(w: _Work, author: str, codes: EventCodes, disposition: str, tid: 
         _check_open(st)
         _check_not_recalled(st, "transformed")
         if w.new:  # (a rule for new records: a logged transformation replays as it was)
-            _check_not_held(w, st, "used as a transformation's input")
+            for x in (c, *w.contents(c)):  # (QA re-check: a case of held tins, transformed)
+                inner = w.need(x)
+                _check_not_held(w, inner, "used as a transformation's input")
+                if x != c:
+                    _check_not_recalled(inner, "transformed")
         if st.parent:
             raise RuleError(
                 RULE_AGGREGATED, f"input is inside container {st.parent}; disaggregate first", c

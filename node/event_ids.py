@@ -37,7 +37,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from node.epcis import compared_event_id
+from node.epcis import compared_event_id, normalize_code
 from node.errors import LedgerError, RuleError, RulePermissionError, StorageError
 from node.genesis import Genesis
 from node.permissions import bare_disposition, bare_step
@@ -134,7 +134,7 @@ def check_declaration(record: TraceRecord, reader: StoreReader, genesis: Genesis
     """The committed record a new error declaration declares; raises ``RuleError`` (rule
     ``error-declaration``) unless it may (see the module docstring)."""
     codes = record.codes()
-    code = codes[0] if codes else ""
+    code = normalize_code(codes[0]) if codes else ""  # (as the custody rules name it; QA)
     eid = event_id(record)
     if not eid:
         raise RuleError(
@@ -189,8 +189,8 @@ def check_declaration(record: TraceRecord, reader: StoreReader, genesis: Genesis
     ):
         raise RulePermissionError(
             RULE_DECLARATION,
-            f"{record.author!r} may not declare {found.record.author!r}'s event in error "
-            "(its author or a regulator may)",
+            f"{record.author!r} may not declare an event of {found.record.author!r} in "
+            "error (its author or a regulator may)",
             code,
         )
     return found

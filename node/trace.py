@@ -80,7 +80,7 @@ class TraceNode:
     since_ms: int = 0  # eventTime (Unix ms) from which its custodian holds it; 0: unknown
     held_at: int = -1  # log index of the finding non_conformant that holds it (-1: none)
     held_by: str = ""  # that record's author
-    held_via: str = ""  # the lot whose finding holds it ("": its own, or none)
+    held_via: str = ""  # the lot or container whose finding holds it ("": its own, or none)
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def _hold(index: TraceIndex, st: CodeState) -> tuple[int, str, str]:
     hold = holding(index.state, st)
     if hold is None:
         return -1, "", ""
-    return hold.held_at, hold.held_by, "" if hold is st else hold.code
+    return hold.held_at, hold.held_by, st.held_from if hold is st else hold.code
 
 
 def walk(

@@ -219,7 +219,7 @@ def test_an_error_declaration_repeats_its_events_eventid_once(chain: ChainState)
         ),
         ("farm", {"eventID": None}, "names the event it declares by that event's eventID"),
         ("farm", {"bizStep": "receiving", "action": "OBSERVE"}, "its action differs"),
-        ("slaughterhouse", {}, "may not declare 'farm''s event in error"),
+        ("slaughterhouse", {}, "may not declare an event of 'farm' in error"),
     ],
 )
 def test_an_error_declaration_must_restate_a_committed_event_by_its_author(

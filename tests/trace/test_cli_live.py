@@ -776,7 +776,7 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     recall = cli.json("recall", lifted, "--key", cli.key("regulator"), "--reason", "test")
     [rec_id] = [r["record_id"] for r in recall["records"]]
     line = cli.refused(1, "record", "declare", rec_id, "--key", farm, "--wait")
-    assert "may not declare 'regulator''s event in error" in line
+    assert "may not declare an event of 'regulator' in error" in line
     got = cli.json("record", "declare", rec_id, "--key", cli.key("regulator"),
                    "--reason", "did_not_occur", "--wait")  # fmt: skip
     assert got["committed"] is True

@@ -1233,3 +1233,51 @@ def test_a_member_a_codes_prefix_is_bound_to_recalls_it_as_its_producer():
     assert (made.recalled, made.custodian, made.recalled_by) == (True, "", "farm")
     commission_in_lot_as(chain, "farm", "urn:epc:id:sgtin:6901234.012345.Q7b", "Q7")
     assert chain.custody.states[normalize_code("urn:epc:id:sgtin:6901234.012345.Q7b")].recalled
+
+
+def test_a_container_finding_reaches_its_contents_on_their_own_account(chain):
+    # QA re-check: a case of held (or recalled) tins could be transformed, and its outputs
+    # sold; a case's finding declared in error after unpacking still held the tins; and a
+    # case found conformant lifted a tin's own finding
+    commission(chain, "farm", A, B, CASE)
+    pallet = "urn:epc:id:sscc:6903456.0000000556"
+    commission(chain, "farm", pallet)
+    chain.add("farm", event("AggregationEvent", "ADD", "packing", parentID=CASE, childEPCs=[A]))
+    chain.add("farm", event("AggregationEvent", "ADD", "packing", parentID=pallet, childEPCs=[B]))
+    own = len(chain.log)
+    new_record(chain, "inspector", observe("inspecting", A, disposition="non_conformant"))
+    chain.add("regulator", observe("holding", B, disposition="recalled"))
+    for box, rule in ((CASE, "held"), (pallet, "recalled")):
+        made = event("TransformationEvent", None, "commissioning", inputEPCList=[box],
+                     outputEPCList=[f"local:farm:out-{rule}"])  # fmt: skip
+        with raises(rule):
+            new_record(chain, "farm", made)
+    # the case found non_conformant: the tin held on the case's account too ...
+    new_record(chain, "inspector", observe("inspecting", CASE, disposition="non_conformant"))
+    # ... and the case found conformant lifts that account only, not the tin's own finding
+    new_record(chain, "inspector", observe("inspecting", CASE, disposition="conformant"))
+    tin = chain.custody.states[normalize_code(A)]
+    assert (tin.held_at, tin.held_from) == (own, "")
+    new_record(chain, "inspector", observe("inspecting", A, disposition="conformant"))
+    # a case's finding declared in error after unpacking frees what it held
+    failed = observe(
+        "inspecting", CASE, disposition="non_conformant", eventTime="2026-03-01T09:00:00+08:00"
+    )
+    at = len(chain.log)
+    new_record(chain, "inspector", failed)
+    tin = chain.custody.states[normalize_code(A)]
+    assert (tin.held_at, tin.held_from) == (at, normalize_code(CASE))
+    with raises("held", normalize_code(A)) as err:
+        sell(chain, "farm", A)
+    assert f"its container {normalize_code(CASE)} was found non_conformant" in str(err.value)
+    chain.add(
+        "farm", event("AggregationEvent", "DELETE", "unpacking", parentID=CASE, childEPCs=[A])
+    )
+    decl = {**failed, "errorDeclaration": {"declarationTime": "2026-03-02T08:00:00Z"}}
+    rec, signers = signed("inspector", decl)
+    chain.custody.commit(
+        apply(chain.custody, rec, signers, GENESIS, len(chain.log), declared=at, new=True)
+    )
+    chain.log.append(rec)
+    assert chain.custody.states[normalize_code(A)].held_at == -1
+    sell(chain, "farm", A)
