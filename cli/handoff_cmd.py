@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,6 +56,7 @@ from node.records import (
     sign_record,
     verify_envelope,
 )
+from proto import services_pb2
 
 app = typer.Typer(
     help="Hand custody of codes to another member: offer, then accept.", no_args_is_help=True
@@ -254,6 +256,14 @@ def _check_held(
                         "sold or dispensed until found conformant",
                         code,
                     )
+                held = _held_inside(client, me.code) if selling else ""
+                if held:
+                    raise RuleError(
+                        RULE_HELD,
+                        f"offer: {me.code} holds {held}, which is held (found non_conformant): "
+                        "it may not be sold or dispensed until found conformant",
+                        code,
+                    )
                 inside = "" if recalled_ok or me.recalled else _recalled_inside(client, me.code)
                 if (me.recalled or inside) and not recalled_ok:
                     what = f"{me.code} holds {inside}, which is" if inside else f"{me.code} is"
@@ -274,14 +284,28 @@ def _check_held(
 
 def _recalled_inside(client: LedgerClient, container: str) -> str:
     """A recalled code that ``container`` holds now (at any depth of packing), or "": the
-    node refuses a handoff that moves it (QA: a case of recalled cans was offered). Only
-    the first page of the forward trace is read (1,000 codes); the node judges the rest."""
+    node refuses a handoff that moves it (QA: a case of recalled cans was offered)."""
+    return _inside(client, container, lambda n: n.recalled and n.status != "closed")
+
+
+def _held_inside(client: LedgerClient, container: str) -> str:
+    """A held code (rule held) that ``container`` holds now, or "": the node refuses to
+    sell it (QA re-check: an offer to sell a case of held tins was signed)."""
+    return _inside(client, container, lambda n: n.HasField("held_at"))
+
+
+def _inside(
+    client: LedgerClient, container: str, bad: Callable[[services_pb2.TraceNode], bool]
+) -> str:
+    """The first code ``container`` holds now (at any depth of packing) that is ``bad``, or
+    "". Only the first page of the forward trace is read (1,000 codes); the node judges
+    the rest."""
     nodes = client.trace_forward(container, max_depth=8, limit=1000).nodes
     inside = {container}
     for n in nodes:
         if n.relation == "child" and n.parent_code in inside and n.container == n.parent_code:
             inside.add(n.code)
-            if n.recalled and n.status != "closed":
+            if bad(n):
                 return n.code
     return ""
 

@@ -516,6 +516,15 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
                        "retail_sold", "--out", str(tmp_path / "sale.json"))  # fmt: skip
     assert line.startswith("error: rule held: offer:"), line
     assert not (tmp_path / "sale.json").exists()
+    # ... and so is one that sells a case holding it (QA re-check: it was signed)
+    case = "urn:epc:id:sscc:6903456.0000000998"
+    cli.submit_wait("processor", commission(case, day=6))
+    cli.submit_wait("processor", aggregate("ADD", case, [tin], "packing", 6))
+    line = cli.refused(1, "handoff", "offer", case, "--key", cli.key("processor"), "--to",
+                       "retailer", "--biz-step", "retail_selling", "--out",
+                       str(tmp_path / "sale2.json"))  # fmt: skip
+    assert line.startswith(f"error: rule held: offer: {normalize_code(case)} holds "), line
+    cli.submit_wait("processor", aggregate("DELETE", case, [tin], "unpacking", 6))
     text = cli.ok("trace", "history", tin)
     assert f"held: its lot {batch} found non_conformant by inspector, record at log #{at}" in text
     cli.submit_wait("inspector", {**failed, **when(7), "disposition": "conformant"})
