@@ -8,8 +8,9 @@
    (transformations), QR-coded packages (their GS1 Digital Link URIs are printed), cases,
    handoffs to a distributor and a supermarket, retail sales — each record signed by its
    author's own key and submitted to a different node;
-3. an inspector finds contamination in one package: trace back to the farm batch, trace
-   forward from that batch to every affected package, and a regulator's recall;
+3. an inspector finds contamination in one package (non_conformant: the shop's attempt to
+   sell it is refused, rule held): trace back to the farm batch, trace forward from that
+   batch to every affected package, and a regulator's recall;
 4. proves one record and verifies the proof offline with only the genesis file;
 5. stops every node it started (``--keep`` leaves the testnet running for you to explore).
 """
@@ -139,6 +140,7 @@ def _story(directory: Path, addresses: list[str]) -> None:
 
         console.rule("contamination found in one package")
         c0 = clients[0]
+        _try_to_sell(c0, genesis, key("retailer"), sc.contaminated, sc.drafts[-1])
         back = c0.trace_back(sc.contaminated)
         console.print(_tree("trace back from", back.code, list(back.nodes)))
         fwd = c0.trace_forward(sc.farm_batch)
@@ -174,6 +176,31 @@ def _story(directory: Path, addresses: list[str]) -> None:
     finally:
         for c in clients:
             c.close()
+
+
+def _try_to_sell(
+    client: LedgerClient, genesis: Genesis, retailer: KeyPair, code: str, sampled: Draft
+) -> None:
+    """The shop tries to sell the package the inspector found non_conformant: rule held
+    refuses it (per-batch inspection: what an inspection fails stays off the shelf)."""
+    event = {
+        "type": "ObjectEvent",
+        "eventTime": sampled.event["eventTime"],
+        "eventTimeZoneOffset": sampled.event.get("eventTimeZoneOffset", "+08:00"),
+        "action": "OBSERVE",
+        "bizStep": "retail_selling",
+        "disposition": "retail_sold",
+        "epcList": [code],
+    }
+    env = sign_record(
+        make_record(genesis, retailer.name, event, category="meat-products"), retailer
+    )
+    try:
+        client.submit(env, wait=True)
+    except LedgerError as e:
+        console.print(f"  [red]✗[/] the supermarket tries to sell it: refused, {e}")
+        return
+    raise LedgerError(f"the sale of {code}, found non_conformant, was committed")
 
 
 def _open_sealed(

@@ -92,6 +92,8 @@ def test_demo_runs_end_to_end_and_stops_every_node(tmp_path):
     contaminated = normalize_code(sc.contaminated)
 
     assert out.count("  ✓ h") == len(sc.drafts)  # every record committed
+    # the sampled package, found non_conformant, is held from sale (rule held)
+    assert "the supermarket tries to sell it: refused, rule held: the code was found" in out
     for p in packages:  # the QR codes are printed
         assert p in out
     sealed, _ = section(out, " confidential fields ", "contamination found")
