@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -256,7 +255,9 @@ def _check_held(
                         "sold or dispensed until found conformant",
                         code,
                     )
-                held = _held_inside(client, me.code) if selling else ""
+                look_inside = selling or not (recalled_ok or me.recalled)
+                packed = _packed(client, me.code) if look_inside else []
+                held = next((n.code for n in packed if selling and n.HasField("held_at")), "")
                 if held:
                     raise RuleError(
                         RULE_HELD,
@@ -264,7 +265,7 @@ def _check_held(
                         "it may not be sold or dispensed until found conformant",
                         code,
                     )
-                inside = "" if recalled_ok or me.recalled else _recalled_inside(client, me.code)
+                inside = "" if recalled_ok or me.recalled else _recalled_in(packed)
                 if (me.recalled or inside) and not recalled_ok:
                     what = f"{me.code} holds {inside}, which is" if inside else f"{me.code} is"
                     raise RulePermissionError(
@@ -282,32 +283,25 @@ def _check_held(
         )
 
 
-def _recalled_inside(client: LedgerClient, container: str) -> str:
-    """A recalled code that ``container`` holds now (at any depth of packing), or "": the
-    node refuses a handoff that moves it (QA: a case of recalled cans was offered)."""
-    return _inside(client, container, lambda n: n.recalled and n.status != "closed")
+def _recalled_in(packed: list[services_pb2.TraceNode]) -> str:
+    """A recalled code of ``packed`` (``_packed``), or "": the node refuses a handoff that
+    moves it (QA: a case of recalled cans was offered)."""
+    return next((n.code for n in packed if n.recalled and n.status != "closed"), "")
 
 
-def _held_inside(client: LedgerClient, container: str) -> str:
-    """A held code (rule held) that ``container`` holds now, or "": the node refuses to
-    sell it (QA re-check: an offer to sell a case of held tins was signed)."""
-    return _inside(client, container, lambda n: n.HasField("held_at"))
-
-
-def _inside(
-    client: LedgerClient, container: str, bad: Callable[[services_pb2.TraceNode], bool]
-) -> str:
-    """The first code ``container`` holds now (at any depth of packing) that is ``bad``, or
-    "". Only the first page of the forward trace is read (1,000 codes); the node judges
-    the rest."""
+def _packed(client: LedgerClient, container: str) -> list[services_pb2.TraceNode]:
+    """The codes ``container`` holds now, at any depth of packing (read once for the held
+    and the recalled checks; QA re-check: a sale offer of a case of held tins was signed).
+    Only the first page of the forward trace is read (1,000 codes); the node judges the
+    rest."""
     nodes = client.trace_forward(container, max_depth=8, limit=1000).nodes
     inside = {container}
+    out: list[services_pb2.TraceNode] = []
     for n in nodes:
         if n.relation == "child" and n.parent_code in inside and n.container == n.parent_code:
             inside.add(n.code)
-            if bad(n):
-                return n.code
-    return ""
+            out.append(n)
+    return out
 
 
 @app.command("accept")

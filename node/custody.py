@@ -167,6 +167,10 @@ MAX_FINDINGS = 64  # findings kept per code (``CodeState.findings``)
 #: what sells or dispenses a code, for the rules of new records (rules held, recalled);
 #: partially_dispensed leaves the code open
 SALE_MARKS = frozenset({"retail_sold", "dispensed", "partially_dispensed"})
+_RECALLED_SALE = (
+    "a recalled code may not be sold or dispensed; return it (a handoff with disposition "
+    "returned) or destroy it"
+)
 RULE_RECALLED = "recalled"
 RULE_RECALL = "recall"
 RULE_AGGREGATED = "aggregated"
@@ -487,7 +491,6 @@ class _Work:
         "index",
         "may_commission",
         "new",
-        "owners",
         "read",
         "time_ms",
         "touched",
@@ -495,17 +498,23 @@ class _Work:
     )
 
     def __init__(
-        self, view: CustodyView, index: int, may_commission: bool, time_ms: int | None = None
+        self,
+        view: CustodyView,
+        index: int,
+        genesis: Genesis,
+        author: str,
+        time_ms: int | None = None,
+        *,
+        new: bool = False,
     ) -> None:
         self.view = view
         self.index = index
-        self.may_commission = may_commission
+        self.genesis = genesis
+        self.author = author  # the record's author
+        member = genesis.member(author)
+        self.may_commission = member is not None and member.has_role(*COMMISSION_ROLES)
         self.time_ms = time_ms  # the record's eventTime (Unix ms; None if not a date-time)
-        #: ``Genesis.prefix_owners`` when the genesis binds GS1 company prefixes, else None
-        self.owners: Callable[[str], tuple[str, ...]] | None = None
-        self.new = False  # a record not yet committed (``apply``'s ``new``)
-        self.author = ""  # the record's author
-        self.genesis: Genesis | None = None  # (``inspector``)
+        self.new = new  # a record not yet committed (``apply``'s ``new``)
         self.changed: dict[str, CodeState] = {}
         self.read: dict[str, CodeState | None] = {}  # the view's answers (it does not change)
         self.edges: list[Edge] = []
@@ -513,7 +522,7 @@ class _Work:
 
     def inspector(self, member: str) -> bool:
         """Whether ``member`` may inspect (``INSPECTION_ROLES``): who may lift a hold."""
-        m = self.genesis.member(member) if self.genesis is not None else None
+        m = self.genesis.member(member)
         return m is not None and m.has_role(*INSPECTION_ROLES)
 
     def get(self, code: str) -> CodeState | None:
@@ -585,12 +594,7 @@ def apply(
     disposition = bare_disposition(str(ev.get("disposition", "")))
     codes = record.roles
     check_event_codes(codes, etype)
-    w = _Work(view, log_index, author.has_role(*COMMISSION_ROLES), record.time_ms)
-    w.new = new
-    w.author = record.author
-    w.genesis = genesis
-    if genesis.binds_prefixes:
-        w.owners = genesis.prefix_owners
+    w = _Work(view, log_index, genesis, record.author, record.time_ms, new=new)
 
     is_recall = disposition == RECALL_DISPOSITION or step == RECALL_STEP
     terminal = step in TERMINAL_STEPS or disposition in TERMINAL_DISPOSITIONS
@@ -720,12 +724,7 @@ def apply(
         if sale:
             for c in moving:
                 if w.need(c).recalled:
-                    raise RuleError(
-                        RULE_RECALLED,
-                        "a recalled code may not be sold or dispensed; return it (a handoff "
-                        "with disposition returned) or destroy it",
-                        c,
-                    )
+                    raise RuleError(RULE_RECALLED, _RECALLED_SALE, c)
         cleared = _clears_recall(ev, disposition)
         if cleared:
             for c in moving:
@@ -799,9 +798,9 @@ def _producer(w: _Work, code: str, member: str) -> bool:
     st = w.get(code)
     if _commissioned_by(st, member):
         return True
-    if w.owners is None or (st is None and not is_lot_code(code)):
+    if not w.genesis.binds_prefixes or (st is None and not is_lot_code(code)):
         return False
-    return member in w.owners(company_digits(code))[1:]
+    return member in w.genesis.prefix_owners(company_digits(code))[1:]
 
 
 def _recalled(st: CodeState, index: int, by: str, *, take_over: bool = False) -> CodeState:
@@ -860,8 +859,8 @@ def _declare(
             was = s
             if closing and _closed_by(s, declared_index):
                 s = s.with_flags(closed=False).evolve(disposition="", closed_at=-1)
-            kept = [f for f in _findings_of(s) if _parse_finding(f)[0] != declared_index]
-            if len(kept) != len(_findings_of(s)):  # (a finding, declared: worked out again)
+            kept = [f for f in s.findings if _parse_finding(f)[0] != declared_index]
+            if len(kept) != len(s.findings):  # (a finding, declared: worked out again)
                 s = _with_findings(w, s, kept)
             if recall and s.recalled and s.recalled_at == declared_index:
                 for h in s.heirs:  # (born recalled from it since: lifted with it)
@@ -1122,14 +1121,7 @@ def _found(w: _Work, st: CodeState, finding: str, source: str = "") -> CodeState
             return st
     mark = "!" if finding == HOLD_DISPOSITION else "="
     entry = f"{w.index}{mark}{author}" + (f"^{source}" if source else "")
-    return _with_findings(w, st, [*_findings_of(st), entry])
-
-
-def _findings_of(st: CodeState) -> tuple[str, ...]:
-    """``st.findings``; for a hold written before they were kept, that hold as one."""
-    if not st.findings and st.held_at >= 0:
-        return (f"{st.held_at}!{st.held_by}",)
-    return st.findings
+    return _with_findings(w, st, [*st.findings, entry])
 
 
 def _parse_finding(finding: str) -> tuple[int, bool, str, str]:
@@ -1182,12 +1174,7 @@ def _check_sale(w: _Work, named: Sequence[str]) -> None:
             st = w.need(x)
             _check_not_held(w, st)
             if st.recalled:
-                raise RuleError(
-                    RULE_RECALLED,
-                    "a recalled code may not be sold or dispensed; return it (a handoff "
-                    "with disposition returned) or destroy it",
-                    x,
-                )
+                raise RuleError(RULE_RECALLED, _RECALLED_SALE, x)
 
 
 def holding(state: Callable[[str], CodeState | None], st: CodeState) -> CodeState | None:
@@ -1287,8 +1274,7 @@ def _commission(w: _Work, code: str, author: str, disposition: str, *, is_class:
             f"only {' or '.join(COMMISSION_ROLES)} members commission codes; {author!r} is not one",
             code,
         )
-    if w.owners is not None:
-        _check_prefix(w.owners, code, author)
+    _check_prefix(w.genesis, code, author)
     existing = w.get(code)
     if existing is not None:
         if code in w.changed:
@@ -1330,21 +1316,22 @@ def check_commission_prefixes(record: TraceRecord, genesis: Genesis) -> None:
     the codes an ObjectEvent ADD commissions (a transformation's outputs and a new parent
     are judged at the node, which knows whether they exist already)."""
     if (
-        genesis.binds_prefixes
-        and record.event_type == "ObjectEvent"
+        record.event_type == "ObjectEvent"
         and record.event.get("action") == "ADD"
         and record.error_declaration is None
     ):
         for c in record.roles.all:
-            _check_prefix(genesis.prefix_owners, c, record.author)
+            _check_prefix(genesis, c, record.author)
 
 
-def _check_prefix(owners: Callable[[str], tuple[str, ...]], code: str, author: str) -> None:
+def _check_prefix(genesis: Genesis, code: str, author: str) -> None:
     """Rule gs1-prefix: a code under a GS1 company prefix the genesis binds to members
     (``gs1_prefixes``) is commissioned by one of them only (QA: a member commissioned codes
     under another company's GTIN, squatted its next serials, and so became their
     producer, who may recall them). A code under no bound prefix is anyone's to make."""
-    bound = owners(company_digits(code))
+    if not genesis.binds_prefixes:
+        return
+    bound = genesis.prefix_owners(company_digits(code))
     if bound and author not in bound[1:]:
         who = ", ".join(repr(m) for m in bound[1:])
         raise RulePermissionError(

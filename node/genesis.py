@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,10 +127,7 @@ class Genesis:
     def _prefix_table(self) -> dict[str, tuple[str, ...]]:
         cache: dict[str, tuple[str, ...]] | None = self.__dict__.get("_prefix_cache")
         if cache is None:
-            cache = {}
-            for m in self.members:
-                for p in m.gs1_prefixes:
-                    cache[p] = (*cache.get(p, ()), m.id)
+            cache = _owners_by_prefix(self.members)
             object.__setattr__(self, "_prefix_cache", cache)
         return cache
 
@@ -334,17 +332,23 @@ def _member(doc: Any, i: int) -> Member:
     return Member(mid, tuple(roles), pub, name, org, xkey, tuple(prefixes))
 
 
-def _check_prefixes_apart(members: list[Member]) -> None:
+def _owners_by_prefix(members: Sequence[Member]) -> dict[str, tuple[str, ...]]:
+    """Each bound GS1 company prefix and the members it is bound to, in genesis order."""
+    owners: dict[str, tuple[str, ...]] = {}
+    for m in members:
+        for p in m.gs1_prefixes:
+            owners[p] = (*owners.get(p, ()), m.id)
+    return owners
+
+
+def _check_prefixes_apart(members: Sequence[Member]) -> None:
     """GS1 company prefixes do not nest: a prefix bound to some members inside another
     bound to others would take codes from them (QA: rival's 69012345 inside brand's 6901234
     made brand's own codes under it refused)."""
-    owners: dict[str, set[str]] = {}
-    for m in members:
-        for p in m.gs1_prefixes:
-            owners.setdefault(p, set()).add(m.id)
+    owners = _owners_by_prefix(members)
     for p, p_by in owners.items():
         for q, q_by in owners.items():
-            if p != q and p.startswith(q) and p_by != q_by:
+            if p != q and p.startswith(q) and set(p_by) != set(q_by):
                 raise ConfigError(
                     f"genesis: gs1_prefixes: {p} ({', '.join(sorted(p_by))}) lies within "
                     f"{q} ({', '.join(sorted(q_by))}): GS1 company prefixes do not nest"
