@@ -15,7 +15,7 @@ import typer
 from cli.common import console, print_json, read_json_file, safe, write_text_atomic
 from cli.nodeaddr import find_testnet
 from node.errors import ConfigError, InputError
-from node.genesis import ROLES, ConsensusParams, Genesis, Member, prefix_problem
+from node.genesis import ROLES, ConsensusParams, Genesis, Member, bind_prefixes
 from node.keys import read_public_info
 from node.permissions import bare_step, cbv_lookalike, genesis_permissions
 from node.textrules import control_char, hidden_char
@@ -87,27 +87,6 @@ def apply_labels(members: list[Member], names: list[str], orgs: list[str]) -> li
                 by_id[mid] = dataclasses.replace(m, display_name=text)
             else:
                 by_id[mid] = dataclasses.replace(m, org_code=text)
-    return [by_id[m.id] for m in members]
-
-
-def apply_prefixes(members: list[Member], specs: list[str]) -> list[Member]:
-    """``members`` with the GS1 company prefixes of ``--gs1-prefix MEMBER=PREFIX`` (repeat:
-    a member may have several, and a prefix several members, a brand owner and its contract
-    manufacturer)."""
-    by_id = {m.id: m for m in members}
-    for spec in specs:
-        mid, sep, prefix = spec.partition("=")
-        if not sep:
-            raise ConfigError(f"--gs1-prefix {spec!r}: expected MEMBER=PREFIX")
-        if mid not in by_id:
-            raise ConfigError(f"--gs1-prefix {spec!r}: {mid!r} is not a --member")
-        problem = prefix_problem(prefix)
-        if problem:
-            raise ConfigError(f"--gs1-prefix {spec!r}: {problem}")
-        m = by_id[mid]
-        if prefix in m.gs1_prefixes:
-            raise ConfigError(f"--gs1-prefix {spec!r}: given twice")
-        by_id[mid] = dataclasses.replace(m, gs1_prefixes=(*m.gs1_prefixes, prefix))
     return [by_id[m.id] for m in members]
 
 
@@ -210,7 +189,7 @@ def init(
             "signed note, and can never change)"
         )
     members = apply_labels([parse_member(m) for m in member], display_name or [], org_code or [])
-    members = apply_prefixes(members, gs1_prefix or [])
+    members = bind_prefixes(members, gs1_prefix or [])
     # (QA: 999999999999 ms and 10 bytes were accepted, and a genesis never changes)
     if not 1 <= timeout_propose_ms <= _MAX_TIMEOUT_MS:
         raise ConfigError(

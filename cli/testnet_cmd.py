@@ -91,16 +91,37 @@ def up(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Replace a stopped testnet in DIR (deletes its data).")
     ] = False,
+    gs1_prefix: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--gs1-prefix",
+            help=(
+                "MEMBER=PREFIX (repeat), for a new testnet: a GS1 company prefix bound to a "
+                "member (e.g. processor=6903456); codes under it are commissioned by that "
+                "member only (rule gs1-prefix)."
+            ),
+        ),
+    ] = None,
     timeout: TimeoutOpt = net.DEFAULT_UP_TIMEOUT_S,
     as_json: JsonOpt = False,
 ) -> None:
     """Create (or restart) the testnet in DIR, start every node and wait until all are healthy.
 
-    A stopped testnet in DIR is started again with its data; --fresh replaces it.
+    A stopped testnet in DIR is started again with its data; --fresh replaces it. Its
+    members are validator0..N-1 and farm, slaughterhouse, processor, distributor,
+    retailer, inspector and regulator; their keys are in DIR/keys.
     """
     d = directory or _default_dir()
     try:
-        net.up(d, nodes, base_port, chain_id=chain_id, fresh=fresh, timeout=timeout)
+        net.up(
+            d,
+            nodes,
+            base_port,
+            chain_id=chain_id,
+            fresh=fresh,
+            timeout=timeout,
+            gs1_prefixes=gs1_prefix,
+        )
     except net.TestnetStartError as e:
         if e.log_tail:
             err_console.print(f"--- last lines of node {e.index}'s log:", markup=False)

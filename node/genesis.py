@@ -18,7 +18,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -235,7 +235,7 @@ class Genesis:
         dup = {i for i in ids if ids.count(i) > 1}
         if dup:
             raise ConfigError(f"genesis: duplicate member id(s): {', '.join(sorted(dup))}")
-        _check_prefixes_apart(members)
+        check_prefixes_apart(members)
         keys = [m.public_key for m in members]
         if len(set(keys)) != len(keys):
             raise ConfigError("genesis: two members share one public key")
@@ -341,7 +341,7 @@ def _owners_by_prefix(members: Sequence[Member]) -> dict[str, tuple[str, ...]]:
     return owners
 
 
-def _check_prefixes_apart(members: Sequence[Member]) -> None:
+def check_prefixes_apart(members: Sequence[Member]) -> None:
     """GS1 company prefixes do not nest: a prefix bound to some members inside another
     bound to others would take codes from them (QA: rival's 69012345 inside brand's 6901234
     made brand's own codes under it refused)."""
@@ -358,6 +358,12 @@ def _check_prefixes_apart(members: Sequence[Member]) -> None:
 PREFIX_MIN, PREFIX_MAX = 4, 12  # digits of a GS1 company prefix (GS1 General Specifications)
 
 
+#: GS1 prefixes (a company prefix's first three digits) of restricted circulation numbers:
+#: numbers any company may use inside its own walls or a country's (variable-measure items,
+#: in-store codes), never one company's (GS1 General Specifications, GS1 prefix table)
+_RESTRICTED = tuple(f"{n:03d}" for n in (*range(20, 30), *range(40, 50), *range(200, 300)))
+
+
 def prefix_problem(prefix: Any) -> str:
     """What is wrong with ``prefix`` as a GS1 company prefix, or ""."""
     if (
@@ -366,7 +372,41 @@ def prefix_problem(prefix: Any) -> str:
         or not all("0" <= ch <= "9" for ch in prefix)
     ):
         return f"{prefix!r} is not a GS1 company prefix ({PREFIX_MIN}-{PREFIX_MAX} ASCII digits)"
+    if not prefix.strip("0"):
+        return f"{prefix!r} is all zeros, not a GS1 company prefix (it would take in every GTIN-8)"
+    if prefix.startswith(_RESTRICTED):
+        return (
+            f"{prefix!r} is in a GS1 restricted circulation range (GS1 prefixes 020-029, "
+            "040-049, 200-299: numbers any company may use internally), not a company prefix"
+        )
     return ""
+
+
+def bind_prefixes(members: Sequence[Member], specs: Sequence[str]) -> list[Member]:
+    """``members`` with the GS1 company prefixes of ``MEMBER=PREFIX`` specs bound (a member
+    may have several, and a prefix several members: a brand owner and its contract
+    manufacturer). Nesting across members is checked by ``Genesis.build``.
+
+    Raises:
+        ConfigError: a spec is malformed, names no member, has a bad prefix, or repeats.
+    """
+    by_id = {m.id: m for m in members}
+    for spec in specs:
+        mid, sep, prefix = spec.partition("=")
+        if not sep:
+            raise ConfigError(f"--gs1-prefix {spec!r}: expected MEMBER=PREFIX")
+        if mid not in by_id:
+            raise ConfigError(
+                f"--gs1-prefix {spec!r}: {mid!r} is not a member (members: {', '.join(by_id)})"
+            )
+        problem = prefix_problem(prefix)
+        if problem:
+            raise ConfigError(f"--gs1-prefix {spec!r}: {problem}")
+        m = by_id[mid]
+        if prefix in m.gs1_prefixes:
+            raise ConfigError(f"--gs1-prefix {spec!r}: given twice")
+        by_id[mid] = replace(m, gs1_prefixes=(*m.gs1_prefixes, prefix))
+    return [by_id[m.id] for m in members]
 
 
 def _hex(value: Any, size: int, what: str) -> bytes:

@@ -8,6 +8,9 @@
    (transformations), QR-coded packages (their GS1 Digital Link URIs are printed), cases,
    handoffs to a distributor and a supermarket, retail sales — each record signed by its
    author's own key and submitted to a different node;
+   the distributor then commissions a QR code under the plant's GTIN (a counterfeit label):
+   refused, rule gs1-prefix (each enterprise's GS1 company prefix is bound to it in the
+   genesis, ``scenario.gs1_bindings``);
 3. an inspector finds contamination in one package (non_conformant: the shop's attempt to
    sell it is refused, rule held): trace back to the farm batch, trace forward from that
    batch to every affected package, and a regulator's recall;
@@ -38,7 +41,7 @@ from node.sealed import binding, open_sealed, private_key, seal_attributes
 from node.verify import verify_bundle
 from proto import services_pb2
 from testnet import net
-from testnet.scenario import Draft, farm_to_table
+from testnet.scenario import Draft, counterfeit_code, farm_to_table, gs1_bindings
 
 console = Console(
     highlight=False, soft_wrap=True, emoji=False, width=None if sys.stdout.isatty() else 160
@@ -65,7 +68,7 @@ def _at_height(client: LedgerClient, height: int) -> Callable[[], bool]:
 
 def run(directory: Path, base_port: int, keep: bool) -> None:
     console.rule("[bold]Suyuan 溯源 — a 4-node consortium on this machine")
-    man = net.up(directory, 4, base_port, fresh=True)
+    man = net.up(directory, 4, base_port, fresh=True, gs1_prefixes=gs1_bindings())
     try:
         _story(directory, [n.address for n in man.nodes])
     finally:
@@ -138,6 +141,9 @@ def _story(directory: Path, addresses: list[str]) -> None:
         if sealed_record is not None:
             _open_sealed(clients[0], key, *sealed_record)
 
+        console.rule("a counterfeit label")
+        _try_to_counterfeit(clients[1], genesis, key("distributor"), sc.drafts[-1])
+
         console.rule("contamination found in one package")
         c0 = clients[0]
         _try_to_sell(c0, genesis, key("retailer"), sc.contaminated, sc.drafts[-1])
@@ -201,6 +207,34 @@ def _try_to_sell(
         console.print(f"  [red]✗[/] the supermarket tries to sell it: refused, {e}")
         return
     raise LedgerError(f"the sale of {code}, found non_conformant, was committed")
+
+
+def _try_to_counterfeit(
+    client: LedgerClient, genesis: Genesis, forger: KeyPair, last: Draft
+) -> None:
+    """The distributor prints a QR code under the meat-product plant's GTIN and commissions
+    it: rule gs1-prefix refuses it (the plant's GS1 company prefix is bound to the plant in
+    the genesis, so only the plant makes codes under it)."""
+    code = counterfeit_code()
+    event = {
+        "type": "ObjectEvent",
+        "eventTime": last.event["eventTime"],
+        "eventTimeZoneOffset": last.event.get("eventTimeZoneOffset", "+08:00"),
+        "action": "ADD",
+        "bizStep": "commissioning",
+        "disposition": "active",
+        "epcList": [code],
+    }
+    env = sign_record(make_record(genesis, forger.name, event, category="meat-products"), forger)
+    try:
+        client.submit(env, wait=True)
+    except LedgerError as e:
+        console.print(
+            f"  [red]✗[/] the distributor commissions a QR code under the plant's GTIN: "
+            f"refused, {e}"
+        )
+        return
+    raise LedgerError(f"{code}, under another member's GS1 company prefix, was committed")
 
 
 def _open_sealed(

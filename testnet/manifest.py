@@ -18,13 +18,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from node.config import NodeConfig
 from node.errors import ConfigError, InputError
-from node.genesis import ConsensusParams, Genesis, Member
+from node.genesis import ConsensusParams, Genesis, Member, bind_prefixes, check_prefixes_apart
 from node.keys import KeyPair, write_key_file
 from node.permissions import genesis_permissions
 
@@ -328,14 +329,17 @@ def create(
     chain_id: str = DEFAULT_CHAIN_ID,
     *,
     replacing: bool = False,
+    gs1_prefixes: Sequence[str] = (),
 ) -> Manifest:
     """Write keys, genesis, configs, data folders and the manifest of a new testnet.
 
     ``replacing``: the folder held a testnet whose files were just removed (``--fresh``);
     files the testnet did not write (a saved proof, notes) are left where they are.
+    ``gs1_prefixes``: ``MEMBER=PREFIX`` bindings for the genesis (rule gs1-prefix).
 
     Raises:
         InputError: ``directory`` is not new or empty, or the arguments are out of range.
+        ConfigError: a ``gs1_prefixes`` binding is malformed (before anything is written).
     """
     if not replacing:
         check_dir_usable(directory)
@@ -344,6 +348,7 @@ def create(
     man = plan(directory, nodes, base_port, chain_id)
     roles: dict[str, tuple[str, ...]] = {n.member: VALIDATOR_ROLES for n in man.nodes}
     roles.update(DEMO_MEMBERS)
+    check_bindings(roles, gs1_prefixes)
     marker = directory / CREATING_NAME
     directory.mkdir(parents=True, exist_ok=True)
     if marker.exists():  # a creation killed before its manifest: no node ever ran on it
@@ -359,6 +364,7 @@ def create(
         key = KeyPair.generate(name)
         write_key_file(man.key_file(name), key, None)
         members.append(Member(name, member_roles, key.public_key, display_name=name))
+    members = bind_prefixes(members, gs1_prefixes)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     genesis = Genesis.build(
         chain_id,
@@ -375,6 +381,18 @@ def create(
     man.save()
     marker.unlink(missing_ok=True)
     return man
+
+
+def check_bindings(roles: dict[str, tuple[str, ...]], gs1_prefixes: Sequence[str]) -> None:
+    """Refuse bad ``MEMBER=PREFIX`` bindings for a testnet of these members' roles, with
+    the error ``create`` would raise, before any file is written or deleted."""
+    members = [Member(name, r, b"") for name, r in roles.items()]
+    check_prefixes_apart(bind_prefixes(members, gs1_prefixes))
+
+
+def bindings(genesis: Genesis) -> set[str]:
+    """The genesis's GS1 company prefix bindings as ``MEMBER=PREFIX`` strings."""
+    return {f"{m.id}={p}" for m in genesis.members for p in m.gs1_prefixes}
 
 
 def write_atomic(path: Path, text: str) -> None:

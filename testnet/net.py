@@ -29,7 +29,7 @@ import functools
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -142,12 +142,17 @@ def up(
     chain_id: str | None = None,
     fresh: bool = False,
     timeout: float = DEFAULT_UP_TIMEOUT_S,
+    gs1_prefixes: Sequence[str] | None = None,
 ) -> Manifest:
     """Create (or reuse) the testnet in ``directory``, start every node, wait until healthy.
+
+    ``gs1_prefixes``: ``MEMBER=PREFIX`` bindings of a new testnet's genesis (rule
+    gs1-prefix); for an existing one they must be the genesis's own.
 
     Raises:
         InputError: the folder is unusable, the testnet is already running, it has another
             shape than asked for (without ``fresh``), or a port is taken.
+        ConfigError: a ``gs1_prefixes`` binding is malformed.
         TestnetStartError: a node exited or was not healthy within ``timeout`` seconds; all
             nodes started here have been stopped again.
         StorageError: the folder's filesystem is full or read-only (exit 4, with the free
@@ -157,7 +162,7 @@ def up(
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with locked(directory):
-            return _up(directory, nodes, base_port, chain_id, fresh, timeout)
+            return _up(directory, nodes, base_port, chain_id, fresh, timeout, gs1_prefixes)
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
             raise
@@ -173,6 +178,7 @@ def _up(
     chain_id: str | None,
     fresh: bool,
     timeout: float,
+    gs1_prefixes: Sequence[str] | None = None,
 ) -> Manifest:
     mf.check_dir_usable(directory)
     if mf.is_testnet_dir(directory):
@@ -186,17 +192,20 @@ def _up(
         if fresh:
             shape = _shape(nodes, base_port, chain_id)
             # bad arguments and taken ports are refused before anything is deleted
-            _check_ports(mf.plan(directory, *shape))
+            new = mf.plan(directory, *shape)
+            _check_ports(new)
+            mf.check_bindings(_roles(new), gs1_prefixes or ())
             _wipe(man)
-            man = mf.create(directory, *shape, replacing=True)
+            man = mf.create(directory, *shape, replacing=True, gs1_prefixes=gs1_prefixes or ())
         else:
             _check_same_shape(man, nodes, base_port, chain_id)
+            _check_same_bindings(man, gs1_prefixes)
             _check_data_dirs(man)
             _check_ports(man)
     else:  # nothing is written for a testnet that could not start on its ports
         shape = _shape(nodes, base_port, chain_id)
         _check_ports(mf.plan(directory, *shape))
-        man = mf.create(directory, *shape)
+        man = mf.create(directory, *shape, gs1_prefixes=gs1_prefixes or ())
     return _start_and_wait(man, [n.index for n in man.nodes], timeout)
 
 
@@ -508,6 +517,24 @@ def _check_same_shape(
         raise InputError(
             f"{man.dir} holds chain {man.chain_id!r}; "
             "omit --chain-id to restart it, or pass --fresh to replace it"
+        )
+
+
+def _roles(man: Manifest) -> dict[str, tuple[str, ...]]:
+    """The members of ``man``'s genesis and their roles (validators, then the demo's)."""
+    return {**{n.member: mf.VALIDATOR_ROLES for n in man.nodes}, **mf.DEMO_MEMBERS}
+
+
+def _check_same_bindings(man: Manifest, gs1_prefixes: Sequence[str] | None) -> None:
+    """Bindings given for an existing testnet are its genesis's (they were ignored)."""
+    if gs1_prefixes is None:
+        return
+    have = mf.bindings(Genesis.load(man.genesis))
+    if set(gs1_prefixes) != have:
+        now = ", ".join(sorted(have)) or "no GS1 company prefixes"
+        raise InputError(
+            f"{man.dir} holds a testnet whose genesis binds {now}; omit --gs1-prefix to "
+            "restart it, or pass --fresh to replace it"
         )
 
 

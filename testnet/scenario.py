@@ -69,13 +69,15 @@ PACKAGES = tuple(
 CASE_A = f"urn:epc:id:sscc:{_PLANT_CP}.0000000101"
 CASE_B = f"urn:epc:id:sscc:{_PLANT_CP}.0000000102"
 
-_PLACES = {
-    "farm": f"urn:epc:id:sgln:{_FARM_CP}.00001.0",
-    "slaughterhouse": f"urn:epc:id:sgln:{_SLAUGHTER_CP}.00001.0",
-    "processor": f"urn:epc:id:sgln:{_PLANT_CP}.00001.0",
-    "distributor": "urn:epc:id:sgln:6904567.00001.0",
-    "retailer": "urn:epc:id:sgln:6905678.00001.0",
+#: each enterprise's GS1 company prefix (bound to it in the demo's genesis)
+_PREFIXES = {
+    "farm": _FARM_CP,
+    "slaughterhouse": _SLAUGHTER_CP,
+    "processor": _PLANT_CP,
+    "distributor": "6904567",
+    "retailer": "6905678",
 }
+_PLACES = {r: f"urn:epc:id:sgln:{cp}.00001.0" for r, cp in _PREFIXES.items()}
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,19 @@ class Scenario:
     sold: tuple[str, ...]
     forward_from_batch: frozenset[str]  # what trace forward from the batch must find
     back_to_farm: tuple[str, ...]  # the input chain from the contaminated package to the farm
+
+
+def gs1_bindings(members: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """``MEMBER=PREFIX``: each enterprise's GS1 company prefix, for the genesis (rule
+    gs1-prefix: codes under a prefix are commissioned by its member only). ``members`` as
+    for ``farm_to_table``."""
+    m = {r: r for r in ROLES} | dict(members or {})
+    return tuple(f"{m[r]}={cp}" for r, cp in _PREFIXES.items())
+
+
+def counterfeit_code() -> str:
+    """A package QR code under the meat-product plant's GTIN that the plant never made."""
+    return digital_link(PACKAGE_GTIN, serial="QR999999")
 
 
 def _event(

@@ -604,7 +604,10 @@ def test_consortium_names_its_members_and_show_reads_them(tmp_path):
         (["--display-name", "dairy"], "expected MEMBER=TEXT"),
         (["--gs1-prefix", "dairy=690"], "is not a GS1 company prefix (4-12 ASCII digits)"),
         (["--gs1-prefix", "dairy=690123４"], "is not a GS1 company prefix"),  # (full width)
-        (["--gs1-prefix", "nobody=6901234"], "is not a --member"),
+        (["--gs1-prefix", "nobody=6901234"], "'nobody' is not a member (members: dairy"),
+        (["--gs1-prefix", "dairy=0000000"], "is all zeros"),
+        (["--gs1-prefix", "dairy=2001234"], "restricted circulation"),
+        (["--gs1-prefix", "dairy=0451234"], "restricted circulation"),
         (["--gs1-prefix", "dairy=6901234", "--gs1-prefix", "dairy=6901234"], "given twice"),
     ):
         r = suyuan(*base, "--out", "g2.json", *bad, cwd=tmp_path)

@@ -67,6 +67,8 @@ def _doc():
         (lambda d: d["members"][0].update(gs1_prefixes=["69O1234"]), "not a GS1 company prefix"),
         (lambda d: d["members"][0].update(gs1_prefixes=[6901234]), "not a GS1 company prefix"),
         (lambda d: d["members"][0].update(gs1_prefixes=["6901234"] * 2), "listed twice"),
+        (lambda d: d["members"][0].update(gs1_prefixes=["000000"]), "is all zeros"),
+        (lambda d: d["members"][0].update(gs1_prefixes=["0212345"]), "restricted circulation"),
     ],
 )
 def test_invalid_genesis_refused(mutate, match):

@@ -92,6 +92,11 @@ def test_demo_runs_end_to_end_and_stops_every_node(tmp_path):
     contaminated = normalize_code(sc.contaminated)
 
     assert out.count("  ✓ h") == len(sc.drafts)  # every record committed
+    # a code under another enterprise's GS1 company prefix is refused (rule gs1-prefix)
+    assert (
+        "the distributor commissions a QR code under the plant's GTIN: refused, rule "
+        "gs1-prefix: GS1 company prefix 6903456 is bound to 'processor'"
+    ) in out
     # the sampled package, found non_conformant, is held from sale (rule held)
     assert "the supermarket tries to sell it: refused, rule held: the code was found" in out
     for p in packages:  # the QR codes are printed

@@ -13,7 +13,7 @@ from node.genesis import Genesis
 from node.keys import load_key_file
 from node.permissions import DEFAULT_PERMISSIONS
 from testnet import manifest as mf
-from testnet.net import _check_same_shape, busy_addresses
+from testnet.net import _check_same_bindings, _check_same_shape, busy_addresses
 
 
 def test_create_writes_keys_genesis_configs_and_manifest(tmp_path):
@@ -127,6 +127,51 @@ def test_reuse_must_keep_the_shape(tmp_path):
         _check_same_shape(man, None, 31600, None)
     with pytest.raises(InputError, match="holds chain 'suyuan-testnet'; omit --chain-id"):
         _check_same_shape(man, None, None, "pork-cn")  # (QA: ignored without a word)
+
+
+def test_a_new_testnet_binds_the_gs1_prefixes_asked_for(tmp_path):
+    man = mf.create(
+        tmp_path / "n", 2, base_port=31500, gs1_prefixes=["processor=6903456", "farm=6901234"]
+    )
+    g = Genesis.load(man.genesis)
+    processor = g.member("processor")
+    assert processor is not None
+    assert processor.gs1_prefixes == ("6903456",)
+    assert g.prefix_owners("690345644444") == ("6903456", "processor")
+    assert g.prefix_owners("690456700000") == ()
+    assert mf.bindings(g) == {"processor=6903456", "farm=6901234"}
+    # a restart takes the genesis's own bindings, or none; others are refused, not ignored
+    _check_same_bindings(man, None)
+    _check_same_bindings(man, ["farm=6901234", "processor=6903456"])
+    with pytest.raises(InputError, match="genesis binds farm=6901234, processor=6903456; omit"):
+        _check_same_bindings(man, ["farm=6901234"])
+    plain = mf.create(tmp_path / "p", 1, base_port=31600)
+    with pytest.raises(InputError, match="binds no GS1 company prefixes; omit --gs1-prefix"):
+        _check_same_bindings(plain, ["farm=6901234"])
+
+
+@pytest.mark.parametrize(
+    ("spec", "why"),
+    [
+        ("farm", "expected MEMBER=PREFIX"),
+        ("nobody=6901234", r"'nobody' is not a member \(members: validator0, farm,"),
+        ("farm=69", "is not a GS1 company prefix"),
+        ("farm=0000", "is all zeros"),
+        ("farm=2123456", "restricted circulation"),
+    ],
+)
+def test_a_bad_binding_writes_no_testnet(tmp_path, spec, why):
+    d = tmp_path / "n"
+    with pytest.raises(ConfigError, match=why):
+        mf.create(d, 1, base_port=31500, gs1_prefixes=[spec])
+    assert not d.exists() or not any(d.iterdir())
+
+
+def test_nested_prefixes_of_two_members_write_no_testnet(tmp_path):
+    d = tmp_path / "n"
+    with pytest.raises(ConfigError, match="69012345 \\(retailer\\) lies within 6901234"):
+        mf.create(d, 1, base_port=31500, gs1_prefixes=["farm=6901234", "retailer=69012345"])
+    assert not d.exists() or not any(d.iterdir())
 
 
 def test_owned_layout_covers_everything_created(tmp_path):

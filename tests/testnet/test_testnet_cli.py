@@ -235,6 +235,20 @@ def test_up_refuses_the_repository_testnet_package(tmp_path):
     assert not (root / "testnet" / "testnet.json").exists()
 
 
+def test_up_with_a_bad_gs1_prefix_binding_is_one_line_and_starts_nothing(tmp_path):
+    d = tmp_path / "net"
+    res = suyuan(
+        "testnet", "up", "--nodes", "1", "--dir", str(d), "--base-port", "31950",
+        "--gs1-prefix", "processor=6903456", "--gs1-prefix", "nobody=6901234", cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.startswith("error: --gs1-prefix 'nobody=6901234': 'nobody' is not a member")
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not (d / "testnet.json").exists()
+    assert not (d / "genesis.json").exists()
+    assert not (d / "keys").exists()
+
+
 # ---------------------------------------------------------------------- bad submissions
 
 
