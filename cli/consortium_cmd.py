@@ -163,8 +163,9 @@ def init(
         list[str] | None,
         typer.Option(
             "--gs1-prefix",
+            metavar="MEMBER=PREFIX",
             help=(
-                "MEMBER=PREFIX (repeat): a GS1 company prefix (4-12 digits) bound to the "
+                "Repeatable: a GS1 company prefix (4-12 digits) bound to the "
                 "member; codes under it are commissioned by the members it is bound to only "
                 "(rule gs1-prefix)."
             ),

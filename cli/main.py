@@ -9,6 +9,7 @@ from typing import Any
 
 import rich.console
 import typer
+import typer.core
 
 from cli import (
     audit_cmd,
@@ -35,6 +36,26 @@ from cli.common import (
     signalled,
 )
 from node.errors import LedgerError
+
+
+def _flags_without_a_type() -> None:
+    """Help shows a flag (``--json``, ``--fresh``) with no type: typer 0.2x labels it
+    ``<bool>``, which reads as if it took a value (``--fresh true`` is then an error). A
+    typer without that hook is left as it is."""
+    option = getattr(typer.core, "TyperOption", None)
+    shown = getattr(option, "display_type_rich", None)
+    if option is None or shown is None:
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        if getattr(self, "is_flag", False) and not getattr(self, "count", False):
+            return None
+        return shown(self, ctx)  # type: ignore[no-any-return]
+
+    option.display_type_rich = display_type_rich
+
+
+_flags_without_a_type()
 
 app = typer.Typer(
     name="suyuan",

@@ -95,8 +95,9 @@ def up(
         list[str] | None,
         typer.Option(
             "--gs1-prefix",
+            metavar="MEMBER=PREFIX",
             help=(
-                "MEMBER=PREFIX (repeat), for a new testnet: a GS1 company prefix bound to a "
+                "Repeatable, for a new testnet: a GS1 company prefix bound to a "
                 "member (e.g. processor=6903456); codes under it are commissioned by that "
                 "member only (rule gs1-prefix)."
             ),
@@ -107,9 +108,9 @@ def up(
 ) -> None:
     """Create (or restart) the testnet in DIR, start every node and wait until all are healthy.
 
-    A stopped testnet in DIR is started again with its data; --fresh replaces it. Its
-    members are validator0..N-1 and farm, slaughterhouse, processor, distributor,
-    retailer, inspector and regulator; their keys are in DIR/keys.
+    A stopped testnet in DIR is started again with its data; --fresh replaces it.
+
+    Its members' keys are in DIR/keys: validator0..N-1 and the demo's (farm ... regulator).
     """
     d = directory or _default_dir()
     try:

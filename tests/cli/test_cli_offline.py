@@ -63,6 +63,17 @@ def test_help_lists_groups(net):
         assert group in r.stdout
 
 
+def test_help_shows_flags_without_a_value_type(net):
+    # typer 0.2x showed "--fresh <bool>", as if the flag took a value
+    r = suyuan("testnet", "up", "--help", cwd=net, env={"COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
+    assert "<bool>" not in r.stdout
+    fresh = next(ln for ln in r.stdout.splitlines() if "│ --fresh" in ln)
+    assert "Replace a stopped testnet" in fresh
+    assert "<int range>" in r.stdout  # other options keep their types
+    assert "MEMBER=PREFIX" in r.stdout
+
+
 def test_init_prints_the_genesis_file_sha256_as_identity(net):
     r = suyuan(*_INIT, "--out", "g-text.json", cwd=net)
     assert r.returncode == 0, r.stderr
