@@ -259,7 +259,8 @@ class _OnChain:
 
 #: what ``suyuan:state`` of an export says of the code (``trace_cmd.node_dict``'s keys)
 _STATE_KEYS = ("code", "custodian", "status", "recalled", "recalled_by", "recalled_at",
-               "container", "disposition", "held_at", "held_by", "held_via")  # fmt: skip
+               "container", "disposition", "held_at", "held_by", "held_via",
+               "void_at")  # fmt: skip
 
 
 def _shape(info: Any) -> tuple[Any, ...]:

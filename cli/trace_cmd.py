@@ -57,6 +57,7 @@ def node_dict(n: services_pb2.TraceNode) -> dict[str, Any]:
         "held_at": n.held_at if n.HasField("held_at") else None,
         "held_by": n.held_by or None,
         "held_via": n.held_via or None,
+        "void_at": n.void_at if n.HasField("void_at") else None,
     }
 
 
@@ -133,6 +134,8 @@ def _desc(n: services_pb2.TraceNode) -> str:
     # "closed (was recalled)" read as recalled first, then closed; the order is not known here)
     if n.HasField("held_at"):
         status += ", held"
+    if n.HasField("void_at"):
+        status += ", void"
     who = (
         f"custodian {n.custodian}"
         if n.custodian
@@ -159,6 +162,16 @@ def _recall_note(state: services_pb2.TraceNode, records: list[Any], paged: bool)
 def via_text(code: str) -> str:
     """How a hold's source is named: a lot (``node.epcis.is_lot_code``) or a container."""
     return f"its lot {code}" if is_lot_code(code) else f"its container {code}"
+
+
+def _void_note(state: services_pb2.TraceNode) -> str:
+    """That the code was never made: the record that made it is declared in error."""
+    if not state.HasField("void_at"):
+        return ""
+    return (
+        f" (void: the record that made it, log #{state.void_at}, is declared in error; "
+        f"{state.commissioned_by} may make it again in a corrective event)"
+    )
 
 
 def _hold_note(state: services_pb2.TraceNode) -> str:
@@ -306,4 +319,4 @@ def history(
         console.print(f"more: --page {page}  (or --all)")
     if state is not None:
         recall = _recall_note(state, records, mid or bool(page))
-        console.print(f"now: {_desc(state)}{recall}{_hold_note(state)}")
+        console.print(f"now: {_desc(state)}{recall}{_hold_note(state)}{_void_note(state)}")

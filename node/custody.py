@@ -13,7 +13,8 @@ How an EPCIS event acts on custody (author = the record's author)
 =====================================  ===================================================
 event                                  effect (and what must hold first)
 =====================================  ===================================================
-ObjectEvent ADD (any bizStep)          commission: each code is new ("commission-once");
+ObjectEvent ADD (any bizStep)          commission: each code is new ("commission-once"),
+                                       or void and its maker's to make again;
                                        author becomes commissioner and custodian; only
                                        enterprise/association members commission codes
                                        (also outputs, implicit parents: "commission-role")
@@ -63,9 +64,13 @@ event's eventID; ``declared``)         named code and its contents whose last re
                                        recalled (``recalled_at``; not those recalled before
                                        it) and the codes born recalled from those since:
                                        items made in a recalled lot, outputs of a recalled
-                                       transformation (``heirs``). Nothing
-                                       else changes: aggregation, handoff, commissioning,
-                                       transformation are corrected by new events (DELETE,
+                                       transformation (``heirs``); the codes a
+                                       commissioning or a transformation made, if nothing
+                                       acted on them since, are void (``_void``: closed,
+                                       their made-from links ``unlinked``; their maker
+                                       makes them again, a corrective event). Nothing
+                                       else changes: aggregation, handoff, a commissioning
+                                       acted on since are corrected by new events (DELETE,
                                        a handoff back, decommissioning)
 an error declaration with no           no state change; author is the custodian or the
 committed event (a log from before     commissioner of every code, or an inspector or
@@ -257,6 +262,13 @@ class CodeState:
     #: codes a finding on this container was applied to (its contents then): a declaration
     #: of that finding reaches them after they are unpacked
     found_in: tuple[str, ...] = ()
+    #: log index of the record that made it (commissioned it, or a transformation's output),
+    #: declared in error: it was never made, so it is closed and may be made again, by its
+    #: maker, in a corrective event (-1: not)
+    void_at: int = -1
+    #: codes it was made from by records declared in error (its lot, a transformation's
+    #: inputs): the trace links between them, which the log keeps, no longer count
+    unlinked: tuple[str, ...] = ()
 
     def with_flags(self, *, closed: bool | None = None, recalled: bool | None = None) -> CodeState:
         c = self.closed if closed is None else closed
@@ -303,6 +315,8 @@ _STATE_KEYS = {
     "findings": "f",
     "held_from": "hm",
     "found_in": "fi",
+    "void_at": "va",
+    "unlinked": "ul",
 }
 _STATE_FIELDS = {v: k for k, v in _STATE_KEYS.items()}
 _FIELD_NAMES = frozenset(_STATE_KEYS)
@@ -620,6 +634,8 @@ def apply(
             closing=terminal,
             recall=is_recall,
             transformation=etype == "TransformationEvent",
+            commissioning=etype == "ObjectEvent" and action == "ADD",
+            tid=transformation_id(ev) if etype == "TransformationEvent" else "",
             new=new,
         )
     if record.error_declaration is not None:
@@ -821,6 +837,8 @@ def _declare(
     closing: bool,
     recall: bool,
     transformation: bool = False,
+    commissioning: bool = False,
+    tid: str = "",
     new: bool = True,
 ) -> CustodyUpdate:
     """An error declaration of the committed record at ``declared_index``, which closed
@@ -832,10 +850,18 @@ def _declare(
     recalled the code (``recalled_at``: a restatement of an earlier recall lifts nothing,
     and a regulator's recall takes an earlier one over; QA). A code recalled and then
     destroyed by mistake stays recalled. A transformation: ``_declare_transformation``.
+    A commissioning (``commissioning``): the codes it made and nothing has acted on since
+    are void (``_void``; QA: a wrong lot could not be corrected: the corrective event was
+    refused, commission-once); one acted on since stays, the declaration an annotation.
     A code closed by a node of an earlier version (``closed_at`` unknown) is reopened only
     where that record is its last (one with a later record: refused, declare that first)."""
     if transformation:
-        _declare_transformation(w, codes, declared_index, new=new)
+        _declare_transformation(w, codes, declared_index, tid, new=new)
+    if commissioning:
+        for c in codes.all:
+            s = w.need(c)
+            if s.first_index == declared_index and not _acted_on_since(s, declared_index):
+                w.put(_void(s, w.index, declared_index, (s.lot,) if s.lot else ()))
     if closing:
         for c in codes.all:  # (all checked first: undoing one code touches its contents)
             later = [x for x in (c, *w.contents(c)) if _closed_before(w.need(x), declared_index)]
@@ -888,8 +914,29 @@ def _closed_before(st: CodeState, index: int) -> bool:
     return st.closed and st.closed_at < 0 and st.last_index > index
 
 
+def _acted_on_since(s: CodeState, made_at: int) -> bool:
+    """Whether a record after the one at ``made_at``, which made ``s``, acted on it: handed
+    it on, packed it or into it, transformed or closed it."""
+    return bool(
+        s.custodian != s.commissioned_by
+        or s.parent
+        or s.children
+        or s.outputs
+        or (s.closed and s.closed_at != made_at)
+    )
+
+
+def _void(s: CodeState, index: int, made_at: int, made_from: tuple[str, ...]) -> CodeState:
+    """``s`` as never made: the record at ``made_at`` that made it is declared in error (by
+    the record at ``index``). Closed, so nothing acts on it, until its maker makes it again
+    in a corrective event (``_commission``); its links to ``made_from`` no longer count."""
+    closed = s if s.closed else s.with_flags(closed=True).evolve(closed_at=index)
+    unlinked = tuple(dict.fromkeys((*s.unlinked, *made_from)))
+    return closed.evolve(void_at=made_at, unlinked=unlinked)
+
+
 def _declare_transformation(
-    w: _Work, codes: EventCodes, declared_index: int, *, new: bool = True
+    w: _Work, codes: EventCodes, declared_index: int, tid: str = "", *, new: bool = True
 ) -> None:
     """A transformation declared in error: the inputs it consumed are open again, and the
     outputs it made are closed (they were never made), unless one has been acted on since
@@ -900,13 +947,7 @@ def _declare_transformation(
     made = [c for c in codes.outputs if w.need(c).first_index == declared_index]
     for c in made:
         s = w.need(c)
-        if (
-            s.custodian != s.commissioned_by
-            or s.parent
-            or s.children
-            or s.outputs
-            or (s.closed and s.closed_at != declared_index)
-        ):
+        if _acted_on_since(s, declared_index):
             if not new:
                 return
             raise RuleError(
@@ -915,10 +956,10 @@ def _declare_transformation(
                 f"record: log index {s.last_index}): declare that event in error first",
                 c,
             )
-    for c in made:
+    for c in made:  # (void: a corrective transformation may make them again)
         s = w.need(c)
-        if not s.closed:
-            w.put(s.with_flags(closed=True).evolve(closed_at=w.index))
+        made_from = (*s.inputs, *((tid,) if tid else ()), *((s.lot,) if s.lot else ()))
+        w.put(_void(s, w.index, declared_index, made_from))
     for c in codes.inputs:
         s = w.need(c)
         if s.closed and s.closed_at == declared_index:
@@ -946,7 +987,8 @@ def _link_lots(w: _Work, author: str, links: Sequence[tuple[str, str]]) -> None:
     not once it is closed (else any member could give its items another's lot as origin);
     a lot a recall made (``_made_lot``) has no custodian, and takes any member's."""
     for lot, item in links:  # (a lot code has /10/, an item's /21/)
-        w.put(w.need(item).evolve(lot=lot))  # (its lot's finding non_conformant holds it)
+        st = w.need(item)  # (its lot's finding non_conformant holds it)
+        w.put(st.evolve(lot=lot, unlinked=tuple(u for u in st.unlinked if u != lot)))
         lot_state = w.get(lot)
         if lot_state is not None:
             if lot_state.custodian:
@@ -1247,6 +1289,13 @@ _FIT_DISPOSITIONS = frozenset({*CLEARING_DISPOSITIONS, "conformant"})
 
 
 def _check_open(st: CodeState) -> None:
+    if st.closed and st.void_at >= 0:
+        raise RuleError(
+            RULE_CLOSED,
+            f"code is void: the record that made it (log index {st.void_at}) is declared in "
+            f"error; {st.commissioned_by!r} may make it again (a corrective event)",
+            st.code,
+        )
     if st.closed:
         raise RuleError(RULE_CLOSED, "code is closed (destroyed, sold or consumed)", st.code)
 
@@ -1276,6 +1325,32 @@ def _commission(w: _Work, code: str, author: str, disposition: str, *, is_class:
         )
     _check_prefix(w.genesis, code, author)
     existing = w.get(code)
+    if existing is not None and existing.void_at >= 0 and code not in w.changed:
+        if author != existing.commissioned_by and not _producer(w, code, author):
+            raise RuleError(
+                RULE_COMMISSION_ONCE,
+                f"code is void (the record that made it, log index {existing.void_at}, is "
+                f"declared in error): only {existing.commissioned_by!r} makes it again",
+                code,
+            )
+        # made again (a corrective event): what held or recalled it stays (an inspector's
+        # finding is not shed by remaking the code), its making is this record's
+        w.put(
+            existing.with_flags(closed=False).evolve(
+                commissioned_by=author,
+                custodian=author,
+                first_index=w.index,
+                last_index=w.index,
+                disposition=disposition or existing.disposition,
+                is_class=is_class,
+                since_ms=w.time_ms or 0,
+                closed_at=-1,
+                void_at=-1,
+                lot="",
+                inputs=(),
+            )
+        )
+        return
     if existing is not None:
         if code in w.changed:
             where = "earlier in this same event"
@@ -1392,7 +1467,13 @@ def _transform(w: _Work, author: str, codes: EventCodes, disposition: str, tid: 
             w.put(hub)
     for c in codes.outputs:
         _commission(w, c, author, disposition, is_class=c in codes.classes)
-        w.changed[c] = w.changed[c].evolve(inputs=codes.inputs)
+        out = w.changed[c]
+        w.changed[c] = out.evolve(inputs=codes.inputs)
+        if out.unlinked:  # (made again: linked again to what it is now made from)
+            again = {*codes.inputs, tid}
+            w.changed[c] = w.changed[c].evolve(
+                unlinked=tuple(u for u in out.unlinked if u not in again)
+            )
         if hub is not None:
             if hub.recalled:
                 _inherit_recall(w, hub, c)

@@ -104,6 +104,7 @@ def _trace_node(n: trace.TraceNode) -> services_pb2.TraceNode:
         held_at=n.held_at if n.held_at >= 0 else None,
         held_by=n.held_by,
         held_via=n.held_via,
+        void_at=n.void_at if n.void_at >= 0 else None,
     )
 
 

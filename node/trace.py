@@ -81,6 +81,7 @@ class TraceNode:
     held_at: int = -1  # log index of the finding non_conformant that holds it (-1: none)
     held_by: str = ""  # that record's author
     held_via: str = ""  # the lot or container whose finding holds it ("": its own, or none)
+    void_at: int = -1  # log index of the record that made it, declared in error (-1: none)
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ def _node(index: TraceIndex, code: str, depth: int, relation: str, via: str) -> 
         st.disposition,
         st.since_ms,
         *_hold(index, st),
+        st.void_at,
     )
 
 
@@ -160,7 +162,9 @@ def _hold(index: TraceIndex, st: CodeState) -> tuple[int, str, str]:
 def walk(
     index: TraceIndex, root: str, direction: Direction, max_depth: int
 ) -> Iterator[TraceNode | None]:
-    """All nodes in BFS order; finally yields ``None`` if some code lies beyond max_depth."""
+    """All nodes in BFS order; finally yields ``None`` if some code lies beyond max_depth.
+    A link that a record declared in error made (the code made lists the other in
+    ``unlinked``) is not followed: the log keeps it, the trace no longer counts it."""
     neighbours = index.upstream if direction == "back" else index.downstream
     seen = {root}
     queue: deque[tuple[str, int]] = deque([(root, 0)])
@@ -168,8 +172,15 @@ def walk(
     beyond = False
     while queue:
         code, depth = queue.popleft()
+        back = direction == "back"
+        here = index.state(code) if back else None
         for nxt, relation in neighbours(code):
             if nxt in seen:
+                continue
+            # the code made, and what it was made from: a link a record declared in error
+            # made (``CodeState.unlinked``) is not followed
+            made, source = (here, nxt) if back else (index.state(nxt), code)
+            if made is not None and made.unlinked and source in made.unlinked:
                 continue
             if depth + 1 > max_depth:
                 beyond = True

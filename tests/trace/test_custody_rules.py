@@ -28,9 +28,10 @@ from node.custody import (
     history_key,
     split_key,
 )
-from node.epcis import lot_links, normalize_code
+from node.epcis import import_document, lot_links, normalize_code
 from node.errors import InputError, RuleError, RulePermissionError
 from node.trace import history, recall_scope, trace_back, trace_forward
+from tests.fixtures import EPCIS_DIR
 from tests.trace.helpers import GENESIS, Chain, event, signed
 
 URN = "urn:epc:id:sgtin:6901234.012345.1"
@@ -1281,3 +1282,130 @@ def test_a_container_finding_reaches_its_contents_on_their_own_account(chain):
     chain.log.append(rec)
     assert chain.custody.states[normalize_code(A)].held_at == -1
     sell(chain, "farm", A)
+
+
+# ------------------------------------------------------------------ corrective events
+
+
+ITEM = "urn:epc:id:sgtin:6901234.012345.A7"
+
+
+def declare(chain: Chain, author: str, ev: dict[str, Any], declared: int, *, new: bool = True):
+    """Apply the error declaration of ``ev`` (committed at log index ``declared``)."""
+    decl = {**ev, "errorDeclaration": {"declarationTime": "2026-03-02T08:00:00Z"}}
+    rec, signers = signed(author, decl)
+    upd = apply(chain.custody, rec, signers, GENESIS, len(chain.log), declared=declared, new=new)
+    chain.custody.commit(upd)
+    chain.log.append(rec)
+    return upd
+
+
+def in_lot(lot: str):
+    return event(action="ADD", step="commissioning", epcList=[ITEM], ilmd={"cbvmda:lotNumber": lot})
+
+
+def codes_of(page) -> list[str]:
+    return [n.code for n in page.nodes[1:]]
+
+
+def test_a_commissioning_declared_in_error_is_made_again_by_a_corrective_event(chain):
+    # QA: an item commissioned in the wrong lot could not be corrected: the corrective
+    # commissioning was refused (commission-once), and the trace kept the wrong lot, so a
+    # recall of the right lot missed the item and one of the wrong lot caught it
+    item = normalize_code(ITEM)
+    wrong, right = (normalize_code(f"urn:epc:class:lgtin:6901234.012345.{x}") for x in "WR")
+    wrong_ev = in_lot("W")
+    chain.add("farm", wrong_ev)
+    assert codes_of(trace_back(chain.custody, item)) == [wrong]
+    declare(chain, "farm", wrong_ev, 0)
+    st = chain.custody.get(item)
+    assert (st.closed, st.void_at, st.unlinked) == (True, 0, (wrong,))
+    assert codes_of(trace_back(chain.custody, item)) == []  # the link no longer counts
+    assert codes_of(trace_forward(chain.custody, wrong)) == []
+    with raises("closed", item) as err:  # nothing acts on a code never made
+        new_record(chain, "farm", observe("shipping", ITEM), to="slaughterhouse")
+    assert "code is void: the record that made it (log index 0) is declared in error" in str(
+        err.value
+    )
+    with raises("commission-once", item) as err:  # only its maker makes it again
+        new_record(chain, "slaughterhouse", in_lot("R"))
+    assert "only 'farm' makes it again" in str(err.value)
+    new_record(chain, "farm", in_lot("R"))  # the corrective event
+    st = chain.custody.get(item)
+    assert (st.status, st.custodian, st.first_index, st.lot, st.void_at) == (
+        "active", "farm", 2, right, -1
+    )  # fmt: skip
+    assert codes_of(trace_back(chain.custody, item)) == [right]
+    assert codes_of(trace_forward(chain.custody, right)) == [item]
+    assert codes_of(trace_forward(chain.custody, wrong)) == []
+    assert recall_scope(chain.custody, wrong)[1:] == []
+    with raises("commission-once", item):  # made again once only
+        new_record(chain, "farm", in_lot("R"))
+    new_record(chain, "farm", observe("shipping", ITEM), to="slaughterhouse")  # open again
+    assert chain.custody.get(item).custodian == "slaughterhouse"
+
+
+def test_a_declared_commissioning_acted_on_since_stays_and_a_finding_outlives_a_remake(chain):
+    commission(chain, "farm", A, B)
+    chain.add("farm", observe("shipping", A), to="slaughterhouse")
+    chain.add("inspector", observe("inspecting", B, disposition="non_conformant"))
+    declare(chain, "farm", event(action="ADD", step="commissioning", epcList=[A, B]), 0)
+    assert chain.custody.get(A).status == "active"  # handed on since: an annotation only
+    assert chain.custody.get(A).void_at == -1
+    assert chain.custody.get(B).void_at == 0  # an inspection is no act on it
+    new_record(chain, "farm", event(action="ADD", step="commissioning", epcList=[B]))
+    st = chain.custody.get(B)
+    assert st.status == "active"
+    assert st.held_at == 2  # remaking a code does not shed an inspector's finding
+    with raises("held", B):
+        new_record(chain, "farm", observe("retail_selling", B, disposition="retail_sold"))
+
+
+def test_a_transformation_declared_in_error_is_made_again_from_the_right_inputs(chain):
+    commission(chain, "farm", A, C)
+    made = event("TransformationEvent", None, "commissioning", inputEPCList=[A], outputEPCList=[B])
+    chain.add("farm", made)  # log index 1: A is consumed, B made from it
+    declare(chain, "farm", made, 1)
+    assert (chain.custody.get(A).closed, chain.custody.get(B).void_at) == (False, 1)
+    assert codes_of(trace_forward(chain.custody, A)) == []
+    right = event("TransformationEvent", None, "commissioning", inputEPCList=[C], outputEPCList=[B])
+    new_record(chain, "farm", right)  # the corrective transformation
+    st = chain.custody.get(B)
+    assert (st.status, st.inputs, st.unlinked) == ("active", (C,), (A,))
+    assert codes_of(trace_back(chain.custody, B)) == [C]
+    assert codes_of(trace_forward(chain.custody, A)) == []
+    assert codes_of(trace_forward(chain.custody, C)) == [B]
+
+
+def test_gs1s_error_declaration_and_corrective_event_document_applies_whole(chain):
+    # QA: GS1's own example: the declaration was applied, its corrective event refused
+    # (commission-once), so the output stayed closed for good
+    doc = json.loads(
+        (
+            EPCIS_DIR
+            / "JSON"
+            / "WithErrorDeclaration"
+            / "ErrorDeclarationAndCorrectiveEvent.jsonld"
+        ).read_text(encoding="utf-8")
+    )
+    declared_ev, corrective = (r.event for r in import_document(doc))
+    assert declared_ev is not None
+    assert corrective is not None
+    original = {k: v for k, v in declared_ev.items() if k != "errorDeclaration"}
+    made = original["inputEPCList"][0]
+    lot = original["inputQuantityList"][0]["epcClass"]
+    quantity = [{"epcClass": lot, "quantity": 1000, "uom": "KGM"}]
+    when = {"eventTime": "2020-01-13T00:00:00+01:00"}
+    chain.add("farm", event(action="ADD", step="commissioning", epcList=[made],
+                            quantityList=quantity, **when))  # fmt: skip
+    chain.add("farm", original)  # log index 1
+    declare(chain, "farm", original, 1)
+    output = normalize_code(original["outputEPCList"][0])
+    assert chain.custody.get(output).void_at == 1
+    new_record(chain, "farm", corrective)
+    st = chain.custody.get(output)
+    assert (st.status, st.first_index, st.unlinked) == ("active", 3, ())
+    assert set(codes_of(trace_back(chain.custody, output))) == {
+        normalize_code(made),
+        normalize_code(lot),
+    }
