@@ -12,15 +12,18 @@ import sys
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from node.errors import InputError, OutputError
+from node.errors import InputError, LedgerError, OutputError
 from node.inputfile import read_input
 from node.payload_json import RepeatedKeyError, unique_keys
 from node.textrules import json_text, lone_surrogate
+
+if TYPE_CHECKING:  # (grpc is imported by the commands that talk to a node)
+    from node.client import LedgerClient
 
 # Data (trace codes, member ids, messages) is printed as given: no console markup and no
 # ``:name:`` emoji codes, so ``farm:pig:lot7`` stays itself and ``a[/]b`` is no markup
@@ -275,6 +278,22 @@ def note_interruption() -> None:
 def counted(n: int, noun: str) -> str:
     """``n`` and ``noun``, plural unless one: "1 code", "3 codes"."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def quorum_lost(client: LedgerClient) -> str:
+    """Why nothing commits, when the node sees fewer validators answering than the quorum
+    (QA: a submit, an import and a recall waited and said only "not committed in time" or
+    "Deadline Exceeded"); else "" (also when the node does not answer)."""
+    try:
+        st = client.status(timeout=5)
+    except LedgerError:
+        return ""
+    if st.validators and st.validators_answering < st.quorum:
+        return (
+            f": the node sees {st.validators_answering} of {st.validators} validators "
+            f"answering, under the quorum of {st.quorum}, so no block can commit"
+        )
+    return ""
 
 
 def record_get_hint(record_id: str, address: str) -> str:

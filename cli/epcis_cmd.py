@@ -17,6 +17,7 @@ from cli.common import (
     interrupt_exit_code,
     note_interruption,
     print_json,
+    quorum_lost,
     read_json_file,
     record_get_hint,
     safe,
@@ -76,7 +77,7 @@ def import_cmd(
     if gpath is None:
         raise InputError("--genesis is required outside a local testnet")
     g = Genesis.load(gpath)
-    report: list[dict[str, Any]] = []
+    report = _Report(live=not as_json)
     client = LedgerClient(target.address) if (target and not dry_run) else None
     lost: NodeUnavailableError | None = None
     interrupted = False
@@ -111,7 +112,7 @@ def import_cmd(
                     else:
                         row["status"] = "ok (dry run)"
                 except NodeUnavailableError as e:  # no event after this one can succeed
-                    lost = e
+                    lost = NodeUnavailableError(f"{e}{quorum_lost(client)}") if client else e
                     _in_doubt(row, report, "no answer")
                     break
                 except RuleError as e:  # committed meanwhile by an interrupted earlier run?
@@ -297,11 +298,40 @@ def _in_doubt(row: dict[str, Any], report: list[dict[str, Any]], why: str) -> No
         report.append(row)
 
 
+class _Report(list[dict[str, Any]]):
+    """The per-event rows, each printed as it is added when ``live`` (QA: a long import
+    printed nothing until its end, so an operator tailing it saw nothing, and a killed
+    import's report was lost); JSON is printed whole at the end."""
+
+    def __init__(self, *, live: bool) -> None:
+        super().__init__()
+        self.live = live
+
+    def append(self, row: dict[str, Any]) -> None:
+        super().append(row)
+        if self.live:
+            _print_row(row)
+
+
+def _print_row(row: dict[str, Any]) -> None:
+    color = {"refused": "red", "unknown": "yellow", "skipped": "cyan"}.get(row["status"], "green")
+    if row["status"] == "ok (dry run)":  # (its record id is of this signing only: QA)
+        detail = f"{len(row['codes'])} code(s)"
+    else:
+        detail = safe(row.get("reason") or row.get("record_id", ""))  # (QA: \ud800 crashed it)
+    if row.get("log_index") is not None and row["status"] == "imported":
+        detail += f" (log index {row['log_index']})"
+    console.print(
+        Text.assemble(f"  event {row['position']:>3}: ", (str(row["status"]), color), f" {detail}")
+    )
+
+
 def _print_report(
     document: Path, report: list[dict[str, Any]], as_json: bool, dry_run: bool, total: int
 ) -> None:
-    """The per-event report; ``total`` is the document's event count (an interrupted or
-    stopped import reports fewer)."""
+    """The summary (the rows were printed as they came: ``_Report``), or the whole report
+    as JSON; ``total`` is the document's event count (an interrupted or stopped import
+    reports fewer)."""
     ok = [r for r in report if r["status"] in ("imported", "submitted", "ok (dry run)")]
     skipped = sum(1 for r in report if r["status"] == "skipped")
     if as_json:
@@ -316,19 +346,12 @@ def _print_report(
             }
         )
         return
-    for row in report:
-        color = {"refused": "red", "unknown": "yellow", "skipped": "cyan"}.get(
-            row["status"], "green"
-        )
-        detail = safe(row.get("reason") or row.get("record_id", ""))  # (QA: a \ud800 crashed it)
-        if row.get("log_index") is not None and row["status"] == "imported":
-            detail += f" (log index {row['log_index']})"
-        console.print(
-            Text.assemble(
-                f"  event {row['position']:>3}: ", (str(row["status"]), color), f" {detail}"
-            )
-        )
-    verb = "would be imported (dry run: nothing was submitted)" if dry_run else "imported"
+    verb = (
+        "pass the checks made offline (dry run: nothing was submitted; the chain's own rules, "
+        "such as commission-once and custody, are judged by a node at import)"
+        if dry_run
+        else "imported"
+    )
     also = f", {skipped} already on the chain" if skipped else ""
     console.print(f"{len(ok)} of {total} events {verb}{also}")
 

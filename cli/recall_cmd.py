@@ -14,6 +14,7 @@ from cli.common import (
     interrupted_submit,
     positive_seconds,
     print_json,
+    quorum_lost,
     unicode_text,
 )
 from cli.nodeaddr import resolve_node
@@ -76,9 +77,10 @@ def recall(
         try:
             r = run_recall(client, g, k, code, reason, category=category, timeout=timeout)
         except NodeUnavailableError as e:  # (QA: --json said nothing)
+            why = NodeUnavailableError(f"{e}{quorum_lost(client)}")  # (QA: it did not say)
             if as_json:
-                print_json({"code": code, "error": str(e)})
-            raise
+                print_json({"code": code, "error": str(why)})
+            raise why from e
         except KeyboardInterrupt as e:  # a recall record in flight is named (QA)
             rid = next(iter(getattr(e, "__notes__", [])), "")
             if not rid:

@@ -16,6 +16,7 @@ from cli.common import (
     interrupted_submit,
     positive_seconds,
     print_json,
+    quorum_lost,
     record_get_hint,
     safe,
     write_text_atomic,
@@ -347,7 +348,7 @@ def submit_tracked(
         except KeyboardInterrupt:
             unknown("interrupted")
             raise interrupted_submit(rid, target.address) from None
-        stalled = _quorum_lost(client) if wait and not resp.committed else ""
+        stalled = quorum_lost(client) if wait and not resp.committed else ""
     if wait and not resp.committed:
         err = NodeUnavailableError(
             f"record {rid} was accepted by {target.address} but not committed in time"
@@ -357,21 +358,6 @@ def submit_tracked(
         unknown(str(err))
         raise err
     return resp, already
-
-
-def _quorum_lost(client: LedgerClient) -> str:
-    """Why nothing commits, when the node sees fewer validators answering than the quorum
-    (QA: a submit waited its 30 s and said only "not committed in time"); else ""."""
-    try:
-        st = client.status(timeout=5)
-    except LedgerError:
-        return ""
-    if st.validators and st.validators_answering < st.quorum:
-        return (
-            f": the node sees {st.validators_answering} of {st.validators} validators "
-            f"answering, under the quorum of {st.quorum}, so no block can commit"
-        )
-    return ""
 
 
 def _submit_and_report(

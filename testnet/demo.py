@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.tree import Tree
 
 from node.client import LedgerClient
-from node.errors import LedgerError, VerificationError
+from node.errors import InputError, LedgerError, VerificationError
 from node.genesis import Genesis
 from node.keys import KeyPair, load_key_file
 from node.recall import relation_shown, run_recall
@@ -40,6 +40,7 @@ from node.records import TraceRecord, cosign, make_record, sign_record
 from node.sealed import binding, open_sealed, private_key, seal_attributes
 from node.verify import verify_bundle
 from proto import services_pb2
+from testnet import manifest as mf
 from testnet import net
 from testnet.scenario import Draft, counterfeit_code, farm_to_table, gs1_bindings
 
@@ -66,7 +67,18 @@ def _at_height(client: LedgerClient, height: int) -> Callable[[], bool]:
     return lambda: int(client.status().height) >= height
 
 
-def run(directory: Path, base_port: int, keep: bool) -> None:
+def run(directory: Path, base_port: int, keep: bool, *, fresh: bool = False) -> None:
+    """Run the demo on a new testnet in ``directory``; ``fresh``: one there is replaced.
+
+    Raises:
+        InputError: ``directory`` holds a testnet and ``fresh`` is false (QA: the demo
+            replaced a stopped testnet, its chain, keys and data, without a word).
+    """
+    if mf.is_testnet_dir(directory) and not fresh:
+        raise InputError(
+            f"{directory} holds a testnet (its chain, keys and data); the demo makes a new "
+            "one: pass --fresh to replace it, or another --dir"
+        )
     console.rule("[bold]Suyuan 溯源 — a 4-node consortium on this machine")
     man = net.up(directory, 4, base_port, fresh=True, gs1_prefixes=gs1_bindings())
     try:
@@ -286,10 +298,13 @@ def main() -> None:
         help="node i listens on 127.0.0.1:(P+i) (default: $SUYUAN_DEMO_PORT or 26750)",
     )
     parser.add_argument("--keep", action="store_true", help="leave the testnet running")
+    parser.add_argument(
+        "--fresh", action="store_true", help="replace a stopped testnet in --dir (deletes it)"
+    )
     args = parser.parse_args()
     directory = args.dir or Path(tempfile.mkdtemp(prefix="suyuan-demo-"))
     try:
-        run(directory, args.base_port, args.keep)
+        run(directory, args.base_port, args.keep, fresh=args.fresh)
     except LedgerError as e:
         hint = " (make demo: SUYUAN_DEMO_PORT=P make demo)" if "--base-port" in str(e) else ""
         console.print(f"[red]error:[/] {e}{hint}", soft_wrap=True)

@@ -215,7 +215,7 @@ def test_a_code_that_is_not_utf8_is_a_usage_error(tmp_path):
 def test_a_wait_that_times_out_says_when_the_quorum_is_lost():
     # QA: with 2 of 4 validators down, submit --wait waited 30 s and said only "not
     # committed in time", where the node knew why
-    from cli.record_cmd import _quorum_lost
+    from cli.common import quorum_lost
     from node.errors import NodeUnavailableError
     from proto import services_pb2
 
@@ -229,8 +229,8 @@ def test_a_wait_that_times_out_says_when_the_quorum_is_lost():
             return services_pb2.StatusResponse(validators=4, validators_answering=self.up,
                                                quorum=3)  # fmt: skip
 
-    assert _quorum_lost(Node(2)) == (  # type: ignore[arg-type]
+    assert quorum_lost(Node(2)) == (  # type: ignore[arg-type]
         ": the node sees 2 of 4 validators answering, under the quorum of 3, so no block can commit"
     )
-    assert _quorum_lost(Node(3)) == ""  # type: ignore[arg-type]
-    assert _quorum_lost(Node(-1)) == ""  # type: ignore[arg-type]
+    assert quorum_lost(Node(3)) == ""  # type: ignore[arg-type]
+    assert quorum_lost(Node(-1)) == ""  # type: ignore[arg-type]

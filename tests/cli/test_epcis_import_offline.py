@@ -47,7 +47,10 @@ def test_dry_run_says_nothing_was_imported(tmp_path: Path) -> None:
     args = ("epcis", "import", "doc.jsonld", "--key", "farm.key", "--genesis", "g.json")
     r = suyuan(*args, "--dry-run", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "3 of 3 events would be imported (dry run: nothing was submitted)" in r.stdout
+    assert "3 of 3 events pass the checks made offline (dry run: nothing was submitted; the " in (
+        r.stdout
+    )
+    assert "event   0: ok (dry run) 1 code(s)" in r.stdout  # (not a record id of this signing)
     rep = json.loads(suyuan(*args, "--dry-run", "--json", cwd=tmp_path).stdout)
     assert (rep["imported"], rep["would_import"], rep["refused"]) == (0, 3, 0)
 
@@ -144,4 +147,4 @@ def test_a_refused_code_that_is_not_unicode_is_reported_not_a_traceback(tmp_path
     assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stderr
     assert "refused" in r.stdout
-    assert "0 of 1 events would be imported" in r.stdout
+    assert "0 of 1 events pass the checks made offline" in r.stdout

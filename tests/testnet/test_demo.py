@@ -127,3 +127,22 @@ def test_demo_runs_end_to_end_and_stops_every_node(tmp_path):
     assert "verified offline:" in out
     assert (d / "proof.json").exists()
     wait_for(lambda: not processes_naming(str(d)), 5, 0.1, "no process naming the demo dir")
+
+
+def test_the_demo_does_not_replace_a_testnet_without_fresh(tmp_path):
+    # QA: `python -m testnet.demo --dir D` on a stopped testnet replaced its chain, keys and
+    # data without a word (`testnet up` asks for --fresh)
+    from testnet import manifest as mf
+
+    d = tmp_path / "net"
+    mf.create(d, 1, base_port=31990)
+    genesis = (d / "genesis.json").read_bytes()
+    proc = subprocess.run(
+        [sys.executable, "-m", "testnet.demo", "--base-port", "31990", "--dir", str(d)],
+        check=False, capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "holds a testnet (its chain, keys and data); the demo makes a new one: pass --fresh" in (
+        proc.stdout
+    )
+    assert (d / "genesis.json").read_bytes() == genesis
