@@ -449,7 +449,9 @@ def check_new_record(record: TraceRecord) -> None:
       * an attribute's name, public or sealed, has no control or format character
         (``node.textrules.control_char``): a newline in a name forged a line of
         ``record get``, an escape sequence cleared a terminal;
-      * an ``errorDeclaration`` is EPCIS 2.0's object (``_check_error_declaration``).
+      * an ``errorDeclaration`` is EPCIS 2.0's object (``_check_error_declaration``), its
+        reason a CBV error reason or a URI;
+      * ``ilmd`` only on an ObjectEvent ADD or a TransformationEvent (EPCIS 2.0).
     """
     _check_attribute_names(record)
     if record.sealed:
@@ -532,6 +534,18 @@ def check_new_record(record: TraceRecord) -> None:
     _check_event_id(ev)
     if "errorDeclaration" in ev:
         _check_error_declaration(ev["errorDeclaration"])
+    if "ilmd" in ev and not (
+        ev.get("type") == "TransformationEvent"
+        or (ev.get("type") == "ObjectEvent" and ev.get("action") == "ADD")
+    ):  # (QA: an OBSERVE's lot was accepted and read by no one)
+        raise InputError(
+            "event: 'ilmd' (instance/lot master data: the lot, the expiry) is given where "
+            "things are made only: an ObjectEvent ADD or a TransformationEvent (EPCIS 2.0)"
+        )
+
+
+#: CBV 2.0's error reasons (bare words; their URNs and web URIs contain a ':')
+CBV_ERROR_REASONS = frozenset({"did_not_occur", "incorrect_data"})
 
 
 def _check_error_declaration(decl: Any) -> None:
@@ -548,6 +562,13 @@ def _check_error_declaration(decl: Any) -> None:
         )
     if "reason" in decl and not (isinstance(decl["reason"], str) and decl["reason"].strip()):
         raise InputError("event: errorDeclaration.reason must be a non-empty string (a URI)")
+    reason = decl.get("reason")
+    if isinstance(reason, str) and ":" not in reason and reason not in CBV_ERROR_REASONS:
+        # (QA: "did_not_ocur" was committed, for good: a declaration is made once)
+        raise InputError(
+            f"event: errorDeclaration.reason {reason[:60]!r} is no CBV error reason: "
+            f"{' or '.join(sorted(CBV_ERROR_REASONS))}, or a URI of your own (with a ':')"
+        )
     fixes = decl.get("correctiveEventIDs")
     if fixes is not None and not (
         isinstance(fixes, list) and all(isinstance(f, str) and f for f in fixes)

@@ -338,6 +338,22 @@ def test_a_declaration_restates_each_code_in_its_role(chain: ChainState) -> None
         _admit(chain, _signed("farm", _declared(swapped)))
 
 
+def test_an_error_declarations_reason_is_cbvs_or_a_uri() -> None:
+    reasons = (
+        "did_not_occur",
+        "incorrect_data",
+        "urn:epcglobal:cbv:er:incorrect_data",
+        "https://ref.gs1.org/cbv/ER-did_not_occur",
+        "urn:example:er:mislabelled",
+    )
+    for reason in reasons:
+        ev = {
+            **_event("u:1", "urn:uuid:00000000-0000-4000-8000-000000000040"),
+            "errorDeclaration": {"declarationTime": "2026-03-02T08:00:00Z", "reason": reason},
+        }
+        assert make_record(G, "farm", ev, category="meat").error_declaration is not None
+
+
 @pytest.mark.parametrize(
     ("decl", "why"),
     [
@@ -346,6 +362,10 @@ def test_a_declaration_restates_each_code_in_its_role(chain: ChainState) -> None
         ({"declarationTime": "2026-12-05T12:00:00"}, "declarationTime must be an RFC 3339"),
         ({"declarationTime": "2026-03-02T08:00:00Z", "reason": 5}, "reason must be a non-empty"),
         ({"declarationTime": "2026-03-02T08:00:00Z", "reason": "  "}, "reason must be a non-empty"),
+        (  # QA: a misspelt reason was committed for good (a declaration is made once)
+            {"declarationTime": "2026-03-02T08:00:00Z", "reason": "did_not_ocur"},
+            "reason 'did_not_ocur' is no CBV error reason: did_not_occur or incorrect_data",
+        ),
         (
             {"declarationTime": "2026-03-02T08:00:00Z", "correctiveEventIDs": "x"},
             "correctiveEventIDs must be a list",

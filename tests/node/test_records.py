@@ -313,6 +313,16 @@ def test_a_cbv_lookalike_is_refused(field, value, word):
         make_record(G, "farm", event)
 
 
+def test_ilmd_only_where_things_are_made():
+    # QA: an OBSERVE carrying a lot in its ilmd was accepted, and its lot read by no one
+    lot = {"cbvmda:lotNumber": "L1"}
+    observe = dict(object_event(["u:1"], "inspecting", "OBSERVE"), ilmd=lot)
+    with pytest.raises(InputError, match=r"'ilmd' .* an ObjectEvent ADD or a TransformationEvent"):
+        make_record(G, "farm", observe)
+    made = dict(object_event(["u:1"], "commissioning", "ADD"), ilmd=lot)
+    assert make_record(G, "farm", made).event["ilmd"] == lot
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
