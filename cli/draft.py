@@ -134,8 +134,14 @@ def build_envelope(
     key = load_key_file(key_file)
     if "eventID" not in event:
         event = {**event, "eventID": event_id_for(key.name, event, draft)}
-    if genesis.member(key.name) is None:
+    member = genesis.member(key.name)
+    if member is None:
         raise InputError(f"key {key.name!r} is not a member of chain {genesis.chain_id!r}")
+    if member.public_key != key.public_key:  # (QA: "signature by 'alice': invalid", exit 3)
+        raise InputError(
+            f"{key_file}: its public key is not {key.name!r}'s in the genesis of "
+            f"{genesis.chain_id!r} (another member's key, renamed, or a key of another chain?)"
+        )
     spec = _seal_spec(event_file, draft)
     record = make_record(
         genesis,

@@ -132,7 +132,7 @@ def recall(
     for custodian, codes in affected.items():
         gone = sum(1 for c in codes if c in closed)
         how = (
-            f": {counted(len(codes), 'code')}, {len(codes) - gone} held, "
+            f": {counted(len(codes), 'code')}, {len(codes) - gone} still in its custody, "
             f"{gone} closed before the "
             "recall (sold, destroyed or consumed):"
             if gone

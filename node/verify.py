@@ -430,6 +430,10 @@ def parse_bundle_json(text: str | bytes) -> types_pb2.ProofBundle:
     """Parse a bundle's JSON mapping; unknown fields are refused (InputError)."""
     bundle = types_pb2.ProofBundle()
     doc = strictjson.loads(text, "bundle")
+    if not isinstance(doc, dict) or "format" not in doc:  # (QA: [] and {} read as bundles)
+        raise InputError(
+            "bundle: not a proof bundle (a JSON object with a 'format'; `suyuan prove` writes one)"
+        )
     strictjson.one_spelling(doc, types_pb2.ProofBundle.DESCRIPTOR, "bundle")
     try:
         json_format.ParseDict(doc, bundle, ignore_unknown_fields=False)

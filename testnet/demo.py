@@ -54,7 +54,10 @@ def _tree(title: str, root: str, nodes: list[services_pb2.TraceNode]) -> Tree:
     where = {root: tree}
     by_code = {n.code: n for n in nodes}
     for n in nodes:  # (a container it left shows as former: QA, the demo showed it current)
-        desc = f"[dim]{relation_shown(n, by_code)} · {n.custodian or '?'} · {n.status}[/]"
+        status = n.status + (", recalled" if n.recalled and n.status != "recalled" else "")
+        status += ", held" if n.HasField("held_at") else ""  # (QA: the held package showed
+        # as plain "active" in the demo, "active, held" in the CLI)
+        desc = f"[dim]{relation_shown(n, by_code)} · {n.custodian or '?'} · {status}[/]"
         if n.depth == 0:
             tree.label = f"[bold]{title}[/] {root}  {desc}"
             continue

@@ -628,6 +628,19 @@ def test_consortium_names_its_members_and_show_reads_them(tmp_path):
         assert not (tmp_path / "g2.json").exists()
 
 
+def test_sign_with_another_members_key_renamed_names_the_key(net):
+    # QA: bob's key file renamed "alice" signed, then said "signature by 'alice': invalid"
+    doc = json.loads((net / "slaughterhouse.key").read_text())
+    doc["name"] = "farm"
+    (net / "renamed.key").write_text(json.dumps(doc))
+    (net / "renamed.key").chmod(0o600)
+    r = suyuan(*_SIGN[:4], "renamed.key", *_SIGN[5:], "--out", "r.json", cwd=net)
+    assert r.returncode == 2, r.stderr
+    assert "renamed.key: its public key is not 'farm''s in the genesis of" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (net / "r.json").exists()
+
+
 def test_sign_and_verify_read_the_genesis_in_the_folder_without_genesis(net, tmp_path):
     # QA: `record sign` demanded --genesis where `record cosign` and `submit` found one
     r = suyuan("record", "sign", "ev.json", "--key", "farm.key", "--out", "dflt.json", cwd=net)

@@ -253,3 +253,14 @@ def test_audit_fails_when_the_node_sends_fewer_blocks_than_its_height(chain, tmp
     r = CliRunner().invoke(cli_main.app, [*args, *save])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "cp.json").exists()
+
+
+def test_an_empty_document_is_not_a_bundle(chain, tmp_path):
+    # QA: `verify` of [] or {} printed six FAIL lines, exit 3, as if a bundle had failed
+    write(chain, tmp_path, chain.bundle(chain.envs[0]))  # (writes genesis.json too)
+    for text in ("[]", "{}", '{"log_index": "0"}'):
+        (tmp_path / "empty.json").write_text(text)
+        r = suyuan("verify", "empty.json", "--genesis", "genesis.json", cwd=tmp_path)
+        assert r.returncode == 2, (text, r.stdout, r.stderr)
+        assert "bundle: not a proof bundle (a JSON object with a 'format'" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1

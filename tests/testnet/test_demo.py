@@ -107,6 +107,7 @@ def test_demo_runs_end_to_end_and_stops_every_node(tmp_path):
     assert "distributor cannot open 成交价_元每公斤" in sealed
     back, at = section(out, "trace back from", "trace forward from")
     assert back.startswith(f"trace back from {contaminated}")
+    assert back.splitlines()[0].endswith("self · retailer · active, held")  # (rule held)
     assert batch in back  # back to the farm batch
     # the case it was unpacked from is a former container (QA: the demo showed it current)
     assert "parent (former)" in back

@@ -408,7 +408,7 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     }
     # what was consumed before the recall is not in its last custodian's hands: told so
     assert closed == canon(C1, K1, K2)
-    assert "processor: 3 codes, 1 held, 2 closed before the recall" in out
+    assert "processor: 3 codes, 1 still in its custody, 2 closed before the recall" in out
     assert "distributor holds 2:" in out
     # P1 and P2 are packed in S1 (QA: the recall named the items, not the case label)
     assert "containers holding recalled codes" in out
