@@ -81,7 +81,7 @@ def import_cmd(
     client = LedgerClient(target.address) if (target and not dry_run) else None
     lost: NodeUnavailableError | None = None
     interrupted = False
-    on_chain = _OnChain(client)
+    on_chain = _OnChain(client, k.name)
     exit_code = 130  # Ctrl-C; 143 when stopped by SIGTERM (a timeout, a service manager)
     try:
         for r in results:
@@ -185,10 +185,11 @@ class _OnChain:
     on another event is refused (EPCIS event ids are unique); an edited export whose record
     id names another event is imported as the new event it is."""
 
-    def __init__(self, client: LedgerClient | None) -> None:
+    def __init__(self, client: LedgerClient | None, author: str) -> None:
         self.client = client
-        # code -> (eventID, declares?) -> (record id, log index, what the record is)
-        self.by_code: dict[str, dict[tuple[str, bool], tuple[str, int, tuple[Any, ...]]]] = {}
+        self.author = author  # who signs this import's records
+        # code -> (eventID, declares?) -> (record id, log index, what the record is, author)
+        self.by_code: dict[str, dict[tuple[str, bool], _Hit]] = {}
 
     def find(self, r: ImportResult) -> dict[str, Any] | None:
         if self.client is None:
@@ -199,7 +200,9 @@ class _OnChain:
             except (NotFoundError, ValueError):
                 rr = None
             if rr is not None and rr.info.height > 0 and _shape(rr.info) == _wanted(r):
-                return self._skipped(r.exported_as, rr.info.log_index, "the export's record")
+                return self._skipped(
+                    r.exported_as, rr.info.log_index, "the export's record", rr.info.author
+                )
         if r.event_id and r.codes:
             hit = self._event_ids(r.codes[0]).get((r.event_id, _wanted(r)[-1]))
             if hit is not None and r.event is not None:
@@ -209,7 +212,7 @@ class _OnChain:
                         "reason": f"eventID {r.event_id} already names another event on this "
                         f"chain (record {hit[0]}): EPCIS gives each event its own id",
                     }
-                return self._skipped(hit[0], hit[1], f"eventID {r.event_id}")
+                return self._skipped(hit[0], hit[1], f"eventID {r.event_id}", hit[3])
         return None
 
     def find_again(self, r: ImportResult) -> dict[str, Any] | None:
@@ -226,12 +229,14 @@ class _OnChain:
     def add(self, r: ImportResult, record_id: str, log_index: int) -> None:
         if r.event_id and r.codes and r.codes[0] in self.by_code:
             wanted = _wanted(r)
-            self.by_code[r.codes[0]][(r.event_id, wanted[-1])] = (record_id, log_index, wanted)
+            self.by_code[r.codes[0]][(r.event_id, wanted[-1])] = (
+                record_id, log_index, wanted, self.author
+            )  # fmt: skip
 
-    def _event_ids(self, code: str) -> dict[tuple[str, bool], tuple[str, int, tuple[Any, ...]]]:
+    def _event_ids(self, code: str) -> dict[tuple[str, bool], _Hit]:
         if code not in self.by_code:
             assert self.client is not None
-            seen: dict[tuple[str, bool], tuple[str, int, tuple[Any, ...]]] = {}
+            seen: dict[tuple[str, bool], _Hit] = {}
             page = ""
             for _ in range(10_000):  # pages of 1,000 records
                 try:
@@ -240,7 +245,7 @@ class _OnChain:
                     break  # a code this chain does not know yet
                 for info in resp.records:
                     if info.event_id:
-                        where = (info.record_id.hex(), info.log_index, _shape(info))
+                        where = (info.record_id.hex(), info.log_index, _shape(info), info.author)
                         seen.setdefault((info.event_id, where[2][-1]), where)
                 page = resp.next_page_token
                 if not page:
@@ -249,13 +254,18 @@ class _OnChain:
         return self.by_code[code]
 
     @staticmethod
-    def _skipped(record_id: str, log_index: int, by: str) -> dict[str, Any]:
-        return {
+    def _skipped(record_id: str, log_index: int, by: str, author: str) -> dict[str, Any]:
+        return {  # (QA: another member's record was skipped without naming that member)
             "status": "skipped",
-            "reason": f"already on this chain ({by}): record {record_id}",
+            "reason": f"already on this chain ({by}): record {record_id} by {author}",
             "record_id": record_id,
             "log_index": log_index,
+            "author": author,
         }
+
+
+#: a committed record of an eventID: its id, log index, what it is (``_shape``), author
+_Hit = tuple[str, int, tuple[Any, ...], str]
 
 
 #: what ``suyuan:state`` of an export says of the code (``trace_cmd.node_dict``'s keys)

@@ -71,7 +71,7 @@ def test_an_event_committed_late_by_an_interrupted_run_is_skipped_not_refused() 
     info = types_pb2.RecordInfo(
         record_id=bytes(32), log_index=7, height=3, event_type="ObjectEvent",
         event_time=when, biz_step="commissioning", codes=[code],
-        event_id="urn:uuid:1",
+        event_id="urn:uuid:1", author="slaughterhouse",
     )  # fmt: skip
 
     class Client:
@@ -82,13 +82,14 @@ def test_an_event_committed_late_by_an_interrupted_run_is_skipped_not_refused() 
             return services_pb2.TraceResponse(code=code, records=records)
 
     client = Client()
-    on_chain = _OnChain(client)  # type: ignore[arg-type]
+    on_chain = _OnChain(client, "farm")  # type: ignore[arg-type]
     assert on_chain.find(r) is None  # (pending elsewhere: not yet on the chain)
     client.committed = True
     assert on_chain.find(r) is None  # (the answer first read is kept for the run)
     late = on_chain.find_again(r)
     assert late is not None
-    assert (late["status"], late["log_index"]) == ("skipped", 7)
+    assert (late["status"], late["log_index"], late["author"]) == ("skipped", 7, "slaughterhouse")
+    assert late["reason"].endswith(f"record {bytes(32).hex()} by slaughterhouse")  # (QA: who?)
 
 
 def test_a_uuid_eventid_repeated_in_capitals_is_a_repeat(tmp_path: Path) -> None:
