@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,7 +34,7 @@ from node.client import LedgerClient
 from node.custody import check_commission_prefixes
 from node.envelope import Envelope
 from node.epcis import Committed, ImportResult, export_document, import_document, normalize_code
-from node.errors import InputError, LedgerError, NodeUnavailableError, NotFoundError, RuleError
+from node.errors import InputError, LedgerError, NodeUnavailableError, NotFoundError
 from node.genesis import Genesis
 from node.keys import load_key_file
 from node.records import CATEGORIES, TraceRecord, event_time_ms, make_record, sign_record
@@ -61,9 +64,11 @@ def import_cmd(
 ) -> None:
     """Sign and submit each event of DOCUMENT as a record, in document order.
 
-    Each event is reported as imported (with its record id and log index) or refused with
-    the reason. Exit 0 only if every event was imported. An unreachable node stops the
-    import at once: one line, exit 5.
+    Events go in batches of up to 100, which commit together (an error declaration starts
+    a batch: the event it declares is committed first). Each event is reported as
+    imported (with its record id and log index), skipped (already on the chain) or
+    refused with the reason. Exit 0 only if every event was imported. An unreachable
+    node stops the import at once: one line, exit 5.
     """
     doc = read_json_file(document, "EPCIS document")
     try:
@@ -84,51 +89,47 @@ def import_cmd(
     on_chain = _OnChain(client, k.name)
     exit_code = 130  # Ctrl-C; 143 when stopped by SIGTERM (a timeout, a service manager)
     try:
-        for r in results:
-            row: dict[str, Any] = {"position": r.position, "codes": list(r.codes)}
-            try:
-                found = on_chain.find(r)  # a re-run, or an export of this very chain
-            except NodeUnavailableError as e:
-                lost = e
-                break
-            if found is not None:
-                row |= found
-            elif r.event is None:
-                row |= {"status": "refused", "reason": r.reason}
-            else:
+        for chunk in _chunks(results):
+            rows: list[dict[str, Any]] = []  # the chunk's, in document order
+            sends: list[_Send] = []  # those signed, to submit as one batch
+            for r in chunk:
+                row: dict[str, Any] = {"position": r.position, "codes": list(r.codes)}
                 try:
-                    rec = make_record(g, k.name, r.event, category=category)
-                    check_commission_prefixes(rec, g)  # (QA: a dry run said ok)
-                    env = sign_record(rec, k)
-                    row["record_id"] = env.record_id.hex()
-                    if client is not None:
-                        resp = client.submit(env, wait=True, timeout=30)
-                        row |= {
-                            "status": "imported" if resp.committed else "submitted",
-                            "height": resp.height,
-                            "log_index": resp.log_index,
-                        }
-                        on_chain.add(r, env.record_id.hex(), resp.log_index)
-                    else:
-                        row["status"] = "ok (dry run)"
-                except NodeUnavailableError as e:  # no event after this one can succeed
-                    lost = NodeUnavailableError(f"{e}{quorum_lost(client)}") if client else e
-                    _in_doubt(row, report, "no answer")
+                    found = on_chain.find(r)  # a re-run, or an export of this very chain
+                except NodeUnavailableError as e:
+                    lost = e
                     break
-                except RuleError as e:  # committed meanwhile by an interrupted earlier run?
-                    late = on_chain.find_again(r)
-                    if late is not None and late["status"] == "skipped":
-                        row |= late
-                    else:
+                if found is not None:
+                    row |= found
+                elif r.event is None:
+                    row |= {"status": "refused", "reason": r.reason}
+                else:
+                    try:
+                        rec = make_record(g, k.name, r.event, category=category)
+                        check_commission_prefixes(rec, g)  # (QA: a dry run said ok)
+                        env = sign_record(rec, k)
+                    except LedgerError as e:
                         row |= {"status": "refused", "reason": str(e)}
-                except LedgerError as e:
-                    row |= {"status": "refused", "reason": str(e)}
+                    else:
+                        row["record_id"] = env.record_id.hex()
+                        row["status"] = "ok (dry run)"
+                        sends.append((row, r, env))
+                rows.append(row)
+            if client is not None and lost is not None:  # (stopped before the batch went)
+                rows = [x for x in rows if x["status"] != "ok (dry run)"]
+            elif client is not None and sends:
+                try:
+                    lost = _submit(client, sends, on_chain)
                 except KeyboardInterrupt:  # Ctrl-C: report what was done, then stop
                     interrupted = True
                     exit_code = interrupt_exit_code()
-                    _in_doubt(row, report, "interrupted while submitting")
-                    break
-            report.append(row)
+                    for row, _, _ in sends:
+                        if row["status"] not in ("imported", "refused", "skipped"):
+                            _doubt(row, "interrupted while submitting")
+            for row in rows:
+                report.append(row)
+            if lost is not None or interrupted:
+                break
     except KeyboardInterrupt:
         interrupted = True
         exit_code = interrupt_exit_code()
@@ -297,15 +298,114 @@ def _wanted(r: ImportResult) -> tuple[Any, ...]:
             frozenset(r.codes), isinstance(ev.get("errorDeclaration"), dict))  # fmt: skip
 
 
-def _in_doubt(row: dict[str, Any], report: list[dict[str, Any]], why: str) -> None:
-    """Report an event whose record was (maybe) sent and has no answer: it may have been
-    committed. An event stopped before its record was signed is not reported."""
-    if "record_id" in row:
-        row |= {
-            "status": "unknown",
-            "reason": f"{row['record_id']}: {why}; it may have been committed",
-        }
-        report.append(row)
+def _doubt(row: dict[str, Any], why: str) -> None:
+    """An event whose record was sent and has no answer: it may have been committed."""
+    row |= {"status": "unknown", "reason": f"{row['record_id']}: {why}; it may have been committed"}
+
+
+def _wait_committed(client: LedgerClient, record_id: bytes, deadline: float) -> None:
+    """Wait (until ``time.monotonic()`` is ``deadline``) for the node to commit
+    ``record_id``."""
+    while time.monotonic() < deadline:
+        try:
+            if client.get_record(record_id, timeout=5).info.height > 0:
+                return
+        except LedgerError:
+            return  # (gone from the pool, or no answer: the refusal stands)
+        time.sleep(0.2)
+
+
+#: an event's report row, its import result and its signed record
+_Send = tuple[dict[str, Any], ImportResult, Envelope]
+#: events a batch holds at most (one round of consensus commits them together), and the
+#: bytes of their records (under gRPC's default 4 MiB message)
+BATCH_EVENTS, BATCH_BYTES = 100, 2 * 1024 * 1024
+#: seconds a batch may take from submission to its commit answer: a record's 30 s, and
+#: 0.1 s an event more
+BATCH_TIMEOUT_S, BATCH_TIMEOUT_PER_EVENT_S = 30.0, 0.1
+
+
+def _chunks(results: list[ImportResult]) -> Iterator[list[ImportResult]]:
+    """The document's events in batches (``BATCH_EVENTS``, ``BATCH_BYTES``), in order. An
+    error declaration starts a batch of its own making: the event it declares must be
+    committed first (it may be in the batch before), as a declaration names a committed
+    record; the corrective events after it go with it (the node admits them in order)."""
+    chunk: list[ImportResult] = []
+    size = 0
+    for r in results:
+        n = len(json_text(r.event)) if r.event is not None else 0
+        declares = r.event is not None and "errorDeclaration" in r.event
+        if chunk and (declares or len(chunk) >= BATCH_EVENTS or size + n > BATCH_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(r)
+        size += n
+    if chunk:
+        yield chunk
+
+
+def _submit(
+    client: LedgerClient, sends: list[_Send], on_chain: _OnChain
+) -> NodeUnavailableError | None:
+    """Submit a batch of signed records and fill in their rows: imported (height, log
+    index), refused (the node's reason; an event an interrupted earlier run committed
+    meanwhile: skipped), or unknown (sent, no answer). One batch for many events: each
+    waited for its own block before (QA: 1 event a second with a validator down). Returns
+    the error that stops the import (the node is gone, or nothing commits), else None."""
+    timeout = BATCH_TIMEOUT_S + BATCH_TIMEOUT_PER_EVENT_S * len(sends)
+    deadline = time.monotonic() + PENDING_WAIT_S  # (for earlier runs' pending records)
+    answers = client.submit_batch([env for _, _, env in sends], timeout=timeout)
+    try:
+        admitted = next(answers)
+    except NodeUnavailableError as e:
+        for row, _, _ in sends:
+            _doubt(row, "no answer")
+        return NodeUnavailableError(f"{e}{quorum_lost(client)}")
+    waiting: dict[bytes, _Send] = {}
+    for send, res in zip(sends, admitted.results, strict=True):
+        if res.code:
+            _refused(send, res.message, on_chain, deadline)
+        else:
+            send[0]["status"] = "submitted"
+            waiting[send[2].record_id] = send
+    if not waiting:
+        return None
+    try:
+        committed = next(answers)
+    except (NodeUnavailableError, StopIteration) as e:
+        for row, _, _ in waiting.values():
+            _doubt(row, "accepted by the node, not committed in time")
+        return NodeUnavailableError(f"{e or 'no commit answer'}{quorum_lost(client)}")
+    for res in committed.results:
+        row, r, env = send = waiting[res.record_id]
+        if res.code:
+            _refused(send, res.message, on_chain, deadline)
+        else:
+            row |= {"status": "imported", "height": res.height, "log_index": res.log_index}
+            on_chain.add(r, env.record_id.hex(), res.log_index)
+    return None
+
+
+#: an event-id refusal naming the pending record that holds the eventID
+_PENDING = re.compile(r"is on a pending record \(record ([0-9a-f]{64})\)")
+#: seconds an import waits for an earlier run's pending record of the same event to commit
+PENDING_WAIT_S = 30.0
+
+
+def _refused(send: _Send, reason: str, on_chain: _OnChain, deadline: float) -> None:
+    """A refused record: committed meanwhile by an interrupted earlier run (skipped)? An
+    earlier run's record of this event still pending (a re-run once the quorum is back:
+    QA, "refused" for events that then committed) is waited for, until ``deadline`` (one
+    for the batch), then skipped."""
+    row, r, _ = send
+    m = _PENDING.search(reason)
+    if m is not None and on_chain.client is not None:
+        _wait_committed(on_chain.client, bytes.fromhex(m.group(1)), deadline)
+    late = on_chain.find_again(r)
+    if late is not None and late["status"] == "skipped":
+        row |= late
+    else:
+        row |= {"status": "refused", "reason": reason}
 
 
 class _Report(list[dict[str, Any]]):

@@ -25,7 +25,7 @@ Addresses are ``host:port`` over an insecure channel (the local testnet uses 127
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -250,6 +250,20 @@ class LedgerClient:
         req = services_pb2.SubmitRequest(envelope=envelope_to_proto(envelope), wait=wait)
         resp: services_pb2.SubmitResponse = self._call(self._stub.Submit, req, timeout)
         return resp
+
+    def submit_batch(
+        self, envelopes: Sequence[Envelope], timeout: float | None = None
+    ) -> Iterator[services_pb2.SubmitBatchResult]:
+        """Submit ``envelopes`` in order as one batch that waits for commits (``SubmitStream``):
+        yields the admission answer (a result per envelope, in order), then, if any was
+        accepted, the committed answer once every accepted one is committed or dropped.
+        A record may depend on an earlier one of the batch (the node admits them in order).
+        Raises ``NodeUnavailableError`` (the deadline passed, the node is gone) between
+        the two: what was admitted may still commit."""
+        batch = services_pb2.SubmitBatch(
+            envelopes=[envelope_to_proto(e) for e in envelopes], batch_id=1, wait=True
+        )
+        yield from self._stream(self._stub.SubmitStream, iter([batch]), timeout)
 
     def submit_proto(
         self, envelope: types_pb2.Envelope, wait: bool = False, timeout: float | None = None

@@ -4,6 +4,7 @@ Ledger on 127.0.0.1 whose Submit does not answer (a node that cannot commit)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -23,6 +24,11 @@ from tests.cli.helpers import SUYUAN
 from tests.fixtures import genesis, key, object_event
 
 
+def make_record_id(envelope) -> bytes:
+    """A record's id: SHA-256 of its payload."""
+    return hashlib.sha256(envelope.payload).digest()
+
+
 class _Silent(services_pb2_grpc.LedgerServicer):
     """Answers the first ``answered`` Submits as committed, then holds the next one."""
 
@@ -39,6 +45,29 @@ class _Silent(services_pb2_grpc.LedgerServicer):
         self.called.set()
         self.release.wait(30)
         context.abort(grpc.StatusCode.UNAVAILABLE, "gone")
+
+    def SubmitStream(self, request_iterator, context):  # (an import's batches)
+        for batch in request_iterator:
+            self.calls += 1
+            n = len(batch.envelopes)
+            yield services_pb2.SubmitBatchResult(
+                batch_id=batch.batch_id, results=[services_pb2.SubmitResult()] * n
+            )  # every record admitted
+            if self.calls <= self.answered:
+                yield services_pb2.SubmitBatchResult(
+                    batch_id=batch.batch_id,
+                    committed=True,
+                    results=[
+                        services_pb2.SubmitResult(
+                            record_id=make_record_id(e), height=3, log_index=7 + i
+                        )
+                        for i, e in enumerate(batch.envelopes)
+                    ],
+                )
+                continue
+            self.called.set()
+            self.release.wait(30)
+            context.abort(grpc.StatusCode.UNAVAILABLE, "gone")
 
     def TraceHistory(self, request, context):  # (an import looks its events' ids up first)
         return services_pb2.TraceResponse()
@@ -87,23 +116,33 @@ def test_ctrl_c_while_waiting_names_the_record(tmp_path):
     )
 
 
+def _two_batches(tag: str) -> dict[str, object]:
+    """A document an import sends as three batches (an error declaration starts one):
+    event 0; events 1 (a declaration of event 0) and 2; event 3."""
+    first = dict(
+        object_event([f"urn:qa:{tag}:0"]), eventID="urn:uuid:00000000-0000-4000-8000-0000000000a0"
+    )
+    declared = dict(first, errorDeclaration={"declarationTime": "2026-03-02T08:00:00Z"})
+    again = dict(first, eventID="urn:uuid:00000000-0000-4000-8000-0000000000a1",
+                 errorDeclaration={"declarationTime": "2026-03-02T08:00:00Z"})  # fmt: skip
+    events = [first, declared, object_event([f"urn:qa:{tag}:2"]), again]
+    return {"type": "EPCISDocument", "epcisBody": {"eventList": events}}
+
+
 def test_ctrl_c_during_epcis_import_reports_what_was_imported(tmp_path):
     (tmp_path / "genesis.json").write_text(genesis().to_json())
     write_key_file(tmp_path / "farm.key", key("farm"), None)
-    doc = {
-        "type": "EPCISDocument",
-        "epcisBody": {"eventList": [object_event([f"urn:qa:int:{i}"]) for i in range(3)]},
-    }
-    (tmp_path / "doc.json").write_text(json.dumps(doc))
+    (tmp_path / "doc.json").write_text(json.dumps(_two_batches("int")))
     args = ("epcis", "import", "doc.json", "--key", "farm.key", "--genesis", "genesis.json")
     rc, out, err, _ = _interrupted(tmp_path, _Silent(answered=1), *args)
     assert rc == 130, err
     lines = out.splitlines()
     assert lines[0].startswith("  event   0: imported ")
     assert lines[0].endswith("(log index 7)")
-    assert lines[1].startswith("  event   1: unknown ")
-    assert "interrupted while submitting" in lines[1]
-    assert lines[2:] == ["1 of 3 events imported"]  # event 2 was never sent
+    for i in (1, 2):  # the second batch: sent, no answer
+        assert lines[i].startswith(f"  event   {i}: unknown ")
+        assert "interrupted while submitting" in lines[i]
+    assert lines[3:] == ["1 of 4 events imported"]  # event 3, of a third batch, was never sent
     assert err.startswith("interrupted: 1 event(s) imported")
 
 
@@ -111,17 +150,13 @@ def test_sigterm_during_epcis_import_reports_too_with_exit_143(tmp_path):
     # QA: stopped by `timeout` (SIGTERM), an import left an empty report
     (tmp_path / "genesis.json").write_text(genesis().to_json())
     write_key_file(tmp_path / "farm.key", key("farm"), None)
-    doc = {
-        "type": "EPCISDocument",
-        "epcisBody": {"eventList": [object_event([f"urn:qa:term:{i}"]) for i in range(3)]},
-    }
-    (tmp_path / "doc.json").write_text(json.dumps(doc))
+    (tmp_path / "doc.json").write_text(json.dumps(_two_batches("term")))
     args = ("epcis", "import", "doc.json", "--key", "farm.key", "--genesis", "genesis.json",
             "--json")  # fmt: skip
     rc, out, err, _ = _interrupted(tmp_path, _Silent(answered=1), *args, sig=signal.SIGTERM)
     assert rc == 143, err
     report = json.loads(out)
-    assert [e["status"] for e in report["events"]] == ["imported", "unknown"]
+    assert [e["status"] for e in report["events"]] == ["imported", "unknown", "unknown"]
     assert err.startswith("interrupted: 1 event(s) imported")
 
 
