@@ -280,6 +280,11 @@ def counted(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def gs1_prefix_option(help_text: str) -> Any:
+    """The repeatable ``--gs1-prefix MEMBER=PREFIX`` option (rule gs1-prefix)."""
+    return typer.Option("--gs1-prefix", metavar="MEMBER=PREFIX", help=help_text)
+
+
 def quorum_lost(client: LedgerClient) -> str:
     """Why nothing commits, when the node sees fewer validators answering than the quorum
     (QA: a submit, an import and a recall waited and said only "not committed in time" or

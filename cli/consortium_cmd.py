@@ -12,7 +12,14 @@ from typing import Annotated, Any
 import nacl.bindings
 import typer
 
-from cli.common import console, print_json, read_json_file, safe, write_text_atomic
+from cli.common import (
+    console,
+    gs1_prefix_option,
+    print_json,
+    read_json_file,
+    safe,
+    write_text_atomic,
+)
 from cli.nodeaddr import find_testnet
 from node.errors import ConfigError, InputError
 from node.genesis import ROLES, ConsensusParams, Genesis, Member, bind_prefixes
@@ -161,14 +168,10 @@ def init(
     ] = None,
     gs1_prefix: Annotated[
         list[str] | None,
-        typer.Option(
-            "--gs1-prefix",
-            metavar="MEMBER=PREFIX",
-            help=(
-                "Repeatable: a GS1 company prefix (4-12 digits) bound to the "
-                "member; codes under it are commissioned by the members it is bound to only "
-                "(rule gs1-prefix)."
-            ),
+        gs1_prefix_option(
+            "Repeatable: a GS1 company prefix (4-12 digits) bound to the "
+            "member; codes under it are commissioned by the members it is bound to only "
+            "(rule gs1-prefix)."
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,

@@ -13,7 +13,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from cli.common import console, err_console, positive_seconds, print_json
+from cli.common import console, err_console, gs1_prefix_option, positive_seconds, print_json
 from cli.nodeaddr import TESTNET_ENV
 from node.errors import NodeUnavailableError
 from testnet import net
@@ -93,14 +93,10 @@ def up(
     ] = False,
     gs1_prefix: Annotated[
         list[str] | None,
-        typer.Option(
-            "--gs1-prefix",
-            metavar="MEMBER=PREFIX",
-            help=(
-                "Repeatable, for a new testnet: a GS1 company prefix bound to a "
-                "member (e.g. processor=6903456); codes under it are commissioned by that "
-                "member only (rule gs1-prefix)."
-            ),
+        gs1_prefix_option(
+            "Repeatable, for a new testnet: a GS1 company prefix bound to a "
+            "member (e.g. processor=6903456); codes under it are commissioned by that "
+            "member only (rule gs1-prefix)."
         ),
     ] = None,
     timeout: TimeoutOpt = net.DEFAULT_UP_TIMEOUT_S,

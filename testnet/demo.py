@@ -204,24 +204,8 @@ def _try_to_sell(
 ) -> None:
     """The shop tries to sell the package the inspector found non_conformant: rule held
     refuses it (per-batch inspection: what an inspection fails stays off the shelf)."""
-    event = {
-        "type": "ObjectEvent",
-        "eventTime": sampled.event["eventTime"],
-        "eventTimeZoneOffset": sampled.event.get("eventTimeZoneOffset", "+08:00"),
-        "action": "OBSERVE",
-        "bizStep": "retail_selling",
-        "disposition": "retail_sold",
-        "epcList": [code],
-    }
-    env = sign_record(
-        make_record(genesis, retailer.name, event, category="meat-products"), retailer
-    )
-    try:
-        client.submit(env, wait=True)
-    except LedgerError as e:
-        console.print(f"  [red]✗[/] the supermarket tries to sell it: refused, {e}")
-        return
-    raise LedgerError(f"the sale of {code}, found non_conformant, was committed")
+    event = _event_like(sampled, "OBSERVE", "retail_selling", "retail_sold", code)
+    _refused(client, genesis, retailer, event, "the supermarket tries to sell it")
 
 
 def _try_to_counterfeit(
@@ -230,26 +214,38 @@ def _try_to_counterfeit(
     """The distributor prints a QR code under the meat-product plant's GTIN and commissions
     it: rule gs1-prefix refuses it (the plant's GS1 company prefix is bound to the plant in
     the genesis, so only the plant makes codes under it)."""
-    code = counterfeit_code()
-    event = {
+    event = _event_like(last, "ADD", "commissioning", "active", counterfeit_code())
+    said = "the distributor commissions a QR code under the plant's GTIN"
+    _refused(client, genesis, forger, event, said)
+
+
+def _event_like(
+    draft: Draft, action: str, step: str, disposition: str, code: str
+) -> dict[str, object]:
+    """An ObjectEvent on ``code``, at ``draft``'s time."""
+    return {
         "type": "ObjectEvent",
-        "eventTime": last.event["eventTime"],
-        "eventTimeZoneOffset": last.event.get("eventTimeZoneOffset", "+08:00"),
-        "action": "ADD",
-        "bizStep": "commissioning",
-        "disposition": "active",
+        "eventTime": draft.event["eventTime"],
+        "eventTimeZoneOffset": draft.event.get("eventTimeZoneOffset", "+08:00"),
+        "action": action,
+        "bizStep": step,
+        "disposition": disposition,
         "epcList": [code],
     }
-    env = sign_record(make_record(genesis, forger.name, event, category="meat-products"), forger)
+
+
+def _refused(
+    client: LedgerClient, genesis: Genesis, author: KeyPair, event: dict[str, object], said: str
+) -> None:
+    """Submit ``event`` by ``author``, which a rule must refuse: print ``said`` and the
+    refusal; raises ``LedgerError`` if it was committed."""
+    env = sign_record(make_record(genesis, author.name, event, category="meat-products"), author)
     try:
         client.submit(env, wait=True)
     except LedgerError as e:
-        console.print(
-            f"  [red]✗[/] the distributor commissions a QR code under the plant's GTIN: "
-            f"refused, {e}"
-        )
+        console.print(f"  [red]✗[/] {said}: refused, {e}")
         return
-    raise LedgerError(f"{code}, under another member's GS1 company prefix, was committed")
+    raise LedgerError(f"{said}: committed, where a rule should have refused it")
 
 
 def _open_sealed(
