@@ -301,6 +301,10 @@ def history(
     shown = counted(len(records), "event")
     more = " (the first page)" if page else ""
     console.print(Text.assemble(("history of", "bold"), f" {root}: {shown}{more}"))
+    # columns as wide as the page's longest (QA: eventTimes with fractions and authors of
+    # more than 16 characters pushed the columns out of line)
+    tw = max((len(safe(r.event_time)) for r in records), default=0)
+    aw = max((len(r.author) for r in records), default=0)
     for r in records:
         step = safe(bare_step(r.biz_step) or "-")  # CBV's word; a custom step as written
         how = " ".join(safe(x) for x in (r.action, bare_disposition(r.disposition)) if x)
@@ -312,7 +316,7 @@ def history(
         elif r.declared_by:
             marks = f"  [declared in error by record {r.declared_by.hex()[:16]}]"
         console.print(  # (data escaped: a newline in a field must not start a line)
-            f"  #{r.log_index:<6} {safe(r.event_time):<28} {r.author:<16} "
+            f"  #{r.log_index:<6} {safe(r.event_time):<{max(tw, 28)}} {r.author:<{max(aw, 16)}} "
             f"{safe(r.event_type):<20} {step}{f' ({how})' if how else ''}{to}{marks}"
         )
     if page:

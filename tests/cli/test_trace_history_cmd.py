@@ -1,0 +1,51 @@
+"""`suyuan trace history` as a reader sees it (no node needed: a stub client)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import main as cli_main
+from cli import trace_cmd
+from proto import services_pb2, types_pb2
+
+CODE = "urn:epc:id:sgtin:0614141.107346.2017"
+
+
+class _Client:
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        pass
+
+    def __enter__(self) -> _Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def trace_history(self, code: str, limit: int, page_token: str) -> services_pb2.TraceResponse:
+        records = [
+            types_pb2.RecordInfo(log_index=0, event_time="2026-03-01T08:00:00Z", author="farm",
+                                 event_type="ObjectEvent", biz_step="commissioning"),
+            types_pb2.RecordInfo(log_index=1, event_time="2005-04-03T20:33:31.116000-06:00",
+                                 author="a-member-with-a-long-name", event_type="ObjectEvent",
+                                 biz_step="shipping"),
+        ]  # fmt: skip
+        state = services_pb2.TraceNode(code=code, custodian="farm", status="active")
+        return services_pb2.TraceResponse(code=code, records=records, nodes=[state])
+
+
+def test_history_columns_stay_in_line_with_long_times_and_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # QA: an eventTime with a fraction and an offset pushed the later columns out of line
+    monkeypatch.setattr(trace_cmd, "LedgerClient", _Client)
+    out = CliRunner().invoke(
+        cli_main.app, ["trace", "history", CODE, "--node", "127.0.0.1:9"], env={"COLUMNS": "200"}
+    )
+    assert out.exit_code == 0, out.output
+    rows = [ln for ln in out.stdout.splitlines() if ln.startswith("  #")]
+    assert len(rows) == 2
+    assert len({r.index("ObjectEvent") for r in rows}) == 1  # the type column lines up
+    assert len({r.index("farm" if "farm" in r else "a-member") for r in rows}) == 1
