@@ -62,13 +62,14 @@ def import_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check only; submit nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Sign and submit each event of DOCUMENT as a record, in document order.
+    """Sign and submit each event of DOC.jsonld as a record, in document order.
 
     Events go in batches of up to 100, which commit together (an error declaration starts
     a batch: the event it declares is committed first). Each event is reported as
     imported (with its record id and log index), skipped (already on the chain) or
     refused with the reason. Exit 0 only if every event was imported. An unreachable
-    node stops the import at once: one line, exit 5.
+    node, or a batch not committed within 30 s (+0.1 s an event; the quorum lost, say),
+    stops the import at once: one line, exit 5; a re-run skips what was committed.
     """
     doc = read_json_file(document, "EPCIS document")
     try:

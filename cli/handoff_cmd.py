@@ -234,6 +234,14 @@ def _check_held(
                         "only its custodian can offer it",
                         code,
                     )
+                if me.status == "closed" and me.HasField("void_at"):  # (QA: "closed (sold...")
+                    raise RuleError(
+                        "closed",
+                        f"offer: {me.code} is void: the record that made it (log index "
+                        f"{me.void_at}) is declared in error; {me.commissioned_by!r} may make "
+                        "it again (a corrective event)",
+                        code,
+                    )
                 if me.status == "closed":
                     raise RulePermissionError(
                         "custody", f"offer: {me.code} is closed (sold, consumed or destroyed)", code

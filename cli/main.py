@@ -10,6 +10,7 @@ from typing import Any
 import rich.console
 import typer
 import typer.core
+import typer.rich_utils  # (help: ``_paragraphs_reflowed``)
 
 from cli import (
     audit_cmd,
@@ -56,6 +57,24 @@ def _flags_without_a_type() -> None:
 
 
 _flags_without_a_type()
+
+
+def _paragraphs_reflowed() -> None:
+    """Help reflows a docstring's later paragraphs to the terminal, as its first: typer 0.2x
+    kept their source line breaks, so lines broke twice at widths under 100. A paragraph
+    that starts with ``\b`` keeps its lines (click's convention). A typer without that
+    hook is left as it is."""
+    rich_utils = sys.modules.get("typer.rich_utils")
+    if rich_utils is None or not hasattr(rich_utils, "_fix_linebreaks"):
+        return
+
+    def fix_linebreaks(paragraphs: list[str], markup_mode: Any) -> str:
+        return "\n\n".join(p if p.startswith("\b") else " ".join(p.split("\n")) for p in paragraphs)
+
+    setattr(rich_utils, "_fix_linebreaks", fix_linebreaks)  # noqa: B010 (a private hook)
+
+
+_paragraphs_reflowed()
 
 app = typer.Typer(
     name="suyuan",

@@ -23,7 +23,7 @@ from cli.common import (
 )
 from cli.draft import attachment_entry, build_envelope, load_envelope, open_all
 from cli.nodeaddr import NodeTarget, find_testnet, resolve_node
-from cli.trace_cmd import declaration_dict
+from cli.trace_cmd import declaration_dict, state_line
 from node.client import LedgerClient, RemoteRuleError, never_connected
 from node.convert import envelope_from_proto
 from node.custody import check_commission_prefixes
@@ -275,9 +275,15 @@ def declare(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Declare a committed record's event in error (EPCIS 2.0): sign and submit the event
-    again, same eventID, with an errorDeclaration (now, --reason, --corrective). A closing
-    event (destroyed, sold) is undone on codes nothing happened to since, and a recall if
-    a regulator declares it; the rest is corrected by new events (README, Design notes)."""
+    again, same eventID, with an errorDeclaration (now, --reason, --corrective).
+
+    A closing event (destroyed, sold) is undone on codes nothing happened to since; a
+    recall is lifted where that record recalled; a commissioning or a transformation makes
+    the codes it made void where nothing acted on them since (closed; their maker may make
+    them again once, in a corrective event, keeping any finding or recall on them); the
+    rest stays, corrected by new events (README, Design notes). It prints each named
+    code's state after.
+    """
     rid = parse_record_id(record_id)
     target = resolve_node(node)
     g = _genesis_for(target, genesis)
@@ -301,7 +307,20 @@ def declare(
     event = {k2: v for k2, v in record.event.items() if k2 != "errorDeclaration"}
     event["errorDeclaration"] = decl
     env = sign_record(make_record(g, k.name, event, category=record.category), k)
-    _submit_and_report(env, target, wait=wait, timeout=timeout, as_json=as_json)
+    committed = _submit_and_report(env, target, wait=wait, timeout=timeout, as_json=as_json)
+    if committed and not as_json:  # (QA: which codes went void, which stayed, was not said)
+        with LedgerClient(target.address, timeout=timeout) as client:
+            for code in record.codes()[:_SHOWN_CODES]:
+                try:
+                    nodes = client.trace_history(code, limit=1).nodes
+                except LedgerError:
+                    continue
+                if nodes:
+                    console.print(f"  {safe(code)}: {state_line(nodes[0])}")
+
+
+#: codes whose state ``record declare`` prints after the declaration
+_SHOWN_CODES = 20
 
 
 def submit_tracked(
@@ -362,8 +381,8 @@ def submit_tracked(
 
 def _submit_and_report(
     env: Envelope, target: NodeTarget, *, wait: bool, timeout: float, as_json: bool
-) -> None:
-    """Submit a signed record and report where it is."""
+) -> bool:
+    """Submit a signed record and report where it is; whether it is committed."""
     resp, already = submit_tracked(env, target, wait=wait, timeout=timeout, as_json=as_json)
     record_id = (resp.record_id or env.record_id).hex()
     info: dict[str, Any] = {
@@ -390,6 +409,7 @@ def _submit_and_report(
         )
     else:
         console.print(f"record {record_id} accepted by {target.address} (not yet committed)")
+    return bool(resp.committed)
 
 
 def _check_member_key(

@@ -164,6 +164,11 @@ def via_text(code: str) -> str:
     return f"its lot {code}" if is_lot_code(code) else f"its container {code}"
 
 
+def state_line(state: services_pb2.TraceNode) -> str:
+    """A code's state in words: custodian, status, and why it is held or void."""
+    return f"{_desc(state)}{_hold_note(state)}{_void_note(state)}"
+
+
 def _void_note(state: services_pb2.TraceNode) -> str:
     """That the code was never made: the record that made it is declared in error."""
     if not state.HasField("void_at"):

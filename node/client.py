@@ -125,9 +125,15 @@ def rpc_status(err: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
     return code, details if isinstance(details, str) else ""
 
 
+_STREAM_REMOVED = re.compile(r"Stream removed \((.+)\)")
+
+
 def map_rpc_error(err: grpc.RpcError, address: str) -> LedgerError:
     """The ``LedgerError`` for a failed call to the node at ``address``."""
     code, details = rpc_status(err)
+    m = _STREAM_REMOVED.fullmatch(details)
+    if m is not None:  # (QA: gRPC's words for a stream cut short, as "Stream removed (...)")
+        details = m.group(1).lower()
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         what = "timed out" if code is grpc.StatusCode.DEADLINE_EXCEEDED else "is unreachable"
         return NodeUnavailableError(f"node {address} {what}" + (f": {details}" if details else ""))

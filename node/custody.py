@@ -952,8 +952,10 @@ def _declare_transformation(
                 return
             raise RuleError(
                 RULE_DECLARATION,
-                f"output {c} has been acted on since the declared transformation (its last "
-                f"record: log index {s.last_index}): declare that event in error first",
+                f"output {c} has been acted on since the declared transformation (handed on, "
+                f"packed, transformed or closed; now with {s.custodian!r}): bring it back "
+                "first (a handoff back to its maker, unpacking it, or declaring the event "
+                "that closed it in error)",
                 c,
             )
     for c in made:  # (void: a corrective transformation may make them again)
@@ -1232,10 +1234,11 @@ def holding(state: Callable[[str], CodeState | None], st: CodeState) -> CodeStat
 def _check_not_held(w: _Work, st: CodeState, act: str = "sold or dispensed") -> None:
     hold = holding(w.get, st)
     if hold is not None:
+        source = "lot" if is_lot_code(st.held_from) else "container"
         what = (
             f"its lot {hold.code} was"
             if hold is not st
-            else (f"its container {st.held_from} was" if st.held_from else "the code was")
+            else (f"its {source} {st.held_from} was" if st.held_from else "the code was")
         )
         raise RuleError(
             RULE_HELD,
@@ -1335,8 +1338,17 @@ def _commission(w: _Work, code: str, author: str, disposition: str, *, is_class:
             )
         # made again (a corrective event): what held or recalled it stays (an inspector's
         # finding is not shed by remaking the code), its making is this record's
+        findings = existing.findings
+        hold = w.get(existing.lot) if existing.lot else None
+        if hold is not None and hold.held_at >= 0:  # (QA: remade in a clean lot, the
+            # hold of its lot's finding was gone and it was sold): kept on the lot's account,
+            # which the lot's finding declared in error reaches (``found_in``)
+            findings = (*findings, f"{hold.held_at}!{hold.held_by}^{hold.code}")
+            w.put(hold.evolve(found_in=tuple(dict.fromkeys((*hold.found_in, code)))))
         w.put(
-            existing.with_flags(closed=False).evolve(
+            _with_findings(w, existing, findings)
+            .with_flags(closed=False)
+            .evolve(
                 commissioned_by=author,
                 custodian=author,
                 first_index=w.index,

@@ -358,10 +358,18 @@ def check_prefixes_apart(members: Sequence[Member]) -> None:
 PREFIX_MIN, PREFIX_MAX = 4, 12  # digits of a GS1 company prefix (GS1 General Specifications)
 
 
-#: GS1 prefixes (a company prefix's first three digits) of restricted circulation numbers:
-#: numbers any company may use inside its own walls or a country's (variable-measure items,
-#: in-store codes), never one company's (GS1 General Specifications, GS1 prefix table)
+#: GS1 prefixes (a company prefix's first digits) that are no company's (GS1 General
+#: Specifications, the GS1 prefix table): restricted circulation numbers, which any company
+#: may use inside its own walls or a country's (variable-measure items, in-store codes);
+#: GTIN-8 numbers (00000); coupons and refund receipts
 _RESTRICTED = tuple(f"{n:03d}" for n in (*range(20, 30), *range(40, 50), *range(200, 300)))
+_NOT_A_COMPANY = (
+    ("00000", "the GTIN-8 number space (00000), not a company prefix"),
+    (
+        tuple(f"{n:03d}" for n in (*range(50, 60), *range(980, 985), *range(990, 1000))),
+        "a GS1 coupon or refund receipt range (050-059, 980-984, 99), not a company prefix",
+    ),
+)
 
 
 def prefix_problem(prefix: Any) -> str:
@@ -379,6 +387,9 @@ def prefix_problem(prefix: Any) -> str:
             f"{prefix!r} is in a GS1 restricted circulation range (GS1 prefixes 020-029, "
             "040-049, 200-299: numbers any company may use internally), not a company prefix"
         )
+    for starts, what in _NOT_A_COMPANY:
+        if prefix.startswith(starts):
+            return f"{prefix!r} is in {what}"
     return ""
 
 

@@ -574,6 +574,12 @@ def _check_error_declaration(decl: Any) -> None:
         isinstance(fixes, list) and all(isinstance(f, str) and f for f in fixes)
     ):
         raise InputError("event: errorDeclaration.correctiveEventIDs must be a list of eventIDs")
+    for f in fixes or ():  # (QA: "not a uri" was accepted; an eventID is a URI)
+        if ":" not in f or _not_a_word(f):
+            raise InputError(
+                f"event: errorDeclaration.correctiveEventIDs: {f[:60]!r} is not an eventID "
+                "(a URI, such as urn:uuid:...)"
+            )
 
 
 def _is_recall(ev: Mapping[str, Any]) -> bool:

@@ -82,8 +82,8 @@ def run(directory: Path, base_port: int, keep: bool, *, fresh: bool = False) -> 
             f"{directory} holds a testnet (its chain, keys and data); the demo makes a new "
             "one: pass --fresh to replace it, or another --dir"
         )
-    console.rule("[bold]Suyuan 溯源 — a 4-node consortium on this machine")
     man = net.up(directory, 4, base_port, fresh=True, gs1_prefixes=gs1_bindings())
+    console.rule("[bold]Suyuan 溯源 — a 4-node consortium on this machine")
     try:
         _story(directory, [n.address for n in man.nodes])
     finally:

@@ -72,6 +72,9 @@ def test_help_shows_flags_without_a_value_type(net):
     assert "Replace a stopped testnet" in fresh
     assert "<int range>" in r.stdout  # other options keep their types
     assert "MEMBER=PREFIX" in r.stdout
+    # a later paragraph is reflowed to the width, not broken where the source broke it
+    r = suyuan("record", "declare", "--help", cwd=net, env={"COLUMNS": "200"})
+    assert "codes nothing happened to since; a recall is lifted where that record" in r.stdout
 
 
 def test_init_prints_the_genesis_file_sha256_as_identity(net):

@@ -362,6 +362,10 @@ def test_an_error_declarations_reason_is_cbvs_or_a_uri() -> None:
         ({"declarationTime": "2026-12-05T12:00:00"}, "declarationTime must be an RFC 3339"),
         ({"declarationTime": "2026-03-02T08:00:00Z", "reason": 5}, "reason must be a non-empty"),
         ({"declarationTime": "2026-03-02T08:00:00Z", "reason": "  "}, "reason must be a non-empty"),
+        (
+            {"declarationTime": "2026-03-02T08:00:00Z", "correctiveEventIDs": ["not a uri"]},
+            "correctiveEventIDs: 'not a uri' is not an eventID",
+        ),
         (  # QA: a misspelt reason was committed for good (a declaration is made once)
             {"declarationTime": "2026-03-02T08:00:00Z", "reason": "did_not_ocur"},
             "reason 'did_not_ocur' is no CBV error reason: did_not_occur or incorrect_data",

@@ -69,6 +69,9 @@ def _doc():
         (lambda d: d["members"][0].update(gs1_prefixes=["6901234"] * 2), "listed twice"),
         (lambda d: d["members"][0].update(gs1_prefixes=["000000"]), "is all zeros"),
         (lambda d: d["members"][0].update(gs1_prefixes=["0212345"]), "restricted circulation"),
+        (lambda d: d["members"][0].update(gs1_prefixes=["000002"]), "GTIN-8 number space"),
+        (lambda d: d["members"][0].update(gs1_prefixes=["9812345"]), "coupon or refund"),
+        (lambda d: d["members"][0].update(gs1_prefixes=["0551234"]), "coupon or refund"),
     ],
 )
 def test_invalid_genesis_refused(mutate, match):

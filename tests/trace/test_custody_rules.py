@@ -1409,3 +1409,27 @@ def test_gs1s_error_declaration_and_corrective_event_document_applies_whole(chai
         normalize_code(made),
         normalize_code(lot),
     }
+
+
+def test_a_remake_in_another_lot_keeps_the_hold_of_its_first_lots_finding(chain):
+    # QA: an item of a lot found non_conformant was declared, remade in a clean lot and
+    # sold: the hold of its first lot's finding did not follow it
+    item = normalize_code(ITEM)
+    held_lot, clean = (normalize_code(f"urn:epc:class:lgtin:6901234.012345.{x}") for x in "HC")
+    first = in_lot("H")
+    chain.add("farm", first)  # log index 0
+    chain.add("inspector", event(step="inspecting", disposition="non_conformant",
+                                 quantityList=[{"epcClass": held_lot, "quantity": 1}]))  # fmt: skip
+    declare(chain, "farm", first, 0)
+    new_record(chain, "farm", in_lot("C"))  # remade in another lot
+    st = chain.custody.get(item)
+    assert (st.lot, st.held_at, st.held_by, st.held_from) == (clean, 1, "inspector", held_lot)
+    with raises("held", item) as err:
+        new_record(chain, "farm", observe("retail_selling", ITEM, disposition="retail_sold"))
+    assert f"its lot {held_lot} was found non_conformant by 'inspector'" in str(err.value)
+    # the lot's finding declared in error reaches it: sold then
+    finding = event(step="inspecting", disposition="non_conformant",
+                    quantityList=[{"epcClass": held_lot, "quantity": 1}])  # fmt: skip
+    declare(chain, "inspector", finding, 1)
+    assert chain.custody.get(item).held_at == -1
+    new_record(chain, "farm", observe("retail_selling", ITEM, disposition="retail_sold"))
