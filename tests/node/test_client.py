@@ -172,3 +172,29 @@ def test_same_event_compares_event_and_author_not_the_signing():
     assert same_event(payload("farm", decl), payload("farm", later))
     other = {**decl, "errorDeclaration": {**decl["errorDeclaration"], "reason": "incorrect_data"}}
     assert not same_event(payload("farm", decl), payload("farm", other))
+
+
+def test_a_stream_cut_short_is_said_plainly() -> None:
+    # QA: "timed out: Stream removed (Deadline Exceeded)" in an import's exit-5 line
+    import grpc
+
+    from node.client import map_rpc_error
+    from node.errors import NodeUnavailableError
+
+    class Cut(grpc.RpcError):
+        def __init__(self, code: grpc.StatusCode, details: str) -> None:
+            self._code, self._details = code, details
+
+        def code(self) -> grpc.StatusCode:
+            return self._code
+
+        def details(self) -> str:
+            return self._details
+
+    err = map_rpc_error(
+        Cut(grpc.StatusCode.DEADLINE_EXCEEDED, "Stream removed (Deadline Exceeded)"), "h:1"
+    )
+    assert isinstance(err, NodeUnavailableError)
+    assert str(err) == "node h:1 timed out: deadline exceeded"
+    err = map_rpc_error(Cut(grpc.StatusCode.UNAVAILABLE, "Stream removed (Socket closed)"), "h:1")
+    assert str(err) == "node h:1 is unreachable: socket closed"
