@@ -1,4 +1,5 @@
-"""Run the real `suyuan` console script in a subprocess, as a user would."""
+"""Run the real `suyuan` console script in a subprocess, as a user would; a stub client for
+unit tests of a command."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Self
 
 SUYUAN = str(Path(sys.executable).with_name("suyuan"))
 
@@ -23,3 +25,17 @@ def suyuan(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: fl
         stdin=subprocess.DEVNULL,
         check=False,
     )
+
+
+class StubClient:
+    """A ``LedgerClient`` stand-in for a CLI command's unit test: a context manager that
+    takes any arguments; subclasses add the calls the command makes."""
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        pass
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass

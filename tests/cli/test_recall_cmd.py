@@ -15,18 +15,12 @@ from node.errors import LedgerError
 from node.keys import write_key_file
 from node.recall import RecallResult
 from proto import services_pb2
+from tests.cli.helpers import StubClient
 from tests.fixtures import genesis, key
 
 
-class _Client:
-    def __init__(self, *a: Any, **kw: Any) -> None:
-        pass
-
-    def __enter__(self) -> _Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
+class _Client(StubClient):
+    pass
 
 
 def _scope(truncated: bool) -> RecallResult:

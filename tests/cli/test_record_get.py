@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -13,22 +12,14 @@ from cli import record_cmd
 from node.convert import envelope_to_proto
 from node.records import make_record, sign_record
 from proto import services_pb2, types_pb2
+from tests.cli.helpers import StubClient
 from tests.fixtures import genesis, key, object_event
 
 ENV = sign_record(make_record(genesis(), "farm", object_event(["urn:x:1"])), key("farm"))
 
 
 def _client(height: int, log_index: int) -> type:
-    class Client:
-        def __init__(self, *a: Any, **kw: Any) -> None:
-            pass
-
-        def __enter__(self) -> Client:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            pass
-
+    class Client(StubClient):
         def get_record(self, rid: bytes) -> services_pb2.RecordResponse:
             info = types_pb2.RecordInfo(
                 record_id=rid, height=height, log_index=log_index, author="farm"

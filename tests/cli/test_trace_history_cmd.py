@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from typer.testing import CliRunner
 
 from cli import main as cli_main
 from cli import trace_cmd
 from proto import services_pb2, types_pb2
+from tests.cli.helpers import StubClient
 
 CODE = "urn:epc:id:sgtin:0614141.107346.2017"
 
 
-class _Client:
-    def __init__(self, *a: Any, **kw: Any) -> None:
-        pass
-
-    def __enter__(self) -> _Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
+class _Client(StubClient):
     def trace_history(self, code: str, limit: int, page_token: str) -> services_pb2.TraceResponse:
         records = [
             types_pb2.RecordInfo(log_index=0, event_time="2026-03-01T08:00:00Z", author="farm",
