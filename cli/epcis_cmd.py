@@ -77,7 +77,7 @@ def import_cmd(
     except InputError as e:  # (QA: the document was not named)
         raise InputError(f"{document}: {e}") from e
     k = load_key_file(key)
-    results = [_with_event_id(r, k.name) for r in results]
+    results = _once_each([_with_event_id(r, k.name) for r in results])
     target = None if dry_run and genesis else resolve_node(node)
     gpath = genesis or (target.genesis if target else None)
     if gpath is None:
@@ -174,6 +174,32 @@ def _with_event_id(r: ImportResult, author: str) -> ImportResult:
         return r
     eid = event_id_for(author, r.event)
     return dataclasses.replace(r, event={**r.event, "eventID": eid}, event_id=eid)
+
+
+def _once_each(results: list[ImportResult]) -> list[ImportResult]:
+    """The document's events, a later one that is the same event as an earlier one (no
+    eventID of its own, so the same derived one: ``_with_event_id``) refused, as a repeated
+    eventID is (QA: the second was reported "skipped, already on this chain", where the
+    first was this very import's)."""
+    first: dict[tuple[str, bool], int] = {}
+    out: list[ImportResult] = []
+    for r in results:
+        key = (r.event_id, r.event is not None and "errorDeclaration" in r.event)
+        if r.event is None or not r.event_id:
+            out.append(r)
+        elif key in first:
+            out.append(
+                dataclasses.replace(
+                    r,
+                    event=None,
+                    reason=f"event {first[key]} is the same event (its eventID, derived from "
+                    f"the event, is {r.event_id!r}): EPCIS names each event once",
+                )
+            )
+        else:
+            first[key] = r.position
+            out.append(r)
+    return out
 
 
 class _OnChain:

@@ -149,3 +149,19 @@ def test_a_refused_code_that_is_not_unicode_is_reported_not_a_traceback(tmp_path
     assert "Traceback" not in r.stderr
     assert "refused" in r.stdout
     assert "0 of 1 events pass the checks made offline" in r.stdout
+
+
+def test_the_same_event_twice_in_a_document_is_refused_the_second_time(tmp_path: Path) -> None:
+    # QA: two identical events without an eventID (so the same derived one): the second was
+    # reported "skipped, already on this chain", where the first was this import's own
+    (tmp_path / "g.json").write_text(genesis().to_json())
+    write_key_file(tmp_path / "farm.key", key("farm"), None)
+    ev = object_event(["urn:qa:twice:1"])
+    doc = {"type": "EPCISDocument", "epcisBody": {"eventList": [ev, ev]}}
+    (tmp_path / "doc.jsonld").write_text(json.dumps(doc))
+    args = ("epcis", "import", "doc.jsonld", "--key", "farm.key", "--genesis", "g.json")
+    r = suyuan(*args, "--dry-run", "--json", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    events = json.loads(r.stdout)["events"]
+    assert [e["status"] for e in events] == ["ok (dry run)", "refused"]
+    assert events[1]["reason"].startswith("event 0 is the same event (its eventID, derived")
