@@ -164,9 +164,10 @@ def via_text(code: str) -> str:
     return f"its lot {code}" if is_lot_code(code) else f"its container {code}"
 
 
-def state_line(state: services_pb2.TraceNode) -> str:
-    """A code's state in words: custodian, status, and why it is held or void."""
-    return f"{_desc(state)}{_hold_note(state)}{_void_note(state)}"
+def state_line(state: services_pb2.TraceNode, recall: str = "") -> str:
+    """A code's state in words: custodian, status, ``recall`` (``_recall_note``), and why
+    it is held or void."""
+    return f"{_desc(state)}{recall}{_hold_note(state)}{_void_note(state)}"
 
 
 def _void_note(state: services_pb2.TraceNode) -> str:
@@ -328,4 +329,4 @@ def history(
         console.print(f"more: --page {page}  (or --all)")
     if state is not None:
         recall = _recall_note(state, records, mid or bool(page))
-        console.print(f"now: {_desc(state)}{recall}{_hold_note(state)}{_void_note(state)}")
+        console.print(f"now: {state_line(state, recall)}")

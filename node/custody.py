@@ -139,7 +139,7 @@ from node.epcis import (
     normalize_code,
 )
 from node.errors import InputError, RuleError, RulePermissionError
-from node.genesis import Genesis
+from node.genesis import Genesis, Member
 from node.permissions import bare_disposition, bare_step
 from node.records import TraceRecord, header_time
 
@@ -516,7 +516,7 @@ class _Work:
         view: CustodyView,
         index: int,
         genesis: Genesis,
-        author: str,
+        author: Member,
         time_ms: int | None = None,
         *,
         new: bool = False,
@@ -524,9 +524,8 @@ class _Work:
         self.view = view
         self.index = index
         self.genesis = genesis
-        self.author = author  # the record's author
-        member = genesis.member(author)
-        self.may_commission = member is not None and member.has_role(*COMMISSION_ROLES)
+        self.author = author.id  # the record's author (looked up once, by ``apply``)
+        self.may_commission = author.has_role(*COMMISSION_ROLES)
         self.time_ms = time_ms  # the record's eventTime (Unix ms; None if not a date-time)
         self.new = new  # a record not yet committed (``apply``'s ``new``)
         self.changed: dict[str, CodeState] = {}
@@ -608,7 +607,7 @@ def apply(
     disposition = bare_disposition(str(ev.get("disposition", "")))
     codes = record.roles
     check_event_codes(codes, etype)
-    w = _Work(view, log_index, genesis, record.author, record.time_ms, new=new)
+    w = _Work(view, log_index, genesis, author, record.time_ms, new=new)
 
     is_recall = disposition == RECALL_DISPOSITION or step == RECALL_STEP
     terminal = step in TERMINAL_STEPS or disposition in TERMINAL_DISPOSITIONS
@@ -989,8 +988,10 @@ def _link_lots(w: _Work, author: str, links: Sequence[tuple[str, str]]) -> None:
     not once it is closed (else any member could give its items another's lot as origin);
     a lot a recall made (``_made_lot``) has no custodian, and takes any member's."""
     for lot, item in links:  # (a lot code has /10/, an item's /21/)
-        st = w.need(item)  # (its lot's finding non_conformant holds it)
-        w.put(st.evolve(lot=lot, unlinked=tuple(u for u in st.unlinked if u != lot)))
+        st = w.need(item).evolve(lot=lot)  # (its lot's finding non_conformant holds it)
+        if st.unlinked:  # (made again in a lot it was unlinked from: linked again)
+            st = st.evolve(unlinked=tuple(u for u in st.unlinked if u != lot))
+        w.put(st)
         lot_state = w.get(lot)
         if lot_state is not None:
             if lot_state.custodian:
@@ -1328,7 +1329,7 @@ def _commission(w: _Work, code: str, author: str, disposition: str, *, is_class:
         )
     _check_prefix(w.genesis, code, author)
     existing = w.get(code)
-    if existing is not None and existing.void_at >= 0 and code not in w.changed:
+    if existing is not None and existing.void_at >= 0:
         if author != existing.commissioned_by and not _producer(w, code, author):
             raise RuleError(
                 RULE_COMMISSION_ONCE,

@@ -127,8 +127,17 @@ def _check_limits(max_depth: int, limit: int) -> None:
         raise InputError(f"trace: limit must be 1-{MAX_LIMIT}")
 
 
-def _node(index: TraceIndex, code: str, depth: int, relation: str, via: str) -> TraceNode:
-    st = index.state(code)
+def _node(
+    index: TraceIndex,
+    code: str,
+    depth: int,
+    relation: str,
+    via: str,
+    st: CodeState | None = None,
+) -> TraceNode:
+    """``code``'s node; ``st``, its state if already read (else it is read here)."""
+    if st is None:
+        st = index.state(code)
     if st is None:
         return TraceNode(code, depth, relation, via, "", "unknown", "", "")
     return TraceNode(
@@ -165,29 +174,33 @@ def walk(
     """All nodes in BFS order; finally yields ``None`` if some code lies beyond max_depth.
     A link that a record declared in error made (the code made lists the other in
     ``unlinked``) is not followed: the log keeps it, the trace no longer counts it."""
-    neighbours = index.upstream if direction == "back" else index.downstream
+    back = direction == "back"
+    neighbours = index.upstream if back else index.downstream
     seen = {root}
-    queue: deque[tuple[str, int]] = deque([(root, 0)])
-    yield _node(index, root, 0, "self", "")
+    root_state = index.state(root)
+    # each code's state is read once: for its node and for the links it filters
+    queue: deque[tuple[str, int, CodeState | None]] = deque([(root, 0, root_state)])
+    yield _node(index, root, 0, "self", "", root_state)
     beyond = False
     while queue:
-        code, depth = queue.popleft()
-        back = direction == "back"
-        here = index.state(code) if back else None
+        code, depth, here = queue.popleft()
         for nxt, relation in neighbours(code):
             if nxt in seen:
                 continue
+            there = None if back else index.state(nxt)
             # the code made, and what it was made from: a link a record declared in error
             # made (``CodeState.unlinked``) is not followed
-            made, source = (here, nxt) if back else (index.state(nxt), code)
+            made, source = (here, nxt) if back else (there, code)
             if made is not None and made.unlinked and source in made.unlinked:
                 continue
             if depth + 1 > max_depth:
                 beyond = True
                 continue
+            if back:
+                there = index.state(nxt)
             seen.add(nxt)
-            yield _node(index, nxt, depth + 1, relation, code)
-            queue.append((nxt, depth + 1))
+            yield _node(index, nxt, depth + 1, relation, code, there)
+            queue.append((nxt, depth + 1, there))
     if beyond:
         yield None
 

@@ -346,8 +346,7 @@ def create(
     if is_testnet_dir(directory):
         raise InputError(f"{directory}: already holds a testnet")
     man = plan(directory, nodes, base_port, chain_id)
-    roles: dict[str, tuple[str, ...]] = {n.member: VALIDATOR_ROLES for n in man.nodes}
-    roles.update(DEMO_MEMBERS)
+    roles = member_roles(man)
     check_bindings(roles, gs1_prefixes)
     marker = directory / CREATING_NAME
     directory.mkdir(parents=True, exist_ok=True)
@@ -360,10 +359,10 @@ def create(
     marker.touch()
     members = []
     man.key_file(validator_name(0)).parent.mkdir(parents=True, exist_ok=True)
-    for name, member_roles in roles.items():
+    for name, its_roles in roles.items():
         key = KeyPair.generate(name)
         write_key_file(man.key_file(name), key, None)
-        members.append(Member(name, member_roles, key.public_key, display_name=name))
+        members.append(Member(name, its_roles, key.public_key, display_name=name))
     members = bind_prefixes(members, gs1_prefixes)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     genesis = Genesis.build(
@@ -381,6 +380,11 @@ def create(
     man.save()
     marker.unlink(missing_ok=True)
     return man
+
+
+def member_roles(man: Manifest) -> dict[str, tuple[str, ...]]:
+    """The members of ``man``'s genesis and their roles: the validators, then the demo's."""
+    return {**{n.member: VALIDATOR_ROLES for n in man.nodes}, **DEMO_MEMBERS}
 
 
 def check_bindings(roles: dict[str, tuple[str, ...]], gs1_prefixes: Sequence[str]) -> None:

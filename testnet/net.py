@@ -194,7 +194,7 @@ def _up(
             # bad arguments and taken ports are refused before anything is deleted
             new = mf.plan(directory, *shape)
             _check_ports(new)
-            mf.check_bindings(_roles(new), gs1_prefixes or ())
+            mf.check_bindings(mf.member_roles(new), gs1_prefixes or ())
             _wipe(man)
             man = mf.create(directory, *shape, replacing=True, gs1_prefixes=gs1_prefixes or ())
         else:
@@ -518,11 +518,6 @@ def _check_same_shape(
             f"{man.dir} holds chain {man.chain_id!r}; "
             "omit --chain-id to restart it, or pass --fresh to replace it"
         )
-
-
-def _roles(man: Manifest) -> dict[str, tuple[str, ...]]:
-    """The members of ``man``'s genesis and their roles (validators, then the demo's)."""
-    return {**{n.member: mf.VALIDATOR_ROLES for n in man.nodes}, **mf.DEMO_MEMBERS}
 
 
 def _check_same_bindings(man: Manifest, gs1_prefixes: Sequence[str] | None) -> None:

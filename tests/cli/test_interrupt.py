@@ -4,7 +4,6 @@ Ledger on 127.0.0.1 whose Submit does not answer (a node that cannot commit)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -17,16 +16,12 @@ from pathlib import Path
 import grpc
 import pytest
 
+from node.convert import envelope_from_proto
 from node.keys import write_key_file
 from node.records import make_record, sign_record
 from proto import services_pb2, services_pb2_grpc
 from tests.cli.helpers import SUYUAN
 from tests.fixtures import genesis, key, object_event
-
-
-def make_record_id(envelope) -> bytes:
-    """A record's id: SHA-256 of its payload."""
-    return hashlib.sha256(envelope.payload).digest()
 
 
 class _Silent(services_pb2_grpc.LedgerServicer):
@@ -59,7 +54,7 @@ class _Silent(services_pb2_grpc.LedgerServicer):
                     committed=True,
                     results=[
                         services_pb2.SubmitResult(
-                            record_id=make_record_id(e), height=3, log_index=7 + i
+                            record_id=envelope_from_proto(e).record_id, height=3, log_index=7 + i
                         )
                         for i, e in enumerate(batch.envelopes)
                     ],
@@ -116,7 +111,7 @@ def test_ctrl_c_while_waiting_names_the_record(tmp_path):
     )
 
 
-def _two_batches(tag: str) -> dict[str, object]:
+def _three_batches(tag: str) -> dict[str, object]:
     """A document an import sends as three batches (an error declaration starts one):
     event 0; events 1 (a declaration of event 0) and 2; event 3."""
     first = dict(
@@ -132,7 +127,7 @@ def _two_batches(tag: str) -> dict[str, object]:
 def test_ctrl_c_during_epcis_import_reports_what_was_imported(tmp_path):
     (tmp_path / "genesis.json").write_text(genesis().to_json())
     write_key_file(tmp_path / "farm.key", key("farm"), None)
-    (tmp_path / "doc.json").write_text(json.dumps(_two_batches("int")))
+    (tmp_path / "doc.json").write_text(json.dumps(_three_batches("int")))
     args = ("epcis", "import", "doc.json", "--key", "farm.key", "--genesis", "genesis.json")
     rc, out, err, _ = _interrupted(tmp_path, _Silent(answered=1), *args)
     assert rc == 130, err
@@ -150,7 +145,7 @@ def test_sigterm_during_epcis_import_reports_too_with_exit_143(tmp_path):
     # QA: stopped by `timeout` (SIGTERM), an import left an empty report
     (tmp_path / "genesis.json").write_text(genesis().to_json())
     write_key_file(tmp_path / "farm.key", key("farm"), None)
-    (tmp_path / "doc.json").write_text(json.dumps(_two_batches("term")))
+    (tmp_path / "doc.json").write_text(json.dumps(_three_batches("term")))
     args = ("epcis", "import", "doc.json", "--key", "farm.key", "--genesis", "genesis.json",
             "--json")  # fmt: skip
     rc, out, err, _ = _interrupted(tmp_path, _Silent(answered=1), *args, sig=signal.SIGTERM)
