@@ -576,7 +576,58 @@ class _Work:
         return out
 
 
+class _VoidCodeError(RuleError):
+    """A record acts on a void code (``_check_open``; rule closed)."""
+
+
 def apply(
+    view: CustodyView,
+    record: TraceRecord,
+    signers: Sequence[str],
+    genesis: Genesis,
+    log_index: int,
+    declared: int | None = None,
+    *,
+    new: bool = False,
+) -> CustodyUpdate:
+    """Check every custody rule for ``record`` against ``view``; return its effects
+    (``_apply``). A logged record (``new`` false) that acts on a void code was committed by
+    a version whose declared commissioning left its codes as they were, an annotation: the
+    code is made whole again (``_revived``) and the record replays as it was, so that a log
+    written before voiding still syncs. A version that voids never commits such a record,
+    so a log it wrote replays to the state its validators reached."""
+    if new:
+        return _apply(view, record, signers, genesis, log_index, declared, new=True)
+    revived: dict[str, CodeState] = {}
+    base: CustodyView = view
+    while True:  # (bounded: each round revives another code, or raises)
+        try:
+            update = _apply(base, record, signers, genesis, log_index, declared)
+        except _VoidCodeError as e:
+            st = base.get(e.code)
+            if st is None or e.code in revived:
+                raise
+            revived[e.code] = _revived(st)
+            base = OverlayView(view)
+            base.pending.update(revived)
+            continue
+        if not revived:
+            return update
+        states = {**revived, **update.states}
+        return CustodyUpdate(update.log_index, states, update.edges, update.touched)
+
+
+def _revived(st: CodeState) -> CodeState:
+    """``st``, void, as a declared commissioning left a code before voiding: open (unless
+    its making closed it), its lot's link counting again."""
+    whole = st if st.closed_at == st.void_at else st.with_flags(closed=False)
+    unlinked = tuple(u for u in st.unlinked if u != st.lot)
+    return whole.evolve(
+        void_at=-1, unlinked=unlinked, closed_at=st.closed_at if whole.closed else -1
+    )
+
+
+def _apply(
     view: CustodyView,
     record: TraceRecord,
     signers: Sequence[str],
@@ -1294,7 +1345,7 @@ _FIT_DISPOSITIONS = frozenset({*CLEARING_DISPOSITIONS, "conformant"})
 
 def _check_open(st: CodeState) -> None:
     if st.closed and st.void_at >= 0:
-        raise RuleError(
+        raise _VoidCodeError(
             RULE_CLOSED,
             f"code is void: the record that made it (log index {st.void_at}) is declared in "
             f"error; {st.commissioned_by!r} may make it again (a corrective event)",

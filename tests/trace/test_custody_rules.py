@@ -1345,6 +1345,31 @@ def test_a_commissioning_declared_in_error_is_made_again_by_a_corrective_event(c
     assert chain.custody.get(item).custodian == "slaughterhouse"
 
 
+def test_a_log_written_before_voiding_replays_acts_on_a_declared_commissionings_codes(chain):
+    # A log of an earlier version: its declared commissioning was an annotation, and the
+    # farm handed the item on after it. Replayed (logged records, not new), the handoff
+    # meets a void code: the code is made whole again and the handoff replays as it was,
+    # where refusing it would stop every node resyncing that log
+    item = normalize_code(ITEM)
+    wrong = normalize_code("urn:epc:class:lgtin:6901234.012345.W")
+    chain.add("farm", in_lot("W"))
+    declare(chain, "farm", in_lot("W"), 0, new=False)
+    assert chain.custody.get(item).void_at == 0
+    handoff = observe("shipping", ITEM)
+    rec, signers = signed("farm", handoff, to="slaughterhouse")
+    with raises("closed", item):  # a version that voids commits no such record
+        apply(chain.custody, rec, signers, GENESIS, len(chain.log), new=True)
+    upd = chain.add("farm", handoff, to="slaughterhouse")  # logged: it replays
+    st = chain.custody.get(item)
+    assert (st.status, st.custodian, st.void_at, st.closed_at, st.unlinked, st.lot) == (
+        "active", "slaughterhouse", -1, -1, (), wrong
+    )  # fmt: skip
+    assert item in upd.states
+    assert codes_of(trace_back(chain.custody, item)) == [wrong]  # the lot's link counts again
+    with raises("commission-once", item):  # made whole, it is no void code to make again
+        new_record(chain, "farm", in_lot("R"))
+
+
 def test_a_declared_commissioning_acted_on_since_stays_and_a_finding_outlives_a_remake(chain):
     commission(chain, "farm", A, B)
     chain.add("farm", observe("shipping", A), to="slaughterhouse")
