@@ -38,6 +38,7 @@ from node.errors import (
     InputError,
     NodeUnavailableError,
     NotFoundError,
+    ReplayError,
     RuleError,
     RulePermissionError,
 )
@@ -58,8 +59,14 @@ from node.records import (
 from proto import services_pb2
 
 app = typer.Typer(
-    help="Hand custody of codes to another member: offer, then accept.", no_args_is_help=True
+    help="Hand custody of codes to another member: offer, then accept (or withdraw).",
+    no_args_is_help=True,
 )
+
+#: the bizStep of a withdrawal (CBV: objects of a prior outbound process were not shipped)
+WITHDRAW_STEP = "void_shipping"
+#: the record attribute of a withdrawal naming the offer's record id
+WITHDRAWS_ATTRIBUTE = "withdraws_offer"
 
 NodeOpt = Annotated[
     str | None,
@@ -100,8 +107,9 @@ def handoff_event(
         "eventTimeZoneOffset": "+00:00" if when.endswith("Z") else when[-6:],
         "action": "OBSERVE",
         "bizStep": biz_step,
-        "disposition": disposition,
     }
+    if disposition:
+        ev["disposition"] = disposition
     # a lot or product class given as a CODE goes where EPCIS puts classes
     instances = [c for c in codes if not is_class_code(c)]
     classes = [*[c for c in codes if is_class_code(c)], *classes]
@@ -341,7 +349,13 @@ def accept(
     if out is not None:
         write_text_atomic(out, both.to_json())
     target = resolve_node(node)
-    resp, already = submit_tracked(both, target, wait=wait, timeout=timeout, as_json=as_json)
+    try:
+        resp, already = submit_tracked(both, target, wait=wait, timeout=timeout, as_json=as_json)
+    except ReplayError as e:  # (the offer's own id committed is answered, not raised)
+        raise ReplayError(
+            f"{e}: {v.record.author} withdrew this offer (suyuan handoff withdraw) or used "
+            "its nonce in another record; ask the sender for a new offer"
+        ) from None
     info = {
         "record_id": both.record_id.hex(),
         "from": v.record.author,
@@ -371,3 +385,93 @@ def accept(
         console.print(
             f"  {counted(len(codes), 'code')}: {shown}{more}", markup=False, soft_wrap=True
         )
+
+
+@app.command("withdraw")
+def withdraw(
+    offer_file: Annotated[Path, typer.Argument(metavar="OFFER.json", help="Your offer.")],
+    key: Annotated[Path, typer.Option("--key", help="Sender's key file (who made the offer).")],
+    genesis: Annotated[Path | None, typer.Option("--genesis", help="genesis.json.")] = None,
+    node: NodeOpt = None,
+    wait: WaitOpt = False,
+    timeout: WaitTimeoutOpt = 30.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The sender withdraws an offer not yet accepted: it submits a record of its own with the
+    offer's nonce (an ObjectEvent OBSERVE of the offer's codes, bizStep void_shipping,
+    attribute withdraws_offer), so the offer, countersigned or not, can never commit. The
+    sender must still hold the codes; a withdrawal that commits first wins over an accept."""
+    g = _genesis(genesis, node)
+    env = load_envelope(offer_file)
+    k = load_key_file(key)
+    v = verify_envelope(env, g, require_all_signers=False)
+    if not v.record.is_handoff:
+        raise InputError(f"{offer_file}: not a handoff offer")
+    if v.record.author != k.name:
+        raise InputError(
+            f"{offer_file}: the offer is {v.record.author}'s: only its sender withdraws it, "
+            f"not {k.name!r}"
+        )
+    offered = v.record.event
+    instances = [str(c) for c in offered.get("epcList") or []]
+    classes = [str(q["epcClass"]) for q in offered.get("quantityList") or [] if "epcClass" in q]
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    event = handoff_event(instances, classes, now, WITHDRAW_STEP, "", "")
+    offer_id = v.record_id.hex()
+    rec = make_record(
+        g,
+        k.name,
+        event,
+        category=v.record.category,
+        attributes={WITHDRAWS_ATTRIBUTE: offer_id},
+        nonce=v.record.nonce,
+    )
+    out = sign_record(rec, k)
+    target = resolve_node(node)
+    try:
+        resp, _ = submit_tracked(out, target, wait=wait, timeout=timeout, as_json=as_json)
+    except ReplayError as e:
+        raise ReplayError(_why_not_withdrawn(target.address, v.record_id, str(e))) from None
+    info: dict[str, Any] = {
+        "record_id": out.record_id.hex(),
+        "withdraws_offer": offer_id,
+        "from": k.name,
+        "to": v.record.handoff_to,
+        "codes": rec.codes(),
+        "committed": resp.committed,
+    }
+    if resp.committed:
+        info |= {"height": resp.height, "log_index": resp.log_index}
+    if as_json:
+        print_json(info)
+        return
+    state = (
+        f"committed at height {resp.height}, log index {resp.log_index}: the offer can no "
+        "longer be accepted"
+        if resp.committed
+        else "submitted (the offer can no longer be accepted once it commits)"
+    )
+    console.print(
+        f"withdrawal {info['record_id']} of offer {offer_id} ({k.name} -> "
+        f"{v.record.handoff_to}) {state}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def _why_not_withdrawn(address: str, offer_id: bytes, refusal: str) -> str:
+    """A withdrawal refused as a replay: the offer was accepted (committed, or pending at
+    the node), or its nonce is used by another record (withdrawn already)."""
+    try:
+        with LedgerClient(address, timeout=10) as client:
+            info = client.get_record(offer_id).info
+    except NotFoundError:
+        return f"{refusal}: the offer was withdrawn already, or its nonce used by another record"
+    if info.height == 0:
+        return (
+            f"{refusal}: the offer was accepted and is pending at the node; it cannot be withdrawn"
+        )
+    return (
+        f"the offer was accepted already (committed at height {info.height}, log index "
+        f"{info.log_index}): it cannot be withdrawn; a handoff back returns the codes"
+    )

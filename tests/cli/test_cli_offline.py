@@ -245,6 +245,22 @@ def test_handoff_cosign_flow(net):
     assert r.returncode == 0, r.stderr
     r = suyuan("record", "verify", "done.json", "--genesis", "genesis.json", cwd=net)
     assert r.returncode == 0, r.stderr
+    # only the offer's sender withdraws it, and only a handoff offer is withdrawn (checked
+    # before any node is asked)
+    withdraw = ("handoff", "withdraw", "--genesis", "genesis.json", "--node", "127.0.0.1:9")
+    r = suyuan(*withdraw, "offer.json", "--key", "slaughterhouse.key", cwd=net)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr == (
+        "error: offer.json: the offer is farm's: only its sender withdraws it, not "
+        "'slaughterhouse'\n"
+    )
+    plain = {"event": object_event(["urn:x:9"], "shipping", "OBSERVE"), "category": "meat"}
+    (net / "p.json").write_text(json.dumps(plain))
+    r = suyuan("record", "sign", "p.json", "--key", "farm.key", "--genesis", "genesis.json",
+               "--out", "plain.json", cwd=net)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    r = suyuan(*withdraw, "plain.json", "--key", "farm.key", cwd=net)
+    assert (r.returncode, r.stderr) == (2, "error: plain.json: not a handoff offer\n")
 
 
 @pytest.mark.parametrize(

@@ -272,6 +272,24 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     ]
     assert cli.cli_custodian(F1) == cli.cli_custodian(F2) == "slaughterhouse"
     assert cli.custodian(F3) == "farm"
+    # an offer withdrawn by its sender (QA-N M4: an offer could not be withdrawn, and one
+    # signed before a declaration moved the code remade since): its nonce is used, so it
+    # never commits, countersigned or not; only the sender withdraws, and an accepted offer
+    # is not withdrawn
+    line = cli.refused(2, "handoff", "withdraw", str(spare), "--key", cli.key("slaughterhouse"))
+    assert "the offer is farm's: only its sender withdraws it" in line
+    gone = cli.json("handoff", "withdraw", str(spare), "--key", cli.key("farm"), "--wait")
+    assert (gone["withdraws_offer"], gone["codes"], gone["committed"]) == (
+        got["record_id"], [F3], True
+    )  # fmt: skip
+    line = cli.refused(1, "handoff", "accept", str(spare), "--key", cli.key("slaughterhouse"))
+    assert "farm withdrew this offer (suyuan handoff withdraw)" in line
+    assert cli.custodian(F3) == "farm"
+    assert cli.history(F3)[-1]["biz_step"] == "void_shipping"
+    kept = cli.json("record", "get", gone["record_id"])
+    assert kept["attributes"] == {"withdraws_offer": got["record_id"]}
+    line = cli.refused(1, "handoff", "withdraw", str(offer), "--key", cli.key("farm"))
+    assert f"the offer was accepted already (committed at height {done['height']}" in line
     got = cli.json("record", "get", cli.offer_ids[offer])
     assert got["record_id"] == done["record_id"]
     # who received it and who signed, without decoding the envelope (QA: a regulator saw
