@@ -1,4 +1,4 @@
-"""`suyuan handoff offer|accept`: a custody handoff signed by both enterprises."""
+"""`suyuan handoff offer|accept|withdraw`: a custody handoff signed by both enterprises."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from node.custody import (
     dated_before,
     recalled_may_leave,
 )
+from node.envelope import Envelope
 from node.epcis import is_class_code, normalize_code
 from node.errors import (
     InputError,
@@ -43,10 +44,11 @@ from node.errors import (
     RulePermissionError,
 )
 from node.genesis import Genesis
-from node.keys import load_key_file
+from node.keys import KeyPair, load_key_file
 from node.permissions import bare_disposition, bare_step
 from node.records import (
     CATEGORIES,
+    VerifiedRecord,
     ahead_problem,
     cosign,
     header_time,
@@ -320,6 +322,19 @@ def _packed(client: LedgerClient, container: str) -> list[services_pb2.TraceNode
     return out
 
 
+def _load_offer(
+    offer_file: Path, key: Path, genesis: Path | None, node: str | None
+) -> tuple[Genesis, Envelope, KeyPair, VerifiedRecord]:
+    """The genesis, the offer (verified: the sender's signature), and the key file."""
+    g = _genesis(genesis, node)
+    env = load_envelope(offer_file)
+    k = load_key_file(key)
+    v = verify_envelope(env, g, require_all_signers=False)
+    if not v.record.is_handoff:
+        raise InputError(f"{offer_file}: not a handoff offer")
+    return g, env, k, v
+
+
 @app.command("accept")
 def accept(
     offer_file: Annotated[Path, typer.Argument(metavar="OFFER.json", help="The sender's offer.")],
@@ -334,12 +349,7 @@ def accept(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The receiver checks the offer, countersigns it and submits it."""
-    g = _genesis(genesis, node)
-    env = load_envelope(offer_file)
-    k = load_key_file(key)
-    v = verify_envelope(env, g, require_all_signers=False)
-    if not v.record.is_handoff:
-        raise InputError(f"{offer_file}: not a handoff offer")
+    g, env, k, v = _load_offer(offer_file, key, genesis, node)
     if v.record.handoff_to != k.name:
         raise InputError(
             f"{offer_file}: the offer names {v.record.handoff_to!r} as receiver, not {k.name!r}"
@@ -401,12 +411,7 @@ def withdraw(
     offer's nonce (an ObjectEvent OBSERVE of the offer's codes, bizStep void_shipping,
     attribute withdraws_offer), so the offer, countersigned or not, can never commit. The
     sender must still hold the codes; a withdrawal that commits first wins over an accept."""
-    g = _genesis(genesis, node)
-    env = load_envelope(offer_file)
-    k = load_key_file(key)
-    v = verify_envelope(env, g, require_all_signers=False)
-    if not v.record.is_handoff:
-        raise InputError(f"{offer_file}: not a handoff offer")
+    g, _, k, v = _load_offer(offer_file, key, genesis, node)
     if v.record.author != k.name:
         raise InputError(
             f"{offer_file}: the offer is {v.record.author}'s: only its sender withdraws it, "

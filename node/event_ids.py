@@ -168,12 +168,17 @@ def check_declaration(record: TraceRecord, reader: StoreReader, genesis: Genesis
     decl_ms = event_time_ms(str(decl.get("declarationTime", "")))
     event_ms = event_time_ms(found.record.event_time)
     if decl_ms is not None and event_ms is not None and decl_ms < event_ms:
-        raise RuleError(  # (QA: a declaration dated before its event was committed)
-            RULE_DECLARATION,
-            "errorDeclaration.declarationTime is before the declared event's eventTime: an "
-            "error is declared after the event",
-            code,
-        )
+        # (QA: a declaration dated before its event was committed.) An event dated after
+        # its own block (a wrong date, up to a day ahead is let in) is declared once it is
+        # committed (QA: its goods were stuck until that date came)
+        committed_ms = reader.block_time_at(found.log_index)
+        if committed_ms is None or decl_ms < min(event_ms, committed_ms):
+            raise RuleError(
+                RULE_DECLARATION,
+                "errorDeclaration.declarationTime is before the declared event's eventTime "
+                "and before its record was committed: an error is declared after the event",
+                code,
+            )
     differs = _restates(found.record, record)
     if differs:
         raise RuleError(

@@ -71,10 +71,12 @@ from types import TracebackType
 from typing import TypeVar
 
 import lmdb
+from google.protobuf.message import DecodeError
 
 from node import merkle
 from node.errors import DamagedStoreError, InputError, NotFoundError, ReplayError, StorageError
 from node.merkle_store import Frontier, NodeReader, extend, preview
+from proto import types_pb2
 
 
 def free_space(path: Path) -> str:
@@ -991,3 +993,23 @@ class StoreReader:
             return None
         raw = self._store._envelope_at(self._txn, index)  # type: ignore[arg-type]
         return bytes(raw) if raw is not None else None
+
+    def block_time_at(self, index: int) -> int | None:
+        """The header time (ms) of the committed block holding log index ``index``, or
+        None past the log."""
+        if not 0 <= index < self._store.head().log_size:
+            return None
+        with self._txn.cursor(self._store._dbs["block_ends"]) as cur:
+            if not cur.set_range(_U64.pack(index + 1)):
+                return None
+            height = bytes(cur.value())
+        value = self._txn.get(height, db=self._store._dbs["blocks"])
+        if value is None:
+            raise StorageError(f"store is corrupt: block {_U64.unpack(height)[0]} is missing")
+        block = _unpack_block(_U64.unpack(height)[0], value)[0]
+        header = types_pb2.BlockHeader()
+        try:
+            header.ParseFromString(block.header_bytes)
+        except DecodeError as e:
+            raise damaged(f"block {block.height}'s header does not parse") from e
+        return int(header.time_ms)

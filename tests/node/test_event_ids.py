@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -514,6 +515,30 @@ def test_a_declaration_is_not_dated_before_its_event(chain: ChainState) -> None:
     early = {**born, "errorDeclaration": {"declarationTime": "2026-02-01T00:00:00Z"}}
     with pytest.raises(RuleError, match="declarationTime is before the declared event's"):
         _admit(chain, _signed("farm", early))
+
+
+def test_an_event_dated_ahead_of_its_block_is_declared_once_committed(
+    chain: ChainState,
+) -> None:
+    # QA: an event dated a few hours ahead (a local time written as Z) could not be declared
+    # in error until that time came, and its goods could not be handed on until then
+    now = dt.datetime.now(dt.UTC)
+
+    def at(t: dt.datetime) -> str:
+        return t.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    eid = "urn:uuid:00000000-0000-4000-8000-0000000000b7"
+    later = at(now + dt.timedelta(hours=8))
+    ahead = {**_event("u:15", eid), "eventTime": later, "eventTimeZoneOffset": "+00:00"}
+    _commit(chain, [_signed("farm", ahead)])
+    before = {**ahead, "errorDeclaration": {"declarationTime": at(now - dt.timedelta(hours=1))}}
+    with pytest.raises(RuleError, match="and before its record was committed"):
+        _admit(chain, _signed("farm", before))
+    after = {**ahead, "errorDeclaration": {"declarationTime": at(now + dt.timedelta(minutes=1))}}
+    _commit(chain, [_signed("farm", after)])
+    st = chain.custody_view.get("u:15")
+    assert st is not None
+    assert st.void_at == 0  # the commissioning declared: the code may be made again
 
 
 def _lot_event(eid: str, step: str, action: str, **more: Any) -> dict[str, Any]:
