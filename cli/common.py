@@ -234,12 +234,21 @@ _signalled: list[int] = []  # the exit code of the first SIGINT or SIGTERM of th
 
 def _on_sigterm(signum: int, frame: object) -> None:
     _signalled.append(143)
-    raise KeyboardInterrupt
+    _interrupt()
 
 
 def _on_sigint(signum: int, frame: object) -> None:
     _signalled.append(130)
-    raise KeyboardInterrupt
+    _interrupt()
+
+
+def _interrupt() -> None:
+    """Stop the command: a call to a node in flight is cancelled, and its caller raises
+    ``KeyboardInterrupt`` (raised here, inside gRPC's locks, it could hang the CLI);
+    otherwise it is raised here."""
+    client = sys.modules.get("node.client")  # (not loaded: no call to a node is made)
+    if client is None or not client.interrupt_calls():
+        raise KeyboardInterrupt
 
 
 def catch_signals() -> None:

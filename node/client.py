@@ -25,7 +25,9 @@ Addresses are ``host:port`` over an insecure channel (the local testnet uses 127
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -159,17 +161,92 @@ def never_connected(err: LedgerError) -> bool:
     )
 
 
+class _InFlight:
+    """The calls this process has in flight, so that a signal handler ends them from
+    another thread (``interrupt_calls``) rather than raising ``KeyboardInterrupt`` inside
+    gRPC's locks: raised there, it could leave a lock held, and the channel's ``close``
+    then waited for ever (the CLI hung after Ctrl-C or SIGTERM). The call's owner sees it
+    cancelled and raises ``KeyboardInterrupt`` itself, outside gRPC.
+
+    ``calls`` is changed by the calling threads and copied by the canceller, each one
+    GIL-atomic operation; a signal handler only reads it and sets ``requested``."""
+
+    def __init__(self) -> None:
+        self.calls: set[Any] = set()
+        self.requested = False
+        self.inside = 0  # threads in gRPC code that is not a call in ``calls``
+        self._count = threading.Lock()  # (for ``inside``; a signal handler only reads it)
+        self._wake: threading.Event | None = None
+
+    def start(self) -> None:
+        """Start the canceller thread, once (before any call: a signal handler may not
+        start a thread, whose locks the interrupted code may hold)."""
+        with self._count:
+            if self._wake is None:
+                self._wake = threading.Event()
+                threading.Thread(target=self._cancel, name="cancel-calls", daemon=True).start()
+
+    def _cancel(self) -> None:
+        assert self._wake is not None
+        for _ in range(_MAX_INTERRUPTS):  # (each signal of a run, up to a bound)
+            self._wake.wait()
+            self._wake.clear()
+            for call in tuple(self.calls):  # (one registered later cancels itself)
+                call.cancel()
+
+    def interrupt(self) -> bool:
+        """Have every call in flight cancelled (by the canceller thread); False if there
+        is none and no thread is inside gRPC (``entered``)."""
+        self.requested = True
+        calls = tuple(self.calls)
+        if calls and self._wake is not None:
+            self._wake.set()
+        return bool(calls) or self.inside > 0
+
+    @contextmanager
+    def entered(self) -> Iterator[None]:
+        """gRPC code (a channel made or closed, a call started): an interruption waits for
+        its end (a call started is then cancelled, or ``check`` raises)."""
+        with self._count:
+            self.inside += 1
+        try:
+            yield
+        finally:
+            with self._count:
+                self.inside -= 1
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+
+_MAX_INTERRUPTS = 64
+_IN_FLIGHT = _InFlight()
+_CLOSE_AFTER_INTERRUPT_S = 2.0
+
+
+def interrupt_calls() -> bool:
+    """For a SIGINT or SIGTERM handler: end the ``LedgerClient`` calls in flight (their
+    callers raise ``KeyboardInterrupt``) and return True; False when none is in flight
+    (the handler raises it itself). Every later call raises it at once."""
+    return _IN_FLIGHT.interrupt()
+
+
 class LedgerClient:
-    """Synchronous typed calls to one node. Use as a context manager, or call ``close``."""
+    """Synchronous typed calls to one node. Use as a context manager, or call ``close``.
+    A call ended by ``interrupt_calls`` raises ``KeyboardInterrupt``."""
 
     def __init__(self, address: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         self.address = address
         self.timeout = timeout
         # a committed block may be up to max_block_bytes (8 MiB by default), above gRPC's
         # 4 MiB default receive limit: GetBlock/StreamBlocks (audit) need the larger limit
-        self._channel = grpc.insecure_channel(
-            address, options=[("grpc.max_receive_message_length", 256 * 1024 * 1024)]
-        )
+        _IN_FLIGHT.start()
+        with _IN_FLIGHT.entered():
+            self._channel = grpc.insecure_channel(
+                address, options=[("grpc.max_receive_message_length", 256 * 1024 * 1024)]
+            )
+        _IN_FLIGHT.check()
         self._stub: Any = services_pb2_grpc.LedgerStub(self._channel)  # type: ignore[no-untyped-call, unused-ignore]
 
     def committed_already(
@@ -218,7 +295,18 @@ class LedgerClient:
         )
 
     def close(self) -> None:
-        self._channel.close()
+        """Close the channel. After ``interrupt_calls`` (the process is stopping) at most
+        ``_CLOSE_AFTER_INTERRUPT_S`` is spent on it: gRPC's close waits for the cancelled
+        calls to drain, and racing their cancellation it could wait for ever (QA: the CLI
+        hung after Ctrl-C on a loaded machine)."""
+        if _IN_FLIGHT.requested:
+            closing = threading.Thread(target=self._channel.close, daemon=True)
+            closing.start()
+            closing.join(_CLOSE_AFTER_INTERRUPT_S)
+            return
+        with _IN_FLIGHT.entered():
+            self._channel.close()
+        _IN_FLIGHT.check()
 
     def __enter__(self) -> LedgerClient:
         return self
@@ -234,18 +322,41 @@ class LedgerClient:
     # ------------------------------------------------------------------ plumbing
 
     def _call(self, fn: Callable[..., Any], request: object, timeout: float | None) -> Any:
+        _IN_FLIGHT.check()
+        future: Any = getattr(fn, "future")  # noqa: B009 (the stubs type a call only)
+        with _IN_FLIGHT.entered():
+            call = future(request, timeout=self.timeout if timeout is None else timeout)
+            _IN_FLIGHT.calls.add(call)
         try:
-            return fn(request, timeout=self.timeout if timeout is None else timeout)
+            if _IN_FLIGHT.requested:
+                call.cancel()  # (a signal between the check and the add)
+            return call.result()
+        except grpc.FutureCancelledError:
+            raise KeyboardInterrupt from None
         except grpc.RpcError as e:
+            if _IN_FLIGHT.requested and e.code() == grpc.StatusCode.CANCELLED:
+                raise KeyboardInterrupt from None
             raise map_rpc_error(e, self.address) from e
+        finally:
+            _IN_FLIGHT.calls.discard(call)
 
     def _stream(
         self, fn: Callable[..., Iterator[_T]], request: object, timeout: float | None
     ) -> Iterator[_T]:
+        _IN_FLIGHT.check()
+        with _IN_FLIGHT.entered():
+            call: Any = fn(request, timeout=self.timeout if timeout is None else timeout)
+            _IN_FLIGHT.calls.add(call)
         try:
-            yield from fn(request, timeout=self.timeout if timeout is None else timeout)
+            if _IN_FLIGHT.requested:
+                call.cancel()
+            yield from call
         except grpc.RpcError as e:
+            if _IN_FLIGHT.requested and e.code() == grpc.StatusCode.CANCELLED:
+                raise KeyboardInterrupt from None
             raise map_rpc_error(e, self.address) from e
+        finally:
+            _IN_FLIGHT.calls.discard(call)
 
     # ------------------------------------------------------------------ Ledger
 

@@ -306,3 +306,43 @@ def test_an_interrupted_recall_names_its_record_in_flight(tmp_path):
     assert rc == 143, err
     rid = json.loads(out)["record_id"]
     assert err.strip().startswith(f"interrupted: record {rid} was sent to {address}")
+
+
+def test_a_call_interrupted_by_a_signal_is_cancelled_and_its_channel_closes():
+    # QA (a loaded machine): KeyboardInterrupt raised by the signal handler inside gRPC's
+    # locks left one held, and the channel's close then waited for ever. The handler now
+    # cancels the call from another thread; the caller raises KeyboardInterrupt itself.
+    from node import client as client_mod
+
+    servicer = _Silent()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    services_pb2_grpc.add_LedgerServicer_to_server(servicer, server)
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+    env = sign_record(make_record(genesis(), "farm", object_event(["urn:qa:int:9"])), key("farm"))
+    interrupted: list[bool] = []
+
+    def signal_when_held() -> None:
+        if servicer.called.wait(30):
+            interrupted.append(client_mod.interrupt_calls())
+
+    helper = threading.Thread(target=signal_when_held, daemon=True)
+    helper.start()
+    client = client_mod.LedgerClient(address, timeout=60)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            client.submit(env, wait=True)
+        helper.join(10)
+        assert len(interrupted) == 1  # (False: the Submit reached the stub before the call
+        # was registered; it was cancelled as it was)
+        with pytest.raises(KeyboardInterrupt):  # every later call stops at once
+            client.status()
+        closing = threading.Thread(target=client.close, daemon=True)
+        closing.start()
+        closing.join(10)
+        assert not closing.is_alive(), "the channel's close hung"
+    finally:
+        client_mod._IN_FLIGHT.requested = False  # (this process goes on testing)
+        servicer.release.set()
+        server.stop(0)
+        helper.join(10)
