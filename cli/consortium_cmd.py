@@ -14,6 +14,7 @@ import typer
 
 from cli.common import (
     console,
+    err_console,
     gs1_prefix_option,
     print_json,
     read_json_file,
@@ -39,7 +40,10 @@ def parse_member(spec: str) -> Member:
     """NAME:ROLES:KEY where ROLES is comma-separated and KEY a key file or a public key hex."""
     parts = spec.split(":", 2)
     if len(parts) != 3 or not all(parts):
-        raise ConfigError(f"--member {spec!r}: expected NAME:ROLES:KEYFILE")
+        raise ConfigError(
+            f"--member {spec!r}: expected NAME:ROLES:KEY (KEY: a key file, or the public key "
+            "in hex)"
+        )
     name, roles_s, key = parts
     roles = tuple(r.strip() for r in roles_s.split(","))
     for r in roles:
@@ -129,7 +133,11 @@ def init(
     chain_id: Annotated[str, typer.Option("--chain-id", help="Name of the chain.")],
     member: Annotated[
         list[str],
-        typer.Option("--member", help="NAME:ROLES:KEYFILE (repeat). ROLES: " + ",".join(ROLES)),
+        typer.Option(
+            "--member",
+            help="NAME:ROLES:KEY (repeat); KEY: the member's key file, or its public key in "
+            "hex (`suyuan keys show`), so no one hands over a key file. ROLES: " + ",".join(ROLES),
+        ),
     ],
     validator: Annotated[
         list[str], typer.Option("--validator", help="Member that runs a validator (repeat).")
@@ -212,6 +220,9 @@ def init(
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     genesis = Genesis.build(chain_id, members, validator, params, table, genesis_time=now)
     write_text_atomic(out, genesis.to_json())
+    waste = _validator_note(len(validator))
+    if waste:  # (QA: 2 validators were taken without a word; one down stops that chain)
+        err_console.print(f"warning: {waste}", markup=False)
     if as_json:
         print_json({"chain_id": chain_id, "genesis_hash": genesis.hash.hex(), "file": str(out)})
     else:
@@ -236,6 +247,20 @@ def member_rows(g: Genesis) -> list[dict[str, Any]]:
         }
         for m in g.members
     ]
+
+
+def _validator_note(n: int) -> str:
+    """What ``n`` validators tolerate, when it is not what their number suggests ("" for
+    1, the single-node consortium, and for 3f+1): 2 or 3 tolerate none, and 3f+2 or
+    3f+3 tolerate no more than 3f+1 do."""
+    f = (n - 1) // 3
+    if n == 1 or n == 3 * f + 1:
+        return ""
+    more = f"{3 * (f + 1) + 1} would tolerate {f + 1}"
+    if f == 0:
+        return f"{n} validators tolerate no faulty one: one down stops the chain; {more}"
+    stop = f"{f + 1} down stop the chain"
+    return f"{n} validators tolerate {f} faulty, as {3 * f + 1} do ({stop}); {more}"
 
 
 @app.command("show")

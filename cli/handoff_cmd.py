@@ -139,7 +139,14 @@ def offer(
     ] = None,
     lot: Annotated[list[str] | None, typer.Option("--lot", help="Lot/class code (repeat).")] = None,
     genesis: Annotated[Path | None, typer.Option("--genesis", help="genesis.json.")] = None,
-    category: Annotated[str, typer.Option("--category", help=", ".join(CATEGORIES))] = "other",
+    category: Annotated[
+        str | None,
+        typer.Option(
+            "--category",
+            help=", ".join(CATEGORIES) + " (default: the first code's, asked of the node; "
+            "offline, other)",
+        ),
+    ] = None,
     biz_step: Annotated[str, typer.Option("--biz-step", help="CBV bizStep.")] = "shipping",
     disposition: Annotated[str, typer.Option("--disposition")] = "in_transit",
     read_point: Annotated[str, typer.Option("--read-point", help="SGLN of the place.")] = "",
@@ -176,6 +183,8 @@ def offer(
     event = handoff_event(
         list(codes or []), list(lot or []), when, biz_step, disposition, read_point
     )
+    if category is None:
+        category = _category_of(node, [*(codes or []), *(lot or [])][0]) or "other"
     rec = make_record(g, k.name, event, category=category, handoff_to=to)
     ahead = ahead_problem(rec, int(dt.datetime.now(dt.UTC).timestamp() * 1000))
     if ahead:  # (the node would refuse the accepted handoff: rule event-time)
@@ -197,6 +206,24 @@ def offer(
                     "codes": rec.codes(), "file": str(out)})  # fmt: skip
     else:
         console.print(f"offer {env.record_id.hex()} from {k.name} to {to} -> {out}")
+
+
+def _category_of(node: str | None, code: str) -> str:
+    """The category of ``code``'s first record (its commissioning), asked of the node; ""
+    with no node to ask (QA: every handoff was "other", so a regulator filtering by sector
+    lost its custody changes)."""
+    try:
+        target = resolve_node(node)
+    except InputError:
+        if node is not None:
+            raise
+        return ""
+    try:
+        with LedgerClient(target.address, timeout=10) as client:
+            first = client.trace_history(code, limit=1).records
+    except (NotFoundError, NodeUnavailableError):
+        return ""  # (``_check_held`` says which, or warns)
+    return str(first[0].category) if first and first[0].category in CATEGORIES else ""
 
 
 def _check_held(

@@ -696,7 +696,21 @@ def test_init_refuses_consensus_values_no_chain_can_live_with(net, tmp_path):
         assert not (tmp_path / "g.json").exists()
 
 
-def test_show_says_when_the_identity_is_not_the_files_own_sha256(net, tmp_path):
+def test_init_warns_of_a_validator_count_that_tolerates_no_more_than_fewer(net, tmp_path):
+    # QA: 2 validators were taken without a word; one down stops such a chain
+    farm, other = (str(net / f"{m}.key") for m in ("farm", "slaughterhouse"))
+    base = ["consortium", "init", "--chain-id", "x", "--member", f"farm:enterprise:{farm}",
+            "--member", f"slaughterhouse:enterprise:{other}", "--validator", "farm"]  # fmt: skip
+    r = suyuan(*base, "--validator", "slaughterhouse", "--out", "two.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == (
+        "warning: 2 validators tolerate no faulty one: one down stops the chain; 4 would "
+        "tolerate 1\n"
+    )
+    assert (tmp_path / "two.json").exists()  # a warning: a test consortium may want it
+    r = suyuan(*base, "--out", "one.json", cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (0, "")  # one validator: a single-node consortium
+
     # QA: "chain identity (SHA-256 of pretty.json)" named a hash that sha256sum did not give
     doc = json.loads((net / "genesis.json").read_text())
     (tmp_path / "pretty.json").write_text(json.dumps(doc, indent=2))

@@ -292,6 +292,7 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     assert f"the offer was accepted already (committed at height {done['height']}" in line
     got = cli.json("record", "get", cli.offer_ids[offer])
     assert got["record_id"] == done["record_id"]
+    assert got["category"] == "meat"  # the codes' own (QA: every handoff was "other")
     # who received it and who signed, without decoding the envelope (QA: a regulator saw
     # only "by farm ... shipping")
     assert (got["handoff_to"], got["signers"]) == ("slaughterhouse", ["farm", "slaughterhouse"])
