@@ -101,6 +101,11 @@ def read_json_file(path: Path, what: str) -> Any:
     except RepeatedKeyError as e:
         raise InputError(f"{path}: {what} repeats the key {e.key!r} in one object") from e
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):  # (QA: EPCIS XML)
+            raise InputError(
+                f"{path}: {what} is XML, and JSON is read here (EPCIS 2.0 JSON-LD: convert an "
+                "EPCIS XML document to JSON first, e.g. with GS1's EPCIS document converter)"
+            ) from e
         raise InputError(f"{path}: {what} is not valid JSON ({e})") from e
 
 

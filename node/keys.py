@@ -231,18 +231,20 @@ def load_key_file(path: Path, passphrase: str | None = None) -> KeyPair:
     except OSError as e:
         raise KeyFileError(f"{path}: cannot read key file ({e.strerror})") from e
     data = read_input(path, "key", limit=KEY_FILE_MAX_BYTES, error=KeyFileError)
+    try:  # (what the file is comes first: QA, genesis.json given as --key was told to
+        # chmod 600 the genesis)
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as e:
+        raise KeyFileError(f"{path}: not a Suyuan key file (invalid JSON)") from e
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise KeyFileError(f"{path}: not a Suyuan key file (format is not {FORMAT!r})")
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyFileError(
             f"{path}: permissions {stat.S_IMODE(st.st_mode):04o} are too open; "
             f"run: chmod 600 {path}"
         )
-    if passphrase is None and b'"encryption": "none"' not in data:
-        try:
-            doc = json.loads(data)
-        except (ValueError, RecursionError):
-            doc = {}
-        if isinstance(doc, dict) and doc.get("encryption") not in (None, "none"):
-            passphrase = read_passphrase()
+    if passphrase is None and doc.get("encryption") not in (None, "none"):
+        passphrase = read_passphrase()
     return decode_key_file(data, passphrase, source=str(path))
 
 

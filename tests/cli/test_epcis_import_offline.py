@@ -165,3 +165,16 @@ def test_the_same_event_twice_in_a_document_is_refused_the_second_time(tmp_path:
     events = json.loads(r.stdout)["events"]
     assert [e["status"] for e in events] == ["ok (dry run)", "refused"]
     assert events[1]["reason"].startswith("event 0 is the same event (its eventID, derived")
+
+
+def test_an_epcis_xml_document_is_named_as_xml(tmp_path: Path) -> None:
+    # QA: an EPCIS XML document was refused as "not valid JSON (Expecting value ...)"
+    _three_events(tmp_path)
+    (tmp_path / "doc.xml").write_bytes(
+        b'\xef\xbb\xbf<?xml version="1.0"?>\n<epcis:EPCISDocument schemaVersion="2.0"/>'
+    )
+    args = ("epcis", "import", "doc.xml", "--key", "farm.key", "--genesis", "g.json", "--dry-run")
+    r = suyuan(*args, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("error: doc.xml: EPCIS document is XML, and JSON is read here")
+    assert len(r.stderr.splitlines()) == 1

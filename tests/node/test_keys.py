@@ -48,6 +48,18 @@ def test_loose_permissions_refused(tmp_path):
         load_key_file(p)
 
 
+def test_a_file_that_is_no_key_file_is_named_so_before_its_permissions(tmp_path):
+    # QA: genesis.json given as --key was told "permissions 0644 are too open; chmod 600"
+    p = tmp_path / "genesis.json"
+    p.write_text('{"chain_id": "x", "members": []}')
+    p.chmod(0o644)
+    with pytest.raises(KeyFileError, match=r"genesis.json: not a Suyuan key file \(format is"):
+        load_key_file(p)
+    p.write_text("not json")
+    with pytest.raises(KeyFileError, match=r"not a Suyuan key file \(invalid JSON\)"):
+        load_key_file(p)
+
+
 def test_never_overwrites(tmp_path):
     p = tmp_path / "k.key"
     write_key_file(p, KeyPair.generate("farm"), None)
