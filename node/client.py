@@ -168,29 +168,32 @@ class _InFlight:
     then waited for ever (the CLI hung after Ctrl-C or SIGTERM). The call's owner sees it
     cancelled and raises ``KeyboardInterrupt`` itself, outside gRPC.
 
-    ``calls`` is changed by the calling threads and copied by the canceller, each one
-    GIL-atomic operation; a signal handler only reads it and sets ``requested``."""
+    ``calls`` and ``inside`` are changed by the calling threads with GIL-atomic operations
+    (no lock: an exception raised by a signal inside a ``with lock`` can leave it held); a
+    signal handler only reads them and sets ``requested``."""
 
     def __init__(self) -> None:
         self.calls: set[Any] = set()
         self.requested = False
-        self.inside = 0  # threads in gRPC code that is not a call in ``calls``
-        self._count = threading.Lock()  # (for ``inside``; a signal handler only reads it)
+        self.inside: list[None] = []  # one entry per thread in gRPC code outside ``calls``
+        self._starting = threading.Lock()
         self._wake: threading.Event | None = None
 
     def start(self) -> None:
         """Start the canceller thread, once (before any call: a signal handler may not
         start a thread, whose locks the interrupted code may hold)."""
-        with self._count:
+        if self._wake is not None:
+            return
+        with self._starting:
             if self._wake is None:
-                self._wake = threading.Event()
-                threading.Thread(target=self._cancel, name="cancel-calls", daemon=True).start()
+                wake = threading.Event()
+                threading.Thread(target=self._cancel, args=(wake,), daemon=True).start()
+                self._wake = wake
 
-    def _cancel(self) -> None:
-        assert self._wake is not None
+    def _cancel(self, wake: threading.Event) -> None:
         for _ in range(_MAX_INTERRUPTS):  # (each signal of a run, up to a bound)
-            self._wake.wait()
-            self._wake.clear()
+            wake.wait()
+            wake.clear()
             for call in tuple(self.calls):  # (one registered later cancels itself)
                 call.cancel()
 
@@ -201,19 +204,17 @@ class _InFlight:
         calls = tuple(self.calls)
         if calls and self._wake is not None:
             self._wake.set()
-        return bool(calls) or self.inside > 0
+        return bool(calls or self.inside)
 
     @contextmanager
     def entered(self) -> Iterator[None]:
         """gRPC code (a channel made or closed, a call started): an interruption waits for
         its end (a call started is then cancelled, or ``check`` raises)."""
-        with self._count:
-            self.inside += 1
+        self.inside.append(None)
         try:
             yield
         finally:
-            with self._count:
-                self.inside -= 1
+            self.inside.pop()
 
     def check(self) -> None:
         if self.requested:
