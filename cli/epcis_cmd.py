@@ -28,7 +28,7 @@ from cli.common import (
     write_text_atomic,
 )
 from cli.draft import event_id_for
-from cli.nodeaddr import resolve_node
+from cli.nodeaddr import NODE_HELP, resolve_node
 from cli.trace_cmd import node_dict
 from node.client import LedgerClient
 from node.custody import check_commission_prefixes
@@ -45,7 +45,7 @@ app = typer.Typer(
 )
 NodeOpt = Annotated[
     str | None,
-    typer.Option("--node", help="host:port (default: node 0 of ./testnet or $SUYUAN_TESTNET)."),
+    typer.Option("--node", help=NODE_HELP),
 ]
 
 

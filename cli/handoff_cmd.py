@@ -21,7 +21,7 @@ from cli.common import (
     write_text_atomic,
 )
 from cli.draft import load_envelope
-from cli.nodeaddr import local_genesis, resolve_node
+from cli.nodeaddr import NODE_HELP, local_genesis, resolve_node
 from cli.record_cmd import submit_tracked
 from cli.trace_cmd import via_text
 from node.client import LedgerClient
@@ -72,7 +72,7 @@ WITHDRAWS_ATTRIBUTE = "withdraws_offer"
 
 NodeOpt = Annotated[
     str | None,
-    typer.Option("--node", help="host:port (default: node 0 of ./testnet or $SUYUAN_TESTNET)."),
+    typer.Option("--node", help=NODE_HELP),
 ]
 
 

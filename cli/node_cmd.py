@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.common import console, positive_seconds, print_json
-from cli.nodeaddr import resolve_node
+from cli.nodeaddr import NODE_HELP, resolve_node
 from node.client import LedgerClient
 from proto import services_pb2
 
@@ -16,7 +16,7 @@ app = typer.Typer(help="Run a node; show a node's status.", no_args_is_help=True
 
 NodeOpt = Annotated[
     str | None,
-    typer.Option("--node", help="host:port (default: node 0 of ./testnet or $SUYUAN_TESTNET)."),
+    typer.Option("--node", help=NODE_HELP),
 ]
 TimeoutOpt = Annotated[
     float,

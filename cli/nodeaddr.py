@@ -3,7 +3,8 @@
 Resolution order (the CLI contract in DESIGN.md, "Command line"):
 
 1. an explicit ``--node ADDR``;
-2. otherwise the testnet folder named by ``$SUYUAN_TESTNET``, then ``./testnet`` — the
+2. otherwise ``$SUYUAN_NODE`` (a real consortium's node, set once per shell);
+3. otherwise the testnet folder named by ``$SUYUAN_TESTNET``, then ``./testnet`` — the
    first that holds a testnet manifest (``testnet.json``) — and its node 0. (In the
    repository root ``./testnet`` is the Python package: without a manifest it is skipped.)
 
@@ -22,6 +23,9 @@ from node.errors import ConfigError, InputError
 from testnet.manifest import Manifest, is_testnet_dir
 
 TESTNET_ENV = "SUYUAN_TESTNET"
+NODE_ENV = "SUYUAN_NODE"
+#: the ``--node`` option's help, for every command that asks a node
+NODE_HELP = "host:port (default: $SUYUAN_NODE, else node 0 of ./testnet or $SUYUAN_TESTNET)."
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,16 @@ def resolve_node(
         InputError: no ``--node`` and no testnet found, or ``ADDR`` is not host:port.
     """
     testnet = find_testnet(cwd, env)
+    if node is None:  # (QA: outside a testnet every client command needed --node)
+        named = (os.environ if env is None else env).get(NODE_ENV, "").strip()
+        if named:
+            try:
+                check_address(named)
+            except InputError:
+                raise InputError(
+                    f"${NODE_ENV} must be host:port (e.g. 127.0.0.1:26650), got {named!r}"
+                ) from None
+            node = named
     if node is not None:
         check_address(node)
         try:
@@ -88,7 +102,9 @@ def resolve_node(
             return NodeTarget(node, man.dir)
         return NodeTarget(node)
     if testnet is None:
-        raise InputError(f"no --node given and no testnet found in ./testnet or ${TESTNET_ENV}")
+        raise InputError(
+            f"no --node given (nor ${NODE_ENV}) and no testnet found in ./testnet or ${TESTNET_ENV}"
+        )
     man = Manifest.load(testnet)
     return NodeTarget(man.nodes[0].address, man.dir)
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.common import console, distinct_outputs, err_console, print_json, write_text_atomic
+from cli.nodeaddr import NODE_HELP
 from node.errors import InputError, LedgerError, VerificationError
 from node.genesis import Genesis
 from node.inputfile import read_input
@@ -22,7 +23,7 @@ if TYPE_CHECKING:  # (node.verify is imported where it is used: other commands s
 
 NodeOpt = Annotated[
     str | None,
-    typer.Option("--node", help="host:port (default: node 0 of ./testnet or $SUYUAN_TESTNET)."),
+    typer.Option("--node", help=NODE_HELP),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 

@@ -17,7 +17,7 @@ from cli.common import (
     quorum_lost,
     unicode_text,
 )
-from cli.nodeaddr import resolve_node
+from cli.nodeaddr import NODE_HELP, resolve_node
 from node.client import LedgerClient
 from node.errors import InputError, LedgerError, NodeUnavailableError
 from node.genesis import Genesis
@@ -46,7 +46,7 @@ def recall(
     ] = "",
     node: Annotated[
         str | None,
-        typer.Option("--node", help="host:port (default: node 0 of ./testnet or $SUYUAN_TESTNET)."),
+        typer.Option("--node", help=NODE_HELP),
     ] = None,
     genesis: Annotated[Path | None, typer.Option("--genesis", help="genesis.json.")] = None,
     category: Annotated[str, typer.Option("--category", help=", ".join(CATEGORIES))] = "other",

@@ -9,7 +9,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from cli.common import UINT32_MAX, console, counted, print_json, safe, unicode_text
-from cli.nodeaddr import resolve_node
+from cli.nodeaddr import NODE_HELP, resolve_node
 from node.client import LedgerClient
 from node.epcis import is_lot_code
 from node.permissions import bare_disposition, bare_step
@@ -23,7 +23,7 @@ app = typer.Typer(
 
 NodeOpt = Annotated[
     str | None,
-    typer.Option("--node", help="host:port (default: node 0 of ./testnet or $SUYUAN_TESTNET)."),
+    typer.Option("--node", help=NODE_HELP),
 ]
 DepthOpt = Annotated[
     int,

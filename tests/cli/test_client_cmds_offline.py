@@ -9,7 +9,9 @@ import pytest
 from tests.cli.helpers import suyuan
 from tests.fixtures import object_event
 
-NO_TESTNET = "no --node given and no testnet found in ./testnet or $SUYUAN_TESTNET"
+NO_TESTNET = (
+    "no --node given (nor $SUYUAN_NODE) and no testnet found in ./testnet or $SUYUAN_TESTNET"
+)
 
 
 def _env(tmp_path):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from cli.nodeaddr import TESTNET_ENV, resolve_node
+from cli.nodeaddr import TESTNET_ENV, NodeTarget, resolve_node
 from node.errors import InputError
 from testnet import manifest as mf
 
-ERROR = "no --node given and no testnet found in ./testnet or $SUYUAN_TESTNET"
+ERROR = "no --node given (nor $SUYUAN_NODE) and no testnet found in ./testnet or $SUYUAN_TESTNET"
 
 
 def test_explicit_address_wins(tmp_path):
@@ -75,3 +75,13 @@ def test_explicit_address_ignores_a_damaged_testnet(tmp_path):
     (tmp_path / "testnet").mkdir()
     (tmp_path / "testnet" / "testnet.json").write_text("{bad")
     assert resolve_node("127.0.0.1:1234", cwd=tmp_path, env={}).address == "127.0.0.1:1234"
+
+
+def test_suyuan_node_names_the_node_outside_a_testnet(tmp_path):
+    # QA: in a real consortium every client command needed --node
+    mf.create(tmp_path / "testnet", 1, base_port=33300)
+    env = {"SUYUAN_NODE": "10.0.0.7:26650"}
+    assert resolve_node(None, cwd=tmp_path, env=env) == NodeTarget("10.0.0.7:26650")
+    assert resolve_node("127.0.0.1:1", cwd=tmp_path, env=env).address == "127.0.0.1:1"
+    with pytest.raises(InputError, match=r"\$SUYUAN_NODE must be host:port .*got 'http://x:1'"):
+        resolve_node(None, cwd=tmp_path, env={"SUYUAN_NODE": "http://x:1"})
