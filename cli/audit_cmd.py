@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.common import console, positive_seconds, print_json, write_text_atomic
-from cli.proof_cmd import JsonOpt, NodeOpt, load_checkpoint
+from cli.nodeaddr import NodeOpt
+from cli.proof_cmd import JsonOpt, load_checkpoint
 from node.errors import ChainMismatchError
 from node.genesis import Genesis
 

@@ -15,7 +15,8 @@ from typing import Annotated
 import typer
 
 from cli.common import UINT64_MAX, console, distinct_outputs, print_json, write_text_atomic
-from cli.proof_cmd import JsonOpt, NodeOpt
+from cli.nodeaddr import NodeOpt
+from cli.proof_cmd import JsonOpt
 from node.errors import InputError, LedgerError, NodeUnavailableError, VerificationError
 from node.genesis import Genesis
 from node.note import NoteSignature, SignedNote, checkpoint_text, key_id, key_name, origin

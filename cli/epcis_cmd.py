@@ -28,7 +28,7 @@ from cli.common import (
     write_text_atomic,
 )
 from cli.draft import event_id_for
-from cli.nodeaddr import NODE_HELP, resolve_node
+from cli.nodeaddr import NodeOpt, resolve_node
 from cli.trace_cmd import node_dict
 from node.client import LedgerClient
 from node.custody import check_commission_prefixes
@@ -43,10 +43,6 @@ from node.textrules import json_text
 app = typer.Typer(
     help="Import EPCIS 2.0 documents as records; export a code's history.", no_args_is_help=True
 )
-NodeOpt = Annotated[
-    str | None,
-    typer.Option("--node", help=NODE_HELP),
-]
 
 
 @app.command("import")

@@ -16,7 +16,8 @@ import typer
 from google.protobuf import json_format
 
 from cli.common import console, print_json, write_text_atomic
-from cli.proof_cmd import JsonOpt, NodeOpt
+from cli.nodeaddr import NodeOpt
+from cli.proof_cmd import JsonOpt
 from consensus.evidence import check_evidence, evidence_key
 from consensus.validators import ValidatorSet
 from node import strictjson

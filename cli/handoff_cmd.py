@@ -21,7 +21,7 @@ from cli.common import (
     write_text_atomic,
 )
 from cli.draft import load_envelope
-from cli.nodeaddr import NODE_HELP, local_genesis, resolve_node
+from cli.nodeaddr import NodeOpt, local_genesis, resolve_node
 from cli.record_cmd import submit_tracked
 from cli.trace_cmd import via_text
 from node.client import LedgerClient
@@ -69,11 +69,6 @@ app = typer.Typer(
 WITHDRAW_STEP = "void_shipping"
 #: the record attribute of a withdrawal naming the offer's record id
 WITHDRAWS_ATTRIBUTE = "withdraws_offer"
-
-NodeOpt = Annotated[
-    str | None,
-    typer.Option("--node", help=NODE_HELP),
-]
 
 
 def _genesis(path: Path | None, node: str | None) -> Genesis:

@@ -8,16 +8,12 @@ from typing import Annotated, Any
 import typer
 
 from cli.common import console, positive_seconds, print_json
-from cli.nodeaddr import NODE_HELP, resolve_node
+from cli.nodeaddr import NodeOpt, resolve_node
 from node.client import LedgerClient
 from proto import services_pb2
 
 app = typer.Typer(help="Run a node; show a node's status.", no_args_is_help=True)
 
-NodeOpt = Annotated[
-    str | None,
-    typer.Option("--node", help=NODE_HELP),
-]
 TimeoutOpt = Annotated[
     float,
     typer.Option("--timeout", callback=positive_seconds, help="Seconds to wait for the node."),

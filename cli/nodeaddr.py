@@ -18,14 +18,23 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from node.errors import ConfigError, InputError
 from testnet.manifest import Manifest, is_testnet_dir
 
 TESTNET_ENV = "SUYUAN_TESTNET"
 NODE_ENV = "SUYUAN_NODE"
-#: the ``--node`` option's help, for every command that asks a node
-NODE_HELP = "host:port (default: $SUYUAN_NODE, else node 0 of ./testnet or $SUYUAN_TESTNET)."
+#: the ``--node`` option of every command that asks a node (``resolve_node`` reads it)
+NodeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--node",
+        help="host:port (default: $SUYUAN_NODE, else node 0 of ./testnet or $SUYUAN_TESTNET).",
+    ),
+]
 
 
 @dataclass(frozen=True)

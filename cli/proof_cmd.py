@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.common import console, distinct_outputs, err_console, print_json, write_text_atomic
-from cli.nodeaddr import NODE_HELP
+from cli.nodeaddr import NodeOpt
 from node.errors import InputError, LedgerError, VerificationError
 from node.genesis import Genesis
 from node.inputfile import read_input
@@ -21,10 +21,6 @@ from node.inputfile import read_input
 if TYPE_CHECKING:  # (node.verify is imported where it is used: other commands start faster)
     from node.verify import BundleResult, SavedCheckpoint
 
-NodeOpt = Annotated[
-    str | None,
-    typer.Option("--node", help=NODE_HELP),
-]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 

@@ -17,7 +17,7 @@ from cli.common import (
     quorum_lost,
     unicode_text,
 )
-from cli.nodeaddr import NODE_HELP, resolve_node
+from cli.nodeaddr import NodeOpt, resolve_node
 from node.client import LedgerClient
 from node.errors import InputError, LedgerError, NodeUnavailableError
 from node.genesis import Genesis
@@ -44,10 +44,7 @@ def recall(
     reason: Annotated[
         str, typer.Option("--reason", help="Why (recorded with the recall; say it when you can).")
     ] = "",
-    node: Annotated[
-        str | None,
-        typer.Option("--node", help=NODE_HELP),
-    ] = None,
+    node: NodeOpt = None,
     genesis: Annotated[Path | None, typer.Option("--genesis", help="genesis.json.")] = None,
     category: Annotated[str, typer.Option("--category", help=", ".join(CATEGORIES))] = "other",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

@@ -22,7 +22,7 @@ from cli.common import (
     write_text_atomic,
 )
 from cli.draft import attachment_entry, build_envelope, load_envelope, open_all
-from cli.nodeaddr import NODE_HELP, NodeTarget, find_testnet, resolve_node
+from cli.nodeaddr import NodeOpt, NodeTarget, find_testnet, resolve_node
 from cli.trace_cmd import declaration_dict, state_line
 from node.client import LedgerClient, RemoteRuleError, never_connected
 from node.convert import envelope_from_proto
@@ -185,12 +185,6 @@ def verify(
             f"valid: record {info['record_id']} by {v.record.author}, "
             f"signed by {', '.join(info['signers'])}"
         )
-
-
-NodeOpt = Annotated[
-    str | None,
-    typer.Option("--node", help=NODE_HELP),
-]
 
 
 def _genesis_for(target: NodeTarget, genesis: Path | None) -> Genesis:

@@ -9,7 +9,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from cli.common import UINT32_MAX, console, counted, print_json, safe, unicode_text
-from cli.nodeaddr import NODE_HELP, resolve_node
+from cli.nodeaddr import NodeOpt, resolve_node
 from node.client import LedgerClient
 from node.epcis import is_lot_code
 from node.permissions import bare_disposition, bare_step
@@ -21,10 +21,6 @@ app = typer.Typer(
     help="Trace a code: its history, its sources, everything downstream.", no_args_is_help=True
 )
 
-NodeOpt = Annotated[
-    str | None,
-    typer.Option("--node", help=NODE_HELP),
-]
 DepthOpt = Annotated[
     int,
     typer.Option(

@@ -68,7 +68,7 @@ from dataclasses import dataclass, replace
 from itertools import accumulate
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import lmdb
 from google.protobuf.message import DecodeError
@@ -781,11 +781,16 @@ class Store:
             )
         return replace(block, envelopes=envelopes)
 
-    def _envelope_at(self, txn: lmdb.Transaction[memoryview], index: int) -> bytes | None:
+    def _height_key_at(self, txn: lmdb.Transaction[Any], index: int) -> Any:
+        """The packed height of the block holding log index ``index``, or None past the
+        blocks (``block_ends``: one past a block's last index -> its height)."""
         with txn.cursor(self._dbs["block_ends"]) as cur:
-            if not cur.set_range(_U64.pack(index + 1)):
-                return None
-            height = cur.value()
+            return cur.value() if cur.set_range(_U64.pack(index + 1)) else None
+
+    def _envelope_at(self, txn: lmdb.Transaction[memoryview], index: int) -> bytes | None:
+        height = self._height_key_at(txn, index)
+        if height is None:
+            return None
         value = txn.get(height, db=self._dbs["blocks"])
         if value is None:
             raise StorageError(f"store is corrupt: block {_U64.unpack(height)[0]} is missing")
@@ -814,12 +819,12 @@ class Store:
             index = self._index_of(txn, record_id)
             if index is None:
                 return None
-            with txn.cursor(self._dbs["block_ends"]) as cur:
-                if not cur.set_range(_U64.pack(index + 1)):
-                    if index >= self._head.log_size or record_id in self._mem:
-                        return None  # its block is being committed right now
-                    raise StorageError(f"store is corrupt: no block holds log index {index}")
-                return index, _U64.unpack(cur.value())[0]
+            height = self._height_key_at(txn, index)
+            if height is None:
+                if index >= self._head.log_size or record_id in self._mem:
+                    return None  # its block is being committed right now
+                raise StorageError(f"store is corrupt: no block holds log index {index}")
+            return index, _U64.unpack(height)[0]
 
     @contextmanager
     def reader(self) -> Iterator[StoreReader]:
@@ -999,10 +1004,10 @@ class StoreReader:
         None past the log."""
         if not 0 <= index < self._store.head().log_size:
             return None
-        with self._txn.cursor(self._store._dbs["block_ends"]) as cur:
-            if not cur.set_range(_U64.pack(index + 1)):
-                return None
-            height = bytes(cur.value())
+        key = self._store._height_key_at(self._txn, index)
+        if key is None:
+            return None
+        height = bytes(key)
         value = self._txn.get(height, db=self._store._dbs["blocks"])
         if value is None:
             raise StorageError(f"store is corrupt: block {_U64.unpack(height)[0]} is missing")
