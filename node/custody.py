@@ -96,6 +96,10 @@ recalled codes                         may be observed and destroyed, decommissi
                                        disposition returned or as a terminal destruction
                                        ("recalled"); no transformation or aggregation
 closed codes                           nothing but inspection and recall ("closed")
+a close (new records)                  not dated before the latest event in force that
+                                       named the code, 15 min allowed ("event-time";
+                                       ``CodeState.seen``; recalls and its container's
+                                       events do not count)
 =====================================  ===================================================
 
 Not supported (refused with a rule name): events naming no code ("codes"), a code in two
@@ -169,6 +173,7 @@ RULE_HELD = "held"
 HOLD_DISPOSITION = "non_conformant"
 RELEASE_DISPOSITION = "conformant"
 MAX_FINDINGS = 64  # findings kept per code (``CodeState.findings``)
+SEEN_KEEP = 4  # event times kept per code (``CodeState.seen``)
 #: what sells or dispenses a code, for the rules of new records (rules held, recalled);
 #: partially_dispensed leaves the code open
 SALE_MARKS = frozenset({"retail_sold", "dispensed", "partially_dispensed"})
@@ -269,6 +274,11 @@ class CodeState:
     #: codes it was made from by records declared in error (its lot, a transformation's
     #: inputs): the trace links between them, which the log keeps, no longer count
     unlinked: tuple[str, ...] = ()
+    #: the latest events that named it (not a recall, not through its container), each
+    #: "INDEX@MS": log index and eventTime (Unix ms); at most ``SEEN_KEEP``, the latest by
+    #: eventTime, worked out again when one is declared in error (``_unseen``). A close is
+    #: not dated before them (``_check_close_time``); () for states of earlier versions
+    seen: tuple[str, ...] = ()
 
     def with_flags(self, *, closed: bool | None = None, recalled: bool | None = None) -> CodeState:
         c = self.closed if closed is None else closed
@@ -317,6 +327,7 @@ _STATE_KEYS = {
     "found_in": "fi",
     "void_at": "va",
     "unlinked": "ul",
+    "seen": "sn",
 }
 _STATE_FIELDS = {v: k for k, v in _STATE_KEYS.items()}
 _FIELD_NAMES = frozenset(_STATE_KEYS)
@@ -751,7 +762,7 @@ def _apply(
                 _check_inspection(st, ev, disposition, finding)
             w.put(st.evolve(disposition=disposition or st.disposition))
         _apply_finding(w, codes.all, finding)
-        return _done(w)
+        return _finish(w, record, codes.all)
 
     if new and (step in SALE_STEPS or disposition in SALE_MARKS):
         _check_sale(w, codes.all)
@@ -826,7 +837,7 @@ def _apply(
     if terminal:
         for c in _moving_set(w, codes.all):
             w.put(w.need(c).with_flags(closed=True).evolve(closed_at=w.index))
-    return _done(w)
+    return _finish(w, record, codes.all)
 
 
 def _clears_recall(ev: Mapping[str, Any], disposition: str) -> str:
@@ -935,6 +946,8 @@ def _declare(
             was = s
             if closing and _closed_by(s, declared_index):
                 s = s.with_flags(closed=False).evolve(disposition="", closed_at=-1)
+            if s.seen and len(seen := _unseen(s.seen, declared_index)) != len(s.seen):
+                s = s.evolve(seen=seen)  # (a declared event's time no longer counts)
             kept = [f for f in s.findings if _parse_finding(f)[0] != declared_index]
             if len(kept) != len(s.findings):  # (a finding, declared: worked out again)
                 s = _with_findings(w, s, kept)
@@ -1066,6 +1079,72 @@ def _inherit_recall(w: _Work, source: CodeState, code: str) -> None:
 
 def _done(w: _Work) -> CustodyUpdate:
     return CustodyUpdate(w.index, dict(w.changed), tuple(w.edges), tuple(w.touched))
+
+
+def _finish(w: _Work, record: TraceRecord, named: Sequence[str]) -> CustodyUpdate:
+    """The effects of an event that named ``named`` (not a recall, not a declaration):
+    for a new record, the close-time rule (``_check_close_time``); then each named code
+    has seen the event (``CodeState.seen``)."""
+    if w.time_ms is None:
+        return _done(w)
+    if w.new:
+        _check_close_time(w, record, named)
+    for c in named:
+        st = w.changed.get(c)
+        if st is not None:
+            w.changed[c] = st.evolve(seen=_with_seen(st.seen, w.index, w.time_ms))
+    return _done(w)
+
+
+def _seen_entry(entry: str) -> tuple[int, int]:
+    index, _, ms = entry.partition("@")
+    return int(ms), int(index)
+
+
+def _with_seen(seen: tuple[str, ...], index: int, time_ms: int) -> tuple[str, ...]:
+    """``seen`` with the event at ``index`` (eventTime ``time_ms``) added: the
+    ``SEEN_KEEP`` latest by eventTime (then by index), oldest first."""
+    if not seen:
+        return (f"{index}@{time_ms}",)
+    entries = sorted({*seen, f"{index}@{time_ms}"}, key=_seen_entry)
+    return tuple(entries[-SEEN_KEEP:])
+
+
+def _unseen(seen: tuple[str, ...], index: int) -> tuple[str, ...]:
+    """``seen`` without the event at ``index`` (declared in error)."""
+    return tuple(e for e in seen if _seen_entry(e)[1] != index)
+
+
+def latest_seen(st: CodeState) -> tuple[int, int] | None:
+    """(eventTime in Unix ms, log index) of the latest event in force that named ``st``'s
+    code (``CodeState.seen``), or None if none is known."""
+    return max(map(_seen_entry, st.seen)) if st.seen else None
+
+
+def _check_close_time(w: _Work, record: TraceRecord, named: Sequence[str]) -> None:
+    """Rule event-time, for new records: an event that closes a code it names (destroys,
+    sells, decommissions, consumes it in a transformation) is not dated more than
+    ``BACKDATE_TOLERANCE_MS`` before the latest event in force that named it (QA-O: an
+    elevator inspected in 2025 was recorded destroyed in 2021). Recalls, and events on its
+    container, do not count: a sale captured late, after its case was inspected or its
+    lot recalled, is accepted."""
+    assert w.time_ms is not None
+    for c in named:
+        before, after = w.read.get(c), w.changed.get(c)
+        if not isinstance(before, CodeState) or after is None:
+            continue
+        if before.closed or not after.closed:
+            continue
+        latest = latest_seen(before)
+        if latest is not None and w.time_ms < latest[0] - BACKDATE_TOLERANCE_MS:
+            raise RuleError(
+                RULE_EVENT_TIME,
+                f"eventTime {record.event_time[:40]!r} is before the code's event at log "
+                f"#{latest[1]} ({header_time(latest[0])}): a code is not closed (destroyed, "
+                "sold, consumed) before an event recorded on it, 15 min allowed for clocks; "
+                "if that event is in error, declare it first (suyuan record declare)",
+                c,
+            )
 
 
 def _check_handoff_shape(

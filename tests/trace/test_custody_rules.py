@@ -905,6 +905,80 @@ def test_a_certified_block_replays_a_backdated_event(chain):
     assert chain.custody.get(normalize_code(A)).last_index == 1
 
 
+def test_a_close_is_not_dated_before_an_event_recorded_on_the_code(chain):
+    # QA-O: an elevator inspected in 2025 was then recorded destroyed in 2021
+    a = normalize_code(A)
+    new_record(chain, "farm", event(action="ADD", step="commissioning", epcList=[A], **at("08:00")))
+    new_record(chain, "inspector", observe("inspecting", A, **at("09:00", day=20)))
+    with raises("event-time", a) as err:
+        new_record(chain, "farm", observe("destroying", A, **at("10:00", day=5)))
+    assert "before the code's event at log #1 (2026-03-20T01:00:00Z)" in str(err.value)
+    with raises("event-time", a):  # a sale, or a transformation consuming it, alike
+        new_record(chain, "farm", observe("retail_selling", A, **at("10:00", day=5)))
+    made = event(
+        "TransformationEvent",
+        None,
+        "commissioning",
+        inputEPCList=[A],
+        outputEPCList=[B],
+        **at("10:00", day=5),
+    )
+    with raises("event-time", a):
+        new_record(chain, "farm", made)
+    assert not chain.custody.get(a).closed
+    new_record(chain, "farm", observe("destroying", A, **at("08:50", day=20)))  # 15 min allowed
+    assert chain.custody.get(a).closed
+
+
+def test_a_declared_event_no_longer_dates_a_close(chain):
+    """The latest event in force is worked out again when one is declared in error."""
+    a = normalize_code(A)
+    new_record(chain, "farm", event(action="ADD", step="commissioning", epcList=[A], **at("08:00")))
+    new_record(chain, "farm", observe("storing", A, **at("09:00", day=3)))
+    wrong = observe("inspecting", A, **at("09:00", day=20))
+    new_record(chain, "inspector", wrong)
+    with raises("event-time", a):
+        new_record(chain, "farm", observe("destroying", A, **at("10:00", day=5)))
+    declare(chain, "inspector", wrong, len(chain.log) - 1)
+    assert chain.custody.get(a).seen == (f"0@{1772323200000}", f"1@{1772499600000}")
+    with raises("event-time", a):  # the storing of day 3 still stands
+        new_record(chain, "farm", observe("destroying", A, **at("10:00", day=2)))
+    new_record(chain, "farm", observe("destroying", A, **at("10:00", day=5)))
+    assert chain.custody.get(a).closed
+
+
+def test_a_close_captured_late_after_its_case_or_a_recall_is_accepted(chain):
+    """Only events that named the code count: not its container's, not a recall."""
+    a, b = normalize_code(A), normalize_code(B)
+    new_record(
+        chain,
+        "farm",
+        event(action="ADD", step="commissioning", epcList=[A, B, CASE], **at("08:00")),
+    )
+    pack = event("AggregationEvent", "ADD", "packing", parentID=CASE, childEPCs=[A], **at("08:30"))
+    new_record(chain, "farm", pack)
+    new_record(chain, "inspector", observe("inspecting", CASE, **at("11:00")))
+    unpack = event(
+        "AggregationEvent", "DELETE", "unpacking", parentID=CASE, childEPCs=[A], **at("09:00")
+    )
+    new_record(chain, "farm", unpack)
+    new_record(
+        chain, "farm", observe("retail_selling", A, disposition="retail_sold", **at("10:00"))
+    )  # sold before the case's inspection
+    assert chain.custody.get(a).closed
+    new_record(chain, "regulator", observe("recalling", B, disposition="recalled", **at("12:00")))
+    new_record(chain, "farm", observe("destroying", B, **at("10:00")))  # destroyed before it
+    assert chain.custody.get(b).closed
+
+
+def test_a_certified_block_replays_a_close_dated_before_an_event(chain):
+    """The rule is for new records: a log written before it replays as it was."""
+    chain.add("farm", event(action="ADD", step="commissioning", epcList=[A], **at("08:00")))
+    chain.add("inspector", observe("inspecting", A, **at("09:00", day=20)))
+    chain.add("farm", observe("destroying", A, **at("10:00", day=5)))
+    assert chain.custody.get(normalize_code(A)).closed
+
+
 def test_a_logged_declaration_of_a_transformation_whose_output_moved_replays(chain):
     """Refused as a new record (declare the later events first); one logged before the rule
     replays, undoing nothing, as it did then."""
