@@ -23,11 +23,21 @@ TimeoutOpt = Annotated[
 @app.command("start")
 def start(
     config: Annotated[Path, typer.Option("--config", help="The node's TOML config file.")],
+    resync: Annotated[
+        bool,
+        typer.Option(
+            "--resync",
+            help="This validator's store was moved away on purpose and its old process is "
+            "stopped: sync the log again and sign. Without it, a validator whose store "
+            "holds no sign state refuses to start (exit 2) if recent blocks carry its "
+            "signature: another process may be signing with its key.",
+        ),
+    ] = False,
 ) -> None:
     """Run a node in the foreground until SIGTERM or Ctrl-C."""
     from node.main import run_node  # the server: imported only when a node is run
 
-    run_node(config)
+    run_node(config, resync=resync)
 
 
 def status_dict(st: services_pb2.StatusResponse, address: str) -> dict[str, Any]:

@@ -1091,8 +1091,13 @@ def _finish(w: _Work, record: TraceRecord, named: Sequence[str]) -> CustodyUpdat
         _check_close_time(w, record, named)
     for c in named:
         st = w.changed.get(c)
-        if st is not None:
-            w.changed[c] = st.evolve(seen=_with_seen(st.seen, w.index, w.time_ms))
+        if st is None:
+            continue
+        seen = _with_seen(st.seen, w.index, w.time_ms)
+        if st is w.read.get(c):  # (the view's own state: never changed in place)
+            w.changed[c] = st.evolve(seen=seen)
+        else:  # this record's own copy (``put`` made it): set in place, saving a copy a code
+            st.__dict__["seen"] = seen
     return _done(w)
 
 

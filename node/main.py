@@ -38,6 +38,7 @@ from node.node import Node, data_path
 from node.peers import GRPC_OPTIONS
 from node.service import LedgerService, PeerService
 from node.store import Store, free_space
+from node.twin import recent_own_signature, twin_refusal
 from proto import services_pb2_grpc
 
 log = logging.getLogger("suyuan.main")
@@ -175,11 +176,13 @@ def lock_data_dir(data_dir: Path) -> DataDirLock:
     return DataDirLock(fds)
 
 
-async def serve(config: NodeConfig) -> None:
+async def serve(config: NodeConfig, *, resync: bool = False) -> None:
+    """Run the node of ``config`` until SIGTERM or SIGINT; ``resync``: its store was moved
+    away on purpose and its earlier process is stopped (``node.twin``)."""
     genesis, key = check_start(config)
     lock = lock_data_dir(config.data_dir)  # before the store is opened or anything written
     try:
-        await _serve(config, genesis, key)
+        await _serve(config, genesis, key, resync=resync)
     except OSError as e:  # a file of the data folder (the pid file, evidence) not written
         raise StorageError(
             f"cannot write in data_dir {config.data_dir}: {e.strerror or e}"
@@ -209,17 +212,42 @@ def claim_data_dir(data_dir: Path, member: str) -> None:
         path.write_text(member + "\n", encoding="utf-8")
 
 
-async def _serve(config: NodeConfig, genesis: Genesis, key: KeyPair) -> None:
+async def _serve(
+    config: NodeConfig, genesis: Genesis, key: KeyPair, *, resync: bool = False
+) -> None:
     if ports.in_use(config.listen):
         raise ConfigError(f"listen: {config.listen} is in use by another process")
     claim_data_dir(config.data_dir, key.name)
     tune_gc()
     new_store = not (data_path(config) / "data.mdb").exists()
     store = Store.open(data_path(config), genesis.hash, extra_dbs=EXTRA_DBS)
-    node = Node(config, genesis, key, store)
-    node.new_store = new_store and node.is_validator  # (warned if it ran before: sync)
-    if node.new_store:
+    if new_store:
         log.info("data_dir %s held no store: a new one was made", config.data_dir)
+    # a validator that never signed from this store: is another process signing with its
+    # key? (``node.twin``; asked of the peers now, and seen again in what it syncs)
+    unsigned = key.name in genesis.validators and store.get_sign_state() is None
+    if unsigned and not resync and config.peers:
+        try:
+            found = await recent_own_signature(config.peers, genesis.hash, key.name)
+        except BaseException:
+            store.close()
+            raise
+        if found is not None:
+            store.close()
+            if new_store:  # (made by this start: nothing is left behind)
+                for name in ("data.mdb", "lock.mdb"):
+                    with contextlib.suppress(FileNotFoundError):
+                        (data_path(config) / name).unlink()
+            peer, height = found
+            raise ConfigError(
+                twin_refusal(
+                    f"block {height}, as peer {peer} has it, carries {key.name!r}'s signature",
+                    key.name,
+                )
+            )
+    node = Node(config, genesis, key, store)
+    node.resync = resync
+    node.new_store = unsigned and node.is_validator
     # no SO_REUSEPORT: a second node on a taken port must fail to bind, loudly
     server = grpc.aio.server(
         options=[*GRPC_OPTIONS, ("grpc.so_reuseport", 0)], interceptors=[MalformedRequests()]
@@ -288,8 +316,8 @@ def _not_cancelled(record: logging.LogRecord) -> bool:
     return not (exc is not None and issubclass(exc, asyncio.CancelledError))
 
 
-def run_node(config_path: Path) -> None:
+def run_node(config_path: Path, *, resync: bool = False) -> None:
     """Load the config and serve until stopped. Bad config raises ``ConfigError``."""
     config = NodeConfig.load(config_path)
     _setup_logging()
-    asyncio.run(serve(config))
+    asyncio.run(serve(config, resync=resync))

@@ -81,6 +81,7 @@ from node.peers import (
 from node.records import TraceRecord, VerifiedRecord
 from node.store import Store, StoreReader
 from node.sync_helper import SyncHelper
+from node.twin import twin_refusal
 from proto import consensus_pb2, services_pb2, types_pb2
 
 log = logging.getLogger("suyuan.node")
@@ -152,10 +153,12 @@ class Node:
         self.settling = 0  # client requests waiting in ``settle`` (observability, tests)
         self._evidence_path = config.data_dir / "evidence.jsonl"
         self._load_evidence()
-        #: a validator on a store ``node.main`` made new, that has signed nothing since:
-        #: its own precommit in a block it syncs proves it ran before, elsewhere
-        #: (``check_own_signature``)
+        #: a validator whose store holds no sign state, that has signed nothing since it
+        #: started: its own signature in a block it syncs proves another process signed
+        #: with its key (``check_own_signature``)
         self.new_store = False
+        #: started with ``--resync``: that process is this node's earlier run, stopped
+        self.resync = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -661,10 +664,12 @@ class Node:
             self.syncing = False
 
     def check_own_signature(self, header: bytes, cert: types_pb2.CommitCertificate) -> None:
-        """Warn once if a validator on a new store syncs a certified block that it proposed
-        or precommitted: it signed that block from another store (QA: a moved data folder
-        went unnoticed). A new consortium's nodes sign nothing before their store exists,
-        so they are not warned."""
+        """A validator without sign state that syncs a certified block it proposed or
+        precommitted: another process signed it with this key. Without ``--resync`` the
+        node stops before it signs (``node.twin``: a twin may still be signing; QA); with
+        it, that was this node's earlier run (a resync), and it is said once. A new
+        consortium's nodes sign nothing before their store exists, so they are not
+        stopped."""
         if not self.new_store:
             return
         me = self.key.name
@@ -675,10 +680,14 @@ class Node:
         else:
             return
         self.new_store = False
+        if not self.resync:
+            self.fatal(
+                twin_refusal(f"block {cert.height} carries this validator's {what}", self.key.name)
+            )
+            return
         log.warning(
-            "data_dir %s held no store, yet block %d carries this validator's %s: it ran "
-            "before with another store (and sign state). Stop it and point data_dir at "
-            "that store, or it may sign twice at a height it signed there",
+            "data_dir %s held no sign state, yet block %d carries this validator's %s: "
+            "signed by its run before the resync (--resync), as expected",
             self.config.data_dir,
             cert.height,
             what,

@@ -308,7 +308,9 @@ def test_a_second_process_with_a_validators_key_stops_and_signs_nothing(testnet4
             proc.kill()
             proc.wait(timeout=10)
     assert proc.returncode == 2, err
-    assert "proved it holds 'validator3''s key" in err
+    # (the peers are asked before the node starts: recent blocks carry validator3's
+    # signature, and the clone's store holds no sign state; ``node.twin``)
+    assert "carries 'validator3''s signature" in err
     assert "run only one of them" in err.strip().splitlines()[-1]
     tn.submit_records(3, wait=True)  # the chain goes on, validator3 (the real one) voting
     for i in range(4):
@@ -316,14 +318,17 @@ def test_a_second_process_with_a_validators_key_stops_and_signs_nothing(testnet4
             assert c.list_evidence() == [], f"node {i} holds evidence"
 
 
-def test_a_standby_that_never_dials_its_twin_stops_a_process_at_the_first_double_vote(
+def test_a_standby_that_never_dials_its_twin_refuses_to_start_and_a_resync_needs_its_flag(
     testnet4, tmp_path
 ):
-    """QA: a copy of validator3's config on another port (its peers the other three, as in
-    the original) never dialled validator3, so the handshake proof above never ran; the two
-    processes double-voted at every height. Now the first equivocation evidence against a
-    node's own key stops the process that holds it (here the original, which the others
-    dial and send the evidence to), so the double voting ends."""
+    """QA (twice): a copy of validator3's config on another port (its peers the other
+    three, as in the original) never dialled validator3, so the handshake proof never ran;
+    it logged a warning and signed on, and the original was the one that stopped on the
+    evidence of a double vote. A validator whose store holds no sign state now asks its
+    peers first: recent blocks carry its signature, so it refuses to start, signing
+    nothing. A real resync (the old process stopped, its store moved away) says so with
+    --resync, and the node syncs and votes again."""
+    import shutil
     import subprocess
     import sys
 
@@ -333,45 +338,55 @@ def test_a_standby_that_never_dials_its_twin_stops_a_process_at_the_first_double
     clone = _twin_config(node3, tmp_path / "standby.toml", tmp_path / "standby-data", dial=False)
     assert node3.address not in clone.read_text()
     suyuan = str(Path(sys.executable).with_name("suyuan"))
-    log = (tmp_path / "standby.log").open("w")
-    proc = subprocess.Popen(
-        [suyuan, "node", "start", "--config", str(clone)], stdout=log, stderr=subprocess.STDOUT
-    )
-    why = "equivocation evidence against this node's own key 'validator3'"
 
-    def stopped() -> str:
-        for path in (tmp_path / "standby.log", node3.log):
-            text: str = path.read_text(encoding="utf-8", errors="replace")
-            if why in text:
-                return text
-        return ""
+    def start(config: Path, *extra: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [suyuan, "node", "start", "--config", str(config), *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
+    def finish(proc: subprocess.Popen[str]) -> str:
+        try:
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        return err
+
+    err = finish(start(clone))
+    assert "carries 'validator3''s signature" in err, err
+    assert "start it with --resync" in err.strip().splitlines()[-1]
+    assert "connected to" not in err, err  # (it stopped before it linked, synced or voted)
+    tn.submit_records(3, wait=True)  # the original goes on voting
+    for i in range(4):
+        with tn.client(i) as c:
+            assert c.list_evidence() == [], f"node {i} holds evidence"
+    # a resync: the old process stopped, its store moved away, the others a block on
+    net.kill(tn.dir, 3)
+    shutil.move(str(node3.data_dir / "store"), str(tmp_path / "old-store"))
+    h = _height(tn, 0)
+    tn.submit_records(2, wait=True, nodes=[0, 1, 2])
+    wait_for(lambda: _height(tn, 0) > h, 60, 0.2, "the other three to commit a block")
+    proc = start(node3.config)
+    err = finish(proc)
+    assert proc.returncode == 2, err
+    assert "start it with --resync" in err.strip().splitlines()[-1]
+    proc = start(node3.config, "--resync")
     try:
-        # (no records meanwhile: the standby, which no peer sends proposals to, reaches a live
-        # height only between blocks, and there it prevotes nil where validator3 prevoted one)
-        wait_for(stopped, 120, 0.2, "a validator3 process stopping on evidence against it")
-        text = stopped()
-        [line] = [ln for ln in text.splitlines() if why in ln and "ERROR" in ln]
-        # (QA: a validator whose data_dir held no store started on a new one without a word;
-        # the blocks it syncs carry validator3's signatures, so it ran before elsewhere)
-        standby = (tmp_path / "standby.log").read_text()
-        assert "held no store, yet block" in standby
-        assert "it ran before" in standby
-        for n in tn.manifest.nodes:  # a new consortium's nodes are not warned
-            assert "held no store, yet" not in n.log.read_text(encoding="utf-8", errors="replace")
-        assert line.endswith("this one stops (run only one of them)")
-        with tn.client(0) as c:
-            evidence = c.list_evidence()
-        against = {
-            e.duplicate_vote.a.validator or e.duplicate_proposal.a.proposer for e in evidence
-        }
-        assert against == {"validator3"}
-        tn.submit_records(3, wait=True)  # three validators (or two and a standby) go on
+        head = tn.wait_same_head(min_height=_height(tn, 0), timeout=90)
+        tn.submit_records(3, wait=True)
+        assert tn.wait_same_head(min_height=head[0] + 1, timeout=90)
+        assert proc.poll() is None
     finally:
         if proc.poll() is None:
             proc.terminate()
-            proc.wait(timeout=15)
-        log.close()
+            proc.communicate(timeout=15)
+    for i in range(3):
+        with tn.client(i) as c:
+            assert c.list_evidence() == [], f"node {i} holds evidence"
 
 
 def test_a_checkpoint_without_a_quorum_of_answers_is_exit_5_not_a_verification_failure(
