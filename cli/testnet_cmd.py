@@ -199,14 +199,26 @@ def restart(
     index: IndexArg,
     directory: DirOpt = None,
     timeout: TimeoutOpt = net.DEFAULT_UP_TIMEOUT_S,
+    resync: Annotated[
+        bool,
+        typer.Option(
+            "--resync",
+            help="Node I's store was removed on purpose (its process stopped): sync the log "
+            "again and sign (suyuan node start --resync).",
+        ),
+    ] = False,
 ) -> None:
     """Stop node I if it runs, start it again with its data, and wait until healthy."""
     d = directory or _default_dir()
     try:
-        pid = net.restart(d, index, timeout)
+        pid = net.restart(d, index, timeout, resync=resync)
     except net.TestnetStartError as e:
         if e.log_tail:
             err_console.print(f"--- last lines of node {e.index}'s log:", markup=False)
             err_console.print(e.log_tail, markup=False, highlight=False)
+        if "start it with --resync" in str(e) and not resync:  # (its store was removed)
+            raise net.TestnetStartError(
+                f"{e} (here: suyuan testnet restart {index} --resync)", e.index, ""
+            ) from e
         raise
     console.print(f"node {index} restarted (pid {pid}) and healthy")

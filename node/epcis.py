@@ -278,6 +278,13 @@ def gs1_problem(code: str) -> str:
             return f"is not a valid {scheme.upper()} EPC URN (urn:epc:{kind}:{scheme}:{form})"
         return ""
     if not code.startswith(_DL_PREFIX):
+        if code.startswith("(") and _ELEMENT_AI.match(code):
+            dl = element_string_dl(code)
+            return (
+                "is a GS1 element string (the text under a barcode), which this ledger does "
+                "not read as a GS1 key: "
+                + (f"write its Digital Link, {dl!r}" if dl else "write it as a Digital Link URI")
+            )
         return ""
     segs = code[_DL_PREFIX_LEN:].split("/")
     n = len(segs)
@@ -304,6 +311,35 @@ def gs1_problem(code: str) -> str:
         if q == "254" and v == "0":
             return "has the GLN extension 0, which means none: leave out /254/0"
     return ""
+
+
+#: an application identifier in brackets, as a GS1 element string writes one: "(01)"
+_ELEMENT_AI = re.compile(r"\((\d{2,4})\)")
+
+
+def element_string_dl(code: str) -> str:
+    """The canonical Digital Link of a GS1 element string in brackets
+    (``(01)06901234123456(21)A001``: what is printed under a barcode), or "" if ``code``
+    is not one whose first AI is a Digital Link primary key. Only a hint: ``normalize_code``
+    keeps such text as it is (its mapping never changes meaning), and ``gs1_problem``
+    refuses it in new records (QA-Q: another company's GTIN and serial, written so,
+    passed as a local code, and ``trace history`` of that text found the squatter's)."""
+    pairs: list[str] = []
+    pos = 0
+    for m in _ELEMENT_AI.finditer(code):
+        if m.start() != pos and not pairs:
+            return ""
+        if pairs:
+            pairs.append(_dl_escape(code[pos : m.start()]))
+        pairs.append(m.group(1))
+        pos = m.end()
+    if not pairs or pos == len(code):
+        return ""
+    pairs.append(_dl_escape(code[pos:]))
+    if pairs[0] not in _DL_KEYS or "" in pairs:
+        return ""
+    dl = _dl_canonical(f"{DL_BASE}/" + "/".join(pairs))
+    return dl if dl.startswith(_DL_PREFIX) else ""
 
 
 #: what a Digital Link path cannot hold as itself, of GS1's set 82: written %XX

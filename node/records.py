@@ -37,6 +37,7 @@ Verification (``verify_envelope``) runs these steps, each raising its own error:
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import functools
 import json
 import os
@@ -60,7 +61,7 @@ from node.errors import (
 from node.genesis import Genesis
 from node.keys import KeyPair
 from node.merkle import leaf_hash
-from node.permissions import bare_step, cbv_lookalike
+from node.permissions import CBV_DISPOSITIONS, CBV_STEPS, bare_step, cbv_lookalike
 
 if TYPE_CHECKING:
     from node.epcis import EventCodes
@@ -443,7 +444,9 @@ def check_new_record(record: TraceRecord) -> None:
         disposition that spells a CBV word another way (``RECALLING``, `` recalling``,
         ``http://ref.gs1.org/cbv/BizStep-recalling``) is refused: the node's roles and
         custody rules read the CBV spellings only, so a lookalike would read as a recall
-        while being none (``node.permissions.cbv_lookalike``);
+        while being none (``node.permissions.cbv_lookalike``); a bare word (no ``:``)
+        that is no CBV 2.0 bizStep or disposition is refused (EPCIS 2.0's schema: a CBV
+        word or a URI; QA-Q: ``comissioning`` committed, and commissioned the codes);
       * each ``sealed`` value is a well-formed sealed value (``node.sealed.seal_problem``;
         nothing is decrypted) under a non-empty name that is not also a public attribute;
       * an attribute's name, public or sealed, has no control or format character
@@ -524,6 +527,16 @@ def check_new_record(record: TraceRecord) -> None:
                     f"event: {name} {value[:60]!r} is not how CBV spells {canonical!r}: "
                     f"write {canonical!r} (or its URN or https://ref.gs1.org/cbv/ URI)"
                 )
+    for name, words in (("bizStep", CBV_STEPS), ("disposition", CBV_DISPOSITIONS)):
+        value = ev.get(name)
+        if value and ":" not in value and value not in words:  # (QA-Q: 'comissioning')
+            near = difflib.get_close_matches(value.lower(), sorted(words), n=1)
+            raise InputError(
+                f"event: {name} {value[:60]!r} is not a CBV 2.0 {name}"
+                + (f" (did you mean {near[0]!r}?)" if near else "")
+                + ": a bare word must be CBV's (EPCIS 2.0); an extension of your own is a "
+                f"URI, such as 'https://example.com/{name.lower()}/{value[:30]}'"
+            )
     for name in ("bizStep", "disposition", "action"):
         value = ev.get(name)
         if value and _not_a_word(value):  # (a URI or a CBV word: one token, no newline)

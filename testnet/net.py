@@ -291,8 +291,11 @@ def resume(directory: Path, index: int) -> tuple[int, bool]:
 
 
 @_exclusive
-def restart(directory: Path, index: int, timeout: float = DEFAULT_UP_TIMEOUT_S) -> int:
-    """Stop node ``index`` if it runs, start it again with its data, wait until healthy.
+def restart(
+    directory: Path, index: int, timeout: float = DEFAULT_UP_TIMEOUT_S, *, resync: bool = False
+) -> int:
+    """Stop node ``index`` if it runs, start it again with its data, wait until healthy;
+    ``resync``: its store was removed on purpose (``suyuan node start --resync``).
 
     Returns the new PID. Raises ``TestnetStartError`` (the new process is stopped again).
     """
@@ -306,7 +309,7 @@ def restart(directory: Path, index: int, timeout: float = DEFAULT_UP_TIMEOUT_S) 
     busy = busy_addresses([n.address])
     if busy:
         raise InputError(f"node {index}'s port is in use: {busy[0]}")
-    man = _start_and_wait(man.with_pid(index, None), [index], timeout)
+    man = _start_and_wait(man.with_pid(index, None), [index], timeout, resync=resync)
     pid = man.nodes[index].pid
     assert pid is not None
     return pid
@@ -409,14 +412,16 @@ def _load(directory: Path, *, save: bool = True) -> Manifest:
     return man
 
 
-def _start_and_wait(man: Manifest, indexes: list[int], timeout: float) -> Manifest:
+def _start_and_wait(
+    man: Manifest, indexes: list[int], timeout: float, *, resync: bool = False
+) -> Manifest:
     mf.check_configs(man)  # a copied or moved folder's old configs point at the original
     started: list[tuple[int, int, Path]] = []  # (index, pid, config), noted before anything
     ok = False  # else (QA: a Ctrl-C between a start and its note left a node running)
     try:
         for i in indexes:
             n = man.nodes[i]
-            pid = procs.start_node(n.config, n.log, man.dir)
+            pid = procs.start_node(n.config, n.log, man.dir, resync=resync)
             started.append((i, pid, n.config))
             man = man.with_pid(i, pid)
             man.save()  # recorded at once: a crash of this process still leaves them findable

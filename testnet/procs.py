@@ -37,19 +37,23 @@ def suyuan_script() -> Path:
     return script
 
 
-def node_command(config: Path) -> list[str]:
-    return [str(suyuan_script()), "node", "start", "--config", str(config)]
+def node_command(config: Path, *, resync: bool = False) -> list[str]:
+    return [
+        str(suyuan_script()), "node", "start", "--config", str(config),
+        *(["--resync"] if resync else []),
+    ]  # fmt: skip
 
 
-def start_node(config: Path, log: Path, cwd: Path) -> int:
-    """Start ``suyuan node start --config CONFIG`` in the background; returns its PID."""
+def start_node(config: Path, log: Path, cwd: Path, *, resync: bool = False) -> int:
+    """Start ``suyuan node start --config CONFIG [--resync]`` in the background; returns
+    its PID."""
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log.open("ab") as out:
         out.write(f"--- suyuan testnet: starting node ({time.ctime()})\n".encode())
         out.flush()
         proc = subprocess.Popen(
-            node_command(config),
+            node_command(config, resync=resync),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -158,7 +158,7 @@ def test_a_data_folder_file_that_cannot_be_written_is_a_storage_error(
 
     import node.main
 
-    async def no_space(*args: object) -> None:
+    async def no_space(*args: object, **kw: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(node.main, "_serve", no_space)

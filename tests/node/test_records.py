@@ -358,6 +358,20 @@ def test_event_field_types_are_checked(field, value, why):
 
 
 @pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("bizStep", "comissioning", "is not a CBV 2.0 bizStep (did you mean 'commissioning'?)"),
+        ("disposition", "fresh", "is not a CBV 2.0 disposition: a bare word must be CBV's"),
+    ],
+)
+def test_a_bare_word_that_is_no_cbv_word_is_refused(field, value, why):
+    # QA-Q: a misspelt bizStep committed, and commissioned the codes
+    ev = object_event(["urn:epc:id:sgtin:6901234.000001.3005"])
+    with pytest.raises(InputError, match=re.escape(why)):
+        make_record(G, "farm", {**ev, field: value})
+    make_record(G, "farm", {**ev, field: f"https://example.com/{field.lower()}/{value}"})
+
+@pytest.mark.parametrize(
     ("code", "why"),
     [
         ("urn:qa2:pig:2\u200b", "a character that shows nothing"),
@@ -445,6 +459,15 @@ def test_a_code_named_twice_in_one_list_is_refused(field, codes):
         ("https://id.gs1.org/01/09506000134352/21/S/21/T", "the qualifier 21 twice"),
         ("https://id.gs1.org/gtin/09506000134352/ser/A1", "the convenience name 'gtin'"),
         ("https://id.gs1.org/8003/00614141123453400", "GRAI with a wrong check digit"),
+        # GS1 element strings, the text under a barcode (QA-Q: another company's GTIN and
+        # serial so written passed as a local code, outside the GS1-prefix binding)
+        (
+            "(01)06901234123456(21)A001",
+            "element string (the text under a barcode), which this ledger does not read as a "
+            "GS1 key: write its Digital Link, 'https://id.gs1.org/01/06901234123456/21/A001'",
+        ),
+        ("(00)369034560000001014", "write its Digital Link, 'https://id.gs1.org/00/3690345600"),
+        ("(99)whatever", "element string (the text under a barcode), which this ledger does not"),
         ("https://id.gs1.org/8003/00614141123452A B", "GRAI serial"),
         ("https://id.gs1.org/8004/0614141 A", "GIAI"),
         ("urn:epc:id:sgln:0614141.12345.", "not key/value pairs"),
@@ -458,6 +481,7 @@ def test_a_code_named_twice_in_one_list_is_refused(field, codes):
         ),
     ],
 )
+
 def test_a_malformed_gs1_identifier_is_refused(code, why):
     with pytest.raises(InputError, match=re.escape(why)):
         make_record(G, "farm", object_event([code]))
