@@ -315,6 +315,31 @@ def quorum_lost(client: LedgerClient) -> str:
     return ""
 
 
+def other_chain(client: LedgerClient, address: str, genesis: Path | None) -> str:
+    """Why ``client``'s node cannot answer for the chain of ``genesis`` (the one a command
+    would use: ``--genesis``, the testnet's, ``./genesis.json``): it serves another chain;
+    else "" (also when there is no genesis, or the node does not answer). QA-Q: trace and
+    recall asked of another chain's node answered "not known", a believable "no such
+    batch"."""
+    if genesis is None:
+        return ""
+    from node.genesis import Genesis
+
+    try:
+        g = Genesis.load(genesis)
+        st = client.status(timeout=5)
+    except LedgerError:
+        return ""
+    if bytes(st.genesis_hash) == g.hash:
+        return ""
+    return (
+        f"node {address} serves chain {st.chain_id!r} (genesis "
+        f"{bytes(st.genesis_hash).hex()[:16]}...), not {g.chain_id!r} of {genesis} (genesis "
+        f"{g.hash.hex()[:16]}...): its answers are that chain's; ask a node of this one "
+        "(--node)"
+    )
+
+
 def record_get_hint(record_id: str, address: str) -> str:
     """The command that tells what became of a record (``--node`` named: QA, the hint
     without it failed outside a local testnet)."""

@@ -12,6 +12,7 @@ from cli.common import (
     console,
     counted,
     interrupted_submit,
+    other_chain,
     positive_seconds,
     print_json,
     quorum_lost,
@@ -19,7 +20,7 @@ from cli.common import (
 )
 from cli.nodeaddr import NodeOpt, resolve_node
 from node.client import LedgerClient
-from node.errors import InputError, LedgerError, NodeUnavailableError
+from node.errors import ChainMismatchError, InputError, LedgerError, NodeUnavailableError
 from node.genesis import Genesis
 from node.keys import load_key_file
 from node.recall import RecallResult, run_recall
@@ -71,6 +72,9 @@ def recall(
     g = Genesis.load(gpath)
     k = load_key_file(key)
     with LedgerClient(target.address, timeout=timeout) as client:
+        mismatch = other_chain(client, target.address, gpath)  # (QA-Q: "not known")
+        if mismatch:
+            raise ChainMismatchError(mismatch)
         try:
             r = run_recall(client, g, k, code, reason, category=category, timeout=timeout)
         except NodeUnavailableError as e:  # (QA: --json said nothing)

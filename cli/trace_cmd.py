@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 from rich.tree import Tree
 
-from cli.common import UINT32_MAX, console, counted, print_json, safe, unicode_text
-from cli.nodeaddr import NodeOpt, resolve_node
+from cli.common import (
+    UINT32_MAX,
+    console,
+    counted,
+    other_chain,
+    print_json,
+    safe,
+    unicode_text,
+)
+from cli.nodeaddr import NodeOpt, NodeTarget, resolve_node
 from node.client import LedgerClient
 from node.epcis import is_lot_code
+from node.errors import ChainMismatchError, NotFoundError
 from node.permissions import bare_disposition, bare_step
 from node.recall import relation_shown
 from node.trace import MAX_DEPTH
@@ -188,6 +199,19 @@ def _hold_note(state: services_pb2.TraceNode) -> str:
     )
 
 
+@contextlib.contextmanager
+def _this_chain(client: LedgerClient, target: NodeTarget) -> Iterator[None]:
+    """A code "not known" to a node of another chain than the command's genesis is told
+    as that mismatch (``cli.common.other_chain``)."""
+    try:
+        yield
+    except NotFoundError as e:
+        why = other_chain(client, target.address, target.genesis)
+        if why:
+            raise ChainMismatchError(why) from e
+        raise
+
+
 def _graph(
     code: str,
     forward: bool,
@@ -199,7 +223,7 @@ def _graph(
     as_json: bool,
 ) -> None:
     target = resolve_node(node)
-    with LedgerClient(target.address) as client:
+    with LedgerClient(target.address) as client, _this_chain(client, target):
         root, nodes, nxt, truncated = fetch_graph(
             client, code, forward, max_depth, limit, page, follow
         )
@@ -285,7 +309,7 @@ def history(
     records: list[Any] = []
     root = code
     mid = bool(page)  # (records before the given page are not listed)
-    with LedgerClient(target.address) as client:
+    with LedgerClient(target.address) as client, _this_chain(client, target):
         for _ in range(10_000):
             resp = client.trace_history(code, limit=limit, page_token=page)
             root = resp.code

@@ -20,7 +20,25 @@ from tests.fixtures import genesis, key
 
 
 class _Client(StubClient):
-    pass
+    def status(self, timeout: float | None = None) -> services_pb2.StatusResponse:
+        return services_pb2.StatusResponse(chain_id="suyuan-test", genesis_hash=genesis().hash)
+
+
+def test_a_recall_asked_of_another_chains_node_names_the_mismatch(
+    files: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # QA-Q: it answered "not known", a believable "no such batch"
+    from node.errors import ChainMismatchError
+
+    class Other(StubClient):
+        def status(self, timeout: float | None = None) -> services_pb2.StatusResponse:
+            return services_pb2.StatusResponse(chain_id="other", genesis_hash=b"\x01" * 32)
+
+    monkeypatch.setattr(recall_cmd, "LedgerClient", Other)
+    monkeypatch.setattr(recall_cmd, "run_recall", lambda *a, **kw: pytest.fail("recalled"))
+    result = CliRunner().invoke(cli_main.app, files)
+    assert isinstance(result.exception, ChainMismatchError)
+    assert "serves chain 'other'" in str(result.exception)
 
 
 def _scope(truncated: bool) -> RecallResult:

@@ -39,3 +39,38 @@ def test_history_columns_stay_in_line_with_long_times_and_names(
     assert len(rows) == 2
     assert len({r.index("ObjectEvent") for r in rows}) == 1  # the type column lines up
     assert len({r.index("farm" if "farm" in r else "a-member") for r in rows}) == 1
+
+
+def test_a_code_not_known_to_a_node_of_another_chain_names_the_mismatch(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    # QA-Q: trace and recall asked of another chain's node answered "not known", a
+    # believable "no such batch"
+    from node.errors import ChainMismatchError, NotFoundError
+    from tests.fixtures import genesis
+
+    ours, theirs = genesis("formula-cn"), genesis("other")
+    (tmp_path / "genesis.json").write_text(ours.to_json())
+
+    class Other(StubClient):
+        def trace_history(self, code: str, limit: int, page_token: str) -> None:
+            raise NotFoundError(f"trace: code {code!r} is not known")
+
+        def status(self, timeout: float | None = None) -> services_pb2.StatusResponse:
+            return services_pb2.StatusResponse(chain_id="other", genesis_hash=theirs.hash)
+
+    monkeypatch.setattr(trace_cmd, "LedgerClient", Other)
+    monkeypatch.chdir(tmp_path)
+    out = CliRunner().invoke(cli_main.app, ["trace", "history", CODE, "--node", "127.0.0.1:9"])
+    assert isinstance(out.exception, ChainMismatchError)  # cli.main.run: one line, exit 3
+    assert "serves chain 'other'" in str(out.exception)
+    assert "not 'formula-cn' of genesis.json" in str(out.exception)
+
+    class Ours(Other):
+        def status(self, timeout: float | None = None) -> services_pb2.StatusResponse:
+            return services_pb2.StatusResponse(chain_id="formula-cn", genesis_hash=ours.hash)
+
+    monkeypatch.setattr(trace_cmd, "LedgerClient", Ours)  # this chain's node: not known
+    out = CliRunner().invoke(cli_main.app, ["trace", "history", CODE, "--node", "127.0.0.1:9"])
+    assert isinstance(out.exception, NotFoundError)
+    assert "is not known" in str(out.exception)
