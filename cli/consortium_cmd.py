@@ -251,10 +251,15 @@ def member_rows(g: Genesis) -> list[dict[str, Any]]:
 
 def _validator_note(n: int) -> str:
     """What ``n`` validators tolerate, when it is not what their number suggests ("" for
-    1, the single-node consortium, and for 3f+1): 2 or 3 tolerate none, and 3f+2 or
-    3f+3 tolerate no more than 3f+1 do."""
+    3f+1 from 4 on): 1, 2 or 3 tolerate none, and 3f+2 or 3f+3 tolerate no more than 3f+1
+    do (QA-Q: one validator was taken without a word, where two were warned of)."""
     f = (n - 1) // 3
-    if n == 1 or n == 3 * f + 1:
+    if n == 1:
+        return (
+            "1 validator tolerates no faulty one: a single-node consortium, for trials; "
+            "4 would tolerate 1"
+        )
+    if n == 3 * f + 1:
         return ""
     more = f"{3 * (f + 1) + 1} would tolerate {f + 1}"
     if f == 0:

@@ -180,6 +180,8 @@ async def serve(config: NodeConfig, *, resync: bool = False) -> None:
     """Run the node of ``config`` until SIGTERM or SIGINT; ``resync``: its store was moved
     away on purpose and its earlier process is stopped (``node.twin``)."""
     genesis, key = check_start(config)
+    if ports.in_use(config.listen):  # (before the data folder is made: QA-Q, a node.lock
+        raise ConfigError(f"listen: {config.listen} is in use by another process")  # left)
     lock = lock_data_dir(config.data_dir)  # before the store is opened or anything written
     try:
         await _serve(config, genesis, key, resync=resync)
@@ -215,8 +217,6 @@ def claim_data_dir(data_dir: Path, member: str) -> None:
 async def _serve(
     config: NodeConfig, genesis: Genesis, key: KeyPair, *, resync: bool = False
 ) -> None:
-    if ports.in_use(config.listen):
-        raise ConfigError(f"listen: {config.listen} is in use by another process")
     claim_data_dir(config.data_dir, key.name)
     tune_gc()
     new_store = not (data_path(config) / "data.mdb").exists()

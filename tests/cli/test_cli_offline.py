@@ -709,7 +709,11 @@ def test_init_warns_of_a_validator_count_that_tolerates_no_more_than_fewer(net, 
     )
     assert (tmp_path / "two.json").exists()  # a warning: a test consortium may want it
     r = suyuan(*base, "--out", "one.json", cwd=tmp_path)
-    assert (r.returncode, r.stderr) == (0, "")  # one validator: a single-node consortium
+    assert (r.returncode, r.stderr) == (  # one validator: a single-node consortium (QA-Q)
+        0,
+        "warning: 1 validator tolerates no faulty one: a single-node consortium, for trials; "
+        "4 would tolerate 1\n",
+    )
 
     # QA: "chain identity (SHA-256 of pretty.json)" named a hash that sha256sum did not give
     doc = json.loads((net / "genesis.json").read_text())

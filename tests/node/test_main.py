@@ -238,6 +238,8 @@ def test_a_taken_listen_port_is_one_line_naming_it(tmp_path: Path) -> None:
     assert run.stderr.strip().splitlines() == [
         f"error: listen: {addr} is in use by another process"
     ]
+    data = _setup(tmp_path, listen=addr).data_dir  # (QA-Q: a node.lock was left in it)
+    assert not (data / "node.lock").exists()
 
 
 def test_a_read_only_data_folder_is_a_storage_error_exit_4(
