@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,6 +38,7 @@ from node.envelope import Envelope
 from node.epcis import is_class_code, normalize_code
 from node.errors import (
     InputError,
+    LedgerError,
     NodeUnavailableError,
     NotFoundError,
     ReplayError,
@@ -48,6 +50,7 @@ from node.keys import KeyPair, load_key_file
 from node.permissions import bare_disposition, bare_step
 from node.records import (
     CATEGORIES,
+    TraceRecord,
     VerifiedRecord,
     ahead_problem,
     cosign,
@@ -458,7 +461,22 @@ def withdraw(
     try:
         resp, _ = submit_tracked(out, target, wait=wait, timeout=timeout, as_json=as_json)
     except ReplayError as e:
-        raise ReplayError(_why_not_withdrawn(target.address, v.record_id, str(e))) from None
+        done = _committed_withdrawal(target.address, offer_id, rec.codes(), k.name)
+        if done is None:
+            raise ReplayError(_why_not_withdrawn(target.address, v.record_id, str(e))) from None
+        out_id, height, index = done
+        if as_json:  # (QA-Q: a retried withdraw failed; a retried accept did not)
+            print_json({"record_id": out_id, "withdraws_offer": offer_id, "from": k.name,
+                        "to": v.record.handoff_to, "codes": rec.codes(), "committed": True,
+                        "height": height, "log_index": index, "already": True})  # fmt: skip
+        else:
+            console.print(
+                f"offer {offer_id} was withdrawn already: withdrawal {out_id} committed at "
+                f"height {height}, log index {index}",
+                markup=False,
+                soft_wrap=True,
+            )
+        return
     info: dict[str, Any] = {
         "record_id": out.record_id.hex(),
         "withdraws_offer": offer_id,
@@ -484,6 +502,34 @@ def withdraw(
         markup=False,
         soft_wrap=True,
     )
+
+
+def _committed_withdrawal(
+    address: str, offer_id: str, codes: Sequence[str], author: str
+) -> tuple[str, int, int] | None:
+    """(record id, height, log index) of ``author``'s committed withdrawal of the offer
+    ``offer_id`` (hex), found in the history of the offer's first code; None if there is
+    none (or the node does not answer)."""
+    if not codes:
+        return None
+    try:
+        with LedgerClient(address, timeout=10) as client:
+            page = ""
+            for _ in range(100):  # (pages of the code's history, oldest first)
+                history = client.trace_history(codes[0], page_token=page)
+                for info in history.records:
+                    if info.author != author or bare_step(info.biz_step) != WITHDRAW_STEP:
+                        continue
+                    env = client.get_record(bytes(info.record_id)).envelope
+                    rec = TraceRecord.from_payload(bytes(env.payload), strict=False)
+                    if (rec.attributes or {}).get(WITHDRAWS_ATTRIBUTE) == offer_id:
+                        return bytes(info.record_id).hex(), info.height, info.log_index
+                page = history.next_page_token
+                if not page:
+                    break
+    except LedgerError:
+        return None
+    return None
 
 
 def _why_not_withdrawn(address: str, offer_id: bytes, refusal: str) -> str:

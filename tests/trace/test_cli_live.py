@@ -288,6 +288,9 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     assert cli.history(F3)[-1]["biz_step"] == "void_shipping"
     kept = cli.json("record", "get", gone["record_id"])
     assert kept["attributes"] == {"withdraws_offer": got["record_id"]}
+    again = cli.json("handoff", "withdraw", str(spare), "--key", cli.key("farm"))  # QA-Q
+    assert (again["record_id"], again["already"]) == (gone["record_id"], True)
+    assert again["log_index"] == gone["log_index"]
     line = cli.refused(1, "handoff", "withdraw", str(offer), "--key", cli.key("farm"))
     assert f"the offer was accepted already (committed at height {done['height']}" in line
     got = cli.json("record", "get", cli.offer_ids[offer])
