@@ -81,7 +81,9 @@ def prove(
         cp = load_checkpoint(since).checkpoint
         header = parse_header(bytes(cp.header))
         if header is None:
-            raise InputError(f"{since}: the checkpoint's header does not parse")
+            raise VerificationError(  # (exit 3, as verify and audit say it: QA-P)
+                f"{since}: checkpoint: header is empty, cut short or does not parse"
+            )
         since_size = header.log_size  # 0: an empty log, a prefix of every log (no proof)
         gpath = genesis or target.genesis
         if gpath is not None:

@@ -13,6 +13,7 @@ from cli.common import (
     WaitOpt,
     WaitTimeoutOpt,
     console,
+    err_console,
     interrupted_submit,
     positive_seconds,
     print_json,
@@ -361,7 +362,13 @@ def submit_tracked(
         except KeyboardInterrupt:
             unknown("interrupted")
             raise interrupted_submit(rid, target.address) from None
-        stalled = quorum_lost(client) if wait and not resp.committed else ""
+        stalled = quorum_lost(client) if not resp.committed else ""
+    if stalled and not wait:  # (QA-P: "accepted (not yet committed)" and no word of it)
+        err_console.print(
+            f"warning: record {rid} is accepted, not committed{stalled}; it commits when "
+            "the quorum is back",
+            markup=False,
+        )
     if wait and not resp.committed:
         err = NodeUnavailableError(
             f"record {rid} was accepted by {target.address} but not committed in time"

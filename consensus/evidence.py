@@ -83,6 +83,11 @@ def check_evidence(
     kind = ev.WhichOneof("kind")
     a: Vote | Proposal
     b: Vote | Proposal
+    if kind is not None:  # (QA-P: a missing vote b read as "vote: unknown type 0")
+        pair = getattr(ev, kind)
+        missing = [x for x in ("a", "b") if not pair.HasField(x)]
+        if missing:
+            return f"evidence: {kind}: message {missing[0]!r} is missing (two are needed)"
     try:  # (1)
         if kind == "duplicate_vote":
             va, vb = Vote.from_proto(ev.duplicate_vote.a), Vote.from_proto(ev.duplicate_vote.b)

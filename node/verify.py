@@ -143,12 +143,15 @@ def _fail(msg: str) -> _StepFailedError:
 
 
 def parse_header(raw: bytes) -> types_pb2.BlockHeader | None:
+    """The block header ``raw`` encodes, or None: it does not parse, or it is empty or cut
+    short (no height: every block has one, from 1; QA-P: an empty header read as
+    height 0)."""
     header = types_pb2.BlockHeader()
     try:
         header.ParseFromString(raw)
     except DecodeError:
         return None
-    return header
+    return header if header.height > 0 else None
 
 
 # --------------------------------------------------------------------------- certified headers
@@ -188,7 +191,7 @@ def _check_header(
 ) -> types_pb2.BlockHeader:
     header = parse_header(header_bytes)
     if header is None:
-        raise VerificationError("header does not parse")
+        raise VerificationError("header is empty, cut short or does not parse")
     if not hmac.compare_digest(hashlib.sha256(header_bytes).digest(), cert.block_hash):
         raise VerificationError("SHA-256(header) is not the certificate's block hash")
     if header.chain_id != genesis.chain_id or header.genesis_hash != genesis.hash:
@@ -290,7 +293,7 @@ def verify_bundle(
 
     def step3() -> str:
         if header is None:
-            raise _fail("header does not parse")
+            raise _fail("the block header is empty, cut short or does not parse (step 4)")
         if bundle.record_height != header.height:
             raise _fail(f"record_height {bundle.record_height} is not the header's {header.height}")
         first = header.log_size - header.num_records

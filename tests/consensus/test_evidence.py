@@ -117,3 +117,19 @@ def test_other_chain_and_non_validator_and_empty():
     bad.duplicate_vote.a.signature = b"short"
     with pytest.raises(VerificationError, match="signature must be 64 bytes"):
         require_evidence(bad, small.validators, GENESIS, CHAIN)
+
+
+@pytest.mark.parametrize("keep", ["a", "b"])
+def test_evidence_with_one_message_missing_says_so(keep):
+    # QA-P: a missing vote b was reported as "vote: unknown type 0"
+    from consensus.evidence import check_evidence
+
+    ctx, s = make_ctx(4)
+    vote = sign_vote(s[2], ctx, PV, 3, 1, A)
+    ev = consensus_pb2.Evidence(
+        duplicate_vote=consensus_pb2.DuplicateVote(**{keep: vote.to_proto()})
+    )
+    other = "b" if keep == "a" else "a"
+    assert check_evidence(ev, ctx.validators, GENESIS, CHAIN) == (
+        f"evidence: duplicate_vote: message {other!r} is missing (two are needed)"
+    )

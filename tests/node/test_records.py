@@ -371,6 +371,7 @@ def test_a_bare_word_that_is_no_cbv_word_is_refused(field, value, why):
         make_record(G, "farm", {**ev, field: value})
     make_record(G, "farm", {**ev, field: f"https://example.com/{field.lower()}/{value}"})
 
+
 @pytest.mark.parametrize(
     ("code", "why"),
     [
@@ -481,7 +482,6 @@ def test_a_code_named_twice_in_one_list_is_refused(field, codes):
         ),
     ],
 )
-
 def test_a_malformed_gs1_identifier_is_refused(code, why):
     with pytest.raises(InputError, match=re.escape(why)):
         make_record(G, "farm", object_event([code]))

@@ -213,6 +213,17 @@ def test_require_bundle_names_the_step(chain):
         require_bundle(bundle, chain.genesis)
 
 
+@pytest.mark.parametrize("cut", [0, 50])
+def test_an_empty_or_cut_short_header_is_named_as_such(chain, cut):
+    # QA-P: an empty header read as height 0 ("record_height 11 is not the header's 0")
+    bundle = chain.bundle(chain.envs[0])
+    bundle.header = bytes(bundle.header)[:cut]
+    result = verify_bundle(bundle, chain.genesis)
+    assert failed_step(result) == 3
+    assert "header is empty, cut short or does not parse" in result.first_failure.message
+    assert result.steps[3].message == "header is empty, cut short or does not parse"
+
+
 def test_record_id_is_payload_sha256(chain):
     bundle = chain.bundle(chain.envs[1])
     r = verify_bundle(bundle, chain.genesis)

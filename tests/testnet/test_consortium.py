@@ -405,6 +405,7 @@ def test_a_checkpoint_without_a_quorum_of_answers_is_exit_5_not_a_verification_f
     assert r.returncode == 5, r.stderr
     [line] = r.stderr.strip().splitlines()
     assert "checkpoint note: 2 of 4 nodes did not sign, and 3 validator signatures are" in line
+    assert line.endswith("(--no-note saves the checkpoint of the certified header alone; QA-P)")
     assert not out.exists()
     # QA: `node status` did not say the chain had lost its quorum
     env = {"SUYUAN_TESTNET": str(tn.dir)}
@@ -416,3 +417,12 @@ def test_a_checkpoint_without_a_quorum_of_answers_is_exit_5_not_a_verification_f
     assert "under the quorum of 3: no block can commit" in wait_for(below, 30, 0.5, "2 of 4")
     st = json.loads(suyuan("node", "status", "--json", cwd=tn.dir, env=env).stdout)
     assert (st["validators"], st["validators_answering"], st["quorum"]) == (4, 2, 3)
+    # QA-P: a submit without --wait said "accepted (not yet committed)" and no more
+    draft = tn.dir / "q.json"
+    draft.write_text(
+        json.dumps(tn.signed_record("urn:epc:id:sgtin:6901234.000001.q1").to_json_dict())
+    )
+    r = suyuan("record", "submit", "--envelope", str(draft), cwd=tn.dir, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "not committed: the node sees 2 of 4 validators answering, under the quorum" in r.stderr
+    assert "it commits when the quorum is back" in r.stderr
