@@ -276,6 +276,17 @@ def gs1_problem(code: str) -> str:
         form = _EPC_FORMS.get((kind, scheme))
         if form is not None:
             return f"is not a valid {scheme.upper()} EPC URN (urn:epc:{kind}:{scheme}:{form})"
+        if kind == "id" and scheme == "lgtin":  # (QA-Q: a lot named as an instance)
+            return (
+                "is no EPC URN: a lot is urn:epc:class:lgtin:CompanyPrefix.ItemReference.Lot, "
+                "named in a quantityList as an epcClass"
+            )
+        known = _TDS_SCHEMES.get(kind)
+        if known is not None and scheme not in known:
+            return (
+                f"names no EPC scheme of GS1's Tag Data Standard (urn:epc:{kind}: is followed "
+                f"by one of {', '.join(sorted(known))})"
+            )
         return ""
     if not code.startswith(_DL_PREFIX):
         if code.startswith("(") and _ELEMENT_AI.match(code):
@@ -313,6 +324,19 @@ def gs1_problem(code: str) -> str:
     return ""
 
 
+#: EPC URN schemes of GS1's Tag Data Standard 2.x, by kind (``gs1_problem``: others name
+#: nothing a tag or a partner could read; QA-Q: urn:epc:id:foo:1.2.3 was taken)
+_TDS_SCHEMES = {
+    "id": frozenset({
+        "sgtin", "sscc", "sgln", "grai", "giai", "gsrn", "gsrnp", "gdti", "cpi", "sgcn",
+        "ginc", "gsin", "itip", "upui", "pgln", "gid", "usdod", "adi", "bic", "imovn",
+    }),
+    "class": frozenset({"lgtin"}),
+    "idpat": frozenset({
+        "sgtin", "sscc", "sgln", "grai", "giai", "gsrn", "gsrnp", "gdti", "cpi", "sgcn",
+        "ginc", "gsin", "itip", "upui", "pgln", "gid", "usdod", "adi", "bic", "imovn",
+    }),
+}  # fmt: skip
 #: an application identifier in brackets, as a GS1 element string writes one: "(01)"
 _ELEMENT_AI = re.compile(r"\((\d{2,4})\)")
 

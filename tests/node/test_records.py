@@ -469,6 +469,10 @@ def test_a_code_named_twice_in_one_list_is_refused(field, codes):
         ),
         ("(00)369034560000001014", "write its Digital Link, 'https://id.gs1.org/00/3690345600"),
         ("(99)whatever", "element string (the text under a barcode), which this ledger does not"),
+        # EPC URNs of no Tag Data Standard scheme (QA-Q)
+        ("urn:epc:id:lgtin:6901234.012345.LOTA2026", "a lot is urn:epc:class:lgtin:"),
+        ("urn:epc:id:foo:1.2.3", "names no EPC scheme of GS1's Tag Data Standard"),
+        ("urn:epc:class:sgtin:6901234.012345.1", "urn:epc:class: is followed by one of lgtin"),
         ("https://id.gs1.org/8003/00614141123452A B", "GRAI serial"),
         ("https://id.gs1.org/8004/0614141 A", "GIAI"),
         ("urn:epc:id:sgln:0614141.12345.", "not key/value pairs"),
