@@ -137,6 +137,8 @@ def render_tree(root: str, nodes: list[services_pb2.TraceNode], title: str) -> T
 
 
 def _desc(n: services_pb2.TraceNode) -> str:
+    if n.status == "unknown" and is_lot_code(n.code):  # (QA-Q: "lot · unknown, unknown")
+        return "known by the items made in it"
     status = n.status + (", recalled" if n.recalled and n.status != "recalled" else "")  # (QA:
     # "closed (was recalled)" read as recalled first, then closed; the order is not known here)
     if n.HasField("held_at"):
@@ -347,6 +349,13 @@ def history(
         )
     if page:
         console.print(f"more: --page {page}  (or --all)")
-    if state is not None:
+    if state is not None and state.status == "unknown":  # (a lot known by its items)
+        console.print(
+            f"no record names {root} itself: a lot known by the items made in it "
+            f"(`suyuan trace forward {root}` lists them)",
+            markup=False,
+            soft_wrap=True,
+        )
+    elif state is not None:
         recall = _recall_note(state, records, mid or bool(page))
         console.print(f"now: {state_line(state, recall)}")

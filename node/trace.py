@@ -290,6 +290,8 @@ def history(
     _check_limits(0, limit)
     root = _root(code)
     if index.state(root) is None:
+        if index.downstream(root):  # (QA-Q: "not known", where trace forward listed items)
+            return HistoryPage(root, (), "", _node(index, root, 0, "self", ""))
         raise _not_known(code, root)
     start = _untoken(token, r=root, d="history") if token else 0
     got = list(index.history(root, start, limit + 1))

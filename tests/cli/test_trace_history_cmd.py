@@ -74,3 +74,23 @@ def test_a_code_not_known_to_a_node_of_another_chain_names_the_mismatch(
     out = CliRunner().invoke(cli_main.app, ["trace", "history", CODE, "--node", "127.0.0.1:9"])
     assert isinstance(out.exception, NotFoundError)
     assert "is not known" in str(out.exception)
+
+
+def test_a_lot_known_by_its_items_is_said_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    # QA-Q: "not known" from history, "lot · unknown, unknown" from trace back
+    lot = "https://id.gs1.org/01/06905678001110/10/GIFT01"
+
+    class Lot(StubClient):
+        def trace_history(self, code: str, limit: int, page_token: str):
+            state = services_pb2.TraceNode(code=lot, status="unknown")
+            return services_pb2.TraceResponse(code=lot, records=[], nodes=[state])
+
+    monkeypatch.setattr(trace_cmd, "LedgerClient", Lot)
+    out = CliRunner().invoke(
+        cli_main.app, ["trace", "history", lot, "--node", "127.0.0.1:9"], env={"COLUMNS": "200"}
+    )
+    assert out.exit_code == 0, out.output
+    assert f"no record names {lot} itself: a lot known by the items made in it" in out.stdout
+    assert trace_cmd._desc(services_pb2.TraceNode(code=lot, status="unknown")) == (
+        "known by the items made in it"
+    )

@@ -220,6 +220,7 @@ def test_an_empty_or_cut_short_header_is_named_as_such(chain, cut):
     bundle.header = bytes(bundle.header)[:cut]
     result = verify_bundle(bundle, chain.genesis)
     assert failed_step(result) == 3
+    assert result.first_failure is not None
     assert "header is empty, cut short or does not parse" in result.first_failure.message
     assert result.steps[3].message == "header is empty, cut short or does not parse"
 

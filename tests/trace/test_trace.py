@@ -25,3 +25,21 @@ def test_a_well_formed_unknown_code_is_not_found():
         history(idx, "urn:epc:id:sgtin:6903456.000020.K3", 10, "")
     with pytest.raises(NotFoundError, match="is not known"):
         trace_back(idx, "local:farm:pig-1", 8, 10, "")
+
+
+def test_a_lot_known_only_by_its_items_has_an_empty_history_not_unknown():
+    # QA-Q: `trace history` of such a lot said "not known", where trace forward listed items
+    from node.epcis import normalize_code
+    from tests.trace.helpers import Chain, event
+
+    chain = Chain()
+    ev = event(action="ADD", step="commissioning", epcList=["urn:epc:id:sgtin:6901234.012345.G1"])
+    ev["ilmd"] = {"cbvmda:lotNumber": "GIFT01"}
+    chain.add("farm", ev)
+    lot = normalize_code("urn:epc:class:lgtin:6901234.012345.GIFT01")
+    page = history(chain.custody, lot, 10, "")
+    assert (page.code, page.log_indexes, page.state.status) == (lot, (), "unknown")
+    forward = trace_forward(chain.custody, lot, 8, 10, "")
+    assert [n.code for n in forward.nodes][1:] == [
+        normalize_code("urn:epc:id:sgtin:6901234.012345.G1")
+    ]
