@@ -30,14 +30,22 @@ def fake_nodes(monkeypatch):
     monkeypatch.setattr(
         procs,
         "node_command",
-        lambda config: [sys.executable, str(FAKE), "node", "start", "--config", str(config)],
+        lambda config, resync=False: [
+            sys.executable,
+            str(FAKE),
+            "node",
+            "start",
+            "--config",
+            str(config),
+            *(["--resync"] if resync else []),
+        ],
     )
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     started: list[int] = []
     real_start = procs.start_node
 
-    def start(config, log, cwd):
-        pid = real_start(config, log, cwd)
+    def start(config, log, cwd, resync=False):
+        pid = real_start(config, log, cwd, resync=resync)
         started.append(pid)
         return pid
 
