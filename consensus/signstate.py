@@ -13,11 +13,16 @@ Invariants (``SignGuard``):
 3. The state also carries the lock (locked round and locked block hash). Forgetting a lock
    on restart would let an honest validator prevote against a value that may already be
    decided (the "amnesia" attack), so the lock is persisted with the precommit that sets it.
-4. It carries the signatures themselves (the last message and the last prevote at this
-   height), so a restarted validator can re-send exactly what it signed. Otherwise a vote
-   lost in flight at the crash could leave the others short of a quorum for ever.
+4. It carries the signatures themselves (the last message, and the last prevote and the
+   last precommit at this height), so a restarted validator can re-send exactly what it
+   signed. Otherwise a vote lost in flight at the crash could leave the others short of a
+   quorum for ever: the others still in the precommit step of a round this validator left
+   need its precommit of that round (seed 20563 of ``python -m consensus.sim``: it had
+   moved on to prevote in the next round, the state kept that prevote, and its precommit
+   was lost with the crash; the honest validators waited in two rounds for ever).
 
-Byte layout of ``SignState.to_bytes()`` (fixed length, 274 bytes)::
+Byte layout of ``SignState.to_bytes()`` (fixed length, 375 bytes; the 274-byte layout
+without the last precommit, and the 113-byte one without the last prevote, still read)::
 
     magic       21  b"suyuan/sign-state/v1\\0"
     height       8  u64 BE
@@ -33,6 +38,10 @@ Byte layout of ``SignState.to_bytes()`` (fixed length, 274 bytes)::
     pv_has_hash  1  0 nil, 1 block
     pv_hash     32  the last prevote's block hash (zeros for nil)
     pv_sig      64  the last prevote's signature
+    pc_round     4  i32 BE: round of the last precommit at this height (-1: none)
+    pc_has_hash  1  0 nil, 1 block
+    pc_hash     32  the last precommit's block hash (zeros for nil)
+    pc_sig      64  the last precommit's signature
 """
 
 from __future__ import annotations
@@ -47,7 +56,8 @@ from node.errors import InputError
 __all__ = ["SignGuard", "SignState"]
 
 _MAGIC = b"suyuan/sign-state/v1\0"
-_BODY = struct.Struct(">QIBiB32si32s64siB32s64s")
+_BODY = struct.Struct(">QIBiB32si32s64siB32s64siB32s64s")
+_BODY_V1_PREVOTE = struct.Struct(">QIBiB32si32s64siB32s64s")  # 274-byte records, readable
 _BODY_V1_EARLY = struct.Struct(">QIBiB32si32s64s")  # 113-byte records, still readable
 _ZERO = bytes(HASH_LEN)
 
@@ -67,6 +77,9 @@ class SignState:
     prevote_round: int = -1
     prevote_hash: BlockHash | None = None
     prevote_signature: bytes = b""
+    precommit_round: int = -1
+    precommit_hash: BlockHash | None = None
+    precommit_signature: bytes = b""
 
     @property
     def position(self) -> tuple[int, int, int]:
@@ -88,6 +101,10 @@ class SignState:
             0 if self.prevote_hash is None else 1,
             self.prevote_hash or _ZERO,
             self.prevote_signature.ljust(64, b"\0"),
+            self.precommit_round,
+            0 if self.precommit_hash is None else 1,
+            self.precommit_hash or _ZERO,
+            self.precommit_signature.ljust(64, b"\0"),
         )
 
     @classmethod
@@ -95,17 +112,22 @@ class SignState:
         """Parse ``to_bytes`` output. Raises ``InputError`` on anything else."""
         if not data.startswith(_MAGIC):
             raise InputError("sign state: bad magic")
-        if len(data) == len(_MAGIC) + _BODY_V1_EARLY.size:
+        none = (-1, 0, _ZERO, bytes(64))  # (a vote of a layout that did not keep it)
+        body = data[len(_MAGIC) :]
+        if len(body) == _BODY_V1_EARLY.size:
             # The first layout (before the last prevote was kept): no prevote fields.
-            fields = (*_BODY_V1_EARLY.unpack(data[len(_MAGIC) :]), -1, 0, _ZERO, bytes(64))
-        elif len(data) == len(_MAGIC) + _BODY.size:
-            fields = _BODY.unpack(data[len(_MAGIC) :])
+            fields = (*_BODY_V1_EARLY.unpack(body), *none, *none)
+        elif len(body) == _BODY_V1_PREVOTE.size:  # (before the last precommit was kept)
+            fields = (*_BODY_V1_PREVOTE.unpack(body), *none)
+        elif len(body) == _BODY.size:
+            fields = _BODY.unpack(body)
         else:
             raise InputError("sign state: bad length")
-        h, r, step, pol, has_hash, bh, lr, lh, sig, pvr, pv_has, pvh, pvs = fields
+        h, r, step, pol, has_hash, bh, lr, lh, sig, pvr, pv_has, pvh, pvs = fields[:13]
+        pcr, pc_has, pch, pcs = fields[13:]
         if step not in (1, 2, 3) or has_hash not in (0, 1) or lr < -1 or pol < -1:
             raise InputError("sign state: bad field value")
-        if pv_has not in (0, 1) or pvr < -1:
+        if pv_has not in (0, 1) or pvr < -1 or pc_has not in (0, 1) or pcr < -1:
             raise InputError("sign state: bad field value")
         return cls(
             height=h,
@@ -119,6 +141,9 @@ class SignState:
             prevote_round=pvr,
             prevote_hash=BlockHash(pvh) if pv_has else None,
             prevote_signature=pvs if pvs != bytes(64) else b"",
+            precommit_round=pcr,
+            precommit_hash=BlockHash(pch) if pc_has else None,
+            precommit_signature=pcs if pcs != bytes(64) else b"",
         )
 
 

@@ -285,6 +285,7 @@ class Replica:
         self._valid_block: types_pb2.Block | None = None
         self._awaiting_value = False
         self._last_prevote: Vote | None = None
+        self._last_precommit: Vote | None = None
         self._prevote_wait: set[int] = set()
         self._precommit_wait: set[int] = set()
         self._polka_done: set[int] = set()
@@ -328,7 +329,19 @@ class Replica:
                 )
             )
             self._last_prevote = votes[-1]
-        if last.step == Step.PRECOMMIT and last.signature:
+        if last.precommit_round >= 0 and last.precommit_signature:
+            votes.append(
+                Vote(
+                    VoteType.PRECOMMIT,
+                    last.height,
+                    last.precommit_round,
+                    last.precommit_hash,
+                    self._me,
+                    last.precommit_signature,
+                )
+            )
+            self._last_precommit = votes[-1]
+        elif last.step == Step.PRECOMMIT and last.signature:  # (a layout without it)
             votes.append(
                 Vote(
                     VoteType.PRECOMMIT,
@@ -396,7 +409,7 @@ class Replica:
         return True
 
     def _persist(self, step: Step, block_hash: BlockHash | None, pol: int, sig: bytes) -> None:
-        pv = self._last_prevote
+        pv, pc = self._last_prevote, self._last_precommit
         state = SignState(
             self._height,
             self._round,
@@ -409,6 +422,9 @@ class Replica:
             -1 if pv is None else pv.round,
             None if pv is None else pv.block_hash,
             b"" if pv is None else pv.signature,
+            -1 if pc is None else pc.round,
+            None if pc is None else pc.block_hash,
+            b"" if pc is None else pc.signature,
         )
         self._guard.record(state)
         self._out.append(PersistSignState(state))
@@ -435,6 +451,8 @@ class Replica:
         v = sign_vote(self._signer, self._ctx, vote_type, self._height, self._round, block_hash)
         if vote_type == VoteType.PREVOTE:
             self._last_prevote = v
+        else:
+            self._last_precommit = v
         self._persist(step, block_hash, -1, v.signature)
         log = self._log(self._height)
         values = log.vote_values(v)

@@ -540,6 +540,32 @@ def test_restarted_proposer_does_not_propose_twice_differently():
     assert resent[0].signature == r.sign_state.signature
 
 
+def test_a_restart_in_a_later_round_re_sends_the_precommit_of_the_round_before():
+    """Seed 20563 of ``python -m consensus.sim`` (4 validators, 1 Byzantine): v0 precommitted
+    in round 0, moved on and prevoted in round 1, then crashed; its round-0 precommit was
+    lost in flight, and the honest validators still in round 0's precommit step waited for
+    it for ever. The sign state now keeps the last precommit too, and a restart re-sends it."""
+    s = Solo()
+    v = s.block(1, 0, "v")
+    lock_v0_on(s, 0, v)
+    [precommit] = s.votes(t=VoteType.PRECOMMIT)
+    for i in (1, 2):  # 2f+1 precommits of round 0, then its timeout: round 1
+        s.deliver(s.vote(i, VoteType.PRECOMMIT, 1, 0, None))
+    s.step(TimeoutFired(1, 0, Step.PRECOMMIT))
+    assert s.r.round == 1
+    s.timeout(Step.PROPOSE)  # prevotes in round 1 (its last message)
+    state = s.r.sign_state
+    assert state is not None
+    assert (state.round, state.step, state.precommit_round) == (1, Step.PREVOTE, 0)
+    s2 = Solo(state=state.to_bytes())
+    resent = s2.votes(s2.last)
+    assert precommit in resent
+    assert [(x.type, x.round) for x in resent] == [
+        (VoteType.PREVOTE, 1),
+        (VoteType.PRECOMMIT, 0),
+    ]
+
+
 def test_sign_state_at_a_later_height_blocks_all_signing():
     ctx, signers = make_ctx(4)
     later = SignState(5, 0, Step.PREVOTE, None)

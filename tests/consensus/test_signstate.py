@@ -26,11 +26,25 @@ def test_roundtrip(h, r, step, bh, pol, sig, lr, lh):
     assume(sig != bytes(64))  # all-zero means "no signature" on disk
     s = SignState(h, r, step, bh, pol, sig, lr, lh if lr >= 0 else None)
     data = s.to_bytes()
-    assert len(data) == 21 + 8 + 4 + 1 + 4 + 1 + 32 + 4 + 32 + 64 + 4 + 1 + 32 + 64
+    assert len(data) == 21 + 8 + 4 + 1 + 4 + 1 + 32 + 4 + 32 + 64 + 2 * (4 + 1 + 32 + 64)
     assert SignState.from_bytes(data) == s
+    s2 = SignState(h, r, step, bh, pol, sig, lr, lh if lr >= 0 else None, 3, bh, sig, 4, bh, sig)
+    assert SignState.from_bytes(s2.to_bytes()) == s2
 
 
-@pytest.mark.parametrize("data", [b"", b"x" * 274, b"suyuan/sign-state/v1\0" + bytes(253)])
+def test_the_274_byte_layout_without_the_last_precommit_still_reads():
+    import struct
+
+    body = struct.pack(">QIBiB32si32s64siB32s64s", 5, 2, 2, -1, 1, A, 1, A, b"s" * 64, 2, 1, A,
+                       b"p" * 64)  # fmt: skip
+    s = SignState.from_bytes(b"suyuan/sign-state/v1\0" + body)
+    assert (s.prevote_round, s.prevote_signature) == (2, b"p" * 64)
+    assert (s.precommit_round, s.precommit_hash, s.precommit_signature) == (-1, None, b"")
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"x" * 274, b"suyuan/sign-state/v1\0" + bytes(253), b"x" * 375]
+)
 def test_garbage_rejected(data):
     with pytest.raises(InputError):
         SignState.from_bytes(data)
