@@ -6,6 +6,9 @@ actions **in list order**:
 - ``PersistSignState``: write ``state.to_bytes()`` durably (``Store.put_sign_state``) and
   only then go on. It always precedes the ``Broadcast`` it protects; nothing after it may be
   executed (sent) before it is on disk.
+- ``PersistLock``: keep ``value.to_bytes()`` (the block just locked on and its proof of
+  lock, ``consensus.lockstate``) and pass it back to ``Replica`` after a restart; it comes
+  just before the precommit's ``PersistSignState``. Liveness, not safety, needs it.
 - ``Broadcast``: send the signed message to every peer. The replica has already applied it
   to itself; do not feed it back (a copy fed back is dropped as a duplicate).
 - ``Relay``: another validator's message accepted for the first time; forward it to peers
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from consensus.lockstate import LockedValue
 from consensus.messages import Message, Step
 from consensus.signstate import SignState
 from consensus.validators import BlockHash
@@ -41,6 +45,7 @@ __all__ = [
     "Event",
     "EvidenceFound",
     "MessageReceived",
+    "PersistLock",
     "PersistSignState",
     "ProposalValue",
     "Relay",
@@ -124,6 +129,15 @@ class PersistSignState:
 
 
 @dataclass(frozen=True, slots=True)
+class PersistLock:
+    """Keep ``value`` (the block just locked on, and its proof of lock) for a restart, and
+    give it back to ``Replica``; not needed for safety, so it may be written lazily, but
+    before the precommit that follows it is best (``consensus.lockstate``)."""
+
+    value: LockedValue
+
+
+@dataclass(frozen=True, slots=True)
 class Broadcast:
     message: Message
 
@@ -172,6 +186,7 @@ class RequestSync:
 
 Action = (
     PersistSignState
+    | PersistLock
     | Broadcast
     | Relay
     | ScheduleTimeout

@@ -50,6 +50,7 @@ from consensus.events import (
     Event,
     EvidenceFound,
     MessageReceived,
+    PersistLock,
     PersistSignState,
     ProposalValue,
     Relay,
@@ -62,6 +63,7 @@ from consensus.events import (
     ValidateBlock,
 )
 from consensus.evidence import evidence_key, proposal_evidence, vote_evidence
+from consensus.lockstate import LockedValue
 from consensus.messages import Message, Proposal, Step, Vote, VoteType, block_hash_of
 from consensus.params import TimeoutParams
 from consensus.signing import Signer, sign_proposal, sign_vote, verify_message
@@ -110,11 +112,13 @@ class Replica:
         height: int = 1,
         sign_state: SignState | bytes | None = None,
         last_commit: tuple[types_pb2.Block, types_pb2.CommitCertificate] | None = None,
+        locked: LockedValue | None = None,
     ) -> None:
         if height < 1:
             raise ValueError("height must be >= 1")
         if isinstance(sign_state, bytes):
             sign_state = SignState.from_bytes(sign_state)
+        self._locked_value = locked  # (``PersistLock``'s, given back after a restart)
         self._ctx = ctx
         self._vs = ctx.validators
         self._params = params
@@ -302,6 +306,7 @@ class Replica:
             # Resume where the last signature left us, with the lock it recorded.
             self._locked_round, self._locked_hash = last.locked_round, last.locked_hash
             self._round, self._step = last.round, last.step
+            self._resume_locked_value(last)
             if last.step == Step.PROPOSE:
                 self._schedule(Step.PROPOSE)
             self._counters["resumed"] += 1
@@ -310,6 +315,32 @@ class Replica:
             return
         self._start_round(0)
         self._request_buffered_validity()
+
+    def _resume_locked_value(self, last: SignState) -> None:
+        """The block locked on before the restart, if the driver kept it (``PersistLock``):
+        the valid value again, with its proof of lock in the log, which ``rebroadcast``
+        re-sends (``consensus.lockstate``)."""
+        lv = self._locked_value
+        if (
+            lv is None
+            or last.locked_round < 0
+            or (lv.height, lv.round) != (last.height, last.locked_round)
+            or block_hash_of(lv.block) != last.locked_hash
+        ):
+            return
+        log = self._log(self._height)
+        for v in lv.prevotes:  # (this validator's own store: its words, checked when signed)
+            if v.height == lv.height and v.round == lv.round and v.block_hash == last.locked_hash:
+                values = log.vote_values(v)
+                if values is None or v.block_hash not in values:
+                    log.add_vote(v)
+        log.validity.setdefault(last.locked_hash, True)
+        self._valid_round, self._valid_hash, self._valid_block = (
+            lv.round,
+            last.locked_hash,
+            lv.block,
+        )
+        self._counters["lock_resumed"] += 1
 
     def _resend_signed(self, last: SignState) -> None:
         """Re-apply and re-send the votes the persisted state proves we signed (invariant 4
@@ -748,6 +779,12 @@ class Replica:
         self._polka_done.add(r)
         if self._step == Step.PREVOTE:
             self._locked_round, self._locked_hash = r, p.block_hash
+            if self._signer is not None and p.block is not None:
+                polka = self._log(self._height).round_votes(r, VoteType.PREVOTE)
+                proof = tuple(
+                    v for v in polka if isinstance(v, Vote) and v.block_hash == p.block_hash
+                )
+                self._out.append(PersistLock(LockedValue(self._height, r, p.block, proof)))
             self._vote(VoteType.PRECOMMIT, p.block_hash)
             self._step = Step.PRECOMMIT
         self._valid_round, self._valid_hash, self._valid_block = r, p.block_hash, p.block

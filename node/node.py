@@ -32,6 +32,7 @@ from consensus.events import (
     Event,
     EvidenceFound,
     MessageReceived,
+    PersistLock,
     PersistSignState,
     ProposalValue,
     Relay,
@@ -43,6 +44,7 @@ from consensus.events import (
     ValidateBlock,
 )
 from consensus.evidence import evidence_key
+from consensus.lockstate import LockedValue
 from consensus.messages import (
     Message,
     Proposal,
@@ -52,10 +54,12 @@ from consensus.messages import (
 )
 from consensus.params import TimeoutParams
 from consensus.signing import Ed25519Signer
+from consensus.signstate import SignState
 from consensus.state import Replica
 from consensus.validators import ChainContext
 from node import custody, event_ids, proposals
 from node.chain import ChainState, StoreCustodyView, declared_index
+from node.compact import envelope_leaf_hash
 from node.config import NodeConfig
 from node.errors import (
     ConfigError,
@@ -181,7 +185,11 @@ class Node:
             self.params,
             height=head.height + 1,
             sign_state=self.store.get_sign_state(),
+            locked=(locked := self._locked_value()),
         )
+        if locked is not None and locked.height == head.height + 1:  # (peers may ask for its
+            leaves = [envelope_leaf_hash(e) for e in locked.block.envelopes]  # records when
+            self.bodies.committed(leaves, locked.block)  # it proposes it again)
         for p in self.peers:
             p.set_height(head.height)
             p.start()
@@ -200,6 +208,24 @@ class Node:
                 "no one (it hears only nodes that dial it); list the other validators' "
                 "addresses in 'peers'"
             )
+
+    def _put_sign_state(self, state: SignState, lock: LockedValue | None) -> None:
+        """Write the sign state durably, with the value just locked on, if any (in a worker
+        thread: a locked block is serialized whole, up to ``max_block_bytes``)."""
+        self.store.put_sign_state(state.to_bytes(), None if lock is None else lock.to_bytes())
+
+    def _locked_value(self) -> LockedValue | None:
+        """The value this validator was locked on when it stopped (``consensus.lockstate``);
+        None if there is none, or it does not parse (liveness only: never a reason not to
+        start)."""
+        raw = self.store.get_locked()
+        if raw is None:
+            return None
+        try:
+            return LockedValue.from_bytes(raw)
+        except InputError as e:
+            log.warning("the stored locked value is ignored: %s", e)
+            return None
 
     async def stop(self) -> None:
         self._stop.set()
@@ -234,10 +260,14 @@ class Node:
 
     async def _execute(self, actions: Sequence[Action]) -> None:
         loop = asyncio.get_running_loop()
+        lock: LockedValue | None = None
         for a in actions:
-            if isinstance(a, PersistSignState):
+            if isinstance(a, PersistLock):  # (written with the precommit's sign state)
+                lock = a.value
+            elif isinstance(a, PersistSignState):
                 self.new_store = False  # what it signs from now on is in this store
-                await loop.run_in_executor(None, self.store.put_sign_state, a.state.to_bytes())
+                await loop.run_in_executor(None, self._put_sign_state, a.state, lock)
+                lock = None
             elif isinstance(a, Broadcast | Relay):
                 self._broadcast(a.message)
             elif isinstance(a, ScheduleTimeout | RequestProposal):

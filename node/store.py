@@ -743,9 +743,17 @@ class Store:
 
         self._write(work)
 
-    def put_sign_state(self, state: bytes) -> None:
-        """Durably record the consensus layer's last-signed state (fsynced on return)."""
-        self._write(lambda txn: txn.put(b"state", state, db=self._dbs["sign"]))
+    def put_sign_state(self, state: bytes, locked: bytes | None = None) -> None:
+        """Durably record the consensus layer's last-signed state (fsynced on return), and
+        with it, if given, the value it is locked on (``consensus.lockstate``), in the same
+        transaction."""
+
+        def work(txn: lmdb.Transaction) -> None:
+            txn.put(b"state", state, db=self._dbs["sign"])
+            if locked is not None:
+                txn.put(b"locked", locked, db=self._dbs["sign"])
+
+        self._write(work)
 
     # ------------------------------------------------------------------ reads
 
@@ -756,6 +764,11 @@ class Store:
     def get_sign_state(self) -> bytes | None:
         with self._read() as txn:
             return txn.get(b"state", db=self._dbs["sign"])
+
+    def get_locked(self) -> bytes | None:
+        """The last value ``put_sign_state`` recorded as locked on, or None."""
+        with self._read() as txn:
+            return txn.get(b"locked", db=self._dbs["sign"])
 
     def get_block(self, height: int) -> StoredBlock | None:
         """The block at ``height`` with its envelopes, or ``None``.

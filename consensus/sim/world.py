@@ -8,7 +8,8 @@ Event loop invariants:
    durable the moment it is executed; a crash "mid step" executes only a prefix of the
    list, which is exactly the failure the persist-before-send rule is for.
 3. Crashed instances receive nothing; their timers die with their epoch. On restart they
-   are rebuilt from durable state only: their chain and their last persisted sign state.
+   are rebuilt from durable state only: their chain, their last persisted sign state and
+   the last value they locked on (``PersistLock``, kept as bytes as a driver keeps it).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from consensus.events import (
     Event,
     EvidenceFound,
     MessageReceived,
+    PersistLock,
     PersistSignState,
     ProposalValue,
     Relay,
@@ -42,6 +44,7 @@ from consensus.events import (
     ValidateBlock,
 )
 from consensus.evidence import evidence_key, verify_evidence
+from consensus.lockstate import LockedValue
 from consensus.messages import Message, Proposal, Vote, block_hash_of
 from consensus.signing import Ed25519Signer, verify_message
 from consensus.sim.checks import Observations, RunResult, check
@@ -99,6 +102,7 @@ class Instance:
     alive: bool = True
     epoch: int = 0
     persisted: bytes | None = None
+    locked: bytes | None = None  # the last ``PersistLock`` value, as bytes
     chain: list[Commit] = field(default_factory=list)
     crash_pending: bool = False
     last_tick_state: tuple[int, int, int] = (0, -1, 0)
@@ -218,6 +222,7 @@ class World:
             self.sc.params,
             height=len(inst.chain) + 1,
             sign_state=inst.persisted,
+            locked=LockedValue.from_bytes(inst.locked) if inst.locked else None,
             last_commit=(last.block, last.certificate) if last else None,
         )
         inst.alive = True
@@ -258,6 +263,8 @@ class World:
                 return
             if isinstance(a, PersistSignState):
                 inst.persisted = a.state.to_bytes()
+            elif isinstance(a, PersistLock):
+                inst.locked = a.value.to_bytes()
             elif isinstance(a, Broadcast):
                 if inst.honest:
                     self.obs.signed(inst.slot, a.message, inst.persisted)

@@ -44,10 +44,12 @@ from tests.consensus.harness import (
 class Solo:
     """Replica v{me} of n, fed by hand."""
 
-    def __init__(self, n: int = 4, me: int = 0, height: int = 1, state: bytes | None = None):
+    def __init__(
+        self, n: int = 4, me: int = 0, height: int = 1, state: bytes | None = None, locked=None
+    ):
         self.ctx, self.signers = make_ctx(n)
         self.me = me
-        self.r = Replica(self.ctx, self.signers[me], PARAMS, height, state)
+        self.r = Replica(self.ctx, self.signers[me], PARAMS, height, state, locked=locked)
         self.log: list[object] = []
         self.last = self.feed_start()
 
@@ -564,6 +566,39 @@ def test_a_restart_in_a_later_round_re_sends_the_precommit_of_the_round_before()
         (VoteType.PREVOTE, 1),
         (VoteType.PRECOMMIT, 0),
     ]
+
+
+def test_a_restart_locked_on_a_block_it_kept_proposes_it_again_with_its_proof():
+    """Seeds 21493 and 23866 of ``python -m consensus.sim``: a validator restarted locked
+    on a block it no longer held; it prevoted nil for every other proposal and could not
+    propose that block, and no round decided again. The driver keeps the locked block and
+    its proof of lock (``PersistLock``, just before the precommit); a restart resumes with
+    it as the valid value, re-sends the proof, and proposes it with that round as pol."""
+    from consensus.events import PersistLock
+    from consensus.lockstate import LockedValue
+
+    s = Solo()
+    v = s.block(1, 0, "v")
+    lock_v0_on(s, 0, v)
+    kinds_in_order = [type(a).__name__ for a in s.last]
+    assert kinds_in_order.index("PersistLock") < kinds_in_order.index("PersistSignState")
+    [kept] = [a.value for a in s.log if isinstance(a, PersistLock)]
+    assert (kept.height, kept.round, len(kept.prevotes)) == (1, 0, 3)
+    state = s.r.sign_state
+    assert state is not None
+    s2 = Solo(state=state.to_bytes(), locked=LockedValue.from_bytes(kept.to_bytes()))
+    assert (s2.r.locked_round, s2.r.valid_round) == (0, 0)
+    polka = {(m.validator, m.round) for m in s2.r.rebroadcast() if isinstance(m, Vote)}
+    assert {("v0", 0), ("v1", 0), ("v2", 0)} <= polka
+    mine = next(r for r in range(1, 9) if s2.proposer_index(1, r) == 0)
+    s2.step(TimeoutFired(1, 0, Step.PRECOMMIT))
+    to_round(s2, mine)
+    [proposal] = [a.message for a in s2.last if isinstance(a, Broadcast)
+                  and isinstance(a.message, Proposal)]  # fmt: skip
+    assert (proposal.block_hash, proposal.pol_round) == (block_hash_of(v), 0)
+    # without the kept value (a driver of an earlier version), it resumes the lock alone
+    s3 = Solo(state=state.to_bytes())
+    assert (s3.r.locked_round, s3.r.valid_round) == (0, -1)
 
 
 def test_sign_state_at_a_later_height_blocks_all_signing():

@@ -80,3 +80,24 @@ def test_early_113_byte_layout_still_reads():
     s = SignState.from_bytes(b"suyuan/sign-state/v1\0" + body)
     assert s == SignState(5, 2, Step.PRECOMMIT, A, -1, b"s" * 64, 2, A)
     assert s.prevote_round == -1
+
+
+def test_a_locked_value_round_trips_and_garbage_is_refused():
+    from consensus.lockstate import LockedValue
+    from consensus.messages import Vote, VoteType
+    from tests.consensus.harness import make_block
+
+    block = make_block(3, 1, "v1", "x")
+    from consensus.validators import ValidatorId
+
+    votes = tuple(
+        Vote(VoteType.PREVOTE, 3, 1, A, ValidatorId(f"v{i}"), bytes([i]) * 64) for i in range(3)
+    )
+    lv = LockedValue(3, 1, block, votes)
+    back = LockedValue.from_bytes(lv.to_bytes())
+    assert (back.height, back.round, back.prevotes) == (3, 1, votes)
+    assert back.block.SerializeToString() == block.SerializeToString()
+    data = lv.to_bytes()
+    for bad in (b"", data[:-1], data + b"x", b"x" + data[1:]):
+        with pytest.raises(InputError):
+            LockedValue.from_bytes(bad)

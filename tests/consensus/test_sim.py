@@ -49,6 +49,16 @@ def test_quick_sweep(n, b):
     assert_sweep(n, b, range(1000, 1010))
 
 
+@pytest.mark.parametrize("seed", [20563, 21008, 21493, 23866])
+def test_seeds_that_stalled_after_a_crash_now_decide(seed):
+    """Found by sweeping other seeds (4 validators, 1 Byzantine): a validator restarted
+    after a crash without its last precommit (20563, 21008), or locked on a block it no
+    longer held (21493, 23866), and the honest validators never decided again. The sign
+    state now keeps the last precommit, and the driver keeps the locked block and its
+    proof of lock (``consensus.lockstate``)."""
+    assert_sweep(4, 1, range(seed, seed + 1))
+
+
 def test_more_than_f_byzantine_breaks_agreement_in_some_seeds():
     """Twins with 2 of 4: the checker must see agreement fail (it is not vacuous)."""
     results = [run_seed(seed, 4, 2) for seed in range(1, 31)]

@@ -330,10 +330,13 @@ def test_reopen_keeps_everything_and_continues(tmp_path: Path) -> None:
     with Store.open(path, GENESIS) as s:
         leaves = fill(s, seed=9, blocks=7, max_records=50)
         head = s.head()
-        s.put_sign_state(b"h=7,r=0,step=precommit")
+        assert s.get_locked() is None
+        s.put_sign_state(b"h=7,r=0,step=prevote", b"locked block")
+        s.put_sign_state(b"h=7,r=0,step=precommit")  # (the locked value stays)
     with Store.open(path, GENESIS, create=False) as s:
         assert s.head() == head
         assert s.get_sign_state() == b"h=7,r=0,step=precommit"
+        assert s.get_locked() == b"locked block"
         leaves += fill(s, seed=9, blocks=3, max_records=50)
         assert s.log_root(len(leaves)) == merkle.root(leaves)
         assert s.log_root(head.log_size) == head.log_root
