@@ -8,6 +8,9 @@ scenario's own (a node paused for 10 s).
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -283,30 +286,38 @@ def _twin_config(node: Any, path: Path, data: Path, *, dial: bool) -> Path:
     return path
 
 
-def test_a_second_process_with_a_validators_key_stops_and_signs_nothing(testnet4, tmp_path):
-    """QA: a standby started with validator3's key and its own (empty) data folder logged
-    the danger, kept voting through the other peers, and within seconds the real nodes held
-    valid evidence of a double vote against validator3. It must stop before it votes."""
-    import subprocess
-    import sys
-
-    tn = testnet4
-    tn.submit_records(5, wait=True)
-    node3 = tn.manifest.nodes[3]
-    clone = _twin_config(node3, tmp_path / "clone.toml", tmp_path / "clone-data", dial=True)
+def _start(config: Path, *extra: str) -> subprocess.Popen[str]:
+    """``suyuan node start --config CONFIG [EXTRA...]``, its output piped."""
     suyuan = str(Path(sys.executable).with_name("suyuan"))
-    proc = subprocess.Popen(
-        [suyuan, "node", "start", "--config", str(clone)],
+    return subprocess.Popen(
+        [suyuan, "node", "start", "--config", str(config), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _finish(proc: subprocess.Popen[str]) -> str:
+    """Its stderr once it exits (within 60 s; else it is killed)."""
     try:
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+    return err
+
+
+def test_a_second_process_with_a_validators_key_stops_and_signs_nothing(testnet4, tmp_path):
+    """QA: a standby started with validator3's key and its own (empty) data folder logged
+    the danger, kept voting through the other peers, and within seconds the real nodes held
+    valid evidence of a double vote against validator3. It must stop before it votes."""
+    tn = testnet4
+    tn.submit_records(5, wait=True)
+    node3 = tn.manifest.nodes[3]
+    clone = _twin_config(node3, tmp_path / "clone.toml", tmp_path / "clone-data", dial=True)
+    proc = _start(clone)
+    err = _finish(proc)
     assert proc.returncode == 2, err
     # (the peers are asked before the node starts: recent blocks carry validator3's
     # signature, and the clone's store holds no sign state; ``node.twin``)
@@ -328,35 +339,12 @@ def test_a_standby_that_never_dials_its_twin_refuses_to_start_and_a_resync_needs
     peers first: recent blocks carry its signature, so it refuses to start, signing
     nothing. A real resync (the old process stopped, its store moved away) says so with
     --resync, and the node syncs and votes again."""
-    import shutil
-    import subprocess
-    import sys
-
     tn = testnet4
     tn.submit_records(3, wait=True)
     node3 = tn.manifest.nodes[3]
     clone = _twin_config(node3, tmp_path / "standby.toml", tmp_path / "standby-data", dial=False)
     assert node3.address not in clone.read_text()
-    suyuan = str(Path(sys.executable).with_name("suyuan"))
-
-    def start(config: Path, *extra: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [suyuan, "node", "start", "--config", str(config), *extra],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def finish(proc: subprocess.Popen[str]) -> str:
-        try:
-            _, err = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
-        return err
-
-    err = finish(start(clone))
+    err = _finish(_start(clone))
     assert "carries 'validator3''s signature" in err, err
     assert "start it with --resync" in err.strip().splitlines()[-1]
     assert "connected to" not in err, err  # (it stopped before it linked, synced or voted)
@@ -370,11 +358,11 @@ def test_a_standby_that_never_dials_its_twin_refuses_to_start_and_a_resync_needs
     h = _height(tn, 0)
     tn.submit_records(2, wait=True, nodes=[0, 1, 2])
     wait_for(lambda: _height(tn, 0) > h, 60, 0.2, "the other three to commit a block")
-    proc = start(node3.config)
-    err = finish(proc)
+    proc = _start(node3.config)
+    err = _finish(proc)
     assert proc.returncode == 2, err
     assert "start it with --resync" in err.strip().splitlines()[-1]
-    proc = start(node3.config, "--resync")
+    proc = _start(node3.config, "--resync")
     try:
         head = tn.wait_same_head(min_height=_height(tn, 0), timeout=90)
         tn.submit_records(3, wait=True)
