@@ -470,6 +470,7 @@ def check_new_record(record: TraceRecord) -> None:
         TRANSFORMATION_PREFIX,
         gs1_problem,
         lot_conflict,
+        normalize_code,
         raw_codes,
         raw_link_problem,
         repeated_code,
@@ -490,6 +491,13 @@ def check_new_record(record: TraceRecord) -> None:
             if problem:
                 raise InputError(f"event: code {_shown(code)} {problem}")
 
+    for where in ("readPoint", "bizLocation"):  # (QA-Q: an SGLN of 8 digits was taken)
+        place = ev.get(where)
+        gid = place.get("id") if isinstance(place, dict) else None
+        if isinstance(gid, str) and gid.startswith(("urn:epc:", "https://id.gs1.org/")):
+            problem = gs1_problem(normalize_code(gid))
+            if problem:
+                raise InputError(f"event: {where}.id {_shown(gid)} {problem}")
     if record.event_type == "TransformationEvent" and "transformationID" in ev:
         _check_transformation_id(ev["transformationID"])
     conflict = lot_conflict(ev)

@@ -357,6 +357,16 @@ def test_event_field_types_are_checked(field, value, why):
         make_record(G, "farm", event)
 
 
+@pytest.mark.parametrize("where", ["readPoint", "bizLocation"])
+def test_a_malformed_gs1_location_is_refused(where):
+    # QA-Q: a readPoint SGLN of 8 digits was committed
+    ev = object_event(["urn:epc:id:sgtin:6901234.000001.3005"])
+    with pytest.raises(InputError, match=f"{where}.id .* is not a valid SGLN EPC URN"):
+        make_record(G, "farm", {**ev, where: {"id": "urn:epc:id:sgln:6901234.1.0"}})
+    make_record(G, "farm", {**ev, where: {"id": "urn:epc:id:sgln:0614141.07346.1234"}})
+    make_record(G, "farm", {**ev, where: {"id": "local:farm:barn-2"}})  # a local place
+
+
 @pytest.mark.parametrize(
     ("field", "value", "why"),
     [
