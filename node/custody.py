@@ -96,10 +96,10 @@ recalled codes                         may be observed and destroyed, decommissi
                                        disposition returned or as a terminal destruction
                                        ("recalled"); no transformation or aggregation
 closed codes                           nothing but inspection and recall ("closed")
-a close (new records)                  not dated before the latest event in force that
-                                       named the code, 15 min allowed ("event-time";
-                                       ``CodeState.seen``; recalls and its container's
-                                       events do not count)
+a close (new records)                  not dated before the latest inspection in force
+                                       that named the code (an inspector's or a
+                                       regulator's), 15 min allowed ("event-time";
+                                       ``CodeState.seen``)
 =====================================  ===================================================
 
 Not supported (refused with a rule name): events naming no code ("codes"), a code in two
@@ -274,10 +274,11 @@ class CodeState:
     #: codes it was made from by records declared in error (its lot, a transformation's
     #: inputs): the trace links between them, which the log keeps, no longer count
     unlinked: tuple[str, ...] = ()
-    #: the latest events that named it (not a recall, not through its container), each
-    #: "INDEX@MS": log index and eventTime (Unix ms); at most ``SEEN_KEEP``, the latest by
-    #: eventTime, worked out again when one is declared in error (``_unseen``). A close is
-    #: not dated before them (``_check_close_time``); () for states of earlier versions
+    #: the latest inspections that named it (an inspector's or a regulator's; not a
+    #: recall, not through its container or lot), each "INDEX@MS": log
+    #: index and eventTime (Unix ms); at most ``SEEN_KEEP``, the latest by eventTime,
+    #: worked out again when one is declared in error (``_unseen``). A close is not dated
+    #: before them (``_check_close_time``); () for states of earlier versions
     seen: tuple[str, ...] = ()
 
     def with_flags(self, *, closed: bool | None = None, recalled: bool | None = None) -> CodeState:
@@ -762,7 +763,7 @@ def _apply(
                 _check_inspection(st, ev, disposition, finding)
             w.put(st.evolve(disposition=disposition or st.disposition))
         _apply_finding(w, codes.all, finding)
-        return _finish(w, record, codes.all)
+        return _finish(w, record, codes.all, seen=True)
 
     if new and (step in SALE_STEPS or disposition in SALE_MARKS):
         _check_sale(w, codes.all)
@@ -837,7 +838,7 @@ def _apply(
     if terminal:
         for c in _moving_set(w, codes.all):
             w.put(w.need(c).with_flags(closed=True).evolve(closed_at=w.index))
-    return _finish(w, record, codes.all)
+    return _finish(w, record, codes.all, seen=False)
 
 
 def _clears_recall(ev: Mapping[str, Any], disposition: str) -> str:
@@ -1081,14 +1082,18 @@ def _done(w: _Work) -> CustodyUpdate:
     return CustodyUpdate(w.index, dict(w.changed), tuple(w.edges), tuple(w.touched))
 
 
-def _finish(w: _Work, record: TraceRecord, named: Sequence[str]) -> CustodyUpdate:
+def _finish(
+    w: _Work, record: TraceRecord, named: Sequence[str], *, seen: bool
+) -> CustodyUpdate:
     """The effects of an event that named ``named`` (not a recall, not a declaration):
-    for a new record, the close-time rule (``_check_close_time``); then each named code
-    has seen the event (``CodeState.seen``)."""
+    for a new record, the close-time rule (``_check_close_time``); then, for an
+    inspection (``seen``), each named code has been seen at its time (``CodeState.seen``)."""
     if w.time_ms is None:
         return _done(w)
     if w.new:
         _check_close_time(w, record, named)
+    if not seen:
+        return _done(w)
     for c in named:
         st = w.changed.get(c)
         if st is None:
@@ -1129,10 +1134,12 @@ def latest_seen(st: CodeState) -> tuple[int, int] | None:
 def _check_close_time(w: _Work, record: TraceRecord, named: Sequence[str]) -> None:
     """Rule event-time, for new records: an event that closes a code it names (destroys,
     sells, decommissions, consumes it in a transformation) is not dated more than
-    ``BACKDATE_TOLERANCE_MS`` before the latest event in force that named it (QA-O: an
-    elevator inspected in 2025 was recorded destroyed in 2021). Recalls, and events on its
-    container, do not count: a sale captured late, after its case was inspected or its
-    lot recalled, is accepted."""
+    ``BACKDATE_TOLERANCE_MS`` before the latest inspection in force that named it (QA-O:
+    an elevator inspected in 2025 was recorded destroyed in 2021): an inspection is a
+    witness that the code was there then. The custodian's own handling (storing,
+    unpacking, a stock-take), recalls and inspections of its container or lot do not count:
+    a sale captured late, after the evening's unpacking or a recall, is accepted (review:
+    unpacking named the items, and refused the day's sales uploaded after it)."""
     assert w.time_ms is not None
     for c in named:
         before, after = w.read.get(c), w.changed.get(c)

@@ -934,21 +934,23 @@ def test_a_declared_event_no_longer_dates_a_close(chain):
     """The latest event in force is worked out again when one is declared in error."""
     a = normalize_code(A)
     new_record(chain, "farm", event(action="ADD", step="commissioning", epcList=[A], **at("08:00")))
-    new_record(chain, "farm", observe("storing", A, **at("09:00", day=3)))
+    new_record(chain, "inspector", observe("inspecting", A, **at("09:00", day=3)))
     wrong = observe("inspecting", A, **at("09:00", day=20))
     new_record(chain, "inspector", wrong)
     with raises("event-time", a):
         new_record(chain, "farm", observe("destroying", A, **at("10:00", day=5)))
     declare(chain, "inspector", wrong, len(chain.log) - 1)
-    assert chain.custody.get(a).seen == (f"0@{1772323200000}", f"1@{1772499600000}")
-    with raises("event-time", a):  # the storing of day 3 still stands
+    assert chain.custody.get(a).seen == (f"1@{1772499600000}",)
+    with raises("event-time", a):  # the inspection of day 3 still stands
         new_record(chain, "farm", observe("destroying", A, **at("10:00", day=2)))
     new_record(chain, "farm", observe("destroying", A, **at("10:00", day=5)))
     assert chain.custody.get(a).closed
 
 
 def test_a_close_captured_late_after_its_case_or_a_recall_is_accepted(chain):
-    """Only events that named the code count: not its container's, not a recall."""
+    """Only inspections that named the code count: not its container's, not a recall, not
+    the custodian's own handling (review: the evening's unpacking named the items, and the
+    day's sales, uploaded after it, were refused)."""
     a, b = normalize_code(A), normalize_code(B)
     new_record(
         chain,
@@ -959,12 +961,13 @@ def test_a_close_captured_late_after_its_case_or_a_recall_is_accepted(chain):
     new_record(chain, "farm", pack)
     new_record(chain, "inspector", observe("inspecting", CASE, **at("11:00")))
     unpack = event(
-        "AggregationEvent", "DELETE", "unpacking", parentID=CASE, childEPCs=[A], **at("09:00")
+        "AggregationEvent", "DELETE", "unpacking", parentID=CASE, childEPCs=[A], **at("18:00")
     )
     new_record(chain, "farm", unpack)
+    new_record(chain, "farm", observe("storing", A, **at("18:30")))  # the evening's stock-take
     new_record(
         chain, "farm", observe("retail_selling", A, disposition="retail_sold", **at("10:00"))
-    )  # sold before the case's inspection
+    )  # sold before the case's inspection, the unpacking and the stock-take
     assert chain.custody.get(a).closed
     new_record(chain, "regulator", observe("recalling", B, disposition="recalled", **at("12:00")))
     new_record(chain, "farm", observe("destroying", B, **at("10:00")))  # destroyed before it
