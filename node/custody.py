@@ -1098,11 +1098,11 @@ def _finish(
         st = w.changed.get(c)
         if st is None:
             continue
-        seen = _with_seen(st.seen, w.index, w.time_ms)
+        times = _with_seen(st.seen, w.index, w.time_ms)
         if st is w.read.get(c):  # (the view's own state: never changed in place)
-            w.changed[c] = st.evolve(seen=seen)
+            w.changed[c] = st.evolve(seen=times)
         else:  # this record's own copy (``put`` made it): set in place, saving a copy a code
-            st.__dict__["seen"] = seen
+            st.__dict__["seen"] = times
     return _done(w)
 
 

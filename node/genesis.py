@@ -138,6 +138,12 @@ class Genesis:
     def permission_table(self) -> dict[str, tuple[str, ...]]:
         return dict(self.permissions)
 
+    @property
+    def permission_steps(self) -> frozenset[str]:
+        """The bizSteps the permissions table names (a consortium's own bare steps among
+        them, which ``check_new_record`` accepts beside CBV's)."""
+        return frozenset(step for step, _ in self.permissions)
+
     def roles_for_step(self, biz_step: str) -> tuple[str, ...]:
         """``permissions.allowed_roles`` under this genesis's table, memoized per bizStep
         (every record's verification asks)."""

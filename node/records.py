@@ -42,7 +42,7 @@ import functools
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -422,7 +422,7 @@ def _shown(code: str, most: int = 120) -> str:
     return repr(code) if len(code) <= most else repr(code[:most]) + "..."
 
 
-def check_new_record(record: TraceRecord) -> None:
+def check_new_record(record: TraceRecord, own_steps: Collection[str] = ()) -> None:
     """Rules for new records (signed by ``make_record``, admitted by ``verify_envelope``),
     not applied when a certified block is replayed (``parse_trusted``) or a committed record
     is audited, so a log written before a rule was added still replays. Raises
@@ -446,7 +446,8 @@ def check_new_record(record: TraceRecord) -> None:
         custody rules read the CBV spellings only, so a lookalike would read as a recall
         while being none (``node.permissions.cbv_lookalike``); a bare word (no ``:``)
         that is no CBV 2.0 bizStep or disposition is refused (EPCIS 2.0's schema: a CBV
-        word or a URI; QA-Q: ``comissioning`` committed, and commissioned the codes);
+        word or a URI; QA-Q: ``comissioning`` committed, and commissioned the codes),
+        unless it is a bizStep of ``own_steps``, the genesis's permissions table;
       * each ``sealed`` value is a well-formed sealed value (``node.sealed.seal_problem``;
         nothing is decrypted) under a non-empty name that is not also a public attribute;
       * an attribute's name, public or sealed, has no control or format character
@@ -538,6 +539,8 @@ def check_new_record(record: TraceRecord) -> None:
     for name, words in (("bizStep", CBV_STEPS), ("disposition", CBV_DISPOSITIONS)):
         value = ev.get(name)
         if value and ":" not in value and value not in words:  # (QA-Q: 'comissioning')
+            if name == "bizStep" and value in own_steps:
+                continue  # (a step the consortium's genesis gives roles: review)
             near = difflib.get_close_matches(value.lower(), sorted(words), n=1)
             raise InputError(
                 f"event: {name} {value[:60]!r} is not a CBV 2.0 {name}"
@@ -770,7 +773,7 @@ def make_record(
     except (TypeError, ValueError) as e:
         raise InputError(f"record: cannot be written as JSON ({e})") from e
     record = TraceRecord.from_payload(payload)
-    check_new_record(record)
+    check_new_record(record, genesis.permission_steps)
     return record
 
 
@@ -875,7 +878,7 @@ def verify_envelope(
     # (3) parse
     record = TraceRecord.from_payload(env.payload, strict=not committed)
     if not committed:
-        check_new_record(record)
+        check_new_record(record, genesis.permission_steps)
     # (4) chain
     if record.chain_id != genesis.chain_id or record.genesis != genesis.hash_hex:
         raise ChainMismatchError(

@@ -382,6 +382,15 @@ def test_a_bare_word_that_is_no_cbv_word_is_refused(field, value, why):
     make_record(G, "farm", {**ev, field: f"https://example.com/{field.lower()}/{value}"})
 
 
+def test_a_bare_step_of_the_genesis_permissions_table_is_the_consortiums_own():
+    # review: a consortium that gave roles to its own bare step could no longer record it
+    own = genesis(permissions=[("quarantining", ("enterprise",)), ("*", ("enterprise",))])
+    ev = object_event(["urn:epc:id:sgtin:6901234.000001.3005"])
+    make_record(own, "farm", {**ev, "bizStep": "quarantining"})
+    with pytest.raises(InputError, match=r"not a CBV 2\.0 bizStep"):
+        make_record(own, "farm", {**ev, "bizStep": "quarantinning"})
+
+
 @pytest.mark.parametrize(
     ("code", "why"),
     [
