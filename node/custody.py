@@ -1082,9 +1082,7 @@ def _done(w: _Work) -> CustodyUpdate:
     return CustodyUpdate(w.index, dict(w.changed), tuple(w.edges), tuple(w.touched))
 
 
-def _finish(
-    w: _Work, record: TraceRecord, named: Sequence[str], *, seen: bool
-) -> CustodyUpdate:
+def _finish(w: _Work, record: TraceRecord, named: Sequence[str], *, seen: bool) -> CustodyUpdate:
     """The effects of an event that named ``named`` (not a recall, not a declaration):
     for a new record, the close-time rule (``_check_close_time``); then, for an
     inspection (``seen``), each named code has been seen at its time (``CodeState.seen``)."""
