@@ -276,26 +276,8 @@ def gs1_problem(code: str) -> str:
         form = _EPC_FORMS.get((kind, scheme))
         if form is not None:
             return f"is not a valid {scheme.upper()} EPC URN (urn:epc:{kind}:{scheme}:{form})"
-        if kind == "id" and scheme == "lgtin":  # (QA-Q: a lot named as an instance)
-            return (
-                "is no EPC URN: a lot is urn:epc:class:lgtin:CompanyPrefix.ItemReference.Lot, "
-                "named in a quantityList as an epcClass"
-            )
-        known = _TDS_SCHEMES.get(kind)
-        if known is not None and scheme not in known:
-            return (
-                f"names no EPC scheme of GS1's Tag Data Standard (urn:epc:{kind}: is followed "
-                f"by one of {', '.join(sorted(known))})"
-            )
         return ""
     if not code.startswith(_DL_PREFIX):
-        if code.startswith("(") and _ELEMENT_AI.match(code):
-            dl = element_string_dl(code)
-            return (
-                "is a GS1 element string (the text under a barcode), which this ledger does "
-                "not read as a GS1 key: "
-                + (f"write its Digital Link, {dl!r}" if dl else "write it as a Digital Link URI")
-            )
         return ""
     segs = code[_DL_PREFIX_LEN:].split("/")
     n = len(segs)
@@ -321,6 +303,41 @@ def gs1_problem(code: str) -> str:
             )
         if q == "254" and v == "0":
             return "has the GLN extension 0, which means none: leave out /254/0"
+    return ""
+
+
+def made_code_problem(code: str) -> str:
+    """Why canonical ``code`` may not be made (commissioned, a transformation's output, a
+    new parent), beyond ``gs1_problem``, or "": a GS1 element string whose first AI is a
+    Digital Link key (``(01)06901234123456(21)A001``: as a local code it would stand
+    outside the GS1-prefix binding; QA-Q), or an EPC URN of no Tag Data Standard scheme.
+    Only codes being made are judged so: one committed before this rule can still be
+    recalled, sold or destroyed (review)."""
+    if code.startswith("("):
+        dl = element_string_dl(code) if _ELEMENT_AI.match(code) else ""
+        if dl:
+            return (
+                "is a GS1 element string (the text under a barcode), which this ledger does "
+                f"not read as a GS1 key: write its Digital Link, {dl!r}"
+            )
+        return ""
+    if not code.startswith("urn:epc:"):
+        return ""
+    parts = code.split(":")
+    if len(parts) < 5:
+        return ""
+    kind, scheme = parts[2], parts[3]
+    if kind == "id" and scheme == "lgtin":  # (QA-Q: a lot named as an instance)
+        return (
+            "is no EPC URN: a lot is urn:epc:class:lgtin:CompanyPrefix.ItemReference.Lot, "
+            "named in a quantityList as an epcClass"
+        )
+    known = _TDS_SCHEMES.get(kind)
+    if known is not None and scheme not in known:
+        return (
+            f"names no EPC scheme of GS1's Tag Data Standard (urn:epc:{kind}: is followed "
+            f"by one of {', '.join(sorted(known))})"
+        )
     return ""
 
 

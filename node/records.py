@@ -422,6 +422,24 @@ def _shown(code: str, most: int = 120) -> str:
     return repr(code) if len(code) <= most else repr(code[:most]) + "..."
 
 
+def _made_codes(record: TraceRecord) -> tuple[str, ...]:
+    """The codes ``record`` would make: an ObjectEvent ADD's, a transformation's outputs,
+    an aggregation ADD's parent (``node.custody``: commission, ``_transform``,
+    ``_aggregate``); () if its codes do not parse (the custody rules name that)."""
+    try:
+        roles = record.roles
+    except RuleError:
+        return ()
+    action = record.event.get("action")
+    if record.event_type == "ObjectEvent" and action == "ADD":
+        return roles.all
+    if record.event_type == "TransformationEvent":
+        return roles.outputs
+    if record.event_type in ("AggregationEvent", "AssociationEvent") and action == "ADD":
+        return (roles.parent,) if roles.parent else ()
+    return ()
+
+
 def check_new_record(record: TraceRecord, own_steps: Collection[str] = ()) -> None:
     """Rules for new records (signed by ``make_record``, admitted by ``verify_envelope``),
     not applied when a certified block is replayed (``parse_trusted``) or a committed record
@@ -471,6 +489,7 @@ def check_new_record(record: TraceRecord, own_steps: Collection[str] = ()) -> No
         TRANSFORMATION_PREFIX,
         gs1_problem,
         lot_conflict,
+        made_code_problem,
         normalize_code,
         raw_codes,
         raw_link_problem,
@@ -479,6 +498,10 @@ def check_new_record(record: TraceRecord, own_steps: Collection[str] = ()) -> No
 
     for code in codes:
         problem = lookalike_problem(code) or gs1_problem(code)
+        if problem:
+            raise InputError(f"event: code {_shown(code)} {problem}")
+    for code in _made_codes(record):
+        problem = made_code_problem(code)
         if problem:
             raise InputError(f"event: code {_shown(code)} {problem}")
         if code.startswith(TRANSFORMATION_PREFIX) and not _is_recall(ev):

@@ -217,10 +217,10 @@ def _root(code: str) -> str:
 def _not_known(code: str, root: str) -> InputError | NotFoundError:
     """An unknown code; a malformed one (a URN in capitals, a wrong check digit) is told as
     the input error it is, with the spelling a record would have had to use."""
-    from node.epcis import gs1_problem
+    from node.epcis import gs1_problem, made_code_problem
     from node.records import lookalike_problem
 
-    problem = lookalike_problem(root) or gs1_problem(root)
+    problem = lookalike_problem(root) or gs1_problem(root) or made_code_problem(root)
     if problem:
         return InputError(f"trace: code {code!r} {problem}")
     return NotFoundError(f"trace: code {code!r} is not known")
