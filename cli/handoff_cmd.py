@@ -461,7 +461,7 @@ def withdraw(
     try:
         resp, _ = submit_tracked(out, target, wait=wait, timeout=timeout, as_json=as_json)
     except ReplayError as e:
-        done = _committed_withdrawal(target.address, offer_id, rec.codes(), k.name)
+        done = _committed_withdrawal(target.address, offer_id, rec.codes(), k.name, rec.nonce)
         if done is None:
             raise ReplayError(_why_not_withdrawn(target.address, v.record_id, str(e))) from None
         out_id, height, index = done
@@ -505,11 +505,12 @@ def withdraw(
 
 
 def _committed_withdrawal(
-    address: str, offer_id: str, codes: Sequence[str], author: str
+    address: str, offer_id: str, codes: Sequence[str], author: str, nonce: str
 ) -> tuple[str, int, int] | None:
     """(record id, height, log index) of ``author``'s committed withdrawal of the offer
-    ``offer_id`` (hex), found in the history of the offer's first code; None if there is
-    none (or the node does not answer)."""
+    ``offer_id`` (hex), under the offer's ``nonce`` (so the offer can never be accepted),
+    found in the history of the offer's first code; None if there is none (or the node
+    does not answer)."""
     if not codes:
         return None
     try:
@@ -522,7 +523,8 @@ def _committed_withdrawal(
                         continue
                     env = client.get_record(bytes(info.record_id)).envelope
                     rec = TraceRecord.from_payload(bytes(env.payload), strict=False)
-                    if (rec.attributes or {}).get(WITHDRAWS_ATTRIBUTE) == offer_id:
+                    withdraws = (rec.attributes or {}).get(WITHDRAWS_ATTRIBUTE)
+                    if withdraws == offer_id and rec.nonce == nonce:  # (review: not another's)
                         return bytes(info.record_id).hex(), info.height, info.log_index
                 page = history.next_page_token
                 if not page:

@@ -228,7 +228,7 @@ async def _serve(
     unsigned = key.name in genesis.validators and store.get_sign_state() is None
     if unsigned and not resync and config.peers:
         try:
-            found = await recent_own_signature(config.peers, genesis.hash, key.name)
+            found = await recent_own_signature(config.peers, genesis, key.name)
         except BaseException:
             store.close()
             raise

@@ -10,9 +10,11 @@ was moved away for a resync. The node cannot tell the two apart, so it refuses t
 unless the operator says it is a resync (``suyuan node start --resync``, the old process
 stopped).
 
-``recent_own_signature`` asks the peers, before the node starts: the latest ``DEPTH``
-certified blocks of the first peer on this chain that answers. Signatures in older blocks
-are found while the node syncs (``Node.check_own_signature``), before it has signed.
+``recent_own_signature`` asks every peer, before the node starts, for its latest ``DEPTH``
+certified blocks (headers and certificates, verified against the genesis). Signatures in
+older blocks are found while the node syncs (``Node.check_own_signature``), as long as it
+has signed nothing from its store: a validator that signs at its old height while it
+catches up stops being checked there.
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ from collections.abc import Sequence
 
 import grpc
 
+from consensus.validators import ValidatorSet
+from node.errors import LedgerError
+from node.genesis import Genesis
 from node.peers import GRPC_OPTIONS
+from node.verify import check_certified_header
 from proto import services_pb2, services_pb2_grpc, types_pb2
 
 DEPTH = 10  # blocks looked at: a live validator is in nearly every certificate of 2f+1
@@ -41,22 +47,27 @@ def twin_refusal(found: str, member: str) -> str:
     )
 
 
-async def _signed_at(address: str, genesis_hash: bytes, member: str) -> tuple[str, int | None]:
+async def _signed_at(address: str, genesis: Genesis, member: str) -> tuple[str, int | None]:
     """(``address``, the latest of the peer's last ``DEPTH`` blocks that ``member`` signed:
     a precommit in its certificate, or its proposal; 0 if none; None if the peer is not on
-    this chain or does not answer)."""
+    this chain or does not answer). A block counts only with a header and certificate that
+    verify against the genesis (review: a faulty peer could otherwise forge a signature
+    and keep a validator from starting)."""
+    vs = ValidatorSet.from_pairs(genesis.validator_keys())
     async with grpc.aio.insecure_channel(address, options=GRPC_OPTIONS) as channel:
         stub = services_pb2_grpc.LedgerStub(channel)
         try:
             st = await stub.Status(services_pb2.StatusRequest(), timeout=CALL_TIMEOUT_S)
-            if st.genesis_hash != genesis_hash:
+            if st.genesis_hash != genesis.hash:
                 return address, None
             for height in range(st.height, max(st.height - DEPTH, 0), -1):
                 req = services_pb2.GetCheckpointRequest(height=height)
                 cp: types_pb2.Checkpoint = await stub.GetCheckpoint(req, timeout=CALL_TIMEOUT_S)
-                if any(s.validator == member for s in cp.certificate.signatures):
-                    return address, height
-                if types_pb2.BlockHeader.FromString(cp.header).proposer == member:
+                try:
+                    got = check_certified_header(bytes(cp.header), cp.certificate, genesis, vs)
+                except LedgerError:
+                    continue  # (not evidence of anything)
+                if member in got.signers or got.header.proposer == member:
                     return address, height
         except grpc.aio.AioRpcError:
             return address, None
@@ -64,21 +75,22 @@ async def _signed_at(address: str, genesis_hash: bytes, member: str) -> tuple[st
 
 
 async def recent_own_signature(
-    peers: Sequence[str], genesis_hash: bytes, member: str
+    peers: Sequence[str], genesis: Genesis, member: str
 ) -> tuple[str, int] | None:
-    """(peer address, height) of a recent block that ``member`` signed, as the first peer
-    on this chain to answer has it; None if it signed none of them, or no peer on this
-    chain answered within ``TOTAL_TIMEOUT_S``."""
-    tasks = [asyncio.create_task(_signed_at(p, genesis_hash, member)) for p in peers]
+    """(peer address, height) of a recent certified block that ``member`` signed, as some
+    peer on this chain has it; None if no peer's last ``DEPTH`` blocks carry its signature,
+    or none answered within ``TOTAL_TIMEOUT_S``. Every peer is asked (a lagging one's
+    blocks are older than the others')."""
+    tasks = [asyncio.create_task(_signed_at(p, genesis, member)) for p in peers]
     try:
-        for done in asyncio.as_completed(tasks, timeout=TOTAL_TIMEOUT_S):
-            address, height = await done
-            if height is not None:
-                return (address, height) if height else None
-    except TimeoutError:
-        return None
+        done, _ = await asyncio.wait(tasks, timeout=TOTAL_TIMEOUT_S)
     finally:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+    for t in tasks:  # (in the order of ``peers``)
+        if t in done and not t.cancelled() and t.exception() is None:
+            address, height = t.result()
+            if height:
+                return address, height
     return None
