@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.common import console, positive_seconds, print_json, write_text_atomic
+from cli.common import console, positive_seconds, print_json, serves_other_chain, write_text_atomic
 from cli.nodeaddr import NodeOpt
 from cli.proof_cmd import JsonOpt, load_checkpoint
 from node.errors import ChainMismatchError
@@ -76,12 +76,9 @@ def audit(
     target = resolve_node(node)
     with LedgerClient(target.address, timeout=min(timeout, DEFAULT_TIMEOUT_S)) as client:
         status = client.status()
-        if status.genesis_hash != g.hash:
-            raise ChainMismatchError(
-                f"node {target.address} serves chain {status.chain_id!r} "
-                f"(genesis {status.genesis_hash.hex()}), not {g.chain_id!r} "
-                f"(genesis {g.hash.hex()})"
-            )
+        mismatch = serves_other_chain(target.address, status, g)
+        if mismatch:
+            raise ChainMismatchError(mismatch)
         head = status.height
         blocks = client.stream_blocks(1, head, timeout=timeout) if head else iter(())
         if as_json or not sys.stdout.isatty():

@@ -24,6 +24,8 @@ from node.textrules import json_text, lone_surrogate
 
 if TYPE_CHECKING:  # (grpc is imported by the commands that talk to a node)
     from node.client import LedgerClient
+    from node.genesis import Genesis
+    from proto import services_pb2
 
 # Data (trace codes, member ids, messages) is printed as given: no console markup and no
 # ``:name:`` emoji codes, so ``farm:pig:lot7`` stays itself and ``a[/]b`` is no markup
@@ -330,13 +332,21 @@ def other_chain(client: LedgerClient, address: str, genesis: Path | None) -> str
         st = client.status(timeout=5)
     except LedgerError:
         return ""
-    if bytes(st.genesis_hash) == g.hash:
+    return serves_other_chain(address, st, g, f" of {genesis}")
+
+
+def serves_other_chain(
+    address: str, status: services_pb2.StatusResponse, genesis: Genesis, named: str = ""
+) -> str:
+    """Why the node at ``address``, answering ``status``, is not of ``genesis``'s chain,
+    or "" (``named``: how the command found the genesis, for the message)."""
+    if bytes(status.genesis_hash) == genesis.hash:
         return ""
     return (
-        f"node {address} serves chain {st.chain_id!r} (genesis "
-        f"{bytes(st.genesis_hash).hex()[:16]}...), not {g.chain_id!r} of {genesis} (genesis "
-        f"{g.hash.hex()[:16]}...): its answers are that chain's; ask a node of this one "
-        "(--node)"
+        f"node {address} serves chain {status.chain_id!r} (genesis "
+        f"{bytes(status.genesis_hash).hex()[:16]}...), not {genesis.chain_id!r}{named} "
+        f"(genesis {genesis.hash.hex()[:16]}...): its answers are that chain's; ask a node "
+        "of this one (--node)"
     )
 
 

@@ -781,9 +781,7 @@ class Replica:
             self._locked_round, self._locked_hash = r, p.block_hash
             if self._signer is not None and p.block is not None:
                 polka = self._log(self._height).round_votes(r, VoteType.PREVOTE)
-                proof = tuple(
-                    v for v in polka if isinstance(v, Vote) and v.block_hash == p.block_hash
-                )
+                proof = tuple(v for v in polka if v.block_hash == p.block_hash)
                 self._out.append(PersistLock(LockedValue(self._height, r, p.block, proof)))
             self._vote(VoteType.PRECOMMIT, p.block_hash)
             self._step = Step.PRECOMMIT

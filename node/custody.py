@@ -763,7 +763,9 @@ def _apply(
                 _check_inspection(st, ev, disposition, finding)
             w.put(st.evolve(disposition=disposition or st.disposition))
         _apply_finding(w, codes.all, finding)
-        return _finish(w, record, codes.all, seen=True)
+        if w.time_ms is not None:
+            _note_inspected(w, codes.all, w.time_ms)
+        return _done(w)
 
     if new and (step in SALE_STEPS or disposition in SALE_MARKS):
         _check_sale(w, codes.all)
@@ -838,7 +840,9 @@ def _apply(
     if terminal:
         for c in _moving_set(w, codes.all):
             w.put(w.need(c).with_flags(closed=True).evolve(closed_at=w.index))
-    return _finish(w, record, codes.all, seen=False)
+    if new and w.time_ms is not None and (terminal or etype == "TransformationEvent"):
+        _check_close_time(w, record, codes.all, w.time_ms)  # (what closes codes it names)
+    return _done(w)
 
 
 def _clears_recall(ev: Mapping[str, Any], disposition: str) -> str:
@@ -1082,26 +1086,12 @@ def _done(w: _Work) -> CustodyUpdate:
     return CustodyUpdate(w.index, dict(w.changed), tuple(w.edges), tuple(w.touched))
 
 
-def _finish(w: _Work, record: TraceRecord, named: Sequence[str], *, seen: bool) -> CustodyUpdate:
-    """The effects of an event that named ``named`` (not a recall, not a declaration):
-    for a new record, the close-time rule (``_check_close_time``); then, for an
-    inspection (``seen``), each named code has been seen at its time (``CodeState.seen``)."""
-    if w.time_ms is None:
-        return _done(w)
-    if w.new:
-        _check_close_time(w, record, named)
-    if not seen:
-        return _done(w)
+def _note_inspected(w: _Work, named: Sequence[str], time_ms: int) -> None:
+    """An inspection named ``named`` at ``time_ms``: each has been seen then
+    (``CodeState.seen``; every named code was ``put`` by the inspection)."""
     for c in named:
-        st = w.changed.get(c)
-        if st is None:
-            continue
-        times = _with_seen(st.seen, w.index, w.time_ms)
-        if st is w.read.get(c):  # (the view's own state: never changed in place)
-            w.changed[c] = st.evolve(seen=times)
-        else:  # this record's own copy (``put`` made it): set in place, saving a copy a code
-            st.__dict__["seen"] = times
-    return _done(w)
+        st = w.need(c)
+        w.put(st.evolve(seen=_with_seen(st.seen, w.index, time_ms)))
 
 
 def _seen_entry(entry: str) -> tuple[int, int]:
@@ -1129,7 +1119,7 @@ def latest_seen(st: CodeState) -> tuple[int, int] | None:
     return max(map(_seen_entry, st.seen)) if st.seen else None
 
 
-def _check_close_time(w: _Work, record: TraceRecord, named: Sequence[str]) -> None:
+def _check_close_time(w: _Work, record: TraceRecord, named: Sequence[str], time_ms: int) -> None:
     """Rule event-time, for new records: an event that closes a code it names (destroys,
     sells, decommissions, consumes it in a transformation) is not dated more than
     ``BACKDATE_TOLERANCE_MS`` before the latest inspection in force that named it (QA-O:
@@ -1138,7 +1128,6 @@ def _check_close_time(w: _Work, record: TraceRecord, named: Sequence[str]) -> No
     unpacking, a stock-take), recalls and inspections of its container or lot do not count:
     a sale captured late, after the evening's unpacking or a recall, is accepted (review:
     unpacking named the items, and refused the day's sales uploaded after it)."""
-    assert w.time_ms is not None
     for c in named:
         before, after = w.read.get(c), w.changed.get(c)
         if not isinstance(before, CodeState) or after is None:
@@ -1146,7 +1135,7 @@ def _check_close_time(w: _Work, record: TraceRecord, named: Sequence[str]) -> No
         if before.closed or not after.closed:
             continue
         latest = latest_seen(before)
-        if latest is not None and w.time_ms < latest[0] - BACKDATE_TOLERANCE_MS:
+        if latest is not None and time_ms < latest[0] - BACKDATE_TOLERANCE_MS:
             raise RuleError(
                 RULE_EVENT_TIME,
                 f"eventTime {record.event_time[:40]!r} is before the code's event at log "

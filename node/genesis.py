@@ -138,7 +138,7 @@ class Genesis:
     def permission_table(self) -> dict[str, tuple[str, ...]]:
         return dict(self.permissions)
 
-    @property
+    @functools.cached_property
     def permission_steps(self) -> frozenset[str]:
         """The bizSteps the permissions table names (a consortium's own bare steps among
         them, which ``check_new_record`` accepts beside CBV's)."""

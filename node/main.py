@@ -227,27 +227,10 @@ async def _serve(
     # key? (``node.twin``; asked of the peers now, and seen again in what it syncs)
     unsigned = key.name in genesis.validators and store.get_sign_state() is None
     if unsigned and not resync and config.peers:
-        try:
-            found = await recent_own_signature(config.peers, genesis, key.name)
-        except BaseException:
-            store.close()
-            raise
-        if found is not None:
-            store.close()
-            if new_store:  # (made by this start: nothing is left behind)
-                for name in ("data.mdb", "lock.mdb"):
-                    with contextlib.suppress(FileNotFoundError):
-                        (data_path(config) / name).unlink()
-            peer, height = found
-            raise ConfigError(
-                twin_refusal(
-                    f"block {height}, as peer {peer} has it, carries {key.name!r}'s signature",
-                    key.name,
-                )
-            )
+        await _refuse_a_twin(config, genesis, key, store, new_store)
     node = Node(config, genesis, key, store)
     node.resync = resync
-    node.new_store = unsigned and node.is_validator
+    node.new_store = unsigned
     # no SO_REUSEPORT: a second node on a taken port must fail to bind, loudly
     server = grpc.aio.server(
         options=[*GRPC_OPTIONS, ("grpc.so_reuseport", 0)], interceptors=[MalformedRequests()]
@@ -306,6 +289,32 @@ async def _serve(
         if isinstance(failed, StorageError | ConfigError):  # exit 4 (storage), 2 (setup)
             raise type(failed)(f"node stopped: {failed}")
         raise LedgerError(f"node stopped: its consensus task failed ({failure})")
+
+
+async def _refuse_a_twin(
+    config: NodeConfig, genesis: Genesis, key: KeyPair, store: Store, new_store: bool
+) -> None:
+    """Raise ``ConfigError`` if a peer's recent blocks carry this validator's signature
+    (``node.twin``), closing ``store`` first and removing it if this start made it
+    (``new_store``), so nothing is left behind."""
+    try:
+        found = await recent_own_signature(config.peers, genesis, key.name)
+    except BaseException:
+        store.close()
+        raise
+    if found is None:
+        return
+    store.close()
+    if new_store:
+        for name in ("data.mdb", "lock.mdb"):
+            with contextlib.suppress(FileNotFoundError):
+                (data_path(config) / name).unlink()
+    peer, height = found
+    raise ConfigError(
+        twin_refusal(
+            f"block {height}, as peer {peer} has it, carries {key.name!r}'s signature", key.name
+        )
+    )
 
 
 def _not_cancelled(record: logging.LogRecord) -> bool:

@@ -47,13 +47,14 @@ def twin_refusal(found: str, member: str) -> str:
     )
 
 
-async def _signed_at(address: str, genesis: Genesis, member: str) -> tuple[str, int | None]:
+async def _signed_at(
+    address: str, genesis: Genesis, vs: ValidatorSet, member: str
+) -> tuple[str, int | None]:
     """(``address``, the latest of the peer's last ``DEPTH`` blocks that ``member`` signed:
     a precommit in its certificate, or its proposal; 0 if none; None if the peer is not on
     this chain or does not answer). A block counts only with a header and certificate that
     verify against the genesis (review: a faulty peer could otherwise forge a signature
     and keep a validator from starting)."""
-    vs = ValidatorSet.from_pairs(genesis.validator_keys())
     async with grpc.aio.insecure_channel(address, options=GRPC_OPTIONS) as channel:
         stub = services_pb2_grpc.LedgerStub(channel)
         try:
@@ -81,7 +82,8 @@ async def recent_own_signature(
     peer on this chain has it; None if no peer's last ``DEPTH`` blocks carry its signature,
     or none answered within ``TOTAL_TIMEOUT_S``. Every peer is asked (a lagging one's
     blocks are older than the others')."""
-    tasks = [asyncio.create_task(_signed_at(p, genesis, member)) for p in peers]
+    vs = ValidatorSet.from_pairs(genesis.validator_keys())
+    tasks = [asyncio.create_task(_signed_at(p, genesis, vs, member)) for p in peers]
     try:
         done, _ = await asyncio.wait(tasks, timeout=TOTAL_TIMEOUT_S)
     finally:
