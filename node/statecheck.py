@@ -1,0 +1,249 @@
+"""Check a stopped node's store against a replay of its own log (``suyuan node check``).
+
+The store's derived indexes (code states, trace links, each code's records, record ids,
+author nonces, eventIDs, the Merkle nodes) carry no checksums: a changed byte in one makes
+``trace`` answer wrongly without a word. This check replays every block of the store, each
+one's certificate verified against the genesis, through the sync path (``ChainState``'s
+``validate_block`` and ``commit``) into a fresh store in a scratch folder, then compares
+the two stores entry by entry. A resync of the node from its peers would build exactly the
+replayed store, so any difference is damage (or rules upgraded in place; see the README).
+
+Invariants: the checked store is only read; the scratch store is removed whatever happens;
+the sign state (the node's own) is not compared; record ids are compared as the mapping
+the store answers with (``ids`` plus the ids its sweep has not written yet), which does
+not depend on when the store was upgraded from format 2.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from consensus.certificate import require_certificate
+from consensus.messages import block_hash_of
+from node.chain import EXTRA_DBS, ChainState, parse_trusted
+from node.errors import DamagedStoreError, LedgerError
+from node.genesis import Genesis
+from node.records import VerifiedRecord
+from node.store import Store
+from proto import types_pb2
+
+#: sub-databases compared byte for byte, with what they hold (for messages)
+COMPARED: dict[str, str] = {
+    "meta": "the head",
+    "blocks": "blocks",
+    "block_ends": "block boundaries",
+    "nonces": "author nonces",
+    "codes": "code histories",
+    "merkle": "Merkle nodes",
+    "custody": "code states",
+    "edges": "trace links",
+    "evidence": "evidence",
+    "event_ids": "eventIDs",
+}
+SCRATCH_PREFIX = ".check-"
+_SHOWN = 64  # bytes of a key or value shown in a difference
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One entry that differs: ``stored`` or ``replayed`` is None where it is missing."""
+
+    db: str
+    key: bytes
+    stored: bytes | None
+    replayed: bytes | None
+
+    def describe(self) -> str:
+        what = COMPARED.get(self.db, "record ids" if self.db == "ids" else self.db)
+        return (
+            f"{self.db} ({what}) key {_show(self.key)}: stored {_show(self.stored)}, "
+            f"a replay has {_show(self.replayed)}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "db": self.db,
+            "key": self.key.hex(),
+            "stored": None if self.stored is None else self.stored.hex(),
+            "replayed": None if self.replayed is None else self.replayed.hex(),
+        }
+
+
+def _show(b: bytes | None) -> str:
+    if b is None:
+        return "nothing"
+    text = b[:_SHOWN].decode("utf-8", "replace")
+    shown = repr(text) if text.isprintable() else b[:_SHOWN].hex()
+    return shown + (f"... ({len(b)} bytes)" if len(b) > _SHOWN else "")
+
+
+@dataclass
+class CheckReport:
+    blocks: int = 0
+    records: int = 0
+    seconds: float = 0.0
+    #: entries compared per sub-database (stored side)
+    entries: dict[str, int] = field(default_factory=dict)
+    #: differing entries per sub-database
+    differing: dict[str, int] = field(default_factory=dict)
+    #: the first differences found (at most ``limit`` of ``check_store``)
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.differing
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "blocks": self.blocks,
+            "records": self.records,
+            "seconds": round(self.seconds, 3),
+            "entries": self.entries,
+            "differing": self.differing,
+            "differences": [d.to_dict() for d in self.differences],
+        }
+
+
+def check_store(
+    store: Store,
+    genesis: Genesis,
+    *,
+    scratch_parent: Path,
+    limit: int = 20,
+    on_block: Callable[[int, int], None] | None = None,
+) -> CheckReport:
+    """Replay ``store``'s blocks into a scratch store under ``scratch_parent`` and compare.
+
+    ``on_block(height, records)`` is called after each replayed block.
+
+    Raises:
+        DamagedStoreError: a block cannot be read back, or fails its certificate or the
+            ledger's checks (its records, chain link, log root): the log itself is damaged.
+        StorageError: the scratch store cannot be written (the message names the folder).
+    """
+    t0 = time.monotonic()
+    report = CheckReport()
+    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=scratch_parent))
+    try:
+        with Store.open(scratch, genesis.hash, extra_dbs=EXTRA_DBS) as replay:
+            chain = ChainState(replay, genesis)
+            top = store.head().height
+            for h in range(1, top + 1):
+                first = replay.head().log_size
+                ids = _replay_block(store, chain, genesis, h)
+                _check_ids(report, store, ids, first, limit)
+                report.blocks = h
+                report.records = replay.head().log_size
+                if on_block is not None:
+                    on_block(h, report.records)
+            for db in COMPARED:
+                _compare(report, db, _entries(store, db), _entries(replay, db), limit)
+            _compare_stored_ids(report, store, replay, limit)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+def _replay_block(store: Store, chain: ChainState, genesis: Genesis, h: int) -> list[bytes]:
+    """Replay block ``h`` of ``store`` into ``chain``; returns its record ids."""
+    try:
+        sb = store.get_block(h)
+        if sb is None:
+            raise DamagedStoreError(f"block {h} is missing from the store")
+        block = types_pb2.Block.FromString(sb.block_bytes())
+        cert = types_pb2.CommitCertificate.FromString(sb.certificate_bytes)
+        require_certificate(
+            cert,
+            chain.validators,
+            genesis.hash,
+            genesis.chain_id,
+            expected_hash=block_hash_of(block),
+        )
+        known: list[VerifiedRecord | None] = [parse_trusted(pb) for pb in block.envelopes]
+        prepared = chain.validate_block(block, verify_signatures=False, known=known)
+    except DamagedStoreError:
+        raise
+    except (LedgerError, ValueError) as e:  # (ValueError: protobuf's DecodeError)
+        raise DamagedStoreError(f"block {h} of the store does not verify: {e}") from e
+    chain.commit(prepared, cert)
+    return [r.record_id for r in known if r is not None]
+
+
+def _check_ids(report: CheckReport, store: Store, ids: list[bytes], first: int, limit: int) -> None:
+    """Each replayed record id has its log index in the store."""
+    with store.reader() as ours:
+        for index, rid in enumerate(ids, first):
+            got = ours.index_of(rid)
+            if got != index:
+                stored = None if got is None else got.to_bytes(8, "big")
+                _note(report, Difference("ids", rid, stored, index.to_bytes(8, "big")), limit)
+
+
+def _entries(store: Store, db: str) -> Iterator[tuple[bytes, bytes]]:
+    with store._env.begin(db=store._dbs[db]) as txn, txn.cursor() as cur:
+        yield from cur.iternext(keys=True, values=True)
+
+
+def _compare(
+    report: CheckReport,
+    db: str,
+    stored: Iterator[tuple[bytes, bytes]],
+    replayed: Iterator[tuple[bytes, bytes]],
+    limit: int,
+) -> None:
+    """Merge the two key-ordered runs, noting every key whose value differs or is missing
+    on one side."""
+    count = 0
+    a, b = next(stored, None), next(replayed, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a[0] < b[0]):
+            assert a is not None
+            _note(report, Difference(db, a[0], a[1], None), limit)
+            count += 1
+            a = next(stored, None)
+        elif a is None or b[0] < a[0]:
+            _note(report, Difference(db, b[0], None, b[1]), limit)
+            b = next(replayed, None)
+        else:
+            if a[1] != b[1]:
+                _note(report, Difference(db, a[0], a[1], b[1]), limit)
+            count += 1
+            a, b = next(stored, None), next(replayed, None)
+    report.entries[db] = count
+
+
+def _compare_stored_ids(report: CheckReport, store: Store, replay: Store, limit: int) -> None:
+    """Every id in the store's ``ids`` is one the replay knows, at the same log index (the
+    other way round is ``_check_ids``, block by block)."""
+    count = 0
+    with replay.reader() as theirs:
+        for key, value in _entries(store, "ids"):
+            count += 1
+            want = theirs.index_of(key)
+            got = int.from_bytes(value, "big") if len(value) == 8 else None
+            if want != got:
+                rep = None if want is None else want.to_bytes(8, "big")
+                _note(report, Difference("ids", key, value, rep), limit)
+    report.entries["ids"] = count
+
+
+def _note(report: CheckReport, d: Difference, limit: int) -> None:
+    report.differing[d.db] = report.differing.get(d.db, 0) + 1
+    if len(report.differences) < limit:
+        report.differences.append(d)
+
+
+def remove_stale_scratch(parent: Path) -> list[Path]:
+    """Remove scratch folders an interrupted check left in ``parent``; returns them."""
+    gone = [p for p in parent.glob(SCRATCH_PREFIX + "*") if p.is_dir()]
+    for p in gone:
+        shutil.rmtree(p, ignore_errors=True)
+    return gone

@@ -1,0 +1,193 @@
+"""`suyuan node check` (node.statecheck): a stopped node's store against a replay of its log,
+on real LMDB stores of certified chains; damage is written into the store's files' pages
+through LMDB, as a changed byte on disk would be read."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import lmdb
+import pytest
+
+from node import custody
+from node.errors import DamagedStoreError
+from node.statecheck import SCRATCH_PREFIX, check_store
+from node.store import Store
+from tests.cli.helpers import suyuan
+from tests.proofs.chainbuilder import ChainBuilder
+
+CODES = [f"urn:epc:id:sgtin:6901234.012345.{i}" for i in range(6)]
+
+
+def _chain(path: Path) -> ChainBuilder:
+    b = ChainBuilder(path)
+    b.commit([b.commission(c) for c in CODES[:3]])
+    b.commit([b.commission(c) for c in CODES[3:]])
+    b.commit([b.handoff(CODES[0])])
+    return b
+
+
+def _damage(store_path: Path, db: str, key: bytes, value: bytes | None) -> None:
+    """Write ``value`` at ``key`` of sub-database ``db`` (None: delete), bypassing Suyuan."""
+    env = lmdb.open(str(store_path), max_dbs=32)
+    try:
+        handle = env.open_db(db.encode(), create=False)
+        with env.begin(write=True, db=handle) as txn:
+            if value is None:
+                assert txn.delete(key)
+            else:
+                txn.put(key, value)
+    finally:
+        env.close()
+
+
+def _check(path: Path, b: ChainBuilder):
+    with Store.open(path, b.genesis.hash, create=False, extra_dbs=custody_dbs()) as store:
+        return check_store(store, b.genesis, scratch_parent=path.parent)
+
+
+def custody_dbs() -> tuple[str, ...]:
+    from node.chain import EXTRA_DBS
+
+    return EXTRA_DBS
+
+
+def test_an_intact_store_matches_its_replay_and_leaves_no_scratch(tmp_path: Path) -> None:
+    b = _chain(tmp_path / "store")
+    b.close()
+    report = _check(tmp_path / "store", b)
+    assert report.ok, report.differences
+    assert (report.blocks, report.records) == (3, 7)
+    assert report.entries["custody"] >= 6
+    assert report.entries["codes"] == 7
+    assert not list(tmp_path.glob(SCRATCH_PREFIX + "*"))
+
+
+def _entries(store_path: Path, db: str) -> list[tuple[bytes, bytes]]:
+    env = lmdb.open(str(store_path), max_dbs=32)
+    try:
+        with env.begin(db=env.open_db(db.encode(), create=False)) as txn:
+            return [(bytes(k), bytes(v)) for k, v in txn.cursor()]
+    finally:
+        env.close()
+
+
+def _first(store_path: Path, db: str) -> tuple[bytes, bytes]:
+    return _entries(store_path, db)[0]
+
+
+def test_a_changed_code_state_is_named(tmp_path: Path) -> None:
+    b = _chain(tmp_path / "store")
+    b.close()
+    key, raw = _first(tmp_path / "store", custody.DB_CUSTODY)
+    state = custody.decode_state(raw)
+    forged = custody.encode_state(replace(state, custodian="retailer"))
+    assert forged != raw
+    _damage(tmp_path / "store", custody.DB_CUSTODY, key, forged)
+    report = _check(tmp_path / "store", b)
+    assert not report.ok
+    assert report.differing == {"custody": 1}
+    d = report.differences[0]
+    assert (d.db, d.key, d.stored, d.replayed) == ("custody", key, forged, raw)
+    assert "code states" in d.describe()
+    assert key.decode() in d.describe()
+
+
+def test_a_lost_history_entry_and_an_extra_one_are_both_named(tmp_path: Path) -> None:
+    b = _chain(tmp_path / "store")
+    b.close()
+    lost = _entries(tmp_path / "store", "codes")[2][0]
+    _damage(tmp_path / "store", "codes", lost, None)
+    extra = lost[:-8] + (5).to_bytes(8, "big")
+    _damage(tmp_path / "store", "codes", extra, b"")
+    report = _check(tmp_path / "store", b)
+    assert report.differing == {"codes": 2}
+    got = {(d.key, d.stored, d.replayed) for d in report.differences}
+    assert got == {(lost, None, b""), (extra, b"", None)}
+
+
+def test_a_record_id_pointing_elsewhere_is_named(tmp_path: Path) -> None:
+    b = _chain(tmp_path / "store")
+    # push every id through the sweep so that ``ids`` holds them all
+    for i in range(40):
+        b.commit([b.commission(f"urn:epc:id:sgtin:6901234.012345.9{i}")])
+    b.close()
+    rid, value = _first(tmp_path / "store", "ids")
+    wrong = (int.from_bytes(value, "big") + 1).to_bytes(8, "big")
+    _damage(tmp_path / "store", "ids", rid, wrong)
+    report = _check(tmp_path / "store", b)
+    assert report.differing.get("ids", 0) >= 1
+    assert any(d.db == "ids" and d.key == rid and d.stored == wrong for d in report.differences)
+
+
+def test_a_block_that_no_longer_verifies_stops_the_check(tmp_path: Path) -> None:
+    b = _chain(tmp_path / "store")
+    b.close()
+    value = bytearray(dict(_entries(tmp_path / "store", "blocks"))[(2).to_bytes(8, "big")])
+    value[-5] ^= 0x01  # a byte of the block's last envelope
+    _damage(tmp_path / "store", "blocks", (2).to_bytes(8, "big"), bytes(value))
+    with pytest.raises(DamagedStoreError, match="block 2"):
+        _check(tmp_path / "store", b)
+    assert not list(tmp_path.glob(SCRATCH_PREFIX + "*"))
+
+
+def test_the_command_passes_an_intact_store_and_fails_a_damaged_one(tmp_path: Path) -> None:
+    b = _chain(tmp_path / "data" / "store")
+    b.close()
+    cfg = tmp_path / "node.toml"
+    (tmp_path / "genesis.json").write_text(b.genesis.to_json())
+    cfg.write_text(
+        'member = "v0"\nkey_file = "v0.key"\ngenesis = "genesis.json"\n'
+        'data_dir = "data"\nlisten = "127.0.0.1:1"\n'
+    )
+    ok = suyuan("node", "check", "--config", str(cfg), cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "store checked: 3 blocks, 7 records" in ok.stdout
+
+    # a scratch folder left by a killed check is removed by the next
+    (tmp_path / "data" / f"{SCRATCH_PREFIX}old").mkdir()
+    lost = _entries(tmp_path / "data" / "store", "codes")[4][0]
+    _damage(tmp_path / "data" / "store", "codes", lost, None)
+    bad = suyuan("node", "check", "--config", str(cfg), cwd=tmp_path)
+    assert bad.returncode == 4, bad.stderr
+    assert "differs: codes (code histories)" in bad.stdout
+    assert "differs from a replay of its own log (1 in codes" in bad.stderr
+    assert "resync" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert not list((tmp_path / "data").glob(SCRATCH_PREFIX + "*"))
+
+    js = suyuan("node", "check", "--config", str(cfg), "--json", cwd=tmp_path)
+    assert js.returncode == 4
+    doc = json.loads(js.stdout)
+    assert doc["ok"] is False
+    assert doc["differing"] == {"codes": 1}
+    assert doc["differences"][0]["key"] == lost.hex()
+
+
+def test_the_command_refuses_a_running_nodes_store(tmp_path: Path) -> None:
+    b = _chain(tmp_path / "data" / "store")
+    b.close()
+    cfg = tmp_path / "node.toml"
+    (tmp_path / "genesis.json").write_text(b.genesis.to_json())
+    cfg.write_text(
+        'member = "v0"\nkey_file = "v0.key"\ngenesis = "genesis.json"\n'
+        'data_dir = "data"\nlisten = "127.0.0.1:1"\n'
+    )
+    fd = os.open(tmp_path / "data", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running node holds it
+        res = suyuan("node", "check", "--config", str(cfg), cwd=tmp_path)
+    finally:
+        os.close(fd)
+    assert res.returncode == 2
+    assert "in use by another node process" in res.stderr
+
+    empty = tmp_path / "empty.toml"
+    empty.write_text(cfg.read_text().replace('"data"', '"nothing"'))
+    res = suyuan("node", "check", "--config", str(empty), cwd=tmp_path)
+    assert res.returncode == 2
+    assert "holds no store to check" in res.stderr
