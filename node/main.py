@@ -27,6 +27,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
+from consensus.signstate import SignState
 from node import ports
 from node.chain import EXTRA_DBS
 from node.config import NodeConfig
@@ -38,7 +39,7 @@ from node.node import Node, data_path
 from node.peers import GRPC_OPTIONS
 from node.service import LedgerService, PeerService
 from node.store import Store, free_space
-from node.twin import recent_own_signature, twin_refusal
+from node.twin import old_store_refusal, recent_own_signature, twin_refusal
 from proto import services_pb2_grpc
 
 log = logging.getLogger("suyuan.main")
@@ -225,9 +226,12 @@ async def _serve(
         log.info("data_dir %s held no store: a new one was made", config.data_dir)
     # a validator that never signed from this store: is another process signing with its
     # key? (``node.twin``; asked of the peers now, and seen again in what it syncs)
-    unsigned = key.name in genesis.validators and store.get_sign_state() is None
+    state = store.get_sign_state() if key.name in genesis.validators else None
+    unsigned = key.name in genesis.validators and state is None
     if unsigned and not resync and config.peers:
         await _refuse_a_twin(config, genesis, key, store, new_store)
+    elif state is not None and not resync and config.peers:
+        await _refuse_an_old_store(config, genesis, key, store, SignState.from_bytes(state))
     node = Node(config, genesis, key, store)
     node.resync = resync
     node.new_store = unsigned
@@ -313,6 +317,30 @@ async def _refuse_a_twin(
     raise ConfigError(
         twin_refusal(
             f"block {height}, as peer {peer} has it, carries {key.name!r}'s signature", key.name
+        )
+    )
+
+
+async def _refuse_an_old_store(
+    config: NodeConfig, genesis: Genesis, key: KeyPair, store: Store, state: SignState
+) -> None:
+    """Raise ``ConfigError`` (closing ``store``) if a peer's recent blocks above the sign
+    state's height carry this validator's signature (``node.twin``): the store is older
+    than what its key has signed."""
+    try:
+        found = await recent_own_signature(config.peers, genesis, key.name, above=state.height)
+    except BaseException:
+        store.close()
+        raise
+    if found is None:
+        return
+    store.close()
+    peer, height = found
+    raise ConfigError(
+        old_store_refusal(
+            f"block {height}, as peer {peer} has it, carries {key.name!r}'s signature",
+            key.name,
+            state.height,
         )
     )
 

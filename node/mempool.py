@@ -123,9 +123,12 @@ class Mempool:
                     del self._event_ids[eid]
                 self._bytes -= p.size
 
-    def remove_nonces(self, nonces: Iterable[tuple[str, str]]) -> None:
-        """Drop pending records that use any of these (author, nonce) pairs."""
-        self.remove([rid for n in nonces if (rid := self._nonces.get(n)) is not None])
+    def remove_nonces(self, nonces: Iterable[tuple[str, str]]) -> list[bytes]:
+        """Drop pending records that use any of these (author, nonce) pairs; returns their
+        record ids."""
+        gone = [rid for n in nonces if (rid := self._nonces.get(n)) is not None]
+        self.remove(gone)
+        return gone
 
     def items(self) -> list[Pending]:
         return list(self._items.values())

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +58,7 @@ from consensus.signstate import SignState
 from consensus.state import Replica
 from consensus.validators import ChainContext
 from node import custody, event_ids, proposals
-from node.chain import ChainState, StoreCustodyView, declared_index
+from node.chain import ChainState, Dropped, StoreCustodyView, declared_index
 from node.compact import envelope_leaf_hash
 from node.config import NodeConfig
 from node.errors import (
@@ -96,6 +96,9 @@ STUCK_SYNC_S = 3.0
 #: Longest a client's record refused by a custody rule waits for commits that other
 #: validators have made and this node has not yet applied (``Node.settle``).
 SETTLE_WAIT_S = 2.0
+#: equivocations kept (memory, ``evidence.jsonl``, ``ListEvidence``) per validator: enough to
+#: prove it faulty; more are ignored, before their signatures are checked
+EVIDENCE_PER_VALIDATOR = 16
 
 
 @dataclass(frozen=True)
@@ -346,16 +349,35 @@ class Node:
         self.bodies.committed(prepared.leaf_hashes, prepared.block)
         if len(self.mempool):  # (a syncing node's is empty)
             self.mempool.remove(ids)
-            # a pending record whose nonce another committed record used can never commit
-            self.mempool.remove_nonces((v.record.author, v.record.nonce) for v in prepared.verified)
+            # a pending record whose nonce another committed record used can never commit;
+            # its waiters are told so (review: a handoff accept raced by the withdrawal
+            # waited out its deadline and answered "may still commit")
+            lost = self.mempool.remove_nonces(
+                (v.record.author, v.record.nonce) for v in prepared.verified
+            )
+            for rid in lost:
+                self._fail_waiters(
+                    rid,
+                    ReplayError(
+                        f"record {rid.hex()}: its author's nonce was used by a record committed "
+                        f"at height {new_head.height} (a handoff offer withdrawn or accepted "
+                        "first?): it can never commit"
+                    ),
+                )
         if self._unsettled:
             self._unsettled = [v for v in self._unsettled if v.record_id in self.mempool]
         if not len(self.mempool):
             self._pending_view = custody.OverlayView(self.chain.custody_view)
             self._unsettled = []
         else:  # committed state now answers for the codes this block changed
-            for code in prepared.update.states():
+            changed = prepared.update.states()
+            for code in changed:
                 self._pending_view.pending.pop(code, None)
+            if not self.is_validator and changed and self._pending_names(changed):
+                # a validator drops a pending record that no longer passes when it next
+                # proposes; a follower never proposes, so such a record stayed pending for
+                # ever and its effect stayed in the pending view (review)
+                self._rebuild_pending_view()
         for i, rid in enumerate(ids):
             for fut in self._waiters.pop(rid, []):
                 if not fut.done():
@@ -395,18 +417,29 @@ class Node:
         taken = self.mempool.take(c.max_block_records, c.max_block_bytes)
         loop = asyncio.get_running_loop()
         in_pool = self.mempool.__contains__
-        try:
-            block, dropped = await loop.run_in_executor(
-                None,
-                lambda: self.chain.build_block(
-                    height,
-                    round_,
-                    self.key.name,
-                    [(p.envelope, p.verified) for p in taken],
-                    int(time.time() * 1000),
-                    known_fresh=in_pool,
-                ),
+
+        def build(cands: list[Pending]) -> tuple[types_pb2.Block, list[Dropped]]:
+            return self.chain.build_block(
+                height,
+                round_,
+                self.key.name,
+                [(p.envelope, p.verified) for p in cands],
+                int(time.time() * 1000),
+                known_fresh=in_pool,
             )
+
+        try:
+            try:
+                block, dropped = await loop.run_in_executor(None, build, taken)
+            except InputError:
+                raise
+            except Exception:  # a rule's bug on some record: propose an empty block rather
+                # than nothing (review: the task ended without a word, and this validator
+                # proposed nothing while the record stayed in its pool)
+                log.exception(
+                    "building block %d round %d failed; proposing it empty", height, round_
+                )
+                block, dropped = await loop.run_in_executor(None, build, [])
         except InputError as e:  # the head moved meanwhile (a sync): this slot has passed
             log.info("not proposing height %d round %d: %s", height, round_, e)
             return
@@ -415,9 +448,7 @@ class Node:
                 log.info(
                     "dropping record %s from the mempool: %s", d.record_id.hex()[:16], d.reason
                 )
-                for fut in self._waiters.pop(d.record_id, []):
-                    if not fut.done():
-                        fut.set_exception(d.reason)
+                self._fail_waiters(d.record_id, d.reason)
             self.mempool.remove(d.record_id for d in dropped)
             self._rebuild_pending_view()
         self.events.put_nowait(ProposalValue(height, round_, block))
@@ -582,9 +613,7 @@ class Node:
             except LedgerError as e:
                 log.info("record %s no longer passes the rules: %s", p.record_id.hex()[:16], e)
                 keep_out.append(p.record_id)
-                for fut in self._waiters.pop(p.record_id, []):
-                    if not fut.done():
-                        fut.set_exception(e)
+                self._fail_waiters(p.record_id, e)
         self.mempool.remove(keep_out)
         self._pending_view = view
 
@@ -595,16 +624,39 @@ class Node:
                 p.send(item)
 
     def wait_for(self, record_id: bytes) -> asyncio.Future[Committed]:
+        """A future set when ``record_id`` commits, or failed when it never can. A waiter
+        given up (cancelled, as ``asyncio.wait_for`` does at its timeout) is forgotten."""
         fut: asyncio.Future[Committed] = asyncio.get_running_loop().create_future()
-        if record_id in self.mempool:  # pending, so not committed: ``_commit`` answers
-            self._waiters.setdefault(record_id, []).append(fut)
-            return fut
-        loc = self.store.record_location(record_id)
-        if loc is not None:
-            fut.set_result(Committed(loc[1], loc[0]))
-        else:
-            self._waiters.setdefault(record_id, []).append(fut)
+        if record_id not in self.mempool:  # pending, so not committed: ``_commit`` answers
+            loc = self.store.record_location(record_id)
+            if loc is not None:
+                fut.set_result(Committed(loc[1], loc[0]))
+                return fut
+        self._waiters.setdefault(record_id, []).append(fut)
+        fut.add_done_callback(lambda f: self._forget_waiter(record_id, f))
         return fut
+
+    def _pending_names(self, codes: Mapping[str, object]) -> bool:
+        """Whether a pending record names one of ``codes`` (canonical)."""
+        for p in self.mempool.items():
+            with contextlib.suppress(LedgerError):
+                if any(c in codes for c in p.verified.record.roles.all):
+                    return True
+        return False
+
+    def _forget_waiter(self, record_id: bytes, fut: asyncio.Future[Committed]) -> None:
+        if not fut.cancelled():
+            return  # (set by ``_commit`` or failed: already popped)
+        waiting = self._waiters.get(record_id)
+        if waiting is not None and fut in waiting:
+            waiting.remove(fut)
+            if not waiting:
+                del self._waiters[record_id]
+
+    def _fail_waiters(self, record_id: bytes, error: LedgerError) -> None:
+        for fut in self._waiters.pop(record_id, []):
+            if not fut.done():
+                fut.set_exception(error)
 
     # ------------------------------------------------------------------ peers
 
@@ -630,14 +682,20 @@ class Node:
             return
         if key in self.evidence:
             return
-        self.evidence[key] = ev
         kind, who, height, round_, _ = key
+        if self._evidence_held(who) >= EVIDENCE_PER_VALIDATOR:
+            return  # (review: a Byzantine validator's stream of self-made pairs filled memory
+            # and disk; a few pairs prove it faulty as well as thousands)
+        self.evidence[key] = ev
         log.warning(
             "equivocation evidence against %s: two %ss signed at height %d round %d",
             who, kind, height, round_,
         )  # fmt: skip
-        with self._evidence_path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(json_format.MessageToDict(ev)) + "\n")
+        try:
+            with self._evidence_path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(json_format.MessageToDict(ev)) + "\n")
+        except OSError as e:  # (kept in memory and gossiped; consensus goes on)
+            log.error("evidence not written to %s: %s", self._evidence_path, e.strerror or e)
         if gossip and self.peers:
             item = evidence_item(ev)
             for p in self.peers:
@@ -652,9 +710,18 @@ class Node:
                 "stops (run only one of them)"
             )
 
+    def _evidence_held(self, validator: str) -> int:
+        return sum(1 for k in self.evidence if k[1] == validator)
+
     def on_peer_evidence(self, ev: consensus_pb2.Evidence) -> None:
         from consensus.evidence import verify_evidence
 
+        try:
+            key = evidence_key(ev)
+        except Exception:  # malformed evidence from the network is ignored
+            return
+        if key in self.evidence or self._evidence_held(key[1]) >= EVIDENCE_PER_VALIDATOR:
+            return
         if verify_evidence(ev, self.chain.validators, self.genesis.hash, self.genesis.chain_id):
             self._add_evidence(ev, gossip=False)
 
@@ -664,7 +731,9 @@ class Node:
         for line in self._evidence_path.read_text(encoding="utf-8").splitlines():
             with contextlib.suppress(Exception):
                 ev = json_format.ParseDict(json.loads(line), consensus_pb2.Evidence())
-                self.evidence[evidence_key(ev)] = ev
+                key = evidence_key(ev)
+                if self._evidence_held(key[1]) < EVIDENCE_PER_VALIDATOR:
+                    self.evidence[key] = ev
 
     # ------------------------------------------------------------------ sync
 

@@ -165,6 +165,7 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
         """Batched submission; see SubmitBatchResult in proto/services.proto."""
         out: asyncio.Queue[services_pb2.SubmitBatchResult | None] = asyncio.Queue()
         waiters: set[asyncio.Task[None]] = set()
+        failed: list[Exception] = []
 
         async def read() -> None:
             try:
@@ -175,6 +176,10 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
                         t = asyncio.create_task(self._confirm(batch.batch_id, accepted, out))
                         waiters.add(t)
                         t.add_done_callback(waiters.discard)
+            except Exception as e:  # told to the client below (review: the stream ended OK,
+                failed.append(e)  # a batch without its result)
+                if not isinstance(e, LedgerError):
+                    log.exception("a submission batch failed")
             finally:
                 if waiters:
                     await asyncio.gather(*waiters, return_exceptions=True)
@@ -184,6 +189,15 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
         try:
             while (item := await out.get()) is not None:
                 yield item
+            if failed:
+                e = failed[0]
+                if isinstance(e, LedgerError):
+                    await context.abort(status_code(e), str(e))
+                await context.abort(
+                    grpc.StatusCode.INTERNAL,
+                    f"a batch could not be checked ({type(e).__name__}: {e}); its records' "
+                    "fate is unknown: ask for them by record id (suyuan record get)",
+                )
         finally:
             reader.cancel()
             for t in list(waiters):
@@ -341,8 +355,12 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
 
     @rpc
     async def TraceHistory(self, request: services_pb2.TraceRequest, context: Ctx) -> Any:  # noqa: N802
-        page = trace.history(
-            self.index, request.code, request.limit or trace.DEFAULT_LIMIT, request.page_token
+        page = await asyncio.to_thread(  # (store reads off the event loop, as _trace)
+            trace.history,
+            self.index,
+            request.code,
+            request.limit or trace.DEFAULT_LIMIT,
+            request.page_token,
         )
         return services_pb2.TraceResponse(
             code=page.code,
@@ -353,7 +371,11 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
 
     async def _trace(self, request: services_pb2.TraceRequest, forward: bool) -> Any:
         fn = trace.trace_forward if forward else trace.trace_back
-        page = fn(
+        # in a worker thread: a page of a large recall walks the graph from its start, which
+        # took 0.05-0.56 s a page at 10,000 items and held the event loop, and with it the
+        # node's consensus, as long (review)
+        page = await asyncio.to_thread(
+            fn,
             self.index,
             request.code,
             request.max_depth or trace.MAX_DEPTH,
@@ -390,6 +412,10 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
         self, request: services_pb2.ListEvidenceRequest, context: Ctx
     ) -> Any:
         return services_pb2.ListEvidenceResponse(evidence=list(self.node.evidence.values()))
+
+
+#: heights past the head whose votes a peer's stream may carry (others are dropped unread)
+VOTE_WINDOW = 1_000
 
 
 def _note_peer_height(node: Node, sender: str, votes: list[consensus_pb2.ConsensusMessage]) -> None:
@@ -451,7 +477,15 @@ class PeerService(services_pb2_grpc.PeerServicer):
                         grpc.StatusCode.FAILED_PRECONDITION, "peer is on another chain"
                     )
                 sender = env.hello.member
-            votes = [m for m in env.consensus if m.HasField("vote")]
+            head = node.store.head().height
+            # only votes that can still count: a vote at a committed height is stale, and one
+            # far ahead cannot count before a sync (review: 300,000 junk votes, each decoded
+            # and queued for the consensus loop, held a node to 1 height in 6.6 s)
+            votes = [
+                m
+                for m in env.consensus
+                if m.HasField("vote") and head < m.vote.height <= head + VOTE_WINDOW
+            ]
             if votes:  # votes need no records: do not keep them waiting for admission
                 node.on_peer_messages(votes)
                 _note_peer_height(node, sender, votes)

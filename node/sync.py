@@ -162,6 +162,12 @@ async def _pull(node: Node, stub: object, address: str, claimed: int = 0) -> int
     async def read() -> None:
         try:
             async for cb in call:
+                if helper is not None and node.sync_helper is not helper:
+                    # started on the first block, not on the claim: a claim is unverified,
+                    # and a peer claiming heights it does not serve made the node start a
+                    # helper process each second (review)
+                    node.sync_helper = helper
+                    await helper.start()
                 decoding = await helper.submit(cb.block) if helper is not None else None
                 await queue.put((cb, decoding))
         except Exception as e:  # handed to the consumer, which raises it
@@ -173,9 +179,6 @@ async def _pull(node: Node, stub: object, address: str, claimed: int = 0) -> int
     n = 0
     expected = start
     try:
-        if helper is not None:
-            node.sync_helper = helper
-            await helper.start()
         reader = asyncio.create_task(read(), name="sync-reader")
         while (item := await queue.get()) is not None:
             if isinstance(item, BaseException):
@@ -225,7 +228,7 @@ async def _pull(node: Node, stub: object, address: str, claimed: int = 0) -> int
                 await reader
         if helper is not None:
             node.sync_helper = None
-            await helper.close()
+            await helper.close()  # (nothing to do if no block came)
     if n:
         log.info("synced %d blocks from %s, now at height %d", n, address, expected - 1)
     return n

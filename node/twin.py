@@ -10,6 +10,10 @@ was moved away for a resync. The node cannot tell the two apart, so it refuses t
 unless the operator says it is a resync (``suyuan node start --resync``, the old process
 stopped).
 
+The same holds for a store whose sign state ends below a block the key signed: a data
+folder restored from a backup or copied (review: it would sign at heights its key had
+signed before, if the sync had not brought those blocks before its first timeout).
+
 ``recent_own_signature`` asks every peer, before the node starts, for its latest ``DEPTH``
 certified blocks (headers and certificates, verified against the genesis). Signatures in
 older blocks are found while the node syncs (``Node.check_own_signature``), as long as it
@@ -36,6 +40,17 @@ CALL_TIMEOUT_S = 2.0  # each call to a peer
 TOTAL_TIMEOUT_S = 8.0  # the whole look-up: a start is delayed by at most this
 
 
+def old_store_refusal(found: str, member: str, signed_to: int) -> str:
+    """Why a validator whose sign state ends below a block it signed does not start."""
+    return (
+        f"{found}, but this node's store has signed only up to height {signed_to}: it is "
+        "older than this key's signatures (a data folder restored from a backup or copied "
+        f"from another machine), or another process signs with {member!r}'s key; signing "
+        "from it could sign a second vote at a height it already signed. Stop any other "
+        "process with the key, move the store away and start with --resync"
+    )
+
+
 def twin_refusal(found: str, member: str) -> str:
     """Why a validator without sign state does not start or stops (``found``: which block
     carries its signature)."""
@@ -48,7 +63,7 @@ def twin_refusal(found: str, member: str) -> str:
 
 
 async def _signed_at(
-    address: str, genesis: Genesis, vs: ValidatorSet, member: str
+    address: str, genesis: Genesis, vs: ValidatorSet, member: str, above: int = 0
 ) -> tuple[str, int | None]:
     """(``address``, the latest of the peer's last ``DEPTH`` blocks that ``member`` signed:
     a precommit in its certificate, or its proposal; 0 if none; None if the peer is not on
@@ -61,7 +76,7 @@ async def _signed_at(
             st = await stub.Status(services_pb2.StatusRequest(), timeout=CALL_TIMEOUT_S)
             if st.genesis_hash != genesis.hash:
                 return address, None
-            for height in range(st.height, max(st.height - DEPTH, 0), -1):
+            for height in range(st.height, max(st.height - DEPTH, above), -1):
                 req = services_pb2.GetCheckpointRequest(height=height)
                 cp: types_pb2.Checkpoint = await stub.GetCheckpoint(req, timeout=CALL_TIMEOUT_S)
                 try:
@@ -76,14 +91,14 @@ async def _signed_at(
 
 
 async def recent_own_signature(
-    peers: Sequence[str], genesis: Genesis, member: str
+    peers: Sequence[str], genesis: Genesis, member: str, above: int = 0
 ) -> tuple[str, int] | None:
-    """(peer address, height) of a recent certified block that ``member`` signed, as some
-    peer on this chain has it; None if no peer's last ``DEPTH`` blocks carry its signature,
-    or none answered within ``TOTAL_TIMEOUT_S``. Every peer is asked (a lagging one's
-    blocks are older than the others')."""
+    """(peer address, height) of a recent certified block above height ``above`` that
+    ``member`` signed, as some peer on this chain has it; None if no peer's last ``DEPTH``
+    blocks carry its signature, or none answered within ``TOTAL_TIMEOUT_S``. Every peer is
+    asked (a lagging one's blocks are older than the others')."""
     vs = ValidatorSet.from_pairs(genesis.validator_keys())
-    tasks = [asyncio.create_task(_signed_at(p, genesis, vs, member)) for p in peers]
+    tasks = [asyncio.create_task(_signed_at(p, genesis, vs, member, above)) for p in peers]
     try:
         done, _ = await asyncio.wait(tasks, timeout=TOTAL_TIMEOUT_S)
     finally:

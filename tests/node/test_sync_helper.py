@@ -185,8 +185,8 @@ def test_certified_records_fall_back_to_the_nodes_parse_for_an_unusable_blob(
 
 
 class _Stub(Stub):
-    """GetBlocks from fixed blocks, the first one only once the node's helper is up (so
-    that every block goes through the helper, not the node's own parse)."""
+    """GetBlocks from fixed blocks, every one after the first only once the node's helper
+    is up (the helper starts on a pull's first block; the rest go through it)."""
 
     def __init__(self, blocks: list[types_pb2.CommittedBlock], height: int) -> None:
         super().__init__(blocks, height)
@@ -200,6 +200,10 @@ class _Stub(Stub):
 
         async def gen() -> AsyncIterator[types_pb2.CommittedBlock]:
             loop = asyncio.get_running_loop()
+            wanted = [cb for cb in self.blocks if cb.certificate.height >= request.from_height]
+            if not wanted:
+                return
+            yield wanted[0]
             deadline = loop.time() + 60
             while True:  # bounded: the helper is up or the deadline has passed
                 h = self.node.sync_helper if self.node is not None else None
@@ -208,9 +212,8 @@ class _Stub(Stub):
                     break
                 assert loop.time() < deadline, "the sync helper never came up"
                 await asyncio.sleep(0.02)
-            for cb in self.blocks:
-                if cb.certificate.height >= request.from_height:
-                    yield cb
+            for cb in wanted[1:]:
+                yield cb
 
         return gen()
 
@@ -260,7 +263,7 @@ def test_sync_through_a_helper_process(tmp_path: Path, caplog: pytest.LogCapture
             assert not node._tasks[0].done()
             assert node.sync_helper is None  # the pull is over
             helpers = [h for stub in stubs if isinstance(stub, _Stub) for h in stub.helpers]
-            assert len(helpers) == 2  # one per pull, each up before its first block
+            assert len(helpers) == 2  # one per pull, each up before its second block
             pids = [h.pid for h in helpers]
             assert all(pids)
             assert os.getpid() not in pids
@@ -300,3 +303,42 @@ def test_the_helpers_pipes_are_widened_to_a_block() -> None:
             await helper.close()
 
     assert asyncio.run(run()) == [PIPE_BYTES, PIPE_BYTES]
+
+
+def test_a_claim_without_blocks_starts_no_helper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A peer's claimed height is unverified: a helper process starts on a pull's first
+    block, so a peer that claims far ahead and serves nothing costs no process (review: one
+    a second)."""
+    b = ChainBuilder(tmp_path / "src")
+    b.commit([b.commission("urn:epc:id:sgtin:0614141.107346.1")])
+    blocks = b.committed_blocks()
+    started: list[SyncHelper] = []
+    real_start = SyncHelper.start
+
+    async def counting_start(self: SyncHelper) -> None:
+        started.append(self)
+        await real_start(self)
+
+    monkeypatch.setattr(SyncHelper, "start", counting_start)
+
+    async def run() -> None:
+        node = new_node(tmp_path, b, helper_min_blocks=1)
+        liar = FakePeer("liar", [], 500)  # claims 500 blocks, serves none
+        await node.start()
+        try:
+            node.peers = [liar]  # type: ignore[list-item]
+            for _ in range(3):
+                node.trigger_sync()
+                assert node._sync_task is not None
+                await asyncio.wait_for(node._sync_task, timeout=60)
+                liar.info.height = 500  # claimed again (a status answer)
+            assert liar.stub.pulls >= 1
+            assert started == []
+            assert node.store.head().height == 0
+        finally:
+            await node.stop()
+
+    asyncio.run(run())
+    assert blocks  # (the builder's chain is the one the node could have had)

@@ -377,6 +377,45 @@ def test_a_standby_that_never_dials_its_twin_refuses_to_start_and_a_resync_needs
             assert c.list_evidence() == [], f"node {i} holds evidence"
 
 
+def test_a_validators_store_restored_from_a_backup_refuses_to_sign(testnet4, tmp_path):
+    """Review: a store restored from an older backup holds an older sign state, and the sign
+    guard then allows positions the key has signed since; had the sync not brought those
+    blocks before the first timeout, it would have signed a second vote at a height. At
+    start it now asks its peers: a recent block above its sign state carries its signature,
+    so it refuses (exit 2). Moved away and resynced, it votes again, and no node holds
+    evidence."""
+    tn = testnet4
+    tn.submit_records(2, wait=True)
+    node2 = tn.manifest.nodes[2]
+    net.kill(tn.dir, 2)
+    backup = tmp_path / "backup-store"
+    shutil.copytree(node2.data_dir / "store", backup)
+    wait_for(lambda: not net.busy_addresses([node2.address]), 30, 0.1, "node 2's port freed")
+    net.restart(tn.dir, 2)
+    net.kill(tn.dir, 3)  # every block now needs validator2's precommit
+    h = _height(tn, 0)
+    tn.submit_records(3, wait=True, nodes=[0, 1, 2])
+    wait_for(lambda: _height(tn, 2) > h, 60, 0.2, "a block validator2 precommitted")
+    net.kill(tn.dir, 2)
+    shutil.rmtree(node2.data_dir / "store")
+    shutil.copytree(backup, node2.data_dir / "store")
+    wait_for(lambda: not net.busy_addresses([node2.address]), 30, 0.1, "node 2's port freed")
+    proc = _start(node2.config)
+    err = _finish(proc)
+    assert proc.returncode == 2, err
+    assert "has signed only up to height" in err, err
+    assert "start with --resync" in err.strip().splitlines()[-1]
+    net.restart(tn.dir, 3)
+    shutil.rmtree(node2.data_dir / "store")
+    net.restart(tn.dir, 2, resync=True)
+    tn.submit_records(2, wait=True)
+    head = tn.wait_same_head(min_height=h + 1, timeout=90)
+    assert head[0] > h
+    for i in range(4):
+        with tn.client(i) as c:
+            assert c.list_evidence() == [], f"node {i} holds evidence"
+
+
 def test_a_checkpoint_without_a_quorum_of_answers_is_exit_5_not_a_verification_failure(
     testnet4,
 ):
