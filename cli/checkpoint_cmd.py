@@ -106,7 +106,7 @@ def checkpoint(
             raise NodeUnavailableError(
                 f"checkpoint note: {len(problems)} of {1 + len(peers)} nodes did not sign, and "
                 f"{need} validator signatures are needed: {'; '.join(unreachable[:3])} "
-                "(--no-note saves the checkpoint of the certified header alone; QA-P)"
+                "(--no-note saves the checkpoint of the certified header alone)"
             )
         res = require_checkpoint(cp, g)  # raises unless >= 2f+1 note signatures
     npath = note_out or out.with_suffix(".note")

@@ -10,13 +10,14 @@ import re
 import signal
 import sys
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
+from node import payload_json
 from node.errors import InputError, LedgerError, OutputError
 from node.inputfile import read_input
 from node.payload_json import RepeatedKeyError, unique_keys
@@ -96,13 +97,39 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+def _finite_float(path: Path, what: str) -> Callable[[str], float]:
+    """``parse_float`` for ``json.loads``: a number a 64-bit float cannot hold is refused by
+    name (QA-R: 1e-400 was signed as 0.0 and 1e400 refused as "Infinity")."""
+
+    def parse(text: str) -> float:
+        value = float(text)
+        mantissa = text.lower().partition("e")[0]
+        if not math.isfinite(value):
+            raise InputError(f"{path}: {what} has the number {text[:40]}, too large to record")
+        if value == 0.0 and any(c in "123456789" for c in mantissa):
+            raise InputError(
+                f"{path}: {what} has the number {text[:40]}, too small to record (it would "
+                "read as 0)"
+            )
+        return value
+
+    return parse
+
+
 def read_json_file(path: Path, what: str) -> Any:
     data = read_input(path, what)
     try:
-        return json.loads(data, object_pairs_hook=unique_keys)  # the last value would win
+        return json.loads(  # (a repeated key: the last value would win)
+            data, object_pairs_hook=unique_keys, parse_float=_finite_float(path, what)
+        )
     except RepeatedKeyError as e:
         raise InputError(f"{path}: {what} repeats the key {e.key!r} in one object") from e
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+    except RecursionError as e:  # (QA-R: Python's own words, "maximum recursion depth")
+        raise InputError(
+            f"{path}: {what} nests arrays and objects too deeply to read (a record may nest "
+            f"at most {payload_json.MAX_DEPTH} levels)"
+        ) from e
+    except (ValueError, UnicodeDecodeError) as e:
         if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):  # (QA: EPCIS XML)
             raise InputError(
                 f"{path}: {what} is XML, and JSON is read here (EPCIS 2.0 JSON-LD: convert an "

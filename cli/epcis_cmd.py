@@ -30,7 +30,7 @@ from cli.common import (
 from cli.draft import event_id_for
 from cli.nodeaddr import NodeOpt, resolve_node
 from cli.trace_cmd import node_dict
-from node.client import LedgerClient
+from node.client import LedgerClient, event_differences
 from node.custody import check_commission_prefixes
 from node.envelope import Envelope
 from node.epcis import Committed, ImportResult, export_document, import_document, normalize_code
@@ -205,7 +205,8 @@ class _OnChain:
     An event is on the chain if it carries an export's ``suyuan:recordId`` that this chain
     has committed, or its ``eventID`` is that of a committed record naming the event's first
     code (read from that code's history, once per code, then kept up to date); either way
-    only if that record is this event: same type, eventTime, bizStep and codes. An eventID
+    only if that record is this event: the same type, eventTime, bizStep and codes (from the
+    history), then every field read as meant (``event_differences``). An eventID
     on another event is refused (EPCIS event ids are unique); an edited export whose record
     id names another event is imported as the new event it is."""
 
@@ -223,7 +224,12 @@ class _OnChain:
                 rr = self.client.get_record(bytes.fromhex(r.exported_as))
             except (NotFoundError, ValueError):
                 rr = None
-            if rr is not None and rr.info.height > 0 and _shape(rr.info) == _wanted(r):
+            if (
+                rr is not None
+                and rr.info.height > 0
+                and _shape(rr.info) == _wanted(r)
+                and not _differs(rr.envelope.payload, r)
+            ):
                 return self._skipped(
                     r.exported_as, rr.info.log_index, "the export's record", rr.info.author
                 )
@@ -235,6 +241,17 @@ class _OnChain:
                         "status": "refused",
                         "reason": f"eventID {r.event_id} already names another event on this "
                         f"chain (record {hit[0]}): EPCIS gives each event its own id",
+                    }
+                rr = self.client.get_record(bytes.fromhex(hit[0]))
+                differ = _differs(rr.envelope.payload, r)
+                if differ:  # (QA-R: a re-sent sensor reading, another disposition, was
+                    # reported "already on this chain" and not recorded, exit 0)
+                    return {
+                        "status": "refused",
+                        "reason": f"eventID {r.event_id} is already on this chain (record "
+                        f"{hit[0]} by {hit[3]}) with other content ({', '.join(differ)} "
+                        "differ): EPCIS gives each event its own id; a correction is an error "
+                        "declaration of that event (suyuan record declare) and a new event",
                     }
                 return self._skipped(hit[0], hit[1], f"eventID {r.event_id}", hit[3])
         return None
@@ -286,6 +303,16 @@ class _OnChain:
             "log_index": log_index,
             "author": author,
         }
+
+
+def _differs(payload: bytes, r: ImportResult) -> list[str]:
+    """The fields in which the committed record's event (``payload``) and the event to
+    import differ ([] if they are the same event: a re-run, or this chain's own export)."""
+    try:
+        committed = TraceRecord.from_payload(payload, strict=False).event
+    except LedgerError:
+        return ["event"]
+    return event_differences(committed, r.event or r.exported or {})
 
 
 #: a committed record of an eventID: its id, log index, what it is (``_shape``), author

@@ -27,7 +27,10 @@ from cli.record_cmd import submit_tracked
 from cli.trace_cmd import via_text
 from node.client import LedgerClient
 from node.custody import (
+    EXPIRED_DISPOSITION,
+    RULE_AGGREGATED,
     RULE_EVENT_TIME,
+    RULE_EXPIRED,
     RULE_HELD,
     SALE_MARKS,
     SALE_STEPS,
@@ -245,6 +248,7 @@ def _check_held(
         if node is not None:
             raise
         return  # (offline signing: no --node and no local testnet)
+    offered = {normalize_code(c) for c in codes}
     try:
         with LedgerClient(target.address, timeout=10) as client:
             for code in codes:
@@ -281,6 +285,13 @@ def _check_held(
                     raise RulePermissionError(
                         "custody", f"offer: {me.code} is closed (sold, consumed or destroyed)", code
                     )
+                if me.container and not _moves_with(client, me.container, offered):
+                    raise RuleError(
+                        RULE_AGGREGATED,
+                        f"offer: {me.code} is inside container {me.container}; disaggregate "
+                        "it first or offer the container",
+                        code,
+                    )
                 if dated_before(time_ms, me.since_ms):
                     raise RuleError(
                         RULE_EVENT_TIME,
@@ -296,6 +307,13 @@ def _check_held(
                         f"offer: {me.code} is held: {what} found non_conformant by "
                         f"{me.held_by} (the record at log index {me.held_at}): it may not be "
                         "sold or dispensed until found conformant",
+                        code,
+                    )
+                if selling and me.disposition == EXPIRED_DISPOSITION:  # (rule expired)
+                    raise RuleError(
+                        RULE_EXPIRED,
+                        f"offer: {me.code}'s disposition is expired: it may not be sold or "
+                        "dispensed; return or destroy it",
                         code,
                     )
                 look_inside = selling or not (recalled_ok or me.recalled)
@@ -324,6 +342,19 @@ def _check_held(
             f"warning: node {target.address} did not answer: the offer's codes were not "
             "checked against the chain (the node judges the handoff when it is submitted)"
         )
+
+
+def _moves_with(client: LedgerClient, container: str, offered: set[str]) -> bool:
+    """Whether ``container`` or a container it is in is offered too: an item moves only with
+    its container (rule aggregated; QA-R: refused only at accept)."""
+    for _ in range(64):  # (containment is a forest; bounded all the same)
+        if not container or container in offered:
+            return bool(container)
+        try:
+            container = client.trace_back(container, max_depth=1, limit=1).nodes[0].container
+        except NotFoundError:
+            return False
+    return False
 
 
 def _recalled_in(packed: list[services_pb2.TraceNode]) -> str:

@@ -107,6 +107,17 @@ def same_event(payload: bytes, other: bytes) -> bool:
     )  # (QA: the same event with another offset, or a Digital Link, was not a retry)
 
 
+def event_differences(event: Mapping[str, Any], other: Mapping[str, Any]) -> list[str]:
+    """The top-level fields in which two EPCIS events differ, each read as meant (as
+    ``same_event`` reads them), ``@context`` aside (JSON-LD prefixes, which an export
+    moves to its document); [] when they are the same event."""
+    a, b = _as_retried(event), _as_retried(other)
+    if not isinstance(a, Mapping) or not isinstance(b, Mapping):
+        return [] if a == b else ["event"]
+    keys = (set(a) | set(b)) - {"@context"}
+    return sorted(k for k in keys if a.get(k) != b.get(k))
+
+
 def _as_retried(event: Mapping[str, Any]) -> Any:
     """``event`` as a retry must repeat it: read as meant, and an error declaration's
     ``declarationTime`` aside (``record declare`` stamps it when run)."""

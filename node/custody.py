@@ -168,6 +168,9 @@ RULE_EVENT_TIME = "event-time"
 BACKDATE_TOLERANCE_MS = 15 * 60 * 1000
 RULE_INSPECTION = "inspection"
 RULE_HELD = "held"
+RULE_EXPIRED = "expired"
+#: the CBV disposition that keeps a code (or the items of a lot) from sale and dispensing
+EXPIRED_DISPOSITION = "expired"
 #: an inspection's finding that holds a code (and, for a lot, every item made in it) from
 #: sale and dispensing (``CodeState.held_at``); "conformant" lifts it
 HOLD_DISPOSITION = "non_conformant"
@@ -1349,6 +1352,24 @@ def _check_sale(w: _Work, named: Sequence[str]) -> None:
             _check_not_held(w, st)
             if st.recalled:
                 raise RuleError(RULE_RECALLED, _RECALLED_SALE, x)
+            _check_not_expired(w, st)
+
+
+def _check_not_expired(w: _Work, st: CodeState) -> None:
+    """Rule expired (QA-R: an expired pack was dispensed): a code whose disposition is
+    ``expired``, or an item of a lot whose disposition is, is not sold or dispensed. A later
+    record giving it another disposition (a relabelled, re-tested batch) ends it."""
+    lot = w.get(st.lot) if st.lot else None
+    source = st if st.disposition == EXPIRED_DISPOSITION else lot
+    if source is None or source.disposition != EXPIRED_DISPOSITION:
+        return
+    what = "the code's" if source is st else f"its lot {source.code}'s"
+    raise RuleError(
+        RULE_EXPIRED,
+        f"{what} disposition is expired: it may not be sold or dispensed; return or "
+        "destroy it (or, if that was wrong, record its disposition anew)",
+        st.code,
+    )
 
 
 def holding(state: Callable[[str], CodeState | None], st: CodeState) -> CodeState | None:

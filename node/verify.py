@@ -192,6 +192,8 @@ def _check_header(
     header = parse_header(header_bytes)
     if header is None:
         raise VerificationError("header is empty, cut short or does not parse")
+    if not cert.block_hash and not cert.signatures:  # (QA-R: read as a hash mismatch)
+        raise VerificationError("no commit certificate (it is missing or empty)")
     if not hmac.compare_digest(hashlib.sha256(header_bytes).digest(), cert.block_hash):
         raise VerificationError("SHA-256(header) is not the certificate's block hash")
     if header.chain_id != genesis.chain_id or header.genesis_hash != genesis.hash:
@@ -309,7 +311,8 @@ def verify_bundle(
         ):
             raise _fail(
                 f"inclusion path does not prove leaf {bundle.log_index} in the log of "
-                f"{header.log_size} at height {header.height}"
+                f"{header.log_size} at height {header.height}: the envelope (its payload and "
+                "its signatures, in their order, make the leaf) or the path was changed"
             )
         return f"leaf {bundle.log_index} of {header.log_size} ({len(path)} hashes)"
 

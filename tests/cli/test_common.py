@@ -1,6 +1,7 @@
 """cli.common file helpers: a failed write is one OutputError and leaves nothing behind."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -249,3 +250,24 @@ def test_two_options_naming_one_file_or_a_missing_folder_are_refused_before_writ
         distinct_outputs([("--out", Path("a.json")), ("--note-out", Path("nowhere/a.note"))])
     distinct_outputs([("--out", Path("/dev/stdout")), ("--note-out", Path("/dev/stdout"))])
     distinct_outputs([("--out", Path("a.json")), ("--note-out", None)])
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('{"w": 1e-400}', "has the number 1e-400, too small to record (it would read as 0)"),
+        ('{"w": [2.5E+400]}', "has the number 2.5E+400, too large to record"),
+        ("[" * 3000 + "]" * 3000, "nests arrays and objects too deeply to read"),
+    ],
+)
+def test_json_a_record_cannot_hold_is_refused_by_name(tmp_path, text, needle) -> None:
+    # QA-R: 1e-400 was signed as 0.0, 1e400 refused as "Infinity", and 1,000 levels of
+    # nesting answered with Python's "maximum recursion depth exceeded"
+    from cli.common import read_json_file
+
+    p = tmp_path / "event.json"
+    p.write_text(text)
+    with pytest.raises(InputError, match=re.escape(needle)):
+        read_json_file(p, "event file")
+    p.write_text('{"w": 0.0e-5, "x": 1e-300, "y": -0.0}')
+    assert read_json_file(p, "event file") == {"w": 0.0, "x": 1e-300, "y": -0.0}

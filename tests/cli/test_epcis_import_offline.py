@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
 from node.keys import write_key_file
 from tests.cli.helpers import suyuan
@@ -61,27 +62,13 @@ def test_an_event_committed_late_by_an_interrupted_run_is_skipped_not_refused() 
     # that is on the chain
     from cli.epcis_cmd import _OnChain
     from node.epcis import ImportResult, normalize_code
-    from proto import services_pb2, types_pb2
 
     code = normalize_code("urn:epc:id:sgtin:0614141.107346.2017")
     when = "2026-03-01T08:00:00+08:00"
-    ev = {"type": "ObjectEvent", "eventTime": when,
+    ev = {"type": "ObjectEvent", "eventTime": when, "action": "ADD",
           "bizStep": "commissioning", "eventID": "urn:uuid:1", "epcList": [code]}  # fmt: skip
     r = ImportResult(0, ev, "other", codes=(code,), event_id="urn:uuid:1")
-    info = types_pb2.RecordInfo(
-        record_id=bytes(32), log_index=7, height=3, event_type="ObjectEvent",
-        event_time=when, biz_step="commissioning", codes=[code],
-        event_id="urn:uuid:1", author="slaughterhouse",
-    )  # fmt: skip
-
-    class Client:
-        committed = False
-
-        def trace_history(self, code: str, limit: int, page_token: str):
-            records = [info] if self.committed else []
-            return services_pb2.TraceResponse(code=code, records=records)
-
-    client = Client()
+    client = _OnChainClient(ev, "slaughterhouse")
     on_chain = _OnChain(client, "farm")  # type: ignore[arg-type]
     assert on_chain.find(r) is None  # (pending elsewhere: not yet on the chain)
     client.committed = True
@@ -90,6 +77,72 @@ def test_an_event_committed_late_by_an_interrupted_run_is_skipped_not_refused() 
     assert late is not None
     assert (late["status"], late["log_index"], late["author"]) == ("skipped", 7, "slaughterhouse")
     assert late["reason"].endswith(f"record {bytes(32).hex()} by slaughterhouse")  # (QA: who?)
+
+
+class _OnChainClient:
+    """A node holding one committed record of ``event`` (log index 7), once ``committed``."""
+
+    def __init__(self, event: dict[str, Any], author: str) -> None:
+        from node.epcis import normalize_code
+        from node.records import make_record
+        from proto import types_pb2
+        from tests.fixtures import genesis
+
+        self.committed = False
+        self.payload = make_record(genesis(), author, event).to_payload()
+        self.info = types_pb2.RecordInfo(
+            record_id=bytes(32), log_index=7, height=3, event_type=event["type"],
+            event_time=event["eventTime"], biz_step=event["bizStep"],
+            codes=[normalize_code(c) for c in event["epcList"]],
+            event_id=event["eventID"], author=author,
+        )  # fmt: skip
+
+    def trace_history(self, code: str, limit: int, page_token: str):
+        from proto import services_pb2
+
+        records = [self.info] if self.committed else []
+        return services_pb2.TraceResponse(code=code, records=records)
+
+    def get_record(self, record_id: bytes):
+        from proto import services_pb2, types_pb2
+
+        assert record_id == self.info.record_id
+        env = types_pb2.Envelope(payload=self.payload)
+        return services_pb2.RecordResponse(envelope=env, info=self.info)
+
+
+def test_an_eventid_on_the_chain_with_other_content_is_refused_not_skipped() -> None:
+    # QA-R: a sensor reading re-sent with another value (GS1's SensorDataExample13 and 17
+    # share an eventID), or the same event with a disposition added, was reported "skipped,
+    # already on this chain", exit 0, and never recorded
+    from cli.epcis_cmd import _OnChain
+    from node.epcis import ImportResult, normalize_code
+
+    code = normalize_code("urn:epc:id:sgtin:0614141.107346.2018")
+    ev = {"type": "ObjectEvent", "eventTime": "2026-03-01T08:00:00+08:00", "action": "OBSERVE",
+          "bizStep": "sensor_reporting", "eventID": "urn:uuid:2", "epcList": [code],
+          "sensorElementList": [{"sensorReport": [{"type": "Temperature", "value": 5.0,
+                                                   "uom": "CEL"}]}]}  # fmt: skip
+    client = _OnChainClient(ev, "processor")
+    client.committed = True
+    warmer = {
+        **ev,
+        "sensorElementList": [
+            {"sensorReport": [{"type": "Temperature", "value": 31.5, "uom": "CEL"}]}
+        ],
+    }
+    damaged = {**ev, "disposition": "damaged"}
+    for other, field in ((warmer, "sensorElementList"), (damaged, "disposition")):
+        r = ImportResult(0, other, "other", codes=(code,), event_id="urn:uuid:2")
+        got = _OnChain(client, "processor").find(r)  # type: ignore[arg-type]
+        assert got is not None
+        assert got["status"] == "refused"
+        assert f"with other content ({field} differ)" in got["reason"]
+        assert "record " + bytes(32).hex() + " by processor" in got["reason"]
+    same = ImportResult(0, dict(ev), "other", codes=(code,), event_id="urn:uuid:2")
+    again = _OnChain(client, "processor").find(same)  # type: ignore[arg-type]
+    assert again is not None
+    assert again["status"] == "skipped"  # (a re-run of the same document)
 
 
 def test_a_uuid_eventid_repeated_in_capitals_is_a_repeat(tmp_path: Path) -> None:

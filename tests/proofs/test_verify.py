@@ -245,3 +245,21 @@ def test_a_real_bundle_from_a_reproposed_block_verifies():
     result = verify_bundle(bundle, g)
     assert result, result.describe()
     assert result.height == 1149
+
+
+def test_a_missing_certificate_and_a_changed_envelope_are_named(chain):
+    # QA-R: a bundle without its certificate read "SHA-256(header) is not the certificate's
+    # block hash", and a handoff whose two signatures were swapped pointed at the path
+    bundle = chain.bundle(chain.envs[0])
+    bundle.ClearField("certificate")
+    result = verify_bundle(bundle, chain.genesis)
+    assert failed_step(result) == 4
+    assert result.steps[3].message == "no commit certificate (it is missing or empty)"
+    hand = chain.bundle(chain.hand)
+    sigs = list(hand.envelope.signatures)
+    assert len(sigs) == 2
+    del hand.envelope.signatures[:]
+    hand.envelope.signatures.extend(reversed(sigs))
+    result = verify_bundle(hand, chain.genesis)
+    assert failed_step(result) == 3
+    assert "its signatures, in their order, make the leaf" in result.steps[2].message

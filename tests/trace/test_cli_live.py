@@ -317,10 +317,12 @@ def test_handoff_transform_trace_and_recall(testnet4, tmp_path):  # noqa: F811
     cli.submit_wait("processor", transform([K2], [P3], "commissioning", 4))
     cli.submit_wait("processor", aggregate("ADD", S1, [P1, P2, P3], "packing", 5))
     cli.submit_wait("processor", aggregate("DELETE", S1, [P3], "unpacking", 5))
-    # a code inside a container moves only with it
-    inner = cli.handoff("processor", "distributor", P1, day=5)
-    line = cli.refused(1, "handoff", "accept", str(inner), "--key", cli.key("distributor"))
-    assert "rule aggregated:" in line
+    # a code inside a container moves only with it: refused at the offer already (QA-R: only
+    # the receiver's accept failed, rule aggregated)
+    line = cli.refused(1, "handoff", "offer", P1, "--key", cli.key("processor"), "--to",
+                       "distributor", "--out", str(tmp_path / "inner.json"))  # fmt: skip
+    assert "rule aggregated:" in line, line
+    assert f"is inside container {normalize_code(S1)}; disaggregate it first" in line, line
     cli.accept(cli.handoff("processor", "distributor", S1, day=5), "distributor")
     assert cli.custodian(P1) == cli.custodian(P2) == cli.custodian(S1) == "distributor"
     assert cli.custodian(P3) == "processor"

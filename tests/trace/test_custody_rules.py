@@ -230,6 +230,34 @@ def test_recalled_code_may_not_be_sold_or_dispensed(chain, step, disposition):
     assert chain.custody.get(B).status == "closed"
 
 
+@pytest.mark.parametrize(
+    ("step", "disposition"),
+    [("dispensing", "dispensed"), ("retail_selling", ""), ("storing", "partially_dispensed")],
+)
+def test_an_expired_code_may_not_be_sold_or_dispensed(chain, step, disposition):
+    # QA-R: a pack recorded expired was dispensed
+    commission(chain, "farm", A, B, CASE)
+    chain.add("farm", event(action="ADD", etype="AggregationEvent", parentID=CASE, childEPCs=[B]))
+    chain.add("farm", observe("holding", A, B, disposition="expired"))
+    kw = {"disposition": disposition} if disposition else {}
+    with raises("expired", A):
+        new_record(chain, "farm", observe(step, A, **kw))
+    with raises("expired", B):  # nor inside a container
+        new_record(chain, "farm", observe(step, CASE, **kw))
+    new_record(chain, "farm", observe("destroying", A, disposition="destroyed"))  # may be
+    # a later disposition (a re-tested, relabelled batch) ends it
+    new_record(chain, "farm", observe("inspecting", B, disposition="sellable_accessible"))
+    new_record(chain, "farm", observe(step, CASE, **kw))
+
+
+def test_a_certified_sale_of_an_expired_code_replays(chain):
+    # rule expired is for new records: a block certified before it still replays
+    commission(chain, "farm", A)
+    chain.add("farm", observe("holding", A, disposition="expired"))
+    chain.add("farm", observe("dispensing", A, disposition="dispensed"))
+    assert chain.custody.get(A).closed
+
+
 def test_a_regulator_or_the_codes_producer_recalls(chain):
     commission(chain, "farm", A)
     commission(chain, "slaughterhouse", B)
