@@ -62,6 +62,7 @@ def status_dict(st: services_pb2.StatusResponse, address: str) -> dict[str, Any]
                 "member": p.member,
                 "height": p.height,
                 "connected": p.connected,
+                "problem": p.problem,
             }
             for p in st.peers
         ],
@@ -72,6 +73,14 @@ def status_dict(st: services_pb2.StatusResponse, address: str) -> dict[str, Any]
         "validators_answering": st.validators_answering,
         "quorum": st.quorum,
     }
+
+
+def _syncing(info: dict[str, Any]) -> str:
+    """ ", syncing", with how far the peers are (QA-S: only --json told)."""
+    top = max((p["height"] for p in info["peers"] if p["connected"]), default=0)
+    if top > info["height"]:
+        return f", syncing (peers at height {top}, {top - info['height']} blocks ahead)"
+    return ", syncing"
 
 
 @app.command("status")
@@ -94,13 +103,25 @@ def status(
         f"height {info['height']}, log size {info['log_size']}, "
         f"head {info['head_hash'][:16] or '-'}, round {info['round']}, "
         f"mempool {info['mempool_size']}, peers {connected}/{len(info['peers'])} connected"
-        + (", syncing" if info["syncing"] else "")
+        + (_syncing(info) if info["syncing"] else "")
         + (
             f", idle (height {info['idle_height']} waits for records)"
             if info["idle_height"]
             else ""
         )
     )
+    refused = [p for p in info["peers"] if p["problem"]]
+    for p in refused:  # (QA-S: only the node's log said why it linked to no peer)
+        console.print(f"not linked: {p['problem']}", markup=False, soft_wrap=True)
+    if (
+        refused
+        and len(refused) == len(info["peers"])
+        and all("another chain" in p["problem"] for p in refused)
+    ):
+        console.print(
+            "every peer is on another chain: is this node's genesis file the consortium's?",
+            markup=False,
+        )
     if info["validators"]:  # (QA: nothing said the chain had lost its quorum)
         n, up, need = info["validators"], info["validators_answering"], info["quorum"]
         stalled = f", under the quorum of {need}: no block can commit" if up < need else ""

@@ -148,8 +148,12 @@ def map_rpc_error(err: grpc.RpcError, address: str) -> LedgerError:
     if m is not None:  # (QA: gRPC's words for a stream cut short, as "Stream removed (...)")
         details = m.group(1).lower()
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        what = "timed out" if code is grpc.StatusCode.DEADLINE_EXCEEDED else "is unreachable"
-        return NodeUnavailableError(f"node {address} {what}" + (f": {details}" if details else ""))
+        late = code is grpc.StatusCode.DEADLINE_EXCEEDED
+        what = "timed out" if late else "is unreachable"
+        hint = " (no answer in time: is it paused, hung or overloaded?)" if late else ""
+        return NodeUnavailableError(
+            f"node {address} {what}" + (f": {details}" if details else "") + hint
+        )  # (QA-S: a paused node's status said only "timed out: Deadline Exceeded")
     if code is grpc.StatusCode.UNIMPLEMENTED:  # a server, but not a Suyuan node (or older)
         return NodeUnavailableError(
             f"{address} does not answer as a Suyuan node of this version"

@@ -27,8 +27,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
+from consensus.messages import VoteType
+from consensus.signing import vote_sign_bytes
 from consensus.signstate import SignState
-from node import ports
+from node import ed25519, ports
 from node.chain import EXTRA_DBS
 from node.config import NodeConfig
 from node.errors import ConfigError, KeyFileError, LedgerError, StorageError
@@ -181,8 +183,9 @@ async def serve(config: NodeConfig, *, resync: bool = False) -> None:
     """Run the node of ``config`` until SIGTERM or SIGINT; ``resync``: its store was moved
     away on purpose and its earlier process is stopped (``node.twin``)."""
     genesis, key = check_start(config)
-    if ports.in_use(config.listen):  # (before the data folder is made: QA-Q, a node.lock
-        raise ConfigError(f"listen: {config.listen} is in use by another process")  # left)
+    problem = ports.bind_problem(config.listen)  # (before the data folder is made: QA-Q,
+    if problem:  # a node.lock left)
+        raise ConfigError(f"listen: {config.listen} {problem}{_running_here(config)}")
     lock = lock_data_dir(config.data_dir)  # before the store is opened or anything written
     try:
         await _serve(config, genesis, key, resync=resync)
@@ -193,6 +196,17 @@ async def serve(config: NodeConfig, *, resync: bool = False) -> None:
         ) from e
     finally:
         lock.close()
+
+
+def _running_here(config: NodeConfig) -> str:
+    """A hint when the data folder's own node holds the port (QA-S: a second start of a
+    running node was told only "port in use")."""
+    try:
+        pid = int((config.data_dir / "node.pid").read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return ""
+    return f" (data_dir {config.data_dir} names PID {pid}, running: is this node started already?)"
 
 
 def claim_data_dir(data_dir: Path, member: str) -> None:
@@ -224,6 +238,7 @@ async def _serve(
     store = Store.open(data_path(config), genesis.hash, extra_dbs=EXTRA_DBS)
     if new_store:
         log.info("data_dir %s held no store: a new one was made", config.data_dir)
+    _claim_store(config, genesis, key, store)
     # a validator that never signed from this store: is another process signing with its
     # key? (``node.twin``; asked of the peers now, and seen again in what it syncs)
     state = store.get_sign_state() if key.name in genesis.validators else None
@@ -293,6 +308,51 @@ async def _serve(
         if isinstance(failed, StorageError | ConfigError):  # exit 4 (storage), 2 (setup)
             raise type(failed)(f"node stopped: {failed}")
         raise LedgerError(f"node stopped: its consensus task failed ({failure})")
+
+
+def _claim_store(config: NodeConfig, genesis: Genesis, key: KeyPair, store: Store) -> None:
+    """A store is one member's node's (its sign state is that key's): refuse (closing it)
+    a store another member's node kept (QA-S: validator2's store copied under validator3's
+    folder started without a word, signing from validator2's sign state); claim an
+    unclaimed one."""
+    owner = store.owner()
+    if owner == key.name:
+        return
+    if owner:
+        store.close()
+        raise ConfigError(
+            f"data_dir: the store in {data_path(config)} is {owner!r}'s node's (its sign "
+            f"state is that key's), not {key.name!r}'s: each member's node keeps its own "
+            "store, never a copy of another's; move it away and start with --resync to "
+            "sync the log from the peers"
+        )
+    raw = store.get_sign_state()
+    if raw is not None and not _signed_by(SignState.from_bytes(raw), key, genesis):
+        store.close()  # (an unclaimed store of an earlier version, copied from another node)
+        raise ConfigError(
+            f"data_dir: the sign state of the store in {data_path(config)} was not signed "
+            f"with {key.name!r}'s key: the store is another validator's node's; each "
+            "member's node keeps its own store; move it away and start with --resync"
+        )
+    store.claim(key.name)
+
+
+def _signed_by(state: SignState, key: KeyPair, genesis: Genesis) -> bool:
+    """Whether the votes a sign state holds carry ``key``'s signatures (True if it holds
+    none, as after a proposal only)."""
+    votes = (
+        (VoteType.PREVOTE, state.prevote_round, state.prevote_hash, state.prevote_signature),
+        (VoteType.PRECOMMIT, state.precommit_round, state.precommit_hash,
+         state.precommit_signature),
+    )  # fmt: skip
+    for vtype, round_, block_hash, sig in votes:
+        if round_ < 0 or not sig:
+            continue
+        data = vote_sign_bytes(genesis.hash, genesis.chain_id, vtype, state.height, round_,
+                               block_hash)  # fmt: skip
+        if not ed25519.verify(key.public_key, data, sig):
+            return False
+    return True
 
 
 async def _refuse_a_twin(

@@ -858,6 +858,7 @@ class Node:
                     member=p.info.member,
                     height=p.info.height,
                     connected=p.info.responsive(now),
+                    problem=p.info.problem,
                 )
                 for p in self.peers
             ],

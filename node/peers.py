@@ -77,6 +77,7 @@ class PeerInfo:
     sent: int = 0
     dropped: int = 0
     answered: float = 0.0  # monotonic time of its last PeerStatus answer (``responsive``)
+    problem: str = ""  # why this node does not link to it (another chain...; "": none)
 
     def responsive(self, now: float) -> bool:
         """Linked, and answered a PeerStatus lately: a paused (hung) peer keeps its stream
@@ -303,9 +304,11 @@ class PeerLink:
                         log.log(level, "%s", problem)
                         self._problem = problem
                     self.info.connected = False
+                    self.info.problem = problem
                     await asyncio.sleep(REFUSED_RETRY_S)
                     continue
                 self._problem = ""
+                self.info.problem = ""
                 self.info.member = reply.member
                 self.info.height = reply.height
                 self.info.connected = True

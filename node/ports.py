@@ -10,6 +10,33 @@ import errno
 import socket
 
 
+def bind_problem(address: str) -> str:
+    """Why a server could not bind ``address`` now ("" if it could, or if the name does
+    not resolve: the server's own bind then reports it): "is in use by another process",
+    or the kernel's reason, e.g. an address no interface of this host has (QA-S: gRPC's C
+    core logged its own error line before the node's)."""
+    host, _, port = address.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    try:
+        infos = socket.getaddrinfo(
+            host, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except (OSError, ValueError, UnicodeError):
+        return ""
+    for family, kind, proto, _, sockaddr in infos:
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(sockaddr)
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    return "is in use by another process"
+                if e.errno == errno.EADDRNOTAVAIL:
+                    return "cannot be bound: no network interface of this host has that address"
+                return f"cannot be bound: {e.strerror or e}"
+    return ""
+
+
 def in_use(address: str) -> bool:
     """True iff something listens on ``address`` (``host:port``, ``[v6]:port``) now: a
     bind with ``SO_REUSEADDR``, as gRPC's own, fails with ``EADDRINUSE`` on an address the
@@ -34,4 +61,4 @@ def in_use(address: str) -> bool:
     return False
 
 
-__all__ = ["in_use"]
+__all__ = ["bind_problem", "in_use"]

@@ -30,7 +30,7 @@ from node.chain import EXTRA_DBS, ChainState, parse_trusted
 from node.errors import DamagedStoreError, LedgerError
 from node.genesis import Genesis
 from node.records import VerifiedRecord
-from node.store import Store
+from node.store import OWNER_KEY, Store
 from proto import types_pb2
 
 #: sub-databases compared byte for byte, with what they hold (for messages)
@@ -189,7 +189,10 @@ def _check_ids(report: CheckReport, store: Store, ids: list[bytes], first: int, 
 
 def _entries(store: Store, db: str) -> Iterator[tuple[bytes, bytes]]:
     with store._env.begin(db=store._dbs[db]) as txn, txn.cursor() as cur:
-        yield from cur.iternext(keys=True, values=True)
+        for key, value in cur.iternext(keys=True, values=True):
+            if db == "meta" and key == OWNER_KEY:
+                continue  # (node-local: which member's node keeps the store)
+            yield key, value
 
 
 def _compare(

@@ -100,6 +100,8 @@ MAX_RAW_KEY = 400  # longer nonce or code keys are replaced by a digest (LMDB ke
 DEFAULT_PAGE = 1000
 _CORE_DBS = ("meta", "sign", "blocks", "block_ends", "ids", "recent_ids", "nonces", "codes")
 _MERKLE_DB = "merkle"
+#: meta key naming the member whose node keeps the store (node-local: not in a replay)
+OWNER_KEY = b"member"
 
 _U64 = struct.Struct(">Q")
 _HEAD = struct.Struct(">Q32sQ32s")
@@ -220,8 +222,8 @@ def _check_index(value: int, what: str) -> None:
 def damaged(what: str) -> DamagedStoreError:
     """The error for stored data that is not what was committed (LMDB keeps no checksums)."""
     return DamagedStoreError(
-        f"store is damaged: {what} (a changed byte in data.mdb); stop this node and restore "
-        "its data folder from a healthy node's, or start it on an empty one to sync"
+        f"store is damaged: {what} (a changed byte in data.mdb); stop this node, move its "
+        "store away and start it with --resync (it syncs the log from its peers)"
     )
 
 
@@ -334,7 +336,7 @@ def _check_file_holds_pages(env: lmdb.Environment, p: Path) -> None:
     if size < need:  # (the caller closes ``env``)
         raise StorageError(
             f"store at {p} is corrupt: data.mdb holds {size} bytes, its pages need {need} "
-            "(a truncated copy?)"
+            "(a truncated copy?); move data.mdb away and start the node with --resync"
         )
 
 
@@ -395,7 +397,8 @@ class Store:
         if data.is_file() and data.stat().st_size == 0:  # (LMDB would take it as a new store)
             raise StorageError(
                 f"store at {p} is corrupt: data.mdb is empty (0 bytes; a truncated copy?); "
-                "to start a new store instead, move data.mdb away"
+                "move data.mdb away and start the node with --resync (a validator: without "
+                "it, one whose recent blocks carry its signature refuses a new store)"
             )
         if not data.exists():
             if not create:
@@ -419,6 +422,11 @@ class Store:
                 readahead=False,
                 meminit=False,
             )
+        except (lmdb.InvalidError, lmdb.CorruptedError, lmdb.PageNotFoundError) as e:
+            raise StorageError(  # (QA-S: "MDB_INVALID: File is not an LMDB file", no advice)
+                f"store at {p} is corrupt ({e}); move its data.mdb away and start the node "
+                "with --resync (it syncs the log from its peers)"
+            ) from e
         except lmdb.Error as e:
             raise StorageError(f"cannot open the store at {p}: {e}") from e
         try:
@@ -764,6 +772,17 @@ class Store:
     def get_sign_state(self) -> bytes | None:
         with self._read() as txn:
             return txn.get(b"state", db=self._dbs["sign"])
+
+    def owner(self) -> str:
+        """The member whose node keeps this store (its sign state is that key's); "" if
+        none claimed it yet (a new store, or one of an earlier version)."""
+        with self._read() as txn:
+            raw = txn.get(OWNER_KEY, db=self._dbs["meta"])
+        return raw.decode("utf-8", "replace") if raw is not None else ""
+
+    def claim(self, member: str) -> None:
+        """Record ``member`` as the store's owner (``owner``), durably."""
+        self._write(lambda txn: txn.put(OWNER_KEY, member.encode(), db=self._dbs["meta"]))
 
     def get_locked(self) -> bytes | None:
         """The last value ``put_sign_state`` recorded as locked on, or None."""

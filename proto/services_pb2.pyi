@@ -101,16 +101,18 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class PeerInfo(_message.Message):
-    __slots__ = ("address", "member", "height", "connected")
+    __slots__ = ("address", "member", "height", "connected", "problem")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     MEMBER_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
     address: str
     member: str
     height: int
     connected: bool
-    def __init__(self, address: _Optional[str] = ..., member: _Optional[str] = ..., height: _Optional[int] = ..., connected: _Optional[bool] = ...) -> None: ...
+    problem: str
+    def __init__(self, address: _Optional[str] = ..., member: _Optional[str] = ..., height: _Optional[int] = ..., connected: _Optional[bool] = ..., problem: _Optional[str] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
     __slots__ = ("chain_id", "genesis_hash", "member", "height", "log_size", "head_hash", "log_root", "round", "mempool_size", "peers", "syncing", "version", "idle_height", "validators", "validators_answering", "quorum")

@@ -195,6 +195,9 @@ def test_a_stream_cut_short_is_said_plainly() -> None:
         Cut(grpc.StatusCode.DEADLINE_EXCEEDED, "Stream removed (Deadline Exceeded)"), "h:1"
     )
     assert isinstance(err, NodeUnavailableError)
-    assert str(err) == "node h:1 timed out: deadline exceeded"
+    assert str(err) == (
+        "node h:1 timed out: deadline exceeded (no answer in time: is it paused, hung or "
+        "overloaded?)"
+    )
     err = map_rpc_error(Cut(grpc.StatusCode.UNAVAILABLE, "Stream removed (Socket closed)"), "h:1")
     assert str(err) == "node h:1 is unreachable: socket closed"

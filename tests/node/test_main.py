@@ -242,6 +242,35 @@ def test_a_taken_listen_port_is_one_line_naming_it(tmp_path: Path) -> None:
     assert not (data / "node.lock").exists()
 
 
+def test_an_address_of_no_interface_and_a_running_node_are_named(tmp_path: Path) -> None:
+    # QA-S: gRPC's C core logged its own error line before the node's one line; a second
+    # start of a running node was told only "port in use"
+    import os
+
+    from tests.cli.helpers import suyuan
+
+    cfg = tmp_path / "node.toml"
+    cfg.write_text(_setup(tmp_path, listen="192.0.2.1:38050").to_toml())  # (TEST-NET-1)
+    run = suyuan("node", "start", "--config", str(cfg), cwd=tmp_path)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().splitlines() == [
+        "error: listen: 192.0.2.1:38050 cannot be bound: no network interface of this host "
+        "has that address"
+    ]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        addr = f"127.0.0.1:{taken.getsockname()[1]}"
+        setup = _setup(tmp_path, listen=addr)
+        setup.data_dir.mkdir(parents=True, exist_ok=True)
+        (setup.data_dir / "node.pid").write_text(f"{os.getpid()}\n")  # (a live process)
+        err = _refusal(setup)
+    assert str(err) == (
+        f"listen: {addr} is in use by another process (data_dir {setup.data_dir} names PID "
+        f"{os.getpid()}, running: is this node started already?)"
+    )
+
+
 def test_a_read_only_data_folder_is_a_storage_error_exit_4(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -70,3 +70,52 @@ def test_a_node_that_dials_itself_under_another_address_is_told_so_and_not_stopp
     level, why = PeerLink._refusal(me, reply, NONCE)  # type: ignore[arg-type]
     assert "is this very node" in why
     assert level == logging.WARNING  # it goes on: not an ERROR (QA: that misled)
+
+
+def test_status_names_a_peer_on_another_chain(tmp_path) -> None:
+    """QA-S: a node started with the wrong genesis linked to no peer, and `node status`
+    showed only a lost quorum; the reason was in its log alone. The peer's problem is now
+    in the status answer and the CLI's status lines."""
+    import asyncio
+
+    from proto import services_pb2 as spb
+    from tests.fixtures import genesis
+    from tests.node.livenode import config, live_node, run, solo_genesis
+
+    async def body() -> None:
+        async with live_node(config(tmp_path / "b", "v0"), solo_genesis()) as other:
+            cfg = config(tmp_path / "a", "v1", peers=[other.address])
+            async with live_node(cfg, genesis()) as live:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 20
+                while True:  # bounded: the link's first attempt refuses the peer
+                    st = await live.stub.Status(spb.StatusRequest(), timeout=5)
+                    if st.peers and st.peers[0].problem:
+                        break
+                    assert loop.time() < deadline, "the peer's problem was never reported"
+                    await asyncio.sleep(0.05)  # poll the condition until the deadline
+                assert st.peers[0].address == other.address
+                assert not st.peers[0].connected
+                assert "is on another chain" in st.peers[0].problem
+
+    run(body)
+
+
+def test_the_status_command_prints_the_peers_problems(monkeypatch, capsys) -> None:
+    from cli import node_cmd
+    from tests.cli.helpers import StubClient
+
+    problem = "peer 127.0.0.1:9 is on another chain (genesis 00..., this node's 01...)"
+
+    class Client(StubClient):
+        def status(self) -> services_pb2.StatusResponse:
+            return services_pb2.StatusResponse(
+                chain_id="c", member="v1", height=0, validators=4, validators_answering=1,
+                quorum=3, peers=[services_pb2.PeerInfo(address="127.0.0.1:9", problem=problem)],
+            )  # fmt: skip
+
+    monkeypatch.setattr(node_cmd, "LedgerClient", Client)
+    node_cmd.status(node="127.0.0.1:1", timeout=5.0, as_json=False)
+    out = capsys.readouterr().out
+    assert f"not linked: {problem}" in out
+    assert "every peer is on another chain: is this node's genesis file the consortium's?" in out

@@ -632,3 +632,19 @@ def test_a_version_2_store_is_upgraded_in_place(tmp_path: Path) -> None:
     with env.begin(db=env.open_db(b"meta")) as txn:
         assert txn.get(b"version") == (3).to_bytes(4, "big")
     env.close()
+
+
+def test_a_damaged_header_page_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    # QA-S: XOR of 64 bytes at offset 16 of data.mdb: "cannot open the store at ...:
+    # MDB_INVALID: File is not an LMDB file", and no word on what to do
+    path = tmp_path / "db"
+    with Store.open(path, GENESIS) as s:
+        fill(s, seed=3, blocks=2, max_records=20)
+    with open(path / "data.mdb", "r+b") as f:
+        for offset in (16, 4096 + 16):  # both meta pages
+            f.seek(offset)
+            chunk = f.read(64)
+            f.seek(offset)
+            f.write(bytes(b ^ 0xFF for b in chunk))
+    with pytest.raises(StorageError, match=r"is corrupt .*; move its data.mdb away and start"):
+        Store.open(path, GENESIS, create=False)
