@@ -200,13 +200,22 @@ def offer(
         time_ms=rec.time_ms,
         selling=selling,
     )
+    contents = _contents(node, [*(codes or []), *(lot or [])])
+    if contents:  # (QA-R: the sender could empty a case between its offer and the accept)
+        rec = make_record(
+            g, k.name, event, category=category, handoff_to=to,
+            attributes={CONTENTS_ATTRIBUTE: contents},
+        )  # fmt: skip
     env = sign_record(rec, k)
     write_text_atomic(out, env.to_json())
     if as_json:  # (DESIGN.md: a command that reads a node takes --json; QA)
         print_json({"record_id": env.record_id.hex(), "from": k.name, "to": to,
-                    "codes": rec.codes(), "file": str(out)})  # fmt: skip
+                    "codes": rec.codes(), "contents": contents, "file": str(out)})  # fmt: skip
     else:
         console.print(f"offer {env.record_id.hex()} from {k.name} to {to} -> {out}")
+        for container, inside in contents.items():
+            console.print(f"  {safe(container)} holds {counted(len(inside), 'code')}",
+                          markup=False)  # fmt: skip
 
 
 def _category_of(node: str | None, code: str) -> str:
@@ -363,6 +372,66 @@ def _recalled_in(packed: list[services_pb2.TraceNode]) -> str:
     return next((n.code for n in packed if n.recalled and n.status != "closed"), "")
 
 
+#: the offer's attribute listing what each offered container holds (canonical codes, at
+#: any depth), so that the receiver accepts what was offered (``accept`` compares)
+CONTENTS_ATTRIBUTE = "offered_contents"
+_CONTENTS_MAX = 1000  # codes read per container (``_packed``): larger contents go unlisted
+
+
+def _contents(node: str | None, codes: list[str]) -> dict[str, list[str]]:
+    """{container: the codes it holds now, sorted} for each offered code holding any (asked
+    of the node; {} offline, or for a container holding more than ``_CONTENTS_MAX``)."""
+    try:
+        target = resolve_node(node)
+    except InputError:
+        return {}
+    out: dict[str, list[str]] = {}
+    try:
+        with LedgerClient(target.address, timeout=10) as client:
+            for code in map(normalize_code, codes):  # (as the trace names them)
+                inside = sorted(n.code for n in _packed(client, code))
+                if inside and len(inside) < _CONTENTS_MAX:
+                    out[code] = inside
+    except (NodeUnavailableError, NotFoundError):
+        return {}
+    return out
+
+
+def _check_contents(node: str | None, offered: Any) -> dict[str, list[str]]:
+    """Refuse (rule handoff-contents, exit 1) an accept of a container whose contents
+    changed since the offer listed them; returns them. Not checked offline (no node)."""
+    if not isinstance(offered, dict):
+        return {}
+    listed = {c: sorted(v) for c, v in offered.items() if isinstance(c, str) and
+              isinstance(v, list) and all(isinstance(x, str) for x in v)}  # fmt: skip
+    now = _contents(node, list(listed))
+    for container, was in listed.items():
+        got = now.get(container, [])
+        if got != was:
+            gone = sorted(set(was) - set(got))
+            joined = sorted(set(got) - set(was))
+            parts = ([f"{counted(len(gone), 'code')} left it ({', '.join(gone[:3])}"
+                      f"{', ...' if len(gone) > 3 else ''})"] if gone else []) + (
+                     [f"{counted(len(joined), 'code')} joined it ({', '.join(joined[:3])}"
+                      f"{', ...' if len(joined) > 3 else ''})"] if joined else [])  # fmt: skip
+            raise RuleError(
+                "handoff-contents",
+                f"accept: {container} no longer holds what the offer listed: "
+                f"{' and '.join(parts)} since the offer was signed; ask the sender for a new "
+                "offer",
+                container,
+            )
+    return listed
+
+
+def _committed(node: str | None, record_id: bytes) -> bool:
+    try:
+        with LedgerClient(resolve_node(node).address, timeout=10) as client:
+            return client.get_record(record_id).info.height > 0
+    except (InputError, NotFoundError, NodeUnavailableError):
+        return False
+
+
 def _packed(client: LedgerClient, container: str) -> list[services_pb2.TraceNode]:
     """The codes ``container`` holds now, at any depth of packing (read once for the held
     and the recalled checks; QA re-check: a sale offer of a case of held tins was signed).
@@ -412,6 +481,13 @@ def accept(
         )
     both = cosign(env, k) if k.name not in env.signers() else env
     verify_envelope(both, g)
+    attrs = v.record.attributes or {}
+    try:
+        contents = _check_contents(node, attrs.get(CONTENTS_ATTRIBUTE))
+    except RuleError:
+        if not _committed(node, both.record_id):  # (a retry after it committed answers)
+            raise
+        contents = {}
     if out is not None:
         write_text_atomic(out, both.to_json())
     target = resolve_node(node)
@@ -427,6 +503,7 @@ def accept(
         "from": v.record.author,
         "to": k.name,
         "codes": v.record.codes(),
+        "contents": contents,
         "committed": resp.committed,
     }
     if resp.committed:
@@ -451,6 +528,9 @@ def accept(
         console.print(
             f"  {counted(len(codes), 'code')}: {shown}{more}", markup=False, soft_wrap=True
         )
+        for container, inside in contents.items():
+            console.print(f"  {safe(container)} holds {counted(len(inside), 'code')}, as "
+                          "offered", markup=False)  # fmt: skip
 
 
 @app.command("withdraw")

@@ -826,3 +826,33 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     assert (again["record_id"], again["already_committed"]) == (got["record_id"], True)
     line = cli.refused(1, "record", "declare", rec_id, "--key", cli.key("regulator"))
     assert "already declared in error" in line
+
+
+def test_an_offer_lists_a_containers_contents_and_the_accept_holds_it_to_them(
+    testnet4,  # noqa: F811
+    tmp_path,
+):
+    # QA-R: the sender unpacked two of a case's three packs after its offer, and the
+    # receiver's accept took on the lighter case without a word
+    cli = Cli(testnet4, tmp_path)
+    x1, x2 = (f"{SG}:6903456.055555.{n}" for n in (1, 2))
+    case = "urn:epc:id:sscc:6903456.0000000555"
+    cli.submit_wait("processor", commission(x1, x2, case, day=6))
+    cli.submit_wait("processor", aggregate("ADD", case, [x1, x2], "packing", 6))
+    offer = tmp_path / "case.json"
+    at = when(6, 20)["eventTime"]
+    got = cli.json("handoff", "offer", case, "--key", cli.key("processor"), "--to",
+                   "distributor", "--out", str(offer), "--time", at)  # fmt: skip
+    assert got["contents"] == {normalize_code(case): sorted(canon(x1, x2))}
+    cli.submit_wait("processor", aggregate("DELETE", case, [x1], "unpacking", 7))
+    line = cli.refused(1, "handoff", "accept", str(offer), "--key", cli.key("distributor"))
+    assert "rule handoff-contents:" in line, line
+    assert f"1 code left it ({normalize_code(x1)})" in line, line
+    assert cli.custodian(case) == "processor"
+    again = tmp_path / "case2.json"
+    cli.ok("handoff", "offer", case, "--key", cli.key("processor"), "--to", "distributor",
+           "--out", str(again), "--time", when(7, 20)["eventTime"])  # fmt: skip
+    out = cli.ok("handoff", "accept", str(again), "--key", cli.key("distributor"), "--wait")
+    assert f"{normalize_code(case)} holds 1 code, as offered" in out
+    assert cli.custodian(x2) == "distributor"
+    assert cli.custodian(x1) == "processor"
