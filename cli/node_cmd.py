@@ -132,6 +132,14 @@ def status(
 def check(
     config: Annotated[Path, typer.Option("--config", help="The stopped node's TOML config file.")],
     limit: Annotated[int, typer.Option("--limit", min=1, help="Differences to show at most.")] = 20,
+    scratch: Annotated[
+        Path | None,
+        typer.Option(
+            "--scratch",
+            help="Folder for the replayed store (as large as the store; default: the data "
+            "folder). Removed after.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Check a stopped node's store: replay its log and compare every index with the replay.
@@ -139,9 +147,9 @@ def check(
     Every block's certificate is checked against the genesis and its records, chain link and
     log root are checked again; the code states, trace links, code histories, record ids,
     nonces, eventIDs and Merkle nodes of the store must equal those of the replay (made in
-    a scratch folder in the data folder, removed after). Exit 4 if they differ or a block
-    is damaged: resync the node (README: Design notes, upgrading the rules). The node must
-    be stopped.
+    a scratch folder in the data folder, or --scratch, removed after). Exit 4 if they
+    differ or a block is damaged: resync the node (README: Design notes, upgrading the
+    rules). The node must be stopped.
     """
     import sys
 
@@ -160,13 +168,16 @@ def check(
         raise ConfigError(f"genesis: {e}") from e
     if not (data_path(cfg) / "data.mdb").is_file():
         raise ConfigError(f"data_dir: {cfg.data_dir} holds no store to check")
+    parent = scratch if scratch is not None else cfg.data_dir
+    if not parent.is_dir():
+        raise ConfigError(f"--scratch: {parent} is not a folder")
     lock = lock_data_dir(cfg.data_dir)  # (a running node holds it: stop it first)
     try:
-        remove_stale_scratch(cfg.data_dir)
+        remove_stale_scratch(parent)
         with Store.open(data_path(cfg), g.hash, create=False, extra_dbs=EXTRA_DBS) as store:
             top = store.head().height
             if as_json or not sys.stdout.isatty():
-                report = check_store(store, g, scratch_parent=cfg.data_dir, limit=limit)
+                report = check_store(store, g, scratch_parent=parent, limit=limit)
             else:
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -184,7 +195,7 @@ def check(
                         bar.update(task, completed=height, records=records)
 
                     report = check_store(
-                        store, g, scratch_parent=cfg.data_dir, limit=limit, on_block=tick
+                        store, g, scratch_parent=parent, limit=limit, on_block=tick
                     )
     finally:
         lock.close()

@@ -40,6 +40,7 @@ from node.keys import KeyPair, load_key_file
 from node.node import Node, data_path
 from node.peers import GRPC_OPTIONS
 from node.service import LedgerService, PeerService
+from node.statecheck import remove_stale_scratch
 from node.store import Store, free_space
 from node.twin import old_store_refusal, recent_own_signature, twin_refusal
 from proto import services_pb2_grpc
@@ -233,6 +234,8 @@ async def _serve(
     config: NodeConfig, genesis: Genesis, key: KeyPair, *, resync: bool = False
 ) -> None:
     claim_data_dir(config.data_dir, key.name)
+    for gone in remove_stale_scratch(config.data_dir):  # (review: a killed check's copy)
+        log.warning("removed %s, left by an interrupted `suyuan node check`", gone)
     tune_gc()
     new_store = not (data_path(config) / "data.mdb").exists()
     store = Store.open(data_path(config), genesis.hash, extra_dbs=EXTRA_DBS)
@@ -254,7 +257,8 @@ async def _serve(
     server = grpc.aio.server(
         options=[*GRPC_OPTIONS, ("grpc.so_reuseport", 0)], interceptors=[MalformedRequests()]
     )
-    services_pb2_grpc.add_LedgerServicer_to_server(LedgerService(node), server)
+    ledger = LedgerService(node)
+    services_pb2_grpc.add_LedgerServicer_to_server(ledger, server)
     services_pb2_grpc.add_PeerServicer_to_server(PeerService(node), server)
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -299,6 +303,7 @@ async def _serve(
         logging.getLogger("grpc._cython.cygrpc").addFilter(_not_cancelled)
         await health_servicer.enter_graceful_shutdown()
         await server.stop(grace=1.0)
+        ledger.close()
         await node.stop()
         store.close()
         with contextlib.suppress(FileNotFoundError):

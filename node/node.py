@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -433,13 +433,15 @@ class Node:
                 block, dropped = await loop.run_in_executor(None, build, taken)
             except InputError:
                 raise
-            except Exception:  # a rule's bug on some record: propose an empty block rather
-                # than nothing (review: the task ended without a word, and this validator
-                # proposed nothing while the record stayed in its pool)
+            except Exception:  # a rule's bug on some record (review: the task ended without
+                # a word, and this validator proposed nothing while the record stayed in its
+                # pool): find the records the build fails on, one by one, drop them, and
+                # propose the rest
                 log.exception(
-                    "building block %d round %d failed; proposing it empty", height, round_
-                )
-                block, dropped = await loop.run_in_executor(None, build, [])
+                    "building block %d round %d failed; finding the records it fails on",
+                    height, round_,
+                )  # fmt: skip
+                block, dropped = await loop.run_in_executor(None, self._build_around, build, taken)
         except InputError as e:  # the head moved meanwhile (a sync): this slot has passed
             log.info("not proposing height %d round %d: %s", height, round_, e)
             return
@@ -452,6 +454,35 @@ class Node:
             self.mempool.remove(d.record_id for d in dropped)
             self._rebuild_pending_view()
         self.events.put_nowait(ProposalValue(height, round_, block))
+
+    def _build_around(
+        self,
+        build: Callable[[list[Pending]], tuple[types_pb2.Block, list[Dropped]]],
+        taken: list[Pending],
+    ) -> tuple[types_pb2.Block, list[Dropped]]:
+        """``build`` over the candidates it does not fail on, each tried alone first (a
+        worker thread; bounded by the block's candidates); the ones it fails on are
+        dropped, refused as records that cannot be checked."""
+        bad: list[Dropped] = []
+        good: list[Pending] = []
+        for p in taken:
+            try:
+                build([p])
+            except InputError:
+                raise  # (the head moved: this slot has passed)
+            except Exception as e:  # (the bug is logged once, by the caller)
+                err = InputError(f"record: cannot be checked ({type(e).__name__}: {e})")
+                bad.append(Dropped(p.record_id, err))
+            else:
+                good.append(p)
+        try:
+            block, dropped = build(good)
+        except InputError:
+            raise
+        except Exception:  # (only together do they fail: propose none of them)
+            block, dropped = build([])
+            dropped = [Dropped(p.record_id, InputError("record: cannot be checked")) for p in good]
+        return block, bad + dropped
 
     # ------------------------------------------------------------------ admission
 
@@ -683,9 +714,11 @@ class Node:
         if key in self.evidence:
             return
         kind, who, height, round_, _ = key
-        if self._evidence_held(who) >= EVIDENCE_PER_VALIDATOR:
+        own = self.is_validator and who == self.key.name and height >= self._first_height
+        if not own and self._evidence_held(who) >= EVIDENCE_PER_VALIDATOR:
             return  # (review: a Byzantine validator's stream of self-made pairs filled memory
-            # and disk; a few pairs prove it faulty as well as thousands)
+            # and disk; a few pairs prove it faulty as well as thousands. Evidence against
+            # this node's own key is never dropped: it stops the node, below)
         self.evidence[key] = ev
         log.warning(
             "equivocation evidence against %s: two %ss signed at height %d round %d",
@@ -700,7 +733,7 @@ class Node:
             item = evidence_item(ev)
             for p in self.peers:
                 p.send_evidence(item)
-        if self.is_validator and who == self.key.name and height >= self._first_height:
+        if own:
             # This process signs each height and round once (its sign state), so the other
             # signature is another process's with this key: a standby or a copied data folder
             # that never dialled this one (``PeerLink`` catches one that does).
@@ -720,7 +753,9 @@ class Node:
             key = evidence_key(ev)
         except Exception:  # malformed evidence from the network is ignored
             return
-        if key in self.evidence or self._evidence_held(key[1]) >= EVIDENCE_PER_VALIDATOR:
+        if key in self.evidence or (
+            key[1] != self.key.name and self._evidence_held(key[1]) >= EVIDENCE_PER_VALIDATOR
+        ):
             return
         if verify_evidence(ev, self.chain.validators, self.genesis.hash, self.genesis.chain_id):
             self._add_evidence(ev, gossip=False)
@@ -763,8 +798,8 @@ class Node:
             self.syncing = False
 
     def check_own_signature(self, header: bytes, cert: types_pb2.CommitCertificate) -> None:
-        """A validator without sign state that syncs a certified block it proposed or
-        precommitted: another process signed it with this key. Without ``--resync`` the
+        """A validator without sign state that syncs a certified block it precommitted:
+        another process signed it with this key. Without ``--resync`` the
         node stops before it signs (``node.twin``: a twin may still be signing; QA); with
         it, that was this node's earlier run (a resync), and it is said once. A new
         consortium's nodes sign nothing before their store exists, so they are not
@@ -772,12 +807,11 @@ class Node:
         if not self.new_store:
             return
         me = self.key.name
-        if any(s.validator == me for s in cert.signatures):
-            what = "precommit"
-        elif types_pb2.BlockHeader.FromString(header).proposer == me:
-            what = "proposal"
-        else:
+        # (a precommit only: the certificate's signatures are verified, and a header's
+        # proposer field is signed by no one, so a faulty proposer could name this one)
+        if not any(s.validator == me for s in cert.signatures):
             return
+        what = "precommit"
         self.new_store = False
         if not self.resync:
             self.fatal(

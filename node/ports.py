@@ -23,17 +23,23 @@ def bind_problem(address: str) -> str:
         )
     except (OSError, ValueError, UnicodeError):
         return ""
+    problems: list[str] = []
     for family, kind, proto, _, sockaddr in infos:
-        with socket.socket(family, kind, proto) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
+        try:
+            with socket.socket(family, kind, proto) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 s.bind(sockaddr)
-            except OSError as e:
-                if e.errno == errno.EADDRINUSE:
-                    return "is in use by another process"
-                if e.errno == errno.EADDRNOTAVAIL:
-                    return "cannot be bound: no network interface of this host has that address"
-                return f"cannot be bound: {e.strerror or e}"
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return "is in use by another process"
+            if e.errno == errno.EADDRNOTAVAIL:
+                problems.append("no network interface of this host has that address")
+            else:
+                problems.append(e.strerror or str(e))
+    # gRPC serves if one of the names' addresses binds (review: "localhost" with an IPv6
+    # ::1 that the host cannot bind, as in many containers)
+    if problems and len(problems) == len(infos):
+        return f"cannot be bound: {problems[0]}"
     return ""
 
 

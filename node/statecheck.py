@@ -8,7 +8,9 @@ one's certificate verified against the genesis, through the sync path (``ChainSt
 the two stores entry by entry. A resync of the node from its peers would build exactly the
 replayed store, so any difference is damage (or rules upgraded in place; see the README).
 
-Invariants: the checked store is only read; the scratch store is removed whatever happens;
+Invariants: the checked store is opened and brought up to this version as a node's start
+would (a format-2 store upgraded, eventIDs of an earlier version indexed: ``catch_up``),
+and otherwise only read; the scratch store is removed whatever happens;
 the sign state (the node's own) is not compared; record ids are compared as the mapping
 the store answers with (``ids`` plus the ids its sweep has not written yet), which does
 not depend on when the store was upgraded from format 2.
@@ -26,6 +28,7 @@ from typing import Any
 
 from consensus.certificate import require_certificate
 from consensus.messages import block_hash_of
+from node import event_ids
 from node.chain import EXTRA_DBS, ChainState, parse_trusted
 from node.errors import DamagedStoreError, LedgerError
 from node.genesis import Genesis
@@ -130,6 +133,7 @@ def check_store(
     """
     t0 = time.monotonic()
     report = CheckReport()
+    event_ids.catch_up(store)  # (as a node's start: else an earlier version's store differs)
     scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=scratch_parent))
     try:
         with Store.open(scratch, genesis.hash, extra_dbs=EXTRA_DBS) as replay:

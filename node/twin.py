@@ -65,25 +65,31 @@ def twin_refusal(found: str, member: str) -> str:
 async def _signed_at(
     address: str, genesis: Genesis, vs: ValidatorSet, member: str, above: int = 0
 ) -> tuple[str, int | None]:
-    """(``address``, the latest of the peer's last ``DEPTH`` blocks that ``member`` signed:
-    a precommit in its certificate, or its proposal; 0 if none; None if the peer is not on
-    this chain or does not answer). A block counts only with a header and certificate that
-    verify against the genesis (review: a faulty peer could otherwise forge a signature
-    and keep a validator from starting)."""
+    """(``address``, the latest block that ``member`` precommitted among the peer's last
+    ``DEPTH`` blocks and, when ``above`` is given, the ``DEPTH`` blocks just above it; 0
+    if none; None if the peer is not on this chain or does not answer).
+
+    Only a precommit signature in a certificate that verifies against the genesis counts
+    (review: a faulty peer could otherwise forge one; and a header's ``proposer`` field is
+    signed by no one, so a faulty proposer could name another validator there and keep it
+    from starting). The blocks just above ``above`` catch a store restored from a backup
+    after the chain has moved on more than ``DEPTH`` blocks (review)."""
     async with grpc.aio.insecure_channel(address, options=GRPC_OPTIONS) as channel:
         stub = services_pb2_grpc.LedgerStub(channel)
         try:
             st = await stub.Status(services_pb2.StatusRequest(), timeout=CALL_TIMEOUT_S)
             if st.genesis_hash != genesis.hash:
                 return address, None
-            for height in range(st.height, max(st.height - DEPTH, above), -1):
+            latest = range(st.height, max(st.height - DEPTH, above), -1)
+            just_above = range(min(above + DEPTH, st.height), above, -1) if above else range(0)
+            for height in sorted({*latest, *just_above}, reverse=True):
                 req = services_pb2.GetCheckpointRequest(height=height)
                 cp: types_pb2.Checkpoint = await stub.GetCheckpoint(req, timeout=CALL_TIMEOUT_S)
                 try:
                     got = check_certified_header(bytes(cp.header), cp.certificate, genesis, vs)
                 except LedgerError:
                     continue  # (not evidence of anything)
-                if member in got.signers or got.header.proposer == member:
+                if member in got.signers:
                     return address, height
         except grpc.aio.AioRpcError:
             return address, None

@@ -90,3 +90,21 @@ def test_evidence_that_cannot_be_written_is_kept_and_logged(
     assert ("vote", "v2", 3, 0, int(VoteType.PREVOTE)) in node.evidence
     assert node.failure is None or not node.failure.done()
     assert "evidence not written" in caplog.text
+
+
+def test_evidence_against_the_nodes_own_key_is_never_dropped(node: Node) -> None:
+    # review: 16 lines of an earlier twin incident against v0, reloaded, made a new twin's
+    # equivocation fall under the bound, and the node went on signing
+    import asyncio
+
+    async def body() -> None:
+        node.failure = asyncio.get_running_loop().create_future()
+        node._first_height = 100
+        for h in range(1, EVIDENCE_PER_VALIDATOR + 1):  # the old incident's (before 100)
+            node.on_peer_evidence(_evidence("v0", h))
+        assert not node.failure.done()
+        node.on_peer_evidence(_evidence("v0", 150))  # a twin signing now
+        assert node.failure.done()
+        assert "another process signs with it" in str(node.failure.result())
+
+    asyncio.run(body())

@@ -191,3 +191,34 @@ def test_the_command_refuses_a_running_nodes_store(tmp_path: Path) -> None:
     res = suyuan("node", "check", "--config", str(empty), cwd=tmp_path)
     assert res.returncode == 2
     assert "holds no store to check" in res.stderr
+
+
+def test_a_scratch_folder_elsewhere_and_a_killed_checks_copy_removed_at_start(
+    tmp_path: Path,
+) -> None:
+    # review: the scratch copy always shared the node's disk, and one a killed check left
+    # stayed until the next check
+    from node.main import claim_data_dir
+    from node.statecheck import remove_stale_scratch
+
+    b = _chain(tmp_path / "data" / "store")
+    b.close()
+    cfg = tmp_path / "node.toml"
+    (tmp_path / "genesis.json").write_text(b.genesis.to_json())
+    cfg.write_text(
+        'member = "v0"\nkey_file = "v0.key"\ngenesis = "genesis.json"\n'
+        'data_dir = "data"\nlisten = "127.0.0.1:1"\n'
+    )
+    elsewhere = tmp_path / "big-disk"
+    elsewhere.mkdir()
+    ok = suyuan("node", "check", "--config", str(cfg), "--scratch", str(elsewhere), cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert list(elsewhere.iterdir()) == []
+    bad = suyuan("node", "check", "--config", str(cfg), "--scratch", "nowhere", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "--scratch: nowhere is not a folder" in bad.stderr
+    left = tmp_path / "data" / f"{SCRATCH_PREFIX}killed"
+    left.mkdir()
+    claim_data_dir(tmp_path / "data", "v0")
+    assert remove_stale_scratch(tmp_path / "data") == [left]  # (what node start calls)
+    assert not left.exists()

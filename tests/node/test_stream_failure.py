@@ -54,38 +54,78 @@ def test_a_failed_batch_ends_the_stream_with_its_status(tmp_path: Path, fails_wi
     run(body)
 
 
-def test_a_proposal_that_cannot_be_built_is_proposed_empty(tmp_path: Path, caplog) -> None:
+def test_a_record_the_build_fails_on_is_dropped_and_the_rest_commit(tmp_path: Path, caplog) -> None:
     """Review: an exception other than ``InputError`` from ``build_block`` (a rule's bug on a
     pending record) ended the proposal task without a word, and the validator proposed
-    nothing. It now logs it and proposes an empty block, so the chain goes on."""
+    nothing; a first mend proposed empty blocks, for ever, with the record still at the
+    head of the pool. The records the build fails on are now found one by one and dropped
+    (their senders told), and the rest commit."""
     import asyncio
+    import logging
 
     from tests.node.livenode import solo_genesis
 
+    caplog.set_level(logging.INFO, logger="suyuan.node")
     g = solo_genesis()
 
     async def body() -> None:
         async with live_node(config(tmp_path, "v0"), g) as live:
             node = live.node
             real = node.chain.build_block
+            bug = signed(g, "urn:x:bug")
 
             def build(height, round_, proposer, cands, *a, **kw):
-                if cands:
+                if any(pb.payload == bug.payload for pb, _ in cands):
                     raise TypeError("a rule's bug")
                 return real(height, round_, proposer, cands, *a, **kw)
 
             node.chain.build_block = build  # type: ignore[method-assign,assignment]
-            await live.stub.Submit(
-                services_pb2.SubmitRequest(envelope=signed(g, "urn:x:bug")), timeout=10
-            )
-            start = node.store.head().height
+            await live.stub.Submit(services_pb2.SubmitRequest(envelope=bug), timeout=10)
+            good = signed(g, "urn:x:fine")
+            await live.stub.Submit(services_pb2.SubmitRequest(envelope=good), timeout=10)
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 30
-            while node.store.head().height < start + 2:
-                assert loop.time() < deadline, "no block was committed"
+            while node.store.head().log_size < 1:
+                assert loop.time() < deadline, "the good record was not committed"
                 await asyncio.sleep(0.05)  # poll the condition until the deadline
-            assert node.store.head().log_size == 0  # the blocks were empty
-            assert len(node.mempool) == 1  # the record waits (its rule's bug is logged)
+            assert node.store.head().log_size == 1
+            assert len(node.mempool) == 0  # the bad one dropped, not proposed for ever
+            assert node.store.get_envelope(_rid(good)) is not None
 
     run(body)
-    assert "failed; proposing it empty" in caplog.text
+    assert "finding the records it fails on" in caplog.text
+    assert "cannot be checked (TypeError: a rule's bug)" in caplog.text
+
+
+def _rid(pb) -> bytes:
+    import hashlib
+
+    return hashlib.sha256(pb.payload).digest()
+
+
+def test_trace_queries_run_in_their_own_threads(tmp_path: Path, monkeypatch) -> None:
+    """Review: trace pages ran in the event loop's default executor, where the consensus
+    work (sign state, validation, commit) queues too; a burst of queries delayed a commit
+    by seconds. They run in the service's own read threads."""
+    import threading
+
+    from node import trace
+
+    seen: list[str] = []
+    real = trace.trace_forward
+
+    def spy(*a, **kw):
+        seen.append(threading.current_thread().name)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(trace, "trace_forward", spy)
+
+    async def body() -> None:
+        async with live_node(config(tmp_path, "v1"), G) as live:
+            req = services_pb2.TraceRequest(code="urn:x:nothing")
+            err = await rpc_error(live.stub.TraceForward(req, timeout=10))
+            assert err.code() == grpc.StatusCode.NOT_FOUND
+
+    run(body)
+    assert len(seen) == 1
+    assert seen[0].startswith("suyuan-reads")
