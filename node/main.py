@@ -246,10 +246,9 @@ async def _serve(
     # key? (``node.twin``; asked of the peers now, and seen again in what it syncs)
     state = store.get_sign_state() if key.name in genesis.validators else None
     unsigned = key.name in genesis.validators and state is None
-    if unsigned and not resync and config.peers:
-        await _refuse_a_twin(config, genesis, key, store, new_store)
-    elif state is not None and not resync and config.peers:
-        await _refuse_an_old_store(config, genesis, key, store, SignState.from_bytes(state))
+    if key.name in genesis.validators and not resync and config.peers:
+        signed = SignState.from_bytes(state) if state is not None else None
+        await _refuse_if_signed_since(config, genesis, key, store, signed, new_store=new_store)
     node = Node(config, genesis, key, store)
     node.resync = resync
     node.new_store = unsigned
@@ -360,14 +359,24 @@ def _signed_by(state: SignState, key: KeyPair, genesis: Genesis) -> bool:
     return True
 
 
-async def _refuse_a_twin(
-    config: NodeConfig, genesis: Genesis, key: KeyPair, store: Store, new_store: bool
+async def _refuse_if_signed_since(
+    config: NodeConfig,
+    genesis: Genesis,
+    key: KeyPair,
+    store: Store,
+    state: SignState | None,
+    *,
+    new_store: bool = False,
 ) -> None:
-    """Raise ``ConfigError`` if a peer's recent blocks carry this validator's signature
-    (``node.twin``), closing ``store`` first and removing it if this start made it
-    (``new_store``), so nothing is left behind."""
+    """Raise ``ConfigError`` if a peer's recent blocks carry this validator's precommit
+    above what its store has signed (``node.twin``): with no sign state (``state`` None),
+    another process signs with its key or its store was moved away for a resync; with one,
+    the store is older than what the key has signed (restored from a backup). ``store`` is
+    closed first, and removed if this start made it (``new_store``): nothing is left
+    behind."""
+    above = state.height if state is not None else 0
     try:
-        found = await recent_own_signature(config.peers, genesis, key.name)
+        found = await recent_own_signature(config.peers, genesis, key.name, above=above)
     except BaseException:
         store.close()
         raise
@@ -379,34 +388,11 @@ async def _refuse_a_twin(
             with contextlib.suppress(FileNotFoundError):
                 (data_path(config) / name).unlink()
     peer, height = found
+    found_text = f"block {height}, as peer {peer} has it, carries {key.name!r}'s signature"
     raise ConfigError(
-        twin_refusal(
-            f"block {height}, as peer {peer} has it, carries {key.name!r}'s signature", key.name
-        )
-    )
-
-
-async def _refuse_an_old_store(
-    config: NodeConfig, genesis: Genesis, key: KeyPair, store: Store, state: SignState
-) -> None:
-    """Raise ``ConfigError`` (closing ``store``) if a peer's recent blocks above the sign
-    state's height carry this validator's signature (``node.twin``): the store is older
-    than what its key has signed."""
-    try:
-        found = await recent_own_signature(config.peers, genesis, key.name, above=state.height)
-    except BaseException:
-        store.close()
-        raise
-    if found is None:
-        return
-    store.close()
-    peer, height = found
-    raise ConfigError(
-        old_store_refusal(
-            f"block {height}, as peer {peer} has it, carries {key.name!r}'s signature",
-            key.name,
-            state.height,
-        )
+        twin_refusal(found_text, key.name)
+        if state is None
+        else old_store_refusal(found_text, key.name, state.height)
     )
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import errno
 import socket
 
+IN_USE = "is in use by another process"
+
 
 def bind_problem(address: str) -> str:
     """Why a server could not bind ``address`` now ("" if it could, or if the name does
@@ -31,7 +33,7 @@ def bind_problem(address: str) -> str:
                 s.bind(sockaddr)
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
-                return "is in use by another process"
+                return IN_USE
             if e.errno == errno.EADDRNOTAVAIL:
                 problems.append("no network interface of this host has that address")
             else:
@@ -48,23 +50,7 @@ def in_use(address: str) -> bool:
     bind with ``SO_REUSEADDR``, as gRPC's own, fails with ``EADDRINUSE`` on an address the
     host resolves to (a port in TIME_WAIT is free). A name that does not resolve, or any
     other failure, is False: the server's own bind then reports it."""
-    host, _, port = address.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    try:
-        infos = socket.getaddrinfo(
-            host, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-    except (OSError, ValueError, UnicodeError):
-        return False
-    for family, kind, proto, _, sockaddr in infos:
-        with socket.socket(family, kind, proto) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind(sockaddr)
-            except OSError as e:
-                if e.errno == errno.EADDRINUSE:
-                    return True
-    return False
+    return bind_problem(address) == IN_USE
 
 
 __all__ = ["bind_problem", "in_use"]

@@ -135,15 +135,21 @@ def test_a_block_that_no_longer_verifies_stops_the_check(tmp_path: Path) -> None
     assert not list(tmp_path.glob(SCRATCH_PREFIX + "*"))
 
 
-def test_the_command_passes_an_intact_store_and_fails_a_damaged_one(tmp_path: Path) -> None:
-    b = _chain(tmp_path / "data" / "store")
-    b.close()
+def _node_config(tmp_path: Path, b: ChainBuilder) -> Path:
+    """A node.toml for v0 whose data folder is ``tmp_path/data`` (the chain's store)."""
     cfg = tmp_path / "node.toml"
     (tmp_path / "genesis.json").write_text(b.genesis.to_json())
     cfg.write_text(
         'member = "v0"\nkey_file = "v0.key"\ngenesis = "genesis.json"\n'
         'data_dir = "data"\nlisten = "127.0.0.1:1"\n'
     )
+    return cfg
+
+
+def test_the_command_passes_an_intact_store_and_fails_a_damaged_one(tmp_path: Path) -> None:
+    b = _chain(tmp_path / "data" / "store")
+    b.close()
+    cfg = _node_config(tmp_path, b)
     ok = suyuan("node", "check", "--config", str(cfg), cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert "store checked: 3 blocks, 7 records" in ok.stdout
@@ -171,12 +177,7 @@ def test_the_command_passes_an_intact_store_and_fails_a_damaged_one(tmp_path: Pa
 def test_the_command_refuses_a_running_nodes_store(tmp_path: Path) -> None:
     b = _chain(tmp_path / "data" / "store")
     b.close()
-    cfg = tmp_path / "node.toml"
-    (tmp_path / "genesis.json").write_text(b.genesis.to_json())
-    cfg.write_text(
-        'member = "v0"\nkey_file = "v0.key"\ngenesis = "genesis.json"\n'
-        'data_dir = "data"\nlisten = "127.0.0.1:1"\n'
-    )
+    cfg = _node_config(tmp_path, b)
     fd = os.open(tmp_path / "data", os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running node holds it
@@ -203,12 +204,7 @@ def test_a_scratch_folder_elsewhere_and_a_killed_checks_copy_removed_at_start(
 
     b = _chain(tmp_path / "data" / "store")
     b.close()
-    cfg = tmp_path / "node.toml"
-    (tmp_path / "genesis.json").write_text(b.genesis.to_json())
-    cfg.write_text(
-        'member = "v0"\nkey_file = "v0.key"\ngenesis = "genesis.json"\n'
-        'data_dir = "data"\nlisten = "127.0.0.1:1"\n'
-    )
+    cfg = _node_config(tmp_path, b)
     elsewhere = tmp_path / "big-disk"
     elsewhere.mkdir()
     ok = suyuan("node", "check", "--config", str(cfg), "--scratch", str(elsewhere), cwd=tmp_path)
