@@ -27,13 +27,16 @@ from cli.record_cmd import submit_tracked
 from cli.trace_cmd import via_text
 from node.client import LedgerClient
 from node.custody import (
+    CONTENTS_ATTRIBUTE,
     EXPIRED_DISPOSITION,
     RULE_AGGREGATED,
     RULE_EVENT_TIME,
     RULE_EXPIRED,
+    RULE_HANDOFF_CONTENTS,
     RULE_HELD,
     SALE_MARKS,
     SALE_STEPS,
+    contents_change,
     dated_before,
     recalled_may_leave,
 )
@@ -372,9 +375,6 @@ def _recalled_in(packed: list[services_pb2.TraceNode]) -> str:
     return next((n.code for n in packed if n.recalled and n.status != "closed"), "")
 
 
-#: the offer's attribute listing what each offered container holds (canonical codes, at
-#: any depth), so that the receiver accepts what was offered (``accept`` compares)
-CONTENTS_ATTRIBUTE = "offered_contents"
 _CONTENTS_MAX = 1000  # codes read per container (``_packed``): larger contents go unlisted
 
 
@@ -406,19 +406,12 @@ def _check_contents(node: str | None, offered: Any) -> dict[str, list[str]]:
               isinstance(v, list) and all(isinstance(x, str) for x in v)}  # fmt: skip
     now = _contents(node, list(listed))
     for container, was in listed.items():
-        got = now.get(container, [])
-        if got != was:
-            gone = sorted(set(was) - set(got))
-            joined = sorted(set(got) - set(was))
-            parts = ([f"{counted(len(gone), 'code')} left it ({', '.join(gone[:3])}"
-                      f"{', ...' if len(gone) > 3 else ''})"] if gone else []) + (
-                     [f"{counted(len(joined), 'code')} joined it ({', '.join(joined[:3])}"
-                      f"{', ...' if len(joined) > 3 else ''})"] if joined else [])  # fmt: skip
+        change = contents_change(was, now.get(container, []))
+        if change:  # (the node judges it too: rule handoff-contents; said here before signing)
             raise RuleError(
-                "handoff-contents",
-                f"accept: {container} no longer holds what the offer listed: "
-                f"{' and '.join(parts)} since the offer was signed; ask the sender for a new "
-                "offer",
+                RULE_HANDOFF_CONTENTS,
+                f"accept: {container} no longer holds what the offer listed: {change} since "
+                "the offer was signed; ask the sender for a new offer",
                 container,
             )
     return listed

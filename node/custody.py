@@ -128,7 +128,7 @@ import bisect
 import dataclasses
 import json
 import struct
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _jstr
 from typing import Any, Literal, Protocol
@@ -169,6 +169,9 @@ BACKDATE_TOLERANCE_MS = 15 * 60 * 1000
 RULE_INSPECTION = "inspection"
 RULE_HELD = "held"
 RULE_EXPIRED = "expired"
+RULE_HANDOFF_CONTENTS = "handoff-contents"
+#: a handoff's attribute listing what each offered container holds (``handoff offer``)
+CONTENTS_ATTRIBUTE = "offered_contents"
 #: the CBV disposition that keeps a code (or the items of a lot) from sale and dispensing
 EXPIRED_DISPOSITION = "expired"
 #: an inspection's finding that holds a code (and, for a lot, every item made in it) from
@@ -772,6 +775,8 @@ def _apply(
 
     if new and (step in SALE_STEPS or disposition in SALE_MARKS):
         _check_sale(w, codes.all)
+    if new and record.is_handoff and record.attributes and CONTENTS_ATTRIBUTE in record.attributes:
+        _check_offered_contents(w, record.attributes[CONTENTS_ATTRIBUTE])
     if etype == "TransformationEvent":
         _transform(w, record.author, codes, disposition, transformation_id(ev))
         _link_lots(w, record.author, lot_links(ev, "outputEPCList"))  # outputs made in a lot
@@ -1353,6 +1358,47 @@ def _check_sale(w: _Work, named: Sequence[str]) -> None:
             if st.recalled:
                 raise RuleError(RULE_RECALLED, _RECALLED_SALE, x)
             _check_not_expired(w, st)
+
+
+def _check_offered_contents(w: _Work, offered: Any) -> None:
+    """Rule handoff-contents (new records): a handoff whose ``offered_contents`` attribute
+    lists what each container held when offered (``suyuan handoff offer`` writes it, at any
+    depth) commits only while each still holds exactly that (QA-R: the sender unpacked
+    two of a case's three packs after its offer, and the receiver took on the lighter
+    case). Codes are compared in canonical form."""
+    if not isinstance(offered, dict) or not all(
+        isinstance(c, str) and isinstance(v, list) and all(isinstance(x, str) for x in v)
+        for c, v in offered.items()
+    ):
+        raise RuleError(
+            RULE_HANDOFF_CONTENTS,
+            f"attribute {CONTENTS_ATTRIBUTE} must map each container to the list of codes it holds",
+        )
+    for container, listed in offered.items():
+        code = normalize_code(container)
+        now = w.contents(code) if w.get(code) is not None else []
+        change = contents_change(listed, now)
+        if change:
+            raise RuleError(
+                RULE_HANDOFF_CONTENTS,
+                f"{code} no longer holds what the offer listed: {change} since the offer was "
+                "signed; ask the sender for a new offer",
+                code,
+            )
+
+
+def contents_change(was: Iterable[str], now: Iterable[str]) -> str:
+    """How a container's contents changed, in canonical codes: "1 code left it (X)",
+    "2 codes joined it (Y, Z)", both joined by "and"; "" if they are the same."""
+    before = {normalize_code(c) for c in was}
+    after = {normalize_code(c) for c in now}
+    parts = []
+    for codes, what in ((sorted(before - after), "left"), (sorted(after - before), "joined")):
+        if codes:
+            more = ", ..." if len(codes) > 3 else ""
+            noun = "code" if len(codes) == 1 else "codes"
+            parts.append(f"{len(codes)} {noun} {what} it ({', '.join(codes[:3])}{more})")
+    return " and ".join(parts)
 
 
 def _check_not_expired(w: _Work, st: CodeState) -> None:

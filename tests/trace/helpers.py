@@ -50,11 +50,24 @@ def event(etype: str = "ObjectEvent", action: str | None = "OBSERVE", step: str 
     return ev
 
 
-def signed(author: str, ev: dict[str, Any], *, to: str = "", category: str = "meat"):
+def signed(
+    author: str,
+    ev: dict[str, Any],
+    *,
+    to: str = "",
+    category: str = "meat",
+    attributes: dict[str, Any] | None = None,
+):
     """A verified record (and its signers) signed by the author and, for a handoff, the receiver."""
     _counter[0] += 1
     rec = make_record(
-        GENESIS, author, ev, category=category, handoff_to=to, nonce=f"{_counter[0]:016x}"
+        GENESIS,
+        author,
+        ev,
+        category=category,
+        handoff_to=to,
+        nonce=f"{_counter[0]:016x}",
+        attributes=attributes,
     )
     env = sign_record(rec, key(author))
     if to:

@@ -250,6 +250,42 @@ def test_an_expired_code_may_not_be_sold_or_dispensed(chain, step, disposition):
     new_record(chain, "farm", observe(step, CASE, **kw))
 
 
+def test_a_handoff_of_a_container_commits_only_with_the_contents_its_offer_listed(chain):
+    # QA-R: the sender unpacked two of a case's three packs after its offer, and the
+    # receiver's accept took on the lighter case; rule handoff-contents (new records)
+    commission(chain, "farm", A, B, C, CASE)
+    chain.add("farm", event(action="ADD", etype="AggregationEvent", parentID=CASE,
+                            childEPCs=[A, B]))  # fmt: skip
+    listed = {"offered_contents": {CASE: [A, B]}}
+
+    def handoff(attrs):
+        rec, signers = signed("farm", observe("shipping", CASE), to="slaughterhouse",
+                              attributes=attrs)  # fmt: skip
+        return apply(chain.custody, rec, signers, GENESIS, len(chain.log), new=True), rec
+
+    chain.add("farm", event(action="DELETE", etype="AggregationEvent", parentID=CASE,
+                            childEPCs=[A]))  # fmt: skip
+    with raises("handoff-contents", normalize_code(CASE)) as err:
+        handoff(listed)
+    assert f"1 code left it ({A})" in str(err.value)
+    chain.add("farm", event(action="ADD", etype="AggregationEvent", parentID=CASE,
+                            childEPCs=[A, C]))  # fmt: skip
+    with raises("handoff-contents") as err:
+        handoff(listed)
+    assert f"1 code joined it ({C})" in str(err.value)
+    with raises("handoff-contents") as err:
+        handoff({"offered_contents": [A]})
+    assert "must map each container to the list of codes it holds" in str(err.value)
+    upd, rec = handoff({"offered_contents": {CASE: [C, B, A]}})  # (order does not matter)
+    chain.custody.commit(upd)
+    chain.log.append(rec)
+    assert chain.custody.get(A).custodian == "slaughterhouse"
+    # a certified block replays without the rule
+    rec, signers = signed("slaughterhouse", observe("shipping", CASE), to="processor",
+                          attributes=listed)  # fmt: skip
+    apply(chain.custody, rec, signers, GENESIS, len(chain.log))
+
+
 def test_a_certified_sale_of_an_expired_code_replays(chain):
     # rule expired is for new records: a block certified before it still replays
     commission(chain, "farm", A)
