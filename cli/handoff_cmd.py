@@ -321,11 +321,12 @@ def _check_held(
                         "sold or dispensed until found conformant",
                         code,
                     )
-                if selling and me.disposition == EXPIRED_DISPOSITION:  # (rule expired)
-                    raise RuleError(
+                if me.disposition == EXPIRED_DISPOSITION and (selling or not recalled_ok):
+                    raise RuleError(  # (rule expired, as the node judges it; QA-T)
                         RULE_EXPIRED,
-                        f"offer: {me.code}'s disposition is expired: it may not be sold or "
-                        "dispensed; return or destroy it",
+                        f"offer: {me.code}'s disposition is expired: it may only be handed "
+                        "off as a return (--disposition returned) or for destruction "
+                        "(--biz-step destroying), and not sold or dispensed",
                         code,
                     )
                 look_inside = selling or not (recalled_ok or me.recalled)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,6 +12,9 @@ from cli.nodeaddr import NodeOpt, resolve_node
 from node.client import LedgerClient
 from node.genesis import Genesis
 from proto import services_pb2
+
+if TYPE_CHECKING:  # (imported where a command runs: other commands start faster)
+    from node.store import Store
 
 app = typer.Typer(
     help="Run a node; show a node's status; check a stopped node's store.", no_args_is_help=True
@@ -128,6 +131,29 @@ def status(
         console.print(f"validators answering, as this node sees them: {up} of {n}{stalled}")
 
 
+def _check_owner(store: Store, member: str, g: Genesis) -> None:
+    """Refuse (exit 2) a store another member's node kept, as ``node start`` does."""
+    from consensus.signstate import SignState
+    from node.errors import ConfigError
+    from node.main import signed_by
+
+    owner = store.owner()
+    raw = store.get_sign_state()
+    m = g.member(member)
+    foreign = (owner and owner != member) or (
+        not owner
+        and raw is not None
+        and m is not None
+        and not signed_by(SignState.from_bytes(raw), m.public_key, g)
+    )
+    if foreign:
+        whose = f"{owner!r}'s node's" if owner else "another validator's node's"
+        raise ConfigError(
+            f"data_dir: the store in {store.path} is {whose}, not {member!r}'s: a node never "
+            "runs on another's store; move it away and start this node with --resync"
+        )
+
+
 @app.command("check")
 def check(
     config: Annotated[Path, typer.Option("--config", help="The stopped node's TOML config file.")],
@@ -151,12 +177,13 @@ def check(
     differ or a block is damaged: resync the node (README: Design notes, upgrading the
     rules). The node must be stopped.
     """
+    import os
     import sys
 
     from node.chain import EXTRA_DBS
     from node.config import NodeConfig
     from node.errors import ConfigError, DamagedStoreError
-    from node.main import lock_data_dir
+    from node.main import CHECK_PID, lock_data_dir
     from node.node import data_path
     from node.statecheck import check_store, remove_stale_scratch
     from node.store import Store
@@ -171,10 +198,13 @@ def check(
     parent = scratch if scratch is not None else cfg.data_dir
     if not parent.is_dir():
         raise ConfigError(f"--scratch: {parent} is not a folder")
-    lock = lock_data_dir(cfg.data_dir)  # (a running node holds it: stop it first)
+    lock = lock_data_dir(cfg.data_dir, checking=True)  # (a running node holds it)
+    pid_file = cfg.data_dir / CHECK_PID
     try:
+        pid_file.write_text(f"{os.getpid()}\n")
         remove_stale_scratch(parent)
         with Store.open(data_path(cfg), g.hash, create=False, extra_dbs=EXTRA_DBS) as store:
+            _check_owner(store, cfg.member, g)  # (QA-T: another member's store passed)
             top = store.head().height
             if as_json or not sys.stdout.isatty():
                 report = check_store(store, g, scratch_parent=parent, limit=limit)
@@ -198,6 +228,7 @@ def check(
                         store, g, scratch_parent=parent, limit=limit, on_block=tick
                     )
     finally:
+        pid_file.unlink(missing_ok=True)
         lock.close()
     if as_json:
         print_json({"data_dir": str(cfg.data_dir.resolve()), **report.to_dict()})

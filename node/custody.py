@@ -142,7 +142,7 @@ from node.epcis import (
     lot_links,
     normalize_code,
 )
-from node.errors import InputError, RuleError, RulePermissionError
+from node.errors import DamagedStoreError, RuleError, RulePermissionError
 from node.genesis import Genesis, Member
 from node.permissions import bare_disposition, bare_step
 from node.records import TraceRecord, header_time
@@ -393,7 +393,8 @@ def _encode_state_generic(state: CodeState) -> bytes:
 
 
 def decode_state(data: bytes) -> CodeState:
-    """Parse ``encode_state`` output; a corrupt value raises ``InputError``."""
+    """Parse ``encode_state`` output (a store's value); a corrupt value raises
+    ``DamagedStoreError`` (exit 4, DATA_LOSS; QA-T: it was bad input, exit 2)."""
     try:
         d = json.loads(data)
         kw: dict[str, Any] = {
@@ -401,7 +402,10 @@ def decode_state(data: bytes) -> CodeState:
         }
         return CodeState(**kw)
     except (ValueError, KeyError, TypeError) as e:
-        raise InputError(f"custody: corrupt code state ({e})") from e
+        raise DamagedStoreError(
+            f"store is damaged: a code state does not parse ({e}); stop this node, run "
+            "`suyuan node check` and resync it (--resync)"
+        ) from e
 
 
 @dataclass(frozen=True)
@@ -832,6 +836,16 @@ def _apply(
                         RULE_RECALLED,
                         "a recalled code may only be handed off as a return (disposition "
                         "returned) or for destruction (bizStep destroying)",
+                        c,
+                    )
+                if new and not exit_ok and _expired_source(w, st) is st:
+                    # (QA-T: a handoff's in_transit overwrote expired, and the receiver sold
+                    # the tin; a lot's expiry survives its items' handoffs already)
+                    raise RuleError(
+                        RULE_EXPIRED,
+                        "an expired code may only be handed off as a return (disposition "
+                        "returned) or for destruction (bizStep destroying); to ship it as "
+                        "fit, record its disposition anew first",
                         c,
                     )
         for c in moving:
@@ -1401,13 +1415,21 @@ def contents_change(was: Iterable[str], now: Iterable[str]) -> str:
     return " and ".join(parts)
 
 
+def _expired_source(w: _Work, st: CodeState) -> CodeState | None:
+    """The state whose disposition ``expired`` holds ``st``: its own, or its lot's; None."""
+    if st.disposition == EXPIRED_DISPOSITION:
+        return st
+    lot = w.get(st.lot) if st.lot else None
+    return lot if lot is not None and lot.disposition == EXPIRED_DISPOSITION else None
+
+
 def _check_not_expired(w: _Work, st: CodeState) -> None:
     """Rule expired (QA-R: an expired pack was dispensed): a code whose disposition is
     ``expired``, or an item of a lot whose disposition is, is not sold or dispensed. A later
-    record giving it another disposition (a relabelled, re-tested batch) ends it."""
-    lot = w.get(st.lot) if st.lot else None
-    source = st if st.disposition == EXPIRED_DISPOSITION else lot
-    if source is None or source.disposition != EXPIRED_DISPOSITION:
+    record giving it another disposition (a relabelled, re-tested batch) ends it; a
+    handoff, which would, may move it only as a return or for destruction."""
+    source = _expired_source(w, st)
+    if source is None:
         return
     what = "the code's" if source is st else f"its lot {source.code}'s"
     raise RuleError(

@@ -142,7 +142,7 @@ class DataDirLock:
         self._fds = []
 
 
-def lock_data_dir(data_dir: Path) -> DataDirLock:
+def lock_data_dir(data_dir: Path, *, checking: bool = False) -> DataDirLock:
     """Take the data folder exclusively for this process's lifetime: a ``flock`` on the
     folder itself and on its ``node.lock`` file (the lock an earlier version takes).
 
@@ -169,13 +169,23 @@ def lock_data_dir(data_dir: Path) -> DataDirLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
             DataDirLock(fds).close()
+            checker = _live_pid(data_dir / CHECK_PID)
+            if checker:  # (QA-T: a check's lock read as a second node signing twice)
+                raise ConfigError(
+                    f"data_dir: {data_dir} is in use by `suyuan node check` (PID {checker}): "
+                    "wait for it to end"
+                ) from e
             try:
                 holder = (data_dir / "node.pid").read_text().strip() or "unknown"
             except OSError:
                 holder = "unknown"
+            tail = (
+                "stop the node first to check its store"
+                if checking
+                else "one store, one process: a second would sign as the same validator twice"
+            )
             raise ConfigError(
-                f"data_dir: {data_dir} is in use by another node process (PID {holder}); "
-                "one store, one process: a second would sign as the same validator twice"
+                f"data_dir: {data_dir} is in use by another node process (PID {holder}); {tail}"
             ) from e
     return DataDirLock(fds)
 
@@ -197,6 +207,20 @@ async def serve(config: NodeConfig, *, resync: bool = False) -> None:
         ) from e
     finally:
         lock.close()
+
+
+#: the file naming a running `suyuan node check`'s PID in the data folder it locks
+CHECK_PID = "check.pid"
+
+
+def _live_pid(path: Path) -> int:
+    """The PID ``path`` names if that process runs, else 0."""
+    try:
+        pid = int(path.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return 0
+    return pid
 
 
 def _running_here(config: NodeConfig) -> str:
@@ -224,7 +248,8 @@ def claim_data_dir(data_dir: Path, member: str) -> None:
     if owner and owner != member:
         raise ConfigError(
             f"data_dir: {data_dir} holds member {owner!r}'s node, not {member!r}'s (each "
-            "member's node keeps its own data folder)"
+            "member's node keeps its own data folder): give this node an empty data folder "
+            "and start it with --resync"
         )
     if not owner:
         path.write_text(member + "\n", encoding="utf-8")
@@ -331,7 +356,7 @@ def _claim_store(config: NodeConfig, genesis: Genesis, key: KeyPair, store: Stor
             "sync the log from the peers"
         )
     raw = store.get_sign_state()
-    if raw is not None and not _signed_by(SignState.from_bytes(raw), key, genesis):
+    if raw is not None and not signed_by(SignState.from_bytes(raw), key.public_key, genesis):
         store.close()  # (an unclaimed store of an earlier version, copied from another node)
         raise ConfigError(
             f"data_dir: the sign state of the store in {data_path(config)} was not signed "
@@ -341,9 +366,9 @@ def _claim_store(config: NodeConfig, genesis: Genesis, key: KeyPair, store: Stor
     store.claim(key.name)
 
 
-def _signed_by(state: SignState, key: KeyPair, genesis: Genesis) -> bool:
-    """Whether the votes a sign state holds carry ``key``'s signatures (True if it holds
-    none, as after a proposal only)."""
+def signed_by(state: SignState, public_key: bytes, genesis: Genesis) -> bool:
+    """Whether the votes a sign state holds carry ``public_key``'s signatures (True if it
+    holds none, as after a proposal only)."""
     votes = (
         (VoteType.PREVOTE, state.prevote_round, state.prevote_hash, state.prevote_signature),
         (VoteType.PRECOMMIT, state.precommit_round, state.precommit_hash,
@@ -354,7 +379,7 @@ def _signed_by(state: SignState, key: KeyPair, genesis: Genesis) -> bool:
             continue
         data = vote_sign_bytes(genesis.hash, genesis.chain_id, vtype, state.height, round_,
                                block_hash)  # fmt: skip
-        if not ed25519.verify(key.public_key, data, sig):
+        if not ed25519.verify(public_key, data, sig):
             return False
     return True
 

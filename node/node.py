@@ -169,13 +169,14 @@ class Node:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def fatal(self, reason: str) -> None:
-        """Stop the node: another process runs this node's member (``PeerLink``). Nothing
+    def fatal(self, reason: str, kind: type[LedgerError] = ConfigError) -> None:
+        """Stop the node: another process runs this node's member (``PeerLink``), or its
+        store cannot follow the certified chain (``kind`` ``StorageError``: exit 4). Nothing
         is sent from here on (``_broadcast``), so no vote of this process reaches a peer
         while the node stops."""
         if self.failure is not None and not self.failure.done():
             log.error("%s", reason)
-            self.failure.set_result(ConfigError(reason))
+            self.failure.set_result(kind(reason))
 
     async def start(self) -> None:
         self.failure = asyncio.get_running_loop().create_future()

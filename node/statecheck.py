@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lmdb
+from google.protobuf.message import DecodeError
+
 from consensus.certificate import require_certificate
 from consensus.messages import block_hash_of
 from node import event_ids
@@ -41,6 +44,7 @@ COMPARED: dict[str, str] = {
     "meta": "the head",
     "blocks": "blocks",
     "block_ends": "block boundaries",
+    "recent_ids": "recent blocks' record ids",
     "nonces": "author nonces",
     "codes": "code histories",
     "merkle": "Merkle nodes",
@@ -147,9 +151,15 @@ def check_store(
                 report.records = replay.head().log_size
                 if on_block is not None:
                     on_block(h, report.records)
-            for db in COMPARED:
-                _compare(report, db, _entries(store, db), _entries(replay, db), limit)
-            _compare_stored_ids(report, store, replay, limit)
+            try:
+                for db in COMPARED:
+                    _compare(report, db, _entries(store, db), _entries(replay, db), limit)
+                _compare_stored_ids(report, store, replay, limit)
+            except lmdb.Error as e:  # (QA-T: MDB_CORRUPTED: "Located page was wrong type")
+                raise DamagedStoreError(
+                    f"the store's pages are damaged ({e}); move the store away and start the "
+                    "node with --resync"
+                ) from e
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     report.seconds = time.monotonic() - t0
@@ -175,8 +185,11 @@ def _replay_block(store: Store, chain: ChainState, genesis: Genesis, h: int) -> 
         prepared = chain.validate_block(block, verify_signatures=False, known=known)
     except DamagedStoreError:
         raise
-    except (LedgerError, ValueError) as e:  # (ValueError: protobuf's DecodeError)
-        raise DamagedStoreError(f"block {h} of the store does not verify: {e}") from e
+    except (LedgerError, ValueError, DecodeError, lmdb.Error) as e:  # (QA-T: tracebacks)
+        raise DamagedStoreError(
+            f"block {h} of the store does not verify ({type(e).__name__}: {e}); move the store "
+            "away and start the node with --resync"
+        ) from e
     chain.commit(prepared, cert)
     return [r.record_id for r in known if r is not None]
 

@@ -422,7 +422,12 @@ class Store:
                 readahead=False,
                 meminit=False,
             )
-        except (lmdb.InvalidError, lmdb.CorruptedError, lmdb.PageNotFoundError) as e:
+        except (
+            lmdb.InvalidError,
+            lmdb.CorruptedError,
+            lmdb.PageNotFoundError,
+            lmdb.VersionMismatchError,  # (QA-T: a flipped header byte reads as "format v...")
+        ) as e:
             raise StorageError(  # (QA-S: "MDB_INVALID: File is not an LMDB file", no advice)
                 f"store at {p} is corrupt ({e}); move its data.mdb away and start the node "
                 "with --resync (it syncs the log from its peers)"

@@ -38,7 +38,7 @@ from consensus.certificate import require_certificate
 from consensus.events import SyncCommitted
 from consensus.messages import block_hash_of
 from node.chain import parse_trusted
-from node.errors import InputError, LedgerError, ReplicationError
+from node.errors import InputError, LedgerError, ReplicationError, StorageError
 from node.records import VerifiedRecord
 from node.sync_helper import LOOKAHEAD, SyncHelper, rebuild
 from proto import services_pb2, types_pb2
@@ -136,8 +136,29 @@ def _certified_records(
     return out
 
 
+class LocalStateError(Exception):
+    """A certified block whose envelopes are the certified ones (their leaves make the
+    header's log root) fails this node's checks: its own state is at fault (a damaged
+    store, or rules other than the validators'), not the peer that served it."""
+
+
 def _check_block(node: Node, block: types_pb2.Block, known: list[VerifiedRecord | None]) -> None:
-    """The rest, on the head: chain link, replay, custody rules, log size and root."""
+    """The rest, on the head: chain link, replay, custody rules, log size and root.
+
+    The envelopes' leaves are checked against the certified header first: a failure
+    there is the peer's (other envelopes under a certified header); a failure after it is
+    this node's (``LocalStateError``; QA-T: a validator with one damaged code state looped
+    for ever, blaming each peer in turn)."""
+    header = types_pb2.BlockHeader.FromString(block.header)
+    if all(v is not None for v in known):
+        leaves = [v.leaf_hash for v in known if v is not None]
+        if node.store.preview_root(leaves, hashed=True) != (header.log_size, header.log_root):
+            raise InputError("block: its envelopes do not make the certified log root")
+        try:
+            node.chain.validate_block(block, verify_signatures=False, known=known)
+        except LedgerError as e:
+            raise LocalStateError(str(e)) from e
+        return
     node.chain.validate_block(block, verify_signatures=False, known=known)
 
 
@@ -206,10 +227,20 @@ async def _pull(node: Node, stub: object, address: str, claimed: int = 0) -> int
                 continue
             try:
                 await loop.run_in_executor(None, _check_block, node, block, known)
-            except LedgerError as e:
+            except (LedgerError, LocalStateError) as e:
                 if node.store.head().height >= expected:  # the head moved while checking
                     expected += 1
                     continue
+                if isinstance(e, LocalStateError):
+                    node.fatal(
+                        f"block {expected}, certified by the validators and served as certified "
+                        f"by {address}, fails this node's checks ({e}): this node's store is "
+                        "likely damaged, or its rules are not the validators' (another "
+                        "version); stop it, run `suyuan node check`, and resync it (README: "
+                        "Disk incidents, backups and resync)",
+                        StorageError,
+                    )
+                    return n
                 raise ReplicationError(f"{address} served block {expected} that fails: {e}") from e
             node.check_own_signature(block.header, cert)
             node.events.put_nowait(SyncCommitted(block, cert, verified=True))

@@ -361,3 +361,24 @@ def test_a_validator_with_no_peers_says_so_at_start(
     with caplog.at_level(logging.WARNING, logger="suyuan.node"):
         run(lambda: start(solo_genesis(), tmp_path / "solo"))  # alone by design
     assert "lists no peers" not in caplog.text
+
+
+def test_a_data_folder_locked_by_a_check_says_so(tmp_path: Path) -> None:
+    # QA-T: `testnet restart` while `node check` ran was told that a second process would
+    # sign as the same validator twice
+    import os
+
+    from node.main import CHECK_PID, lock_data_dir
+
+    data = tmp_path / "data"
+    data.mkdir()
+    held = lock_data_dir(data, checking=True)
+    try:
+        (data / CHECK_PID).write_text(f"{os.getpid()}\n")
+        with pytest.raises(ConfigError, match=r"in use by `suyuan node check` \(PID \d+\)"):
+            lock_data_dir(data)
+        (data / CHECK_PID).unlink()
+        with pytest.raises(ConfigError, match="stop the node first to check its store"):
+            lock_data_dir(data, checking=True)
+    finally:
+        held.close()

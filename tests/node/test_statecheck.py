@@ -218,3 +218,16 @@ def test_a_scratch_folder_elsewhere_and_a_killed_checks_copy_removed_at_start(
     claim_data_dir(tmp_path / "data", "v0")
     assert remove_stale_scratch(tmp_path / "data") == [left]  # (what node start calls)
     assert not left.exists()
+
+
+def test_the_command_refuses_another_members_store(tmp_path: Path) -> None:
+    # QA-T: validator2's store under validator3's config "checked" clean; node start
+    # refuses it
+    b = _chain(tmp_path / "data" / "store")
+    b.store.claim("v2")
+    b.close()
+    cfg = _node_config(tmp_path, b)  # (member v0)
+    res = suyuan("node", "check", "--config", str(cfg), cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert "is 'v2''s node's, not 'v0''s" in res.stderr
+    assert "--resync" in res.stderr

@@ -176,3 +176,39 @@ def test_empty_pull_resets_the_claimed_height(
             await _stop(node)
 
     asyncio.run(run())
+
+
+def test_a_certified_block_failing_on_a_damaged_store_stops_the_node_naming_its_store(
+    tmp_path: Path, source: tuple[ChainBuilder, list[types_pb2.CommittedBlock]]
+) -> None:
+    """QA-T: one damaged code state made a certified block fail here; the node blamed each
+    peer in turn, for ever ("served block 1056 that fails"), and answered trace queries
+    from the damaged state. The envelopes' leaves make the certified root, so the block is
+    the validators' own: the node stops, exit 4, naming its store and the way out."""
+    from node import custody
+    from node.errors import StorageError
+
+    b, blocks = source
+
+    async def run() -> None:
+        node = new_node(tmp_path, b)
+        damaged = custody.CodeState(code="urn:x:2", commissioned_by="farm", custodian="farm")
+        node.store.put_extra([(custody.DB_CUSTODY, b"urn:x:2", custody.encode_state(damaged))])
+        await node.start()
+        honest = FakePeer("honest", blocks, 2)
+        node.peers = [honest]  # type: ignore[list-item]
+        try:
+            node.trigger_sync()
+            assert node._sync_task is not None
+            await asyncio.wait_for(node._sync_task, timeout=30)
+            assert node.store.head().height == 1
+            assert node.failure is not None
+            assert node.failure.done()
+            err = node.failure.result()
+            assert isinstance(err, StorageError)
+            assert "block 2, certified by the validators" in str(err)
+            assert "suyuan node check" in str(err)
+        finally:
+            await _stop(node)
+
+    asyncio.run(run())

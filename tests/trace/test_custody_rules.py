@@ -286,6 +286,24 @@ def test_a_handoff_of_a_container_commits_only_with_the_contents_its_offer_liste
     apply(chain.custody, rec, signers, GENESIS, len(chain.log))
 
 
+def test_an_expired_code_is_handed_off_only_as_a_return_or_for_destruction(chain):
+    # QA-T: a handoff's disposition (in_transit) overwrote expired, and the receiver sold
+    # the tin
+    commission(chain, "farm", A, B, CASE)
+    chain.add("farm", event(action="ADD", etype="AggregationEvent", parentID=CASE, childEPCs=[B]))
+    new_record(chain, "farm", observe("holding", A, B, disposition="expired"))
+    for code in (A, CASE):  # (B is in the case)
+        with raises("expired", B if code == CASE else A):
+            new_record(chain, "farm", observe("shipping", code, disposition="in_transit"),
+                       to="slaughterhouse")  # fmt: skip
+    new_record(chain, "farm", observe("shipping", A, disposition="returned"), to="slaughterhouse")
+    assert chain.custody.get(A).custodian == "slaughterhouse"
+    # relabelled after a re-test: fit to ship again
+    new_record(chain, "farm", observe("inspecting", B, disposition="sellable_accessible"))
+    new_record(chain, "farm", observe("shipping", CASE, disposition="in_transit"),
+               to="slaughterhouse")  # fmt: skip
+
+
 def test_a_certified_sale_of_an_expired_code_replays(chain):
     # rule expired is for new records: a block certified before it still replays
     commission(chain, "farm", A)
