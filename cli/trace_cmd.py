@@ -145,6 +145,8 @@ def _desc(n: services_pb2.TraceNode) -> str:
         status += ", held"
     if n.HasField("void_at"):
         status += ", void"
+    if n.disposition == "expired":  # (QA-T: an expired item's history ended "active")
+        status += ", expired"
     who = (
         f"custodian {n.custodian}"
         if n.custodian

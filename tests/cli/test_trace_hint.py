@@ -74,3 +74,13 @@ def test_history_names_the_finding_that_holds_a_code_from_sale():
     assert _desc(st) == "custodian processor, active, held"
     st.held_via = ""
     assert _hold_note(st).startswith(" (held: found non_conformant by inspector, record at")
+
+
+def test_an_expired_codes_state_says_so() -> None:
+    # QA-T: an expired item's `trace history` ended "active"; only --json told
+    from cli.trace_cmd import state_line
+    from proto import services_pb2
+
+    node = services_pb2.TraceNode(code="c", status="active", custodian="farm",
+                                  disposition="expired")  # fmt: skip
+    assert state_line(node) == "custodian farm, active, expired"
