@@ -185,7 +185,7 @@ def check(
     from node.errors import ConfigError, DamagedStoreError
     from node.main import CHECK_PID, lock_data_dir
     from node.node import data_path
-    from node.statecheck import check_store, remove_stale_scratch
+    from node.statecheck import check_in_child, remove_stale_scratch
     from node.store import Store
 
     cfg = NodeConfig.load(config)
@@ -206,27 +206,28 @@ def check(
         with Store.open(data_path(cfg), g.hash, create=False, extra_dbs=EXTRA_DBS) as store:
             _check_owner(store, cfg.member, g)  # (QA-T: another member's store passed)
             top = store.head().height
-            if as_json or not sys.stdout.isatty():
-                report = check_store(store, g, scratch_parent=parent, limit=limit)
-            else:
-                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+        # (in a child process: LMDB ends the process on some damaged pages; QA-T)
+        if as_json or not sys.stdout.isatty():
+            report = check_in_child(data_path(cfg), g, scratch_parent=parent, limit=limit)
+        else:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-                with Progress(
-                    TextColumn("check"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TextColumn("blocks  {task.fields[records]} records"),
-                    console=console,
-                    transient=True,
-                ) as bar:
-                    task = bar.add_task("check", total=top, records=0)
+            with Progress(
+                TextColumn("check"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("blocks  {task.fields[records]} records"),
+                console=console,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("check", total=top, records=0)
 
-                    def tick(height: int, records: int) -> None:
-                        bar.update(task, completed=height, records=records)
+                def tick(height: int, records: int) -> None:
+                    bar.update(task, completed=height, records=records)
 
-                    report = check_store(
-                        store, g, scratch_parent=parent, limit=limit, on_block=tick
-                    )
+                report = check_in_child(
+                    data_path(cfg), g, scratch_parent=parent, limit=limit, on_block=tick
+                )
     finally:
         pid_file.unlink(missing_ok=True)
         lock.close()

@@ -201,6 +201,8 @@ class PeerLink:
         if not self._warned and silent >= UNREACHABLE_WARN_S:
             self._warned = True
             log.warning("peer %s has not answered for %d s %s", self.address, int(silent), why)
+            # (``node status`` shows it, as it shows a refused peer; QA-T: it said nothing)
+            self.info.problem = f"peer {self.address} has not answered for {int(silent)} s {why}"
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"peer {self.address}")

@@ -18,11 +18,13 @@ not depend on when the store was upgraded from format 2.
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ from consensus.certificate import require_certificate
 from consensus.messages import block_hash_of
 from node import event_ids
 from node.chain import EXTRA_DBS, ChainState, parse_trusted
-from node.errors import DamagedStoreError, LedgerError
+from node.errors import ConfigError, DamagedStoreError, LedgerError, StorageError
 from node.genesis import Genesis
 from node.records import VerifiedRecord
 from node.store import OWNER_KEY, Store
@@ -259,6 +261,85 @@ def _note(report: CheckReport, d: Difference, limit: int) -> None:
     report.differing[d.db] = report.differing.get(d.db, 0) + 1
     if len(report.differences) < limit:
         report.differences.append(d)
+
+
+def check_in_child(
+    path: Path,
+    genesis: Genesis,
+    *,
+    scratch_parent: Path,
+    limit: int = 20,
+    on_block: Callable[[int, int], None] | None = None,
+) -> CheckReport:
+    """``check_store`` of the store at ``path``, run in a forked child process, so that a
+    damaged page on which LMDB aborts (an assertion in ``mdb.c`` ends the process) becomes
+    a ``DamagedStoreError`` here (QA-T: exit 134, no message). The caller holds the data
+    folder's lock, which the child inherits; ``on_block`` is called here, as the child
+    reports each block. A scratch folder the child left is removed."""
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(
+        target=_check_child,
+        args=(send, path, genesis, scratch_parent, limit, on_block is not None),
+        daemon=True,
+    )
+    child.start()
+    send.close()
+    report: CheckReport | None = None
+    failure: tuple[str, str] | None = None
+    try:
+        while True:
+            try:
+                msg = recv.recv()
+            except EOFError:
+                break
+            if msg[0] == "block" and on_block is not None:
+                on_block(msg[1], msg[2])
+            elif msg[0] == "done":
+                report = msg[1]
+            elif msg[0] == "error":
+                failure = (msg[1], msg[2])
+    finally:
+        child.join(timeout=60)
+        if child.is_alive():
+            child.kill()
+            child.join()
+        recv.close()
+        remove_stale_scratch(scratch_parent)
+    if failure is not None:
+        kind = {"ConfigError": ConfigError, "StorageError": StorageError}.get(failure[0])
+        raise (kind or DamagedStoreError)(failure[1])
+    if report is None:
+        code = child.exitcode
+        how = f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
+        raise DamagedStoreError(
+            f"store at {path} is damaged: reading it stopped the check ({how}; LMDB ends a "
+            "process on some damaged pages); move the store away and start the node with "
+            "--resync"
+        )
+    return report
+
+
+def _check_child(
+    conn: Connection, path: Path, genesis: Genesis, scratch: Path, limit: int, ticks: bool
+) -> None:
+    """The child of ``check_in_child``: every answer goes back through ``conn``."""
+    try:
+        with Store.open(path, genesis.hash, create=False, extra_dbs=EXTRA_DBS) as store:
+            report = check_store(
+                store,
+                genesis,
+                scratch_parent=scratch,
+                limit=limit,
+                on_block=(lambda h, n: conn.send(("block", h, n))) if ticks else None,
+            )
+        conn.send(("done", report))
+    except LedgerError as e:
+        conn.send(("error", type(e).__name__, str(e)))
+    except Exception as e:  # (a bug, not damage: said as it is)
+        conn.send(("error", "LedgerError", f"the check failed ({type(e).__name__}: {e})"))
+    finally:
+        conn.close()
 
 
 def remove_stale_scratch(parent: Path) -> list[Path]:

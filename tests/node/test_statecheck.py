@@ -231,3 +231,28 @@ def test_the_command_refuses_another_members_store(tmp_path: Path) -> None:
     assert res.returncode == 2, res.stderr
     assert "is 'v2''s node's, not 'v0''s" in res.stderr
     assert "--resync" in res.stderr
+
+
+def test_a_check_that_lmdb_ends_is_reported_as_damage(tmp_path: Path, monkeypatch) -> None:
+    # QA-T: a zeroed page made LMDB abort the check (an assertion in mdb.c, exit 134, no
+    # message); the check runs in a child, and its death is told as damage. The abort is
+    # stood in for by os.abort in the child (a forked copy of this process).
+    import os
+
+    from node import statecheck
+
+    b = _chain(tmp_path / "store")
+    b.close()
+
+    def dies(*a: object, **kw: object) -> None:
+        (tmp_path / f"{SCRATCH_PREFIX}left").mkdir()  # (what a killed check leaves)
+        os.abort()
+
+    monkeypatch.setattr(statecheck, "check_store", dies)
+    with pytest.raises(DamagedStoreError, match=r"stopped the check \(signal 6"):
+        statecheck.check_in_child(tmp_path / "store", b.genesis, scratch_parent=tmp_path)
+    assert not list(tmp_path.glob(SCRATCH_PREFIX + "*"))
+    monkeypatch.undo()
+    report = statecheck.check_in_child(tmp_path / "store", b.genesis, scratch_parent=tmp_path)
+    assert report.ok
+    assert report.records == 7
