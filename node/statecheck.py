@@ -70,9 +70,10 @@ class Difference:
 
     def describe(self) -> str:
         what = COMPARED.get(self.db, "record ids" if self.db == "ids" else self.db)
+        at = _first_difference(self.stored, self.replayed)
         return (
-            f"{self.db} ({what}) key {_show(self.key)}: stored {_show(self.stored)}, "
-            f"a replay has {_show(self.replayed)}"
+            f"{self.db} ({what}) key {_show_key(self.db, self.key)}: stored "
+            f"{_show(self.stored, at)}, a replay has {_show(self.replayed, at)}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,12 +85,42 @@ class Difference:
         }
 
 
-def _show(b: bytes | None) -> str:
+def _first_difference(a: bytes | None, b: bytes | None) -> int:
+    """Where two values first differ (0 if either is missing)."""
+    if a is None or b is None:
+        return 0
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+
+
+def _show(b: bytes | None, at: int = 0) -> str:
+    """``b`` as text (or hex), a window of it around offset ``at`` (QA-T: a long code state
+    was cut off before the byte that differed)."""
     if b is None:
         return "nothing"
-    text = b[:_SHOWN].decode("utf-8", "replace")
-    shown = repr(text) if text.isprintable() else b[:_SHOWN].hex()
-    return shown + (f"... ({len(b)} bytes)" if len(b) > _SHOWN else "")
+    start = max(0, min(at - _SHOWN // 4, len(b) - _SHOWN)) if len(b) > _SHOWN else 0
+    part = b[start : start + _SHOWN]
+    text = part.decode("utf-8", "replace")
+    shown = repr(text) if text.isprintable() else part.hex()
+    before = "..." if start else ""
+    after = "..." if start + _SHOWN < len(b) else ""
+    size = f" ({len(b)} bytes)" if before or after else ""
+    return f"{before}{shown}{after}{size}"
+
+
+def _show_key(db: str, key: bytes) -> str:
+    """A key as its index names it: a code history's ``code #log-index`` (QA-T: printed as
+    hex), a nonce's ``author/nonce``, a height or log index as a number."""
+    if db == "codes" and len(key) > 9 and key[-9:-8] == b"\x00":
+        code = key[:-9].decode("utf-8", "replace")
+        return f"{code!r} #{int.from_bytes(key[-8:], 'big')}"
+    if db == "nonces" and key and key[0] < 255 and len(key) > key[0]:
+        author = key[1 : 1 + key[0]].decode("utf-8", "replace")
+        return f"{author!r}/{key[1 + key[0] :].decode('utf-8', 'replace')!r}"
+    if db in ("blocks", "recent_ids", "block_ends") and len(key) == 8:
+        return str(int.from_bytes(key, "big"))
+    return _show(key)
 
 
 @dataclass

@@ -256,3 +256,20 @@ def test_a_check_that_lmdb_ends_is_reported_as_damage(tmp_path: Path, monkeypatc
     report = statecheck.check_in_child(tmp_path / "store", b.genesis, scratch_parent=tmp_path)
     assert report.ok
     assert report.records == 7
+
+
+def test_differences_name_keys_as_their_index_does_and_show_where_values_differ() -> None:
+    # QA-T: code-history keys were printed as hex, and a long code state was cut off
+    # before the byte that differed
+    from node.statecheck import Difference
+    from node.store import code_key, nonce_key
+
+    d = Difference("codes", code_key("urn:x:1") + (42).to_bytes(8, "big"), b"", None)
+    assert "key 'urn:x:1' #42: stored '', a replay has nothing" in d.describe()
+    n = Difference("nonces", nonce_key("farm", "n-1"), None, b"")
+    assert "key 'farm'/'n-1'" in n.describe()
+    stored = b'{"c":"x","cu":"farm",' + b'"pad":"' + b"a" * 200 + b'","z":"fare"}'
+    replayed = stored.replace(b'"fare"', b'"farm"')
+    text = Difference("custody", b"x", stored, replayed).describe()
+    assert '"z":"fare"}' in text
+    assert '"z":"farm"}' in text
