@@ -195,7 +195,7 @@ def offer(
         raise RuleError("event-time", f"--time: {ahead}")
     exit_ok = recalled_may_leave(bare_step(biz_step), bare_disposition(disposition))
     selling = bare_step(biz_step) in SALE_STEPS or bare_disposition(disposition) in SALE_MARKS
-    _check_held(
+    contents = _check_held(
         node,
         k.name,
         [*(codes or []), *(lot or [])],
@@ -203,7 +203,6 @@ def offer(
         time_ms=rec.time_ms,
         selling=selling,
     )
-    contents = _contents(node, [*(codes or []), *(lot or [])])
     if contents:  # (QA-R: the sender could empty a case between its offer and the accept)
         rec = make_record(
             g, k.name, event, category=category, handoff_to=to,
@@ -247,20 +246,24 @@ def _check_held(
     recalled_ok: bool = False,
     time_ms: int | None = None,
     selling: bool = False,
-) -> None:
+) -> dict[str, list[str]]:
     """Refuse (exit 1) an offer of a code the sender does not hold now (rule custody), that
     is closed, or that is recalled unless the offer is a return or for destruction (rule
     recalled), or dated (``time_ms``) before the sender came to hold it (rule event-time;
     QA re-check: refused only at accept), asked of the node; an offer signed with no node
     to ask (offline, or a local testnet that is down) is not checked, and a warning says
-    so. The node judges the accepted handoff again when it is submitted."""
+    so. The node judges the accepted handoff again when it is submitted.
+
+    Returns what each offered container holds (``_contents``' form: the offer lists it),
+    read in the same pass; {} offline."""
     try:
         target = resolve_node(node)
     except InputError:
         if node is not None:
             raise
-        return  # (offline signing: no --node and no local testnet)
+        return {}  # (offline signing: no --node and no local testnet)
     offered = {normalize_code(c) for c in codes}
+    contents: dict[str, list[str]] = {}
     try:
         with LedgerClient(target.address, timeout=10) as client:
             for code in codes:
@@ -329,8 +332,10 @@ def _check_held(
                         "(--biz-step destroying), and not sold or dispensed",
                         code,
                     )
-                look_inside = selling or not (recalled_ok or me.recalled)
-                packed = _packed(client, me.code) if look_inside else []
+                packed = _packed(client, me.code)
+                listed = sorted(n.code for n in packed)
+                if listed and len(listed) < _CONTENTS_MAX:
+                    contents[me.code] = listed
                 held = next((n.code for n in packed if selling and n.HasField("held_at")), "")
                 if held:
                     raise RuleError(
@@ -355,6 +360,8 @@ def _check_held(
             f"warning: node {target.address} did not answer: the offer's codes were not "
             "checked against the chain (the node judges the handoff when it is submitted)"
         )
+        return {}
+    return contents
 
 
 def _moves_with(client: LedgerClient, container: str, offered: set[str]) -> bool:

@@ -132,26 +132,15 @@ def status(
 
 
 def _check_owner(store: Store, member: str, g: Genesis) -> None:
-    """Refuse (exit 2) a store another member's node kept, as ``node start`` does."""
-    from consensus.signstate import SignState
+    """Refuse (exit 2) a store another member's node kept, as ``node start`` does (QA-T:
+    another member's store 'checked' clean)."""
     from node.errors import ConfigError
-    from node.main import signed_by
+    from node.main import store_owner_problem
 
-    owner = store.owner()
-    raw = store.get_sign_state()
     m = g.member(member)
-    foreign = (owner and owner != member) or (
-        not owner
-        and raw is not None
-        and m is not None
-        and not signed_by(SignState.from_bytes(raw), m.public_key, g)
-    )
-    if foreign:
-        whose = f"{owner!r}'s node's" if owner else "another validator's node's"
-        raise ConfigError(
-            f"data_dir: the store in {store.path} is {whose}, not {member!r}'s: a node never "
-            "runs on another's store; move it away and start this node with --resync"
-        )
+    problem = store_owner_problem(store, member, m.public_key, g) if m is not None else ""
+    if problem:
+        raise ConfigError(f"data_dir: {problem}; move it away and start this node with --resync")
 
 
 @app.command("check")

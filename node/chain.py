@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
+from consensus.certificate import require_certificate
 from consensus.messages import block_hash_of
 from consensus.validators import ValidatorSet
 from node import compact, custody, event_ids
@@ -50,6 +51,18 @@ EXTRA_DBS = (custody.DB_CUSTODY, custody.DB_EDGES)
 #: block-time). Validators' clocks must agree to within this (NTP keeps them within a
 #: second); a validator whose clock is further behind prevotes nil on honest proposals.
 MAX_CLOCK_AHEAD_MS = 30_000
+
+
+def parse_certified(block: types_pb2.Block) -> list[VerifiedRecord | None]:
+    """A certified block's records, parsed (``parse_trusted``: signatures not re-checked,
+    the certified log root covers them). Raises ``BodyMismatchError``."""
+    out: list[VerifiedRecord | None] = []
+    for i, pb in enumerate(block.envelopes):
+        try:
+            out.append(parse_trusted(pb))
+        except LedgerError as e:
+            raise BodyMismatchError(f"block: record {i}: {e}") from e
+    return out
 
 
 def parse_trusted(pb: types_pb2.Envelope) -> VerifiedRecord:
@@ -89,6 +102,12 @@ class Prepared:
     verified: tuple[VerifiedRecord, ...]
     leaf_hashes: tuple[bytes, ...]  # RFC 9162 leaf hashes of the envelopes, in order
     update: custody.BlockUpdate
+
+
+class BodyMismatchError(InputError):
+    """A block's envelopes are not the ones its header commits to (their count, record ids
+    or leaves): in a certified block, the fault of the peer that served it (``node.sync``),
+    never of this node's state."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +171,18 @@ class ChainState:
                 log.exception("checking a record failed")
                 out.append(InputError(f"record: cannot be checked ({type(e).__name__}: {e})"))
         return out
+
+    def check_certificate(self, block: types_pb2.Block, cert: types_pb2.CommitCertificate) -> None:
+        """``cert`` certifies ``block``: 2f+1 precommits of this chain's validators for its
+        hash (``require_certificate``; a synced or stored block). Raises
+        ``VerificationError``."""
+        require_certificate(
+            cert,
+            self.validators,
+            self.genesis.hash,
+            self.genesis.chain_id,
+            expected_hash=block_hash_of(block),
+        )
 
     def check_fresh(self, v: VerifiedRecord, reader: StoreReader | None = None) -> None:
         """Replay protection against the committed log (the mempool checks pending ones).
@@ -354,7 +385,10 @@ class ChainState:
             checked) no record repeats a committed or earlier record's EPCIS eventID
             (``node.event_ids``) nor dates its event over a day after the header's time
             (rule event-time): rules for new records, so certified blocks skip them;
-        (7) log_size and log_root are the log's after appending the block's leaves.
+        (7) log_size and log_root are the log's after appending the block's leaves:
+            checked right after (3), so that each failure of (3), (4) or (7) is a
+            ``BodyMismatchError`` (the envelopes are not the header's) and any other
+            failure of a certified block is this node's.
         """
         bh = block_hash_of(block)
         cached = self._prepared.get(bh)
@@ -378,7 +412,7 @@ class ChainState:
             self._check_block_time(header.time_ms)
         n = len(block.envelopes)
         if header.num_records != n:
-            raise InputError(f"block: num_records {header.num_records}, carries {n}")
+            raise BodyMismatchError(f"block: num_records {header.num_records}, carries {n}")
         check = self.verify if verify_signatures else parse_trusted
         if known is not None and len(known) != n:
             raise ValueError("validate_block: one known entry per envelope")
@@ -389,10 +423,18 @@ class ChainState:
                 try:
                     v = check(pb)
                 except LedgerError as e:
-                    raise InputError(f"block: record {i}: {e}") from e
+                    raise BodyMismatchError(f"block: record {i}: {e}") from e
             verified.append(v)
         if header.records_hash != records_hash(v.record_id for v in verified):
-            raise InputError("block: records_hash does not match the envelopes")
+            raise BodyMismatchError("block: records_hash does not match the envelopes")
+        # (7, before the rules: a certified block whose leaves make its root is the
+        # validators' own, so a failure after this is this node's, not its sender's)
+        leaf_hashes = tuple(v.leaf_hash for v in verified)
+        size, root = self.store.preview_root(leaf_hashes, hashed=True)
+        if header.log_size != size or header.log_root != root:
+            raise BodyMismatchError(
+                "block: log_size/log_root do not match the log after this block"
+            )
         ids = {v.record_id for v in verified}
         nonces = {(v.record.author, v.record.nonce) for v in verified}
         if len(ids) != n or len(nonces) != n:
@@ -420,10 +462,6 @@ class ChainState:
             refusal = update.refused[0]
             err = refusal.error
             raise RuleError(err.rule, f"block: record {refusal.position}: {err}", err.code)
-        leaf_hashes = tuple(v.leaf_hash for v in verified)
-        size, root = self.store.preview_root(leaf_hashes, hashed=True)
-        if header.log_size != size or header.log_root != root:
-            raise InputError("block: log_size/log_root do not match the log after this block")
         prepared = Prepared(block, bh, header, tuple(verified), leaf_hashes, update)
         self._remember(prepared)
         return prepared

@@ -838,7 +838,7 @@ def _apply(
                         "returned) or for destruction (bizStep destroying)",
                         c,
                     )
-                if new and not exit_ok and _expired_source(w, st) is st:
+                if new and not exit_ok and st.disposition == EXPIRED_DISPOSITION:
                     # (QA-T: a handoff's in_transit overwrote expired, and the receiver sold
                     # the tin; a lot's expiry survives its items' handoffs already)
                     raise RuleError(

@@ -226,10 +226,8 @@ def _live_pid(path: Path) -> int:
 def _running_here(config: NodeConfig) -> str:
     """A hint when the data folder's own node holds the port (QA-S: a second start of a
     running node was told only "port in use")."""
-    try:
-        pid = int((config.data_dir / "node.pid").read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
+    pid = _live_pid(config.data_dir / "node.pid")
+    if not pid:
         return ""
     return f" (data_dir {config.data_dir} names PID {pid}, running: is this node started already?)"
 
@@ -269,14 +267,14 @@ async def _serve(
     _claim_store(config, genesis, key, store)
     # a validator that never signed from this store: is another process signing with its
     # key? (``node.twin``; asked of the peers now, and seen again in what it syncs)
-    state = store.get_sign_state() if key.name in genesis.validators else None
-    unsigned = key.name in genesis.validators and state is None
-    if key.name in genesis.validators and not resync and config.peers:
+    validator = key.name in genesis.validators
+    state = store.get_sign_state() if validator else None
+    if validator and not resync and config.peers:
         signed = SignState.from_bytes(state) if state is not None else None
         await _refuse_if_signed_since(config, genesis, key, store, signed, new_store=new_store)
     node = Node(config, genesis, key, store)
     node.resync = resync
-    node.new_store = unsigned
+    node.new_store = validator and state is None
     # no SO_REUSEPORT: a second node on a taken port must fail to bind, loudly
     server = grpc.aio.server(
         options=[*GRPC_OPTIONS, ("grpc.so_reuseport", 0)], interceptors=[MalformedRequests()]
@@ -344,26 +342,34 @@ def _claim_store(config: NodeConfig, genesis: Genesis, key: KeyPair, store: Stor
     a store another member's node kept (QA-S: validator2's store copied under validator3's
     folder started without a word, signing from validator2's sign state); claim an
     unclaimed one."""
-    owner = store.owner()
-    if owner == key.name:
-        return
-    if owner:
+    problem = store_owner_problem(store, key.name, key.public_key, genesis)
+    if problem:
         store.close()
-        raise ConfigError(
-            f"data_dir: the store in {data_path(config)} is {owner!r}'s node's (its sign "
-            f"state is that key's), not {key.name!r}'s: each member's node keeps its own "
-            "store, never a copy of another's; move it away and start with --resync to "
-            "sync the log from the peers"
+        raise ConfigError(f"data_dir: {problem}; move it away and start with --resync")
+    if not store.owner():
+        store.claim(key.name)
+
+
+def store_owner_problem(store: Store, member: str, public_key: bytes, genesis: Genesis) -> str:
+    """Why ``store`` is not ``member``'s node's, or "": another member's node claimed it,
+    or, unclaimed (an earlier version's), its sign state's votes are not ``public_key``'s
+    (``node start`` and ``node check`` refuse it alike)."""
+    owner = store.owner()
+    if owner:
+        if owner == member:
+            return ""
+        return (
+            f"the store in {store.path} is {owner!r}'s node's, not {member!r}'s: its sign "
+            f"state is {owner!r}'s node's own, not {member!r}'s; each member's node keeps its "
+            "own store, never a copy of another's"
         )
     raw = store.get_sign_state()
-    if raw is not None and not signed_by(SignState.from_bytes(raw), key.public_key, genesis):
-        store.close()  # (an unclaimed store of an earlier version, copied from another node)
-        raise ConfigError(
-            f"data_dir: the sign state of the store in {data_path(config)} was not signed "
-            f"with {key.name!r}'s key: the store is another validator's node's; each "
-            "member's node keeps its own store; move it away and start with --resync"
+    if raw is not None and not signed_by(SignState.from_bytes(raw), public_key, genesis):
+        return (
+            f"the sign state of the store in {store.path} was not signed with {member!r}'s "
+            "key: the store is another validator's node's"
         )
-    store.claim(key.name)
+    return ""
 
 
 def signed_by(state: SignState, public_key: bytes, genesis: Genesis) -> bool:

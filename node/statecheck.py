@@ -31,13 +31,10 @@ from typing import Any
 import lmdb
 from google.protobuf.message import DecodeError
 
-from consensus.certificate import require_certificate
-from consensus.messages import block_hash_of
 from node import event_ids
-from node.chain import EXTRA_DBS, ChainState, parse_trusted
+from node.chain import EXTRA_DBS, ChainState, parse_certified
 from node.errors import ConfigError, DamagedStoreError, LedgerError, StorageError
 from node.genesis import Genesis
-from node.records import VerifiedRecord
 from node.store import OWNER_KEY, Store
 from proto import types_pb2
 
@@ -178,7 +175,7 @@ def check_store(
             top = store.head().height
             for h in range(1, top + 1):
                 first = replay.head().log_size
-                ids = _replay_block(store, chain, genesis, h)
+                ids = _replay_block(store, chain, h)
                 _check_ids(report, store, ids, first, limit)
                 report.blocks = h
                 report.records = replay.head().log_size
@@ -199,7 +196,7 @@ def check_store(
     return report
 
 
-def _replay_block(store: Store, chain: ChainState, genesis: Genesis, h: int) -> list[bytes]:
+def _replay_block(store: Store, chain: ChainState, h: int) -> list[bytes]:
     """Replay block ``h`` of ``store`` into ``chain``; returns its record ids."""
     try:
         sb = store.get_block(h)
@@ -207,14 +204,8 @@ def _replay_block(store: Store, chain: ChainState, genesis: Genesis, h: int) -> 
             raise DamagedStoreError(f"block {h} is missing from the store")
         block = types_pb2.Block.FromString(sb.block_bytes())
         cert = types_pb2.CommitCertificate.FromString(sb.certificate_bytes)
-        require_certificate(
-            cert,
-            chain.validators,
-            genesis.hash,
-            genesis.chain_id,
-            expected_hash=block_hash_of(block),
-        )
-        known: list[VerifiedRecord | None] = [parse_trusted(pb) for pb in block.envelopes]
+        chain.check_certificate(block, cert)  # (as a sync checks a block)
+        known = parse_certified(block)
         prepared = chain.validate_block(block, verify_signatures=False, known=known)
     except DamagedStoreError:
         raise
@@ -238,11 +229,10 @@ def _check_ids(report: CheckReport, store: Store, ids: list[bytes], first: int, 
 
 
 def _entries(store: Store, db: str) -> Iterator[tuple[bytes, bytes]]:
-    with store._env.begin(db=store._dbs[db]) as txn, txn.cursor() as cur:
-        for key, value in cur.iternext(keys=True, values=True):
-            if db == "meta" and key == OWNER_KEY:
-                continue  # (node-local: which member's node keeps the store)
-            yield key, value
+    for key, value in store.items(db):
+        if db == "meta" and key == OWNER_KEY:
+            continue  # (node-local: which member's node keeps the store)
+        yield key, value
 
 
 def _compare(

@@ -778,6 +778,12 @@ class Store:
         with self._read() as txn:
             return txn.get(b"state", db=self._dbs["sign"])
 
+    def items(self, db: str) -> Iterator[tuple[bytes, bytes]]:
+        """Every ``(key, value)`` of sub-database ``db`` in key order, from one read
+        transaction held while the caller iterates (whole-store tools: ``node.statecheck``)."""
+        with self._read() as txn, txn.cursor(self._dbs[db]) as cur:
+            yield from cur.iternext(keys=True, values=True)
+
     def owner(self) -> str:
         """The member whose node keeps this store (its sign state is that key's); "" if
         none claimed it yet (a new store, or one of an earlier version)."""

@@ -34,11 +34,9 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from consensus.certificate import require_certificate
 from consensus.events import SyncCommitted
-from consensus.messages import block_hash_of
-from node.chain import parse_trusted
-from node.errors import InputError, LedgerError, ReplicationError, StorageError
+from node.chain import BodyMismatchError, parse_certified
+from node.errors import LedgerError, ReplicationError, StorageError
 from node.records import VerifiedRecord
 from node.sync_helper import LOOKAHEAD, SyncHelper, rebuild
 from proto import services_pb2, types_pb2
@@ -115,25 +113,13 @@ def _certified_records(
     parsed (signatures not re-checked: the certified log root covers them), or rebuilt from
     the sync helper's ``decoded`` blob. Runs while the previous block is still being
     applied. Raises ``LedgerError``."""
-    require_certificate(
-        cert,
-        node.chain.validators,
-        node.genesis.hash,
-        node.genesis.chain_id,
-        expected_hash=block_hash_of(block),
-    )
+    node.chain.check_certificate(block, cert)
     if decoded is not None:
         try:
             return rebuild(decoded, block)
         except ValueError as e:
             log.warning("sync helper answer unusable (%s); parsing in the node", e)
-    out: list[VerifiedRecord | None] = []
-    for i, pb in enumerate(block.envelopes):
-        try:
-            out.append(parse_trusted(pb))
-        except LedgerError as e:
-            raise InputError(f"block: record {i}: {e}") from e
-    return out
+    return parse_certified(block)
 
 
 class LocalStateError(Exception):
@@ -145,21 +131,15 @@ class LocalStateError(Exception):
 def _check_block(node: Node, block: types_pb2.Block, known: list[VerifiedRecord | None]) -> None:
     """The rest, on the head: chain link, replay, custody rules, log size and root.
 
-    The envelopes' leaves are checked against the certified header first: a failure
-    there is the peer's (other envelopes under a certified header); a failure after it is
-    this node's (``LocalStateError``; QA-T: a validator with one damaged code state looped
-    for ever, blaming each peer in turn)."""
-    header = types_pb2.BlockHeader.FromString(block.header)
-    if all(v is not None for v in known):
-        leaves = [v.leaf_hash for v in known if v is not None]
-        if node.store.preview_root(leaves, hashed=True) != (header.log_size, header.log_root):
-            raise InputError("block: its envelopes do not make the certified log root")
-        try:
-            node.chain.validate_block(block, verify_signatures=False, known=known)
-        except LedgerError as e:
-            raise LocalStateError(str(e)) from e
-        return
-    node.chain.validate_block(block, verify_signatures=False, known=known)
+    A ``BodyMismatchError`` is the peer's (other envelopes under a certified header); any
+    other failure is this node's (``LocalStateError``; QA-T: a validator with one damaged
+    code state looped for ever, blaming each peer in turn)."""
+    try:
+        node.chain.validate_block(block, verify_signatures=False, known=known)
+    except BodyMismatchError:
+        raise
+    except LedgerError as e:
+        raise LocalStateError(str(e)) from e
 
 
 _Item = tuple[types_pb2.CommittedBlock, "asyncio.Future[bytes | None] | None"]
