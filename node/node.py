@@ -74,6 +74,7 @@ from node.genesis import Genesis
 from node.idle import IdleGate, StartAction
 from node.keys import KeyPair
 from node.mempool import Mempool, Pending
+from node.peerauth import Challenges, LinkKeys
 from node.peers import (
     POLL_S,
     PeerInfo,
@@ -123,14 +124,16 @@ class Node:
         )
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.instance = os.urandom(8)  # tells this process from another with its key
+        self.challenges = Challenges()  # this process's, for peers opening links (peerauth)
+        self.link_keys = LinkKeys(genesis.hash, key.name, key.public_key, key.sign, self.member_key)
         self.peers = [
             PeerLink(
                 a,
                 services_pb2.Hello(
                     genesis_hash=genesis.hash, member=key.name, instance=self.instance
                 ),
+                self.link_keys,
                 self._peer_connected,
-                own_key=key.public_key,
                 on_duplicate=self.fatal,
             )
             for a in config.peers
@@ -772,6 +775,11 @@ class Node:
                     self.evidence[key] = ev
 
     # ------------------------------------------------------------------ sync
+
+    def member_key(self, member: str) -> bytes | None:
+        """A genesis member's public key (None: no member), for peer links (peerauth)."""
+        m = self.genesis.member(member)
+        return m.public_key if m is not None else None
 
     def _peer_connected(self, info: PeerInfo) -> None:
         """A peer that is ahead on connecting (a restart after downtime): sync now, not at

@@ -7,10 +7,14 @@ are dropped (bounded queue): consensus re-broadcasts on a timer, and records rea
 through blocks anyway.
 
 Before linking, a peer's ``PeerStatus`` reply is checked: another chain is refused; so is a
-peer answering as this node's own member. Such a reply must sign the fresh nonce this node
-sent (``hello_proof_bytes``): a valid proof means a second process holds this member's key
-(a standby left running, a copied data folder), and one of the two would sign a vote twice,
-so ``on_duplicate`` stops this node; a reply that cannot prove it is an impostor, refused.
+peer that does not sign the fresh nonce this node sent under the key the genesis gives the
+member it names (``node.peerauth``: an outsider, or an impostor). A peer proving it holds
+this node's own member's key means a second process runs this member (a standby left
+running, a copied data folder), and one of the two would sign a vote twice, so
+``on_duplicate`` stops this node. The ``Exchange`` stream then opens with a hello that
+signs the challenge the reply carried (``peerauth.link_hello``): the peer reads the stream
+only so. A peer of an earlier version issues no challenge; the stream opens unsigned, as
+it expects.
 
 Items are serialized ``PeerEnvelope`` bytes, built once by the caller for all peers (a
 block of 2,000 records is about 1 MB: copying and serializing it per peer cost more CPU
@@ -32,8 +36,8 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf.message import DecodeError
 
-from node.ed25519 import verify
 from node.errors import ReplicationError
+from node.peerauth import HELLO_NONCE_BYTES, LinkKeys, link_hello, reply_proves
 from proto import consensus_pb2, services_pb2, services_pb2_grpc, types_pb2
 
 log = logging.getLogger("suyuan.peers")
@@ -59,13 +63,6 @@ UNREACHABLE_WARN_S = 30  # a peer that has not answered this long is named once,
 POLL_S = 5.0  # a validator asks each linked peer's status this often (a follower: every 1 s)
 SILENT_S = 3 * POLL_S  # a linked peer that has not answered this long is not "connected"
 _MAX_BATCH_RECORDS = 2_000
-HELLO_TAG = b"suyuan/peer-hello/v1\0"  # domain: no vote, proposal, record or note starts so
-HELLO_NONCE_BYTES = 16
-
-
-def hello_proof_bytes(genesis_hash: bytes, member: str, nonce: bytes) -> bytes:
-    """What a ``PeerStatus`` reply signs to prove it holds ``member``'s key."""
-    return HELLO_TAG + genesis_hash + member.encode("utf-8") + b"\0" + nonce
 
 
 @dataclass
@@ -112,19 +109,19 @@ class PeerLink:
         self,
         address: str,
         hello: services_pb2.Hello,
+        keys: LinkKeys,
         on_connect: Callable[[PeerInfo], None] | None = None,
         *,
-        own_key: bytes = b"",
         on_duplicate: Callable[[str], None] | None = None,
     ) -> None:
-        """``on_connect(info)`` runs each time the peer answers its status (height known);
-        ``on_duplicate(reason)`` when a peer proves it holds ``own_key`` (this node's member's
-        public key), i.e. another process runs this node's member."""
+        """``keys`` prove this node's member and check the peer's; ``on_connect(info)`` runs
+        each time the peer answers its status (height known); ``on_duplicate(reason)`` when a
+        peer proves it holds this node's member's key, i.e. another process runs it."""
         self.address = address
         self.info = PeerInfo(address)
         self._hello = hello
+        self._keys = keys
         self._on_connect = on_connect
-        self._own_key = own_key
         self._on_duplicate = on_duplicate
         self._problem = ""  # the last reason this peer was refused (logged once)
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=_QUEUE_LIMIT)
@@ -181,13 +178,14 @@ class PeerLink:
         its height on an idle chain. Failures are left to the link's own loop."""
         if not self.info.connected:
             return
+        request, nonce = self._ask()
         try:
-            reply = await self.stub.PeerStatus(self._hello, timeout=2.0)
+            reply = await self.stub.PeerStatus(request, timeout=2.0)
         except grpc.aio.AioRpcError:
             if self.info.connected:  # (QA: a paused peer, its link still open, went unnamed)
                 self._silent("though its link is open: paused or hung?")
             return
-        if not self._refusal(reply)[1]:
+        if not self._refusal(reply, nonce)[1]:
             self.info.height = max(self.info.height, reply.height)
             self.info.answered = time.monotonic()
             if self._warned:
@@ -232,8 +230,8 @@ class PeerLink:
         except asyncio.QueueFull:
             self.info.dropped += 1
 
-    async def _envelopes(self) -> AsyncIterator[bytes]:
-        yield services_pb2.PeerEnvelope(hello=self._hello).SerializeToString()
+    async def _envelopes(self, hello: services_pb2.Hello) -> AsyncIterator[bytes]:
+        yield services_pb2.PeerEnvelope(hello=hello).SerializeToString()
         while not self._stopping:
             first = await self._queue.get()
             items = [first]
@@ -258,14 +256,24 @@ class PeerLink:
                 self.info.sent += len(parts)
                 yield b"".join(parts)
 
-    def _refusal(self, reply: services_pb2.Hello, nonce: bytes = b"") -> tuple[int, str]:
-        """Why this node must not link to a peer that answered ``reply`` (to a request that
-        carried ``nonce``), or "", with the logging level to say it at: a node dialling
+    def _ask(self) -> tuple[services_pb2.Hello, bytes]:
+        """A ``PeerStatus`` request: this node's hello with a fresh nonce for the reply to sign."""
+        nonce = os.urandom(HELLO_NONCE_BYTES)
+        request = services_pb2.Hello()
+        request.CopyFrom(self._hello)
+        request.nonce = nonce
+        return request, nonce
+
+    def _refusal(self, reply: services_pb2.Hello, nonce: bytes) -> tuple[int, str]:
+        """Why this node must not link to a peer that answered ``reply`` to a request that
+        carried ``nonce``, or "", with the logging level to say it at: a node dialling
         itself goes on, so that is a warning (QA: an ERROR misled), the rest errors."""
-        if reply.genesis_hash != self._hello.genesis_hash:
+        keys = self._keys
+        who = reply.member
+        if reply.genesis_hash != keys.genesis_hash:
             return logging.ERROR, (
                 f"peer {self.address} is on another chain (genesis "
-                f"{bytes(reply.genesis_hash).hex()}, this node's {self._hello.genesis_hash.hex()}):"
+                f"{bytes(reply.genesis_hash).hex()}, this node's {keys.genesis_hash.hex()}):"
                 " not linking to it"
             )
         if reply.instance and reply.instance == self._hello.instance:
@@ -273,11 +281,10 @@ class PeerLink:
                 f"peer {self.address} is this very node (its own address, spelled another "
                 "way, among its peers): not linking to it"
             )
-        if reply.member and reply.member == self._hello.member:
-            proof = hello_proof_bytes(bytes(reply.genesis_hash), reply.member, nonce)
-            if nonce and self._own_key and verify(self._own_key, proof, bytes(reply.proof)):
+        if who and who == keys.member:
+            if reply_proves(reply, nonce, keys.public_key):
                 reason = (
-                    f"peer {self.address} proved it holds {reply.member!r}'s key, this node's "
+                    f"peer {self.address} proved it holds {who!r}'s key, this node's "
                     "own: two processes run one member's key and one would sign a vote twice; "
                     "this one stops (run only one of them)"
                 )
@@ -286,32 +293,45 @@ class PeerLink:
                     self._on_duplicate(reason)
                 return logging.ERROR, reason
             return logging.ERROR, (
-                f"peer {self.address} answers as {reply.member!r}, this node's own member, "
+                f"peer {self.address} answers as {who!r}, this node's own member, "
                 "without proving it holds the key: not linking to it"
             )
+        public_key = keys.key_of(who) if who else None
+        if public_key is None:
+            return logging.ERROR, (
+                f"peer {self.address} answers as {who!r}, no member of this consortium: "
+                "not linking to it"
+            )
+        if not reply_proves(reply, nonce, public_key):
+            return logging.ERROR, (
+                f"peer {self.address} answers as {who!r} without proving it holds {who!r}'s "
+                "key (an impostor?): not linking to it"
+            )
         return logging.NOTSET, ""
+
+    def _refuse(self, level: int, problem: str) -> None:
+        """Say ``problem`` once (then it is retried slowly: the operator must act)."""
+        if problem != self._problem:
+            log.log(level, "%s", problem)
+            self._problem = problem
+        self.info.connected = False
+        self.info.problem = problem
 
     async def _run(self) -> None:
         backoff = 0.05
         while not self._stopping:
             try:
-                nonce = os.urandom(HELLO_NONCE_BYTES)
-                request = services_pb2.Hello()
-                request.CopyFrom(self._hello)
-                request.nonce = nonce
+                request, nonce = self._ask()
                 reply = await self.stub.PeerStatus(request, timeout=2.0)
                 level, problem = self._refusal(reply, nonce)
-                if problem:  # said once, then retried slowly: the operator must act
-                    if problem != self._problem:
-                        log.log(level, "%s", problem)
-                        self._problem = problem
-                    self.info.connected = False
-                    self.info.problem = problem
+                if problem:
+                    self._refuse(level, problem)
                     await asyncio.sleep(REFUSED_RETRY_S)
                     continue
+                who = reply.member
                 self._problem = ""
                 self.info.problem = ""
-                self.info.member = reply.member
+                self.info.member = who
                 self.info.height = reply.height
                 self.info.connected = True
                 self.info.answered = time.monotonic()
@@ -322,10 +342,21 @@ class PeerLink:
                 log.info(
                     "connected to %s (%s at height %d)", self.address, reply.member, reply.height
                 )
-                await self._exchange(self._envelopes())
+                hello = self._hello  # (a peer of an earlier version issues no challenge)
+                if reply.challenge:
+                    hello = link_hello(self._hello, self._keys, who, bytes(reply.challenge))
+                await self._exchange(self._envelopes(hello))
             except asyncio.CancelledError:
                 raise
             except grpc.aio.AioRpcError as e:
+                if e.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    self._refuse(
+                        logging.ERROR,
+                        f"peer {self.address} does not take this node's link: "
+                        f"{(e.details() or '').strip()[:300]}",
+                    )
+                    await asyncio.sleep(REFUSED_RETRY_S)
+                    continue
                 if self.info.connected:
                     log.info("lost %s: %s", self.address, e.code().name)
                 else:  # (QA: a typo in `peers` was never logged)

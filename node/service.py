@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -30,7 +31,7 @@ from node.errors import (
 from node.grpc_errors import rpc, rpc_stream, status_code
 from node.indexes import StoreTraceIndex
 from node.node import Node
-from node.peers import HELLO_NONCE_BYTES, hello_proof_bytes
+from node.peerauth import HELLO_NONCE_BYTES, hello_proof_bytes, link_problem
 from node.readback import committed_by_id, committed_envelope
 from node.records import TraceRecord, VerifiedRecord
 from node.store import damaged
@@ -441,9 +442,9 @@ VOTE_WINDOW = 1_000
 def _note_peer_height(node: Node, sender: str, votes: list[consensus_pb2.ConsensusMessage]) -> None:
     """A peer voting at height h has committed h - 1: keep ``node status``'s peer heights
     current (they were the heights seen when each link connected). Only the sender's own
-    votes count (a relayed vote says nothing of the relayer). Trusted as far as a peer's
-    ``PeerStatus`` claim is: a height too high only makes this node try a sync, which
-    verifies whatever it fetches."""
+    votes count (a relayed vote says nothing of the relayer); ``sender`` proved its member
+    when its stream opened (peerauth). A height too high only makes this node try a sync,
+    which verifies whatever it fetches."""
     own = max((m.vote.height for m in votes if m.vote.validator == sender), default=0)
     if own and sender:
         for p in node.peers:
@@ -487,9 +488,24 @@ def _read_blocks(node: Node, lo: int, hi: int) -> list[bytes]:
     return out
 
 
+#: a refused peer stream's reason is logged at most this often (one an old node retries)
+REFUSAL_LOG_S = 60.0
+
+
 class PeerService(services_pb2_grpc.PeerServicer):
     def __init__(self, node: Node) -> None:
         self.node = node
+        self._refusals_logged: dict[str, float] = {}  # reason -> when last logged
+
+    def _log_refusal(self, peer: str, why: str) -> None:
+        now = time.monotonic()
+        last = self._refusals_logged.get(why)
+        if last is not None and now - last < REFUSAL_LOG_S:
+            return
+        if len(self._refusals_logged) >= 1_000:  # bounded: reasons name members, not data
+            self._refusals_logged.clear()
+        self._refusals_logged[why] = now
+        log.warning("refused a peer stream from %s: %s", peer, why)
 
     async def Exchange(  # noqa: N802
         self, request_iterator: AsyncIterator[services_pb2.PeerEnvelope], context: Ctx
@@ -505,6 +521,16 @@ class PeerService(services_pb2_grpc.PeerServicer):
                     await context.abort(
                         grpc.StatusCode.FAILED_PRECONDITION, "peer is on another chain"
                     )
+                why = link_problem(
+                    env.hello,
+                    genesis_hash=node.genesis.hash,
+                    receiver=node.key.name,
+                    key_of=node.member_key,
+                    challenges=node.challenges,
+                )
+                if why:  # nothing an unproven sender streams is read (peerauth)
+                    self._log_refusal(context.peer(), why)
+                    await context.abort(grpc.StatusCode.UNAUTHENTICATED, why)
                 sender = env.hello.member
             head = node.store.head().height
             # only votes that can still count: a vote at a committed height is stale, and one
@@ -561,10 +587,10 @@ class PeerService(services_pb2_grpc.PeerServicer):
         )
 
     async def PeerStatus(self, request: services_pb2.Hello, context: Ctx) -> services_pb2.Hello:  # noqa: N802
+        """This node's hello. The asker's claims are not read (it proves nothing here: its
+        height comes from this node's own asking, or its signed votes); a member is given a
+        challenge to sign when it opens its ``Exchange`` stream (peerauth)."""
         node = self.node
-        for p in node.peers:
-            if p.info.member == request.member and request.member:
-                p.info.height = max(p.info.height, request.height)
         reply = services_pb2.Hello(
             genesis_hash=node.genesis.hash,
             member=node.key.name,
@@ -574,6 +600,8 @@ class PeerService(services_pb2_grpc.PeerServicer):
         if len(request.nonce) == HELLO_NONCE_BYTES:  # the asker checks who answers
             proof = hello_proof_bytes(node.genesis.hash, node.key.name, request.nonce)
             reply.proof = node.key.sign(proof)
+        if request.member and node.member_key(request.member) is not None:
+            reply.challenge = node.challenges.issue(request.member)
         return reply
 
 

@@ -253,20 +253,22 @@ class ListEvidenceResponse(_message.Message):
     def __init__(self, evidence: _Optional[_Iterable[_Union[_consensus_pb2.Evidence, _Mapping]]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("genesis_hash", "member", "height", "nonce", "proof", "instance")
+    __slots__ = ("genesis_hash", "member", "height", "nonce", "proof", "instance", "challenge")
     GENESIS_HASH_FIELD_NUMBER: _ClassVar[int]
     MEMBER_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     PROOF_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGE_FIELD_NUMBER: _ClassVar[int]
     genesis_hash: bytes
     member: str
     height: int
     nonce: bytes
     proof: bytes
     instance: bytes
-    def __init__(self, genesis_hash: _Optional[bytes] = ..., member: _Optional[str] = ..., height: _Optional[int] = ..., nonce: _Optional[bytes] = ..., proof: _Optional[bytes] = ..., instance: _Optional[bytes] = ...) -> None: ...
+    challenge: bytes
+    def __init__(self, genesis_hash: _Optional[bytes] = ..., member: _Optional[str] = ..., height: _Optional[int] = ..., nonce: _Optional[bytes] = ..., proof: _Optional[bytes] = ..., instance: _Optional[bytes] = ..., challenge: _Optional[bytes] = ...) -> None: ...
 
 class PeerEnvelope(_message.Message):
     __slots__ = ("hello", "consensus", "records", "evidence")

@@ -22,10 +22,11 @@ from node.config import NodeConfig
 from node.genesis import ConsensusParams, Genesis, Member
 from node.grpc_errors import MalformedRequests
 from node.node import Node, data_path
+from node.peerauth import HELLO_NONCE_BYTES, LinkKeys, link_hello
 from node.records import make_record, sign_record
 from node.service import LedgerService, PeerService
 from node.store import Store
-from proto import services_pb2_grpc, types_pb2
+from proto import services_pb2, services_pb2_grpc, types_pb2
 from tests.fixtures import MEMBERS, key, object_event
 
 T = TypeVar("T")
@@ -83,6 +84,34 @@ def signed(genesis: Genesis, code: str, author: str = "farm", **kw: Any) -> type
 
     rec = make_record(genesis, author, object_event([code]), category="meat", **kw)
     return envelope_to_proto(sign_record(rec, key(author)))
+
+
+def link_keys(genesis: Genesis, member: str) -> LinkKeys:
+    """``member``'s (its fixture key's) peer-link keys under ``genesis``."""
+
+    def key_of(m: str) -> bytes | None:
+        found = genesis.member(m)
+        return found.public_key if found is not None else None
+
+    k = key(member)
+    return LinkKeys(genesis.hash, member, k.public_key, k.sign, key_of)
+
+
+async def exchange(
+    live: Live, genesis: Genesis, member: str, envs: list[services_pb2.PeerEnvelope]
+) -> services_pb2.PeerAck:
+    """Send ``envs`` on a ``Peer.Exchange`` stream opened as a node of ``member`` opens one:
+    ``PeerStatus`` for a challenge, then a hello that signs it (node.peerauth)."""
+    stub = services_pb2_grpc.PeerStub(live.channel)
+    base = services_pb2.Hello(genesis_hash=genesis.hash, member=member)
+    ask = services_pb2.Hello(genesis_hash=genesis.hash, member=member)
+    ask.nonce = bytes(HELLO_NONCE_BYTES)
+    reply = await stub.PeerStatus(ask, timeout=10)
+    hello = link_hello(base, link_keys(genesis, member), reply.member, bytes(reply.challenge))
+    ack: services_pb2.PeerAck = await stub.Exchange(
+        iter([services_pb2.PeerEnvelope(hello=hello), *envs]), timeout=10
+    )
+    return ack
 
 
 async def rpc_error(call: Awaitable[Any]) -> grpc.aio.AioRpcError:

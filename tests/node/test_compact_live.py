@@ -25,7 +25,16 @@ from node.proposals import Rebuilt
 from node.store import Store
 from proto import consensus_pb2, services_pb2, services_pb2_grpc, types_pb2
 from tests.fixtures import genesis, key
-from tests.node.livenode import Live, config, live_node, rpc_error, run, signed, solo_genesis
+from tests.node.livenode import (
+    Live,
+    config,
+    exchange,
+    live_node,
+    rpc_error,
+    run,
+    signed,
+    solo_genesis,
+)
 
 G = genesis()  # four validators; the live nodes never commit, so records stay pending
 
@@ -49,13 +58,8 @@ def _proposal(
 
 
 async def _send(live: Live, proposal: consensus_pb2.Proposal) -> None:
-    peer = services_pb2_grpc.PeerStub(live.channel)
-    hello = services_pb2.Hello(genesis_hash=G.hash, member="v1", height=0)
     msg = consensus_pb2.ConsensusMessage(proposal=proposal)
-    await peer.Exchange(
-        iter([services_pb2.PeerEnvelope(hello=hello), services_pb2.PeerEnvelope(consensus=[msg])]),
-        timeout=10,
-    )
+    await exchange(live, G, "v1", [services_pb2.PeerEnvelope(consensus=[msg])])
 
 
 async def _until(cond: Callable[[], bool], what: str) -> None:

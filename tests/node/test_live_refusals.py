@@ -15,10 +15,10 @@ from google.protobuf import json_format
 from consensus.messages import VoteType, encode_message
 from consensus.signing import Ed25519Signer, sign_vote
 from node.convert import envelope_to_proto
-from proto import services_pb2, services_pb2_grpc
+from proto import services_pb2
 from tests.cli.helpers import suyuan
 from tests.fixtures import genesis, key
-from tests.node.livenode import config, live_node, rpc_error, run, signed, solo_genesis
+from tests.node.livenode import config, exchange, live_node, rpc_error, run, signed, solo_genesis
 
 
 def test_full_mempool_is_resource_exhausted(tmp_path: Path) -> None:
@@ -88,16 +88,11 @@ def test_equivocation_evidence_end_to_end(tmp_path: Path) -> None:
             votes = [
                 sign_vote(byzantine, vctx, VoteType.PREVOTE, 1, 0, bytes([b]) * 32) for b in (1, 2)
             ]
-            peer = services_pb2_grpc.PeerStub(live.channel)
-            hello = services_pb2.Hello(genesis_hash=g.hash, member="v0", height=0)
-            await peer.Exchange(
-                iter(
-                    [
-                        services_pb2.PeerEnvelope(hello=hello),
-                        services_pb2.PeerEnvelope(consensus=[encode_message(v) for v in votes]),
-                    ]
-                ),
-                timeout=10,
+            await exchange(
+                live,
+                g,
+                "v0",
+                [services_pb2.PeerEnvelope(consensus=[encode_message(v) for v in votes])],
             )
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 10  # the replica handles the votes on its own task

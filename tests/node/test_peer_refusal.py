@@ -1,28 +1,43 @@
-"""A peer link refuses a peer on another chain, or one answering as this node's member;
-one that proves it holds this node's key stops this node (two processes, one key)."""
+"""A peer link refuses a peer on another chain, one answering as this node's member, and
+one that does not prove the member it names (an outsider, an impostor); one that proves it
+holds this node's key stops this node (two processes, one key)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from types import SimpleNamespace
 
-from node.peers import PeerLink, hello_proof_bytes
+from node.peerauth import hello_proof_bytes
+from node.peers import PeerLink
 from proto import services_pb2
-from tests.fixtures import key
+from tests.fixtures import genesis, key
+from tests.node.livenode import link_keys
 
-G = bytes(range(32))
 V0 = key("v0")
+V1 = key("v1")
 NONCE = bytes(range(16))
+KEYS = replace(link_keys(genesis(), "v0"), genesis_hash=bytes(range(32)))
+G = KEYS.genesis_hash
 
 
-def _refusal(reply: services_pb2.Hello, nonce: bytes = b"", seen: list[str] | None = None) -> str:
-    me = SimpleNamespace(
-        address="127.0.0.1:26651",
-        _hello=services_pb2.Hello(genesis_hash=G, member="v0"),
-        _own_key=V0.public_key,
+def _me(address: str = "127.0.0.1:26651", seen: list[str] | None = None, instance: bytes = b""):
+    return SimpleNamespace(
+        address=address,
+        _hello=services_pb2.Hello(genesis_hash=G, member="v0", instance=instance),
+        _keys=KEYS,
         _on_duplicate=(seen.append if seen is not None else None),
+        _problem="",
     )
-    return PeerLink._refusal(me, reply, nonce)[1]  # type: ignore[arg-type]
+
+
+def _refusal(reply: services_pb2.Hello, nonce: bytes = NONCE, seen: list[str] | None = None) -> str:
+    return PeerLink._refusal(_me(seen=seen), reply, nonce)[1]  # type: ignore[arg-type]
+
+
+def _proved(member: str, nonce: bytes = NONCE) -> services_pb2.Hello:
+    proof = key(member).sign(hello_proof_bytes(G, member, nonce))
+    return services_pb2.Hello(genesis_hash=G, member=member, height=5, proof=proof)
 
 
 def test_another_chains_peer_is_named_once_not_linked():
@@ -37,15 +52,31 @@ def test_a_peer_answering_as_this_nodes_member_without_proof_is_not_linked():
     why = _refusal(services_pb2.Hello(genesis_hash=G, member="v0", height=5), NONCE, seen)
     assert "answers as 'v0', this node's own member, without proving" in why
     assert seen == []  # an impostor (or an older node) does not stop this one
-    assert _refusal(services_pb2.Hello(genesis_hash=G, member="v1", height=5)) == ""
-    assert _refusal(services_pb2.Hello(genesis_hash=G, member="", height=5)) == ""
+
+
+def test_a_peer_is_linked_only_if_it_proves_the_member_it_names():
+    # review finding 4: a link was taken from whoever answered, as whichever member it named
+    assert _refusal(_proved("v1")) == ""
+    assert _refusal(_proved("farm")) == ""  # a member's follower node links too
+    unsigned = services_pb2.Hello(genesis_hash=G, member="v1", height=5)
+    assert _refusal(unsigned) == (
+        "peer 127.0.0.1:26651 answers as 'v1' without proving it holds 'v1''s key "
+        "(an impostor?): not linking to it"
+    )
+    assert "without proving" in _refusal(_proved("v1", nonce=bytes(16)))  # a replayed reply
+    wrong_key = _proved("v2")
+    wrong_key.member = "v1"  # v2's signature, claiming v1
+    assert "without proving it holds 'v1''s key" in _refusal(wrong_key)
+    assert _refusal(services_pb2.Hello(genesis_hash=G, member="relay")) == (
+        "peer 127.0.0.1:26651 answers as 'relay', no member of this consortium: not linking to it"
+    )
+    assert "answers as '', no member" in _refusal(services_pb2.Hello(genesis_hash=G))
 
 
 def test_a_peer_that_proves_it_holds_this_nodes_key_stops_this_node():
     # QA: a second process with v3's key (a standby left running) logged the danger, kept
     # voting through the other peers, and left valid evidence of a double vote against v3
-    proof = V0.sign(hello_proof_bytes(G, "v0", NONCE))
-    reply = services_pb2.Hello(genesis_hash=G, member="v0", height=5, proof=proof)
+    reply = _proved("v0")
     seen: list[str] = []
     why = _refusal(reply, NONCE, seen)
     assert "proved it holds 'v0''s key" in why
@@ -59,14 +90,9 @@ def test_a_peer_that_proves_it_holds_this_nodes_key_stops_this_node():
 def test_a_node_that_dials_itself_under_another_address_is_told_so_and_not_stopped():
     # its own address spelled another way among its peers: it holds its own key, so the
     # proof is valid; the process's random instance id tells it is the same process
-    me = SimpleNamespace(
-        address="localhost:26651",
-        _hello=services_pb2.Hello(genesis_hash=G, member="v0", instance=b"\x01" * 8),
-        _own_key=V0.public_key,
-        _on_duplicate=None,
-    )
-    proof = V0.sign(hello_proof_bytes(G, "v0", NONCE))
-    reply = services_pb2.Hello(genesis_hash=G, member="v0", proof=proof, instance=b"\x01" * 8)
+    me = _me("localhost:26651", instance=b"\x01" * 8)
+    reply = _proved("v0")
+    reply.instance = b"\x01" * 8
     level, why = PeerLink._refusal(me, reply, NONCE)  # type: ignore[arg-type]
     assert "is this very node" in why
     assert level == logging.WARNING  # it goes on: not an ERROR (QA: that misled)

@@ -9,9 +9,9 @@ from pathlib import Path
 from consensus.messages import VoteType, encode_message
 from consensus.signing import Ed25519Signer, sign_vote
 from node.service import VOTE_WINDOW
-from proto import services_pb2, services_pb2_grpc, types_pb2
+from proto import services_pb2, types_pb2
 from tests.fixtures import genesis, key
-from tests.node.livenode import config, live_node, run, signed
+from tests.node.livenode import config, exchange, live_node, run, signed
 
 G = genesis()
 
@@ -34,11 +34,8 @@ def test_stale_and_far_votes_are_dropped_before_the_consensus_loop(tmp_path: Pat
                 return encode_message(sign_vote(v0, node.ctx, VoteType.PREVOTE, h, 0, None))
 
             async def send(heights: list[int]) -> None:
-                hello = services_pb2.Hello(genesis_hash=G.hash, member="v0", height=0)
                 env = services_pb2.PeerEnvelope(consensus=[vote(h) for h in heights])
-                await services_pb2_grpc.PeerStub(live.channel).Exchange(
-                    iter([services_pb2.PeerEnvelope(hello=hello), env]), timeout=10
-                )
+                await exchange(live, G, "v0", [env])
 
             await send([1, VOTE_WINDOW, VOTE_WINDOW + 1, 50_000])
             assert seen == [1, VOTE_WINDOW]

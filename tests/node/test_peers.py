@@ -10,6 +10,10 @@ import pytest
 from node.errors import ReplicationError
 from node.peers import _MAX_SEND_BYTES, PeerLink, consensus_item, evidence_item, records_item
 from proto import consensus_pb2, services_pb2, services_pb2_grpc, types_pb2
+from tests.fixtures import genesis
+from tests.node.livenode import link_keys
+
+KEYS = link_keys(genesis(), "v0")
 
 
 def _envelope(i: int) -> types_pb2.Envelope:
@@ -26,7 +30,7 @@ def _drain(link: PeerLink, n: int) -> list[services_pb2.PeerEnvelope]:
     """The first ``n`` messages the link's stream would send, parsed."""
 
     async def run() -> list[bytes]:
-        gen = link._envelopes()
+        gen = link._envelopes(link._hello)
         return [await gen.__anext__() for _ in range(n)]
 
     return [services_pb2.PeerEnvelope.FromString(raw) for raw in asyncio.run(run())]
@@ -34,7 +38,7 @@ def _drain(link: PeerLink, n: int) -> list[services_pb2.PeerEnvelope]:
 
 def _link() -> PeerLink:
     async def make() -> PeerLink:
-        link = PeerLink("127.0.0.1:9", services_pb2.Hello(member="me", height=7))
+        link = PeerLink("127.0.0.1:9", services_pb2.Hello(member="me", height=7), KEYS)
         link.info.connected = True  # as after a successful PeerStatus
         return link
 
@@ -113,7 +117,7 @@ def _get_records(count: int, size: int, asked: int, max_bytes: int):
         services_pb2_grpc.add_PeerServicer_to_server(_Records(count, size), server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
-        link = PeerLink(f"127.0.0.1:{port}", services_pb2.Hello(member="me"))
+        link = PeerLink(f"127.0.0.1:{port}", services_pb2.Hello(member="me"), KEYS)
         try:
             return await link.get_records([b"h" * 32] * asked, max_bytes, timeout=10)
         finally:
@@ -149,7 +153,7 @@ def test_a_peer_that_never_answers_is_named_once_as_a_warning(monkeypatch, caplo
             return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
 
         async def run() -> list[str]:
-            link = PeerLink(f"127.0.0.1:{port}", services_pb2.Hello(member="me"))
+            link = PeerLink(f"127.0.0.1:{port}", services_pb2.Hello(member="me"), KEYS)
             link.start()
             try:
                 for _ in range(400):  # (bounded: 20 s at most)
@@ -182,7 +186,7 @@ def test_a_linked_peer_that_stops_answering_is_named_once(monkeypatch, caplog) -
         port = s.getsockname()[1]  # nothing answers there
 
         async def run() -> list[str]:
-            link = PeerLink(f"127.0.0.1:{port}", services_pb2.Hello(member="me"))
+            link = PeerLink(f"127.0.0.1:{port}", services_pb2.Hello(member="me"), KEYS)
             link.info.connected = True  # as while the Exchange stream is open
             for _ in range(3):
                 await link.poll_height()

@@ -1,6 +1,8 @@
 """A Byzantine relayer against a real 4-node testnet (separate processes, real gRPC).
 
-Each node is given one more peer: a relay run by this test. The relay receives every
+Each node is given one more peer: a relay run by this test as a consortium member (the
+inspector, whose key it holds: an outsider's streams are refused, node.peerauth). The
+relay receives every
 consensus message the nodes broadcast and answers each proposal, at once and to every
 node, with the same signed proposal carrying another body: the honest header (so the
 block hash and the proposer's signature still match) and no records. Small mempools make
@@ -25,19 +27,30 @@ import grpc
 import pytest
 
 from node.convert import envelope_to_proto
+from node.genesis import Genesis
+from node.keys import KeyPair, load_key_file
+from node.peerauth import HELLO_NONCE_BYTES, LinkKeys, hello_proof_bytes, link_hello
 from proto import consensus_pb2, services_pb2, services_pb2_grpc, types_pb2
 from testnet import net
 from tests.testnet.harness import RunningTestnet, free_base_port, wait_for
 from tests.testnet.invariants import check_all
 
 RECORDS = 2000
+RELAY = "inspector"  # the member the relay runs as
 
 
 class Relay(services_pb2_grpc.PeerServicer):
     """Takes the nodes' peer streams; queues a re-wrapped copy of each proposal."""
 
-    def __init__(self, genesis_hash: bytes) -> None:
-        self.genesis_hash = genesis_hash
+    def __init__(self, genesis: Genesis, key: KeyPair) -> None:
+        self.genesis_hash = genesis.hash
+        self.key = key
+
+        def key_of(m: str) -> bytes | None:
+            found = genesis.member(m)
+            return found.public_key if found is not None else None
+
+        self.keys = LinkKeys(genesis.hash, key.name, key.public_key, key.sign, key_of)
         self.out: queue.Queue[consensus_pb2.Proposal | None] = queue.Queue(maxsize=10_000)
         self.proposals_seen = 0
 
@@ -55,7 +68,8 @@ class Relay(services_pb2_grpc.PeerServicer):
         return services_pb2.PeerAck(height=0)
 
     def PeerStatus(self, request, context):
-        return services_pb2.Hello(genesis_hash=self.genesis_hash, member="relay", height=0)
+        proof = self.key.sign(hello_proof_bytes(self.genesis_hash, RELAY, request.nonce))
+        return services_pb2.Hello(genesis_hash=self.genesis_hash, member=RELAY, proof=proof)
 
     def GetRecords(self, request, context):
         return services_pb2.GetRecordsResponse()
@@ -65,17 +79,32 @@ def _forward(relay: Relay, addresses: list[str], sent: list[int]) -> None:
     """Send every queued body to every node (until a None arrives)."""
     channels = [grpc.insecure_channel(a) for a in addresses]
     stubs = [services_pb2_grpc.PeerStub(c) for c in channels]
-    hello = services_pb2.Hello(genesis_hash=relay.genesis_hash, member="relay", height=0)
+    base = services_pb2.Hello(genesis_hash=relay.genesis_hash, member=RELAY)
+    ask = services_pb2.Hello(genesis_hash=relay.genesis_hash, member=RELAY)
+    ask.nonce = bytes(HELLO_NONCE_BYTES)
+
+    hellos: dict[int, tuple[float, services_pb2.Hello]] = {}
+
+    def hello(i: int) -> services_pb2.Hello:
+        """A link hello for node ``i``, answering a challenge of its own (asked again every
+        30 s: one is good for 60; an extra call per body would let the honest ones win)."""
+        at, h = hellos.get(i, (0.0, None))
+        if h is None or time.monotonic() - at > 30:
+            reply = stubs[i].PeerStatus(ask, timeout=5)
+            h = link_hello(base, relay.keys, reply.member, bytes(reply.challenge))
+            hellos[i] = (time.monotonic(), h)
+        return h
+
     try:
         while True:
             junk = relay.out.get(timeout=120)
             if junk is None:
                 return
             msg = consensus_pb2.ConsensusMessage(proposal=junk)
-            for stub in stubs:
-                envs = [services_pb2.PeerEnvelope(hello=hello)]
-                envs.append(services_pb2.PeerEnvelope(consensus=[msg]))
+            for i, stub in enumerate(stubs):
                 try:
+                    envs = [services_pb2.PeerEnvelope(hello=hello(i))]
+                    envs.append(services_pb2.PeerEnvelope(consensus=[msg]))
                     stub.Exchange(iter(envs), timeout=5)
                     sent[0] += 1
                 except grpc.RpcError:
@@ -137,7 +166,7 @@ def _load(address: str, envs: list[types_pb2.Envelope], acked: list[bytes]) -> N
 def test_a_relay_rewrapping_every_proposal_does_not_stop_the_consortium(
     testnet4: RunningTestnet,
 ) -> None:
-    relay = Relay(testnet4.genesis.hash)
+    relay = Relay(testnet4.genesis, load_key_file(testnet4.dir / "keys" / f"{RELAY}.key"))
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     services_pb2_grpc.add_PeerServicer_to_server(relay, server)
     port = free_base_port(1)

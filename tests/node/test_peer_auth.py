@@ -1,0 +1,255 @@
+"""Peer links are authenticated (review finding 4: anyone who reached a validator's peer
+port could stream votes, proposals and gossip to it as whichever member it named). A node
+reads an ``Exchange`` stream only from a genesis member that signs a challenge this very
+process issued to it lately; the dialer names the reason it was refused."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import grpc
+
+from consensus.messages import VoteType, encode_message
+from consensus.signing import Ed25519Signer, sign_vote
+from node.peerauth import (
+    CHALLENGE_BYTES,
+    HELLO_NONCE_BYTES,
+    Challenges,
+    hello_proof_bytes,
+    link_hello,
+    link_problem,
+)
+from node.peers import PeerLink
+from proto import services_pb2, services_pb2_grpc
+from tests.fixtures import genesis, key
+from tests.node.livenode import config, exchange, link_keys, live_node, rpc_error, run
+
+G = genesis()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.ns = 10**12
+
+    def __call__(self) -> int:
+        return self.ns
+
+
+def test_a_challenge_is_good_for_its_member_on_its_process_for_its_time() -> None:
+    clock = Clock()
+    ch = Challenges(clock=clock)
+    c = ch.issue("v0")
+    assert len(c) == CHALLENGE_BYTES
+    assert ch.problem("v0", c) == ""
+    assert (
+        ch.problem("v1", c) == "a challenge this node did not issue to 'v1' (or before a restart)"
+    )
+    assert "did not issue" in Challenges(clock=clock).problem("v0", c)  # another process's
+    assert "did not issue" in ch.problem("v0", c[:-1] + bytes([c[-1] ^ 1]))
+    assert (
+        ch.problem("v0", c[:-1])
+        == f"no challenge of this node's (23 bytes where {CHALLENGE_BYTES})"
+    )
+    clock.ns += 59 * 10**9
+    assert ch.problem("v0", c) == ""
+    clock.ns += 2 * 10**9
+    assert ch.problem("v0", c) == "a challenge issued 61 s ago (good for 60 s)"
+
+
+def _hello(member: str, receiver: str, challenge: bytes) -> services_pb2.Hello:
+    base = services_pb2.Hello(genesis_hash=G.hash, member=member)
+    return link_hello(base, link_keys(G, member), receiver, challenge)
+
+
+def _problem(hello: services_pb2.Hello, ch: Challenges, receiver: str = "v1") -> str:
+    return link_problem(
+        hello,
+        genesis_hash=G.hash,
+        receiver=receiver,
+        key_of=lambda m: G.member(m).public_key if G.member(m) else None,  # type: ignore[union-attr]
+        challenges=ch,
+    )
+
+
+def test_a_stream_is_read_only_from_a_member_that_signs_this_nodes_challenge() -> None:
+    ch = Challenges()
+    good = _hello("v0", "v1", ch.issue("v0"))
+    assert _problem(good, ch) == ""
+    assert _problem(_hello("farm", "v1", ch.issue("farm")), ch) == ""  # a member's follower
+    # signed for another receiver: not good here (nor replayable to another node)
+    assert _problem(good, ch, receiver="v2") == (
+        "the stream's proof does not verify under 'v0''s key"
+    )
+    # v0's challenge, answered by v2
+    assert "did not issue to 'v2'" in _problem(_hello("v2", "v1", ch.issue("v0")), ch)
+    forged = _hello("v0", "v1", ch.issue("v0"))
+    forged.proof = key("v2").sign(b"anything")
+    assert "does not verify under 'v0''s key" in _problem(forged, ch)
+    outsider = services_pb2.Hello(genesis_hash=G.hash, member="relay", challenge=ch.issue("relay"))
+    assert (
+        _problem(outsider, ch) == "the stream's hello names 'relay', no member of this consortium"
+    )
+    assert _problem(services_pb2.Hello(genesis_hash=G.hash), ch) == (
+        "the stream's hello names no member"
+    )
+    unsigned = services_pb2.Hello(genesis_hash=G.hash, member="v0")
+    assert "'v0' sent no link proof (a node of an earlier version?" in _problem(unsigned, ch)
+
+
+def test_a_node_reads_no_stream_it_cannot_attribute(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with live_node(config(tmp_path, "v1"), G) as live:
+            node = live.node
+            seen: list[int] = []
+            real = node.on_peer_messages
+
+            def spy(msgs):
+                seen.extend(m.vote.height for m in msgs if m.HasField("vote"))
+                real(msgs)
+
+            node.on_peer_messages = spy  # type: ignore[method-assign]
+            v0 = Ed25519Signer("v0", key("v0").signing_key)
+            votes = services_pb2.PeerEnvelope(
+                consensus=[encode_message(sign_vote(v0, node.ctx, VoteType.PREVOTE, 1, 0, None))]
+            )
+            stub = services_pb2_grpc.PeerStub(live.channel)
+
+            async def raw(hello: services_pb2.Hello) -> grpc.aio.AioRpcError:
+                stream = iter([services_pb2.PeerEnvelope(hello=hello), votes])
+                return await rpc_error(stub.Exchange(stream, timeout=10))
+
+            # as every stream was before: a hello naming a validator, no proof
+            e = await raw(services_pb2.Hello(genesis_hash=G.hash, member="v0"))
+            assert e.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert "'v0' sent no link proof" in (e.details() or "")
+            # a challenge asked as v0, signed with another key
+            ask = services_pb2.Hello(genesis_hash=G.hash, member="v0", nonce=bytes(16))
+            reply = await stub.PeerStatus(ask, timeout=10)
+            assert len(reply.challenge) == CHALLENGE_BYTES
+            forged = link_hello(ask, link_keys(G, "v2"), "v1", bytes(reply.challenge))
+            forged.member = "v0"
+            e = await raw(forged)
+            assert e.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert "does not verify under 'v0''s key" in (e.details() or "")
+            # an outsider is given no challenge at all
+            outsider = services_pb2.Hello(genesis_hash=G.hash, member="relay", nonce=bytes(16))
+            assert (await stub.PeerStatus(outsider, timeout=10)).challenge == b""
+            # a challenge past its time
+            node.challenges.ttl_s = 0.0
+            reply = await stub.PeerStatus(ask, timeout=10)
+            late = link_hello(ask, link_keys(G, "v0"), "v1", bytes(reply.challenge))
+            e = await raw(late)
+            assert e.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert "s ago (good for 0 s)" in (e.details() or "")
+            assert seen == []  # none of those streams' votes was read
+            node.challenges.ttl_s = 60.0
+            await exchange(live, G, "v0", [votes])
+            assert seen == [1]
+
+    run(body)
+
+
+class _Refusing(services_pb2_grpc.PeerServicer):
+    """Answers ``PeerStatus`` as v1 does (proof, challenge) and refuses every stream."""
+
+    def __init__(self) -> None:
+        self.challenges = Challenges()
+        self.refused = 0
+
+    async def PeerStatus(self, request, context):
+        proof = key("v1").sign(hello_proof_bytes(G.hash, "v1", request.nonce))
+        return services_pb2.Hello(
+            genesis_hash=G.hash,
+            member="v1",
+            proof=proof,
+            challenge=self.challenges.issue(request.member),
+        )
+
+    async def Exchange(self, request_iterator, context):
+        self.refused += 1
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "'v0' answered a challenge ...")
+
+
+def test_a_link_the_peer_refuses_is_named_and_retried_slowly(monkeypatch) -> None:
+    from node import peers
+
+    monkeypatch.setattr(peers, "REFUSED_RETRY_S", 30.0)
+
+    async def body() -> tuple[str, int]:
+        server = grpc.aio.server()
+        refusing = _Refusing()
+        services_pb2_grpc.add_PeerServicer_to_server(refusing, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        hello = services_pb2.Hello(genesis_hash=G.hash, member="v0")
+        link = PeerLink(f"127.0.0.1:{port}", hello, link_keys(G, "v0"))
+        link.start()
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while not link.info.problem:  # bounded by the deadline
+                assert loop.time() < deadline, "the refusal was never named"
+                await asyncio.sleep(0.02)  # poll the condition until the deadline
+            return link.info.problem, refusing.refused
+        finally:
+            await link.close()
+            await server.stop(grace=None)
+
+    problem, refused = run(body)
+    assert problem.startswith("peer 127.0.0.1:")
+    assert "does not take this node's link: 'v0' answered a challenge ..." in problem
+    assert refused == 1  # not redialled at once: an operator must act
+
+
+def test_the_nonce_and_challenge_sizes_are_the_wire_format() -> None:
+    # (changing either breaks links between versions: bump the tags instead)
+    assert HELLO_NONCE_BYTES == 16
+    assert CHALLENGE_BYTES == 24
+
+
+class _EarlierVersion(services_pb2_grpc.PeerServicer):
+    """A peer of a version before authenticated links: proof, no challenge; reads streams."""
+
+    def __init__(self) -> None:
+        self.hellos: list[services_pb2.Hello] = []
+
+    async def PeerStatus(self, request, context):
+        proof = key("v1").sign(hello_proof_bytes(G.hash, "v1", request.nonce))
+        return services_pb2.Hello(genesis_hash=G.hash, member="v1", proof=proof)
+
+    async def Exchange(self, request_iterator, context):
+        async for env in request_iterator:
+            if env.HasField("hello"):
+                self.hellos.append(env.hello)
+        return services_pb2.PeerAck()
+
+
+def test_a_peer_of_an_earlier_version_still_gets_this_nodes_stream() -> None:
+    # (a rolling upgrade: the peers not yet upgraded must keep hearing the upgraded ones)
+    async def body() -> list[services_pb2.Hello]:
+        server = grpc.aio.server()
+        earlier = _EarlierVersion()
+        services_pb2_grpc.add_PeerServicer_to_server(earlier, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        hello = services_pb2.Hello(genesis_hash=G.hash, member="v0")
+        link = PeerLink(f"127.0.0.1:{port}", hello, link_keys(G, "v0"))
+        link.start()
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while not earlier.hellos:  # bounded by the deadline
+                assert loop.time() < deadline, "the link never opened its stream"
+                await asyncio.sleep(0.02)  # poll the condition until the deadline
+            assert link.info.connected
+            assert not link.info.problem
+            return earlier.hellos
+        finally:
+            await link.close()
+            await server.stop(grace=None)
+
+    hellos = run(body)
+    assert hellos[0].member == "v0"
+    assert not hellos[0].challenge
+    assert not hellos[0].proof
