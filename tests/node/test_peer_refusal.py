@@ -32,7 +32,7 @@ def _me(address: str = "127.0.0.1:26651", seen: list[str] | None = None, instanc
 
 
 def _refusal(reply: services_pb2.Hello, nonce: bytes = NONCE, seen: list[str] | None = None) -> str:
-    return PeerLink._refusal(_me(seen=seen), reply, nonce)[1]  # type: ignore[arg-type]
+    return PeerLink._refusal(_me(seen=seen), reply, nonce)[1]
 
 
 def _proved(member: str, nonce: bytes = NONCE) -> services_pb2.Hello:
@@ -93,7 +93,7 @@ def test_a_node_that_dials_itself_under_another_address_is_told_so_and_not_stopp
     me = _me("localhost:26651", instance=b"\x01" * 8)
     reply = _proved("v0")
     reply.instance = b"\x01" * 8
-    level, why = PeerLink._refusal(me, reply, NONCE)  # type: ignore[arg-type]
+    level, why = PeerLink._refusal(me, reply, NONCE)
     assert "is this very node" in why
     assert level == logging.WARNING  # it goes on: not an ERROR (QA: that misled)
 
