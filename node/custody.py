@@ -61,8 +61,9 @@ event (``errorDeclaration``, the       who may declare it) a closing event is un
 event's eventID; ``declared``)         named code and its contents whose last record it is
                                        (reopened; a named code with a later record:
                                        refused, "error-declaration"), a recall on those it
-                                       recalled (``recalled_at``; not those recalled before
-                                       it) and the codes born recalled from those since:
+                                       holds (``_unrecalled``: another recall in force on
+                                       one, ``recalls``, holds it on) and the codes born
+                                       recalled from those since:
                                        items made in a recalled lot, outputs of a recalled
                                        transformation (``heirs``); the codes a
                                        commissioning or a transformation made, if nothing
@@ -179,6 +180,7 @@ EXPIRED_DISPOSITION = "expired"
 HOLD_DISPOSITION = "non_conformant"
 RELEASE_DISPOSITION = "conformant"
 MAX_FINDINGS = 64  # findings kept per code (``CodeState.findings``)
+MAX_RECALLS = 16  # other recalls in force kept per code (``CodeState.recalls``)
 SEEN_KEEP = 4  # event times kept per code (``CodeState.seen``)
 #: what sells or dispenses a code, for the rules of new records (rules held, recalled);
 #: partially_dispensed leaves the code open
@@ -248,6 +250,12 @@ class CodeState:
     is_class: bool = False  # an epcClass (lot / product class), not an instance
     recalled_at: int = -1  # log index of the record that recalled it (-1: not, or unknown)
     recalled_by: str = ""  # that record's author ("": not recalled, or unknown)
+    #: the other recalls in force on it, oldest first, each "INDEX:AUTHOR": an earlier one
+    #: that a regulator's took over, or a later one that restated it. When the recall at
+    #: ``recalled_at`` is declared in error, the latest of these governs in its place, and
+    #: the code stays recalled (QA-U: a regulator's retraction lifted the producer's own
+    #: recall, and the recalled packs were sold); the last ``MAX_RECALLS`` are kept
+    recalls: tuple[str, ...] = ()
     #: codes born recalled from this one's recall (items commissioned into this lot, outputs
     #: of this transformation, while it was recalled): that recall's lift lifts them too
     heirs: tuple[str, ...] = ()
@@ -323,6 +331,7 @@ _STATE_KEYS = {
     "is_class": "k",
     "recalled_at": "ra",
     "recalled_by": "rb",
+    "recalls": "rs",
     "heirs": "h",
     "closed_at": "xa",
     "since_ms": "t",
@@ -757,10 +766,10 @@ def _apply(
             if not st.closed:  # (a closed code keeps how it went: sold, destroyed; QA)
                 st = st.evolve(disposition=disposition or st.disposition)
             w.put(st)
-            for h in was.heirs:  # (taken over: so are those born recalled from it)
+            for h in was.heirs:  # (those born recalled from its recall: recalled alike)
                 hs = w.need(h)
                 if hs.recalled and hs.recalled_at == was.recalled_at:
-                    w.put(_recalled(hs, w.index, record.author, take_over=True))
+                    w.put(_recalled(hs, w.index, record.author, take_over=is_regulator))
             for inner in w.contents(c):
                 w.put(_recalled(w.need(inner), w.index, record.author, take_over=is_regulator))
         return _done(w)
@@ -908,13 +917,46 @@ def _producer(w: _Work, code: str, member: str) -> bool:
 
 
 def _recalled(st: CodeState, index: int, by: str, *, take_over: bool = False) -> CodeState:
-    """``st`` recalled by ``by``'s record at ``index`` (``recalled_at``, ``recalled_by``),
-    unless it already was; ``take_over`` (a regulator's recall): then too, so that only a
-    declaration of the regulator's record lifts it (QA: a producer lifted its own recall,
-    which a regulator's had restated)."""
-    if st.recalled and not take_over:
-        return st
-    return st.with_flags(recalled=True).evolve(recalled_at=index, recalled_by=by)
+    """``st`` recalled by ``by``'s record at ``index`` (``recalled_at``, ``recalled_by``).
+    One already recalled keeps its recall, and this one is noted among the others in force
+    (``recalls``); ``take_over`` (a regulator's recall): this one governs, the earlier one
+    noted, so that a producer's declaration of its own lifts nothing the regulator ordered
+    (QA), and the regulator's declaration leaves the producer's in force (QA-U)."""
+    if not st.recalled:
+        return st.with_flags(recalled=True).evolve(recalled_at=index, recalled_by=by)
+    if index == st.recalled_at or any(_recall_index(r) == index for r in st.recalls):
+        return st  # (the same record again: a code named twice, or through a container)
+    if not take_over:
+        return st.evolve(recalls=(*st.recalls, f"{index}:{by}")[-MAX_RECALLS:])
+    earlier = (f"{st.recalled_at}:{st.recalled_by}",) if st.recalled_at >= 0 else ()
+    return st.evolve(
+        recalled_at=index, recalled_by=by, recalls=(*st.recalls, *earlier)[-MAX_RECALLS:]
+    )
+
+
+def _recall_index(entry: str) -> int:
+    """The log index of a ``CodeState.recalls`` entry ("INDEX:AUTHOR")."""
+    return int(entry.partition(":")[0])
+
+
+def _unrecalled(st: CodeState, index: int) -> CodeState:
+    """``st`` with the recall at log index ``index`` declared in error: dropped from the
+    others in force, or, if it governed, replaced by the latest other in force; lifted
+    (``_lifted``) if none is left."""
+    rest = tuple(r for r in st.recalls if _recall_index(r) != index)
+    if st.recalled_at != index:
+        return st.evolve(recalls=rest) if len(rest) != len(st.recalls) else st
+    if not rest:
+        return _lifted(st)
+    at, _, by = rest[-1].partition(":")
+    return st.evolve(recalled_at=int(at), recalled_by=by, recalls=rest[:-1])
+
+
+def _recalled_by_record(st: CodeState, index: int) -> bool:
+    """Whether the recall at log index ``index`` is in force on ``st`` (governing or not)."""
+    return st.recalled and (
+        st.recalled_at == index or any(_recall_index(r) == index for r in st.recalls)
+    )
 
 
 def _declare(
@@ -978,13 +1020,18 @@ def _declare(
             kept = [f for f in s.findings if _parse_finding(f)[0] != declared_index]
             if len(kept) != len(s.findings):  # (a finding, declared: worked out again)
                 s = _with_findings(w, s, kept)
-            if recall and s.recalled and s.recalled_at == declared_index:
-                for h in s.heirs:  # (born recalled from it since: lifted with it)
-                    hs = w.need(h)
-                    if h not in done and hs.recalled and hs.recalled_at == declared_index:
+            if recall and _recalled_by_record(s, declared_index):
+                s = _unrecalled(s, declared_index)
+                for h in was.heirs:  # (born recalled from it since: lifted with it, or
+                    hs = w.need(h)  # recalled by the recall in force on it now, if one is)
+                    if h not in done and _recalled_by_record(hs, declared_index):
                         done.add(h)
-                        w.put(_lifted(hs))
-                s = _lifted(s).evolve(heirs=())
+                        hs = _unrecalled(hs, declared_index)
+                        if s.recalled and not hs.recalled:
+                            hs = _recalled(hs, s.recalled_at, s.recalled_by)
+                        w.put(hs)
+                if not s.recalled:
+                    s = s.evolve(heirs=())
             if x == c or closing or recall or s is not was:
                 w.put(s)
     return _done(w)
@@ -1059,7 +1106,9 @@ def _declare_transformation(
 
 
 def _lifted(st: CodeState) -> CodeState:
-    return st.with_flags(recalled=False).evolve(disposition="", recalled_at=-1, recalled_by="")
+    return st.with_flags(recalled=False).evolve(
+        disposition="", recalled_at=-1, recalled_by="", recalls=()
+    )
 
 
 def _made_lot(w: _Work, code: str, lot_class: bool) -> CodeState:

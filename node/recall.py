@@ -183,11 +183,6 @@ def find_containers(
     return out
 
 
-def _regulator(genesis: Genesis, member: str) -> bool:
-    m = genesis.member(member)
-    return m is not None and m.has_role("regulator")
-
-
 def recall_event(codes: list[str], classes: set[str], when: str, reason: str) -> dict[str, Any]:
     ev: dict[str, Any] = {
         "type": "ObjectEvent",
@@ -243,14 +238,14 @@ def run_recall(
     result = RecallResult(root, scope, truncated=truncated)
     # a producer recalls what it made; what others made from it is theirs or a regulator's
     mine = [n for n in scope if regulator or made(n)]
-    # a regulator's recall is written for codes a producer recalled too: only its own
-    # record then lifts them (QA: a producer lifted a recall the regulator had ordered)
-    others_only = {n.code for n in scope if n.recalled and n.recalled_by and
-                   not _regulator(genesis, n.recalled_by)} if regulator else set()  # fmt: skip
+    # written too for codes another member's recall governs: each recall stays in force
+    # until its own record is declared in error (a regulator's retraction does not lift a
+    # producer's recall, QA-U; a producer's, nothing a regulator ordered, QA); a code this
+    # member's recall governs is left out (a re-run recalls only what is not recalled yet)
     for n in scope:
         if not n.recalled and not (regulator or made(n)):
             result.others.setdefault(n.commissioned_by or "(unknown)", []).append(n.code)
-    todo = [n.code for n in mine if not n.recalled or n.code in others_only]
+    todo = [n.code for n in mine if not n.recalled or n.recalled_by != key.name]
     classes = {n.code for n in scope if n.is_class}
     for i in range(0, len(todo), CODES_PER_RECORD):
         chunk = todo[i : i + CODES_PER_RECORD]

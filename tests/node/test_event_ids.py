@@ -669,3 +669,81 @@ def test_a_committed_handoff_may_be_declared_by_its_sender(chain: ChainState) ->
     st = chain.custody_view.get("u:20")
     assert st is not None
     assert (st.custodian, st.status) == ("slaughterhouse", "active")
+
+
+def test_a_regulators_retraction_leaves_the_producers_own_recall_in_force(
+    chain: ChainState,
+) -> None:
+    # QA-U: the processor recalled its lot's pack, the regulator recalled it too, then
+    # declared its own recall in error: the pack was active again and was sold, though the
+    # processor's recall was never declared
+    born = _event("u:14", "urn:uuid:00000000-0000-4000-8000-0000000000e0")
+    own = _event("u:14", "urn:uuid:00000000-0000-4000-8000-0000000000e1", "holding", "OBSERVE",
+                 disposition="recalled")  # fmt: skip
+    ordered = {**own, "eventID": "urn:uuid:00000000-0000-4000-8000-0000000000e2"}
+    for author, ev in (("farm", born), ("farm", own), ("regulator", ordered)):
+        _commit(chain, [_signed(author, ev)])
+    _commit(chain, [_signed("regulator", _declared(ordered))])
+    st = chain.custody_view.get("u:14")
+    assert st is not None
+    assert (st.recalled, st.recalled_at, st.recalled_by, st.recalls) == (True, 1, "farm", ())
+    _commit(chain, [_signed("farm", _declared(own))])  # the producer's own: now lifted
+    st = chain.custody_view.get("u:14")
+    assert st is not None
+    assert (st.recalled, st.status, st.recalls) == (False, "active", ())
+
+
+def test_a_producers_recall_of_a_code_the_regulator_recalled_outlasts_the_regulators(
+    chain: ChainState,
+) -> None:
+    # QA-U, the other order: the regulator recalled first, the producer restated it; the
+    # regulator's retraction leaves the producer's recall governing
+    born = _event("u:15", "urn:uuid:00000000-0000-4000-8000-0000000000f0")
+    ordered = _event("u:15", "urn:uuid:00000000-0000-4000-8000-0000000000f1", "holding",
+                     "OBSERVE", disposition="recalled")  # fmt: skip
+    own = {**ordered, "eventID": "urn:uuid:00000000-0000-4000-8000-0000000000f2"}
+    for author, ev in (("farm", born), ("regulator", ordered), ("farm", own)):
+        _commit(chain, [_signed(author, ev)])
+    st = chain.custody_view.get("u:15")
+    assert st is not None
+    assert (st.recalled_at, st.recalled_by, st.recalls) == (1, "regulator", ("2:farm",))
+    _commit(chain, [_signed("regulator", _declared(ordered))])
+    st = chain.custody_view.get("u:15")
+    assert st is not None
+    assert (st.recalled, st.recalled_at, st.recalled_by, st.recalls) == (True, 2, "farm", ())
+    sale = _event("u:15", "urn:uuid:00000000-0000-4000-8000-0000000000f3", "retail_selling",
+                  "OBSERVE", disposition="retail_sold")  # fmt: skip
+    h = chain.store.head().height + 1
+    _, dropped = chain.build_block(h, 0, "v1", candidates(chain, [_signed("farm", sale)]))
+    assert [getattr(d.reason, "rule", "") for d in dropped] == ["recalled"], dropped
+
+
+def test_items_born_recalled_stay_recalled_while_another_recall_of_their_lot_stands(
+    chain: ChainState,
+) -> None:
+    # the producer recalled the lot, an item was made in it (born recalled), the regulator
+    # recalled the lot too and retracted it: the producer's recall still holds lot and item
+    lot = _lot_event("urn:uuid:00000000-0000-4000-8000-0000000000c8", "commissioning", "ADD")
+    recall = _lot_event(
+        "urn:uuid:00000000-0000-4000-8000-0000000000c9", "holding", "OBSERVE",
+        disposition="recalled",
+    )  # fmt: skip
+    late = _event(
+        "urn:epc:id:sgtin:6901234.012345.9",
+        "urn:uuid:00000000-0000-4000-8000-0000000000ca",
+        ilmd={"cbvmda:lotNumber": "L1"},
+    )
+    for ev in (lot, recall, late):
+        _commit(chain, [_signed("farm", ev)])
+    ordered = {**recall, "eventID": "urn:uuid:00000000-0000-4000-8000-0000000000cb"}
+    _commit(chain, [_signed("regulator", ordered)])
+    _commit(chain, [_signed("regulator", _declared(ordered))])
+    for code in (normalize_code(_LOT), _ITEM):
+        st = chain.custody_view.get(code)
+        assert st is not None, code
+        assert (st.recalled, st.recalled_at, st.recalled_by) == (True, 1, "farm"), code
+    _commit(chain, [_signed("farm", _declared(recall))])
+    for code in (normalize_code(_LOT), _ITEM):
+        st = chain.custody_view.get(code)
+        assert st is not None, code
+        assert (st.recalled, st.status) == (False, "active"), code
