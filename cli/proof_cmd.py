@@ -98,6 +98,9 @@ def prove(
             )
     with LedgerClient(target.address) as client:
         bundle = client.prove(rid, since_size=since_size)
+        # (QA-U: a proof of a record declared in error verifies, as it should: it proves the
+        # record was committed; whoever is shown it must be told it no longer stands)
+        declared_by = bytes(client.get_record(rid).info.declared_by)
     if cp is not None and g is not None:
         result = verify_bundle(bundle, g, cp)
         if not result:
@@ -122,6 +125,7 @@ def prove(
         "height": bundle.record_height,
         "file": str(out),
         "consistency_from": since_size or None,
+        "declared_by": declared_by.hex() or None,
     }
     if as_json:
         print_json(info)
@@ -129,6 +133,12 @@ def prove(
         console.print(
             f"bundle for record {rid.hex()} (log index {bundle.log_index}, "
             f"height {bundle.record_height}) -> {out}"
+        )
+    if declared_by:
+        err_console.print(
+            f"warning: record {rid.hex()} was declared in error by record "
+            f"{declared_by.hex()}: this bundle proves it was committed, not that it stands; "
+            f"`suyuan prove {declared_by.hex()}` proves the declaration"
         )
 
 
@@ -151,12 +161,24 @@ def verify(
         Path | None,
         typer.Option("--checkpoint", help="An older checkpoint the log must be consistent with."),
     ] = None,
+    record: Annotated[
+        str | None,
+        typer.Option(
+            "--record",
+            metavar="ID",
+            help="The record id the bundle must prove (64 hex characters): exit 3 if it "
+            "proves another.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify a proof bundle offline; exit 0 only if every step passes."""
+    """Verify a proof bundle offline; exit 0 only if every step passes (and, with
+    ``--record``, it proves that record: a bundle names no record id of its own, so a valid
+    proof of another record passes without it; QA-U)."""
     from node.verify import parse_bundle_json, verify_bundle
 
     try:
+        expected = parse_record_id(record) if record is not None else None
         g = Genesis.load(genesis)
         data = read_input(bundle_file, "bundle")  # its errors name the file
         try:
@@ -169,11 +191,20 @@ def verify(
             print_json({"valid": False, "steps": [], "message": str(e)})
         raise
     result = verify_bundle(bundle, g, cp)
+    other = (
+        f"it proves record {result.record_id.hex()}, not {expected.hex()} (--record)"
+        if result and expected is not None and result.record_id != expected
+        else ""
+    )
     if as_json:
-        print_json(result.to_dict())
+        print_json(
+            {**result.to_dict(), "valid": False, "message": other} if other else result.to_dict()
+        )
     else:
         _print_steps(result)
     if not result:
         raise VerificationError(f"{bundle_file}: {result.describe()}")
+    if other:
+        raise VerificationError(f"{bundle_file}: {other}")
     if not as_json:
         console.print(f"valid: {result.describe()}", markup=False)

@@ -43,6 +43,33 @@ def test_verify_fails_with_one_line_naming_the_step(chain, tmp_path):
     assert "step 3 (inclusion) failed" in lines[0]
 
 
+def test_verify_record_names_the_record_the_bundle_must_prove(chain, tmp_path):
+    # QA-U: a bundle names no record id of its own: a valid proof of record A, shown as
+    # record B, exited 0, and only the last line told the two apart
+    import hashlib
+
+    a, b = chain.envs[0], chain.envs[1]
+    p = write(chain, tmp_path, chain.bundle(a))
+    ida = hashlib.sha256(a.payload).hexdigest()
+    idb = hashlib.sha256(b.payload).hexdigest()
+    ok = suyuan("verify", str(p), "--genesis", "genesis.json", "--record", ida, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    r = suyuan("verify", str(p), "--genesis", "genesis.json", "--record", idb, cwd=tmp_path)
+    assert r.returncode == 3
+    assert r.stderr.strip().splitlines() == [
+        f"error: {p}: it proves record {ida}, not {idb} (--record)"
+    ]
+    r = suyuan("verify", str(p), "--genesis", "genesis.json", "--record", idb, "--json",
+               cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 3
+    doc = json.loads(r.stdout)
+    assert doc["valid"] is False
+    assert doc["record_id"] == ida
+    r = suyuan("verify", str(p), "--genesis", "genesis.json", "--record", "xyz", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "record id must be 64 hex characters, got 'xyz'" in r.stderr
+
+
 def test_verify_json_and_checkpoint(chain, tmp_path):
     p = write(chain, tmp_path, chain.bundle(chain.envs[4], since_size=3))
     (tmp_path / "cp.json").write_text(checkpoint_to_json(chain.checkpoint(1)))

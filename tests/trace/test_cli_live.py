@@ -816,6 +816,16 @@ def test_epcis_import_export(testnet4, tmp_path):  # noqa: F811
     assert cli.graph("back", lifted)["nodes"][0]["recalled"] is False
     shown = cli.json("record", "get", rec_id)
     assert shown["declared_by"] == got["record_id"]
+    # its proof still verifies (it was committed), and `prove` says it no longer stands
+    # (QA-U: nothing told the one shown the bundle)
+    r = cli.run("prove", rec_id, "--out", str(tmp_path / "declared.json"), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["declared_by"] == got["record_id"]
+    assert r.stderr.strip() == (
+        f"warning: record {rec_id} was declared in error by record {got['record_id']}: this "
+        "bundle proves it was committed, not that it stands; `suyuan prove "
+        f"{got['record_id']}` proves the declaration"
+    )
     assert cli.json("record", "get", got["record_id"])["error_declaration"]["reason"] == (
         "did_not_occur"
     )
