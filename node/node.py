@@ -74,7 +74,7 @@ from node.genesis import Genesis
 from node.idle import IdleGate, StartAction
 from node.keys import KeyPair
 from node.mempool import Mempool, Pending
-from node.peerauth import Challenges, LinkKeys
+from node.peerauth import INSTANCE_BYTES, Challenges, LinkKeys
 from node.peers import (
     POLL_S,
     PeerInfo,
@@ -123,7 +123,8 @@ class Node:
             c.timeout_propose_ms, c.timeout_prevote_ms, c.timeout_precommit_ms, c.timeout_delta_ms
         )
         self.events: asyncio.Queue[Event] = asyncio.Queue()
-        self.instance = os.urandom(8)  # tells this process from another with its key
+        # tells this process from another with its key (signed in its PeerStatus replies)
+        self.instance = os.urandom(INSTANCE_BYTES)
         self.challenges = Challenges()  # this process's, for peers opening links (peerauth)
         self.link_keys = LinkKeys(genesis.hash, key.name, key.public_key, key.sign, self.member_key)
         self.peers = [

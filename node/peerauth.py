@@ -3,9 +3,13 @@
 A link is opened in two calls, each side proving it holds the key the genesis gives the
 member it names:
 
-1. The dialer's ``PeerStatus`` carries a fresh nonce. The reply signs it
-   (``hello_proof_bytes``) under the answering member's key, and carries a *challenge*:
-   bytes the answering process made for the dialer's member (``Challenges.issue``).
+1. The dialer's ``PeerStatus`` carries a fresh nonce. The reply signs it, with the
+   answering process's random ``instance`` (``hello_proof_bytes``), under the answering
+   member's key, and carries a *challenge*: bytes the answering process made for the
+   dialer's member (``Challenges.issue``). The instance is signed so that a dialer's own
+   request, relayed back to it by a peer, reads as itself (the same instance), never as a
+   second process holding its key (review: one faulty peer could stop every validator
+   that dialled it so).
 2. The dialer's ``Exchange`` stream opens with a hello that carries the challenge back and
    signs ``link_proof_bytes`` (its member, the receiver's member, the challenge).
 
@@ -37,18 +41,20 @@ from dataclasses import dataclass, field
 from node.ed25519 import verify
 from proto import services_pb2
 
-HELLO_TAG = b"suyuan/peer-hello/v1\0"  # a PeerStatus reply's proof of the asker's nonce
+HELLO_TAG = b"suyuan/peer-hello/v2\0"  # a PeerStatus reply's proof of the asker's nonce
 LINK_TAG = b"suyuan/peer-link/v1\0"  # an Exchange hello's proof of the receiver's challenge
 HELLO_NONCE_BYTES = 16
+INSTANCE_BYTES = 8
 CHALLENGE_TTL_S = 60.0
 _STAMP = 8  # bytes of the issue time (ns on the issuer's monotonic clock)
 _MAC = 16  # bytes of the HMAC-SHA256 kept
 CHALLENGE_BYTES = _STAMP + _MAC
 
 
-def hello_proof_bytes(genesis_hash: bytes, member: str, nonce: bytes) -> bytes:
-    """What a ``PeerStatus`` reply signs to prove it holds ``member``'s key."""
-    return HELLO_TAG + genesis_hash + member.encode("utf-8") + b"\0" + nonce
+def hello_proof_bytes(genesis_hash: bytes, member: str, instance: bytes, nonce: bytes) -> bytes:
+    """What a ``PeerStatus`` reply signs to prove that the process ``instance`` holds
+    ``member``'s key (``instance``: ``INSTANCE_BYTES`` random bytes a node draws at start)."""
+    return HELLO_TAG + genesis_hash + member.encode("utf-8") + b"\0" + instance + nonce
 
 
 def link_proof_bytes(genesis_hash: bytes, sender: str, receiver: str, challenge: bytes) -> bytes:
@@ -117,6 +123,18 @@ def link_hello(
     return hello
 
 
+def _member_id_shape(name: str) -> bool:
+    """Whether ``name`` has a member id's shape (``node.keys.validate_name``), checked
+    before it is looked up or quoted: a name is the sender's to choose, up to the message
+    size (review: 20 MB names, each quoted in a refusal, held 400 MB)."""
+    return (
+        0 < len(name) <= 63
+        and name.isascii()
+        and name[0].isalnum()
+        and all(c.islower() or c.isdigit() or c in "-_." for c in name)
+    )
+
+
 def link_problem(
     hello: services_pb2.Hello,
     *,
@@ -124,33 +142,38 @@ def link_problem(
     receiver: str,
     key_of: Callable[[str], bytes | None],
     challenges: Challenges,
-) -> str:
-    """Why the ``Exchange`` stream that opens with ``hello`` is not read ("": it is)."""
+) -> tuple[str, str]:
+    """Why the ``Exchange`` stream that opens with ``hello`` is not read: (a kind, one of
+    a few words, for the caller to count or throttle by, and a message of bounded size),
+    or ("", "") if it is read."""
     who = hello.member
     if not who:
-        return "the stream's hello names no member"
+        return "no-member", "the stream's hello names no member"
+    if not _member_id_shape(who):
+        return "no-member", f"the stream's hello names no member id ({len(who)} characters)"
     public_key = key_of(who)
     if public_key is None:
-        return f"the stream's hello names {who!r}, no member of this consortium"
+        return "outsider", f"the stream's hello names {who!r}, no member of this consortium"
     if not hello.challenge:
-        return (
-            f"{who!r} sent no link proof (a node of an earlier version? peers must run a "
-            "version with authenticated links)"
+        return "no-proof", (
+            f"{who!r} sent no link proof (a node of an earlier version? every node of a "
+            "consortium runs one version)"
         )
     why = challenges.problem(who, bytes(hello.challenge))
     if why:
-        return f"{who!r} answered {why}"
+        return "challenge", f"{who!r} answered {why}"
     proof = link_proof_bytes(genesis_hash, who, receiver, bytes(hello.challenge))
     if not verify(public_key, proof, bytes(hello.proof)):
-        return f"the stream's proof does not verify under {who!r}'s key"
-    return ""
+        return "signature", f"the stream's proof does not verify under {who!r}'s key"
+    return "", ""
 
 
 def reply_proves(reply: services_pb2.Hello, nonce: bytes, public_key: bytes) -> bool:
-    """Whether a ``PeerStatus`` reply signs ``nonce`` under ``public_key`` for its member."""
-    if len(nonce) != HELLO_NONCE_BYTES:
+    """Whether a ``PeerStatus`` reply signs ``nonce`` and its own ``instance`` under
+    ``public_key`` for its member."""
+    if len(nonce) != HELLO_NONCE_BYTES or len(reply.instance) != INSTANCE_BYTES:
         return False
-    proof = hello_proof_bytes(bytes(reply.genesis_hash), reply.member, nonce)
+    proof = hello_proof_bytes(bytes(reply.genesis_hash), reply.member, bytes(reply.instance), nonce)
     return verify(public_key, proof, bytes(reply.proof))
 
 
@@ -158,6 +181,7 @@ __all__ = [
     "CHALLENGE_BYTES",
     "CHALLENGE_TTL_S",
     "HELLO_NONCE_BYTES",
+    "INSTANCE_BYTES",
     "Challenges",
     "LinkKeys",
     "hello_proof_bytes",

@@ -13,8 +13,7 @@ this node's own member's key means a second process runs this member (a standby 
 running, a copied data folder), and one of the two would sign a vote twice, so
 ``on_duplicate`` stops this node. The ``Exchange`` stream then opens with a hello that
 signs the challenge the reply carried (``peerauth.link_hello``): the peer reads the stream
-only so. A peer of an earlier version issues no challenge; the stream opens unsigned, as
-it expects.
+only so. A peer of an earlier version proves nothing this way, and is not linked to.
 
 Items are serialized ``PeerEnvelope`` bytes, built once by the caller for all peers (a
 block of 2,000 records is about 1 MB: copying and serializing it per peer cost more CPU
@@ -37,7 +36,13 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from node.errors import ReplicationError
-from node.peerauth import HELLO_NONCE_BYTES, LinkKeys, link_hello, reply_proves
+from node.peerauth import (
+    CHALLENGE_BYTES,
+    HELLO_NONCE_BYTES,
+    LinkKeys,
+    link_hello,
+    reply_proves,
+)
 from proto import consensus_pb2, services_pb2, services_pb2_grpc, types_pb2
 
 log = logging.getLogger("suyuan.peers")
@@ -124,6 +129,7 @@ class PeerLink:
         self._on_connect = on_connect
         self._on_duplicate = on_duplicate
         self._problem = ""  # the last reason this peer was refused (logged once)
+        self._stream_refusal = ""  # the last reason the peer refused this node's stream
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=_QUEUE_LIMIT)
         self._channel = grpc.aio.insecure_channel(address, options=GRPC_OPTIONS)
         self.stub = services_pb2_grpc.PeerStub(self._channel)
@@ -305,7 +311,14 @@ class PeerLink:
         if not reply_proves(reply, nonce, public_key):
             return logging.ERROR, (
                 f"peer {self.address} answers as {who!r} without proving it holds {who!r}'s "
-                "key (an impostor?): not linking to it"
+                "key (an impostor, or a node of an earlier version: every node of a "
+                "consortium runs one version): not linking to it"
+            )
+        if len(reply.challenge) != CHALLENGE_BYTES:
+            return logging.ERROR, (
+                f"peer {self.address} ({who!r}) issued no link challenge (a node of an "
+                "earlier version? every node of a consortium runs one version): not linking "
+                "to it"
             )
         return logging.NOTSET, ""
 
@@ -342,22 +355,27 @@ class PeerLink:
                 log.info(
                     "connected to %s (%s at height %d)", self.address, reply.member, reply.height
                 )
-                hello = self._hello  # (a peer of an earlier version issues no challenge)
-                if reply.challenge:
-                    hello = link_hello(self._hello, self._keys, who, bytes(reply.challenge))
+                hello = link_hello(self._hello, self._keys, who, bytes(reply.challenge))
                 await self._exchange(self._envelopes(hello))
+                self._stream_refusal = ""
             except asyncio.CancelledError:
                 raise
             except grpc.aio.AioRpcError as e:
                 if e.code() == grpc.StatusCode.UNAUTHENTICATED:
-                    self._refuse(
-                        logging.ERROR,
+                    problem = (
                         f"peer {self.address} does not take this node's link: "
-                        f"{(e.details() or '').strip()[:300]}",
+                        f"{(e.details() or '').strip()[:300]}"
                     )
-                    await asyncio.sleep(REFUSED_RETRY_S)
-                    continue
-                if self.info.connected:
+                    # once at once (the peer may have restarted between the two calls, and
+                    # its new process did not issue the challenge), then slowly
+                    again = problem == self._stream_refusal
+                    self._stream_refusal = problem
+                    if not again:
+                        log.error("%s", problem)
+                    self.info.connected = False
+                    self.info.problem = problem
+                    backoff = REFUSED_RETRY_S if again else 1.0
+                elif self.info.connected:
                     log.info("lost %s: %s", self.address, e.code().name)
                 else:  # (QA: a typo in `peers` was never logged)
                     detail = (e.details() or "").splitlines()[0][:160] if e.details() else ""
@@ -371,4 +389,4 @@ class PeerLink:
             while not self._queue.empty():
                 self._queue.get_nowait()
             await asyncio.sleep(backoff)  # reconnect backoff, not synchronisation
-            backoff = min(backoff * 2, 1.0)
+            backoff = min(backoff * 2, 1.0) if backoff < REFUSED_RETRY_S else 0.05

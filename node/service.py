@@ -495,17 +495,20 @@ REFUSAL_LOG_S = 60.0
 class PeerService(services_pb2_grpc.PeerServicer):
     def __init__(self, node: Node) -> None:
         self.node = node
-        self._refusals_logged: dict[str, float] = {}  # reason -> when last logged
+        self._refusals_logged: dict[str, tuple[float, int]] = {}  # kind -> (logged, since)
 
-    def _log_refusal(self, peer: str, why: str) -> None:
+    def _log_refusal(self, kind: str, peer: str, why: str) -> None:
+        """Log a refused stream, at most once per ``REFUSAL_LOG_S`` per kind of refusal
+        (``peerauth.link_problem``: a few words, so the table stays small whatever the
+        senders write), with how many were not logged since."""
         now = time.monotonic()
-        last = self._refusals_logged.get(why)
-        if last is not None and now - last < REFUSAL_LOG_S:
+        last, skipped = self._refusals_logged.get(kind, (0.0, 0))
+        if last and now - last < REFUSAL_LOG_S:
+            self._refusals_logged[kind] = (last, skipped + 1)
             return
-        if len(self._refusals_logged) >= 1_000:  # bounded: reasons name members, not data
-            self._refusals_logged.clear()
-        self._refusals_logged[why] = now
-        log.warning("refused a peer stream from %s: %s", peer, why)
+        self._refusals_logged[kind] = (now, 0)
+        more = f" ({skipped} more of this kind since)" if skipped else ""
+        log.warning("refused a peer stream from %s: %s%s", peer[:80], why, more)
 
     async def Exchange(  # noqa: N802
         self, request_iterator: AsyncIterator[services_pb2.PeerEnvelope], context: Ctx
@@ -521,15 +524,15 @@ class PeerService(services_pb2_grpc.PeerServicer):
                     await context.abort(
                         grpc.StatusCode.FAILED_PRECONDITION, "peer is on another chain"
                     )
-                why = link_problem(
+                kind, why = link_problem(
                     env.hello,
                     genesis_hash=node.genesis.hash,
                     receiver=node.key.name,
                     key_of=node.member_key,
                     challenges=node.challenges,
                 )
-                if why:  # nothing an unproven sender streams is read (peerauth)
-                    self._log_refusal(context.peer(), why)
+                if kind:  # nothing an unproven sender streams is read (peerauth)
+                    self._log_refusal(kind, context.peer(), why)
                     await context.abort(grpc.StatusCode.UNAUTHENTICATED, why)
                 sender = env.hello.member
             head = node.store.head().height
@@ -598,7 +601,9 @@ class PeerService(services_pb2_grpc.PeerServicer):
             instance=node.instance,
         )
         if len(request.nonce) == HELLO_NONCE_BYTES:  # the asker checks who answers
-            proof = hello_proof_bytes(node.genesis.hash, node.key.name, request.nonce)
+            proof = hello_proof_bytes(
+                node.genesis.hash, node.key.name, node.instance, request.nonce
+            )
             reply.proof = node.key.sign(proof)
         if request.member and node.member_key(request.member) is not None:
             reply.challenge = node.challenges.issue(request.member)

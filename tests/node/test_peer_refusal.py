@@ -8,7 +8,7 @@ import logging
 from dataclasses import replace
 from types import SimpleNamespace
 
-from node.peerauth import hello_proof_bytes
+from node.peerauth import CHALLENGE_BYTES, hello_proof_bytes
 from node.peers import PeerLink
 from proto import services_pb2
 from tests.fixtures import genesis, key
@@ -35,9 +35,13 @@ def _refusal(reply: services_pb2.Hello, nonce: bytes = NONCE, seen: list[str] | 
     return PeerLink._refusal(_me(seen=seen), reply, nonce)[1]
 
 
-def _proved(member: str, nonce: bytes = NONCE) -> services_pb2.Hello:
-    proof = key(member).sign(hello_proof_bytes(G, member, nonce))
-    return services_pb2.Hello(genesis_hash=G, member=member, height=5, proof=proof)
+def _proved(member: str, nonce: bytes = NONCE, instance: bytes = b"\x02" * 8) -> services_pb2.Hello:
+    """A reply of ``member``'s node process ``instance`` proving its key over ``nonce``."""
+    proof = key(member).sign(hello_proof_bytes(G, member, instance, nonce))
+    return services_pb2.Hello(
+        genesis_hash=G, member=member, height=5, proof=proof, instance=instance,
+        challenge=bytes(CHALLENGE_BYTES),
+    )  # fmt: skip
 
 
 def test_another_chains_peer_is_named_once_not_linked():
@@ -61,7 +65,8 @@ def test_a_peer_is_linked_only_if_it_proves_the_member_it_names():
     unsigned = services_pb2.Hello(genesis_hash=G, member="v1", height=5)
     assert _refusal(unsigned) == (
         "peer 127.0.0.1:26651 answers as 'v1' without proving it holds 'v1''s key "
-        "(an impostor?): not linking to it"
+        "(an impostor, or a node of an earlier version: every node of a consortium runs one "
+        "version): not linking to it"
     )
     assert "without proving" in _refusal(_proved("v1", nonce=bytes(16)))  # a replayed reply
     wrong_key = _proved("v2")
@@ -91,8 +96,7 @@ def test_a_node_that_dials_itself_under_another_address_is_told_so_and_not_stopp
     # its own address spelled another way among its peers: it holds its own key, so the
     # proof is valid; the process's random instance id tells it is the same process
     me = _me("localhost:26651", instance=b"\x01" * 8)
-    reply = _proved("v0")
-    reply.instance = b"\x01" * 8
+    reply = _proved("v0", instance=b"\x01" * 8)
     level, why = PeerLink._refusal(me, reply, NONCE)
     assert "is this very node" in why
     assert level == logging.WARNING  # it goes on: not an ERROR (QA: that misled)
@@ -145,3 +149,33 @@ def test_the_status_command_prints_the_peers_problems(monkeypatch, capsys) -> No
     out = capsys.readouterr().out
     assert f"not linked: {problem}" in out
     assert "every peer is on another chain: is this node's genesis file the consortium's?" in out
+
+
+def test_its_own_request_relayed_back_to_it_does_not_stop_a_node():
+    # review: a peer passed a node's PeerStatus request to the node's own port and returned
+    # the reply with its instance cleared: a valid proof of the node's own key, and the node
+    # stopped as if a twin ran (one faulty peer could stop every validator dialling it).
+    # The instance is signed: cleared or changed, the proof fails; kept, it is this node.
+    seen: list[str] = []
+    me = _me(seen=seen, instance=b"\x01" * 8)
+    own = _proved("v0", instance=b"\x01" * 8)
+    stripped = services_pb2.Hello()
+    stripped.CopyFrom(own)
+    stripped.ClearField("instance")
+    why = PeerLink._refusal(me, stripped, NONCE)[1]
+    assert "answers as 'v0', this node's own member, without proving" in why
+    changed = services_pb2.Hello()
+    changed.CopyFrom(own)
+    changed.instance = b"\x03" * 8
+    assert "without proving" in PeerLink._refusal(me, changed, NONCE)[1]
+    assert "is this very node" in PeerLink._refusal(me, own, NONCE)[1]
+    assert seen == []
+
+
+def test_a_peer_of_an_earlier_version_is_named_not_linked():
+    earlier = _proved("v1")
+    earlier.ClearField("challenge")
+    assert _refusal(earlier) == (
+        "peer 127.0.0.1:26651 ('v1') issued no link challenge (a node of an earlier version? "
+        "every node of a consortium runs one version): not linking to it"
+    )

@@ -68,8 +68,14 @@ class Relay(services_pb2_grpc.PeerServicer):
         return services_pb2.PeerAck(height=0)
 
     def PeerStatus(self, request, context):
-        proof = self.key.sign(hello_proof_bytes(self.genesis_hash, RELAY, request.nonce))
-        return services_pb2.Hello(genesis_hash=self.genesis_hash, member=RELAY, proof=proof)
+        proof = self.key.sign(hello_proof_bytes(self.genesis_hash, RELAY, bytes(8), request.nonce))
+        return services_pb2.Hello(
+            genesis_hash=self.genesis_hash,
+            member=RELAY,
+            proof=proof,
+            instance=bytes(8),
+            challenge=bytes(24),  # (it reads no stream: any challenge will do)
+        )
 
     def GetRecords(self, request, context):
         return services_pb2.GetRecordsResponse()
