@@ -65,6 +65,11 @@ def node_dict(n: services_pb2.TraceNode) -> dict[str, Any]:
         "held_by": n.held_by or None,
         "held_via": n.held_via or None,
         "void_at": n.void_at if n.HasField("void_at") else None,
+        "other_recalls": [
+            {"by": e.partition(":")[2], "log_index": int(e.partition(":")[0])}
+            for e in n.other_recalls
+            if e.partition(":")[0].isdigit()
+        ],
     }
 
 
@@ -167,7 +172,9 @@ def _recall_note(state: services_pb2.TraceNode, records: list[Any], paged: bool)
     at = state.recalled_at
     own = any(r.log_index == at for r in records)
     origin = "" if own or paged else "; the recall of what it came from: `suyuan trace back`"
-    return f" (recalled{by}, record at log #{at}{origin})"
+    others = [e.partition(":") for e in state.other_recalls]
+    also = "".join(f"; also by {by}, log #{i}" for i, _, by in others)  # (each holds it too)
+    return f" (recalled{by}, record at log #{at}{origin}{also})"
 
 
 def via_text(code: str) -> str:

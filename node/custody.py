@@ -766,9 +766,9 @@ def _apply(
             if not st.closed:  # (a closed code keeps how it went: sold, destroyed; QA)
                 st = st.evolve(disposition=disposition or st.disposition)
             w.put(st)
-            for h in was.heirs:  # (those born recalled from its recall: recalled alike)
-                hs = w.need(h)
-                if hs.recalled and hs.recalled_at == was.recalled_at:
+            for h in was.heirs:  # (born recalled from a recall of it that holds them still:
+                hs = w.need(h)  # recalled alike; review: a restatement passed them by)
+                if any(_recalled_by_record(hs, i) for i in _recall_indexes(was)):
                     w.put(_recalled(hs, w.index, record.author, take_over=is_regulator))
             for inner in w.contents(c):
                 w.put(_recalled(w.need(inner), w.index, record.author, take_over=is_regulator))
@@ -927,11 +927,22 @@ def _recalled(st: CodeState, index: int, by: str, *, take_over: bool = False) ->
     if index == st.recalled_at or any(_recall_index(r) == index for r in st.recalls):
         return st  # (the same record again: a code named twice, or through a container)
     if not take_over:
-        return st.evolve(recalls=(*st.recalls, f"{index}:{by}")[-MAX_RECALLS:])
-    earlier = (f"{st.recalled_at}:{st.recalled_by}",) if st.recalled_at >= 0 else ()
-    return st.evolve(
-        recalled_at=index, recalled_by=by, recalls=(*st.recalls, *earlier)[-MAX_RECALLS:]
-    )
+        return st.evolve(recalls=_pushed(st.recalls, index, by))
+    if st.recalled_at < 0:  # (an earlier version's recall, of unknown record: replaced)
+        return st.evolve(recalled_at=index, recalled_by=by)
+    earlier = _pushed(st.recalls, st.recalled_at, st.recalled_by)
+    return st.evolve(recalled_at=index, recalled_by=by, recalls=earlier)
+
+
+def _pushed(entries: tuple[str, ...], index: int, by: str) -> tuple[str, ...]:
+    """``entries`` (``CodeState.recalls``) with the recall at ``index`` by ``by`` noted last;
+    past ``MAX_RECALLS``, the oldest of ``by``'s own goes first (so no member's restatements
+    push another's recall out), else the oldest."""
+    out = (*entries, f"{index}:{by}")
+    if len(out) <= MAX_RECALLS:
+        return out
+    own = next((i for i, e in enumerate(out[:-1]) if e.partition(":")[2] == by), 0)
+    return out[:own] + out[own + 1 :]
 
 
 def _recall_index(entry: str) -> int:
@@ -939,17 +950,31 @@ def _recall_index(entry: str) -> int:
     return int(entry.partition(":")[0])
 
 
-def _unrecalled(st: CodeState, index: int) -> CodeState:
+def _recall_indexes(st: CodeState) -> tuple[int, ...]:
+    """The log indexes of every recall in force on ``st``: the governing one, then the rest."""
+    if not st.recalled:
+        return ()
+    return (st.recalled_at, *(_recall_index(r) for r in st.recalls))
+
+
+def _unrecalled(w: _Work, st: CodeState, index: int) -> CodeState:
     """``st`` with the recall at log index ``index`` declared in error: dropped from the
-    others in force, or, if it governed, replaced by the latest other in force; lifted
-    (``_lifted``) if none is left."""
+    others in force, or, if it governed, replaced by the latest other in force, a
+    regulator's first (review: a producer's came to govern while a regulator's stood);
+    lifted (``_lifted``) if none is left."""
     rest = tuple(r for r in st.recalls if _recall_index(r) != index)
     if st.recalled_at != index:
         return st.evolve(recalls=rest) if len(rest) != len(st.recalls) else st
     if not rest:
         return _lifted(st)
-    at, _, by = rest[-1].partition(":")
-    return st.evolve(recalled_at=int(at), recalled_by=by, recalls=rest[:-1])
+    pick = len(rest) - 1
+    for i in range(len(rest) - 1, -1, -1):
+        m = w.genesis.member(rest[i].partition(":")[2])
+        if m is not None and m.has_role("regulator"):
+            pick = i
+            break
+    at, _, by = rest[pick].partition(":")
+    return st.evolve(recalled_at=int(at), recalled_by=by, recalls=rest[:pick] + rest[pick + 1 :])
 
 
 def _recalled_by_record(st: CodeState, index: int) -> bool:
@@ -1021,14 +1046,16 @@ def _declare(
             if len(kept) != len(s.findings):  # (a finding, declared: worked out again)
                 s = _with_findings(w, s, kept)
             if recall and _recalled_by_record(s, declared_index):
-                s = _unrecalled(s, declared_index)
+                s = _unrecalled(w, s, declared_index)
                 for h in was.heirs:  # (born recalled from it since: lifted with it, or
                     hs = w.need(h)  # recalled by the recall in force on it now, if one is)
                     if h not in done and _recalled_by_record(hs, declared_index):
                         done.add(h)
-                        hs = _unrecalled(hs, declared_index)
-                        if s.recalled and not hs.recalled:
-                            hs = _recalled(hs, s.recalled_at, s.recalled_by)
+                        hs = _unrecalled(w, hs, declared_index)
+                        if s.recalled and not hs.recalled and not hs.closed:
+                            hs = _recalled(hs, s.recalled_at, s.recalled_by).evolve(
+                                disposition=RECALL_DISPOSITION
+                            )
                         w.put(hs)
                 if not s.recalled:
                     s = s.evolve(heirs=())
@@ -1147,6 +1174,9 @@ def _inherit_recall(w: _Work, source: CodeState, code: str) -> None:
     recalled by the same record, and is one of ``source``'s ``heirs`` (lifted with it). The
     source's own history and ``last_index`` do not change."""
     born = _recalled(w.need(code), source.recalled_at, source.recalled_by)
+    for entry in source.recalls:  # (each recall of the source holds it: one declared, the
+        at, _, by = entry.partition(":")  # others hold it on)
+        born = _recalled(born, int(at), by)
     w.put(born.evolve(disposition=RECALL_DISPOSITION))  # (QA: it read "active", its making's)
     now = w.need(source.code)
     if code not in now.heirs:

@@ -183,6 +183,11 @@ def find_containers(
     return out
 
 
+def _holds(n: services_pb2.TraceNode, member: str) -> bool:
+    """Whether a recall of ``member``'s is in force on ``n`` (the one shown, or another)."""
+    return n.recalled_by == member or any(r.partition(":")[2] == member for r in n.other_recalls)
+
+
 def recall_event(codes: list[str], classes: set[str], when: str, reason: str) -> dict[str, Any]:
     ev: dict[str, Any] = {
         "type": "ObjectEvent",
@@ -238,14 +243,14 @@ def run_recall(
     result = RecallResult(root, scope, truncated=truncated)
     # a producer recalls what it made; what others made from it is theirs or a regulator's
     mine = [n for n in scope if regulator or made(n)]
-    # written too for codes another member's recall governs: each recall stays in force
-    # until its own record is declared in error (a regulator's retraction does not lift a
-    # producer's recall, QA-U; a producer's, nothing a regulator ordered, QA); a code this
-    # member's recall governs is left out (a re-run recalls only what is not recalled yet)
+    # written too for codes only another member's recall holds: each recall stays in
+    # force until its own record is declared in error (a regulator's retraction does not
+    # lift a producer's recall, QA-U; a producer's, nothing a regulator ordered, QA); a
+    # code a recall of this member's holds is left out (a re-run writes nothing new)
     for n in scope:
         if not n.recalled and not (regulator or made(n)):
             result.others.setdefault(n.commissioned_by or "(unknown)", []).append(n.code)
-    todo = [n.code for n in mine if not n.recalled or n.recalled_by != key.name]
+    todo = [n.code for n in mine if not n.recalled or not _holds(n, key.name)]
     classes = {n.code for n in scope if n.is_class}
     for i in range(0, len(todo), CODES_PER_RECORD):
         chunk = todo[i : i + CODES_PER_RECORD]

@@ -109,6 +109,7 @@ def _trace_node(n: trace.TraceNode) -> services_pb2.TraceNode:
         held_by=n.held_by,
         held_via=n.held_via,
         void_at=n.void_at if n.void_at >= 0 else None,
+        other_recalls=n.other_recalls,
     )
 
 

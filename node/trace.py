@@ -82,6 +82,7 @@ class TraceNode:
     held_by: str = ""  # that record's author
     held_via: str = ""  # the lot or container whose finding holds it ("": its own, or none)
     void_at: int = -1  # log index of the record that made it, declared in error (-1: none)
+    other_recalls: tuple[str, ...] = ()  # the other recalls in force ("INDEX:AUTHOR")
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ def _node(
         st.since_ms,
         *_hold(index, st),
         st.void_at,
+        st.recalls if st.recalled else (),
     )
 
 

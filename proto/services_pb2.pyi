@@ -171,7 +171,7 @@ class TraceRequest(_message.Message):
     def __init__(self, code: _Optional[str] = ..., max_depth: _Optional[int] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class TraceNode(_message.Message):
-    __slots__ = ("code", "relation", "depth", "parent_code", "custodian", "status", "commissioned_by", "is_class", "recalled", "container", "recalled_by", "recalled_at", "disposition", "since_ms", "held_at", "held_by", "held_via", "void_at")
+    __slots__ = ("code", "relation", "depth", "parent_code", "custodian", "status", "commissioned_by", "is_class", "recalled", "container", "recalled_by", "recalled_at", "disposition", "since_ms", "held_at", "held_by", "held_via", "void_at", "other_recalls")
     CODE_FIELD_NUMBER: _ClassVar[int]
     RELATION_FIELD_NUMBER: _ClassVar[int]
     DEPTH_FIELD_NUMBER: _ClassVar[int]
@@ -190,6 +190,7 @@ class TraceNode(_message.Message):
     HELD_BY_FIELD_NUMBER: _ClassVar[int]
     HELD_VIA_FIELD_NUMBER: _ClassVar[int]
     VOID_AT_FIELD_NUMBER: _ClassVar[int]
+    OTHER_RECALLS_FIELD_NUMBER: _ClassVar[int]
     code: str
     relation: str
     depth: int
@@ -208,7 +209,8 @@ class TraceNode(_message.Message):
     held_by: str
     held_via: str
     void_at: int
-    def __init__(self, code: _Optional[str] = ..., relation: _Optional[str] = ..., depth: _Optional[int] = ..., parent_code: _Optional[str] = ..., custodian: _Optional[str] = ..., status: _Optional[str] = ..., commissioned_by: _Optional[str] = ..., is_class: _Optional[bool] = ..., recalled: _Optional[bool] = ..., container: _Optional[str] = ..., recalled_by: _Optional[str] = ..., recalled_at: _Optional[int] = ..., disposition: _Optional[str] = ..., since_ms: _Optional[int] = ..., held_at: _Optional[int] = ..., held_by: _Optional[str] = ..., held_via: _Optional[str] = ..., void_at: _Optional[int] = ...) -> None: ...
+    other_recalls: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, code: _Optional[str] = ..., relation: _Optional[str] = ..., depth: _Optional[int] = ..., parent_code: _Optional[str] = ..., custodian: _Optional[str] = ..., status: _Optional[str] = ..., commissioned_by: _Optional[str] = ..., is_class: _Optional[bool] = ..., recalled: _Optional[bool] = ..., container: _Optional[str] = ..., recalled_by: _Optional[str] = ..., recalled_at: _Optional[int] = ..., disposition: _Optional[str] = ..., since_ms: _Optional[int] = ..., held_at: _Optional[int] = ..., held_by: _Optional[str] = ..., held_via: _Optional[str] = ..., void_at: _Optional[int] = ..., other_recalls: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TraceResponse(_message.Message):
     __slots__ = ("code", "records", "nodes", "next_page_token", "truncated")

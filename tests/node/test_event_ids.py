@@ -747,3 +747,86 @@ def test_items_born_recalled_stay_recalled_while_another_recall_of_their_lot_sta
         st = chain.custody_view.get(code)
         assert st is not None, code
         assert (st.recalled, st.status) == (False, "active"), code
+
+
+def test_an_item_recalled_directly_keeps_its_lots_restated_recall(chain: ChainState) -> None:
+    # review: farm recalled lot L (1), item I was made in it (2, born recalled), the
+    # regulator recalled I directly (3), farm restated L's recall (4): I got no note of
+    # it, and once 1 and 3 were declared in error I was active, and sold, while 4 stood
+    lot = _lot_event("urn:uuid:00000000-0000-4000-8000-0000000001c0", "commissioning", "ADD")
+    recall = _lot_event(
+        "urn:uuid:00000000-0000-4000-8000-0000000001c1", "holding", "OBSERVE",
+        disposition="recalled",
+    )  # fmt: skip
+    late = _event(
+        "urn:epc:id:sgtin:6901234.012345.9",
+        "urn:uuid:00000000-0000-4000-8000-0000000001c2",
+        ilmd={"cbvmda:lotNumber": "L1"},
+    )
+    for ev in (lot, recall, late):
+        _commit(chain, [_signed("farm", ev)])
+    direct = _event("urn:epc:id:sgtin:6901234.012345.9",
+                    "urn:uuid:00000000-0000-4000-8000-0000000001c3", "holding", "OBSERVE",
+                    disposition="recalled")  # fmt: skip
+    _commit(chain, [_signed("regulator", direct)])
+    restated = {**recall, "eventID": "urn:uuid:00000000-0000-4000-8000-0000000001c4"}
+    _commit(chain, [_signed("farm", restated)])
+    _commit(chain, [_signed("farm", _declared(recall))])
+    _commit(chain, [_signed("regulator", _declared(direct))])
+    for code in (normalize_code(_LOT), _ITEM):
+        st = chain.custody_view.get(code)
+        assert st is not None, code
+        assert (st.recalled, st.recalled_at, st.recalled_by) == (True, 4, "farm"), code
+    assert chain.custody_view.get(_ITEM).disposition == "recalled"  # type: ignore[union-attr]
+
+
+def test_a_regulators_recall_governs_when_the_governing_one_is_declared(chain: ChainState) -> None:
+    # review: farm (1), regulator (2), v2, a regulator too (3), farm again (4); v2's
+    # declared: the farm's latest came to govern while the regulator's stood
+    born = _event("u:16", "urn:uuid:00000000-0000-4000-8000-000000000100")
+    first = _event("u:16", "urn:uuid:00000000-0000-4000-8000-000000000101", "holding",
+                   "OBSERVE", disposition="recalled")  # fmt: skip
+    recalls = [
+        ("farm", first),
+        ("regulator", {**first, "eventID": "urn:uuid:00000000-0000-4000-8000-000000000102"}),
+        ("v2", {**first, "eventID": "urn:uuid:00000000-0000-4000-8000-000000000103"}),
+        ("farm", {**first, "eventID": "urn:uuid:00000000-0000-4000-8000-000000000104"}),
+    ]
+    _commit(chain, [_signed("farm", born)])
+    for author, ev in recalls:
+        _commit(chain, [_signed(author, ev)])
+    st = chain.custody_view.get("u:16")
+    assert st is not None
+    assert (st.recalled_at, st.recalled_by, st.recalls) == (
+        3,
+        "v2",
+        ("1:farm", "2:regulator", "4:farm"),
+    )
+    _commit(chain, [_signed("v2", _declared(recalls[2][1]))])
+    st = chain.custody_view.get("u:16")
+    assert st is not None
+    assert (st.recalled_at, st.recalled_by, st.recalls) == (2, "regulator", ("1:farm", "4:farm"))
+
+
+def test_recall_notes_past_the_cap_drop_the_restating_members_own_first() -> None:
+    from node.custody import MAX_RECALLS, _pushed
+
+    full = tuple(f"{i}:{'regulator' if i == 0 else 'farm'}" for i in range(MAX_RECALLS))
+    out = _pushed(full, 99, "farm")
+    assert len(out) == MAX_RECALLS
+    assert out[0] == "0:regulator"  # another member's is never pushed out by farm's
+    assert out[-1] == "99:farm"
+    assert "1:farm" not in out
+    others = tuple(f"{i}:m{i}" for i in range(MAX_RECALLS))
+    assert _pushed(others, 99, "farm") == (*others[1:], "99:farm")  # none of its own: oldest
+
+
+def test_a_recall_rerun_skips_codes_a_recall_of_its_own_holds() -> None:
+    from node.recall import _holds
+    from proto import services_pb2
+
+    n = services_pb2.TraceNode(code="c", recalled=True, recalled_by="regulator",
+                               recalled_at=7, other_recalls=["3:farm"])  # fmt: skip
+    assert _holds(n, "farm")
+    assert _holds(n, "regulator")
+    assert not _holds(n, "processor")
