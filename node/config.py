@@ -8,6 +8,8 @@ Example (relative paths are resolved against the config file's folder)::
     data_dir = "node0"                  # store, pid, lock, evidence, member (logs: stderr)
     listen = "127.0.0.1:26650"
     peers = ["127.0.0.1:26651", "127.0.0.1:26652", "127.0.0.1:26653"]
+                                        # "v1@127.0.0.1:26651": the member expected there;
+                                        # a peer answering as another is not linked to
 
     [mempool]
     max_records = 10000                 # beyond this, Submit answers RESOURCE_EXHAUSTED
@@ -73,7 +75,9 @@ class NodeConfig:
     genesis: Path
     data_dir: Path
     listen: str
-    peers: tuple[str, ...] = ()
+    peers: tuple[str, ...] = ()  # addresses (host:port)
+    #: the member each of ``peers`` must answer as ("": any member), from "MEMBER@host:port"
+    peer_members: tuple[str, ...] = ()
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
@@ -116,11 +120,11 @@ class NodeConfig:
                 raise ConfigError(f"field '{name}' is required (a string)")
         listen = doc["listen"]
         _check_address(listen, "listen")
-        peers = doc.get("peers", [])
-        if not isinstance(peers, list) or not all(isinstance(p, str) for p in peers):
+        entries = doc.get("peers", [])
+        if not isinstance(entries, list) or not all(isinstance(p, str) for p in entries):
             raise ConfigError("field 'peers' must be a list of host:port strings")
-        for i, p in enumerate(peers):
-            _check_address(p, f"peers[{i}]")
+        split = [_peer_entry(p, f"peers[{i}]") for i, p in enumerate(entries)]
+        peers = [a for _, a in split]
         if listen in peers:
             raise ConfigError("field 'peers' lists this node's own listen address")
         if len(set(peers)) != len(peers):
@@ -133,12 +137,24 @@ class NodeConfig:
             data_dir=_path(base, doc["data_dir"]),
             listen=listen,
             peers=tuple(peers),
+            peer_members=tuple(m for m, _ in split) if any(m for m, _ in split) else (),
             mempool=MempoolConfig(**_section(doc, "mempool", MempoolConfig())),
             limits=LimitsConfig(**_section(doc, "limits", LimitsConfig())),
             consensus=ConsensusConfig(**_section(doc, "consensus", ConsensusConfig())),
             sync=SyncConfig(**_section(doc, "sync", SyncConfig())),
             source=source,
         )
+
+    def peer_entries(self) -> list[str]:
+        """``peers`` as written: "MEMBER@host:port" where a member is expected."""
+        members = self.peer_members or ("",) * len(self.peers)
+        return [f"{m}@{a}" if m else a for m, a in zip(members, self.peers, strict=True)]
+
+    def expected_member(self, address: str) -> str:
+        """The member ``peers`` names at ``address`` ("": any member)."""
+        if not self.peer_members:
+            return ""
+        return self.peer_members[self.peers.index(address)]
 
     def to_toml(self) -> str:
         """Render as TOML (absolute paths), the inverse of ``load``."""
@@ -148,7 +164,7 @@ class NodeConfig:
             f"genesis = {_q(str(self.genesis))}",
             f"data_dir = {_q(str(self.data_dir))}",
             f"listen = {_q(self.listen)}",
-            "peers = [" + ", ".join(_q(p) for p in self.peers) + "]",
+            "peers = [" + ", ".join(_q(p) for p in self.peer_entries()) + "]",
         ]
         for name, sec in (
             ("mempool", self.mempool),
@@ -201,6 +217,20 @@ _BOUNDS = {
     "consensus.proposal_wait_ms": (0, 60_000),  # beyond, a waiting record stalled the chain
     "consensus.idle_block_interval_ms": (0, 86_400_000),  # at least one block a day
 }
+
+
+def _peer_entry(entry: str, what: str) -> tuple[str, str]:
+    """(member or "", address) of a ``peers`` entry, "host:port" or "MEMBER@host:port"."""
+    member, at, addr = entry.rpartition("@")
+    if at:
+        ok = 0 < len(member) <= 63 and member.isascii() and member[0].isalnum()
+        if not ok or not all(c.islower() or c.isdigit() or c in "-_." for c in member):
+            raise ConfigError(
+                f"field '{what}' must be host:port or MEMBER@host:port (a member id: "
+                f"lowercase letters, digits, '-', '_', '.'), got {entry!r}"
+            )
+    _check_address(addr, what)
+    return member, addr
 
 
 def _check_address(addr: str, what: str) -> None:

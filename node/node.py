@@ -136,6 +136,7 @@ class Node:
                 self.link_keys,
                 self._peer_connected,
                 on_duplicate=self.fatal,
+                expected=config.expected_member(a),
             )
             for a in config.peers
         ]

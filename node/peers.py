@@ -118,6 +118,7 @@ class PeerLink:
         on_connect: Callable[[PeerInfo], None] | None = None,
         *,
         on_duplicate: Callable[[str], None] | None = None,
+        expected: str = "",
     ) -> None:
         """``keys`` prove this node's member and check the peer's; ``on_connect(info)`` runs
         each time the peer answers its status (height known); ``on_duplicate(reason)`` when a
@@ -126,6 +127,7 @@ class PeerLink:
         self.info = PeerInfo(address)
         self._hello = hello
         self._keys = keys
+        self._expected = expected  # the member the config names at this address ("": any)
         self._on_connect = on_connect
         self._on_duplicate = on_duplicate
         self._problem = ""  # the last reason this peer was refused (logged once)
@@ -313,6 +315,11 @@ class PeerLink:
                 f"peer {self.address} answers as {who!r} without proving it holds {who!r}'s "
                 "key (an impostor, or a node of an earlier version: every node of a "
                 "consortium runs one version): not linking to it"
+            )
+        if self._expected and who != self._expected:
+            return logging.ERROR, (
+                f"peer {self.address} answers as {who!r}, where `peers` names "
+                f"{self._expected!r}: not linking to it (is the address right?)"
             )
         if len(reply.challenge) != CHALLENGE_BYTES:
             return logging.ERROR, (

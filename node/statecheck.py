@@ -18,8 +18,12 @@ not depend on when the store was upgraded from format 2.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
+import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -297,11 +301,14 @@ def check_in_child(
     a ``DamagedStoreError`` here (QA-T: exit 134, no message). The caller holds the data
     folder's lock, which the child inherits; ``on_block`` is called here, as the child
     reports each block. A scratch folder the child left is removed."""
+    room = _room_problem(path, scratch_parent)
+    if room:  # (QA-V: on a full disk, the replay's writes ended the child: "damaged")
+        raise StorageError(room)
     ctx = multiprocessing.get_context("fork")
     recv, send = ctx.Pipe(duplex=False)
     child = ctx.Process(
         target=_check_child,
-        args=(send, path, genesis, scratch_parent, limit, on_block is not None),
+        args=(send, path, genesis, scratch_parent, limit, on_block is not None, os.getpid()),
         daemon=True,
     )
     child.start()
@@ -333,6 +340,9 @@ def check_in_child(
     if report is None:
         code = child.exitcode
         how = f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
+        room = _room_problem(path, scratch_parent, stopped=how)
+        if room:
+            raise StorageError(room)
         raise DamagedStoreError(
             f"store at {path} is damaged: reading it stopped the check ({how}; LMDB ends a "
             "process on some damaged pages); move the store away and start the node with "
@@ -341,10 +351,53 @@ def check_in_child(
     return report
 
 
+#: free space below which a check that stopped is put down to the scratch disk, not the store
+_LOW_ROOM = 64 * 1024 * 1024
+
+
+def _room_problem(path: Path, scratch_parent: Path, *, stopped: str = "") -> str:
+    """Why the scratch folder's disk cannot take the replay ("": it can, or unknown). The
+    replayed store takes about the room the store's data file uses; a check that
+    ``stopped`` (a signal: LMDB's writes to its map end the process on a full disk) is put
+    down to the disk when under ``_LOW_ROOM`` is left."""
+    try:
+        free = shutil.disk_usage(scratch_parent).free
+        used = (path / "data.mdb").stat().st_blocks * 512
+    except OSError:
+        return ""
+    if stopped and free < _LOW_ROOM:
+        why = f"the check stopped ({stopped}) with {free:,} bytes free on {scratch_parent}"
+    elif not stopped and free < used:
+        why = f"{scratch_parent} has {free:,} bytes free, and the replay needs about {used:,}"
+    else:
+        return ""
+    return (
+        f"{why}: the store was not judged (it is not found damaged); free space, or give "
+        "--scratch DIR on a disk with room"
+    )
+
+
+def _die_with(parent: int) -> None:
+    """End this process when ``parent`` ends (Linux's parent-death signal; QA-V: a check
+    killed with -9 left its replay running for seconds, holding the data folder)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # (it ended before the signal was asked for)
+        os._exit(1)
+
+
 def _check_child(
-    conn: Connection, path: Path, genesis: Genesis, scratch: Path, limit: int, ticks: bool
+    conn: Connection,
+    path: Path,
+    genesis: Genesis,
+    scratch: Path,
+    limit: int,
+    ticks: bool,
+    parent: int,
 ) -> None:
     """The child of ``check_in_child``: every answer goes back through ``conn``."""
+    _die_with(parent)
     try:
         with Store.open(path, genesis.hash, create=False, extra_dbs=EXTRA_DBS) as store:
             report = check_store(

@@ -238,7 +238,8 @@ def check_dir_usable(directory: Path) -> None:
 
 
 def node_config(man: Manifest, index: int) -> NodeConfig:
-    """The config of node ``index``: its validator key, listen address and all other peers."""
+    """The config of node ``index``: its validator key, listen address and all other peers,
+    each with the member expected there ("validator1@127.0.0.1:PORT")."""
     me = man.nodes[index]
     return NodeConfig(
         member=me.member,
@@ -247,6 +248,7 @@ def node_config(man: Manifest, index: int) -> NodeConfig:
         data_dir=me.data_dir,
         listen=me.address,
         peers=tuple(n.address for n in man.nodes if n.index != index),
+        peer_members=tuple(n.member for n in man.nodes if n.index != index),
     )
 
 

@@ -56,6 +56,22 @@ def test_a_peer_listed_twice_is_refused(tmp_path):
         NodeConfig.from_dict(doc, base=tmp_path)
 
 
+def test_a_peer_may_name_the_member_expected_there(tmp_path):
+    doc = _minimal(peers=["v1@127.0.0.1:26651", "127.0.0.1:26652"])
+    cfg = NodeConfig.from_dict(doc, base=tmp_path)
+    assert cfg.peers == ("127.0.0.1:26651", "127.0.0.1:26652")
+    assert cfg.expected_member("127.0.0.1:26651") == "v1"
+    assert cfg.expected_member("127.0.0.1:26652") == ""
+    (tmp_path / "n.toml").write_text(cfg.to_toml())
+    assert NodeConfig.load(tmp_path / "n.toml").peer_entries() == doc["peers"]
+    with pytest.raises(ConfigError, match=r"must be host:port or MEMBER@host:port .* got 'V1@"):
+        NodeConfig.from_dict(_minimal(peers=["V1@127.0.0.1:26651"]), base=tmp_path)
+    with pytest.raises(ConfigError, match=r"lists 127\.0\.0\.1:26651 twice"):
+        NodeConfig.from_dict(
+            _minimal(peers=["v1@127.0.0.1:26651", "v2@127.0.0.1:26651"]), base=tmp_path
+        )
+
+
 @pytest.mark.parametrize(
     ("section", "values", "field"),
     [

@@ -830,3 +830,21 @@ def test_a_recall_rerun_skips_codes_a_recall_of_its_own_holds() -> None:
     assert _holds(n, "farm")
     assert _holds(n, "regulator")
     assert not _holds(n, "processor")
+
+
+def test_declaring_a_regulators_second_recall_leaves_its_first_in_force(
+    chain: ChainState,
+) -> None:
+    # QA-V: the regulator recalled a code (`suyuan recall`), recorded a second recall of it,
+    # and declared the second in error: the code was active again, and was sold
+    born = _event("u:17", "urn:uuid:00000000-0000-4000-8000-000000000110")
+    first = _event("u:17", "urn:uuid:00000000-0000-4000-8000-000000000111", "holding",
+                   "OBSERVE", disposition="recalled")  # fmt: skip
+    second = {**first, "eventID": "urn:uuid:00000000-0000-4000-8000-000000000112"}
+    _commit(chain, [_signed("farm", born)])
+    _commit(chain, [_signed("regulator", first)])
+    _commit(chain, [_signed("regulator", second)])
+    _commit(chain, [_signed("regulator", _declared(second))])
+    st = chain.custody_view.get("u:17")
+    assert st is not None
+    assert (st.recalled, st.recalled_at, st.recalled_by, st.recalls) == (True, 1, "regulator", ())

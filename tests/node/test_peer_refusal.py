@@ -28,6 +28,7 @@ def _me(address: str = "127.0.0.1:26651", seen: list[str] | None = None, instanc
         _keys=KEYS,
         _on_duplicate=(seen.append if seen is not None else None),
         _problem="",
+        _expected="",
     )
 
 
@@ -178,4 +179,15 @@ def test_a_peer_of_an_earlier_version_is_named_not_linked():
     assert _refusal(earlier) == (
         "peer 127.0.0.1:26651 ('v1') issued no link challenge (a node of an earlier version? "
         "every node of a consortium runs one version): not linking to it"
+    )
+
+
+def test_a_peer_answering_as_another_member_than_peers_names_is_not_linked():
+    # review: whoever runs an address a node dials could pass itself off as any member
+    me = _me()
+    me._expected = "v1"
+    assert PeerLink._refusal(me, _proved("v1"), NONCE)[1] == ""
+    assert PeerLink._refusal(me, _proved("v2"), NONCE)[1] == (
+        "peer 127.0.0.1:26651 answers as 'v2', where `peers` names 'v1': not linking to it "
+        "(is the address right?)"
     )

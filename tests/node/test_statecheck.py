@@ -9,12 +9,13 @@ import json
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import lmdb
 import pytest
 
 from node import custody
-from node.errors import DamagedStoreError
+from node.errors import DamagedStoreError, StorageError
 from node.statecheck import SCRATCH_PREFIX, check_store
 from node.store import Store
 from tests.cli.helpers import suyuan
@@ -258,6 +259,49 @@ def test_a_check_that_lmdb_ends_is_reported_as_damage(tmp_path: Path, monkeypatc
     assert report.records == 7
 
 
+def test_a_check_the_scratch_disk_cannot_hold_is_not_called_damage(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # QA-V: with 4 KiB free, the replay's writes ended the child (SIGBUS) and the check
+    # said "store ... is damaged ... resync": an intact store, on the advice to resync it
+    import os
+    import shutil
+    from collections import namedtuple
+
+    from node import statecheck
+
+    b = _chain(tmp_path / "store")
+    b.close()
+    usage = namedtuple("usage", "total used free")
+    free = [4096]
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(1 << 40, 0, free[0]))
+    with pytest.raises(StorageError) as info:
+        statecheck.check_in_child(tmp_path / "store", b.genesis, scratch_parent=tmp_path)
+    assert str(info.value).startswith(f"{tmp_path} has 4,096 bytes free, and the replay needs")
+    assert "the store was not judged (it is not found damaged)" in str(info.value)
+    assert "--scratch DIR" in str(info.value)
+
+    # room at the start, none when the child died
+    def dies(*a: object, **kw: object) -> None:
+        os.kill(os.getpid(), 7)  # SIGBUS, as a write to LMDB's map on a full disk
+
+    free[0] = 1 << 40
+    real = statecheck._room_problem
+    calls: list[str] = []
+
+    def room(path: Path, parent: Path, *, stopped: str = "") -> str:
+        calls.append(stopped)
+        if stopped:
+            free[0] = 1024
+        return real(path, parent, stopped=stopped)
+
+    monkeypatch.setattr(statecheck, "check_store", dies)
+    monkeypatch.setattr(statecheck, "_room_problem", room)
+    with pytest.raises(StorageError, match=r"the check stopped \(signal 7\) with 1,024 bytes"):
+        statecheck.check_in_child(tmp_path / "store", b.genesis, scratch_parent=tmp_path)
+    assert calls == ["", "signal 7"]
+
+
 def test_differences_name_keys_as_their_index_does_and_show_where_values_differ() -> None:
     # QA-T: code-history keys were printed as hex, and a long code state was cut off
     # before the byte that differed
@@ -273,3 +317,58 @@ def test_differences_name_keys_as_their_index_does_and_show_where_values_differ(
     text = Difference("custody", b"x", stored, replayed).describe()
     assert '"z":"fare"}' in text
     assert '"z":"farm"}' in text
+
+
+def test_a_replay_child_ends_when_its_parent_has() -> None:
+    # QA-V: `node check` killed with -9 left its replay child running for seconds, holding
+    # the data folder's lock (a node start then failed). The child asks for the parent's
+    # death signal, and ends at once if the parent is already gone.
+    import multiprocessing
+    import os
+    import sys
+
+    from node.statecheck import _die_with
+
+    ctx = multiprocessing.get_context("fork")
+    orphan = ctx.Process(target=_die_with, args=(os.getpid() + 10**7,))  # not its parent
+    orphan.start()
+    orphan.join(timeout=10)
+    assert orphan.exitcode == 1
+    kept = ctx.Process(target=_die_with, args=(os.getpid(),))  # its parent, alive
+    kept.start()
+    kept.join(timeout=10)
+    assert kept.exitcode == 0
+    if sys.platform == "linux":  # (the signal itself: a grandchild outlives no parent)
+        import signal
+        import time
+
+        def middle(out: Any) -> None:
+            def grandchild() -> None:
+                _die_with(os.getppid())
+                time.sleep(60)  # (ended by the parent-death signal long before this)
+
+            g = ctx.Process(target=grandchild)
+            g.start()
+            out.send(g.pid)
+            time.sleep(60)
+
+        recv, send = ctx.Pipe(duplex=False)
+        m = ctx.Process(target=middle, args=(send,))
+        m.start()
+        gpid = recv.recv()
+        os.kill(m.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        m.join(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # poll the condition until the deadline
+            try:
+                os.kill(gpid, 0)
+            except ProcessLookupError:
+                break
+            # (a zombie counts as gone: its parent, init, reaps it)
+            with open(f"/proc/{gpid}/stat") as f:
+                if f.read().split(") ")[1].startswith("Z"):
+                    break
+            time.sleep(0.05)
+        else:
+            os.kill(gpid, signal.SIGKILL)
+            raise AssertionError("the grandchild outlived its parent")
