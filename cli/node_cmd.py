@@ -115,7 +115,8 @@ def status(
     )
     refused = [p for p in info["peers"] if p["problem"]]
     for p in refused:  # (QA-S: only the node's log said why it linked to no peer)
-        console.print(f"not linked: {p['problem']}", markup=False, soft_wrap=True)
+        how = "one-way" if p["connected"] else "not linked"  # (QA-V: unheard, yet linked)
+        console.print(f"{how}: {p['problem']}", markup=False, soft_wrap=True)
     if (
         refused
         and len(refused) == len(info["peers"])

@@ -77,6 +77,7 @@ from node.mempool import Mempool, Pending
 from node.peerauth import INSTANCE_BYTES, Challenges, LinkKeys
 from node.peers import (
     POLL_S,
+    SILENT_S,
     PeerInfo,
     PeerLink,
     consensus_item,
@@ -162,6 +163,12 @@ class Node:
         self.sync_helper: SyncHelper | None = None  # while a pull uses one (node.sync)
         self.bodies = proposals.Bodies()  # compact proposals (node.proposals)
         self.committed = asyncio.Event()  # set (and cleared) on every commit
+        #: authenticated Exchange streams open from each member, and since when (monotonic)
+        #: it has had none (``inbound_opened``; ``status`` names a validator peer sending
+        #: nothing to this one: QA-V, a validator moved to another port went unheard)
+        self.inbound: dict[str, int] = {}
+        self._inbound_none_since: dict[str, float] = {}
+        self._started = time.monotonic()
         self.settling = 0  # client requests waiting in ``settle`` (observability, tests)
         self._evidence_path = config.data_dir / "evidence.jsonl"
         self._load_evidence()
@@ -880,12 +887,41 @@ class Node:
 
     # ------------------------------------------------------------------ status
 
+    def inbound_opened(self, member: str) -> None:
+        self.inbound[member] = self.inbound.get(member, 0) + 1
+
+    def inbound_closed(self, member: str) -> None:
+        left = self.inbound.get(member, 0) - 1
+        self.inbound[member] = max(0, left)
+        if left <= 0:
+            self._inbound_none_since[member] = time.monotonic()
+
+    def _unheard(self, p: PeerLink, now: float) -> str:
+        """Why a validator peer that answers this validator is not heard from: it has sent
+        no stream for ``SILENT_S`` (so its `peers` likely lack this node's address), or ""."""
+        who = p.info.member
+        if not (self.is_validator and who in self.chain.validators and p.info.responsive(now)):
+            return ""
+        if self.inbound.get(who, 0) > 0:
+            return ""
+        since = max(self._started, self._inbound_none_since.get(who, self._started))
+        if now - since < SILENT_S:
+            return ""
+        return (
+            f"peer {p.address} ({who}) answers, but has sent this node nothing for "
+            f"{int(now - since)} s: does its `peers` list this node's address "
+            f"({self.config.listen})? Its votes do not reach this node"
+        )
+
     def status(self) -> services_pb2.StatusResponse:
         head = self.store.head()
         r = self.replica
         now = time.monotonic()
         vs = self.chain.validators
-        answering = {p.info.member for p in self.peers if p.info.responsive(now)}
+        unheard = {p.address: self._unheard(p, now) for p in self.peers}
+        answering = {
+            p.info.member for p in self.peers if p.info.responsive(now) and not unheard[p.address]
+        }
         answering.add(self.key.name)
         return services_pb2.StatusResponse(
             chain_id=self.genesis.chain_id,
@@ -903,7 +939,7 @@ class Node:
                     member=p.info.member,
                     height=p.info.height,
                     connected=p.info.responsive(now),
-                    problem=p.info.problem,
+                    problem=p.info.problem or unheard[p.address],
                 )
                 for p in self.peers
             ],

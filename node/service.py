@@ -518,56 +518,61 @@ class PeerService(services_pb2_grpc.PeerServicer):
         loop = asyncio.get_running_loop()
         first = True
         sender = ""
-        async for env in request_iterator:
-            if first:
-                first = False
-                if env.hello.genesis_hash != node.genesis.hash:
-                    await context.abort(
-                        grpc.StatusCode.FAILED_PRECONDITION, "peer is on another chain"
+        try:
+            async for env in request_iterator:
+                if first:
+                    first = False
+                    if env.hello.genesis_hash != node.genesis.hash:
+                        await context.abort(
+                            grpc.StatusCode.FAILED_PRECONDITION, "peer is on another chain"
+                        )
+                    kind, why = link_problem(
+                        env.hello,
+                        genesis_hash=node.genesis.hash,
+                        receiver=node.key.name,
+                        key_of=node.member_key,
+                        challenges=node.challenges,
                     )
-                kind, why = link_problem(
-                    env.hello,
-                    genesis_hash=node.genesis.hash,
-                    receiver=node.key.name,
-                    key_of=node.member_key,
-                    challenges=node.challenges,
-                )
-                if kind:  # nothing an unproven sender streams is read (peerauth)
-                    self._log_refusal(kind, context.peer(), why)
-                    await context.abort(grpc.StatusCode.UNAUTHENTICATED, why)
-                sender = env.hello.member
-            head = node.store.head().height
-            # only votes that can still count: a vote at a committed height is stale, and one
-            # far ahead cannot count before a sync (review: 300,000 junk votes, each decoded
-            # and queued for the consensus loop, held a node to 1 height in 6.6 s)
-            votes = [
-                m
-                for m in env.consensus
-                if m.HasField("vote") and head < m.vote.height <= head + VOTE_WINDOW
-            ]
-            if votes:  # votes need no records: do not keep them waiting for admission
-                node.on_peer_messages(votes)
-                _note_peer_height(node, sender, votes)
-            # verify only what the mempool can take: the rest, if a block names it, is fetched
-            # (and verified once) then (node.proposals)
-            envs = list(env.records)[: node.mempool.room()] if env.records else []
-            if envs:
-                results, fresh_at = await loop.run_in_executor(
-                    None, node.chain.admission_checks, envs
-                )
-                with node.admitting():
-                    for pb, r in zip(envs, results, strict=True):
-                        if isinstance(r, LedgerError):
-                            continue
-                        try:
-                            node.admit(pb, r, local=False, fresh_at=fresh_at)
-                        except LedgerError:
-                            continue
-            others = [m for m in env.consensus if not m.HasField("vote")]
-            if others:  # after the records: a compact proposal may name them
-                node.on_peer_messages(others)
-            if env.HasField("evidence"):
-                node.on_peer_evidence(env.evidence)
+                    if kind:  # nothing an unproven sender streams is read (peerauth)
+                        self._log_refusal(kind, context.peer(), why)
+                        await context.abort(grpc.StatusCode.UNAUTHENTICATED, why)
+                    sender = env.hello.member
+                    node.inbound_opened(sender)
+                head = node.store.head().height
+                # only votes that can still count: a vote at a committed height is stale, and one
+                # far ahead cannot count before a sync (review: 300,000 junk votes, each decoded
+                # and queued for the consensus loop, held a node to 1 height in 6.6 s)
+                votes = [
+                    m
+                    for m in env.consensus
+                    if m.HasField("vote") and head < m.vote.height <= head + VOTE_WINDOW
+                ]
+                if votes:  # votes need no records: do not keep them waiting for admission
+                    node.on_peer_messages(votes)
+                    _note_peer_height(node, sender, votes)
+                # verify only what the mempool can take: the rest, if a block names it, is fetched
+                # (and verified once) then (node.proposals)
+                envs = list(env.records)[: node.mempool.room()] if env.records else []
+                if envs:
+                    results, fresh_at = await loop.run_in_executor(
+                        None, node.chain.admission_checks, envs
+                    )
+                    with node.admitting():
+                        for pb, r in zip(envs, results, strict=True):
+                            if isinstance(r, LedgerError):
+                                continue
+                            try:
+                                node.admit(pb, r, local=False, fresh_at=fresh_at)
+                            except LedgerError:
+                                continue
+                others = [m for m in env.consensus if not m.HasField("vote")]
+                if others:  # after the records: a compact proposal may name them
+                    node.on_peer_messages(others)
+                if env.HasField("evidence"):
+                    node.on_peer_evidence(env.evidence)
+        finally:
+            if sender:
+                node.inbound_closed(sender)
         return services_pb2.PeerAck(height=node.store.head().height)
 
     @rpc_stream

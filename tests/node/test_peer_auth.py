@@ -237,3 +237,39 @@ def test_refused_streams_are_logged_once_a_minute_per_kind(tmp_path: Path, caplo
     lines = [r.getMessage() for r in caplog.records if "refused a peer stream" in r.getMessage()]
     assert len(lines) == 1, lines
     assert "'outsider-0', no member of this consortium" in lines[0]
+
+
+def test_a_validator_names_a_validator_peer_that_sends_it_nothing(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # QA-V: a validator restarted on another port (its peers still dialled the old one)
+    # showed "peers 3/3 connected, 4 of 4" while no vote of the others reached it
+    from node import node as node_module
+
+    monkeypatch.setattr(node_module, "SILENT_S", 0.3)
+
+    async def body() -> None:
+        async with live_node(config(tmp_path / "b", "v1"), G) as other:  # dials no one
+            cfg = config(tmp_path / "a", "v0", peers=[other.address])
+            async with live_node(cfg, G) as live:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 20
+                while True:  # bounded: the link connects, then 0.3 s pass unheard
+                    st = live.node.status()
+                    if st.peers[0].problem:
+                        break
+                    assert loop.time() < deadline, "the silent peer was never named"
+                    await asyncio.sleep(0.05)  # poll the condition until the deadline
+                problem = st.peers[0].problem
+                assert f"peer {other.address} (v1) answers, but has sent this node nothing" in (
+                    problem
+                )
+                assert "does its `peers` list this node's address (127.0.0.1:1)?" in problem
+                assert st.validators_answering == 1  # (itself: v1's votes do not reach it)
+                live.node.inbound_opened("v1")  # (as when v1's stream opens)
+                st = live.node.status()
+                assert st.peers[0].problem == ""
+                assert st.validators_answering == 2
+                live.node.inbound_closed("v1")
+
+    run(body)
