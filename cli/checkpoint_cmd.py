@@ -9,6 +9,7 @@ signature against the genesis keys, and keeps the valid ones (``node.note``).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -113,9 +114,7 @@ def checkpoint(
     distinct_outputs(
         [("--out", out), ("--note-out" if note_out else "the note", npath if note else None)]
     )
-    write_text_atomic(out, checkpoint_to_json(cp))
-    if note:
-        write_text_atomic(npath, cp.note)
+    _write_both(out, checkpoint_to_json(cp), npath if note else None, cp.note)
     info = {
         "height": res.height,
         "log_size": res.log_size,
@@ -136,3 +135,27 @@ def checkpoint(
         )
     if note and not res.note_signers:
         raise VerificationError("no validator signed the checkpoint note")
+
+
+def _write_both(out: Path, text: str, npath: Path | None, note: str) -> None:
+    """Write the checkpoint, then its note: if the note cannot be written, the checkpoint
+    file is put back as it was (QA-V: a full disk left cp.json and no cp.note)."""
+    before: str | None = None
+    if npath is not None and out.is_file():
+        try:
+            before = out.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            before = None
+    existed = out.exists()
+    write_text_atomic(out, text)
+    if npath is None:
+        return
+    try:
+        write_text_atomic(npath, note)
+    except LedgerError:
+        with contextlib.suppress(OSError, LedgerError):
+            if before is not None:
+                write_text_atomic(out, before)
+            elif not existed:
+                out.unlink()
+        raise

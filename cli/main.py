@@ -182,7 +182,11 @@ def run() -> None:
         sys.exit(141)
     except OSError as e:  # commands name their own files and nodes; what is left is output
         if e.filename is None and e.errno in _OUTPUT_ERRNOS:
-            line = f"cannot write the output: {e.strerror}"
+            line = (  # (QA-V: a committed record's id was lost with no word of it)
+                f"cannot write the output: {e.strerror}; what the command did before it "
+                "printed is done (a record it submitted is committed or pending): run it "
+                "again with the output elsewhere, and it answers what is committed"
+            )
         else:
             where = f"{e.filename}: " if e.filename is not None else ""
             line = f"{where}{e.strerror or e}"

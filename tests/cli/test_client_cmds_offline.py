@@ -236,3 +236,21 @@ def test_a_wait_that_times_out_says_when_the_quorum_is_lost():
     )
     assert quorum_lost(Node(3)) == ""  # type: ignore[arg-type]
     assert quorum_lost(Node(-1)) == ""  # type: ignore[arg-type]
+
+
+def test_a_checkpoint_whose_note_cannot_be_written_leaves_no_checkpoint_file(tmp_path):
+    # QA-V: with 4 KiB free, cp.note failed (exit 2) and cp.json stayed behind
+    from cli.checkpoint_cmd import _write_both
+    from node.errors import LedgerError
+
+    out = tmp_path / "cp.json"
+    missing = tmp_path / "no-such-folder" / "cp.note"  # (cannot be written)
+    with pytest.raises(LedgerError):
+        _write_both(out, "new", missing, "note")
+    assert not out.exists()
+    out.write_text("old")
+    with pytest.raises(LedgerError):
+        _write_both(out, "new", missing, "note")
+    assert out.read_text() == "old"
+    _write_both(out, "new", tmp_path / "cp.note", "note")
+    assert (out.read_text(), (tmp_path / "cp.note").read_text()) == ("new", "note")

@@ -89,8 +89,11 @@ def test_output_that_cannot_be_written_is_one_line(tmp_path):
         )
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines()[-1] == (
-        "error: cannot write the output: No space left on device"
+        "error: cannot write the output: No space left on device; what the command did "
+        "before it printed is done (a record it submitted is committed or pending): run it "
+        "again with the output elsewhere, and it answers what is committed"
     )
+    assert (tmp_path / "f.key").exists()  # (what it did before printing: done, as it says)
     assert "Traceback" not in r.stderr
 
 
