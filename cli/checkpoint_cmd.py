@@ -141,6 +141,11 @@ def _write_both(out: Path, text: str, npath: Path | None, note: str) -> None:
     """Write the checkpoint, then its note: if the note cannot be written, the checkpoint
     file is put back as it was (QA-V: a full disk left cp.json and no cp.note)."""
     before: str | None = None
+    if str(out).startswith(("/dev/", "/proc/")):  # (a descriptor: nothing to put back)
+        write_text_atomic(out, text)
+        if npath is not None:
+            write_text_atomic(npath, note)
+        return
     if npath is not None and out.is_file():
         try:
             before = out.read_text(encoding="utf-8")

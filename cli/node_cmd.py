@@ -115,7 +115,13 @@ def status(
     )
     refused = [p for p in info["peers"] if p["problem"]]
     for p in refused:  # (QA-S: only the node's log said why it linked to no peer)
-        how = "one-way" if p["connected"] else "not linked"  # (QA-V: unheard, yet linked)
+        how = (  # (QA-V: a peer unheard, yet linked; a paused one, linked)
+            "not linked"
+            if not p["connected"]
+            else "one-way"
+            if "has sent this node nothing" in p["problem"]
+            else "warning"
+        )
         console.print(f"{how}: {p['problem']}", markup=False, soft_wrap=True)
     if (
         refused

@@ -256,6 +256,10 @@ class CodeState:
     #: the code stays recalled (QA-U: a regulator's retraction lifted the producer's own
     #: recall, and the recalled packs were sold); the last ``MAX_RECALLS`` are kept
     recalls: tuple[str, ...] = ()
+    #: its disposition when it was first recalled (expired, in_transit...), given back when
+    #: the last recall in force is lifted, unless a record changed it since (review: an
+    #: expired tin whose recall was declared in error read "active", and could be sold)
+    pre_recall: str = ""
     #: codes born recalled from this one's recall (items commissioned into this lot, outputs
     #: of this transformation, while it was recalled): that recall's lift lifts them too
     heirs: tuple[str, ...] = ()
@@ -332,6 +336,7 @@ _STATE_KEYS = {
     "recalled_at": "ra",
     "recalled_by": "rb",
     "recalls": "rs",
+    "pre_recall": "pr",
     "heirs": "h",
     "closed_at": "xa",
     "since_ms": "t",
@@ -923,7 +928,9 @@ def _recalled(st: CodeState, index: int, by: str, *, take_over: bool = False) ->
     noted, so that a producer's declaration of its own lifts nothing the regulator ordered
     (QA), and the regulator's declaration leaves the producer's in force (QA-U)."""
     if not st.recalled:
-        return st.with_flags(recalled=True).evolve(recalled_at=index, recalled_by=by)
+        return st.with_flags(recalled=True).evolve(
+            recalled_at=index, recalled_by=by, pre_recall=st.disposition
+        )
     if index == st.recalled_at or any(_recall_index(r) == index for r in st.recalls):
         return st  # (the same record again: a code named twice, or through a container)
     if not take_over:
@@ -936,13 +943,15 @@ def _recalled(st: CodeState, index: int, by: str, *, take_over: bool = False) ->
 
 def _pushed(entries: tuple[str, ...], index: int, by: str) -> tuple[str, ...]:
     """``entries`` (``CodeState.recalls``) with the recall at ``index`` by ``by`` noted last;
-    past ``MAX_RECALLS``, the oldest of ``by``'s own goes first (so no member's restatements
-    push another's recall out), else the oldest."""
+    past ``MAX_RECALLS``, the oldest note of the member with the most notes goes (so no
+    member's restatements push out another's only recall; review)."""
     out = (*entries, f"{index}:{by}")
     if len(out) <= MAX_RECALLS:
         return out
-    own = next((i for i, e in enumerate(out[:-1]) if e.partition(":")[2] == by), 0)
-    return out[:own] + out[own + 1 :]
+    authors = [e.partition(":")[2] for e in out[:-1]]
+    most = max(authors, key=lambda a: (authors.count(a), a == by))  # (deterministic: ties
+    drop = authors.index(most)  # go to ``by``, else the first of them in the list)
+    return out[:drop] + out[drop + 1 :]
 
 
 def _recall_index(entry: str) -> int:
@@ -1133,8 +1142,11 @@ def _declare_transformation(
 
 
 def _lifted(st: CodeState) -> CodeState:
+    """``st`` with no recall in force: its disposition from before the recall, unless a
+    record set another since (a return, a destruction)."""
+    was = st.pre_recall if st.disposition == RECALL_DISPOSITION else st.disposition
     return st.with_flags(recalled=False).evolve(
-        disposition="", recalled_at=-1, recalled_by="", recalls=()
+        disposition=was, recalled_at=-1, recalled_by="", recalls=(), pre_recall=""
     )
 
 

@@ -907,10 +907,16 @@ class Node:
         since = max(self._started, self._inbound_none_since.get(who, self._started))
         if now - since < SILENT_S:
             return ""
+        host, _, port = self.config.listen.rpartition(":")
+        where = (
+            f"(it listens on every interface, port {port})"
+            if host.strip("[]") in ("0.0.0.0", "::", "")  # noqa: S104 -- names it, binds nothing
+            else f"({self.config.listen})"
+        )
         return (
             f"peer {p.address} ({who}) answers, but has sent this node nothing for "
-            f"{int(now - since)} s: does its `peers` list this node's address "
-            f"({self.config.listen})? Its votes do not reach this node"
+            f"{int(now - since)} s: does its `peers` list this node's address {where}? Its "
+            "votes do not reach this node"
         )
 
     def status(self) -> services_pb2.StatusResponse:

@@ -198,6 +198,7 @@ class PeerLink:
             self.info.answered = time.monotonic()
             if self._warned:
                 self._warned = False
+                self.info.problem = ""  # (review: "has not answered" outlived the pause)
                 log.info("peer %s answers again", self.address)
 
     def _silent(self, why: str) -> None:
@@ -383,6 +384,7 @@ class PeerLink:
                     self.info.problem = problem
                     backoff = REFUSED_RETRY_S if again else 1.0
                 elif self.info.connected:
+                    self._stream_refusal = ""  # (a stream that ran, then ended: review)
                     log.info("lost %s: %s", self.address, e.code().name)
                 else:  # (QA: a typo in `peers` was never logged)
                     detail = (e.details() or "").splitlines()[0][:160] if e.details() else ""

@@ -333,14 +333,15 @@ def check_in_child(
             child.kill()
             child.join()
         recv.close()
+        code = child.exitcode
+        how = f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
+        # (measured before the scratch store is removed, which gives its room back: review)
+        room = _room_problem(path, scratch_parent, stopped=how) if report is None else ""
         remove_stale_scratch(scratch_parent)
     if failure is not None:
         kind = {"ConfigError": ConfigError, "StorageError": StorageError}.get(failure[0])
         raise (kind or DamagedStoreError)(failure[1])
     if report is None:
-        code = child.exitcode
-        how = f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
-        room = _room_problem(path, scratch_parent, stopped=how)
         if room:
             raise StorageError(room)
         raise DamagedStoreError(

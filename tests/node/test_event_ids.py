@@ -819,6 +819,12 @@ def test_recall_notes_past_the_cap_drop_the_restating_members_own_first() -> Non
     assert "1:farm" not in out
     others = tuple(f"{i}:m{i}" for i in range(MAX_RECALLS))
     assert _pushed(others, 99, "farm") == (*others[1:], "99:farm")  # none of its own: oldest
+    # review: a producer's 15 restatements, another's one recall, then a regulator's note
+    spam = ("0:producer2", *(f"{i}:producer1" for i in range(1, MAX_RECALLS)))
+    out = _pushed(spam, 50, "regulator")
+    assert out[0] == "0:producer2"  # its only recall is kept
+    assert "1:producer1" not in out
+    assert out[-1] == "50:regulator"
 
 
 def test_a_recall_rerun_skips_codes_a_recall_of_its_own_holds() -> None:
@@ -848,3 +854,25 @@ def test_declaring_a_regulators_second_recall_leaves_its_first_in_force(
     st = chain.custody_view.get("u:17")
     assert st is not None
     assert (st.recalled, st.recalled_at, st.recalled_by, st.recalls) == (True, 1, "regulator", ())
+
+
+def test_a_lifted_recall_gives_back_the_disposition_it_found(chain: ChainState) -> None:
+    # review: an expired code, recalled, its recall then declared in error, read "active"
+    # (disposition ""), and the expired rule no longer held it
+    born = _event("u:18", "urn:uuid:00000000-0000-4000-8000-000000000120")
+    expired = _event("u:18", "urn:uuid:00000000-0000-4000-8000-000000000121", "holding",
+                     "OBSERVE", disposition="expired")  # fmt: skip
+    recall = _event("u:18", "urn:uuid:00000000-0000-4000-8000-000000000122", "holding",
+                    "OBSERVE", disposition="recalled")  # fmt: skip
+    _commit(chain, [_signed("farm", born)])
+    _commit(chain, [_signed("farm", expired)])
+    _commit(chain, [_signed("regulator", recall)])
+    _commit(chain, [_signed("regulator", _declared(recall))])
+    st = chain.custody_view.get("u:18")
+    assert st is not None
+    assert (st.recalled, st.disposition, st.pre_recall) == (False, "expired", "")
+    sale = _event("u:18", "urn:uuid:00000000-0000-4000-8000-000000000123", "retail_selling",
+                  "OBSERVE", disposition="retail_sold")  # fmt: skip
+    h = chain.store.head().height + 1
+    _, dropped = chain.build_block(h, 0, "v1", candidates(chain, [_signed("farm", sale)]))
+    assert [getattr(d.reason, "rule", "") for d in dropped] == ["expired"], dropped

@@ -273,3 +273,32 @@ def test_a_validator_names_a_validator_peer_that_sends_it_nothing(
                 live.node.inbound_closed("v1")
 
     run(body)
+
+
+def test_a_peer_that_answers_again_is_no_longer_named_silent(monkeypatch) -> None:
+    # review: "has not answered for 35 s ... paused or hung?" stayed in node status for
+    # good after the paused peer resumed (only a reconnect cleared it)
+    from node import peers
+
+    monkeypatch.setattr(peers, "UNREACHABLE_WARN_S", 0)
+
+    async def body() -> tuple[str, str]:
+        server = grpc.aio.server()
+        services_pb2_grpc.add_PeerServicer_to_server(_Refusing(), server)  # (answers status)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        hello = services_pb2.Hello(genesis_hash=G.hash, member="v0")
+        link = PeerLink(f"127.0.0.1:{port}", hello, link_keys(G, "v0"))
+        link.info.connected = True  # (as while its stream is open)
+        try:
+            link._silent("though its link is open: paused or hung?")
+            named = link.info.problem
+            await link.poll_height()
+            return named, link.info.problem
+        finally:
+            await link.close()
+            await server.stop(grace=None)
+
+    named, after = run(body)
+    assert "has not answered for 0 s though its link is open" in named
+    assert after == ""
