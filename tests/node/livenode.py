@@ -86,6 +86,20 @@ def signed(genesis: Genesis, code: str, author: str = "farm", **kw: Any) -> type
     return envelope_to_proto(sign_record(rec, key(author)))
 
 
+def spy_votes(node: Node) -> list[int]:
+    """The heights of the votes that reach ``node``'s consensus loop from now on (a list
+    that fills as they arrive; the node still handles them)."""
+    seen: list[int] = []
+    real = node.on_peer_messages
+
+    def spy(msgs: Any) -> None:
+        seen.extend(m.vote.height for m in msgs if m.HasField("vote"))
+        real(msgs)
+
+    node.on_peer_messages = spy  # type: ignore[method-assign]
+    return seen
+
+
 def link_keys(genesis: Genesis, member: str) -> LinkKeys:
     """``member``'s (its fixture key's) peer-link keys under ``genesis``."""
 

@@ -551,24 +551,25 @@ _LOT = "urn:epc:class:lgtin:6901234.012345.L1"
 _ITEM = normalize_code("urn:epc:id:sgtin:6901234.012345.9")
 
 
+def _recalled_lot_with_late_item(chain: ChainState, tag: str) -> dict[str, Any]:
+    """Commit, by the farm: lot L1 (log 0), its recall (1), and an item made in it after
+    the recall (2, born recalled); eventIDs end in ``tag`` + 0, 1, 2. Returns the recall."""
+    eid = f"urn:uuid:00000000-0000-4000-8000-000000000{tag}"
+    lot = _lot_event(f"{eid}0", "commissioning", "ADD")
+    recall = _lot_event(f"{eid}1", "holding", "OBSERVE", disposition="recalled")
+    late = _event("urn:epc:id:sgtin:6901234.012345.9", f"{eid}2", ilmd={"cbvmda:lotNumber": "L1"})
+    for ev in (lot, recall, late):
+        _commit(chain, [_signed("farm", ev)])
+    return recall
+
+
 @pytest.mark.parametrize("taken_over", [False, True], ids=["producer", "regulator-took-over"])
 def test_lifting_a_lots_recall_lifts_the_items_born_recalled_in_it(
     chain: ChainState, taken_over: bool
 ) -> None:
     # the previous note: items commissioned into a lot after its recall stayed recalled
     # when the recall was declared in error (only codes that record named were lifted)
-    lot = _lot_event("urn:uuid:00000000-0000-4000-8000-0000000000c0", "commissioning", "ADD")
-    recall = _lot_event(
-        "urn:uuid:00000000-0000-4000-8000-0000000000c1", "holding", "OBSERVE",
-        disposition="recalled",
-    )  # fmt: skip
-    late = _event(
-        "urn:epc:id:sgtin:6901234.012345.9",
-        "urn:uuid:00000000-0000-4000-8000-0000000000c2",
-        ilmd={"cbvmda:lotNumber": "L1"},
-    )
-    for ev in (lot, recall, late):
-        _commit(chain, [_signed("farm", ev)])
+    recall = _recalled_lot_with_late_item(chain, "0c")
     item = chain.custody_view.get(_ITEM)
     assert item is not None
     assert (item.recalled, item.recalled_at, item.recalled_by) == (True, 1, "farm")
@@ -723,18 +724,7 @@ def test_items_born_recalled_stay_recalled_while_another_recall_of_their_lot_sta
 ) -> None:
     # the producer recalled the lot, an item was made in it (born recalled), the regulator
     # recalled the lot too and retracted it: the producer's recall still holds lot and item
-    lot = _lot_event("urn:uuid:00000000-0000-4000-8000-0000000000c8", "commissioning", "ADD")
-    recall = _lot_event(
-        "urn:uuid:00000000-0000-4000-8000-0000000000c9", "holding", "OBSERVE",
-        disposition="recalled",
-    )  # fmt: skip
-    late = _event(
-        "urn:epc:id:sgtin:6901234.012345.9",
-        "urn:uuid:00000000-0000-4000-8000-0000000000ca",
-        ilmd={"cbvmda:lotNumber": "L1"},
-    )
-    for ev in (lot, recall, late):
-        _commit(chain, [_signed("farm", ev)])
+    recall = _recalled_lot_with_late_item(chain, "0d")
     ordered = {**recall, "eventID": "urn:uuid:00000000-0000-4000-8000-0000000000cb"}
     _commit(chain, [_signed("regulator", ordered)])
     _commit(chain, [_signed("regulator", _declared(ordered))])
@@ -753,18 +743,7 @@ def test_an_item_recalled_directly_keeps_its_lots_restated_recall(chain: ChainSt
     # review: farm recalled lot L (1), item I was made in it (2, born recalled), the
     # regulator recalled I directly (3), farm restated L's recall (4): I got no note of
     # it, and once 1 and 3 were declared in error I was active, and sold, while 4 stood
-    lot = _lot_event("urn:uuid:00000000-0000-4000-8000-0000000001c0", "commissioning", "ADD")
-    recall = _lot_event(
-        "urn:uuid:00000000-0000-4000-8000-0000000001c1", "holding", "OBSERVE",
-        disposition="recalled",
-    )  # fmt: skip
-    late = _event(
-        "urn:epc:id:sgtin:6901234.012345.9",
-        "urn:uuid:00000000-0000-4000-8000-0000000001c2",
-        ilmd={"cbvmda:lotNumber": "L1"},
-    )
-    for ev in (lot, recall, late):
-        _commit(chain, [_signed("farm", ev)])
+    recall = _recalled_lot_with_late_item(chain, "1c")
     direct = _event("urn:epc:id:sgtin:6901234.012345.9",
                     "urn:uuid:00000000-0000-4000-8000-0000000001c3", "holding", "OBSERVE",
                     disposition="recalled")  # fmt: skip

@@ -23,7 +23,15 @@ from node.peerauth import (
 from node.peers import PeerLink
 from proto import services_pb2, services_pb2_grpc
 from tests.fixtures import genesis, key
-from tests.node.livenode import config, exchange, link_keys, live_node, rpc_error, run
+from tests.node.livenode import (
+    config,
+    exchange,
+    link_keys,
+    live_node,
+    rpc_error,
+    run,
+    spy_votes,
+)
 
 G = genesis()
 
@@ -110,14 +118,7 @@ def test_a_node_reads_no_stream_it_cannot_attribute(tmp_path: Path) -> None:
     async def body() -> None:
         async with live_node(config(tmp_path, "v1"), G) as live:
             node = live.node
-            seen: list[int] = []
-            real = node.on_peer_messages
-
-            def spy(msgs):
-                seen.extend(m.vote.height for m in msgs if m.HasField("vote"))
-                real(msgs)
-
-            node.on_peer_messages = spy  # type: ignore[method-assign]
+            seen = spy_votes(node)
             v0 = Ed25519Signer("v0", key("v0").signing_key)
             votes = services_pb2.PeerEnvelope(
                 consensus=[encode_message(sign_vote(v0, node.ctx, VoteType.PREVOTE, 1, 0, None))]

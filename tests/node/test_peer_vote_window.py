@@ -11,7 +11,7 @@ from consensus.signing import Ed25519Signer, sign_vote
 from node.service import VOTE_WINDOW
 from proto import services_pb2, types_pb2
 from tests.fixtures import genesis, key
-from tests.node.livenode import config, exchange, live_node, run, signed
+from tests.node.livenode import config, exchange, live_node, run, signed, spy_votes
 
 G = genesis()
 
@@ -20,14 +20,7 @@ def test_stale_and_far_votes_are_dropped_before_the_consensus_loop(tmp_path: Pat
     async def body() -> None:
         async with live_node(config(tmp_path, "v1"), G) as live:
             node = live.node
-            seen: list[int] = []
-            real = node.on_peer_messages
-
-            def spy(msgs):
-                seen.extend(m.vote.height for m in msgs if m.HasField("vote"))
-                real(msgs)
-
-            node.on_peer_messages = spy  # type: ignore[method-assign]
+            seen = spy_votes(node)
             v0 = Ed25519Signer("v0", key("v0").signing_key)
 
             def vote(h: int):
