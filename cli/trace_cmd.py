@@ -65,11 +65,7 @@ def node_dict(n: services_pb2.TraceNode) -> dict[str, Any]:
         "held_by": n.held_by or None,
         "held_via": n.held_via or None,
         "void_at": n.void_at if n.HasField("void_at") else None,
-        "other_recalls": [
-            {"by": e.partition(":")[2], "log_index": int(e.partition(":")[0])}
-            for e in n.other_recalls
-            if e.partition(":")[0].isdigit()
-        ],
+        "other_recalls": [{"by": by, "log_index": i} for i, by in _other_recalls(n)],
     }
 
 
@@ -160,6 +156,16 @@ def _desc(n: services_pb2.TraceNode) -> str:
     return f"{who}, {status}"
 
 
+def _other_recalls(n: services_pb2.TraceNode) -> list[tuple[int, str]]:
+    """(log index, author) of the other recalls in force on ``n`` (each holds it too)."""
+    out = []
+    for e in n.other_recalls:
+        at, _, by = e.partition(":")
+        if at.isdigit():
+            out.append((int(at), by))
+    return out
+
+
 def _recall_note(state: services_pb2.TraceNode, records: list[Any], paged: bool) -> str:
     """Who recalled the code, and where, when it is recalled; a code born recalled (made
     in a recalled lot, from recalled inputs) is recalled by a record of its origin's
@@ -172,8 +178,7 @@ def _recall_note(state: services_pb2.TraceNode, records: list[Any], paged: bool)
     at = state.recalled_at
     own = any(r.log_index == at for r in records)
     origin = "" if own or paged else "; the recall of what it came from: `suyuan trace back`"
-    others = [e.partition(":") for e in state.other_recalls]
-    also = "".join(f"; also by {by}, log #{i}" for i, _, by in others)  # (each holds it too)
+    also = "".join(f"; also by {by}, log #{i}" for i, by in _other_recalls(state))
     return f" (recalled{by}, record at log #{at}{origin}{also})"
 
 

@@ -41,6 +41,7 @@ from typing import Any
 
 from node.errors import ConfigError
 from node.inputfile import read_input
+from node.keys import is_member_name
 
 CONFIG_MAX_BYTES = 1024 * 1024  # a node config is a few hundred bytes
 
@@ -222,13 +223,11 @@ _BOUNDS = {
 def _peer_entry(entry: str, what: str) -> tuple[str, str]:
     """(member or "", address) of a ``peers`` entry, "host:port" or "MEMBER@host:port"."""
     member, at, addr = entry.rpartition("@")
-    if at:
-        ok = 0 < len(member) <= 63 and member.isascii() and member[0].isalnum()
-        if not ok or not all(c.islower() or c.isdigit() or c in "-_." for c in member):
-            raise ConfigError(
-                f"field '{what}' must be host:port or MEMBER@host:port (a member id: "
-                f"lowercase letters, digits, '-', '_', '.'), got {entry!r}"
-            )
+    if at and not is_member_name(member):
+        raise ConfigError(
+            f"field '{what}' must be host:port or MEMBER@host:port (a member id: "
+            f"lowercase letters, digits, '-', '_', '.'), got {entry!r}"
+        )
     _check_address(addr, what)
     return member, addr
 

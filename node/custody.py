@@ -569,10 +569,13 @@ class _Work:
         self.edges: list[Edge] = []
         self.touched: dict[str, None] = {}
 
+    def holds_role(self, member: str, roles: tuple[str, ...]) -> bool:
+        m = self.genesis.member(member)
+        return m is not None and m.has_role(*roles)
+
     def inspector(self, member: str) -> bool:
         """Whether ``member`` may inspect (``INSPECTION_ROLES``): who may lift a hold."""
-        m = self.genesis.member(member)
-        return m is not None and m.has_role(*INSPECTION_ROLES)
+        return self.holds_role(member, INSPECTION_ROLES)
 
     def get(self, code: str) -> CodeState | None:
         st = self.changed.get(code)
@@ -773,7 +776,7 @@ def _apply(
             w.put(st)
             for h in was.heirs:  # (born recalled from a recall of it that holds them still:
                 hs = w.need(h)  # recalled alike; review: a restatement passed them by)
-                if any(_recalled_by_record(hs, i) for i in _recall_indexes(was)):
+                if any(i in _recall_indexes(hs) for i in _recall_indexes(was)):
                     w.put(_recalled(hs, w.index, record.author, take_over=is_regulator))
             for inner in w.contents(c):
                 w.put(_recalled(w.need(inner), w.index, record.author, take_over=is_regulator))
@@ -931,7 +934,7 @@ def _recalled(st: CodeState, index: int, by: str, *, take_over: bool = False) ->
         return st.with_flags(recalled=True).evolve(
             recalled_at=index, recalled_by=by, pre_recall=st.disposition
         )
-    if index == st.recalled_at or any(_recall_index(r) == index for r in st.recalls):
+    if index in _recall_indexes(st):
         return st  # (the same record again: a code named twice, or through a container)
     if not take_over:
         return st.evolve(recalls=_pushed(st.recalls, index, by))
@@ -948,22 +951,23 @@ def _pushed(entries: tuple[str, ...], index: int, by: str) -> tuple[str, ...]:
     out = (*entries, f"{index}:{by}")
     if len(out) <= MAX_RECALLS:
         return out
-    authors = [e.partition(":")[2] for e in out[:-1]]
+    authors = [_recall_entry(e)[1] for e in out[:-1]]
     most = max(authors, key=lambda a: (authors.count(a), a == by))  # (deterministic: ties
     drop = authors.index(most)  # go to ``by``, else the first of them in the list)
     return out[:drop] + out[drop + 1 :]
 
 
-def _recall_index(entry: str) -> int:
-    """The log index of a ``CodeState.recalls`` entry ("INDEX:AUTHOR")."""
-    return int(entry.partition(":")[0])
+def _recall_entry(entry: str) -> tuple[int, str]:
+    """(log index, author) of a ``CodeState.recalls`` entry ("INDEX:AUTHOR")."""
+    at, _, by = entry.partition(":")
+    return int(at), by
 
 
 def _recall_indexes(st: CodeState) -> tuple[int, ...]:
     """The log indexes of every recall in force on ``st``: the governing one, then the rest."""
     if not st.recalled:
         return ()
-    return (st.recalled_at, *(_recall_index(r) for r in st.recalls))
+    return (st.recalled_at, *(_recall_entry(r)[0] for r in st.recalls))
 
 
 def _unrecalled(w: _Work, st: CodeState, index: int) -> CodeState:
@@ -971,26 +975,16 @@ def _unrecalled(w: _Work, st: CodeState, index: int) -> CodeState:
     others in force, or, if it governed, replaced by the latest other in force, a
     regulator's first (review: a producer's came to govern while a regulator's stood);
     lifted (``_lifted``) if none is left."""
-    rest = tuple(r for r in st.recalls if _recall_index(r) != index)
+    rest = tuple(r for r in st.recalls if _recall_entry(r)[0] != index)
     if st.recalled_at != index:
         return st.evolve(recalls=rest) if len(rest) != len(st.recalls) else st
     if not rest:
         return _lifted(st)
-    pick = len(rest) - 1
-    for i in range(len(rest) - 1, -1, -1):
-        m = w.genesis.member(rest[i].partition(":")[2])
-        if m is not None and m.has_role("regulator"):
-            pick = i
-            break
-    at, _, by = rest[pick].partition(":")
-    return st.evolve(recalled_at=int(at), recalled_by=by, recalls=rest[:pick] + rest[pick + 1 :])
-
-
-def _recalled_by_record(st: CodeState, index: int) -> bool:
-    """Whether the recall at log index ``index`` is in force on ``st`` (governing or not)."""
-    return st.recalled and (
-        st.recalled_at == index or any(_recall_index(r) == index for r in st.recalls)
-    )
+    entries = [_recall_entry(r) for r in rest]
+    regulators = [i for i, (_, by) in enumerate(entries) if w.holds_role(by, RECALL_ROLES)]
+    pick = regulators[-1] if regulators else len(rest) - 1
+    at, by = entries[pick]
+    return st.evolve(recalled_at=at, recalled_by=by, recalls=rest[:pick] + rest[pick + 1 :])
 
 
 def _declare(
@@ -1054,11 +1048,11 @@ def _declare(
             kept = [f for f in s.findings if _parse_finding(f)[0] != declared_index]
             if len(kept) != len(s.findings):  # (a finding, declared: worked out again)
                 s = _with_findings(w, s, kept)
-            if recall and _recalled_by_record(s, declared_index):
+            if recall and declared_index in _recall_indexes(s):
                 s = _unrecalled(w, s, declared_index)
                 for h in was.heirs:  # (born recalled from it since: lifted with it, or
                     hs = w.need(h)  # recalled by the recall in force on it now, if one is)
-                    if h not in done and _recalled_by_record(hs, declared_index):
+                    if h not in done and declared_index in _recall_indexes(hs):
                         done.add(h)
                         hs = _unrecalled(w, hs, declared_index)
                         if s.recalled and not hs.recalled and not hs.closed:
@@ -1186,9 +1180,8 @@ def _inherit_recall(w: _Work, source: CodeState, code: str) -> None:
     recalled by the same record, and is one of ``source``'s ``heirs`` (lifted with it). The
     source's own history and ``last_index`` do not change."""
     born = _recalled(w.need(code), source.recalled_at, source.recalled_by)
-    for entry in source.recalls:  # (each recall of the source holds it: one declared, the
-        at, _, by = entry.partition(":")  # others hold it on)
-        born = _recalled(born, int(at), by)
+    for at, by in map(_recall_entry, source.recalls):  # (each recall of the source holds
+        born = _recalled(born, at, by)  # it: one declared, the others hold it on)
     w.put(born.evolve(disposition=RECALL_DISPOSITION))  # (QA: it read "active", its making's)
     now = w.need(source.code)
     if code not in now.heirs:

@@ -101,6 +101,11 @@ class Genesis:
     def member(self, member_id: str) -> Member | None:
         return self._by_id().get(member_id)
 
+    def public_key(self, member_id: str) -> bytes | None:
+        """``member_id``'s public key; None if it is no member."""
+        m = self._by_id().get(member_id)
+        return m.public_key if m is not None else None
+
     def _by_id(self) -> dict[str, Member]:
         cache: dict[str, Member] | None = self.__dict__.get("_by_id_cache")
         if cache is None:

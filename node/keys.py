@@ -72,11 +72,16 @@ class KeyPair:
         return cls(name, nacl.signing.SigningKey(seed))
 
 
-def validate_name(name: str) -> None:
-    """Member ids are short slugs: lowercase letters, digits, '-', '_', '.'; 1-63 chars."""
+def is_member_name(name: str) -> bool:
+    """Member ids are short slugs: lowercase letters, digits, '-', '_', '.'; 1-63 chars,
+    starting with a letter or digit."""
     ok = 0 < len(name) <= 63 and name[0].isascii() and name[0].isalnum()
-    ok = ok and all(c.isascii() and (c.islower() or c.isdigit() or c in "-_.") for c in name)
-    if not ok:
+    return ok and all(c.isascii() and (c.islower() or c.isdigit() or c in "-_.") for c in name)
+
+
+def validate_name(name: str) -> None:
+    """``is_member_name``, or ``InputError`` naming the rule."""
+    if not is_member_name(name):
         raise InputError(
             f"invalid member name {name!r}: use 1-63 lowercase letters, digits, '-', '_', '.'"
         )

@@ -127,14 +127,14 @@ class Node:
         # tells this process from another with its key (signed in its PeerStatus replies)
         self.instance = os.urandom(INSTANCE_BYTES)
         self.challenges = Challenges()  # this process's, for peers opening links (peerauth)
-        self.link_keys = LinkKeys(genesis.hash, key.name, key.public_key, key.sign, self.member_key)
+        keys = LinkKeys(genesis.hash, key.name, key.public_key, key.sign, genesis.public_key)
         self.peers = [
             PeerLink(
                 a,
                 services_pb2.Hello(
                     genesis_hash=genesis.hash, member=key.name, instance=self.instance
                 ),
-                self.link_keys,
+                keys,
                 self._peer_connected,
                 on_duplicate=self.fatal,
                 expected=config.expected_member(a),
@@ -784,11 +784,6 @@ class Node:
                     self.evidence[key] = ev
 
     # ------------------------------------------------------------------ sync
-
-    def member_key(self, member: str) -> bytes | None:
-        """A genesis member's public key (None: no member), for peer links (peerauth)."""
-        m = self.genesis.member(member)
-        return m.public_key if m is not None else None
 
     def _peer_connected(self, info: PeerInfo) -> None:
         """A peer that is ahead on connecting (a restart after downtime): sync now, not at

@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from node.ed25519 import verify
+from node.keys import is_member_name
 from proto import services_pb2
 
 HELLO_TAG = b"suyuan/peer-hello/v2\0"  # a PeerStatus reply's proof of the asker's nonce
@@ -123,18 +124,6 @@ def link_hello(
     return hello
 
 
-def _member_id_shape(name: str) -> bool:
-    """Whether ``name`` has a member id's shape (``node.keys.validate_name``), checked
-    before it is looked up or quoted: a name is the sender's to choose, up to the message
-    size (review: 20 MB names, each quoted in a refusal, held 400 MB)."""
-    return (
-        0 < len(name) <= 63
-        and name.isascii()
-        and name[0].isalnum()
-        and all(c.islower() or c.isdigit() or c in "-_." for c in name)
-    )
-
-
 def link_problem(
     hello: services_pb2.Hello,
     *,
@@ -149,7 +138,8 @@ def link_problem(
     who = hello.member
     if not who:
         return "no-member", "the stream's hello names no member"
-    if not _member_id_shape(who):
+    if not is_member_name(who):  # (the sender's to choose, up to the message size: 20 MB
+        # names, each quoted in a refusal and kept, held 400 MB; review)
         return "no-member", f"the stream's hello names no member id ({len(who)} characters)"
     public_key = key_of(who)
     if public_key is None:

@@ -398,4 +398,4 @@ class PeerLink:
             while not self._queue.empty():
                 self._queue.get_nowait()
             await asyncio.sleep(backoff)  # reconnect backoff, not synchronisation
-            backoff = min(backoff * 2, 1.0) if backoff < REFUSED_RETRY_S else 0.05
+            backoff = min(backoff * 2, 1.0)

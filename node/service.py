@@ -511,69 +511,74 @@ class PeerService(services_pb2_grpc.PeerServicer):
         more = f" ({skipped} more of this kind since)" if skipped else ""
         log.warning("refused a peer stream from %s: %s%s", peer[:80], why, more)
 
+    async def _open(self, hello: services_pb2.Hello, context: Ctx) -> str:
+        """The member that opens a stream with ``hello``; a stream of another chain, or one
+        not proven (peerauth), is aborted before anything it sent is read."""
+        node = self.node
+        if hello.genesis_hash != node.genesis.hash:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "peer is on another chain")
+        kind, why = link_problem(
+            hello,
+            genesis_hash=node.genesis.hash,
+            receiver=node.key.name,
+            key_of=node.genesis.public_key,
+            challenges=node.challenges,
+        )
+        if kind:
+            self._log_refusal(kind, context.peer(), why)
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, why)
+        node.inbound_opened(hello.member)
+        return hello.member
+
     async def Exchange(  # noqa: N802
         self, request_iterator: AsyncIterator[services_pb2.PeerEnvelope], context: Ctx
     ) -> services_pb2.PeerAck:
-        node = self.node
-        loop = asyncio.get_running_loop()
-        first = True
-        sender = ""
+        sender = ""  # (a member id once the stream's first message proved it: never "")
         try:
             async for env in request_iterator:
-                if first:
-                    first = False
-                    if env.hello.genesis_hash != node.genesis.hash:
-                        await context.abort(
-                            grpc.StatusCode.FAILED_PRECONDITION, "peer is on another chain"
-                        )
-                    kind, why = link_problem(
-                        env.hello,
-                        genesis_hash=node.genesis.hash,
-                        receiver=node.key.name,
-                        key_of=node.member_key,
-                        challenges=node.challenges,
-                    )
-                    if kind:  # nothing an unproven sender streams is read (peerauth)
-                        self._log_refusal(kind, context.peer(), why)
-                        await context.abort(grpc.StatusCode.UNAUTHENTICATED, why)
-                    sender = env.hello.member
-                    node.inbound_opened(sender)
-                head = node.store.head().height
-                # only votes that can still count: a vote at a committed height is stale, and one
-                # far ahead cannot count before a sync (review: 300,000 junk votes, each decoded
-                # and queued for the consensus loop, held a node to 1 height in 6.6 s)
-                votes = [
-                    m
-                    for m in env.consensus
-                    if m.HasField("vote") and head < m.vote.height <= head + VOTE_WINDOW
-                ]
-                if votes:  # votes need no records: do not keep them waiting for admission
-                    node.on_peer_messages(votes)
-                    _note_peer_height(node, sender, votes)
-                # verify only what the mempool can take: the rest, if a block names it, is fetched
-                # (and verified once) then (node.proposals)
-                envs = list(env.records)[: node.mempool.room()] if env.records else []
-                if envs:
-                    results, fresh_at = await loop.run_in_executor(
-                        None, node.chain.admission_checks, envs
-                    )
-                    with node.admitting():
-                        for pb, r in zip(envs, results, strict=True):
-                            if isinstance(r, LedgerError):
-                                continue
-                            try:
-                                node.admit(pb, r, local=False, fresh_at=fresh_at)
-                            except LedgerError:
-                                continue
-                others = [m for m in env.consensus if not m.HasField("vote")]
-                if others:  # after the records: a compact proposal may name them
-                    node.on_peer_messages(others)
-                if env.HasField("evidence"):
-                    node.on_peer_evidence(env.evidence)
+                if not sender:
+                    sender = await self._open(env.hello, context)
+                await self._take(env, sender)
         finally:
             if sender:
-                node.inbound_closed(sender)
-        return services_pb2.PeerAck(height=node.store.head().height)
+                self.node.inbound_closed(sender)
+        return services_pb2.PeerAck(height=self.node.store.head().height)
+
+    async def _take(self, env: services_pb2.PeerEnvelope, sender: str) -> None:
+        """One message of ``sender``'s stream: votes, gossiped records, other consensus
+        messages, evidence, in that order."""
+        node = self.node
+        head = node.store.head().height
+        # only votes that can still count: a vote at a committed height is stale, and one
+        # far ahead cannot count before a sync (review: 300,000 junk votes, each decoded
+        # and queued for the consensus loop, held a node to 1 height in 6.6 s)
+        votes = [
+            m
+            for m in env.consensus
+            if m.HasField("vote") and head < m.vote.height <= head + VOTE_WINDOW
+        ]
+        if votes:  # votes need no records: do not keep them waiting for admission
+            node.on_peer_messages(votes)
+            _note_peer_height(node, sender, votes)
+        # verify only what the mempool can take: the rest, if a block names it, is fetched
+        # (and verified once) then (node.proposals)
+        envs = list(env.records)[: node.mempool.room()] if env.records else []
+        if envs:
+            loop = asyncio.get_running_loop()
+            results, fresh_at = await loop.run_in_executor(None, node.chain.admission_checks, envs)
+            with node.admitting():
+                for pb, r in zip(envs, results, strict=True):
+                    if isinstance(r, LedgerError):
+                        continue
+                    try:
+                        node.admit(pb, r, local=False, fresh_at=fresh_at)
+                    except LedgerError:
+                        continue
+        others = [m for m in env.consensus if not m.HasField("vote")]
+        if others:  # after the records: a compact proposal may name them
+            node.on_peer_messages(others)
+        if env.HasField("evidence"):
+            node.on_peer_evidence(env.evidence)
 
     @rpc_stream
     async def GetBlocks(  # noqa: N802
@@ -611,7 +616,7 @@ class PeerService(services_pb2_grpc.PeerServicer):
                 node.genesis.hash, node.key.name, node.instance, request.nonce
             )
             reply.proof = node.key.sign(proof)
-        if request.member and node.member_key(request.member) is not None:
+        if request.member and node.genesis.public_key(request.member) is not None:
             reply.challenge = node.challenges.issue(request.member)
         return reply
 

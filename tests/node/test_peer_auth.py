@@ -75,7 +75,7 @@ def _problem(hello: services_pb2.Hello, ch: Challenges, receiver: str = "v1") ->
         hello,
         genesis_hash=G.hash,
         receiver=receiver,
-        key_of=lambda m: G.member(m).public_key if G.member(m) else None,  # type: ignore[union-attr]
+        key_of=G.public_key,
         challenges=ch,
     )
     assert bool(kind) == bool(why)

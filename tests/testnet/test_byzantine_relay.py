@@ -45,12 +45,7 @@ class Relay(services_pb2_grpc.PeerServicer):
     def __init__(self, genesis: Genesis, key: KeyPair) -> None:
         self.genesis_hash = genesis.hash
         self.key = key
-
-        def key_of(m: str) -> bytes | None:
-            found = genesis.member(m)
-            return found.public_key if found is not None else None
-
-        self.keys = LinkKeys(genesis.hash, key.name, key.public_key, key.sign, key_of)
+        self.keys = LinkKeys(genesis.hash, key.name, key.public_key, key.sign, genesis.public_key)
         self.out: queue.Queue[consensus_pb2.Proposal | None] = queue.Queue(maxsize=10_000)
         self.proposals_seen = 0
 
