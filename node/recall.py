@@ -11,15 +11,19 @@ hold affected codes now, outward to the outermost: the labels a holder looks for
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
+import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from node.client import LedgerClient
+from node.client import LedgerClient, RemoteRuleError
 from node.custody import RULE_RECALL, TERMINAL_DISPOSITIONS
+from node.envelope import Envelope
 from node.epcis import company_digits, is_lot_code, normalize_code
-from node.errors import NodeUnavailableError, RulePermissionError
+from node.errors import LedgerError, NodeUnavailableError, RulePermissionError
 from node.genesis import Genesis
 from node.keys import KeyPair
 from node.permissions import bare_disposition
@@ -29,6 +33,12 @@ from proto import services_pb2
 CODES_PER_RECORD = 400  # keeps each recall record well under the 64 KiB record limit
 _MAX_PAGES = 10_000
 MAX_CONTAINER_LOOKUPS = 10_000  # containers looked up outside the scope, at most
+#: eventIDs tried for one recall record before a random one (``recall_event_id``)
+MAX_EVENT_ID_TRIES = 8
+_RECALL_ID_NAMESPACE = uuid.UUID("0c6f2d4e-93a1-4b7e-8f55-2d1b6a9e7c31")
+#: how rule event-id names the record holding an eventID: pending, or committed
+_HOLDER = re.compile(r"is (on a pending record|already on the chain) \(record ([0-9a-f]{64})\)")
+_POLL_S = 0.2
 
 
 @dataclass
@@ -188,10 +198,22 @@ def _holds(n: services_pb2.TraceNode, member: str) -> bool:
     return n.recalled_by == member or any(r.partition(":")[2] == member for r in n.other_recalls)
 
 
-def recall_event(codes: list[str], classes: set[str], when: str, reason: str) -> dict[str, Any]:
+def recall_event_id(chain_id: str, author: str, codes: list[str], reason: str, attempt: int) -> str:
+    """The eventID of ``author``'s recall record of ``codes``: a name-based UUID of what the
+    record recalls and why, so that the same recall run again while its record is pending
+    names the same event and rule event-id refuses a second record of it (QA-V: a re-run
+    committed a duplicate). ``attempt`` counts up from 0 when the eventID is already on a
+    committed record (that recall was declared in error and the codes are recalled again)."""
+    name = json.dumps([chain_id, author, "recall", sorted(codes), reason, attempt])
+    return f"urn:uuid:{uuid.uuid5(_RECALL_ID_NAMESPACE, name)}"
+
+
+def recall_event(codes: list[str], classes: set[str], when: str) -> dict[str, Any]:
+    """A recall event of ``codes`` (``classes`` in its quantityList), with an eventID so
+    that it can be declared in error (QA); ``_commit_chunk`` replaces it by a derived one."""
     ev: dict[str, Any] = {
         "type": "ObjectEvent",
-        "eventID": f"urn:uuid:{uuid.uuid4()}",  # (so that it can be declared in error; QA)
+        "eventID": f"urn:uuid:{uuid.uuid4()}",
         "eventTime": when,
         "eventTimeZoneOffset": "+00:00",
         "action": "OBSERVE",
@@ -254,33 +276,12 @@ def run_recall(
     classes = {n.code for n in scope if n.is_class}
     for i in range(0, len(todo), CODES_PER_RECORD):
         chunk = todo[i : i + CODES_PER_RECORD]
-        rec = make_record(
-            genesis,
-            key.name,
-            recall_event(chunk, classes, when, reason),
-            category=category,
-            attributes={"recall_reason": reason} if reason.strip() else None,
-        )
-        env = sign_record(rec, key)
-        rid = env.record_id.hex()
-        unknown = (
-            f"recall record {rid} ({len(result.records)} of {-(-len(todo) // CODES_PER_RECORD)} "
-            f"committed before it): its outcome is unknown; `suyuan record get {rid} --node "
-            f"{client.address}` tells, "
-            "and the same recall again recalls only what is not recalled yet"
-        )
-        try:
-            resp = client.submit(env, wait=True, timeout=timeout)
-        except NodeUnavailableError as e:
-            raise NodeUnavailableError(f"{e} ({unknown})") from e
-        except KeyboardInterrupt as e:  # (the CLI names the record in flight from the note; QA)
-            e.add_note(rid)
-            raise
-        if not resp.committed:
-            raise NodeUnavailableError(f"not committed in {timeout:g} s: {unknown}")
+        done = f"{len(result.records)} of {-(-len(todo) // CODES_PER_RECORD)} committed before it"
+        resp = _commit_chunk(client, genesis, key, recall_event(chunk, classes, when),
+                             reason, category, done, timeout)  # fmt: skip
         result.records.append(
             {
-                "record_id": env.record_id.hex(),
+                "record_id": resp.record_id.hex(),
                 "height": resp.height,
                 "log_index": resp.log_index,
                 "codes": chunk,
@@ -289,3 +290,111 @@ def run_recall(
     left = set(result.left())  # (QA: a producer's recall named a case holding only those)
     result.containers = find_containers(client, [n for n in scope if n.code not in left])
     return result
+
+
+def _commit_chunk(
+    client: LedgerClient,
+    genesis: Genesis,
+    key: KeyPair,
+    event: dict[str, Any],
+    reason: str,
+    category: str,
+    done: str,
+    timeout: float,
+) -> services_pb2.SubmitResponse:
+    """Sign and commit one recall record of ``event`` under the eventID
+    ``recall_event_id`` derives (the next one while a committed record holds it), or wait
+    for an earlier run's pending record of it; the answer names the committed record."""
+    codes = list(event.get("epcList", [])) + [q["epcClass"] for q in event.get("quantityList", [])]
+    for attempt in range(MAX_EVENT_ID_TRIES + 1):
+        if attempt < MAX_EVENT_ID_TRIES:
+            event["eventID"] = recall_event_id(genesis.chain_id, key.name, codes, reason, attempt)
+        else:
+            event["eventID"] = f"urn:uuid:{uuid.uuid4()}"  # (every derived one was taken)
+        attrs = {"recall_reason": reason} if reason.strip() else None
+        rec = make_record(genesis, key.name, event, category=category, attributes=attrs)
+        env = sign_record(rec, key)
+        try:
+            resp = _submit(client, env, done, timeout)
+        except RemoteRuleError as e:
+            held = _holder(e)
+            if held is None:
+                raise
+            pending, rid = held
+            # a committed holder: a recall of ours declared in error, or another author's
+            # eventID; a pending one of ours: an earlier run's, waited for
+            earlier = _earlier_run(client, rid, key.name, done, timeout) if pending else None
+            if earlier is None:
+                continue
+            return earlier
+        return services_pb2.SubmitResponse(
+            record_id=env.record_id, committed=True, height=resp.height, log_index=resp.log_index
+        )
+    raise LedgerError(f"no free eventID for a recall record ({done})")
+
+
+def _unknown(rid: str, done: str, address: str) -> str:
+    return (
+        f"recall record {rid} ({done}): its outcome is unknown; `suyuan record get {rid} "
+        f"--node {address}` tells, and the same recall again recalls only what is not "
+        "recalled yet"
+    )
+
+
+def _submit(
+    client: LedgerClient, env: Envelope, done: str, timeout: float
+) -> services_pb2.SubmitResponse:
+    """Submit one recall record and wait for its commit; NodeUnavailableError naming it
+    when its outcome is unknown, KeyboardInterrupt with its id as a note."""
+    rid = env.record_id.hex()
+    try:
+        resp = client.submit(env, wait=True, timeout=timeout)
+    except NodeUnavailableError as e:
+        raise NodeUnavailableError(f"{e} ({_unknown(rid, done, client.address)})") from e
+    except KeyboardInterrupt as e:  # (the CLI names the record in flight from the note; QA)
+        e.add_note(rid)
+        raise
+    if not resp.committed:
+        raise NodeUnavailableError(
+            f"not committed in {timeout:g} s: {_unknown(rid, done, client.address)}"
+        )
+    return resp
+
+
+def _holder(refusal: RemoteRuleError) -> tuple[bool, bytes] | None:
+    """(pending?, record id) of the record holding a refused recall's eventID, or None
+    when the refusal is of another kind."""
+    m = _HOLDER.search(str(refusal)) if refusal.rule == "event-id" else None
+    return None if m is None else (m.group(1).startswith("on"), bytes.fromhex(m.group(2)))
+
+
+def _earlier_run(
+    client: LedgerClient, rid: bytes, author: str, done: str, timeout: float
+) -> services_pb2.SubmitResponse | None:
+    """The commit of a pending recall record of ``author``'s with this recall's eventID (an
+    earlier run's, interrupted or timed out), waited for up to ``timeout``; None when the
+    pending record is another author's."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            info = client.get_record(rid, timeout=min(timeout, 10.0)).info
+        except LedgerError as e:  # (dropped from the pool meanwhile: a new record is sent)
+            if isinstance(e, NodeUnavailableError):
+                raise
+            return None
+        if info.author != author:
+            return None
+        if info.height > 0:
+            return services_pb2.SubmitResponse(
+                record_id=rid, committed=True, height=info.height, log_index=info.log_index
+            )
+        if time.monotonic() >= deadline:
+            raise NodeUnavailableError(
+                f"not committed in {timeout:g} s: an earlier run's "
+                f"{_unknown(rid.hex(), done, client.address)}"
+            )
+        try:
+            time.sleep(_POLL_S)
+        except KeyboardInterrupt as e:  # (named as a record in flight, as ``_submit`` does)
+            e.add_note(rid.hex())
+            raise
