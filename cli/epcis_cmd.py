@@ -39,6 +39,7 @@ from node.genesis import Genesis
 from node.keys import load_key_file
 from node.records import CATEGORIES, TraceRecord, event_time_ms, make_record, sign_record
 from node.textrules import json_text
+from proto import types_pb2
 
 app = typer.Typer(
     help="Import EPCIS 2.0 documents as records; export a code's history.", no_args_is_help=True
@@ -62,8 +63,10 @@ def import_cmd(
 
     Events go in batches of up to 100, which commit together (an error declaration starts
     a batch: the event it declares is committed first). Each event is reported as
-    imported (with its record id and log index), skipped (already on the chain) or
-    refused with the reason. Exit 0 only if every event was imported. An unreachable
+    imported (with its record id and log index), skipped (already on the chain),
+    refused with the reason, or pending (a re-run: an earlier run's record of it, not
+    committed within 30 s; exit 5 when nothing was refused). Exit 0 only if every event
+    was imported or skipped. An unreachable
     node, or a batch not committed within 30 s (+0.1 s an event; the quorum lost, say),
     stops the import at once: one line, exit 5; a re-run skips what was committed.
     """
@@ -159,6 +162,14 @@ def import_cmd(
         ) from lost
     if any(r["status"] == "refused" for r in report):
         raise typer.Exit(1)
+    pending = [r["record_id"] for r in report if r["status"] == "pending"]
+    if pending:  # (sent by an earlier run: their outcome is not known yet)
+        more = f" and {len(pending) - 1} more" if len(pending) > 1 else ""
+        raise NodeUnavailableError(
+            f"{len(pending)} event(s) are on records an earlier run sent, still pending "
+            f"(record {pending[0]}{more}): `suyuan node status` tells whether enough "
+            "validators answer; re-run the import once they commit (they are then skipped)"
+        )
 
 
 def _with_event_id(r: ImportResult, author: str) -> ImportResult:
@@ -353,15 +364,18 @@ def _doubt(row: dict[str, Any], why: str) -> None:
     row |= {"status": "unknown", "reason": f"{row['record_id']}: {why}; it may have been committed"}
 
 
-def _wait_committed(client: LedgerClient, record_id: bytes, deadline: float) -> None:
+def _wait_committed(
+    client: LedgerClient, record_id: bytes, deadline: float
+) -> types_pb2.RecordInfo | None:
     """Wait (until ``time.monotonic()`` is ``deadline``) for the node to commit
-    ``record_id``."""
-    while time.monotonic() < deadline:
+    ``record_id``; the record's last info (None: gone from the pool, or no answer)."""
+    while True:
         try:
-            if client.get_record(record_id, timeout=5).info.height > 0:
-                return
+            info = client.get_record(record_id, timeout=5).info
         except LedgerError:
-            return  # (gone from the pool, or no answer: the refusal stands)
+            return None  # (gone from the pool, or no answer: the refusal stands)
+        if info.height > 0 or time.monotonic() >= deadline:
+            return info
         time.sleep(0.2)
 
 
@@ -449,11 +463,19 @@ def _refused(send: _Send, reason: str, on_chain: _OnChain, deadline: float) -> N
     for the batch), then skipped."""
     row, r, _ = send
     m = _PENDING.search(reason)
+    info = None
     if m is not None and on_chain.client is not None:
-        _wait_committed(on_chain.client, bytes.fromhex(m.group(1)), deadline)
+        info = _wait_committed(on_chain.client, bytes.fromhex(m.group(1)), deadline)
     late = on_chain.find_again(r)
     if late is not None and late["status"] == "skipped":
         row |= late
+    elif m is not None and info is not None and info.height == 0 and info.author == on_chain.author:
+        row |= {  # (QA-V: a re-run with the quorum still lost called its own events refused)
+            "status": "pending",
+            "record_id": m.group(1),
+            "reason": f"{m.group(1)}: an earlier run's record of this event, still pending "
+            f"(not committed in {PENDING_WAIT_S:g} s)",
+        }
     else:
         row |= {"status": "refused", "reason": reason}
 
@@ -474,7 +496,9 @@ class _Report(list[dict[str, Any]]):
 
 
 def _print_row(row: dict[str, Any]) -> None:
-    color = {"refused": "red", "unknown": "yellow", "skipped": "cyan"}.get(row["status"], "green")
+    color = {"refused": "red", "unknown": "yellow", "pending": "yellow", "skipped": "cyan"}.get(
+        row["status"], "green"
+    )
     if row["status"] == "ok (dry run)":  # (its record id is of this signing only: QA)
         detail = f"{len(row['codes'])} code(s)"
     else:
@@ -502,6 +526,7 @@ def _print_report(
                 "imported": 0 if dry_run else len(ok),
                 "skipped": skipped,
                 "refused": sum(1 for r in report if r["status"] == "refused"),
+                "pending": sum(1 for r in report if r["status"] == "pending"),
                 **({"would_import": len(ok)} if dry_run else {}),
             }
         )
