@@ -19,11 +19,13 @@ details string as the message, so a refusal reads the same on the client as on t
     anything else                   -> LedgerError naming the code
 
 Every call has a deadline (``timeout`` seconds, per call overridable); nothing retries.
-Addresses are ``host:port`` over an insecure channel (the local testnet uses 127.0.0.1).
+Addresses are ``host:port``, over TLS when ``SUYUAN_TLS_CA`` names the CA certificates to
+trust (``node.tls``), else over a plain channel (the local testnet's, on 127.0.0.1).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -50,6 +52,7 @@ from node.errors import (
     VerificationError,
 )
 from node.records import TraceRecord
+from node.tls import ENV_CA, client_credentials, tls_hint
 from proto import consensus_pb2, services_pb2, services_pb2_grpc, types_pb2
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -151,6 +154,8 @@ def map_rpc_error(err: grpc.RpcError, address: str) -> LedgerError:
         late = code is grpc.StatusCode.DEADLINE_EXCEEDED
         what = "timed out" if late else "is unreachable"
         hint = " (no answer in time: is it paused, hung or overloaded?)" if late else ""
+        tls = tls_hint(details, bool(os.environ.get(ENV_CA)), ENV_CA)
+        hint += f" ({tls})" if tls else ""
         return NodeUnavailableError(
             f"node {address} {what}" + (f": {details}" if details else "") + hint
         )  # (QA-S: a paused node's status said only "timed out: Deadline Exceeded")
@@ -252,15 +257,25 @@ class LedgerClient:
     """Synchronous typed calls to one node. Use as a context manager, or call ``close``.
     A call ended by ``interrupt_calls`` raises ``KeyboardInterrupt``."""
 
-    def __init__(self, address: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        address: str,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        """``credentials``: TLS (``node.tls``); by default from ``SUYUAN_TLS_CA``, if set."""
         self.address = address
         self.timeout = timeout
+        creds = credentials or client_credentials()
         # a committed block may be up to max_block_bytes (8 MiB by default), above gRPC's
         # 4 MiB default receive limit: GetBlock/StreamBlocks (audit) need the larger limit
+        options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
         _IN_FLIGHT.start()
         with _IN_FLIGHT.entered():
-            self._channel = grpc.insecure_channel(
-                address, options=[("grpc.max_receive_message_length", 256 * 1024 * 1024)]
+            self._channel = (
+                grpc.insecure_channel(address, options=options)
+                if creds is None
+                else grpc.secure_channel(address, creds, options=options)
             )
         _IN_FLIGHT.check()
         self._stub: Any = services_pb2_grpc.LedgerStub(self._channel)  # type: ignore[no-untyped-call, unused-ignore]

@@ -29,6 +29,13 @@ Example (relative paths are resolved against the config file's folder)::
     helper_min_blocks = 32              # a pull at least this far behind parses blocks in a
                                         # helper process (the second core); 0: never
 
+    [tls]                               # optional (node.tls): all three, or no section
+    cert_file = "tls/node0.crt"         # this node's certificate chain (PEM): its port
+    key_file = "tls/node0.key"          # serves TLS with it and this key (PEM);
+    ca_file = "tls/ca.crt"              # peers are dialled over TLS, trusted if their
+                                        # certificate chains to these CAs and names the
+                                        # host this node dials
+
 Unknown keys are refused with the field's name, so a typo never silently means a default.
 """
 
@@ -42,6 +49,7 @@ from typing import Any
 from node.errors import ConfigError
 from node.inputfile import read_input
 from node.keys import is_member_name
+from node.tls import TlsFiles
 
 CONFIG_MAX_BYTES = 1024 * 1024  # a node config is a few hundred bytes
 
@@ -83,6 +91,7 @@ class NodeConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    tls: TlsFiles | None = None
     source: Path | None = None
 
     @classmethod
@@ -114,6 +123,7 @@ class NodeConfig:
             "limits",
             "consensus",
             "sync",
+            "tls",
         }
         _unknown(doc, top, "")
         for name in ("member", "key_file", "genesis", "data_dir", "listen"):
@@ -143,6 +153,7 @@ class NodeConfig:
             limits=LimitsConfig(**_section(doc, "limits", LimitsConfig())),
             consensus=ConsensusConfig(**_section(doc, "consensus", ConsensusConfig())),
             sync=SyncConfig(**_section(doc, "sync", SyncConfig())),
+            tls=_tls_section(doc, base),
             source=source,
         )
 
@@ -175,6 +186,9 @@ class NodeConfig:
         ):
             lines.append(f"\n[{name}]")
             lines += [f"{k} = {int(v)}" for k, v in sec.__dict__.items()]
+        if self.tls is not None:
+            lines.append("\n[tls]")
+            lines += [f"{k} = {_q(str(v))}" for k, v in self.tls.__dict__.items()]
         return "\n".join(lines) + "\n"
 
 
@@ -207,6 +221,24 @@ def _section(doc: dict[str, Any], name: str, defaults: Any) -> dict[str, int]:
             raise ConfigError(f"field '{name}.{k}' must be an integer from {lo} to {hi}")
         out[k] = v
     return out
+
+
+def _tls_section(doc: dict[str, Any], base: Path) -> TlsFiles | None:
+    """``[tls]``: all of cert_file, key_file and ca_file (paths), or no section."""
+    sec = doc.get("tls")
+    if sec is None:
+        return None
+    names = ("cert_file", "key_file", "ca_file")
+    if not isinstance(sec, dict):
+        raise ConfigError("field 'tls' must be a table")
+    _unknown(sec, set(names), "tls.")
+    for name in names:
+        if not isinstance(sec.get(name), str) or not sec[name]:
+            raise ConfigError(
+                f"field 'tls.{name}' is required in a [tls] section (a path): a node serves "
+                "TLS with cert_file and key_file and trusts its peers' certificates by ca_file"
+            )
+    return TlsFiles(*(_path(base, sec[name]) for name in names))
 
 
 _INT_MAX = 2**62  # beyond any real setting; larger values overflowed timers and sizes

@@ -256,6 +256,7 @@ def claim_data_dir(data_dir: Path, member: str) -> None:
 async def _serve(
     config: NodeConfig, genesis: Genesis, key: KeyPair, *, resync: bool = False
 ) -> None:
+    _peer_credentials(config)  # (a bad [tls] file is named before anything is written)
     claim_data_dir(config.data_dir, key.name)
     for gone in remove_stale_scratch(config.data_dir):  # (review: a killed check's copy)
         log.warning("removed %s, left by an interrupted `suyuan node check`", gone)
@@ -285,7 +286,10 @@ async def _serve(
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     try:
-        port = server.add_insecure_port(config.listen)
+        if node.tls is None:
+            port = server.add_insecure_port(config.listen)
+        else:
+            port = server.add_secure_port(config.listen, node.tls.server_credentials())
     except RuntimeError as e:
         raise ConfigError(f"listen: cannot bind {config.listen} ({e})") from e
     if port == 0:
@@ -390,6 +394,16 @@ def signed_by(state: SignState, public_key: bytes, genesis: Genesis) -> bool:
     return True
 
 
+def _peer_credentials(config: NodeConfig) -> grpc.ChannelCredentials | None:
+    """How this node dials its peers: over TLS when its config has a ``[tls]`` section
+    (its files read and its key checked against its certificate: ``ConfigError``)."""
+    if config.tls is None:
+        return None
+    tls = config.tls.load()
+    tls.check_pair()
+    return tls.channel_credentials()
+
+
 async def _refuse_if_signed_since(
     config: NodeConfig,
     genesis: Genesis,
@@ -407,7 +421,9 @@ async def _refuse_if_signed_since(
     behind."""
     above = state.height if state is not None else 0
     try:
-        found = await recent_own_signature(config.peers, genesis, key.name, above=above)
+        found = await recent_own_signature(
+            config.peers, genesis, key.name, above=above, credentials=_peer_credentials(config)
+        )
     except BaseException:
         store.close()
         raise

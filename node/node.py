@@ -128,6 +128,9 @@ class Node:
         self.instance = os.urandom(INSTANCE_BYTES)
         self.challenges = Challenges()  # this process's, for peers opening links (peerauth)
         keys = LinkKeys(genesis.hash, key.name, key.public_key, key.sign, genesis.public_key)
+        #: the ``[tls]`` section's certificates (read at start: a bad file stops it there)
+        self.tls = config.tls.load() if config.tls is not None else None
+        dial = self.tls.channel_credentials() if self.tls is not None else None
         self.peers = [
             PeerLink(
                 a,
@@ -138,6 +141,7 @@ class Node:
                 self._peer_connected,
                 on_duplicate=self.fatal,
                 expected=config.expected_member(a),
+                credentials=dial,
             )
             for a in config.peers
         ]

@@ -43,6 +43,7 @@ from node.peerauth import (
     link_hello,
     reply_proves,
 )
+from node.tls import aio_channel, tls_hint
 from proto import consensus_pb2, services_pb2, services_pb2_grpc, types_pb2
 
 log = logging.getLogger("suyuan.peers")
@@ -119,6 +120,7 @@ class PeerLink:
         *,
         on_duplicate: Callable[[str], None] | None = None,
         expected: str = "",
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         """``keys`` prove this node's member and check the peer's; ``on_connect(info)`` runs
         each time the peer answers its status (height known); ``on_duplicate(reason)`` when a
@@ -133,7 +135,8 @@ class PeerLink:
         self._problem = ""  # the last reason this peer was refused (logged once)
         self._stream_refusal = ""  # the last reason the peer refused this node's stream
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=_QUEUE_LIMIT)
-        self._channel = grpc.aio.insecure_channel(address, options=GRPC_OPTIONS)
+        self._channel = aio_channel(address, credentials, GRPC_OPTIONS)  # (TLS: node.tls)
+        self._tls = credentials is not None
         self.stub = services_pb2_grpc.PeerStub(self._channel)
         # Exchange with pre-serialized requests (the items are PeerEnvelope bytes)
         self._exchange = self._channel.stream_unary(
@@ -388,9 +391,10 @@ class PeerLink:
                     log.info("lost %s: %s", self.address, e.code().name)
                 else:  # (QA: a typo in `peers` was never logged)
                     detail = (e.details() or "").splitlines()[0][:160] if e.details() else ""
+                    tls = tls_hint(e.details() or "", self._tls, "the [tls] ca_file")
                     self._silent(
-                        f"({e.code().name}{f': {detail}' if detail else ''}): is it running, and "
-                        "is its address in `peers` right?"
+                        f"({e.code().name}{f': {detail}' if detail else ''}): "
+                        + (tls or "is it running, and is its address in `peers` right?")
                     )
             except Exception:
                 log.exception("peer link %s failed", self.address)

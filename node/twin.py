@@ -32,6 +32,7 @@ from consensus.validators import ValidatorSet
 from node.errors import LedgerError
 from node.genesis import Genesis
 from node.peers import GRPC_OPTIONS
+from node.tls import aio_channel
 from node.verify import check_certified_header
 from proto import services_pb2, services_pb2_grpc, types_pb2
 
@@ -63,7 +64,12 @@ def twin_refusal(found: str, member: str) -> str:
 
 
 async def _signed_at(
-    address: str, genesis: Genesis, vs: ValidatorSet, member: str, above: int = 0
+    address: str,
+    genesis: Genesis,
+    vs: ValidatorSet,
+    member: str,
+    above: int = 0,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> tuple[str, int | None]:
     """(``address``, the latest block that ``member`` precommitted among the peer's last
     ``DEPTH`` blocks and, when ``above`` is given, the ``DEPTH`` blocks just above it; 0
@@ -74,7 +80,7 @@ async def _signed_at(
     signed by no one, so a faulty proposer could name another validator there and keep it
     from starting). The blocks just above ``above`` catch a store restored from a backup
     after the chain has moved on more than ``DEPTH`` blocks (review)."""
-    async with grpc.aio.insecure_channel(address, options=GRPC_OPTIONS) as channel:
+    async with aio_channel(address, credentials, GRPC_OPTIONS) as channel:
         stub = services_pb2_grpc.LedgerStub(channel)
         try:
             st = await stub.Status(services_pb2.StatusRequest(), timeout=CALL_TIMEOUT_S)
@@ -97,14 +103,20 @@ async def _signed_at(
 
 
 async def recent_own_signature(
-    peers: Sequence[str], genesis: Genesis, member: str, above: int = 0
+    peers: Sequence[str],
+    genesis: Genesis,
+    member: str,
+    above: int = 0,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> tuple[str, int] | None:
     """(peer address, height) of a recent certified block above height ``above`` that
     ``member`` signed, as some peer on this chain has it; None if no peer's last ``DEPTH``
     blocks carry its signature, or none answered within ``TOTAL_TIMEOUT_S``. Every peer is
     asked (a lagging one's blocks are older than the others')."""
     vs = ValidatorSet.from_pairs(genesis.validator_keys())
-    tasks = [asyncio.create_task(_signed_at(p, genesis, vs, member, above)) for p in peers]
+    tasks = [
+        asyncio.create_task(_signed_at(p, genesis, vs, member, above, credentials)) for p in peers
+    ]
     try:
         done, _ = await asyncio.wait(tasks, timeout=TOTAL_TIMEOUT_S)
     finally:
