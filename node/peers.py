@@ -392,10 +392,13 @@ class PeerLink:
                 else:  # (QA: a typo in `peers` was never logged)
                     detail = (e.details() or "").splitlines()[0][:160] if e.details() else ""
                     tls = tls_hint(e.details() or "", self._tls, "the [tls] ca_file")
-                    self._silent(
-                        f"({e.code().name}{f': {detail}' if detail else ''}): "
-                        + (tls or "is it running, and is its address in `peers` right?")
-                    )
+                    if tls:  # (a setting to mend, not a peer down: named at once)
+                        self._refuse(logging.ERROR, f"peer {self.address}: {tls}")
+                    else:
+                        self._silent(
+                            f"({e.code().name}{f': {detail}' if detail else ''}): is it "
+                            "running, and is its address in `peers` right?"
+                        )
             except Exception:
                 log.exception("peer link %s failed", self.address)
             self.info.connected = False
