@@ -90,10 +90,12 @@ bizStep recalling                      without handoff, the producer that commis
                                        so each one's history shows the recall. Re-stating
                                        disposition recalled on already recalled codes is
                                        allowed to anyone who may act on them
-recalled codes                         may be observed and destroyed, decommissioned or
-                                       scrapped; never sold or dispensed (bizStep
-                                       retail_selling or dispensing, disposition
-                                       retail_sold or dispensed); a handoff only with
+recalled codes                         may be observed and destroyed or scrapped;
+                                       never sold or dispensed (bizStep retail_selling or
+                                       dispensing, disposition retail_sold or dispensed, a
+                                       persistentDisposition setting either: new records),
+                                       nor closed otherwise (decommissioned, an ObjectEvent
+                                       DELETE: new records); a handoff only with
                                        disposition returned or as a terminal destruction
                                        ("recalled"); no transformation or aggregation
 closed codes                           nothing but inspection and recall ("closed")
@@ -188,6 +190,11 @@ SALE_MARKS = frozenset({"retail_sold", "dispensed", "partially_dispensed"})
 _RECALLED_SALE = (
     "a recalled code may not be sold or dispensed; return it (a handoff with disposition "
     "returned) or destroy it"
+)
+_RECALLED_RETIRED = (
+    "a recalled code is closed only by its destruction (bizStep destroying or scrapping, "
+    "disposition destroyed or disposed): decommissioning it would retire its identifier "
+    "with the goods unaccounted for; return it or destroy it"
 )
 RULE_RECALLED = "recalled"
 RULE_RECALL = "recall"
@@ -830,10 +837,16 @@ def _apply(
                     c,
                 )
         sale = step in SALE_STEPS or disposition in SALE_DISPOSITIONS
+        # (QA-X: persistentDisposition set retail_sold signed a sale of a recalled code)
+        sale = sale or (new and bool(_persistent(ev, "set", SALE_DISPOSITIONS)))
         if sale:
             for c in moving:
                 if w.need(c).recalled:
                     raise RuleError(RULE_RECALLED, _RECALLED_SALE, c)
+        if new and terminal and not record.is_handoff and not _destroys(step, disposition):
+            for c in moving:  # (QA-X: a recalled can was decommissioned, read as consumed)
+                if w.need(c).recalled:
+                    raise RuleError(RULE_RECALLED, _RECALLED_RETIRED, c)
         cleared = _clears_recall(ev, disposition)
         if cleared:
             for c in moving:
@@ -1288,6 +1301,11 @@ def _check_custodian(st: CodeState, author: str, what: str) -> None:
             f"{author!r} may not {what} a code held by {st.custodian!r}",
             st.code,
         )
+
+
+def _destroys(step: str, disposition: str) -> bool:
+    """Whether a closing event destroys its codes (the end a recalled code may have)."""
+    return step in ("destroying", "scrapping") or disposition in ("destroyed", "disposed")
 
 
 def recalled_may_leave(step: str, disposition: str, *, terminal: bool | None = None) -> bool:

@@ -1617,3 +1617,31 @@ def test_a_remake_in_another_lot_keeps_the_hold_of_its_first_lots_finding(chain)
     declare(chain, "inspector", finding, 1)
     assert chain.custody.get(item).held_at == -1
     new_record(chain, "farm", observe("retail_selling", ITEM, disposition="retail_sold"))
+
+
+@pytest.mark.parametrize(
+    "close",
+    [
+        {"step": "decommissioning", "action": "DELETE", "disposition": "inactive"},
+        {"step": "storing", "action": "DELETE"},
+        {"step": "storing", "persistentDisposition": {"set": ["retail_sold"]}},
+        {"step": "storing", "persistentDisposition": {"set": ["dispensed", "destroyed"]}},
+    ],
+)
+def test_a_recalled_code_is_not_retired_nor_marked_sold_by_other_means(chain, close):
+    # QA-X M1: a recalled can was decommissioned (its recall then listed it as "closed",
+    # as a consumed input); L1: persistentDisposition set retail_sold on it committed.
+    # Rules for new records: a block of an earlier version that holds one still replays
+    commission(chain, "farm", A, B)
+    chain.add("regulator", observe("holding", A, B, disposition="recalled"))
+    rec, signers = signed("farm", event(epcList=[A], **close))
+    with raises("recalled", A):
+        apply(chain.custody, rec, signers, GENESIS, len(chain.log), new=True)
+    assert chain.custody.get(A).status == "recalled"
+    apply(chain.custody, rec, signers, GENESIS, len(chain.log))  # (logged: taken)
+    for ends in (
+        event(step="scrapping", action="DELETE", epcList=[B]),
+        event(step="storing", action="DELETE", disposition="disposed", epcList=[B]),
+    ):
+        rec, signers = signed("farm", ends)
+        apply(chain.custody, rec, signers, GENESIS, len(chain.log), new=True)  # (its end)
