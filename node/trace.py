@@ -17,8 +17,10 @@ Invariants of ``trace_back`` / ``trace_forward``:
   * the root is node 0 (depth 0, relation "self").
 
 Relations: back: "input" (an input of the transformation that made ``via``), "parent"
-(a container ``via`` was packed into) and "lot" (the lot ``via`` was commissioned in);
-forward: "output", "child" and "item" (the inverses).
+(a container ``via`` was packed into) and "lot" (the lot ``via`` was commissioned in), and
+"child" from the root and what was ever packed in it, at any depth (what the container
+``via`` held: its goods came from where they came from); forward: "output", "child" and
+"item" (the inverses of the first three).
 """
 
 from __future__ import annotations
@@ -177,34 +179,70 @@ def walk(
     A link that a record declared in error made (the code made lists the other in
     ``unlinked``) is not followed: the log keeps it, the trace no longer counts it."""
     back = direction == "back"
-    neighbours = index.upstream if back else index.downstream
     seen = {root}
     root_state = index.state(root)
+    # back, the contents of the root (a case, a pallet), at any depth, are followed too:
+    # its goods came from where they came from (QA-X: a pallet's trace back named no
+    # origin); not those of a container reached otherwise (a case that held the root: its
+    # other contents are no source of the root)
+    packed = _contents(index, root) if back else frozenset()
     # each code's state is read once: for its node and for the links it filters
     queue: deque[tuple[str, int, CodeState | None]] = deque([(root, 0, root_state)])
     yield _node(index, root, 0, "self", "", root_state)
     beyond = False
     while queue:
         code, depth, here = queue.popleft()
-        for nxt, relation in neighbours(code):
+        for nxt, relation in _neighbours(index, code, back, code in packed):
             if nxt in seen:
                 continue
-            there = None if back else index.state(nxt)
+            up = back and relation != "child"  # (a link from what ``code`` was made of)
+            there = None if up else index.state(nxt)
             # the code made, and what it was made from: a link a record declared in error
             # made (``CodeState.unlinked``) is not followed
-            made, source = (here, nxt) if back else (there, code)
+            made, source = (here, nxt) if up else (there, code)
             if made is not None and made.unlinked and source in made.unlinked:
                 continue
             if depth + 1 > max_depth:
                 beyond = True
                 continue
-            if back:
+            if up:
                 there = index.state(nxt)
             seen.add(nxt)
             yield _node(index, nxt, depth + 1, relation, code, there)
             queue.append((nxt, depth + 1, there))
     if beyond:
         yield None
+
+
+def _neighbours(
+    index: TraceIndex, code: str, back: bool, packed: bool
+) -> Sequence[tuple[str, str]]:
+    """``code``'s links in the walk's direction; back, when it is the root or packed in it
+    (``_contents``), its contents (relation "child") after them."""
+    if not back:
+        return index.downstream(code)
+    up = index.upstream(code)
+    if not packed:
+        return up
+    return [*up, *((c, r) for c, r in index.downstream(code) if r == "child")]
+
+
+def _contents(index: TraceIndex, root: str) -> frozenset[str]:
+    """``root`` and every code ever packed in it, at any depth (its "child" links, but
+    those a record declared in error made). Finite: each code is added once."""
+    out = {root}
+    todo = [root]
+    while todo:
+        code = todo.pop()
+        for nxt, relation in index.downstream(code):
+            if relation != "child" or nxt in out:
+                continue
+            st = index.state(nxt)
+            if st is not None and st.unlinked and code in st.unlinked:
+                continue
+            out.add(nxt)
+            todo.append(nxt)
+    return frozenset(out)
 
 
 def _root(code: str) -> str:

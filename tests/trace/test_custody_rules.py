@@ -1645,3 +1645,23 @@ def test_a_recalled_code_is_not_retired_nor_marked_sold_by_other_means(chain, cl
     ):
         rec, signers = signed("farm", ends)
         apply(chain.custody, rec, signers, GENESIS, len(chain.log), new=True)  # (its end)
+
+
+def test_a_containers_trace_back_reaches_where_its_contents_came_from(chain):
+    # QA-X M2: a pallet's trace back named only the pallet, and a case's only its pallet:
+    # a regulator scanning a label got no origin
+    pallet = "urn:epc:id:sscc:6903456.0000000102"
+    commission(chain, "farm", A, C, CASE, pallet)
+    chain.add("farm", event("TransformationEvent", None, "commissioning", inputEPCList=[A],
+                            outputEPCList=[B]))  # fmt: skip
+    chain.add("farm", event(action="ADD", etype="AggregationEvent", parentID=CASE,
+                            childEPCs=[B, C]))  # fmt: skip
+    chain.add("farm", event(action="ADD", etype="AggregationEvent", parentID=pallet,
+                            childEPCs=[CASE]))  # fmt: skip
+    got = {(n.code, n.relation, n.via) for n in trace_back(chain.custody, pallet).nodes}
+    case, p = normalize_code(CASE), normalize_code(pallet)
+    assert got == {(p, "self", ""), (case, "child", p), (B, "child", case),
+                   (C, "child", case), (A, "input", B)}  # fmt: skip
+    # from an item, its containers, not what else they held (no source of it)
+    got = {(n.code, n.relation) for n in trace_back(chain.custody, B).nodes}
+    assert got == {(B, "self"), (A, "input"), (case, "parent"), (p, "parent")}

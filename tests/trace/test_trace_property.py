@@ -47,6 +47,15 @@ def reference_distances(n: int, adj: dict[int, set[int]], root: int) -> dict[int
     return {i: d for i, d in dist.items() if d < inf}
 
 
+def _containing(edges: list[tuple[int, int, Any]]) -> dict[int, set[int]]:
+    """Container -> contents, of the "parent" edges."""
+    out: dict[int, set[int]] = {}
+    for a, b, k in edges:
+        if k == "parent":
+            out.setdefault(a, set()).add(b)
+    return out
+
+
 graphs = st.integers(min_value=1, max_value=25).flatmap(
     lambda n: st.tuples(
         st.just(n),
@@ -75,6 +84,11 @@ def test_trace_matches_brute_force_closure(g):
     for a, b, _ in edges:
         fwd.setdefault(a, set()).add(b)
         back.setdefault(b, set()).add(a)
+    # back, from the root and what was packed in it at any depth, its contents too
+    packed = reference_distances(n, _containing(edges), root)
+    for a, b, k in edges:
+        if k == "parent" and a in packed:
+            back.setdefault(a, set()).add(b)
     for direction, adj, query in (("forward", fwd, trace_forward), ("back", back, trace_back)):
         ref = reference_distances(n, adj, root)
         within = {f"c{i}": d for i, d in ref.items() if d <= max_depth}
@@ -95,7 +109,8 @@ def test_trace_matches_brute_force_closure(g):
         depth = {x.code: x.depth for x in nodes}
         for x in nodes[1:]:
             assert depth[x.via] == x.depth - 1
-            a, b = (x.via, x.code) if direction == "forward" else (x.code, x.via)
+            down = direction == "forward" or x.relation == "child"
+            a, b = (x.via, x.code) if down else (x.code, x.via)
             assert int(b[1:]) in fwd.get(int(a[1:]), set())
         assert [x.depth for x in nodes] == sorted(x.depth for x in nodes)
         assert nodes[0].relation == "self"
