@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
@@ -32,8 +33,13 @@ def rpc(
         try:
             return await fn(self, request, context)
         except LedgerError as e:
-            await context.abort(status_code(e), str(e))
-            raise  # unreachable: abort raises
+            code, details = status_code(e), str(e)
+        # aborted outside the handler of ``e``: chained to it, the abort's exception kept
+        # ``e``'s frames, and the request in them, until a full collection (QA-Y: each
+        # refused 10 MB Submit kept 11 MB)
+        del request
+        await context.abort(code, details)
+        raise AssertionError("unreachable: abort raises")
 
     return wrapper
 
@@ -90,6 +96,34 @@ async def _refuse(
     )
 
 
+@contextlib.asynccontextmanager
+async def _checked(
+    method: str, requests: AsyncIterator[Any], context: Any
+) -> AsyncIterator[AsyncIterator[Any]]:
+    """``requests`` with each unparsable one refused; closed (and gRPC's own request
+    iterator with it) when the handler ends, however it ends: an unfinished iterator kept
+    the last request it read for good (QA-Y: an outsider's refused 10 MB peer messages
+    kept 140 MB each)."""
+
+    async def checked() -> AsyncGenerator[Any, None]:
+        received = aiter(requests)  # (gRPC's: an async generator, its last request in it)
+        try:
+            async for request in received:
+                if isinstance(request, _Malformed):
+                    await _refuse(method, request, context)
+                yield request
+        finally:
+            close: Any = getattr(received, "aclose", None)
+            if close is not None:
+                await close()
+
+    reqs = checked()
+    try:
+        yield reqs
+    finally:
+        await reqs.aclose()
+
+
 class MalformedRequests(_Interceptor):
     """Answer INVALID_ARGUMENT to request bytes that do not parse as the method's message.
 
@@ -141,29 +175,26 @@ class MalformedRequests(_Interceptor):
 
             return grpc.unary_stream_rpc_method_handler(_any(unary_stream), parse, out)
 
-        async def checked(requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
-            async for request in requests:
-                if isinstance(request, _Malformed):
-                    await _refuse(method, request, context)
-                yield request
-
         if handler.stream_unary is not None:
             inner_su = handler.stream_unary
 
             async def stream_unary(requests: AsyncIterator[Any], context: Any) -> Any:
-                return await inner_su(checked(requests, context), context)
+                async with _checked(method, requests, context) as reqs:
+                    return await inner_su(reqs, context)
 
             return grpc.stream_unary_rpc_method_handler(_any(stream_unary), parse, out)
         inner_ss = handler.stream_stream
         if not inspect.isasyncgenfunction(inner_ss):  # writes with context.write
 
             async def stream_write(requests: AsyncIterator[Any], context: Any) -> None:
-                await inner_ss(checked(requests, context), context)
+                async with _checked(method, requests, context) as reqs:
+                    await inner_ss(reqs, context)
 
             return grpc.stream_stream_rpc_method_handler(_any(stream_write), parse, out)
 
         async def stream_stream(requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
-            async for item in inner_ss(checked(requests, context), context):
-                yield item
+            async with _checked(method, requests, context) as reqs:
+                async for item in inner_ss(reqs, context):
+                    yield item
 
         return grpc.stream_stream_rpc_method_handler(_any(stream_stream), parse, out)

@@ -73,6 +73,7 @@ from node.errors import (
 from node.genesis import Genesis
 from node.idle import IdleGate, StartAction
 from node.keys import KeyPair
+from node.memory import Hygiene
 from node.mempool import Mempool, Pending
 from node.peerauth import INSTANCE_BYTES, Challenges, LinkKeys
 from node.peers import (
@@ -152,6 +153,7 @@ class Node:
         self.syncing = False
         self._ahead_since: tuple[int, float] | None = None  # (head, since) for ``_stuck``
         self.evidence: dict[tuple[str, str, int, int, int], consensus_pb2.Evidence] = {}
+        self.hygiene = Hygiene()  # (memory a large request left, given back: node.memory)
         self._waiters: dict[bytes, list[asyncio.Future[Committed]]] = {}
         self._records_arrived = asyncio.Event()
         self.idle = IdleGate(config.consensus.idle_block_interval_ms)  # (node.idle)
@@ -504,10 +506,22 @@ class Node:
     # ------------------------------------------------------------------ admission
 
     def check_capacity(self, n: int = 1) -> None:
-        """RESOURCE_EXHAUSTED when the mempool or the rate limit is at its bound."""
+        """RESOURCE_EXHAUSTED when the mempool or the rate limit is at its bound;
+        INVALID_ARGUMENT for a batch of ``n`` that neither could ever take (QA-Y: "mempool
+        full (0 records); retry later" for ever)."""
+        limit = self.config.limits.rate_limit_per_s
+        bounds = (
+            (self.mempool.max_records, "mempool.max_records"),
+            (limit, "limits.rate_limit_per_s"),
+        )
+        for bound, name in bounds:
+            if bound and n > bound:
+                raise InputError(
+                    f"a batch of {n} records is more than this node takes at once ({name} "
+                    f"{bound}): send smaller batches"
+                )
         if len(self.mempool) + n > self.mempool.max_records:
             raise OverloadError(f"mempool full ({len(self.mempool)} records); retry later")
-        limit = self.config.limits.rate_limit_per_s
         if limit:
             now = time.monotonic()
             start, count = self._rate_window
@@ -858,6 +872,7 @@ class Node:
             for m in self.replica.rebroadcast(own_only=True):
                 self._broadcast(m)
             ticks += 1
+            self.hygiene.tick()
             if self.peers and (not self.is_validator or ticks % int(POLL_S) == 0):
                 # a follower: no consensus traffic tells it heights; a validator: whether
                 # each peer still answers (a paused one keeps its stream open)

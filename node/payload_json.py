@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from typing import Any
 
 import orjson
@@ -131,4 +132,9 @@ def decode(payload: bytes, *, strict: bool = True) -> Any:
     except RecursionError as e:  # unreachable within MAX_DEPTH; kept as bad input anyway
         raise InputError("record: the payload JSON nests too deeply") from e
     except (ValueError, UnicodeDecodeError) as e:
+        if "integer string conversion" in str(e):  # (QA-Y: the message named sys's setting)
+            raise InputError(
+                f"record: a number in the payload has more than {sys.get_int_max_str_digits()} "
+                "digits"
+            ) from e
         raise InputError(f"record: payload is not UTF-8 JSON ({e})") from e

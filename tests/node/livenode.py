@@ -21,6 +21,7 @@ from node.chain import EXTRA_DBS
 from node.config import NodeConfig
 from node.genesis import ConsensusParams, Genesis, Member
 from node.grpc_errors import MalformedRequests
+from node.main import server_options
 from node.node import Node, data_path
 from node.peerauth import HELLO_NONCE_BYTES, LinkKeys, link_hello
 from node.records import make_record, sign_record
@@ -63,9 +64,12 @@ async def live_node(cfg: NodeConfig, genesis: Genesis) -> AsyncIterator[Live]:
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store.open(data_path(cfg), genesis.hash, extra_dbs=EXTRA_DBS)
     node = Node(cfg, genesis, key(cfg.member), store)
-    server = grpc.aio.server(interceptors=[MalformedRequests()])  # as node.main.serve
-    services_pb2_grpc.add_LedgerServicer_to_server(LedgerService(node), server)
-    services_pb2_grpc.add_PeerServicer_to_server(PeerService(node), server)
+    server = grpc.aio.server(  # as node.main.serve
+        options=server_options(genesis), interceptors=[MalformedRequests()]
+    )
+    ledger, peer = LedgerService(node), PeerService(node)
+    services_pb2_grpc.add_LedgerServicer_to_server(ledger, server)
+    services_pb2_grpc.add_PeerServicer_to_server(peer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
@@ -75,6 +79,8 @@ async def live_node(cfg: NodeConfig, genesis: Genesis) -> AsyncIterator[Live]:
             yield Live(node, address, services_pb2_grpc.LedgerStub(channel), channel)
     finally:
         await server.stop(0)
+        ledger.close()
+        peer.close()
         await node.stop()
         store.close()
 

@@ -279,3 +279,82 @@ def test_a_repeated_eventid_and_a_future_event_are_refused_at_submit(tmp_path: P
             assert "(record " in details
 
     run(body)
+
+
+def test_a_batch_no_node_could_take_is_invalid_argument(tmp_path: Path) -> None:
+    # QA-Y H1: 5 million empty envelopes in one batch held the event loop for minutes (a
+    # refusal built for each); L1: a batch over the mempool's size was told "mempool full
+    # (0 records); retry later", for ever
+    from node.service import MAX_BATCH_ENVELOPES
+
+    g = genesis()
+    one = signed(g, "urn:x:batch")
+
+    async def body() -> None:
+        cfg = config(tmp_path, "v1", mempool={"max_records": 3})
+        async with live_node(cfg, g) as live:
+            for n, why in (
+                (MAX_BATCH_ENVELOPES + 1, f"{MAX_BATCH_ENVELOPES + 1} envelopes, at most"),
+                (4, "a batch of 4 records is more than this node takes at once "
+                    "(mempool.max_records 3): send smaller batches"),
+            ):  # fmt: skip
+                batch = services_pb2.SubmitBatch(envelopes=[one] * n, batch_id=n)
+                call = live.stub.SubmitStream(iter([batch]), timeout=10)
+                err = await rpc_error(call.read())
+                assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err
+                assert why in (err.details() or "")
+            status = await live.stub.Status(services_pb2.StatusRequest(), timeout=10)
+            assert status.member == "v1"  # (and it answers)
+
+    run(body)
+
+
+def test_a_request_over_the_nodes_size_limit_is_not_read(tmp_path: Path) -> None:
+    # QA-Y H1: requests of up to 256 MiB were read and parsed before being refused
+    from node.main import MIN_REQUEST_BYTES, server_options
+
+    g = genesis()
+    [most] = [v for k, v in server_options(g) if k == "grpc.max_receive_message_length"]
+    assert most == max(MIN_REQUEST_BYTES, 2 * g.consensus.max_block_bytes + (1 << 20))
+
+    async def body() -> None:
+        async with live_node(config(tmp_path, "v1"), g) as live:
+            big = services_pb2.SubmitRequest(envelope={"payload": b"x" * most})
+            opts = [("grpc.max_send_message_length", 2 * most)]
+            async with grpc.aio.insecure_channel(live.address, options=opts) as ch:
+                submit = ch.unary_unary("/suyuan.v1.Ledger/Submit", None, None)
+                err = await rpc_error(submit(big.SerializeToString(), timeout=30))
+            assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err
+            assert "larger than max" in (err.details() or "")
+
+    run(body)
+
+
+def test_a_refused_peer_stream_keeps_nothing_it_sent(tmp_path: Path) -> None:
+    # QA-Y H2: an outsider's refused 10 MB peer message stayed held by gRPC's unfinished
+    # request iterator for good (140 MB each); the stream is now closed with its iterator
+    import gc
+
+    from proto import services_pb2_grpc, types_pb2
+
+    g = genesis()
+
+    def held() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if type(o) is services_pb2.PeerEnvelope)
+
+    async def body() -> tuple[int, int]:
+        async with live_node(config(tmp_path, "v1"), g) as live:
+            before = held()
+            stub = services_pb2_grpc.PeerStub(live.channel)
+            for _ in range(3):
+                m = services_pb2.PeerEnvelope(records=[types_pb2.Envelope(payload_type="x")] * 1000)
+                m.hello.genesis_hash = g.hash
+                m.hello.member = "mallory"
+                err = await rpc_error(stub.Exchange(iter([m]), timeout=10))
+                assert err.code() == grpc.StatusCode.UNAUTHENTICATED
+                del m
+            return before, held()
+
+    before, after = run(body)
+    assert after == before

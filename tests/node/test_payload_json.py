@@ -257,3 +257,19 @@ def test_json_output_escapes_an_unpaired_surrogate_and_keeps_other_text() -> Non
     assert json_text({"a": "中"}) == '{"a": "中"}'
     assert json_text({"a": "中\ud800"}) == '{"a": "\\u4e2d\\ud800"}'
     json_text({"a": "\ud800"}).encode("utf-8")  # writable
+
+
+def test_a_number_of_too_many_digits_is_named() -> None:
+    # QA-Y L4: the refusal quoted Python's "use sys.set_int_max_str_digits()"
+    import sys
+
+    import pytest
+
+    from node.errors import InputError
+    from node.payload_json import decode
+
+    with pytest.raises(InputError) as e:
+        decode(b'{"x":' + b"9" * 5000 + b"}")
+    assert str(e.value) == (
+        f"record: a number in the payload has more than {sys.get_int_max_str_digits()} digits"
+    )
