@@ -141,6 +141,14 @@ class NodeConfig:
         if len(set(peers)) != len(peers):
             twice = next(p for p in peers if peers.count(p) > 1)
             raise ConfigError(f"field 'peers' lists {twice} twice")
+        named = [m for m, _ in split if m]
+        if len(set(named)) != len(named):  # (QA-W: one member at two spellings of an address)
+            twice = next(m for m in named if named.count(m) > 1)
+            where = " and ".join(a for m, a in split if m == twice)
+            raise ConfigError(
+                f"field 'peers' names member {twice!r} twice ({where}): a member's node is at "
+                "one address"
+            )
         return cls(
             member=doc["member"],
             key_file=_path(base, doc["key_file"]),
@@ -268,3 +276,8 @@ def _check_address(addr: str, what: str) -> None:
     host, sep, port = addr.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"field '{what}' must be host:port, got {addr!r}")
+    if "/" in host or any(c.isspace() for c in host):  # (QA-W: "http://..." passed)
+        raise ConfigError(
+            f"field '{what}' must be host:port (a host name or IP address, no scheme or "
+            f"path such as http://), got {addr!r}"
+        )

@@ -38,7 +38,7 @@ from node.genesis import Genesis
 from node.grpc_errors import MalformedRequests
 from node.keys import KeyPair, load_key_file
 from node.node import Node, data_path
-from node.peers import GRPC_OPTIONS
+from node.peers import GRPC_OPTIONS, KEEPALIVE_MS
 from node.service import LedgerService, PeerService
 from node.statecheck import remove_stale_scratch
 from node.store import Store, free_space
@@ -75,13 +75,21 @@ def check_start(config: NodeConfig) -> tuple[Genesis, KeyPair]:
     if key.name != config.member:
         raise ConfigError(f"member: config says {config.member!r}, key file is {key.name!r}")
     member = genesis.member(key.name)
-    if member is None:
-        raise ConfigError(f"key_file: {key.name!r} is not a member of {genesis.chain_id!r}")
+    if member is None:  # (QA-W: it named key_file, where member or genesis is wrong)
+        raise ConfigError(
+            f"member: {key.name!r} is not a member of {genesis.chain_id!r} (genesis "
+            f"{config.genesis}): is `genesis` the consortium's file, and `member` this node's?"
+        )
     if member.public_key != key.public_key:
         raise ConfigError(
             f"key_file: the public key of {config.key_file} is not {key.name!r}'s key in the "
             f"genesis of {genesis.chain_id!r}"
         )
+    for address, expected in zip(config.peers, config.peer_members, strict=False):
+        if expected and genesis.member(expected) is None:  # (QA-W: found only when it answered)
+            raise ConfigError(
+                f"peers: {expected}@{address} names {expected!r}, no member of {genesis.chain_id!r}"
+            )
     limit = genesis.consensus.max_record_bytes
     if config.limits.max_record_bytes > limit:
         raise ConfigError(
@@ -407,7 +415,13 @@ def server_options(genesis: Genesis) -> list[tuple[str, Any]]:
     most twice the genesis block size and 1 MiB, and ``MIN_REQUEST_BYTES`` at the least
     (what a node is sent is a batch of records, a vote, a compact proposal, evidence)."""
     most = max(MIN_REQUEST_BYTES, 2 * genesis.consensus.max_block_bytes + (1 << 20))
-    return [(k, most if k == "grpc.max_receive_message_length" else v) for k, v in GRPC_OPTIONS]
+    return [
+        *((k, most if k == "grpc.max_receive_message_length" else v) for k, v in GRPC_OPTIONS),
+        # the peers' keepalive pings (every 10 s, with or without calls) are welcome: by
+        # default a server takes one every 5 minutes and ends the link with GOAWAY
+        # "too_many_pings" (QA-Y: logged between peers in normal running, then a redial)
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", KEEPALIVE_MS // 2),
+    ]
 
 
 def _peer_credentials(config: NodeConfig) -> grpc.ChannelCredentials | None:
@@ -450,6 +464,8 @@ async def _refuse_if_signed_since(
         for name in ("data.mdb", "lock.mdb"):
             with contextlib.suppress(FileNotFoundError):
                 (data_path(config) / name).unlink()
+        with contextlib.suppress(OSError):  # (QA-W: an empty store folder was left; only
+            data_path(config).rmdir()  # when empty: nothing else of it is touched)
     peer, height = found
     found_text = f"block {height}, as peer {peer} has it, carries {key.name!r}'s signature"
     raise ConfigError(

@@ -942,6 +942,10 @@ class Node:
         answering = {
             p.info.member for p in self.peers if p.info.responsive(now) and not unheard[p.address]
         }
+        # and every member streaming to this node: its votes reach it, whether or not this
+        # node's own `peers` reach it (QA-W: "2 of 4 ... no block can commit" while blocks
+        # committed, two `peers` entries being wrong)
+        answering.update(m for m, n in self.inbound.items() if n > 0)
         answering.add(self.key.name)
         return services_pb2.StatusResponse(
             chain_id=self.genesis.chain_id,

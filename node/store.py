@@ -74,7 +74,14 @@ import lmdb
 from google.protobuf.message import DecodeError
 
 from node import merkle
-from node.errors import DamagedStoreError, InputError, NotFoundError, ReplayError, StorageError
+from node.errors import (
+    ConfigError,
+    DamagedStoreError,
+    InputError,
+    NotFoundError,
+    ReplayError,
+    StorageError,
+)
 from node.merkle_store import Frontier, NodeReader, extend, preview
 from proto import types_pb2
 
@@ -456,9 +463,9 @@ class Store:
         except lmdb.Error as e:
             env.close()
             raise StorageError(f"cannot open the store at {p}: {e}") from e
-        except (KeyError, StorageError) as e:
+        except (KeyError, StorageError, ConfigError) as e:
             env.close()
-            if isinstance(e, StorageError):
+            if isinstance(e, StorageError | ConfigError):
                 raise
             raise StorageError(f"store at {p} is corrupt: Merkle node {e} missing") from e
         if frontier.root != head.log_root:
@@ -505,11 +512,13 @@ class Store:
                 f"store at {p} has format version {got if got is not None else '?'}, "
                 f"this node reads version {FORMAT_VERSION}"
             )
-        if stored != genesis_hash:
+        if stored != genesis_hash:  # (a setting, not damage: QA-W, exit 4 named no fix)
             theirs = stored.hex()[:16] if stored else "none"
-            raise StorageError(
-                f"store at {p} belongs to another chain (genesis {theirs}..., "
-                f"expected {genesis_hash.hex()[:16]}...)"
+            raise ConfigError(
+                f"store at {p} belongs to another chain (its genesis {theirs}..., the "
+                f"genesis file given is {genesis_hash.hex()[:16]}...): is the config's "
+                "`genesis` the consortium's file? If it is, this data folder is another "
+                "chain's: move it away and start with --resync"
             )
         return False
 

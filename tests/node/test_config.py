@@ -94,3 +94,37 @@ def test_a_config_that_never_ends_is_refused_after_a_bounded_read(tmp_path):
         NodeConfig.load(Path("/dev/zero"))
     with pytest.raises(ConfigError, match="no such config file"):
         NodeConfig.load(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize(
+    ("peers", "message"),
+    [
+        (["http://127.0.0.1:26651"], r"no scheme or path such as http://\), got 'http://"),
+        (["127.0.0.1/x:26651"], r"must be host:port \(a host name or IP address"),
+        (["v1@127.0.0.1:26651", "v1@localhost:26651"],
+         r"names member 'v1' twice \(127\.0\.0\.1:26651 and localhost:26651\)"),
+    ],
+)  # fmt: skip
+def test_a_peer_entry_an_operator_could_mistype_is_refused_at_load(tmp_path, peers, message):
+    # QA-W L1 (a URL was taken, and named 30 s later as unanswering), L2 (one member at two
+    # spellings of its address: one validator left out, no reason given)
+    with pytest.raises(ConfigError, match=message):
+        NodeConfig.from_dict(_minimal(peers=peers), base=tmp_path)
+
+
+def test_a_peer_entry_naming_no_member_of_the_genesis_stops_the_start(tmp_path):
+    # QA-W L3: `regulatr@...` was found only when the peer answered as 'regulator'
+    from node.keys import write_key_file
+    from node.main import check_start
+    from tests.fixtures import genesis, key
+
+    (tmp_path / "g").write_text(genesis().to_json())
+    write_key_file(tmp_path / "k", key("v0"), None)
+    doc = _minimal(peers=["v1@127.0.0.1:26651", "regulatr@127.0.0.1:26652"])
+    cfg = NodeConfig.from_dict(doc, base=tmp_path)
+    with pytest.raises(ConfigError, match=r"peers: regulatr@127\.0\.0\.1:26652 names 'regulatr'"):
+        check_start(cfg)
+    other = NodeConfig.from_dict({**_minimal(), "member": "nobody", "key_file": "n"}, base=tmp_path)
+    write_key_file(tmp_path / "n", key("nobody"), None)
+    with pytest.raises(ConfigError, match=r"member: 'nobody' is not a member of 'suyuan-test'"):
+        check_start(other)

@@ -303,3 +303,23 @@ def test_a_peer_that_answers_again_is_no_longer_named_silent(monkeypatch) -> Non
     named, after = run(body)
     assert "has not answered for 0 s though its link is open" in named
     assert after == ""
+
+
+def test_a_validator_streaming_to_a_node_its_peers_miss_counts_as_answering(
+    tmp_path: Path,
+) -> None:
+    # QA-W M1: two wrong `peers` entries made "2 of 4, under the quorum of 3: no block can
+    # commit" while blocks committed: the two validators still dialled this node
+    async def body() -> None:
+        cfg = config(tmp_path, "v0", peers=["127.0.0.1:9"])  # (nothing answers there)
+        async with live_node(cfg, G) as live:
+            assert live.node.status().validators_answering == 1
+            for v in ("v1", "v2"):
+                live.node.inbound_opened(v)  # (as when their streams open)
+            st = live.node.status()
+            assert st.validators_answering == 3
+            assert st.validators_answering >= st.quorum
+            live.node.inbound_closed("v1")
+            assert live.node.status().validators_answering == 2
+
+    run(body)

@@ -648,3 +648,13 @@ def test_a_damaged_header_page_is_refused_with_what_to_do(tmp_path: Path) -> Non
             f.write(bytes(b ^ 0xFF for b in chunk))
     with pytest.raises(StorageError, match=r"is corrupt .*; move its data.mdb away and start"):
         Store.open(path, GENESIS, create=False)
+
+
+def test_a_store_of_another_chain_is_a_setting_to_mend(tmp_path: Path) -> None:
+    # QA-W M2: exit 4 (storage) and no advice, where the config named the wrong genesis
+    from node.errors import ConfigError
+
+    Store.open(tmp_path / "s", b"\x01" * 32).close()
+    with pytest.raises(ConfigError, match=r"belongs to another chain .* move it away and start"):
+        Store.open(tmp_path / "s", b"\x02" * 32)
+    Store.open(tmp_path / "s", b"\x01" * 32).close()  # (closed on the refusal: opens again)

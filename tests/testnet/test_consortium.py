@@ -362,6 +362,7 @@ def test_a_standby_that_never_dials_its_twin_refuses_to_start_and_a_resync_needs
     err = _finish(proc)
     assert proc.returncode == 2, err
     assert "start it with --resync" in err.strip().splitlines()[-1]
+    assert not (node3.data_dir / "store").exists()  # (the store it made is gone; QA-W)
     proc = _start(node3.config, "--resync")
     try:
         head = tn.wait_same_head(min_height=_height(tn, 0), timeout=90)
