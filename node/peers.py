@@ -48,10 +48,11 @@ from proto import consensus_pb2, services_pb2, services_pb2_grpc, types_pb2
 
 log = logging.getLogger("suyuan.peers")
 
+KEEPALIVE_MS = 10_000  # a link's keepalive ping period (``node.main.server_options`` too)
 GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", 256 * 1024 * 1024),
     ("grpc.max_send_message_length", 256 * 1024 * 1024),
-    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_time_ms", KEEPALIVE_MS),
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.keepalive_permit_without_calls", 1),
