@@ -38,6 +38,7 @@ from node.errors import (
 )
 from node.genesis import Genesis
 from node.keys import KeyPair, load_key_file
+from node.permissions import bare_disposition
 from node.records import (
     CATEGORIES,
     TraceRecord,
@@ -305,6 +306,7 @@ def declare(
     committed = _submit_and_report(env, target, wait=wait, timeout=timeout, as_json=as_json)
     if committed and not as_json:  # (QA: which codes went void, which stayed, was not said)
         with LedgerClient(target.address, timeout=timeout) as client:
+            freed = []
             for code in record.codes()[:_SHOWN_CODES]:
                 try:
                     nodes = client.trace_history(code, limit=1).nodes
@@ -312,6 +314,32 @@ def declare(
                     continue
                 if nodes:
                     console.print(f"  {safe(code)}: {state_line(nodes[0])}")
+                    if not nodes[0].recalled:
+                        freed.append(code)
+            if bare_disposition(str(record.event.get("disposition", ""))) == "recalled":
+                _warn_upstream_recalls(client, freed)
+
+
+def _warn_upstream_recalls(client: LedgerClient, freed: list[str]) -> None:
+    """After a recall's declaration: name each code it freed that came from a code another
+    recall still holds (QA-X: a producer's and a regulator's recalls of a formula lot were
+    declared in error, and its cans were on sale again while the raw-milk lot they were made
+    from stayed recalled; no one was told)."""
+    for code in freed:
+        try:
+            back = client.trace_back(code, max_depth=64, limit=1000).nodes
+        except LedgerError:
+            continue
+        held = next((n for n in back[1:] if n.recalled), None)
+        if held is not None:
+            at = f", log #{held.recalled_at}" if held.HasField("recalled_at") else ""
+            err_console.print(
+                f"warning: {safe(code)} is no longer recalled, but it came from "
+                f"{safe(held.code)} ({held.relation}), still recalled by "
+                f"{held.recalled_by or '(unknown)'}{at}: if it is unsafe too, recall it again "
+                f"(suyuan recall {safe(code)} --key ..., its producer or a regulator)",
+                markup=False,
+            )
 
 
 #: codes whose state ``record declare`` prints after the declaration
