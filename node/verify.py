@@ -384,8 +384,9 @@ def _consistency(
             if old_size <= size
             else merkle.verify_consistency(size, old_size, root, old_root, path)
         )
-        if not ok:
-            raise _fail(f"consistency proof between sizes {old_size} and {size} does not verify")
+        if not ok:  # (smaller first, whichever is the checkpoint's: QA-X read "34 and 16")
+            lo, hi = sorted((old_size, size))
+            raise _fail(f"consistency proof from log size {lo} to {hi} does not verify")
         linked = (old_size, old_root)
         msg = f"log of {size} is consistent with the log of {old_size}"
     if checkpoint is None:

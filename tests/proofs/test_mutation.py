@@ -246,3 +246,17 @@ def test_json_level_changes_fail(chain, sample):
     d["extra"] = 1
     with pytest.raises(Exception, match="bundle"):
         parse_bundle_json(json.dumps(d))
+
+
+def test_a_broken_consistency_proof_names_the_sizes_smaller_first(chain, sample):
+    # QA-X L3: with the checkpoint newer than the record's block it read "between sizes 34
+    # and 16"
+    b = types_pb2.ProofBundle()
+    b.CopyFrom(sample)
+    b.consistency.path[0] = bytes(x ^ 1 for x in b.consistency.path[0])
+    res = verify_bundle(b, chain.genesis)
+    lo, hi = sorted((b.consistency.old_size, types_pb2.BlockHeader.FromString(b.header).log_size))
+    assert not res
+    assert f"consistency proof from log size {lo} to {hi} does not verify" in str(
+        [s.message for s in res.steps]
+    )
