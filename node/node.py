@@ -789,7 +789,9 @@ class Node:
         ):
             return
         if verify_evidence(ev, self.chain.validators, self.genesis.hash, self.genesis.chain_id):
-            self._add_evidence(ev, gossip=False)
+            # passed on once, when new (QA-Y: a node that was sent evidence kept it, and an
+            # auditor asking another node saw none; the cap per validator bounds the traffic)
+            self._add_evidence(ev, gossip=True)
 
     def _load_evidence(self) -> None:
         if not self._evidence_path.exists():

@@ -358,3 +358,28 @@ def test_a_refused_peer_stream_keeps_nothing_it_sent(tmp_path: Path) -> None:
 
     before, after = run(body)
     assert after == before
+
+
+def test_evidence_a_peer_sends_is_passed_on_once(tmp_path: Path) -> None:
+    # QA-Y L5: evidence a node was sent was kept, not passed on: an auditor asking another
+    # node saw none
+    from consensus.evidence import vote_evidence
+
+    g = genesis()
+    byzantine = Ed25519Signer("v0", key("v0").signing_key)
+
+    async def body() -> list[bytes]:
+        cfg = config(tmp_path, "v1", peers=["127.0.0.1:9"])  # (a link that never connects)
+        async with live_node(cfg, g) as live:
+            sent: list[bytes] = []
+            live.node.peers[0].send_evidence = sent.append  # type: ignore[method-assign, assignment]
+            vctx = live.node.ctx
+            a, b = (sign_vote(byzantine, vctx, VoteType.PREVOTE, 1, 0, bytes([x]) * 32)
+                    for x in (1, 2))  # fmt: skip
+            ev = vote_evidence(a, b, g.hash, g.chain_id)
+            for _ in range(2):
+                live.node.on_peer_evidence(ev)
+            return sent
+
+    sent = run(body)
+    assert len(sent) == 1  # (once: the second copy is known)
