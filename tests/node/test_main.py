@@ -75,7 +75,7 @@ def test_missing_genesis_and_key_name_their_field(tmp_path: Path) -> None:
 def test_non_member_key_and_member_mismatch(tmp_path: Path) -> None:
     write_key_file(tmp_path / "stranger.key", key("stranger"), None)
     err = _refusal(_setup(tmp_path, member="stranger", key_file="stranger.key"))
-    assert str(err).startswith("key_file: 'stranger' is not a member")
+    assert str(err).startswith("member: 'stranger' is not a member")
     err = _refusal(_setup(tmp_path, member="v1"))
     assert str(err).startswith("member: ")
 

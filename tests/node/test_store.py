@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node import merkle
-from node.errors import InputError, NotFoundError, ReplayError, StorageError
+from node.errors import ConfigError, InputError, NotFoundError, ReplayError, StorageError
 from node.store import ZERO_HASH, BlockWrite, Store
 from proto import types_pb2
 from tests.node.store_workload import make_block
@@ -386,7 +386,7 @@ def test_other_chain_or_version_or_missing_store_refused(tmp_path: Path) -> None
         Store.open(path, GENESIS, create=False)
     with Store.open(path, GENESIS) as s:
         fill(s, seed=1, blocks=1, max_records=3)
-    with pytest.raises(StorageError, match="another chain"):
+    with pytest.raises(ConfigError, match="another chain"):  # (a setting: QA-W)
         Store.open(path, hashlib.sha256(b"other").digest())
     env = lmdb.open(str(path), max_dbs=20)
     with env.begin(write=True, db=env.open_db(b"meta")) as txn:
@@ -517,9 +517,9 @@ def test_foreign_lmdb_directory_is_refused_untouched(tmp_path: Path) -> None:
 def test_refused_store_gets_no_new_sub_databases(tmp_path: Path) -> None:
     """Regression: another version's or another chain's store got our sub-databases created
     before the refusal."""
-    for version, genesis, match in (
-        (1, GENESIS, "format version 1"),
-        (2, hashlib.sha256(b"other").digest(), "another chain"),
+    for version, genesis, match, error in (
+        (1, GENESIS, "format version 1", StorageError),
+        (2, hashlib.sha256(b"other").digest(), "another chain", ConfigError),
     ):
         path = tmp_path / f"v{version}"
         env = lmdb.open(str(path), max_dbs=2)
@@ -527,7 +527,7 @@ def test_refused_store_gets_no_new_sub_databases(tmp_path: Path) -> None:
             txn.put(b"version", version.to_bytes(4, "big"))
             txn.put(b"genesis", genesis)
         env.close()
-        with pytest.raises(StorageError, match=match):
+        with pytest.raises(error, match=match):
             Store.open(path, hashlib.sha256(b"mine").digest() if version == 2 else GENESIS)
         assert _main_db_keys(path) == [b"meta"]
 
@@ -652,8 +652,6 @@ def test_a_damaged_header_page_is_refused_with_what_to_do(tmp_path: Path) -> Non
 
 def test_a_store_of_another_chain_is_a_setting_to_mend(tmp_path: Path) -> None:
     # QA-W M2: exit 4 (storage) and no advice, where the config named the wrong genesis
-    from node.errors import ConfigError
-
     Store.open(tmp_path / "s", b"\x01" * 32).close()
     with pytest.raises(ConfigError, match=r"belongs to another chain .* move it away and start"):
         Store.open(tmp_path / "s", b"\x02" * 32)
