@@ -248,8 +248,10 @@ class Genesis:
             raise ConfigError(f"genesis: duplicate member id(s): {', '.join(sorted(dup))}")
         check_prefixes_apart(members)
         keys = [m.public_key for m in members]
-        if len(set(keys)) != len(keys):
-            raise ConfigError("genesis: two members share one public key")
+        if len(set(keys)) != len(keys):  # (QA-W: which two was not said)
+            shared = next(k for k in keys if keys.count(k) > 1)
+            both = " and ".join(repr(m.id) for m in members if m.public_key == shared)
+            raise ConfigError(f"genesis: members {both} share one public key (one key each)")
         validators = doc.get("validators")
         if not isinstance(validators, list) or not validators:
             raise ConfigError("genesis: at least one validator is required")

@@ -53,7 +53,7 @@ def _doc():
         (lambda d: d["members"].append(dict(d["members"][0])), "duplicate member"),
         (
             lambda d: d["members"][1].update(public_key=d["members"][0]["public_key"]),
-            "share one public key",
+            r"members 'v0' and 'v1' share one public key",  # (QA-W: which two)
         ),
         (lambda d: d["members"][0].update(roles=["king"]), "unknown role"),
         (lambda d: d.update(validators=[]), "at least one validator"),
