@@ -382,3 +382,32 @@ def test_a_data_folder_locked_by_a_check_says_so(tmp_path: Path) -> None:
             lock_data_dir(data, checking=True)
     finally:
         held.close()
+
+
+def test_a_client_gone_mid_answer_is_one_info_line() -> None:
+    # QA-Y L3: a cancelled SubmitStream logged gRPC's ExecuteBatchError at ERROR, with 8
+    # lines of traceback
+    import logging
+    import sys
+
+    from node.main import client_gone
+
+    class ExecuteBatchError(Exception):  # (gRPC's, by name: its module is private)
+        pass
+
+    try:
+        raise ExecuteBatchError("Failed 'execute_batch': (<grpc._cython.cygrpc.SendMessage>)")
+    except ExecuteBatchError:
+        info = sys.exc_info()
+    record = logging.LogRecord("grpc._cython.cygrpc", logging.ERROR, __file__, 1,
+                               "ExecuteBatchError raised in core by servicer method [%s]",
+                               ("/suyuan.v1.Ledger/SubmitStream",), info)  # fmt: skip
+    assert client_gone(record)
+    assert (record.levelno, record.exc_info) == (logging.INFO, None)
+    assert record.getMessage() == (
+        "a client went away while it was answered: ExecuteBatchError raised in core by "
+        "servicer method [/suyuan.v1.Ledger/SubmitStream]"
+    )
+    other = logging.LogRecord("grpc._cython.cygrpc", logging.ERROR, __file__, 1, "boom", (), None)
+    assert client_gone(other)
+    assert other.levelno == logging.ERROR  # (anything else: as it was)
