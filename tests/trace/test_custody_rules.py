@@ -1663,5 +1663,5 @@ def test_a_containers_trace_back_reaches_where_its_contents_came_from(chain):
     assert got == {(p, "self", ""), (case, "child", p), (B, "child", case),
                    (C, "child", case), (A, "input", B)}  # fmt: skip
     # from an item, its containers, not what else they held (no source of it)
-    got = {(n.code, n.relation) for n in trace_back(chain.custody, B).nodes}
-    assert got == {(B, "self"), (A, "input"), (case, "parent"), (p, "parent")}
+    item = {(n.code, n.relation) for n in trace_back(chain.custody, B).nodes}
+    assert item == {(B, "self"), (A, "input"), (case, "parent"), (p, "parent")}
