@@ -838,15 +838,11 @@ def _apply(
                 )
         sale = step in SALE_STEPS or disposition in SALE_DISPOSITIONS
         # (QA-X: persistentDisposition set retail_sold signed a sale of a recalled code)
-        sale = sale or (new and bool(_persistent(ev, "set", SALE_DISPOSITIONS)))
+        sale = sale or (new and bool(_persistent(ev, "set", SALE_MARKS)))
         if sale:
             for c in moving:
                 if w.need(c).recalled:
                     raise RuleError(RULE_RECALLED, _RECALLED_SALE, c)
-        if new and terminal and not record.is_handoff and not _destroys(step, disposition):
-            for c in moving:  # (QA-X: a recalled can was decommissioned, read as consumed)
-                if w.need(c).recalled:
-                    raise RuleError(RULE_RECALLED, _RECALLED_RETIRED, c)
         cleared = _clears_recall(ev, disposition)
         if cleared:
             for c in moving:
@@ -890,7 +886,14 @@ def _apply(
         if aggregation and action == "OBSERVE" and not (record.is_handoff or terminal):
             _observe_aggregation(w, record.author, codes, disposition)
     if terminal:
-        for c in _moving_set(w, codes.all):
+        closing = _moving_set(w, codes.all)
+        if new and not record.is_handoff and not _destroys(step, disposition):
+            # (QA-X: a recalled can was decommissioned, then read as consumed; QA-Z: by an
+            # AggregationEvent DELETE too)
+            for c in closing:
+                if w.need(c).recalled:
+                    raise RuleError(RULE_RECALLED, _RECALLED_RETIRED, c)
+        for c in closing:
             w.put(w.need(c).with_flags(closed=True).evolve(closed_at=w.index))
     if new and w.time_ms is not None and (terminal or etype == "TransformationEvent"):
         _check_close_time(w, record, codes.all, w.time_ms)  # (what closes codes it names)

@@ -17,10 +17,10 @@ Invariants of ``trace_back`` / ``trace_forward``:
   * the root is node 0 (depth 0, relation "self").
 
 Relations: back: "input" (an input of the transformation that made ``via``), "parent"
-(a container ``via`` was packed into) and "lot" (the lot ``via`` was commissioned in), and
-"child" from the root and what was ever packed in it, at any depth (what the container
-``via`` held: its goods came from where they came from); forward: "output", "child" and
-"item" (the inverses of the first three).
+(a container ``via`` was packed into; not followed from what was packed in the root) and
+"lot" (the lot ``via`` was commissioned in), and "child" from the root and what was ever
+packed in it, at any depth (what the container ``via`` held: its goods came from where
+they came from); forward: "output", "child" and "item" (the inverses of the first three).
 """
 
 from __future__ import annotations
@@ -192,7 +192,8 @@ def walk(
     beyond = False
     while queue:
         code, depth, here = queue.popleft()
-        for nxt, relation in _neighbours(index, code, back, code in packed):
+        contents = code in packed and code != root
+        for nxt, relation in _neighbours(index, code, back, code in packed, contents):
             if nxt in seen:
                 continue
             up = back and relation != "child"  # (a link from what ``code`` was made of)
@@ -215,13 +216,17 @@ def walk(
 
 
 def _neighbours(
-    index: TraceIndex, code: str, back: bool, packed: bool
+    index: TraceIndex, code: str, back: bool, packed: bool, contents: bool
 ) -> Sequence[tuple[str, str]]:
     """``code``'s links in the walk's direction; back, when it is the root or packed in it
-    (``_contents``), its contents (relation "child") after them."""
+    (``_contents``), its contents (relation "child") after them; and for what was packed
+    in the root (``contents``), not the containers it was packed into (the root, or one
+    it moved to later: no source of the root's goods; QA-Z)."""
     if not back:
         return index.downstream(code)
     up = index.upstream(code)
+    if contents:
+        up = [(c, r) for c, r in up if r != "parent"]
     if not packed:
         return up
     return [*up, *((c, r) for c, r in index.downstream(code) if r == "child")]

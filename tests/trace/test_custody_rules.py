@@ -1622,20 +1622,29 @@ def test_a_remake_in_another_lot_keeps_the_hold_of_its_first_lots_finding(chain)
 @pytest.mark.parametrize(
     "close",
     [
-        {"step": "decommissioning", "action": "DELETE", "disposition": "inactive"},
-        {"step": "storing", "action": "DELETE"},
-        {"step": "storing", "persistentDisposition": {"set": ["retail_sold"]}},
-        {"step": "storing", "persistentDisposition": {"set": ["dispensed", "destroyed"]}},
+        {"step": "decommissioning", "action": "DELETE", "disposition": "inactive", "epcList": [A]},
+        {"step": "storing", "action": "DELETE", "epcList": [A]},
+        {"step": "storing", "persistentDisposition": {"set": ["retail_sold"]}, "epcList": [A]},
+        {"step": "storing", "persistentDisposition": {"set": ["dispensed", "destroyed"]},
+         "epcList": [A]},
+        {"step": "storing", "persistentDisposition": {"set": ["partially_dispensed"]},
+         "epcList": [A]},
+        {"etype": "AggregationEvent", "step": "decommissioning", "action": "DELETE",
+         "parentID": CASE, "childEPCs": [C]},
     ],
-)
+)  # fmt: skip
 def test_a_recalled_code_is_not_retired_nor_marked_sold_by_other_means(chain, close):
     # QA-X M1: a recalled can was decommissioned (its recall then listed it as "closed",
-    # as a consumed input); L1: persistentDisposition set retail_sold on it committed.
-    # Rules for new records: a block of an earlier version that holds one still replays
-    commission(chain, "farm", A, B)
-    chain.add("regulator", observe("holding", A, B, disposition="recalled"))
-    rec, signers = signed("farm", event(epcList=[A], **close))
-    with raises("recalled", A):
+    # as a consumed input); L1: persistentDisposition set retail_sold on it committed;
+    # QA-Z: by an AggregationEvent DELETE, and partially_dispensed, too. Rules for new
+    # records: a block of an earlier version that holds one still replays
+    commission(chain, "farm", A, B, C, CASE)
+    chain.add("farm", event(action="ADD", etype="AggregationEvent", parentID=CASE,
+                            childEPCs=[C]))  # fmt: skip
+    chain.add("regulator", observe("holding", A, B, C, disposition="recalled"))
+    target = (close.get("epcList") or close["childEPCs"])[0]
+    rec, signers = signed("farm", event(**close))
+    with raises("recalled", normalize_code(target) if target == C else target):
         apply(chain.custody, rec, signers, GENESIS, len(chain.log), new=True)
     assert chain.custody.get(A).status == "recalled"
     apply(chain.custody, rec, signers, GENESIS, len(chain.log))  # (logged: taken)
@@ -1665,3 +1674,18 @@ def test_a_containers_trace_back_reaches_where_its_contents_came_from(chain):
     # from an item, its containers, not what else they held (no source of it)
     item = {(n.code, n.relation) for n in trace_back(chain.custody, B).nodes}
     assert item == {(B, "self"), (A, "input"), (case, "parent"), (p, "parent")}
+
+
+def test_a_containers_trace_back_does_not_follow_its_contents_to_later_containers(chain):
+    # QA-Z: a pallet's trace back went from a case it once held to the case's new pallet
+    pallet, later = "urn:epc:id:sscc:6903456.0000000103", "urn:epc:id:sscc:6903456.0000000104"
+    commission(chain, "farm", C, CASE, pallet, later)
+    for parent, child in ((CASE, C), (pallet, CASE)):
+        chain.add("farm", event(action="ADD", etype="AggregationEvent", parentID=parent,
+                                childEPCs=[child]))  # fmt: skip
+    chain.add("farm", event(action="DELETE", etype="AggregationEvent", parentID=pallet,
+                            childEPCs=[CASE]))  # fmt: skip
+    chain.add("farm", event(action="ADD", etype="AggregationEvent", parentID=later,
+                            childEPCs=[CASE]))  # fmt: skip
+    got = {n.code for n in trace_back(chain.custody, pallet).nodes}
+    assert got == {normalize_code(pallet), normalize_code(CASE), C}

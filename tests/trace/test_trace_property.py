@@ -81,12 +81,13 @@ def test_trace_matches_brute_force_closure(g):
     idx = build_index(n, edges)
     fwd: dict[int, set[int]] = {}
     back: dict[int, set[int]] = {}
-    for a, b, _ in edges:
-        fwd.setdefault(a, set()).add(b)
-        back.setdefault(b, set()).add(a)
-    # back, from the root and what was packed in it at any depth, its contents too
+    # back, from the root and what was packed in it at any depth, its contents too; from
+    # what was packed in it, not the containers it was packed into
     packed = reference_distances(n, _containing(edges), root)
     for a, b, k in edges:
+        fwd.setdefault(a, set()).add(b)
+        if not (k == "parent" and b in packed and b != root):
+            back.setdefault(b, set()).add(a)
         if k == "parent" and a in packed:
             back.setdefault(a, set()).add(b)
     for direction, adj, query in (("forward", fwd, trace_forward), ("back", back, trace_back)):
