@@ -94,8 +94,8 @@ recalled codes                         may be observed and destroyed or scrapped
                                        never sold or dispensed (bizStep retail_selling or
                                        dispensing, disposition retail_sold or dispensed, a
                                        persistentDisposition setting either: new records),
-                                       nor closed otherwise (decommissioned, an ObjectEvent
-                                       DELETE: new records); a handoff only with
+                                       nor closed otherwise (decommissioned, any DELETE:
+                                       new records); a handoff only with
                                        disposition returned or as a terminal destruction
                                        ("recalled"); no transformation or aggregation
 closed codes                           nothing but inspection and recall ("closed")
