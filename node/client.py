@@ -262,11 +262,14 @@ class LedgerClient:
         address: str,
         timeout: float = DEFAULT_TIMEOUT_S,
         credentials: grpc.ChannelCredentials | None = None,
+        *,
+        plain: bool = False,
     ) -> None:
-        """``credentials``: TLS (``node.tls``); by default from ``SUYUAN_TLS_CA``, if set."""
+        """``credentials``: TLS (``node.tls``); by default from ``SUYUAN_TLS_CA``, if set,
+        unless ``plain`` (a local testnet's nodes, which know their own TLS or none)."""
         self.address = address
         self.timeout = timeout
-        creds = credentials or client_credentials()
+        creds = None if plain else (credentials or client_credentials())
         # a committed block may be up to max_block_bytes (8 MiB by default), above gRPC's
         # 4 MiB default receive limit: GetBlock/StreamBlocks (audit) need the larger limit
         options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]

@@ -430,6 +430,7 @@ def _peer_credentials(config: NodeConfig) -> grpc.ChannelCredentials | None:
     if config.tls is None:
         return None
     tls = config.tls.load()
+    config.tls.check()
     tls.check_pair()
     return tls.channel_credentials()
 

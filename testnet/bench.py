@@ -201,7 +201,7 @@ class Sampler:
                 n = self.man.nodes[index]
                 t = time.monotonic()
                 if client is None or client.address != n.address:
-                    client = LedgerClient(n.address, timeout=STATUS_TIMEOUT_S)
+                    client = LedgerClient(n.address, timeout=STATUS_TIMEOUT_S, plain=True)
                 alive = n.pid is not None and procs.is_ours(n.pid, n.config)
                 cpu = proc_cpu_seconds(n.pid) if alive and n.pid else None
                 rss, hwm = proc_memory_kib(n.pid) if alive and n.pid else (None, None)
@@ -243,7 +243,7 @@ def _override_configs(man: mf.Manifest, opts: BenchOptions) -> None:
 
 
 def _status(address: str, timeout: float = STATUS_TIMEOUT_S) -> Any:
-    with LedgerClient(address, timeout=timeout) as c:
+    with LedgerClient(address, timeout=timeout, plain=True) as c:
         return c.status()
 
 
@@ -453,7 +453,7 @@ def check_unacked(address: str, ids: list[str], deadline_s: float = 60.0) -> dic
     """Look up accepted records that got no commit answer: committed, missing or unchecked."""
     found = missing = 0
     stop = time.monotonic() + deadline_s
-    with LedgerClient(address, timeout=5.0) as c:
+    with LedgerClient(address, timeout=5.0, plain=True) as c:
         for i, rid in enumerate(ids):
             if time.monotonic() > stop:
                 return {"committed": found, "missing": missing, "unchecked": len(ids) - i}
@@ -507,7 +507,7 @@ def block_sizes(address: str, from_height: int, to_height: int) -> dict[str, Any
     """Distribution of ``num_records`` over blocks ``from_height..to_height`` (node 0)."""
     sizes: list[int] = []
     if to_height >= from_height >= 1:
-        with LedgerClient(address, timeout=120.0) as c:
+        with LedgerClient(address, timeout=120.0, plain=True) as c:
             for cb in c.stream_blocks(from_height, to_height):
                 sizes.append(types_pb2.BlockHeader.FromString(cb.block.header).num_records)
     nonempty = [s for s in sizes if s > 0]
@@ -721,7 +721,7 @@ def _catchup(
     # that acknowledged it, but this node may still be applying the last block: wait
     # (bounded) until it holds node 0's log, so the gap is exactly what it misses while down
     drained = int(_status(addr0).log_size)
-    with LedgerClient(man.nodes[last].address, timeout=STATUS_TIMEOUT_S) as c:
+    with LedgerClient(man.nodes[last].address, timeout=STATUS_TIMEOUT_S, plain=True) as c:
         size_at_kill = int(c.status().log_size)
         deadline = time.monotonic() + DRAIN_WAIT_S
         while size_at_kill < drained and time.monotonic() < deadline:
@@ -745,7 +745,7 @@ def _catchup(
     timeout = 120 + opts.catchup / 100
     stop = t_start + timeout
     samples: list[tuple[float, int]] = []
-    with LedgerClient(addr, timeout=STATUS_TIMEOUT_S) as c:
+    with LedgerClient(addr, timeout=STATUS_TIMEOUT_S, plain=True) as c:
         while time.monotonic() < stop:
             try:
                 s = c.status()

@@ -106,7 +106,7 @@ def _story(directory: Path, addresses: list[str]) -> None:
             keys[name] = load_key_file(directory / "keys" / f"{name}.key")
         return keys[name]
 
-    clients = [LedgerClient(a, timeout=30) for a in addresses]
+    clients = [LedgerClient(a, timeout=30, plain=True) for a in addresses]
     try:
         console.print(f"chain [bold]{genesis.chain_id}[/], identity {genesis.hash.hex()}")
         console.print(f"validators: {', '.join(genesis.validators)} at {', '.join(addresses)}\n")

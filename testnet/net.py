@@ -321,7 +321,7 @@ def _check_restartable(man: Manifest, n: NodeEntry) -> None:
     NodeConfig.load(n.config)
     now = Genesis.load(man.genesis).hash
     try:
-        with LedgerClient(n.address, timeout=2.0) as c:
+        with node_client(n, 2.0) as c:
             running = bytes(c.status().genesis_hash)
     except LedgerError:
         return  # it does not answer: restarting it is what the caller wants
@@ -347,7 +347,7 @@ def status(directory: Path, rpc_timeout: float = 1.0) -> list[NodeStatus]:
         head: str | None = None
         if running and not paused:
             try:
-                with LedgerClient(n.address, timeout=rpc_timeout) as c:
+                with node_client(n, rpc_timeout) as c:
                     st = c.status()
                 height, head = int(st.height), st.head_hash.hex()
             except LedgerError:
@@ -461,7 +461,7 @@ def wait_healthy(man: Manifest, indexes: list[int], timeout: float) -> None:
     """
     deadline = time.monotonic() + timeout
     pending = list(indexes)
-    clients = {i: LedgerClient(man.nodes[i].address, timeout=1.0) for i in indexes}
+    clients = {i: node_client(man.nodes[i], 1.0) for i in indexes}
     try:
         for _ in range(int(timeout / _POLL_S) + 2):
             for i in list(pending):
@@ -486,6 +486,19 @@ def wait_healthy(man: Manifest, indexes: list[int], timeout: float) -> None:
     finally:
         for c in clients.values():
             c.close()
+
+
+def node_client(n: NodeEntry, timeout: float) -> LedgerClient:
+    """A client of testnet node ``n``: over TLS when its config has a ``[tls]`` section
+    (trusting its own ``ca_file``), else plain, whatever ``SUYUAN_TLS_CA`` says (QA-Z: with
+    it set, every testnet command read the plain nodes as not answering)."""
+    try:
+        tls = NodeConfig.load(n.config).tls
+    except LedgerError:
+        tls = None  # (the start names a bad config itself)
+    if tls is None:
+        return LedgerClient(n.address, timeout=timeout, plain=True)
+    return LedgerClient(n.address, timeout=timeout, credentials=tls.load().channel_credentials())
 
 
 def _running(man: Manifest, index: int) -> NodeEntry:

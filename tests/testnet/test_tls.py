@@ -45,11 +45,11 @@ def make_node_cert(d: Path, node: str, san: str = "IP:127.0.0.1", ca: str = "ca"
              "-out", f"{node}.crt")  # fmt: skip
 
 
-def _with_tls(config: Path, tls: Path, node: str) -> None:
+def _with_tls(config: Path, tls: Path, node: str, ca: str = "ca") -> None:
     with config.open("a") as f:
         f.write(
             f'\n[tls]\ncert_file = "{tls / node}.crt"\nkey_file = "{tls / node}.key"\n'
-            f'ca_file = "{tls}/ca.crt"\n'
+            f'ca_file = "{tls / ca}.crt"\n'
         )
 
 
@@ -63,13 +63,15 @@ def test_a_tls_consortium_commits_and_names_what_tls_refuses(
     make_ca(tls, "other-ca")
     for i in range(3):
         make_node_cert(tls, f"node{i}")
-    make_node_cert(tls, "node3", ca="other-ca")  # (its peers do not trust it)
-    both = tls / "both.crt"  # (this test's own clients reach every node)
+    # node 3's certificate is another CA's: it trusts both (its own start check passes),
+    # its peers only the consortium's (they do not link to it)
+    make_node_cert(tls, "node3", ca="other-ca")
+    both = tls / "both.crt"  # (and this test's own clients reach every node)
     both.write_bytes((tls / "ca.crt").read_bytes() + (tls / "other-ca.crt").read_bytes())
     d = tmp_path / "net"
     man = mf.create(d, 4, free_base_port(4))
     for n in man.nodes:
-        _with_tls(n.config, tls, f"node{n.index}")
+        _with_tls(n.config, tls, f"node{n.index}", "both" if n.index == 3 else "ca")
     monkeypatch.setenv(ENV_CA, str(both))  # (this process's clients: net.up's)
     tn = RunningTestnet(d)
     try:
@@ -80,7 +82,10 @@ def test_a_tls_consortium_commits_and_names_what_tls_refuses(
         assert resp.committed
         wait_for(lambda: all(h and h[0] >= resp.height for h in tn.heads()[:3]), 30,
                  what="nodes 0-2 at the record's height")  # fmt: skip
-        untrusted = f"peer {tn.addresses[3]}: its TLS certificate is not trusted: it must chain"
+        untrusted = (
+            f"peer {tn.addresses[3]}: its TLS certificate is not trusted (unable to get local "
+            "issuer certificate): it must chain"
+        )
         problems = wait_for(lambda: _problems(tn, 0) if untrusted in _problems(tn, 0) else "",
                             30, what="node 0 naming node 3's certificate")  # fmt: skip
         assert untrusted in problems
@@ -89,7 +94,7 @@ def test_a_tls_consortium_commits_and_names_what_tls_refuses(
         assert cli.returncode == 0, cli.stderr
         for ca, why in (
             ("", "if it serves TLS, name the consortium's CA certificate file in SUYUAN_TLS_CA"),
-            (str(tls / "other-ca.crt"), "its TLS certificate is not trusted: it must chain"),
+            (str(tls / "other-ca.crt"), "its TLS certificate is not trusted (unable to get"),
         ):
             cli = suyuan("node", "status", "--node", tn.addresses[0], cwd=tmp_path,
                          env={ENV_CA: ca})  # fmt: skip
@@ -161,3 +166,71 @@ def test_a_key_that_is_not_the_certificates_own_is_named(tmp_path: Path) -> None
     TlsFiles(
         tmp_path / "node0.crt", tmp_path / "node0.key", tmp_path / "ca.crt"
     ).load().check_pair()
+
+
+def _expired_cert(d: Path, node: str) -> None:
+    """``{node}.crt``, signed by ``ca``, valid in January 2020 only (``openssl ca`` dates)."""
+    (d / "db").mkdir()
+    (d / "db" / "index.txt").write_text("")
+    (d / "db" / "serial").write_text("1000\n")
+    (d / "ca.cnf").write_text(
+        "[ca]\ndefault_ca = c\n[c]\ndir = db\ndatabase = db/index.txt\nserial = db/serial\n"
+        "new_certs_dir = db\ndefault_md = sha256\npolicy = p\ncopy_extensions = copy\n"
+        "unique_subject = no\n[p]\ncommonName = supplied\n"
+    )
+    _openssl(d, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-subj", f"/CN={node}", "-keyout", f"{node}.key", "-out", f"{node}.csr")  # fmt: skip
+    _openssl(d, "ca", "-batch", "-config", "ca.cnf", "-cert", "ca.crt", "-keyfile", "ca.key",
+             "-in", f"{node}.csr", "-out", f"{node}.crt", "-startdate", "20200101000000Z",
+             "-enddate", "20200201000000Z")  # fmt: skip
+
+
+def test_what_tls_would_refuse_is_named_before_the_node_serves(tmp_path: Path) -> None:
+    # QA-Z: a CA file that did not parse, an expired certificate or an encrypted key let
+    # the node start, and it sat out of the consortium saying nothing of why
+    make_ca(tmp_path)
+    make_ca(tmp_path, "other-ca")
+    make_node_cert(tmp_path, "node0")
+    make_node_cert(tmp_path, "node1", ca="other-ca")
+    _expired_cert(tmp_path, "old")
+    _openssl(tmp_path, "pkey", "-in", "node0.key", "-aes256", "-passout", "pass:x",
+             "-out", "enc.key")  # fmt: skip
+    (tmp_path / "junk.crt").write_text(
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    )
+    for cert, key, ca, why in (
+        ("node0", "enc", "ca", r"tls\.key_file: .*enc\.key is encrypted"),
+        ("node0", "node1", "ca", r"does not take tls\.key_file with tls\.cert_file \(key values"),
+        ("node0", "node0", "junk", r"tls\.ca_file: .*junk\.crt holds no certificate TLS can read"),
+        ("node1", "node1", "ca", r"node1\.crt\) does not verify under tls\.ca_file: unable to"),
+        ("old", "old", "ca", r"old\.crt\) does not verify under tls\.ca_file: certificate has exp"),
+    ):
+        files = TlsFiles(*(tmp_path / f"{n}.{x}" for n, x in ((cert, "crt"), (key, "key"),
+                                                              (ca, "crt"))))  # fmt: skip
+        with pytest.raises(ConfigError, match=why):
+            files.check()
+    TlsFiles(tmp_path / "node0.crt", tmp_path / "node0.key", tmp_path / "ca.crt").check()
+
+
+def test_a_cli_ca_file_that_does_not_parse_is_named(tmp_path: Path) -> None:
+    (tmp_path / "junk.crt").write_text(
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    )
+    res = suyuan("node", "status", "--node", "127.0.0.1:9", cwd=tmp_path,
+                 env={ENV_CA: str(tmp_path / "junk.crt")})  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    [line] = res.stderr.strip().splitlines()
+    assert "SUYUAN_TLS_CA: " in line
+    assert "holds no certificate TLS can read" in line
+
+
+@pytest.mark.slow
+def test_testnet_commands_reach_their_plain_nodes_whatever_the_cli_trusts(
+    testnet4: RunningTestnet, tmp_path: Path
+) -> None:
+    # QA-Z: with SUYUAN_TLS_CA exported, `testnet status` read every plain node as not
+    # answering (exit 5), `testnet up` as not healthy
+    make_ca(tmp_path)
+    res = suyuan("testnet", "status", "--dir", str(testnet4.dir), "--json", cwd=tmp_path,
+                 env={ENV_CA: str(tmp_path / "ca.crt")})  # fmt: skip
+    assert res.returncode == 0, res.stderr  # (exit 5 unless every node answers)
