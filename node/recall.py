@@ -39,6 +39,8 @@ _RECALL_ID_NAMESPACE = uuid.UUID("0c6f2d4e-93a1-4b7e-8f55-2d1b6a9e7c31")
 #: how rule event-id names the record holding an eventID: pending, or committed
 _HOLDER = re.compile(r"is (on a pending record|already on the chain) \(record ([0-9a-f]{64})\)")
 _POLL_S = 0.2
+#: how rule event-id refuses a record whose block held another record of its eventID
+_IN_BLOCK = "is named by an earlier record of this block"
 
 
 @dataclass
@@ -319,11 +321,13 @@ def _commit_chunk(
         except RemoteRuleError as e:
             held = _holder(e)
             if held is None:
+                if _IN_BLOCK in str(e) and attempt < MAX_EVENT_ID_TRIES:
+                    continue  # (a block held an earlier run's record of it too: see which)
                 raise
-            pending, rid = held
-            # a committed holder: a recall of ours declared in error, or another author's
-            # eventID; a pending one of ours: an earlier run's, waited for
-            earlier = _earlier_run(client, rid, key.name, done, timeout) if pending else None
+            # an earlier run's record of ours, pending (waited for) or committed and not
+            # declared in error (review: it committed between this run's scope and its
+            # submit); else a declared recall of ours, or another author's eventID
+            earlier = _earlier_run(client, held, key.name, done, timeout)
             if earlier is None:
                 continue
             return earlier
@@ -361,19 +365,19 @@ def _submit(
     return resp
 
 
-def _holder(refusal: RemoteRuleError) -> tuple[bool, bytes] | None:
-    """(pending?, record id) of the record holding a refused recall's eventID, or None
-    when the refusal is of another kind."""
+def _holder(refusal: RemoteRuleError) -> bytes | None:
+    """The id of the record holding a refused recall's eventID (pending or committed), or
+    None when the refusal is of another kind."""
     m = _HOLDER.search(str(refusal)) if refusal.rule == "event-id" else None
-    return None if m is None else (m.group(1).startswith("on"), bytes.fromhex(m.group(2)))
+    return None if m is None else bytes.fromhex(m.group(2))
 
 
 def _earlier_run(
     client: LedgerClient, rid: bytes, author: str, done: str, timeout: float
 ) -> services_pb2.SubmitResponse | None:
-    """The commit of a pending recall record of ``author``'s with this recall's eventID (an
-    earlier run's, interrupted or timed out), waited for up to ``timeout``; None when the
-    pending record is another author's."""
+    """The commit of a recall record of ``author``'s with this recall's eventID (an earlier
+    run's, interrupted or timed out), waited for up to ``timeout`` while pending; None when
+    the record is another author's or was declared in error (the next eventID is taken)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -382,7 +386,7 @@ def _earlier_run(
             if isinstance(e, NodeUnavailableError):
                 raise
             return None
-        if info.author != author:
+        if info.author != author or info.declared_by:
             return None
         if info.height > 0:
             return services_pb2.SubmitResponse(

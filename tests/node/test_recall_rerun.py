@@ -53,7 +53,9 @@ def test_a_rerun_while_the_recall_record_is_pending_waits_for_it(
     rid = first.split("recall record ", 1)[1][:64]
     assert pending == 1, (first, second)  # (the re-run wrote no second record)
     assert f"an earlier run's recall record {rid}" in second, second
-    assert [r["record_id"] for r in late] == [rid]  # (waited for, named as this run's)
+    # (waited for and named as this run's, or committed before this run read its scope:
+    # then its codes are held and it writes nothing; review, under load)
+    assert [r["record_id"] for r in late] in ([rid], [])
     assert recalled_by == "regulator"
 
 
@@ -112,3 +114,49 @@ def _declaration(g: Genesis, record_id: Any, address: str) -> Envelope:
 def _event_id(address: str, record_id: Any) -> str:
     with LedgerClient(address, timeout=30) as client:
         return client.get_record(bytes.fromhex(str(record_id))).info.event_id
+
+
+class _Node:
+    """A node whose rule event-id refuses the first submit: ``holder`` (an earlier run's
+    record of the recall's eventID, committed, declared in error or not) has it."""
+
+    address = "127.0.0.1:9"
+
+    def __init__(self, holder: bytes, declared: bool) -> None:
+        self.holder, self.declared, self.sent = holder, declared, 0
+
+    def submit(self, env: Any, wait: bool = False, timeout: float | None = None) -> Any:
+        from node.client import RemoteRuleError
+        from proto import services_pb2
+
+        self.sent += 1
+        if self.sent == 1:
+            raise RemoteRuleError(
+                f"rule event-id: eventID 'urn:uuid:x' is already on the chain (record "
+                f"{self.holder.hex()}): EPCIS gives each event its own eventID"
+            )
+        return services_pb2.SubmitResponse(committed=True, height=8, log_index=20)
+
+    def get_record(self, record_id: bytes, timeout: float | None = None) -> Any:
+        from proto import services_pb2, types_pb2
+
+        info = types_pb2.RecordInfo(record_id=record_id, author="regulator", height=5,
+                                    log_index=9, declared_by=b"\x01" * 32 if self.declared
+                                    else b"")  # fmt: skip
+        return services_pb2.RecordResponse(info=info)
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_an_earlier_runs_record_committed_meanwhile_is_this_runs(declared: bool) -> None:
+    # review: run 2 read its scope while run 1's record was pending; it committed before
+    # run 2 submitted, and run 2 committed a second recall record of the same codes
+    from node.recall import _commit_chunk, recall_event
+
+    g = solo_genesis()
+    node = _Node(b"\x07" * 32, declared)
+    event = recall_event([ITEM], set(), "2026-03-01T00:00:00Z")
+    resp = _commit_chunk(node, g, key("regulator"), event, "r", "other", "0 of 1", 5.0)  # type: ignore[arg-type]
+    if declared:  # (a declared recall of ours: the next eventID, a record of this run)
+        assert (node.sent, resp.height, resp.log_index) == (2, 8, 20)
+    else:
+        assert (node.sent, resp.record_id, resp.log_index) == (1, b"\x07" * 32, 9)
