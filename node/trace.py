@@ -185,7 +185,7 @@ def walk(
     # its goods came from where they came from (QA-X: a pallet's trace back named no
     # origin); not those of a container reached otherwise (a case that held the root: its
     # other contents are no source of the root)
-    packed = _contents(index, root) if back else frozenset()
+    packed = _contents(index, root, max_depth) if back else frozenset()
     # each code's state is read once: for its node and for the links it filters
     queue: deque[tuple[str, int, CodeState | None]] = deque([(root, 0, root_state)])
     yield _node(index, root, 0, "self", "", root_state)
@@ -232,21 +232,27 @@ def _neighbours(
     return [*up, *((c, r) for c, r in index.downstream(code) if r == "child")]
 
 
-def _contents(index: TraceIndex, root: str) -> frozenset[str]:
-    """``root`` and every code ever packed in it, at any depth (its "child" links, but
-    those a record declared in error made). Finite: each code is added once."""
+def _contents(index: TraceIndex, root: str, max_depth: int) -> frozenset[str]:
+    """``root`` and every code ever packed in it, fewer than ``max_depth`` levels down (its
+    "child" links, but those a record declared in error made): those whose contents the
+    walk may reach (review: a reusable crate's millions of past contents were read for a
+    one-level query). Each level is read once."""
     out = {root}
-    todo = [root]
-    while todo:
-        code = todo.pop()
-        for nxt, relation in index.downstream(code):
-            if relation != "child" or nxt in out:
-                continue
-            st = index.state(nxt)
-            if st is not None and st.unlinked and code in st.unlinked:
-                continue
-            out.add(nxt)
-            todo.append(nxt)
+    level = [root]
+    for _ in range(max_depth - 1):
+        below = []
+        for code in level:
+            for nxt, relation in index.downstream(code):
+                if relation != "child" or nxt in out:
+                    continue
+                st = index.state(nxt)
+                if st is not None and st.unlinked and code in st.unlinked:
+                    continue
+                out.add(nxt)
+                below.append(nxt)
+        if not below:
+            break
+        level = below
     return frozenset(out)
 
 

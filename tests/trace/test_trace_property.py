@@ -83,7 +83,9 @@ def test_trace_matches_brute_force_closure(g):
     back: dict[int, set[int]] = {}
     # back, from the root and what was packed in it at any depth, its contents too; from
     # what was packed in it, not the containers it was packed into
-    packed = reference_distances(n, _containing(edges), root)
+    packed = {
+        i for i, d in reference_distances(n, _containing(edges), root).items() if d < max_depth
+    }  # (packed fewer than max_depth levels down: the walk reaches only their contents)
     for a, b, k in edges:
         fwd.setdefault(a, set()).add(b)
         if not (k == "parent" and b in packed and b != root):
