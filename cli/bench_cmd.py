@@ -32,7 +32,12 @@ def bench(
     rate: Annotated[
         float, typer.Option("--rate", min=0, help="Offered records/s; 0 = open loop.")
     ] = 0.0,
-    batch: Annotated[int, typer.Option("--batch", min=1, help="Records per SubmitBatch.")] = 200,
+    batch: Annotated[
+        int,
+        typer.Option(
+            "--batch", min=1, max=1000, help="Records per SubmitBatch (a node takes 1,000 at most)."
+        ),
+    ] = 200,
     window: Annotated[
         int, typer.Option("--window", min=1, help="Batches in flight at most (all nodes).")
     ] = 40,

@@ -7,7 +7,8 @@ request stayed reachable, and glibc kept the pages it freed (QA-Y: each refused 
 Submit kept about 11 MB, and an outsider's 10 MB peer messages about 140 MB, for good).
 
 ``Hygiene.tick`` runs on the node's housekeeping timer: every ``CHECK_S`` it reads the
-resident size, and when that is ``GROWTH_BYTES`` above the size after its last collection,
+anonymous resident size, and when that is ``GROWTH_BYTES`` above the size after its last
+collection (or the lowest seen since),
 it collects every generation and returns free heap pages to the system. Under a steady
 load the resident size levels off and this runs rarely; it never runs more often than
 every ``CHECK_S``.
@@ -31,10 +32,13 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def resident_bytes() -> int:
-    """This process's resident set size (0 where ``/proc`` does not tell)."""
+    """This process's anonymous resident memory: resident less file-backed and shared
+    pages (LMDB's map is a file's: a node serving sync or audits grows by the pages it
+    reads, which no collection frees; review); 0 where ``/proc`` does not tell."""
     try:
         with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * _PAGE
+            fields = f.read().split()
+        return max(0, int(fields[1]) - int(fields[2])) * _PAGE
     except (OSError, ValueError, IndexError):
         return 0
 

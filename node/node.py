@@ -174,6 +174,7 @@ class Node:
         #: nothing to this one: QA-V, a validator moved to another port went unheard)
         self.inbound: dict[str, int] = {}
         self._inbound_none_since: dict[str, float] = {}
+        self._inbound_heard: dict[str, float] = {}  # member -> its streams' last message
         self._started = time.monotonic()
         self.settling = 0  # client requests waiting in ``settle`` (observability, tests)
         self._evidence_path = config.data_dir / "evidence.jsonl"
@@ -905,6 +906,11 @@ class Node:
 
     def inbound_opened(self, member: str) -> None:
         self.inbound[member] = self.inbound.get(member, 0) + 1
+        self.inbound_heard(member)
+
+    def inbound_heard(self, member: str) -> None:
+        """A message arrived on one of ``member``'s streams to this node."""
+        self._inbound_heard[member] = time.monotonic()
 
     def inbound_closed(self, member: str) -> None:
         left = self.inbound.get(member, 0) - 1
@@ -947,7 +953,11 @@ class Node:
         # and every member streaming to this node: its votes reach it, whether or not this
         # node's own `peers` reach it (QA-W: "2 of 4 ... no block can commit" while blocks
         # committed, two `peers` entries being wrong)
-        answering.update(m for m, n in self.inbound.items() if n > 0)
+        answering.update(  # (a hung one keeps its stream open: one heard lately; review)
+            m
+            for m, n in self.inbound.items()
+            if n > 0 and now - self._inbound_heard.get(m, -SILENT_S) < SILENT_S
+        )
         answering.add(self.key.name)
         return services_pb2.StatusResponse(
             chain_id=self.genesis.chain_id,

@@ -393,12 +393,12 @@ class PeerLink:
                 else:  # (QA: a typo in `peers` was never logged)
                     detail = (e.details() or "").splitlines()[0][:160] if e.details() else ""
                     tls = tls_hint(e.details() or "", self._tls, "the [tls] ca_file")
-                    if tls:  # (a setting to mend, not a peer down: named at once)
+                    if tls and self._tls:  # (a setting to mend, not a peer down: at once)
                         self._refuse(logging.ERROR, f"peer {self.address}: {tls}")
-                    else:
+                    else:  # (a plain node's "Socket closed" may be a restart: as usual)
                         self._silent(
-                            f"({e.code().name}{f': {detail}' if detail else ''}): is it "
-                            "running, and is its address in `peers` right?"
+                            f"({e.code().name}{f': {detail}' if detail else ''}): "
+                            + (tls or "is it running, and is its address in `peers` right?")
                         )
             except Exception:
                 log.exception("peer link %s failed", self.address)

@@ -217,6 +217,13 @@ class LedgerService(services_pb2_grpc.LedgerServicer):
                 await out.put(None)
 
         reader = asyncio.create_task(read())
+
+        # (review: a client gone mid-answer left the generator unclosed, and the reader
+        # blocked on the full queue until a collection; the call's end stops it)
+        def stop_reading(_call: Any) -> None:
+            reader.cancel()
+
+        context.add_done_callback(stop_reading)  # type: ignore[arg-type]  # (stubs: a class)
         try:
             while (item := await out.get()) is not None:
                 yield item
@@ -580,6 +587,7 @@ class PeerService(services_pb2_grpc.PeerServicer):
         """One message of ``sender``'s stream: votes, gossiped records, other consensus
         messages, evidence, in that order."""
         node = self.node
+        node.inbound_heard(sender)
         head = node.store.head().height
         # only votes that can still count: a vote at a committed height is stale, and one
         # far ahead cannot count before a sync (review: 300,000 junk votes, each decoded

@@ -175,9 +175,14 @@ def aio_channel(
 def client_credentials() -> grpc.ChannelCredentials | None:
     """TLS credentials for the CLI from ``SUYUAN_TLS_CA`` (None when it is not set);
     ``ConfigError`` when the file it names cannot be read or holds no certificate."""
-    path = os.environ.get(ENV_CA, "")
-    if not path:
+    path = os.environ.get(ENV_CA)
+    if path is None:
         return None
+    if not path.strip():  # (review: `SUYUAN_TLS_CA=$UNSET` meant plaintext, silently)
+        raise ConfigError(
+            f"{ENV_CA} is set but empty: name the CA certificate file, or unset it to reach "
+            "nodes without TLS"
+        )
     ca = _pem(Path(path).expanduser(), ENV_CA, "CERTIFICATE")
     try:  # (QA-Z: a file that did not parse read as a node that could not be reached)
         ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(

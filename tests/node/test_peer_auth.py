@@ -20,7 +20,7 @@ from node.peerauth import (
     link_hello,
     link_problem,
 )
-from node.peers import PeerLink
+from node.peers import SILENT_S, PeerLink
 from proto import services_pb2, services_pb2_grpc
 from tests.fixtures import genesis, key
 from tests.node.livenode import (
@@ -321,5 +321,8 @@ def test_a_validator_streaming_to_a_node_its_peers_miss_counts_as_answering(
             assert st.validators_answering >= st.quorum
             live.node.inbound_closed("v1")
             assert live.node.status().validators_answering == 2
+            # a stream open but silent (a hung validator keeps it open): not answering
+            live.node._inbound_heard["v2"] -= SILENT_S + 1
+            assert live.node.status().validators_answering == 1
 
     run(body)

@@ -93,11 +93,13 @@ def test_a_tls_consortium_commits_and_names_what_tls_refuses(
                      env={ENV_CA: str(tls / "ca.crt")})  # fmt: skip
         assert cli.returncode == 0, cli.stderr
         for ca, why in (
-            ("", "if it serves TLS, name the consortium's CA certificate file in SUYUAN_TLS_CA"),
+            (None, "if it serves TLS, name the consortium's CA certificate file in SUYUAN_TLS_CA"),
             (str(tls / "other-ca.crt"), "its TLS certificate is not trusted (unable to get"),
         ):
-            cli = suyuan("node", "status", "--node", tn.addresses[0], cwd=tmp_path,
-                         env={ENV_CA: ca})  # fmt: skip
+            with monkeypatch.context() as m:
+                m.delenv(ENV_CA)  # (unset: plain)
+                cli = suyuan("node", "status", "--node", tn.addresses[0], cwd=tmp_path,
+                             env={ENV_CA: ca} if ca else None)  # fmt: skip
             assert cli.returncode == 5, cli.stderr
             [line] = cli.stderr.strip().splitlines()  # (gRPC's own log lines: not shown)
             assert why in line, line
@@ -212,16 +214,20 @@ def test_what_tls_would_refuse_is_named_before_the_node_serves(tmp_path: Path) -
     TlsFiles(tmp_path / "node0.crt", tmp_path / "node0.key", tmp_path / "ca.crt").check()
 
 
-def test_a_cli_ca_file_that_does_not_parse_is_named(tmp_path: Path) -> None:
+def test_a_cli_ca_file_that_does_not_parse_or_is_empty_is_named(tmp_path: Path) -> None:
+    # QA-Z: read as a node that could not be reached; review: empty meant plaintext
     (tmp_path / "junk.crt").write_text(
         "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
     )
-    res = suyuan("node", "status", "--node", "127.0.0.1:9", cwd=tmp_path,
-                 env={ENV_CA: str(tmp_path / "junk.crt")})  # fmt: skip
-    assert res.returncode == 2, res.stderr
-    [line] = res.stderr.strip().splitlines()
-    assert "SUYUAN_TLS_CA: " in line
-    assert "holds no certificate TLS can read" in line
+    for value, why in (
+        (str(tmp_path / "junk.crt"), "junk.crt holds no certificate TLS can read"),
+        ("", "SUYUAN_TLS_CA is set but empty: name the CA certificate file, or unset it"),
+    ):
+        res = suyuan("node", "status", "--node", "127.0.0.1:9", cwd=tmp_path,
+                     env={ENV_CA: value})  # fmt: skip
+        assert res.returncode == 2, res.stderr
+        [line] = res.stderr.strip().splitlines()
+        assert why in line, line
 
 
 @pytest.mark.slow
