@@ -801,7 +801,10 @@ def _apply(
             _note_inspected(w, codes.all, w.time_ms)
         return _done(w)
 
-    if new and (step in SALE_STEPS or disposition in SALE_MARKS):
+    # (a persistentDisposition setting a sale too: QA-X, QA-Z, review)
+    if new and (
+        step in SALE_STEPS or disposition in SALE_MARKS or _persistent(ev, "set", SALE_MARKS)
+    ):
         _check_sale(w, codes.all)
     if new and record.is_handoff and record.attributes and CONTENTS_ATTRIBUTE in record.attributes:
         _check_offered_contents(w, record.attributes[CONTENTS_ATTRIBUTE])
@@ -837,8 +840,6 @@ def _apply(
                     c,
                 )
         sale = step in SALE_STEPS or disposition in SALE_DISPOSITIONS
-        # (QA-X: persistentDisposition set retail_sold signed a sale of a recalled code)
-        sale = sale or (new and bool(_persistent(ev, "set", SALE_MARKS)))
         if sale:
             for c in moving:
                 if w.need(c).recalled:

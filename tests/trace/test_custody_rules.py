@@ -1689,3 +1689,13 @@ def test_a_containers_trace_back_does_not_follow_its_contents_to_later_container
                             childEPCs=[CASE]))  # fmt: skip
     got = {n.code for n in trace_back(chain.custody, pallet).nodes}
     assert got == {normalize_code(pallet), normalize_code(CASE), C}
+
+
+def test_a_persistent_disposition_that_sells_an_expired_code_is_a_sale(chain):
+    # review: persistentDisposition set retail_sold was checked on recalled codes only, so
+    # an expired (or held) code could be marked sold that way
+    commission(chain, "farm", A)
+    chain.add("farm", observe("holding", A, disposition="expired"))
+    sold = observe("storing", A, persistentDisposition={"set": ["retail_sold"]})
+    with raises("expired", A):
+        new_record(chain, "farm", sold)
