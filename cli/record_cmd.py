@@ -304,20 +304,25 @@ def declare(
     event["errorDeclaration"] = decl
     env = sign_record(make_record(g, k.name, event, category=record.category), k)
     committed = _submit_and_report(env, target, wait=wait, timeout=timeout, as_json=as_json)
-    if committed and not as_json:  # (QA: which codes went void, which stayed, was not said)
-        with LedgerClient(target.address, timeout=timeout) as client:
-            freed = []
-            for code in record.codes()[:_SHOWN_CODES]:
-                try:
-                    nodes = client.trace_history(code, limit=1).nodes
-                except LedgerError:
-                    continue
-                if nodes:
-                    console.print(f"  {safe(code)}: {state_line(nodes[0])}")
-                    if not nodes[0].recalled:
-                        freed.append(code)
-            if bare_disposition(str(record.event.get("disposition", ""))) == "recalled":
-                _warn_upstream_recalls(client, freed)
+    if not committed:
+        return
+    recall = bare_disposition(str(record.event.get("disposition", ""))) == "recalled"
+    with LedgerClient(target.address, timeout=timeout) as client:
+        freed = []  # (a recall's: every code it named, --json too; QA-Z, review)
+        for i, code in enumerate(record.codes()):
+            shown = not as_json and i < _SHOWN_CODES
+            if not (shown or recall):
+                break
+            try:
+                nodes = client.trace_history(code, limit=1).nodes
+            except LedgerError:
+                continue
+            if nodes and shown:  # (QA: which codes went void, which stayed, was not said)
+                console.print(f"  {safe(code)}: {state_line(nodes[0])}")
+            if nodes and recall and not nodes[0].recalled:
+                freed.append(code)
+        if recall:
+            _warn_upstream_recalls(client, freed)
 
 
 def _warn_upstream_recalls(client: LedgerClient, freed: list[str]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cli import main as cli_main
@@ -21,7 +22,10 @@ A = "urn:epc:id:sgtin:6901234.012345.4001"
 B = "urn:epc:id:sgtin:6901234.012345.4002"
 
 
-def test_declaring_a_recall_names_what_an_upstream_recall_still_holds(tmp_path: Path) -> None:
+@pytest.mark.parametrize("as_json", [False, True])
+def test_declaring_a_recall_names_what_an_upstream_recall_still_holds(
+    tmp_path: Path, as_json: bool
+) -> None:
     g = solo_genesis()
     (tmp_path / "g.json").write_text(g.to_json())
     write_key_file(tmp_path / "regulator.key", key("regulator"), None)
@@ -43,13 +47,13 @@ def test_declaring_a_recall_names_what_an_upstream_recall_still_holds(tmp_path: 
             rid = await asyncio.to_thread(prepare, live.address)
             args = ["record", "declare", rid, "--key", str(tmp_path / "regulator.key"),
                     "--genesis", str(tmp_path / "g.json"), "--node", live.address,
-                    "--wait"]  # fmt: skip
+                    "--wait", *(["--json"] if as_json else [])]  # fmt: skip
             res = await asyncio.to_thread(CliRunner().invoke, cli_main.app, args)
             assert res.exit_code == 0, res.output
             return res.stdout, res.stderr
 
     out, err = run(body)
-    assert "committed at height" in out
+    assert ('"committed": true' if as_json else "committed at height") in out  # (QA-Z: --json)
     [line] = [ln for ln in err.splitlines() if ln.startswith("warning:")]
     assert "is no longer recalled, but it came from" in line
     assert "(input), still recalled by regulator, log #" in line
