@@ -264,7 +264,7 @@ def claim_data_dir(data_dir: Path, member: str) -> None:
 async def _serve(
     config: NodeConfig, genesis: Genesis, key: KeyPair, *, resync: bool = False
 ) -> None:
-    _peer_credentials(config)  # (a bad [tls] file is named before anything is written)
+    dial = _peer_credentials(config)  # (a bad [tls] file is named before anything is written)
     claim_data_dir(config.data_dir, key.name)
     for gone in remove_stale_scratch(config.data_dir):  # (review: a killed check's copy)
         log.warning("removed %s, left by an interrupted `suyuan node check`", gone)
@@ -280,7 +280,9 @@ async def _serve(
     state = store.get_sign_state() if validator else None
     if validator and not resync and config.peers:
         signed = SignState.from_bytes(state) if state is not None else None
-        await _refuse_if_signed_since(config, genesis, key, store, signed, new_store=new_store)
+        await _refuse_if_signed_since(
+            config, genesis, key, store, signed, new_store=new_store, credentials=dial
+        )
     node = Node(config, genesis, key, store)
     node.resync = resync
     node.new_store = validator and state is None
@@ -443,17 +445,18 @@ async def _refuse_if_signed_since(
     state: SignState | None,
     *,
     new_store: bool = False,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> None:
     """Raise ``ConfigError`` if a peer's recent blocks carry this validator's precommit
     above what its store has signed (``node.twin``): with no sign state (``state`` None),
     another process signs with its key or its store was moved away for a resync; with one,
     the store is older than what the key has signed (restored from a backup). ``store`` is
     closed first, and removed if this start made it (``new_store``): nothing is left
-    behind."""
+    behind. ``credentials``: how the peers are dialled (``_peer_credentials``, made once)."""
     above = state.height if state is not None else 0
     try:
         found = await recent_own_signature(
-            config.peers, genesis, key.name, above=above, credentials=_peer_credentials(config)
+            config.peers, genesis, key.name, above=above, credentials=credentials
         )
     except BaseException:
         store.close()
